@@ -1,0 +1,80 @@
+# winops.remoting: the two commands are `make demo` and `make test`; everything they need is
+# installed from here (Debian packages and PyPI), never by hand.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+VENV_OLDEST := $(CURDIR)/.venv-2.17
+BIN := $(VENV)/bin
+# Unit tests import the working tree as ansible_collections.winops.remoting through this link.
+DEV_COLLECTIONS := $(CURDIR)/build/dev
+# Integration tests, Molecule and the demo use the built and installed tarball.
+COLLECTIONS := $(CURDIR)/build/collections
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+TARBALL := $(CURDIR)/dist/winops-remoting-$(VERSION).tar.gz
+STATE_DIR ?= $(CURDIR)/build/demo-state
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: test demo deps system-deps lint unit unit-oldest build install integration benchmark clean
+
+test: deps lint unit unit-oldest install integration
+
+# --- set-up ---------------------------------------------------------------------------------
+system-deps: build/.system-deps
+build/.system-deps: tests/system-packages.txt
+	@mkdir -p build
+	@missing=$$(for p in $$(grep -v '^#' $< | xargs); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+deps: system-deps $(VENV)/.installed $(VENV_OLDEST)/.installed $(DEV_COLLECTIONS)/ansible_collections/winops/remoting
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	@touch $@
+
+$(VENV_OLDEST)/.installed: requirements.txt tests/requirements-ansible-2.17.txt
+	$(PYTHON) -m venv $(VENV_OLDEST)
+	$(VENV_OLDEST)/bin/pip install -q -r tests/requirements-ansible-2.17.txt
+	@touch $@
+
+$(DEV_COLLECTIONS)/ansible_collections/winops/remoting:
+	mkdir -p $(DEV_COLLECTIONS)/ansible_collections/winops
+	ln -sfn $(CURDIR) $@
+
+# --- checks ---------------------------------------------------------------------------------
+lint: deps
+	$(BIN)/ruff check plugins tests benchmarks
+	$(BIN)/ruff format --check plugins tests benchmarks
+
+unit: deps
+	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider
+
+unit-oldest: deps
+	$(VENV_OLDEST)/bin/python -m pytest tests/unit -q -p no:cacheprovider
+
+build: deps
+	@mkdir -p dist
+	$(BIN)/ansible-galaxy collection build --force --output-path dist .
+
+install: build
+	rm -rf $(COLLECTIONS)
+	$(BIN)/ansible-galaxy collection install --no-deps --force -p $(COLLECTIONS) $(TARBALL)
+
+integration: install
+	WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python -m pytest tests/integration -q -p no:cacheprovider
+
+benchmark: install
+	WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python benchmarks/run.py
+
+demo: install
+	WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) STATE_DIR=$(STATE_DIR) $(BIN)/python tests/demo.py
+
+clean:
+	rm -rf build dist .venv .venv-2.17

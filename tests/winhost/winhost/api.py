@@ -1,0 +1,192 @@
+"""The seams between winhost's layers, shared by all of them.
+
+The HTTP layer (listeners, TLS, authentication, message encryption) turns a request into a
+`WSManRequest` and an authenticated `Principal`; the WS-Management layer answers Identify and
+configuration requests itself and hands shell requests to a `ShellHandler` (WinRS cmd shell or
+PowerShell/PSRP shell); shells start commands through an `ExecutionEngine`, which decodes what
+Ansible sends and runs Python emulations of modules against the host's modelled state, seen
+through `HostView`.
+
+Rule for changing this file: add, do not change or remove existing names or signatures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+# WS-Management fault codes (MS-WSMV and the Windows error codes WinRM reports in WSManFault).
+WSMAN_FAULT_ACCESS_DENIED = 5
+WSMAN_FAULT_OPERATION_TIMEOUT = 2150858793  # 0x80338029, sent with subcode w:TimedOut
+WSMAN_FAULT_MAX_ENVELOPE_SIZE = 2150858881  # 0x80338081, request larger than MaxEnvelopeSize
+WSMAN_FAULT_SHELL_NOT_FOUND = 2150858843  # 0x8033805B, the shell id does not exist / expired
+WSMAN_FAULT_QUOTA_LIMIT = 2150859173  # 0x803381A5, shell / operation quota exceeded
+WSMAN_FAULT_BUSY = 170  # ERROR_BUSY
+WSMAN_FAULT_INVALID_SELECTORS = 2150858842  # 0x8033805A
+WSMAN_FAULT_ACTION_NOT_SUPPORTED = 2150858754  # 0x80338002
+WSMAN_FAULT_RESOURCE_NOT_FOUND = 2150858752  # 0x80338000 (unknown resource URI)
+
+
+class WSManFault(Exception):
+    """A SOAP fault as Windows sends it; the WS-Management layer serialises it.
+
+    code: "s:Sender" or "s:Receiver"; subcode: a qualified WS-Management subcode such as
+    "w:TimedOut", "w:AccessDenied", "w:QuotaLimit", "w:EncodingLimit", "w:InvalidSelectors",
+    "a:ActionNotSupported", "w:InternalError"; wsman_code: the numeric Code attribute of the
+    WSManFault detail; message: the human text Windows puts in the fault.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        subcode: str,
+        wsman_code: int,
+        message: str,
+        http_status: int = 500,
+        detail_extra: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.subcode = subcode
+        self.wsman_code = wsman_code
+        self.message = message
+        self.http_status = http_status
+        self.detail_extra = detail_extra
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """Who a request runs as, after authentication (and after become, for executions)."""
+
+    username: str  # the account name as Windows shows it, e.g. "ansible" or "SYSTEM"
+    domain: str  # computer name for local accounts, "WINOPS" for domain ones, "NT AUTHORITY"
+    auth_method: str  # "Basic", "Negotiate", "NTLM", "Kerberos", "CredSSP", "ClientCertificate"
+    is_admin: bool
+    delegated_credential: bool = False  # CredSSP, or Kerberos with a forwarded ticket
+
+    @property
+    def qualified_name(self) -> str:
+        """DOMAIN\\user, as whoami prints it (lower-case, like whoami)."""
+        return f"{self.domain}\\{self.username}".lower()
+
+
+@dataclasses.dataclass
+class WSManRequest:
+    """One parsed WS-Management request."""
+
+    action: str  # the wsa:Action URI
+    resource_uri: str  # wsman:ResourceURI
+    message_id: str  # wsa:MessageID (echoed as wsa:RelatesTo)
+    selectors: dict[str, str]  # wsman:SelectorSet, e.g. {"ShellId": "..."}
+    options: dict[str, str]  # wsman:OptionSet, e.g. {"WINRS_CONSOLEMODE_STDIN": "TRUE"}
+    operation_timeout: float | None  # wsman:OperationTimeout in seconds
+    max_envelope_size: int | None  # wsman:MaxEnvelopeSize the client declared, in bytes
+    locale: str | None
+    body: ET.Element  # the s:Body element
+    header: ET.Element  # the s:Header element
+    raw_size: int  # bytes of the (decrypted) envelope, for MaxEnvelopeSize checks
+
+
+@dataclasses.dataclass
+class WSManResponse:
+    """What a handler returns: the response action and the children of s:Body."""
+
+    action: str
+    body: list[ET.Element]
+    extra_headers: list[ET.Element] = dataclasses.field(default_factory=list)
+
+
+class ShellHandler(t.Protocol):
+    """Handles WS-Transfer Create/Delete and WinRS Command/Send/Receive/Signal for one shell
+    resource URI. May block (Receive waits up to the request's OperationTimeout)."""
+
+    def handle(self, request: WSManRequest, principal: Principal) -> WSManResponse: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Account:
+    """A local or domain account of the modelled host."""
+
+    name: str
+    password: str
+    domain: str
+    is_admin: bool
+    enabled: bool = True
+
+
+class HostView(t.Protocol):
+    """What shells and the execution engine may see of and do to a host."""
+
+    @property
+    def computer_name(self) -> str: ...  # NetBIOS name, upper-case, e.g. "WIN1"
+
+    @property
+    def fqdn(self) -> str: ...  # e.g. "win1.winops.test"
+
+    @property
+    def fs_root(self) -> Path: ...  # directory that models C:\ (the sandbox root)
+
+    def find_account(self, name: str) -> Account | None:
+        """An account by "user", "DOMAIN\\user" or "user@realm" (case-insensitive)."""
+        ...
+
+    def winrm_setting(self, path: str) -> str:
+        """A WinRM configuration value by path, e.g. "Service/MaxConcurrentOperationsPerUser",
+        "Shell/IdleTimeout" (milliseconds), "MaxEnvelopeSizekb"."""
+        ...
+
+    def facts(self) -> dict[str, t.Any]:
+        """Facts about the modelled machine (OS name/version, addresses, time zone...)."""
+        ...
+
+
+@dataclasses.dataclass
+class PipelineCommand:
+    """One command of a PSRP pipeline: a script block or a cmdlet with parameters."""
+
+    text: str  # script text or command name
+    is_script: bool
+    parameters: list[tuple[str | None, t.Any]]  # (name or None for positional, value)
+
+
+@dataclasses.dataclass
+class OutputBatch:
+    """Output produced since the last read.
+
+    stdout/stderr are bytes for WinRS command lines; for PSRP pipelines `objects` holds output
+    objects (str, int, dict...) and `errors` error-record messages.
+    """
+
+    stdout: bytes = b""
+    stderr: bytes = b""
+    objects: list[t.Any] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
+    finished: bool = False
+    exit_code: int | None = None  # set when finished (WinRS); PSRP uses had_errors
+    had_errors: bool = False
+
+
+class Process(t.Protocol):
+    """A running command (WinRS) or pipeline (PSRP)."""
+
+    def send_input(self, data: bytes | list[t.Any], end: bool) -> None: ...
+
+    def read_output(self, timeout: float) -> OutputBatch:
+        """Wait up to `timeout` seconds for output or completion; return what there is."""
+        ...
+
+    def terminate(self) -> None: ...
+
+
+class ExecutionEngine(t.Protocol):
+    """Decodes and runs what a client asks a shell to run."""
+
+    def start_command_line(
+        self, host: HostView, principal: Principal, command: str, arguments: list[str]
+    ) -> Process: ...
+
+    def start_pipeline(
+        self, host: HostView, principal: Principal, commands: list[PipelineCommand]
+    ) -> Process: ...

@@ -57,7 +57,7 @@ unit: deps
 	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider
 
 unit-oldest: deps
-	$(VENV_OLDEST)/bin/python -m pytest tests/unit -q -p no:cacheprovider
+	$(VENV_OLDEST)/bin/python -m pytest tests/unit/plugins -q -p no:cacheprovider
 
 build: deps
 	@mkdir -p dist

@@ -1,0 +1,132 @@
+"""Validation of connection options before any network traffic.
+
+Internal use only: this module is not part of the collection's public API.
+
+Every failure is an OptionError whose message names the variable the user set, the value it
+had and what would have been accepted:
+``Invalid value 'kerberoz' for ansible_winrm_transport: expected one of basic, ...``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import typing as t
+
+from ansible.errors import AnsibleError
+
+_TRUE_WORDS = frozenset(("true", "yes", "on", "1", "y", "t"))
+_FALSE_WORDS = frozenset(("false", "no", "off", "0", "n", "f"))
+
+
+class OptionError(AnsibleError):
+    """A connection option has a value the plugin cannot use."""
+
+    def __init__(self, var: str, value: object, what: str) -> None:
+        self.var = var
+        self.value = value
+        self.what = what
+        super().__init__(f"Invalid value {value!r} for {var}: expected {what}")
+
+
+def require(condition: bool, var: str, value: object, what: str) -> None:
+    """Raise OptionError for ``var`` unless ``condition`` holds."""
+    if not condition:
+        raise OptionError(var, value, what)
+
+
+def choice(var: str, value: object, allowed: t.Sequence[str]) -> str:
+    """Return the canonical lower-case form of ``value`` if it is one of ``allowed``.
+
+    The comparison ignores case and surrounding blanks; the error lists ``allowed`` in the
+    order given.
+    """
+    canonical = {option.lower(): option.lower() for option in allowed}
+    if isinstance(value, str) and value.strip().lower() in canonical:
+        return canonical[value.strip().lower()]
+    raise OptionError(var, value, f"one of {', '.join(option.lower() for option in allowed)}")
+
+
+def _describe_range(kind: str, minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"{kind} between {minimum} and {maximum}"
+    if minimum is not None:
+        return f"{kind} >= {minimum}"
+    if maximum is not None:
+        return f"{kind} <= {maximum}"
+    return kind
+
+
+def _as_int(value: object) -> int | None:
+    # bool is an int subclass, but "port: true" is a mistake, not 1.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip(), 10)
+        except ValueError:
+            return None
+    return None
+
+
+def integer(var: str, value: object, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as an int within the optional inclusive bounds."""
+    number_value = _as_int(value)
+    in_range = number_value is not None and (
+        (minimum is None or number_value >= minimum)
+        and (maximum is None or number_value <= maximum)
+    )
+    if number_value is None or not in_range:
+        raise OptionError(var, value, _describe_range("an integer", minimum, maximum))
+    return number_value
+
+
+def port(var: str, value: object) -> int:
+    """Return ``value`` as a TCP port number (1..65535)."""
+    number_value = _as_int(value)
+    if number_value is None or not 1 <= number_value <= 65535:
+        raise OptionError(var, value, "a port number between 1 and 65535")
+    return number_value
+
+
+def number(var: str, value: object, minimum: float | None = None) -> float:
+    """Return ``value`` as a finite float, at least ``minimum`` when given."""
+    parsed: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        parsed = float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = float(value.strip())
+        except ValueError:
+            parsed = None
+    if parsed is None or not math.isfinite(parsed) or (minimum is not None and parsed < minimum):
+        raise OptionError(var, value, _describe_range("a number", minimum, None))
+    return parsed
+
+
+def boolean(var: str, value: object) -> bool:
+    """Return ``value`` as a bool; accepts bools, 1/0 and true/false, yes/no, on/off words."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    raise OptionError(var, value, "a boolean (true/false, yes/no, on/off or 1/0)")
+
+
+def existing_file(var: str, value: object) -> str:
+    """Return the ``~``-expanded path in ``value`` if it names a readable regular file."""
+    if isinstance(value, str) and value.strip():
+        path = os.path.expanduser(value)
+        if os.path.isfile(path) and os.access(path, os.R_OK):
+            return path
+    raise OptionError(var, value, "the path of an existing, readable file")

@@ -1,0 +1,1 @@
+"""WS-Management layer of winhost: envelopes, faults, Identify, winrm/config and routing."""

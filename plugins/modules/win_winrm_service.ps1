@@ -1,0 +1,222 @@
+#!powershell
+
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+
+# WinRM service and client settings through the WSMan: drive. A setting that Group Policy sets is
+# reported in managed_by_policy and left alone: writing it would fail or be undone at the next
+# policy refresh.
+
+$clientOptions = @{
+    auth_basic = @{ type = 'bool' }
+    auth_digest = @{ type = 'bool' }
+    auth_kerberos = @{ type = 'bool' }
+    auth_negotiate = @{ type = 'bool' }
+    auth_certificate = @{ type = 'bool' }
+    auth_credssp = @{ type = 'bool' }
+    allow_unencrypted = @{ type = 'bool' }
+    trusted_hosts = @{ type = 'list'; elements = 'str' }
+}
+
+$spec = @{
+    options = @{
+        auth_basic = @{ type = 'bool' }
+        auth_kerberos = @{ type = 'bool' }
+        auth_negotiate = @{ type = 'bool' }
+        auth_certificate = @{ type = 'bool' }
+        auth_credssp = @{ type = 'bool' }
+        allow_unencrypted = @{ type = 'bool' }
+        cbt_hardening_level = @{ type = 'str'; choices = @('none', 'relaxed', 'strict') }
+        certificate_thumbprint = @{ type = 'str' }
+        ipv4_filter = @{ type = 'str' }
+        ipv6_filter = @{ type = 'str' }
+        max_envelope_size_kb = @{ type = 'int' }
+        client = @{ type = 'dict'; options = $clientOptions }
+    }
+    supports_check_mode = $true
+}
+
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+
+$policyRoot = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\WinRM'
+
+# option name -> where WinRM keeps it, how to compare it, and the policy value that overrides it.
+$serviceSettings = [ordered]@{
+    auth_basic = @{ Path = 'Service\Auth\Basic'; Kind = 'bool'; Policy = 'Service\AllowBasic' }
+    auth_kerberos = @{ Path = 'Service\Auth\Kerberos'; Kind = 'bool'; Policy = 'Service\AllowKerberos' }
+    auth_negotiate = @{ Path = 'Service\Auth\Negotiate'; Kind = 'bool'; Policy = $null }
+    auth_certificate = @{ Path = 'Service\Auth\Certificate'; Kind = 'bool'; Policy = $null }
+    auth_credssp = @{ Path = 'Service\Auth\CredSSP'; Kind = 'bool'; Policy = 'Service\AllowCredSSP' }
+    allow_unencrypted = @{ Path = 'Service\AllowUnencrypted'; Kind = 'bool'; Policy = 'Service\AllowUnencryptedTraffic' }
+    cbt_hardening_level = @{ Path = 'Service\Auth\CbtHardeningLevel'; Kind = 'cbt'; Policy = 'Service\CbtHardeningLevel' }
+    certificate_thumbprint = @{ Path = 'Service\CertificateThumbprint'; Kind = 'thumbprint'; Policy = $null }
+    ipv4_filter = @{ Path = 'Service\IPv4Filter'; Kind = 'filter'; Policy = 'Service\IPv4Filter' }
+    ipv6_filter = @{ Path = 'Service\IPv6Filter'; Kind = 'filter'; Policy = 'Service\IPv6Filter' }
+    max_envelope_size_kb = @{ Path = 'MaxEnvelopeSizekb'; Kind = 'int'; Policy = $null }
+}
+$clientSettings = [ordered]@{
+    auth_basic = @{ Path = 'Client\Auth\Basic'; Kind = 'bool'; Policy = 'Client\AllowBasic' }
+    auth_digest = @{ Path = 'Client\Auth\Digest'; Kind = 'bool'; Policy = 'Client\AllowDigest' }
+    auth_kerberos = @{ Path = 'Client\Auth\Kerberos'; Kind = 'bool'; Policy = 'Client\AllowKerberos' }
+    auth_negotiate = @{ Path = 'Client\Auth\Negotiate'; Kind = 'bool'; Policy = 'Client\AllowNegotiate' }
+    auth_certificate = @{ Path = 'Client\Auth\Certificate'; Kind = 'bool'; Policy = $null }
+    auth_credssp = @{ Path = 'Client\Auth\CredSSP'; Kind = 'bool'; Policy = 'Client\AllowCredSSP' }
+    allow_unencrypted = @{ Path = 'Client\AllowUnencrypted'; Kind = 'bool'; Policy = 'Client\AllowUnencryptedTraffic' }
+    trusted_hosts = @{ Path = 'Client\TrustedHosts'; Kind = 'list'; Policy = 'Client\TrustedHosts' }
+}
+
+function Get-IPFilterProblem {
+    <# Returns why an IPv4Filter/IPv6Filter value is invalid, or $null. #>
+    param([string]$Value, [System.Net.Sockets.AddressFamily]$Family)
+
+    if ($Value.Trim() -eq '' -or $Value.Trim() -eq '*') {
+        return $null
+    }
+    foreach ($range in $Value.Split(',')) {
+        foreach ($end in $range.Split('-')) {
+            $parsed = $null
+            $text = $end.Trim()
+            if (-not [System.Net.IPAddress]::TryParse($text, [ref]$parsed) -or $parsed.AddressFamily -ne $Family) {
+                return "'$text' is not an address of the $Family family"
+            }
+        }
+    }
+    return $null
+}
+
+function ConvertTo-Comparable {
+    <# Brings a WSMan string and a module value to one form per kind of setting. #>
+    param($Value, [string]$Kind)
+
+    switch ($Kind) {
+        'bool' { return ([string]$Value) -eq 'true' -or $Value -eq $true }
+        'int' { return [int64]$Value }
+        'cbt' { return ([string]$Value).ToLowerInvariant() }
+        'thumbprint' { return (([string]$Value) -replace '[\s\u200e]', '').ToUpperInvariant() }
+        'filter' { return ((([string]$Value) -split '\s*,\s*') -join ',').Trim().ToLowerInvariant() }
+        'list' { return (@(([string]$Value).Split(',') | ForEach-Object { $_.Trim() } | Where-Object { $_ } | Sort-Object -Unique) -join ',') }
+    }
+}
+
+function ConvertTo-WSManValue {
+    <# The string WinRM stores for a module value. #>
+    param($Value, [string]$Kind)
+
+    switch ($Kind) {
+        'bool' { return ([string][bool]$Value).ToLowerInvariant() }
+        'cbt' { return (Get-Culture).TextInfo.ToTitleCase([string]$Value) }
+        'list' { return ($Value -join ',') }
+        default { return [string]$Value }
+    }
+}
+
+function Get-PolicyValue {
+    <# The Group Policy value for a setting, or $null when policy does not set it. #>
+    param([string]$Policy)
+
+    if (-not $Policy) {
+        return $null
+    }
+    $key, $name = $Policy.Split('\', 2)
+    $item = Get-ItemProperty -LiteralPath "$policyRoot\$key" -Name $name -ErrorAction SilentlyContinue
+    if ($null -eq $item) {
+        return $null
+    }
+    return $item.$name
+}
+
+function Update-Setting {
+    <# Compares one requested setting with the host and applies it unless policy owns it. #>
+    param([string]$Scope, [string]$Name, [Hashtable]$Definition, $Requested)
+
+    $path = "WSMan:\localhost\$($Definition.Path)"
+    try {
+        $leaf = Get-Item -LiteralPath $path -ErrorAction Stop
+    }
+    catch {
+        $module.FailJson("cannot read $path for $Scope option '$Name' (is the WinRM service running?): $($_.Exception.Message)", $_)
+    }
+    $kind = $Definition.Kind
+    $currentValue = ConvertTo-Comparable -Value $leaf.Value -Kind $kind
+    $wanted = ConvertTo-Comparable -Value (ConvertTo-WSManValue -Value $Requested -Kind $kind) -Kind $kind
+    $label = if ($Scope -eq 'client') { "client.$Name" } else { $Name }
+
+    $before[$label] = $currentValue
+    $policyValue = Get-PolicyValue -Policy $Definition.Policy
+    if ($null -ne $policyValue -or $leaf.SourceOfValue -eq 'GPO') {
+        $managed.Add(@{ setting = $label; path = $path; value = $currentValue; requested = $wanted; policy = "$policyRoot\$($Definition.Policy)" })
+        if ($currentValue -ne $wanted) {
+            $module.Warn("$label is set by Group Policy ($policyRoot\$($Definition.Policy)); leaving it at '$currentValue' instead of '$wanted'")
+        }
+        $after[$label] = $currentValue
+        return
+    }
+
+    $after[$label] = $wanted
+    if ($currentValue -eq $wanted) {
+        return
+    }
+    if (-not $module.CheckMode) {
+        try {
+            Set-Item -LiteralPath $path -Value (ConvertTo-WSManValue -Value $Requested -Kind $kind) -Force -ErrorAction Stop
+        }
+        catch {
+            $module.FailJson("cannot set $label to '$wanted' at $($path): $($_.Exception.Message)", $_)
+        }
+    }
+    $module.Result.changed = $true
+}
+
+# Validate every input before touching anything.
+$params = $module.Params
+foreach ($familyCheck in @(@('ipv4_filter', [System.Net.Sockets.AddressFamily]::InterNetwork), @('ipv6_filter', [System.Net.Sockets.AddressFamily]::InterNetworkV6))) {
+    $value = $params[$familyCheck[0]]
+    if ($null -ne $value) {
+        $problem = Get-IPFilterProblem -Value $value -Family $familyCheck[1]
+        if ($null -ne $problem) {
+            $module.FailJson("$($familyCheck[0]) '$value' is invalid: $problem; use '*', '' or comma-separated 'first-last' ranges")
+        }
+    }
+}
+if ($null -ne $params.max_envelope_size_kb -and $params.max_envelope_size_kb -lt 1) {
+    $module.FailJson("max_envelope_size_kb '$($params.max_envelope_size_kb)' must be a positive number of kilobytes")
+}
+if ($params.certificate_thumbprint) {
+    $thumbprint = ConvertTo-Comparable -Value $params.certificate_thumbprint -Kind 'thumbprint'
+    if ($thumbprint -notmatch '^[0-9A-F]{40}$') {
+        $module.FailJson("certificate_thumbprint '$($params.certificate_thumbprint)' is not a SHA-1 thumbprint of 40 hex digits")
+    }
+    if (-not (Test-Path -LiteralPath "Cert:\LocalMachine\My\$thumbprint")) {
+        if ($module.CheckMode) {
+            $module.Warn("certificate_thumbprint '$thumbprint' is not in Cert:\LocalMachine\My yet; continuing because this is check mode")
+        }
+        else {
+            $module.FailJson("certificate_thumbprint '$thumbprint' is not in Cert:\LocalMachine\My")
+        }
+    }
+}
+
+$before = [ordered]@{}
+$after = [ordered]@{}
+$managed = [System.Collections.Generic.List[Hashtable]]::new()
+
+foreach ($name in $serviceSettings.Keys) {
+    if ($null -ne $params[$name]) {
+        Update-Setting -Scope 'service' -Name $name -Definition $serviceSettings[$name] -Requested $params[$name]
+    }
+}
+if ($null -ne $params.client) {
+    foreach ($name in $clientSettings.Keys) {
+        if ($null -ne $params.client[$name]) {
+            Update-Setting -Scope 'client' -Name $name -Definition $clientSettings[$name] -Requested $params.client[$name]
+        }
+    }
+}
+
+$module.Diff.before = $before
+$module.Diff.after = $after
+$module.Result.settings = $after
+$module.Result.managed_by_policy = @($managed)
+$module.ExitJson()

@@ -1,0 +1,132 @@
+"""Retrying WinRM operations that are safe to repeat, with exponential backoff.
+
+Internal use only: this module is not part of the collection's public API.
+
+Use ``call_with_retry`` only for idempotent steps: creating or deleting a shell or runspace,
+receiving output, Identify. Never wrap the start of a command (WinRS Command, PSRP pipeline
+invoke): if the request reached the host before the connection broke, a retry would run the
+command twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import socket
+import ssl
+import time
+import typing as t
+
+T = t.TypeVar("T")
+
+# HTTP statuses a proxy, load balancer or a busy WinRM service returns for a passing condition.
+TRANSIENT_HTTP_STATUSES = frozenset((502, 503, 504))
+_TRANSIENT_ERRNOS = frozenset(
+    (errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT)
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry: ``retries`` extra attempts after the first."""
+
+    retries: int = 3
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError(
+                f"backoff and max_backoff must be >= 0, got {self.backoff} and {self.max_backoff}"
+            )
+
+    def delay(self, retry_number: int) -> float:
+        """Seconds to wait before retry ``retry_number`` (1-based): doubling, capped."""
+        return float(min(self.backoff * 2 ** (retry_number - 1), self.max_backoff))
+
+
+def call_with_retry(  # noqa: PLR0917 - the signature both plugins code against
+    operation: str,
+    func: t.Callable[[], T],
+    policy: RetryPolicy,
+    is_transient: t.Callable[[BaseException], bool],
+    log: t.Callable[[str], None] | None = None,
+    sleep: t.Callable[[float], None] = time.sleep,
+) -> T:
+    """Return ``func()``, retrying it while it raises errors that ``is_transient`` accepts.
+
+    A non-transient error propagates at once. When the retries are used up, the last error
+    is re-raised unchanged (with its own ``__cause__``). ``log`` receives one line per retry.
+    """
+    retry_number = 0
+    while True:
+        try:
+            return func()
+        except Exception as err:
+            if retry_number >= policy.retries or not is_transient(err):
+                raise
+            retry_number += 1
+            delay = policy.delay(retry_number)
+            if log is not None:
+                log(
+                    f"{operation} failed with {type(err).__name__}: {err}; retry "
+                    f"{retry_number} of {policy.retries} in {delay:g}s"
+                )
+            sleep(delay)
+
+
+def exception_chain(exc: BaseException) -> t.Iterator[BaseException]:
+    """Yield ``exc`` and every error behind it: causes, contexts and wrapped errors."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        # urllib3 keeps the underlying error in .reason (MaxRetryError) or in args
+        # (ProtocolError("Connection aborted.", err)) without chaining it.
+        nested = [getattr(current, "reason", None), *current.args]
+        nested += [current.__cause__, current.__context__]
+        pending.extend(error for error in nested if isinstance(error, BaseException))
+
+
+def _http_status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        return status
+    code = getattr(exc, "code", None)  # pywinrm / pypsrp WinRMTransportError
+    return code if isinstance(code, int) else None
+
+
+def _is_name_or_tls_error(exc: BaseException) -> bool:
+    if isinstance(exc, (socket.gaierror, ssl.SSLError)):
+        return True
+    # requests and urllib3 have their own SSLError/NameResolutionError classes; match by name
+    # so that this module does not need either library.
+    return any(cls.__name__ in ("SSLError", "NameResolutionError") for cls in type(exc).__mro__)
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """A default classifier: refused/reset/aborted connections and HTTP 502/503/504.
+
+    Name resolution and TLS failures are not transient: retrying cannot fix a wrong host
+    name or an untrusted certificate, it only delays the real message.
+    """
+    chain = list(exception_chain(exc))
+    if any(_is_name_or_tls_error(error) for error in chain):
+        return False
+    for error in chain:
+        if _http_status(error) in TRANSIENT_HTTP_STATUSES:
+            return True
+        if isinstance(
+            error, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)
+        ):
+            return True
+        if isinstance(error, OSError) and error.errno in _TRANSIENT_ERRNOS:
+            return True
+    return False

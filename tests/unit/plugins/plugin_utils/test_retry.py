@@ -1,0 +1,212 @@
+"""Tests for _retry: what is retried, how long it waits, and what surfaces when it gives up."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+import pytest
+import requests
+import urllib3.exceptions
+
+from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
+    RetryPolicy,
+    call_with_retry,
+    is_transient_error,
+)
+
+
+class Transient(Exception):
+    pass
+
+
+class Permanent(Exception):
+    pass
+
+
+class FlakyOperation:
+    """Raises the given errors in turn, then returns "done"; counts its calls."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "done"
+
+
+def only_transient(exc: BaseException) -> bool:
+    return isinstance(exc, Transient)
+
+
+def test_transient_errors_retried_with_doubling_backoff() -> None:
+    operation = FlakyOperation(Transient("a"), Transient("b"), Transient("c"))
+    sleeps: list[float] = []
+    logged: list[str] = []
+    result = call_with_retry(
+        "create shell",
+        operation,
+        RetryPolicy(retries=3, backoff=0.5),
+        only_transient,
+        log=logged.append,
+        sleep=sleeps.append,
+    )
+    assert result == "done"
+    assert operation.calls == 4
+    assert sleeps == [0.5, 1.0, 2.0]
+    assert logged == [
+        "create shell failed with Transient: a; retry 1 of 3 in 0.5s",
+        "create shell failed with Transient: b; retry 2 of 3 in 1s",
+        "create shell failed with Transient: c; retry 3 of 3 in 2s",
+    ]
+
+
+def test_backoff_is_capped() -> None:
+    operation = FlakyOperation(*(Transient(str(i)) for i in range(5)))
+    sleeps: list[float] = []
+    call_with_retry(
+        "receive",
+        operation,
+        RetryPolicy(retries=5, backoff=4, max_backoff=10),
+        only_transient,
+        sleep=sleeps.append,
+    )
+    assert sleeps == [4, 8, 10, 10, 10]
+
+
+def test_success_first_time_does_not_sleep() -> None:
+    sleeps: list[float] = []
+    assert (
+        call_with_retry(
+            "identify", FlakyOperation(), RetryPolicy(), only_transient, sleep=sleeps.append
+        )
+        == "done"
+    )
+    assert sleeps == []
+
+
+def test_non_transient_error_is_not_retried() -> None:
+    error = Permanent("access denied")
+    operation = FlakyOperation(error, Transient("never reached"))
+    sleeps: list[float] = []
+    with pytest.raises(Permanent) as exc:
+        call_with_retry(
+            "delete shell", operation, RetryPolicy(retries=5), only_transient, sleep=sleeps.append
+        )
+    assert exc.value is error
+    assert operation.calls == 1
+    assert sleeps == []
+
+
+def test_retries_exhausted_reraises_last_error_with_its_cause() -> None:
+    errors = []
+    for number in range(3):
+        try:
+            raise OSError(f"socket {number}")
+        except OSError as cause:
+            try:
+                raise Transient(f"attempt {number}") from cause
+            except Transient as err:
+                errors.append(err)
+    operation = FlakyOperation(*errors)
+    sleeps: list[float] = []
+    with pytest.raises(Transient) as exc:
+        call_with_retry(
+            "receive",
+            operation,
+            RetryPolicy(retries=2, backoff=1),
+            only_transient,
+            sleep=sleeps.append,
+        )
+    assert exc.value is errors[2]
+    assert str(exc.value.__cause__) == "socket 2"
+    assert operation.calls == 3
+    assert sleeps == [1, 2]
+
+
+def test_zero_retries_means_one_attempt() -> None:
+    operation = FlakyOperation(Transient("x"))
+    with pytest.raises(Transient):
+        call_with_retry(
+            "x", operation, RetryPolicy(retries=0), only_transient, sleep=lambda _: None
+        )
+    assert operation.calls == 1
+
+
+def test_keyboard_interrupt_is_never_retried() -> None:
+    operation = FlakyOperation(KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        call_with_retry("x", operation, RetryPolicy(), lambda _: True, sleep=lambda _: None)
+    assert operation.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"retries": -1}, "retries must be >= 0"), ({"backoff": -1}, "backoff")]
+)
+def test_policy_rejects_negative_values(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        RetryPolicy(**kwargs)
+
+
+def _wrapped_connection_error(reason: BaseException) -> requests.ConnectionError:
+    pool_error = urllib3.exceptions.MaxRetryError(None, "/wsman", reason)
+    try:
+        raise requests.ConnectionError(pool_error) from pool_error
+    except requests.ConnectionError as err:
+        return err
+
+
+class FakeTransportError(Exception):
+    """Shaped like pywinrm/pypsrp WinRMTransportError: an HTTP code attribute."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"Bad HTTP response returned from server. Code {code}")
+        self.code = code
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), True),
+        (ConnectionResetError(104, "Connection reset by peer"), True),
+        (_wrapped_connection_error(urllib3.exceptions.NewConnectionError(None, "refused")), False),
+        (_wrapped_connection_error(ConnectionRefusedError(111, "Connection refused")), True),
+        (
+            _wrapped_connection_error(
+                urllib3.exceptions.ProtocolError("aborted", ConnectionResetError(104, "reset"))
+            ),
+            True,
+        ),
+        (_wrapped_connection_error(socket.gaierror(-2, "Name or service not known")), False),
+        (
+            _wrapped_connection_error(ssl.SSLCertVerificationError(1, "certificate verify failed")),
+            False,
+        ),
+        (requests.exceptions.SSLError("bad handshake"), False),
+        (FakeTransportError(503), True),
+        (FakeTransportError(502), True),
+        (FakeTransportError(401), False),
+        (FakeTransportError(500), False),
+        (ValueError("bad"), False),
+    ],
+)
+def test_default_transient_classifier(error: BaseException, transient: bool) -> None:
+    assert is_transient_error(error) is transient
+
+
+def test_classifier_reads_requests_response_status() -> None:
+    response = requests.Response()
+    response.status_code = 503
+    assert is_transient_error(requests.HTTPError("busy", response=response))
+    response.status_code = 404
+    assert not is_transient_error(requests.HTTPError("missing", response=response))
+
+
+def test_classifier_survives_cyclic_chains() -> None:
+    first = ValueError("first")
+    second = ValueError("second", first)
+    first.__context__ = second
+    assert is_transient_error(first) is False

@@ -1,0 +1,71 @@
+"""Keeping secrets out of logs, messages and debug output.
+
+Internal use only: this module is not part of the collection's public API.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import typing as t
+from xml.sax.saxutils import escape as xml_escape
+
+MASK = "********"
+# Option names whose values are secrets: passwords, private keys, tokens.
+_SECRET_OPTION = re.compile(r"password|pass|secret|key_pem|token", re.IGNORECASE)
+
+
+def _spellings(secret: str) -> set[str]:
+    # A secret can reach text as written, JSON-escaped, repr()-escaped or XML-escaped (SOAP).
+    return {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+        xml_escape(secret, {'"': "&quot;", "'": "&apos;"}),
+    }
+
+
+def redact(text: str, secrets: t.Iterable[str | None]) -> str:
+    """Return ``text`` with every non-empty secret (and its escaped forms) replaced by MASK."""
+    spellings: set[str] = set()
+    for secret in secrets:
+        if secret:
+            spellings |= _spellings(secret)
+    # Longest first, so a secret that contains another is masked whole.
+    for spelling in sorted(spellings, key=len, reverse=True):
+        text = text.replace(spelling, MASK)
+    return text
+
+
+def redact_data(data: t.Any, secrets: t.Iterable[str | None]) -> t.Any:
+    """Apply ``redact`` to every string inside nested dicts, lists and tuples."""
+    secret_list = [secret for secret in secrets if secret]
+    if isinstance(data, str):
+        return redact(data, secret_list)
+    if isinstance(data, dict):
+        return {key: redact_data(value, secret_list) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(redact_data(value, secret_list) for value in data)
+    return data
+
+
+def is_secret_option(name: str) -> bool:
+    """True when an option of this name holds a secret (password, key, token)."""
+    return bool(_SECRET_OPTION.search(name))
+
+
+def redacted_options(options: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A copy of ``options`` safe to log: secret values replaced by MASK, nested dicts too.
+
+    An unset secret (None) stays None, so the log still tells whether it was given.
+    """
+    safe: dict[str, t.Any] = {}
+    for name, value in options.items():
+        if is_secret_option(str(name)) and value is not None:
+            safe[name] = MASK
+        elif isinstance(value, dict):
+            safe[name] = redacted_options(value)
+        else:
+            safe[name] = value
+    return safe

@@ -1,0 +1,91 @@
+"""Tests for _redact: secrets masked wherever and however they appear."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.winops.remoting.plugins.plugin_utils._redact import (
+    MASK,
+    is_secret_option,
+    redact,
+    redact_data,
+    redacted_options,
+)
+
+PASSWORD = 'Pässw0rd"\\<&>'
+
+
+def test_secret_in_nested_text_is_replaced_everywhere() -> None:
+    text = f"kinit failed for user@EXAMPLE.COM with {PASSWORD}; retry ({PASSWORD})"
+    assert redact(text, [PASSWORD]) == (
+        f"kinit failed for user@EXAMPLE.COM with {MASK}; retry ({MASK})"
+    )
+
+
+def test_escaped_forms_are_replaced() -> None:
+    as_json = json.dumps({"password": PASSWORD})
+    as_repr = repr({"password": PASSWORD})
+    as_xml = "<pw>Pässw0rd&quot;\\&lt;&amp;&gt;</pw>"
+    for text in (as_json, as_repr, as_xml):
+        redacted = redact(text, [PASSWORD])
+        assert MASK in redacted, text
+        assert "Pässw0rd" not in redacted
+
+
+def test_empty_and_none_secrets_are_ignored() -> None:
+    text = "nothing to hide"
+    assert redact(text, ["", None]) == text
+
+
+def test_longer_secret_masked_whole() -> None:
+    assert redact("token=abcdef", ["abc", "abcdef"]) == f"token={MASK}"
+
+
+def test_several_secrets() -> None:
+    assert redact("user pw1 key pw2", ["pw1", "pw2"]) == f"user {MASK} key {MASK}"
+
+
+def test_redact_data_walks_nested_structures() -> None:
+    data = {"a": [f"x{PASSWORD}y", ("t", PASSWORD)], "b": {"c": PASSWORD}, "n": 5}
+    assert redact_data(data, [PASSWORD, None]) == {
+        "a": [f"x{MASK}y", ("t", MASK)],
+        "b": {"c": MASK},
+        "n": 5,
+    }
+
+
+def test_redacted_options_hides_secret_keys() -> None:
+    options = {
+        "remote_user": "admin",
+        "remote_password": "hunter2",
+        "password": "hunter2",
+        "ansible_winrm_pass": "hunter2",
+        "cert_key_pem": "/home/u/key.pem",
+        "client_secret": "s3",
+        "access_token": "tok",
+        "port": 5986,
+        "nested": {"credssp_password": "hunter2", "path": "wsman"},
+        "unset_password": None,
+    }
+    safe = redacted_options(options)
+    assert safe == {
+        "remote_user": "admin",
+        "remote_password": MASK,
+        "password": MASK,
+        "ansible_winrm_pass": MASK,
+        "cert_key_pem": MASK,
+        "client_secret": MASK,
+        "access_token": MASK,
+        "port": 5986,
+        "nested": {"credssp_password": MASK, "path": "wsman"},
+        "unset_password": None,
+    }
+    assert "hunter2" not in repr(safe)
+    assert options["remote_password"] == "hunter2"
+
+
+def test_is_secret_option() -> None:
+    assert is_secret_option("PASSWORD")
+    assert is_secret_option("cert_key_pem")
+    assert not is_secret_option("cert_pem")
+    assert not is_secret_option("transport")

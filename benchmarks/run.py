@@ -1,0 +1,285 @@
+"""Side-by-side timings of our connection plugins and the builtin ones against winhost.
+
+    python benchmarks/run.py [--repeat 3] [--combination http-ntlm-encrypted] [--size-mb 50]
+
+One winhost with ten hosts is started; for every repetition each plugin runs the same three
+workloads through a real `ansible-playbook`:
+
+- 30 sequential win_ping tasks on one host (per-task connection and execution overhead),
+- 5 win_ping tasks on 10 hosts with --forks 10 (concurrency),
+- put (win_copy) and fetch of a 50 MB random file (transfer throughput).
+
+The table shows medians and the ratio ours / builtin for the same library (winrm with pywinrm,
+psrp with pypsrp). winhost's own cost per request is measured with anonymous WS-Management
+Identify round trips on one keep-alive connection, so its share of the totals is visible.
+Nothing here asserts a timing; it prints numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import os
+import statistics
+import sys
+import tempfile
+import time
+import typing as t
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration" / "e2e"))
+
+import winhost_cli
+from ansible_run import run_playbook, write_private_yaml
+from connection_matrix import (
+    ALL_PLUGINS,
+    COMBINATIONS_BY_NAME,
+    Combination,
+    Target,
+    connection_vars,
+    read_targets,
+)
+
+PING_TASKS = 30
+FANOUT_TASKS = 5
+FANOUT_HOSTS = 10
+IDENTIFY_ROUNDS = 200
+IDENTIFY_BODY = (
+    b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+    b'xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd">'
+    b"<s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"
+)
+REMOTE_FILE = r"C:\Temp\winops-bench\payload.bin"
+
+
+def _ping_playbook(path: Path, tasks: int, hosts: str) -> Path:
+    lines = [
+        f"- name: {tasks} win_ping tasks",
+        f"  hosts: {hosts}",
+        "  gather_facts: false",
+        "  tasks:",
+    ]
+    for number in range(1, tasks + 1):
+        lines += [f"    - name: Ping {number}", "      ansible.windows.win_ping:"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _transfer_playbook(path: Path) -> Path:
+    path.write_text(
+        f"""- name: Put and fetch one large file
+  hosts: "{{{{ bench_target }}}}"
+  gather_facts: false
+  tasks:
+    - name: Create the remote directory
+      ansible.windows.win_file:
+        path: 'C:\\Temp\\winops-bench'
+        state: directory
+    - name: Put the file
+      ansible.windows.win_copy:
+        src: "{{{{ local_payload }}}}"
+        dest: '{REMOTE_FILE}'
+    - name: Fetch the file
+      ansible.builtin.fetch:
+        src: '{REMOTE_FILE}'
+        dest: "{{{{ fetch_dest }}}}"
+        flat: true
+    - name: Remove the remote directory
+      ansible.windows.win_file:
+        path: 'C:\\Temp\\winops-bench'
+        state: absent
+"""
+    )
+    return path
+
+
+def _random_file(path: Path, size: int) -> str:
+    digest = hashlib.sha1()
+    with path.open("wb") as handle:
+        for _ in range(size // (1 << 20)):
+            block = os.urandom(1 << 20)
+            handle.write(block)
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Bench:
+    def __init__(
+        self, inventory: Path, targets: list[Target], combo: Combination, work: Path
+    ) -> None:
+        self.inventory = inventory
+        self.targets = targets
+        self.combo = combo
+        self.work = work
+        self.samples: dict[tuple[str, str], list[float]] = {}
+        self.failures: list[str] = []
+
+    def _overlay(self, plugin: str, run_dir: Path) -> Path:
+        hosts = {
+            target.name: connection_vars(plugin, self.combo, target) for target in self.targets
+        }
+        return write_private_yaml(run_dir / "overlay.yml", {"all": {"hosts": hosts}})
+
+    def _record(self, plugin: str, workload: str, seconds: float) -> None:
+        self.samples.setdefault((plugin, workload), []).append(seconds)
+
+    def run_once(self, plugin: str, repetition: int, payload: Path, payload_sha1: str) -> None:
+        run_dir = self.work / f"{plugin}-{repetition}"
+        run_dir.mkdir(parents=True)
+        inventories = [self.inventory, self._overlay(plugin, run_dir)]
+        first = self.targets[0].name
+        hosts = ":".join(target.name for target in self.targets[:FANOUT_HOSTS])
+
+        ping = run_playbook(
+            _ping_playbook(run_dir / "ping.yml", PING_TASKS, first),
+            inventories,
+            run_dir / "ping",
+        )
+        self._check(plugin, "ping", ping.returncode, ping.describe)
+        self._record(plugin, f"{PING_TASKS} x win_ping, 1 host", ping.seconds)
+
+        fanout = run_playbook(
+            _ping_playbook(run_dir / "fanout.yml", FANOUT_TASKS, hosts),
+            inventories,
+            run_dir / "fanout",
+            forks=FANOUT_HOSTS,
+        )
+        self._check(plugin, "fan-out", fanout.returncode, fanout.describe)
+        self._record(
+            plugin,
+            f"{FANOUT_TASKS} tasks x {FANOUT_HOSTS} hosts, forks {FANOUT_HOSTS}",
+            fanout.seconds,
+        )
+
+        fetched = run_dir / "fetched.bin"
+        transfer = run_playbook(
+            _transfer_playbook(run_dir / "transfer.yml"),
+            inventories,
+            run_dir / "transfer",
+            {"bench_target": first, "local_payload": str(payload), "fetch_dest": str(fetched)},
+        )
+        self._check(plugin, "transfer", transfer.returncode, transfer.describe)
+        if transfer.returncode == 0:
+            if _sha1(fetched) != payload_sha1:
+                self.failures.append(f"{plugin}: the fetched file differs from the original")
+            self._record(plugin, "put file", transfer.task_seconds("Put the file"))
+            self._record(plugin, "fetch file", transfer.task_seconds("Fetch the file"))
+            fetched.unlink()
+
+    def _check(self, plugin: str, workload: str, rc: int, describe: t.Callable[[], str]) -> None:
+        if rc != 0:
+            self.failures.append(f"{plugin} {workload} failed:\n{describe()}")
+
+
+def identify_round_trips(address: str, rounds: int) -> list[float]:
+    """Seconds per anonymous Identify request on one keep-alive HTTP connection."""
+    connection = http.client.HTTPConnection(address, 5985, timeout=30)
+    headers = {
+        "Content-Type": "application/soap+xml;charset=UTF-8",
+        "WSMANIDENTIFY": "unauthenticated",
+    }
+    times = []
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            connection.request("POST", "/wsman", body=IDENTIFY_BODY, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            times.append(time.perf_counter() - started)
+            if response.status != 200 or b"IdentifyResponse" not in body:
+                raise RuntimeError(f"Identify answered {response.status}: {body[:300]!r}")
+    finally:
+        connection.close()
+    return times
+
+
+def _table(bench: Bench, plugins: t.Sequence[str]) -> str:
+    workloads = list(dict.fromkeys(workload for (_, workload) in bench.samples))
+    header = f"{'workload':34}" + "".join(f"{plugin:>24}" for plugin in plugins)
+    pairs = [
+        (ours, builtin)
+        for ours in plugins
+        if ours.startswith("winops.")
+        for builtin in plugins
+        if builtin == f"ansible.builtin.{ours.rsplit('.', 1)[1]}"
+    ]
+    header += "".join(f"{'ratio ' + ours.rsplit('.', 1)[1]:>14}" for ours, _ in pairs)
+    rows = [header, "-" * len(header)]
+    for workload in workloads:
+        medians = {
+            plugin: statistics.median(bench.samples[(plugin, workload)])
+            for plugin in plugins
+            if bench.samples.get((plugin, workload))
+        }
+        row = f"{workload:34}" + "".join(
+            f"{medians[plugin]:>23.2f}s" if plugin in medians else f"{'-':>24}"
+            for plugin in plugins
+        )
+        for ours, builtin in pairs:
+            if ours in medians and builtin in medians and medians[builtin] > 0:
+                row += f"{medians[ours] / medians[builtin]:>14.2f}"
+            else:
+                row += f"{'-':>14}"
+        rows.append(row)
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (median reported)")
+    parser.add_argument(
+        "--combination",
+        default="http-ntlm-encrypted",
+        choices=sorted(COMBINATIONS_BY_NAME),
+        help="transport/auth used by every plugin",
+    )
+    parser.add_argument("--size-mb", type=int, default=50, help="size of the transfer file")
+    parser.add_argument("--plugins", nargs="+", default=list(ALL_PLUGINS), choices=ALL_PLUGINS)
+    parser.add_argument("--state-dir", type=Path, help="winhost state dir (default: temporary)")
+    args = parser.parse_args(argv)
+
+    combo = COMBINATIONS_BY_NAME[args.combination]
+    with tempfile.TemporaryDirectory(prefix="winops-bench-") as scratch:
+        work = Path(scratch)
+        state_dir = args.state_dir or work / "winhost"
+        payload = work / "payload.bin"
+        payload_sha1 = _random_file(payload, args.size_mb * 1024 * 1024)
+        started = time.monotonic()
+        with winhost_cli.running(state_dir, hosts=FANOUT_HOSTS) as inventory:
+            targets = list(read_targets(inventory).values())
+            bench = Bench(inventory, targets, combo, work / "runs")
+            for repetition in range(args.repeat):
+                for plugin in args.plugins:
+                    print(f"repetition {repetition + 1}/{args.repeat}: {plugin}", flush=True)
+                    bench.run_once(plugin, repetition, payload, payload_sha1)
+            identify = identify_round_trips(targets[0].address, IDENTIFY_ROUNDS)
+
+    print()
+    print(
+        f"winops.remoting benchmarks: {combo.name} ({combo.scheme}, {combo.auth}), "
+        f"median of {args.repeat}, {args.size_mb} MB file, {time.monotonic() - started:.0f}s total"
+    )
+    print(_table(bench, args.plugins).replace("put file", f"put {args.size_mb} MB file"))
+    print()
+    print(
+        f"winhost cost per request: median {statistics.median(identify) * 1000:.2f} ms, "
+        f"p90 {statistics.quantiles(identify, n=10)[-1] * 1000:.2f} ms "
+        f"({IDENTIFY_ROUNDS} anonymous Identify round trips on one keep-alive HTTP connection, "
+        "measured at the client: parse, route, render and socket I/O; no auth or encryption)"
+    )
+    for failure in bench.failures:
+        print(f"\nFAILED: {failure}")
+    return 1 if bench.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

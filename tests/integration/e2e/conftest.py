@@ -1,0 +1,145 @@
+"""Fixtures of the end-to-end tests: winhost targets, test payloads, playbook runs.
+
+Builds on the session-scoped `winhost` fixture of tests/integration/conftest.py (owned by the
+winhost core): it reads winhost's inventory, and each playbook run uses that inventory as its
+first source plus an overlay that picks the plugin and combination, so credentials are never
+copied out of winhost's own file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ansible_run import PLAYBOOK_DIR, PlaybookRun, run_playbook, write_private_yaml
+from connection_matrix import Combination, Target, connection_vars, read_targets
+
+
+@dataclasses.dataclass(frozen=True)
+class Payload:
+    path: Path
+    sha1: str
+    size: int
+
+
+def _random_file(path: Path, size: int) -> Payload:
+    digest = hashlib.sha1()
+    with path.open("wb") as handle:
+        remaining = size
+        while remaining:
+            block = os.urandom(min(remaining, 1 << 20))
+            handle.write(block)
+            digest.update(block)
+            remaining -= len(block)
+    return Payload(path, digest.hexdigest(), size)
+
+
+@pytest.fixture(scope="session")
+def payload_10mb(tmp_path_factory: pytest.TempPathFactory) -> Payload:
+    return _random_file(tmp_path_factory.mktemp("payload") / "random-10mb.bin", 10 * 1024 * 1024)
+
+
+class EndToEnd:
+    """winhost plus the helpers each end-to-end test needs."""
+
+    def __init__(self, winhost: t.Any) -> None:
+        self.winhost = winhost
+        self.inventory = Path(winhost.inventory)
+        self.targets = read_targets(self.inventory)
+        self.matrix_log = _MATRIX_LOG
+
+    @property
+    def matrix_target(self) -> Target:
+        return self.targets[sorted(self.targets)[0]]
+
+    def host_vars(
+        self, plugin: str, combo: Combination, target: Target, ca_bundle: str | None = None
+    ) -> dict[str, t.Any]:
+        return connection_vars(plugin, combo, target, ca_bundle=ca_bundle)
+
+    def run(
+        self,
+        playbook: str,
+        hosts: dict[str, dict[str, t.Any]],
+        work_dir: Path,
+        extra_vars: dict[str, t.Any] | None = None,
+        forks: int = 5,
+    ) -> PlaybookRun:
+        overlay = write_private_yaml(work_dir / "overlay.yml", {"all": {"hosts": hosts}})
+        return run_playbook(
+            PLAYBOOK_DIR / playbook,
+            [self.inventory, overlay],
+            work_dir,
+            extra_vars=extra_vars,
+            forks=forks,
+        )
+
+
+@pytest.fixture(scope="session")
+def wrong_ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA certificate that did not issue winhost's listener certificates."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "winops e2e unrelated CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path_factory.mktemp("wrong-ca") / "wrong-ca.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.fixture(scope="session")
+def e2e(winhost: t.Any) -> EndToEnd:
+    return EndToEnd(winhost)
+
+
+class MatrixLog:
+    """Outcome and duration of every matrix run, printed at the end of the session."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, float, str]] = []
+        self.started = time.monotonic()
+
+    def record(self, plugin: str, combo: str, outcome: str, seconds: float, note: str) -> None:
+        self.rows.append((plugin, combo, outcome, seconds, note))
+
+
+_MATRIX_LOG = MatrixLog()
+
+
+def pytest_terminal_summary(terminalreporter: t.Any) -> None:
+    if not _MATRIX_LOG.rows:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write("connection matrix (plugin x combination):")
+    total = 0.0
+    for plugin, combo, outcome, seconds, note in _MATRIX_LOG.rows:
+        total += seconds
+        write(f"  {plugin:24} {combo:22} {outcome:17} {seconds:6.1f}s  {note[:90]}")
+    write(f"  {len(_MATRIX_LOG.rows)} runs, {total:.1f}s in ansible-playbook")

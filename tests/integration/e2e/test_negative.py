@@ -1,0 +1,102 @@
+"""Connections that must fail, and the message each plugin fails with (issue 3, item 2).
+
+The host is winhost's `default` profile: Negotiate on, Basic off, AllowUnencrypted off. For our
+plugins the message must say what failed and what the server offered; for the builtin plugins
+the test pins the (less helpful) message they give, so a change in either is noticed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+from connection_matrix import ALL_PLUGINS, OUR_PLUGINS, Combination
+
+
+@dataclasses.dataclass(frozen=True)
+class NegativeCase:
+    name: str
+    combo: Combination
+    # regular expressions the failure message must match, per plugin
+    expected: dict[str, tuple[str, ...]]
+    password: str | None = None  # a wrong password replaces the inventory's
+    wrong_ca: bool = False
+
+
+_HTTPS_NTLM = Combination("https-ntlm", "https", "ntlm", "auto")
+_HTTPS_BASIC = Combination("https-basic", "https", "basic", "auto")
+_HTTP_NTLM_CLEAR = Combination("http-ntlm-unencrypted", "http", "ntlm", "never")
+
+# Our plugins name the step that failed (their _errors.Layer value) and the endpoint URL.
+CASES: tuple[NegativeCase, ...] = (
+    NegativeCase(
+        "wrong-password",
+        _HTTPS_NTLM,
+        password="Wr0ng-Pässwörd!",
+        expected={
+            "winops.remoting.winrm": (r"(?i)auth", r"(?i)credentials|password|rejected"),
+            "winops.remoting.psrp": (r"(?i)auth", r"(?i)credentials|password|rejected"),
+            "ansible.builtin.winrm": (r"ntlm: the specified credentials were rejected",),
+            "ansible.builtin.psrp": (r"Failed to authenticate the user \S+ with ntlm",),
+        },
+    ),
+    NegativeCase(
+        "basic-disabled",
+        _HTTPS_BASIC,
+        expected={
+            # what the server offers is shown: the WWW-Authenticate schemes
+            "winops.remoting.winrm": (r"(?i)basic", r"Negotiate"),
+            "winops.remoting.psrp": (r"(?i)basic", r"Negotiate"),
+            "ansible.builtin.winrm": (r"basic: the specified credentials were rejected",),
+            "ansible.builtin.psrp": (r"Failed to authenticate the user \S+ with basic",),
+        },
+    ),
+    NegativeCase(
+        "http-unencrypted-refused",
+        _HTTP_NTLM_CLEAR,
+        expected={
+            "winops.remoting.winrm": (r"(?i)AllowUnencrypted|message.encryption",),
+            "winops.remoting.psrp": (r"(?i)AllowUnencrypted|message.encryption",),
+            "ansible.builtin.winrm": (r"ntlm: ",),
+            "ansible.builtin.psrp": (r"(?i)401|authenticate|unencrypted",),
+        },
+    ),
+    NegativeCase(
+        "https-wrong-ca",
+        _HTTPS_NTLM,
+        wrong_ca=True,
+        expected={
+            "winops.remoting.winrm": (r"(?i)TLS|certificate", r"(?i)verify|validat|trust"),
+            "winops.remoting.psrp": (r"(?i)TLS|certificate", r"(?i)verify|validat|trust"),
+            "ansible.builtin.winrm": (r"CERTIFICATE_VERIFY_FAILED",),
+            "ansible.builtin.psrp": (r"CERTIFICATE_VERIFY_FAILED",),
+        },
+    ),
+)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize("plugin", ALL_PLUGINS)
+def test_connection_fails_clearly(plugin, case: NegativeCase, e2e, wrong_ca_bundle, tmp_path):
+    target = e2e.negative_target
+    overrides = {}
+    if case.password is not None:
+        overrides["ansible_password"] = case.password
+    hostvars = e2e.host_vars(
+        plugin, case.combo, target, ca_bundle=str(wrong_ca_bundle) if case.wrong_ca else None
+    )
+    run = e2e.run(
+        "ping.yml", {target.name: hostvars | overrides}, tmp_path, {"e2e_target": target.name}
+    )
+    assert run.returncode != 0, run.describe()
+    failure = run.first_failure(target.name)
+    assert failure is not None, run.describe()
+    assert failure.task == "Ping the host", run.describe()
+    assert failure.result.get("unreachable") or failure.result.get("failed")
+    for pattern in case.expected[plugin]:
+        assert re.search(pattern, failure.message), f"{pattern!r} not in:\n{run.describe()}"
+    if plugin in OUR_PLUGINS:
+        assert target.address in failure.message, "our error names the endpoint"
+    if case.password is not None:
+        assert case.password not in run.stdout + run.stderr, "the wrong password leaked"

@@ -1,0 +1,597 @@
+# Copyright (c) winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The winops.remoting.winrm connection plugin: Ansible glue over the WinRM session layer."""
+
+from __future__ import annotations
+
+import os
+import typing as t
+
+from ansible import constants as C
+from ansible.errors import AnsibleError, AnsibleFileNotFound
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
+
+from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils._redact import (
+    redact,
+    redacted_options,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
+    WinRMSettings,
+    build_settings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_session import (
+    WinRMSession,
+    stdin_chunk_size,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_transfer import (
+    fetch_file,
+    put_file,
+)
+
+DOCUMENTATION = r"""
+name: winrm
+short_description: Run tasks on Windows hosts over WinRM (WinRS shells through pywinrm)
+description:
+  - Runs commands and transfers files on a Windows host through the WinRM service, using a
+    WinRS command shell and the C(pywinrm) library.
+  - A drop-in replacement for P(ansible.builtin.winrm#connection); it reads the same
+    C(ansible_winrm_*) variables. The differences are listed in the collection's
+    C(docs/porting-winrm.md).
+  - Any other variable named C(ansible_winrm_<argument>), where C(<argument>) is an argument of
+    C(winrm.protocol.Protocol) in the installed pywinrm (for example C(ansible_winrm_keytab)),
+    is handed to pywinrm unchanged, as P(ansible.builtin.winrm#connection) does. Other
+    C(ansible_winrm_*) names are reported with a warning and ignored.
+  - Every value is checked before the first request; a bad one fails the task with a message
+    naming the variable, the value and what is accepted.
+author: winops.remoting contributors
+version_added: 1.0.0
+requirements:
+  - pywinrm >= 0.4.0 (python library), with pyspnego; python-gssapi for Kerberos;
+    requests-credssp for CredSSP
+extends_documentation_fragment:
+  - connection_pipelining
+options:
+  # -- where to connect ---------------------------------------------------------------------
+  remote_addr:
+    description:
+      - Address of the Windows host, a name or an IP address. IPv6 addresses are accepted
+        with or without brackets.
+    default: inventory_hostname
+    type: str
+    vars:
+      - name: inventory_hostname
+      - name: ansible_host
+      - name: ansible_winrm_host
+  port:
+    description:
+      - TCP port of the WinRM listener.
+      - Defaults to V(5985) when O(scheme=http) and to V(5986) otherwise.
+      - An integer between 1 and 65535.
+    type: raw
+    vars:
+      - name: ansible_port
+      - name: ansible_winrm_port
+    keyword:
+      - name: port
+  scheme:
+    description:
+      - URI scheme of the listener, V(http) or V(https).
+      - When unset, V(http) if O(port) is V(5985) and V(https) otherwise.
+    type: str
+    vars:
+      - name: ansible_winrm_scheme
+  path:
+    description:
+      - URI path of the WinRM endpoint.
+    default: /wsman
+    type: str
+    vars:
+      - name: ansible_winrm_path
+
+  # -- who to be ----------------------------------------------------------------------------
+  remote_user:
+    description:
+      - The user to log in as.
+      - A user principal name (V(user@REALM)) selects Kerberos when O(transport) is not set and
+        Kerberos is available on the controller (python-gssapi installed); otherwise Basic is
+        used.
+    type: str
+    vars:
+      - name: ansible_user
+      - name: ansible_winrm_user
+    keyword:
+      - name: remote_user
+  remote_password:
+    description:
+      - Password of O(remote_user); also what managed Kerberos gives to C(kinit).
+      - Can be supplied with C(--ask-pass). Never shown in output at any verbosity.
+    type: str
+    aliases:
+      - password
+    vars:
+      - name: ansible_password
+      - name: ansible_winrm_pass
+      - name: ansible_winrm_password
+  transport:
+    description:
+      - Authentication protocol, or a comma separated list of them tried in order until one
+        opens a shell.
+      - One or more of V(basic), V(certificate), V(credssp), V(kerberos), V(ntlm), and the
+        legacy pywinrm names V(plaintext) (Basic over http) and V(ssl) (Basic over https, or
+        certificate authentication when O(cert_pem) is set).
+      - When unset, V(kerberos) for a UPN O(remote_user) if Kerberos is available, otherwise
+        V(ssl) over https and V(plaintext) over http.
+    type: list
+    elements: str
+    vars:
+      - name: ansible_winrm_transport
+  realm:
+    description:
+      - Kerberos realm. When O(remote_user) has no C(@REALM) part, managed Kerberos asks
+        C(kinit) for a ticket for C(user@realm).
+      - Also handed to pywinrm, which ignores it.
+    type: str
+    vars:
+      - name: ansible_winrm_realm
+  cert_pem:
+    description:
+      - Path of the client certificate (PEM) for O(transport=certificate). Required, and must
+        exist, with that transport.
+    type: path
+    vars:
+      - name: ansible_winrm_cert_pem
+  cert_key_pem:
+    description:
+      - Path of the private key (PEM, unencrypted) of O(cert_pem). Required with
+        O(transport=certificate).
+    type: path
+    vars:
+      - name: ansible_winrm_cert_key_pem
+
+  # -- TLS ----------------------------------------------------------------------------------
+  server_cert_validation:
+    description:
+      - Whether to check the HTTPS listener's certificate, V(validate) or V(ignore).
+      - Use V(ignore) only for a self-signed certificate in a lab; better trust its issuer with
+        O(ca_trust_path).
+    default: validate
+    type: str
+    vars:
+      - name: ansible_winrm_server_cert_validation
+    env:
+      - name: ANSIBLE_WINRM_SERVER_CERT_VALIDATION
+    ini:
+      - section: winrm
+        key: server_cert_validation
+  ca_trust_path:
+    description:
+      - PEM bundle file (or OpenSSL-hashed certificate directory) of the certificate
+        authorities to trust for the HTTPS listener, instead of the certifi bundle.
+      - When unset, pywinrm falls back to the C(REQUESTS_CA_BUNDLE) and C(CURL_CA_BUNDLE)
+        environment variables.
+    type: str
+    vars:
+      - name: ansible_winrm_ca_trust_path
+    env:
+      - name: ANSIBLE_WINRM_CA_TRUST_PATH
+    ini:
+      - section: winrm
+        key: ca_trust_path
+  send_cbt:
+    description:
+      - Send channel binding tokens with NTLM and Kerberos over HTTPS (protects against
+        man-in-the-middle relaying; hosts with C(CbtHardeningLevel=Strict) require them).
+    default: true
+    type: raw
+    vars:
+      - name: ansible_winrm_send_cbt
+  message_encryption:
+    description:
+      - WinRM message encryption by the authentication protocol, on top of or instead of TLS.
+      - V(auto) encrypts over http when O(transport) can (V(ntlm), V(kerberos), V(credssp)),
+        V(always) encrypts even over https, V(never) never does (the host must then allow
+        unencrypted traffic over http).
+    default: auto
+    type: str
+    vars:
+      - name: ansible_winrm_message_encryption
+    env:
+      - name: ANSIBLE_WINRM_MESSAGE_ENCRYPTION
+    ini:
+      - section: winrm
+        key: message_encryption
+  credssp_disable_tlsv1_2:
+    description:
+      - Do not use TLS 1.2 inside the CredSSP exchange, for hosts that lack it (Server 2008).
+    default: false
+    type: raw
+    vars:
+      - name: ansible_winrm_credssp_disable_tlsv1_2
+  proxy:
+    description:
+      - URL of an HTTP proxy for the WinRM requests.
+      - When unset, pywinrm uses the C(HTTP_PROXY)/C(HTTPS_PROXY)/C(NO_PROXY) environment
+        variables.
+    type: str
+    vars:
+      - name: ansible_winrm_proxy
+  no_proxy:
+    description:
+      - Ignore every proxy, including those of the environment variables (pywinrm's
+        C(proxy=None)).
+    default: false
+    type: raw
+    vars:
+      - name: ansible_winrm_no_proxy
+
+  # -- Kerberos -----------------------------------------------------------------------------
+  kerberos_mode:
+    description:
+      - V(managed) runs C(kinit) for O(remote_user) with O(remote_password) into a private
+        ticket cache for this connection; V(manual) uses the ticket cache the user already
+        has (C(KRB5CCNAME) or the default one).
+      - When unset, managed if O(transport) includes V(kerberos) and a password is set.
+    type: str
+    vars:
+      - name: ansible_winrm_kinit_mode
+  kerberos_command:
+    description:
+      - The C(kinit) program used by managed Kerberos.
+    default: kinit
+    type: str
+    vars:
+      - name: ansible_winrm_kinit_cmd
+    env:
+      - name: ANSIBLE_WINRM_KINIT_CMD
+    ini:
+      - section: winrm
+        key: kinit_cmd
+  kinit_args:
+    description:
+      - Arguments for C(kinit), shell-quoted in one string. They replace the default
+        arguments, including the C(-f) that O(kerberos_delegation) adds.
+    type: str
+    vars:
+      - name: ansible_winrm_kinit_args
+  kinit_env_vars:
+    description:
+      - Names of controller environment variables passed on to C(kinit) (for example
+        C(KRB5_CONFIG)); by default it gets only C(PATH) and its private C(KRB5CCNAME), which
+        cannot be named here.
+    default: []
+    type: list
+    elements: str
+    vars:
+      - name: ansible_winrm_kinit_env_vars
+    env:
+      - name: ANSIBLE_WINRM_KINIT_ENV_VARS
+    ini:
+      - section: winrm
+        key: kinit_env_vars
+  kerberos_delegation:
+    description:
+      - Delegate the Kerberos ticket to the host so that it can reach other hosts (the
+        double hop); managed Kerberos then asks C(kinit) for a forwardable ticket (C(-f)).
+    default: false
+    type: raw
+    vars:
+      - name: ansible_winrm_kerberos_delegation
+  kerberos_hostname_override:
+    description:
+      - Host name to build the Kerberos service principal from instead of O(remote_addr), for
+        example when connecting through an IP address or a CNAME.
+    type: str
+    vars:
+      - name: ansible_winrm_kerberos_hostname_override
+  service:
+    description:
+      - Service class of the Kerberos service principal (C(<service>/<host>)).
+    default: HTTP
+    type: str
+    vars:
+      - name: ansible_winrm_service
+
+  # -- timeouts and robustness --------------------------------------------------------------
+  operation_timeout_sec:
+    description:
+      - WSMan OperationTimeout in seconds, how long the host holds a request (most of all a
+        Receive waiting for output) before answering with a timeout fault, which the plugin
+        treats as "no output yet".
+      - Must be lower than O(read_timeout_sec).
+    default: 20
+    type: raw
+    vars:
+      - name: ansible_winrm_operation_timeout_sec
+    env:
+      - name: ANSIBLE_WINRM_OPERATION_TIMEOUT_SEC
+    ini:
+      - section: winrm
+        key: operation_timeout_sec
+  read_timeout_sec:
+    description:
+      - HTTP read timeout in seconds on the controller. Must be greater than
+        O(operation_timeout_sec).
+    default: 30
+    type: raw
+    vars:
+      - name: ansible_winrm_read_timeout_sec
+    env:
+      - name: ANSIBLE_WINRM_READ_TIMEOUT_SEC
+    ini:
+      - section: winrm
+        key: read_timeout_sec
+  connection_timeout:
+    description:
+      - Sets both timeouts at once, overriding them, O(operation_timeout_sec) to this value and
+        O(read_timeout_sec) to this value plus 10.
+      - Used by C(win_reboot) while it waits for a host to come back.
+    type: int
+    vars:
+      - name: ansible_winrm_connection_timeout
+  command_timeout:
+    description:
+      - Longest time in seconds a single command may run. When it passes, the command is
+        stopped on the host with a WinRS terminate signal and the task fails. V(0) means no
+        limit.
+      - The task keyword C(timeout) also stops the remote command the same way.
+    default: 0
+    type: raw
+    vars:
+      - name: ansible_winrm_command_timeout
+    env:
+      - name: ANSIBLE_WINRM_COMMAND_TIMEOUT
+    ini:
+      - section: winrm
+        key: command_timeout
+  reconnection_retries:
+    description:
+      - How many times an operation that is safe to repeat (creating or deleting the shell,
+        receiving output, signalling a command) is retried after a transient failure (a
+        refused or reset connection, HTTP 502/503/504, or a WSMan OperationTimeout). The start
+        of a command is never repeated.
+    default: 3
+    type: raw
+    vars:
+      - name: ansible_winrm_reconnection_retries
+    env:
+      - name: ANSIBLE_WINRM_RECONNECTION_RETRIES
+    ini:
+      - section: winrm
+        key: reconnection_retries
+  reconnection_backoff:
+    description:
+      - Seconds to wait before the first retry; the wait doubles for each further retry (at
+        most 30 seconds).
+    default: 1.0
+    type: raw
+    vars:
+      - name: ansible_winrm_reconnection_backoff
+    env:
+      - name: ANSIBLE_WINRM_RECONNECTION_BACKOFF
+    ini:
+      - section: winrm
+        key: reconnection_backoff
+  max_envelope_size:
+    description:
+      - Largest WSMan message in bytes the host accepts (its C(MaxEnvelopeSizekb) times 1024).
+        File chunks and stdin blocks are sized to fit it. Raise it only when the host's
+        setting is raised (Windows defaults to 500 KB; older hosts 150 KB).
+    default: 153600
+    type: raw
+    vars:
+      - name: ansible_winrm_max_envelope_size
+    env:
+      - name: ANSIBLE_WINRM_MAX_ENVELOPE_SIZE
+    ini:
+      - section: winrm
+        key: max_envelope_size
+"""
+
+EXAMPLES = r"""
+# Inventory (YAML): HTTPS with NTLM and a CA bundle that signed the listener's certificate
+windows:
+  hosts:
+    win01.example.com:
+  vars:
+    ansible_connection: winops.remoting.winrm
+    ansible_user: ansible
+    ansible_password: "{{ vault_ansible_password }}"
+    ansible_winrm_transport: ntlm
+    ansible_winrm_ca_trust_path: /etc/pki/winrm-ca.pem
+
+# Kerberos for a domain account, with delegation for the double hop
+#   ansible_user: ansible@EXAMPLE.COM
+#   ansible_winrm_kerberos_delegation: true
+"""
+
+display = Display()
+
+
+class _PluginOptions:
+    """Reads the plugin's options for build_settings and names the variable behind each."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._definitions = C.config.get_configuration_definitions(
+            "connection", connection._load_name
+        )
+
+    def get(self, option: str) -> t.Any:
+        return self._connection.get_option(option)
+
+    def var(self, option: str) -> str:
+        definition = self._definitions.get(option, {})
+        names = [entry["name"] for entry in definition.get("vars", [])]
+        given = [name for name in names if name in self._connection._given_vars]
+        if given:
+            # Ansible lets the last variable of the list win, so that is the one to name.
+            return given[-1]
+        env_names = [entry["name"] for entry in definition.get("env", [])]
+        from_env = [name for name in env_names if name in os.environ]
+        if from_env:
+            return from_env[-1]
+        # The variable users know best: ansible_host and ansible_port rather than the
+        # plugin-specific names, ansible_winrm_<name> for the rest.
+        preferred = [name for name in names if name != "inventory_hostname"]
+        return (preferred or names or [option])[0]
+
+    def extras(self) -> dict[str, t.Any]:
+        return dict(self._connection.get_option("_extras") or {})
+
+
+class Connection(ConnectionBase):
+    """WinRM connection to a Windows host through a WinRS shell."""
+
+    transport = "winops.remoting.winrm"
+    module_implementation_preferences = (".ps1", ".exe", "")
+    allow_executable = False
+    has_pipelining = True
+    allow_extras = True
+    always_pipeline_modules = True
+    has_native_async = True
+    _shell_type = "powershell"
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._session: WinRMSession | None = None
+        self._given_vars: frozenset[str] = frozenset()
+
+    # -- options --------------------------------------------------------------------------
+
+    def set_options(
+        self,
+        task_keys: dict[str, t.Any] | None = None,
+        var_options: dict[str, t.Any] | None = None,
+        direct: dict[str, t.Any] | None = None,
+    ) -> None:
+        # Remember which variables were given, so errors name the one the user set.
+        self._given_vars = frozenset(var_options or ())
+        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+
+    def _settings(self) -> WinRMSettings:
+        """Validate the current options (read at connect time, so set_option() + reset works)."""
+        settings = build_settings(
+            _PluginOptions(self),
+            _winrm_session.protocol_parameters(),
+            _winrm_session.kerberos_available(),
+        )
+        for name in settings.ignored_extras:
+            display.warning(
+                f"{name} is not an option of winops.remoting.winrm nor an argument of the "
+                "installed pywinrm's Protocol; it is ignored"
+            )
+        return settings
+
+    # -- output ---------------------------------------------------------------------------
+
+    def _host(self) -> str | None:
+        return self._play_context.remote_addr
+
+    def _secrets(self) -> list[str]:
+        try:
+            password = self.get_option("remote_password")
+        except KeyError:
+            return []
+        return [password] if isinstance(password, str) and password else []
+
+    def _log(self, level: int, message: str) -> None:
+        """Show ``message`` from -v<level> on, with every secret blanked out."""
+        display.verbose(redact(message, self._secrets()), host=self._host(), caplevel=level - 1)
+
+    def _warn(self, message: str) -> None:
+        display.warning(redact(message, self._secrets()))
+
+    # -- connection lifecycle -------------------------------------------------------------
+
+    def _connect(self) -> Connection:
+        if not _winrm_session.HAS_WINRM:
+            raise AnsibleError(
+                "winops.remoting.winrm needs the pywinrm library, which failed to import: "
+                f"{_winrm_session.WINRM_IMPORT_ERROR}"
+            )
+        super()._connect()
+        if self._session is None:
+            settings = self._settings()
+            endpoint = settings.endpoint
+            self._log(
+                3,
+                f"ESTABLISH WINRM CONNECTION FOR USER: {settings.protocol_kwargs.get('username')}"
+                f" on PORT {endpoint.port} TO {endpoint.host}",
+            )
+            self._log(5, f"WINRM PROTOCOL ARGUMENTS: {redacted_options(settings.protocol_kwargs)}")
+            session = WinRMSession(settings, log=self._log, warn=self._warn)
+            session.open()
+            self._session = session
+        self._connected = True
+        return self
+
+    def reset(self) -> None:
+        if not self._connected:
+            return
+        self.close()
+        self._connect()
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+        self._connected = False
+
+    def _open_session(self) -> WinRMSession:
+        if self._session is None:
+            self._connect()
+        assert self._session is not None
+        return self._session
+
+    # -- commands and files ---------------------------------------------------------------
+
+    def _command_line(self, cmd: str) -> str:
+        """The WinRS command line for ``cmd``: as is when it already starts PowerShell."""
+        encoded_prefix = self._shell._encode_script(
+            "", as_list=False, strict_mode=False, preserve_rc=False
+        )
+        if cmd.startswith((encoded_prefix, "type ")):
+            # Already a complete PowerShell (or pipe-into-PowerShell) command line.
+            return cmd
+        return self._shell._encode_script(cmd, as_list=False, strict_mode=False, preserve_rc=False)
+
+    def exec_command(
+        self, cmd: str, in_data: bytes | None = None, sudoable: bool = True
+    ) -> tuple[int, bytes, bytes]:
+        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        session = self._open_session()
+        no_log = bool(self._play_context.no_log)
+        self._log(3, "EXEC (via pipeline wrapper)" if in_data else "EXEC")
+        if not no_log:
+            self._log(5, f"WINRM EXEC {cmd!r}")
+        stdin = None
+        if in_data:
+            size = stdin_chunk_size(session.settings.max_envelope_size)
+            stdin = (in_data[offset : offset + size] for offset in range(0, len(in_data), size))
+        result = session.run(self._command_line(cmd), stdin=stdin)
+        stdout = result.stdout.decode("utf-8", errors="surrogateescape")
+        stderr = result.stderr.decode("utf-8", errors="surrogateescape")
+        shown = ("<censored due to no_log>", "<censored due to no_log>")
+        if not no_log:
+            shown = (stdout, stderr)
+        self._log(5, f"WINRM RESULT rc={result.rc} stdout={shown[0]!r} stderr={shown[1]!r}")
+        cleaned = clean_stderr(stderr)
+        return result.rc, result.stdout, cleaned.encode("utf-8", errors="surrogateescape")
+
+    def put_file(self, in_path: str, out_path: str) -> None:
+        super().put_file(in_path, out_path)
+        out_path = self._shell._unquote(out_path)
+        self._log(3, f'PUT "{in_path}" TO "{out_path}"')
+        if not os.path.isfile(in_path):
+            raise AnsibleFileNotFound(f'file or module does not exist: "{in_path}"')
+        put_file(self._open_session(), in_path, out_path)
+
+    def fetch_file(self, in_path: str, out_path: str) -> None:
+        super().fetch_file(in_path, out_path)
+        in_path = self._shell._unquote(in_path)
+        out_path = out_path.replace("\\", "/")
+        self._log(3, f'FETCH "{in_path}" TO "{out_path}"')
+        fetch_file(self._open_session(), in_path, out_path)

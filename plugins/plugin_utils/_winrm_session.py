@@ -1,0 +1,470 @@
+"""A WinRS shell on one Windows host, driven through pywinrm: the session layer of the winrm plugin.
+
+Internal use only: this module is not part of the collection's public API.
+
+``WinRMSession`` knows nothing about Ansible's plugin machinery. It takes validated
+``WinRMSettings``, gets a Kerberos ticket when it manages one, opens the shell, runs commands
+with stdin, stops them when a time limit or an interruption (Ansible's task ``timeout``) hits,
+and deletes the shell. Only operations that are safe to repeat (creating and deleting the shell,
+receiving output, signalling a command) are retried; the WinRS Command that starts a process is
+sent at most once per call to ``run``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import inspect
+import math
+import os
+import time
+import typing as t
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+
+from ansible_collections.winops.remoting.plugins.plugin_utils._errors import connection_failure
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+    CredentialCache,
+    KinitRequest,
+    acquire_ticket,
+    ccache_environment,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
+    RetryPolicy,
+    call_with_retry,
+    exception_chain,
+    is_transient_error,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import (
+    DEFAULT_ENVELOPE_OVERHEAD,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
+    WinRMSettings,
+)
+
+try:
+    from winrm.exceptions import WinRMError, WinRMOperationTimeoutError, WSManFaultError
+    from winrm.protocol import Protocol
+except ImportError as err:
+    HAS_WINRM = False
+    WINRM_IMPORT_ERROR: ImportError | None = err
+else:
+    HAS_WINRM = True
+    WINRM_IMPORT_ERROR = None
+
+PLUGIN_NAME = "winops.remoting.winrm"
+UTF8_CODEPAGE = 65001
+# MSFT_WmiError code ERROR_WSMAN_QUOTA_MAX_OPERATIONS: the shell has run too many commands.
+QUOTA_MAX_OPERATIONS = 0x803381A6
+# WSManFault code ERROR_BUSY: a Send was refused because the previous one is still processed.
+WSMAN_BUSY = 170
+
+Log = t.Callable[[int, str], None]  # (verbosity level, already redacted message)
+Warn = t.Callable[[str], None]
+T = t.TypeVar("T")
+
+
+class CommandTimeoutError(AnsibleError):
+    """A command ran longer than command_timeout and was stopped."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandResult:
+    """What a finished command left behind. stdout is empty when a sink consumed it."""
+
+    rc: int
+    stdout: bytes
+    stderr: bytes
+
+
+def protocol_parameters() -> frozenset[str]:
+    """Argument names of winrm.protocol.Protocol, for the ansible_winrm_* passthrough."""
+    return frozenset(inspect.signature(Protocol.__init__).parameters)
+
+
+def kerberos_available() -> bool:
+    """Whether pywinrm can authenticate with Kerberos here (pyspnego needs python-gssapi)."""
+    return importlib.util.find_spec("gssapi") is not None
+
+
+def stdin_chunk_size(max_envelope_size: int) -> int:
+    """Raw stdin bytes per WinRS Send: the Send carries them base64-encoded in the envelope."""
+    return (max_envelope_size - DEFAULT_ENVELOPE_OVERHEAD) // 4 * 3
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that say nothing about the request itself: try again later.
+
+    The shared classifier's refused, reset or aborted connections and HTTP 502/503/504 (the
+    listener restarting, a proxy or a busy service), plus a WSMan OperationTimeout fault.
+    """
+    if HAS_WINRM and any(
+        isinstance(item, WinRMOperationTimeoutError) for item in exception_chain(exc)
+    ):
+        return True
+    return is_transient_error(exc)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, WSManFaultError) and exc.wsman_fault_code == WSMAN_BUSY
+
+
+def _with_last(items: t.Iterable[bytes]) -> t.Iterator[tuple[bytes, bool]]:
+    """Pair every item with whether it is the last one; an empty input gives (b"", True)."""
+    iterator = iter(items)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        yield b"", True
+        return
+    for following in iterator:
+        yield current, False
+        current = following
+    yield current, True
+
+
+class WinRMSession:
+    """One authenticated pywinrm Protocol and one open WinRS shell.
+
+    ``acquire`` obtains a Kerberos ticket into a private cache; it is a parameter so that a
+    ticket cache shared between sessions can replace it without touching this class.
+    """
+
+    def __init__(
+        self,
+        settings: WinRMSettings,
+        log: Log,
+        warn: Warn,
+        *,
+        acquire: t.Callable[[KinitRequest], CredentialCache] = acquire_ticket,
+        sleep: t.Callable[[float], None] = time.sleep,
+        clock: t.Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._log = log
+        self._warn = warn
+        self._acquire = acquire
+        self._sleep = sleep
+        self._clock = clock
+        self._policy = RetryPolicy(
+            retries=settings.reconnection_retries, backoff=settings.reconnection_backoff
+        )
+        self.protocol: Protocol | None = None
+        self.transport: str | None = None
+        self.shell_id: str | None = None
+        self._ccache: CredentialCache | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.shell_id is not None
+
+    # -- errors and retries ---------------------------------------------------------------
+
+    def _failure(self, exc: BaseException) -> AnsibleConnectionFailure:
+        return connection_failure(
+            exc, self.settings.endpoint, self.transport or self.settings.transports[0], PLUGIN_NAME
+        )
+
+    def _call_safe(
+        self,
+        operation: str,
+        func: t.Callable[[], T],
+        protocol: Protocol | None = None,
+        is_retryable: t.Callable[[BaseException], bool] = is_transient,
+    ) -> T:
+        """Run an operation that may be repeated, retrying transient failures with backoff."""
+        target = protocol or self.protocol
+        attempts = 0
+
+        def attempt() -> T:
+            nonlocal attempts
+            if attempts and target is not None:
+                # A dropped socket may have taken the authenticated (and, with message
+                # encryption, keyed) connection with it: authenticate afresh.
+                target.transport.close_session()
+            attempts += 1
+            return func()
+
+        return call_with_retry(
+            operation,
+            attempt,
+            self._policy,
+            is_retryable,
+            log=lambda message: self._log(3, message),
+            sleep=self._sleep,
+        )
+
+    @contextlib.contextmanager
+    def _credentials(self) -> t.Iterator[None]:
+        """Point GSSAPI at our private ticket cache (if any) for the duration of a request."""
+        with ccache_environment(self._ccache):
+            yield
+
+    # -- shell lifecycle ------------------------------------------------------------------
+
+    def _kinit(self) -> None:
+        kerberos = self.settings.kerberos
+        if not kerberos.managed or self._ccache is not None:
+            return
+        env_vars = {name: os.environ[name] for name in kerberos.env_var_names if name in os.environ}
+        request = KinitRequest(
+            principal=kerberos.principal or "",
+            password=self.settings.protocol_kwargs.get("password") or "",
+            kinit_cmd=kerberos.kinit_cmd,
+            kinit_args=kerberos.kinit_args,
+            env_vars=env_vars,
+            forwardable=kerberos.forwardable,
+        )
+        self._log(4, f"WINRM KINIT: getting a ticket for {kerberos.principal}")
+        self._ccache = self._acquire(request)
+
+    def _new_protocol(self, transport: str) -> Protocol:
+        kwargs = self.settings.kwargs_for(transport)
+        try:
+            protocol = Protocol(**kwargs)
+        except (ValueError, TypeError, WinRMError) as err:
+            # Raised before any request: pywinrm refused the combination of settings.
+            raise AnsibleError(f"{PLUGIN_NAME}: pywinrm rejected the settings: {err}") from err
+        # pywinrm keeps a fixed default; ours is what the host accepts (MaxEnvelopeSizekb).
+        protocol.max_env_sz = self.settings.max_envelope_size
+        return protocol
+
+    def _open_with(self, transport: str) -> None:
+        if transport == "kerberos":
+            self._kinit()
+        protocol = self._new_protocol(transport)
+        self.transport = transport
+        endpoint = self.settings.endpoint
+        self._log(5, f"WINRM CONNECT: transport={transport} endpoint={endpoint.url}")
+        with self._credentials():
+            shell_id = self._call_safe(
+                "open shell", lambda: protocol.open_shell(codepage=UTF8_CODEPAGE), protocol
+            )
+        self.protocol = protocol
+        self.shell_id = shell_id
+        self._log(5, f"WINRM OPEN SHELL: {shell_id}")
+
+    def open(self) -> None:
+        """Authenticate and create the WinRS shell, trying each configured transport in turn."""
+        if self.is_open:
+            return
+        errors: list[tuple[str, AnsibleError]] = []
+        for transport in self.settings.transports:
+            try:
+                self._open_with(transport)
+                return
+            except AnsibleError as err:
+                errors.append((transport, err))
+            except Exception as err:
+                failure = self._failure(err)
+                failure.__cause__ = err
+                errors.append((transport, failure))
+            self._log(5, f"WINRM CONNECTION ERROR ({transport}): {errors[-1][1]}")
+        last_error = errors[-1][1]
+        if len(errors) == 1:
+            raise last_error
+        tried = "; ".join(f"{name}: {error}" for name, error in errors[:-1])
+        raise AnsibleConnectionFailure(
+            f"{last_error}\n  also tried: {tried}"
+        ) from last_error.__cause__
+
+    def reopen_shell(self) -> None:
+        """Replace the shell (same authenticated Protocol), e.g. after a quota fault."""
+        protocol = self.protocol
+        if protocol is None:
+            self.open()
+            return
+        old_shell = self.shell_id
+        if old_shell is not None:
+            try:
+                self._call_safe("delete shell", lambda: protocol.close_shell(old_shell, False))
+            except Exception as err:
+                self._log(5, f"WINRM: deleting shell {old_shell} failed: {err}")
+        self.shell_id = self._call_safe(
+            "open shell", lambda: protocol.open_shell(codepage=UTF8_CODEPAGE)
+        )
+
+    def close(self) -> None:
+        """Delete the shell and forget the ticket cache; the session can be opened again."""
+        protocol, shell_id = self.protocol, self.shell_id
+        self.protocol = None
+        self.shell_id = None
+        try:
+            if protocol is not None and shell_id is not None:
+                self._log(5, f"WINRM CLOSE SHELL: {shell_id}")
+                with self._credentials():
+                    self._call_safe(
+                        "delete shell", lambda: protocol.close_shell(shell_id), protocol
+                    )
+        except Exception as err:
+            self._warn(
+                f"{PLUGIN_NAME}: could not delete WinRS shell {shell_id} ({err}); the host "
+                "removes it when its idle timeout expires"
+            )
+        finally:
+            if self._ccache is not None:
+                self._ccache.remove()
+                self._ccache = None
+
+    # -- commands -------------------------------------------------------------------------
+
+    def run(
+        self,
+        command_line: str,
+        stdin: t.Iterable[bytes] | None = None,
+        stdout_sink: t.Callable[[bytes], None] | None = None,
+    ) -> CommandResult:
+        """Run one command line in the shell and wait for it to end.
+
+        ``stdin`` items are sent as separate WinRS Sends (each must fit an envelope; see
+        ``stdin_chunk_size``). With ``stdout_sink`` every Receive's stdout goes there as it
+        arrives and is not kept. The command is stopped with a WinRS terminate signal when it
+        ends, when command_timeout passes, and when anything (Ansible's task timeout
+        included) interrupts the wait.
+        """
+        if not self.is_open:
+            self.open()
+        timeout = self.settings.command_timeout
+        deadline = self._clock() + timeout if timeout else None
+        try:
+            with self._credentials():
+                command_id = self._start(command_line, console_mode_stdin=stdin is None)
+                return self._finish(command_id, stdin, stdout_sink, deadline)
+        except AnsibleError:
+            raise
+        except Exception as err:
+            raise self._failure(err) from err
+
+    def _start(self, command_line: str, console_mode_stdin: bool) -> str:
+        """Send the WinRS Command. Never retried: a lost reply must not start it twice."""
+        assert self.protocol is not None and self.shell_id is not None
+        command, _, arguments = command_line.partition(" ")
+        args = [arguments] if arguments else []
+        try:
+            return self.protocol.run_command(
+                self.shell_id, command, args, console_mode_stdin=console_mode_stdin
+            )
+        except WSManFaultError as fault:
+            if fault.wmierror_code != QUOTA_MAX_OPERATIONS:
+                raise
+        # The host refused to start it (the shell reached its operation quota), so starting it
+        # in a fresh shell is the first start, not a repeat.
+        self._log(5, "WINRM: shell operation quota reached, replacing the shell")
+        self.reopen_shell()
+        return self.protocol.run_command(
+            self.shell_id, command, args, console_mode_stdin=console_mode_stdin
+        )
+
+    def _finish(
+        self,
+        command_id: str,
+        stdin: t.Iterable[bytes] | None,
+        stdout_sink: t.Callable[[bytes], None] | None,
+        deadline: float | None,
+    ) -> CommandResult:
+        stdout_parts: list[bytes] = []
+        sink = stdout_sink or stdout_parts.append
+        completed = False
+        try:
+            if stdin is not None:
+                self._send_stdin(command_id, stdin, deadline)
+            rc, stderr = self._receive_all(command_id, sink, deadline)
+            completed = True
+        finally:
+            # Terminate ends a command that is still running and releases a finished one.
+            self._terminate(command_id, interrupted=not completed)
+        return CommandResult(rc=rc, stdout=b"".join(stdout_parts), stderr=stderr)
+
+    def _check_deadline(self, deadline: float | None) -> float | None:
+        """Seconds left before command_timeout, raising CommandTimeoutError when none are."""
+        if deadline is None:
+            return None
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise CommandTimeoutError(
+                f"{PLUGIN_NAME}: the command did not finish within command_timeout "
+                f"({self.settings.command_timeout:g} seconds); a WinRS terminate signal was "
+                "sent to stop it on the host"
+            )
+        return remaining
+
+    def _send_stdin(
+        self, command_id: str, stdin: t.Iterable[bytes], deadline: float | None
+    ) -> None:
+        protocol, shell_id = self.protocol, self.shell_id
+        assert protocol is not None and shell_id is not None
+        for data, is_last in _with_last(stdin):
+            self._check_deadline(deadline)
+            # Only a Send refused as busy is repeated: the host did not take its data.
+            self._call_safe(
+                "send input",
+                lambda data=data, is_last=is_last: protocol.send_command_input(
+                    shell_id, command_id, data, end=is_last
+                ),
+                is_retryable=_is_busy,
+            )
+
+    def _receive_once(self, command_id: str, wait: int) -> tuple[bytes, bytes, int, bool]:
+        protocol, shell_id = self.protocol, self.shell_id
+        assert protocol is not None and shell_id is not None
+        configured = protocol.operation_timeout_sec
+        # The host holds a Receive open for the WSMan OperationTimeout; shortening it lets a
+        # command_timeout fire on time. The HTTP read timeout stays above it.
+        protocol.operation_timeout_sec = min(configured, wait)
+        try:
+            return protocol.get_command_output_raw(shell_id, command_id)
+        except WinRMOperationTimeoutError:
+            # No output within the operation timeout: the normal state of a quiet command.
+            return b"", b"", -1, False
+        finally:
+            protocol.operation_timeout_sec = configured
+
+    def _receive_all(
+        self, command_id: str, sink: t.Callable[[bytes], None], deadline: float | None
+    ) -> tuple[int, bytes]:
+        assert self.protocol is not None
+        stderr_parts: list[bytes] = []
+        operation_timeout = int(self.protocol.operation_timeout_sec)
+        while True:
+            remaining = self._check_deadline(deadline)
+            wait = operation_timeout if remaining is None else max(1, math.ceil(remaining))
+            stdout, stderr, rc, done = self._call_safe(
+                "receive output", lambda wait=wait: self._receive_once(command_id, wait)
+            )
+            if stdout:
+                sink(stdout)
+            if stderr:
+                stderr_parts.append(stderr)
+            if done:
+                return rc, b"".join(stderr_parts)
+
+    def _terminate(self, command_id: str, interrupted: bool) -> None:
+        protocol, shell_id = self.protocol, self.shell_id
+        if protocol is None or shell_id is None:
+            return
+        if interrupted:
+            self._log(3, f"WINRM: stopping command {command_id} with a terminate signal")
+
+        def signal() -> None:
+            # pywinrm's cleanup_command sends WinRS Signal with the terminate code.
+            protocol.cleanup_command(shell_id, command_id)
+
+        try:
+            self._call_safe("signal terminate", signal)
+            return
+        except Exception as err:
+            if not interrupted:
+                self._log(5, f"WINRM: releasing command {command_id} failed: {err}")
+                return
+            first_error = err
+        try:
+            # An interruption can leave the connection mid-request (and, with message
+            # encryption, its keys out of step): one more try on a fresh connection.
+            protocol.transport.close_session()
+            signal()
+        except Exception as err:
+            self._warn(
+                f"{PLUGIN_NAME}: could not stop command {command_id} on the host "
+                f"({first_error}; then {err}); it may still be running"
+            )

@@ -1,0 +1,226 @@
+#!powershell
+
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+
+# Maps a client certificate (issuer thumbprint + subject UPN + URI) to a local account for WinRM
+# certificate authentication. WinRM stores the account's password with the mapping and logs on
+# with it; the password cannot be read back. So this module (1) tests the given password against
+# the account, and (2) records when the account's password was last set at the time the mapping
+# was written: if the account's password has changed since, the stored one is stale and the
+# mapping is rewritten.
+
+$spec = @{
+    options = @{
+        issuer_thumbprint = @{ type = 'str'; required = $true }
+        subject = @{ type = 'str'; required = $true }
+        uri = @{ type = 'str'; default = '*' }
+        username = @{ type = 'str' }
+        password = @{ type = 'str'; no_log = $true }
+        enabled = @{ type = 'bool'; default = $true }
+        update_password = @{ type = 'str'; default = 'on_change'; choices = @('always', 'on_change') }
+        state = @{ type = 'str'; default = 'present'; choices = @('present', 'absent') }
+    }
+    required_if = @(, @('state', 'present', @('username', 'password')))
+    supports_check_mode = $true
+}
+
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+
+$mappingUri = 'winrm/config/service/certmapping'
+# Not a secret: only when the account's password was last set, as UTC ticks, per mapping.
+$markerKey = 'HKLM:\SOFTWARE\winops.remoting\CertificateMappings'
+
+$issuer = ($module.Params.issuer_thumbprint -replace '[\s\u200e]', '').ToUpperInvariant()
+if ($issuer -notmatch '^[0-9A-F]{40}$') {
+    $module.FailJson("issuer_thumbprint '$($module.Params.issuer_thumbprint)' is not a SHA-1 thumbprint of 40 hex digits")
+}
+$subject = $module.Params.subject
+$uri = $module.Params.uri
+$selector = @{ Issuer = $issuer; Subject = $subject; URI = $uri }
+$markerName = "$issuer|$subject|$uri"
+
+function ConvertTo-PlainValue {
+    param($Value)
+
+    if ($null -eq $Value) {
+        return ''
+    }
+    if ($Value -is [System.Xml.XmlElement]) {
+        return $Value.InnerText
+    }
+    return [string]$Value
+}
+
+function Get-Mapping {
+    <# The existing mapping for this issuer, subject and URI as a hashtable, or $null. #>
+    foreach ($instance in @(Get-WSManInstance -ResourceURI $mappingUri -Enumerate -ErrorAction Stop)) {
+        $found = @{
+            issuer_thumbprint = (ConvertTo-PlainValue -Value $instance.Issuer).ToUpperInvariant()
+            subject = ConvertTo-PlainValue -Value $instance.Subject
+            uri = ConvertTo-PlainValue -Value $instance.URI
+            username = ConvertTo-PlainValue -Value $instance.UserName
+            enabled = (ConvertTo-PlainValue -Value $instance.Enabled) -eq 'true'
+        }
+        if ($found.issuer_thumbprint -eq $issuer -and $found.subject -eq $subject -and $found.uri -eq $uri) {
+            return $found
+        }
+    }
+    return $null
+}
+
+function Get-PasswordLastSetTick {
+    <# When the local account's password was last set, as UTC ticks in a string ('' if never). #>
+    param([string]$UserName)
+
+    $localName = $UserName -replace '^(\.|[^\\]+)\\', ''
+    try {
+        $account = Get-LocalUser -Name $localName -ErrorAction Stop
+    }
+    catch {
+        $module.FailJson("username '$UserName' is not a local account on this host (certificate mapping needs one): $($_.Exception.Message)", $_)
+    }
+    if ($null -eq $account.PasswordLastSet) {
+        return ''
+    }
+    return [string]$account.PasswordLastSet.ToUniversalTime().Ticks
+}
+
+function Test-AccountPassword {
+    <# Whether the host's account database accepts the password; the password never leaves memory. #>
+    param([string]$UserName, [string]$Password)
+
+    Add-Type -AssemblyName System.DirectoryServices.AccountManagement
+    $context = [System.DirectoryServices.AccountManagement.PrincipalContext]::new([System.DirectoryServices.AccountManagement.ContextType]::Machine)
+    try {
+        return $context.ValidateCredentials(($UserName -replace '^(\.|[^\\]+)\\', ''), $Password)
+    }
+    finally {
+        $context.Dispose()
+    }
+}
+
+try {
+    $current = Get-Mapping
+}
+catch {
+    $module.FailJson("cannot enumerate the WinRM certificate mappings (is the WinRM service running?): $($_.Exception.Message)", $_)
+}
+$module.Diff.before = if ($null -ne $current) { $current.Clone() } else { @{} }
+$module.Result.password_updated = $false
+$module.Result.update_reason = $null
+
+if ($module.Params.state -eq 'absent') {
+    if ($null -ne $current) {
+        if (-not $module.CheckMode) {
+            try {
+                Remove-WSManInstance -ResourceURI $mappingUri -SelectorSet $selector -ErrorAction Stop
+                Remove-ItemProperty -LiteralPath $markerKey -Name $markerName -ErrorAction SilentlyContinue
+            }
+            catch {
+                $module.FailJson("cannot remove the mapping for subject '$subject' issued by '$issuer': $($_.Exception.Message)", $_)
+            }
+        }
+        $module.Result.changed = $true
+    }
+    $module.Result.mapping = $null
+    $module.Diff.after = @{}
+    $module.ExitJson()
+}
+
+$username = $module.Params.username
+$password = $module.Params.password
+
+if (-not (Test-Path -LiteralPath "Cert:\LocalMachine\Root\$issuer")) {
+    if ($module.CheckMode) {
+        $module.Warn("issuer_thumbprint '$issuer' is not in Cert:\LocalMachine\Root yet; continuing because this is check mode")
+    }
+    else {
+        $module.FailJson("issuer_thumbprint '$issuer' is not in Cert:\LocalMachine\Root; import the issuing certificate there first")
+    }
+}
+
+$lastSet = Get-PasswordLastSetTick -UserName $username
+try {
+    $accepted = Test-AccountPassword -UserName $username -Password $password
+}
+catch {
+    $module.FailJson("cannot test the password of username '$username': $($_.Exception.Message)", $_)
+}
+if (-not $accepted) {
+    $module.FailJson("password is not accepted for username '$username'; the mapping would store a credential that cannot log on")
+}
+
+$recorded = $null
+$marker = Get-ItemProperty -LiteralPath $markerKey -Name $markerName -ErrorAction SilentlyContinue
+if ($null -ne $marker) {
+    $recorded = [string]$marker.$markerName
+}
+
+$desired = @{
+    issuer_thumbprint = $issuer
+    subject = $subject
+    uri = $uri
+    username = $username
+    enabled = $module.Params.enabled
+}
+
+$reason = $null
+if ($null -eq $current) {
+    $reason = 'created'
+}
+elseif ($current.username -ne $username) {
+    $reason = 'username_changed'
+}
+elseif ($module.Params.update_password -eq 'always') {
+    $reason = 'update_password_always'
+}
+elseif ($null -eq $recorded) {
+    # Written by someone else: the stored password is unknown, so store the tested one once.
+    $reason = 'stored_password_unverified'
+}
+elseif ($recorded -ne $lastSet) {
+    $reason = 'account_password_changed'
+}
+
+$valueSet = @{}
+if ($null -ne $reason) {
+    $valueSet.UserName = $username
+    $valueSet.Password = $password
+}
+if ($null -eq $current -or $current.enabled -ne $desired.enabled) {
+    $valueSet.Enabled = $desired.enabled.ToString().ToLowerInvariant()
+}
+
+if ($valueSet.Count -gt 0) {
+    if (-not $module.CheckMode) {
+        try {
+            if ($null -eq $current) {
+                New-WSManInstance -ResourceURI $mappingUri -SelectorSet $selector -ValueSet $valueSet -ErrorAction Stop | Out-Null
+            }
+            else {
+                Set-WSManInstance -ResourceURI $mappingUri -SelectorSet $selector -ValueSet $valueSet -ErrorAction Stop | Out-Null
+            }
+            if ($valueSet.ContainsKey('Password')) {
+                if (-not (Test-Path -LiteralPath $markerKey)) {
+                    New-Item -Path $markerKey -Force -ErrorAction Stop | Out-Null
+                }
+                New-ItemProperty -LiteralPath $markerKey -Name $markerName -Value $lastSet -PropertyType String -Force -ErrorAction Stop | Out-Null
+            }
+        }
+        catch {
+            # The exception text comes from WinRM and does not echo the password.
+            $module.FailJson("cannot write the mapping for subject '$subject' issued by '$issuer' to username '$username': $($_.Exception.Message)", $_)
+        }
+    }
+    $module.Result.changed = $true
+    $module.Result.password_updated = $valueSet.ContainsKey('Password')
+    $module.Result.update_reason = $reason
+}
+
+# The password is never part of the diff or the result.
+$module.Result.mapping = $desired
+$module.Diff.after = $desired.Clone()
+$module.ExitJson()

@@ -1,0 +1,129 @@
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Documentation only: the module is win_winrm_cert_mapping.ps1, run by PowerShell on the host.
+
+DOCUMENTATION = r"""
+module: win_winrm_cert_mapping
+short_description: Map a client certificate to a local account for WinRM certificate authentication
+description:
+  - Manages one entry of C(winrm/config/service/certmapping) (the C(WSMan:\localhost\ClientCertificate)
+    items), keyed by O(issuer_thumbprint), O(subject) and O(uri).
+  - WinRM keeps the account's password with the mapping and logs the user on with it. When the
+    account's password changes, certificate authentication starts failing although the mapping
+    looks unchanged. This module notices that, in two steps. It first tests O(password) against
+    the account and fails if the host refuses it. It then compares the time the account's
+    password was last set with the time recorded when this module last wrote the mapping (kept
+    under C(HKLM:\SOFTWARE\winops.remoting\CertificateMappings), no secret stored); if the
+    password changed since, or the mapping was written by something else, the mapping is
+    rewritten with the tested password. RV(update_reason) says why.
+  - Certificate authentication also needs C(Service\Auth\Certificate) on (see
+    M(winops.remoting.win_winrm_service)), an HTTPS listener, the issuing certificate in
+    C(Cert:\LocalMachine\Root) and the client certificate in C(Cert:\LocalMachine\TrustedPeople)
+    (see M(ansible.windows.win_certificate_store)).
+options:
+  issuer_thumbprint:
+    description:
+      - Thumbprint of the certificate that issued the client certificate, in
+        C(Cert:\LocalMachine\Root). For a self-signed client certificate, its own thumbprint.
+    type: str
+    required: true
+  subject:
+    description:
+      - The user principal name in the client certificate's subject alternative name, for
+        example V(ansible@localhost).
+    type: str
+    required: true
+  uri:
+    description: The resource URI the mapping applies to; V(*) for all.
+    type: str
+    default: "*"
+  username:
+    description: The local account the certificate logs on as. Required with O(state=present).
+    type: str
+  password:
+    description:
+      - The account's current password. Tested against the account before it is stored;
+        never returned or shown in a diff. Required with O(state=present).
+    type: str
+  enabled:
+    description: Whether the mapping is used.
+    type: bool
+    default: true
+  update_password:
+    description:
+      - V(on_change) rewrites the stored password only when the mapping is new, its account
+        changed, the account's password changed since the module last wrote it, or the stored
+        password was not written by this module. V(always) rewrites it on every run (always
+        reports a change).
+    type: str
+    choices: [always, on_change]
+    default: on_change
+  state:
+    description: Whether the mapping should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+    description: Tests the password and reports what would change without writing.
+  diff_mode:
+    support: full
+    description: Shows the mapping before and after, without the password.
+  platform:
+    support: full
+    platforms: windows
+    description: Windows hosts with the WinRM service running; local accounts only.
+seealso:
+  - module: winops.remoting.win_winrm_service
+  - module: ansible.windows.win_certificate_store
+author:
+  - winops.remoting contributors
+"""
+
+EXAMPLES = r"""
+- name: Trust the client certificate's issuer
+  ansible.windows.win_certificate_store:
+    path: C:\Windows\Temp\ansible-client-ca.pem
+    store_name: Root
+    store_location: LocalMachine
+
+- name: Map the ansible client certificate to the local ansible account
+  winops.remoting.win_winrm_cert_mapping:
+    issuer_thumbprint: "{{ client_ca_thumbprint }}"
+    subject: ansible@localhost
+    username: ansible
+    password: "{{ ansible_account_password }}"
+  no_log: true
+
+- name: Remove the mapping
+  winops.remoting.win_winrm_cert_mapping:
+    issuer_thumbprint: "{{ client_ca_thumbprint }}"
+    subject: ansible@localhost
+    state: absent
+"""
+
+RETURN = r"""
+mapping:
+  description: The mapping after the task, without the password; null when absent.
+  returned: always
+  type: dict
+  sample:
+    issuer_thumbprint: 7C8DCBD5427AFEE6560F4AF524E325915F51172C
+    subject: ansible@localhost
+    uri: "*"
+    username: ansible
+    enabled: true
+password_updated:
+  description: Whether the stored password was (or would be) rewritten.
+  returned: always
+  type: bool
+update_reason:
+  description:
+    - Why the mapping was written, null when it was not. One of C(created), C(username_changed),
+      C(update_password_always), C(stored_password_unverified), C(account_password_changed).
+  returned: always
+  type: str
+  sample: account_password_changed
+"""

@@ -1,0 +1,238 @@
+#!powershell
+
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+
+# The certificate for the WinRM HTTPS listener, in Cert:\LocalMachine\My: a self-signed one that is
+# replaced before it expires, an existing one named by thumbprint, or one imported from a PFX file.
+# It returns the thumbprint for the listener and the issuer in PEM for the controller's trust store.
+
+$spec = @{
+    options = @{
+        source = @{ type = 'str'; default = 'self_signed'; choices = @('self_signed', 'thumbprint', 'pfx') }
+        dns_names = @{ type = 'list'; elements = 'str' }
+        subject = @{ type = 'str' }
+        validity_days = @{ type = 'int'; default = 365 }
+        renew_days_before_expiry = @{ type = 'int'; default = 30 }
+        key_length = @{ type = 'int'; default = 3072; choices = @(2048, 3072, 4096) }
+        friendly_name = @{ type = 'str'; default = 'winops.remoting WinRM HTTPS' }
+        thumbprint = @{ type = 'str' }
+        pfx_path = @{ type = 'path' }
+        pfx_password = @{ type = 'str'; no_log = $true }
+    }
+    required_if = @(
+        @('source', 'thumbprint', @('thumbprint')),
+        @('source', 'pfx', @('pfx_path'))
+    )
+    supports_check_mode = $true
+}
+
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+
+$storePath = 'Cert:\LocalMachine\My'
+$source = $module.Params.source
+$renewDays = $module.Params.renew_days_before_expiry
+
+function ConvertTo-Pem {
+    <# DER bytes -> one PEM CERTIFICATE block with 64-character lines. #>
+    param([byte[]]$Der)
+
+    $base64 = [System.Convert]::ToBase64String($Der)
+    $lines = [System.Collections.Generic.List[string]]::new()
+    $lines.Add('-----BEGIN CERTIFICATE-----')
+    for ($offset = 0; $offset -lt $base64.Length; $offset += 64) {
+        $lines.Add($base64.Substring($offset, [Math]::Min(64, $base64.Length - $offset)))
+    }
+    $lines.Add('-----END CERTIFICATE-----')
+    return ($lines -join "`n") + "`n"
+}
+
+function Get-IssuerPem {
+    <# The certificates above the leaf in its chain; the certificate itself when self-signed. #>
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
+
+    $chain = [System.Security.Cryptography.X509Certificates.X509Chain]::new()
+    try {
+        $chain.ChainPolicy.RevocationMode = [System.Security.Cryptography.X509Certificates.X509RevocationMode]::NoCheck
+        $chain.ChainPolicy.VerificationFlags = [System.Security.Cryptography.X509Certificates.X509VerificationFlags]::AllowUnknownCertificateAuthority
+        [void]$chain.Build($Certificate)
+        $elements = @($chain.ChainElements | ForEach-Object { $_.Certificate })
+    }
+    finally {
+        $chain.Dispose()
+    }
+    if ($elements.Count -le 1) {
+        return ConvertTo-Pem -Der $Certificate.RawData
+    }
+    return (@($elements | Select-Object -Skip 1 | ForEach-Object { ConvertTo-Pem -Der $_.RawData }) -join '')
+}
+
+function Get-CertificateDnsName {
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
+
+    return @($Certificate.DnsNameList | ForEach-Object { $_.Unicode })
+}
+
+function Set-CertificateResult {
+    <# Fills the result from the certificate the listener should use. #>
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
+
+    $module.Result.thumbprint = $Certificate.Thumbprint
+    $module.Result.subject = $Certificate.Subject
+    $module.Result.dns_names = @(Get-CertificateDnsName -Certificate $Certificate)
+    $module.Result.not_after = $Certificate.NotAfter.ToUniversalTime().ToString('o')
+    $module.Result.certificate_pem = ConvertTo-Pem -Der $Certificate.RawData
+    $module.Result.issuer_pem = Get-IssuerPem -Certificate $Certificate
+}
+
+function Get-StoreCertificate {
+    param([string]$Thumbprint)
+
+    return Get-Item -LiteralPath "$storePath\$Thumbprint" -ErrorAction SilentlyContinue
+}
+
+$module.Result.renewed = $false
+$module.Result.previous_thumbprint = $null
+$module.Result.thumbprint = $null
+$module.Result.issuer_pem = $null
+$module.Result.certificate_pem = $null
+
+if ($source -eq 'thumbprint') {
+    $thumbprint = ($module.Params.thumbprint -replace '[\s\u200e]', '').ToUpperInvariant()
+    if ($thumbprint -notmatch '^[0-9A-F]{40}$') {
+        $module.FailJson("thumbprint '$($module.Params.thumbprint)' is not a SHA-1 thumbprint of 40 hex digits")
+    }
+    $cert = Get-StoreCertificate -Thumbprint $thumbprint
+    if ($null -eq $cert) {
+        $module.FailJson("thumbprint '$thumbprint' is not in $storePath")
+    }
+    if (-not $cert.HasPrivateKey) {
+        $module.FailJson("thumbprint '$thumbprint' names a certificate without a private key in $storePath")
+    }
+    if ($cert.NotAfter -lt [DateTime]::Now.AddDays($renewDays)) {
+        $module.Warn("the certificate '$thumbprint' expires on $($cert.NotAfter.ToString('o')); renew it and pass the new thumbprint")
+    }
+    Set-CertificateResult -Certificate $cert
+    $module.Diff.before = @{ thumbprint = $thumbprint }
+    $module.Diff.after = @{ thumbprint = $thumbprint }
+    $module.ExitJson()
+}
+
+if ($source -eq 'pfx') {
+    $pfxPath = $module.Params.pfx_path
+    if (-not (Test-Path -LiteralPath $pfxPath -PathType Leaf)) {
+        $module.FailJson("pfx_path '$pfxPath' does not exist on the host")
+    }
+    $securePassword = $null
+    if ($null -ne $module.Params.pfx_password) {
+        $securePassword = ConvertTo-SecureString -String $module.Params.pfx_password -AsPlainText -Force
+    }
+    try {
+        $pfxData = if ($null -ne $securePassword) { Get-PfxData -FilePath $pfxPath -Password $securePassword -ErrorAction Stop } else { Get-PfxData -FilePath $pfxPath -ErrorAction Stop }
+    }
+    catch {
+        $module.FailJson("cannot open pfx_path '$pfxPath' (wrong pfx_password or not a PFX file): $($_.Exception.Message)", $_)
+    }
+    $leaf = @($pfxData.EndEntityCertificates) | Select-Object -First 1
+    if ($null -eq $leaf) {
+        $module.FailJson("pfx_path '$pfxPath' holds no end-entity certificate")
+    }
+    $existing = Get-StoreCertificate -Thumbprint $leaf.Thumbprint
+    $module.Diff.before = @{ thumbprint = if ($null -ne $existing -and $existing.HasPrivateKey) { $leaf.Thumbprint } else { $null } }
+    $module.Diff.after = @{ thumbprint = $leaf.Thumbprint }
+    if ($null -ne $existing -and $existing.HasPrivateKey) {
+        Set-CertificateResult -Certificate $existing
+        $module.ExitJson()
+    }
+    $module.Result.changed = $true
+    if ($module.CheckMode) {
+        $module.Result.thumbprint = $leaf.Thumbprint
+        $module.ExitJson()
+    }
+    try {
+        $importParams = @{ FilePath = $pfxPath; CertStoreLocation = $storePath; ErrorAction = 'Stop' }
+        if ($null -ne $securePassword) {
+            $importParams.Password = $securePassword
+        }
+        Import-PfxCertificate @importParams | Out-Null
+    }
+    catch {
+        $module.FailJson("cannot import pfx_path '$pfxPath' into $($storePath): $($_.Exception.Message)", $_)
+    }
+    Set-CertificateResult -Certificate (Get-StoreCertificate -Thumbprint $leaf.Thumbprint)
+    $module.ExitJson()
+}
+
+# self_signed
+if ($module.Params.validity_days -le $renewDays) {
+    $module.FailJson("validity_days '$($module.Params.validity_days)' must be greater than renew_days_before_expiry '$renewDays', or every run would renew")
+}
+$dnsNames = $module.Params.dns_names
+if ($null -eq $dnsNames -or $dnsNames.Count -eq 0) {
+    $dnsNames = @($env:COMPUTERNAME)
+    # The computer's own view of its FQDN, without a DNS lookup that might return another name.
+    $ipProperties = [System.Net.NetworkInformation.IPGlobalProperties]::GetIPGlobalProperties()
+    if ($ipProperties.DomainName) {
+        $dnsNames += "$($ipProperties.HostName).$($ipProperties.DomainName)"
+    }
+}
+$dnsNames = [string[]]@($dnsNames)
+$subject = if ($module.Params.subject) { $module.Params.subject } else { "CN=$($dnsNames[0])" }
+$wantedNames = (@($dnsNames | ForEach-Object { $_.ToLowerInvariant() } | Sort-Object -Unique)) -join ','
+
+$candidates = @(Get-ChildItem -LiteralPath $storePath | Where-Object { $_.FriendlyName -eq $module.Params.friendly_name -and $_.HasPrivateKey } | Sort-Object -Property NotAfter -Descending)
+$newest = $candidates | Select-Object -First 1
+$reason = $null
+if ($null -eq $newest) {
+    $reason = 'missing'
+}
+elseif ($newest.NotAfter -lt [DateTime]::Now.AddDays($renewDays)) {
+    $reason = 'expiring'
+}
+elseif ((@(Get-CertificateDnsName -Certificate $newest | ForEach-Object { $_.ToLowerInvariant() } | Sort-Object -Unique) -join ',') -ne $wantedNames -or $newest.Subject -ne $subject) {
+    $reason = 'names_changed'
+}
+
+$module.Diff.before = if ($null -ne $newest) { @{ thumbprint = $newest.Thumbprint; subject = $newest.Subject; dns_names = @(Get-CertificateDnsName -Certificate $newest); not_after = $newest.NotAfter.ToUniversalTime().ToString('o') } } else { @{} }
+if ($null -eq $reason) {
+    Set-CertificateResult -Certificate $newest
+    $module.Diff.after = $module.Diff.before
+    $module.ExitJson()
+}
+
+$module.Result.changed = $true
+$module.Result.renewal_reason = $reason
+if ($null -ne $newest) {
+    $module.Result.renewed = $true
+    $module.Result.previous_thumbprint = $newest.Thumbprint
+}
+$notAfter = [DateTime]::Now.AddDays($module.Params.validity_days)
+$module.Diff.after = @{ thumbprint = '(new)'; subject = $subject; dns_names = $dnsNames; not_after = $notAfter.ToUniversalTime().ToString('o') }
+if ($module.CheckMode) {
+    $module.ExitJson()
+}
+
+$certParams = @{
+    Type = 'SSLServerAuthentication'
+    Subject = $subject
+    DnsName = $dnsNames
+    CertStoreLocation = $storePath
+    NotAfter = $notAfter
+    KeyAlgorithm = 'RSA'
+    KeyLength = $module.Params.key_length
+    HashAlgorithm = 'SHA256'
+    KeyExportPolicy = 'NonExportable'
+    FriendlyName = $module.Params.friendly_name
+    ErrorAction = 'Stop'
+}
+try {
+    $created = New-SelfSignedCertificate @certParams
+}
+catch {
+    $module.FailJson("cannot create a self-signed certificate for dns_names '$($dnsNames -join ', ')': $($_.Exception.Message)", $_)
+}
+Set-CertificateResult -Certificate $created
+$module.Diff.after.thumbprint = $created.Thumbprint
+$module.ExitJson()

@@ -1,0 +1,156 @@
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Documentation only: the module is win_winrm_https_certificate.ps1, run by PowerShell on the host.
+
+DOCUMENTATION = r"""
+module: win_winrm_https_certificate
+short_description: Provide the certificate for the WinRM HTTPS listener
+description:
+  - Makes sure C(Cert:\LocalMachine\My) holds a usable certificate for the HTTPS listener and
+    returns its thumbprint (for M(winops.remoting.win_winrm_listener)) and its issuer in PEM (for
+    the controller's C(ansible_winrm_ca_trust_path) or C(ansible_psrp_ca_cert)).
+  - O(source=self_signed) creates a self-signed certificate with C(New-SelfSignedCertificate) and
+    recognises it on later runs by O(friendly_name). It creates a new one when none exists, when
+    the newest expires within O(renew_days_before_expiry) days, or when O(dns_names) or O(subject)
+    changed. The replaced certificate stays in the store (the listener still uses it until it is
+    rotated); RV(previous_thumbprint) names it so it can be removed afterwards.
+  - O(source=thumbprint) uses a certificate that is already there, for example one enrolled from
+    AD CS; it is checked (present, with private key) but never changed, and the module warns when
+    it expires within O(renew_days_before_expiry) days.
+  - O(source=pfx) imports a PFX file from the host into the store unless the certificate is
+    already there with its key.
+options:
+  source:
+    description: Where the certificate comes from.
+    type: str
+    choices: [self_signed, thumbprint, pfx]
+    default: self_signed
+  dns_names:
+    description:
+      - DNS names of a self-signed certificate. The connection's host name must be among them for
+        certificate validation to pass.
+      - Defaults to the computer name and, on a domain member, its FQDN.
+    type: list
+    elements: str
+  subject:
+    description: Subject of a self-signed certificate; defaults to C(CN=<first DNS name>).
+    type: str
+  validity_days:
+    description: Lifetime of a new self-signed certificate in days.
+    type: int
+    default: 365
+  renew_days_before_expiry:
+    description: A self-signed certificate is replaced when it expires within this many days.
+    type: int
+    default: 30
+  key_length:
+    description: RSA key length of a new self-signed certificate.
+    type: int
+    choices: [2048, 3072, 4096]
+    default: 3072
+  friendly_name:
+    description: Friendly name that marks the self-signed certificates this module manages.
+    type: str
+    default: winops.remoting WinRM HTTPS
+  thumbprint:
+    description: Thumbprint of an existing certificate, with O(source=thumbprint).
+    type: str
+  pfx_path:
+    description: Path on the host of the PFX file, with O(source=pfx).
+    type: path
+  pfx_password:
+    description: Password of the PFX file; never returned.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: >-
+      Reports whether a certificate would be created or imported; RV(thumbprint) of a certificate
+      that would be created is null.
+  diff_mode:
+    support: full
+    description: Shows thumbprint, subject, DNS names and expiry before and after.
+  platform:
+    support: full
+    platforms: windows
+    description: >-
+      Windows Server 2016 / Windows 10 or later for O(source=self_signed) (the parameters of
+      New-SelfSignedCertificate used here); the PKI module for O(source=pfx).
+seealso:
+  - module: winops.remoting.win_winrm_listener
+  - module: ansible.windows.win_certificate_store
+author:
+  - winops.remoting contributors
+"""
+
+EXAMPLES = r"""
+- name: Create or renew the self-signed HTTPS certificate
+  winops.remoting.win_winrm_https_certificate:
+    dns_names:
+      - "{{ inventory_hostname }}"
+  register: https_cert
+
+- name: Save the issuer on the controller for certificate validation
+  ansible.builtin.copy:
+    content: "{{ https_cert.issuer_pem }}"
+    dest: "{{ playbook_dir }}/ca/{{ inventory_hostname }}.pem"
+    mode: "0644"
+  delegate_to: localhost
+
+- name: Use a certificate enrolled from AD CS
+  winops.remoting.win_winrm_https_certificate:
+    source: thumbprint
+    thumbprint: E6CDAA82EEAF2ECE8546E05DB7F3E01AA47D76CE
+
+- name: Import a certificate from a PFX file copied to the host
+  winops.remoting.win_winrm_https_certificate:
+    source: pfx
+    pfx_path: C:\Windows\Temp\winrm.pfx
+    pfx_password: "{{ pfx_password }}"
+"""
+
+RETURN = r"""
+thumbprint:
+  description: Thumbprint of the certificate to use; null in check mode when one would be created.
+  returned: always
+  type: str
+  sample: E6CDAA82EEAF2ECE8546E05DB7F3E01AA47D76CE
+subject:
+  description: Subject of the certificate.
+  returned: when a certificate is in the store
+  type: str
+  sample: CN=SERVER01
+dns_names:
+  description: DNS names in the certificate.
+  returned: when a certificate is in the store
+  type: list
+  elements: str
+not_after:
+  description: Expiry in ISO 8601, UTC.
+  returned: when a certificate is in the store
+  type: str
+  sample: "2027-11-23T09:45:00.0000000Z"
+certificate_pem:
+  description: The certificate in PEM.
+  returned: always
+  type: str
+issuer_pem:
+  description:
+    - The certificates above it in its chain, in PEM, for the controller's trust store; the
+      certificate itself when it is self-signed. Null in check mode when one would be created.
+  returned: always
+  type: str
+renewed:
+  description: Whether a self-signed certificate replaced an earlier one.
+  returned: always
+  type: bool
+renewal_reason:
+  description: Why a self-signed certificate was created, C(missing), C(expiring) or C(names_changed).
+  returned: when a self-signed certificate was created
+  type: str
+previous_thumbprint:
+  description: Thumbprint of the self-signed certificate that was replaced, otherwise null.
+  returned: always
+  type: str
+"""

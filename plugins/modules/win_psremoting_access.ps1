@@ -1,0 +1,124 @@
+#!powershell
+
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+
+# Restricts who may use PowerShell remoting (the session configurations' SDDL, used by psrp) and,
+# optionally, the WinRM service itself (RootSDDL, used by the winrm plugin's cmd shell) to the
+# given accounts. Each listed account gets full access (GA), as Administrators have by default.
+
+$spec = @{
+    options = @{
+        accounts = @{ type = 'list'; elements = 'sid'; required = $true }
+        configurations = @{ type = 'list'; elements = 'str'; default = @('Microsoft.PowerShell') }
+        root_sddl = @{ type = 'bool'; default = $true }
+        allow_lockout = @{ type = 'bool'; default = $false }
+    }
+    supports_check_mode = $true
+}
+
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+
+$rootSddlPath = 'WSMan:\localhost\Service\RootSDDL'
+# Audit every failure and successful writes/executes, as Windows' default descriptors do.
+$auditPart = 'S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)'
+
+$sids = @($module.Params.accounts | ForEach-Object { $_.Value } | Sort-Object -Unique)
+if ($sids.Count -eq 0) {
+    $module.FailJson('accounts is empty; at least one account must keep remote access')
+}
+$aces = ($sids | ForEach-Object { "(A;;GA;;;$_)" }) -join ''
+$wantedSddl = "O:NSG:BAD:P$aces$auditPart"
+
+function Get-AccessForm {
+    <# The DACL of an SDDL string in one canonical form, so equal access compares equal. #>
+    param([string]$Sddl)
+
+    $descriptor = [System.Security.AccessControl.CommonSecurityDescriptor]::new($false, $false, $Sddl)
+    return $descriptor.GetSddlForm([System.Security.AccessControl.AccessControlSections]::Access)
+}
+
+function Get-AccountName {
+    param([string]$Sid)
+
+    try {
+        return ([System.Security.Principal.SecurityIdentifier]::new($Sid)).Translate([System.Security.Principal.NTAccount]).Value
+    }
+    catch {
+        return $Sid
+    }
+}
+
+# Refuse to lock out the account running this task unless asked to.
+$identity = [System.Security.Principal.WindowsIdentity]::GetCurrent()
+$ownSids = @($identity.User.Value) + @($identity.Groups | ForEach-Object { $_.Value })
+$keepsAccess = @($sids | Where-Object { $ownSids -contains $_ }).Count -gt 0
+if (-not $keepsAccess -and -not $module.Params.allow_lockout) {
+    $module.FailJson("accounts ($(@($sids | ForEach-Object { Get-AccountName -Sid $_ }) -join ', ')) includes neither '$($identity.Name)', which runs this task, nor a group it belongs to; the next connection would be refused. Add it, or set allow_lockout=true")
+}
+
+$wantedForm = Get-AccessForm -Sddl $wantedSddl
+$before = [ordered]@{}
+$after = [ordered]@{}
+$changedConfigurations = [System.Collections.Generic.List[string]]::new()
+
+foreach ($name in $module.Params.configurations) {
+    try {
+        $configuration = Get-PSSessionConfiguration -Name $name -ErrorAction Stop
+    }
+    catch {
+        $module.FailJson("configurations entry '$name' is not a PowerShell session configuration on this host: $($_.Exception.Message)", $_)
+    }
+    $currentSddl = [string]$configuration.SecurityDescriptorSddl
+    $before[$name] = $currentSddl
+    $after[$name] = $wantedSddl
+    if ((Get-AccessForm -Sddl $currentSddl) -eq $wantedForm) {
+        $after[$name] = $currentSddl
+        continue
+    }
+    if (-not $module.CheckMode) {
+        try {
+            # The WinRM restart this needs is left to a handler: restarting here would cut off the task.
+            Set-PSSessionConfiguration -Name $name -SecurityDescriptorSddl $wantedSddl -NoServiceRestart -Force -ErrorAction Stop | Out-Null
+        }
+        catch {
+            $module.FailJson("cannot set the SDDL of configurations entry '$name': $($_.Exception.Message)", $_)
+        }
+    }
+    $changedConfigurations.Add($name)
+    $module.Result.changed = $true
+}
+
+if ($module.Params.root_sddl) {
+    try {
+        $currentRoot = [string](Get-Item -LiteralPath $rootSddlPath -ErrorAction Stop).Value
+    }
+    catch {
+        $module.FailJson("cannot read $rootSddlPath for root_sddl (is the WinRM service running?): $($_.Exception.Message)", $_)
+    }
+    $before.RootSDDL = $currentRoot
+    $after.RootSDDL = $currentRoot
+    if ((Get-AccessForm -Sddl $currentRoot) -ne $wantedForm) {
+        if (-not $module.CheckMode) {
+            try {
+                Set-Item -LiteralPath $rootSddlPath -Value $wantedSddl -Force -ErrorAction Stop
+            }
+            catch {
+                $module.FailJson("cannot set $rootSddlPath for root_sddl: $($_.Exception.Message)", $_)
+            }
+        }
+        $after.RootSDDL = $wantedSddl
+        $module.Result.changed = $true
+    }
+}
+
+$module.Diff.before = $before
+$module.Diff.after = $after
+$module.Result.sddl = $wantedSddl
+$module.Result.accounts = @($sids | ForEach-Object { @{ sid = $_; name = Get-AccountName -Sid $_ } })
+$module.Result.changed_configurations = @($changedConfigurations)
+# Session configuration security applies to new sessions after WinRM restarts.
+$module.Result.restart_required = $changedConfigurations.Count -gt 0
+$module.ExitJson()

@@ -1,0 +1,87 @@
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Documentation only: the module is win_psremoting_access.ps1, run by PowerShell on the host.
+
+DOCUMENTATION = r"""
+module: win_psremoting_access
+short_description: Restrict PowerShell remoting and WinRM access to given accounts
+description:
+  - Sets the security descriptor of PowerShell session configurations (by default
+    C(Microsoft.PowerShell), which the psrp connection uses) and, with O(root_sddl=true), the
+    WinRM service's C(RootSDDL) (which governs the cmd shell that the winrm connection uses), so
+    that only O(accounts) may connect. Each listed account gets full access.
+  - Fails when none of O(accounts) is the account running the task or one of its groups, unless
+    O(allow_lockout=true), because the play's next connection would be refused.
+  - A changed session configuration takes effect once the WinRM service restarts; the module
+    does not restart it (that would cut off the task) and returns RV(restart_required). Restart
+    it from a handler, for example M(ansible.windows.win_service) with C(state=restarted)
+    followed by M(ansible.builtin.wait_for_connection). C(RootSDDL) applies at once.
+options:
+  accounts:
+    description:
+      - Accounts or groups, as names (V(HOST\\ansible), V(BUILTIN\\Administrators)) or SIDs
+        (V(S-1-5-32-544)). The list is exact.
+    type: list
+    elements: str
+    required: true
+  configurations:
+    description: Session configurations to restrict.
+    type: list
+    elements: str
+    default: [Microsoft.PowerShell]
+  root_sddl:
+    description: Whether to restrict the WinRM service's C(RootSDDL) as well.
+    type: bool
+    default: true
+  allow_lockout:
+    description: Allow a list that does not include the account running the task.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change without writing.
+  diff_mode:
+    support: full
+    description: Shows each security descriptor (SDDL) before and after.
+  platform:
+    support: full
+    platforms: windows
+    description: Windows hosts with PowerShell remoting enabled.
+author:
+  - winops.remoting contributors
+"""
+
+EXAMPLES = r"""
+- name: Let only the Ansible account and the built-in Administrators use remoting
+  winops.remoting.win_psremoting_access:
+    accounts:
+      - "{{ ansible_user }}"
+      - BUILTIN\Administrators
+  register: remoting_access
+  notify: Restart the WinRM service
+"""
+
+RETURN = r"""
+sddl:
+  description: The security descriptor applied.
+  returned: always
+  type: str
+  sample: O:NSG:BAD:P(A;;GA;;;S-1-5-32-544)S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)
+accounts:
+  description: The accounts allowed, with SID and resolved name.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"sid": "S-1-5-32-544", "name": "BUILTIN\\Administrators"}]
+changed_configurations:
+  description: Session configurations whose descriptor changed.
+  returned: always
+  type: list
+  elements: str
+restart_required:
+  description: Whether the WinRM service must restart for the change to apply.
+  returned: always
+  type: bool
+"""

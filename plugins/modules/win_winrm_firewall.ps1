@@ -1,0 +1,239 @@
+#!powershell
+
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+
+# One inbound TCP allow rule for a WinRM port, scoped to remote (and optionally local) addresses.
+# Values that are not given are not compared, so the module can also just switch an existing
+# rule, such as Windows' own WINRM-HTTP-In-TCP, on or off.
+
+$spec = @{
+    options = @{
+        name = @{ type = 'str'; required = $true }
+        display_name = @{ type = 'str' }
+        description = @{ type = 'str' }
+        port = @{ type = 'int' }
+        remote_addresses = @{ type = 'list'; elements = 'str' }
+        local_addresses = @{ type = 'list'; elements = 'str' }
+        profiles = @{ type = 'list'; elements = 'str'; choices = @('any', 'domain', 'private', 'public') }
+        enabled = @{ type = 'bool'; default = $true }
+        state = @{ type = 'str'; default = 'present'; choices = @('present', 'absent') }
+    }
+    supports_check_mode = $true
+}
+
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+
+$name = $module.Params.name
+$addressKeywords = @('Any', 'LocalSubnet', 'DNS', 'DHCP', 'WINS', 'DefaultGateway', 'Internet', 'Intranet', 'IntranetRemoteAccess', 'PlayToDevice')
+
+function ConvertTo-RuleAddress {
+    <#
+    One address entry in the form Windows reports it back, or $null when invalid: IPv4 prefixes
+    come back as address/mask and a /32 as the bare address.
+    #>
+    param([string]$Entry)
+
+    $text = $Entry.Trim()
+    $keyword = $addressKeywords | Where-Object { $_ -eq $text } | Select-Object -First 1
+    if ($null -ne $keyword) {
+        return $keyword
+    }
+    $parsed = $null
+    if ($text -match '^(?<first>[^-/]+)-(?<last>[^-/]+)$') {
+        $last = $null
+        if ([System.Net.IPAddress]::TryParse($Matches.first, [ref]$parsed) -and [System.Net.IPAddress]::TryParse($Matches.last, [ref]$last) -and $parsed.AddressFamily -eq $last.AddressFamily) {
+            return "$parsed-$last"
+        }
+        return $null
+    }
+    if ($text -match '^(?<ip>[^/]+)/(?<prefix>\d{1,3})$') {
+        if (-not [System.Net.IPAddress]::TryParse($Matches.ip, [ref]$parsed)) {
+            return $null
+        }
+        $prefix = [int]$Matches.prefix
+        if ($parsed.AddressFamily -eq [System.Net.Sockets.AddressFamily]::InterNetwork) {
+            if ($prefix -gt 32) {
+                return $null
+            }
+            if ($prefix -eq 32) {
+                return "$parsed"
+            }
+            # 4294967295 rather than 0xFFFFFFFF, which PowerShell reads as the Int32 -1.
+            $allOnes = [uint64]4294967295
+            $maskBits = [uint32](($allOnes -shl (32 - $prefix)) -band $allOnes)
+            $maskBytes = [System.BitConverter]::GetBytes($maskBits)
+            [Array]::Reverse($maskBytes)
+            return "$parsed/$([System.Net.IPAddress]::new($maskBytes))"
+        }
+        if ($prefix -gt 128) {
+            return $null
+        }
+        return "$parsed/$prefix"
+    }
+    if ([System.Net.IPAddress]::TryParse($text, [ref]$parsed) -and $text -match '[.:]') {
+        return "$parsed"
+    }
+    return $null
+}
+
+function ConvertTo-AddressSet {
+    param([string[]]$Entries, [string]$Option)
+
+    $converted = foreach ($entry in $Entries) {
+        $value = ConvertTo-RuleAddress -Entry $entry
+        if ($null -eq $value) {
+            $module.FailJson("$Option entry '$entry' is not an IP address, a prefix (a.b.c.d/n), a range (first-last) or one of the keywords $($addressKeywords -join ', ')")
+        }
+        $value
+    }
+    return @($converted | Sort-Object -Unique)
+}
+
+function Test-SameAddressSet {
+    <# Windows reports keywords and IPv6 text in its own case; compare without case. #>
+    param([string[]]$Left, [string[]]$Right)
+
+    return (($Left -join ',').ToLowerInvariant()) -eq (($Right -join ',').ToLowerInvariant())
+}
+
+function ConvertTo-ProfileSet {
+    <# 'Domain, Private' or @('domain','private') -> 'domain,private'; 'Any' covers all three. #>
+    param($Profiles)
+
+    $set = @($Profiles | ForEach-Object { ([string]$_).Split(',') } | ForEach-Object { $_.Trim().ToLowerInvariant() } | Where-Object { $_ } | Sort-Object -Unique)
+    if ($set -contains 'any' -or ($set -join ',') -eq 'domain,private,public') {
+        return 'any'
+    }
+    return $set -join ','
+}
+
+$port = $module.Params.port
+if ($null -ne $port -and ($port -lt 1 -or $port -gt 65535)) {
+    $module.FailJson("port '$port' is out of range: it must be between 1 and 65535")
+}
+$wanted = @{}
+if ($null -ne $port) { $wanted.port = [string]$port }
+if ($null -ne $module.Params.remote_addresses) { $wanted.remote_addresses = ConvertTo-AddressSet -Entries $module.Params.remote_addresses -Option 'remote_addresses' }
+if ($null -ne $module.Params.local_addresses) { $wanted.local_addresses = ConvertTo-AddressSet -Entries $module.Params.local_addresses -Option 'local_addresses' }
+if ($null -ne $module.Params.profiles) { $wanted.profiles = ConvertTo-ProfileSet -Profiles $module.Params.profiles }
+if ($null -ne $module.Params.display_name) { $wanted.display_name = $module.Params.display_name }
+if ($null -ne $module.Params.description) { $wanted.description = $module.Params.description }
+$wanted.enabled = $module.Params.enabled
+foreach ($key in @('remote_addresses', 'local_addresses')) {
+    if ($wanted.ContainsKey($key) -and $wanted[$key].Count -eq 0) {
+        $module.FailJson("$key is empty; give 'any' to allow every address")
+    }
+}
+
+$rule = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
+$current = $null
+if ($null -ne $rule) {
+    $portFilter = Get-NetFirewallPortFilter -AssociatedNetFirewallRule $rule
+    $addressFilter = Get-NetFirewallAddressFilter -AssociatedNetFirewallRule $rule
+    $current = @{
+        display_name = [string]$rule.DisplayName
+        description = [string]$rule.Description
+        enabled = [string]$rule.Enabled -eq 'True'
+        profiles = ConvertTo-ProfileSet -Profiles ([string]$rule.Profile)
+        port = (@($portFilter.LocalPort) -join ',')
+        protocol = [string]$portFilter.Protocol
+        remote_addresses = @(@($addressFilter.RemoteAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
+        local_addresses = @(@($addressFilter.LocalAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
+    }
+}
+$module.Diff.before = if ($null -ne $current) { $current.Clone() } else { @{} }
+
+if ($module.Params.state -eq 'absent') {
+    if ($null -ne $rule) {
+        if (-not $module.CheckMode) {
+            try {
+                Remove-NetFirewallRule -Name $name -ErrorAction Stop
+            }
+            catch {
+                $module.FailJson("cannot remove firewall rule name '$name': $($_.Exception.Message)", $_)
+            }
+        }
+        $module.Result.changed = $true
+    }
+    $module.Diff.after = @{}
+    $module.Result.rule = $null
+    $module.ExitJson()
+}
+
+function ConvertTo-ProfileParameter {
+    param([string]$Set)
+
+    if ($Set -eq 'any') {
+        return @('Any')
+    }
+    return @($Set.Split(',') | ForEach-Object { (Get-Culture).TextInfo.ToTitleCase($_) })
+}
+
+if ($null -eq $rule) {
+    if (-not $wanted.ContainsKey('port')) {
+        $module.FailJson("port is required to create firewall rule name '$name'")
+    }
+    $createParams = @{
+        Name = $name
+        DisplayName = if ($wanted.display_name) { $wanted.display_name } else { $name }
+        Direction = 'Inbound'
+        Action = 'Allow'
+        Protocol = 'TCP'
+        LocalPort = $wanted.port
+        Enabled = if ($wanted.enabled) { 'True' } else { 'False' }
+        RemoteAddress = if ($wanted.remote_addresses) { $wanted.remote_addresses } else { @('Any') }
+        LocalAddress = if ($wanted.local_addresses) { $wanted.local_addresses } else { @('Any') }
+        Profile = if ($wanted.profiles) { ConvertTo-ProfileParameter -Set $wanted.profiles } else { @('Any') }
+        ErrorAction = 'Stop'
+    }
+    if ($wanted.description) {
+        $createParams.Description = $wanted.description
+    }
+    if (-not $module.CheckMode) {
+        try {
+            New-NetFirewallRule @createParams | Out-Null
+        }
+        catch {
+            $module.FailJson("cannot create firewall rule name '$name' for port '$($wanted.port)': $($_.Exception.Message)", $_)
+        }
+    }
+    $module.Result.changed = $true
+    $module.Diff.after = $wanted.Clone()
+    $module.Result.rule = $wanted
+    $module.ExitJson()
+}
+
+if ($current.protocol -and $current.protocol -ne 'TCP') {
+    $module.FailJson("firewall rule name '$name' exists for protocol '$($current.protocol)', not TCP; give another name")
+}
+
+$setParams = @{}
+if ($wanted.ContainsKey('port') -and $current.port -ne $wanted.port) { $setParams.LocalPort = $wanted.port }
+if ($wanted.ContainsKey('remote_addresses') -and -not (Test-SameAddressSet -Left $current.remote_addresses -Right $wanted.remote_addresses)) { $setParams.RemoteAddress = $wanted.remote_addresses }
+if ($wanted.ContainsKey('local_addresses') -and -not (Test-SameAddressSet -Left $current.local_addresses -Right $wanted.local_addresses)) { $setParams.LocalAddress = $wanted.local_addresses }
+if ($wanted.ContainsKey('profiles') -and $current.profiles -ne $wanted.profiles) { $setParams.Profile = ConvertTo-ProfileParameter -Set $wanted.profiles }
+if ($wanted.ContainsKey('display_name') -and $current.display_name -ne $wanted.display_name) { $setParams.NewDisplayName = $wanted.display_name }
+if ($wanted.ContainsKey('description') -and $current.description -ne $wanted.description) { $setParams.Description = $wanted.description }
+if ($current.enabled -ne $wanted.enabled) { $setParams.Enabled = if ($wanted.enabled) { 'True' } else { 'False' } }
+
+$after = $current.Clone()
+foreach ($key in $wanted.Keys) {
+    $after[$key] = $wanted[$key]
+}
+if ($setParams.Count -gt 0) {
+    if (-not $module.CheckMode) {
+        try {
+            Set-NetFirewallRule -Name $name @setParams -ErrorAction Stop
+        }
+        catch {
+            $module.FailJson("cannot update firewall rule name '$name' ($($setParams.Keys -join ', ')): $($_.Exception.Message)", $_)
+        }
+    }
+    $module.Result.changed = $true
+}
+$module.Diff.after = $after
+$module.Result.rule = $after
+$module.ExitJson()

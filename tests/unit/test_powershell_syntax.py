@@ -7,6 +7,11 @@ parse tree fails the test with file:line:column.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
@@ -91,3 +96,60 @@ def test_checker_accepts_valid_powershell() -> None:
         b"catch {\n    $module.FailJson(\"name '$($module.Params.name)' failed: $_\", $_)\n}\n"
     )
     assert find_syntax_errors(source) == []
+
+
+# The modules' documentation lives in .py stubs beside the .ps1 files; they must agree.
+MODULES_DIR = REPO / "plugins" / "modules"
+# In each module's `$spec = @{ options = @{ ... } }` the top-level options sit at 8 spaces.
+SPEC_BLOCK = re.compile(r"^\$spec = @\{\n    options = @\{\n(?P<body>.*?)^    \}\n", re.M | re.S)
+SPEC_OPTION = re.compile(r"^        (?P<name>\w+) = @\{", re.M)
+
+
+def powershell_modules() -> list[str]:
+    return sorted(p.stem for p in MODULES_DIR.glob("*.ps1"))
+
+
+def spec_option_names(module: str) -> set[str]:
+    source = (MODULES_DIR / f"{module}.ps1").read_text(encoding="utf-8")
+    block = SPEC_BLOCK.search(source)
+    assert block, f"{module}.ps1 has no `$spec = @{{ options = @{{` block at the top level"
+    return {m["name"] for m in SPEC_OPTION.finditer(block["body"])}
+
+
+@pytest.fixture(scope="module")
+def rendered_docs() -> dict[str, t.Any]:
+    """What `ansible-doc --json` makes of every module stub, in one call."""
+    names = [f"winops.remoting.{m}" for m in powershell_modules()]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "dev"))
+    ansible_doc = Path(sys.executable).with_name("ansible-doc")
+    result = subprocess.run(
+        [str(ansible_doc), "--json", "-t", "module", *names],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("module", powershell_modules())
+def test_module_ps1_starts_like_an_ansible_basic_module(module: str) -> None:
+    source = (MODULES_DIR / f"{module}.ps1").read_text(encoding="utf-8")
+    assert source.startswith("#!powershell\n")
+    assert "#AnsibleRequires -CSharpUtil Ansible.Basic" in source
+    assert "supports_check_mode = $true" in source
+    assert "[Ansible.Basic.AnsibleModule]::Create($args, $spec)" in source
+    assert "$module.Diff.before" in source and "$module.Diff.after" in source
+
+
+@pytest.mark.parametrize("module", powershell_modules())
+def test_module_documentation_matches_spec(module: str, rendered_docs: dict[str, t.Any]) -> None:
+    entry = rendered_docs.get(f"winops.remoting.{module}")
+    assert entry, f"ansible-doc did not render winops.remoting.{module}"
+    doc = entry["doc"]
+    assert set(doc["options"]) == spec_option_names(module)
+    assert doc["attributes"]["check_mode"]["support"] == "full"
+    assert doc["attributes"]["diff_mode"]["support"] == "full"
+    assert f"winops.remoting.{module}:" in entry["examples"]
+    assert entry["return"], f"{module} documents no return values"

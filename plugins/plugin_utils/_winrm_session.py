@@ -137,14 +137,14 @@ class WinRMSession:
         log: Log,
         warn: Warn,
         *,
-        acquire: t.Callable[[KinitRequest], CredentialCache] = acquire_ticket,
+        acquire: t.Callable[[KinitRequest], CredentialCache] | None = None,
         sleep: t.Callable[[float], None] = time.sleep,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self._log = log
         self._warn = warn
-        self._acquire = acquire
+        self._acquire = acquire or acquire_ticket
         self._sleep = sleep
         self._clock = clock
         self._policy = RetryPolicy(

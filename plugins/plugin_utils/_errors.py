@@ -1,0 +1,459 @@
+"""Translating connection failures into which layer failed, what was seen and what fixes it.
+
+Internal use only: this module is not part of the collection's public API.
+
+``diagnose`` reads the exception chain that pywinrm, pypsrp, requests, urllib3, ssl and socket
+build (causes, contexts and the errors urllib3 keeps in ``reason`` or ``args``) without
+importing any of those libraries' exception classes: it matches by class name, attributes and
+the standard library types, so it works whichever of them is installed. Callers redact secrets
+from the final message (``_redact.redact``) before it is shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import errno
+import socket
+import ssl
+import typing as t
+
+from ansible.errors import AnsibleConnectionFailure
+
+from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils._retry import exception_chain
+
+# The WSManFault code Windows sends when Receive waited OperationTimeout without output.
+WSMAN_OPERATION_TIMEOUT = 2150858793
+
+
+class Layer(enum.Enum):
+    """The step of a connection that failed, from the network up."""
+
+    NAME_RESOLUTION = "name resolution"
+    TCP = "TCP connection"
+    TLS = "TLS handshake"
+    HTTP_AUTH = "HTTP authentication"
+    MESSAGE_ENCRYPTION = "message encryption"
+    WSMAN = "WS-Management"
+    KERBEROS = "Kerberos"
+    TRANSFER = "file transfer"
+    COMMAND = "command"
+
+
+@dataclasses.dataclass
+class Diagnosis:
+    """What failed (one sentence), what was seen, and the variable or role that fixes it."""
+
+    layer: Layer
+    summary: str
+    evidence: str
+    fix: str
+
+
+class DiagnosedConnectionFailure(AnsibleConnectionFailure):
+    """An AnsibleConnectionFailure that carries the Diagnosis its message was built from."""
+
+    def __init__(self, message: str, diagnosis: Diagnosis) -> None:
+        super().__init__(message)
+        self.diagnosis = diagnosis
+
+
+@dataclasses.dataclass(frozen=True)
+class _PluginVars:
+    auth: str
+    cert_validation: str
+    ca: str
+    scheme: str
+    encryption: str
+    path: str
+    read_timeout: str
+    max_envelope: str
+
+
+_PLUGIN_VARS = {
+    "winrm": _PluginVars(
+        auth="ansible_winrm_transport",
+        cert_validation="ansible_winrm_server_cert_validation",
+        ca="ansible_winrm_ca_trust_path",
+        scheme="ansible_winrm_scheme",
+        encryption="ansible_winrm_message_encryption",
+        path="ansible_winrm_path",
+        read_timeout="ansible_winrm_read_timeout_sec",
+        max_envelope="ansible_winrm_max_envelope_size",
+    ),
+    "psrp": _PluginVars(
+        auth="ansible_psrp_auth",
+        cert_validation="ansible_psrp_cert_validation",
+        ca="ansible_psrp_ca_cert",
+        scheme="ansible_psrp_protocol",
+        encryption="ansible_psrp_message_encryption",
+        path="ansible_psrp_path",
+        read_timeout="ansible_psrp_read_timeout",
+        max_envelope="ansible_psrp_max_envelope_size",
+    ),
+}
+
+# Which WWW-Authenticate scheme each transport needs from the listener.
+_TRANSPORT_SCHEMES = {
+    "basic": ("basic",),
+    "plaintext": ("basic",),
+    "ssl": ("basic",),
+    "ntlm": ("negotiate", "ntlm"),
+    "negotiate": ("negotiate",),
+    "kerberos": ("kerberos", "negotiate"),
+    "credssp": ("credssp",),
+}
+# And the transports a scheme the listener offers makes possible, for the fix hint.
+_SCHEME_TRANSPORTS = {
+    "basic": "basic",
+    "negotiate": "negotiate or ntlm",
+    "kerberos": "kerberos",
+    "credssp": "credssp",
+}
+
+
+def _plugin_vars(plugin: str) -> _PluginVars:
+    return _PLUGIN_VARS["psrp" if "psrp" in plugin.lower() else "winrm"]
+
+
+def _class_names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def _module_of(exc: BaseException) -> str:
+    return type(exc).__module__.split(".", 1)[0]
+
+
+def _first(
+    chain: list[BaseException], test: t.Callable[[BaseException], bool]
+) -> BaseException | None:
+    return next((error for error in chain if test(error)), None)
+
+
+def _http_status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        return status
+    if _module_of(exc) in ("winrm", "pypsrp") and "WinRMTransportError" in _class_names(exc):
+        code = getattr(exc, "code", None)
+        return code if isinstance(code, int) else None
+    return None
+
+
+def offered_auth_schemes(chain: list[BaseException]) -> list[str]:
+    """The schemes in every WWW-Authenticate header of the HTTP responses in ``chain``."""
+    schemes: list[str] = []
+    for error in chain:
+        headers = getattr(getattr(error, "response", None), "headers", None)
+        if headers is None or not hasattr(headers, "get"):
+            continue
+        for item in str(headers.get("WWW-Authenticate", "") or "").split(","):
+            words = item.strip().split()
+            # Items holding only auth-params (realm="x") continue the previous challenge.
+            if words and "=" not in words[0] and words[0] not in schemes:
+                schemes.append(words[0])
+    return schemes
+
+
+def _diagnose_kerberos(chain: list[BaseException], transport: str) -> Diagnosis | None:
+    kerberos_error = _first(chain, lambda e: "KerberosError" in _class_names(e))
+    if kerberos_error is not None:
+        return Diagnosis(
+            Layer.KERBEROS,
+            "no Kerberos ticket could be obtained",
+            str(kerberos_error),
+            "check ansible_user (user@REALM, realm in uppercase) and ansible_password, the "
+            "realm in /etc/krb5.conf, or set the kinit_cmd option",
+        )
+    spnego_error = _first(chain, lambda e: _module_of(e) in ("spnego", "gssapi", "krb5"))
+    if spnego_error is None:
+        return None
+    if transport == "kerberos" or "kerberos" in str(spnego_error).lower():
+        return Diagnosis(
+            Layer.KERBEROS,
+            "the Kerberos security context could not be created",
+            str(spnego_error),
+            "check that the host name in ansible_host has an SPN (HTTP/<fqdn>) in the realm "
+            "and that a ticket exists (klist), or set kerberos_hostname_override",
+        )
+    return Diagnosis(
+        Layer.HTTP_AUTH,
+        f"the {transport} security context could not be created",
+        str(spnego_error),
+        "check ansible_user and ansible_password",
+    )
+
+
+def _diagnose_tls(
+    chain: list[BaseException], endpoint: Endpoint, names: _PluginVars
+) -> Diagnosis | None:
+    verify_error = _first(chain, lambda e: isinstance(e, ssl.SSLCertVerificationError))
+    if verify_error is not None:
+        detail = getattr(verify_error, "verify_message", None) or str(verify_error)
+        return Diagnosis(
+            Layer.TLS,
+            "the listener's certificate is not trusted",
+            f"certificate verify failed: {detail}",
+            f"set {names.ca} to the CA bundle that issued the listener certificate (the "
+            f"winops.remoting.winrm_https_cert role exports it), or {names.cert_validation}: "
+            f"ignore on a lab host",
+        )
+    tls_error = _first(
+        chain, lambda e: isinstance(e, ssl.SSLError) or "SSLError" in _class_names(e)
+    )
+    if tls_error is None:
+        return None
+    text = str(tls_error)
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+        return Diagnosis(
+            Layer.TLS,
+            f"port {endpoint.port} did not answer TLS: it is most likely a plain HTTP listener",
+            text,
+            f"set {names.scheme}: http (or ansible_port: 5986 for the HTTPS listener)",
+        )
+    if any(word in text for word in ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS")):
+        return Diagnosis(
+            Layer.TLS,
+            "the host and the controller share no TLS version",
+            text,
+            "enable TLS 1.2 on the host with the winops.remoting.tls12 role",
+        )
+    return Diagnosis(
+        Layer.TLS,
+        "the TLS handshake failed",
+        text,
+        f"check {names.scheme} and ansible_port against the host's listeners "
+        f"(winops.remoting.winrm_listener role), and {names.cert_validation}",
+    )
+
+
+def _diagnose_network(
+    chain: list[BaseException], endpoint: Endpoint, names: _PluginVars
+) -> Diagnosis | None:
+    name_error = _first(
+        chain,
+        lambda e: isinstance(e, socket.gaierror) or "NameResolutionError" in _class_names(e),
+    )
+    if name_error is not None:
+        return Diagnosis(
+            Layer.NAME_RESOLUTION,
+            f"the host name {endpoint.host!r} could not be resolved",
+            str(name_error),
+            "set ansible_host to a resolvable name or to the host's IP address",
+        )
+    refused = _first(
+        chain,
+        lambda e: (
+            isinstance(e, ConnectionRefusedError)
+            or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED)
+        ),
+    )
+    if refused is not None:
+        return Diagnosis(
+            Layer.TCP,
+            f"nothing accepted the connection on port {endpoint.port}",
+            str(refused),
+            "check ansible_port (5985 for HTTP, 5986 for HTTPS) and create the listener with "
+            "the winops.remoting.winrm_listener role",
+        )
+    read_timeout = _first(
+        chain, lambda e: bool({"ReadTimeout", "ReadTimeoutError"} & _class_names(e))
+    )
+    if read_timeout is not None:
+        return Diagnosis(
+            Layer.WSMAN,
+            "the host accepted the request but did not answer within the read timeout",
+            str(read_timeout),
+            f"raise {names.read_timeout} (it must stay above the operation timeout)",
+        )
+    timed_out = _first(
+        chain,
+        lambda e: (
+            isinstance(e, (TimeoutError, socket.timeout))
+            or bool({"ConnectTimeout", "ConnectTimeoutError"} & _class_names(e))
+        ),
+    )
+    if timed_out is not None:
+        return Diagnosis(
+            Layer.TCP,
+            f"port {endpoint.port} did not answer in time",
+            str(timed_out),
+            "open the port in the host's firewall for the controller (winops.remoting."
+            "winrm_listener role) or raise the connection timeout option",
+        )
+    reset = _first(chain, lambda e: isinstance(e, (ConnectionResetError, ConnectionAbortedError)))
+    if reset is not None:
+        return Diagnosis(
+            Layer.TCP,
+            "the host closed the connection",
+            str(reset),
+            f"check {names.scheme} and ansible_port against the host's listeners; retry when "
+            "the WinRM service has restarted",
+        )
+    return None
+
+
+def _diagnose_auth(
+    chain: list[BaseException], transport: str, names: _PluginVars
+) -> Diagnosis | None:
+    auth_error = _first(
+        chain,
+        lambda e: (
+            _http_status(e) == 401
+            or (_module_of(e) in ("winrm", "pypsrp") and "AuthenticationError" in _class_names(e))
+        ),
+    )
+    if auth_error is not None:
+        offered = offered_auth_schemes(chain)
+        needed = _TRANSPORT_SCHEMES.get(transport, ())
+        evidence = f"{auth_error}; server offered: {', '.join(offered) or 'no readable schemes'}"
+        offered_lower = [scheme.lower() for scheme in offered]
+        if offered and needed and not any(scheme in offered_lower for scheme in needed):
+            usable = [_SCHEME_TRANSPORTS[s] for s in offered_lower if s in _SCHEME_TRANSPORTS]
+            choice = f"set {names.auth} to {' or '.join(usable)}, or " if usable else ""
+            return Diagnosis(
+                Layer.HTTP_AUTH,
+                f"the listener does not offer {transport} authentication",
+                evidence,
+                f"{choice}enable {transport} on the host with the winops.remoting.winrm_auth role",
+            )
+        if transport == "certificate":
+            fix = "map the client certificate to a user with the winops.remoting.winrm_auth role"
+        else:
+            fix = f"check ansible_user and ansible_password for {transport} authentication"
+        return Diagnosis(Layer.HTTP_AUTH, "the credentials were rejected", evidence, fix)
+    return None
+
+
+def _diagnose_http_status(chain: list[BaseException], names: _PluginVars) -> Diagnosis | None:
+    status_error = _first(chain, lambda e: _http_status(e) is not None)
+    if status_error is None:
+        return None
+    status = _http_status(status_error)
+    if status == 404:
+        return Diagnosis(
+            Layer.WSMAN,
+            "the listener answered 404: no WS-Management service at this path",
+            str(status_error),
+            f"set {names.path} to the listener's URL prefix (default wsman)",
+        )
+    return Diagnosis(
+        Layer.WSMAN,
+        f"the listener answered HTTP {status}",
+        str(status_error),
+        "check the WinRM service on the host; 502/503/504 usually pass, so raise the "
+        "reconnection_retries option",
+    )
+
+
+def _diagnose_wsman(chain: list[BaseException], names: _PluginVars) -> Diagnosis | None:
+    if _first(chain, lambda e: "WinRMOperationTimeoutError" in _class_names(e)) is not None:
+        return Diagnosis(
+            Layer.WSMAN,
+            "the host did not finish the operation within the operation timeout",
+            "WinRMOperationTimeoutError",
+            f"raise {names.read_timeout} together with the operation timeout option",
+        )
+    fault = _first(chain, lambda e: "WSManFaultError" in _class_names(e))
+    if fault is None:
+        return None
+    # pywinrm keeps the HTTP status in .code and the WSMan code in .wsman_fault_code.
+    if hasattr(fault, "wsman_fault_code"):
+        code = fault.wsman_fault_code
+    else:
+        code = getattr(fault, "code", None)
+    reason = str(getattr(fault, "reason", "") or fault)
+    evidence = f"WSManFault code {code}: {reason}"
+    lowered = reason.lower()
+    if code == WSMAN_OPERATION_TIMEOUT:
+        fix = f"raise {names.read_timeout} together with the operation timeout option"
+        summary = "the host did not finish the operation within the operation timeout"
+    elif "maxenvelopesize" in lowered or "envelope size" in lowered:
+        fix = f"lower {names.max_envelope} to the host's MaxEnvelopeSizekb * 1024"
+        summary = "a request was larger than the host's MaxEnvelopeSize"
+    elif "access is denied" in lowered or code == 5:
+        fix = (
+            "give ansible_user administrator rights or membership in Remote Management Users "
+            "(winops.remoting.winrm_hardening role)"
+        )
+        summary = "the host denied access to the WinRM service"
+    elif "resource uri" in lowered or "configuration" in lowered:
+        fix = "set ansible_psrp_configuration_name to a session configuration the host has"
+        summary = "the requested session configuration or resource does not exist"
+    elif "quota" in lowered or "maximum number" in lowered:
+        fix = "close other sessions of ansible_user or raise MaxShellsPerUser on the host"
+        summary = "the host refused another shell: a quota is exhausted"
+    else:
+        fix = "read the fault reason; the WinRM service configuration is set by the winops.remoting roles"
+        summary = "the host answered with a WS-Management fault"
+    return Diagnosis(Layer.WSMAN, summary, evidence, fix)
+
+
+def _diagnose_other(
+    chain: list[BaseException], transport: str, names: _PluginVars
+) -> Diagnosis | None:
+    transfer_error = _first(chain, lambda e: "TransferError" in _class_names(e))
+    if transfer_error is not None:
+        return Diagnosis(
+            Layer.TRANSFER,
+            "a file transfer failed",
+            str(transfer_error),
+            f"check the remote path and free space; {names.max_envelope} sizes the chunks",
+        )
+    encryption_error = _first(chain, lambda e: "encrypt" in str(e).lower())
+    if encryption_error is not None:
+        return Diagnosis(
+            Layer.MESSAGE_ENCRYPTION,
+            f"message encryption is not possible with {transport} here",
+            str(encryption_error),
+            f"set {names.encryption}: auto and use ntlm, kerberos or credssp over http, "
+            f"or use https ({names.scheme})",
+        )
+    return None
+
+
+def diagnose(exc: BaseException, endpoint: Endpoint, transport: str, plugin: str) -> Diagnosis:
+    """Work out which layer ``exc`` comes from, what was seen, and what fixes it.
+
+    ``transport`` is the auth in use (``ntlm``, ``kerberos``...); ``plugin`` is ``winrm`` or
+    ``psrp`` and decides which variable names the fix mentions.
+    """
+    names = _plugin_vars(plugin)
+    chain = list(exception_chain(exc))
+    transport = transport.lower()
+    for step in (
+        lambda: _diagnose_kerberos(chain, transport),
+        lambda: _diagnose_tls(chain, endpoint, names),
+        lambda: _diagnose_network(chain, endpoint, names),
+        lambda: _diagnose_auth(chain, transport, names),
+        lambda: _diagnose_wsman(chain, names),
+        lambda: _diagnose_http_status(chain, names),
+        lambda: _diagnose_other(chain, transport, names),
+    ):
+        diagnosis = step()
+        if diagnosis is not None:
+            return diagnosis
+    return Diagnosis(
+        Layer.WSMAN,
+        f"unexpected {type(exc).__name__}",
+        str(exc),
+        f"check ansible_host, ansible_port and {names.auth}; rerun with -vvvvv for details",
+    )
+
+
+def connection_failure(
+    exc: BaseException, endpoint: Endpoint, transport: str, plugin: str
+) -> AnsibleConnectionFailure:
+    """An AnsibleConnectionFailure whose message explains ``exc``; raise it ``from exc``.
+
+    Message: ``<plugin>: <layer> failed connecting to <url>: <summary>`` followed by
+    ``seen:`` and ``fix:`` lines.
+    """
+    diagnosis = diagnose(exc, endpoint, transport, plugin)
+    message = (
+        f"{plugin}: {diagnosis.layer.value} failed connecting to {endpoint.url}: "
+        f"{diagnosis.summary}\n  seen: {diagnosis.evidence}\n  fix: {diagnosis.fix}"
+    )
+    return DiagnosedConnectionFailure(message, diagnosis)

@@ -1,0 +1,296 @@
+"""Tests for _errors: real library exceptions, chained as the libraries chain them."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+import pypsrp.exceptions
+import pytest
+import requests
+import spnego.exceptions
+import urllib3.exceptions
+import winrm.exceptions
+
+from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import resolve_endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
+    DiagnosedConnectionFailure,
+    Layer,
+    connection_failure,
+    diagnose,
+    offered_auth_schemes,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KerberosError
+from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import TransferError
+
+HTTPS = resolve_endpoint("win01.example.com", None, None, None)
+HTTP = resolve_endpoint("127.0.10.1", 5985, None, None)
+
+
+def raised_chain(*errors: BaseException) -> BaseException:
+    """Raise each error while handling the previous one (as libraries do); return the last."""
+    caught: BaseException | None = None
+    for error in errors:
+        try:
+            if caught is None:
+                raise error
+            raise error from caught
+        except BaseException as err:
+            caught = err
+    assert caught is not None
+    return caught
+
+
+def raised_while_handling(context: BaseException, error: BaseException) -> BaseException:
+    """Raise ``error`` inside ``except`` for ``context`` without ``from`` (implicit context)."""
+    try:
+        try:
+            raise context
+        except BaseException:
+            raise error  # noqa: B904 - the implicit context is what the libraries produce
+    except BaseException as err:
+        return err
+
+
+def requests_connection_error(reason: BaseException) -> requests.ConnectionError:
+    pool = urllib3.exceptions.MaxRetryError(None, "/wsman", reason)
+    error = raised_chain(pool, requests.ConnectionError(pool))
+    assert isinstance(error, requests.ConnectionError)
+    return error
+
+
+def http_error(status: int, www_authenticate: str | None = None) -> requests.HTTPError:
+    response = requests.Response()
+    response.status_code = status
+    if www_authenticate is not None:
+        response.headers["WWW-Authenticate"] = www_authenticate
+    return requests.HTTPError(f"{status} Client Error", response=response)
+
+
+def test_name_resolution() -> None:
+    gai = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    new_conn = urllib3.exceptions.NameResolutionError("win01.example.com", None, gai)
+    error = requests_connection_error(raised_chain(gai, new_conn))
+    diagnosis = diagnose(error, HTTPS, "ntlm", "winrm")
+    assert diagnosis.layer is Layer.NAME_RESOLUTION
+    assert "'win01.example.com'" in diagnosis.summary
+    assert "Name or service not known" in diagnosis.evidence
+    assert "ansible_host" in diagnosis.fix
+
+
+def test_connection_refused_in_requests_connection_error() -> None:
+    refused = ConnectionRefusedError(111, "Connection refused")
+    new_conn = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection")
+    error = requests_connection_error(raised_chain(refused, new_conn))
+    diagnosis = diagnose(error, HTTP, "ntlm", "psrp")
+    assert diagnosis.layer is Layer.TCP
+    assert "port 5985" in diagnosis.summary
+    assert "Connection refused" in diagnosis.evidence
+    assert "ansible_port" in diagnosis.fix
+    assert "winrm_listener" in diagnosis.fix
+
+
+def test_connect_timeout() -> None:
+    timeout = urllib3.exceptions.ConnectTimeoutError(None, "timed out")
+    error = raised_chain(timeout, requests.exceptions.ConnectTimeout(timeout))
+    assert diagnose(error, HTTP, "ntlm", "winrm").layer is Layer.TCP
+
+
+def test_read_timeout_names_the_read_timeout_variable() -> None:
+    error = raised_chain(
+        TimeoutError("timed out"),
+        urllib3.exceptions.ReadTimeoutError(None, "/wsman", "Read timed out."),
+        requests.exceptions.ReadTimeout("Read timed out."),
+    )
+    diagnosis = diagnose(error, HTTP, "ntlm", "winrm")
+    assert diagnosis.layer is Layer.WSMAN
+    assert "ansible_winrm_read_timeout_sec" in diagnosis.fix
+
+
+@pytest.mark.parametrize(
+    ("plugin", "ca_var", "validation_var"),
+    [
+        ("winrm", "ansible_winrm_ca_trust_path", "ansible_winrm_server_cert_validation"),
+        ("psrp", "ansible_psrp_ca_cert", "ansible_psrp_cert_validation"),
+    ],
+)
+def test_certificate_verification(plugin: str, ca_var: str, validation_var: str) -> None:
+    verify = ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate"
+    )
+    verify.verify_message = "self-signed certificate"
+    verify.verify_code = 18
+    pool_ssl = urllib3.exceptions.SSLError(verify)
+    error = requests_connection_error(raised_chain(verify, pool_ssl))
+    diagnosis = diagnose(error, HTTPS, "ntlm", plugin)
+    assert diagnosis.layer is Layer.TLS
+    assert diagnosis.evidence == "certificate verify failed: self-signed certificate"
+    assert ca_var in diagnosis.fix
+    assert validation_var in diagnosis.fix
+
+
+def test_requests_ssl_error_wrong_version_means_plain_http() -> None:
+    inner = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)")
+    pool = urllib3.exceptions.MaxRetryError(None, "/wsman", urllib3.exceptions.SSLError(inner))
+    error = raised_chain(inner, pool, requests.exceptions.SSLError(pool))
+    diagnosis = diagnose(error, resolve_endpoint("h", 5985, "https", None), "ntlm", "psrp")
+    assert diagnosis.layer is Layer.TLS
+    assert "port 5985" in diagnosis.summary
+    assert "WRONG_VERSION_NUMBER" in diagnosis.evidence
+    assert "ansible_psrp_protocol: http" in diagnosis.fix
+
+
+def test_requests_ssl_error_protocol_version_points_to_tls12_role() -> None:
+    error = requests.exceptions.SSLError(
+        "[SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert protocol version"
+    )
+    diagnosis = diagnose(error, HTTPS, "ntlm", "winrm")
+    assert diagnosis.layer is Layer.TLS
+    assert "winops.remoting.tls12" in diagnosis.fix
+
+
+def test_pywinrm_invalid_credentials_with_offered_schemes() -> None:
+    error = raised_while_handling(
+        http_error(401, 'Negotiate, Basic realm="WSMAN"'),
+        winrm.exceptions.InvalidCredentialsError(
+            "the specified credentials were rejected by the server"
+        ),
+    )
+    diagnosis = diagnose(error, HTTPS, "ntlm", "winrm")
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert diagnosis.summary == "the credentials were rejected"
+    assert "server offered: Negotiate, Basic" in diagnosis.evidence
+    assert "ansible_user" in diagnosis.fix and "ansible_password" in diagnosis.fix
+
+
+def test_winrm_transport_error_401_when_transport_not_offered() -> None:
+    error = raised_while_handling(
+        http_error(401, "Negotiate, Kerberos"),
+        winrm.exceptions.WinRMTransportError("http", 401, ""),
+    )
+    diagnosis = diagnose(error, HTTPS, "basic", "winrm")
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert diagnosis.summary == "the listener does not offer basic authentication"
+    assert diagnosis.evidence.endswith("server offered: Negotiate, Kerberos")
+    assert diagnosis.fix == (
+        "set ansible_winrm_transport to negotiate or ntlm or kerberos, or enable basic on the "
+        "host with the winops.remoting.winrm_auth role"
+    )
+
+
+def test_pypsrp_authentication_error() -> None:
+    error = raised_while_handling(
+        http_error(401, "Negotiate"),
+        pypsrp.exceptions.AuthenticationError("Failed to authenticate the user admin with ntlm"),
+    )
+    diagnosis = diagnose(error, HTTPS, "credssp", "psrp")
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert "ansible_psrp_auth" in diagnosis.fix
+    assert "Failed to authenticate the user admin with ntlm" in diagnosis.evidence
+
+
+def test_pypsrp_wsman_fault_operation_timeout() -> None:
+    fault = pypsrp.exceptions.WSManFaultError(
+        2150858793,
+        "win01",
+        "The WS-Management service cannot complete the operation within the time specified in "
+        "OperationTimeout.",
+        None,
+        None,
+        None,
+    )
+    diagnosis = diagnose(fault, HTTPS, "ntlm", "psrp")
+    assert diagnosis.layer is Layer.WSMAN
+    assert diagnosis.evidence.startswith("WSManFault code 2150858793: The WS-Management")
+    assert "ansible_psrp_read_timeout" in diagnosis.fix
+
+
+def test_pywinrm_wsman_fault_access_denied_is_not_a_plain_http_500() -> None:
+    transport_error = raised_while_handling(
+        http_error(500), winrm.exceptions.WinRMTransportError("http", 500, "<s:Envelope/>")
+    )
+    fault = raised_while_handling(
+        transport_error,
+        winrm.exceptions.WSManFaultError(
+            500, "Bad HTTP response", "<s:Envelope/>", "Access is denied.", wsman_fault_code=5
+        ),
+    )
+    diagnosis = diagnose(fault, HTTPS, "ntlm", "winrm")
+    assert diagnosis.layer is Layer.WSMAN
+    assert diagnosis.evidence == "WSManFault code 5: Access is denied."
+    assert "ansible_user" in diagnosis.fix
+
+
+def test_wsman_fault_max_envelope() -> None:
+    fault = pypsrp.exceptions.WSManFaultError(
+        2150858761, None, "The request exceeded MaxEnvelopeSize quota.", None, None, None
+    )
+    assert "ansible_psrp_max_envelope_size" in diagnose(fault, HTTPS, "ntlm", "psrp").fix
+
+
+def test_http_404_names_the_path_variable() -> None:
+    error = pypsrp.exceptions.WinRMTransportError("http", 404, "")
+    diagnosis = diagnose(error, HTTPS, "ntlm", "psrp")
+    assert diagnosis.layer is Layer.WSMAN
+    assert "ansible_psrp_path" in diagnosis.fix
+
+
+def test_kerberos_error() -> None:
+    error = KerberosError("Kerberos: kinit failed for principal u@EXAMPLE.COM (exit code 1): x")
+    diagnosis = diagnose(error, HTTPS, "kerberos", "winrm")
+    assert diagnosis.layer is Layer.KERBEROS
+    assert "ansible_user" in diagnosis.fix
+
+
+def test_spnego_error_with_kerberos() -> None:
+    error = spnego.exceptions.BadNameError(context_msg="Server not found in Kerberos database")
+    diagnosis = diagnose(error, HTTPS, "kerberos", "psrp")
+    assert diagnosis.layer is Layer.KERBEROS
+    assert "ansible_host" in diagnosis.fix
+
+
+def test_message_encryption_error() -> None:
+    error = winrm.exceptions.WinRMError(
+        "message encryption is set to 'always' but the selected auth method basic does not support it"
+    )
+    diagnosis = diagnose(error, HTTP, "basic", "winrm")
+    assert diagnosis.layer is Layer.MESSAGE_ENCRYPTION
+    assert "ansible_winrm_message_encryption" in diagnosis.fix
+
+
+def test_transfer_error() -> None:
+    error = TransferError(
+        "put of C:\\x failed verification: local SHA-1 a does not match remote SHA-1 b"
+    )
+    assert diagnose(error, HTTPS, "ntlm", "winrm").layer is Layer.TRANSFER
+
+
+def test_unknown_error_still_names_variables() -> None:
+    diagnosis = diagnose(ValueError("odd"), HTTPS, "ntlm", "winrm")
+    assert diagnosis.layer is Layer.WSMAN
+    assert diagnosis.evidence == "odd"
+    assert "ansible_winrm_transport" in diagnosis.fix
+
+
+def test_offered_auth_schemes_parsing() -> None:
+    chain = [http_error(401, 'Negotiate, Kerberos, Basic realm="WSMAN", charset="UTF-8", CredSSP')]
+    assert offered_auth_schemes(chain) == ["Negotiate", "Kerberos", "Basic", "CredSSP"]
+    assert offered_auth_schemes([ValueError()]) == []
+
+
+def test_connection_failure_message() -> None:
+    refused = ConnectionRefusedError(111, "Connection refused")
+    error = requests_connection_error(
+        raised_chain(refused, urllib3.exceptions.NewConnectionError(None, "x"))
+    )
+    endpoint = resolve_endpoint("::1", None, None, None)
+    failure = connection_failure(error, endpoint, "ntlm", "winrm")
+    assert isinstance(failure, DiagnosedConnectionFailure)
+    assert failure.diagnosis.layer is Layer.TCP
+    lines = failure.message.splitlines()
+    assert lines[0] == (
+        "winrm: TCP connection failed connecting to https://[::1]:5986/wsman: "
+        "nothing accepted the connection on port 5986"
+    )
+    assert lines[1] == "  seen: [Errno 111] Connection refused"
+    assert lines[2].startswith("  fix: check ansible_port")

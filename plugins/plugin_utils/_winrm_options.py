@@ -223,9 +223,10 @@ def _kerberos(
         try:
             kinit_args = shlex.split(args_value)
         except ValueError as err:
+            # Not chained: the reason is in the message already.
             raise OptionError(
                 reader.var("kinit_args"), args_value, f"shell-quoted arguments ({err})"
-            ) from err
+            ) from None
 
     names_value = reader.get("kinit_env_vars") or []
     if isinstance(names_value, str):

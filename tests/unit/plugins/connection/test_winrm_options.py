@@ -29,6 +29,7 @@ from ansible.template import Templar
 
 from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
 from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import CredentialCache
+from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
 
 PROTOCOL_SIGNATURE = inspect.signature(winrm.protocol.Protocol.__init__)
 CORE_2_19_OR_LATER = tuple(int(part) for part in ansible_core_version.split(".")[:2]) >= (2, 19)
@@ -99,6 +100,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture(autouse=True)
+def kerberos_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behave as if python-gssapi were installed (rows that need otherwise say so)."""
+    monkeypatch.setattr(_winrm_session, "kerberos_available", lambda: True)
 
 
 @pytest.fixture
@@ -536,3 +543,316 @@ def test_protocol_arguments_match_builtin(
         return
     builtin_arguments = connect(BUILTIN, variables, recorders)
     assert builtin_arguments == {**_bound(recorders[OURS].calls[0]), **delta}
+
+
+# -- bad values: exact messages, raised before any Protocol exists ----------------------------
+
+ALLOWED_TRANSPORTS = "basic, certificate, credssp, kerberos, ntlm, plaintext, ssl"
+MISSING_PEM = "/nonexistent/client-cert.pem"
+BAD_VALUES = [
+    (
+        {"ansible_winrm_transport": "kerberoz"},
+        f"Invalid value 'kerberoz' for ansible_winrm_transport: expected one of {ALLOWED_TRANSPORTS}",
+    ),
+    (
+        {"ansible_winrm_transport": "ntlm,negotiate"},
+        f"Invalid value 'negotiate' for ansible_winrm_transport: expected one of {ALLOWED_TRANSPORTS}",
+    ),
+    (
+        {"ansible_winrm_message_encryption": "sometimes"},
+        "Invalid value 'sometimes' for ansible_winrm_message_encryption: "
+        "expected one of auto, always, never",
+    ),
+    (
+        {"ansible_winrm_message_encryption": "always", "ansible_winrm_transport": "basic"},
+        "Invalid value 'always' for ansible_winrm_message_encryption: expected auto or never "
+        "with transport basic (only credssp, kerberos and ntlm encrypt messages)",
+    ),
+    (
+        {"ansible_port": "abc"},
+        "Invalid value 'abc' for ansible_port: expected a port number between 1 and 65535",
+    ),
+    (
+        {"ansible_port": 70000},
+        "Invalid value 70000 for ansible_port: expected a port number between 1 and 65535",
+    ),
+    (
+        {"ansible_winrm_port": 0},
+        "Invalid value 0 for ansible_winrm_port: expected a port number between 1 and 65535",
+    ),
+    (
+        {"ansible_winrm_scheme": "ftp"},
+        "Invalid value 'ftp' for ansible_winrm_scheme: expected one of http, https",
+    ),
+    (
+        {"ansible_winrm_server_cert_validation": "maybe"},
+        "Invalid value 'maybe' for ansible_winrm_server_cert_validation: "
+        "expected one of validate, ignore",
+    ),
+    (
+        {"ansible_winrm_read_timeout_sec": 20},
+        "Invalid value 20 for ansible_winrm_read_timeout_sec: expected an integer greater "
+        "than ansible_winrm_operation_timeout_sec (20)",
+    ),
+    (
+        {"ansible_winrm_read_timeout_sec": 30, "ansible_winrm_operation_timeout_sec": 45},
+        "Invalid value 30 for ansible_winrm_read_timeout_sec: expected an integer greater "
+        "than ansible_winrm_operation_timeout_sec (45)",
+    ),
+    (
+        {"ansible_winrm_operation_timeout_sec": "soon"},
+        "Invalid value 'soon' for ansible_winrm_operation_timeout_sec: expected an integer >= 1",
+    ),
+    (
+        {"ansible_winrm_connection_timeout": 0},
+        "Invalid value 0 for ansible_winrm_connection_timeout: expected an integer >= 1",
+    ),
+    (
+        {"ansible_winrm_transport": "certificate"},
+        "Invalid value None for ansible_winrm_cert_pem: expected a PEM file path when "
+        "ansible_winrm_transport is certificate",
+    ),
+    (
+        {"ansible_winrm_transport": "certificate", "ansible_winrm_cert_pem": CERT_PEM},
+        "Invalid value None for ansible_winrm_cert_key_pem: expected a PEM file path when "
+        "ansible_winrm_transport is certificate",
+    ),
+    (
+        {
+            "ansible_winrm_transport": "certificate",
+            "ansible_winrm_cert_pem": MISSING_PEM,
+            "ansible_winrm_cert_key_pem": KEY_PEM,
+        },
+        f"Invalid value '{MISSING_PEM}' for ansible_winrm_cert_pem: "
+        "expected the path of an existing, readable file",
+    ),
+    (
+        {"ansible_winrm_ca_trust_path": "/nonexistent/ca.pem"},
+        "Invalid value '/nonexistent/ca.pem' for ansible_winrm_ca_trust_path: "
+        "expected the path of an existing CA bundle file or certificate directory",
+    ),
+    (
+        {"ansible_winrm_kinit_mode": "auto"},
+        "Invalid value 'auto' for ansible_winrm_kinit_mode: expected one of managed, manual",
+    ),
+    (
+        {"ansible_winrm_kinit_env_vars": ["KRB5_CONFIG", "KRB5CCNAME"]},
+        "Invalid value ['KRB5_CONFIG', 'KRB5CCNAME'] for ansible_winrm_kinit_env_vars: "
+        "expected environment variable names other than KRB5CCNAME (the plugin sets it)",
+    ),
+    (
+        {"ansible_winrm_kinit_args": "-f 'unbalanced"},
+        'Invalid value "-f \'unbalanced" for ansible_winrm_kinit_args: '
+        "expected shell-quoted arguments (No closing quotation)",
+    ),
+    (
+        {"ansible_winrm_send_cbt": "maybe"},
+        "Invalid value 'maybe' for ansible_winrm_send_cbt: "
+        "expected a boolean (true/false, yes/no, on/off or 1/0)",
+    ),
+    (
+        {"ansible_winrm_kerberos_delegation": "perhaps"},
+        "Invalid value 'perhaps' for ansible_winrm_kerberos_delegation: "
+        "expected a boolean (true/false, yes/no, on/off or 1/0)",
+    ),
+    (
+        {"ansible_winrm_reconnection_retries": -1},
+        "Invalid value -1 for ansible_winrm_reconnection_retries: expected an integer >= 0",
+    ),
+    (
+        {"ansible_winrm_reconnection_backoff": "fast"},
+        "Invalid value 'fast' for ansible_winrm_reconnection_backoff: expected a number >= 0",
+    ),
+    (
+        {"ansible_winrm_command_timeout": -5},
+        "Invalid value -5 for ansible_winrm_command_timeout: expected a number >= 0",
+    ),
+    (
+        {"ansible_winrm_max_envelope_size": 1000},
+        "Invalid value 1000 for ansible_winrm_max_envelope_size: expected an integer >= 16384",
+    ),
+    (
+        {"ansible_user": None, "ansible_winrm_transport": "ntlm"},
+        "Invalid value None for ansible_user: expected a user name when "
+        "ansible_winrm_transport is ntlm",
+    ),
+    (
+        {"ansible_password": None, "ansible_winrm_transport": "credssp"},
+        "Invalid value None for ansible_password: expected a password when "
+        "ansible_winrm_transport is credssp",
+    ),
+    (
+        {"ansible_password": None, "ansible_winrm_kinit_mode": "managed", "ansible_user": UPN},
+        "Invalid value None for ansible_password: expected a password when "
+        "ansible_winrm_kinit_mode is managed (or set it to manual)",
+    ),
+    (
+        {"ansible_host": "bad host/name"},
+        "Invalid value 'bad host/name' for ansible_host: expected a host name or IP address",
+    ),
+]
+
+
+class ForbiddenProtocol:
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        pytest.fail("a Protocol was created although an option is invalid")
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"), BAD_VALUES, ids=[message[:60] for _, message in BAD_VALUES]
+)
+def test_bad_value_is_rejected_before_any_traffic(
+    variables: dict[str, t.Any],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    kinit_requests: list[t.Any],
+) -> None:
+    monkeypatch.setattr(_winrm_session, "Protocol", ForbiddenProtocol)
+    given = {**BASE_VARS, **variables}
+    given = {name: value for name, value in given.items() if value is not None}
+    connection = load_connection(OURS, given)
+    with pytest.raises(OptionError) as raised:
+        connection._connect()
+    assert str(raised.value) == message
+    assert not kinit_requests
+    assert not connection.connected
+
+
+def test_bad_value_from_environment_names_the_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_winrm_session, "Protocol", ForbiddenProtocol)
+    monkeypatch.setenv("ANSIBLE_WINRM_MESSAGE_ENCRYPTION", "sometimes")
+    connection = load_connection(OURS, dict(BASE_VARS))
+    with pytest.raises(OptionError) as raised:
+        connection._connect()
+    assert str(raised.value) == (
+        "Invalid value 'sometimes' for ANSIBLE_WINRM_MESSAGE_ENCRYPTION: "
+        "expected one of auto, always, never"
+    )
+
+
+def test_last_of_several_variables_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ansible_winrm_port wins over ansible_port in Ansible, so the error names it."""
+    monkeypatch.setattr(_winrm_session, "Protocol", ForbiddenProtocol)
+    connection = load_connection(
+        OURS, {**BASE_VARS, "ansible_port": 5985, "ansible_winrm_port": "x"}
+    )
+    with pytest.raises(OptionError, match=r"^Invalid value 'x' for ansible_winrm_port: "):
+        connection._connect()
+
+
+# -- Kerberos ticket requests ----------------------------------------------------------------
+
+
+def test_managed_kerberos_request(
+    recorders: dict[str, type[RecordingProtocol]],
+    kinit_requests: list[t.Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KRB5_CONFIG", "/etc/krb5-test.conf")
+    monkeypatch.setenv("UNRELATED_SECRET", "must-not-pass")
+    connect(
+        OURS,
+        {
+            **BASE_VARS,
+            "ansible_user": UPN,
+            "ansible_winrm_kerberos_delegation": True,
+            "ansible_winrm_kinit_cmd": "/usr/bin/kinit",
+            "ansible_winrm_kinit_env_vars": ["KRB5_CONFIG", "NOT_SET_ANYWHERE"],
+        },
+        recorders,
+    )
+    (request,) = kinit_requests
+    assert request.principal == UPN
+    assert request.password == PASSWORD
+    assert request.kinit_cmd == "/usr/bin/kinit"
+    assert request.kinit_args is None
+    assert request.forwardable is True
+    assert request.env_vars == {"KRB5_CONFIG": "/etc/krb5-test.conf"}
+
+
+def test_kinit_args_replace_defaults(
+    recorders: dict[str, type[RecordingProtocol]], kinit_requests: list[t.Any]
+) -> None:
+    connect(
+        OURS,
+        {
+            **BASE_VARS,
+            "ansible_user": UPN,
+            "ansible_winrm_kinit_args": "-l 2h --canonicalize",
+            "ansible_winrm_kerberos_delegation": True,
+        },
+        recorders,
+    )
+    assert kinit_requests[0].kinit_args == ["-l", "2h", "--canonicalize"]
+
+
+def test_realm_completes_a_short_principal(
+    recorders: dict[str, type[RecordingProtocol]], kinit_requests: list[t.Any]
+) -> None:
+    connect(
+        OURS,
+        {**BASE_VARS, "ansible_winrm_transport": "kerberos", "ansible_winrm_realm": "EXAMPLE.COM"},
+        recorders,
+    )
+    assert kinit_requests[0].principal == f"{USER}@EXAMPLE.COM"
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"ansible_user": UPN, "ansible_winrm_kinit_mode": "manual"},
+        {"ansible_user": UPN, "ansible_password": None},
+        {"ansible_winrm_transport": "ntlm", "ansible_winrm_kinit_mode": "managed"},
+    ],
+    ids=["manual-mode", "no-password", "not-kerberos"],
+)
+def test_no_kinit_when_not_managed(
+    variables: dict[str, t.Any],
+    recorders: dict[str, type[RecordingProtocol]],
+    kinit_requests: list[t.Any],
+) -> None:
+    given = {name: value for name, value in {**BASE_VARS, **variables}.items() if value is not None}
+    connect(OURS, given, recorders)
+    assert kinit_requests == []
+
+
+def test_private_ccache_is_used_while_opening_and_removed_on_close(
+    recorders: dict[str, type[RecordingProtocol]], kinit_requests: list[t.Any]
+) -> None:
+    seen: list[str | None] = []
+
+    def open_shell(self: RecordingProtocol, **kwargs: t.Any) -> str:
+        seen.append(os.environ.get("KRB5CCNAME"))
+        return "SHELL-1"
+
+    recorders[OURS].open_shell = open_shell  # type: ignore[method-assign]
+    before = os.environ.get("KRB5CCNAME")
+    connection = load_connection(OURS, {**BASE_VARS, "ansible_user": UPN})
+    connection._connect()
+    cache = connection._session._ccache
+    assert seen == [cache.name]
+    assert os.environ.get("KRB5CCNAME") == before
+    assert os.path.isdir(cache.directory)
+    connection.close()
+    assert not os.path.exists(cache.directory)
+
+
+def test_unknown_extra_is_warned_about(
+    recorders: dict[str, type[RecordingProtocol]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(
+        winrm_plugin_module().display, "warning", lambda msg, *a, **k: warnings.append(msg)
+    )
+    connect(OURS, {**BASE_VARS, "ansible_winrm_bogus_setting": "x"}, recorders)
+    assert warnings == [
+        "ansible_winrm_bogus_setting is not an option of winops.remoting.winrm nor an argument "
+        "of the installed pywinrm's Protocol; it is ignored"
+    ]
+
+
+def winrm_plugin_module() -> types.ModuleType:
+    plugin_class = connection_loader.get(OURS, class_only=True)
+    return sys.modules[plugin_class.__module__]

@@ -1,0 +1,128 @@
+"""Helpers for the execution-engine tests: a small HostView over a temp dir, and the real
+command lines/manifests ansible-core 2.19 builds (made by ansible's own code, not by hand)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing as t
+from pathlib import Path
+
+from winhost import api
+
+
+@dataclasses.dataclass
+class FakeHost:
+    """Implements api.HostView for tests: two local accounts on WIN1."""
+
+    root: Path
+    accounts: list[api.Account] = dataclasses.field(
+        default_factory=lambda: [
+            api.Account("ansible", "Pässw0rd-ü1!", "WIN1", is_admin=True),
+            api.Account("operator", "0perator-pw", "WIN1", is_admin=False),
+            api.Account("disabled", "disabled-pw", "WIN1", is_admin=False, enabled=False),
+        ]
+    )
+    model_facts: dict[str, t.Any] = dataclasses.field(
+        default_factory=lambda: {"ip_addresses": ["127.0.10.1", "fe80::1"], "timezone": "UTC"}
+    )
+
+    @property
+    def computer_name(self) -> str:
+        return "WIN1"
+
+    @property
+    def fqdn(self) -> str:
+        return "win1.winops.test"
+
+    @property
+    def fs_root(self) -> Path:
+        return self.root
+
+    def find_account(self, name: str) -> api.Account | None:
+        short = name.split("\\")[-1].split("@")[0].lower()
+        return next((a for a in self.accounts if a.name.lower() == short), None)
+
+    def winrm_setting(self, path: str) -> str:
+        raise KeyError(path)
+
+    def facts(self) -> dict[str, t.Any]:
+        return dict(self.model_facts)
+
+
+ADMIN = api.Principal("ansible", "WIN1", "NTLM", is_admin=True)
+OPERATOR = api.Principal("operator", "WIN1", "NTLM", is_admin=False)
+
+
+def run_to_end(process: api.Process, timeout: float = 30.0) -> api.OutputBatch:
+    """Read until finished; returns one batch with everything concatenated."""
+    total = api.OutputBatch()
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = process.read_output(1.0)
+        total.stdout += batch.stdout
+        total.stderr += batch.stderr
+        total.objects += batch.objects
+        total.errors += batch.errors
+        total.had_errors = total.had_errors or batch.had_errors
+        if batch.finished:
+            total.finished = True
+            total.exit_code = batch.exit_code
+            return total
+    raise AssertionError("process did not finish")
+
+
+def shell_plugin() -> t.Any:
+    from ansible.plugins.loader import init_plugin_loader, shell_loader
+
+    init_plugin_loader()
+    shell = shell_loader.get("powershell")
+    shell.set_options(var_options={}, direct={"remote_tmp": "%TEMP%"})
+    return shell
+
+
+def module_payload(
+    module: str,
+    args: dict[str, t.Any],
+    become_user: str | None = None,
+    become_pass: str | None = None,
+) -> bytes:
+    """The exact stdin ansible-core 2.19 sends to the bootstrap wrapper for a module."""
+    from ansible.executor.module_common import modify_module
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import become_loader, init_plugin_loader, module_loader
+    from ansible.template import Templar
+
+    init_plugin_loader()
+    found = module_loader.find_plugin_with_context(module, mod_type=".ps1")
+    assert found.resolved, module
+    become = None
+    if become_user is not None:
+        become = become_loader.get("runas")
+        direct = {"become_user": become_user}
+        if become_pass is not None:
+            direct["become_pass"] = become_pass
+        become.set_options(direct=direct)
+    built = modify_module(
+        module_name=module,
+        module_path=found.plugin_resolved_path,
+        module_args=dict(args),
+        templar=Templar(loader=DataLoader()),
+        task_vars={},
+        become_plugin=become,
+    )
+    return built.b_module_data
+
+
+def split_command(cmd: str) -> tuple[str, list[str]]:
+    """How the builtin winrm plugin hands a shell-plugin command to pywinrm."""
+    parts = cmd.split(" ")
+    return parts[0], parts[1:]
+
+
+def result_json(stdout: bytes) -> dict[str, t.Any]:
+    lines = [ln for ln in stdout.decode("utf-8").splitlines() if ln.strip()]
+    assert lines, "no output"
+    return json.loads(lines[-1])

@@ -38,18 +38,6 @@ def redact(text: str, secrets: t.Iterable[str | None]) -> str:
     return text
 
 
-def redact_data(data: t.Any, secrets: t.Iterable[str | None]) -> t.Any:
-    """Apply ``redact`` to every string inside nested dicts, lists and tuples."""
-    secret_list = [secret for secret in secrets if secret]
-    if isinstance(data, str):
-        return redact(data, secret_list)
-    if isinstance(data, dict):
-        return {key: redact_data(value, secret_list) for key, value in data.items()}
-    if isinstance(data, (list, tuple)):
-        return type(data)(redact_data(value, secret_list) for value in data)
-    return data
-
-
 def is_secret_option(name: str) -> bool:
     """True when an option of this name holds a secret (password, key, token)."""
     return bool(_SECRET_OPTION.search(name))

@@ -8,7 +8,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._redact import (
     MASK,
     is_secret_option,
     redact,
-    redact_data,
     redacted_options,
 )
 
@@ -43,15 +42,6 @@ def test_longer_secret_masked_whole() -> None:
 
 def test_several_secrets() -> None:
     assert redact("user pw1 key pw2", ["pw1", "pw2"]) == f"user {MASK} key {MASK}"
-
-
-def test_redact_data_walks_nested_structures() -> None:
-    data = {"a": [f"x{PASSWORD}y", ("t", PASSWORD)], "b": {"c": PASSWORD}, "n": 5}
-    assert redact_data(data, [PASSWORD, None]) == {
-        "a": [f"x{MASK}y", ("t", MASK)],
-        "b": {"c": MASK},
-        "n": 5,
-    }
 
 
 def test_redacted_options_hides_secret_keys() -> None:

@@ -172,6 +172,13 @@ function ConvertTo-ProfileParameter {
     return @($Set.Split(',') | ForEach-Object { (Get-Culture).TextInfo.ToTitleCase($_) })
 }
 
+if ($null -eq $rule -and -not $wanted.enabled -and -not $wanted.ContainsKey('port')) {
+    # Asked to switch off a rule that does not exist (say, a built-in one this edition lacks).
+    $module.Diff.after = @{}
+    $module.Result.rule = $null
+    $module.ExitJson()
+}
+
 if ($null -eq $rule) {
     if (-not $wanted.ContainsKey('port')) {
         $module.FailJson("port is required to create firewall rule name '$name'")

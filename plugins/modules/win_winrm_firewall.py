@@ -12,7 +12,7 @@ description:
     execution nodes) and optionally to O(local_addresses) and O(profiles).
   - Only the values that are given are compared. With just O(name) and O(enabled) it switches an
     existing rule, such as Windows' own C(WINRM-HTTP-In-TCP), on or off without touching its
-    ports or scope.
+    ports or scope; a rule to be switched off that does not exist is left absent.
   - Windows reports an IPv4 prefix such as V(10.0.0.0/8) back as C(10.0.0.0/255.0.0.0) and a
     V(/32) as the bare address; the module compares in that form, so give network addresses
     (V(10.0.0.0/8), not V(10.1.2.3/8)) to stay idempotent.

@@ -13,6 +13,7 @@ $spec = @{
     options = @{
         source = @{ type = 'str'; default = 'self_signed'; choices = @('self_signed', 'thumbprint', 'pfx') }
         dns_names = @{ type = 'list'; elements = 'str' }
+        ip_addresses = @{ type = 'list'; elements = 'str'; default = @() }
         subject = @{ type = 'str' }
         validity_days = @{ type = 'int'; default = 365 }
         renew_days_before_expiry = @{ type = 'int'; default = 30 }
@@ -75,6 +76,31 @@ function Get-CertificateDnsName {
     return @($Certificate.DnsNameList | ForEach-Object { $_.Unicode })
 }
 
+function Get-CertificateIPAddress {
+    <# IP addresses in the subject alternative name, read from its formatted (English) text. #>
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
+
+    $san = $Certificate.Extensions | Where-Object { $_.Oid.Value -eq '2.5.29.17' } | Select-Object -First 1
+    if ($null -eq $san) {
+        return @()
+    }
+    $addresses = foreach ($entry in $san.Format($false).Split(',')) {
+        if ($entry.Trim() -match '^IP Address=(?<ip>.+)$') {
+            $Matches.ip
+        }
+    }
+    return @($addresses)
+}
+
+function Get-NameKey {
+    <# DNS names and IP addresses as one comparable string. #>
+    param([string[]]$DnsNames, [string[]]$IPAddresses)
+
+    $dnsPart = @($DnsNames | Where-Object { $_ } | ForEach-Object { "dns:$($_.ToLowerInvariant())" })
+    $ipPart = @($IPAddresses | Where-Object { $_ } | ForEach-Object { "ip:$(([System.Net.IPAddress]::Parse($_)).ToString().ToLowerInvariant())" })
+    return (@($dnsPart + $ipPart | Sort-Object -Unique) -join ',')
+}
+
 function Set-CertificateResult {
     <# Fills the result from the certificate the listener should use. #>
     param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
@@ -82,6 +108,7 @@ function Set-CertificateResult {
     $module.Result.thumbprint = $Certificate.Thumbprint
     $module.Result.subject = $Certificate.Subject
     $module.Result.dns_names = @(Get-CertificateDnsName -Certificate $Certificate)
+    $module.Result.ip_addresses = @(Get-CertificateIPAddress -Certificate $Certificate)
     $module.Result.not_after = $Certificate.NotAfter.ToUniversalTime().ToString('o')
     $module.Result.certificate_pem = ConvertTo-Pem -Der $Certificate.RawData
     $module.Result.issuer_pem = Get-IssuerPem -Certificate $Certificate
@@ -179,8 +206,15 @@ if ($null -eq $dnsNames -or $dnsNames.Count -eq 0) {
     }
 }
 $dnsNames = [string[]]@($dnsNames)
+$ipAddresses = [string[]]@($module.Params.ip_addresses)
+foreach ($ip in $ipAddresses) {
+    $parsedIP = $null
+    if (-not [System.Net.IPAddress]::TryParse($ip, [ref]$parsedIP) -or $ip -notmatch '[.:]') {
+        $module.FailJson("ip_addresses entry '$ip' is not an IPv4 or IPv6 address")
+    }
+}
 $subject = if ($module.Params.subject) { $module.Params.subject } else { "CN=$($dnsNames[0])" }
-$wantedNames = (@($dnsNames | ForEach-Object { $_.ToLowerInvariant() } | Sort-Object -Unique)) -join ','
+$wantedNames = Get-NameKey -DnsNames $dnsNames -IPAddresses $ipAddresses
 
 $candidates = @(Get-ChildItem -LiteralPath $storePath | Where-Object { $_.FriendlyName -eq $module.Params.friendly_name -and $_.HasPrivateKey } | Sort-Object -Property NotAfter -Descending)
 $newest = $candidates | Select-Object -First 1
@@ -191,7 +225,7 @@ if ($null -eq $newest) {
 elseif ($newest.NotAfter -lt [DateTime]::Now.AddDays($renewDays)) {
     $reason = 'expiring'
 }
-elseif ((@(Get-CertificateDnsName -Certificate $newest | ForEach-Object { $_.ToLowerInvariant() } | Sort-Object -Unique) -join ',') -ne $wantedNames -or $newest.Subject -ne $subject) {
+elseif ((Get-NameKey -DnsNames (Get-CertificateDnsName -Certificate $newest) -IPAddresses (Get-CertificateIPAddress -Certificate $newest)) -ne $wantedNames -or $newest.Subject -ne $subject) {
     $reason = 'names_changed'
 }
 
@@ -209,7 +243,7 @@ if ($null -ne $newest) {
     $module.Result.previous_thumbprint = $newest.Thumbprint
 }
 $notAfter = [DateTime]::Now.AddDays($module.Params.validity_days)
-$module.Diff.after = @{ thumbprint = '(new)'; subject = $subject; dns_names = $dnsNames; not_after = $notAfter.ToUniversalTime().ToString('o') }
+$module.Diff.after = @{ thumbprint = '(new)'; subject = $subject; dns_names = $dnsNames; ip_addresses = $ipAddresses; not_after = $notAfter.ToUniversalTime().ToString('o') }
 if ($module.CheckMode) {
     $module.ExitJson()
 }
@@ -217,7 +251,6 @@ if ($module.CheckMode) {
 $certParams = @{
     Type = 'SSLServerAuthentication'
     Subject = $subject
-    DnsName = $dnsNames
     CertStoreLocation = $storePath
     NotAfter = $notAfter
     KeyAlgorithm = 'RSA'
@@ -226,6 +259,14 @@ $certParams = @{
     KeyExportPolicy = 'NonExportable'
     FriendlyName = $module.Params.friendly_name
     ErrorAction = 'Stop'
+}
+if ($ipAddresses.Count -gt 0) {
+    # -DnsName cannot carry IP addresses: write the whole subject alternative name instead.
+    $sanEntries = @($dnsNames | ForEach-Object { "DNS=$_" }) + @($ipAddresses | ForEach-Object { "IPAddress=$_" })
+    $certParams.TextExtension = @("2.5.29.17={text}$($sanEntries -join '&')")
+}
+else {
+    $certParams.DnsName = $dnsNames
 }
 try {
     $created = New-SelfSignedCertificate @certParams

@@ -12,8 +12,8 @@ description:
     the controller's C(ansible_winrm_ca_trust_path) or C(ansible_psrp_ca_cert)).
   - O(source=self_signed) creates a self-signed certificate with C(New-SelfSignedCertificate) and
     recognises it on later runs by O(friendly_name). It creates a new one when none exists, when
-    the newest expires within O(renew_days_before_expiry) days, or when O(dns_names) or O(subject)
-    changed. The replaced certificate stays in the store (the listener still uses it until it is
+    the newest expires within O(renew_days_before_expiry) days, or when O(dns_names),
+    O(ip_addresses) or O(subject) changed. The replaced certificate stays in the store (the listener still uses it until it is
     rotated); RV(previous_thumbprint) names it so it can be removed afterwards.
   - O(source=thumbprint) uses a certificate that is already there, for example one enrolled from
     AD CS; it is checked (present, with private key) but never changed, and the module warns when
@@ -33,6 +33,13 @@ options:
       - Defaults to the computer name and, on a domain member, its FQDN.
     type: list
     elements: str
+  ip_addresses:
+    description:
+      - IP addresses to put in a self-signed certificate's subject alternative name, for
+        controllers that connect by address; a name check against an address needs them.
+    type: list
+    elements: str
+    default: []
   subject:
     description: Subject of a self-signed certificate; defaults to C(CN=<first DNS name>).
     type: str
@@ -123,6 +130,11 @@ subject:
   sample: CN=SERVER01
 dns_names:
   description: DNS names in the certificate.
+  returned: when a certificate is in the store
+  type: list
+  elements: str
+ip_addresses:
+  description: IP addresses in the certificate's subject alternative name.
   returned: when a certificate is in the store
   type: list
   elements: str

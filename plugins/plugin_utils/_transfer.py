@@ -69,6 +69,9 @@ process {
             $size += $bytes.Length
         }
         catch {
+            if ($null -eq $path) {
+                Stop-Transfer "the header line is not base64 JSON: $($_.Exception.Message)"
+            }
             Stop-Transfer "writing '$path' failed: $($_.Exception.Message)"
         }
     }

@@ -1,0 +1,743 @@
+"""winops.remoting.winrm session layer: retries, the never-twice rule, time limits, transfers.
+
+A scripted stand-in for winrm.protocol.Protocol plays the host. It runs small Python
+"programs" for each WinRS Command: the PUT and FETCH programs speak the collection's transfer
+protocol exactly as the PowerShell scripts do, so put_file and fetch_file run end to end.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import tracemalloc
+import typing as t
+
+import pytest
+import requests.exceptions
+import urllib3.exceptions
+from ansible.errors import AnsibleConnectionFailure
+from winrm.exceptions import (
+    InvalidCredentialsError,
+    WinRMOperationTimeoutError,
+    WinRMTransportError,
+    WSManFaultError,
+)
+
+from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import (
+    DEFAULT_ENVELOPE_OVERHEAD,
+    FETCH_SCRIPT,
+    PUT_SCRIPT,
+    TransferError,
+    put_chunk_size,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
+    WinRMSettings,
+    build_settings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_session import (
+    CommandTimeoutError,
+    WinRMSession,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_transfer import (
+    fetch_file,
+    put_file,
+)
+
+try:  # ansible-core 2.19+
+    from ansible._internal._errors._task_timeout import TaskTimeoutError
+
+    def task_timeout() -> BaseException:
+        return TaskTimeoutError(5)
+
+except ImportError:  # ansible-core 2.17 / 2.18
+    from ansible.executor.task_executor import TaskTimeoutError  # type: ignore[no-redef]
+
+    def task_timeout() -> BaseException:
+        return TaskTimeoutError()
+
+
+PASSWORD = "s3cr3t-Pässwörd"
+DONE = "done"
+
+
+# -- the host's side ---------------------------------------------------------------------------
+
+
+def connection_reset() -> requests.exceptions.ConnectionError:
+    cause = urllib3.exceptions.ProtocolError(
+        "Connection aborted.", ConnectionResetError(104, "Connection reset by peer")
+    )
+    return requests.exceptions.ConnectionError(cause)
+
+
+def connection_refused() -> requests.exceptions.ConnectionError:
+    refused = ConnectionRefusedError(111, "Connection refused")
+    try:
+        raise urllib3.exceptions.NewConnectionError(
+            None, "Failed to establish a new connection"
+        ) from refused  # type: ignore[arg-type]
+    except urllib3.exceptions.NewConnectionError as err:
+        wrapped = urllib3.exceptions.MaxRetryError(None, "/wsman", err)  # type: ignore[arg-type]
+    return requests.exceptions.ConnectionError(wrapped)
+
+
+def fault(wsman_code: int | None = None, wmi_code: int | None = None) -> WSManFaultError:
+    return WSManFaultError(
+        code=500,
+        message="Bad HTTP response returned from server. Code 500",
+        response="<fault/>",
+        reason="fault for the test",
+        wsman_fault_code=wsman_code,
+        wmierror_code=wmi_code,
+    )
+
+
+Reply = tuple[bytes, bytes, int, bool]
+
+
+class Program:
+    """What one WinRS Command does on the fake host."""
+
+    def __init__(self) -> None:
+        self.stdin = b""
+        self.ended = False
+
+    def feed(self, data: bytes, end: bool) -> None:
+        assert not self.ended, "input sent after End"
+        self.stdin += data
+        self.ended = end
+
+    def receive(self, protocol: FakeProtocol) -> Reply:
+        raise NotImplementedError
+
+
+class Scripted(Program):
+    """Answers each Receive with the next item; an exception item is raised."""
+
+    def __init__(self, replies: list[Reply | BaseException]) -> None:
+        super().__init__()
+        self.replies = list(replies)
+
+    def receive(self, protocol: FakeProtocol) -> Reply:
+        item = self.replies.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+class PutHost(Program):
+    """The PUT transfer script: header line, base64 chunk lines, one JSON result line."""
+
+    def __init__(self, files: dict[str, bytes], keep: bool = True, lie: bool = False) -> None:
+        super().__init__()
+        self.files = files
+        self.keep = keep
+        self.lie = lie
+        self.path: str | None = None
+        self.digest = hashlib.sha1()
+        self.size = 0
+        self.chunks: list[bytes] = []
+
+    def feed(self, data: bytes, end: bool) -> None:
+        super().feed(data, end)
+        *lines, rest = self.stdin.split(b"\r\n")
+        self.stdin = rest  # process complete lines at once: a big file is never held
+        for line in lines:
+            raw = base64.b64decode(line, validate=True)
+            if self.path is None:
+                self.path = json.loads(raw)["path"]
+                continue
+            self.digest.update(raw)
+            self.size += len(raw)
+            if self.keep:
+                self.chunks.append(raw)
+
+    def receive(self, protocol: FakeProtocol) -> Reply:
+        assert self.ended and self.stdin == b"", "PUT answered before its input ended"
+        assert self.path is not None
+        self.files[self.path] = b"".join(self.chunks)
+        sha1 = hashlib.sha1(b"tampered").hexdigest() if self.lie else self.digest.hexdigest()
+        result = json.dumps({"sha1": sha1, "size": self.size}).encode()
+        return result + b"\r\n", b"", 0, True
+
+
+class FetchHost(Program):
+    """The FETCH transfer script, streaming its output over many Receives."""
+
+    def __init__(
+        self,
+        content: t.Callable[[], t.Iterator[bytes]] | None,
+        receive_size: int = 7001,
+        lie: bool = False,
+    ) -> None:
+        super().__init__()
+        self.content = content
+        self.receive_size = receive_size  # odd, so that lines split anywhere
+        self.lie = lie
+        self._output: t.Iterator[bytes] | None = None
+        self._buffer = b""
+
+    def _lines(self, chunk_size: int) -> t.Iterator[bytes]:
+        assert self.content is not None
+        digest, size, pending = hashlib.sha1(), 0, b""
+        for block in self.content():
+            pending += block
+            while len(pending) >= chunk_size:
+                chunk, pending = pending[:chunk_size], pending[chunk_size:]
+                digest.update(chunk)
+                size += len(chunk)
+                yield base64.b64encode(chunk) + b"\r\n"
+        if pending:
+            digest.update(pending)
+            size += len(pending)
+            yield base64.b64encode(pending) + b"\r\n"
+        sha1 = hashlib.sha1(b"tampered").hexdigest() if self.lie else digest.hexdigest()
+        yield json.dumps({"sha1": sha1, "size": size}).encode() + b"\r\n"
+
+    def receive(self, protocol: FakeProtocol) -> Reply:
+        assert self.ended
+        header = json.loads(base64.b64decode(self.stdin.strip()))
+        if self.content is None:
+            message = f"winops.remoting fetch: '{header['path']}' does not exist"
+            return b"", message.encode(), 1, True
+        if self._output is None:
+            self._output = self._lines(header["chunk_size"])
+        while len(self._buffer) < self.receive_size:
+            line = next(self._output, None)
+            if line is None:
+                out, self._buffer = self._buffer, b""
+                return out, b"", 0, True
+            self._buffer += line
+        out = self._buffer[: self.receive_size]
+        self._buffer = self._buffer[self.receive_size :]
+        return out, b"", 0, False
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.sessions_closed = 0
+
+    def close_session(self) -> None:
+        self.sessions_closed += 1
+
+
+class FakeProtocol:
+    """Scripted winrm.protocol.Protocol: records every call, answers from ``programs``."""
+
+    def __init__(self, programs: list[Program] | None = None) -> None:
+        self.transport = FakeTransport()
+        self.operation_timeout_sec = 20
+        self.max_env_sz = 153600
+        self.programs = list(programs or [])
+        self.running: dict[str, Program] = {}
+        self.calls: list[tuple[str, t.Any]] = []
+        self.failures: dict[str, list[BaseException]] = {}
+        self.shells = 0
+        self.receive_waits: list[int] = []
+        self.on_receive: t.Callable[[int], None] | None = None
+
+    def _maybe_fail(self, operation: str) -> None:
+        pending = self.failures.get(operation)
+        if pending:
+            raise pending.pop(0)
+
+    def names(self, operation: str) -> list[t.Any]:
+        return [detail for name, detail in self.calls if name == operation]
+
+    def open_shell(self, codepage: int = 437, **kwargs: t.Any) -> str:
+        self.calls.append(("open_shell", codepage))
+        self._maybe_fail("open_shell")
+        self.shells += 1
+        return f"SHELL-{self.shells}"
+
+    def close_shell(self, shell_id: str, close_session: bool = True) -> None:
+        self.calls.append(("close_shell", shell_id))
+        self._maybe_fail("close_shell")
+
+    def run_command(
+        self,
+        shell_id: str,
+        command: str,
+        arguments: t.Sequence[str] = (),
+        console_mode_stdin: bool = True,
+        skip_cmd_shell: bool = False,
+    ) -> str:
+        self.calls.append(("run_command", (shell_id, command, list(arguments), console_mode_stdin)))
+        self._maybe_fail("run_command")
+        command_id = f"CMD-{len(self.names('run_command'))}"
+        self.running[command_id] = self.programs.pop(0)
+        return command_id
+
+    def send_command_input(
+        self, shell_id: str, command_id: str, stdin_input: bytes, end: bool = False
+    ) -> None:
+        self.calls.append(("send", (len(stdin_input), end)))
+        envelope = len(base64.b64encode(stdin_input)) + DEFAULT_ENVELOPE_OVERHEAD
+        assert envelope <= self.max_env_sz, "a Send would exceed the host's MaxEnvelopeSize"
+        self._maybe_fail("send")
+        self.running[command_id].feed(stdin_input, end)
+
+    def get_command_output_raw(self, shell_id: str, command_id: str) -> Reply:
+        self.calls.append(("receive", command_id))
+        self.receive_waits.append(self.operation_timeout_sec)
+        if self.on_receive is not None:
+            self.on_receive(self.operation_timeout_sec)
+        self._maybe_fail("receive")
+        return self.running[command_id].receive(self)
+
+    def cleanup_command(self, shell_id: str, command_id: str) -> None:
+        self.calls.append(("signal_terminate", command_id))
+        self._maybe_fail("signal")
+
+
+# -- the controller's side ---------------------------------------------------------------------
+
+
+class DictOptions:
+    """OptionReader over a dict, with the plugin's documented defaults."""
+
+    DEFAULTS: t.ClassVar[dict[str, t.Any]] = {
+        "remote_addr": "win01.example.com",
+        "remote_user": "ansible",
+        "remote_password": PASSWORD,
+        "path": "/wsman",
+        "server_cert_validation": "validate",
+        "send_cbt": True,
+        "message_encryption": "auto",
+        "credssp_disable_tlsv1_2": False,
+        "no_proxy": False,
+        "kerberos_delegation": False,
+        "service": "HTTP",
+        "operation_timeout_sec": 20,
+        "read_timeout_sec": 30,
+        "reconnection_retries": 3,
+        "reconnection_backoff": 1.0,
+        "command_timeout": 0,
+        "max_envelope_size": 153600,
+        "kerberos_command": "kinit",
+        "kinit_env_vars": [],
+    }
+
+    def __init__(self, **options: t.Any) -> None:
+        self.options = {**self.DEFAULTS, **options}
+
+    def get(self, option: str) -> t.Any:
+        return self.options.get(option)
+
+    def var(self, option: str) -> str:
+        return f"ansible_winrm_{option}"
+
+    def extras(self) -> dict[str, t.Any]:
+        return {}
+
+
+def make_settings(**options: t.Any) -> WinRMSettings:
+    return build_settings(DictOptions(**options), _winrm_session.protocol_parameters(), False)
+
+
+class Harness:
+    """A WinRMSession wired to a FakeProtocol, a recorded sleep and a controllable clock."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, **options: t.Any) -> None:
+        self.protocol = FakeProtocol()
+        self.sleeps: list[float] = []
+        self.now = 1000.0
+        self.logs: list[tuple[int, str]] = []
+        self.warnings: list[str] = []
+        self.created: list[dict[str, t.Any]] = []
+
+        def new_protocol(**kwargs: t.Any) -> FakeProtocol:
+            self.created.append(kwargs)
+            return self.protocol
+
+        monkeypatch.setattr(_winrm_session, "Protocol", new_protocol)
+        self.session = WinRMSession(
+            make_settings(**options),
+            log=lambda level, message: self.logs.append((level, message)),
+            warn=self.warnings.append,
+            sleep=self.sleeps.append,
+            clock=lambda: self.now,
+        )
+
+    def program(self, *programs: Program) -> None:
+        self.protocol.programs.extend(programs)
+
+    def fail(self, operation: str, *errors: BaseException) -> None:
+        self.protocol.failures.setdefault(operation, []).extend(errors)
+
+
+@pytest.fixture
+def host(monkeypatch: pytest.MonkeyPatch) -> Harness:
+    return Harness(monkeypatch)
+
+
+OK: Reply = (b"ok\r\n", b"", 0, True)
+
+
+# -- the command is never started twice --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [connection_reset(), connection_refused(), WinRMTransportError("http", 503, "")],
+    ids=["reset", "refused", "http-503"],
+)
+def test_command_is_never_sent_twice(host: Harness, error: Exception) -> None:
+    host.program(Scripted([OK]), Scripted([OK]))
+    host.fail("run_command", error)
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.run("whoami.exe")
+    assert len(host.protocol.names("run_command")) == 1
+    assert host.sleeps == []
+
+
+def test_transient_receive_error_is_retried_without_restarting(host: Harness) -> None:
+    host.program(Scripted([(b"first ", b"", -1, False), (b"second", b"", 0, True)]))
+    host.fail("receive", connection_reset(), WinRMTransportError("http", 502, ""))
+    result = host.session.run("whoami.exe")
+    assert result == _winrm_session.CommandResult(0, b"first second", b"")
+    assert len(host.protocol.names("run_command")) == 1
+    assert len(host.protocol.names("receive")) == 4  # two failures, then two answers
+    assert host.sleeps == [1.0, 2.0]
+    # Every retry authenticates on a fresh connection.
+    assert host.protocol.transport.sessions_closed == 2
+
+
+def test_operation_timeout_on_receive_just_waits_again(host: Harness) -> None:
+    timeouts: list[Reply | BaseException] = [WinRMOperationTimeoutError() for _ in range(6)]
+    host.program(Scripted([*timeouts, (b"late", b"", 0, True)]))
+    result = host.session.run("slow.exe")
+    assert result.stdout == b"late"
+    assert host.sleeps == []  # no backoff: the host already waited OperationTimeout
+    assert len(host.protocol.names("run_command")) == 1
+
+
+def test_open_shell_is_retried_on_refused_connections(host: Harness) -> None:
+    host.fail("open_shell", connection_refused(), connection_refused())
+    host.session.open()
+    assert host.session.shell_id == "SHELL-1"
+    assert host.sleeps == [1.0, 2.0]
+    assert host.protocol.names("open_shell") == [65001, 65001, 65001]
+    assert any("open shell failed with ConnectionError" in m for _, m in host.logs)
+
+
+def test_open_shell_gives_up_after_the_retries(host: Harness) -> None:
+    host.fail("open_shell", *[connection_refused() for _ in range(4)])
+    with pytest.raises(AnsibleConnectionFailure) as raised:
+        host.session.open()
+    assert "https://win01.example.com:5986/wsman" in str(raised.value)
+    assert len(host.protocol.names("open_shell")) == 4
+    assert host.sleeps == [1.0, 2.0, 4.0]
+
+
+def test_retry_count_and_backoff_come_from_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    harness = Harness(monkeypatch, reconnection_retries=1, reconnection_backoff=0.25)
+    harness.fail("open_shell", connection_refused(), connection_refused())
+    with pytest.raises(AnsibleConnectionFailure):
+        harness.session.open()
+    assert harness.sleeps == [0.25]
+
+
+def test_rejected_credentials_are_not_retried(host: Harness) -> None:
+    host.fail("open_shell", InvalidCredentialsError("the specified credentials were rejected"))
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.open()
+    assert len(host.protocol.names("open_shell")) == 1
+    assert host.sleeps == []
+
+
+def test_shell_deletion_is_retried(host: Harness) -> None:
+    host.session.open()
+    host.fail("close_shell", connection_reset())
+    host.session.close()
+    assert host.protocol.names("close_shell") == ["SHELL-1", "SHELL-1"]
+    assert host.warnings == []
+    assert not host.session.is_open
+
+
+def test_failed_shell_deletion_is_a_warning(host: Harness) -> None:
+    host.session.open()
+    host.fail("close_shell", InvalidCredentialsError("rejected"))
+    host.session.close()
+    assert len(host.warnings) == 1
+    assert "could not delete WinRS shell SHELL-1" in host.warnings[0]
+
+
+def test_busy_send_is_retried_but_a_reset_send_is_not(host: Harness) -> None:
+    host.program(Scripted([OK]), Scripted([OK]))
+    host.fail("send", fault(wsman_code=170))
+    assert host.session.run("more.com", stdin=[b"data"]).rc == 0
+    assert host.protocol.names("send") == [(4, True), (4, True)]
+
+    host.fail("send", connection_reset())
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.run("more.com", stdin=[b"data"])
+    assert len(host.protocol.names("send")) == 3
+    # The command whose input broke was stopped.
+    assert host.protocol.names("signal_terminate") == ["CMD-1", "CMD-2"]
+
+
+def test_quota_fault_replaces_the_shell(host: Harness) -> None:
+    host.program(Scripted([OK]))
+    host.session.open()
+    host.fail("run_command", fault(wmi_code=0x803381A6))
+    assert host.session.run("whoami.exe").stdout == b"ok\r\n"
+    starts = host.protocol.names("run_command")
+    # Refused in the full shell, started once in the new one.
+    assert [shell for shell, *_ in starts] == ["SHELL-1", "SHELL-2"]
+    assert host.protocol.names("close_shell") == ["SHELL-1"]
+
+
+def test_stdin_sets_console_mode_and_end(host: Harness) -> None:
+    program = Scripted([OK])
+    host.program(program, Scripted([OK]))
+    host.session.run("PowerShell -NoProfile -", stdin=[b"a" * 10, b"b" * 5])
+    assert program.stdin == b"a" * 10 + b"b" * 5
+    assert host.protocol.names("send") == [(10, False), (5, True)]
+    host.session.run("hostname.exe")
+    first, second = host.protocol.names("run_command")
+    assert first == ("SHELL-1", "PowerShell", ["-NoProfile -"], False)
+    assert second == ("SHELL-1", "hostname.exe", [], True)
+
+
+def test_empty_stdin_still_closes_the_stream(host: Harness) -> None:
+    program = Scripted([OK])
+    host.program(program)
+    host.session.run("more.com", stdin=[])
+    assert host.protocol.names("send") == [(0, True)]
+    assert program.ended
+
+
+# -- stopping commands -------------------------------------------------------------------------
+
+
+def test_finished_command_is_released(host: Harness) -> None:
+    host.program(Scripted([OK]))
+    host.session.run("whoami.exe")
+    assert host.protocol.names("signal_terminate") == ["CMD-1"]
+    assert not any("stopping command" in message for _, message in host.logs)
+
+
+def test_command_timeout_stops_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    harness = Harness(monkeypatch, command_timeout=25)
+    running: Reply = (b"", b"", -1, False)
+    harness.program(Scripted([running, running, running, OK]))
+
+    def host_holds_the_receive(wait: int) -> None:
+        harness.now += wait
+
+    harness.protocol.on_receive = host_holds_the_receive
+    with pytest.raises(CommandTimeoutError) as raised:
+        harness.session.run("ping.exe -t localhost")
+    assert str(raised.value) == (
+        "winops.remoting.winrm: the command did not finish within command_timeout (25 seconds);"
+        " a WinRS terminate signal was sent to stop it on the host"
+    )
+    # The second Receive was shortened to the 5 seconds left.
+    assert harness.protocol.receive_waits == [20, 5]
+    assert harness.protocol.operation_timeout_sec == 20
+    assert harness.protocol.names("signal_terminate") == ["CMD-1"]
+    assert len(harness.protocol.names("run_command")) == 1
+
+
+@pytest.mark.parametrize("interruption", [task_timeout, KeyboardInterrupt], ids=["task", "ctrl-c"])
+def test_interruption_stops_the_command(
+    host: Harness, interruption: t.Callable[[], BaseException]
+) -> None:
+    """Ansible's task timeout (a BaseException raised from SIGALRM) sends Signal terminate."""
+    error = interruption()
+    host.program(Scripted([(b"", b"", -1, False), error]))
+    with pytest.raises(type(error)):
+        host.session.run("ping.exe -t localhost")
+    assert host.protocol.names("signal_terminate") == ["CMD-1"]
+    assert any("stopping command CMD-1" in message for _, message in host.logs)
+
+
+def test_stop_after_interruption_tries_a_fresh_connection(host: Harness) -> None:
+    host.program(Scripted([task_timeout()]))
+    host.fail("signal", WinRMTransportError("http", 400, ""))
+    with pytest.raises(BaseException) as raised:
+        host.session.run("ping.exe -t localhost")
+    assert not isinstance(raised.value, Exception)
+    assert host.protocol.names("signal_terminate") == ["CMD-1", "CMD-1"]
+    assert host.protocol.transport.sessions_closed == 1
+    assert host.warnings == []
+
+
+def test_unstoppable_command_is_reported(host: Harness) -> None:
+    host.program(Scripted([KeyboardInterrupt()]))
+    host.fail("signal", *[WinRMTransportError("http", 400, "") for _ in range(2)])
+    with pytest.raises(KeyboardInterrupt):
+        host.session.run("ping.exe -t localhost")
+    assert len(host.warnings) == 1
+    assert "could not stop command CMD-1 on the host" in host.warnings[0]
+
+
+# -- file transfer -----------------------------------------------------------------------------
+
+
+def test_put_chunks_fit_the_envelope(monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any) -> None:
+    harness = Harness(monkeypatch, max_envelope_size=16384)
+    source = tmp_path / "payload.bin"
+    data = os.urandom(50_000)
+    source.write_bytes(data)
+    files: dict[str, bytes] = {}
+    harness.program(PutHost(files))
+    put_file(harness.session, str(source), "C:\\Temp\\payload €.bin")
+    assert files == {"C:\\Temp\\payload €.bin": data}
+    chunk = put_chunk_size(16384)
+    sends = harness.protocol.names("send")
+    # The header line, then one line per chunk; every Send fits (FakeProtocol asserts it).
+    assert len(sends) == 1 + -(-len(data) // chunk)
+    assert [end for _, end in sends] == [False] * (len(sends) - 1) + [True]
+    command = harness.protocol.names("run_command")[0]
+    assert command[1] == "powershell.exe"
+    script = base64.b64decode(command[2][0].split()[-1]).decode("utf-16-le")
+    assert script == PUT_SCRIPT
+
+
+def test_put_empty_file(host: Harness, tmp_path: t.Any) -> None:
+    source = tmp_path / "empty"
+    source.write_bytes(b"")
+    files: dict[str, bytes] = {}
+    host.program(PutHost(files))
+    put_file(host.session, str(source), "C:\\empty.txt")
+    assert files == {"C:\\empty.txt": b""}
+    assert host.protocol.names("send") == [(len(_header_line("C:\\empty.txt")), True)]
+
+
+def _header_line(path: str) -> bytes:
+    from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import encode_header
+
+    return encode_header({"path": path}).encode() + b"\r\n"
+
+
+def test_put_sha1_mismatch_is_an_error(host: Harness, tmp_path: t.Any) -> None:
+    source = tmp_path / "file.txt"
+    source.write_bytes(b"content")
+    host.program(PutHost({}, lie=True))
+    with pytest.raises(TransferError) as raised:
+        put_file(host.session, str(source), "C:\\file.txt")
+    local = hashlib.sha1(b"content").hexdigest()
+    remote = hashlib.sha1(b"tampered").hexdigest()
+    assert str(raised.value) == (
+        f"put of C:\\file.txt failed verification: local SHA-1 {local} "
+        f"does not match remote SHA-1 {remote}"
+    )
+
+
+def test_put_failure_on_the_host_shows_clean_stderr(host: Harness, tmp_path: t.Any) -> None:
+    source = tmp_path / "file.txt"
+    source.write_bytes(b"content")
+    clixml = (
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject'
+        '</T></TN><MS><I64 N="SourceId">1</I64></MS></Obj>'
+        '<S S="Error">winops.remoting put: the parent directory _x0027_C:\\missing_x0027_ '
+        "does not exist_x000D__x000A_</S></Objs>"
+    )
+    host.program(Scripted([(b"", clixml.encode(), 1, True)]))
+    with pytest.raises(TransferError) as raised:
+        put_file(host.session, str(source), "C:\\missing\\file.txt")
+    message = str(raised.value)
+    assert message.startswith(
+        f"put of {source} to C:\\missing\\file.txt failed on the host (exit code 1): "
+        "winops.remoting put: the parent directory 'C:\\missing' does not exist"
+    )
+    assert "CLIXML" not in message and "progress" not in message
+
+
+def test_fetch_streams_per_receive(host: Harness, tmp_path: t.Any) -> None:
+    data = os.urandom(300_000)
+    host.program(FetchHost(lambda: iter([data])))
+    target = tmp_path / "fetched.bin"
+    fetch_file(host.session, "C:\\Windows\\file.bin", str(target))
+    assert target.read_bytes() == data
+    assert len(host.protocol.names("receive")) > 50  # 7001-byte Receives, lines split anywhere
+    # The header is the only input, sent with End.
+    assert [end for _, end in host.protocol.names("send")] == [True]
+
+
+def test_fetch_sha1_mismatch_leaves_no_file(host: Harness, tmp_path: t.Any) -> None:
+    host.program(FetchHost(lambda: iter([b"abc" * 1000]), lie=True))
+    target = tmp_path / "fetched.bin"
+    with pytest.raises(TransferError, match=r"^fetch of C:\\f\.bin failed verification: "):
+        fetch_file(host.session, "C:\\f.bin", str(target))
+    assert not target.exists()
+
+
+def test_fetch_of_missing_file(host: Harness, tmp_path: t.Any) -> None:
+    host.program(FetchHost(None))
+    target = tmp_path / "fetched.bin"
+    with pytest.raises(TransferError) as raised:
+        fetch_file(host.session, "C:\\nope.txt", str(target))
+    assert str(raised.value) == (
+        f"fetch of C:\\nope.txt to {target} failed on the host (exit code 1): "
+        "winops.remoting fetch: 'C:\\nope.txt' does not exist"
+    )
+    assert not target.exists()
+
+
+def test_fetch_empty_file(host: Harness, tmp_path: t.Any) -> None:
+    host.program(FetchHost(lambda: iter([])))
+    target = tmp_path / "empty"
+    fetch_file(host.session, "C:\\empty", str(target))
+    assert target.read_bytes() == b""
+
+
+BIG = 100 * 1024 * 1024 + 12345  # over 100 MB
+BLOCK = hashlib.sha256(b"block").digest() * 32768  # 1 MiB of varied bytes
+
+
+def _big_blocks() -> t.Iterator[bytes]:
+    remaining, counter = BIG, 0
+    while remaining:
+        block = (counter.to_bytes(8, "big") + BLOCK)[: min(len(BLOCK), remaining)]
+        counter += 1
+        remaining -= len(block)
+        yield block
+
+
+def test_put_over_100mb_streams(host: Harness, tmp_path: t.Any) -> None:
+    source = tmp_path / "big.bin"
+    with source.open("wb") as out:
+        for block in _big_blocks():
+            out.write(block)
+    program = PutHost({}, keep=False)
+    host.program(program)
+    tracemalloc.start()
+    try:
+        put_file(host.session, str(source), "C:\\big.bin")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert program.size == BIG
+    assert peak < 16 * 1024 * 1024, f"put held {peak} bytes at once"
+
+
+def test_fetch_over_100mb_streams(host: Harness, tmp_path: t.Any) -> None:
+    host.program(FetchHost(_big_blocks, receive_size=400_000))
+    target = tmp_path / "big.bin"
+    tracemalloc.start()
+    try:
+        fetch_file(host.session, "C:\\big.bin", str(target))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert target.stat().st_size == BIG
+    expected = hashlib.sha1()
+    for block in _big_blocks():
+        expected.update(block)
+    assert hashlib.sha1(target.read_bytes()).hexdigest() == expected.hexdigest()
+    assert peak < 16 * 1024 * 1024, f"fetch held {peak} bytes at once"
+
+
+def test_fetch_command_is_the_fetch_script(host: Harness, tmp_path: t.Any) -> None:
+    host.program(FetchHost(lambda: iter([b"x"])))
+    fetch_file(host.session, "C:\\x", str(tmp_path / "x"))
+    command = host.protocol.names("run_command")[0]
+    script = base64.b64decode(command[2][0].split()[-1]).decode("utf-16-le")
+    assert script == FETCH_SCRIPT

@@ -68,7 +68,12 @@ class _PluginVars:
     encryption: str
     path: str
     read_timeout: str
+    operation_timeout: str
+    connection_timeout: str
     max_envelope: str
+    retries: str
+    kinit_cmd: str
+    hostname_override: str
 
 
 _PLUGIN_VARS = {
@@ -80,7 +85,12 @@ _PLUGIN_VARS = {
         encryption="ansible_winrm_message_encryption",
         path="ansible_winrm_path",
         read_timeout="ansible_winrm_read_timeout_sec",
+        operation_timeout="ansible_winrm_operation_timeout_sec",
+        connection_timeout="ansible_winrm_connection_timeout",
         max_envelope="ansible_winrm_max_envelope_size",
+        retries="ansible_winrm_reconnection_retries",
+        kinit_cmd="ansible_winrm_kinit_cmd",
+        hostname_override="ansible_winrm_kerberos_hostname_override",
     ),
     "psrp": _PluginVars(
         auth="ansible_psrp_auth",
@@ -90,7 +100,12 @@ _PLUGIN_VARS = {
         encryption="ansible_psrp_message_encryption",
         path="ansible_psrp_path",
         read_timeout="ansible_psrp_read_timeout",
+        operation_timeout="ansible_psrp_operation_timeout",
+        connection_timeout="ansible_psrp_connection_timeout",
         max_envelope="ansible_psrp_max_envelope_size",
+        retries="ansible_psrp_reconnection_retries",
+        kinit_cmd="ansible_psrp_kinit_cmd",
+        hostname_override="ansible_psrp_negotiate_hostname_override",
     ),
 }
 
@@ -157,7 +172,9 @@ def offered_auth_schemes(chain: list[BaseException]) -> list[str]:
     return schemes
 
 
-def _diagnose_kerberos(chain: list[BaseException], transport: str) -> Diagnosis | None:
+def _diagnose_kerberos(
+    chain: list[BaseException], transport: str, names: _PluginVars
+) -> Diagnosis | None:
     kerberos_error = _first(chain, lambda e: "KerberosError" in _class_names(e))
     if kerberos_error is not None:
         return Diagnosis(
@@ -165,7 +182,7 @@ def _diagnose_kerberos(chain: list[BaseException], transport: str) -> Diagnosis 
             "no Kerberos ticket could be obtained",
             str(kerberos_error),
             "check ansible_user (user@REALM, realm in uppercase) and ansible_password, the "
-            "realm in /etc/krb5.conf, or set the kinit_cmd option",
+            f"realm in /etc/krb5.conf, or set {names.kinit_cmd}",
         )
     spnego_error = _first(chain, lambda e: _module_of(e) in ("spnego", "gssapi", "krb5"))
     if spnego_error is None:
@@ -176,7 +193,7 @@ def _diagnose_kerberos(chain: list[BaseException], transport: str) -> Diagnosis 
             "the Kerberos security context could not be created",
             str(spnego_error),
             "check that the host name in ansible_host has an SPN (HTTP/<fqdn>) in the realm "
-            "and that a ticket exists (klist), or set kerberos_hostname_override",
+            f"and that a ticket exists (klist), or set {names.hostname_override}",
         )
     return Diagnosis(
         Layer.HTTP_AUTH,
@@ -281,7 +298,7 @@ def _diagnose_network(
             f"port {endpoint.port} did not answer in time",
             str(timed_out),
             "open the port in the host's firewall for the controller (winops.remoting."
-            "winrm_listener role) or raise the connection timeout option",
+            f"winrm_listener role) or raise {names.connection_timeout}",
         )
     reset = _first(chain, lambda e: isinstance(e, (ConnectionResetError, ConnectionAbortedError)))
     if reset is not None:
@@ -343,8 +360,7 @@ def _diagnose_http_status(chain: list[BaseException], names: _PluginVars) -> Dia
         Layer.WSMAN,
         f"the listener answered HTTP {status}",
         str(status_error),
-        "check the WinRM service on the host; 502/503/504 usually pass, so raise the "
-        "reconnection_retries option",
+        f"check the WinRM service on the host; 502/503/504 usually pass, so raise {names.retries}",
     )
 
 
@@ -354,7 +370,7 @@ def _diagnose_wsman(chain: list[BaseException], names: _PluginVars) -> Diagnosis
             Layer.WSMAN,
             "the host did not finish the operation within the operation timeout",
             "WinRMOperationTimeoutError",
-            f"raise {names.read_timeout} together with the operation timeout option",
+            f"raise {names.operation_timeout} and {names.read_timeout} (read above operation)",
         )
     fault = _first(chain, lambda e: "WSManFaultError" in _class_names(e))
     if fault is None:
@@ -368,7 +384,7 @@ def _diagnose_wsman(chain: list[BaseException], names: _PluginVars) -> Diagnosis
     evidence = f"WSManFault code {code}: {reason}"
     lowered = reason.lower()
     if code == WSMAN_OPERATION_TIMEOUT:
-        fix = f"raise {names.read_timeout} together with the operation timeout option"
+        fix = f"raise {names.operation_timeout} and {names.read_timeout} (read above operation)"
         summary = "the host did not finish the operation within the operation timeout"
     elif "maxenvelopesize" in lowered or "envelope size" in lowered:
         fix = f"lower {names.max_envelope} to the host's MaxEnvelopeSizekb * 1024"
@@ -424,7 +440,7 @@ def diagnose(exc: BaseException, endpoint: Endpoint, transport: str, plugin: str
     chain = list(exception_chain(exc))
     transport = transport.lower()
     for step in (
-        lambda: _diagnose_kerberos(chain, transport),
+        lambda: _diagnose_kerberos(chain, transport, names),
         lambda: _diagnose_tls(chain, endpoint, names),
         lambda: _diagnose_network(chain, endpoint, names),
         lambda: _diagnose_auth(chain, transport, names),

@@ -294,3 +294,26 @@ def test_connection_failure_message() -> None:
     )
     assert lines[1] == "  seen: [Errno 111] Connection refused"
     assert lines[2].startswith("  fix: check ansible_port")
+
+
+@pytest.mark.parametrize(
+    ("plugin", "expected"),
+    [
+        ("winrm", "ansible_winrm_reconnection_retries"),
+        ("winops.remoting.psrp", "ansible_psrp_reconnection_retries"),
+    ],
+)
+def test_http_503_names_the_retries_variable(plugin: str, expected: str) -> None:
+    error = raised_while_handling(
+        http_error(503), winrm.exceptions.WinRMTransportError("http", 503, "")
+    )
+    diagnosis = diagnose(error, HTTPS, "ntlm", plugin)
+    assert diagnosis.layer is Layer.WSMAN
+    assert diagnosis.summary == "the listener answered HTTP 503"
+    assert expected in diagnosis.fix
+
+
+def test_pywinrm_operation_timeout() -> None:
+    diagnosis = diagnose(winrm.exceptions.WinRMOperationTimeoutError(), HTTPS, "kerberos", "winrm")
+    assert diagnosis.layer is Layer.WSMAN
+    assert "ansible_winrm_operation_timeout_sec" in diagnosis.fix

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import typing as t
 from pathlib import Path
+from typing import Any
 
 from winhost import api
 
@@ -40,7 +41,7 @@ class FakeHost:
         return self.root
 
     def find_account(self, name: str) -> api.Account | None:
-        short = name.split("\\")[-1].split("@")[0].lower()
+        short = name.rsplit("\\", maxsplit=1)[-1].split("@", maxsplit=1)[0].lower()
         return next((a for a in self.accounts if a.name.lower() == short), None)
 
     def winrm_setting(self, path: str) -> str:
@@ -48,6 +49,19 @@ class FakeHost:
 
     def facts(self) -> dict[str, t.Any]:
         return dict(self.model_facts)
+
+
+_LOADER_READY = False
+
+
+def init_ansible() -> None:
+    """ansible's plugin loader, configured once per test process."""
+    global _LOADER_READY  # noqa: PLW0603 - one-time process-wide initialisation
+    if not _LOADER_READY:
+        from ansible.plugins.loader import init_plugin_loader
+
+        init_plugin_loader()
+        _LOADER_READY = True
 
 
 ADMIN = api.Principal("ansible", "WIN1", "NTLM", is_admin=True)
@@ -75,9 +89,9 @@ def run_to_end(process: api.Process, timeout: float = 30.0) -> api.OutputBatch:
 
 
 def shell_plugin() -> t.Any:
-    from ansible.plugins.loader import init_plugin_loader, shell_loader
+    from ansible.plugins.loader import shell_loader
 
-    init_plugin_loader()
+    init_ansible()
     shell = shell_loader.get("powershell")
     shell.set_options(var_options={}, direct={"remote_tmp": "%TEMP%"})
     return shell
@@ -92,10 +106,10 @@ def module_payload(
     """The exact stdin ansible-core 2.19 sends to the bootstrap wrapper for a module."""
     from ansible.executor.module_common import modify_module
     from ansible.parsing.dataloader import DataLoader
-    from ansible.plugins.loader import become_loader, init_plugin_loader, module_loader
+    from ansible.plugins.loader import become_loader, module_loader
     from ansible.template import Templar
 
-    init_plugin_loader()
+    init_ansible()
     found = module_loader.find_plugin_with_context(module, mod_type=".ps1")
     assert found.resolved, module
     become = None
@@ -126,3 +140,43 @@ def result_json(stdout: bytes) -> dict[str, t.Any]:
     lines = [ln for ln in stdout.decode("utf-8").splitlines() if ln.strip()]
     assert lines, "no output"
     return json.loads(lines[-1])
+
+
+class EngineWinRM:
+    """ansible-core's own winrm Connection with its WinRS exchange replaced by a direct call into
+    the engine: put_file/fetch_file/exec_command build their real scripts and stdin."""
+
+    def __init__(
+        self, engine: api.ExecutionEngine, host: api.HostView, principal: api.Principal
+    ) -> None:
+        from ansible.playbook.play_context import PlayContext
+        from ansible.plugins.loader import connection_loader
+
+        init_ansible()
+        self.calls: list[tuple[str, list[str]]] = []
+        conn = connection_loader.get("winrm", PlayContext(), None)
+        conn.set_options(var_options={"ansible_host": "127.0.10.1"})
+
+        def fake_exec(
+            command: Any, args: Any = (), from_exec: bool = False, stdin_iterator: Any = None
+        ) -> tuple[int, bytes, bytes]:
+            from ansible.module_utils.common.text.converters import to_text
+            from ansible.plugins.shell.powershell import _parse_clixml
+
+            text_args = [to_text(a) for a in args]
+            self.calls.append((to_text(command), text_args))
+            process = engine.start_command_line(host, principal, to_text(command), text_args)
+            if stdin_iterator is not None:
+                for data, is_last in stdin_iterator:
+                    process.send_input(data, is_last)
+            batch = run_to_end(process)
+            stderr = batch.stderr
+            if stderr.startswith(b"#< CLIXML"):
+                stderr = _parse_clixml(stderr)
+            assert batch.exit_code is not None
+            return batch.exit_code, batch.stdout, stderr
+
+        conn._winrm_exec = fake_exec
+        conn._winrm_host = "127.0.10.1"
+        conn._connected = True
+        self.connection = conn

@@ -30,6 +30,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
     acquire_ticket,
     ccache_environment,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
     RetryPolicy,
     call_with_retry,
@@ -162,9 +163,17 @@ class WinRMSession:
     # -- errors and retries ---------------------------------------------------------------
 
     def _failure(self, exc: BaseException) -> AnsibleConnectionFailure:
-        return connection_failure(
-            exc, self.settings.endpoint, self.transport or self.settings.transports[0], PLUGIN_NAME
-        )
+        """The diagnosed failure for ``exc``, chained to it, with every secret blanked out."""
+        transport = self.transport or self.settings.transports[0]
+        failure = connection_failure(exc, self.settings.endpoint, transport, PLUGIN_NAME)
+        secrets = self.settings.secrets
+        failure.message = redact(failure.message, secrets)
+        if any(redact(str(item), secrets) != str(item) for item in exception_chain(exc)):
+            # Ansible prints causes (and tracebacks) verbatim: drop a chain that holds a secret.
+            failure.__suppress_context__ = True
+        else:
+            failure.__cause__ = exc
+        return failure
 
     def _call_safe(
         self,
@@ -257,9 +266,7 @@ class WinRMSession:
             except AnsibleError as err:
                 errors.append((transport, err))
             except Exception as err:
-                failure = self._failure(err)
-                failure.__cause__ = err
-                errors.append((transport, failure))
+                errors.append((transport, self._failure(err)))
             self._log(5, f"WINRM CONNECTION ERROR ({transport}): {errors[-1][1]}")
         last_error = errors[-1][1]
         if len(errors) == 1:
@@ -334,7 +341,7 @@ class WinRMSession:
         except AnsibleError:
             raise
         except Exception as err:
-            raise self._failure(err) from err
+            raise self._failure(err)  # noqa: B904 - _failure chains it unless that leaks a secret
 
     def _start(self, command_line: str, console_mode_stdin: bool) -> str:
         """Send the WinRS Command. Never retried: a lost reply must not start it twice."""

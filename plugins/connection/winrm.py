@@ -14,6 +14,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
 from ansible_collections.winops.remoting.plugins.plugin_utils._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import is_upn
 from ansible_collections.winops.remoting.plugins.plugin_utils._redact import (
     redact,
     redacted_options,
@@ -478,6 +479,17 @@ class Connection(ConnectionBase):
             _winrm_session.protocol_parameters(),
             _winrm_session.kerberos_available(),
         )
+        user = settings.protocol_kwargs.get("username")
+        if (
+            not self.get_option("transport")
+            and is_upn(user)
+            and "kerberos" not in settings.transports
+        ):
+            display.warning(
+                f"{user} is a user principal name, which selects Kerberos, but python-gssapi "
+                "(pywinrm's Kerberos support) is not installed: using Basic authentication. "
+                "Install pywinrm[kerberos] or set ansible_winrm_transport"
+            )
         for name in settings.ignored_extras:
             display.warning(
                 f"{name} is not an option of winops.remoting.winrm nor an argument of the "

@@ -403,14 +403,23 @@ class WinRMSession:
         assert protocol is not None and shell_id is not None
         for data, is_last in _with_last(stdin):
             self._check_deadline(deadline)
-            # Only a Send refused as busy is repeated: the host did not take its data.
-            self._call_safe(
-                "send input",
-                lambda data=data, is_last=is_last: protocol.send_command_input(
-                    shell_id, command_id, data, end=is_last
-                ),
-                is_retryable=_is_busy,
-            )
+            try:
+                # Only a Send refused as busy is repeated: the host did not take its data.
+                self._call_safe(
+                    "send input",
+                    lambda data=data, is_last=is_last: protocol.send_command_input(
+                        shell_id, command_id, data, end=is_last
+                    ),
+                    is_retryable=_is_busy,
+                )
+            except WinRMOperationTimeoutError:
+                # A loaded host can answer a Send with OperationTimeout after taking its data
+                # (ansible.builtin.winrm relies on this too); sending it again would duplicate it.
+                self._warn(
+                    f"{PLUGIN_NAME}: the host answered a stdin Send with OperationTimeout; "
+                    "continuing on the assumption that it took the data. If this recurs, raise "
+                    "operation_timeout_sec"
+                )
 
     def _receive_once(self, command_id: str, wait: int) -> tuple[bytes, bytes, int, bool]:
         protocol, shell_id = self.protocol, self.shell_id

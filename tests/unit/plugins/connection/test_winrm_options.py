@@ -856,3 +856,20 @@ def test_unknown_extra_is_warned_about(
 def winrm_plugin_module() -> types.ModuleType:
     plugin_class = connection_loader.get(OURS, class_only=True)
     return sys.modules[plugin_class.__module__]
+
+
+def test_upn_without_kerberos_library_warns(
+    recorders: dict[str, type[RecordingProtocol]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_winrm_session, "kerberos_available", lambda: False)
+    warnings: list[str] = []
+    monkeypatch.setattr(
+        winrm_plugin_module().display, "warning", lambda msg, *a, **k: warnings.append(msg)
+    )
+    connect(OURS, {**BASE_VARS, "ansible_user": UPN}, recorders)
+    assert recorders[OURS].calls[0]["transport"] == "ssl"
+    assert warnings == [
+        f"{UPN} is a user principal name, which selects Kerberos, but python-gssapi "
+        "(pywinrm's Kerberos support) is not installed: using Basic authentication. "
+        "Install pywinrm[kerberos] or set ansible_winrm_transport"
+    ]

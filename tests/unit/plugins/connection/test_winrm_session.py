@@ -480,6 +480,17 @@ def test_busy_send_is_retried_but_a_reset_send_is_not(host: Harness) -> None:
     assert host.protocol.names("signal_terminate") == ["CMD-1", "CMD-2"]
 
 
+def test_operation_timeout_on_send_is_not_resent(host: Harness) -> None:
+    program = Scripted([OK])
+    host.program(program)
+    host.fail("send", WinRMOperationTimeoutError())
+    assert host.session.run("more.com", stdin=[b"first", b"second"]).rc == 0
+    # The timed-out Send is not repeated (the host took it); the next one still goes.
+    assert host.protocol.names("send") == [(5, False), (6, True)]
+    assert len(host.warnings) == 1
+    assert "answered a stdin Send with OperationTimeout" in host.warnings[0]
+
+
 def test_quota_fault_replaces_the_shell(host: Harness) -> None:
     host.program(Scripted([OK]))
     host.session.open()

@@ -57,12 +57,23 @@ def run_script(script: str, ctx: ExecContext, io: ProgramIO) -> None:
     if marker is not None:
         transfer.run_ours(marker, ctx, io)
         return
+    if "$exec_wrapper_str" in script and "`0`0`0`0" in script:
+        run_statements_error(
+            io,
+            "the bootstrap wrapper of ansible-core before 2.19 (its exec-wrapper manifest format "
+            "is not emulated; winhost emulates ansible-core 2.19's)",
+        )
     if is_bootstrap_wrapper(script):
         from winhost.execution.bootstrap import run_bootstrap
 
         run_bootstrap(ctx, io)
         return
     StatementRunner(ctx, io).run(script)
+
+
+def run_statements_error(io: ProgramIO, what: str) -> t.NoReturn:
+    io.error(not_modelled(what))
+    io.exit(1)
 
 
 class _Token(t.NamedTuple):

@@ -83,7 +83,7 @@ def _our_put(ctx: ExecContext, io: ProgramIO) -> None:
             try:
                 header = json.loads(_decode_b64(text).decode("utf-8"))
             except (binascii.Error, ValueError) as err:
-                fail(f"writing '' failed: the header line is not base64 JSON: {err}")
+                fail(f"the header line is not base64 JSON: {err}")
             path = str(header.get("path") or "") if isinstance(header, dict) else ""
             if not path:
                 fail("the header names no path")

@@ -1,0 +1,484 @@
+"""Reading and validating the options of the winops.remoting.psrp connection plugin.
+
+Internal use only: this module is not part of the collection's public API.
+
+Everything the plugin needs from the user's variables is read here, once, and checked before any
+network traffic. The result is a PsrpSettings: the plain dict of keyword arguments handed to
+``pypsrp.wsman.WSMan`` plus the settings of the runspace pool and of our own session layer
+(command time limit, retry policy, managed Kerberos). Nothing here imports pypsrp at module
+level, so a missing library is reported when a connection is made, not when options are read.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import dataclasses
+import inspect
+import os
+import shlex
+import typing as t
+
+from ansible_collections.winops.remoting.plugins.plugin_utils import _validation
+from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
+    Endpoint,
+    resolve_endpoint,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KinitRequest
+from ansible_collections.winops.remoting.plugins.plugin_utils._retry import RetryPolicy
+from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
+
+PLUGIN_NAME = "winops.remoting.psrp"
+EXTRAS_PREFIX = "ansible_psrp_"
+
+AUTH_CHOICES = ("basic", "certificate", "negotiate", "kerberos", "ntlm", "credssp")
+# Auth protocols whose security context can encrypt WSMan messages over plain HTTP.
+MESSAGE_ENCRYPTION_AUTHS = frozenset(("negotiate", "kerberos", "ntlm", "credssp"))
+MIN_ENVELOPE_SIZE = 8192
+
+# The variable each option is known by when no variable set it (default, ini file, keyword).
+PRIMARY_VARS: dict[str, str] = {
+    "remote_addr": "ansible_host",
+    "remote_user": "ansible_user",
+    "remote_password": "ansible_password",
+    "port": "ansible_port",
+}
+
+# WSMan keyword arguments that our options produce; a passthrough variable may not replace them.
+_OPTION_KWARGS = frozenset(
+    (
+        "server",
+        "port",
+        "username",
+        "password",
+        "ssl",
+        "path",
+        "auth",
+        "cert_validation",
+        "connection_timeout",
+        "encryption",
+        "proxy",
+        "no_proxy",
+        "max_envelope_size",
+        "operation_timeout",
+        "read_timeout",
+        "reconnection_retries",
+        "reconnection_backoff",
+        "certificate_key_pem",
+        "certificate_pem",
+        "certificate_key_password",
+        "credssp_auth_mechanism",
+        "credssp_disable_tlsv1_2",
+        "credssp_minimum_version",
+        "negotiate_send_cbt",
+        "negotiate_delegate",
+        "negotiate_hostname_override",
+        "negotiate_service",
+    )
+)
+
+
+class OptionReader(t.Protocol):
+    """Returns an option's value and the name of the variable (or setting) that set it."""
+
+    def __call__(self, option: str) -> tuple[t.Any, str]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class PsrpSettings:
+    """Everything a PSRP session needs, validated."""
+
+    endpoint: Endpoint
+    wsman_kwargs: dict[str, t.Any]
+    configuration_name: str
+    command_timeout: int | None
+    retry_policy: RetryPolicy
+    kinit: KinitRequest | None
+    auth: str
+    user: str | None
+    secrets: tuple[str, ...]
+
+    @property
+    def max_envelope_size(self) -> int:
+        return int(self.wsman_kwargs["max_envelope_size"])
+
+
+def variable_label(
+    option: str,
+    definition: c.Mapping[str, t.Any],
+    var_options: c.Mapping[str, t.Any],
+    environ: c.Mapping[str, str],
+) -> str:
+    """Name the setting an option's value came from, for error messages.
+
+    Like ansible's config manager, the last of an option's variables that is set wins, then
+    the last of its environment variables. When neither is set (a default, an ini file, a
+    play keyword), the option's main variable is named, the one users meet in the docs.
+    """
+    option_vars = [entry["name"] for entry in definition.get("vars", [])]
+    for name in reversed(option_vars):
+        if name in var_options:
+            return name
+    for entry in reversed(definition.get("env", [])):
+        if entry["name"] in environ:
+            return str(entry["name"])
+    if option in PRIMARY_VARS:
+        return PRIMARY_VARS[option]
+    documented = [name for name in option_vars if name != "inventory_hostname"]
+    return documented[0] if documented else f"{EXTRAS_PREFIX}{option}"
+
+
+def passthrough_kwargs() -> frozenset[str]:
+    """WSMan keyword arguments an ``ansible_psrp_<name>`` variable may set directly.
+
+    These are the arguments of the installed pypsrp's WSMan (its signature and the per-auth
+    keyword lists) that no documented option already produces, e.g. ``locale``.
+    """
+    from pypsrp.wsman import AUTH_KWARGS, WSMan
+
+    names = {
+        name
+        for name, parameter in inspect.signature(WSMan.__init__).parameters.items()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    }
+    for auth_names in AUTH_KWARGS.values():
+        names.update(auth_names)
+    names.discard("self")
+    return frozenset(names - _OPTION_KWARGS)
+
+
+def _optional_str(var: str, value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    _validation.require(isinstance(value, str), var, value, what)
+    return t.cast(str, value)
+
+
+def _required_str(var: str, value: object, what: str) -> str:
+    _validation.require(isinstance(value, str) and bool(value.strip()), var, value, what)
+    return t.cast(str, value)
+
+
+def _existing_path(var: str, value: object, what: str) -> str:
+    # Mirrors what requests accepts for a CA bundle: a file or a c_rehash'ed directory.
+    _validation.require(
+        isinstance(value, str) and os.path.exists(os.path.expanduser(value)), var, value, what
+    )
+    return os.path.expanduser(t.cast(str, value))
+
+
+def _read_kinit(
+    read: OptionReader,
+    *,
+    auth: str,
+    auth_var: str,
+    user: str | None,
+    user_var: str,
+    password: str | None,
+    delegate: bool | None,
+) -> KinitRequest | None:
+    mode_value, mode_var = read("kinit_mode")
+    mode = (
+        None
+        if mode_value is None
+        else _validation.choice(mode_var, mode_value, ("managed", "manual"))
+    )
+    if mode is None:
+        mode = "managed" if auth == "kerberos" and password else "manual"
+    if mode == "manual":
+        return None
+
+    _validation.require(
+        auth == "kerberos",
+        mode_var,
+        mode_value,
+        f"manual unless {auth_var} is kerberos (it is {auth})",
+    )
+    _validation.require(
+        bool(password), mode_var, mode_value, "manual when no password is set (ansible_password)"
+    )
+    _validation.require(bool(user), user_var, user, "a user principal such as user@REALM")
+
+    cmd_value, cmd_var = read("kinit_cmd")
+    kinit_cmd = _required_str(cmd_var, cmd_value, "the kinit command to run")
+
+    args_value, args_var = read("kinit_args")
+    kinit_args: list[str] | None = None
+    if args_value is not None and args_value != "":
+        _validation.require(
+            isinstance(args_value, str), args_var, args_value, "kinit arguments as one string"
+        )
+        try:
+            kinit_args = shlex.split(args_value)
+        except ValueError as err:
+            raise OptionError(
+                args_var, args_value, f"kinit arguments with balanced quotes ({err})"
+            ) from err
+
+    env_value, env_var = read("kinit_env_vars")
+    names: list[str] = []
+    if env_value:
+        raw_names = env_value.split(",") if isinstance(env_value, str) else env_value
+        _validation.require(
+            isinstance(raw_names, list) and all(isinstance(name, str) for name in raw_names),
+            env_var,
+            env_value,
+            "a list of environment variable names",
+        )
+        names = [name.strip() for name in raw_names if name.strip()]
+    env_vars = {name: os.environ[name] for name in names if name in os.environ}
+
+    return KinitRequest(
+        principal=t.cast(str, user),
+        password=t.cast(str, password),
+        kinit_cmd=kinit_cmd,
+        kinit_args=kinit_args,
+        env_vars=env_vars,
+        forwardable=bool(delegate),
+    )
+
+
+def _read_extras(
+    extras: c.Mapping[str, t.Any], warn: c.Callable[[str], None]
+) -> tuple[dict[str, t.Any], list[str]]:
+    """Sort ``ansible_psrp_*`` variables that are not options into WSMan arguments and unknowns.
+
+    Returns the arguments to pass through and the names of unknown variables (warned about,
+    never with their value, which could be a secret).
+    """
+    if not extras:
+        return {}, []
+    allowed = passthrough_kwargs()
+    passed: dict[str, t.Any] = {}
+    unknown: list[str] = []
+    for var in sorted(extras):
+        name = var[len(EXTRAS_PREFIX) :] if var.startswith(EXTRAS_PREFIX) else var
+        if name in allowed:
+            value = extras[var]
+            _validation.require(
+                value is None or isinstance(value, (str, int, float, bool)),
+                var,
+                value,
+                f"a plain value for pypsrp's WSMan argument {name}",
+            )
+            passed[name] = value
+        else:
+            unknown.append(var)
+            warn(
+                f"{var} is neither an option of {PLUGIN_NAME} nor an argument of the installed "
+                "pypsrp's WSMan; it is ignored"
+            )
+    return passed, unknown
+
+
+def read_settings(
+    read: OptionReader,
+    extras: c.Mapping[str, t.Any] | None = None,
+    warn: c.Callable[[str], None] = lambda message: None,
+) -> PsrpSettings:
+    """Read, validate and convert every option; raise OptionError on the first bad value."""
+    host, host_var = read("remote_addr")
+    port_value, port_var = read("port")
+    protocol_value, protocol_var = read("protocol")
+    path_value, path_var = read("path")
+    endpoint = resolve_endpoint(
+        host,
+        port_value,
+        protocol_value,
+        path_value,
+        host_var=host_var,
+        port_var=port_var,
+        scheme_var=protocol_var,
+        path_var=path_var,
+    )
+    https = endpoint.scheme == "https"
+
+    user_value, user_var = read("remote_user")
+    user = _optional_str(user_var, user_value, "a user name")
+    password_value, password_var = read("remote_password")
+    if password_value is not None and not isinstance(password_value, str):
+        # Never echo a password, not even a mistyped one.
+        raise OptionError(password_var, "********", "a string")
+    password: str | None = password_value
+
+    auth_value, auth_var = read("auth")
+    auth = _validation.choice(auth_var, auth_value, AUTH_CHOICES)
+
+    validation_value, validation_var = read("cert_validation")
+    cert_validation = _validation.choice(validation_var, validation_value, ("validate", "ignore"))
+    ca_cert_value, ca_cert_var = read("ca_cert")
+    ca_cert = _optional_str(ca_cert_var, ca_cert_value, "the path of a PEM CA bundle")
+    wsman_cert_validation: bool | str
+    if cert_validation == "ignore":
+        wsman_cert_validation = False
+    elif ca_cert is not None:
+        if https:
+            ca_cert = _existing_path(
+                ca_cert_var, ca_cert, "the path of an existing PEM CA bundle file or directory"
+            )
+        wsman_cert_validation = ca_cert
+    else:
+        wsman_cert_validation = True
+
+    timeouts: dict[str, int] = {}
+    timeout_vars: dict[str, str] = {}
+    timeout_values: dict[str, t.Any] = {}
+    for option in ("connection_timeout", "read_timeout", "operation_timeout"):
+        value, var = read(option)
+        timeouts[option] = _validation.integer(var, value, minimum=1)
+        timeout_vars[option] = var
+        timeout_values[option] = value
+    _validation.require(
+        timeouts["read_timeout"] > timeouts["operation_timeout"],
+        timeout_vars["read_timeout"],
+        timeout_values["read_timeout"],
+        f"an integer greater than {timeout_vars['operation_timeout']} "
+        f"({timeouts['operation_timeout']}): a Receive waits up to the operation timeout",
+    )
+
+    retries_value, retries_var = read("reconnection_retries")
+    retries = _validation.integer(retries_var, retries_value, minimum=0)
+    backoff_value, backoff_var = read("reconnection_backoff")
+    backoff = _validation.number(backoff_var, backoff_value, minimum=0)
+
+    encryption_value, encryption_var = read("message_encryption")
+    encryption = _validation.choice(encryption_var, encryption_value, ("auto", "always", "never"))
+    needs_encryption = encryption == "always" or (not https and encryption == "auto")
+    if needs_encryption and auth not in MESSAGE_ENCRYPTION_AUTHS:
+        allowed = "auto or never" if https else "never (or use https)"
+        raise OptionError(
+            encryption_var,
+            encryption_value,
+            f"{allowed} with {auth_var} {auth}, which cannot encrypt messages",
+        )
+
+    proxy_value, proxy_var = read("proxy")
+    proxy = _optional_str(proxy_var, proxy_value, "a proxy URL such as http://proxy:3128")
+    ignore_proxy_value, ignore_proxy_var = read("ignore_proxy")
+    ignore_proxy = _validation.boolean(ignore_proxy_var, ignore_proxy_value)
+
+    cert_pem_value, cert_pem_var = read("certificate_pem")
+    key_pem_value, key_pem_var = read("certificate_key_pem")
+    cert_pem = _optional_str(cert_pem_var, cert_pem_value, "the path of a PEM certificate")
+    key_pem = _optional_str(key_pem_var, key_pem_value, "the path of a PEM private key")
+    if auth == "certificate":
+        _validation.require(
+            cert_pem is not None,
+            cert_pem_var,
+            cert_pem_value,
+            f"the path of the client certificate (PEM) when {auth_var} is certificate",
+        )
+        _validation.require(
+            key_pem is not None,
+            key_pem_var,
+            key_pem_value,
+            f"the path of the client certificate's key (PEM) when {auth_var} is certificate",
+        )
+        _validation.require(
+            https,
+            protocol_var,
+            protocol_value if protocol_value is not None else endpoint.scheme,
+            f"https when {auth_var} is certificate",
+        )
+    if cert_pem is not None:
+        cert_pem = _validation.existing_file(cert_pem_var, cert_pem)
+    if key_pem is not None:
+        key_pem = _validation.existing_file(key_pem_var, key_pem)
+    key_password_value, key_password_var = read("certificate_key_password")
+    if key_password_value is not None and not isinstance(key_password_value, str):
+        raise OptionError(key_password_var, "********", "a string")
+    key_password: str | None = key_password_value
+
+    if auth in ("basic", "credssp"):
+        _validation.require(
+            user is not None, user_var, user_value, f"a user name when {auth_var} is {auth}"
+        )
+        if password is None:
+            raise OptionError(password_var, None, f"a password when {auth_var} is {auth}")
+
+    mechanism_value, mechanism_var = read("credssp_auth_mechanism")
+    credssp_mechanism = _validation.choice(
+        mechanism_var, mechanism_value, ("auto", "kerberos", "ntlm")
+    )
+    tls_value, tls_var = read("credssp_disable_tlsv1_2")
+    credssp_disable_tlsv1_2 = _validation.boolean(tls_var, tls_value)
+    min_version_value, min_version_var = read("credssp_minimum_version")
+    credssp_minimum_version = _validation.integer(min_version_var, min_version_value, minimum=1)
+
+    cbt_value, cbt_var = read("negotiate_send_cbt")
+    send_cbt = _validation.boolean(cbt_var, cbt_value)
+    delegate_value, delegate_var = read("negotiate_delegate")
+    delegate = None if delegate_value is None else _validation.boolean(delegate_var, delegate_value)
+    override_value, override_var = read("negotiate_hostname_override")
+    hostname_override = _optional_str(override_var, override_value, "a host name")
+    service_value, service_var = read("negotiate_service")
+    service = _required_str(service_var, service_value, "a Kerberos service name such as WSMAN")
+
+    envelope_value, envelope_var = read("max_envelope_size")
+    max_envelope_size = _validation.integer(envelope_var, envelope_value, minimum=MIN_ENVELOPE_SIZE)
+
+    configuration_value, configuration_var = read("configuration_name")
+    configuration_name = _required_str(
+        configuration_var,
+        configuration_value,
+        "a PowerShell session configuration name such as Microsoft.PowerShell",
+    )
+
+    command_timeout_value, command_timeout_var = read("command_timeout")
+    command_timeout = _validation.integer(command_timeout_var, command_timeout_value, minimum=0)
+
+    kinit = _read_kinit(
+        read,
+        auth=auth,
+        auth_var=auth_var,
+        user=user,
+        user_var=user_var,
+        password=password,
+        delegate=delegate,
+    )
+
+    wsman_kwargs: dict[str, t.Any] = {
+        "server": endpoint.host,
+        "port": endpoint.port,
+        "username": user,
+        # With managed Kerberos the password goes to kinit only; pypsrp uses the private ccache.
+        "password": None if kinit is not None else password,
+        "ssl": https,
+        "path": endpoint.path,
+        "auth": auth,
+        "cert_validation": wsman_cert_validation,
+        "connection_timeout": timeouts["connection_timeout"],
+        "encryption": encryption,
+        "proxy": proxy,
+        "no_proxy": ignore_proxy,
+        "max_envelope_size": max_envelope_size,
+        "operation_timeout": timeouts["operation_timeout"],
+        "read_timeout": timeouts["read_timeout"],
+        "reconnection_retries": retries,
+        "reconnection_backoff": backoff,
+        "certificate_key_pem": key_pem,
+        "certificate_pem": cert_pem,
+        "credssp_auth_mechanism": credssp_mechanism,
+        "credssp_disable_tlsv1_2": credssp_disable_tlsv1_2,
+        "credssp_minimum_version": credssp_minimum_version,
+        "negotiate_send_cbt": send_cbt,
+        "negotiate_delegate": delegate,
+        "negotiate_hostname_override": hostname_override,
+        "negotiate_service": service,
+    }
+    if key_password is not None:
+        wsman_kwargs["certificate_key_password"] = key_password
+    passed, _unknown = _read_extras(extras or {}, warn)
+    wsman_kwargs.update(passed)
+
+    secrets = tuple(secret for secret in (password, key_password) if secret)
+    return PsrpSettings(
+        endpoint=endpoint,
+        wsman_kwargs=wsman_kwargs,
+        configuration_name=configuration_name,
+        command_timeout=command_timeout or None,
+        retry_policy=RetryPolicy(retries=retries, backoff=backoff),
+        kinit=kinit,
+        auth=auth,
+        user=user,
+        secrets=secrets,
+    )

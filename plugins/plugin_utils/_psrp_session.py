@@ -1,0 +1,396 @@
+"""A PowerShell Remoting session: runspace pool, pipelines, file transfer.
+
+Internal use only: this module is not part of the collection's public API.
+
+PsrpSession knows nothing about Ansible's plugin machinery: it takes validated PsrpSettings and
+offers open/run/put_file/fetch_file/close. The rules it keeps:
+
+- Only operations that are safe to repeat are retried (opening the runspace pool, receiving
+  output, closing the pool). A pipeline, once its Create has been sent, is never started again.
+- A pipeline that does not finish normally (command time limit, task timeout, Ctrl-C, a failure
+  while reading output) is stopped on the host with the PSRP stop signal before the error
+  propagates, so nothing keeps running behind Ansible's back.
+- Wire failures leave as AnsibleConnectionFailure from _errors.connection_failure, which says
+  which layer failed and what to change.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import contextlib
+import functools
+import math
+import os
+import time
+import typing as t
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+
+from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer
+from ansible_collections.winops.remoting.plugins.plugin_utils._errors import connection_failure
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+    CredentialCache,
+    acquire_ticket,
+    ccache_environment,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import (
+    PLUGIN_NAME,
+    PsrpSettings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_output import (
+    PipelineResult,
+    collect_result,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
+    call_with_retry,
+    exception_chain,
+    is_transient_error,
+)
+
+PYPSRP_IMPORT_ERROR: ImportError | None
+try:
+    import requests
+    from pypsrp.complex_objects import PSInvocationState
+    from pypsrp.exceptions import WinRMError, WSManFaultError
+    from pypsrp.host import PSHost, PSHostUserInterface
+    from pypsrp.powershell import PowerShell, RunspacePool
+    from pypsrp.shell import SignalCode
+    from pypsrp.wsman import WSMan
+    from spnego.exceptions import SpnegoError
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+except ImportError as import_error:
+    PYPSRP_IMPORT_ERROR = import_error
+else:
+    PYPSRP_IMPORT_ERROR = None
+
+# WSManFault code of an OperationTimeout: the host had nothing to say within the timeout.
+OPERATION_TIMEOUT_FAULT = 2150858793
+# Raw bytes reserved in each envelope for the SOAP headers and the PSRP fragment/message framing.
+PSRP_ENVELOPE_OVERHEAD = 4096
+
+HOST_NAME = "winops.remoting.psrp"
+
+
+class CommandTimeoutError(AnsibleError):
+    """A pipeline ran longer than command_timeout and was stopped on the host."""
+
+
+def require_pypsrp() -> None:
+    """Raise a clear AnsibleError when pypsrp (or what it needs) cannot be imported."""
+    if PYPSRP_IMPORT_ERROR is not None:
+        raise AnsibleError(
+            f"{PLUGIN_NAME} needs the pypsrp Python library (pip install 'pypsrp[credssp]'): "
+            f"{PYPSRP_IMPORT_ERROR}"
+        ) from PYPSRP_IMPORT_ERROR
+
+
+def wire_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean the conversation with the host failed."""
+    return (WinRMError, requests.RequestException, SpnegoError, OSError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when repeating a safe operation may succeed where this attempt failed.
+
+    The shared classifier (reset or aborted connections, HTTP 502/503/504) plus a WSMan
+    OperationTimeout fault, but not a refused or timed-out TCP connect: urllib3 inside pypsrp
+    already retried that reconnection_retries times, and retrying it again would multiply the
+    wait for a host that is simply down.
+    """
+    chain = list(exception_chain(exc))
+    connect_failures = (ConnectTimeoutError, NewConnectionError, requests.ConnectTimeout)
+    if any(isinstance(error, (*connect_failures, ConnectionRefusedError)) for error in chain):
+        return False
+    if any(
+        isinstance(error, WSManFaultError) and error.code == OPERATION_TIMEOUT_FAULT
+        for error in chain
+    ):
+        return True
+    return is_transient_error(exc)
+
+
+class PsrpSession:
+    """One runspace pool on one host, used for commands and file transfers."""
+
+    def __init__(
+        self,
+        settings: PsrpSettings,
+        log: c.Callable[[str], None] | None = None,
+        include_stacktrace: bool = False,
+        sleep: c.Callable[[float], None] = time.sleep,
+        clock: c.Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._log = log or (lambda message: None)
+        self._include_stacktrace = include_stacktrace
+        self._sleep = sleep
+        self._clock = clock
+        self._pool: RunspacePool | None = None
+        self._host: PSHost | None = None
+        self._ccache: CredentialCache | None = None
+        # The last finished pipeline: released (Signal Terminate) before the next one starts,
+        # which saves a round trip per command and keeps the host's command quota free.
+        self._finished_pipeline: PowerShell | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    @property
+    def max_envelope_size(self) -> int:
+        """The envelope size in use; pypsrp raises the default to 500 KiB on PowerShell 3+."""
+        if self._pool is not None:
+            return int(self._pool.connection.max_envelope_size)
+        return self.settings.max_envelope_size
+
+    def transfer_chunk_size(self) -> int:
+        """Raw bytes per transfer line so that one line travels in one WSMan envelope."""
+        return _transfer.put_chunk_size(self.max_envelope_size, PSRP_ENVELOPE_OVERHEAD)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the runspace pool (retried on transient failures); a no-op when already open."""
+        if self._pool is not None:
+            return
+        require_pypsrp()
+        if self.settings.kinit is not None and self._ccache is None:
+            self._log(f"acquiring a Kerberos ticket for {self.settings.kinit.principal} (kinit)")
+            self._ccache = acquire_ticket(self.settings.kinit)
+        try:
+            with self._credentials():
+                self._pool = self._retry("open runspace pool", self._open_pool)
+        except wire_errors() as err:
+            raise self._failure(err) from err
+
+    def _open_pool(self) -> RunspacePool:
+        wsman = WSMan(**self.settings.wsman_kwargs)
+        host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)
+        pool = RunspacePool(wsman, host=host, configuration_name=self.settings.configuration_name)
+        try:
+            pool.open()
+        except BaseException:
+            # A fresh WSMan (and HTTP session) per attempt: the failed one may hold a dead socket.
+            wsman.close()
+            raise
+        self._host = host
+        return pool
+
+    def close(self) -> None:
+        """Close the runspace pool and remove any Kerberos cache; safe to call repeatedly."""
+        pool, self._pool = self._pool, None
+        self._finished_pipeline = None
+        try:
+            if pool is not None:
+                try:
+                    with self._credentials():
+                        self._retry("close runspace pool", pool.close)
+                except wire_errors() as err:
+                    # The host drops an abandoned pool after its idle timeout.
+                    self._log(f"closing the runspace pool failed, left to the host: {err}")
+                finally:
+                    pool.connection.close()
+        finally:
+            if self._ccache is not None:
+                self._ccache.remove()
+                self._ccache = None
+
+    # -- commands --------------------------------------------------------------------------
+
+    def run(
+        self,
+        script: str,
+        input_lines: c.Iterable[str] | None = None,
+        arguments: c.Sequence[str] = (),
+        on_output: c.Callable[[list[t.Any]], None] | None = None,
+    ) -> PipelineResult:
+        """Run ``script`` in the runspace with ``input_lines`` as its pipeline input.
+
+        ``input_lines`` may be a list (sent in one go) or an iterator (streamed, one input
+        object per item). ``on_output`` receives output objects as they arrive and takes them
+        off the result, so large outputs need not be held in memory.
+        """
+        pool = self._require_pool()
+        self._release_finished_pipeline()
+        pipeline = PowerShell(pool)
+        pipeline.add_script(script, use_local_scope=True)
+        for argument in arguments:
+            pipeline.add_argument(argument)
+
+        deadline = None
+        if self.settings.command_timeout:
+            deadline = self._clock() + self.settings.command_timeout
+        pipeline_input: t.Any = None
+        if isinstance(input_lines, c.Iterator):
+            pipeline_input = self._stream_input(input_lines, deadline)
+        elif input_lines is not None:
+            pipeline_input = list(input_lines) or None
+        try:
+            with self._credentials():
+                # Create + Send: never repeated, whatever happens.
+                pipeline.begin_invoke(pipeline_input)
+                while pipeline.state == PSInvocationState.RUNNING:
+                    poll_timeout = self._poll_timeout(deadline)
+                    self._retry(
+                        "receive pipeline output",
+                        functools.partial(pipeline.poll_invoke, timeout=poll_timeout),
+                    )
+                    if on_output is not None and pipeline.output:
+                        batch, pipeline.output = pipeline.output, []
+                        on_output(batch)
+        except BaseException as err:
+            self._stop(pipeline, err)
+            if isinstance(err, wire_errors()):
+                raise self._failure(err) from err
+            raise
+        self._finished_pipeline = pipeline
+        return self._result(pipeline)
+
+    def _timeout_error(self) -> CommandTimeoutError:
+        return CommandTimeoutError(
+            f"{PLUGIN_NAME}: the command ran longer than command_timeout "
+            f"({self.settings.command_timeout}s, ansible_psrp_command_timeout) and was "
+            "stopped on the host"
+        )
+
+    def _stream_input(self, lines: c.Iterator[str], deadline: float | None) -> c.Iterator[str]:
+        # A generator, because pypsrp streams only generators item by item; the deadline is
+        # checked between items so that a long upload obeys command_timeout too.
+        for line in lines:
+            if deadline is not None and self._clock() >= deadline:
+                raise self._timeout_error()
+            yield line
+
+    def _poll_timeout(self, deadline: float | None) -> int:
+        """Seconds the next Receive may wait: the operation timeout, cut to the time left."""
+        operation_timeout = int(self.settings.wsman_kwargs["operation_timeout"])
+        if deadline is None:
+            return operation_timeout
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise self._timeout_error()
+        return max(1, min(operation_timeout, math.ceil(remaining)))
+
+    def _stop(self, pipeline: PowerShell, reason: BaseException) -> None:
+        """Send the PSRP stop signal to a pipeline that is still running on the host."""
+        if pipeline.state != PSInvocationState.RUNNING:
+            return
+        self._log(f"stopping the remote pipeline {pipeline.id} ({type(reason).__name__})")
+        try:
+            with self._credentials():
+                pipeline.stop()
+        except Exception as err:
+            self._log(f"stopping the remote pipeline {pipeline.id} failed: {err}")
+
+    def _release_finished_pipeline(self) -> None:
+        pipeline, self._finished_pipeline = self._finished_pipeline, None
+        if pipeline is None or self._pool is None:
+            return
+        try:
+            with self._credentials():
+                self._pool.shell.signal(SignalCode.TERMINATE, str(pipeline.id).upper())
+        except wire_errors() as err:
+            # Only the host's bookkeeping suffers; closing the pool frees it anyway.
+            self._log(f"releasing the finished pipeline {pipeline.id} failed: {err}")
+        finally:
+            self._pool.pipelines.pop(pipeline.id, None)
+
+    def _result(self, pipeline: PowerShell) -> PipelineResult:
+        host = t.cast(PSHost, self._host)
+        ui = t.cast(PSHostUserInterface, host.ui)
+        result = collect_result(
+            output=pipeline.output,
+            error_records=pipeline.streams.error,
+            host_stdout=ui.stdout,
+            host_stderr=ui.stderr,
+            exit_code=host.rc,
+            had_errors=bool(pipeline.had_errors),
+            include_stacktrace=self._include_stacktrace,
+        )
+        # The host object is shared by every pipeline of the pool: start the next one clean.
+        host.rc = None
+        ui.stdout = []
+        ui.stderr = []
+        return result
+
+    # -- file transfer ---------------------------------------------------------------------
+
+    def put_file(self, in_path: str, out_path: str) -> int:
+        """Copy a local file to the host with the shared PUT script; returns its size."""
+        chunk_size = self.transfer_chunk_size()
+        local_sha1 = _transfer.sha1_of_file(in_path)
+        header = _transfer.encode_header({"path": out_path})
+        lines = _prepend(header, _transfer.iter_put_lines(in_path, chunk_size))
+        result = self.run(_transfer.PUT_SCRIPT, lines)
+        if result.rc != 0:
+            raise _transfer.TransferError(
+                f"put of {in_path} to {out_path} failed (rc {result.rc}): {result.stderr.strip()}"
+            )
+        remote_sha1, size = _transfer.parse_result_line(result.stdout.strip())
+        _transfer.verify_sha1("put", out_path, local_sha1, remote_sha1)
+        return size
+
+    def fetch_file(self, in_path: str, out_path: str) -> int:
+        """Copy a file from the host with the shared FETCH script; returns its size."""
+        chunk_size = self.transfer_chunk_size()
+        header = _transfer.encode_header({"path": in_path, "chunk_size": chunk_size})
+        decoder = _transfer.FetchDecoder(out_path)
+        finished = False
+        try:
+
+            def write_chunks(objects: list[t.Any]) -> None:
+                for item in objects:
+                    if not isinstance(item, str):
+                        raise _transfer.TransferError(
+                            f"fetch of {in_path}: unexpected {type(item).__name__} in the output"
+                        )
+                    decoder.feed(f"{item}\n")
+
+            result = self.run(_transfer.FETCH_SCRIPT, [header], on_output=write_chunks)
+            if result.rc != 0:
+                raise _transfer.TransferError(
+                    f"fetch of {in_path} to {out_path} failed (rc {result.rc}): "
+                    f"{result.stderr.strip()}"
+                )
+            remote_sha1, size = decoder.finish()
+            _transfer.verify_sha1("fetch", in_path, decoder.local_sha1, remote_sha1)
+            finished = True
+        finally:
+            decoder.close()
+            if not finished:
+                # Nothing half-copied may look like a fetched file.
+                with contextlib.suppress(OSError):
+                    os.remove(out_path)
+        return size
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _require_pool(self) -> RunspacePool:
+        if self._pool is None:
+            raise AnsibleConnectionFailure(f"{PLUGIN_NAME}: the runspace pool is not open")
+        return self._pool
+
+    def _retry(self, operation: str, func: c.Callable[[], t.Any]) -> t.Any:
+        return call_with_retry(
+            operation,
+            func,
+            self.settings.retry_policy,
+            is_transient,
+            log=self._log,
+            sleep=self._sleep,
+        )
+
+    def _credentials(self) -> t.ContextManager[None]:
+        # KRB5CCNAME points at our private cache while pypsrp may authenticate (any request
+        # can open a new connection); without managed Kerberos the environment is untouched.
+        return ccache_environment(self._ccache)
+
+    def _failure(self, err: BaseException) -> AnsibleConnectionFailure:
+        if isinstance(err, AnsibleConnectionFailure):
+            return err
+        return connection_failure(err, self.settings.endpoint, self.settings.auth, PLUGIN_NAME)
+
+
+def _prepend(first: str, rest: c.Iterator[str]) -> c.Iterator[str]:
+    yield first
+    yield from rest

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def winrs_script(
 
 
 def psrp_script(
-    engine: api.ExecutionEngine, host: FakeHost, script: str, lines: list[str]
+    engine: api.ExecutionEngine, host: FakeHost, script: str, lines: list[t.Any]
 ) -> api.OutputBatch:
     process = engine.start_pipeline(host, ADMIN, [api.PipelineCommand(script, True, [])])
     process.send_input(lines, True)
@@ -173,7 +174,11 @@ def test_builtin_psrp_put_and_fetch_actions(
     )
     data = random_file.read_bytes()
     chunks = [base64.b64encode(data[i : i + 50_000]).decode() for i in range(0, len(data), 50_000)]
-    batch = psrp_script(engine, host, script, [*in_data.decode().splitlines(), *chunks])
+    # The builtin psrp plugin yields each chunk as a one-element list: PowerShell binds that
+    # array to the [string] parameter as its items joined by spaces, i.e. the chunk itself.
+    batch = psrp_script(
+        engine, host, script, [*in_data.decode().splitlines(), *([c] for c in chunks)]
+    )
     assert json.loads(batch.objects[-1]) == {"sha1": hashlib.sha1(data).hexdigest()}
 
     script, in_data = _bootstrap_powershell_script(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import re
 import socket
 import sys
 import types
@@ -873,3 +874,22 @@ def test_upn_without_kerberos_library_warns(
         "(pywinrm's Kerberos support) is not installed: using Basic authentication. "
         "Install pywinrm[kerberos] or set ansible_winrm_transport"
     ]
+
+
+def test_every_delta_is_explained_in_the_porting_doc() -> None:
+    porting = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs")
+    with open(os.path.join(porting, "porting-winrm.md"), encoding="utf-8") as doc:
+        text = doc.read()
+    with_delta = [
+        case.id
+        for case in CASES
+        if case.builtin_delta or case.builtin_delta_2_17 or not case.kerberos_libs
+    ]
+    assert with_delta, "the table has no deltas"
+    unexplained = [row for row in with_delta if f"`{row}`" not in text]
+    assert not unexplained, f"rows with a delta missing from docs/porting-winrm.md: {unexplained}"
+    # And every row the doc names exists (the doc cannot drift from the table).
+    mentioned = re.findall(r"rows?\s+((?:`[a-z0-9-]+`(?:,\s*)?)+)", text)
+    assert len(mentioned) >= 5
+    named = {name for group in mentioned for name in re.findall(r"`([a-z0-9-]+)`", group)}
+    assert named <= {case.id for case in CASES}, named - {case.id for case in CASES}

@@ -44,8 +44,9 @@ requirements:
 extends_documentation_fragment:
   - connection_pipelining
 notes:
-  - Options documented with O(ignore:type=raw) accept either the native type or its string form;
-    the plugin converts and checks them itself so that a mistake gets a precise message.
+  - Integer and boolean options are declared with type C(raw) and accept the native value or its
+    string form; the plugin converts and checks them itself so that a mistake gets a precise
+    message.
   - Extra C(ansible_psrp_<name>) variables are passed to C(pypsrp.wsman.WSMan) as keyword
     C(<name>) when the installed pypsrp accepts such an argument and no option here sets it
     (with pypsrp 0.9 that is C(locale) and C(data_locale)); any other C(ansible_psrp_*)

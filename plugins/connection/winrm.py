@@ -120,9 +120,11 @@ options:
     description:
       - Authentication protocol, or a comma separated list of them tried in order until one
         opens a shell.
-      - One or more of V(basic), V(certificate), V(credssp), V(kerberos), V(ntlm), and the
-        legacy pywinrm names V(plaintext) (Basic over http) and V(ssl) (Basic over https, or
-        certificate authentication when O(cert_pem) is set).
+      - One or more of V(basic), V(certificate), V(credssp), V(kerberos), V(negotiate),
+        V(ntlm), and the legacy pywinrm names V(plaintext) (Basic over http) and V(ssl) (Basic
+        over https, or certificate authentication when O(cert_pem) is set).
+      - V(negotiate) tries Kerberos (when python-gssapi is installed) and then NTLM, as
+        Windows' Negotiate does; pywinrm itself has no such transport.
       - When unset, V(kerberos) for a UPN O(remote_user) if Kerberos is available, otherwise
         V(ssl) over https and V(plaintext) over http.
     type: list

@@ -24,13 +24,22 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
 
-TRANSPORTS = ("basic", "certificate", "credssp", "kerberos", "ntlm", "plaintext", "ssl")
+TRANSPORTS = (
+    "basic",
+    "certificate",
+    "credssp",
+    "kerberos",
+    "negotiate",
+    "ntlm",
+    "plaintext",
+    "ssl",
+)
 MESSAGE_ENCRYPTION = ("auto", "always", "never")
 CERT_VALIDATION = ("validate", "ignore")
 KINIT_MODES = ("managed", "manual")
 
 # pywinrm can only encrypt messages itself with these authentication protocols.
-ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "kerberos", "credssp"))
+ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "kerberos", "credssp", "negotiate"))
 # These authenticate with a client certificate (ssl only when a certificate is given).
 CERTIFICATE_TRANSPORTS = frozenset(("certificate", "ssl"))
 
@@ -116,6 +125,22 @@ def _transports(
     if is_upn(user) and kerberos_ok:
         return ["kerberos"]
     return ["ssl" if scheme == "https" else "plaintext"]
+
+
+def _pywinrm_transports(requested: list[str], kerberos_ok: bool) -> list[str]:
+    """The pywinrm transports to try, in order, for the transports the user asked for.
+
+    pywinrm has no SPNEGO transport, so ``negotiate`` does what SPNEGO does in two steps:
+    Kerberos when the controller can do it, then NTLM.
+    """
+    result: list[str] = []
+    for name in requested:
+        if name == "negotiate":
+            expanded = ["kerberos", "ntlm"] if kerberos_ok else ["ntlm"]
+        else:
+            expanded = [name]
+        result.extend(item for item in expanded if item not in result)
+    return result
 
 
 def _timeouts(reader: OptionReader) -> tuple[int, int]:
@@ -313,6 +338,8 @@ def build_settings(
     operation_timeout, read_timeout = _timeouts(reader)
     cert_pem, cert_key_pem = _certificate_paths(reader, transports)
     _credentials_required(reader, transports, user, password, cert_pem is not None)
+    # Validated under the names the user gave; from here on, pywinrm's names.
+    transports = _pywinrm_transports(transports, kerberos_available)
 
     ca_trust_path = _optional_str(reader, "ca_trust_path")
     if ca_trust_path is not None:

@@ -27,6 +27,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
 from ansible.plugins.loader import connection_loader
 from ansible.template import Templar
+from winrm.exceptions import InvalidCredentialsError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
 from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import CredentialCache
@@ -317,6 +318,20 @@ CASES = [
         BuiltinRejects("NTLM is not among pywinrm's (lower-case) transport names"),
     ),
     Case(
+        # Delta 6: negotiate is Kerberos, then NTLM; pywinrm has no negotiate transport.
+        "transport-negotiate",
+        {"ansible_winrm_transport": "negotiate", "ansible_user": UPN},
+        {"transport": "kerberos", "username": UPN},
+        BuiltinRejects("pywinrm lists no negotiate transport"),
+    ),
+    Case(
+        "transport-negotiate-without-kerberos-library",
+        {"ansible_winrm_transport": "negotiate"},
+        {"transport": "ntlm"},
+        BuiltinRejects("pywinrm lists no negotiate transport"),
+        kerberos_libs=False,
+    ),
+    Case(
         "transport-plaintext-over-https",
         {"ansible_winrm_transport": "plaintext"},
         {"transport": "plaintext"},
@@ -548,7 +563,7 @@ def test_protocol_arguments_match_builtin(
 
 # -- bad values: exact messages, raised before any Protocol exists ----------------------------
 
-ALLOWED_TRANSPORTS = "basic, certificate, credssp, kerberos, ntlm, plaintext, ssl"
+ALLOWED_TRANSPORTS = "basic, certificate, credssp, kerberos, negotiate, ntlm, plaintext, ssl"
 MISSING_PEM = "/nonexistent/client-cert.pem"
 BAD_VALUES = [
     (
@@ -556,8 +571,8 @@ BAD_VALUES = [
         f"Invalid value 'kerberoz' for ansible_winrm_transport: expected one of {ALLOWED_TRANSPORTS}",
     ),
     (
-        {"ansible_winrm_transport": "ntlm,negotiate"},
-        f"Invalid value 'negotiate' for ansible_winrm_transport: expected one of {ALLOWED_TRANSPORTS}",
+        {"ansible_winrm_transport": "ntlm,spnego"},
+        f"Invalid value 'spnego' for ansible_winrm_transport: expected one of {ALLOWED_TRANSPORTS}",
     ),
     (
         {"ansible_winrm_message_encryption": "sometimes"},
@@ -893,3 +908,25 @@ def test_every_delta_is_explained_in_the_porting_doc() -> None:
     assert len(mentioned) >= 5
     named = {name for group in mentioned for name in re.findall(r"`([a-z0-9-]+)`", group)}
     assert named <= {case.id for case in CASES}, named - {case.id for case in CASES}
+
+
+def test_negotiate_falls_back_from_kerberos_to_ntlm(
+    recorders: dict[str, type[RecordingProtocol]], kinit_requests: list[t.Any]
+) -> None:
+    """Kerberos first; when no shell opens with it, NTLM, as SPNEGO would do."""
+    attempts: list[str] = []
+
+    def open_shell(self: RecordingProtocol, **kwargs: t.Any) -> str:
+        attempts.append(recorders[OURS].calls[len(attempts)]["transport"])
+        if len(attempts) == 1:
+            raise InvalidCredentialsError("the specified credentials were rejected by the server")
+        return "SHELL-1"
+
+    recorders[OURS].open_shell = open_shell  # type: ignore[method-assign]
+    connection = load_connection(
+        OURS, {**BASE_VARS, "ansible_user": UPN, "ansible_winrm_transport": "negotiate"}
+    )
+    connection._connect()
+    assert attempts == ["kerberos", "ntlm"]
+    assert [request.principal for request in kinit_requests] == [UPN]
+    assert connection._session.transport == "ntlm"

@@ -276,3 +276,71 @@ def test_valid_variables_pass_the_validation(tmp_path: Path) -> None:
     # The checks pass; the play only stops at the first task that needs a Windows host.
     assert not name.endswith("Check the listener addresses and ports before changing anything")
     assert not name.endswith("Validating arguments against arg spec 'main'")
+
+
+PLAYBOOKS = sorted(p.stem for p in (REPO / "playbooks").glob("*.yml"))
+
+
+def test_shipped_playbooks() -> None:
+    assert set(PLAYBOOKS) >= {"setup", "harden", "tls12"}
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_playbook_passes_syntax_check(tmp_path: Path, playbook: str) -> None:
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[windows]\nhost1 ansible_host=127.0.10.1\n", encoding="utf-8")
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "dev"),
+        ANSIBLE_HOME=str(tmp_path / "home"),
+    )
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            str(inventory),
+            "--syntax-check",
+            f"winops.remoting.{playbook}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("playbook", ["setup", "harden"])
+def test_playbook_role_variables_pass_validation(tmp_path: Path, playbook: str) -> None:
+    """The role variables the playbooks template (names for an IP target) satisfy the specs."""
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        f"[windows]\nhost1 ansible_host=127.0.10.1 ansible_connection=local ansible_python_interpreter={sys.executable}\n",
+        encoding="utf-8",
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "dev"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_HOME=str(tmp_path / "home"),
+    )
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            str(inventory),
+            f"winops.remoting.{playbook}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        cwd=tmp_path,
+    )
+    record = json.loads(result.stdout)
+    tasks = record["plays"][0]["tasks"]
+    validation = [task for task in tasks if "Validating arguments" in task["task"]["name"]]
+    assert validation and not any(task["hosts"]["host1"].get("failed") for task in validation)
+    # With no Windows host behind the local connection, the first PowerShell module is where it stops.
+    failed = [task["task"]["name"] for task in tasks if task["hosts"]["host1"].get("failed")]
+    assert failed == ["winops.remoting.winrm_https_cert : Provide the HTTPS certificate"]

@@ -1,0 +1,626 @@
+"""PsrpSession: retries only where safe, pipelines stopped on time limits, verified transfers.
+
+pypsrp's RunspacePool and PowerShell are replaced by small fakes that keep their state machine
+(NOT_STARTED -> RUNNING -> COMPLETED/STOPPED) and that run the shared transfer protocol the way
+the host-side scripts do, so the session's own logic is what is under test.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import signal
+import time
+import typing as t
+import uuid
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import requests
+from ansible.errors import AnsibleConnectionFailure
+from pypsrp.complex_objects import PSInvocationState
+from pypsrp.exceptions import WinRMTransportError, WSManFaultError
+from pypsrp.messages import PipelineInput
+from pypsrp.powershell import Fragmenter
+from pypsrp.serializer import Serializer
+from pypsrp.wsman import WSMan
+from test_psrp_support import FakeCredentialCache
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
+from ansible_collections.winops.remoting.plugins.plugin_utils import _psrp_session, _transfer
+from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KinitRequest
+from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import PsrpSettings
+from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_session import (
+    CommandTimeoutError,
+    PsrpSession,
+    is_transient,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._retry import RetryPolicy
+
+try:  # ansible-core 2.19+
+    from ansible._internal._errors._task_timeout import TaskTimeoutError
+except ImportError:  # ansible-core 2.17/2.18
+    from ansible.executor.task_executor import TaskTimeoutError  # type: ignore[no-redef]
+
+
+# --- fakes -------------------------------------------------------------------------------------
+
+
+class FakeWSMan:
+    def __init__(self, **kwargs: t.Any) -> None:
+        self.kwargs = kwargs
+        self.max_envelope_size = kwargs["max_envelope_size"]
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeShell:
+    def __init__(self, remote: FakeRemote) -> None:
+        self.remote = remote
+
+    def signal(self, code: str, command_id: str) -> None:
+        self.remote.signals.append((code, command_id))
+
+
+class FakeRemote:
+    """The host side: files, what each pipeline was given, and scripted behaviour."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.pools: list[FakeRunspacePool] = []
+        self.pipelines: list[FakePowerShell] = []
+        self.signals: list[tuple[str, str]] = []
+        self.open_errors: list[BaseException] = []
+        # script -> list of poll steps; a step is an exception, "wait", ("out", [..]) or ("rc", n)
+        self.plans: dict[str, list[t.Any]] = {}
+        self.begin_error: BaseException | None = None
+        self.corrupt_put = False
+
+    def plan_for(self, pipeline: FakePowerShell) -> list[t.Any]:
+        if pipeline.script == _transfer.PUT_SCRIPT:
+            return self._put(pipeline.input_lines)
+        if pipeline.script == _transfer.FETCH_SCRIPT:
+            return self._fetch(pipeline.input_lines)
+        return list(self.plans.get(pipeline.script, [("rc", 0)]))
+
+    def _put(self, lines: list[str]) -> list[t.Any]:
+        header = json.loads(base64.b64decode(lines[0]))
+        data = b"".join(base64.b64decode(line) for line in lines[1:])
+        self.files[header["path"]] = data
+        digest = hashlib.sha1(data + (b"x" if self.corrupt_put else b"")).hexdigest()
+        return [("out", [json.dumps({"sha1": digest, "size": len(data)})]), ("rc", 0)]
+
+    def _fetch(self, lines: list[str]) -> list[t.Any]:
+        header = json.loads(base64.b64decode(lines[0]))
+        if header["path"] not in self.files:
+            return [("err", f"winops.remoting fetch: '{header['path']}' does not exist"), ("rc", 1)]
+        data = self.files[header["path"]]
+        size = header["chunk_size"]
+        chunks = [base64.b64encode(data[i : i + size]).decode() for i in range(0, len(data), size)]
+        steps: list[t.Any] = [("out", chunks[i : i + 50]) for i in range(0, len(chunks), 50)]
+        final = {"sha1": hashlib.sha1(data).hexdigest(), "size": len(data)}
+        return [*steps, ("out", [json.dumps(final)]), ("rc", 0)]
+
+
+class FakeRunspacePool:
+    remote: FakeRemote
+
+    def __init__(self, connection: FakeWSMan, host: t.Any, configuration_name: str) -> None:
+        self.connection = connection
+        self.host = host
+        self.configuration_name = configuration_name
+        self.shell = FakeShell(self.remote)
+        self.pipelines: dict[uuid.UUID, FakePowerShell] = {}
+        self.closed = False
+        self.remote.pools.append(self)
+
+    def open(self) -> None:
+        if self.remote.open_errors:
+            raise self.remote.open_errors.pop(0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeStreams:
+    def __init__(self) -> None:
+        self.error: list[t.Any] = []
+
+
+class FakePowerShell:
+    def __init__(self, pool: FakeRunspacePool) -> None:
+        self.pool = pool
+        self.remote = pool.remote
+        self.id = uuid.uuid4()
+        self.state = PSInvocationState.NOT_STARTED
+        self.output: list[t.Any] = []
+        self.streams = FakeStreams()
+        self.had_errors = False
+        self.script = ""
+        self.arguments: list[str] = []
+        self.input_lines: list[str] = []
+        self.input_was_streamed = False
+        self.begin_calls = 0
+        self.poll_timeouts: list[int | None] = []
+        self.stop_calls = 0
+        self.plan: list[t.Any] = []
+        self.remote.pipelines.append(self)
+
+    def add_script(self, script: str, use_local_scope: bool | None = None) -> FakePowerShell:
+        self.script = script
+        return self
+
+    def add_argument(self, value: str) -> FakePowerShell:
+        self.arguments.append(value)
+        return self
+
+    def begin_invoke(self, input: t.Any = None) -> None:
+        self.begin_calls += 1
+        if self.remote.begin_error is not None:
+            raise self.remote.begin_error
+        self.pool.pipelines[self.id] = self
+        self.state = PSInvocationState.RUNNING
+        if input is not None:
+            self.input_was_streamed = not isinstance(input, list)
+            for item in input:  # consumed as pypsrp does: item by item
+                self.input_lines.append(item)
+        self.plan = self.remote.plan_for(self)
+
+    def poll_invoke(self, timeout: int | None = None) -> None:
+        self.poll_timeouts.append(timeout)
+        step = self.plan.pop(0) if self.plan else "wait"
+        if isinstance(step, BaseException):
+            raise step
+        if callable(step):
+            step()
+        elif step == "wait":
+            return
+        elif step[0] == "out":
+            self.output.extend(step[1])
+        elif step[0] == "err":
+            self.pool.host.ui.stderr.append(step[1] + "\r\n")
+        elif step[0] == "rc":
+            if step[1]:
+                self.pool.host.rc = step[1]
+            self.state = PSInvocationState.COMPLETED
+
+    def stop(self) -> None:
+        self.stop_calls += 1
+        self.state = PSInvocationState.STOPPED
+        self.pool.pipelines.pop(self.id, None)
+
+
+def make_settings(**overrides: t.Any) -> PsrpSettings:
+    wsman_kwargs = {
+        "server": "win-01.example.com",
+        "port": 5986,
+        "max_envelope_size": 153600,
+        "operation_timeout": 20,
+        "password": "pässwörd",
+    }
+    values: dict[str, t.Any] = {
+        "endpoint": Endpoint("win-01.example.com", 5986, "https", "wsman"),
+        "wsman_kwargs": wsman_kwargs,
+        "configuration_name": "Microsoft.PowerShell",
+        "command_timeout": None,
+        "retry_policy": RetryPolicy(retries=3, backoff=1.0),
+        "kinit": None,
+        "auth": "negotiate",
+        "user": "admin",
+        "secrets": ("pässwörd",),
+    }
+    values.update(overrides)
+    return PsrpSettings(**values)
+
+
+@pytest.fixture
+def remote() -> t.Iterator[FakeRemote]:
+    fake = FakeRemote()
+    pool_class = type("BoundFakeRunspacePool", (FakeRunspacePool,), {"remote": fake})
+    with (
+        mock.patch.object(_psrp_session, "WSMan", FakeWSMan),
+        mock.patch.object(_psrp_session, "RunspacePool", pool_class),
+        mock.patch.object(_psrp_session, "PowerShell", FakePowerShell),
+    ):
+        yield fake
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+        self.logs: list[str] = []
+
+
+def open_session(
+    settings: PsrpSettings | None = None, **kwargs: t.Any
+) -> tuple[PsrpSession, Recorder]:
+    recorder = Recorder()
+    session = PsrpSession(
+        settings or make_settings(),
+        log=recorder.logs.append,
+        sleep=recorder.sleeps.append,
+        **kwargs,
+    )
+    session.open()
+    return session, recorder
+
+
+def connection_reset() -> requests.ConnectionError:
+    return requests.ConnectionError(
+        ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer"))
+    )
+
+
+def connection_refused() -> requests.ConnectionError:
+    reason = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] refused")
+    return requests.ConnectionError(MaxRetryError(None, "/wsman", reason))
+
+
+# --- classification ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (connection_reset(), True),
+        (WinRMTransportError("http", 503, "busy"), True),
+        (WinRMTransportError("http", 502, "bad gateway"), True),
+        (WSManFaultError(2150858793, "win-01", "OperationTimeout", "", ""), True),
+        (connection_refused(), False),  # pypsrp/urllib3 already retried the connect
+        (requests.ConnectTimeout("connect timed out"), False),
+        (WinRMTransportError("http", 401, "unauthorized"), False),
+        (WSManFaultError(5, "win-01", "AccessDenied", "", ""), False),
+        (requests.exceptions.SSLError("certificate verify failed"), False),
+    ],
+    ids=[
+        "reset",
+        "503",
+        "502",
+        "operation-timeout",
+        "refused",
+        "connect-timeout",
+        "401",
+        "access-denied",
+        "tls",
+    ],
+)
+def test_transient_classification(error: BaseException, transient: bool) -> None:
+    assert is_transient(error) is transient
+
+
+# --- open / close ------------------------------------------------------------------------------
+
+
+def test_open_retries_a_transient_failure_with_a_fresh_pool(remote: FakeRemote) -> None:
+    remote.open_errors = [WinRMTransportError("http", 503, "busy"), connection_reset()]
+    session, recorder = open_session()
+    assert session.is_open
+    assert len(remote.pools) == 3
+    assert [pool.connection.closed for pool in remote.pools] == [True, True, False]
+    assert recorder.sleeps == [1.0, 2.0]
+    assert remote.pools[-1].configuration_name == "Microsoft.PowerShell"
+
+
+def test_open_does_not_retry_a_refused_connection(remote: FakeRemote) -> None:
+    remote.open_errors = [connection_refused()]
+    with pytest.raises(AnsibleConnectionFailure) as raised:
+        open_session()
+    assert len(remote.pools) == 1
+    assert "winops.remoting.psrp: " in str(raised.value)
+    assert "https://win-01.example.com:5986/wsman" in str(raised.value)
+
+
+def test_open_gives_up_after_the_configured_retries(remote: FakeRemote) -> None:
+    remote.open_errors = [WinRMTransportError("http", 503, "busy") for _ in range(5)]
+    settings = make_settings(retry_policy=RetryPolicy(retries=2, backoff=0.5))
+    with pytest.raises(AnsibleConnectionFailure):
+        open_session(settings)
+    assert len(remote.pools) == 3
+
+
+def test_close_removes_the_kerberos_cache_and_closes_the_pool(remote: FakeRemote) -> None:
+    cache = FakeCredentialCache()
+    request = KinitRequest(principal="ansible@EXAMPLE.COM", password="pässwörd")
+    with mock.patch.object(_psrp_session, "acquire_ticket", return_value=cache) as acquire:
+        session, _recorder = open_session(make_settings(kinit=request))
+    acquire.assert_called_once_with(request)
+    pool = remote.pools[0]
+    session.close()
+    assert pool.closed and pool.connection.closed and cache.removed
+    assert not session.is_open
+    session.close()  # a second close is harmless
+
+
+def test_kerberos_cache_is_in_the_environment_only_while_pypsrp_works(remote: FakeRemote) -> None:
+    cache = FakeCredentialCache()
+    seen: list[str | None] = []
+    remote.open_errors = []
+    original_open = FakeRunspacePool.open
+
+    def recording_open(pool: FakeRunspacePool) -> None:
+        seen.append(os.environ.get("KRB5CCNAME"))
+        original_open(pool)
+
+    with (
+        mock.patch.object(_psrp_session, "acquire_ticket", return_value=cache),
+        mock.patch.object(FakeRunspacePool, "open", recording_open),
+    ):
+        before = os.environ.get("KRB5CCNAME")
+        request = KinitRequest(principal="ansible@EXAMPLE.COM", password="pässwörd")
+        session, _recorder = open_session(make_settings(kinit=request))
+        assert os.environ.get("KRB5CCNAME") == before
+    assert seen == [cache.name]
+    session.close()
+
+
+# --- pipelines ---------------------------------------------------------------------------------
+
+
+def test_run_returns_output_and_exit_code(remote: FakeRemote) -> None:
+    remote.plans["script"] = ["wait", ("out", ["line one", "line two"]), ("rc", 3)]
+    session, _recorder = open_session()
+    result = session.run("script", ["in-1", "in-2"], ["arg"])
+    assert (result.rc, result.stdout, result.stderr) == (3, "line one\r\nline two", "")
+    pipeline = remote.pipelines[0]
+    assert pipeline.input_lines == ["in-1", "in-2"]
+    assert pipeline.arguments == ["arg"]
+    assert pipeline.poll_timeouts == [20, 20, 20]
+
+
+def test_a_pipeline_is_never_started_twice(remote: FakeRemote) -> None:
+    remote.begin_error = connection_reset()  # transient, yet the start is not repeated
+    session, recorder = open_session()
+    with pytest.raises(AnsibleConnectionFailure):
+        session.run("script")
+    assert len(remote.pipelines) == 1
+    assert remote.pipelines[0].begin_calls == 1
+    assert recorder.sleeps == []
+
+
+def test_receive_is_retried_after_a_transient_failure(remote: FakeRemote) -> None:
+    remote.plans["script"] = [
+        WinRMTransportError("http", 503, "busy"),
+        connection_reset(),
+        ("out", ["done"]),
+        ("rc", 0),
+    ]
+    session, recorder = open_session()
+    result = session.run("script")
+    assert result.stdout == "done"
+    assert remote.pipelines[0].begin_calls == 1
+    assert recorder.sleeps == [1.0, 2.0]
+    assert any("receive pipeline output failed" in line for line in recorder.logs)
+
+
+def test_a_failing_receive_stops_the_pipeline(remote: FakeRemote) -> None:
+    remote.plans["script"] = [WinRMTransportError("http", 401, "unauthorized")]
+    session, _recorder = open_session()
+    with pytest.raises(AnsibleConnectionFailure):
+        session.run("script")
+    assert remote.pipelines[0].stop_calls == 1
+
+
+def test_command_timeout_stops_the_remote_pipeline(remote: FakeRemote) -> None:
+    now = [1000.0]
+
+    def advance() -> None:
+        now[0] += 3
+
+    remote.plans["Start-Sleep 3600"] = [advance] * 10
+    session, _recorder = open_session(make_settings(command_timeout=5), clock=lambda: now[0])
+    with pytest.raises(CommandTimeoutError, match=r"longer than command_timeout \(5s"):
+        session.run("Start-Sleep 3600")
+    pipeline = remote.pipelines[0]
+    assert pipeline.stop_calls == 1
+    assert pipeline.state == PSInvocationState.STOPPED
+    # Each Receive waits no longer than the time left: 5 s, then 2 s, then the limit is hit.
+    assert pipeline.poll_timeouts == [5, 2]
+
+
+def test_command_timeout_also_bounds_a_streamed_upload(remote: FakeRemote, tmp_path: Path) -> None:
+    now = [0.0]
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(300_000))
+    ticking_lines = _transfer.iter_put_lines
+
+    def slow_lines(path: str, chunk_size: int) -> t.Iterator[str]:
+        for line in ticking_lines(path, chunk_size):
+            now[0] += 4
+            yield line
+
+    settings = make_settings(command_timeout=10)
+    session, _recorder = open_session(settings, clock=lambda: now[0])
+    with (
+        mock.patch.object(_transfer, "iter_put_lines", slow_lines),
+        pytest.raises(CommandTimeoutError),
+    ):
+        session.put_file(str(source), "C:\\temp\\big.bin")
+    assert remote.pipelines[0].stop_calls == 1
+
+
+def _task_timeout_after(seconds: int) -> t.ContextManager[None]:
+    """Arm ansible's own task timeout the way the task executor of this ansible-core does."""
+    if hasattr(TaskTimeoutError, "alarm_timeout"):  # 2.19+
+        return TaskTimeoutError.alarm_timeout(seconds)
+
+    from contextlib import contextmanager
+
+    from ansible.executor.task_executor import task_timeout
+
+    @contextmanager
+    def armed() -> t.Iterator[None]:
+        previous = signal.signal(signal.SIGALRM, task_timeout)
+        signal.alarm(seconds)
+        try:
+            yield
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return armed()
+
+
+# pytest-timeout's signal method would own SIGALRM, which ansible's task timeout needs.
+@pytest.mark.timeout(120, method="thread")
+def test_task_timeout_stops_the_remote_pipeline(remote: FakeRemote) -> None:
+    remote.plans["Start-Sleep 3600"] = [lambda: time.sleep(5)] * 3
+    session, _recorder = open_session()
+    started = time.monotonic()
+    with pytest.raises(TaskTimeoutError), _task_timeout_after(1):
+        session.run("Start-Sleep 3600")
+    assert time.monotonic() - started < 4
+    pipeline = remote.pipelines[0]
+    assert pipeline.stop_calls == 1
+    assert pipeline.state == PSInvocationState.STOPPED
+
+
+def test_finished_pipeline_is_released_before_the_next_one(remote: FakeRemote) -> None:
+    session, _recorder = open_session()
+    session.run("first")
+    assert remote.signals == []
+    session.run("second")
+    first = remote.pipelines[0]
+    assert remote.signals == [(_psrp_session.SignalCode.TERMINATE, str(first.id).upper())]
+    assert first.id not in remote.pools[0].pipelines
+
+
+def test_error_records_and_clixml_are_rendered(remote: FakeRemote) -> None:
+    class Record:
+        fq_error = "PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand"
+        command_name = "Get-Item"
+        invocation_position_message = "At line:1 char:1\r\n+ Get-Item C:\\nope"
+        message = "ObjectNotFound: (C:\\nope:String) [Get-Item], ItemNotFoundException"
+        script_stacktrace = "at <ScriptBlock>, <No file>: line 1"
+        target_name = "C:\\nope"
+
+        def __str__(self) -> str:
+            return "Cannot find path 'C:\\nope' because it does not exist."
+
+    progress = (
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        '<Obj S="progress" RefId="0"><MS><I64 N="SourceId">1</I64></MS></Obj></Objs>'
+    )
+
+    def fail() -> None:
+        pipeline = remote.pipelines[-1]
+        pipeline.streams.error.append(Record())
+        pipeline.had_errors = True
+        pipeline.pool.host.ui.stderr.append(progress)
+
+    remote.plans["Get-Item C:\\nope"] = [fail, ("rc", 0)]
+    session, _recorder = open_session()
+    result = session.run("Get-Item C:\\nope")
+    assert result.rc == 1
+    assert result.stderr == (
+        "Get-Item : Cannot find path 'C:\\nope' because it does not exist.\r\n"
+        "At line:1 char:1\r\n+ Get-Item C:\\nope\r\n"
+        "    + CategoryInfo          : ObjectNotFound: (C:\\nope:String) [Get-Item], "
+        "ItemNotFoundException\r\n"
+        "    + FullyQualifiedErrorId : PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand\r\n"
+    )
+    # The host object is reset for the next pipeline.
+    remote.plans["next"] = [("rc", 0)]
+    assert session.run("next").stderr == ""
+
+
+# --- file transfer -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 114_000, 600_001], ids=["empty", "one-byte", "one-chunk", "several-chunks"]
+)
+def test_put_and_fetch_round_trip(remote: FakeRemote, tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    session, _recorder = open_session()
+    assert session.put_file(str(source), "C:\\Temp\\fïle ü.bin") == size
+    assert remote.files["C:\\Temp\\fïle ü.bin"] == data
+    put = remote.pipelines[-1]
+    assert put.input_was_streamed
+    chunk = session.transfer_chunk_size()
+    assert len(put.input_lines) == 1 + -(-size // chunk)
+
+    target = tmp_path / "fetched.bin"
+    assert session.fetch_file("C:\\Temp\\fïle ü.bin", str(target)) == size
+    assert target.read_bytes() == data
+    header = json.loads(base64.b64decode(remote.pipelines[-1].input_lines[0]))
+    assert header == {"path": "C:\\Temp\\fïle ü.bin", "chunk_size": chunk}
+
+
+def test_put_and_fetch_a_file_over_100_mb(remote: FakeRemote, tmp_path: Path) -> None:
+    size = 100 * 1024 * 1024 + 12345
+    source = tmp_path / "large.bin"
+    with source.open("wb") as handle:
+        block = os.urandom(1024 * 1024)
+        for _ in range(100):
+            handle.write(block)
+        handle.write(block[:12345])
+    session, _recorder = open_session()
+    assert session.put_file(str(source), "C:\\large.bin") == size
+    assert remote.pipelines[-1].input_was_streamed
+    target = tmp_path / "large-back.bin"
+    assert session.fetch_file("C:\\large.bin", str(target)) == size
+    assert _transfer.sha1_of_file(str(target)) == _transfer.sha1_of_file(str(source))
+
+
+def test_put_sha1_mismatch_is_an_error(remote: FakeRemote, tmp_path: Path) -> None:
+    remote.corrupt_put = True
+    source = tmp_path / "source.txt"
+    source.write_text("hello")
+    session, _recorder = open_session()
+    with pytest.raises(_transfer.TransferError, match="failed verification"):
+        session.put_file(str(source), "C:\\x.txt")
+
+
+def test_fetch_sha1_mismatch_is_an_error_and_leaves_no_file(
+    remote: FakeRemote, tmp_path: Path
+) -> None:
+    remote.files["C:\\x.txt"] = b"payload"
+    original = remote._fetch
+
+    def lying_fetch(lines: list[str]) -> list[t.Any]:
+        steps = original(lines)
+        steps[-2] = ("out", [json.dumps({"sha1": "0" * 40, "size": 7})])
+        return steps
+
+    remote._fetch = lying_fetch  # type: ignore[method-assign]
+    session, _recorder = open_session()
+    target = tmp_path / "x.txt"
+    with pytest.raises(_transfer.TransferError, match="failed verification"):
+        session.fetch_file("C:\\x.txt", str(target))
+    assert not target.exists()
+
+
+def test_fetch_of_a_missing_file_reports_the_host_message(
+    remote: FakeRemote, tmp_path: Path
+) -> None:
+    session, _recorder = open_session()
+    target = tmp_path / "missing.txt"
+    with pytest.raises(_transfer.TransferError, match=re.escape("'C:\\nope.txt' does not exist")):
+        session.fetch_file("C:\\nope.txt", str(target))
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("max_envelope_size", [153600, 512000, 8192 * 2])
+def test_a_put_line_travels_in_one_psrp_fragment(max_envelope_size: int) -> None:
+    """With real pypsrp framing, one chunk line is one fragment that fits the envelope."""
+    wsman = WSMan("win-01.example.com", max_envelope_size=max_envelope_size)
+    session = PsrpSession(make_settings())
+    session._pool = mock.Mock(connection=wsman)
+    chunk = session.transfer_chunk_size()
+    line = base64.b64encode(os.urandom(chunk)).decode()
+    fragmenter = Fragmenter(wsman.max_payload_size, Serializer())
+    fragments = fragmenter.fragment_multiple(
+        [PipelineInput(data=line)], str(uuid.uuid4()), str(uuid.uuid4())
+    )
+    assert len(fragments) == 1
+    # Derived from the envelope, not a fixed constant: more than half of it carries file data.
+    assert chunk >= (max_envelope_size - _psrp_session.PSRP_ENVELOPE_OVERHEAD) // 2

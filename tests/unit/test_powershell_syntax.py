@@ -62,6 +62,7 @@ def test_collection_has_powershell_to_check() -> None:
     files = [p.relative_to(REPO).as_posix() for p in powershell_files()]
     # The modules and the bootstrap script must be found, or the parse test below checks nothing.
     assert "plugins/modules/win_winrm_listener.ps1" in files
+    assert "extensions/bootstrap/Enable-WinopsRemoting.ps1" in files
 
 
 @pytest.mark.parametrize("path", powershell_files(), ids=lambda p: p.relative_to(REPO).as_posix())

@@ -1,0 +1,409 @@
+<#
+.SYNOPSIS
+Prepares a Windows host for Ansible over WinRM with HTTPS, secure authentication and a scoped
+firewall: the secure successor of ConfigureRemotingForAnsible.ps1.
+
+.DESCRIPTION
+For a host that nothing can reach yet. Uses the same defaults as the winops.remoting roles, so a
+later run of the winops.remoting.setup or harden playbook finds nothing to change:
+
+- WinRM service running and started automatically; PowerShell remoting registered.
+- A self-signed certificate (friendly name 'winops.remoting WinRM HTTPS', RSA 3072, SHA-256,
+  renewed when it expires within 30 days), or an existing certificate by thumbprint.
+- An HTTPS listener on port 5986 bound to that certificate.
+- An inbound firewall rule 'winops-WinRM-HTTPS-In' for that port, limited to -ControllerAddress.
+- Kerberos and Negotiate on; Basic, Certificate and CredSSP off; unencrypted traffic refused;
+  channel binding hardening Strict.
+- Plain HTTP listeners removed and Windows' own HTTP firewall rules switched off (see
+  -HttpListener), since Ansible connects over HTTPS from the start.
+
+Settings that Group Policy controls are reported and left alone. The issuer of the listener
+certificate (the certificate itself when self-signed) is written in PEM to -IssuerExportPath;
+copy it to the controller and point ansible_winrm_ca_trust_path / ansible_psrp_ca_cert at it.
+
+Run from an elevated PowerShell 5.1 or later (Windows Server 2016 / Windows 10 or later):
+
+    powershell.exe -NoProfile -ExecutionPolicy Bypass -File .\Enable-WinopsRemoting.ps1 -ControllerAddress 192.0.2.10
+
+Use -WhatIf to see what it would change.
+
+.PARAMETER ControllerAddress
+Remote addresses allowed through the firewall to the HTTPS port: addresses, prefixes
+(192.0.2.0/24), ranges (192.0.2.10-192.0.2.20) or keywords such as LocalSubnet. Default
+LocalSubnet; name your controllers and execution nodes instead.
+
+.PARAMETER ListenerAddress
+Address selectors for HTTPS listeners: '*', 'IP:<IPv4 or IPv6>' or 'MAC:<aa-bb-cc-dd-ee-ff>'.
+
+.PARAMETER HttpsPort
+Port of the HTTPS listener (default 5986).
+
+.PARAMETER DnsName
+DNS names for a self-signed certificate (default: the computer name and, on a domain member,
+its FQDN). The name Ansible connects to must be among them, or in -IPAddress.
+
+.PARAMETER IPAddress
+IP addresses for the self-signed certificate, for controllers that connect by address.
+
+.PARAMETER CertificateThumbprint
+Use this certificate from Cert:\LocalMachine\My instead of a self-signed one.
+
+.PARAMETER CertificateValidityDays
+Lifetime of a new self-signed certificate (default 365).
+
+.PARAMETER AuthMethod
+Authentication methods the WinRM service accepts; all others are switched off.
+Default Kerberos and Negotiate.
+
+.PARAMETER HttpListener
+absent (default): remove plain HTTP listeners; localhost: keep only one on 127.0.0.1 for local
+tools such as DSC; keep: leave them alone.
+
+.PARAMETER EnableLocalAccountTokenFilterPolicy
+Give local administrator accounts other than the built-in Administrator a full token over the
+network (LocalAccountTokenFilterPolicy=1). Needed only to use such accounts with Ansible.
+
+.PARAMETER IssuerExportPath
+Where to write the issuer PEM (default C:\ProgramData\winops\winrm-https-issuer.pem).
+
+.EXAMPLE
+.\Enable-WinopsRemoting.ps1 -ControllerAddress 192.0.2.10, 198.51.100.0/24 -DnsName server01.example.com
+
+.EXAMPLE
+.\Enable-WinopsRemoting.ps1 -CertificateThumbprint E6CDAA82EEAF2ECE8546E05DB7F3E01AA47D76CE -HttpListener localhost
+#>
+[CmdletBinding(SupportsShouldProcess = $true)]
+param (
+    [string[]]
+    $ControllerAddress = @('LocalSubnet'),
+
+    [string[]]
+    $ListenerAddress = @('*'),
+
+    [ValidateRange(1, 65535)]
+    [int]
+    $HttpsPort = 5986,
+
+    [string[]]
+    $DnsName = @(),
+
+    [string[]]
+    $IPAddress = @(),
+
+    [string]
+    $CertificateThumbprint,
+
+    [ValidateRange(31, 3650)]
+    [int]
+    $CertificateValidityDays = 365,
+
+    [ValidateSet('Basic', 'Kerberos', 'Negotiate', 'Certificate', 'CredSSP')]
+    [string[]]
+    $AuthMethod = @('Kerberos', 'Negotiate'),
+
+    [ValidateSet('absent', 'localhost', 'keep')]
+    [string]
+    $HttpListener = 'absent',
+
+    [switch]
+    $EnableLocalAccountTokenFilterPolicy,
+
+    [string]
+    $IssuerExportPath = (Join-Path -Path $env:ProgramData -ChildPath 'winops\winrm-https-issuer.pem')
+)
+
+Set-StrictMode -Version 2.0
+$ErrorActionPreference = 'Stop'
+
+# The same names and values as the winops.remoting roles and modules.
+$certificateFriendlyName = 'winops.remoting WinRM HTTPS'
+$renewDaysBeforeExpiry = 30
+$firewallRuleName = 'winops-WinRM-HTTPS-In'
+$builtinHttpRules = @('WINRM-HTTP-In-TCP', 'WINRM-HTTP-In-TCP-PUBLIC')
+$listenerUri = 'winrm/config/listener'
+$policyRoot = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\WinRM\Service'
+
+function Write-Step {
+    param([string]$Message)
+
+    Write-Host "[winops] $Message"
+}
+
+function Assert-Administrator {
+    $principal = [System.Security.Principal.WindowsPrincipal]::new([System.Security.Principal.WindowsIdentity]::GetCurrent())
+    if (-not $principal.IsInRole([System.Security.Principal.WindowsBuiltInRole]::Administrator)) {
+        throw 'Run this script from an elevated PowerShell (Run as administrator).'
+    }
+}
+
+function Assert-ListenerAddress {
+    param([string[]]$Address)
+
+    foreach ($value in $Address) {
+        $valid = $false
+        if ($value -eq '*' -or $value -match '^MAC:([0-9A-Fa-f]{2}-){5}[0-9A-Fa-f]{2}$') {
+            $valid = $true
+        }
+        elseif ($value -match '^IP:(?<ip>.+)$') {
+            $text = $Matches.ip
+            $parsed = $null
+            $valid = [System.Net.IPAddress]::TryParse($text, [ref]$parsed) -and ($text -match ':' -or $text -match '^\d{1,3}(\.\d{1,3}){3}$')
+        }
+        if (-not $valid) {
+            throw "ListenerAddress '$value' is invalid: use '*', 'IP:<IPv4 or IPv6 address>' or 'MAC:<aa-bb-cc-dd-ee-ff>'."
+        }
+    }
+}
+
+function Enable-WinRMService {
+    $service = Get-Service -Name WinRM
+    $configuration = Get-PSSessionConfiguration -Name Microsoft.PowerShell -ErrorAction SilentlyContinue
+    if ($service.Status -eq 'Running' -and $null -ne $configuration) {
+        Write-Step 'WinRM is running and PowerShell remoting is registered.'
+        return
+    }
+    if ($PSCmdlet.ShouldProcess('WinRM service', 'Start and register PowerShell remoting')) {
+        Set-Service -Name WinRM -StartupType Automatic
+        Start-Service -Name WinRM
+        # Registers the session configurations; its HTTP listener is dealt with below.
+        Enable-PSRemoting -SkipNetworkProfileCheck -Force | Out-Null
+    }
+    Write-Step 'Started WinRM and registered PowerShell remoting.'
+}
+
+function Get-DefaultDnsName {
+    $names = @($env:COMPUTERNAME)
+    $ipProperties = [System.Net.NetworkInformation.IPGlobalProperties]::GetIPGlobalProperties()
+    if ($ipProperties.DomainName) {
+        $names += "$($ipProperties.HostName).$($ipProperties.DomainName)"
+    }
+    return $names
+}
+
+function Get-ListenerCertificate {
+    <# The certificate for the HTTPS listener: given, reused or newly created. #>
+    if ($CertificateThumbprint) {
+        $thumbprint = ($CertificateThumbprint -replace '\s', '').ToUpperInvariant()
+        $given = Get-Item -LiteralPath "Cert:\LocalMachine\My\$thumbprint" -ErrorAction SilentlyContinue
+        if ($null -eq $given -or -not $given.HasPrivateKey) {
+            throw "CertificateThumbprint '$thumbprint' is not in Cert:\LocalMachine\My with a private key."
+        }
+        Write-Step "Using the given certificate $thumbprint."
+        return $given
+    }
+
+    # @() keeps a single name an array, so $names[0] is a name and not its first letter.
+    $names = @(if ($DnsName.Count -gt 0) { $DnsName } else { Get-DefaultDnsName })
+    $wanted = @($names | ForEach-Object { $_.ToLowerInvariant() } | Sort-Object -Unique) -join ','
+    $existing = Get-ChildItem -LiteralPath 'Cert:\LocalMachine\My' |
+        Where-Object { $_.FriendlyName -eq $certificateFriendlyName -and $_.HasPrivateKey } |
+        Sort-Object -Property NotAfter -Descending |
+        Select-Object -First 1
+    if ($null -ne $existing -and $existing.NotAfter -gt (Get-Date).AddDays($renewDaysBeforeExpiry)) {
+        $have = @($existing.DnsNameList | ForEach-Object { $_.Unicode.ToLowerInvariant() } | Sort-Object -Unique) -join ','
+        if ($have -eq $wanted -and $IPAddress.Count -eq 0) {
+            Write-Step "Reusing the self-signed certificate $($existing.Thumbprint) (expires $($existing.NotAfter))."
+            return $existing
+        }
+    }
+
+    $certParams = @{
+        Type = 'SSLServerAuthentication'
+        Subject = "CN=$($names[0])"
+        CertStoreLocation = 'Cert:\LocalMachine\My'
+        NotAfter = (Get-Date).AddDays($CertificateValidityDays)
+        KeyAlgorithm = 'RSA'
+        KeyLength = 3072
+        HashAlgorithm = 'SHA256'
+        KeyExportPolicy = 'NonExportable'
+        FriendlyName = $certificateFriendlyName
+    }
+    if ($IPAddress.Count -gt 0) {
+        $sanEntries = @($names | ForEach-Object { "DNS=$_" }) + @($IPAddress | ForEach-Object { "IPAddress=$_" })
+        $certParams.TextExtension = @("2.5.29.17={text}$($sanEntries -join '&')")
+    }
+    else {
+        $certParams.DnsName = $names
+    }
+    if (-not $PSCmdlet.ShouldProcess("Cert:\LocalMachine\My", "Create a self-signed certificate for $($names -join ', ')")) {
+        return $null
+    }
+    $created = New-SelfSignedCertificate @certParams
+    Write-Step "Created the self-signed certificate $($created.Thumbprint) for $($names -join ', ')."
+    return $created
+}
+
+function Get-Listener {
+    return @(Get-WSManInstance -ResourceURI $listenerUri -Enumerate)
+}
+
+function Set-HttpsListener {
+    param([string]$Thumbprint)
+
+    $listeners = Get-Listener
+    foreach ($address in $ListenerAddress) {
+        $selector = @{ Transport = 'HTTPS'; Address = $address }
+        $current = $listeners | Where-Object { $_.Transport -eq 'HTTPS' -and $_.Address -eq $address } | Select-Object -First 1
+        $values = @{ Port = [string]$HttpsPort; CertificateThumbprint = $Thumbprint; Enabled = 'true' }
+        if ($null -eq $current) {
+            if ($PSCmdlet.ShouldProcess("HTTPS listener $address", "Create on port $HttpsPort")) {
+                New-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $values | Out-Null
+            }
+            Write-Step "Created the HTTPS listener on $address, port $HttpsPort."
+        }
+        elseif ([string]$current.Port -ne [string]$HttpsPort -or ([string]$current.CertificateThumbprint).ToUpperInvariant() -ne $Thumbprint -or [string]$current.Enabled -ne 'true') {
+            if ($PSCmdlet.ShouldProcess("HTTPS listener $address", 'Update port, certificate and state')) {
+                Set-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $values | Out-Null
+            }
+            Write-Step "Updated the HTTPS listener on $address."
+        }
+    }
+}
+
+function Set-HttpsFirewallRule {
+    $rule = Get-NetFirewallRule -Name $firewallRuleName -ErrorAction SilentlyContinue
+    if ($null -eq $rule) {
+        if ($PSCmdlet.ShouldProcess($firewallRuleName, "Create firewall rule for TCP $HttpsPort from $($ControllerAddress -join ', ')")) {
+            $ruleParams = @{
+                Name = $firewallRuleName
+                DisplayName = 'Windows Remote Management (HTTPS-In, winops.remoting)'
+                Description = 'WinRM over HTTPS, limited to the Ansible controllers.'
+                Direction = 'Inbound'
+                Action = 'Allow'
+                Protocol = 'TCP'
+                LocalPort = [string]$HttpsPort
+                RemoteAddress = $ControllerAddress
+                Profile = 'Any'
+                Enabled = 'True'
+            }
+            New-NetFirewallRule @ruleParams | Out-Null
+        }
+        Write-Step "Opened TCP $HttpsPort to $($ControllerAddress -join ', ')."
+        return
+    }
+    if ($PSCmdlet.ShouldProcess($firewallRuleName, "Set port $HttpsPort and remote addresses $($ControllerAddress -join ', ')")) {
+        Set-NetFirewallRule -Name $firewallRuleName -LocalPort ([string]$HttpsPort) -RemoteAddress $ControllerAddress -Enabled True
+    }
+    Write-Step "Firewall rule $firewallRuleName allows TCP $HttpsPort from $($ControllerAddress -join ', ')."
+}
+
+function Set-ServiceSetting {
+    <# One WSMan:\localhost\Service setting, unless Group Policy sets it. #>
+    param([string]$Path, [string]$Value, [string]$PolicyName)
+
+    $leaf = Get-Item -LiteralPath "WSMan:\localhost\Service\$Path"
+    if ([string]$leaf.Value -eq $Value) {
+        return
+    }
+    $policy = $null
+    if ($PolicyName) {
+        $policy = Get-ItemProperty -LiteralPath $policyRoot -Name $PolicyName -ErrorAction SilentlyContinue
+    }
+    if ($null -ne $policy -or $leaf.SourceOfValue -eq 'GPO') {
+        Write-Warning "Service\$Path is set by Group Policy; leaving it at '$($leaf.Value)' instead of '$Value'."
+        return
+    }
+    if ($PSCmdlet.ShouldProcess("WSMan:\localhost\Service\$Path", "Set to '$Value'")) {
+        Set-Item -LiteralPath "WSMan:\localhost\Service\$Path" -Value $Value -Force
+    }
+    Write-Step "Service\$Path = $Value"
+}
+
+function Set-Authentication {
+    $policyNames = @{ Basic = 'AllowBasic'; Kerberos = 'AllowKerberos'; CredSSP = 'AllowCredSSP'; Negotiate = $null; Certificate = $null }
+    foreach ($method in @('Basic', 'Kerberos', 'Negotiate', 'Certificate', 'CredSSP')) {
+        $wanted = if ($AuthMethod -contains $method) { 'true' } else { 'false' }
+        Set-ServiceSetting -Path "Auth\$method" -Value $wanted -PolicyName $policyNames[$method]
+    }
+    Set-ServiceSetting -Path 'AllowUnencrypted' -Value 'false' -PolicyName 'AllowUnencryptedTraffic'
+    Set-ServiceSetting -Path 'Auth\CbtHardeningLevel' -Value 'Strict' -PolicyName 'CbtHardeningLevel'
+
+    if ($EnableLocalAccountTokenFilterPolicy) {
+        $systemPolicy = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System'
+        $current = Get-ItemProperty -LiteralPath $systemPolicy -Name LocalAccountTokenFilterPolicy -ErrorAction SilentlyContinue
+        if ($null -eq $current -or $current.LocalAccountTokenFilterPolicy -ne 1) {
+            if ($PSCmdlet.ShouldProcess($systemPolicy, 'Set LocalAccountTokenFilterPolicy to 1')) {
+                New-ItemProperty -LiteralPath $systemPolicy -Name LocalAccountTokenFilterPolicy -Value 1 -PropertyType DWord -Force | Out-Null
+            }
+            Write-Step 'LocalAccountTokenFilterPolicy = 1'
+        }
+    }
+}
+
+function Remove-PlainHttp {
+    if ($HttpListener -eq 'keep') {
+        return
+    }
+    if ($HttpListener -eq 'localhost') {
+        $loopback = Get-Listener | Where-Object { $_.Transport -eq 'HTTP' -and $_.Address -eq 'IP:127.0.0.1' }
+        if ($null -eq $loopback) {
+            if ($PSCmdlet.ShouldProcess('HTTP listener IP:127.0.0.1', 'Create on port 5985')) {
+                New-WSManInstance -ResourceURI $listenerUri -SelectorSet @{ Transport = 'HTTP'; Address = 'IP:127.0.0.1' } -ValueSet @{ Port = '5985'; Enabled = 'true' } | Out-Null
+            }
+            Write-Step 'Kept plain HTTP on 127.0.0.1 only.'
+        }
+    }
+    foreach ($listener in @(Get-Listener | Where-Object { $_.Transport -eq 'HTTP' })) {
+        if ($HttpListener -eq 'localhost' -and $listener.Address -eq 'IP:127.0.0.1') {
+            continue
+        }
+        if ($PSCmdlet.ShouldProcess("HTTP listener $($listener.Address)", 'Remove')) {
+            Remove-WSManInstance -ResourceURI $listenerUri -SelectorSet @{ Transport = 'HTTP'; Address = [string]$listener.Address }
+        }
+        Write-Step "Removed the plain HTTP listener on $($listener.Address)."
+    }
+    foreach ($name in $builtinHttpRules) {
+        $rule = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
+        if ($null -ne $rule -and [string]$rule.Enabled -eq 'True') {
+            if ($PSCmdlet.ShouldProcess($name, 'Disable firewall rule')) {
+                Disable-NetFirewallRule -Name $name
+            }
+            Write-Step "Switched off the firewall rule $name."
+        }
+    }
+}
+
+function Export-IssuerPem {
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
+
+    $chain = [System.Security.Cryptography.X509Certificates.X509Chain]::new()
+    $chain.ChainPolicy.RevocationMode = [System.Security.Cryptography.X509Certificates.X509RevocationMode]::NoCheck
+    $chain.ChainPolicy.VerificationFlags = [System.Security.Cryptography.X509Certificates.X509VerificationFlags]::AllowUnknownCertificateAuthority
+    [void]$chain.Build($Certificate)
+    $issuers = @($chain.ChainElements | ForEach-Object { $_.Certificate } | Select-Object -Skip 1)
+    $chain.Dispose()
+    if ($issuers.Count -eq 0) {
+        $issuers = @($Certificate)
+    }
+    $blocks = foreach ($issuer in $issuers) {
+        $base64 = [System.Convert]::ToBase64String($issuer.RawData)
+        $lines = for ($offset = 0; $offset -lt $base64.Length; $offset += 64) {
+            $base64.Substring($offset, [Math]::Min(64, $base64.Length - $offset))
+        }
+        "-----BEGIN CERTIFICATE-----`n$($lines -join "`n")`n-----END CERTIFICATE-----`n"
+    }
+    if ($PSCmdlet.ShouldProcess($IssuerExportPath, 'Write the issuer PEM')) {
+        $directory = Split-Path -Path $IssuerExportPath -Parent
+        if (-not (Test-Path -LiteralPath $directory)) {
+            New-Item -Path $directory -ItemType Directory -Force | Out-Null
+        }
+        [System.IO.File]::WriteAllText($IssuerExportPath, ($blocks -join ''), [System.Text.UTF8Encoding]::new($false))
+    }
+    Write-Step "Wrote the issuer to $IssuerExportPath; copy it to the controller for certificate validation."
+}
+
+Assert-Administrator
+Assert-ListenerAddress -Address $ListenerAddress
+Enable-WinRMService
+$certificate = Get-ListenerCertificate
+if ($null -ne $certificate) {
+    Set-HttpsListener -Thumbprint $certificate.Thumbprint
+}
+Set-HttpsFirewallRule
+Set-Authentication
+# Last, so that a failure above never leaves a host with neither HTTP nor HTTPS.
+Remove-PlainHttp
+if ($null -ne $certificate) {
+    Export-IssuerPem -Certificate $certificate
+    Write-Step "Done. Connect with ansible_port=$HttpsPort, ansible_winrm_scheme=https (or ansible_psrp_protocol=https) and the issuer above as ansible_winrm_ca_trust_path / ansible_psrp_ca_cert."
+}

@@ -116,8 +116,8 @@ if ($null -ne $port -and ($port -lt 1 -or $port -gt 65535)) {
 }
 $wanted = @{}
 if ($null -ne $port) { $wanted.port = [string]$port }
-if ($null -ne $module.Params.remote_addresses) { $wanted.remote_addresses = ConvertTo-AddressSet -Entries $module.Params.remote_addresses -Option 'remote_addresses' }
-if ($null -ne $module.Params.local_addresses) { $wanted.local_addresses = ConvertTo-AddressSet -Entries $module.Params.local_addresses -Option 'local_addresses' }
+if ($null -ne $module.Params.remote_addresses) { $wanted.remote_addresses = @(ConvertTo-AddressSet -Entries $module.Params.remote_addresses -Option 'remote_addresses') }
+if ($null -ne $module.Params.local_addresses) { $wanted.local_addresses = @(ConvertTo-AddressSet -Entries $module.Params.local_addresses -Option 'local_addresses') }
 if ($null -ne $module.Params.profiles) { $wanted.profiles = ConvertTo-ProfileSet -Profiles $module.Params.profiles }
 if ($null -ne $module.Params.display_name) { $wanted.display_name = $module.Params.display_name }
 if ($null -ne $module.Params.description) { $wanted.description = $module.Params.description }

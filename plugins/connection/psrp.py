@@ -380,7 +380,8 @@ options:
       - Largest WSMan message in bytes the host accepts (its MaxEnvelopeSizekb times 1024).
         File transfers size their chunks from it.
       - The default suits every Windows version; pypsrp raises it to 500 KiB by itself when
-        the host runs PowerShell 3 or later. An integer, at least 8192.
+        the host runs PowerShell 3 or later. An integer, at least 32768 (the smallest
+        MaxEnvelopeSizekb Windows accepts is 32).
     type: raw
     default: 153600
     vars:

@@ -33,7 +33,8 @@ EXTRAS_PREFIX = "ansible_psrp_"
 AUTH_CHOICES = ("basic", "certificate", "negotiate", "kerberos", "ntlm", "credssp")
 # Auth protocols whose security context can encrypt WSMan messages over plain HTTP.
 MESSAGE_ENCRYPTION_AUTHS = frozenset(("negotiate", "kerberos", "ntlm", "credssp"))
-MIN_ENVELOPE_SIZE = 8192
+# Windows accepts no MaxEnvelopeSizekb below 32; it also leaves file transfers room to work.
+MIN_ENVELOPE_SIZE = 32768
 
 # The variable each option is known by when no variable set it (default, ini file, keyword).
 PRIMARY_VARS: dict[str, str] = {

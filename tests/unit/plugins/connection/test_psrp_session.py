@@ -609,7 +609,7 @@ def test_fetch_of_a_missing_file_reports_the_host_message(
     assert not target.exists()
 
 
-@pytest.mark.parametrize("max_envelope_size", [153600, 512000, 8192 * 2])
+@pytest.mark.parametrize("max_envelope_size", [153600, 512000, 32768])
 def test_a_put_line_travels_in_one_psrp_fragment(max_envelope_size: int) -> None:
     """With real pypsrp framing, one chunk line is one fragment that fits the envelope."""
     wsman = WSMan("win-01.example.com", max_envelope_size=max_envelope_size)

@@ -136,7 +136,7 @@ BAD_VALUES: list[tuple[str, dict[str, t.Any], str]] = [
     (
         "tiny envelope",
         {"ansible_psrp_max_envelope_size": 1000},
-        "Invalid value 1000 for ansible_psrp_max_envelope_size: expected an integer >= 8192",
+        "Invalid value 1000 for ansible_psrp_max_envelope_size: expected an integer >= 32768",
     ),
     (
         "command timeout words",

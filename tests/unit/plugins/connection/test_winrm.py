@@ -14,6 +14,7 @@ import subprocess
 import sys
 import types
 import typing as t
+from pathlib import Path
 
 import pytest
 import yaml
@@ -290,3 +291,122 @@ def test_ansible_doc_renders_every_option() -> None:
     expected = _documented_options(plugin_module().__file__) | {"pipelining"}
     assert rendered == expected
     assert all(doc["options"][name].get("description") for name in rendered)
+
+
+# -- a real ansible-playbook: the task timeout stops the remote command ------------------------
+
+TIMEOUT_PLUGIN = '''
+from __future__ import annotations
+
+DOCUMENTATION = {documentation!r}
+
+import os
+import time
+import types
+
+from ansible_collections.winops.remoting.plugins.connection.winrm import Connection as Ours
+from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
+
+EVENTS = os.environ["WINRM_TEST_EVENTS"]
+
+
+def record(event: str) -> None:
+    with open(EVENTS, "a", encoding="utf-8") as events:
+        events.write(event + "\\n")
+
+
+class NeverEndingHost:
+    """A host whose command keeps running: every Receive waits and brings no output."""
+
+    def __init__(self, **kwargs):
+        self.operation_timeout_sec = kwargs["operation_timeout_sec"]
+        self.max_env_sz = 153600
+        self.transport = types.SimpleNamespace(close_session=lambda: None)
+
+    def open_shell(self, codepage=437, **kwargs):
+        record("open_shell")
+        return "SHELL-1"
+
+    def run_command(self, shell_id, command, arguments=(), console_mode_stdin=True, skip_cmd_shell=False):
+        record("run_command")
+        return "CMD-1"
+
+    def get_command_output_raw(self, shell_id, command_id):
+        time.sleep(0.2)
+        return b"", b"", -1, False
+
+    def cleanup_command(self, shell_id, command_id):
+        record("signal_terminate " + command_id)
+
+    def close_shell(self, shell_id, close_session=True):
+        record("close_shell")
+
+
+_winrm_session.Protocol = NeverEndingHost
+
+
+class Connection(Ours):
+    transport = "never_ending"
+'''
+
+TIMEOUT_PLAYBOOK = """
+- hosts: win1
+  gather_facts: false
+  tasks:
+    - name: Run a command that never ends
+      raw: ping.exe -t localhost
+      timeout: 2
+"""
+
+
+def test_task_timeout_sends_terminate_in_a_real_playbook(tmp_path: t.Any) -> None:
+    """ansible-playbook's own SIGALRM task timeout reaches the plugin and stops the command."""
+    documentation = next(
+        node.value.value
+        for node in ast.parse(Path(plugin_module().__file__).read_text(encoding="utf-8")).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "DOCUMENTATION"
+    )
+    plugins = tmp_path / "connection_plugins"
+    plugins.mkdir()
+    (plugins / "never_ending.py").write_text(
+        TIMEOUT_PLUGIN.format(documentation=documentation), encoding="utf-8"
+    )
+    (tmp_path / "inventory.ini").write_text(
+        "win1 ansible_connection=never_ending ansible_user=ansible ansible_password=pw "
+        "ansible_winrm_transport=ntlm\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "playbook.yml").write_text(TIMEOUT_PLAYBOOK, encoding="utf-8")
+    events = tmp_path / "events.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(
+        WINRM_TEST_EVENTS=str(events),
+        ANSIBLE_CONNECTION_PLUGINS=str(plugins),
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "dev"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "local-tmp"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    completed = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "-i",
+            str(tmp_path / "inventory.ini"),
+            str(tmp_path / "playbook.yml"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "Timed out after 2 second" in completed.stdout or (
+        "failed to execute in the expected time frame (2)" in completed.stdout
+    ), completed.stdout
+    assert events.read_text(encoding="utf-8").splitlines() == [
+        "open_shell",
+        "run_command",
+        "signal_terminate CMD-1",
+        "close_shell",
+    ]

@@ -546,6 +546,8 @@ def test_protocol_arguments_match_builtin(
 
     connect(OURS, variables, recorders)
     assert recorders[OURS].calls[0] == _expected(case)
+    # The real pywinrm accepts them too (its constructor checks values but sends nothing).
+    winrm.protocol.Protocol(**recorders[OURS].calls[0])
 
     delta = case.builtin_delta
     if not CORE_2_19_OR_LATER and case.builtin_delta_2_17 is not None:

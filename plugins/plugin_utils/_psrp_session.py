@@ -21,6 +21,8 @@ import contextlib
 import functools
 import math
 import os
+import socket
+import ssl
 import time
 import typing as t
 
@@ -85,8 +87,20 @@ def require_pypsrp() -> None:
 
 
 def wire_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean the conversation with the host failed."""
-    return (WinRMError, requests.RequestException, SpnegoError, OSError)
+    """Exception types that mean the conversation with the host failed.
+
+    Socket-level errors are named one by one: a local file that cannot be read during a
+    transfer is an OSError too, and must not be reported as an unreachable host.
+    """
+    return (
+        WinRMError,
+        requests.RequestException,
+        SpnegoError,
+        ConnectionError,
+        TimeoutError,
+        socket.gaierror,
+        ssl.SSLError,
+    )
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -160,8 +174,12 @@ class PsrpSession:
         try:
             with self._credentials():
                 self._pool = self._retry("open runspace pool", self._open_pool)
-        except wire_errors() as err:
-            raise self._failure(err) from err
+        except BaseException as err:
+            # No pool, no use for the ticket: do not leave the cache behind on disk.
+            self._remove_ccache()
+            if isinstance(err, wire_errors()):
+                raise self._failure(err) from err
+            raise
 
     def _open_pool(self) -> RunspacePool:
         wsman = WSMan(**self.settings.wsman_kwargs)
@@ -191,9 +209,12 @@ class PsrpSession:
                 finally:
                     pool.connection.close()
         finally:
-            if self._ccache is not None:
-                self._ccache.remove()
-                self._ccache = None
+            self._remove_ccache()
+
+    def _remove_ccache(self) -> None:
+        cache, self._ccache = self._ccache, None
+        if cache is not None:
+            cache.remove()
 
     # -- commands --------------------------------------------------------------------------
 

@@ -338,6 +338,35 @@ def test_close_removes_the_kerberos_cache_and_closes_the_pool(remote: FakeRemote
     session.close()  # a second close is harmless
 
 
+def test_a_failed_open_removes_the_kerberos_cache(remote: FakeRemote) -> None:
+    cache = FakeCredentialCache()
+    remote.open_errors = [WinRMTransportError("http", 401, "unauthorized")]
+    request = KinitRequest(principal="ansible@EXAMPLE.COM", password="pässwörd")
+    with (
+        mock.patch.object(_psrp_session, "acquire_ticket", return_value=cache),
+        pytest.raises(AnsibleConnectionFailure),
+    ):
+        open_session(make_settings(kinit=request))
+    assert cache.removed
+
+
+def test_a_local_read_error_is_not_a_connection_failure(remote: FakeRemote, tmp_path: Path) -> None:
+    source = tmp_path / "gone.bin"
+    source.write_bytes(b"data")
+    session, _recorder = open_session()
+
+    def unreadable(path: str, chunk_size: int) -> t.Iterator[str]:
+        raise PermissionError(13, "Permission denied", path)
+        yield ""  # pragma: no cover - makes this a generator
+
+    with (
+        mock.patch.object(_transfer, "iter_put_lines", unreadable),
+        pytest.raises(PermissionError),
+    ):
+        session.put_file(str(source), "C:\\gone.bin")
+    assert remote.pipelines[0].stop_calls == 1
+
+
 def test_kerberos_cache_is_in_the_environment_only_while_pypsrp_works(remote: FakeRemote) -> None:
     cache = FakeCredentialCache()
     seen: list[str | None] = []

@@ -2,7 +2,7 @@
 
 A module is identified by the `Script` parameter of the manifest's module_wrapper.ps1 action:
 "ansible_collections.<ns>.<coll>.plugins.modules.<name>.ps1" (collection modules) or the
-manifest script's path. Only (collection, name) pairs registered here run; any other module fails
+manifest script's path. Only fully qualified names registered here run; any other module fails
 loudly with a message naming it and the modules winhost emulates.
 
 Emulations follow the module's own conventions: Ansible.Basic modules validate their options
@@ -21,8 +21,6 @@ import typing as t
 from winhost.execution.context import ExecContext
 from winhost.execution.errors import WrapperFailure
 from winhost.execution.process import ProgramIO
-
-WINDOWS_COLLECTIONS = ("ansible.windows",)
 
 
 class ModuleFailure(Exception):
@@ -97,7 +95,7 @@ def register(
 
 def emulated_modules() -> list[str]:
     _load()
-    return sorted(f"{c}.{n}" for n in _REGISTRY for c in WINDOWS_COLLECTIONS)
+    return sorted(_REGISTRY)
 
 
 def _load() -> None:
@@ -134,7 +132,7 @@ def run_module_action(
             "action plugin / non-module scripts are not emulated)"
         )
     collection, name = identify(script_name, scripts)
-    definition = _REGISTRY.get(name) if collection in WINDOWS_COLLECTIONS else None
+    definition = _REGISTRY.get(f"{collection}.{name}")
     if definition is None:
         result = {
             "failed": True,
@@ -208,7 +206,7 @@ def _invoke(
         return {
             "failed": True,
             "msg": f"Unhandled exception while executing module: {err}",
-            "exception": f"{err}\r\nAt {definition.name}.ps1 (emulated by winhost)",
+            "exception": f"{err}\r\nAt {definition.name} (emulated by winhost)",
         }, 1
 
 

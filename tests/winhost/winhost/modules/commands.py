@@ -96,7 +96,7 @@ def _creates_removes(
     return None
 
 
-@register("win_shell", None, supports_check_mode=False)
+@register("ansible.windows.win_shell", None, supports_check_mode=False)
 def win_shell(run: ModuleRun) -> dict[str, t.Any]:
     raw = str(legacy_param(run, "_raw_params", required=True)).strip()
     executable = legacy_param(run, "executable", type_="path")
@@ -139,7 +139,7 @@ def win_shell(run: ModuleRun) -> dict[str, t.Any]:
 
 
 @register(
-    "win_command",
+    "ansible.windows.win_command",
     {
         "_raw_params": Option(),
         "cmd": Option(),
@@ -190,7 +190,7 @@ def win_command(run: ModuleRun) -> dict[str, t.Any]:
     return result
 
 
-@register("win_whoami", {})
+@register("ansible.windows.win_whoami", {})
 def win_whoami(run: ModuleRun) -> dict[str, t.Any]:
     principal = run.ctx.principal
     system = is_system(principal)

@@ -41,7 +41,7 @@ def _backup(run: ModuleRun, path: str) -> str | None:
     return backup
 
 
-@register("win_copy", None)
+@register("ansible.windows.win_copy", None)
 def win_copy(run: ModuleRun) -> dict[str, t.Any]:
     copy_mode = legacy_param(
         run, "_copy_mode", default="single", validate_set=("explode", "query", "remote", "single")

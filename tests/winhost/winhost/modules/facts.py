@@ -91,7 +91,7 @@ def _date_time(now: datetime.datetime, tz_name: str) -> dict[str, t.Any]:
 
 
 @register(
-    "setup",
+    "ansible.windows.setup",
     {
         "_measure_subset": Option(type="bool", default=False),
         "fact_path": Option(type="path"),

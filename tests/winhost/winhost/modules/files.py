@@ -75,7 +75,7 @@ def _attributes(local: Path) -> str:
 
 
 @register(
-    "win_stat",
+    "ansible.windows.win_stat",
     {
         "path": Option(type="path", required=True, aliases=("dest", "name")),
         "get_checksum": Option(type="bool", default=True),
@@ -131,7 +131,7 @@ def win_stat(run: ModuleRun) -> dict[str, t.Any]:
     return {"changed": False, "stat": result}
 
 
-@register("win_file", None)
+@register("ansible.windows.win_file", None)
 def win_file(run: ModuleRun) -> dict[str, t.Any]:
     path = legacy_param(run, "path", aliases=("dest", "name"), required=True, type_="path")
     state = legacy_param(run, "state", validate_set=("absent", "directory", "file", "touch"))
@@ -191,7 +191,7 @@ def _sandbox_message(run: ModuleRun, path: str) -> str:
     return f"Could not find a part of the path '{path}'."
 
 
-@register("slurp", None)
+@register("ansible.windows.slurp", None)
 def slurp(run: ModuleRun) -> dict[str, t.Any]:
     src = legacy_param(run, "src", aliases=("path",), required=True, type_="path")
     target = resolve(run, src)

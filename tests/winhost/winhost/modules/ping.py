@@ -7,7 +7,7 @@ import typing as t
 from winhost.modules import ModuleRun, Option, UnhandledException, register
 
 
-@register("win_ping", {"data": Option(default="pong")})
+@register("ansible.windows.win_ping", {"data": Option(default="pong")})
 def win_ping(run: ModuleRun) -> dict[str, t.Any]:
     data = run.params["data"]
     if data == "crash":

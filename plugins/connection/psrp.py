@@ -436,6 +436,18 @@ def _unquote(path: str) -> str:
     return match.group(2) if match else path
 
 
+def _split_lines(text: str) -> list[str]:
+    """Input objects for the pipeline: one per line, split at \\n or \\r\\n only.
+
+    str.splitlines() would also split at characters such as U+2028 that JSON may carry
+    unescaped inside a string, breaking the module payload apart.
+    """
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 class Connection(ConnectionBase):
     """PowerShell Remoting connection; the session layer lives in plugin_utils._psrp_session."""
 
@@ -541,7 +553,7 @@ class Connection(ConnectionBase):
     def _invocation_for(self, cmd: str, in_data: bytes | None) -> _Invocation:
         """Decide what to run in the runspace for a command line from the shell plugin."""
         input_text = None if in_data is None else in_data.decode("utf-8", errors="surrogateescape")
-        input_lines = input_text.splitlines() if input_text else None
+        input_lines = _split_lines(input_text) if input_text else None
 
         if cmd.startswith(_ENCODED_COMMAND):
             # A script the shell plugin encoded for powershell.exe: run it in the runspace

@@ -123,6 +123,14 @@ def test_plain_command_passes_the_native_exit_code(connection: t.Any) -> None:
     assert session().runs == [("whoami.exe /all\nexit $LASTEXITCODE", ["line 1", "line 2"], [])]
 
 
+def test_input_is_split_at_line_ends_only(connection: t.Any) -> None:
+    # U+2028 may appear unescaped inside a JSON string; it must not split the payload.
+    payload = '{"text": "a\u2028b\x0cc"}\r\nsecond\n\nlast'.encode()
+    connection.exec_command("Write-Output 1", in_data=payload)
+    ((_script, input_lines, _arguments),) = session().runs
+    assert input_lines == ['{"text": "a\u2028b\x0cc"}', "second", "", "last"]
+
+
 def test_file_command_runs_the_script_with_its_arguments(connection: t.Any) -> None:
     cmd = f'{PREFIX} -File "C:\\Users\\ädmin\\AppData\\m 1.ps1" "C:\\Users\\ädmin\\args.json"'
     connection.exec_command(cmd)

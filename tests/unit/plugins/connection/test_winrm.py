@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.errors import AnsibleConnectionFailure, AnsibleFileNotFound
+from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
 from ansible.plugins.loader import connection_loader
@@ -410,3 +410,17 @@ def test_task_timeout_sends_terminate_in_a_real_playbook(tmp_path: t.Any) -> Non
         "signal_terminate CMD-1",
         "close_shell",
     ]
+
+
+def test_missing_pywinrm_is_reported_when_connecting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_winrm_session, "HAS_WINRM", False)
+    monkeypatch.setattr(
+        _winrm_session, "WINRM_IMPORT_ERROR", ImportError("No module named 'winrm'")
+    )
+    connection = load()  # loading and setting options works without the library
+    with pytest.raises(AnsibleError) as raised:
+        connection._connect()
+    assert str(raised.value) == (
+        "winops.remoting.winrm needs the pywinrm library, which failed to import: "
+        "No module named 'winrm'"
+    )

@@ -164,12 +164,13 @@ if ($module.Params.state -eq 'absent') {
 }
 
 function ConvertTo-ProfileParameter {
+    <# 'domain,private' -> 'Domain, Private', the text form of the flags enum -Profile takes. #>
     param([string]$Set)
 
     if ($Set -eq 'any') {
-        return @('Any')
+        return 'Any'
     }
-    return @($Set.Split(',') | ForEach-Object { (Get-Culture).TextInfo.ToTitleCase($_) })
+    return (@($Set.Split(',') | ForEach-Object { (Get-Culture).TextInfo.ToTitleCase($_) }) -join ', ')
 }
 
 if ($null -eq $rule -and -not $wanted.enabled -and -not $wanted.ContainsKey('port')) {
@@ -193,7 +194,7 @@ if ($null -eq $rule) {
         Enabled = if ($wanted.enabled) { 'True' } else { 'False' }
         RemoteAddress = if ($wanted.remote_addresses) { $wanted.remote_addresses } else { @('Any') }
         LocalAddress = if ($wanted.local_addresses) { $wanted.local_addresses } else { @('Any') }
-        Profile = if ($wanted.profiles) { ConvertTo-ProfileParameter -Set $wanted.profiles } else { @('Any') }
+        Profile = if ($wanted.profiles) { ConvertTo-ProfileParameter -Set $wanted.profiles } else { 'Any' }
         ErrorAction = 'Stop'
     }
     if ($wanted.description) {

@@ -464,6 +464,7 @@ class Connection(ConnectionBase):
         self._session: PsrpSession | None = None
         self._settings: PsrpSettings | None = None
         self._var_options: dict[str, t.Any] = {}
+        self._task_keys: dict[str, t.Any] = {}
         super().__init__(*args, **kwargs)
         for name in _QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -476,13 +477,14 @@ class Connection(ConnectionBase):
         var_options: dict[str, t.Any] | None = None,
         direct: dict[str, t.Any] | None = None,
     ) -> None:
-        # Remembered so that an error can name the variable the user actually set.
+        # Remembered so that an error can name the variable or keyword the user actually set.
         self._var_options = dict(var_options or {})
+        self._task_keys = dict(task_keys or {})
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
 
     def _read_option(self, option: str) -> tuple[t.Any, str]:
         definition = self.option_definitions.get(option, {})
-        label = variable_label(option, definition, self._var_options, os.environ)
+        label = variable_label(option, definition, self._var_options, os.environ, self._task_keys)
         return self.get_option(option), label
 
     def _read_settings(self) -> PsrpSettings:

@@ -108,17 +108,21 @@ def variable_label(
     definition: c.Mapping[str, t.Any],
     var_options: c.Mapping[str, t.Any],
     environ: c.Mapping[str, str],
+    task_keys: c.Mapping[str, t.Any] | None = None,
 ) -> str:
     """Name the setting an option's value came from, for error messages.
 
-    Like ansible's config manager, the last of an option's variables that is set wins, then
-    the last of its environment variables. When neither is set (a default, an ini file, a
-    play keyword), the option's main variable is named, the one users meet in the docs.
+    In ansible's order of precedence: the last of an option's variables that is set, then a
+    play keyword, then the last of its environment variables. When none is set (a default or
+    an ini file), the option's main variable is named, the one users meet in the docs.
     """
     option_vars = [entry["name"] for entry in definition.get("vars", [])]
     for name in reversed(option_vars):
         if name in var_options:
             return name
+    for entry in definition.get("keyword", []):
+        if (task_keys or {}).get(entry["name"]) is not None:
+            return f"{entry['name']} (play keyword)"
     for entry in reversed(definition.get("env", [])):
         if entry["name"] in environ:
             return str(entry["name"])

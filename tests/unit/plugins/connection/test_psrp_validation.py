@@ -215,6 +215,49 @@ def test_bad_value_is_refused_before_any_traffic(
     assert BASE["ansible_password"] not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("variables", "task_keys", "label"),
+    [
+        ({"ansible_psrp_port": "x"}, {"port": 5986}, "ansible_psrp_port"),
+        ({}, {"port": "x", "remote_user": None}, "port (play keyword)"),
+        ({}, {"port": None}, "ansible_port"),
+    ],
+    ids=["variable beats keyword", "keyword", "nothing set names the main variable"],
+)
+def test_the_message_names_what_the_user_set(
+    variables: dict[str, t.Any],
+    task_keys: dict[str, t.Any],
+    label: str,
+) -> None:
+    connection = connection_loader_get_ours()
+    connection.set_options(task_keys=task_keys, var_options={**BASE, **variables})
+    if label == "ansible_port":
+        # A value from ansible.cfg or a direct setting: no variable or keyword to name.
+        connection.set_option("port", "x")
+    with no_network(), pytest.raises(OptionError) as raised:
+        connection._connect()
+    assert str(raised.value) == (
+        f"Invalid value 'x' for {label}: expected a port number between 1 and 65535"
+    )
+
+
+def test_an_environment_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSIBLE_PSRP_COMMAND_TIMEOUT", "forever")
+    connection = load_connection(OURS, BASE)
+    with no_network(), pytest.raises(OptionError) as raised:
+        connection._connect()
+    assert str(raised.value) == (
+        "Invalid value 'forever' for ANSIBLE_PSRP_COMMAND_TIMEOUT: expected an integer >= 0"
+    )
+
+
+def connection_loader_get_ours() -> t.Any:
+    from ansible.playbook.play_context import PlayContext
+    from ansible.plugins.loader import connection_loader
+
+    return connection_loader.get(OURS, PlayContext())
+
+
 def test_the_bad_value_table_covers_the_issue_list() -> None:
     names = {case[0] for case in BAD_VALUES}
     required = {

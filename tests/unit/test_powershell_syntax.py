@@ -154,3 +154,160 @@ def test_module_documentation_matches_spec(module: str, rendered_docs: dict[str,
     assert doc["attributes"]["diff_mode"]["support"] == "full"
     assert f"winops.remoting.{module}:" in entry["examples"]
     assert entry["return"], f"{module} documents no return values"
+
+
+# --- Check mode: nothing that changes the host runs unguarded ----------------------------------
+# A command whose verb changes state must sit in the `if (-not $module.CheckMode)` branch, after an
+# `if ($module.CheckMode) { ...ExitJson() }` in the same block, or in a function that is only
+# called from such places. The bootstrap script's equivalent is ShouldProcess (-WhatIf).
+MUTATING_VERBS = {
+    "Add", "Clear", "Copy", "Disable", "Enable", "Export", "Import", "Install", "Move", "New",
+    "Register", "Remove", "Rename", "Reset", "Restart", "Set", "Start", "Stop", "Uninstall",
+    "Unregister", "Update",
+}  # fmt: skip
+# Verbs above that change nothing on the host.
+HARMLESS_COMMANDS = {"add-type", "new-object", "set-strictmode"}
+
+
+class ChangeGuard(t.NamedTuple):
+    """How a script keeps its changes out of a dry run."""
+
+    proceed: re.Pattern[str]  # condition of the branch that may change the host
+    leave: re.Pattern[str]  # condition of an earlier branch that ends the dry run
+    leave_with: str  # what that branch must contain
+
+
+MODULE_GUARD = ChangeGuard(
+    proceed=re.compile(r"^-not \$module\.CheckMode$"),
+    leave=re.compile(r"^\$module\.CheckMode$"),
+    leave_with="$module.ExitJson()",
+)
+SCRIPT_GUARD = ChangeGuard(
+    proceed=re.compile(r"^\$PSCmdlet\.ShouldProcess\(.*\)$", re.S),
+    leave=re.compile(r"^-not \$PSCmdlet\.ShouldProcess\(.*\)$", re.S),
+    leave_with="return",
+)
+
+
+def _text(source: bytes, node: t.Any) -> str:
+    return source[node.start_byte : node.end_byte].decode("utf-8")
+
+
+def _condition(node: t.Any) -> t.Any:
+    return next(c for c in node.children if c.type == "pipeline")
+
+
+def _main_block(node: t.Any) -> t.Any:
+    return next(c for c in node.children if c.type == "statement_block")
+
+
+def unguarded_changes(source: bytes, guard: ChangeGuard) -> list[str]:
+    """'line: command' for every state-changing command that a dry run could reach."""
+    root = _parser().parse(source).root_node
+    commands: list[t.Any] = []
+    functions: dict[str, t.Any] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "command_name":
+            commands.append(node)
+        elif node.type == "function_statement":
+            name = next(c for c in node.children if c.type == "function_name")
+            functions[_text(source, name).lower()] = node
+        stack.extend(node.children)
+
+    def leaves_early(statement: t.Any) -> bool:
+        if statement.type != "if_statement":
+            return False
+        condition = _text(source, _condition(statement)).strip()
+        return bool(guard.leave.match(condition)) and guard.leave_with in _text(
+            source, _main_block(statement)
+        )
+
+    guarded_functions: dict[str, bool] = {}
+
+    def is_guarded(node: t.Any) -> bool:
+        current = node
+        while current.parent is not None:
+            parent = current.parent
+            if parent.type == "if_statement" and current == _main_block(parent):
+                if guard.proceed.match(_text(source, _condition(parent)).strip()):
+                    return True
+            if parent.type == "statement_list":
+                for sibling in parent.children:
+                    if sibling == current:
+                        break
+                    if leaves_early(sibling):
+                        return True
+            if parent.type == "function_statement":
+                name = _text(
+                    source, next(c for c in parent.children if c.type == "function_name")
+                ).lower()
+                return function_guarded(name)
+            current = parent
+        return False
+
+    def function_guarded(name: str) -> bool:
+        if name not in guarded_functions:
+            guarded_functions[name] = True  # recursion: assume guarded while deciding
+            calls = [c for c in commands if _text(source, c).lower() == name]
+            guarded_functions[name] = all(is_guarded(c) for c in calls)
+        return guarded_functions[name]
+
+    problems = []
+    for command in commands:
+        name = _text(source, command)
+        verb = name.split("-", 1)[0]
+        if "-" not in name or verb not in MUTATING_VERBS or name.lower() in HARMLESS_COMMANDS:
+            continue
+        if name.lower() in functions:
+            continue  # our own function: its body is checked through its call sites
+        if not is_guarded(command):
+            problems.append(f"{command.start_point[0] + 1}: {name}")
+    return problems
+
+
+@pytest.mark.parametrize("module", powershell_modules())
+def test_module_changes_nothing_in_check_mode(module: str) -> None:
+    source = (MODULES_DIR / f"{module}.ps1").read_bytes()
+    assert unguarded_changes(source, MODULE_GUARD) == []
+
+
+def test_bootstrap_changes_nothing_with_whatif() -> None:
+    source = (REPO / "extensions" / "bootstrap" / "Enable-WinopsRemoting.ps1").read_bytes()
+    assert unguarded_changes(source, SCRIPT_GUARD) == []
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        pytest.param(b"Set-Item -Path x -Value 1\n", ["1: Set-Item"], id="bare"),
+        pytest.param(
+            b"if ($module.CheckMode) {\n    $a = 1\n}\nelse {\n    Set-Item -Path x -Value 1\n}\n",
+            ["5: Set-Item"],
+            id="else-branch-of-a-non-guard",
+        ),
+        pytest.param(
+            b"function Set-Thing {\n    Remove-Item -Path x\n}\nSet-Thing\n",
+            ["2: Remove-Item"],
+            id="function-called-unguarded",
+        ),
+        pytest.param(
+            b"if (-not $module.CheckMode) {\n    try {\n        New-Item -Path x\n    }\n    catch {\n    }\n}\n",
+            [],
+            id="guarded",
+        ),
+        pytest.param(
+            b"function Set-Thing {\n    Remove-Item -Path x\n}\nif (-not $module.CheckMode) {\n    Set-Thing\n}\n",
+            [],
+            id="function-called-guarded",
+        ),
+        pytest.param(
+            b"if ($module.CheckMode) {\n    $module.ExitJson()\n}\nNew-Item -Path x\n",
+            [],
+            id="after-check-mode-exit",
+        ),
+    ],
+)
+def test_check_mode_checker(snippet: bytes, expected: list[str]) -> None:
+    assert unguarded_changes(snippet, MODULE_GUARD) == expected

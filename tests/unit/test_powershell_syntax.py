@@ -311,3 +311,14 @@ def test_bootstrap_changes_nothing_with_whatif() -> None:
 )
 def test_check_mode_checker(snippet: bytes, expected: list[str]) -> None:
     assert unguarded_changes(snippet, MODULE_GUARD) == expected
+
+
+PARAM_READ = re.compile(r"\$(?:module\.Params|params)\.(?P<name>\w+)", re.I)
+
+
+@pytest.mark.parametrize("module", powershell_modules())
+def test_module_reads_only_declared_options(module: str) -> None:
+    source = (MODULES_DIR / f"{module}.ps1").read_text(encoding="utf-8")
+    read = {m["name"] for m in PARAM_READ.finditer(source)}
+    assert read, f"{module} reads no option"
+    assert read - spec_option_names(module) == set()

@@ -168,6 +168,9 @@ class WinRMSession:
         failure = connection_failure(exc, self.settings.endpoint, transport, PLUGIN_NAME)
         secrets = self.settings.secrets
         failure.message = redact(failure.message, secrets)
+        # The diagnosis already quotes what it saw; ansible-core 2.19 would append the cause's
+        # message again (an instance attribute it sets itself in the same way).
+        failure._include_cause_message = False
         if any(redact(str(item), secrets) != str(item) for item in exception_chain(exc)):
             # Ansible prints causes (and tracebacks) verbatim: drop a chain that holds a secret.
             failure.__suppress_context__ = True

@@ -200,6 +200,10 @@ def test_connection_failure_is_diagnosed(host: Host) -> None:
         "https://win01.example.com:5986/wsman:"
     )
     assert "\n  fix: " in message
+    # The underlying error stays attached for tracebacks but is not repeated in the message.
+    assert raised.value.__cause__ is not None
+    assert message.count("Failed to establish a new connection") == 0
+    assert message.count("\n  fix: ") == 1
 
 
 # -- secrets never shown -----------------------------------------------------------------------

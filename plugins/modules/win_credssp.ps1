@@ -137,6 +137,10 @@ foreach ($option in $delegationLists.Keys) {
     }
 }
 
+if ($module.Params.client -and $wantedLists.delegate_computers.Count -eq 0) {
+    $module.FailJson('delegate_computers is empty while client is true; name at least one computer this host may delegate credentials to')
+}
+
 if ($null -ne $module.Params.server) {
     Update-RoleSwitch -Role 'Service' -Wanted $module.Params.server
 }

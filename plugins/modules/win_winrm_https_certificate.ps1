@@ -70,26 +70,66 @@ function Get-IssuerPem {
     return (@($elements | Select-Object -Skip 1 | ForEach-Object { ConvertTo-Pem -Der $_.RawData }) -join '')
 }
 
+function Read-DerLength {
+    <# Reads a DER length at $Offset and moves $Offset past it. #>
+    param([byte[]]$Bytes, [ref]$Offset)
+
+    $first = [int]$Bytes[$Offset.Value]
+    $Offset.Value = $Offset.Value + 1
+    if ($first -lt 0x80) {
+        return $first
+    }
+    $length = 0
+    for ($index = 0; $index -lt ($first -band 0x7F); $index++) {
+        $length = ($length * 256) + [int]$Bytes[$Offset.Value]
+        $Offset.Value = $Offset.Value + 1
+    }
+    return $length
+}
+
+function Get-SubjectAlternativeName {
+    <#
+    DNS names and IP addresses of the subject alternative name, decoded from the extension's DER
+    (SEQUENCE of GeneralName: dNSName is [2], iPAddress is [7]) so that the result does not depend
+    on the language Windows formats extensions in.
+    #>
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
+
+    $names = @{ dns = [System.Collections.Generic.List[string]]::new(); ip = [System.Collections.Generic.List[string]]::new() }
+    $extension = $Certificate.Extensions | Where-Object { $_.Oid.Value -eq '2.5.29.17' } | Select-Object -First 1
+    if ($null -eq $extension) {
+        return $names
+    }
+    [byte[]]$raw = $extension.RawData
+    $offset = 1
+    $end = (Read-DerLength -Bytes $raw -Offset ([ref]$offset)) + $offset
+    while ($offset -lt $end) {
+        $tag = $raw[$offset]
+        $offset++
+        $length = Read-DerLength -Bytes $raw -Offset ([ref]$offset)
+        $value = [byte[]]::new($length)
+        [Array]::Copy($raw, $offset, $value, 0, $length)
+        $offset += $length
+        if ($tag -eq 0x82) {
+            $names.dns.Add([System.Text.Encoding]::ASCII.GetString($value))
+        }
+        elseif ($tag -eq 0x87 -and ($length -eq 4 -or $length -eq 16)) {
+            $names.ip.Add([System.Net.IPAddress]::new($value).ToString())
+        }
+    }
+    return $names
+}
+
 function Get-CertificateDnsName {
     param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
 
-    return @($Certificate.DnsNameList | ForEach-Object { $_.Unicode })
+    return @((Get-SubjectAlternativeName -Certificate $Certificate).dns)
 }
 
 function Get-CertificateIPAddress {
-    <# IP addresses in the subject alternative name, read from its formatted (English) text. #>
     param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
 
-    $san = $Certificate.Extensions | Where-Object { $_.Oid.Value -eq '2.5.29.17' } | Select-Object -First 1
-    if ($null -eq $san) {
-        return @()
-    }
-    $addresses = foreach ($entry in $san.Format($false).Split(',')) {
-        if ($entry.Trim() -match '^IP Address=(?<ip>.+)$') {
-            $Matches.ip
-        }
-    }
-    return @($addresses)
+    return @((Get-SubjectAlternativeName -Certificate $Certificate).ip)
 }
 
 function Get-NameKey {

@@ -40,7 +40,11 @@ if ($issuer -notmatch '^[0-9A-F]{40}$') {
 $subject = $module.Params.subject
 $uri = $module.Params.uri
 $selector = @{ Issuer = $issuer; Subject = $subject; URI = $uri }
-$markerName = "$issuer|$subject|$uri"
+# The mapping's key may hold '*', which -Name of the registry cmdlets reads as a wildcard; a
+# SHA-256 of the key gives a plain value name instead.
+$keyHash = [System.Security.Cryptography.SHA256]::Create()
+$markerName = [System.BitConverter]::ToString($keyHash.ComputeHash([System.Text.Encoding]::UTF8.GetBytes("$issuer|$subject|$uri"))).Replace('-', '')
+$keyHash.Dispose()
 
 function ConvertTo-PlainValue {
     param($Value)

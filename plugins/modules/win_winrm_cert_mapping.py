@@ -14,7 +14,8 @@ description:
     looks unchanged. This module notices that, in two steps. It first tests O(password) against
     the account and fails if the host refuses it. It then compares the time the account's
     password was last set with the time recorded when this module last wrote the mapping (kept
-    under C(HKLM:\SOFTWARE\winops.remoting\CertificateMappings), no secret stored); if the
+    under C(HKLM:\SOFTWARE\winops.remoting\CertificateMappings), one value per mapping named by
+    the SHA-256 of issuer, subject and URI; no secret stored); if the
     password changed since, or the mapping was written by something else, the mapping is
     rewritten with the tested password. RV(update_reason) says why.
   - Certificate authentication also needs C(Service\Auth\Certificate) on (see

@@ -331,7 +331,8 @@ options:
       - Sets both timeouts at once, overriding them, O(operation_timeout_sec) to this value and
         O(read_timeout_sec) to this value plus 10.
       - Used by C(win_reboot) while it waits for a host to come back.
-    type: int
+      - An integer of seconds, at least 1.
+    type: raw
     vars:
       - name: ansible_winrm_connection_timeout
   command_timeout:

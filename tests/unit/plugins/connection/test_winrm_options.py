@@ -622,6 +622,10 @@ BAD_VALUES = [
         "Invalid value 'soon' for ansible_winrm_operation_timeout_sec: expected an integer >= 1",
     ),
     (
+        {"ansible_winrm_connection_timeout": "soon"},
+        "Invalid value 'soon' for ansible_winrm_connection_timeout: expected an integer >= 1",
+    ),
+    (
         {"ansible_winrm_connection_timeout": 0},
         "Invalid value 0 for ansible_winrm_connection_timeout: expected an integer >= 1",
     ),

@@ -79,13 +79,14 @@ def collect_result(
     host_stdout: t.Iterable[str],
     host_stderr: t.Iterable[str],
     exit_code: int | None,
-    had_errors: bool,
+    failed: bool,
     include_stacktrace: bool = False,
 ) -> PipelineResult:
     """Combine everything a pipeline produced into one PipelineResult.
 
     The exit code is the one the script set with ``exit``; without one, 1 if the pipeline
-    failed or reported errors, else 0. CLIXML progress records are dropped from stderr.
+    ended in the Failed state, else 0 (non-terminating error records alone do not make a
+    command fail, as in PowerShell). CLIXML progress records are dropped from stderr.
     """
     stdout = "\r\n".join(render_output_object(item) for item in output)
     host_text = "".join(host_stdout)
@@ -94,5 +95,5 @@ def collect_result(
     stdout += host_text
     stderr = "".join(render_error_record(record, include_stacktrace) for record in error_records)
     stderr = clean_stderr(stderr + "".join(host_stderr))
-    rc = exit_code if exit_code else (1 if had_errors else 0)
+    rc = exit_code if exit_code else (1 if failed else 0)
     return PipelineResult(rc=rc, stdout=stdout, stderr=stderr)

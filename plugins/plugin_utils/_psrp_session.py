@@ -325,7 +325,7 @@ class PsrpSession:
             host_stdout=ui.stdout,
             host_stderr=ui.stderr,
             exit_code=host.rc,
-            had_errors=bool(pipeline.had_errors),
+            failed=bool(pipeline.had_errors),  # pypsrp sets it when the pipeline failed
             include_stacktrace=self._include_stacktrace,
         )
         # The host object is shared by every pipeline of the pool: start the next one clean.

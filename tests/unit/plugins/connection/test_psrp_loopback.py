@@ -1,0 +1,258 @@
+"""PsrpSession with the real pypsrp client against a real PSRP server (psrpcore), in process.
+
+Only the WinRS/WSMan transport is replaced: pypsrp's RunspacePool and PowerShell build and
+fragment real PSRP messages, psrpcore's ServerRunspacePool decodes them and answers, so this
+checks the session's use of pypsrp (streamed input, polling, SetShouldExit, stop and
+terminate signals, error records) end to end without a network. Server-side "scripts" are
+Python handlers chosen by the script text the client sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import typing as t
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from unittest import mock
+
+import psrpcore
+import pytest
+from psrpcore.types import ErrorCategory, ErrorCategoryInfo, HostMethodIdentifier, NETException
+from pypsrp.exceptions import WSManFaultError
+from pypsrp.shell import SignalCode
+from pypsrp.wsman import NAMESPACES
+from test_psrp_session import make_settings
+
+from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer
+from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_session import (
+    CommandTimeoutError,
+    PsrpSession,
+)
+
+Handler = t.Callable[["ServerSide", psrpcore.ServerPipeline, list[t.Any]], bool]
+
+
+class ServerSide:
+    """A psrpcore server runspace pool plus the WinRS bookkeeping a Windows host would do."""
+
+    def __init__(self, handlers: dict[str, Handler]) -> None:
+        self.pool = psrpcore.ServerRunspacePool()
+        self.handlers = handlers
+        self.scripts: dict[uuid.UUID, str] = {}
+        self.inputs: dict[uuid.UUID, list[t.Any]] = {}
+        self.signals: list[tuple[str, str]] = []
+        self.commands_started: list[str] = []
+        self.sent_sizes: list[int] = []
+        self.pending: dict[uuid.UUID | None, bytearray] = {}
+        self.files: dict[str, bytes] = {}
+
+    def feed(self, data: bytes, pipeline_id: uuid.UUID | None) -> None:
+        self.pool.receive_data(psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline_id))
+        while (event := self.pool.next_event()) is not None:
+            if isinstance(event, psrpcore.CreatePipelineEvent):
+                script = event.pipeline.commands[0].command_text
+                self.scripts[event.pipeline_id] = script
+                self.inputs[event.pipeline_id] = []
+                if event.pipeline.no_input:
+                    self.run(event.pipeline_id)
+            elif isinstance(event, psrpcore.PipelineInputEvent):
+                self.inputs[event.pipeline_id].append(event.data)
+            elif isinstance(event, psrpcore.EndOfPipelineInputEvent):
+                self.run(event.pipeline_id)
+        self.collect()
+
+    def run(self, pipeline_id: uuid.UUID) -> None:
+        pipeline = self.pool.pipeline_table[pipeline_id]
+        pipeline.start()
+        script = self.scripts[pipeline_id]
+        handler = self.handlers[script.split("\n", 1)[0]]
+        if handler(self, pipeline, self.inputs[pipeline_id]):
+            pipeline.complete()
+
+    def collect(self) -> None:
+        while (payload := self.pool.data_to_send()) is not None:
+            self.pending.setdefault(payload.pipeline_id, bytearray()).extend(payload.data)
+
+    def take(self, pipeline_id: uuid.UUID | None) -> bytes:
+        self.collect()
+        return bytes(self.pending.pop(pipeline_id, b""))
+
+
+class LoopbackShell:
+    """Stands in for pypsrp.shell.WinRS: the calls pypsrp makes, answered by ServerSide."""
+
+    server: ServerSide
+
+    def __init__(self, wsman: t.Any, resource_uri: str, id: str, **kwargs: t.Any) -> None:
+        self.wsman = wsman
+        self.resource_uri = resource_uri
+        self.id = id
+        self.opened = False
+
+    def open(self, options: t.Any = None, open_content: ET.Element | None = None) -> None:
+        assert open_content is not None
+        self.opened = True
+        self.server.feed(base64.b64decode(open_content.text or ""), None)
+
+    def command(self, executable: str, arguments: list[str], command_id: str) -> ET.Element:
+        pipeline_id = uuid.UUID(command_id)
+        self.server.commands_started.append(command_id)
+        psrpcore.ServerPipeline(self.server.pool, pipeline_id)
+        self.server.feed(base64.b64decode(arguments[0]), pipeline_id)
+        rsp = NAMESPACES["rsp"]
+        body = ET.Element("Body")
+        response = ET.SubElement(body, f"{{{rsp}}}CommandResponse")
+        ET.SubElement(response, f"{{{rsp}}}CommandId").text = command_id.upper()
+        return body
+
+    def send(self, stream: str, data: bytes, command_id: str | None = None) -> None:
+        self.server.sent_sizes.append(len(base64.b64encode(data)))
+        self.server.feed(data, uuid.UUID(command_id) if command_id else None)
+
+    def receive(
+        self, stream: str = "stdout", command_id: str | None = None, timeout: int | None = None
+    ) -> tuple[str, None, dict[str, bytes]]:
+        data = self.server.take(uuid.UUID(command_id) if command_id else None)
+        if not data:
+            # What Windows answers when nothing happened within the operation timeout.
+            raise WSManFaultError(2150858793, "loopback", "OperationTimeout", "", "")
+        return "", None, {"stdout": data}
+
+    def signal(self, code: str, command_id: str) -> None:
+        self.server.signals.append((code, command_id))
+        pipeline = self.server.pool.pipeline_table.get(uuid.UUID(command_id))
+        if code == SignalCode.PS_CTRL_C and pipeline is not None:
+            pipeline.stop()
+
+    def close(self) -> None:
+        self.opened = False
+
+
+# --- server-side scripts -----------------------------------------------------------------------
+
+
+def echo_input(server: ServerSide, pipeline: psrpcore.ServerPipeline, inputs: list[t.Any]) -> bool:
+    for item in inputs:
+        pipeline.write_output(f"got {item}")
+    pipeline.host_call(HostMethodIdentifier.SetShouldExit, [7])
+    return True
+
+
+def fail_with_error(
+    server: ServerSide, pipeline: psrpcore.ServerPipeline, inputs: list[t.Any]
+) -> bool:
+    pipeline.write_error(
+        NETException("Cannot find path 'C:\\nope' because it does not exist."),
+        ErrorCategoryInfo(Category=ErrorCategory.ObjectNotFound, Reason="ItemNotFoundException"),
+        fully_qualified_error_id="PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand",
+    )
+    return True
+
+
+def never_finish(
+    server: ServerSide, pipeline: psrpcore.ServerPipeline, inputs: list[t.Any]
+) -> bool:
+    return False
+
+
+def put_script(server: ServerSide, pipeline: psrpcore.ServerPipeline, inputs: list[t.Any]) -> bool:
+    header = json.loads(base64.b64decode(inputs[0]))
+    data = b"".join(base64.b64decode(line) for line in inputs[1:])
+    server.files[header["path"]] = data
+    pipeline.write_output(json.dumps({"sha1": hashlib.sha1(data).hexdigest(), "size": len(data)}))
+    return True
+
+
+def fetch_script(
+    server: ServerSide, pipeline: psrpcore.ServerPipeline, inputs: list[t.Any]
+) -> bool:
+    header = json.loads(base64.b64decode(inputs[0]))
+    data, size = server.files[header["path"]], header["chunk_size"]
+    for offset in range(0, len(data), size):
+        pipeline.write_output(base64.b64encode(data[offset : offset + size]).decode())
+    pipeline.write_output(json.dumps({"sha1": hashlib.sha1(data).hexdigest(), "size": len(data)}))
+    return True
+
+
+HANDLERS: dict[str, Handler] = {
+    "echo": echo_input,
+    "Get-Item C:\\nope": fail_with_error,
+    "Start-Sleep 3600": never_finish,
+    _transfer.PUT_SCRIPT.split("\n", 1)[0]: put_script,
+    _transfer.FETCH_SCRIPT.split("\n", 1)[0]: fetch_script,
+}
+
+
+@pytest.fixture
+def server() -> t.Iterator[ServerSide]:
+    side = ServerSide(HANDLERS)
+    shell_class = type("BoundLoopbackShell", (LoopbackShell,), {"server": side})
+    with mock.patch("pypsrp.powershell.WinRS", shell_class):
+        yield side
+
+
+def open_real_session(**overrides: t.Any) -> PsrpSession:
+    settings = make_settings(**overrides)
+    settings.wsman_kwargs.update(server="win-01.example.com", port=5986, ssl=True)
+    session = PsrpSession(settings, sleep=lambda seconds: None)
+    session.open()
+    return session
+
+
+def test_command_output_input_and_exit_code(server: ServerSide) -> None:
+    session = open_real_session()
+    result = session.run("echo", ["Ärger", "ß-€"])
+    assert (result.rc, result.stdout, result.stderr) == (7, "got Ärger\r\ngot ß-€", "")
+    # The next pipeline starts clean and the finished one is released with Terminate.
+    result = session.run("echo", ["Ölung"])
+    assert (result.rc, result.stdout) == (7, "got Ölung")
+    assert [code for code, _id in server.signals] == [SignalCode.TERMINATE]
+    session.close()
+
+
+def test_error_records_are_readable(server: ServerSide) -> None:
+    session = open_real_session()
+    result = session.run("Get-Item C:\\nope")
+    # A non-terminating error in a completed pipeline sets no exit code, as with the builtin:
+    # the exit code comes from `exit` ($host.SetShouldExit) or a failed pipeline.
+    assert result.rc == 0
+    assert "Cannot find path 'C:\\nope' because it does not exist." in result.stderr
+    assert (
+        "FullyQualifiedErrorId : PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand"
+        in result.stderr
+    )
+
+
+def test_command_timeout_sends_the_psrp_stop_signal(server: ServerSide) -> None:
+    clock = iter(range(0, 1000, 4))
+    session = PsrpSession(
+        make_settings(command_timeout=10), sleep=lambda seconds: None, clock=lambda: next(clock)
+    )
+    session.open()
+    with pytest.raises(CommandTimeoutError):
+        session.run("Start-Sleep 3600")
+    (pipeline_id,) = server.commands_started
+    assert server.signals == [(SignalCode.PS_CTRL_C, pipeline_id.upper())]
+    # The pool is still usable afterwards.
+    assert session.run("echo", ["after"]).stdout == "got after"
+
+
+@pytest.mark.parametrize("size", [0, 70_000, 1_000_003], ids=["empty", "small", "one-megabyte"])
+def test_file_round_trip_through_real_psrp_framing(
+    server: ServerSide, tmp_path: Path, size: int
+) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    source = tmp_path / "in.bin"
+    source.write_bytes(data)
+    session = open_real_session()
+    assert session.put_file(str(source), "C:\\Windows\\Temp\\ïn.bin") == size
+    assert server.files["C:\\Windows\\Temp\\ïn.bin"] == data
+    # Every Send fits the envelope pypsrp negotiated (500 KiB once PowerShell 3+ answered).
+    envelope = session.max_envelope_size
+    assert server.sent_sizes and max(server.sent_sizes) < envelope
+    target = tmp_path / "out.bin"
+    assert session.fetch_file("C:\\Windows\\Temp\\ïn.bin", str(target)) == size
+    assert target.read_bytes() == data

@@ -344,3 +344,25 @@ def test_playbook_role_variables_pass_validation(tmp_path: Path, playbook: str) 
     # With no Windows host behind the local connection, the first PowerShell module is where it stops.
     failed = [task["task"]["name"] for task in tasks if task["hosts"]["host1"].get("failed")]
     assert failed == ["winops.remoting.winrm_https_cert : Provide the HTTPS certificate"]
+
+
+DISRUPTIVE_ACTIONS = {"ansible.windows.win_reboot", "ansible.windows.win_service"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_reboots_and_restarts_only_happen_in_handlers(role: str) -> None:
+    """A reboot or a WinRM restart must come from a handler, so it runs only after a change."""
+    for path in (ROLES_DIR / role / "tasks").glob("*.yml"):
+        for task in iter_tasks(load_yaml(path)):
+            assert not DISRUPTIVE_ACTIONS & set(task), (
+                f"{path.name}: '{task.get('name')}' reboots or restarts"
+            )
+    handlers = load_yaml(ROLES_DIR / role / "handlers" / "main.yml") or []
+    notified = set()
+    for path in (ROLES_DIR / role / "tasks").glob("*.yml"):
+        for task in iter_tasks(load_yaml(path)):
+            notify = task.get("notify", [])
+            notified.update([notify] if isinstance(notify, str) else notify)
+    for handler in handlers:
+        topics = {handler["name"], handler.get("listen", handler["name"])}
+        assert topics & notified, f"handler '{handler['name']}' is never notified"

@@ -21,7 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ansible_run import PLAYBOOK_DIR, PlaybookRun, run_playbook, write_private_yaml
-from connection_matrix import Combination, Target, connection_vars, read_targets
+from connection_matrix import Combination, Target, connection_vars, read_password, read_targets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,17 +49,30 @@ def payload_10mb(tmp_path_factory: pytest.TempPathFactory) -> Payload:
 
 
 class EndToEnd:
-    """winhost plus the helpers each end-to-end test needs."""
+    """winhost plus the helpers each end-to-end test needs.
 
-    def __init__(self, winhost: t.Any) -> None:
+    Hosts: the first serves the matrix (Basic, CredSSP and Certificate authentication turned on
+    through WS-Management, as `winrm set winrm/config/service/auth` does), the second the
+    negative cases (the `default` profile untouched), the last the fault cases. With fewer
+    hosts they share.
+    """
+
+    def __init__(self, winhost: t.Any, scratch: Path) -> None:
         self.winhost = winhost
         self.inventory = Path(winhost.inventory)
         self.targets = read_targets(self.inventory)
         self.matrix_log = _MATRIX_LOG
-
-    @property
-    def matrix_target(self) -> Target:
-        return self.targets[sorted(self.targets)[0]]
+        names = sorted(self.targets)
+        self.matrix_target = self.targets[names[0]]
+        self.negative_target = self.targets[names[1 % len(names)]]
+        self.fault_target = self.targets[names[-1]]
+        self.enable_service_auth(self.matrix_target, Basic=True, CredSSP=True, Certificate=True)
+        small = _random_file(scratch / "small.bin", 200 * 1024)
+        self.fault_extra_vars = {
+            "e2e_target": self.fault_target.name,
+            "small_file": str(small.path),
+            "small_sha1": small.sha1,
+        }
 
     def host_vars(
         self, plugin: str, combo: Combination, target: Target, ca_bundle: str | None = None
@@ -82,6 +95,57 @@ class EndToEnd:
             extra_vars=extra_vars,
             forks=forks,
         )
+
+    def enable_service_auth(self, target: Target, **flags: bool) -> None:
+        """Turn WinRM service authentication methods on or off through WS-Management Put on
+        winrm/config/service/auth (what `winrm set` does), authenticated with NTLM over HTTPS."""
+        import xml.etree.ElementTree as ET
+
+        from pypsrp.wsman import WSMan
+
+        namespace = "http://schemas.microsoft.com/wbem/wsman/1/config/service/auth"
+        auth = ET.Element(f"{{{namespace}}}Auth")
+        for name, value in flags.items():
+            ET.SubElement(auth, f"{{{namespace}}}{name}").text = str(value).lower()
+        wsman = WSMan(
+            target.address,
+            port=5986,
+            ssl=True,
+            auth="ntlm",
+            username=target.user,
+            password=read_password(self.inventory, target.name),
+            cert_validation=target.ca_bundle,
+        )
+        try:
+            wsman.put(namespace, auth)
+        finally:
+            wsman.close()
+
+    # -- what winhost saw ------------------------------------------------------------------
+    def commands_started(self, host: str) -> int:
+        """WinRS commands plus PSRP pipelines winhost has started on `host` so far."""
+        state = self.winhost.state(host)
+        counters = state.get("counters")
+        if not isinstance(counters, dict) or "commands_started" not in counters:
+            raise AssertionError(
+                "winhost's state has no counters.commands_started, so 'a command is never "
+                f"started twice' cannot be checked; state keys: {sorted(state)}"
+            )
+        return int(counters["commands_started"])
+
+    def armed_faults(self, host: str) -> list[t.Any]:
+        """Faults still armed on `host` (counted ones not yet hit)."""
+        return list(self.winhost.state(host).get("faults") or [])
+
+    def commands_of_clean_run(
+        self, playbook: str, hostvars: dict[str, t.Any], work_dir: Path
+    ) -> int:
+        """How many commands `playbook` starts on the fault host when nothing goes wrong."""
+        host = self.fault_target.name
+        before = self.commands_started(host)
+        run = self.run(playbook, {host: hostvars}, work_dir, self.fault_extra_vars)
+        assert run.returncode == 0, f"the clean run failed\n{run.describe()}"
+        return self.commands_started(host) - before
 
 
 @pytest.fixture(scope="session")
@@ -114,8 +178,8 @@ def wrong_ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def e2e(winhost: t.Any) -> EndToEnd:
-    return EndToEnd(winhost)
+def e2e(winhost: t.Any, tmp_path_factory: pytest.TempPathFactory) -> EndToEnd:
+    return EndToEnd(winhost, tmp_path_factory.mktemp("e2e"))
 
 
 class MatrixLog:

@@ -133,8 +133,8 @@ def overlay_inventory(hosts: dict[str, dict[str, t.Any]]) -> dict[str, t.Any]:
     return {"all": {"hosts": hosts}}
 
 
-def read_targets(inventory_path: Path) -> dict[str, Target]:
-    """Every host of winhost's inventory, with the values the matrix needs."""
+def _inventory_hosts(inventory_path: Path) -> dict[str, dict[str, t.Any]]:
+    """Every host of an inventory file with its group and host variables merged."""
     data = yaml.safe_load(inventory_path.read_text())
     hosts: dict[str, dict[str, t.Any]] = {}
     group_vars: dict[str, t.Any] = {}
@@ -148,7 +148,18 @@ def read_targets(inventory_path: Path) -> dict[str, Target]:
 
     for group in data.values():
         walk(group or {}, group_vars)
+    return hosts
+
+
+def read_targets(inventory_path: Path) -> dict[str, Target]:
+    """Every host of winhost's inventory, with the values the matrix needs."""
+    hosts = _inventory_hosts(inventory_path)
     return {name: _target(name, hostvars) for name, hostvars in hosts.items()}
+
+
+def read_password(inventory_path: Path, host: str) -> str:
+    """The admin password winhost wrote for `host` (kept in memory only)."""
+    return _first(_inventory_hosts(inventory_path)[host], "ansible_password")
 
 
 def _first(hostvars: dict[str, t.Any], *names: str) -> str:

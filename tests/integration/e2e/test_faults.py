@@ -1,0 +1,135 @@
+"""What our plugins do when winhost misbehaves (issue 3, item 3).
+
+Each case arms one of winhost's faults (tests/winhost/winhost/faults.py), runs a real
+`ansible-playbook`, and asserts either that the run recovered (the operation hit was safe to
+repeat) or that it failed with a message naming what happened. In every case the number of
+commands winhost started is checked: a command is never started twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing as t
+
+import pytest
+from connection_matrix import COMBINATIONS_BY_NAME, OUR_PLUGINS
+
+RECOVERS = "recovers"
+FAILS = "fails clearly"
+EITHER = "recovers or fails clearly"
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultCase:
+    name: str
+    kind: str
+    options: dict[str, t.Any]
+    outcome: str  # RECOVERS, FAILS or EITHER
+    message: str = ""  # regular expression for the failure message (FAILS / EITHER)
+    commands: int = 1  # commands winhost must have started for the task (never more)
+    # inventory variables of the case, per plugin family ("winrm" / "psrp")
+    retries: int | None = None
+    playbook: str = "ping.yml"
+
+
+CASES: tuple[FaultCase, ...] = (
+    # Receive is safe to repeat: the same Receive returns the same output.
+    FaultCase("drop-on-receive", "drop", {"action": "Receive"}, RECOVERS, retries=3),
+    # The Command request ran on the host but its response was lost: repeating it could run
+    # the module twice, so the run must stop and say so.
+    FaultCase(
+        "drop-on-command",
+        "drop",
+        {"action": "Command"},
+        FAILS,
+        message=r"(?i)connection|closed|reset|aborted|incomplete|Command",
+        retries=3,
+    ),
+    # A slow host within the read timeout is simply waited for.
+    FaultCase("delay", "delay", {"seconds": 3, "count": 3}, RECOVERS),
+    # The host refused to run Command (HTTP 500, w:InternalError): nothing ran, clear failure.
+    FaultCase(
+        "http500-on-command",
+        "http500",
+        {"action": "Command"},
+        FAILS,
+        message=r"(?i)internal error|InternalError|500",
+        commands=0,
+    ),
+    # Receive answering w:TimedOut for a while is normal for a long command: keep receiving.
+    FaultCase("receive-timeout", "receive_timeout", {"seconds": 8}, RECOVERS),
+    # ERROR_BUSY on Send: the input was not taken; a retry of that Send or a clear failure are
+    # both honest, a second command is not.
+    FaultCase(
+        "busy-on-send",
+        "busy",
+        {"count": 1},
+        EITHER,
+        message=r"(?i)busy|in use|170",
+        playbook="small-copy.yml",
+    ),
+    # Shell quota exceeded on Create: no shell, no command.
+    FaultCase(
+        "shell-quota",
+        "quota",
+        {"count": 1},
+        EITHER,
+        message=r"(?i)quota|concurrent shells",
+    ),
+    # A reboot of 6 s: connection refused, retried with backoff until the host is back.
+    FaultCase("reboot-with-retries", "reboot", {"seconds": 6}, RECOVERS, retries=6),
+    # The same reboot without reconnection retries: a clear connection failure.
+    FaultCase(
+        "reboot-without-retries",
+        "reboot",
+        {"seconds": 6},
+        FAILS,
+        message=r"(?i)refused|connect",
+        commands=0,
+        retries=0,
+    ),
+)
+
+
+def _retry_vars(plugin: str, retries: int | None) -> dict[str, t.Any]:
+    if retries is None:
+        return {}
+    family = plugin.rsplit(".", 1)[1]
+    return {
+        f"ansible_{family}_reconnection_retries": retries,
+        f"ansible_{family}_reconnection_backoff": 1,
+    }
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_fault(plugin, case: FaultCase, e2e, tmp_path):
+    target = e2e.fault_target
+    combo = COMBINATIONS_BY_NAME["http-negotiate"]
+    hostvars = e2e.host_vars(plugin, combo, target) | _retry_vars(plugin, case.retries)
+    extra = e2e.fault_extra_vars
+
+    e2e.winhost.fault(target.name, "clear")
+    clean_run_commands = e2e.commands_of_clean_run(case.playbook, hostvars, tmp_path / "clean")
+    before = e2e.commands_started(target.name)
+    e2e.winhost.fault(target.name, case.kind, **case.options)
+    try:
+        run = e2e.run(case.playbook, {target.name: hostvars}, tmp_path / "faulted", extra)
+        remaining = e2e.armed_faults(target.name)
+    finally:
+        e2e.winhost.fault(target.name, "clear")
+    started = e2e.commands_started(target.name) - before
+
+    if case.kind not in {"reboot", "receive_timeout"}:
+        assert not remaining, f"the {case.kind} fault was never hit: {remaining}\n{run.describe()}"
+    failure = run.first_failure(target.name)
+    if case.outcome == RECOVERS or (case.outcome == EITHER and failure is None):
+        assert run.returncode == 0, run.describe()
+        assert started == clean_run_commands, (
+            f"{started} commands started, a clean run starts {clean_run_commands}\n{run.describe()}"
+        )
+    else:
+        assert failure is not None, f"expected a clear failure\n{run.describe()}"
+        assert re.search(case.message, failure.message), run.describe()
+        assert started <= case.commands, f"{started} commands started\n{run.describe()}"

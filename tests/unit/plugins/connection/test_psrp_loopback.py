@@ -25,6 +25,7 @@ from pypsrp.exceptions import WSManFaultError
 from pypsrp.shell import SignalCode
 from pypsrp.wsman import NAMESPACES
 from test_psrp_session import make_settings
+from test_psrp_support import OURS, load_connection, no_network
 
 from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer
 from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_session import (
@@ -213,6 +214,15 @@ def test_command_output_input_and_exit_code(server: ServerSide) -> None:
     session.close()
 
 
+def test_module_payload_lines_arrive_intact(server: ServerSide) -> None:
+    """The bootstrap's separator is a line of four NULs; CLIXML must carry it unchanged."""
+    session = open_real_session()
+    lines = ['{"name": "win_ping", "params": {}}', "\x00\x00\x00\x00", '{"data": "ü_x0041_\t"}']
+    session.run("echo", lines)
+    (inputs,) = server.inputs.values()
+    assert inputs == lines
+
+
 def test_error_records_are_readable(server: ServerSide) -> None:
     session = open_real_session()
     result = session.run("Get-Item C:\\nope")
@@ -256,3 +266,39 @@ def test_file_round_trip_through_real_psrp_framing(
     target = tmp_path / "out.bin"
     assert session.fetch_file("C:\\Windows\\Temp\\ïn.bin", str(target)) == size
     assert target.read_bytes() == data
+
+
+def test_the_plugin_end_to_end_over_real_pypsrp(server: ServerSide, tmp_path: Path) -> None:
+    """Connection plugin -> session -> pypsrp -> PSRP server: a pipelined module and files."""
+    connection = load_connection(
+        OURS,
+        {
+            "inventory_hostname": "win-01.example.com",
+            "ansible_user": "admin",
+            "ansible_password": "pässwörd",
+        },
+    )
+    bootstrap_cmd = connection._shell.build_module_command("", "", "")
+    bootstrap = base64.b64decode(bootstrap_cmd.split()[-1]).decode("utf-16-le")
+
+    def run_module(
+        side: ServerSide, pipeline: psrpcore.ServerPipeline, inputs: list[t.Any]
+    ) -> bool:
+        pipeline.write_output(json.dumps({"changed": False, "ping": "pong", "lines": len(inputs)}))
+        return True
+
+    server.handlers[bootstrap.split("\n", 1)[0]] = run_module
+    payload = b'{"module_entry": "win_ping"}\n\x00\x00\x00\x00\n{"ANSIBLE_MODULE_ARGS": {}}\n'
+    with no_network():
+        rc, stdout, stderr = connection.exec_command(bootstrap_cmd, in_data=payload)
+    assert (rc, stderr) == (0, b"")
+    assert json.loads(stdout) == {"changed": False, "ping": "pong", "lines": 3}
+
+    source = tmp_path / "module.ps1"
+    source.write_text("Write-Output 'ü'\n", encoding="utf-8")
+    connection.put_file(str(source), "'C:\\Users\\admin\\AppData\\Local\\Temp\\module.ps1'")
+    assert server.files["C:\\Users\\admin\\AppData\\Local\\Temp\\module.ps1"] == source.read_bytes()
+    target = tmp_path / "fetched.ps1"
+    connection.fetch_file("C:\\Users\\admin\\AppData\\Local\\Temp\\module.ps1", str(target))
+    assert target.read_bytes() == source.read_bytes()
+    connection.close()

@@ -15,6 +15,7 @@ $spec = @{
         configurations = @{ type = 'list'; elements = 'str'; default = @('Microsoft.PowerShell') }
         root_sddl = @{ type = 'bool'; default = $true }
         allow_lockout = @{ type = 'bool'; default = $false }
+        restart_winrm = @{ type = 'bool'; default = $false }
     }
     supports_check_mode = $true
 }
@@ -38,6 +39,19 @@ function Get-AccessForm {
 
     $descriptor = [System.Security.AccessControl.CommonSecurityDescriptor]::new($false, $false, $Sddl)
     return $descriptor.GetSddlForm([System.Security.AccessControl.AccessControlSections]::Access)
+}
+
+function Register-WinRMRestart {
+    <#
+    Restarts WinRM ten seconds from now through the Task Scheduler. A restart from inside this
+    WinRM session would end the session (and the task) before it could report.
+    #>
+    $taskName = 'winops.remoting restart WinRM'
+    $argument = '-NoProfile -NonInteractive -Command "Restart-Service -Name WinRM -Force; Unregister-ScheduledTask -TaskName ''{0}'' -Confirm:$false"' -f $taskName
+    $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument $argument
+    $trigger = New-ScheduledTaskTrigger -Once -At ([DateTime]::Now.AddSeconds(10))
+    $principal = New-ScheduledTaskPrincipal -UserId 'NT AUTHORITY\SYSTEM' -LogonType ServiceAccount -RunLevel Highest
+    Register-ScheduledTask -TaskName $taskName -Action $action -Trigger $trigger -Principal $principal -Force -ErrorAction Stop | Out-Null
 }
 
 function Get-AccountName {
@@ -114,11 +128,24 @@ if ($module.Params.root_sddl) {
     }
 }
 
+$module.Result.restart_scheduled = $false
+if ($changedConfigurations.Count -gt 0 -and $module.Params.restart_winrm) {
+    if (-not $module.CheckMode) {
+        try {
+            Register-WinRMRestart
+        }
+        catch {
+            $module.FailJson("the SDDL changed but restart_winrm could not schedule the WinRM restart: $($_.Exception.Message)", $_)
+        }
+    }
+    $module.Result.restart_scheduled = $true
+}
+
 $module.Diff.before = $before
 $module.Diff.after = $after
 $module.Result.sddl = $wantedSddl
 $module.Result.accounts = @($sids | ForEach-Object { @{ sid = $_; name = Get-AccountName -Sid $_ } })
 $module.Result.changed_configurations = @($changedConfigurations)
 # Session configuration security applies to new sessions after WinRM restarts.
-$module.Result.restart_required = $changedConfigurations.Count -gt 0
+$module.Result.restart_required = $changedConfigurations.Count -gt 0 -and -not $module.Result.restart_scheduled
 $module.ExitJson()

@@ -13,10 +13,13 @@ description:
     that only O(accounts) may connect. Each listed account gets full access.
   - Fails when none of O(accounts) is the account running the task or one of its groups, unless
     O(allow_lockout=true), because the play's next connection would be refused.
-  - A changed session configuration takes effect once the WinRM service restarts; the module
-    does not restart it (that would cut off the task) and returns RV(restart_required). Restart
-    it from a handler, for example M(ansible.windows.win_service) with C(state=restarted)
-    followed by M(ansible.builtin.wait_for_connection). C(RootSDDL) applies at once.
+  - A changed session configuration takes effect once the WinRM service restarts. Restarting it
+    from inside the task would end the task's own WinRM session, so with O(restart_winrm=true)
+    the module registers a one-off scheduled task (C(winops.remoting restart WinRM), running as
+    SYSTEM) that restarts WinRM ten seconds later and deletes itself; RV(restart_scheduled) says
+    so, and the play should then wait for the host, for example with
+    M(ansible.builtin.wait_for_connection) and a C(delay) of 20 seconds. Without it the module
+    returns RV(restart_required). C(RootSDDL) applies at once.
 options:
   accounts:
     description:
@@ -36,6 +39,11 @@ options:
     default: true
   allow_lockout:
     description: Allow a list that does not include the account running the task.
+    type: bool
+    default: false
+  restart_winrm:
+    description:
+      - Schedule a WinRM restart ten seconds after a session configuration changed (see above).
     type: bool
     default: false
 attributes:
@@ -59,8 +67,14 @@ EXAMPLES = r"""
     accounts:
       - "{{ ansible_user }}"
       - BUILTIN\Administrators
+    restart_winrm: true
   register: remoting_access
-  notify: Restart the WinRM service
+
+- name: Wait for WinRM to come back after the scheduled restart
+  ansible.builtin.wait_for_connection:
+    delay: 20
+    timeout: 180
+  when: remoting_access.restart_scheduled
 """
 
 RETURN = r"""
@@ -81,7 +95,11 @@ changed_configurations:
   type: list
   elements: str
 restart_required:
-  description: Whether the WinRM service must restart for the change to apply.
+  description: Whether the WinRM service must still be restarted for the change to apply.
+  returned: always
+  type: bool
+restart_scheduled:
+  description: Whether a WinRM restart was (or, in check mode, would be) scheduled.
   returned: always
   type: bool
 """

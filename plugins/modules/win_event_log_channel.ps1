@@ -1,0 +1,59 @@
+#!powershell
+
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+
+# Enables or disables one event log channel, such as Microsoft-Windows-WinRM/Operational, through
+# the event log service's own configuration API (what wevtutil set-log does).
+
+$spec = @{
+    options = @{
+        name = @{ type = 'str'; required = $true }
+        enabled = @{ type = 'bool'; default = $true }
+        max_size_kb = @{ type = 'int' }
+    }
+    supports_check_mode = $true
+}
+
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+
+$name = $module.Params.name
+try {
+    $channel = Get-WinEvent -ListLog $name -ErrorAction Stop
+}
+catch {
+    $module.FailJson("name '$name' is not an event log channel on this host: $($_.Exception.Message)", $_)
+}
+
+$maxSizeKb = $module.Params.max_size_kb
+if ($null -ne $maxSizeKb -and $maxSizeKb -lt 64) {
+    $module.FailJson("max_size_kb '$maxSizeKb' is too small: the event log needs at least 64 KB")
+}
+
+$before = @{ enabled = $channel.IsEnabled; max_size_kb = [int64]($channel.MaximumSizeInBytes / 1024) }
+$after = $before.Clone()
+$after.enabled = $module.Params.enabled
+if ($null -ne $maxSizeKb) {
+    $after.max_size_kb = [int64]$maxSizeKb
+}
+
+if ($after.enabled -ne $before.enabled -or $after.max_size_kb -ne $before.max_size_kb) {
+    if (-not $module.CheckMode) {
+        try {
+            $channel.IsEnabled = $after.enabled
+            $channel.MaximumSizeInBytes = $after.max_size_kb * 1024
+            $channel.SaveChanges()
+        }
+        catch {
+            $module.FailJson("cannot configure the event log channel name '$name': $($_.Exception.Message)", $_)
+        }
+    }
+    $module.Result.changed = $true
+}
+
+$module.Diff.before = $before
+$module.Diff.after = $after
+$module.Result.channel = $after
+$module.ExitJson()

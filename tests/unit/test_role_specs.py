@@ -118,6 +118,14 @@ def test_readme_lists_variables_and_example_uses_declared_ones(role: str) -> Non
             used - declared - {"winrm_https_cert_issuer_path", "winrm_https_cert_active_thumbprint"}
         )
         assert undeclared == set(), f"example names undeclared variables {sorted(undeclared)}"
+        # Structurally too: every key under a role entry's vars belongs to that role.
+        for play in load_yaml_text:
+            for entry in play.get("roles", []):
+                name = entry["role"].removeprefix("winops.remoting.")
+                extra = set(entry.get("vars", {})) - set(role_spec(name)["options"])
+                assert extra == set(), (
+                    f"example passes {sorted(extra)} to {name}, which does not declare them"
+                )
 
 
 def iter_tasks(tasks: list[dict[str, t.Any]]) -> t.Iterator[dict[str, t.Any]]:

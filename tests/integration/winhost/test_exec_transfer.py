@@ -191,4 +191,8 @@ def test_builtin_psrp_put_and_fetch_actions(
         "psrp_fetch_file.ps1", {"Path": "C:\\none", "BufferSize": 10}
     )
     batch = psrp_script(engine, host, script, in_data.decode().splitlines())
-    assert batch.errors == ["C:\\none does not exist"]
+    assert batch.exit_code == 1
+    assert (
+        json.loads(batch.objects[-1])["msg"]
+        == "failure during exec_wrapper: C:\\none does not exist"
+    )

@@ -232,7 +232,7 @@ def builtin_winrm_fetch(ctx: ExecContext, io: ProgramIO, params: dict[str, t.Any
 
 
 def builtin_psrp_fetch(ctx: ExecContext, io: ProgramIO, params: dict[str, t.Any]) -> None:
-    """psrp_fetch_file.ps1: "[FILE]" then base64 blocks, "[DIR]", or a non-terminating error."""
+    """psrp_fetch_file.ps1: "[FILE]" then base64 blocks, "[DIR]", or "<Path> does not exist"."""
     path = str(params.get("Path") or "")
     buffer_size = int(params.get("BufferSize") or 0)
     source = _resolve_for_test_path(ctx, path)
@@ -244,15 +244,9 @@ def builtin_psrp_fetch(ctx: ExecContext, io: ProgramIO, params: dict[str, t.Any]
     elif source is not None and source.local.is_dir():
         io.write("[DIR]")
     else:
-        io.error(
-            PSError(
-                message=f"{path} does not exist",
-                error_id="Microsoft.PowerShell.Commands.WriteErrorException,psrp_fetch_file.ps1",
-                reason="WriteErrorException",
-                command="psrp_fetch_file.ps1",
-                activity="Write-Error",
-            )
-        )
+        # Write-Error under the exec wrapper's $ErrorActionPreference = 'Stop' is terminating:
+        # the wrapper reports it as its failure JSON with exit code 1.
+        raise ActionFailure(f"{path} does not exist")
 
 
 def _resolve_for_test_path(ctx: ExecContext, path: str) -> WindowsPath | None:

@@ -374,3 +374,26 @@ def test_reboots_and_restarts_only_happen_in_handlers(role: str) -> None:
     for handler in handlers:
         topics = {handler["name"], handler.get("listen", handler["name"])}
         assert topics & notified, f"handler '{handler['name']}' is never notified"
+
+
+def facts_and_registers() -> set[str]:
+    """Names the roles' own tasks create (set_fact keys and register names)."""
+    created: set[str] = set()
+    for path in ROLES_DIR.glob("*/tasks/*.yml"):
+        for task in iter_tasks(load_yaml(path)):
+            created.update(task.get("ansible.builtin.set_fact", {}) or {})
+            if "register" in task:
+                created.add(task["register"])
+    return created
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_files_use_only_known_role_variables(role: str) -> None:
+    """A misspelt variable in a task would be undefined at run time; catch it here."""
+    known = all_declared() | facts_and_registers()
+    for path in sorted((ROLES_DIR / role).glob("*/*.yml")):
+        if path.parent.name == "meta":
+            continue
+        used = {m["name"] for m in ROLE_VARIABLE.finditer(path.read_text(encoding="utf-8"))}
+        unknown = used - known
+        assert unknown == set(), f"{path.relative_to(ROLES_DIR)} uses {sorted(unknown)}"

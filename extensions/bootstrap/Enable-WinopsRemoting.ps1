@@ -157,7 +157,16 @@ function Assert-ListenerAddress {
 
 function Enable-WinRMService {
     $service = Get-Service -Name WinRM
-    $configuration = Get-PSSessionConfiguration -Name Microsoft.PowerShell -ErrorAction SilentlyContinue
+    $configuration = $null
+    if ($service.Status -eq 'Running') {
+        try {
+            $configuration = Get-PSSessionConfiguration -Name Microsoft.PowerShell -ErrorAction Stop
+        }
+        catch {
+            # Not registered (or WinRM not answering yet): Enable-PSRemoting below registers it.
+            $configuration = $null
+        }
+    }
     if ($service.Status -eq 'Running' -and $null -ne $configuration) {
         Write-Step 'WinRM is running and PowerShell remoting is registered.'
         return

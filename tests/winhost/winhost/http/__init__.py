@@ -1,0 +1,1 @@
+"""HTTP layer of winhost: listeners (HTTP/HTTPS), keep-alive connections, message encryption."""

@@ -1,0 +1,209 @@
+"""The test PKI: a CA, host (server) certificates and client certificates, with `cryptography`.
+
+Certificates are real X.509 with the extensions Windows looks at: serverAuth for the HTTPS
+listener (SANs: fqdn, computer name, IP address), clientAuth plus a UPN otherName SAN for
+certificate authentication (WinRM maps a client certificate by its issuer and UPN).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+UPN_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+_VALIDITY = datetime.timedelta(days=825)
+
+
+def _new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "winops winhost test PKI"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def thumbprint(cert: x509.Certificate) -> str:
+    """The SHA-1 thumbprint as Windows shows it (upper-case hex, no separators)."""
+    return cert.fingerprint(hashes.SHA1()).hex().upper()
+
+
+def _der_utf8_string(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) < 0x80:
+        length = bytes([len(raw)])
+    else:
+        size = (len(raw).bit_length() + 7) // 8
+        length = bytes([0x80 | size]) + len(raw).to_bytes(size, "big")
+    return b"\x0c" + length + raw
+
+
+def _parse_der_utf8_string(data: bytes) -> str | None:
+    if len(data) < 2 or data[0] != 0x0C:
+        return None
+    length, offset = data[1], 2
+    if length & 0x80:
+        size = length & 0x7F
+        length, offset = int.from_bytes(data[2 : 2 + size], "big"), 2 + size
+    return data[offset : offset + length].decode("utf-8", errors="replace")
+
+
+def upn_of(cert: x509.Certificate) -> str | None:
+    """The UPN otherName SAN of a certificate, if it has one."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    for other in san.get_values_for_type(x509.OtherName):
+        if other.type_id == UPN_OID:
+            return _parse_der_utf8_string(other.value)
+    return None
+
+
+class CertificateAuthority:
+    """A CA that signs host and client certificates (SHA-256 signatures)."""
+
+    def __init__(self, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> None:
+        self.cert = cert
+        self.key = key
+
+    @property
+    def thumbprint(self) -> str:
+        return thumbprint(self.cert)
+
+    @classmethod
+    def create(cls, common_name: str = "winhost test CA") -> CertificateAuthority:
+        key = _new_key()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        name = _name(common_name)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(cert, key)
+
+    @classmethod
+    def load(cls, cert_path: Path, key_path: Path) -> CertificateAuthority:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError(f"CA key {key_path} is not an RSA key")
+        return cls(cert, key)
+
+    def save(self, cert_path: Path, key_path: Path) -> None:
+        write_cert(cert_path, self.cert)
+        write_key(key_path, self.key)
+
+    def _issue(
+        self,
+        subject: x509.Name,
+        sans: list[x509.GeneralName],
+        usage: ObjectIdentifier,
+        key: rsa.RSAPrivateKey,
+    ) -> x509.Certificate:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=True,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+
+    def issue_server(
+        self, fqdn: str, computer_name: str, address: str
+    ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+        """A serverAuth certificate for an HTTPS listener, CN=fqdn."""
+        key = _new_key()
+        sans: list[x509.GeneralName] = [
+            x509.DNSName(fqdn),
+            x509.DNSName(computer_name),
+            x509.IPAddress(ipaddress.ip_address(address)),
+        ]
+        return self._issue(_name(fqdn), sans, ExtendedKeyUsageOID.SERVER_AUTH, key), key
+
+    def issue_client(
+        self, upn: str, common_name: str
+    ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+        """A clientAuth certificate with a UPN SAN, as certificate authentication needs."""
+        key = _new_key()
+        sans: list[x509.GeneralName] = [x509.OtherName(UPN_OID, _der_utf8_string(upn))]
+        return self._issue(_name(common_name), sans, ExtendedKeyUsageOID.CLIENT_AUTH, key), key
+
+
+def write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+    """Write a private key readable by the owner only (created 0600, never widened)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def load_cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())

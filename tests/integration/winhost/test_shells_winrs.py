@@ -1,0 +1,253 @@
+"""The WinRS cmd shell driven by the real pywinrm Protocol (its HTTP exchange replaced by an
+in-process call into envelope parsing, the shell handler and response rendering)."""
+
+from __future__ import annotations
+
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+from pypsrp.shell import SignalCode, WinRS
+from pypsrp.wsman import SelectorSet
+from shells_helpers import OTHER, InProcessServer, ScriptedEngine, SettingsHost
+from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
+
+from winhost import api, faults
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> SettingsHost:
+    return SettingsHost(tmp_path)
+
+
+@pytest.fixture
+def engine() -> ScriptedEngine:
+    return ScriptedEngine()
+
+
+@pytest.fixture
+def server(host: SettingsHost, engine: ScriptedEngine) -> t.Iterator[InProcessServer]:
+    faults.clear(host.computer_name)
+    yield InProcessServer(host, engine)
+    faults.clear(host.computer_name)
+
+
+def run(
+    server: InProcessServer, command: str, *args: str, **shell: t.Any
+) -> tuple[bytes, bytes, int]:
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell(**shell)
+    command_id = protocol.run_command(shell_id, command, list(args))
+    result = protocol.get_command_output(shell_id, command_id)
+    protocol.cleanup_command(shell_id, command_id)
+    protocol.close_shell(shell_id)
+    return result
+
+
+def test_command_output_and_exit_code(server: InProcessServer, engine: ScriptedEngine) -> None:
+    assert run(server, "echo", "hello", "world") == (b"hello world\r\n", b"", 0)
+    stdout, stderr, code = run(server, "exit", "3")
+    assert (stdout, stderr, code) == (b"", b"leaving\r\n", 3)
+    assert engine.command_lines[0][1:] == ("echo", ["hello world"])  # pywinrm joins arguments
+    assert server.handlers  # the shells are gone after Delete
+    assert all(not s.commands for s in server.handlers[next(iter(server.handlers))].table.shells())
+
+
+def test_create_response_carries_the_shell_epr(server: InProcessServer) -> None:
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell()
+    assert shell_id == shell_id.upper() and len(shell_id) == 36
+    # pypsrp reads the rsp:Shell resource and the EPR's selector set as Windows sends them.
+    wsman = server.pypsrp()
+    with WinRS(wsman) as shell:
+        assert shell.id and shell.owner == "WIN1\\ansible"
+        assert shell.output_streams == "stdout stderr"
+        assert shell.idle_time_out == "PT7200.000S"
+        assert shell._selector_set is not None
+        assert str(shell._selector_set).find(shell.id) >= 0
+    protocol.close_shell(shell_id)
+
+
+def test_stdin_is_sent_and_ended(server: InProcessServer, engine: ScriptedEngine) -> None:
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell(codepage=65001)
+    command_id = protocol.run_command(shell_id, "cat")
+    protocol.send_command_input(shell_id, command_id, b"line one\r\n")
+    assert not engine.processes[-1].input_ended
+    protocol.send_command_input(shell_id, command_id, "zwei ü\r\n".encode(), end=True)
+    assert engine.processes[-1].input_ended
+    stdout, _, code = protocol.get_command_output(shell_id, command_id)
+    assert (stdout, code) == ("line one\r\nzwei ü\r\n".encode(), 0)
+    protocol.close_shell(shell_id)
+
+
+def test_codepage_decides_console_bytes(server: InProcessServer) -> None:
+    assert run(server, "umlaut", codepage=65001)[0] == "Grüße ✓\r\n".encode()
+    assert run(server, "umlaut")[0] == "Grüße ?\r\n".encode("cp437")  # pywinrm's default 437
+
+
+def test_receive_times_out_then_output_arrives(server: InProcessServer) -> None:
+    protocol = server.pywinrm(operation_timeout_sec=1, read_timeout_sec=5)
+    shell_id = protocol.open_shell()
+    command_id = protocol.run_command(shell_id, "slow", ["2"])
+    started = time.monotonic()
+    with pytest.raises(WinRMOperationTimeoutError):
+        protocol.get_command_output_raw(shell_id, command_id)
+    assert 0.9 <= time.monotonic() - started < 1.8
+    assert server.responses[-1][0] == 500
+    stdout, _, code = protocol.get_command_output(shell_id, command_id)  # retries timeouts
+    assert (stdout, code) == (b"late\r\n", 0)
+    protocol.close_shell(shell_id)
+
+
+def test_terminate_stops_a_running_command(server: InProcessServer, engine: ScriptedEngine) -> None:
+    protocol = server.pywinrm(operation_timeout_sec=1, read_timeout_sec=5)
+    shell_id = protocol.open_shell()
+    command_id = protocol.run_command(shell_id, "hang")
+    with pytest.raises(WinRMOperationTimeoutError):
+        protocol.get_command_output_raw(shell_id, command_id)
+    protocol.cleanup_command(shell_id, command_id)
+    assert engine.processes[-1].terminated
+    with pytest.raises(WSManFaultError) as err:
+        protocol.get_command_output_raw(shell_id, command_id)
+    assert err.value.wsman_fault_code == api.WSMAN_FAULT_SHELL_NOT_FOUND
+    assert "command identifier that does not exist" in err.value.reason
+    protocol.close_shell(shell_id)
+
+
+def test_ctrl_c_ends_the_command_and_leaves_its_state_receivable(
+    server: InProcessServer, engine: ScriptedEngine
+) -> None:
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell()
+    command_id = protocol.run_command(shell_id, "hang")
+    # pywinrm only sends terminate; pypsrp's WinRS sends ctrl_c to the same shell.
+    selectors = SelectorSet()
+    selectors.add_option("ShellId", shell_id)
+    shell = WinRS(server.pypsrp())
+    shell._selector_set = selectors
+    shell.signal(SignalCode.CTRL_C, command_id)
+    assert engine.processes[-1].terminated
+    _, _, code = protocol.get_command_output(shell_id, command_id)
+    assert code == 1  # the scripted program's exit code when ended
+    protocol.close_shell(shell_id)
+
+
+def test_unknown_shell_gets_the_windows_fault(server: InProcessServer) -> None:
+    protocol = server.pywinrm()
+    bogus = "0C8A1B36-5A6E-4C3C-9C5E-000000000000"
+    with pytest.raises(WSManFaultError) as err:
+        protocol.run_command(bogus, "echo", ["x"])
+    assert err.value.wsman_fault_code == 2150858843
+    assert err.value.fault_subcode == "w:InvalidSelectors"
+    assert f"ShellId {bogus} failed because the shell was not found" in err.value.reason
+
+
+def test_another_users_shell_is_not_found(server: InProcessServer) -> None:
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell()
+    server.principal = OTHER
+    with pytest.raises(WSManFaultError) as err:
+        protocol.run_command(shell_id, "echo", ["x"])
+    assert err.value.wsman_fault_code == 2150858843
+
+
+def test_idle_shell_expires(server: InProcessServer, host: SettingsHost) -> None:
+    host.settings["Winrs/IdleTimeout"] = "400"
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell()
+    protocol.cleanup_command(shell_id, protocol.run_command(shell_id, "echo", ["x"]))
+    time.sleep(0.7)
+    with pytest.raises(WSManFaultError) as err:
+        protocol.run_command(shell_id, "echo", ["x"])
+    assert err.value.wsman_fault_code == 2150858843
+
+
+def test_a_waiting_receive_keeps_the_shell_alive(
+    server: InProcessServer, host: SettingsHost
+) -> None:
+    host.settings["Winrs/IdleTimeout"] = "400"
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell()
+    command_id = protocol.run_command(shell_id, "slow", ["1"])
+    assert protocol.get_command_output(shell_id, command_id)[0] == b"late\r\n"
+    protocol.close_shell(shell_id)
+
+
+def test_shell_quota(server: InProcessServer, host: SettingsHost) -> None:
+    host.settings["Winrs/MaxShellsPerUser"] = "2"
+    protocol = server.pywinrm()
+    first = protocol.open_shell()
+    protocol.open_shell()
+    with pytest.raises(WSManFaultError) as err:
+        protocol.open_shell()
+    assert err.value.wsman_fault_code == api.WSMAN_FAULT_QUOTA_LIMIT
+    assert err.value.fault_subcode == "w:QuotaLimit"
+    assert "maximum number of 2 concurrent shells" in err.value.reason
+    server.principal = OTHER  # the quota is per user
+    protocol.open_shell()
+    server.principal = api.Principal("ansible", "WIN1", "NTLM", is_admin=True)
+    protocol.close_shell(first)
+    protocol.open_shell()
+
+
+def test_operations_quota(server: InProcessServer, host: SettingsHost) -> None:
+    host.settings["Service/MaxConcurrentOperationsPerUser"] = "3"
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell()
+    first = protocol.run_command(shell_id, "echo", ["1"])
+    protocol.run_command(shell_id, "echo", ["2"])
+    with pytest.raises(WSManFaultError) as err:
+        protocol.run_command(shell_id, "echo", ["3"])
+    assert err.value.wsman_fault_code == 2150859174
+    assert "maximum number of 3 concurrent operations" in err.value.reason
+    protocol.cleanup_command(shell_id, first)  # a terminated command frees its operation
+    protocol.run_command(shell_id, "echo", ["3"])
+
+
+def test_output_is_chunked_to_the_clients_envelope(server: InProcessServer) -> None:
+    size = 400_000
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell(codepage=65001)  # UTF-8: the bytes pass through untouched
+    command_id = protocol.run_command(shell_id, "big", [str(size)])
+    server.responses.clear()
+    stdout, _, code = protocol.get_command_output(shell_id, command_id)
+    assert code == 0 and stdout == bytes(i % 251 for i in range(size))
+    assert len(server.responses) >= 3
+    assert all(
+        status == 200 and length <= limit for status, length, limit in server.responses if limit
+    )
+    protocol.close_shell(shell_id)
+
+
+def test_injected_faults(server: InProcessServer, host: SettingsHost) -> None:
+    protocol = server.pywinrm(operation_timeout_sec=5, read_timeout_sec=10)
+    shell_id = protocol.open_shell()
+    command_id = protocol.run_command(shell_id, "cat")
+    faults.inject(host.computer_name, "busy")
+    with pytest.raises(WSManFaultError) as err:
+        protocol.send_command_input(shell_id, command_id, b"x", end=True)
+    assert err.value.wsman_fault_code == api.WSMAN_FAULT_BUSY
+    protocol.send_command_input(shell_id, command_id, b"x", end=True)  # consumed: works again
+
+    faults.inject(host.computer_name, "receive_timeout", seconds=0.6)
+    started = time.monotonic()
+    with pytest.raises(WinRMOperationTimeoutError):
+        protocol.get_command_output_raw(shell_id, command_id)
+    assert time.monotonic() - started < 0.5  # at once, not after OperationTimeout
+    time.sleep(0.7)
+    assert protocol.get_command_output(shell_id, command_id)[0] == b"x"
+
+    faults.inject(host.computer_name, "quota")
+    with pytest.raises(WSManFaultError) as err:
+        protocol.open_shell()
+    assert err.value.wsman_fault_code == api.WSMAN_FAULT_QUOTA_LIMIT
+    protocol.close_shell(shell_id)
+
+
+def test_unmodelled_shell_settings_fail_loudly(server: InProcessServer) -> None:
+    protocol = server.pywinrm()
+    with pytest.raises(WSManFaultError) as err:
+        protocol.open_shell(env_vars={"PATH": "C:\\tools"})
+    assert "does not model environment variables" in err.value.reason

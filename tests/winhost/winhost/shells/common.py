@@ -1,0 +1,445 @@
+"""What the WinRS cmd shell and the PowerShell shell share: the per-host shell table with
+Windows' quotas and idle expiry, the faults WinRM answers shell requests with, the
+Create/Receive plumbing and the small XML helpers both shells build responses with.
+
+A shell lives in a `ShellTable` (one per host, shared by both shell kinds, since WinRM's
+per-user quotas count every shell of the user). Requests on one shell are serialised by the
+shell's lock except Receive, which waits for output without holding it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+import uuid
+import xml.etree.ElementTree as ET
+
+from winhost import api
+from winhost.wsman.envelope import NS, format_duration, parse_duration
+
+CMD_RESOURCE_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+PS_RESOURCE_PREFIX = "http://schemas.microsoft.com/powershell/"
+
+_TRANSFER = "http://schemas.xmlsoap.org/ws/2004/09/transfer/"
+SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
+ACTION_CREATE = f"{_TRANSFER}Create"
+ACTION_DELETE = f"{_TRANSFER}Delete"
+ACTION_COMMAND = f"{SHELL_URI}Command"
+ACTION_SEND = f"{SHELL_URI}Send"
+ACTION_RECEIVE = f"{SHELL_URI}Receive"
+ACTION_SIGNAL = f"{SHELL_URI}Signal"
+
+STATE_DONE = f"{SHELL_URI}CommandState/Done"
+STATE_RUNNING = f"{SHELL_URI}CommandState/Running"
+
+SIGNAL_TERMINATE = f"{SHELL_URI}signal/terminate"
+SIGNAL_CTRL_C = f"{SHELL_URI}signal/ctrl_c"
+SIGNAL_CTRL_BREAK = f"{SHELL_URI}signal/ctrl_break"
+PS_SIGNAL_CTRL_C = "powershell/signal/ctrl_c"
+
+# Windows' defaults when the host's configuration does not say (winrm/config/winrs and
+# winrm/config/service), and WinRM's OperationTimeout default.
+DEFAULT_IDLE_TIMEOUT_MS = 7200000
+DEFAULT_MAX_SHELLS_PER_USER = 30
+DEFAULT_MAX_OPERATIONS_PER_USER = 1500
+DEFAULT_MAX_ENVELOPE_KB = 500
+DEFAULT_OPERATION_TIMEOUT = 60.0
+
+WSMAN_FAULT_OPERATIONS_QUOTA = 2150859174  # 0x803381A6, MaxConcurrentOperationsPerUser
+
+# Room a Receive response needs besides its payload (envelope, headers, stream elements).
+_RESPONSE_OVERHEAD = 4096
+
+
+def q(prefix: str, local: str) -> str:
+    """A qualified ElementTree tag in one of the envelope's well-known namespaces."""
+    return f"{{{NS[prefix]}}}{local}"
+
+
+def sub(
+    parent: ET.Element, prefix: str, local: str, text: str | None = None, **attrib: str
+) -> ET.Element:
+    node = ET.SubElement(parent, q(prefix, local), attrib)
+    if text is not None:
+        node.text = text
+    return node
+
+
+def element(prefix: str, local: str, text: str | None = None, **attrib: str) -> ET.Element:
+    node = ET.Element(q(prefix, local), attrib)
+    if text is not None:
+        node.text = text
+    return node
+
+
+# --- faults as WinRM words them ----------------------------------------------------------------
+
+
+def shell_not_found_fault(shell_id: str) -> api.WSManFault:
+    return api.WSManFault(
+        "s:Sender",
+        "w:InvalidSelectors",
+        api.WSMAN_FAULT_SHELL_NOT_FOUND,
+        f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the "
+        "shell was not found on the server. Possible causes are: the specified ShellId is "
+        "incorrect or the shell no longer exists on the server. Provide the correct ShellId or "
+        "create a new shell and retry the operation. ",
+    )
+
+
+def command_not_found_fault() -> api.WSManFault:
+    return api.WSManFault(
+        "s:Sender",
+        "w:InvalidSelectors",
+        api.WSMAN_FAULT_SHELL_NOT_FOUND,
+        "The Windows Remote Shell received a request to perform an operation on a command "
+        "identifier that does not exist. Either the command has completed execution or the "
+        "client specified an invalid command identifier. ",
+    )
+
+
+def missing_selector_fault() -> api.WSManFault:
+    return api.WSManFault(
+        "s:Sender",
+        "w:InvalidSelectors",
+        api.WSMAN_FAULT_INVALID_SELECTORS,
+        "The WS-Management service cannot process the request because the request contained "
+        "invalid selectors for the resource. ",
+    )
+
+
+def shells_quota_fault(limit: int) -> api.WSManFault:
+    return api.WSManFault(
+        "s:Receiver",
+        "w:QuotaLimit",
+        api.WSMAN_FAULT_QUOTA_LIMIT,
+        f"The WS-Management service cannot process the request. This user is allowed a maximum "
+        f"number of {limit} concurrent shells, which has been exceeded. Close existing shells "
+        "or raise the quota for this user. ",
+    )
+
+
+def operations_quota_fault(limit: int) -> api.WSManFault:
+    return api.WSManFault(
+        "s:Receiver",
+        "w:QuotaLimit",
+        WSMAN_FAULT_OPERATIONS_QUOTA,
+        f"The WS-Management service cannot process the request. This user is allowed a maximum "
+        f"number of {limit} concurrent operations, which has been exceeded. Close existing "
+        "operations for this user, or raise the quota for this user. ",
+    )
+
+
+def action_not_supported_fault(action: str, resource_uri: str) -> api.WSManFault:
+    return api.WSManFault(
+        "s:Sender",
+        "a:ActionNotSupported",
+        api.WSMAN_FAULT_ACTION_NOT_SUPPORTED,
+        f"The action is not supported by the service. winhost does not model the action "
+        f"{action} on {resource_uri}. ",
+    )
+
+
+def bad_request_fault(detail: str) -> api.WSManFault:
+    """The request body is not what the action requires (WinRM's schema validation)."""
+    return api.WSManFault(
+        "s:Sender",
+        "w:SchemaValidationError",
+        2150858817,  # 0x80338041
+        f"The WS-Management service cannot process the request because the XML is invalid. "
+        f"{detail}",
+        http_status=400,
+    )
+
+
+def not_modelled_fault(what: str) -> api.WSManFault:
+    """Something a real Windows host would do that winhost does not model: loud, never a
+    made-up success."""
+    return api.WSManFault(
+        "s:Receiver",
+        "w:InternalError",
+        2150858770,  # 0x80338012
+        f"The WS-Management service cannot process the request. winhost does not model {what}. ",
+    )
+
+
+# --- host settings -----------------------------------------------------------------------------
+
+
+def host_setting_int(host: api.HostView, paths: tuple[str, ...], default: int) -> int:
+    """The first of `paths` the host's WinRM configuration knows, as an int; `default` (Windows'
+    own) when the host models none of them."""
+    for path in paths:
+        try:
+            text = host.winrm_setting(path)
+        except (KeyError, LookupError, ValueError):
+            continue
+        try:
+            return int(str(text).strip())
+        except ValueError as err:
+            raise ValueError(f"WinRM setting {path}={text!r} is not a whole number") from err
+    return default
+
+
+# --- shell table ---------------------------------------------------------------------------------
+
+
+class Shell:
+    """State common to every shell kind. Subclasses add their commands."""
+
+    def __init__(
+        self, shell_id: str, resource_uri: str, owner: api.Principal, idle_timeout: float
+    ) -> None:
+        self.shell_id = shell_id
+        self.resource_uri = resource_uri
+        self.owner = owner
+        self.idle_timeout = idle_timeout
+        self.created = time.monotonic()
+        self.last_activity = self.created
+        self.active_requests = 0
+        self.lock = threading.RLock()
+        self.closed = False
+
+    def operation_count(self) -> int:
+        """Operations this shell holds against MaxConcurrentOperationsPerUser: itself and its
+        commands that were not yet terminated."""
+        return 1
+
+    def close(self) -> None:
+        """Stop whatever runs in the shell (on Delete or idle expiry)."""
+        self.closed = True
+
+    def expired(self, now: float) -> bool:
+        return self.active_requests == 0 and now - self.last_activity > self.idle_timeout
+
+
+ShellT = t.TypeVar("ShellT", bound=Shell)
+
+
+class ShellTable:
+    """The shells of one host, with WinRM's per-user quotas and idle expiry."""
+
+    def __init__(self, host: api.HostView) -> None:
+        self.host = host
+        self._shells: dict[str, Shell] = {}
+        self._lock = threading.Lock()
+
+    def idle_timeout_seconds(self, requested: float | None) -> float:
+        configured = host_setting_int(
+            self.host, ("Winrs/IdleTimeout", "Shell/IdleTimeout"), DEFAULT_IDLE_TIMEOUT_MS
+        )
+        seconds = configured / 1000.0
+        if requested is not None and 0 < requested < seconds:
+            return requested
+        return seconds
+
+    def _sweep(self) -> list[Shell]:
+        now = time.monotonic()
+        gone = [s for s in self._shells.values() if s.expired(now)]
+        for shell in gone:
+            del self._shells[shell.shell_id.upper()]
+        return gone
+
+    def sweep(self) -> None:
+        """Forget shells idle for longer than their idle timeout, ending their commands."""
+        with self._lock:
+            gone = self._sweep()
+        for shell in gone:
+            shell.close()
+
+    def _user_shells(self, owner: api.Principal) -> list[Shell]:
+        return [s for s in self._shells.values() if s.owner.qualified_name == owner.qualified_name]
+
+    def check_operation_quota(self, owner: api.Principal, adding: int = 1) -> None:
+        limit = host_setting_int(
+            self.host,
+            ("Service/MaxConcurrentOperationsPerUser",),
+            DEFAULT_MAX_OPERATIONS_PER_USER,
+        )
+        with self._lock:
+            in_use = sum(s.operation_count() for s in self._user_shells(owner))
+        if in_use + adding > limit:
+            raise operations_quota_fault(limit)
+
+    def add(self, shell: Shell) -> None:
+        """Register a new shell, or raise the quota fault Windows sends."""
+        self.sweep()
+        shell_limit = host_setting_int(
+            self.host, ("Winrs/MaxShellsPerUser",), DEFAULT_MAX_SHELLS_PER_USER
+        )
+        operation_limit = host_setting_int(
+            self.host,
+            ("Service/MaxConcurrentOperationsPerUser",),
+            DEFAULT_MAX_OPERATIONS_PER_USER,
+        )
+        with self._lock:
+            mine = self._user_shells(shell.owner)
+            if len(mine) >= shell_limit:
+                raise shells_quota_fault(shell_limit)
+            if sum(s.operation_count() for s in mine) + 1 > operation_limit:
+                raise operations_quota_fault(operation_limit)
+            if shell.shell_id.upper() in self._shells:
+                raise bad_request_fault(f"A shell with ShellId {shell.shell_id} already exists.")
+            self._shells[shell.shell_id.upper()] = shell
+
+    def get(
+        self, request: api.WSManRequest, principal: api.Principal, kind: type[ShellT]
+    ) -> ShellT:
+        """The shell the request's ShellId selector names, owned by `principal`."""
+        shell_id = next((v for k, v in request.selectors.items() if k.lower() == "shellid"), None)
+        if not shell_id:
+            raise missing_selector_fault()
+        self.sweep()
+        with self._lock:
+            shell = self._shells.get(shell_id.upper())
+        # Another user's shell is as invisible as a missing one (WinRM answers the same).
+        if (
+            shell is None
+            or not isinstance(shell, kind)
+            or shell.owner.qualified_name != principal.qualified_name
+            or shell.resource_uri.lower() != request.resource_uri.lower()
+        ):
+            raise shell_not_found_fault(shell_id)
+        return shell
+
+    def remove(self, shell: Shell) -> None:
+        with self._lock:
+            self._shells.pop(shell.shell_id.upper(), None)
+        shell.close()
+
+    def shells(self) -> list[Shell]:
+        with self._lock:
+            return list(self._shells.values())
+
+
+class Activity:
+    """Marks a shell busy for the length of a request (an idle shell is one no request
+    touches), and refreshes its idle clock at both ends."""
+
+    def __init__(self, shell: Shell) -> None:
+        self.shell = shell
+
+    def __enter__(self) -> Shell:
+        with self.shell.lock:
+            self.shell.active_requests += 1
+            self.shell.last_activity = time.monotonic()
+        return self.shell
+
+    def __exit__(self, *exc: object) -> None:
+        with self.shell.lock:
+            self.shell.active_requests -= 1
+            self.shell.last_activity = time.monotonic()
+
+
+# --- request helpers -----------------------------------------------------------------------------
+
+
+def body_child(request: api.WSManRequest, local: str) -> ET.Element:
+    node = request.body.find(q("rsp", local))
+    if node is None:
+        raise bad_request_fault(f"The s:Body has no rsp:{local} element.")
+    return node
+
+
+def operation_timeout(request: api.WSManRequest) -> float:
+    if request.operation_timeout is None:
+        return DEFAULT_OPERATION_TIMEOUT
+    return max(0.0, request.operation_timeout)
+
+
+def response_payload_budget(request: api.WSManRequest, host: api.HostView) -> int:
+    """Raw bytes of stream data a Receive response may carry so that, base64-encoded inside
+    its envelope, it fits both the client's MaxEnvelopeSize and the host's."""
+    server_limit = 1024 * host_setting_int(host, ("MaxEnvelopeSizekb",), DEFAULT_MAX_ENVELOPE_KB)
+    limit = min(server_limit, request.max_envelope_size or server_limit)
+    return max(1024, (limit - _RESPONSE_OVERHEAD) * 3 // 4)
+
+
+def new_shell_id() -> str:
+    return str(uuid.uuid4()).upper()
+
+
+def requested_idle_timeout(shell_node: ET.Element) -> float | None:
+    node = shell_node.find(q("rsp", "IdleTimeOut"))
+    if node is None or not (node.text or "").strip():
+        return None
+    try:
+        return parse_duration(node.text or "")
+    except ValueError as err:
+        raise bad_request_fault(f"rsp:IdleTimeOut {node.text!r} is not an xs:duration.") from err
+
+
+def endpoint_address(request: api.WSManRequest, host: api.HostView) -> str:
+    """The address the client sent the request to (wsa:To), which WinRM echoes in the EPR of
+    a created resource."""
+    to = request.header.find(q("a", "To"))
+    if to is not None and (to.text or "").strip():
+        return (to.text or "").strip()
+    return f"http://{host.fqdn}:5985/wsman"
+
+
+def create_response(
+    request: api.WSManRequest,
+    host: api.HostView,
+    shell: Shell,
+    input_streams: str,
+    output_streams: str,
+) -> api.WSManResponse:
+    """WS-Transfer CreateResponse as WinRM sends it for a shell: the EPR of the new shell
+    (x:ResourceCreated) and the rsp:Shell resource itself."""
+    created = element("x", "ResourceCreated")
+    sub(created, "a", "Address", endpoint_address(request, host))
+    params = sub(created, "a", "ReferenceParameters")
+    sub(params, "w", "ResourceURI", shell.resource_uri)
+    selectors = sub(params, "w", "SelectorSet")
+    sub(selectors, "w", "Selector", shell.shell_id, Name="ShellId")
+
+    resource = element("rsp", "Shell")
+    sub(resource, "rsp", "ShellId", shell.shell_id)
+    sub(resource, "rsp", "ResourceUri", shell.resource_uri)
+    sub(resource, "rsp", "Owner", f"{shell.owner.domain}\\{shell.owner.username}")
+    sub(resource, "rsp", "IdleTimeOut", format_duration(shell.idle_timeout))
+    sub(resource, "rsp", "InputStreams", input_streams)
+    sub(resource, "rsp", "OutputStreams", output_streams)
+    sub(resource, "rsp", "ShellRunTime", "P0DT0H0M0S")
+    sub(resource, "rsp", "ShellInactivity", "P0DT0H0M0S")
+    return api.WSManResponse(action=f"{_TRANSFER}CreateResponse", body=[created, resource])
+
+
+def delete_response() -> api.WSManResponse:
+    return api.WSManResponse(action=f"{_TRANSFER}DeleteResponse", body=[])
+
+
+def command_response(command_id: str) -> api.WSManResponse:
+    node = element("rsp", "CommandResponse")
+    sub(node, "rsp", "CommandId", command_id)
+    return api.WSManResponse(action=f"{SHELL_URI}CommandResponse", body=[node])
+
+
+def send_response() -> api.WSManResponse:
+    return api.WSManResponse(
+        action=f"{SHELL_URI}SendResponse", body=[element("rsp", "SendResponse")]
+    )
+
+
+def signal_response() -> api.WSManResponse:
+    return api.WSManResponse(
+        action=f"{SHELL_URI}SignalResponse", body=[element("rsp", "SignalResponse")]
+    )
+
+
+def receive_response(body: ET.Element) -> api.WSManResponse:
+    return api.WSManResponse(action=f"{SHELL_URI}ReceiveResponse", body=[body])
+
+
+def stream_attr(node: ET.Element, name: str) -> str | None:
+    """An attribute by local name, whether the client qualified it or not."""
+    for key, value in node.attrib.items():
+        if key == name or key.endswith(f"}}{name}"):
+            return value
+    return None
+
+
+def is_true(text: str | None) -> bool:
+    return (text or "").strip().lower() in ("true", "1")

@@ -1,0 +1,41 @@
+"""`python -m kdc start|stop --state-dir DIR`: run the test KDC in the background.
+
+`start` prints the environment lines (KRB5_CONFIG=..., KRB5_KDC_PROFILE=...) to export and
+leaves krb5kdc running; `stop` ends it through the pid recorded in DIR/kdc.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kdc import KDC, KdcError, stop_pid_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdc", description=__doc__)
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--hosts", type=int, default=3, help="HTTP/win<N> principals to add")
+    args = parser.parse_args(argv)
+    if args.action == "stop":
+        if not stop_pid_file(args.state_dir):
+            print(f"no KDC recorded in {args.state_dir}/kdc.json", file=sys.stderr)
+            return 1
+        return 0
+    if (args.state_dir / "kdc.json").exists():
+        print(f"a KDC is already recorded in {args.state_dir}; stop it first", file=sys.stderr)
+        return 1
+    try:
+        kdc = KDC(args.state_dir, hosts=args.hosts).start()
+    except KdcError as err:
+        print(f"kdc: {err}", file=sys.stderr)
+        return 1
+    for name, value in kdc.environment().items():
+        print(f"{name}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -281,6 +281,13 @@ class PowerShellHandler:
                 self._on_event(shell, event)
         except psrpcore.PSRPCoreError as err:
             raise _psrp_fault(what, err) from err
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            # psrpcore failing on a message a real client sent (e.g. it reads SET_MAX_RUNSPACES'
+            # call id as "ci" where pypsrp writes "CI"): a loud fault, never a made-up answer.
+            raise common.not_modelled_fault(
+                f"this PSRP message in {what} (psrpcore could not process it: "
+                f"{type(err).__name__}: {err})"
+            ) from err
         finally:
             shell.collect()
 

@@ -1,0 +1,185 @@
+"""The PowerShell shell driven by the real pypsrp RunspacePool/PowerShell (its HTTP exchange
+replaced by an in-process call into envelope parsing, the shell handler and rendering)."""
+
+from __future__ import annotations
+
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+from pypsrp.exceptions import WSManFaultError
+from pypsrp.host import PSHost
+from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from shells_helpers import InProcessServer, ScriptedEngine, SettingsHost
+
+from winhost import api, faults
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> SettingsHost:
+    return SettingsHost(tmp_path)
+
+
+@pytest.fixture
+def engine() -> ScriptedEngine:
+    return ScriptedEngine()
+
+
+@pytest.fixture
+def server(host: SettingsHost, engine: ScriptedEngine) -> t.Iterator[InProcessServer]:
+    faults.clear(host.computer_name)
+    yield InProcessServer(host, engine)
+    faults.clear(host.computer_name)
+
+
+def test_script_output_objects(server: InProcessServer, engine: ScriptedEngine) -> None:
+    with RunspacePool(server.pypsrp()) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("objects")
+        assert ps.invoke() == ["one", 2, True]
+        assert ps.state == PSInvocationState.COMPLETED
+        assert not ps.had_errors and not ps.streams.error
+        ps.close()  # terminate signal: the pipeline is forgotten
+    principal, commands = engine.pipelines[0]
+    assert principal.username == "ansible"
+    assert commands == [api.PipelineCommand("objects", True, [])]
+    assert not server.handlers[next(iter(server.handlers))].table.shells()  # Delete on exit
+
+
+def test_error_records_carry_the_message(server: InProcessServer) -> None:
+    with RunspacePool(server.pypsrp()) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("fail")
+        assert ps.invoke() == ["before"]
+        assert ps.state == PSInvocationState.COMPLETED
+        assert len(ps.streams.error) == 1
+        assert str(ps.streams.error[0]) == "Cannot find path 'C:\\nope' because it does not exist."
+
+
+def test_pipeline_input_reaches_the_engine(server: InProcessServer) -> None:
+    with RunspacePool(server.pypsrp()) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("echo-input")
+        assert ps.invoke(input=["a", "b ü"]) == ["got a", "got b ü"]
+
+
+def test_cmdlet_with_parameters(server: InProcessServer, engine: ScriptedEngine) -> None:
+    with RunspacePool(server.pypsrp()) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Item").add_parameter("Path", "C:\\x").add_argument(3)
+        assert ps.invoke() == ["Get-Item:[('Path', 'C:\\\\x'), (None, 3)]"]
+    assert engine.pipelines[0][1] == [
+        api.PipelineCommand("Get-Item", False, [("Path", "C:\\x"), (None, 3)])
+    ]
+
+
+def test_exit_code_reaches_the_host_as_set_should_exit(server: InProcessServer) -> None:
+    host = PSHost(None, None, False, "winhost-test", None, None, "1.0")
+    with RunspacePool(server.pypsrp(), host=host) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("exit 5")
+        ps.invoke()
+        assert ps.state == PSInvocationState.COMPLETED
+    assert host.rc == 5
+
+
+def test_stop_terminates_the_running_pipeline(
+    server: InProcessServer, engine: ScriptedEngine
+) -> None:
+    with RunspacePool(server.pypsrp(operation_timeout=1)) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("sleep")
+        ps.begin_invoke()
+        ps.poll_invoke(timeout=1)  # nothing yet: the OperationTimeout fault is swallowed
+        assert ps.state == PSInvocationState.RUNNING
+        ps.stop()
+        assert engine.processes[-1].terminated
+        # The pool stays usable after a stop.
+        again = PowerShell(pool)
+        again.add_script("objects")
+        assert again.invoke() == ["one", 2, True]
+
+
+def test_receive_times_out_then_output_arrives(server: InProcessServer) -> None:
+    with RunspacePool(server.pypsrp()) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("slow 1.5")
+        ps.begin_invoke()
+        pool._receive(ps.id, timeout=1)  # PIPELINE_STATE Running comes at once
+        started = time.monotonic()
+        with pytest.raises(WSManFaultError) as err:
+            pool._receive(ps.id, timeout=1)
+        assert err.value.code == api.WSMAN_FAULT_OPERATION_TIMEOUT
+        assert 0.9 <= time.monotonic() - started < 1.5
+        assert ps.end_invoke() == ["late"]
+
+
+def test_unknown_configuration_gets_the_windows_fault(server: InProcessServer) -> None:
+    pool = RunspacePool(server.pypsrp(), configuration_name="Contoso.JEA")
+    with pytest.raises(WSManFaultError) as err:
+        pool.open()
+    assert err.value.code == 2150858811
+    assert "http://schemas.microsoft.com/powershell/Contoso.JEA) was not found" in err.value.reason
+
+
+def test_other_default_configuration_names_open(server: InProcessServer) -> None:
+    with RunspacePool(server.pypsrp(), configuration_name="microsoft.powershell32") as pool:
+        ps = PowerShell(pool)
+        ps.add_script("objects")
+        assert ps.invoke() == ["one", 2, True]
+
+
+def test_runspace_pool_messages(server: InProcessServer) -> None:
+    with RunspacePool(server.pypsrp()) as pool:
+        assert pool.get_available_runspaces() == 1
+        # psrpcore 0.3.1 reads SET_MAX_RUNSPACES' call id as "ci", pypsrp writes "CI": the
+        # shell answers with a loud fault instead of pretending the change was made.
+        with pytest.raises(WSManFaultError) as err:
+            pool.max_runspaces = 4
+        assert "psrpcore could not process it" in err.value.reason
+        assert pool.get_available_runspaces() == 1
+
+
+def test_large_output_is_fragmented_to_fit(server: InProcessServer) -> None:
+    wsman = server.pypsrp()
+    with RunspacePool(wsman) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("many 3000")
+        server.responses.clear()
+        output = ps.invoke()
+    assert len(output) == 3000 and output[-1].startswith("line 002999 ")
+    receives = [r for r in server.responses if r[2]]
+    assert len(receives) > 3
+    assert all(status == 200 and size <= limit for status, size, limit in receives)
+
+
+def test_unknown_shell_and_idle_expiry(server: InProcessServer, host: SettingsHost) -> None:
+    host.settings["Winrs/IdleTimeout"] = "400"
+    pool = RunspacePool(server.pypsrp())
+    pool.open()
+    time.sleep(0.7)
+    ps = PowerShell(pool)
+    ps.add_script("objects")
+    with pytest.raises(WSManFaultError) as err:
+        ps.invoke()
+    assert err.value.code == api.WSMAN_FAULT_SHELL_NOT_FOUND
+    assert f"ShellId {pool.shell.id.upper()} failed" in err.value.reason
+
+
+def test_shells_quota_counts_both_shell_kinds(server: InProcessServer, host: SettingsHost) -> None:
+    host.settings["Winrs/MaxShellsPerUser"] = "1"
+    server.pywinrm().open_shell()
+    with pytest.raises(WSManFaultError) as err:
+        RunspacePool(server.pypsrp()).open()
+    assert err.value.code == api.WSMAN_FAULT_QUOTA_LIMIT
+
+
+def test_busy_send_fault(server: InProcessServer, host: SettingsHost) -> None:
+    with RunspacePool(server.pypsrp()) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("echo-input")
+        faults.inject(host.computer_name, "busy")
+        with pytest.raises(WSManFaultError) as err:
+            ps.invoke(input=["a"])
+        assert err.value.code == api.WSMAN_FAULT_BUSY

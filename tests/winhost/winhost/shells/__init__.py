@@ -24,7 +24,12 @@ class ShellHandlerMap(dict[str, api.ShellHandler]):
     the PowerShell handler."""
 
     def __init__(self, cmd: CmdShellHandler, powershell: PowerShellHandler) -> None:
-        super().__init__({CMD_RESOURCE_URI: cmd, POWERSHELL_RESOURCE_URI: powershell})
+        # Every configuration the host has is a key of its own too, for users that copy the
+        # mapping into a plain dict (the prefix lookup then no longer applies).
+        super().__init__(
+            {CMD_RESOURCE_URI: cmd}
+            | {f"{PS_RESOURCE_PREFIX}{name}": powershell for name in powershell.configuration_names}
+        )
         self._powershell = powershell
 
     def __missing__(self, key: str) -> api.ShellHandler:

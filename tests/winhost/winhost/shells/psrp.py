@@ -152,7 +152,8 @@ class PowerShellHandler:
         self.host = host
         self.engine = engine
         self.table = table
-        self.configurations = {name.lower() for name in configurations}
+        self.configuration_names = tuple(configurations)
+        self.configurations = {name.lower() for name in self.configuration_names}
 
     def serves(self, resource_uri: str) -> bool:
         return resource_uri.lower().startswith(common.PS_RESOURCE_PREFIX)

@@ -164,6 +164,21 @@ def test_idle_shell_expires(server: InProcessServer, host: SettingsHost) -> None
     assert err.value.wsman_fault_code == 2150858843
 
 
+def test_idle_shell_is_freed_without_a_request(
+    server: InProcessServer, host: SettingsHost, engine: ScriptedEngine
+) -> None:
+    host.settings["Winrs/IdleTimeout"] = "300"
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell()
+    protocol.run_command(shell_id, "hang")
+    table = server.handlers["http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"].table
+    deadline = time.monotonic() + 5
+    while table.shells() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not table.shells()
+    assert engine.processes[-1].terminated  # its command ended with it
+
+
 def test_a_waiting_receive_keeps_the_shell_alive(
     server: InProcessServer, host: SettingsHost
 ) -> None:

@@ -220,10 +220,15 @@ ShellT = t.TypeVar("ShellT", bound=Shell)
 class ShellTable:
     """The shells of one host, with WinRM's per-user quotas and idle expiry."""
 
+    # How often idle shells are looked for while any exist (Windows frees them on its own,
+    # not only when the next request arrives).
+    SWEEP_INTERVAL = 1.0
+
     def __init__(self, host: api.HostView) -> None:
         self.host = host
         self._shells: dict[str, Shell] = {}
         self._lock = threading.Lock()
+        self._sweeper: threading.Thread | None = None
 
     def idle_timeout_seconds(self, requested: float | None) -> float:
         configured = host_setting_int(
@@ -247,6 +252,23 @@ class ShellTable:
             gone = self._sweep()
         for shell in gone:
             shell.close()
+
+    def _sweep_while_shells_exist(self) -> None:
+        while True:
+            time.sleep(self.SWEEP_INTERVAL)
+            self.sweep()
+            with self._lock:
+                if not self._shells:
+                    self._sweeper = None
+                    return
+
+    def _ensure_sweeper(self) -> None:
+        """Start the background sweep (caller holds the table's lock)."""
+        if self._sweeper is None:
+            self._sweeper = threading.Thread(
+                target=self._sweep_while_shells_exist, name="winhost-shell-idle", daemon=True
+            )
+            self._sweeper.start()
 
     def _user_shells(self, owner: api.Principal) -> list[Shell]:
         return [s for s in self._shells.values() if s.owner.qualified_name == owner.qualified_name]
@@ -282,6 +304,7 @@ class ShellTable:
             if shell.shell_id.upper() in self._shells:
                 raise bad_request_fault(f"A shell with ShellId {shell.shell_id} already exists.")
             self._shells[shell.shell_id.upper()] = shell
+            self._ensure_sweeper()
 
     def get(
         self, request: api.WSManRequest, principal: api.Principal, kind: type[ShellT]

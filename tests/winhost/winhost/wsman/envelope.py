@@ -34,6 +34,11 @@ NS: dict[str, str] = {
     "pwsh": "http://schemas.microsoft.com/powershell",
 }
 
+IDENTIFY_ACTION = "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity/Identify"
+_IDENTIFY_NAMESPACES = (
+    "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd",
+    "http://schemas.dmtf.org/wbem/wsman/identify/1/wsmanidentity.xsd",
+)
 ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
 WSMAN_FAULT_ACTION = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
 ADDRESSING_FAULT_ACTION = "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault"
@@ -114,7 +119,12 @@ def parse_request(data: bytes) -> api.WSManRequest:
 
     action = _header_text(header, "a", "Action")
     message_id = _header_text(header, "a", "MessageID")
-    if not action or not message_id:
+    if not action and any(
+        body.find(f"{{{ns}}}Identify") is not None for ns in _IDENTIFY_NAMESPACES
+    ):
+        # Identify carries no addressing headers at all (MS-WSMV 3.1.4.16).
+        action, message_id = IDENTIFY_ACTION, message_id or ""
+    if not action or (not message_id and action != IDENTIFY_ACTION):
         missing = "Action" if not action else "MessageID"
         raise api.WSManFault(
             "s:Sender",
@@ -248,7 +258,10 @@ def _response_headers(action: str, relates_to: str | None) -> list[ET.Element]:
 
 def render_response(request: api.WSManRequest, response: api.WSManResponse) -> bytes:
     """The SOAP envelope answering `request` with the handler's `response`."""
-    headers = _response_headers(response.action, request.message_id)
+    if request.action == IDENTIFY_ACTION:
+        headers = []  # the Identify response has an empty s:Header, as WinRM sends it
+    else:
+        headers = _response_headers(response.action, request.message_id)
     headers.extend(response.extra_headers)
     return _Writer().envelope(headers, list(response.body))
 

@@ -1,0 +1,7 @@
+"""Entry point: python -m winhost (see winhost.cli)."""
+
+import sys
+
+from winhost.cli import main
+
+sys.exit(main())

@@ -1,0 +1,241 @@
+"""WinHost: one simulated Windows machine at run time (implements api.HostView).
+
+The host owns its persisted `HostState`, its WS-Management router and its live listeners.
+Listeners are derived from state by `reconcile_listeners()`, called at boot and after every
+configuration change, so a listener added, changed or removed through winrm/config takes
+effect at once. TLS protocol versions come from the SCHANNEL registry values read at boot:
+changing them needs a reboot (fault kind "reboot"), as on Windows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import platform
+import threading
+import typing as t
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from winhost import api, faults, pki
+from winhost.http.server import ListenerRuntime, tls_context
+from winhost.state import CertMapping, HostState
+from winhost.wsman.router import Router
+
+log = logging.getLogger(__name__)
+
+SCHANNEL_KEY = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols"
+POLICY_KEY = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"
+TLS_VERSIONS = ("TLS 1.2", "TLS 1.3")
+
+
+@dataclasses.dataclass(frozen=True)
+class ListenerKey:
+    address: str
+    port: int
+    transport: str
+    thumbprint: str
+    url_prefix: str
+
+
+class WinHost:
+    """A running simulated host."""
+
+    def __init__(self, state: HostState) -> None:
+        self.state = state
+        self.name = state.computer_name.lower()
+        self.router = Router(self)
+        self._listeners: dict[ListenerKey, ListenerRuntime] = {}
+        self._tls_versions = self._read_schannel()
+        self._lock = threading.RLock()
+        self._down = False
+        faults.register_reboot_handler(self.name, self.reboot)
+
+    # --- api.HostView ------------------------------------------------------------------------
+    @property
+    def computer_name(self) -> str:
+        return self.state.computer_name
+
+    @property
+    def fqdn(self) -> str:
+        return self.state.fqdn
+
+    @property
+    def fs_root(self) -> Path:
+        return self.state.directory / "C"
+
+    def find_account(self, name: str) -> api.Account | None:
+        return self.state.find_account(name)
+
+    def winrm_setting(self, path: str) -> str:
+        return self.state.winrm_setting(path)
+
+    def facts(self) -> dict[str, t.Any]:
+        return {
+            "os_name": "Microsoft Windows Server 2022 Datacenter",
+            "os_version": "10.0.20348",
+            "os_build": "20348",
+            "computer_name": self.computer_name,
+            "fqdn": self.fqdn,
+            "domain": "",
+            "ip_addresses": [self.state.address],
+            "time_zone": "UTC",
+            "clock_offset_seconds": self.state.clock_offset_seconds,
+            "architecture": "64-bit",
+            "python_platform": platform.platform(),  # the machine really running winhost
+        }
+
+    # --- auth.AuthHost ---------------------------------------------------------------------------
+    def winrm_flag(self, path: str) -> bool:
+        return self.state.winrm_flag(path)
+
+    def accounts(self) -> list[api.Account]:
+        return list(self.state.accounts)
+
+    def private_dir(self) -> Path:
+        return self.state.directory / "private"
+
+    def trusted_roots(self) -> list[x509.Certificate]:
+        roots = self.state.cert_stores.get("LocalMachine\\Root", [])
+        return [pki.load_cert(self.state.directory / c.cert_path) for c in roots]
+
+    def cert_mappings(self) -> list[CertMapping]:
+        return list(self.state.cert_mappings)
+
+    def allows_remote(self, principal: api.Principal) -> bool:
+        """RootSDDL grants Administrators only; local administrators other than the
+        built-in one get a filtered token unless LocalAccountTokenFilterPolicy=1."""
+        if not principal.is_admin:
+            return False
+        if principal.domain.upper() != self.computer_name.upper():
+            return True
+        policy = self.state.registry.get(POLICY_KEY, {}).get("LocalAccountTokenFilterPolicy", 0)
+        return principal.username.lower() == "administrator" or int(policy) == 1
+
+    # --- routing and configuration ----------------------------------------------------------------
+    def route(
+        self, request: api.WSManRequest, principal: api.Principal | None
+    ) -> api.WSManResponse:
+        return self.router.handle(request, principal)
+
+    def config_changed(self) -> None:
+        if not self._down:
+            self.reconcile_listeners()
+
+    def _read_schannel(self) -> tuple[str, ...]:
+        enabled = []
+        for version in TLS_VERSIONS:
+            values = self.state.registry.get(f"{SCHANNEL_KEY}\\{version}\\Server", {})
+            if int(values.get("Enabled", 1)) != 0 and int(values.get("DisabledByDefault", 0)) == 0:
+                enabled.append(version)
+        return tuple(enabled)
+
+    @property
+    def tls_versions(self) -> tuple[str, ...]:
+        """The TLS versions HTTPS listeners offer since the last boot."""
+        return self._tls_versions
+
+    def _desired(self) -> dict[ListenerKey, t.Any]:
+        desired: dict[ListenerKey, t.Any] = {}
+        with self.state.lock:
+            for listener in self.state.listeners:
+                if not listener.enabled:
+                    continue
+                address = listener.address
+                if address == "*":
+                    ip = self.state.address
+                elif address.upper().startswith("IP:") and address[3:] == self.state.address:
+                    ip = address[3:]
+                else:
+                    log.warning("%s: listener Address=%s is not on this host", self.name, address)
+                    continue
+                thumbprint = ""
+                if listener.transport.upper() == "HTTPS":
+                    thumbprint = (
+                        listener.certificate_thumbprint
+                        or self.state.winrm_setting("Service/CertificateThumbprint")
+                    ).upper()
+                    cert = self.state.find_cert(thumbprint) if thumbprint else None
+                    if cert is None or cert.key_path is None:
+                        log.warning(
+                            "%s: HTTPS listener has no usable certificate %r", self.name, thumbprint
+                        )
+                        continue
+                key = ListenerKey(
+                    ip, listener.port, listener.transport.upper(), thumbprint, listener.url_prefix
+                )
+                desired[key] = listener
+        return desired
+
+    def _start_listener(self, key: ListenerKey) -> ListenerRuntime:
+        context = None
+        cert_der = None
+        if key.transport == "HTTPS":
+            cert = self.state.find_cert(key.thumbprint)
+            assert cert is not None and cert.key_path is not None  # checked in _desired
+            roots = b"".join(
+                root.public_bytes(serialization.Encoding.PEM) for root in self.trusted_roots()
+            )
+            cert_path = self.state.directory / cert.cert_path
+            context = tls_context(
+                str(cert_path), str(self.state.directory / cert.key_path), roots, self.tls_versions
+            )
+            cert_der = pki.load_cert(cert_path).public_bytes(serialization.Encoding.DER)
+        runtime = ListenerRuntime(
+            self,
+            address=key.address,
+            port=key.port,
+            transport=key.transport,
+            url_prefix=key.url_prefix,
+            tls_context=context,
+            server_cert_der=cert_der,
+        )
+        runtime.start()
+        return runtime
+
+    def reconcile_listeners(self) -> None:
+        """Make the open sockets match the configured listeners."""
+        with self._lock:
+            desired = self._desired()
+            for key in list(self._listeners):
+                if key not in desired:
+                    self._listeners.pop(key).stop()
+            for key in desired:
+                if key not in self._listeners:
+                    self._listeners[key] = self._start_listener(key)
+
+    def listening(self) -> list[dict[str, t.Any]]:
+        with self._lock:
+            return [dataclasses.asdict(key) for key in self._listeners]
+
+    def boot(self) -> None:
+        with self._lock:
+            self._down = False
+            self._tls_versions = self._read_schannel()
+            self.reconcile_listeners()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._down = True
+            for runtime in self._listeners.values():
+                runtime.stop()
+            self._listeners.clear()
+
+    def reboot(self, seconds: float) -> None:
+        """Go down now, come back after `seconds` (connections refused meanwhile)."""
+        self.shutdown()
+        timer = threading.Timer(seconds, self.boot)
+        timer.daemon = True
+        timer.start()
+
+    def state_json(self) -> dict[str, t.Any]:
+        data = self.state.to_json(include_secrets=False)
+        data["runtime"] = {
+            "listening": self.listening(),
+            "tls_versions": list(self.tls_versions),
+            "down": self._down,
+            "faults": [f.to_json() for f in faults.active(self.name)],
+        }
+        return data

@@ -1,0 +1,342 @@
+"""Listeners: real sockets speaking HTTP/1.1 with keep-alive, optionally TLS 1.2/1.3.
+
+One `ListenerRuntime` per (address, port, transport, certificate). Each accepted connection
+gets a thread and its own `ConnectionAuth`, so connection-bound authentication (NTLM,
+Negotiate, CredSSP) and message encryption follow the TCP connection as with HTTP.sys.
+The request pipeline: authenticate (or anonymous Identify) -> decrypt multipart/encrypted or
+refuse unencrypted HTTP -> parse the envelope -> fault hooks -> route -> render -> encrypt.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+import ssl
+import threading
+import time
+import typing as t
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from spnego.exceptions import SpnegoError
+
+from winhost import api, faults
+from winhost.auth import AuthHost, ConnectionAuth, TlsInfo
+from winhost.http.encryption import EncryptionError, is_encrypted, seal, unseal
+from winhost.wsman import envelope
+
+log = logging.getLogger(__name__)
+
+SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
+IDLE_TIMEOUT = 120.0  # HTTP.sys' default idle connection timeout
+_MAX_BODY = 64 * 1024 * 1024
+
+
+class ServedHost(AuthHost, t.Protocol):
+    """What a listener needs of its host."""
+
+    name: str
+
+    def route(
+        self, request: api.WSManRequest, principal: api.Principal | None
+    ) -> api.WSManResponse: ...
+
+    def allows_remote(self, principal: api.Principal) -> bool: ...
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    listener: ListenerRuntime
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the FQDN of the address; loopback needs no DNS.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def get_request(self) -> tuple[socket.socket, t.Any]:
+        sock, address = super().get_request()
+        if self.listener.tls_context is not None:
+            sock = self.listener.tls_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        self.listener.track(sock, True)
+        return sock, address
+
+    def shutdown_request(self, request: t.Any) -> None:
+        self.listener.track(request, False)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class ListenerRuntime:
+    """A listening socket of a host, with its accept thread and open connections."""
+
+    def __init__(
+        self,
+        host: ServedHost,
+        *,
+        address: str,
+        port: int,
+        transport: str,
+        url_prefix: str,
+        tls_context: ssl.SSLContext | None = None,
+        server_cert_der: bytes | None = None,
+    ) -> None:
+        self.host = host
+        self.address = address
+        self.port = port
+        self.transport = transport
+        self.url_prefix = url_prefix
+        self.tls_context = tls_context
+        self.server_cert_der = server_cert_der
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def track(self, sock: socket.socket, open_: bool) -> None:
+        with self._lock:
+            if open_:
+                self._connections.add(sock)
+            else:
+                self._connections.discard(sock)
+
+    def start(self) -> None:
+        server = _Server((self.address, self.port), _Handler, bind_and_activate=True)
+        server.listener = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name=f"winhost-{self.host.name}-{self.transport}-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close the listening socket and cut every open connection (as a reboot does)."""
+        server = self._server
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._server = None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Microsoft-HTTPAPI/2.0"
+    sys_version = ""
+    timeout = IDLE_TIMEOUT
+    server: _Server
+
+    def setup(self) -> None:
+        self.listener = self.server.listener
+        tls_info = None
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(30)
+            self.request.do_handshake()
+            tls_info = TlsInfo(
+                server_cert_der=self.listener.server_cert_der or b"",
+                peer_cert_der=self.request.getpeercert(binary_form=True),
+                version=self.request.version() or "",
+            )
+        super().setup()
+        self.auth = ConnectionAuth(self.listener.host, tls_info)
+
+    def log_message(self, format: str, *args: t.Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    # --- responses -------------------------------------------------------------------------
+    def _reply(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str | None = None,
+        auth_headers: t.Sequence[str] = (),
+        drop: bool = False,
+    ) -> None:
+        self.send_response(status)
+        for value in auth_headers:
+            self.send_header("WWW-Authenticate", value)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if drop:
+            # The fault "drop": half of the body, then the connection is gone.
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.wfile.write(body)
+
+    def _unauthorized(self, reason: str, token_header: str | None = None) -> None:
+        if token_header:
+            self._reply(401, auth_headers=[token_header])
+            return
+        log.info("winhost %s: 401 (%s)", self.listener.host.name, reason)
+        self._reply(401, auth_headers=self.auth.offered_schemes())
+
+    def do_GET(self) -> None:
+        self._reply(405)
+
+    def _read_body(self) -> bytes | None:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self._reply(411)
+            self.close_connection = True
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > _MAX_BODY:
+            self._reply(413)
+            self.close_connection = True
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def do_POST(self) -> None:
+        host = self.listener.host
+        body = self._read_body()
+        if body is None:
+            return
+        if urlsplit(self.path).path.strip("/").lower() != self.listener.url_prefix.lower():
+            self._reply(404)
+            return
+
+        authorization = self.headers.get("Authorization")
+        anonymous = (
+            not authorization and self.headers.get("WSMANIDENTIFY", "").lower() == "unauthenticated"
+        )
+        principal: api.Principal | None = None
+        token_header: str | None = None
+        if not anonymous:
+            result = self.auth.authenticate(authorization)
+            if result.status != "ok":
+                self._unauthorized(result.reason, result.token_header)
+                return
+            principal, token_header = result.principal, result.token_header
+
+        sealer = None
+        content_type = self.headers.get("Content-Type", "")
+        if is_encrypted(content_type):
+            if not self.auth.session_bound:
+                self._unauthorized("encrypted body without a security context")
+                return
+            sealer = self.auth.acceptor
+            try:
+                message = unseal(body, sealer)  # type: ignore[arg-type]
+            except (EncryptionError, SpnegoError, ssl.SSLError, ValueError) as err:
+                log.info("winhost %s: cannot decrypt: %s", host.name, err)
+                self._reply(400)
+                return
+        elif not body:
+            # The empty POST a client sends to set up a context for encryption.
+            self._reply(200, auth_headers=[token_header] if token_header else ())
+            return
+        elif (
+            self.auth.tls is None
+            and not anonymous
+            and not host.winrm_flag("Service/AllowUnencrypted")
+        ):
+            self.auth.acceptor = None
+            self.auth.principal = None
+            self._unauthorized("unencrypted message over HTTP while AllowUnencrypted=false")
+            return
+        else:
+            message = body
+
+        status, payload, drop = self._process(message, principal, anonymous)
+        if status is None:
+            return
+        if sealer is not None:
+            response_type, payload = seal(payload, sealer)
+        else:
+            response_type = SOAP_CONTENT_TYPE
+        self._reply(
+            status,
+            payload,
+            response_type,
+            auth_headers=[token_header] if token_header else (),
+            drop=drop,
+        )
+
+    def _process(
+        self, message: bytes, principal: api.Principal | None, anonymous: bool
+    ) -> tuple[int | None, bytes, bool]:
+        host = self.listener.host
+        request: api.WSManRequest | None = None
+        drop = False
+        try:
+            request = envelope.parse_request(message)
+            if anonymous and request.action != envelope.IDENTIFY_ACTION:
+                self._unauthorized("anonymous request other than Identify")
+                return None, b"", False
+            if principal is not None and not host.allows_remote(principal):
+                raise api.WSManFault(
+                    "s:Sender",
+                    "w:AccessDenied",
+                    api.WSMAN_FAULT_ACCESS_DENIED,
+                    "Access is denied. ",
+                )
+            delay = faults.take(host.name, "delay", request.action)
+            if delay is not None:
+                time.sleep(delay.seconds)
+            if faults.take(host.name, "http500", request.action) is not None:
+                raise faults.internal_error_fault()
+            response = host.route(request, principal)
+            payload = envelope.render_response(request, response)
+            status = 200
+            drop = faults.take(host.name, "drop", request.action) is not None
+        except api.WSManFault as fault:
+            status = fault.http_status
+            payload = envelope.render_fault(request, fault, host.computer_name)
+        except Exception as err:
+            log.exception("winhost %s: internal error", host.name)
+            fault = api.WSManFault(
+                "s:Receiver",
+                "w:InternalError",
+                2150858770,
+                f"winhost internal error: {type(err).__name__}: {err}",
+            )
+            status = 500
+            payload = envelope.render_fault(request, fault, host.computer_name)
+        return status, payload, drop
+
+
+def tls_context(
+    cert_path: str, key_path: str, roots_pem: bytes, versions: tuple[str, ...]
+) -> ssl.SSLContext:
+    """A server context for an HTTPS listener: the given protocol versions, and a client
+    certificate requested (optional) and checked against the host's trusted roots."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    order = {"TLS 1.2": ssl.TLSVersion.TLSv1_2, "TLS 1.3": ssl.TLSVersion.TLSv1_3}
+    enabled = sorted((order[v] for v in versions if v in order), key=lambda v: v.value)
+    if not enabled:
+        raise ValueError(f"no TLS protocol version enabled (SCHANNEL allows {versions or 'none'})")
+    context.minimum_version = enabled[0]
+    context.maximum_version = enabled[-1]
+    context.load_cert_chain(cert_path, key_path)
+    if roots_pem:
+        context.load_verify_locations(cadata=roots_pem.decode("ascii"))
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context

@@ -142,14 +142,14 @@ def action_not_supported_fault(action: str, resource_uri: str) -> api.WSManFault
 
 
 def bad_request_fault(detail: str) -> api.WSManFault:
-    """The request body is not what the action requires (WinRM's schema validation)."""
+    """The request body is not what the action requires (WinRM's schema validation; WinRM
+    answers shell faults with HTTP 500 whatever their SOAP code)."""
     return api.WSManFault(
         "s:Sender",
         "w:SchemaValidationError",
         2150858817,  # 0x80338041
         f"The WS-Management service cannot process the request because the XML is invalid. "
         f"{detail}",
-        http_status=400,
     )
 
 

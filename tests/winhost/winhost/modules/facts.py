@@ -109,7 +109,7 @@ def setup(run: ModuleRun) -> dict[str, t.Any]:
 
     if "date_time" in subsets:
         offset = float(model.get("clock_offset_seconds", 0.0))
-        tz_name = str(model.get("timezone", "UTC"))
+        tz_name = str(model.get("time_zone", model.get("timezone", "UTC")))
         now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=offset)
         facts["ansible_date_time"] = _date_time(now, tz_name)
     if "distribution" in subsets:

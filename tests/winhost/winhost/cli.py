@@ -50,12 +50,12 @@ def _port_open(address: str, port: int) -> bool:
         return False
 
 
-def start(state_dir: Path, hosts: int = 1, profile: str = "default") -> Path:
+def start(state_dir: Path, hosts: int = 1, profile: str = "default", first: int = 1) -> Path:
     """Create the state dir, start the server process and return the inventory path."""
     state_dir = state_dir.resolve()
     if _running_pid(state_dir) is not None:
         raise StartError(f"winhost already runs for {state_dir}; stop it first")
-    states = profiles.create_state_dir(state_dir, hosts, profile)
+    states = profiles.create_state_dir(state_dir, hosts, profile, first)
     inventory = write_inventory(state_dir, states)
     log_path = state_dir / service.LOG_FILE
     env = dict(os.environ)
@@ -151,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "start":
             command.add_argument("--hosts", type=int, default=1)
             command.add_argument("--profile", default="default", choices=profiles.PROFILES)
+            command.add_argument("--first", type=int, default=1, help="index of the first host")
         if name == "state":
             command.add_argument("host", nargs="?")
         if name == "fault":
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             service.serve(args.state_dir.resolve())
         elif args.command == "start":
-            inventory = start(args.state_dir, args.hosts, args.profile)
+            inventory = start(args.state_dir, args.hosts, args.profile, args.first)
             print(f"winhost: {args.hosts} host(s) listening; inventory: {inventory}")
         elif args.command == "stop":
             print("winhost: stopped" if stop(args.state_dir) else "winhost: was not running")

@@ -9,6 +9,7 @@ changing them needs a reboot (fault kind "reboot"), as on Windows.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import platform
@@ -51,6 +52,7 @@ class WinHost:
         self._tls_versions = self._read_schannel()
         self._lock = threading.RLock()
         self._down = False
+        self._counters: collections.Counter[str] = collections.Counter()
         faults.register_reboot_handler(self.name, self.reboot)
 
     # --- api.HostView ------------------------------------------------------------------------
@@ -119,6 +121,10 @@ class WinHost:
         self, request: api.WSManRequest, principal: api.Principal | None
     ) -> api.WSManResponse:
         return self.router.handle(request, principal)
+
+    def count(self, counter: str) -> None:
+        with self._lock:
+            self._counters[counter] += 1
 
     def config_changed(self) -> None:
         if not self._down:
@@ -236,6 +242,8 @@ class WinHost:
             "listening": self.listening(),
             "tls_versions": list(self.tls_versions),
             "down": self._down,
-            "faults": [f.to_json() for f in faults.active(self.name)],
         }
+        data["faults"] = [f.to_json() for f in faults.active(self.name)]
+        with self._lock:
+            data["counters"] = {"commands_started": 0, **self._counters}
         return data

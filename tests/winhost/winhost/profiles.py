@@ -169,10 +169,15 @@ def build_host(
     return state
 
 
-def create_state_dir(state_dir: Path, hosts: int, profile: str) -> list[HostState]:
-    """Create (or reuse) the CA, client certificate and secrets, then the hosts."""
-    if not 1 <= hosts <= MAX_HOSTS:
-        raise ProfileError(f"--hosts {hosts} is out of range; allowed: 1..{MAX_HOSTS}")
+def create_state_dir(state_dir: Path, hosts: int, profile: str, first: int = 1) -> list[HostState]:
+    """Create (or reuse) the CA, client certificate and secrets, then hosts first..first+N-1
+    (host N is win<N> on 127.0.10.N)."""
+    if not 1 <= first <= MAX_HOSTS:
+        raise ProfileError(f"--first {first} is out of range; allowed: 1..{MAX_HOSTS}")
+    if not 1 <= hosts <= MAX_HOSTS - first + 1:
+        raise ProfileError(
+            f"--hosts {hosts} is out of range; allowed: 1..{MAX_HOSTS - first + 1} from --first {first}"
+        )
     if profile not in PROFILES:
         raise ProfileError(f"--profile {profile!r} is unknown; allowed: {', '.join(PROFILES)}")
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +198,7 @@ def create_state_dir(state_dir: Path, hosts: int, profile: str) -> list[HostStat
         secrets_ = {"admin_password": _password("A"), "operator_password": _password("O")}
         _write_private(secrets_path, json.dumps(secrets_, ensure_ascii=False))
     states = []
-    for index in range(1, hosts + 1):
+    for index in range(first, first + hosts):
         directory = state_dir / host_name(index)
         if (directory / "state.json").exists():
             states.append(HostState.load(directory))

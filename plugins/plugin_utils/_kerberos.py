@@ -2,34 +2,68 @@
 
 Internal use only: this module is not part of the collection's public API.
 
-A ticket is obtained into a private credential cache (a FILE ccache in a 0700 temporary
-directory) that the plugin points KRB5CCNAME at while it authenticates, and removes when the
-connection closes. The password only ever travels on kinit's stdin.
+How a ticket is obtained (a "backend"):
 
-Backends obtain tickets; today there is one, ``KinitBackend`` (the kinit program as a child
-process, like the builtin plugins). An in-process backend (the krb5 Python library) and a cache
-of tickets per principal can be added beside it: both only need to produce a CredentialCache.
+- ``Krb5Backend``: in-process with the ``krb5`` Python library when it is importable and the
+  user did not ask for a particular kinit (kinit_cmd left at ``kinit``, no kinit_args). The
+  password never leaves the process.
+- ``KinitBackend``: the kinit program as a child process, the password on its stdin only
+  (never argv or environment), like the builtin plugins.
+
+Where the ticket lives and how it is reused (``TicketStore``): Ansible runs every task in a
+forked worker of the ansible-playbook process, so an in-memory cache would die with the task.
+The store keeps one FILE ccache per (principal, forwardable, backend, kinit settings,
+KRB5_CONFIG) in a directory of the run:
+
+    <tmp>/winops-krb5-<uid>/                   0700, must be ours and not a symlink
+        run-<pid>-<start time>/                0700, one per ansible-playbook process
+            <sha256 of the key>.ccache         0600, the ticket (nothing else holds secrets)
+            <sha256 of the key>.lock           flock: one worker acquires, the others wait
+
+The run is the worker's parent (the ansible-playbook process) or, outside Ansible workers,
+the current process. Before each use the ticket-granting ticket's end time is read from the
+ccache file itself; a ticket that ends within the refresh margin is replaced (a new one is
+written beside it and renamed over it, so a concurrent reader sees the old or the new, never
+half). When the run's directory is created a small watcher process is started that deletes
+it as soon as the run's process ends; any acquisition also deletes directories of runs whose
+process is gone, in case a watcher was killed. Security: the tickets are as exposed as
+kinit's default cache (/tmp/krb5cc_<uid>, 0600) but live only as long as the run, and the
+password is never written anywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
+import functools
+import hashlib
+import importlib
+import ipaddress
+import json
+import multiprocessing
 import os
+import re
+import secrets
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
+import time
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
 
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import read_ccache
 from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
 
 DEFAULT_KINIT_TIMEOUT = 60.0
+REFRESH_MARGIN = 300.0  # replace a ticket that ends within this many seconds
 
 
 class KerberosError(AnsibleConnectionFailure):
-    """A Kerberos ticket could not be obtained."""
+    """A Kerberos ticket could not be obtained (or a service ticket, at connect time)."""
 
 
 @dataclasses.dataclass
@@ -38,7 +72,9 @@ class KinitRequest:
 
     ``kinit_args`` replaces the default arguments when given (``-f`` is then not added even
     when ``forwardable`` is set, as with the builtin plugins). ``env_vars`` holds the variables
-    named by kinit_env_vars, already read from the controller's environment.
+    named by kinit_env_vars, already read from the controller's environment. ``reuse`` keeps
+    the ticket in the run's store for the following tasks; without it every call gets a
+    private cache that ``remove()`` deletes.
     """
 
     principal: str
@@ -48,19 +84,40 @@ class KinitRequest:
     env_vars: dict[str, str] = dataclasses.field(default_factory=dict)
     forwardable: bool = False
     timeout: float = DEFAULT_KINIT_TIMEOUT
+    reuse: bool = True
 
     def __repr__(self) -> str:
         # The dataclass default would print the password.
         return f"KinitRequest(principal={self.principal!r}, kinit_cmd={self.kinit_cmd!r})"
 
 
-class CredentialCache:
-    """A FILE credential cache inside a private directory that only this user can enter."""
+def kerberos_principal(user: str, realm: str | None = None) -> str:
+    """The principal for ``user``: its UPN realm upper-cased, else ``realm``, else as given.
 
-    def __init__(self) -> None:
-        # mkdtemp creates the directory with mode 0700.
-        self.directory = tempfile.mkdtemp(prefix="winops-krb5-")
-        self.path = os.path.join(self.directory, "ccache")
+    MIT Kerberos realms are case-sensitive and an Active Directory realm is the upper-case
+    DNS domain, so ``ansible@win.example.com`` becomes ``ansible@WIN.EXAMPLE.COM``.
+    """
+    name, at, domain = user.rpartition("@")
+    if at:
+        return f"{name}@{domain.upper()}"
+    if realm:
+        return f"{user}@{realm.upper()}"
+    return user
+
+
+# --- credential caches -------------------------------------------------------------------------
+class CredentialCache:
+    """A FILE credential cache: a private one (own 0700 directory) or a run-shared one."""
+
+    def __init__(self, path: str | None = None, *, shared: bool = False) -> None:
+        if path is None:
+            # mkdtemp creates the directory with mode 0700.
+            self.directory = tempfile.mkdtemp(prefix="winops-krb5-")
+            self.path = os.path.join(self.directory, "ccache")
+        else:
+            self.directory = os.path.dirname(path)
+            self.path = path
+        self.shared = shared
 
     @property
     def name(self) -> str:
@@ -72,8 +129,19 @@ class CredentialCache:
         return {"KRB5CCNAME": self.name}
 
     def remove(self) -> None:
-        """Delete the cache and its directory; safe to call more than once."""
-        shutil.rmtree(self.directory, ignore_errors=True)
+        """The connection is done with the cache: a private one is deleted with its directory;
+        a run-shared one stays for the run's next tasks (the store deletes it when the run
+        ends or the ticket expires). Safe to call more than once."""
+        if not self.shared:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def discard(self) -> None:
+        """Delete the ticket now, shared or not (for a ticket the server refused)."""
+        if self.shared:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        else:
+            self.remove()
 
     def __enter__(self) -> CredentialCache:
         return self
@@ -82,14 +150,126 @@ class CredentialCache:
         self.remove()
 
 
-class TicketBackend(t.Protocol):
-    """Something that turns a KinitRequest into a CredentialCache holding a ticket."""
+# --- explaining failures -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+    pattern: re.Pattern[str]
+    summary: str
+    fix: str
 
-    def acquire(self, request: KinitRequest) -> CredentialCache: ...
+
+_FAILURES = (
+    _Failure(
+        re.compile(r"Client .* not found in Kerberos database|CLIENT_NOT_FOUND", re.I),
+        "the KDC does not know the principal {principal}",
+        "check the user name (ansible_user / remote_user) and its realm: the part after @ must "
+        "be the Kerberos realm (the AD domain in upper case), or set the realm option "
+        "(ansible_winrm_realm)",
+    ),
+    _Failure(
+        re.compile(r"Password incorrect|Preauthentication failed|Integrity check", re.I),
+        "the KDC refused the password for {principal}",
+        "check ansible_password (remote_password) for this user; watch for a vault or variable "
+        "that supplies a stale password",
+    ),
+    _Failure(
+        re.compile(r"Clock skew too great", re.I),
+        "the controller's clock and the KDC's clock differ by more than the allowed skew "
+        "(5 minutes by default)",
+        "synchronise the controller's clock with the domain (chrony/ntpd against the domain "
+        "controllers); Kerberos refuses tickets across a larger difference",
+    ),
+    _Failure(
+        re.compile(r"Cannot find KDC for realm|Cannot resolve network address for KDC", re.I),
+        "the Kerberos configuration has no KDC for realm {realm}",
+        "add the realm to krb5.conf ([realms] {realm} = {{ kdc = <domain controller> }} and "
+        "[domain_realm]) in the file KRB5_CONFIG names ({config}), or enable dns_lookup_kdc; "
+        "realms are case-sensitive and an AD realm is upper case",
+    ),
+    _Failure(
+        re.compile(r"Cannot contact any KDC", re.I),
+        "no KDC of realm {realm} answered",
+        "check the kdc entries of realm {realm} in {config}, that the domain controller is "
+        "up, and that the controller reaches it on port 88 (TCP and UDP)",
+    ),
+    _Failure(
+        re.compile(r"credentials have been revoked|Clients credentials have been revoked", re.I),
+        "the account {principal} is disabled or locked out",
+        "unlock or enable the account in the domain",
+    ),
+    _Failure(
+        re.compile(r"Password has expired", re.I),
+        "the password of {principal} has expired",
+        "change the account's password in the domain and update ansible_password",
+    ),
+)
+
+
+def _config_name() -> str:
+    return os.environ.get("KRB5_CONFIG") or "/etc/krb5.conf"
+
+
+def describe_failure(principal: str, native: str, secrets_: t.Sequence[str] = ()) -> str:
+    """A one-paragraph message for a failed ticket request: what, why and the fix."""
+    native = redact(native.strip(), secrets_)
+    realm = principal.rpartition("@")[2] or "(default realm)"
+    values = {"principal": principal, "realm": realm, "config": _config_name()}
+    for failure in _FAILURES:
+        if failure.pattern.search(native):
+            return (
+                f"Kerberos: could not get a ticket for {principal}: "
+                f"{failure.summary.format(**values)} ({native}). "
+                f"Fix: {failure.fix.format(**values)}"
+            )
+    return f"Kerberos: could not get a ticket for {principal}: {native}"
+
+
+def explain_service_failure(
+    error: BaseException | str, target: str, service: str, override_var: str
+) -> KerberosError | None:
+    """At connect time: a KerberosError with the fix when the KDC has no principal for the
+    service (``<service>/<target>``), typically because ``target`` is an IP address.
+
+    ``override_var`` names the variable that sets the Kerberos host name
+    (ansible_winrm_kerberos_hostname_override, ansible_psrp_negotiate_hostname_override).
+    Returns None when ``error`` is about something else.
+    """
+    text = str(error)
+    if not re.search(r"Server .*not found in Kerberos database|S_PRINCIPAL_UNKNOWN", text, re.I):
+        return None
+    spn = f"{service}/{target}"
+    try:
+        ipaddress.ip_address(target.strip("[]"))
+        is_address = True
+    except ValueError:
+        is_address = False
+    if is_address:
+        return KerberosError(
+            f"Kerberos: the KDC has no service principal {spn}: {target} is an IP address and "
+            f"Kerberos names services by host name. Fix: connect to the host's DNS name (its "
+            f"FQDN as ansible_host), or keep the address and set {override_var} to the host's "
+            f"name (for example win1.example.com)"
+        )
+    return KerberosError(
+        f"Kerberos: the KDC has no service principal {spn}. Fix: use the host's name as "
+        f"registered in the domain (its FQDN, not an alias or CNAME), or set {override_var} "
+        f"to it; check the SPN with `setspn -L <computer>` on Windows"
+    )
+
+
+# --- backends ----------------------------------------------------------------------------------
+class TicketBackend(t.Protocol):
+    """Something that writes a ticket-granting ticket for a request into a FILE ccache."""
+
+    kind: str
+
+    def obtain(self, request: KinitRequest, ccache_path: str) -> None: ...
 
 
 class KinitBackend:
     """Obtains tickets by running the kinit program with the password on its stdin."""
+
+    kind = "kinit"
 
     def command_line(self, request: KinitRequest) -> list[str]:
         """kinit's argv: the command, the arguments (given or default) and the principal."""
@@ -99,26 +279,16 @@ class KinitBackend:
             arguments = ["-f"] if request.forwardable else []
         return [request.kinit_cmd, *arguments, request.principal]
 
-    def environment(self, request: KinitRequest, cache: CredentialCache) -> dict[str, str]:
-        """kinit's whole environment: PATH, the private cache and the requested variables."""
+    def environment(self, request: KinitRequest, ccache_path: str) -> dict[str, str]:
+        """kinit's whole environment: PATH, the target cache and the requested variables."""
         env = dict(request.env_vars)
         env["PATH"] = os.environ.get("PATH", os.defpath)
-        env.update(cache.environment())
+        env["KRB5CCNAME"] = f"FILE:{ccache_path}"
         return env
 
-    def acquire(self, request: KinitRequest) -> CredentialCache:
-        """Run kinit into a new private cache; remove the cache again if kinit fails."""
-        cache = CredentialCache()
-        try:
-            self._run_kinit(request, cache)
-        except BaseException:
-            cache.remove()
-            raise
-        return cache
-
-    def _run_kinit(self, request: KinitRequest, cache: CredentialCache) -> None:
+    def obtain(self, request: KinitRequest, ccache_path: str) -> None:
         argv = self.command_line(request)
-        secrets = [request.password]
+        secrets_ = [request.password]
         try:
             # A new session has no controlling terminal, so kinit reads the password from
             # stdin instead of prompting on the tty (macOS kinit does that otherwise).
@@ -127,14 +297,15 @@ class KinitBackend:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=self.environment(request, cache),
+                env=self.environment(request, ccache_path),
                 start_new_session=True,
             )
         except OSError as err:
             raise KerberosError(
                 f"Kerberos: could not run kinit_cmd {request.kinit_cmd!r} for principal "
-                f"{request.principal}: {redact(str(err), secrets)}; install the Kerberos client "
-                f"tools (krb5-user / krb5-workstation) or set the kinit_cmd option to its path"
+                f"{request.principal}: {redact(str(err), secrets_)}. Fix: install the Kerberos "
+                f"client tools (krb5-user / krb5-workstation) or set the kinit_cmd option to "
+                f"its path"
             ) from err
         try:
             stdout, stderr = process.communicate(
@@ -145,23 +316,261 @@ class KinitBackend:
             process.communicate()
             raise KerberosError(
                 f"Kerberos: kinit for principal {request.principal} did not finish within "
-                f"{request.timeout:g} seconds"
+                f"{request.timeout:g} seconds; check that the KDC answers"
             ) from err
         if process.returncode != 0:
             output = (stderr or stdout).decode("utf-8", "replace").strip()
             raise KerberosError(
-                f"Kerberos: kinit failed for principal {request.principal} "
-                f"(exit code {process.returncode}): {redact(output, secrets)}"
+                describe_failure(
+                    request.principal, f"kinit exit code {process.returncode}: {output}", secrets_
+                )
             )
 
 
-def acquire_ticket(request: KinitRequest, backend: TicketBackend | None = None) -> CredentialCache:
-    """Obtain a ticket for ``request.principal`` into a new private credential cache.
+class Krb5Backend:
+    """Obtains tickets in-process with the ``krb5`` Python library (python-gssapi's sibling)."""
 
-    Raises KerberosError with kinit's own message (password redacted) on failure. The caller
-    owns the returned cache and calls ``remove()`` when the connection closes.
+    kind = "krb5"
+
+    def __init__(self, module: t.Any) -> None:
+        self._krb5 = module
+
+    def obtain(self, request: KinitRequest, ccache_path: str) -> None:
+        krb5 = self._krb5
+        try:
+            context = krb5.init_context()
+            principal = krb5.parse_name_flags(context, request.principal.encode("utf-8"))
+            options = krb5.get_init_creds_opt_alloc(context)
+            krb5.get_init_creds_opt_set_forwardable(options, request.forwardable)
+            credentials = krb5.get_init_creds_password(
+                context, principal, options, password=request.password.encode("utf-8")
+            )
+            ccache = krb5.cc_resolve(context, f"FILE:{ccache_path}".encode())
+            krb5.cc_initialize(context, ccache, principal)
+            krb5.cc_store_cred(context, ccache, credentials)
+        except krb5.Krb5Error as err:
+            # The message already carries the library's text; chaining would repeat it
+            # (ansible-core 2.19 appends the cause's message).
+            raise KerberosError(
+                describe_failure(request.principal, str(err), [request.password])
+            ) from None
+
+
+def _krb5_module() -> t.Any:
+    try:
+        return importlib.import_module("krb5")
+    except ImportError:
+        return None
+
+
+def default_backend(request: KinitRequest) -> TicketBackend:
+    """In-process when possible; kinit when the krb5 library is missing or the user configured
+    kinit explicitly (a kinit_cmd other than ``kinit`` or kinit_args)."""
+    module = _krb5_module()
+    if module is not None and request.kinit_cmd == "kinit" and request.kinit_args is None:
+        return Krb5Backend(module)
+    return KinitBackend()
+
+
+# --- the run's ticket store --------------------------------------------------------------------
+def _process_start(pid: int) -> str:
+    """The process's start time (Linux /proc), to tell a process from a later one with its pid;
+    empty where /proc is not available (liveness then rests on the pid alone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+        return fields[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _alive(pid: int, start: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not start or _process_start(pid) in ("", start)
+
+
+def run_owner() -> int:
+    """The process whose lifetime is the run: an Ansible worker's parent, else ourselves."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid else os.getpid()
+
+
+_WATCHER = """
+import os, shutil, sys, time
+directory, pid, start = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def alive():
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not start:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rpartition(")")[2].split()[19] == start
+    except (OSError, IndexError):
+        return True
+while os.path.isdir(directory) and alive():
+    time.sleep(1)
+shutil.rmtree(directory, ignore_errors=True)
+"""
+
+
+def _private_directory(path: str) -> None:
+    """Create ``path`` 0700 or accept it only when it is ours, a real directory and private."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise KerberosError(
+            f"Kerberos: refusing to keep tickets in {path}: it must be a directory owned by "
+            f"uid {os.getuid()} with mode 0700 (found mode {stat.S_IMODE(info.st_mode):o}, "
+            f"owner {info.st_uid}). Fix: remove it, or set TMPDIR to a private directory"
+        )
+
+
+class TicketStore:
+    """Tickets shared by the tasks of one run, one FILE ccache per request key."""
+
+    def __init__(
+        self,
+        base_dir: str | None = None,
+        *,
+        owner: int | None = None,
+        margin: float = REFRESH_MARGIN,
+        clock: t.Callable[[], float] = time.time,
+        watch: bool = True,
+    ) -> None:
+        self.base_dir = base_dir or os.path.join(
+            tempfile.gettempdir(), f"winops-krb5-{os.getuid()}"
+        )
+        self._owner = owner
+        self.margin = margin
+        self._clock = clock
+        self._watch = watch
+
+    def run_directory(self) -> str:
+        """This run's directory (created, with its watcher, on first use)."""
+        _private_directory(self.base_dir)
+        pid = self._owner or run_owner()
+        start = _process_start(pid)
+        path = os.path.join(self.base_dir, f"run-{pid}-{start or 'x'}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            _private_directory(path)
+            return path
+        self.sweep()
+        if self._watch:
+            subprocess.Popen(
+                [sys.executable, "-c", _WATCHER, path, str(pid), start],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={"PATH": os.environ.get("PATH", os.defpath)},
+                start_new_session=True,
+                close_fds=True,
+            )
+        return path
+
+    def sweep(self) -> list[str]:
+        """Delete the directories of runs whose process has ended; returns what was removed."""
+        removed = []
+        for entry in os.listdir(self.base_dir):
+            match = re.fullmatch(r"run-(\d+)-(\d+|x)", entry)
+            if not match:
+                continue
+            start = "" if match.group(2) == "x" else match.group(2)
+            if not _alive(int(match.group(1)), start):
+                shutil.rmtree(os.path.join(self.base_dir, entry), ignore_errors=True)
+                removed.append(entry)
+        return removed
+
+    @staticmethod
+    def key(request: KinitRequest, backend: TicketBackend) -> str:
+        """What makes two requests share a ticket; hashed, so file names reveal nothing."""
+        material = [
+            request.principal,
+            request.forwardable,
+            backend.kind,
+            request.kinit_cmd,
+            request.kinit_args,
+            sorted(request.env_vars.items()),
+            os.environ.get("KRB5_CONFIG", ""),
+        ]
+        return hashlib.sha256(json.dumps(material).encode("utf-8")).hexdigest()[:40]
+
+    def usable(self, path: str, principal: str) -> bool:
+        """Whether the ccache holds ``principal``'s TGT valid beyond the refresh margin."""
+        summary = read_ccache(path)
+        tgt = summary.tgt() if summary else None
+        if summary is None or tgt is None:
+            return False
+        if "@" in principal:
+            same = summary.principal.lower() == principal.lower()
+        else:
+            same = summary.principal.rpartition("@")[0].lower() == principal.lower()
+        now = self._clock()
+        margin = min(self.margin, max(tgt.endtime - tgt.starttime, 0) / 2)
+        return same and tgt.starttime <= now + 60 and tgt.endtime - now > margin
+
+    def acquire(self, request: KinitRequest, backend: TicketBackend) -> CredentialCache:
+        directory = self.run_directory()
+        key = self.key(request, backend)
+        path = os.path.join(directory, f"{key}.ccache")
+        lock_fd = os.open(os.path.join(directory, f"{key}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            # Workers of the same run wait here; the first gets the ticket, the others reuse it.
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            if not self.usable(path, request.principal):
+                fresh = os.path.join(directory, f"{key}.{secrets.token_hex(8)}.new")
+                try:
+                    backend.obtain(request, fresh)
+                    os.chmod(fresh, 0o600)
+                    os.replace(fresh, path)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(fresh)
+        finally:
+            os.close(lock_fd)
+        return CredentialCache(path, shared=True)
+
+
+@functools.cache
+def ticket_store() -> TicketStore:
+    """The process's store (one per process; forked workers share its base directory)."""
+    return TicketStore()
+
+
+def acquire_ticket(
+    request: KinitRequest,
+    backend: TicketBackend | None = None,
+    store: TicketStore | None = None,
+) -> CredentialCache:
+    """A cache holding a ticket-granting ticket for ``request.principal``.
+
+    With ``request.reuse`` (the default) the run's store answers: the same valid ticket for
+    every task of the run, a new one only when it is missing or about to expire. Otherwise a
+    new private cache is filled. Raises KerberosError with the reason and the fix. Callers
+    call ``remove()`` when their connection closes.
     """
-    return (backend or KinitBackend()).acquire(request)
+    chosen = backend or default_backend(request)
+    if request.reuse:
+        return (store or ticket_store()).acquire(request, chosen)
+    cache = CredentialCache()
+    try:
+        chosen.obtain(request, cache.path)
+    except BaseException:
+        cache.remove()
+        raise
+    return cache
 
 
 @contextlib.contextmanager

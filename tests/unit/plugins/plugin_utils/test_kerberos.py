@@ -1,21 +1,31 @@
-"""Tests for _kerberos with a fake kinit that records what it was given."""
+"""Tests for _kerberos with a fake kinit that records what it was given, and the run's ticket
+store with a fake backend that writes real-format ccache files (no KDC here; the real KDC
+cases are in tests/integration/kerberos)."""
 
 from __future__ import annotations
 
 import os
 import stat
+import struct
+import time
+import typing as t
 from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleConnectionFailure
 
+from ansible_collections.winops.remoting.plugins.plugin_utils import _kerberos
 from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
     CredentialCache,
     KerberosError,
     KinitBackend,
     KinitRequest,
+    TicketStore,
     acquire_ticket,
     ccache_environment,
+    describe_failure,
+    explain_service_failure,
+    kerberos_principal,
 )
 
 PASSWORD = "Pässwörd-ü $(x) 'q'"
@@ -38,6 +48,14 @@ echo "ticket for $*" > "$ccache"
 """
 
 
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TicketStore:
+    """Never touch the real per-user store (or start its watcher) from unit tests."""
+    store = TicketStore(str(tmp_path / "store"), watch=False)
+    monkeypatch.setattr(_kerberos, "ticket_store", lambda: store)
+    return store
+
+
 @pytest.fixture
 def fake_kinit(tmp_path: Path) -> tuple[str, Path]:
     record = tmp_path / "record"
@@ -54,7 +72,7 @@ def recorded(record: Path, name: str) -> str:
 
 def test_password_only_on_stdin(fake_kinit) -> None:
     kinit, record = fake_kinit
-    cache = acquire_ticket(KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=kinit))
+    cache = acquire_ticket(KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=kinit, reuse=False))
     try:
         assert recorded(record, "stdin") == PASSWORD
         assert PASSWORD not in recorded(record, "argv")
@@ -76,6 +94,7 @@ def test_kinit_environment_is_minimal(fake_kinit, monkeypatch) -> None:
             PASSWORD,
             kinit_cmd=kinit,
             env_vars={"KRB5_CONFIG": "/etc/krb5-test.conf", "KRB5CCNAME": "FILE:/tmp/other"},
+            reuse=False,
         )
     )
     try:
@@ -92,14 +111,21 @@ def test_kinit_environment_is_minimal(fake_kinit, monkeypatch) -> None:
 
 def test_forwardable_adds_f(fake_kinit) -> None:
     kinit, record = fake_kinit
-    acquire_ticket(KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=kinit, forwardable=True)).remove()
+    acquire_ticket(
+        KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=kinit, forwardable=True, reuse=False)
+    ).remove()
     assert recorded(record, "argv").splitlines() == ["-f", PRINCIPAL]
 
 
 def test_kinit_args_replace_defaults(fake_kinit) -> None:
     kinit, record = fake_kinit
     request = KinitRequest(
-        PRINCIPAL, PASSWORD, kinit_cmd=kinit, kinit_args=["-l", "2h", "-p"], forwardable=True
+        PRINCIPAL,
+        PASSWORD,
+        kinit_cmd=kinit,
+        kinit_args=["-l", "2h", "-p"],
+        forwardable=True,
+        reuse=False,
     )
     acquire_ticket(request).remove()
     assert recorded(record, "argv").splitlines() == ["-l", "2h", "-p", PRINCIPAL]
@@ -107,20 +133,26 @@ def test_kinit_args_replace_defaults(fake_kinit) -> None:
 
 def test_empty_kinit_args_mean_no_arguments(fake_kinit) -> None:
     kinit, record = fake_kinit
-    request = KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=kinit, kinit_args=[], forwardable=True)
+    request = KinitRequest(
+        PRINCIPAL, PASSWORD, kinit_cmd=kinit, kinit_args=[], forwardable=True, reuse=False
+    )
     acquire_ticket(request).remove()
     assert recorded(record, "argv").splitlines() == [PRINCIPAL]
 
 
 def test_failure_reports_stderr_with_password_redacted(fake_kinit, tmp_path) -> None:
     kinit, _ = fake_kinit
-    request = KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=kinit, env_vars={"FAKE_KINIT_FAIL": "1"})
+    request = KinitRequest(
+        PRINCIPAL, PASSWORD, kinit_cmd=kinit, env_vars={"FAKE_KINIT_FAIL": "1"}, reuse=False
+    )
     with pytest.raises(KerberosError) as exc:
         acquire_ticket(request)
     message = str(exc.value)
     assert isinstance(exc.value, AnsibleConnectionFailure)
-    assert f"kinit failed for principal {PRINCIPAL} (exit code 1)" in message
-    assert "Password incorrect while getting initial credentials (was ********)" in message
+    assert f"could not get a ticket for {PRINCIPAL}: the KDC refused the password" in message
+    assert "kinit exit code 1: kinit: Password incorrect while getting initial" in message
+    assert "(was ********)" in message
+    assert "Fix: check ansible_password" in message
     assert PASSWORD not in message
 
 
@@ -129,13 +161,13 @@ def test_failure_removes_the_cache_directory(fake_kinit, monkeypatch) -> None:
     created: list[CredentialCache] = []
     original_init = CredentialCache.__init__
 
-    def tracking_init(self: CredentialCache) -> None:
-        original_init(self)
+    def tracking_init(self: CredentialCache, *args: object, **kwargs: t.Any) -> None:
+        original_init(self, *args, **kwargs)
         created.append(self)
 
     monkeypatch.setattr(CredentialCache, "__init__", tracking_init)
     with pytest.raises(KerberosError):
-        acquire_ticket(KinitRequest(PRINCIPAL, "wrong", kinit_cmd=kinit))
+        acquire_ticket(KinitRequest(PRINCIPAL, "wrong", kinit_cmd=kinit, reuse=False))
     assert len(created) == 1
     assert not os.path.exists(created[0].directory)
 
@@ -143,7 +175,7 @@ def test_failure_removes_the_cache_directory(fake_kinit, monkeypatch) -> None:
 def test_missing_kinit_is_a_clear_error(tmp_path) -> None:
     missing = str(tmp_path / "no-such-kinit")
     with pytest.raises(KerberosError) as exc:
-        acquire_ticket(KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=missing))
+        acquire_ticket(KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=missing, reuse=False))
     assert f"could not run kinit_cmd {missing!r} for principal {PRINCIPAL}" in str(exc.value)
     assert PASSWORD not in str(exc.value)
 
@@ -153,12 +185,14 @@ def test_hanging_kinit_times_out(tmp_path) -> None:
     script.write_text("#!/bin/sh\nexec sleep 30\n")
     script.chmod(0o755)
     with pytest.raises(KerberosError, match=r"did not finish within 0\.5 seconds"):
-        acquire_ticket(KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=str(script), timeout=0.5))
+        acquire_ticket(
+            KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=str(script), timeout=0.5, reuse=False)
+        )
 
 
 def test_remove_deletes_cache_and_directory(fake_kinit) -> None:
     kinit, _ = fake_kinit
-    cache = acquire_ticket(KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=kinit))
+    cache = acquire_ticket(KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd=kinit, reuse=False))
     assert os.path.exists(cache.path)
     cache.remove()
     assert not os.path.exists(cache.path)
@@ -197,19 +231,22 @@ def test_request_repr_hides_password() -> None:
     assert PASSWORD not in repr(KinitRequest(PRINCIPAL, PASSWORD))
 
 
-def test_custom_backend_slots_in() -> None:
+def test_custom_backend_slots_in(isolated_store) -> None:
     class RecordingBackend:
+        kind = "recording"
+
         def __init__(self) -> None:
             self.requests: list[KinitRequest] = []
 
-        def acquire(self, request: KinitRequest) -> CredentialCache:
+        def obtain(self, request: KinitRequest, ccache_path: str) -> None:
             self.requests.append(request)
-            return CredentialCache()
+            Path(ccache_path).write_bytes(ccache_bytes(request.principal, 3600))
 
     backend = RecordingBackend()
     request = KinitRequest(PRINCIPAL, PASSWORD)
     cache = acquire_ticket(request, backend=backend)
-    cache.remove()
+    assert cache.shared and cache.path.startswith(isolated_store.base_dir)
+    assert acquire_ticket(request, backend=backend).path == cache.path
     assert backend.requests == [request]
 
 
@@ -219,3 +256,186 @@ def test_kinit_backend_command_line() -> None:
         "/usr/bin/kinit",
         "u@R",
     ]
+
+
+# --- the run's ticket store, with real-format ccache files ------------------------------------
+def _principal(name: str) -> bytes:
+    user, _, realm = name.rpartition("@")
+    parts = [part.encode() for part in user.split("/")]
+    out = struct.pack(">II", 1, len(parts)) + struct.pack(">I", len(realm.encode()))
+    out += realm.encode()
+    for part in parts:
+        out += struct.pack(">I", len(part)) + part
+    return out
+
+
+def _credential(client: str, server: str, start: int, end: int, flags: int = 0) -> bytes:
+    out = _principal(client) + _principal(server)
+    out += struct.pack(">HI", 18, 4) + b"key!"
+    out += struct.pack(">IIIIBI", start, start, end, end, 0, flags)
+    out += struct.pack(">II", 0, 0)  # no addresses, no authdata
+    out += struct.pack(">I", 3) + b"tkt" + struct.pack(">I", 0)
+    return out
+
+
+def ccache_bytes(principal: str, lifetime: int, start: int | None = None) -> bytes:
+    """A version 4 FILE ccache with a config entry and the realm's TGT."""
+    start = int(time.time()) if start is None else start
+    realm = principal.rpartition("@")[2]
+    header = struct.pack(">HH", 0x0504, 0)
+    return (
+        header
+        + _principal(principal)
+        + _credential(principal, "krb5_ccache_conf_data/pa_type@X-CACHECONF:", 0, 0)
+        + _credential(principal, f"krbtgt/{realm}@{realm}", start, start + lifetime, 0x40000000)
+    )
+
+
+class FakeBackend:
+    kind = "fake"
+
+    def __init__(self, lifetime: int = 36000) -> None:
+        self.lifetime = lifetime
+        self.calls = 0
+
+    def obtain(self, request: KinitRequest, ccache_path: str) -> None:
+        self.calls += 1
+        Path(ccache_path).write_bytes(ccache_bytes(request.principal, self.lifetime))
+
+
+def test_ccache_parser_finds_the_tgt(tmp_path) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import (
+        parse_ccache,
+        read_ccache,
+    )
+
+    summary = parse_ccache(ccache_bytes("u@R.TEST", 100, start=1000))
+    assert summary.principal == "u@R.TEST"
+    assert len(summary.tickets) == 1  # the configuration entry is not a ticket
+    tgt = summary.tgt()
+    assert tgt is not None and (tgt.starttime, tgt.endtime) == (1000, 1100)
+    (tmp_path / "junk").write_bytes(b"ticket for someone")
+    assert read_ccache(str(tmp_path / "junk")) is None
+    assert read_ccache(str(tmp_path / "missing")) is None
+    truncated = ccache_bytes("u@R.TEST", 100)[:-5]
+    (tmp_path / "short").write_bytes(truncated)
+    assert read_ccache(str(tmp_path / "short")) is None
+
+
+def test_store_reuses_until_the_margin(tmp_path) -> None:
+    now = [time.time()]
+    store = TicketStore(str(tmp_path / "s"), watch=False, clock=lambda: now[0], margin=300)
+    backend = FakeBackend(lifetime=3600)
+    request = KinitRequest(PRINCIPAL, PASSWORD)
+    first = store.acquire(request, backend)
+    assert store.acquire(request, backend).path == first.path
+    assert backend.calls == 1
+    now[0] += 3600 - 301
+    store.acquire(request, backend)
+    assert backend.calls == 1
+    now[0] += 2  # 299 seconds left: inside the margin
+    store.acquire(request, backend)
+    assert backend.calls == 2
+
+
+def test_store_keys_keep_principals_and_forwardable_apart(tmp_path) -> None:
+    store = TicketStore(str(tmp_path / "s"), watch=False)
+    backend = FakeBackend()
+    a = store.acquire(KinitRequest("a@R.TEST", "p"), backend)
+    b = store.acquire(KinitRequest("b@R.TEST", "p"), backend)
+    af = store.acquire(KinitRequest("a@R.TEST", "p", forwardable=True), backend)
+    assert len({a.path, b.path, af.path}) == 3
+    assert backend.calls == 3
+    assert "a@R.TEST" not in a.path and PASSWORD not in a.path
+
+
+def test_store_replaces_a_cache_of_another_principal(tmp_path) -> None:
+    store = TicketStore(str(tmp_path / "s"), watch=False)
+    backend = FakeBackend()
+    cache = store.acquire(KinitRequest("a@R.TEST", "p"), backend)
+    Path(cache.path).write_bytes(ccache_bytes("intruder@R.TEST", 36000))
+    store.acquire(KinitRequest("a@R.TEST", "p"), backend)
+    assert backend.calls == 2
+
+
+def test_shared_cache_survives_remove_but_not_discard(tmp_path) -> None:
+    store = TicketStore(str(tmp_path / "s"), watch=False)
+    cache = store.acquire(KinitRequest(PRINCIPAL, PASSWORD), FakeBackend())
+    cache.remove()
+    assert os.path.exists(cache.path)
+    cache.discard()
+    assert not os.path.exists(cache.path)
+    assert os.path.isdir(cache.directory)
+
+
+def test_failed_acquisition_leaves_no_file(tmp_path) -> None:
+    class FailingBackend:
+        kind = "failing"
+
+        def obtain(self, request: KinitRequest, ccache_path: str) -> None:
+            Path(ccache_path).write_bytes(b"partial")
+            raise KerberosError("no")
+
+    store = TicketStore(str(tmp_path / "s"), watch=False)
+    with pytest.raises(KerberosError):
+        store.acquire(KinitRequest(PRINCIPAL, PASSWORD), FailingBackend())
+    run_dir = store.run_directory()
+    assert [name for name in os.listdir(run_dir) if not name.endswith(".lock")] == []
+
+
+def test_run_directory_belongs_to_the_owner_process(tmp_path) -> None:
+    store = TicketStore(str(tmp_path / "s"), owner=os.getpid(), watch=False)
+    path = store.run_directory()
+    assert os.path.basename(path).startswith(f"run-{os.getpid()}-")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert store.sweep() == []  # we are alive
+
+
+def test_kerberos_principal() -> None:
+    assert kerberos_principal("ansible@winops.test") == "ansible@WINOPS.TEST"
+    assert kerberos_principal("ansible", "winops.test") == "ansible@WINOPS.TEST"
+    assert kerberos_principal("ansible@WINOPS.TEST", "OTHER.TEST") == "ansible@WINOPS.TEST"
+    assert kerberos_principal("ansible") == "ansible"
+
+
+def test_default_backend_is_kinit_without_krb5_or_when_configured(monkeypatch) -> None:
+    monkeypatch.setattr(_kerberos, "_krb5_module", lambda: None)
+    assert _kerberos.default_backend(KinitRequest(PRINCIPAL, PASSWORD)).kind == "kinit"
+    monkeypatch.setattr(_kerberos, "_krb5_module", object)
+    assert _kerberos.default_backend(KinitRequest(PRINCIPAL, PASSWORD)).kind == "krb5"
+    custom = KinitRequest(PRINCIPAL, PASSWORD, kinit_cmd="/opt/kinit")
+    assert _kerberos.default_backend(custom).kind == "kinit"
+    args = KinitRequest(PRINCIPAL, PASSWORD, kinit_args=["-l", "1h"])
+    assert _kerberos.default_backend(args).kind == "kinit"
+
+
+@pytest.mark.parametrize(
+    ("native", "expected"),
+    [
+        ("Client 'x@R' not found in Kerberos database", "the KDC does not know the principal"),
+        ("Password incorrect while getting initial credentials", "refused the password"),
+        ("Clock skew too great while getting initial credentials", "clock"),
+        ('Cannot find KDC for realm "R"', "has no KDC for realm R"),
+        ("Cannot contact any KDC for realm 'R'", "no KDC of realm R answered"),
+    ],
+)
+def test_describe_failure_names_the_fix(native, expected) -> None:
+    message = describe_failure("x@R", native)
+    assert expected in message and "Fix: " in message and native in message
+
+
+def test_describe_failure_unknown_text_is_passed_through() -> None:
+    assert describe_failure("x@R", "something odd") == (
+        "Kerberos: could not get a ticket for x@R: something odd"
+    )
+
+
+def test_explain_service_failure() -> None:
+    text = "Server not found in Kerberos database (Server HTTP/10.0.0.5@R not found)"
+    error = explain_service_failure(
+        text, "10.0.0.5", "HTTP", "ansible_psrp_negotiate_hostname_override"
+    )
+    assert error is not None
+    assert "10.0.0.5 is an IP address" in str(error)
+    assert "set ansible_psrp_negotiate_hostname_override" in str(error)
+    assert explain_service_failure("Connection refused", "10.0.0.5", "HTTP", "x") is None

@@ -31,8 +31,9 @@ from core_helpers import (
 
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 
-# Hosts of the session fixture: win1..win3. The `open` profile host of this module: win20.
-OPEN_INDEX = 20
+# The session fixture's hosts start at 127.0.10.1 (WINHOST_FIRST); this module's `open`
+# profile host sits far above them.
+OPEN_INDEX = 200
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ process) in a temporary state directory and stops them at the end of the session
         winhost.clear_faults("win1")
         winhost.state("win1")    # JSON view of the modelled state (passwords masked)
 
-Environment: WINHOST_HOSTS (default 3), WINHOST_PROFILE (default "default").
+Environment: WINHOST_HOSTS (default 3), WINHOST_PROFILE (default "default"), WINHOST_FIRST
+(index of the first host, default 1: hosts are win<I> on 127.0.10.<I>; set it to run a second
+test session beside one that already uses 127.0.10.1-3).
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def winhost(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[WinhostSessi
     state_dir = tmp_path_factory.mktemp("winhost")
     hosts = int(os.environ.get("WINHOST_HOSTS", "3"))
     profile = os.environ.get("WINHOST_PROFILE", "default")
-    inventory = cli.start(state_dir, hosts=hosts, profile=profile)
+    first = int(os.environ.get("WINHOST_FIRST", "1"))
+    inventory = cli.start(state_dir, hosts=hosts, profile=profile, first=first)
     try:
         yield WinhostSession(state_dir, inventory)
     finally:

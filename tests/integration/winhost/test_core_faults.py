@@ -165,3 +165,30 @@ def test_command_line(tmp_path: Path) -> None:
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert _refused(f"127.0.10.{CLI_INDEX}", 5985)
     assert not (state_dir / "control.sock").exists()
+
+
+def test_shell_faults_over_sockets(
+    winhost: WinhostSession, target: dict[str, t.Any], client: Protocol
+) -> None:
+    """The shell-level faults, answered by the shells layer through faults' query API."""
+    winhost.fault(target["name"], "quota")
+    with pytest.raises(WSManFaultError) as info:
+        client.open_shell()
+    assert info.value.wsman_fault_code == 2150859173 and info.value.fault_subcode == "w:QuotaLimit"
+
+    shell_id = client.open_shell()
+    try:
+        command_id = client.run_command(shell_id, "cmd.exe", ["/c", "hostname"])
+        winhost.fault(target["name"], "busy")
+        with pytest.raises(WSManFaultError) as info:
+            client.send_command_input(shell_id, command_id, b"x", end=True)
+        assert info.value.wsman_fault_code == 170
+
+        winhost.fault(target["name"], "receive_timeout", seconds=2)
+        started = time.monotonic()
+        stdout, _, code = client.get_command_output(shell_id, command_id)  # pywinrm retries
+        assert time.monotonic() - started >= 1.5
+        assert code == 0 and stdout.strip() == target["winhost_computer_name"].encode()
+        client.cleanup_command(shell_id, command_id)
+    finally:
+        client.close_shell(shell_id)

@@ -55,6 +55,17 @@ def start(state_dir: Path, hosts: int = 1, profile: str = "default", first: int 
     state_dir = state_dir.resolve()
     if _running_pid(state_dir) is not None:
         raise StartError(f"winhost already runs for {state_dir}; stop it first")
+    busy = [
+        f"127.0.10.{index}:{port}"
+        for index in range(first, first + hosts)
+        for port in (5985, 5986)
+        if _port_open(f"{profiles.ADDRESS_PREFIX}{index}", port)
+    ]
+    if busy:
+        raise StartError(
+            f"{', '.join(busy)} already accept connections (another winhost run?); "
+            f"stop it or pick other addresses with --first (WINHOST_FIRST for the fixture)"
+        )
     states = profiles.create_state_dir(state_dir, hosts, profile, first)
     inventory = write_inventory(state_dir, states)
     log_path = state_dir / service.LOG_FILE
@@ -83,6 +94,9 @@ def start(state_dir: Path, hosts: int = 1, profile: str = "default", first: int 
         except service.ControlError:
             time.sleep(0.1)
             continue
+        if answer.get("errors"):
+            stop(state_dir)
+            raise StartError(f"winhost could not open listeners: {'; '.join(answer['errors'])}")
         expected = [(s.address, li.port) for s in states for li in s.listeners if li.enabled]
         listening = {
             (entry["address"], entry["port"]) for lst in answer["hosts"].values() for entry in lst

@@ -52,6 +52,7 @@ class WinHost:
         self._tls_versions = self._read_schannel()
         self._lock = threading.RLock()
         self._down = False
+        self._listener_errors: list[str] = []
         self._counters: collections.Counter[str] = collections.Counter()
         faults.register_reboot_handler(self.name, self.reboot)
 
@@ -208,9 +209,22 @@ class WinHost:
             for key in list(self._listeners):
                 if key not in desired:
                     self._listeners.pop(key).stop()
+            self._listener_errors = []
             for key in desired:
                 if key not in self._listeners:
-                    self._listeners[key] = self._start_listener(key)
+                    try:
+                        self._listeners[key] = self._start_listener(key)
+                    except (OSError, ValueError) as err:
+                        # e.g. the address was taken while the host was down: keep serving
+                        # the other listeners and show the failure in `state`.
+                        message = f"{key.transport} {key.address}:{key.port}: {err}"
+                        log.error("%s: listener failed to start: %s", self.name, message)
+                        self._listener_errors.append(message)
+
+    @property
+    def listener_errors(self) -> list[str]:
+        with self._lock:
+            return list(self._listener_errors)
 
     def listening(self) -> list[dict[str, t.Any]]:
         with self._lock:
@@ -242,6 +256,7 @@ class WinHost:
             "listening": self.listening(),
             "tls_versions": list(self.tls_versions),
             "down": self._down,
+            "listener_errors": list(self._listener_errors),
         }
         data["faults"] = [f.to_json() for f in faults.active(self.name)]
         with self._lock:

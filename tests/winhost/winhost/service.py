@@ -4,7 +4,7 @@
 opens their listeners and answers JSON requests on the unix socket DIR/control.sock
 (one request per connection, one JSON object each way):
 
-  {"op": "ping"}                                  -> {"ok": true, "hosts": [...]}
+  {"op": "ping"}                        -> {"ok": true, "hosts": {...}, "errors": [...]}
   {"op": "state", "host": "win1"|null}            -> {"ok": true, "state": {...}}
   {"op": "fault", "host": "win1", "kind": K, "options": {...}} -> {"ok": true, "fault": {...}}
   {"op": "stop"}                                  -> {"ok": true}, then the process exits
@@ -76,7 +76,11 @@ class Service:
     def answer(self, payload: dict[str, t.Any]) -> dict[str, t.Any]:
         op = payload.get("op")
         if op == "ping":
-            return {"ok": True, "hosts": {n: h.listening() for n, h in self.hosts.items()}}
+            return {
+                "ok": True,
+                "hosts": {n: h.listening() for n, h in self.hosts.items()},
+                "errors": [e for h in self.hosts.values() for e in h.listener_errors],
+            }
         if op == "state":
             name = payload.get("host")
             if name:

@@ -71,6 +71,12 @@ def _ticket(tmp_path: Path, forwardable: bool, monkeypatch) -> None:
     monkeypatch.setenv("KRB5CCNAME", cache.name)
 
 
+@pytest.fixture
+def ticket(tmp_path, monkeypatch):
+    """ticket(forwardable): the admin's TGT in a cache that KRB5CCNAME names for this test."""
+    return lambda forwardable: _ticket(tmp_path, forwardable, monkeypatch)
+
+
 def _accept(acceptor, client_step) -> None:
     """Run the token exchange; client_step(in_token) -> out_token."""
     out = client_step(None)
@@ -83,16 +89,23 @@ def _accept(acceptor, client_step) -> None:
         out = client_step(reply)
 
 
-@pytest.mark.parametrize("delegate", [False, True])
-@pytest.mark.parametrize("protocol", ["kerberos", "negotiate"])
-def test_pyspnego_client(protocol, delegate, host, tmp_path, monkeypatch) -> None:
-    _ticket(tmp_path, forwardable=delegate, monkeypatch=monkeypatch)
+@pytest.mark.parametrize(
+    ("protocol", "service", "delegate"),
+    [
+        ("kerberos", "HTTP", False),
+        ("kerberos", "HTTP", True),
+        ("negotiate", "HTTP", False),
+        ("negotiate", "WSMAN", True),  # pypsrp's default service name
+    ],
+)
+def test_pyspnego_client(protocol, service, delegate, host, ticket) -> None:
+    ticket(delegate)
     context_req = spnego.ContextReq.default
     if delegate:
         context_req |= spnego.ContextReq.delegate
     client = spnego.client(
         hostname=host.fqdn,
-        service="HTTP",
+        service=service,
         protocol=protocol,
         context_req=context_req,
         options=spnego.NegotiateOptions.wrapping_winrm,
@@ -110,6 +123,7 @@ def test_pyspnego_client(protocol, delegate, host, tmp_path, monkeypatch) -> Non
     assert acceptor.auth_method == "Kerberos"
     assert acceptor.client_principal() == ADMIN.principal
     assert acceptor.delegated is delegate
+    assert acceptor.service_principal() == f"{service}/{host.fqdn}@{kdc.REALM}"
     # MS-WSMV encryption: client -> server and server -> client.
     request = "<s:Envelope>Pässwörter & données</s:Envelope>".encode()
     wrapped = client.wrap_winrm(request)

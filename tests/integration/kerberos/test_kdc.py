@@ -76,6 +76,7 @@ def test_a_keytab_per_host_with_its_http_spn(kdc_server: KDC) -> None:
             check=True,
         ).stdout.decode()
         assert f"HTTP/win{number}.winops.test@WINOPS.TEST" in listing
+        assert f"WSMAN/win{number}.winops.test@WINOPS.TEST" in listing
         others = {1, 2, 3} - {number}
         assert not any(f"HTTP/win{other}." in listing for other in others)
 

@@ -12,7 +12,8 @@ arrives under "Negotiate". `install()` registers:
 
 The acceptor takes its keys from the host's own keytab through the GSSAPI credential store
 extension (``store={"keytab": ...}``), never from the process-wide KRB5_KTNAME, so one
-winhost process serves several hosts, each accepting only its own HTTP/<fqdn> principal.
+winhost process serves several hosts, each accepting only its own HTTP/ and WSMAN/<fqdn>
+principals.
 Message encryption follows MS-WSMV with Kerberos: gss_wrap_iov with a separate header
 (signature) and the sealed data, as pyspnego does for clients. A delegated credential
 (a forwarded TGT) is recorded: ``delegated`` is True when one arrived.
@@ -114,14 +115,13 @@ class KerberosAcceptor:
                 f"host {self._host.fqdn} has no Kerberos keytab (expected "
                 f"{self._host.private_dir() / KEYTAB_NAME}); start winhost with the KDC"
             )
-        name = gssapi.Name(f"HTTP@{self._host.fqdn}", gssapi.NameType.hostbased_service)
         try:
-            credentials = gssapi.Credentials(
-                name=name, usage="accept", store={"keytab": str(self._keytab)}
-            )
+            # No name: any key of this host's keytab (HTTP/ and WSMAN/<fqdn>, as a Windows
+            # computer account answers both); the keytab holds nothing of other hosts.
+            credentials = gssapi.Credentials(usage="accept", store={"keytab": str(self._keytab)})
         except gssapi.exceptions.GSSError as err:
             raise KerberosAcceptError(
-                f"no key for HTTP/{self._host.fqdn} in {self._keytab}: {err}"
+                f"cannot use the keytab {self._keytab} of {self._host.fqdn}: {err.gen_message()}"
             ) from err
         gss_bindings = None
         if bindings is not None:
@@ -161,6 +161,12 @@ class KerberosAcceptor:
         if not self.complete:
             return ""
         return str(self._context.initiator_name)  # type: ignore[union-attr]
+
+    def service_principal(self) -> str:
+        """The SPN the client asked for (HTTP/<fqdn> or WSMAN/<fqdn>)."""
+        if not self.complete:
+            return ""
+        return str(self._context.target_name)  # type: ignore[union-attr]
 
     def delegated_principal(self) -> str | None:
         """Whose TGT was delegated, for the record (None without delegation)."""

@@ -53,6 +53,7 @@ class WinHost:
         self._lock = threading.RLock()
         self._down = False
         self._listener_errors: list[str] = []
+        self._request_seconds = 0.0
         self._counters: collections.Counter[str] = collections.Counter()
         faults.register_reboot_handler(self.name, self.reboot)
 
@@ -126,6 +127,11 @@ class WinHost:
     def count(self, counter: str) -> None:
         with self._lock:
             self._counters[counter] += 1
+
+    def record_request(self, seconds: float) -> None:
+        with self._lock:
+            self._counters["requests"] += 1
+            self._request_seconds += seconds
 
     def config_changed(self) -> None:
         if not self._down:
@@ -260,5 +266,10 @@ class WinHost:
         }
         data["faults"] = [f.to_json() for f in faults.active(self.name)]
         with self._lock:
-            data["counters"] = {"commands_started": 0, **self._counters}
+            data["counters"] = {
+                "commands_started": 0,
+                "requests": 0,
+                **self._counters,
+                "request_seconds": round(self._request_seconds, 6),
+            }
         return data

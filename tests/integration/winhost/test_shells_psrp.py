@@ -106,13 +106,25 @@ def test_receive_times_out_then_output_arrives(server: InProcessServer) -> None:
         ps = PowerShell(pool)
         ps.add_script("slow 1.5")
         ps.begin_invoke()
-        pool._receive(ps.id, timeout=1)  # PIPELINE_STATE Running comes at once
+        # Nothing but output or a final state ends a Receive: Windows sends no PIPELINE_STATE
+        # Running, so the first Receive waits.
         started = time.monotonic()
         with pytest.raises(WSManFaultError) as err:
             pool._receive(ps.id, timeout=1)
         assert err.value.code == api.WSMAN_FAULT_OPERATION_TIMEOUT
         assert 0.9 <= time.monotonic() - started < 1.5
         assert ps.end_invoke() == ["late"]
+
+
+def test_first_poll_brings_the_first_output(server: InProcessServer) -> None:
+    """ansible-core's psrp fetch polls once and reads "no output" as "nothing to fetch"."""
+    with RunspacePool(server.pypsrp()) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("echo-input")
+        ps.begin_invoke(["first", "second"])
+        ps.poll_invoke()
+        assert ps.output[:1] == ["got first"]
+        assert ps.end_invoke() == ["got first", "got second"]
 
 
 def test_unknown_configuration_gets_the_windows_fault(server: InProcessServer) -> None:

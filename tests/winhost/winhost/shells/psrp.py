@@ -346,7 +346,11 @@ class PowerShellHandler:
             )
             for c in commands
         ]
-        found.server.start()
+        # Windows sends no PIPELINE_STATE Running (clients set Running themselves when the
+        # Command succeeds); psrpcore's start() would queue one, which made the first Receive
+        # return nothing but that state - ansible-core's psrp fetch reads its first poll as
+        # "no output" and writes no file. So the state changes without a message.
+        found.server._change_state(PSInvocationState.Running, emit=False)
         found.process = self.engine.start_pipeline(self.host, shell.owner, converted)
         if described.no_input:
             found.process.send_input([], True)

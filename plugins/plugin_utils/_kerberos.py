@@ -234,8 +234,13 @@ def explain_service_failure(
     (ansible_winrm_kerberos_hostname_override, ansible_psrp_negotiate_hostname_override).
     Returns None when ``error`` is about something else.
     """
-    text = str(error)
-    if not re.search(r"Server .*not found in Kerberos database|S_PRINCIPAL_UNKNOWN", text, re.I):
+    texts = []
+    seen: BaseException | str | None = error
+    while seen is not None and len(texts) < 10:  # the message may sit on a cause or context
+        texts.append(str(seen))
+        seen = (seen.__cause__ or seen.__context__) if isinstance(seen, BaseException) else None
+    pattern = re.compile(r"Server .*not found in Kerberos database|S_PRINCIPAL_UNKNOWN", re.I)
+    if not any(pattern.search(text) for text in texts):
         return None
     spn = f"{service}/{target}"
     try:

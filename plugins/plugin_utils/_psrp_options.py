@@ -23,7 +23,10 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
     Endpoint,
     resolve_endpoint,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KinitRequest
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+    KinitRequest,
+    kerberos_principal,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils._retry import RetryPolicy
 from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
 
@@ -233,7 +236,8 @@ def _read_kinit(
     env_vars = {name: os.environ[name] for name in names if name in os.environ}
 
     return KinitRequest(
-        principal=t.cast(str, user),
+        # A UPN's realm upper-cased: MIT realms are case-sensitive, AD's are upper case.
+        principal=kerberos_principal(t.cast(str, user)),
         password=t.cast(str, password),
         kinit_cmd=kinit_cmd,
         kinit_args=kinit_args,

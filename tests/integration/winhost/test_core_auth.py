@@ -76,6 +76,16 @@ def test_identify_is_anonymous_and_hides_the_os_version(target: dict[str, t.Any]
     assert status == 401, "without WSMANIDENTIFY: unauthenticated, Identify needs credentials"
     assert headers.get_all("WWW-Authenticate") == ["Negotiate", "CredSSP"]
 
+    context = tls_context(
+        target["winhost_ca_bundle"],
+        ssl.TLSVersion.TLSv1_3,
+        target["winhost_client_cert"],
+        target["winhost_client_key"],
+    )
+    mutual = {"Authorization": "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"}
+    status, _, body, _ = raw_post(address, 5986, IDENTIFY, mutual, context)
+    assert status == 200 and b"OS: 10.0.20348 SP: 0.0 Stack: 3.0" in body
+
 
 def test_ntlm_over_http_is_message_encrypted(target: dict[str, t.Any]) -> None:
     client = protocol(target, "http", "ntlm")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import platform
 import threading
 import typing as t
 from pathlib import Path
@@ -77,18 +76,31 @@ class WinHost:
         return self.state.winrm_setting(path)
 
     def facts(self) -> dict[str, t.Any]:
+        """The modelled machine (one NIC with the host's loopback address, no domain)."""
         return {
             "os_name": "Microsoft Windows Server 2022 Datacenter",
-            "os_version": "10.0.20348",
-            "os_build": "20348",
+            "os_version": "10.0.20348.0",
             "computer_name": self.computer_name,
             "fqdn": self.fqdn,
-            "domain": "",
             "ip_addresses": [self.state.address],
+            "interfaces": [
+                {
+                    "interface_index": 4,
+                    "interface_name": "Ethernet",
+                    "connection_name": "Ethernet",
+                    "default_gateway": None,
+                    "dns_domain": None,
+                    "macaddress": f"00:15:5D:0A:00:{self.state.index % 256:02X}",
+                }
+            ],
             "time_zone": "UTC",
             "clock_offset_seconds": self.state.clock_offset_seconds,
-            "architecture": "64-bit",
-            "python_platform": platform.platform(),  # the machine really running winhost
+            "processor_vcpus": 2,
+            "memtotal_mb": 4096,
+            "reboot_pending": False,
+            "windows_domain": "WORKGROUP",
+            "windows_domain_member": False,
+            "windows_domain_role": "Stand-alone server",
         }
 
     # --- auth.AuthHost ---------------------------------------------------------------------------

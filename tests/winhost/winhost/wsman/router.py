@@ -52,7 +52,7 @@ def identify_response(facts: dict[str, t.Any], anonymous: bool) -> api.WSManResp
     version = (
         "OS: 0.0.0 SP: 0.0 Stack: 3.0"
         if anonymous
-        else (f"OS: {facts.get('os_version', '10.0.20348')} SP: 0.0 Stack: 3.0")
+        else (f"OS: {'.'.join(str(facts['os_version']).split('.')[:3])} SP: 0.0 Stack: 3.0")
     )
     ET.SubElement(node, f"{{{WSMID}}}ProductVersion").text = version
     profiles = ET.SubElement(node, f"{{{WSMID}}}SecurityProfiles")

@@ -101,6 +101,22 @@ def test_stop_terminates_the_running_pipeline(
         assert again.invoke() == ["one", 2, True]
 
 
+def test_stop_as_ms_psrp_spells_it_reports_stopped(
+    server: InProcessServer, engine: ScriptedEngine
+) -> None:
+    with RunspacePool(server.pypsrp()) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("sleep")
+        ps.begin_invoke()
+        pool.shell.signal(
+            "http://schemas.microsoft.com/powershell/signal/crtl_c", str(ps.id).upper()
+        )
+        assert engine.processes[-1].terminated
+        ps.poll_invoke()
+        assert ps.state == PSInvocationState.STOPPED
+        assert "The pipeline has been stopped." in str(ps.streams.error[-1])
+
+
 def test_receive_times_out_then_output_arrives(server: InProcessServer) -> None:
     with RunspacePool(server.pypsrp()) as pool:
         ps = PowerShell(pool)

@@ -36,7 +36,13 @@ STATE_RUNNING = f"{SHELL_URI}CommandState/Running"
 SIGNAL_TERMINATE = f"{SHELL_URI}signal/terminate"
 SIGNAL_CTRL_C = f"{SHELL_URI}signal/ctrl_c"
 SIGNAL_CTRL_BREAK = f"{SHELL_URI}signal/ctrl_break"
-PS_SIGNAL_CTRL_C = "powershell/signal/ctrl_c"
+# PowerShell's stop signal: pypsrp writes "ctrl_c", MS-PSRP (and so Windows' own client)
+# "crtl_c", with or without the schema prefix.
+PS_SIGNALS_CTRL_C = frozenset(
+    f"{prefix}powershell/signal/{name}"
+    for prefix in ("", "http://schemas.microsoft.com/")
+    for name in ("ctrl_c", "crtl_c")
+)
 
 # Windows' defaults when the host's configuration does not say (winrm/config/winrs and
 # winrm/config/service), and WinRM's OperationTimeout default.

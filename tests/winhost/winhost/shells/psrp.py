@@ -451,7 +451,7 @@ class PowerShellHandler:
         code = (code_node.text if code_node is not None else "") or ""
         pipeline = shell.pipeline(signal.get("CommandId"))
         lowered = code.strip().lower()
-        if lowered in (common.PS_SIGNAL_CTRL_C, common.SIGNAL_CTRL_C):
+        if lowered in common.PS_SIGNALS_CTRL_C or lowered == common.SIGNAL_CTRL_C:
             if pipeline.process is not None:
                 pipeline.process.terminate()
             with shell.lock:

@@ -201,8 +201,7 @@ class Shell:
         self.resource_uri = resource_uri
         self.owner = owner
         self.idle_timeout = idle_timeout
-        self.created = time.monotonic()
-        self.last_activity = self.created
+        self.last_activity = time.monotonic()
         self.active_requests = 0
         self.lock = threading.RLock()
         self.closed = False
@@ -460,14 +459,6 @@ def signal_response() -> api.WSManResponse:
 
 def receive_response(body: ET.Element) -> api.WSManResponse:
     return api.WSManResponse(action=f"{SHELL_URI}ReceiveResponse", body=[body])
-
-
-def stream_attr(node: ET.Element, name: str) -> str | None:
-    """An attribute by local name, whether the client qualified it or not."""
-    for key, value in node.attrib.items():
-        if key == name or key.endswith(f"}}{name}"):
-            return value
-    return None
 
 
 def is_true(text: str | None) -> bool:

@@ -48,7 +48,6 @@ class CmdCommand:
         self.stderr = bytearray()
         self.finished = False
         self.exit_code: int | None = None
-        self.input_ended = False
         self.receive_lock = threading.Lock()
 
     def absorb(self, batch: api.OutputBatch, codec: str | None) -> None:
@@ -207,7 +206,6 @@ class CmdShellHandler:
             if shell.codec is not None and data:
                 data = data.decode(shell.codec, errors="replace").encode("utf-8")
             command.process.send_input(data, end)
-            command.input_ended = command.input_ended or end
         return common.send_response()
 
     # -- Receive ----------------------------------------------------------------------------

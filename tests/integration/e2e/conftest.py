@@ -66,7 +66,7 @@ class EndToEnd:
         self.matrix_target = self.targets[names[0]]
         self.negative_target = self.targets[names[1 % len(names)]]
         self.fault_target = self.targets[names[-1]]
-        self.enable_service_auth(self.matrix_target, Basic=True, CredSSP=True, Certificate=True)
+        self.enable_service_auth(self.matrix_target, Basic=True)
         small = _random_file(scratch / "small.bin", 200 * 1024)
         self.fault_extra_vars = {
             "e2e_target": self.fault_target.name,

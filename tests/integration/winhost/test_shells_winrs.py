@@ -179,6 +179,19 @@ def test_idle_shell_is_freed_without_a_request(
     assert engine.processes[-1].terminated  # its command ended with it
 
 
+def test_reset_forgets_every_shell_as_a_reboot_does(
+    server: InProcessServer, engine: ScriptedEngine
+) -> None:
+    protocol = server.pywinrm()
+    shell_id = protocol.open_shell()
+    protocol.run_command(shell_id, "hang")
+    server.handlers.reset()  # type: ignore[attr-defined]
+    assert engine.processes[-1].terminated
+    with pytest.raises(WSManFaultError) as err:
+        protocol.run_command(shell_id, "echo", ["x"])
+    assert err.value.wsman_fault_code == api.WSMAN_FAULT_SHELL_NOT_FOUND
+
+
 def test_a_waiting_receive_keeps_the_shell_alive(
     server: InProcessServer, host: SettingsHost
 ) -> None:

@@ -23,7 +23,9 @@ class ShellHandlerMap(dict[str, api.ShellHandler]):
     """Resource URI -> handler, where any URI under the PowerShell prefix (any case) maps to
     the PowerShell handler."""
 
-    def __init__(self, cmd: CmdShellHandler, powershell: PowerShellHandler) -> None:
+    def __init__(
+        self, cmd: CmdShellHandler, powershell: PowerShellHandler, table: ShellTable
+    ) -> None:
         # Every configuration the host has is a key of its own too, for users that copy the
         # mapping into a plain dict (the prefix lookup then no longer applies).
         super().__init__(
@@ -31,6 +33,12 @@ class ShellHandlerMap(dict[str, api.ShellHandler]):
             | {f"{PS_RESOURCE_PREFIX}{name}": powershell for name in powershell.configuration_names}
         )
         self._powershell = powershell
+        self._table = table
+
+    def reset(self) -> None:
+        """Forget every shell and end what runs in it, as a reboot or a WinRM service restart
+        does (clients then get the shell-not-found fault)."""
+        self._table.clear()
 
     def __missing__(self, key: str) -> api.ShellHandler:
         if isinstance(key, str) and self._powershell.serves(key):
@@ -52,5 +60,5 @@ def shell_handlers(host: api.HostView, engine: api.ExecutionEngine) -> dict[str,
     count every shell of a user)."""
     table = ShellTable(host)
     return ShellHandlerMap(
-        CmdShellHandler(host, engine, table), PowerShellHandler(host, engine, table)
+        CmdShellHandler(host, engine, table), PowerShellHandler(host, engine, table), table
     )

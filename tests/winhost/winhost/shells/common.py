@@ -336,6 +336,12 @@ class ShellTable:
             self._shells.pop(shell.shell_id.upper(), None)
         shell.close()
 
+    def clear(self) -> None:
+        with self._lock:
+            gone, self._shells = list(self._shells.values()), {}
+        for shell in gone:
+            shell.close()
+
     def shells(self) -> list[Shell]:
         with self._lock:
             return list(self._shells.values())

@@ -95,6 +95,11 @@ def _run_play(server: KDC, tmp_path: Path, connection: str, prefix: str) -> tupl
     assert ADMIN.password not in output
     # Every task reached the connection step on every host (and found the port closed).
     assert output.count("unreachable") + output.count("UNREACHABLE") >= TASKS * HOSTS, output
+    # Nothing the run left behind holds the password (the inventory is ours, not the run's).
+    secret = ADMIN.password.encode()
+    for path in work.rglob("*"):
+        if path.is_file() and path.name != "inventory.yml":
+            assert secret not in path.read_bytes(), f"password in {path}"
     return server.as_req_count(ADMIN.principal, since=before), private_tmp
 
 

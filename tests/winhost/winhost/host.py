@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from winhost import api, faults, pki
+from winhost import api, faults, netfilter, pki
 from winhost.http.server import ListenerRuntime, tls_context
 from winhost.state import CertMapping, HostState
 from winhost.wsman.router import Router
@@ -130,6 +130,11 @@ class WinHost:
         policy = self.state.registry.get(POLICY_KEY, {}).get("LocalAccountTokenFilterPolicy", 0)
         return principal.username.lower() == "administrator" or int(policy) == 1
 
+    def admits(self, peer: str, port: int) -> bool:
+        """Whether the firewall lets `peer` connect to `port` (checked per connection)."""
+        with self.state.lock:
+            return netfilter.firewall_admits(self.state.firewall_rules, peer, port)
+
     # --- routing and configuration ----------------------------------------------------------------
     def route(
         self, request: api.WSManRequest, principal: api.Principal | None
@@ -169,6 +174,15 @@ class WinHost:
                 if not listener.enabled:
                     continue
                 address = listener.address
+                ipv4_filter = self.state.winrm_setting("Service/IPv4Filter")
+                try:
+                    admitted = netfilter.address_matches(self.state.address, ipv4_filter)
+                except netfilter.FilterError as err:
+                    log.error("%s: %s; no listener opens", self.name, err)
+                    admitted = False
+                if not admitted:
+                    log.warning("%s: IPv4Filter %r excludes %s", self.name, ipv4_filter, address)
+                    continue
                 if address == "*":
                     ip = self.state.address
                 elif address.upper().startswith("IP:") and address[3:] == self.state.address:

@@ -46,6 +46,8 @@ class ServedHost(AuthHost, t.Protocol):
 
     def record_request(self, seconds: float) -> None: ...
 
+    def admits(self, peer: str, port: int) -> bool: ...
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -66,6 +68,14 @@ class _Server(ThreadingHTTPServer):
             )
         self.listener.track(sock, True)
         return sock, address
+
+    def verify_request(self, request: t.Any, client_address: t.Any) -> bool:
+        # Windows Firewall drops the packets (the client times out); winhost can only close
+        # the accepted connection at once.
+        if self.listener.host.admits(client_address[0], self.listener.port):
+            return True
+        log.info("winhost %s: firewall blocks %s", self.listener.host.name, client_address[0])
+        return False
 
     def shutdown_request(self, request: t.Any) -> None:
         self.listener.track(request, False)

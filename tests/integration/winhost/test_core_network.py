@@ -1,0 +1,111 @@
+"""Firewall rules (peer addresses) and IPv4Filter (listener addresses) of the model, on a host
+served in process over real sockets."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from winhost import netfilter, pki, profiles
+from winhost.host import WinHost
+
+INDEX = 220  # far from the session fixture's hosts
+IDENTIFY = (
+    b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+    b'xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd">'
+    b"<s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"
+)
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[WinHost]:
+    state_dir = tmp_path_factory.mktemp("winhost-net")
+    secrets = {"admin_password": "Ädmin-Pässw0rd!", "operator_password": "Öp-Pässw0rd!"}
+    state = profiles.build_host(
+        state_dir, INDEX, "stock", pki.CertificateAuthority.create(), secrets
+    )
+    running = WinHost(state)
+    running.boot()
+    yield running
+    running.shutdown()
+
+
+def _identify_from(source: str, address: str) -> int | None:
+    """Status of an anonymous Identify sent from `source`, None when the connection closed."""
+    connection = http.client.HTTPConnection(address, 5985, timeout=10, source_address=(source, 0))
+    try:
+        connection.request(
+            "POST",
+            "/wsman",
+            body=IDENTIFY,
+            headers={"WSMANIDENTIFY": "unauthenticated", "Content-Type": "application/soap+xml"},
+        )
+        return connection.getresponse().status
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        return None
+    finally:
+        connection.close()
+
+
+def test_firewall_rules_decide_which_peers_connect(host: WinHost) -> None:
+    address = host.state.address
+    assert _identify_from("127.0.0.5", address) == 200
+    rules = host.state.firewall_rules
+    original = [dict(rule) for rule in rules]
+    try:
+        rules[0]["RemoteAddress"] = ["127.0.0.5", "10.0.0.0/8"]
+        assert _identify_from("127.0.0.5", address) == 200
+        assert _identify_from("127.0.0.6", address) is None
+        rules.append(
+            {"Name": "block", "LocalPort": "Any", "RemoteAddress": "127.0.0.5", "Action": "Block"}
+        )
+        assert _identify_from("127.0.0.5", address) is None, "a Block rule wins over Allow"
+        rules[:] = []
+        assert _identify_from("127.0.0.5", address) is None, "inbound default is block"
+    finally:
+        rules[:] = original
+    assert _identify_from("127.0.0.6", address) == 200
+
+
+def test_ipv4_filter_decides_where_listeners_listen(host: WinHost) -> None:
+    address = host.state.address
+    host.state.set_winrm_setting("Service/IPv4Filter", "127.0.0.1-127.0.0.9")
+    host.config_changed()
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, 5985), timeout=2).close()
+    finally:
+        host.state.set_winrm_setting("Service/IPv4Filter", "*")
+        host.config_changed()
+    assert _identify_from("127.0.0.5", address) == 200
+
+
+@pytest.mark.parametrize(
+    ("address", "spec", "expected"),
+    [
+        ("127.0.10.7", "*", True),
+        ("127.0.10.7", "", False),
+        ("127.0.10.7", "127.0.10.1-127.0.10.9", True),
+        ("127.0.10.70", "127.0.10.1-127.0.10.9", False),
+        ("127.0.10.7", "10.0.0.1, 127.0.10.0/24", True),
+        ("127.0.10.7", ["127.0.10.8"], False),
+    ],
+)
+def test_address_matches(address: str, spec: t.Any, expected: bool) -> None:
+    assert netfilter.address_matches(address, spec) is expected
+
+
+def test_bad_filter_names_the_entry() -> None:
+    with pytest.raises(netfilter.FilterError, match=r"'10\.0\.0\.300'"):
+        netfilter.address_matches("10.0.0.1", "10.0.0.300")
+
+
+def test_state_dir_layout(host: WinHost) -> None:
+    directory = Path(host.state.directory)
+    assert (directory / "state.json").stat().st_mode & 0o777 == 0o600
+    assert (directory / "private").stat().st_mode & 0o777 == 0o700
+    assert (directory / "C" / "Windows" / "Temp").is_dir()

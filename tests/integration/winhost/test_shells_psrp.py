@@ -203,6 +203,26 @@ def test_shells_quota_counts_both_shell_kinds(server: InProcessServer, host: Set
     assert err.value.code == api.WSMAN_FAULT_QUOTA_LIMIT
 
 
+def test_finished_pipelines_free_their_operation(
+    server: InProcessServer, host: SettingsHost
+) -> None:
+    host.settings["Service/MaxConcurrentOperationsPerUser"] = "2"  # the pool and one pipeline
+    with RunspacePool(server.pypsrp()) as pool:
+        for _ in range(3):  # never closed, as ansible-core's psrp plugin does
+            ps = PowerShell(pool)
+            ps.add_script("objects")
+            assert ps.invoke() == ["one", 2, True]
+        running = PowerShell(pool)
+        running.add_script("sleep")
+        running.begin_invoke()
+        another = PowerShell(pool)
+        another.add_script("objects")
+        with pytest.raises(WSManFaultError) as err:
+            another.invoke()
+        assert err.value.code == 2150859174
+        running.stop()
+
+
 def test_busy_send_fault(server: InProcessServer, host: SettingsHost) -> None:
     with RunspacePool(server.pypsrp()) as pool:
         ps = PowerShell(pool)

@@ -231,7 +231,11 @@ def test_operations_quota(server: InProcessServer, host: SettingsHost) -> None:
     assert err.value.wsman_fault_code == 2150859174
     assert "maximum number of 3 concurrent operations" in err.value.reason
     protocol.cleanup_command(shell_id, first)  # a terminated command frees its operation
-    protocol.run_command(shell_id, "echo", ["3"])
+    third = protocol.run_command(shell_id, "echo", ["3"])
+    # So does one whose final state was received; its id still takes terminate afterwards.
+    assert protocol.get_command_output(shell_id, third) == (b"3\r\n", b"", 0)
+    protocol.run_command(shell_id, "echo", ["4"])
+    protocol.cleanup_command(shell_id, third)
 
 
 def test_output_is_chunked_to_the_clients_envelope(server: InProcessServer) -> None:

@@ -67,6 +67,7 @@ class PSPipeline:
         self.command_id = command_id
         self.server = server
         self.process: api.Process | None = None
+        self.done_reported = False
         self.receive_lock = threading.Lock()
 
     @property
@@ -99,8 +100,10 @@ class PSShell(common.Shell):
         self.data_ready = threading.Condition(self.lock)
 
     def operation_count(self) -> int:
+        # As for WinRS commands: once its final state is delivered a pipeline is no concurrent
+        # operation (ansible-core's psrp plugin never sends terminate for finished pipelines).
         with self.lock:
-            return 1 + len(self.pipelines)
+            return 1 + sum(1 for p in self.pipelines.values() if not p.done_reported)
 
     def pipeline(self, command_id: str | None) -> PSPipeline:
         with self.lock:
@@ -395,6 +398,11 @@ class PowerShellHandler:
                 if shell.outbox.get(target) or pipeline.ended:
                     data = shell.take(target, budget)
                     done = pipeline.ended and not shell.outbox.get(target)
+                    if done and not pipeline.done_reported:
+                        pipeline.done_reported = True
+                        pipeline.process = None
+                        # psrpcore keeps finished pipelines until closed; nothing needs it now.
+                        shell.pool.pipeline_table.pop(target, None)
                     break
             remaining = deadline - time.monotonic()
             if remaining <= 0:

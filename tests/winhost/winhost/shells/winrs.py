@@ -47,6 +47,7 @@ class CmdCommand:
         self.stdout = bytearray()
         self.stderr = bytearray()
         self.finished = False
+        self.done_reported = False
         self.exit_code: int | None = None
         self.receive_lock = threading.Lock()
 
@@ -87,8 +88,10 @@ class CmdShell(common.Shell):
         self.commands: dict[str, CmdCommand] = {}
 
     def operation_count(self) -> int:
+        # A command whose final state the client has received no longer runs: its id stays
+        # valid (clients send terminate afterwards) but it is no concurrent operation.
         with self.lock:
-            return 1 + len(self.commands)
+            return 1 + sum(1 for c in self.commands.values() if not c.done_reported)
 
     def command(self, command_id: str | None) -> CmdCommand:
         with self.lock:
@@ -283,6 +286,7 @@ def _receive_body(command: CmdCommand, streams: list[str], budget: int) -> ET.El
             sub(body, "rsp", "Stream", base64.b64encode(chunk).decode(), Name=name, CommandId=cid)
     done = command.finished and not command.has_output
     if done:
+        command.done_reported = True
         for name in streams:
             sub(body, "rsp", "Stream", None, Name=name, CommandId=cid, End="true")
         state = sub(body, "rsp", "CommandState", None, CommandId=cid, State=common.STATE_DONE)

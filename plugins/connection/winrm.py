@@ -123,8 +123,9 @@ options:
       - One or more of V(basic), V(certificate), V(credssp), V(kerberos), V(negotiate),
         V(ntlm), and the legacy pywinrm names V(plaintext) (Basic over http) and V(ssl) (Basic
         over https, or certificate authentication when O(cert_pem) is set).
-      - V(negotiate) tries Kerberos (when python-gssapi is installed) and then NTLM, as
-        Windows' Negotiate does; pywinrm itself has no such transport.
+      - V(negotiate) tries Kerberos and then NTLM, as Windows' Negotiate does (pywinrm itself
+        has no such transport). Kerberos is tried when python-gssapi is installed and
+        O(remote_user) is a UPN, O(realm) is set or O(kerberos_mode=manual).
       - When unset, V(kerberos) for a UPN O(remote_user) if Kerberos is available, otherwise
         V(ssl) over https and V(plaintext) over http.
     type: list

@@ -131,7 +131,7 @@ def _pywinrm_transports(requested: list[str], kerberos_ok: bool) -> list[str]:
     """The pywinrm transports to try, in order, for the transports the user asked for.
 
     pywinrm has no SPNEGO transport, so ``negotiate`` does what SPNEGO does in two steps:
-    Kerberos when the controller can do it, then NTLM.
+    Kerberos when it can work (``kerberos_ok``), then NTLM.
     """
     result: list[str] = []
     for name in requested:
@@ -338,8 +338,15 @@ def build_settings(
     operation_timeout, read_timeout = _timeouts(reader)
     cert_pem, cert_key_pem = _certificate_paths(reader, transports)
     _credentials_required(reader, transports, user, password, cert_pem is not None)
-    # Validated under the names the user gave; from here on, pywinrm's names.
-    transports = _pywinrm_transports(transports, kerberos_available)
+    # Validated under the names the user gave; from here on, pywinrm's names. Negotiate
+    # tries Kerberos only where a ticket can name a realm: a UPN, a realm, or the user's own
+    # ticket cache (kinit_mode manual). A plain local user goes straight to NTLM.
+    kerberos_realm_known = (
+        is_upn(user)
+        or bool(reader.get("realm"))
+        or str(reader.get("kerberos_mode") or "").strip().lower() == "manual"
+    )
+    transports = _pywinrm_transports(transports, kerberos_available and kerberos_realm_known)
 
     ca_trust_path = _optional_str(reader, "ca_trust_path")
     if ca_trust_path is not None:

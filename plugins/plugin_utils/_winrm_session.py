@@ -94,17 +94,33 @@ def stdin_chunk_size(max_envelope_size: int) -> int:
     return (max_envelope_size - DEFAULT_ENVELOPE_OVERHEAD) // 4 * 3
 
 
+# How requests, urllib3 and http.client report a response cut off by a dropped connection.
+_BROKEN_RESPONSE = frozenset(("ChunkedEncodingError", "IncompleteRead", "ProtocolError"))
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for failures that say nothing about the request itself: try again later.
 
     The shared classifier's refused, reset or aborted connections and HTTP 502/503/504 (the
-    listener restarting, a proxy or a busy service), plus a WSMan OperationTimeout fault.
+    listener restarting, a proxy or a busy service), a response cut off by a dropped
+    connection, and a WSMan OperationTimeout fault.
     """
-    if HAS_WINRM and any(
-        isinstance(item, WinRMOperationTimeoutError) for item in exception_chain(exc)
-    ):
-        return True
+    for item in exception_chain(exc):
+        if HAS_WINRM and isinstance(item, WinRMOperationTimeoutError):
+            return True
+        if type(item).__name__ in _BROKEN_RESPONSE:
+            return True
     return is_transient_error(exc)
+
+
+def breaks_connection(exc: BaseException) -> bool:
+    """True when the HTTP connection is unusable afterwards (a socket-level failure).
+
+    requests' own exceptions are OSErrors, so this covers refused, reset, cut-off and timed
+    out requests, but not an HTTP error status or a WSMan fault, after which the connection
+    (and its authentication) is fine.
+    """
+    return any(isinstance(item, OSError) for item in exception_chain(exc))
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -155,6 +171,7 @@ class WinRMSession:
         self.transport: str | None = None
         self.shell_id: str | None = None
         self._ccache: CredentialCache | None = None
+        self._reconnect = False  # the last request broke its connection
 
     @property
     def is_open(self) -> bool:
@@ -178,6 +195,21 @@ class WinRMSession:
             failure.__cause__ = exc
         return failure
 
+    def _request(self, protocol: Protocol, func: t.Callable[[], T]) -> T:
+        """Send one request, on a freshly authenticated connection if the last one broke."""
+        if self._reconnect:
+            # The broken socket took its authentication (and, with message encryption, its
+            # keys) with it: pywinrm authenticates again on the next request.
+            protocol.transport.close_session()
+            self._reconnect = False
+        try:
+            return func()
+        except BaseException as exc:
+            # An interruption (Ansible's task timeout) leaves the request half done, too.
+            if not isinstance(exc, Exception) or breaks_connection(exc):
+                self._reconnect = True
+            raise
+
     def _call_safe(
         self,
         operation: str,
@@ -187,20 +219,10 @@ class WinRMSession:
     ) -> T:
         """Run an operation that may be repeated, retrying transient failures with backoff."""
         target = protocol or self.protocol
-        attempts = 0
-
-        def attempt() -> T:
-            nonlocal attempts
-            if attempts and target is not None:
-                # A dropped socket may have taken the authenticated (and, with message
-                # encryption, keyed) connection with it: authenticate afresh.
-                target.transport.close_session()
-            attempts += 1
-            return func()
-
+        assert target is not None
         return call_with_retry(
             operation,
-            attempt,
+            lambda: self._request(target, func),
             self._policy,
             is_retryable,
             log=lambda message: self._log(3, message),
@@ -275,9 +297,9 @@ class WinRMSession:
         if len(errors) == 1:
             raise last_error
         tried = "; ".join(f"{name}: {error}" for name, error in errors[:-1])
-        raise AnsibleConnectionFailure(
-            f"{last_error}\n  also tried: {tried}"
-        ) from last_error.__cause__
+        combined = AnsibleConnectionFailure(f"{last_error}\n  also tried: {tried}")
+        combined._include_cause_message = False  # see _failure
+        raise combined from last_error.__cause__
 
     def reopen_shell(self) -> None:
         """Replace the shell (same authenticated Protocol), e.g. after a quota fault."""
@@ -348,13 +370,21 @@ class WinRMSession:
 
     def _start(self, command_line: str, console_mode_stdin: bool) -> str:
         """Send the WinRS Command. Never retried: a lost reply must not start it twice."""
-        assert self.protocol is not None and self.shell_id is not None
         command, _, arguments = command_line.partition(" ")
         args = [arguments] if arguments else []
-        try:
-            return self.protocol.run_command(
-                self.shell_id, command, args, console_mode_stdin=console_mode_stdin
+
+        def start() -> str:
+            protocol, shell_id = self.protocol, self.shell_id
+            assert protocol is not None and shell_id is not None
+            return self._request(
+                protocol,
+                lambda: protocol.run_command(
+                    shell_id, command, args, console_mode_stdin=console_mode_stdin
+                ),
             )
+
+        try:
+            return start()
         except WSManFaultError as fault:
             if fault.wmierror_code != QUOTA_MAX_OPERATIONS:
                 raise
@@ -362,9 +392,7 @@ class WinRMSession:
         # in a fresh shell is the first start, not a repeat.
         self._log(5, "WINRM: shell operation quota reached, replacing the shell")
         self.reopen_shell()
-        return self.protocol.run_command(
-            self.shell_id, command, args, console_mode_stdin=console_mode_stdin
-        )
+        return start()
 
     def _finish(
         self,
@@ -478,10 +506,10 @@ class WinRMSession:
                 return
             first_error = err
         try:
-            # An interruption can leave the connection mid-request (and, with message
-            # encryption, its keys out of step): one more try on a fresh connection.
-            protocol.transport.close_session()
-            signal()
+            # The host may have rejected the signal because the interrupted request left the
+            # connection out of step (message encryption): one more try on a fresh one.
+            self._reconnect = True
+            self._request(protocol, signal)
         except Exception as err:
             self._warn(
                 f"{PLUGIN_NAME}: could not stop command {command_id} on the host "

@@ -325,9 +325,15 @@ CASES = [
         BuiltinRejects("pywinrm lists no negotiate transport"),
     ),
     Case(
-        "transport-negotiate-without-kerberos-library",
+        "transport-negotiate-local-user",
         {"ansible_winrm_transport": "negotiate"},
         {"transport": "ntlm"},
+        BuiltinRejects("pywinrm lists no negotiate transport"),
+    ),
+    Case(
+        "transport-negotiate-without-kerberos-library",
+        {"ansible_winrm_transport": "negotiate", "ansible_user": UPN},
+        {"transport": "ntlm", "username": UPN},
         BuiltinRejects("pywinrm lists no negotiate transport"),
         kerberos_libs=False,
     ),

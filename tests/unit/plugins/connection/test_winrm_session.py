@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import tracemalloc
@@ -82,6 +83,13 @@ def connection_refused() -> requests.exceptions.ConnectionError:
     except urllib3.exceptions.NewConnectionError as err:
         wrapped = urllib3.exceptions.MaxRetryError(None, "/wsman", err)  # type: ignore[arg-type]
     return requests.exceptions.ConnectionError(wrapped)
+
+
+def response_cut_off() -> requests.exceptions.ChunkedEncodingError:
+    """What pywinrm sees when the host drops the connection in the middle of its answer."""
+    incomplete = http.client.IncompleteRead(b"x" * 896, 896)
+    cause = urllib3.exceptions.ProtocolError(f"Connection broken: {incomplete!r}", incomplete)
+    return requests.exceptions.ChunkedEncodingError(cause)
 
 
 def fault(wsman_code: int | None = None, wmi_code: int | None = None) -> WSManFaultError:
@@ -382,8 +390,13 @@ OK: Reply = (b"ok\r\n", b"", 0, True)
 
 @pytest.mark.parametrize(
     "error",
-    [connection_reset(), connection_refused(), WinRMTransportError("http", 503, "")],
-    ids=["reset", "refused", "http-503"],
+    [
+        connection_reset(),
+        connection_refused(),
+        response_cut_off(),
+        WinRMTransportError("http", 503, ""),
+    ],
+    ids=["reset", "refused", "cut-off", "http-503"],
 )
 def test_command_is_never_sent_twice(host: Harness, error: Exception) -> None:
     host.program(Scripted([OK]), Scripted([OK]))
@@ -402,8 +415,31 @@ def test_transient_receive_error_is_retried_without_restarting(host: Harness) ->
     assert len(host.protocol.names("run_command")) == 1
     assert len(host.protocol.names("receive")) == 4  # two failures, then two answers
     assert host.sleeps == [1.0, 2.0]
-    # Every retry authenticates on a fresh connection.
-    assert host.protocol.transport.sessions_closed == 2
+    # The reset connection is replaced (authenticating afresh); after the 502 answer the
+    # connection itself was fine and is kept.
+    assert host.protocol.transport.sessions_closed == 1
+
+
+def test_response_cut_off_on_receive_is_retried(host: Harness) -> None:
+    host.program(Scripted([OK]))
+    host.fail("receive", response_cut_off())
+    assert host.session.run("whoami.exe").stdout == b"ok\r\n"
+    assert len(host.protocol.names("receive")) == 2
+    assert host.protocol.transport.sessions_closed == 1
+
+
+def test_after_a_broken_command_the_next_request_reconnects(host: Harness) -> None:
+    host.program(Scripted([OK]))
+    host.session.open()
+    host.fail("run_command", response_cut_off())
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.run("whoami.exe")
+    assert host.protocol.transport.sessions_closed == 0
+    host.session.close()
+    # The shell is deleted on a new, freshly authenticated connection.
+    assert host.protocol.transport.sessions_closed == 1
+    assert host.protocol.names("close_shell") == ["SHELL-1"]
+    assert host.warnings == []
 
 
 def test_operation_timeout_on_receive_just_waits_again(host: Harness) -> None:
@@ -574,7 +610,9 @@ def test_stop_after_interruption_tries_a_fresh_connection(host: Harness) -> None
         host.session.run("ping.exe -t localhost")
     assert not isinstance(raised.value, Exception)
     assert host.protocol.names("signal_terminate") == ["CMD-1", "CMD-1"]
-    assert host.protocol.transport.sessions_closed == 1
+    # Replaced once because the interruption left a request half done, and once more after
+    # the host rejected the first signal.
+    assert host.protocol.transport.sessions_closed == 2
     assert host.warnings == []
 
 

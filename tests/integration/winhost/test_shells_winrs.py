@@ -8,6 +8,8 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from pypsrp.exceptions import WSManFaultError as PsrpFault
+from pypsrp.powershell import RunspacePool
 from pypsrp.shell import SignalCode, WinRS
 from pypsrp.wsman import SelectorSet
 from shells_helpers import OTHER, InProcessServer, ScriptedEngine, SettingsHost
@@ -218,6 +220,17 @@ def test_shell_quota(server: InProcessServer, host: SettingsHost) -> None:
     server.principal = api.Principal("ansible", "WIN1", "NTLM", is_admin=True)
     protocol.close_shell(first)
     protocol.open_shell()
+
+
+def test_remote_shell_access_disabled(server: InProcessServer, host: SettingsHost) -> None:
+    host.settings["Winrs/AllowRemoteShellAccess"] = "false"
+    with pytest.raises(WSManFaultError) as err:
+        server.pywinrm().open_shell()
+    assert err.value.fault_subcode == "w:AccessDenied"
+    assert "configured to not accept any remote shell requests" in err.value.reason
+    with pytest.raises(PsrpFault) as psrp_err:  # PowerShell remoting rides on the same shells
+        RunspacePool(server.pypsrp()).open()
+    assert "not accept any remote shell requests" in psrp_err.value.reason
 
 
 def test_operations_quota(server: InProcessServer, host: SettingsHost) -> None:

@@ -137,6 +137,18 @@ def operations_quota_fault(limit: int) -> api.WSManFault:
     )
 
 
+def remote_shells_disabled_fault() -> api.WSManFault:
+    # The text is Windows'; its numeric code we could not confirm, so the fault carries
+    # ERROR_ACCESS_DENIED, which is what the refusal amounts to.
+    return api.WSManFault(
+        "s:Sender",
+        "w:AccessDenied",
+        api.WSMAN_FAULT_ACCESS_DENIED,
+        "The WS-Management service cannot process the request. The service is configured to "
+        "not accept any remote shell requests. ",
+    )
+
+
 def action_not_supported_fault(action: str, resource_uri: str) -> api.WSManFault:
     return api.WSManFault(
         "s:Sender",
@@ -290,8 +302,15 @@ class ShellTable:
             raise operations_quota_fault(limit)
 
     def add(self, shell: Shell) -> None:
-        """Register a new shell, or raise the quota fault Windows sends."""
+        """Register a new shell, or raise the fault Windows sends (remote shells disabled by
+        Winrs/AllowRemoteShellAccess - which stops PowerShell remoting too - or a quota)."""
         self.sweep()
+        try:
+            allowed = str(self.host.winrm_setting("Winrs/AllowRemoteShellAccess"))
+        except (KeyError, LookupError, ValueError):
+            allowed = "true"
+        if allowed.strip().lower() == "false":
+            raise remote_shells_disabled_fault()
         shell_limit = host_setting_int(
             self.host, ("Winrs/MaxShellsPerUser",), DEFAULT_MAX_SHELLS_PER_USER
         )

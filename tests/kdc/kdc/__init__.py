@@ -1,7 +1,7 @@
 """A real MIT Kerberos KDC for the tests: realm WINOPS.TEST on loopback, in a private directory.
 
 `KDC.start()` creates a database with `kdb5_util create -s`, adds the domain users and the
-`HTTP/` and `WSMAN/win<N>.winops.test` service principals per host with `kadmin.local` (a keytab per host),
+`HTTP/`, `WSMAN/` and `host/win<N>.winops.test` service principals per host with `kadmin.local` (a keytab per host),
 and runs `krb5kdc` in the foreground on 127.0.0.1:<free port>. Every tool runs with
 KRB5_CONFIG and KRB5_KDC_PROFILE naming files in the state directory, never /etc: the
 machine's own Kerberos set-up is neither read nor changed.
@@ -56,7 +56,9 @@ DOMAIN_USERS = (
     DomainUser("operator-dom", "Operätor-Pw-2#", is_admin=False),
 )
 
-SERVICES = ("HTTP", "WSMAN")
+# HTTP/ is what pywinrm asks for, WSMAN/ our psrp plugin, host/ raw pypsrp and ansible.builtin.psrp
+# unless negotiate_service is set; a Windows computer account answers all three.
+SERVICES = ("HTTP", "WSMAN", "host")
 TOOLS = ("krb5kdc", "kdb5_util", "kadmin.local", "kinit", "klist")
 
 
@@ -238,15 +240,22 @@ class KDC:
                 "kdb5_util create failed: " + (result.stderr or result.stdout).decode().strip()
             )
         queries = [f"addprinc -pw {user.password} {user.principal}" for user in DOMAIN_USERS]
-        for number in range(1, self.hosts + 1):
-            # HTTP/ is what pywinrm asks for, WSMAN/ pypsrp's default; a Windows host's
-            # account holds both, so its keytab does too.
-            for service in SERVICES:
-                spn = service_principal(number, service)
-                queries += [f"addprinc -randkey {spn}", f"ktadd -k {self.keytab(number)} {spn}"]
         self.kadmin(*queries)
         for number in range(1, self.hosts + 1):
-            os.chmod(self.keytab(number), 0o600)
+            self.add_host(number)
+
+    def add_host(self, number: int) -> Path:
+        """Service principals and a keytab for win<number> (beyond the first ``hosts``);
+        returns the existing keytab when the host was added before."""
+        if self.keytab(number).exists():
+            return self.keytab(number)
+        queries = []
+        for service in SERVICES:
+            spn = service_principal(number, service)
+            queries += [f"addprinc -randkey {spn}", f"ktadd -k {self.keytab(number)} {spn}"]
+        self.kadmin(*queries)
+        os.chmod(self.keytab(number), 0o600)
+        return self.keytab(number)
 
     def add_user(self, name: str, password: str) -> str:
         """Add another user principal; returns its full name."""

@@ -1,0 +1,175 @@
+"""Kerberos over real sockets: winhost's own listeners (HTTP with message encryption, HTTPS)
+with the Kerberos acceptor installed in this process, the real KDC, and the clients' real
+libraries (pywinrm with pykerberos, pypsrp with pyspnego). The host runs in-process so that
+the acceptor can be installed without the winhost server's start-up hook (see
+docs/kerberos.md); `python -m winhost start` needs that hook to serve Kerberos."""
+
+from __future__ import annotations
+
+import shutil
+import typing as t
+
+import kdc
+import pytest
+
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+    KinitRequest,
+    TicketStore,
+    acquire_ticket,
+    ccache_environment,
+)
+
+pytest.importorskip("gssapi", reason="winhost's Kerberos acceptor is built on gssapi")
+pytest.importorskip("kerberos", reason="pywinrm's kerberos transport needs pykerberos")
+
+from winhost import api, profiles
+from winhost.auth import acceptors
+from winhost.auth import kerberos as winhost_kerberos
+from winhost.host import WinHost
+
+INDEX = 201  # 127.0.10.201: away from the hosts other test sessions start (1, 2, 3...)
+ADMIN = kdc.DOMAIN_USERS[0]
+OPERATOR = kdc.DOMAIN_USERS[1]
+
+
+class Recorder:
+    """Wraps the registered factories to keep every acceptor a connection used."""
+
+    def __init__(self) -> None:
+        self.acceptors: list[t.Any] = []
+
+    def wrap(self, factory: t.Callable[[t.Any], t.Any]) -> t.Callable[[t.Any], t.Any]:
+        def build(host: t.Any) -> t.Any:
+            acceptor = factory(host)
+            self.acceptors.append(acceptor)
+            return acceptor
+
+        return build
+
+    def completed(self) -> list[t.Any]:
+        return [a for a in self.acceptors if a.complete]
+
+
+@pytest.fixture
+def kerberos_host(kerberos_env, tmp_path):
+    (state,) = profiles.create_state_dir(tmp_path / "winhost", 1, "default", first=INDEX)
+    state.accounts.extend(
+        api.Account(user.name, user.password, kdc.DOMAIN, user.is_admin)
+        for user in kdc.DOMAIN_USERS
+    )
+    state.save()
+    keytab = kerberos_env.add_host(INDEX)
+    shutil.copy(keytab, state.directory / "private" / winhost_kerberos.KEYTAB_NAME)
+    saved = dict(acceptors.ACCEPTORS)
+    winhost_kerberos.install()
+    recorder = Recorder()
+    for key, registration in list(acceptors.ACCEPTORS.items()):
+        acceptors.ACCEPTORS[key] = acceptors.AcceptorRegistration(
+            registration.scheme, registration.setting, recorder.wrap(registration.factory)
+        )
+    host = WinHost(state)
+    host.boot()
+    try:
+        assert not host.listener_errors, host.listener_errors
+        yield host, recorder
+    finally:
+        host.shutdown()
+        acceptors.ACCEPTORS.clear()
+        acceptors.ACCEPTORS.update(saved)
+
+
+def _ticket(tmp_path, user: kdc.DomainUser, forwardable: bool):
+    store = TicketStore(str(tmp_path / "tickets"), watch=False)
+    return acquire_ticket(
+        KinitRequest(user.principal, user.password, forwardable=forwardable), store=store
+    )
+
+
+def _port(host: WinHost, transport: str) -> int:
+    listener = next(li for li in host.state.listeners if li.transport == transport)
+    return listener.port
+
+
+@pytest.mark.parametrize(
+    ("scheme", "delegate"), [("http", False), ("http", True), ("https", False)]
+)
+def test_pywinrm_kerberos(kerberos_host, tmp_path, scheme, delegate) -> None:
+    from winrm.protocol import Protocol
+
+    host, recorder = kerberos_host
+    port = _port(host, scheme.upper())
+    cache = _ticket(tmp_path, ADMIN, forwardable=delegate)
+    with ccache_environment(cache):
+        protocol = Protocol(
+            endpoint=f"{scheme}://{host.state.address}:{port}/wsman",
+            transport="kerberos",
+            username=ADMIN.principal,
+            kerberos_hostname_override=host.fqdn,
+            kerberos_delegation=delegate,
+            message_encryption="always" if scheme == "http" else "auto",
+            server_cert_validation="ignore",
+        )
+        shell = protocol.open_shell()
+        command = protocol.run_command(shell, "whoami")
+        stdout, stderr, code = protocol.get_command_output(shell, command)
+        protocol.cleanup_command(shell, command)
+        protocol.close_shell(shell)
+    assert code == 0, stderr
+    assert stdout.decode().strip().lower() == f"{kdc.DOMAIN}\\{ADMIN.name}".lower()
+    done = recorder.completed()
+    assert done and all(a.auth_method == "Kerberos" for a in done)
+    assert {a.client_principal() for a in done} == {ADMIN.principal}
+    assert all(a.delegated is delegate for a in done)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "auth", "delegate"),
+    [("http", "kerberos", False), ("http", "negotiate", True), ("https", "kerberos", True)],
+)
+def test_pypsrp_kerberos(kerberos_host, tmp_path, scheme, auth, delegate) -> None:
+    from pypsrp.client import Client
+
+    host, recorder = kerberos_host
+    assert host.winrm_setting("Service/AllowUnencrypted") == "false"
+    cache = _ticket(tmp_path, ADMIN, forwardable=delegate)
+    with ccache_environment(cache):
+        client = Client(
+            host.state.address,
+            port=_port(host, scheme.upper()),
+            ssl=scheme == "https",
+            auth=auth,
+            username=ADMIN.principal,
+            cert_validation=False,
+            encryption="always" if scheme == "http" else "auto",
+            negotiate_hostname_override=host.fqdn,
+            negotiate_delegate=delegate,
+            negotiate_service="WSMAN",  # our psrp plugin's default (raw pypsrp asks for host/)
+        )
+        stdout, stderr, code = client.execute_cmd("whoami")
+    assert code == 0, stderr
+    assert stdout.strip().lower() == f"{kdc.DOMAIN}\\{ADMIN.name}".lower()
+    done = recorder.completed()
+    assert done and {a.client_principal() for a in done} == {ADMIN.principal}
+    assert {a.service_principal() for a in done} == {f"WSMAN/{host.fqdn}@{kdc.REALM}"}
+    assert all(a.delegated is delegate for a in done)
+
+
+def test_non_admin_domain_user_is_refused(kerberos_host, tmp_path) -> None:
+    from winrm.exceptions import WSManFaultError
+    from winrm.protocol import Protocol
+
+    host, recorder = kerberos_host
+    cache = _ticket(tmp_path, OPERATOR, forwardable=False)
+    with ccache_environment(cache):
+        protocol = Protocol(
+            endpoint=f"http://{host.state.address}:{_port(host, 'HTTP')}/wsman",
+            transport="kerberos",
+            username=OPERATOR.principal,
+            kerberos_hostname_override=host.fqdn,
+            message_encryption="always",
+        )
+        # Authenticated, mapped to WINOPS\operator-dom, and refused as Windows refuses a
+        # non-administrator without WinRM access.
+        with pytest.raises(WSManFaultError, match="Access is denied"):
+            protocol.open_shell()
+    assert {a.client_principal() for a in recorder.completed()} == {OPERATOR.principal}

@@ -123,6 +123,11 @@ def breaks_connection(exc: BaseException) -> bool:
     return any(isinstance(item, OSError) for item in exception_chain(exc))
 
 
+def _never_sent(exc: BaseException) -> bool:
+    """True when the request cannot have reached the host (the connection was refused)."""
+    return any(isinstance(item, ConnectionRefusedError) for item in exception_chain(exc))
+
+
 def _is_busy(exc: BaseException) -> bool:
     return isinstance(exc, WSManFaultError) and exc.wsman_fault_code == WSMAN_BUSY
 
@@ -172,6 +177,7 @@ class WinRMSession:
         self.shell_id: str | None = None
         self._ccache: CredentialCache | None = None
         self._reconnect = False  # the last request broke its connection
+        self._lost_receive = False  # a Receive answer may have been lost in the current run
 
     @property
     def is_open(self) -> bool:
@@ -464,10 +470,31 @@ class WinRMSession:
         except WinRMOperationTimeoutError:
             # No output within the operation timeout: the normal state of a quiet command.
             return b"", b"", -1, False
+        except Exception as exc:
+            if breaks_connection(exc) and not _never_sent(exc):
+                # The host may have answered this Receive before the connection broke; WinRS
+                # hands out output once (pywinrm has no way to ask for it again).
+                self._lost_receive = True
+            raise
         finally:
             protocol.operation_timeout_sec = configured
 
     def _receive_all(
+        self, command_id: str, sink: t.Callable[[bytes], None], deadline: float | None
+    ) -> tuple[int, bytes]:
+        assert self.protocol is not None
+        self._lost_receive = False
+        try:
+            return self._receive_until_done(command_id, sink, deadline)
+        finally:
+            if self._lost_receive:
+                self._warn(
+                    f"{PLUGIN_NAME}: the connection broke while the host answered a Receive for "
+                    f"command {command_id}; the command ran once, but output the host sent in "
+                    "that answer is missing"
+                )
+
+    def _receive_until_done(
         self, command_id: str, sink: t.Callable[[bytes], None], deadline: float | None
     ) -> tuple[int, bytes]:
         assert self.protocol is not None

@@ -420,12 +420,25 @@ def test_transient_receive_error_is_retried_without_restarting(host: Harness) ->
     assert host.protocol.transport.sessions_closed == 1
 
 
-def test_response_cut_off_on_receive_is_retried(host: Harness) -> None:
+def test_response_cut_off_on_receive_is_retried_with_a_warning(host: Harness) -> None:
     host.program(Scripted([OK]))
     host.fail("receive", response_cut_off())
     assert host.session.run("whoami.exe").stdout == b"ok\r\n"
     assert len(host.protocol.names("receive")) == 2
+    assert len(host.protocol.names("run_command")) == 1
     assert host.protocol.transport.sessions_closed == 1
+    # The lost answer may have carried output; WinRS cannot send it again, so say so.
+    assert host.warnings == [
+        "winops.remoting.winrm: the connection broke while the host answered a Receive for "
+        "command CMD-1; the command ran once, but output the host sent in that answer is missing"
+    ]
+
+
+def test_refused_receive_loses_nothing(host: Harness) -> None:
+    host.program(Scripted([OK]))
+    host.fail("receive", connection_refused())
+    assert host.session.run("whoami.exe").stdout == b"ok\r\n"
+    assert host.warnings == []
 
 
 def test_after_a_broken_command_the_next_request_reconnects(host: Harness) -> None:

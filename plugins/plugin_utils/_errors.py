@@ -119,6 +119,10 @@ _TRANSPORT_SCHEMES = {
     "kerberos": ("kerberos", "negotiate"),
     "credssp": ("credssp",),
 }
+# Transports whose security context encrypts WinRM messages over plain HTTP.
+_ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "negotiate", "kerberos", "credssp"))
+# The role that turns a transport on where the default (winrm_auth) is not the right one.
+_ENABLING_ROLES = {"credssp": "winops.remoting.credssp_delegation"}
 # And the transports a scheme the listener offers makes possible, for the fix hint.
 _SCHEME_TRANSPORTS = {
     "basic": "basic",
@@ -130,6 +134,117 @@ _SCHEME_TRANSPORTS = {
 
 def _plugin_vars(plugin: str) -> _PluginVars:
     return _PLUGIN_VARS["psrp" if "psrp" in plugin.lower() else "winrm"]
+
+
+def variable_names(plugin: str) -> _PluginVars:
+    """The inventory variables of ``plugin`` (winrm or psrp) that fixes name."""
+    return _plugin_vars(plugin)
+
+
+# The builders below are the one place each problem's summary and fix are worded: the
+# classifier (a failed task) and the doctor's checks both call them, so a failed win_ping and
+# the doctor say the same thing about the same set-up.
+
+
+def closed_connection(endpoint: Endpoint, plugin: str, evidence: str) -> Diagnosis:
+    """The host accepted the TCP connection and closed it without answering."""
+    names = _plugin_vars(plugin)
+    return Diagnosis(
+        Layer.TCP,
+        f"the host closed the connection on port {endpoint.port} without answering",
+        evidence,
+        "allow the controller's address in the host's firewall rule for port "
+        f"{endpoint.port} (winrm_listener_firewall_remote_addresses of the "
+        f"winops.remoting.winrm_listener role); check {names.scheme} and ansible_port "
+        "against the host's listeners",
+    )
+
+
+def certificate_problem(verify_message: str, endpoint: Endpoint, plugin: str) -> Diagnosis:
+    """Why certificate validation failed, from OpenSSL's verify message."""
+    names = _plugin_vars(plugin)
+    evidence = f"certificate verify failed: {verify_message}"
+    lowered = verify_message.lower()
+    if "expired" in lowered:
+        return Diagnosis(
+            Layer.TLS,
+            "the listener's certificate has expired",
+            evidence,
+            "renew the listener certificate with the winops.remoting.winrm_https_cert role "
+            "(winrm_https_cert_renew_days_before_expiry) and bind it with the "
+            "winops.remoting.winrm_listener role",
+        )
+    if "not yet valid" in lowered:
+        return Diagnosis(
+            Layer.TLS,
+            "the listener's certificate is not valid yet",
+            evidence,
+            "correct the clock of the host or the controller, or reissue the certificate with "
+            "the winops.remoting.winrm_https_cert role",
+        )
+    if "mismatch" in lowered or "not valid for" in lowered:
+        return Diagnosis(
+            Layer.TLS,
+            f"the listener's certificate is not issued for {endpoint.host!r}",
+            evidence,
+            "set ansible_host to a name the certificate lists (its subject alternative names), "
+            f"or reissue it for {endpoint.host} with the winops.remoting.winrm_https_cert role "
+            "(winrm_https_cert_dns_names, winrm_https_cert_ip_addresses)",
+        )
+    return Diagnosis(
+        Layer.TLS,
+        "the listener's certificate is not trusted",
+        evidence,
+        f"set {names.ca} to the CA bundle that issued the listener certificate (the "
+        f"winops.remoting.winrm_https_cert role exports it), or {names.cert_validation}: "
+        f"ignore on a lab host",
+    )
+
+
+def auth_not_offered(
+    transport: str, offered: t.Sequence[str], plugin: str, evidence: str
+) -> Diagnosis | None:
+    """The diagnosis when the listener offers none of the schemes ``transport`` needs.
+
+    None when it offers one of them, or when nothing is known (no schemes, or a transport
+    such as certificate that is not negotiated through WWW-Authenticate).
+    """
+    names = _plugin_vars(plugin)
+    needed = _TRANSPORT_SCHEMES.get(transport, ())
+    offered_lower = [scheme.lower() for scheme in offered]
+    if not offered or not needed or any(scheme in offered_lower for scheme in needed):
+        return None
+    usable = [_SCHEME_TRANSPORTS[s] for s in offered_lower if s in _SCHEME_TRANSPORTS]
+    choice = f"set {names.auth} to {' or '.join(usable)}, or " if usable else ""
+    role = _ENABLING_ROLES.get(transport, "winops.remoting.winrm_auth")
+    return Diagnosis(
+        Layer.HTTP_AUTH,
+        f"the listener does not offer {transport} authentication",
+        evidence,
+        f"{choice}enable {transport} on the host with the {role} role",
+    )
+
+
+def unencrypted_refused(transport: str, plugin: str, evidence: str) -> Diagnosis:
+    """The host refused a plain (unencrypted) message over HTTP: AllowUnencrypted is off."""
+    names = _plugin_vars(plugin)
+    if transport in _ENCRYPTING_TRANSPORTS:
+        change = (
+            f"set {names.encryption}: auto ({transport} encrypts messages over http), or use "
+            f"https ({names.scheme}: https, ansible_port: 5986)"
+        )
+    else:
+        change = (
+            f"use https ({names.scheme}: https, ansible_port: 5986), or set {names.auth} to "
+            "ntlm, kerberos or credssp, which encrypt messages over http"
+        )
+    return Diagnosis(
+        Layer.MESSAGE_ENCRYPTION,
+        "the host refused an unencrypted message over http (its AllowUnencrypted is false)",
+        evidence,
+        f"{change}; enabling AllowUnencrypted on the host (winrm_auth_allow_unencrypted of the "
+        "winops.remoting.winrm_auth role) exposes every message",
+    )
 
 
 def _class_names(exc: BaseException) -> set[str]:
@@ -204,25 +319,22 @@ def _diagnose_kerberos(
 
 
 def _diagnose_tls(
-    chain: list[BaseException], endpoint: Endpoint, names: _PluginVars
+    chain: list[BaseException], endpoint: Endpoint, names: _PluginVars, plugin: str
 ) -> Diagnosis | None:
     verify_error = _first(chain, lambda e: isinstance(e, ssl.SSLCertVerificationError))
     if verify_error is not None:
         detail = getattr(verify_error, "verify_message", None) or str(verify_error)
-        return Diagnosis(
-            Layer.TLS,
-            "the listener's certificate is not trusted",
-            f"certificate verify failed: {detail}",
-            f"set {names.ca} to the CA bundle that issued the listener certificate (the "
-            f"winops.remoting.winrm_https_cert role exports it), or {names.cert_validation}: "
-            f"ignore on a lab host",
-        )
+        return certificate_problem(detail, endpoint, plugin)
     tls_error = _first(
         chain, lambda e: isinstance(e, ssl.SSLError) or "SSLError" in _class_names(e)
     )
     if tls_error is None:
         return None
     text = str(tls_error)
+    eof = _first(chain, lambda e: isinstance(e, ssl.SSLEOFError))
+    if eof is not None or "UNEXPECTED_EOF" in text or "EOF occurred" in text:
+        # Closed during the handshake: the same as a connection closed before any answer.
+        return closed_connection(endpoint, plugin, text)
     if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
         return Diagnosis(
             Layer.TLS,
@@ -247,7 +359,7 @@ def _diagnose_tls(
 
 
 def _diagnose_network(
-    chain: list[BaseException], endpoint: Endpoint, names: _PluginVars
+    chain: list[BaseException], endpoint: Endpoint, names: _PluginVars, plugin: str
 ) -> Diagnosis | None:
     name_error = _first(
         chain,
@@ -302,18 +414,25 @@ def _diagnose_network(
         )
     reset = _first(chain, lambda e: isinstance(e, (ConnectionResetError, ConnectionAbortedError)))
     if reset is not None:
-        return Diagnosis(
-            Layer.TCP,
-            "the host closed the connection",
-            str(reset),
-            f"check {names.scheme} and ansible_port against the host's listeners; retry when "
-            "the WinRM service has restarted",
-        )
+        return closed_connection(endpoint, plugin, str(reset))
     return None
 
 
+def _plain_http_request(error: BaseException) -> bool:
+    """Whether the request behind an HTTP error was a plain SOAP message over http.
+
+    pywinrm and pypsrp authenticate with an empty body before they encrypt, so a refused
+    request that carried readable SOAP was sent without message encryption.
+    """
+    request = getattr(getattr(error, "response", None), "request", None)
+    url = str(getattr(request, "url", "") or "")
+    headers = getattr(request, "headers", None) or {}
+    content_type = str(headers.get("Content-Type", "") or "")
+    return url.lower().startswith("http://") and content_type.startswith("application/soap+xml")
+
+
 def _diagnose_auth(
-    chain: list[BaseException], transport: str, names: _PluginVars
+    chain: list[BaseException], transport: str, names: _PluginVars, plugin: str
 ) -> Diagnosis | None:
     auth_error = _first(
         chain,
@@ -322,26 +441,20 @@ def _diagnose_auth(
             or (_module_of(e) in ("winrm", "pypsrp") and "AuthenticationError" in _class_names(e))
         ),
     )
-    if auth_error is not None:
-        offered = offered_auth_schemes(chain)
-        needed = _TRANSPORT_SCHEMES.get(transport, ())
-        evidence = f"{auth_error}; server offered: {', '.join(offered) or 'no readable schemes'}"
-        offered_lower = [scheme.lower() for scheme in offered]
-        if offered and needed and not any(scheme in offered_lower for scheme in needed):
-            usable = [_SCHEME_TRANSPORTS[s] for s in offered_lower if s in _SCHEME_TRANSPORTS]
-            choice = f"set {names.auth} to {' or '.join(usable)}, or " if usable else ""
-            return Diagnosis(
-                Layer.HTTP_AUTH,
-                f"the listener does not offer {transport} authentication",
-                evidence,
-                f"{choice}enable {transport} on the host with the winops.remoting.winrm_auth role",
-            )
-        if transport == "certificate":
-            fix = "map the client certificate to a user with the winops.remoting.winrm_auth role"
-        else:
-            fix = f"check ansible_user and ansible_password for {transport} authentication"
-        return Diagnosis(Layer.HTTP_AUTH, "the credentials were rejected", evidence, fix)
-    return None
+    if auth_error is None:
+        return None
+    offered = offered_auth_schemes(chain)
+    evidence = f"{auth_error}; server offered: {', '.join(offered) or 'no readable schemes'}"
+    not_offered = auth_not_offered(transport, offered, plugin, evidence)
+    if not_offered is not None:
+        return not_offered
+    if any(_http_status(e) == 401 and _plain_http_request(e) for e in chain):
+        return unencrypted_refused(transport, plugin, evidence)
+    if transport == "certificate":
+        fix = "map the client certificate to a user with the winops.remoting.winrm_auth role"
+    else:
+        fix = f"check ansible_user and ansible_password for {transport} authentication"
+    return Diagnosis(Layer.HTTP_AUTH, "the credentials were rejected", evidence, fix)
 
 
 def _diagnose_http_status(chain: list[BaseException], names: _PluginVars) -> Diagnosis | None:
@@ -441,9 +554,9 @@ def diagnose(exc: BaseException, endpoint: Endpoint, transport: str, plugin: str
     transport = transport.lower()
     for step in (
         lambda: _diagnose_kerberos(chain, transport, names),
-        lambda: _diagnose_tls(chain, endpoint, names),
-        lambda: _diagnose_network(chain, endpoint, names),
-        lambda: _diagnose_auth(chain, transport, names),
+        lambda: _diagnose_tls(chain, endpoint, names, plugin),
+        lambda: _diagnose_network(chain, endpoint, names, plugin),
+        lambda: _diagnose_auth(chain, transport, names, plugin),
         lambda: _diagnose_wsman(chain, names),
         lambda: _diagnose_http_status(chain, names),
         lambda: _diagnose_other(chain, transport, names),

@@ -6,9 +6,6 @@ docs/kerberos.md); `python -m winhost start` needs that hook to serve Kerberos."
 
 from __future__ import annotations
 
-import shutil
-import typing as t
-
 import kdc
 import pytest
 
@@ -22,60 +19,10 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
 pytest.importorskip("gssapi", reason="winhost's Kerberos acceptor is built on gssapi")
 pytest.importorskip("kerberos", reason="pywinrm's kerberos transport needs pykerberos")
 
-from winhost import api, profiles
-from winhost.auth import acceptors
-from winhost.auth import kerberos as winhost_kerberos
 from winhost.host import WinHost
 
-INDEX = 201  # 127.0.10.201: away from the hosts other test sessions start (1, 2, 3...)
 ADMIN = kdc.DOMAIN_USERS[0]
 OPERATOR = kdc.DOMAIN_USERS[1]
-
-
-class Recorder:
-    """Wraps the registered factories to keep every acceptor a connection used."""
-
-    def __init__(self) -> None:
-        self.acceptors: list[t.Any] = []
-
-    def wrap(self, factory: t.Callable[[t.Any], t.Any]) -> t.Callable[[t.Any], t.Any]:
-        def build(host: t.Any) -> t.Any:
-            acceptor = factory(host)
-            self.acceptors.append(acceptor)
-            return acceptor
-
-        return build
-
-    def completed(self) -> list[t.Any]:
-        return [a for a in self.acceptors if a.complete]
-
-
-@pytest.fixture
-def kerberos_host(kerberos_env, tmp_path):
-    (state,) = profiles.create_state_dir(tmp_path / "winhost", 1, "default", first=INDEX)
-    state.accounts.extend(
-        api.Account(user.name, user.password, kdc.DOMAIN, user.is_admin)
-        for user in kdc.DOMAIN_USERS
-    )
-    state.save()
-    keytab = kerberos_env.add_host(INDEX)
-    shutil.copy(keytab, state.directory / "private" / winhost_kerberos.KEYTAB_NAME)
-    saved = dict(acceptors.ACCEPTORS)
-    winhost_kerberos.install()
-    recorder = Recorder()
-    for key, registration in list(acceptors.ACCEPTORS.items()):
-        acceptors.ACCEPTORS[key] = acceptors.AcceptorRegistration(
-            registration.scheme, registration.setting, recorder.wrap(registration.factory)
-        )
-    host = WinHost(state)
-    host.boot()
-    try:
-        assert not host.listener_errors, host.listener_errors
-        yield host, recorder
-    finally:
-        host.shutdown()
-        acceptors.ACCEPTORS.clear()
-        acceptors.ACCEPTORS.update(saved)
 
 
 def _ticket(tmp_path, user: kdc.DomainUser, forwardable: bool):

@@ -1,0 +1,142 @@
+"""ansible-playbook with both our plugins over Kerberos against a winhost host (in this
+process, with the Kerberos acceptor installed) and the real KDC: HTTP with message encryption
+and HTTPS, managed and manual tickets, delegation (issue 4 items 1 and 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import kdc
+import pytest
+
+pytest.importorskip("gssapi", reason="Kerberos needs python-gssapi")
+pytest.importorskip("kerberos", reason="pywinrm's kerberos transport needs pykerberos")
+
+ADMIN = kdc.DOMAIN_USERS[0]
+REPO = Path(__file__).resolve().parents[3]
+
+PLAYBOOK = """
+- hosts: windows
+  gather_facts: false
+  tasks:
+    - raw: whoami
+      register: who
+    - ansible.windows.win_ping:
+    - raw: echo second
+    - copy:
+        dest: result.json
+        content: "{{ {'who': who.stdout | trim} | to_json }}"
+      delegate_to: localhost
+"""
+
+
+def _host_vars(host, case: tuple[str, str, str, bool]) -> dict[str, object]:
+    plugin, scheme, mode, delegate = case
+    port = 5985 if scheme == "http" else 5986
+    fqdn = host.fqdn
+    common: dict[str, object] = {
+        "ansible_host": host.state.address,
+        "ansible_user": ADMIN.principal,
+        "ansible_port": port,
+        "ansible_connection": f"winops.remoting.{plugin}",
+    }
+    if mode == "managed":
+        common["ansible_password"] = ADMIN.password
+    if plugin == "winrm":
+        return {
+            **common,
+            "ansible_winrm_transport": "kerberos",
+            "ansible_winrm_scheme": scheme,
+            "ansible_winrm_kinit_mode": mode,
+            "ansible_winrm_kerberos_hostname_override": fqdn,
+            "ansible_winrm_kerberos_delegation": delegate,
+            "ansible_winrm_server_cert_validation": "ignore",
+            "ansible_winrm_message_encryption": "always" if scheme == "http" else "auto",
+        }
+    return {
+        **common,
+        "ansible_psrp_auth": "kerberos",
+        "ansible_psrp_protocol": scheme,
+        "ansible_psrp_kinit_mode": mode,
+        "ansible_psrp_negotiate_hostname_override": fqdn,
+        "ansible_psrp_negotiate_delegate": delegate,
+        "ansible_psrp_cert_validation": "ignore",
+        "ansible_psrp_message_encryption": "always" if scheme == "http" else "auto",
+    }
+
+
+def _manual_ticket(server: kdc.KDC, path: Path) -> str:
+    """`kinit` as a user would, into a cache of our choosing."""
+    env = {"PATH": os.environ["PATH"], **server.environment(), "KRB5CCNAME": f"FILE:{path}"}
+    subprocess.run(
+        [kdc.find_tool("kinit"), "-f", ADMIN.principal],
+        input=f"{ADMIN.password}\n".encode(),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return f"FILE:{path}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("winrm", "http", "managed", False),
+        ("winrm", "https", "managed", True),
+        ("winrm", "http", "manual", False),
+        ("psrp", "http", "managed", True),
+        ("psrp", "https", "managed", False),
+        ("psrp", "https", "manual", True),
+    ],
+)
+def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
+    """case: (plugin, scheme, kinit mode, delegation)."""
+    host, recorder = kerberos_host
+    _plugin, _scheme, mode, delegate = case
+    inventory = {"windows": {"hosts": {host.name: _host_vars(host, case)}}}
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    (tmp_path / "play.yml").write_text(PLAYBOOK)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir(mode=0o700)
+    env = {
+        **os.environ,
+        **kerberos_env.environment(),
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "build" / "dev"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+        "TMPDIR": str(private_tmp),
+    }
+    env.pop("KRB5CCNAME", None)
+    if mode == "manual":
+        env["KRB5CCNAME"] = _manual_ticket(kerberos_env, tmp_path / "manual.ccache")
+    before = len(kerberos_env.log_lines())
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(tmp_path / "inventory.json"),
+            str(tmp_path / "play.yml"),
+        ],
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+        timeout=600,
+    )
+    output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+    assert result.returncode == 0, output
+    assert ADMIN.password not in output
+    who = json.loads((tmp_path / "result.json").read_text())["who"]
+    assert who.lower() == f"{kdc.DOMAIN}\\{ADMIN.name}".lower()
+    done = recorder.completed()
+    assert done and {a.client_principal() for a in done} == {ADMIN.principal}
+    assert all(a.auth_method == "Kerberos" for a in done)
+    # Managed: one ticket for the whole run; manual: the user's ticket, none from the plugins.
+    issued = kerberos_env.as_req_count(ADMIN.principal, since=before)
+    assert issued == (1 if mode == "managed" else 0)
+    # Delegation: a forwarded TGT arrived exactly when asked (manual tickets come from kinit -f).
+    assert all(a.delegated is delegate for a in done)

@@ -140,3 +140,46 @@ def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
     assert issued == (1 if mode == "managed" else 0)
     # Delegation: a forwarded TGT arrived exactly when asked (manual tickets come from kinit -f).
     assert all(a.delegated is delegate for a in done)
+
+
+def _run(tmp_path: Path, server: kdc.KDC, inventory: dict) -> subprocess.CompletedProcess:
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    (tmp_path / "play.yml").write_text(PLAYBOOK)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir(mode=0o700, exist_ok=True)
+    env = {
+        **os.environ,
+        **server.environment(),
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "build" / "dev"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+        "TMPDIR": str(private_tmp),
+    }
+    env.pop("KRB5CCNAME", None)
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(tmp_path / "inventory.json"),
+            str(tmp_path / "play.yml"),
+        ],
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_psrp_spn_error_for_an_ip_address(kerberos_host, kerberos_env, tmp_path) -> None:
+    host, _recorder = kerberos_host
+    host_vars = _host_vars(host, ("psrp", "http", "managed", False))
+    del host_vars["ansible_psrp_negotiate_hostname_override"]
+    result = _run(tmp_path, kerberos_env, {"windows": {"hosts": {host.name: host_vars}}})
+    output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+    assert result.returncode != 0
+    address = host.state.address
+    assert f"the KDC has no service principal WSMAN/{address}" in output, output
+    assert f"{address} is an IP address" in output
+    assert "set ansible_psrp_negotiate_hostname_override to the host's name" in output
+    assert ADMIN.password not in output

@@ -279,11 +279,20 @@ def offered_auth_schemes(chain: list[BaseException]) -> list[str]:
         headers = getattr(getattr(error, "response", None), "headers", None)
         if headers is None or not hasattr(headers, "get"):
             continue
-        for item in str(headers.get("WWW-Authenticate", "") or "").split(","):
-            words = item.strip().split()
-            # Items holding only auth-params (realm="x") continue the previous challenge.
-            if words and "=" not in words[0] and words[0] not in schemes:
-                schemes.append(words[0])
+        for scheme in auth_schemes(str(headers.get("WWW-Authenticate", "") or "")):
+            if scheme not in schemes:
+                schemes.append(scheme)
+    return schemes
+
+
+def auth_schemes(www_authenticate: str) -> list[str]:
+    """The schemes of a WWW-Authenticate value (several headers arrive joined by commas)."""
+    schemes: list[str] = []
+    for item in www_authenticate.split(","):
+        words = item.strip().split()
+        # Items holding only auth-params (realm="x") continue the previous challenge.
+        if words and "=" not in words[0] and words[0] not in schemes:
+            schemes.append(words[0])
     return schemes
 
 

@@ -1,0 +1,124 @@
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action for winops.remoting.winrm_doctor: runs every check on the controller.
+
+Nothing is sent to the host through the connection: the doctor reads the host's connection
+options from the connection plugin (so every variable, default and error is the plugin's own)
+and then probes the host itself, layer by layer.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+
+from ansible import constants as C
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible.plugins.loader import connection_loader
+
+from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import run_checks
+from ansible_collections.winops.remoting.plugins.plugin_utils._doctor_targets import (
+    psrp_target,
+    winrm_target,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
+
+# Connection names the doctor understands, and the collection plugin that reads their options.
+_PLUGINS = {
+    "winops.remoting.winrm": "winrm",
+    "ansible.builtin.winrm": "winrm",
+    "ansible.legacy.winrm": "winrm",
+    "winrm": "winrm",
+    "winops.remoting.psrp": "psrp",
+    "ansible.builtin.psrp": "psrp",
+    "ansible.legacy.psrp": "psrp",
+    "psrp": "psrp",
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("plugin",))
+    _requires_connection = False
+
+    def _connection_plugin(self, wanted: str, task_vars: dict[str, t.Any]) -> t.Any:
+        """Our connection plugin for ``wanted`` with this host's options set."""
+        if _connection_name(self._connection) == f"winops.remoting.{wanted}":
+            return self._connection
+        # The host uses the builtin plugin (or the doctor was asked about the other one):
+        # give our plugin the same variables the task executor would give it.
+        connection = connection_loader.get(
+            f"winops.remoting.{wanted}", self._play_context, os.devnull
+        )
+        known = set(C.config.get_plugin_vars("connection", connection._load_name))
+        option_vars: dict[str, t.Any] = {
+            name: self._templar.template(task_vars[name]) for name in known if name in task_vars
+        }
+        # As the task executor does: unknown ansible_<plugin>_* variables travel as extras.
+        prefix = f"ansible_{wanted}_"
+        option_vars["_extras"] = {
+            name: self._templar.template(value)
+            for name, value in task_vars.items()
+            if name.startswith(prefix) and name not in known
+        }
+        connection.set_options(task_keys=self._task.dump_attrs(), var_options=option_vars)
+        return connection
+
+    def run(
+        self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None
+    ) -> dict[str, t.Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+
+        wanted = str(self._task.args.get("plugin") or "auto").lower()
+        if wanted == "auto":
+            current = _connection_name(self._connection)
+            wanted = _PLUGINS.get(current, "")
+            if not wanted:
+                raise AnsibleError(
+                    f"winrm_doctor checks WinRM and PSRP connections, but the connection of "
+                    f"{task_vars.get('inventory_hostname')} is {current!r}: set ansible_connection "
+                    "to winops.remoting.winrm or winops.remoting.psrp, or the plugin argument"
+                )
+        elif wanted not in ("winrm", "psrp"):
+            raise AnsibleError(
+                f"Invalid value {wanted!r} for plugin: expected one of auto, winrm, psrp"
+            )
+
+        connection = self._connection_plugin(wanted, task_vars)
+        if wanted == "winrm":
+            settings = connection._settings()
+            target = winrm_target(settings)
+            secrets = list(settings.secrets)
+        else:
+            settings = connection._read_settings()
+            target = psrp_target(settings)
+            secrets = list(settings.secrets)
+
+        report = run_checks(target).to_result()
+        report["plugin"] = f"winops.remoting.{wanted}"
+        report["endpoint"] = target.endpoint.url
+        report["transport"] = target.transport
+        result.update(_redacted(report, secrets))
+        return result
+
+
+def _connection_name(connection: t.Any) -> str:
+    """The connection's name as users write it (ansible_connection), e.g. winops.remoting.psrp."""
+    name = str(getattr(connection, "transport", "") or "")
+    load_name = str(getattr(connection, "_load_name", "") or "")
+    if load_name.startswith("ansible_collections.winops.remoting."):
+        return f"winops.remoting.{load_name.rsplit('.', 1)[-1]}"
+    return name or load_name
+
+
+def _redacted(value: t.Any, secrets: list[str]) -> t.Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [_redacted(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {key: _redacted(item, secrets) for key, item in value.items()}
+    return value

@@ -1,0 +1,223 @@
+"""The Kerberos checks of winrm_doctor: SPN, reverse lookup, realm configuration, KDC, clock.
+
+Internal use only: this module is not part of the collection's public API.
+
+They apply when the connection authenticates with Kerberos (transport ``kerberos``, or
+``negotiate`` for a user@REALM account) and run before the authenticated session, whose
+failure would otherwise only say that the security context could not be created. Getting the
+ticket itself is left to that session: it runs kinit exactly as the plugin does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import socket
+import typing as t
+
+from ansible_collections.winops.remoting.plugins.plugin_utils import _errors
+from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (
+    CheckFailed,
+    Context,
+    NotApplicable,
+    Target,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import realm_from_user
+from ansible_collections.winops.remoting.plugins.plugin_utils._errors import Diagnosis, Layer
+
+# MIT and Heimdal accept tickets whose times differ from theirs by this much (clockskew).
+MAX_CLOCK_SKEW = datetime.timedelta(minutes=5)
+KDC_PORT = 88
+
+
+def uses_kerberos(target: Target) -> bool:
+    if target.transport == "kerberos":
+        return True
+    return target.transport == "negotiate" and realm_from_user(target.user) is not None
+
+
+def _require_kerberos(target: Target) -> None:
+    if not uses_kerberos(target):
+        raise NotApplicable(f"authentication is {target.transport}, not Kerberos")
+
+
+def _realm(target: Target) -> str | None:
+    realm = target.kerberos_realm or realm_from_user(target.user)
+    return realm.upper() if realm else None
+
+
+def check_spn(target: Target, context: Context) -> str:
+    """Kerberos names the service by host name: HTTP/<fqdn>. An IP address has no SPN."""
+    _require_kerberos(target)
+    names = _errors.variable_names(target.plugin)
+    host = target.kerberos_hostname_override or target.endpoint.host
+    if target.kerberos_hostname_override is None and target.endpoint.is_ip_address:
+        raise CheckFailed(
+            Diagnosis(
+                Layer.KERBEROS,
+                f"Kerberos needs the host's name, but ansible_host is the IP address {host}",
+                f"the service principal would be HTTP/{host}, which no KDC holds "
+                "(Server not found in Kerberos database)",
+                "set ansible_host to the host's fully qualified name (its SPN is "
+                f"HTTP/<fqdn>), or set {names.hostname_override} to that name",
+            )
+        )
+    evidence = f"service principal HTTP/{host}"
+    try:
+        reverse = socket.gethostbyaddr(context.addresses[0])[0] if context.addresses else None
+    except OSError as err:
+        return f"{evidence}; reverse lookup of {context.addresses[0]} failed ({err})"
+    if reverse and reverse.lower().rstrip(".") != host.lower().rstrip("."):
+        # Only a hint: MIT's rdns setting decides whether the reverse name is used.
+        return f"{evidence}; reverse lookup gives {reverse} (with rdns = true that name is used)"
+    return f"{evidence}; reverse lookup {'agrees' if reverse else 'not available'}"
+
+
+def _krb5_config_paths() -> list[str]:
+    value = os.environ.get("KRB5_CONFIG") or "/etc/krb5.conf"
+    return [path for path in value.split(":") if path]
+
+
+def realm_kdcs(config_text: str, realm: str) -> list[str] | None:
+    """The kdc entries of ``realm`` in a krb5.conf text; None when the realm is absent."""
+    section = ""
+    in_realm = False
+    found = False
+    kdcs: list[str] = []
+    for raw in config_text.splitlines():
+        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
+        if not line:
+            continue
+        header = re.fullmatch(r"\[(\w+)\]", line)
+        if header:
+            section = header.group(1).lower()
+            in_realm = False
+            continue
+        if section != "realms":
+            continue
+        opening = re.fullmatch(r"(\S+)\s*=\s*\{", line)
+        if opening:
+            in_realm = opening.group(1).upper() == realm
+            found = found or in_realm
+            continue
+        if line == "}":
+            in_realm = False
+            continue
+        entry = re.fullmatch(r"kdc\s*=\s*(\S+)", line)
+        if in_realm and entry:
+            kdcs.append(entry.group(1))
+    return kdcs if found else None
+
+
+def _dns_lookup_kdc(config_text: str) -> bool:
+    match = re.search(r"^\s*dns_lookup_kdc\s*=\s*(\S+)", config_text, re.MULTILINE)
+    return bool(match) and match.group(1).lower() in ("true", "yes", "1", "on")
+
+
+def _read_config() -> tuple[str, str]:
+    texts = []
+    paths = _krb5_config_paths()
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                texts.append(handle.read())
+        except OSError:
+            continue
+    return "\n".join(texts), ":".join(paths)
+
+
+def check_realm_config(target: Target, context: Context) -> str:
+    _require_kerberos(target)
+    realm = _realm(target)
+    if realm is None:
+        raise CheckFailed(
+            Diagnosis(
+                Layer.KERBEROS,
+                "no Kerberos realm is known for the user",
+                f"ansible_user is {target.user!r}, without @REALM",
+                "set ansible_user to user@REALM (the realm in uppercase)",
+            )
+        )
+    text, paths = _read_config()
+    kdcs = realm_kdcs(text, realm)
+    if kdcs:
+        return f"{paths} lists realm {realm} with kdc {', '.join(kdcs)}"
+    if _dns_lookup_kdc(text):
+        return f"{paths} does not list realm {realm}; its KDCs come from DNS (dns_lookup_kdc)"
+    raise CheckFailed(
+        Diagnosis(
+            Layer.KERBEROS,
+            f"the Kerberos configuration does not know realm {realm}",
+            f"{paths}: no [realms] entry for {realm} and dns_lookup_kdc is off",
+            f"add {realm} = {{ kdc = <domain controller> }} under [realms] in {paths} "
+            "(or point KRB5_CONFIG at a file that has it)",
+        )
+    )
+
+
+def check_kdc_reachable(target: Target, context: Context) -> str:
+    _require_kerberos(target)
+    realm = _realm(target) or ""
+    text, paths = _read_config()
+    kdcs = realm_kdcs(text, realm) or []
+    if not kdcs:
+        raise NotApplicable(f"the KDCs of {realm} come from DNS; kinit will find them")
+    seen = []
+    for kdc in kdcs:
+        host, _, port = kdc.rpartition(":") if kdc.count(":") == 1 else (kdc, "", "")
+        try:
+            socket.create_connection((host, int(port or KDC_PORT)), timeout=target.timeout).close()
+        except (OSError, ValueError) as err:
+            seen.append(f"{kdc}: {err}")
+            continue
+        return f"{kdc} accepts TCP connections"
+    raise CheckFailed(
+        Diagnosis(
+            Layer.KERBEROS,
+            f"no KDC of realm {realm} can be reached",
+            "; ".join(seen),
+            f"check the kdc entries of {realm} in {paths} and that TCP port 88 of the domain "
+            "controllers is open to the controller",
+        )
+    )
+
+
+def clock_skew(
+    server_date: datetime.datetime | None, now: datetime.datetime | None = None
+) -> datetime.timedelta | None:
+    if server_date is None:
+        return None
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return server_date - now
+
+
+def check_clock_skew(
+    target: Target, context: Context, now: t.Callable[[], datetime.datetime] | None = None
+) -> str:
+    _require_kerberos(target)
+    skew = clock_skew(context.server_date, now() if now else None)
+    if skew is None:
+        raise NotApplicable("the host sent no HTTP Date header to compare with")
+    seconds = skew.total_seconds()
+    evidence = f"the host's HTTP Date is {context.server_date:%Y-%m-%d %H:%M:%S} UTC, {seconds:+.0f} s from the controller"
+    if abs(skew) > MAX_CLOCK_SKEW:
+        raise CheckFailed(
+            Diagnosis(
+                Layer.KERBEROS,
+                "the clocks of the host and the controller differ by more than Kerberos allows",
+                f"{evidence} (allowed: {MAX_CLOCK_SKEW.total_seconds():.0f} s)",
+                "synchronise both clocks with the domain's time source (NTP on the controller, "
+                "w32time on the host)",
+            )
+        )
+    return evidence
+
+
+def checks() -> list[tuple[str, Layer, t.Callable[[Target, Context], str]]]:
+    return [
+        ("kerberos_spn", Layer.KERBEROS, check_spn),
+        ("kerberos_realm", Layer.KERBEROS, check_realm_config),
+        ("kerberos_kdc", Layer.KERBEROS, check_kdc_reachable),
+        ("kerberos_clock", Layer.KERBEROS, check_clock_skew),
+    ]

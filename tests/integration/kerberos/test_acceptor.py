@@ -237,3 +237,51 @@ def test_principal_maps_to_the_domain_account(host) -> None:
     account = find(holder(), ADMIN.principal)
     assert account is not None and account.domain == kdc.DOMAIN and account.name == ADMIN.name
     assert os.environ.get("KRB5_KTNAME") is None
+
+
+def test_enable_realm_provisions_hosts(kerberos_env, tmp_path, monkeypatch) -> None:
+    """What the winhost server calls at start: keytabs, domain accounts, acceptors."""
+    saved = dict(acceptors.ACCEPTORS)
+    monkeypatch.delenv("KRB5_CONFIG")
+
+    @dataclasses.dataclass
+    class State:
+        fqdn: str
+        directory: Path
+        accounts: list[api.Account]
+        saves: int = 0
+
+        def save(self) -> None:
+            self.saves += 1
+
+    states = []
+    for number in (1, 99):  # win99 has no principal in the KDC
+        directory = tmp_path / f"win{number}"
+        (directory / "private").mkdir(parents=True)
+        local = api.Account("ansible", "x", f"WIN{number}", True)
+        states.append(State(kdc.host_fqdn(number), directory, [local]))
+    try:
+        done = winhost_kerberos.enable_realm(kerberos_env.state_dir, states)
+        done_again = winhost_kerberos.enable_realm(kerberos_env.state_dir, states)
+        assert "kerberos" in acceptors.ACCEPTORS
+    finally:
+        acceptors.ACCEPTORS.clear()
+        acceptors.ACCEPTORS.update(saved)
+    assert done == done_again == [kdc.host_fqdn(1)]
+    assert os.environ["KRB5_CONFIG"] == str(kerberos_env.krb5_conf)
+    keytab = states[0].directory / "private" / winhost_kerberos.KEYTAB_NAME
+    assert keytab.read_bytes() == kerberos_env.keytab(1).read_bytes()
+    assert keytab.stat().st_mode & 0o777 == 0o600
+    assert not (states[1].directory / "private" / winhost_kerberos.KEYTAB_NAME).exists()
+    for state in states:
+        names = sorted((a.name, a.domain) for a in state.accounts)
+        assert names == sorted(
+            [("ansible", state.accounts[0].domain)]
+            + [(user.name, kdc.DOMAIN) for user in kdc.DOMAIN_USERS]
+        )
+        assert state.saves == 2
+
+
+def test_enable_realm_without_kdc_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"domain-users\.json is missing .* start the KDC first"):
+        winhost_kerberos.enable_realm(tmp_path, [])

@@ -129,9 +129,12 @@ def client_krb5_conf(
 class KDC:
     """One krb5kdc process and its files under ``state_dir``."""
 
-    def __init__(self, state_dir: Path | str, hosts: int = 3, *, skewed: bool = False) -> None:
+    def __init__(
+        self, state_dir: Path | str, hosts: int = 3, *, first: int = 1, skewed: bool = False
+    ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.hosts = hosts
+        self.first = first
         self.skewed = skewed
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
@@ -158,6 +161,11 @@ class KDC:
     @property
     def info_path(self) -> Path:
         return self.state_dir / "kdc.json"
+
+    @property
+    def users_path(self) -> Path:
+        """The domain users with their passwords (0600), for winhost's domain accounts."""
+        return self.state_dir / "domain-users.json"
 
     def keytab(self, number: int) -> Path:
         """The keytab holding HTTP/win<number>.winops.test's keys."""
@@ -241,8 +249,21 @@ class KDC:
             )
         queries = [f"addprinc -pw {user.password} {user.principal}" for user in DOMAIN_USERS]
         self.kadmin(*queries)
-        for number in range(1, self.hosts + 1):
+        for number in range(self.first, self.first + self.hosts):
             self.add_host(number)
+
+    def _write_users(self) -> None:
+        fd = os.open(self.users_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(
+                {
+                    "realm": REALM,
+                    "domain": DOMAIN,
+                    "users": [dataclasses.asdict(user) for user in DOMAIN_USERS],
+                },
+                handle,
+                ensure_ascii=False,
+            )
 
     def add_host(self, number: int) -> Path:
         """Service principals and a keytab for win<number> (beyond the first ``hosts``);
@@ -269,6 +290,7 @@ class KDC:
             find_tool(tool)
         self._write_files()
         self._create_database()
+        self._write_users()
         with open(self.state_dir / "krb5kdc.out", "ab") as log:
             self._process = subprocess.Popen(
                 [find_tool("krb5kdc"), "-n", "-r", REALM, "-P", str(self.state_dir / "kdc.pid")],

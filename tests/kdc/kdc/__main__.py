@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdc", description=__doc__)
     parser.add_argument("action", choices=("start", "stop"))
     parser.add_argument("--state-dir", required=True, type=Path)
-    parser.add_argument("--hosts", type=int, default=3, help="HTTP/win<N> principals to add")
+    parser.add_argument("--hosts", type=int, default=3, help="how many hosts get principals")
+    parser.add_argument("--first", type=int, default=1, help="number of the first host (win<N>)")
     args = parser.parse_args(argv)
     if args.action == "stop":
         if not stop_pid_file(args.state_dir):
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"a KDC is already recorded in {args.state_dir}; stop it first", file=sys.stderr)
         return 1
     try:
-        kdc = KDC(args.state_dir, hosts=args.hosts).start()
+        kdc = KDC(args.state_dir, hosts=args.hosts, first=args.first).start()
     except KdcError as err:
         print(f"kdc: {err}", file=sys.stderr)
         return 1

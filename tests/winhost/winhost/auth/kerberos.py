@@ -20,10 +20,18 @@ Message encryption follows MS-WSMV with Kerberos: gss_wrap_iov with a separate h
 
 Where the keytab is: `install(keytab_for)` takes a function host -> path (None when the host
 has no Kerberos key); the default is ``<host private dir>/http.keytab``.
+
+`enable_realm(kdc_state_dir, states)` is what the winhost server calls at start when a test
+KDC runs (tests/kdc): it points this process's Kerberos library at the KDC's krb5.conf, copies
+each host's keytab into its private directory, adds the realm's domain users as domain
+accounts of every host, and installs the acceptors.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import typing as t
 from pathlib import Path
 
@@ -32,6 +40,7 @@ import gssapi.raw
 from gssapi.raw import IOV, IOVBuffer, IOVBufferType
 from spnego.channel_bindings import GssChannelBindings
 
+from winhost import api
 from winhost.auth.acceptors import (
     ACCEPTORS,
     SPNEGO_ENCRYPTED,
@@ -290,3 +299,49 @@ class _DispatcherFactory:
 
     def __call__(self, host: AcceptorHost) -> NegotiateDispatcher:
         return NegotiateDispatcher(host, self.keytab_for, self.fallback)
+
+
+class RealmState(t.Protocol):
+    """What enable_realm needs of a host's persisted state (winhost.state.HostState)."""
+
+    fqdn: str
+    directory: Path
+    accounts: list[api.Account]
+
+    def save(self) -> None: ...
+
+
+def enable_realm(kdc_state_dir: Path, states: t.Iterable[RealmState]) -> list[str]:
+    """Serve Kerberos for the test realm whose KDC keeps its files in ``kdc_state_dir``.
+
+    Returns the fqdns that got a keytab; a host without one (the KDC made no principal for
+    it) still starts, and refuses Kerberos tokens with a message naming the missing keytab.
+    """
+    users_file = kdc_state_dir / "domain-users.json"
+    try:
+        realm = json.loads(users_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise KerberosAcceptError(
+            f"{users_file} is missing or unreadable ({err}); start the KDC first "
+            f"(PYTHONPATH=tests/kdc python -m kdc start --state-dir {kdc_state_dir})"
+        ) from err
+    # This process accepts for every host: one krb5.conf (the realm's), one replay cache dir.
+    os.environ["KRB5_CONFIG"] = str(kdc_state_dir / "krb5.conf")
+    os.environ.setdefault("KRB5RCACHEDIR", str(kdc_state_dir / "rcache"))
+    provisioned = []
+    for state in states:
+        keytab = kdc_state_dir / "keytabs" / f"{state.fqdn}.keytab"
+        if keytab.exists():
+            target = state.directory / "private" / KEYTAB_NAME
+            shutil.copyfile(keytab, target)
+            os.chmod(target, 0o600)
+            provisioned.append(state.fqdn)
+        known = {(a.name.lower(), a.domain.lower()) for a in state.accounts}
+        for user in realm["users"]:
+            if (user["name"].lower(), realm["domain"].lower()) not in known:
+                state.accounts.append(
+                    api.Account(user["name"], user["password"], realm["domain"], user["is_admin"])
+                )
+        state.save()
+    install()
+    return provisioned

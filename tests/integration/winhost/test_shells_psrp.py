@@ -169,6 +169,21 @@ def test_runspace_pool_messages(server: InProcessServer) -> None:
         assert pool.get_available_runspaces() == 1
 
 
+def test_disconnect_and_reconnect_by_the_same_client(server: InProcessServer) -> None:
+    with RunspacePool(server.pypsrp()) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("slow 0.5")
+        ps.begin_invoke()
+        pool.disconnect()
+        with pytest.raises(WSManFaultError) as err:
+            pool._receive(ps.id, timeout=1)
+        assert "disconnected PowerShell shell" in err.value.reason
+        time.sleep(0.8)  # the pipeline ends while nobody is connected; its output waits
+        pool.connect()
+        ps.state = PSInvocationState.RUNNING
+        assert ps.end_invoke() == ["late"]
+
+
 def test_large_output_is_fragmented_to_fit(server: InProcessServer) -> None:
     wsman = server.pypsrp()
     with RunspacePool(wsman) as pool:

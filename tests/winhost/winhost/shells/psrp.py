@@ -43,6 +43,7 @@ DEFAULT_CONFIGURATIONS = (
 
 WSMAN_FAULT_UNKNOWN_RESOURCE = 2150858811  # 0x8033803B, resource URI not in the catalog
 _TERMINAL = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
+_WHILE_DISCONNECTED = (common.ACTION_RECONNECT, common.ACTION_DELETE, common.ACTION_DISCONNECT)
 
 
 def unknown_configuration_fault(resource_uri: str) -> api.WSManFault:
@@ -98,6 +99,7 @@ class PSShell(common.Shell):
         self.outbox: dict[uuid.UUID | None, list[bytes]] = {}
         self.pipelines: dict[str, PSPipeline] = {}
         self.data_ready = threading.Condition(self.lock)
+        self.disconnected = False
 
     def operation_count(self) -> int:
         # As for WinRS commands: once its final state is delivered a pipeline is no concurrent
@@ -173,12 +175,19 @@ class PowerShellHandler:
             common.ACTION_SEND: self._send,
             common.ACTION_RECEIVE: self._receive,
             common.ACTION_SIGNAL: self._signal,
+            common.ACTION_DISCONNECT: self._disconnect,
+            common.ACTION_RECONNECT: self._reconnect,
         }
         operation = operations.get(request.action)
         if operation is None:
-            # Disconnect/Reconnect/Connect and WS-Transfer Get of a shell are not modelled.
+            # Connect from another client and WS-Transfer Get of a shell are not modelled.
             raise common.action_not_supported_fault(request.action, request.resource_uri)
         shell = self.table.get(request, principal, PSShell)
+        if shell.disconnected and request.action not in _WHILE_DISCONNECTED:
+            raise common.not_modelled_fault(
+                f"{request.action.rsplit('/', 1)[-1]} on a disconnected PowerShell shell (only "
+                "Reconnect and Delete are)"
+            )
         with common.Activity(shell):
             return operation(request, shell)
 
@@ -212,6 +221,26 @@ class PowerShellHandler:
     def _delete(self, request: api.WSManRequest, shell: common.Shell) -> api.WSManResponse:
         self.table.remove(shell)
         return common.delete_response()
+
+    # -- Disconnect / Reconnect (the same client coming back) --------------------------------
+
+    def _disconnect(self, request: api.WSManRequest, shell: common.Shell) -> api.WSManResponse:
+        assert isinstance(shell, PSShell)
+        common.body_child(request, "Disconnect")
+        # Pipelines keep running and their output stays queued until the client reconnects.
+        shell.disconnected = True
+        return api.WSManResponse(
+            action=f"{common.SHELL_URI}DisconnectResponse",
+            body=[common.element("rsp", "DisconnectResponse")],
+        )
+
+    def _reconnect(self, request: api.WSManRequest, shell: common.Shell) -> api.WSManResponse:
+        assert isinstance(shell, PSShell)
+        shell.disconnected = False
+        return api.WSManResponse(
+            action=f"{common.SHELL_URI}ReconnectResponse",
+            body=[common.element("rsp", "ReconnectResponse")],
+        )
 
     # -- Command / Send ---------------------------------------------------------------------
 

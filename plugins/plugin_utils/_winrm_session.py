@@ -70,6 +70,10 @@ class CommandTimeoutError(AnsibleError):
     """A command ran longer than command_timeout and was stopped."""
 
 
+class OutputLostError(AnsibleError):
+    """Part of a command's output was lost with a broken connection."""
+
+
 @dataclasses.dataclass(frozen=True)
 class CommandResult:
     """What a finished command left behind. stdout is empty when a sink consumed it."""
@@ -177,7 +181,8 @@ class WinRMSession:
         self.shell_id: str | None = None
         self._ccache: CredentialCache | None = None
         self._reconnect = False  # the last request broke its connection
-        self._lost_receive = False  # a Receive answer may have been lost in the current run
+        # Why a Receive answer may have been lost in the current command, if it was.
+        self._lost_receive: BaseException | None = None
 
     @property
     def is_open(self) -> bool:
@@ -471,10 +476,10 @@ class WinRMSession:
             # No output within the operation timeout: the normal state of a quiet command.
             return b"", b"", -1, False
         except Exception as exc:
-            if breaks_connection(exc) and not _never_sent(exc):
+            if breaks_connection(exc) and not _never_sent(exc) and self._lost_receive is None:
                 # The host may have answered this Receive before the connection broke; WinRS
                 # hands out output once (pywinrm has no way to ask for it again).
-                self._lost_receive = True
+                self._lost_receive = exc
             raise
         finally:
             protocol.operation_timeout_sec = configured
@@ -483,16 +488,17 @@ class WinRMSession:
         self, command_id: str, sink: t.Callable[[bytes], None], deadline: float | None
     ) -> tuple[int, bytes]:
         assert self.protocol is not None
-        self._lost_receive = False
-        try:
-            return self._receive_until_done(command_id, sink, deadline)
-        finally:
-            if self._lost_receive:
-                self._warn(
-                    f"{PLUGIN_NAME}: the connection broke while the host answered a Receive for "
-                    f"command {command_id}; the command ran once, but output the host sent in "
-                    "that answer is missing"
-                )
+        self._lost_receive = None
+        rc, stderr = self._receive_until_done(command_id, sink, deadline)
+        if self._lost_receive is not None:
+            # Finishing the command first gives it a clean end; its result is still incomplete.
+            reason = redact(str(self._lost_receive), self.settings.secrets)
+            raise OutputLostError(
+                f"{PLUGIN_NAME}: the connection broke while the host answered a Receive for "
+                f"command {command_id} ({reason}); the command ran once (exit code {rc}), but "
+                "the output in that answer is lost, so its result cannot be trusted"
+            )
+        return rc, stderr
 
     def _receive_until_done(
         self, command_id: str, sink: t.Callable[[bytes], None], deadline: float | None

@@ -40,6 +40,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options imp
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_session import (
     CommandTimeoutError,
+    OutputLostError,
     WinRMSession,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_transfer import (
@@ -409,29 +410,33 @@ def test_command_is_never_sent_twice(host: Harness, error: Exception) -> None:
 
 def test_transient_receive_error_is_retried_without_restarting(host: Harness) -> None:
     host.program(Scripted([(b"first ", b"", -1, False), (b"second", b"", 0, True)]))
-    host.fail("receive", connection_reset(), WinRMTransportError("http", 502, ""))
+    host.fail("receive", connection_refused(), WinRMTransportError("http", 502, ""))
     result = host.session.run("whoami.exe")
     assert result == _winrm_session.CommandResult(0, b"first second", b"")
     assert len(host.protocol.names("run_command")) == 1
     assert len(host.protocol.names("receive")) == 4  # two failures, then two answers
     assert host.sleeps == [1.0, 2.0]
-    # The reset connection is replaced (authenticating afresh); after the 502 answer the
-    # connection itself was fine and is kept.
+    # The refused connection is replaced (authenticating afresh); after the 502 answer the
+    # connection itself was fine and is kept. Neither lost an answer: no error.
     assert host.protocol.transport.sessions_closed == 1
 
 
-def test_response_cut_off_on_receive_is_retried_with_a_warning(host: Harness) -> None:
-    host.program(Scripted([OK]))
+def test_response_cut_off_on_receive_fails_clearly(host: Harness) -> None:
+    host.program(Scripted([(b"", b"", -1, False), (b"rest", b"", 0, True)]))
     host.fail("receive", response_cut_off())
-    assert host.session.run("whoami.exe").stdout == b"ok\r\n"
-    assert len(host.protocol.names("receive")) == 2
+    with pytest.raises(OutputLostError) as raised:
+        host.session.run("whoami.exe")
+    # Receiving went on to the end (retried on a new connection), then the loss is reported:
+    # the lost answer may have carried output, and WinRS cannot send it again.
+    assert len(host.protocol.names("receive")) == 3
     assert len(host.protocol.names("run_command")) == 1
     assert host.protocol.transport.sessions_closed == 1
-    # The lost answer may have carried output; WinRS cannot send it again, so say so.
-    assert host.warnings == [
+    assert str(raised.value) == (
         "winops.remoting.winrm: the connection broke while the host answered a Receive for "
-        "command CMD-1; the command ran once, but output the host sent in that answer is missing"
-    ]
+        f"command CMD-1 ({response_cut_off()}); the command ran once (exit code 0), but the "
+        "output in that answer is lost, so its result cannot be trusted"
+    )
+    assert host.protocol.names("signal_terminate") == ["CMD-1"]
 
 
 def test_refused_receive_loses_nothing(host: Harness) -> None:

@@ -234,7 +234,7 @@ def explain_service_failure(
     (ansible_winrm_kerberos_hostname_override, ansible_psrp_negotiate_hostname_override).
     Returns None when ``error`` is about something else.
     """
-    texts = []
+    texts: list[str] = []
     seen: BaseException | str | None = error
     while seen is not None and len(texts) < 10:  # the message may sit on a cause or context
         texts.append(str(seen))

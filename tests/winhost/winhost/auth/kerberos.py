@@ -183,9 +183,14 @@ class KerberosAcceptor:
             return None
         return str(self._context.delegated_creds.name)  # type: ignore[union-attr]
 
+    def _established(self) -> gssapi.SecurityContext:
+        if self._context is None or not self._context.complete:
+            raise KerberosAcceptError("no established Kerberos context to seal messages with")
+        return self._context
+
     def wrap(self, data: bytes) -> tuple[bytes, bytes]:
         iov = IOV(IOVBufferType.header, data, IOVBufferType.padding, std_layout=False)
-        gssapi.raw.wrap_iov(self._context, iov, confidential=True)
+        gssapi.raw.wrap_iov(self._established(), iov, confidential=True)
         return (iov[0].value or b""), (iov[1].value or b"") + (iov[2].value or b"")
 
     def unwrap(self, header: bytes, data: bytes) -> bytes:
@@ -198,7 +203,7 @@ class KerberosAcceptor:
             std_layout=False,
         )
         try:
-            gssapi.raw.unwrap_iov(self._context, iov)
+            gssapi.raw.unwrap_iov(self._established(), iov)
         except gssapi.exceptions.GSSError as err:
             raise KerberosAcceptError(f"Kerberos unwrap failed: {err.gen_message()}") from err
         return iov[1].value or b""
@@ -297,8 +302,9 @@ class _DispatcherFactory:
         self.keytab_for = keytab_for
         self.fallback = fallback
 
-    def __call__(self, host: AcceptorHost) -> NegotiateDispatcher:
-        return NegotiateDispatcher(host, self.keytab_for, self.fallback)
+    def __call__(self, host: AcceptorHost) -> Acceptor:
+        # Structurally an Acceptor (its encryption_protocol is a read-only property).
+        return t.cast("Acceptor", NegotiateDispatcher(host, self.keytab_for, self.fallback))
 
 
 class RealmState(t.Protocol):

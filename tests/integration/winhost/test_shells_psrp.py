@@ -184,8 +184,12 @@ def test_disconnect_and_reconnect_by_the_same_client(server: InProcessServer) ->
         assert ps.end_invoke() == ["late"]
 
 
-def test_large_output_is_fragmented_to_fit(server: InProcessServer) -> None:
-    wsman = server.pypsrp()
+# pypsrp raises its default 153600 to 512000 for a PSRP 2.2+ server; a set size stays.
+@pytest.mark.parametrize(("max_envelope_size", "declared"), [(153600, 512000), (32768, 32768)])
+def test_large_output_is_fragmented_to_fit(
+    server: InProcessServer, max_envelope_size: int, declared: int
+) -> None:
+    wsman = server.pypsrp(max_envelope_size=max_envelope_size)
     with RunspacePool(wsman) as pool:
         ps = PowerShell(pool)
         ps.add_script("many 3000")
@@ -194,7 +198,8 @@ def test_large_output_is_fragmented_to_fit(server: InProcessServer) -> None:
     assert len(output) == 3000 and output[-1].startswith("line 002999 ")
     receives = [r for r in server.responses if r[2]]
     assert len(receives) > 3
-    assert all(status == 200 and size <= limit for status, size, limit in receives)
+    assert {limit for _, _, limit in receives} == {declared}
+    assert all(status == 200 and size <= declared for status, size, _ in receives)
 
 
 def test_unknown_shell_and_idle_expiry(server: InProcessServer, host: SettingsHost) -> None:

@@ -81,6 +81,18 @@ def test_a_keytab_per_host_with_its_http_spn(kdc_server: KDC) -> None:
         assert not any(f"HTTP/win{other}." in listing for other in others)
 
 
+def test_log_counts_per_principal(kdc_server: KDC, tmp_path: Path) -> None:
+    mark = kdc.log_counts(kdc_server.state_dir)["lines"]
+    for user in kdc.DOMAIN_USERS:
+        assert (
+            _kinit(kdc_server, user.principal, user.password, tmp_path / user.name).returncode == 0
+        )
+    _kinit(kdc_server, kdc.DOMAIN_USERS[0].principal, "wrong", tmp_path / "x")
+    counts = kdc.log_counts(kdc_server.state_dir, since=mark)
+    assert counts["as_req"] == {user.principal: 1 for user in kdc.DOMAIN_USERS}
+    assert counts["lines"] > mark
+
+
 def test_count_issued_reads_only_issued_lines() -> None:
     lines = [
         "Nov 23 10:13:52 vm krb5kdc[1](info): AS_REQ (2 etypes {aes256(18), aes128(17)}) "
@@ -118,6 +130,14 @@ def test_cli_start_and_stop(tmp_path: Path) -> None:
         timeout=60,
     )
     assert stopped.returncode == 0
+    counted = subprocess.run(
+        [sys.executable, "-m", "kdc", "count", "--state-dir", str(state)],
+        capture_output=True,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    assert set(json.loads(counted.stdout)) == {"lines", "as_req", "tgs_req"}
     assert not (state / "kdc.json").exists()
     for _ in range(200):
         if not _running(pid):

@@ -362,6 +362,29 @@ _ISSUED = re.compile(
 )
 
 
+def issued_by_principal(lines: t.Iterable[str], kind: str) -> dict[str, int]:
+    """{principal: tickets issued} for ``kind`` (AS_REQ / TGS_REQ) in MIT krb5kdc log lines."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        match = _ISSUED.search(line)
+        if match and match.group(1) == kind:
+            counts[match.group(2)] = counts.get(match.group(2), 0) + 1
+    return counts
+
+
+def log_counts(state_dir: Path, since: int = 0) -> dict[str, t.Any]:
+    """What `python -m kdc count` prints: log length and issued tickets per principal."""
+    try:
+        lines = (Path(state_dir) / "kdc.log").read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        lines = []
+    return {
+        "lines": len(lines),
+        "as_req": issued_by_principal(lines[since:], "AS_REQ"),
+        "tgs_req": issued_by_principal(lines[since:], "TGS_REQ"),
+    }
+
+
 def count_issued(lines: t.Iterable[str], kind: str, principal: str) -> int:
     """Count MIT krb5kdc log lines of ``kind`` (AS_REQ / TGS_REQ) that ISSUEd to ``principal``."""
     wanted = principal.lower()

@@ -21,7 +21,12 @@ from unittest import mock
 import psrpcore
 import pytest
 from exec_helpers import ADMIN, FakeHost, init_ansible
-from psrpcore.types import ErrorCategoryInfo, HostMethodIdentifier, NETException
+from psrpcore.types import (
+    ErrorCategoryInfo,
+    HostMethodIdentifier,
+    NETException,
+    PSInvocationState,
+)
 from pypsrp.exceptions import WSManFaultError
 from pypsrp.wsman import NAMESPACES
 
@@ -49,7 +54,12 @@ class EngineBridge:
                     for c in event.pipeline.commands
                 ]
                 self.commands.append(commands)
-                self.pool.pipeline_table[event.pipeline_id].start()
+                # Windows sends no PipelineState(Running) message (psrpcore's start() would): the
+                # first Receive must carry output, as ansible.builtin.psrp's fetch_file reads its
+                # first poll as "[FILE]"/"[DIR]" and otherwise copies nothing.
+                self.pool.pipeline_table[event.pipeline_id]._change_state(
+                    PSInvocationState.Running, emit=False
+                )
                 process = self.engine.start_pipeline(self.host, ADMIN, commands)
                 self.processes[event.pipeline_id] = process
                 if event.pipeline.no_input:

@@ -241,3 +241,5 @@ def test_powershell_unknown_configuration(target: dict[str, t.Any]) -> None:
     with pytest.raises(PsrpFault) as err:
         pool.open()
     assert "http://schemas.microsoft.com/powershell/Contoso.JEA" in err.value.reason
+    # Windows' code for a configuration missing from the WS-Management catalog, through the router
+    assert err.value.code == 2150858811

@@ -278,6 +278,7 @@ class WinHost:
     def reboot(self, seconds: float) -> None:
         """Go down now, come back after `seconds` (connections refused meanwhile)."""
         self.shutdown()
+        self.router.reset_shells()
         timer = threading.Timer(seconds, self.boot)
         timer.daemon = True
         timer.start()

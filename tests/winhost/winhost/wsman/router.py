@@ -83,12 +83,30 @@ class Router:
                     shells = importlib.import_module("winhost.shells")
                     execution = importlib.import_module("winhost.execution")
                     engine = execution.create_engine()
-                    handlers = shells.shell_handlers(self.host, engine)
-                    self._handlers = {uri.lower(): h for uri, h in handlers.items()}
+                    # Kept as returned: its lookup routes every PowerShell configuration name,
+                    # unknown ones included, to the PowerShell handler (which faults as Windows).
+                    self._handlers = shells.shell_handlers(self.host, engine)
                 except Exception as err:  # a missing layer must show, not crash the server
                     self._shell_error = f"{type(err).__name__}: {err}"
                     log.error("winhost shell layer unavailable: %s", self._shell_error)
             return self._handlers or {}
+
+    def _find_shell_handler(self, resource_uri: str) -> api.ShellHandler | None:
+        handlers = self._shell_handlers()
+        handler = handlers.get(resource_uri)
+        if handler is None:  # resource URIs are case-insensitive on Windows
+            handler = next(
+                (h for uri, h in handlers.items() if uri.lower() == resource_uri.lower()), None
+            )
+        return handler
+
+    def reset_shells(self) -> None:
+        """Forget every shell, as a reboot or a WinRM restart does."""
+        with self._lock:
+            handlers = self._handlers
+        reset = getattr(handlers, "reset", None)
+        if reset is not None:
+            reset()
 
     def handle(
         self, request: api.WSManRequest, principal: api.Principal | None
@@ -102,8 +120,7 @@ class Router:
             raise max_envelope_fault(limit_kb)
         if config.is_config_uri(request.resource_uri):
             return self.config.handle(request)
-        handlers = self._shell_handlers()
-        handler = handlers.get(request.resource_uri.lower())
+        handler = self._find_shell_handler(request.resource_uri)
         if handler is not None:
             response = handler.handle(request, principal)
             if request.action.endswith("/Command"):

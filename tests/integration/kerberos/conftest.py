@@ -3,6 +3,7 @@ cases, a winhost host served from this process with the Kerberos acceptor instal
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import typing as t
@@ -36,26 +37,27 @@ class Recorder:
         return [acceptor for acceptor in self.acceptors if acceptor.complete]
 
 
-@pytest.fixture
-def kerberos_host(
-    kerberos_env: kdc.KDC,  # noqa: F811 - the fixture imported above
-    tmp_path: Path,
-) -> t.Iterator[tuple[t.Any, Recorder]]:
-    """win201, a winhost host running in this process with the Kerberos acceptor installed
-    (its keytab from the KDC, the domain accounts added); yields (host, recorder)."""
+@contextlib.contextmanager
+def serve_kerberos_hosts(
+    server: kdc.KDC, directory: Path, count: int
+) -> t.Iterator[tuple[list[t.Any], Recorder]]:
+    """winhost hosts win201.. served from this process with the Kerberos acceptor installed
+    (keytabs from the KDC, the domain accounts added); yields (hosts, recorder)."""
     from winhost import api, profiles
     from winhost.auth import acceptors
     from winhost.auth import kerberos as winhost_kerberos
     from winhost.host import WinHost
 
-    (state,) = profiles.create_state_dir(tmp_path / "winhost", 1, "default", first=INDEX)
-    state.accounts.extend(
-        api.Account(user.name, user.password, kdc.DOMAIN, user.is_admin)
-        for user in kdc.DOMAIN_USERS
-    )
-    state.save()
-    keytab = kerberos_env.add_host(INDEX)
-    shutil.copy(keytab, state.directory / "private" / winhost_kerberos.KEYTAB_NAME)
+    states = profiles.create_state_dir(directory, count, "default", first=INDEX)
+    for state in states:
+        server.add_host(state.index)
+        state.accounts.extend(
+            api.Account(user.name, user.password, kdc.DOMAIN, user.is_admin)
+            for user in kdc.DOMAIN_USERS
+        )
+        state.save()
+        keytab = server.keytab(state.index)
+        shutil.copy(keytab, state.directory / "private" / winhost_kerberos.KEYTAB_NAME)
     saved = dict(acceptors.ACCEPTORS)
     winhost_kerberos.install()
     recorder = Recorder()
@@ -63,12 +65,34 @@ def kerberos_host(
         acceptors.ACCEPTORS[key] = acceptors.AcceptorRegistration(
             registration.scheme, registration.setting, recorder.wrap(registration.factory)
         )
-    host = WinHost(state)
-    host.boot()
+    hosts = [WinHost(state) for state in states]
     try:
-        assert not host.listener_errors, host.listener_errors
-        yield host, recorder
+        for host in hosts:
+            host.boot()
+            assert not host.listener_errors, host.listener_errors
+        yield hosts, recorder
     finally:
-        host.shutdown()
+        for host in hosts:
+            host.shutdown()
         acceptors.ACCEPTORS.clear()
         acceptors.ACCEPTORS.update(saved)
+
+
+@pytest.fixture
+def kerberos_host(
+    kerberos_env: kdc.KDC,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> t.Iterator[tuple[t.Any, Recorder]]:
+    """One Kerberos-serving winhost host (win201); yields (host, recorder)."""
+    with serve_kerberos_hosts(kerberos_env, tmp_path / "winhost", 1) as (hosts, recorder):
+        yield hosts[0], recorder
+
+
+@pytest.fixture
+def kerberos_hosts(
+    kerberos_env: kdc.KDC,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> t.Iterator[tuple[list[t.Any], Recorder]]:
+    """Three Kerberos-serving winhost hosts (win201-win203); yields (hosts, recorder)."""
+    with serve_kerberos_hosts(kerberos_env, tmp_path / "winhost", 3) as served:
+        yield served

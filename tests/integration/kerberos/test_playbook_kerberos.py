@@ -142,9 +142,11 @@ def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
     assert all(a.delegated is delegate for a in done)
 
 
-def _run(tmp_path: Path, server: kdc.KDC, inventory: dict) -> subprocess.CompletedProcess:
+def _run(
+    tmp_path: Path, server: kdc.KDC, inventory: dict, playbook: str = PLAYBOOK
+) -> subprocess.CompletedProcess:
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
+    (tmp_path / "play.yml").write_text(playbook)
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir(mode=0o700, exist_ok=True)
     env = {
@@ -183,3 +185,44 @@ def test_psrp_spn_error_for_an_ip_address(kerberos_host, kerberos_env, tmp_path)
     assert f"{address} is an IP address" in output
     assert "set ansible_psrp_negotiate_hostname_override to the host's name" in output
     assert ADMIN.password not in output
+
+
+COUNT_PLAYBOOK = """
+- hosts: windows
+  gather_facts: false
+  tasks:
+""" + "".join(f"    - raw: echo task{n}\n" for n in range(10))
+
+
+@pytest.mark.slow
+def test_ticket_count_on_a_real_play(kerberos_hosts, kerberos_env, tmp_path) -> None:
+    """Issue 4 item 2: 10 tasks on 3 hosts, all reachable over Kerberos (HTTP, encrypted).
+    Our plugins obtain one ticket for the run; ansible.builtin.winrm one per task and host."""
+    hosts, recorder = kerberos_hosts
+    counts = {}
+    for connection in ("winops.remoting.winrm", "winops.remoting.psrp", "ansible.builtin.winrm"):
+        plugin = "psrp" if connection.endswith("psrp") else "winrm"
+        inventory: dict = {"windows": {"hosts": {}}}
+        for host in hosts:
+            host_vars = _host_vars(host, (plugin, "http", "managed", False))
+            host_vars["ansible_connection"] = connection
+            if connection == "ansible.builtin.winrm":
+                host_vars["ansible_winrm_kinit_env_vars"] = ["KRB5_CONFIG"]
+                del host_vars["ansible_winrm_kinit_mode"]  # managed: the builtin's default
+            inventory["windows"]["hosts"][host.name] = host_vars
+        work = tmp_path / plugin / connection.split(".")[0]
+        work.mkdir(parents=True)
+        before = len(kerberos_env.log_lines())
+        accepted = len(recorder.completed())
+        result = _run(work, kerberos_env, inventory, playbook=COUNT_PLAYBOOK)
+        output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+        assert result.returncode == 0, output
+        assert "ok=10" in output and output.count("ok=10") == 3, output
+        assert len(recorder.completed()) > accepted  # these hosts really authenticated
+        counts[connection] = kerberos_env.as_req_count(ADMIN.principal, since=before)
+    print(f"\nKerberos tickets (AS-REQ) for 10 tasks on 3 hosts: {counts}")
+    assert counts == {
+        "winops.remoting.winrm": 1,
+        "winops.remoting.psrp": 1,
+        "ansible.builtin.winrm": 30,
+    }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import errno
+import re
 import socket
 import ssl
 import typing as t
@@ -443,6 +444,22 @@ def _plain_http_request(error: BaseException) -> bool:
 def _diagnose_auth(
     chain: list[BaseException], transport: str, names: _PluginVars, plugin: str
 ) -> Diagnosis | None:
+    credssp_error = _first(chain, lambda e: _module_of(e) == "requests_credssp")
+    if credssp_error is not None:
+        # requests-credssp reads the 401 itself and names the header it got in its message.
+        text = str(credssp_error)
+        header = re.search(r"actual:? '([^']*)'", text)
+        offered = auth_schemes(header.group(1)) if header else []
+        evidence = f"{text}; server offered: {', '.join(offered) or 'no readable schemes'}"
+        not_offered = auth_not_offered(transport, offered, plugin, evidence)
+        if not_offered is not None:
+            return not_offered
+        return Diagnosis(
+            Layer.HTTP_AUTH,
+            "the credentials were rejected",
+            evidence,
+            f"check ansible_user and ansible_password for {transport} authentication",
+        )
     auth_error = _first(
         chain,
         lambda e: (

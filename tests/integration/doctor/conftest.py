@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from winhost import pki, profiles
 from winhost.host import SCHANNEL_KEY
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session

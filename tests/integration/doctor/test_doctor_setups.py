@@ -23,7 +23,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
-from ansible_run import PlaybookRun, run_playbook, write_private_yaml  # noqa: E402
+from ansible_run import PlaybookRun, run_playbook, write_private_yaml
 
 PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "doctor_and_ping.yml"
 PLUGINS = ("winrm", "psrp")

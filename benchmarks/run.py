@@ -114,14 +114,30 @@ def _sha1(path: Path) -> str:
 
 class Bench:
     def __init__(
-        self, inventory: Path, targets: list[Target], combo: Combination, work: Path
+        self,
+        state_dir: Path,
+        inventory: Path,
+        targets: list[Target],
+        combo: Combination,
+        work: Path,
     ) -> None:
+        self.state_dir = state_dir
         self.inventory = inventory
         self.targets = targets
         self.combo = combo
         self.work = work
         self.samples: dict[tuple[str, str], list[float]] = {}
         self.failures: list[str] = []
+        # per plugin: [requests, seconds] winhost counted while serving that plugin's runs
+        self.server: dict[str, list[float]] = {}
+
+    def _server_totals(self) -> tuple[int, float]:
+        requests, seconds = 0, 0.0
+        for target in self.targets:
+            counters = winhost_cli.state(self.state_dir, target.name).get("counters", {})
+            requests += int(counters.get("requests", 0))
+            seconds += float(counters.get("request_seconds", 0.0))
+        return requests, seconds
 
     def _overlay(self, plugin: str, run_dir: Path) -> Path:
         hosts = {
@@ -133,6 +149,14 @@ class Bench:
         self.samples.setdefault((plugin, workload), []).append(seconds)
 
     def run_once(self, plugin: str, repetition: int, payload: Path, payload_sha1: str) -> None:
+        requests_before, seconds_before = self._server_totals()
+        self._workloads(plugin, repetition, payload, payload_sha1)
+        requests_after, seconds_after = self._server_totals()
+        totals = self.server.setdefault(plugin, [0, 0.0])
+        totals[0] += requests_after - requests_before
+        totals[1] += seconds_after - seconds_before
+
+    def _workloads(self, plugin: str, repetition: int, payload: Path, payload_sha1: str) -> None:
         run_dir = self.work / f"{plugin}-{repetition}"
         run_dir.mkdir(parents=True)
         inventories = [self.inventory, self._overlay(plugin, run_dir)]
@@ -256,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         with winhost_cli.running(state_dir, hosts=FANOUT_HOSTS) as inventory:
             targets = list(read_targets(inventory).values())
-            bench = Bench(inventory, targets, combo, work / "runs")
+            bench = Bench(state_dir, inventory, targets, combo, work / "runs")
             for repetition in range(args.repeat):
                 for plugin in args.plugins:
                     print(f"repetition {repetition + 1}/{args.repeat}: {plugin}", flush=True)
@@ -276,6 +300,13 @@ def main(argv: list[str] | None = None) -> int:
         f"({IDENTIFY_ROUNDS} anonymous Identify round trips on one keep-alive HTTP connection, "
         "measured at the client: parse, route, render and socket I/O; no auth or encryption)"
     )
+    for plugin, (requests, seconds) in bench.server.items():
+        if requests:
+            print(
+                f"winhost time per request serving {plugin}: {seconds / requests * 1000:.2f} ms "
+                f"over {int(requests)} requests (winhost's counters: parse, auth'd routing, "
+                "module emulation and render; includes Receive waiting for output)"
+            )
     for failure in bench.failures:
         print(f"\nFAILED: {failure}")
     return 1 if bench.failures else 0

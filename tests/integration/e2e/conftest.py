@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import os
 import sys
-import time
 import typing as t
 from pathlib import Path
 
@@ -61,7 +60,7 @@ class EndToEnd:
         self.winhost = winhost
         self.inventory = Path(winhost.inventory)
         self.targets = read_targets(self.inventory)
-        self.matrix_log = _MATRIX_LOG
+        self.log = _RUN_LOG
         names = sorted(self.targets)
         self.matrix_target = self.targets[names[0]]
         self.negative_target = self.targets[names[1 % len(names)]]
@@ -182,28 +181,29 @@ def e2e(winhost: t.Any, tmp_path_factory: pytest.TempPathFactory) -> EndToEnd:
     return EndToEnd(winhost, tmp_path_factory.mktemp("e2e"))
 
 
-class MatrixLog:
-    """Outcome and duration of every matrix run, printed at the end of the session."""
+class RunLog:
+    """Outcome and duration of every end-to-end run, printed per section at the end."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, float, str]] = []
-        self.started = time.monotonic()
+        self.rows: dict[str, list[tuple[str, str, str, float, str]]] = {}
 
-    def record(self, plugin: str, combo: str, outcome: str, seconds: float, note: str) -> None:
-        self.rows.append((plugin, combo, outcome, seconds, note))
+    def record(
+        self, section: str, plugin: str, case: str, outcome: str, *, seconds: float, note: str
+    ) -> None:
+        self.rows.setdefault(section, []).append((plugin, case, outcome, seconds, note))
 
 
-_MATRIX_LOG = MatrixLog()
+_RUN_LOG = RunLog()
 
 
 def pytest_terminal_summary(terminalreporter: t.Any) -> None:
-    if not _MATRIX_LOG.rows:
-        return
     write = terminalreporter.write_line
-    write("")
-    write("connection matrix (plugin x combination):")
-    total = 0.0
-    for plugin, combo, outcome, seconds, note in _MATRIX_LOG.rows:
-        total += seconds
-        write(f"  {plugin:24} {combo:22} {outcome:17} {seconds:6.1f}s  {note[:90]}")
-    write(f"  {len(_MATRIX_LOG.rows)} runs, {total:.1f}s in ansible-playbook")
+    for section, rows in _RUN_LOG.rows.items():
+        write("")
+        write(f"{section}:")
+        total = 0.0
+        for plugin, case, outcome, seconds, note in rows:
+            total += seconds
+            summary = " ".join(note.split())[:150]
+            write(f"  {plugin:24} {case:24} {outcome:26} {seconds:6.1f}s  {summary}")
+        write(f"  {len(rows)} cases, {total:.1f}s in ansible-playbook")

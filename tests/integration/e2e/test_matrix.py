@@ -77,7 +77,14 @@ def test_plugin_combination(plugin, combo: Combination, e2e, payload_10mb, tmp_p
     )
     expected = EXPECTED_FAILURES.get((plugin, combo.name))
     if expected is not None:
-        e2e.matrix_log.record(plugin, combo.name, "expected failure", run.seconds, expected.reason)
+        e2e.log.record(
+            "connection matrix",
+            plugin,
+            combo.name,
+            "expected failure",
+            seconds=run.seconds,
+            note=expected.reason,
+        )
         failure = run.first_failure(target.name)
         assert failure is not None, f"expected a failure ({expected.reason})\n{run.describe()}"
         assert failure.task == expected.task, run.describe()
@@ -86,8 +93,13 @@ def test_plugin_combination(plugin, combo: Combination, e2e, payload_10mb, tmp_p
 
     outcome = "passed" if run.returncode == 0 else "FAILED"
     first = run.first_failure(target.name)
-    e2e.matrix_log.record(
-        plugin, combo.name, outcome, run.seconds, first.message[:200] if first else ""
+    e2e.log.record(
+        "connection matrix",
+        plugin,
+        combo.name,
+        outcome,
+        seconds=run.seconds,
+        note=first.message[:200] if first else "",
     )
     assert run.returncode == 0, run.describe()
     assert run.task(target.name, "Ping the host").result["ping"] == "pong"

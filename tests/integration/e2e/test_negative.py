@@ -91,8 +91,16 @@ def test_connection_fails_clearly(plugin, case: NegativeCase, e2e, wrong_ca_bund
     run = e2e.run(
         "ping.yml", {target.name: hostvars | overrides}, tmp_path, {"e2e_target": target.name}
     )
-    assert run.returncode != 0, run.describe()
     failure = run.first_failure(target.name)
+    e2e.log.record(
+        "negative cases",
+        plugin,
+        case.name,
+        "failed" if failure else "NOT FAILED",
+        seconds=run.seconds,
+        note=failure.message if failure else "",
+    )
+    assert run.returncode != 0, run.describe()
     assert failure is not None, run.describe()
     assert failure.task == "Ping the host", run.describe()
     assert failure.result.get("unreachable") or failure.result.get("failed")

@@ -3,8 +3,8 @@
 The connection plugin used here is ansible-core's own ansible.builtin.winrm with only its WinRS
 exchange (`_winrm_exec`) replaced by a direct call into the engine. Everything else is the real
 thing: the action plugins (gather_facts, win_copy, fetch, become), the shell plugin, the
-exec-wrapper manifests and the put/fetch scripts. The end-to-end suite runs the same playbook over
-real sockets; this test pins down what the engine must answer.
+exec-wrapper manifests and the put/fetch scripts. The end-to-end suite runs the same flow over real
+sockets; this test pins down what the engine must answer.
 """
 
 from __future__ import annotations
@@ -20,7 +20,32 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-MATRIX_PLAYBOOK = REPO / "tests" / "integration" / "e2e" / "playbooks" / "matrix.yml"
+# The flow of the e2e matrix playbook (issue 3): ping, facts, copy, stat, fetch, become.
+PLAYBOOK = r"""
+- hosts: win1
+  gather_facts: false
+  vars:
+    remote_dir: 'C:\Temp\winops e2e'
+    remote_payload: '{{ remote_dir }}\payload.bin'
+  tasks:
+    - name: ping
+      ansible.windows.win_ping:
+    - name: facts
+      ansible.builtin.setup:
+    - ansible.builtin.assert:
+        that: [ansible_facts.os_family == 'Windows', ansible_facts.hostname == 'WIN1']
+    - ansible.windows.win_file: {path: '{{ remote_dir }}', state: directory}
+    - name: copy
+      ansible.windows.win_copy: {src: '{{ local_payload }}', dest: '{{ remote_payload }}'}
+    - name: stat
+      ansible.windows.win_stat: {path: '{{ remote_payload }}', checksum_algorithm: sha1}
+    - name: fetch
+      ansible.builtin.fetch: {src: '{{ remote_payload }}', dest: '{{ fetch_dest }}', flat: true}
+    - name: become
+      ansible.windows.win_whoami:
+      become: true
+    - ansible.windows.win_file: {path: '{{ remote_dir }}', state: absent}
+"""
 
 CONNECTION_PLUGIN = '''
 """ansible.builtin.winrm with the WinRS exchange replaced by winhost's execution engine."""
@@ -75,7 +100,8 @@ def _collections_path() -> str:
 
 
 @pytest.mark.slow
-def test_the_e2e_matrix_playbook_runs_against_the_engine(tmp_path: Path) -> None:
+def test_the_e2e_flow_runs_against_the_engine(tmp_path: Path) -> None:
+    (tmp_path / "play.yml").write_text(PLAYBOOK)
     (tmp_path / "connection_plugins").mkdir()
     (tmp_path / "connection_plugins" / "engine_winrm.py").write_text(CONNECTION_PLUGIN)
     (tmp_path / "inventory.ini").write_text(
@@ -100,19 +126,13 @@ def test_the_e2e_matrix_playbook_runs_against_the_engine(tmp_path: Path) -> None
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "local-tmp"),
         ANSIBLE_NOCOLOR="1",
     )
-    extra = {
-        "e2e_target": "win1",
-        "local_payload": str(payload),
-        "local_sha1": sha1,
-        "local_size": payload.stat().st_size,
-        "fetch_dest": str(fetched),
-    }
+    extra = {"local_payload": str(payload), "fetch_dest": str(fetched)}
     completed = subprocess.run(
         [
             str(Path(sys.executable).parent / "ansible-playbook"),
             "-i",
             str(tmp_path / "inventory.ini"),
-            str(MATRIX_PLAYBOOK),
+            str(tmp_path / "play.yml"),
             "-e",
             json.dumps(extra),
         ],
@@ -130,11 +150,14 @@ def test_the_e2e_matrix_playbook_runs_against_the_engine(tmp_path: Path) -> None
         for play in report["plays"]
         for task in play["tasks"]
     }
-    assert tasks["Ping the host"]["ping"] == "pong"
-    assert tasks["Copy the 10 MB file"]["changed"] is True
-    assert tasks["Stat the copied file"]["stat"]["checksum"] == sha1
+    assert tasks["ping"]["ping"] == "pong"
+    assert tasks["facts"]["ansible_facts"]["ansible_fqdn"] == "win1.winops.test"
+    assert tasks["copy"]["changed"] is True
+    assert tasks["stat"]["stat"]["checksum"] == sha1
+    assert tasks["stat"]["stat"]["size"] == payload.stat().st_size
+    assert tasks["fetch"]["checksum"] == sha1
     assert hashlib.sha1(fetched.read_bytes()).hexdigest() == sha1
-    identity = tasks["Report the become user"]["account"]
+    identity = tasks["become"]["account"]
     assert (identity["domain_name"], identity["account_name"]) == ("NT AUTHORITY", "SYSTEM")
     # The temp dirs Ansible created for win_copy were removed again.
     temp = tmp_path / "C" / "Users" / "ansible" / "AppData" / "Local" / "Temp"

@@ -265,23 +265,3 @@ def _as_pipeline_string(obj: t.Any) -> t.Any:
     if isinstance(obj, bytes):
         return base64.b64encode(obj).decode()
     return obj
-
-
-class FinishedProcess:
-    """A process that fails before it starts (e.g. the command line cannot be decoded)."""
-
-    def __init__(self, batch: api.OutputBatch) -> None:
-        self._batch = batch
-        self._sent = False
-
-    def send_input(self, data: bytes | list[t.Any], end: bool) -> None:
-        return None
-
-    def read_output(self, timeout: float) -> api.OutputBatch:
-        if self._sent:
-            return api.OutputBatch(finished=True, exit_code=self._batch.exit_code)
-        self._sent = True
-        return self._batch
-
-    def terminate(self) -> None:
-        return None

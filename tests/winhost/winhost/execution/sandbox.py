@@ -57,16 +57,6 @@ def drive_not_found(drive: str) -> SandboxError:
     )
 
 
-def path_not_found(win_path: str) -> SandboxError:
-    return SandboxError(
-        f"Cannot find path '{win_path}' because it does not exist.",
-        "ObjectNotFound",
-        "PathNotFound",
-        win_path,
-        "ItemNotFoundException",
-    )
-
-
 class WindowsPath(t.NamedTuple):
     """A resolved path: its canonical Windows spelling and the Linux path that models it."""
 
@@ -177,11 +167,6 @@ class Sandbox:
         except (FileNotFoundError, NotADirectoryError):
             pass
         return name
-
-    def to_windows(self, local: Path) -> str:
-        """The Windows spelling of a Linux path inside the sandbox."""
-        rel = Path(local).relative_to(self.root)
-        return "C:\\" + "\\".join(rel.parts)
 
 
 def expand_environment(text: str, env: t.Mapping[str, str]) -> str:

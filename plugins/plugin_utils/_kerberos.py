@@ -39,7 +39,6 @@ import fcntl
 import functools
 import hashlib
 import importlib
-import ipaddress
 import json
 import multiprocessing
 import os
@@ -53,17 +52,30 @@ import tempfile
 import time
 import typing as t
 
-from ansible.errors import AnsibleConnectionFailure
-
 from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import read_ccache
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_errors import (
+    KerberosError,
+    describe_failure,
+    explain_service_failure,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
+
+__all__ = [
+    "CredentialCache",
+    "KerberosError",
+    "KinitBackend",
+    "KinitRequest",
+    "Krb5Backend",
+    "TicketStore",
+    "acquire_ticket",
+    "ccache_environment",
+    "describe_failure",
+    "explain_service_failure",
+    "kerberos_principal",
+]
 
 DEFAULT_KINIT_TIMEOUT = 60.0
 REFRESH_MARGIN = 300.0  # replace a ticket that ends within this many seconds
-
-
-class KerberosError(AnsibleConnectionFailure):
-    """A Kerberos ticket could not be obtained (or a service ticket, at connect time)."""
 
 
 @dataclasses.dataclass
@@ -148,118 +160,6 @@ class CredentialCache:
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
-
-
-# --- explaining failures -----------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class _Failure:
-    pattern: re.Pattern[str]
-    summary: str
-    fix: str
-
-
-_FAILURES = (
-    _Failure(
-        re.compile(r"Client .* not found in Kerberos database|CLIENT_NOT_FOUND", re.I),
-        "the KDC does not know the principal {principal}",
-        "check the user name (ansible_user / remote_user) and its realm: the part after @ must "
-        "be the Kerberos realm (the AD domain in upper case), or set the realm option "
-        "(ansible_winrm_realm)",
-    ),
-    _Failure(
-        re.compile(r"Password incorrect|Preauthentication failed|Integrity check", re.I),
-        "the KDC refused the password for {principal}",
-        "check ansible_password (remote_password) for this user; watch for a vault or variable "
-        "that supplies a stale password",
-    ),
-    _Failure(
-        re.compile(r"Clock skew too great", re.I),
-        "the controller's clock and the KDC's clock differ by more than the allowed skew "
-        "(5 minutes by default)",
-        "synchronise the controller's clock with the domain (chrony/ntpd against the domain "
-        "controllers); Kerberos refuses tickets across a larger difference",
-    ),
-    _Failure(
-        re.compile(r"Cannot find KDC for realm|Cannot resolve network address for KDC", re.I),
-        "the Kerberos configuration has no KDC for realm {realm}",
-        "add the realm to krb5.conf ([realms] {realm} = {{ kdc = <domain controller> }} and "
-        "[domain_realm]) in the file KRB5_CONFIG names ({config}), or enable dns_lookup_kdc; "
-        "realms are case-sensitive and an AD realm is upper case",
-    ),
-    _Failure(
-        re.compile(r"Cannot contact any KDC", re.I),
-        "no KDC of realm {realm} answered",
-        "check the kdc entries of realm {realm} in {config}, that the domain controller is "
-        "up, and that the controller reaches it on port 88 (TCP and UDP)",
-    ),
-    _Failure(
-        re.compile(r"credentials have been revoked|Clients credentials have been revoked", re.I),
-        "the account {principal} is disabled or locked out",
-        "unlock or enable the account in the domain",
-    ),
-    _Failure(
-        re.compile(r"Password has expired", re.I),
-        "the password of {principal} has expired",
-        "change the account's password in the domain and update ansible_password",
-    ),
-)
-
-
-def _config_name() -> str:
-    return os.environ.get("KRB5_CONFIG") or "/etc/krb5.conf"
-
-
-def describe_failure(principal: str, native: str, secrets_: t.Sequence[str] = ()) -> str:
-    """A one-paragraph message for a failed ticket request: what, why and the fix."""
-    native = redact(native.strip(), secrets_)
-    realm = principal.rpartition("@")[2] or "(default realm)"
-    values = {"principal": principal, "realm": realm, "config": _config_name()}
-    for failure in _FAILURES:
-        if failure.pattern.search(native):
-            return (
-                f"Kerberos: could not get a ticket for {principal}: "
-                f"{failure.summary.format(**values)} ({native}). "
-                f"Fix: {failure.fix.format(**values)}"
-            )
-    return f"Kerberos: could not get a ticket for {principal}: {native}"
-
-
-def explain_service_failure(
-    error: BaseException | str, target: str, service: str, override_var: str
-) -> KerberosError | None:
-    """At connect time: a KerberosError with the fix when the KDC has no principal for the
-    service (``<service>/<target>``), typically because ``target`` is an IP address.
-
-    ``override_var`` names the variable that sets the Kerberos host name
-    (ansible_winrm_kerberos_hostname_override, ansible_psrp_negotiate_hostname_override).
-    Returns None when ``error`` is about something else.
-    """
-    texts: list[str] = []
-    seen: BaseException | str | None = error
-    while seen is not None and len(texts) < 10:  # the message may sit on a cause or context
-        texts.append(str(seen))
-        seen = (seen.__cause__ or seen.__context__) if isinstance(seen, BaseException) else None
-    pattern = re.compile(r"Server .*not found in Kerberos database|S_PRINCIPAL_UNKNOWN", re.I)
-    if not any(pattern.search(text) for text in texts):
-        return None
-    spn = f"{service}/{target}"
-    try:
-        ipaddress.ip_address(target.strip("[]"))
-        is_address = True
-    except ValueError:
-        is_address = False
-    if is_address:
-        return KerberosError(
-            f"Kerberos: the KDC has no service principal {spn}: {target} is an IP address and "
-            f"Kerberos names services by host name. Fix: connect to the host's DNS name (its "
-            f"FQDN as ansible_host), or keep the address and set {override_var} to the host's "
-            f"name (for example win1.example.com)"
-        )
-    return KerberosError(
-        f"Kerberos: the KDC has no service principal {spn}. Fix: use the host's name as "
-        f"registered in the domain (its FQDN, not an alias or CNAME), or set {override_var} "
-        f"to it; check the SPN with `setspn -L <computer>` on Windows"
-    )
 
 
 # --- backends ----------------------------------------------------------------------------------

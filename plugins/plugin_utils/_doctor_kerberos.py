@@ -50,17 +50,13 @@ def _realm(target: Target) -> str | None:
 def check_spn(target: Target, context: Context) -> str:
     """Kerberos names the service by host name: HTTP/<fqdn>. An IP address has no SPN."""
     _require_kerberos(target)
-    names = _errors.variable_names(target.plugin)
     host = target.kerberos_hostname_override or target.endpoint.host
     if target.kerberos_hostname_override is None and target.endpoint.is_ip_address:
         raise CheckFailed(
-            Diagnosis(
-                Layer.KERBEROS,
-                f"Kerberos needs the host's name, but ansible_host is the IP address {host}",
-                f"the service principal would be HTTP/{host}, which no KDC holds "
-                "(Server not found in Kerberos database)",
-                "set ansible_host to the host's fully qualified name (its SPN is "
-                f"HTTP/<fqdn>), or set {names.hostname_override} to that name",
+            _errors.kerberos_by_address(
+                target.endpoint,
+                target.plugin,
+                f"the service principal would be HTTP/{host}, which no KDC holds",
             )
         )
     evidence = f"service principal HTTP/{host}"

@@ -120,6 +120,8 @@ _TRANSPORT_SCHEMES = {
     "kerberos": ("kerberos", "negotiate"),
     "credssp": ("credssp",),
 }
+# How MIT, Heimdal and Windows say that the KDC has no principal for the service asked for.
+_UNKNOWN_SERVICE = re.compile(r"not found in Kerberos database|S_PRINCIPAL_UNKNOWN", re.I)
 # Transports whose security context encrypts WinRM messages over plain HTTP.
 _ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "negotiate", "kerberos", "credssp"))
 # The role that turns a transport on where the default (winrm_auth) is not the right one.
@@ -226,6 +228,18 @@ def auth_not_offered(
     )
 
 
+def kerberos_by_address(endpoint: Endpoint, plugin: str, evidence: str) -> Diagnosis:
+    """Kerberos asked for a service principal named after an IP address, which no KDC holds."""
+    names = _plugin_vars(plugin)
+    return Diagnosis(
+        Layer.KERBEROS,
+        f"Kerberos needs the host's name, but ansible_host is the IP address {endpoint.host}",
+        evidence,
+        "set ansible_host to the host's fully qualified name (its SPN is HTTP/<fqdn>), or set "
+        f"{names.hostname_override} to that name",
+    )
+
+
 def unencrypted_refused(transport: str, plugin: str, evidence: str) -> Diagnosis:
     """The host refused a plain (unencrypted) message over HTTP: AllowUnencrypted is off."""
     names = _plugin_vars(plugin)
@@ -298,8 +312,9 @@ def auth_schemes(www_authenticate: str) -> list[str]:
 
 
 def _diagnose_kerberos(
-    chain: list[BaseException], transport: str, names: _PluginVars
+    chain: list[BaseException], transport: str, endpoint: Endpoint, plugin: str
 ) -> Diagnosis | None:
+    names = _plugin_vars(plugin)
     kerberos_error = _first(chain, lambda e: "KerberosError" in _class_names(e))
     if kerberos_error is not None:
         return Diagnosis(
@@ -309,9 +324,17 @@ def _diagnose_kerberos(
             "check ansible_user (user@REALM, realm in uppercase) and ansible_password, the "
             f"realm in /etc/krb5.conf, or set {names.kinit_cmd}",
         )
-    spnego_error = _first(chain, lambda e: _module_of(e) in ("spnego", "gssapi", "krb5"))
+    spnego_error = _first(
+        chain,
+        lambda e: (
+            _module_of(e) in ("spnego", "gssapi", "krb5", "kerberos")
+            or "KerberosExchangeError" in _class_names(e)  # pywinrm's vendored requests_kerberos
+        ),
+    )
     if spnego_error is None:
         return None
+    if _UNKNOWN_SERVICE.search(str(spnego_error)) and endpoint.is_ip_address:
+        return kerberos_by_address(endpoint, plugin, str(spnego_error))
     if transport == "kerberos" or "kerberos" in str(spnego_error).lower():
         return Diagnosis(
             Layer.KERBEROS,
@@ -579,7 +602,7 @@ def diagnose(exc: BaseException, endpoint: Endpoint, transport: str, plugin: str
     chain = list(exception_chain(exc))
     transport = transport.lower()
     for step in (
-        lambda: _diagnose_kerberos(chain, transport, names),
+        lambda: _diagnose_kerberos(chain, transport, endpoint, plugin),
         lambda: _diagnose_tls(chain, endpoint, names, plugin),
         lambda: _diagnose_network(chain, endpoint, names, plugin),
         lambda: _diagnose_auth(chain, transport, names, plugin),

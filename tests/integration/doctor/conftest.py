@@ -19,6 +19,7 @@ import dataclasses
 import datetime
 import ipaddress
 import os
+import sys
 import typing as t
 from pathlib import Path
 
@@ -32,6 +33,9 @@ from winhost import pki, profiles
 from winhost.host import SCHANNEL_KEY
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 from winhost.state import HostState
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "kdc"))
+from kdc.pytest_plugin import kdc_server, kerberos_env  # noqa: F401 - fixtures
 
 FIRST = int(os.environ.get("DOCTOR_FIRST", "150"))
 OFFSETS = {

@@ -1,0 +1,164 @@
+"""The doctor's Kerberos checks against the real test KDC (tests/kdc) and a winhost host with
+the Kerberos acceptor, over real sockets.
+
+winhost's background server cannot serve Kerberos yet (the acceptor is installed in-process;
+see docs/kerberos.md), so the host runs in this process, as in tests/integration/kerberos, and
+the doctor is called through its check runner with settings read by the real connection
+plugins (not through ansible-playbook).
+
+Clock skew: winhost stores a clock offset but does not apply it, so the host's clock is
+simulated by shifting the HTTP Date header its listener sends (the Kerberos acceptor still
+uses the real clock, so no plugin failure can be shown for it).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import shutil
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(TESTS / "kdc"))
+
+import kdc  # noqa: E402
+from ansible.playbook.play_context import PlayContext  # noqa: E402
+from ansible.plugins.loader import connection_loader, init_plugin_loader  # noqa: E402
+from ansible.utils.collection_loader import AnsibleCollectionConfig  # noqa: E402
+
+from winhost import api, profiles  # noqa: E402
+from winhost.auth import acceptors  # noqa: E402
+from winhost.auth import kerberos as winhost_kerberos  # noqa: E402
+from winhost.host import WinHost  # noqa: E402
+from winhost.http import server as winhost_server  # noqa: E402
+
+if AnsibleCollectionConfig.collection_finder is None:
+    # The plugin loader resolves winops.remoting.* from the working tree (build/dev).
+    init_plugin_loader([str(TESTS.parent / "build" / "dev")])
+
+from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (  # noqa: E402
+    run_checks,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._doctor_targets import (  # noqa: E402
+    psrp_target,
+    winrm_target,
+)
+
+INDEX = int(os.environ.get("DOCTOR_FIRST", "150")) + 9  # after the hosts of conftest.py
+ADMIN = kdc.DOMAIN_USERS[0]
+PLUGINS = ("winrm", "psrp")
+
+
+@pytest.fixture
+def kerberos_host(kerberos_env: t.Any, tmp_path: Path) -> t.Iterator[WinHost]:
+    (state,) = profiles.create_state_dir(tmp_path / "winhost", 1, "default", first=INDEX)
+    state.accounts.extend(
+        api.Account(user.name, user.password, kdc.DOMAIN, user.is_admin)
+        for user in kdc.DOMAIN_USERS
+    )
+    state.save()
+    keytab = kerberos_env.add_host(INDEX)
+    shutil.copy(keytab, state.directory / "private" / winhost_kerberos.KEYTAB_NAME)
+    saved = dict(acceptors.ACCEPTORS)
+    winhost_kerberos.install()
+    host = WinHost(state)
+    host.boot()
+    try:
+        assert not host.listener_errors, host.listener_errors
+        yield host
+    finally:
+        host.shutdown()
+        acceptors.ACCEPTORS.clear()
+        acceptors.ACCEPTORS.update(saved)
+
+
+def _variables(plugin: str, host: WinHost, *, override: bool) -> dict[str, t.Any]:
+    variables: dict[str, t.Any] = {
+        "ansible_host": host.state.address,
+        "ansible_port": 5985,
+        "ansible_user": ADMIN.principal,
+        "ansible_password": ADMIN.password,
+    }
+    if plugin == "winrm":
+        variables.update(ansible_winrm_transport="kerberos", ansible_winrm_scheme="http")
+        if override:
+            variables["ansible_winrm_kerberos_hostname_override"] = host.state.fqdn
+    else:
+        variables.update(ansible_psrp_auth="kerberos", ansible_psrp_protocol="http")
+        if override:
+            variables["ansible_psrp_negotiate_hostname_override"] = host.state.fqdn
+    return variables
+
+
+def _target(plugin: str, variables: dict[str, t.Any]) -> t.Any:
+    connection = connection_loader.get(f"winops.remoting.{plugin}", PlayContext(), "/dev/null")
+    connection.set_options(var_options={**variables, "_extras": {}})
+    if plugin == "winrm":
+        return winrm_target(connection._settings())
+    return psrp_target(connection._read_settings())
+
+
+def _statuses(result: dict[str, t.Any]) -> dict[str, str]:
+    return {check["name"]: check["status"] for check in result["checks"]}
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_kerberos_healthy_passes_every_check(kerberos_host: WinHost, plugin: str) -> None:
+    target = _target(plugin, _variables(plugin, kerberos_host, override=True))
+    result = run_checks(target).to_result()
+    statuses = _statuses(result)
+    assert result["failed_layer"] is None, result["msg"]
+    for name in ("kerberos_spn", "kerberos_realm", "kerberos_kdc", "kerberos_clock"):
+        assert statuses[name] == "ok", result["checks"]
+    assert statuses["authenticated_session"] == "ok"
+    evidence = {check["name"]: check["evidence"] for check in result["checks"]}
+    assert f"HTTP/{kerberos_host.state.fqdn}" in evidence["kerberos_spn"]
+    assert "WINOPS.TEST" in evidence["kerberos_realm"]
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_kerberos_with_ip_address(kerberos_host: WinHost, plugin: str) -> None:
+    target = _target(plugin, _variables(plugin, kerberos_host, override=False))
+    result = run_checks(target).to_result()
+    assert result["failed_layer"] == "Kerberos"
+    assert _statuses(result)["kerberos_spn"] == "failed"
+    override = (
+        "ansible_winrm_kerberos_hostname_override"
+        if plugin == "winrm"
+        else "ansible_psrp_negotiate_hostname_override"
+    )
+    assert "ansible_host" in result["fix"] and override in result["fix"]
+
+    # The plugin's own session (what a task would open) fails the same way: Kerberos, and a
+    # fix naming the host name variables.
+    with pytest.raises(Exception) as caught:
+        target.open_session()
+    message = str(getattr(caught.value, "message", caught.value))
+    assert "Kerberos" in message, message
+    assert "ansible_host" in message and override in message, message
+    if plugin == "winrm":
+        # Through the shared classifier: the very same layer and fix as the doctor.
+        assert f"winops.remoting.winrm: {result['failed_layer']} failed" in message, message
+        assert f"fix: {result['fix']}" in message, message
+
+
+def test_kerberos_clock_skew(kerberos_host: WinHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    ahead = 11 * 60
+    monkeypatch.setattr(
+        winhost_server._Handler,
+        "date_time_string",
+        lambda self, timestamp=None: email.utils.formatdate(time.time() + ahead, usegmt=True),
+    )
+    target = _target("winrm", _variables("winrm", kerberos_host, override=True))
+    result = run_checks(target).to_result()
+    assert result["failed_layer"] == "Kerberos", result["msg"]
+    clock = next(check for check in result["checks"] if check["name"] == "kerberos_clock")
+    assert clock["status"] == "failed"
+    assert "+66" in clock["evidence"] or "+65" in clock["evidence"], clock["evidence"]
+    assert "synchronise" in clock["fix"]
+    assert _statuses(result)["authenticated_session"] == "skipped"

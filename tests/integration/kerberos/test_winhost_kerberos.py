@@ -120,3 +120,42 @@ def test_non_admin_domain_user_is_refused(kerberos_host, tmp_path) -> None:
         with pytest.raises(WSManFaultError, match="Access is denied"):
             protocol.open_shell()
     assert {a.client_principal() for a in recorder.completed()} == {OPERATOR.principal}
+
+
+@pytest.mark.parametrize("client", ["pywinrm-ntlm", "pypsrp-negotiate"])
+def test_ntlm_still_works_beside_kerberos(kerberos_host, client) -> None:
+    """The Kerberos-aware Negotiate hands NTLM (raw or inside SPNEGO) to the NTLM acceptor."""
+    host, recorder = kerberos_host
+    local = next(a for a in host.accounts() if a.domain == host.computer_name and a.is_admin)
+    if client == "pywinrm-ntlm":
+        from winrm.protocol import Protocol
+
+        protocol = Protocol(
+            endpoint=f"http://{host.state.address}:{_port(host, 'HTTP')}/wsman",
+            transport="ntlm",
+            username=local.name,
+            password=local.password,
+            message_encryption="always",
+        )
+        shell = protocol.open_shell()
+        command = protocol.run_command(shell, "whoami")
+        stdout, _stderr, code = protocol.get_command_output(shell, command)
+        protocol.close_shell(shell)
+        who = stdout.decode()
+    else:
+        from pypsrp.client import Client
+
+        psrp_client = Client(
+            host.state.address,
+            port=_port(host, "HTTP"),
+            ssl=False,
+            auth="negotiate",
+            username=local.name,
+            password=local.password,
+            encryption="always",
+        )
+        who, _stderr, code = psrp_client.execute_cmd("whoami")
+    assert code == 0
+    assert who.strip().lower() == f"{host.computer_name}\\{local.name}".lower()
+    done = recorder.completed()
+    assert done and all(a.auth_method == "NTLM" for a in done)

@@ -159,3 +159,30 @@ def test_ntlm_still_works_beside_kerberos(kerberos_host, client) -> None:
     assert who.strip().lower() == f"{host.computer_name}\\{local.name}".lower()
     done = recorder.completed()
     assert done and all(a.auth_method == "NTLM" for a in done)
+
+
+def test_kerberos_scheme_when_negotiate_is_off(kerberos_host, tmp_path) -> None:
+    """With Service/Auth/Negotiate false only "Kerberos" is offered: pypsrp then speaks the
+    Kerberos scheme and seals with application/HTTP-Kerberos-session-encrypted."""
+    from pypsrp.client import Client
+
+    host, recorder = kerberos_host
+    host.state.set_winrm_setting("Service/Auth/Negotiate", "false")
+    cache = _ticket(tmp_path, ADMIN, forwardable=False)
+    with ccache_environment(cache):
+        client = Client(
+            host.state.address,
+            port=_port(host, "HTTP"),
+            ssl=False,
+            auth="kerberos",
+            username=ADMIN.principal,
+            encryption="always",
+            negotiate_hostname_override=host.fqdn,
+            negotiate_service="WSMAN",
+        )
+        stdout, _stderr, code = client.execute_cmd("whoami")
+    assert code == 0
+    assert stdout.strip().lower() == f"{kdc.DOMAIN}\\{ADMIN.name}".lower()
+    done = recorder.completed()
+    assert done and {a.scheme for a in done} == {"Kerberos"}
+    assert {a.encryption_protocol for a in done} == {"application/HTTP-Kerberos-session-encrypted"}

@@ -374,15 +374,18 @@ class TicketStore:
             return path
         self.sweep()
         if self._watch:
-            subprocess.Popen(
-                [sys.executable, "-c", _WATCHER, path, str(pid), start],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env={"PATH": os.environ.get("PATH", os.defpath)},
-                start_new_session=True,
-                close_fds=True,
-            )
+            # Without a watcher (no usable interpreter) the next run's sweep removes the
+            # directory instead; the ticket is not worth failing the connection for.
+            with contextlib.suppress(OSError):
+                subprocess.Popen(
+                    [sys.executable, "-c", _WATCHER, path, str(pid), start],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={"PATH": os.environ.get("PATH", os.defpath)},
+                    start_new_session=True,
+                    close_fds=True,
+                )
         return path
 
     def sweep(self) -> list[str]:

@@ -16,7 +16,6 @@ import dataclasses
 import datetime
 import email.utils
 import enum
-import ipaddress
 import os
 import socket
 import ssl
@@ -85,6 +84,7 @@ class CheckResult:
 @dataclasses.dataclass
 class Report:
     checks: list[CheckResult]
+    endpoint_url: str = ""
 
     @property
     def failed(self) -> CheckResult | None:
@@ -106,8 +106,6 @@ class Report:
         else:
             result["msg"] = f"all checks passed for {self.endpoint_url}"
         return result
-
-    endpoint_url: str = ""
 
 
 class CheckFailed(Exception):
@@ -424,11 +422,3 @@ def run_checks(
         else:
             results.append(CheckResult(name, layer, Status.OK, evidence))
     return Report(results, endpoint_url=target.endpoint.url)
-
-
-def is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -1,0 +1,388 @@
+"""Tests for the doctor's runner and checks (local sockets and TLS servers, no winhost)."""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import ipaddress
+import socket
+import ssl
+import threading
+import typing as t
+from pathlib import Path
+
+import pytest
+import requests
+import requests_credssp.exceptions
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.winops.remoting.plugins.plugin_utils import _doctor, _errors
+from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (
+    CheckFailed,
+    Context,
+    NotApplicable,
+    Status,
+    Target,
+    run_checks,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import resolve_endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
+    DiagnosedConnectionFailure,
+    Diagnosis,
+    Layer,
+    diagnose,
+)
+
+
+def _target(host: str = "127.0.0.1", port: int = 5986, **changes: t.Any) -> Target:
+    values: dict[str, t.Any] = {
+        "plugin": "winrm",
+        "endpoint": resolve_endpoint(host, port, None, None),
+        "transport": "ntlm",
+        "user": "ansible",
+        "cert_validation": True,
+        "ca_path": None,
+        "message_encryption": "auto",
+        "timeout": 2.0,
+        "open_session": lambda: None,
+    }
+    values.update(changes)
+    return Target(**values)
+
+
+# -- the runner ------------------------------------------------------------------------------
+
+
+def test_runner_stops_explaining_at_the_first_failure() -> None:
+    calls: list[str] = []
+
+    def ok(target: Target, context: Context) -> str:
+        calls.append("ok")
+        return "fine"
+
+    def not_here(target: Target, context: Context) -> str:
+        raise NotApplicable("plain http")
+
+    def broken(target: Target, context: Context) -> str:
+        raise CheckFailed(Diagnosis(Layer.TLS, "bad certificate", "seen it", "set the CA"))
+
+    def never(target: Target, context: Context) -> str:
+        calls.append("never")
+        return "unreachable"
+
+    report = run_checks(
+        _target(),
+        [
+            ("first", Layer.TCP, ok),
+            ("second", Layer.TLS, not_here),
+            ("third", Layer.TLS, broken),
+            ("fourth", Layer.WSMAN, never),
+        ],
+    )
+    statuses = [(check.name, check.status) for check in report.checks]
+    assert statuses == [
+        ("first", Status.OK),
+        ("second", Status.NOT_APPLICABLE),
+        ("third", Status.FAILED),
+        ("fourth", Status.SKIPPED),
+    ]
+    assert calls == ["ok"]
+    result = report.to_result()
+    assert result["failed"] is True
+    assert result["failed_layer"] == "TLS handshake"
+    assert result["fix"] == "set the CA"
+    assert result["msg"] == "TLS handshake failed (third): bad certificate; fix: set the CA"
+    assert result["checks"][3] == {
+        "name": "fourth",
+        "layer": "WS-Management",
+        "status": "skipped",
+        "summary": "",
+        "evidence": "skipped: third failed",
+        "fix": "",
+    }
+
+
+def test_runner_all_ok_has_no_failed_key() -> None:
+    report = run_checks(_target(), [("only", Layer.TCP, lambda target, context: "fine")])
+    result = report.to_result()
+    assert "failed" not in result
+    assert result["failed_layer"] is None and result["fix"] is None
+    assert result["msg"] == "all checks passed for https://127.0.0.1:5986/wsman"
+
+
+def test_session_failure_keeps_the_plugins_diagnosis() -> None:
+    diagnosis = Diagnosis(Layer.WSMAN, "access denied", "fault 5", "give admin rights")
+
+    def open_session() -> None:
+        raise DiagnosedConnectionFailure("plugin message", diagnosis)
+
+    report = run_checks(
+        _target(open_session=open_session),
+        [("authenticated_session", Layer.HTTP_AUTH, _doctor.check_session)],
+    )
+    failed = report.failed
+    assert failed is not None
+    assert (failed.layer, failed.fix) == (Layer.WSMAN, "give admin rights")
+
+
+def test_the_session_is_opened_once_for_encryption_and_session_checks() -> None:
+    opened: list[int] = []
+    target = _target(port=5985, message_encryption="never", open_session=lambda: opened.append(1))
+    report = run_checks(
+        target,
+        [
+            ("message_encryption", Layer.MESSAGE_ENCRYPTION, _doctor.check_message_encryption),
+            ("authenticated_session", Layer.HTTP_AUTH, _doctor.check_session),
+        ],
+    )
+    assert opened == [1]
+    assert "accepts unencrypted messages" in report.checks[0].evidence
+
+
+# -- TCP -------------------------------------------------------------------------------------
+
+
+def _server(behaviour: t.Callable[[socket.socket], None]) -> tuple[int, threading.Thread]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        with listener:
+            connection, _ = listener.accept()
+            with connection:
+                behaviour(connection)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return port, thread
+
+
+def test_tcp_connection_closed_at_once_points_at_the_firewall() -> None:
+    port, thread = _server(lambda connection: None)
+    target = _target(port=port)
+    with pytest.raises(CheckFailed) as caught:
+        _doctor.check_tcp(target, Context(addresses=["127.0.0.1"]))
+    thread.join(2)
+    diagnosis = caught.value.diagnosis
+    assert diagnosis.layer is Layer.TCP
+    assert "winrm_listener_firewall_remote_addresses" in diagnosis.fix
+    assert diagnosis == _errors.closed_connection(target.endpoint, "winrm", diagnosis.evidence)
+
+
+def test_tcp_open_port_that_waits_is_ok() -> None:
+    release = threading.Event()
+    port, thread = _server(lambda connection: release.wait(3))
+    evidence = _doctor.check_tcp(_target(port=port), Context(addresses=["127.0.0.1"]))
+    release.set()
+    thread.join(3)
+    assert f"port {port} on 127.0.0.1 accepts connections" in evidence
+
+
+def test_tcp_refused_names_ansible_port() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        port = placeholder.getsockname()[1]
+    with pytest.raises(CheckFailed) as caught:
+        _doctor.check_tcp(_target(port=port), Context(addresses=["127.0.0.1"]))
+    assert caught.value.diagnosis.layer is Layer.TCP
+    assert "ansible_port" in caught.value.diagnosis.fix
+
+
+def test_name_resolution_failure() -> None:
+    with pytest.raises(CheckFailed) as caught:
+        _doctor.check_name_resolution(_target(host="no-such-host.invalid"), Context())
+    assert caught.value.diagnosis.layer is Layer.NAME_RESOLUTION
+    assert "ansible_host" in caught.value.diagnosis.fix
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+def _write_pem(path: Path, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> None:
+    path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def _self_signed(days_valid: tuple[int, int], name: str = "127.0.0.1") -> tuple[t.Any, t.Any]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=days_valid[0]))
+        .not_valid_after(now + datetime.timedelta(days=days_valid[1]))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(name))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _tls_server(pem: Path, handshakes: int) -> int:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pem))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        with listener:
+            for _ in range(handshakes):
+                connection, _ = listener.accept()
+                try:
+                    with context.wrap_socket(connection, server_side=True):
+                        pass
+                except (ssl.SSLError, OSError):
+                    connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return port
+
+
+@pytest.mark.parametrize(
+    ("validity", "trusted", "summary", "fix_word"),
+    [
+        ((-1, 30), False, "not trusted", "ansible_winrm_ca_trust_path"),
+        ((-30, -1), True, "has expired", "winrm_https_cert_renew_days_before_expiry"),
+    ],
+)
+def test_tls_certificate_problems(
+    tmp_path: Path, validity: tuple[int, int], trusted: bool, summary: str, fix_word: str
+) -> None:
+    key, cert = _self_signed(validity)
+    pem = tmp_path / "server.pem"
+    _write_pem(pem, key, cert)
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    port = _tls_server(pem, handshakes=2)
+    other_ca = tmp_path / "other.pem"
+    other_ca.write_bytes(_self_signed((-1, 1))[1].public_bytes(serialization.Encoding.PEM))
+    target = _target(port=port, ca_path=str(ca if trusted else other_ca))
+    with pytest.raises(CheckFailed) as caught:
+        _doctor.check_tls(target, Context(addresses=["127.0.0.1"]))
+    diagnosis = caught.value.diagnosis
+    assert diagnosis.layer is Layer.TLS
+    assert summary in diagnosis.summary
+    assert fix_word in diagnosis.fix
+    assert "subject CN=127.0.0.1" in diagnosis.evidence
+
+
+def test_tls_valid_and_ignored(tmp_path: Path) -> None:
+    key, cert = _self_signed((-1, 30))
+    pem = tmp_path / "server.pem"
+    _write_pem(pem, key, cert)
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    port = _tls_server(pem, handshakes=3)
+    context = Context(addresses=["127.0.0.1"])
+    evidence = _doctor.check_tls(_target(port=port, ca_path=str(ca)), context)
+    assert evidence.startswith("TLSv1.")
+    assert "chain and name verified" in evidence
+    ignored = _doctor.check_tls(_target(port=port, cert_validation=False), context)
+    assert "nothing was verified" in ignored
+
+
+def test_tls_not_applicable_over_http() -> None:
+    with pytest.raises(NotApplicable):
+        _doctor.check_tls(_target(port=5985), Context())
+
+
+# -- encryption and the shared classifier ----------------------------------------------------
+
+
+def _plain_401(url: str, content_type: str | None) -> requests.HTTPError:
+    request = requests.Request("POST", url, data=b"<s:Envelope/>").prepare()
+    if content_type is None:
+        request.headers.pop("Content-Type", None)
+    else:
+        request.headers["Content-Type"] = content_type
+    response = requests.Response()
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = "Negotiate, CredSSP"
+    response.request = request
+    return requests.HTTPError("401", response=response)
+
+
+def test_plain_soap_refused_over_http_is_message_encryption() -> None:
+    endpoint = resolve_endpoint("127.0.0.1", 5985, None, None)
+    error = _plain_401(endpoint.url, "application/soap+xml;charset=UTF-8")
+    diagnosis = diagnose(error, endpoint, "ntlm", "psrp")
+    assert diagnosis.layer is Layer.MESSAGE_ENCRYPTION
+    assert "ansible_psrp_message_encryption: auto" in diagnosis.fix
+    # The empty body pywinrm and pypsrp authenticate with: a plain credentials problem.
+    error = _plain_401(endpoint.url, None)
+    assert diagnose(error, endpoint, "ntlm", "psrp").summary == "the credentials were rejected"
+
+
+def test_encryption_check_reports_the_hosts_refusal() -> None:
+    endpoint = resolve_endpoint("127.0.0.1", 5985, None, None)
+
+    def open_session() -> None:
+        raise _plain_401(endpoint.url, "application/soap+xml;charset=UTF-8")
+
+    target = _target(port=5985, message_encryption="never", open_session=open_session)
+    with pytest.raises(CheckFailed) as caught:
+        _doctor.check_message_encryption(target, Context())
+    assert caught.value.diagnosis.layer is Layer.MESSAGE_ENCRYPTION
+    assert "encrypts the messages" in _doctor.check_message_encryption(
+        _target(port=5985), Context()
+    )
+    assert _doctor.check_message_encryption(_target(), Context()) == "TLS encrypts every message"
+
+
+def test_credssp_refusal_is_scheme_not_offered() -> None:
+    error = requests_credssp.exceptions.AuthenticationException(
+        "The server did not response CredSSP being an available authentication method - "
+        "actual: 'Negotiate'"
+    )
+    diagnosis = diagnose(error, resolve_endpoint("h", 5986, None, None), "credssp", "winrm")
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert diagnosis.summary == "the listener does not offer credssp authentication"
+    assert "winops.remoting.credssp_delegation" in diagnosis.fix
+
+
+def test_reset_and_remote_disconnected_are_the_closed_connection() -> None:
+    endpoint = resolve_endpoint("h", 5985, None, None)
+    error = http.client.RemoteDisconnected("Remote end closed connection without response")
+    assert diagnose(error, endpoint, "ntlm", "winrm") == _errors.closed_connection(
+        endpoint, "winrm", str(error)
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "summary"),
+    [
+        ("certificate has expired", "has expired"),
+        ("certificate is not yet valid", "not valid yet"),
+        ("Hostname mismatch, certificate is not valid for 'win1'.", "not issued for 'h'"),
+        ("unable to get local issuer certificate", "not trusted"),
+    ],
+)
+def test_certificate_problem_wording(message: str, summary: str) -> None:
+    diagnosis = _errors.certificate_problem(
+        message, resolve_endpoint("h", None, None, None), "psrp"
+    )
+    assert summary in diagnosis.summary
+    assert diagnosis.evidence == f"certificate verify failed: {message}"
+
+
+def test_auth_not_offered_needs_evidence_of_schemes() -> None:
+    assert _errors.auth_not_offered("basic", [], "winrm", "") is None
+    assert _errors.auth_not_offered("ntlm", ["Negotiate"], "winrm", "") is None
+    assert _errors.auth_not_offered("certificate", ["Negotiate"], "winrm", "") is None
+    diagnosis = _errors.auth_not_offered("basic", ["Negotiate"], "psrp", "seen")
+    assert diagnosis is not None
+    assert diagnosis.fix.startswith("set ansible_psrp_auth to negotiate or ntlm")

@@ -289,3 +289,34 @@ def test_winhost_really_is_broken_as_described(doctor_hosts: t.Any) -> None:
     assert doctor_hosts.state("healthy")["winrm"]["Service"]["AllowUnencrypted"] == "false"
     assert doctor_hosts.state("healthy")["winrm"]["Service"]["Auth"]["Basic"] == "false"
     assert doctor_hosts.state("no_credssp")["winrm"]["Service"]["Auth"]["CredSSP"] == "false"
+
+
+def test_verify_playbook(doctor_hosts: t.Any, tmp_path: Path) -> None:
+    """The collection's playbook (winops.remoting.verify) passes a healthy host and fails a
+    broken one with the layer and the fix."""
+    healthy, expired = SETUPS[0], next(s for s in SETUPS if s.name == "expired_certificate")
+    hosts = {
+        "good": _host_vars(healthy, "winrm", doctor_hosts),
+        "bad": _host_vars(expired, "psrp", doctor_hosts),
+    }
+    inventory = write_private_yaml(
+        tmp_path / "inventory.yml", {"all": {"children": {"windows": {"hosts": hosts}}}}
+    )
+    run = run_playbook(Path("winops.remoting.verify"), [inventory], tmp_path, timeout=300)
+    good = run.task("good", "Run the WinRM doctor on the controller").result
+    assert good["failed_layer"] is None and not good.get("failed"), run.describe()
+    assert run.stats("good")["failures"] == 0
+    bad = run.task("bad", "Fail with the broken layer and its fix").result
+    assert bad.get("failed"), run.describe()
+    assert bad["msg"].startswith(
+        "TLS handshake failed (tls): the listener's certificate has expired"
+    )
+    assert "winrm_https_cert_renew_days_before_expiry" in bad["msg"]
+    assert run.returncode != 0
+
+
+def test_no_password_in_any_result(main_run: PlaybookRun, doctor_hosts: t.Any) -> None:
+    _, password = doctor_hosts.credentials()
+    assert main_run.report is not None
+    for secret in (password, WRONG_PASSWORD):
+        assert secret not in main_run.stdout and secret not in main_run.stderr

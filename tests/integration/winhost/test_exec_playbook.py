@@ -41,6 +41,9 @@ PLAYBOOK = r"""
       ansible.windows.win_stat: {path: '{{ remote_payload }}', checksum_algorithm: sha1}
     - name: fetch
       ansible.builtin.fetch: {src: '{{ remote_payload }}', dest: '{{ fetch_dest }}', flat: true}
+    - name: fetch with become
+      ansible.builtin.fetch: {src: '{{ remote_payload }}', dest: '{{ fetch_dest }}.become', flat: true}
+      become: true
     - name: become
       ansible.windows.win_whoami:
       become: true
@@ -157,6 +160,9 @@ def test_the_e2e_flow_runs_against_the_engine(tmp_path: Path) -> None:
     assert tasks["stat"]["stat"]["size"] == payload.stat().st_size
     assert tasks["fetch"]["checksum"] == sha1
     assert hashlib.sha1(fetched.read_bytes()).hexdigest() == sha1
+    # With become, fetch reads the file through slurp (run as SYSTEM) instead of fetch_file.
+    assert tasks["fetch with become"]["checksum"] == sha1
+    assert hashlib.sha1(Path(f"{fetched}.become").read_bytes()).hexdigest() == sha1
     identity = tasks["become"]["account"]
     assert (identity["domain_name"], identity["account_name"]) == ("NT AUTHORITY", "SYSTEM")
     # The temp dirs Ansible created for win_copy were removed again.

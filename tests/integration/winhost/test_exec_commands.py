@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from exec_helpers import (
     split_command,
 )
 
+from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer
 from winhost import api
 from winhost.execution import commandline, create_engine
 from winhost.execution.sandbox import Sandbox, SandboxError
@@ -267,3 +269,39 @@ def test_sandbox_is_case_insensitive_and_case_preserving(tmp_path: Path) -> None
     assert found.win == "C:\\Program Files\\App [x] $1 ü\\New File.TXT"
     assert found.local.parent == (root / "Program Files" / "App [x] $1 ü").resolve()
     assert box.resolve("C:\\trailing. ").win == "C:\\trailing"
+
+
+# -- process lifecycle -----------------------------------------------------------------------------
+
+
+def test_terminate_ends_a_command_waiting_for_input(
+    engine: api.ExecutionEngine, host: FakeHost
+) -> None:
+    command, args = split_command(shell_plugin().build_module_command("", "", ""))
+    process = engine.start_command_line(host, ADMIN, command, args)
+    process.send_input(b'{"name": "exec_wrapper"', False)  # half a manifest, then silence
+    assert process.read_output(0.2).finished is False
+    process.terminate()
+    batch = run_to_end(process, timeout=10)
+    assert batch.finished is True
+    assert batch.exit_code == 1
+
+
+def test_output_is_bounded_while_the_client_does_not_read(
+    engine: api.ExecutionEngine, host: FakeHost
+) -> None:
+    big = host.root / "big.bin"
+    big.parent.mkdir(parents=True, exist_ok=True)
+    big.write_bytes(os.urandom(12 * 1024 * 1024))
+    command, *args = _transfer.powershell_command_line(_transfer.FETCH_SCRIPT).split(" ")
+    process = engine.start_command_line(host, ADMIN, command, args)
+    header = _transfer.encode_header({"path": "C:\\big.bin", "chunk_size": 65536})
+    process.send_input(header.encode() + b"\r\n", True)
+    time.sleep(1.0)
+    first = process.read_output(1.0)
+    # The program stopped producing at the high-water mark instead of buffering 16 MB of base64.
+    assert 0 < len(first.stdout) < 6 * 1024 * 1024
+    assert first.finished is False
+    rest = run_to_end(process)
+    lines = (first.stdout + rest.stdout).decode().split()
+    assert _transfer.parse_result_line(lines[-1])[1] == 12 * 1024 * 1024

@@ -67,7 +67,9 @@ def _collections_path() -> str:
         for entry in sys.path
         if (Path(entry) / "ansible_collections" / "ansible" / "windows").is_dir()
     )
-    return os.pathsep.join([str(REPO / "build" / "dev"), shipped])
+    # The installed build when `make integration` names it, else the development tree.
+    ours = os.environ.get("WINOPS_COLLECTIONS_PATH") or str(REPO / "build" / "dev")
+    return os.pathsep.join([ours, shipped])
 
 
 @pytest.mark.slow

@@ -22,9 +22,9 @@ import ssl
 import typing as t
 import xml.etree.ElementTree as ET
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _errors
+from ansible_collections.winops.remoting.plugins.plugin_utils import _errors, _errors_fixes
 from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors import Diagnosis, Layer
+from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import Diagnosis, Layer
 
 IDENTIFY_BODY = (
     '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
@@ -177,11 +177,13 @@ def check_tcp(target: Target, context: Context) -> str:
         except TimeoutError:
             return f"port {endpoint.port} on {address} accepts connections"
         except OSError as err:
-            raise CheckFailed(_errors.closed_connection(endpoint, target.plugin, str(err))) from err
+            raise CheckFailed(
+                _errors_fixes.closed_connection(endpoint, target.plugin, str(err))
+            ) from err
     if data:
         return f"port {endpoint.port} on {address} accepts connections (it spoke first)"
     raise CheckFailed(
-        _errors.closed_connection(
+        _errors_fixes.closed_connection(
             endpoint, target.plugin, f"{address}:{endpoint.port} accepted, then closed at once"
         )
     )
@@ -257,7 +259,7 @@ def check_tls(target: Target, context: Context) -> str:
             pass
     except ssl.SSLCertVerificationError as err:
         detail = err.verify_message or str(err)
-        diagnosis = _errors.certificate_problem(detail, target.endpoint, target.plugin)
+        diagnosis = _errors_fixes.certificate_problem(detail, target.endpoint, target.plugin)
         diagnosis.evidence = f"{diagnosis.evidence}; {evidence}; CA bundle {ca}"
         raise CheckFailed(diagnosis) from err
     except (OSError, ssl.SSLError) as err:
@@ -302,7 +304,7 @@ def check_identify(target: Target, context: Context) -> str:
                 Layer.WSMAN,
                 "the listener's answer to Identify is not WS-Management XML",
                 f"{err}: {response.text[:200]!r}",
-                f"check ansible_port and {_errors.variable_names(target.plugin).path}: "
+                f"check ansible_port and {_errors_fixes.variable_names(target.plugin).path}: "
                 "another service answers there",
             )
         ) from err
@@ -337,7 +339,7 @@ def check_auth_methods(target: Target, context: Context) -> str:
     evidence = f"HTTP {response.status_code}; offered: {offered}; configured: {target.transport}"
     if target.transport in ("certificate", "ssl") and target.endpoint.scheme == "https":
         return f"{evidence} (certificate authentication is not listed; it rides on TLS)"
-    diagnosis = _errors.auth_not_offered(
+    diagnosis = _errors_fixes.auth_not_offered(
         target.transport, context.offered_schemes, target.plugin, evidence
     )
     if diagnosis is not None:

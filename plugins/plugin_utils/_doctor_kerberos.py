@@ -16,7 +16,7 @@ import re
 import socket
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _errors
+from ansible_collections.winops.remoting.plugins.plugin_utils import _errors_fixes
 from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (
     CheckFailed,
     Context,
@@ -24,7 +24,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (
     Target,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import realm_from_user
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors import Diagnosis, Layer
+from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import Diagnosis, Layer
 
 # MIT and Heimdal accept tickets whose times differ from theirs by this much (clockskew).
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=5)
@@ -53,7 +53,7 @@ def check_spn(target: Target, context: Context) -> str:
     host = target.kerberos_hostname_override or target.endpoint.host
     if target.kerberos_hostname_override is None and target.endpoint.is_ip_address:
         raise CheckFailed(
-            _errors.kerberos_by_address(
+            _errors_fixes.kerberos_by_address(
                 target.endpoint,
                 target.plugin,
                 f"the service principal would be HTTP/{host}, which no KDC holds",

@@ -298,6 +298,9 @@ def test_verify_playbook(doctor_hosts: t.Any, tmp_path: Path) -> None:
     hosts = {
         "good": _host_vars(healthy, "winrm", doctor_hosts),
         "bad": _host_vars(expired, "psrp", doctor_hosts),
+        # A host on the builtin plugin: the doctor reads the same variables through ours.
+        "builtin": _host_vars(healthy, "psrp", doctor_hosts)
+        | {"ansible_connection": "ansible.builtin.psrp"},
     }
     inventory = write_private_yaml(
         tmp_path / "inventory.yml", {"all": {"children": {"windows": {"hosts": hosts}}}}
@@ -306,6 +309,9 @@ def test_verify_playbook(doctor_hosts: t.Any, tmp_path: Path) -> None:
     good = run.task("good", "Run the WinRM doctor on the controller").result
     assert good["failed_layer"] is None and not good.get("failed"), run.describe()
     assert run.stats("good")["failures"] == 0
+    builtin = run.task("builtin", "Run the WinRM doctor on the controller").result
+    assert builtin["failed_layer"] is None and builtin["plugin"] == "winops.remoting.psrp"
+    assert builtin["endpoint"] == f"https://{doctor_hosts.address('healthy')}:5986/wsman"
     bad = run.task("bad", "Fail with the broken layer and its fix").result
     assert bad.get("failed"), run.describe()
     assert bad["msg"].startswith(

@@ -20,6 +20,7 @@ import os
 import socket
 import ssl
 import typing as t
+import warnings
 import xml.etree.ElementTree as ET
 
 from ansible_collections.winops.remoting.plugins.plugin_utils import _errors, _errors_fixes
@@ -165,11 +166,20 @@ def check_name_resolution(target: Target, context: Context) -> str:
 
 def check_tcp(target: Target, context: Context) -> str:
     endpoint = target.endpoint
-    address = context.addresses[0] if context.addresses else endpoint.host
-    try:
-        sock = socket.create_connection((address, endpoint.port), timeout=target.timeout)
-    except OSError as err:
-        raise _diagnosed(err, target) from err
+    candidates = context.addresses or [endpoint.host]
+    first_error: OSError | None = None
+    for address in candidates:
+        # As requests does: the first address that accepts wins.
+        try:
+            sock = socket.create_connection((address, endpoint.port), timeout=target.timeout)
+        except OSError as err:
+            first_error = first_error or err
+            continue
+        context.addresses = [address] + [a for a in candidates if a != address]
+        break
+    else:
+        assert first_error is not None
+        raise _diagnosed(first_error, target) from first_error
     with sock:
         sock.settimeout(IDLE_PROBE_SECONDS)
         try:
@@ -273,19 +283,34 @@ def _requests_verify(target: Target) -> bool | str:
     return target.ca_path or True
 
 
+def _post(target: Target, body: bytes, headers: dict[str, str]) -> t.Any:
+    """One POST to the endpoint, verified as the plugin verifies (quietly when it does not)."""
+    import requests
+    import urllib3
+
+    with warnings.catch_warnings():
+        # The user chose not to validate; the TLS check already said so once.
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        return requests.post(
+            target.endpoint.url,
+            data=body,
+            headers=headers,
+            verify=_requests_verify(target),
+            timeout=target.timeout,
+        )
+
+
 def check_identify(target: Target, context: Context) -> str:
     import requests
 
     try:
-        response = requests.post(
-            target.endpoint.url,
-            data=IDENTIFY_BODY.encode(),
-            headers={
+        response = _post(
+            target,
+            IDENTIFY_BODY.encode(),
+            {
                 "Content-Type": "application/soap+xml;charset=UTF-8",
                 "WSMANIDENTIFY": "unauthenticated",
             },
-            verify=_requests_verify(target),
-            timeout=target.timeout,
         )
         response.raise_for_status()
     except requests.RequestException as err:
@@ -322,13 +347,7 @@ def check_auth_methods(target: Target, context: Context) -> str:
     import requests
 
     try:
-        response = requests.post(
-            target.endpoint.url,
-            data=b"",
-            headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
-            verify=_requests_verify(target),
-            timeout=target.timeout,
-        )
+        response = _post(target, b"", {"Content-Type": "application/soap+xml;charset=UTF-8"})
     except requests.RequestException as err:
         raise _diagnosed(err, target) from err
     header = ", ".join(

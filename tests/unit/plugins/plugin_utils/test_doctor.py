@@ -386,3 +386,14 @@ def test_auth_not_offered_needs_evidence_of_schemes() -> None:
     diagnosis = _errors.auth_not_offered("basic", ["Negotiate"], "psrp", "seen")
     assert diagnosis is not None
     assert diagnosis.fix.startswith("set ansible_psrp_auth to negotiate or ntlm")
+
+
+def test_tcp_tries_every_resolved_address_in_order() -> None:
+    release = threading.Event()
+    port, thread = _server(lambda connection: release.wait(3))
+    context = Context(addresses=["127.0.0.2", "127.0.0.1"])  # nothing listens on .2
+    evidence = _doctor.check_tcp(_target(port=port), context)
+    release.set()
+    thread.join(3)
+    assert "on 127.0.0.1 accepts" in evidence
+    assert context.addresses == ["127.0.0.1", "127.0.0.2"]

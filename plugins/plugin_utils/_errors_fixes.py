@@ -192,11 +192,13 @@ def auth_not_offered(
     usable = [_SCHEME_TRANSPORTS[s] for s in offered_lower if s in _SCHEME_TRANSPORTS]
     choice = f"set {names.auth} to {' or '.join(usable)}, or " if usable else ""
     role = _ENABLING_ROLES.get(transport, "winops.remoting.winrm_auth")
+    # plaintext and ssl are pywinrm's legacy names of Basic; the host calls it Basic.
+    method = "basic" if transport in ("plaintext", "ssl") else transport
     return Diagnosis(
         Layer.HTTP_AUTH,
-        f"the listener does not offer {transport} authentication",
+        f"the listener does not offer {method} authentication",
         evidence,
-        f"{choice}enable {transport} on the host with the {role} role",
+        f"{choice}enable {method} on the host with the {role} role",
     )
 
 

@@ -397,3 +397,12 @@ def test_tcp_tries_every_resolved_address_in_order() -> None:
     thread.join(3)
     assert "on 127.0.0.1 accepts" in evidence
     assert context.addresses == ["127.0.0.1", "127.0.0.2"]
+
+
+def test_legacy_basic_names_are_called_basic() -> None:
+    diagnosis = _errors.auth_not_offered("plaintext", ["Negotiate"], "winrm", "seen")
+    assert diagnosis is not None
+    assert diagnosis.summary == "the listener does not offer basic authentication"
+    assert diagnosis.fix.endswith(
+        "enable basic on the host with the winops.remoting.winrm_auth role"
+    )

@@ -25,6 +25,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import realm_from_user
 from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import Diagnosis, Layer
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import kerberos_principal
 
 # MIT and Heimdal accept tickets whose times differ from theirs by this much (clockskew).
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=5)
@@ -43,8 +44,11 @@ def _require_kerberos(target: Target) -> None:
 
 
 def _realm(target: Target) -> str | None:
-    realm = target.kerberos_realm or realm_from_user(target.user)
-    return realm.upper() if realm else None
+    """The realm kinit will ask for: the plugins' own rule (_kerberos.kerberos_principal)."""
+    if not target.user:
+        return target.kerberos_realm.upper() if target.kerberos_realm else None
+    _, at, realm = kerberos_principal(target.user, target.kerberos_realm).rpartition("@")
+    return realm.upper() if at and realm else None
 
 
 def check_spn(target: Target, context: Context) -> str:

@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ET
 from ansible_collections.winops.remoting.plugins.plugin_utils import _errors, _errors_fixes
 from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
 from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import Diagnosis, Layer
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KinitRequest
 
 IDENTIFY_BODY = (
     '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
@@ -60,6 +61,8 @@ class Target:
     open_session: t.Callable[[], None] = dataclasses.field(repr=False, compare=False)
     kerberos_realm: str | None = None
     kerberos_hostname_override: str | None = None
+    # Managed Kerberos: the kinit the plugin would run (None: the user's own ticket cache).
+    kinit: KinitRequest | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 @dataclasses.dataclass

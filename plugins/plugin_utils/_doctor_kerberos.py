@@ -10,10 +10,12 @@ ticket itself is left to that session: it runs kinit exactly as the plugin does.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import re
 import socket
+import time
 import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils import _errors_fixes
@@ -25,7 +27,12 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import realm_from_user
 from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import Diagnosis, Layer
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import kerberos_principal
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+    KerberosError,
+    acquire_ticket,
+    kerberos_principal,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import read_ccache
 
 # MIT and Heimdal accept tickets whose times differ from theirs by this much (clockskew).
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=5)
@@ -214,10 +221,63 @@ def check_clock_skew(
     return evidence
 
 
+def _default_ccache() -> str:
+    name = os.environ.get("KRB5CCNAME") or f"FILE:/tmp/krb5cc_{os.getuid()}"
+    return name.removeprefix("FILE:")
+
+
+def check_ticket(target: Target, context: Context) -> str:
+    """Managed mode: run kinit as the plugin would (into a throw-away cache). Manual mode:
+    the user's own cache must hold a ticket-granting ticket that has not expired."""
+    _require_kerberos(target)
+    if target.kinit is not None:
+        request = dataclasses.replace(target.kinit, reuse=False)
+        try:
+            cache = acquire_ticket(request)
+        except KerberosError as err:
+            # The ticket helper's message ends with its own "Fix: ...": keep both halves.
+            seen, _, fix = str(err.message).partition(" Fix: ")
+            raise CheckFailed(
+                Diagnosis(
+                    Layer.KERBEROS,
+                    f"kinit could not get a ticket for {request.principal}",
+                    seen.rstrip(". "),
+                    fix or "check ansible_user (user@REALM) and ansible_password",
+                )
+            ) from err
+        cache.remove()
+        return f"kinit got a ticket for {request.principal} (managed mode)"
+    path = _default_ccache()
+    summary = read_ccache(path)
+    tgt = summary.tgt() if summary else None
+    if summary is None or tgt is None or tgt.endtime <= time.time():
+        seen = (
+            "no readable ticket cache"
+            if summary is None
+            else (
+                f"{summary.principal}: no ticket-granting ticket"
+                if tgt is None
+                else f"{summary.principal}: the ticket-granting ticket expired"
+            )
+        )
+        raise CheckFailed(
+            Diagnosis(
+                Layer.KERBEROS,
+                "no valid Kerberos ticket for manual mode",
+                f"{seen} at {path}",
+                "run kinit user@REALM before the play, or give ansible_password so the plugin "
+                "gets the ticket itself (managed mode)",
+            )
+        )
+    ends = datetime.datetime.fromtimestamp(tgt.endtime, datetime.timezone.utc)
+    return f"{summary.principal} has a ticket until {ends:%Y-%m-%d %H:%M} UTC in {path}"
+
+
 def checks() -> list[tuple[str, Layer, t.Callable[[Target, Context], str]]]:
     return [
         ("kerberos_spn", Layer.KERBEROS, check_spn),
         ("kerberos_realm", Layer.KERBEROS, check_realm_config),
         ("kerberos_kdc", Layer.KERBEROS, check_kdc_reachable),
         ("kerberos_clock", Layer.KERBEROS, check_clock_skew),
+        ("kerberos_ticket", Layer.KERBEROS, check_ticket),
     ]

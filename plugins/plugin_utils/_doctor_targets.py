@@ -11,8 +11,10 @@ plugin's own session class once, without retries, and closes it again.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import Target
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KinitRequest
 from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import PsrpSettings
 from ansible_collections.winops.remoting.plugins.plugin_utils._retry import RetryPolicy
 from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
@@ -38,6 +40,17 @@ def winrm_target(settings: WinRMSettings) -> Target:
         session.open()
         session.close()
 
+    kerberos = settings.kerberos
+    kinit = None
+    if kerberos.managed:
+        kinit = KinitRequest(
+            principal=kerberos.principal or "",
+            password=kwargs.get("password") or "",
+            kinit_cmd=kerberos.kinit_cmd,
+            kinit_args=kerberos.kinit_args,
+            env_vars={n: os.environ[n] for n in kerberos.env_var_names if n in os.environ},
+            forwardable=kerberos.forwardable,
+        )
     return Target(
         plugin="winrm",
         endpoint=settings.endpoint,
@@ -50,6 +63,7 @@ def winrm_target(settings: WinRMSettings) -> Target:
         open_session=open_session,
         kerberos_realm=kwargs.get("realm"),
         kerberos_hostname_override=kwargs.get("kerberos_hostname_override"),
+        kinit=kinit,
     )
 
 
@@ -84,4 +98,5 @@ def psrp_target(settings: PsrpSettings) -> Target:
         open_session=open_session,
         kerberos_realm=None,
         kerberos_hostname_override=wsman.get("negotiate_hostname_override"),
+        kinit=settings.kinit,
     )

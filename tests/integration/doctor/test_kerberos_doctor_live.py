@@ -77,13 +77,16 @@ def kerberos_host(kerberos_env: t.Any, tmp_path: Path) -> t.Iterator[WinHost]:
         acceptors.ACCEPTORS.update(saved)
 
 
-def _variables(plugin: str, host: WinHost, *, override: bool) -> dict[str, t.Any]:
+def _variables(
+    plugin: str, host: WinHost, *, override: bool, password: str | None = ADMIN.password
+) -> dict[str, t.Any]:
     variables: dict[str, t.Any] = {
         "ansible_host": host.state.address,
         "ansible_port": 5985,
         "ansible_user": ADMIN.principal,
-        "ansible_password": ADMIN.password,
     }
+    if password is not None:
+        variables["ansible_password"] = password
     if plugin == "winrm":
         variables.update(ansible_winrm_transport="kerberos", ansible_winrm_scheme="http")
         if override:
@@ -113,7 +116,13 @@ def test_kerberos_healthy_passes_every_check(kerberos_host: WinHost, plugin: str
     result = run_checks(target).to_result()
     statuses = _statuses(result)
     assert result["failed_layer"] is None, result["msg"]
-    for name in ("kerberos_spn", "kerberos_realm", "kerberos_kdc", "kerberos_clock"):
+    for name in (
+        "kerberos_spn",
+        "kerberos_realm",
+        "kerberos_kdc",
+        "kerberos_clock",
+        "kerberos_ticket",
+    ):
         assert statuses[name] == "ok", result["checks"]
     assert statuses["authenticated_session"] == "ok"
     evidence = {check["name"]: check["evidence"] for check in result["checks"]}
@@ -162,3 +171,50 @@ def test_kerberos_clock_skew(kerberos_host: WinHost, monkeypatch: pytest.MonkeyP
     assert "+66" in clock["evidence"] or "+65" in clock["evidence"], clock["evidence"]
     assert "synchronise" in clock["fix"]
     assert _statuses(result)["authenticated_session"] == "skipped"
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_kerberos_wrong_password(kerberos_host: WinHost, plugin: str) -> None:
+    variables = _variables(plugin, kerberos_host, override=True, password="Wrong-Pässw0rd")
+    # Another principal than the other tests use: the plugins' run-wide ticket store would
+    # answer with the valid ticket it already holds for ADMIN (it is keyed by principal).
+    variables["ansible_user"] = kdc.DOMAIN_USERS[1].principal
+    target = _target(plugin, variables)
+    result = run_checks(target).to_result()
+    assert result["failed_layer"] == "Kerberos", result["msg"]
+    assert _statuses(result)["kerberos_ticket"] == "failed"
+    assert _statuses(result)["authenticated_session"] == "skipped"
+    assert "Wrong-Pässw0rd" not in str(result)
+    # The plugin's own session stops at the same kinit, with the same fix.
+    with pytest.raises(Exception) as caught:
+        target.open_session()
+    message = str(getattr(caught.value, "message", caught.value))
+    assert "Kerberos" in message and result["fix"] in message, message
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_kerberos_manual_mode_needs_a_ticket(
+    kerberos_host: WinHost, plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+        KinitRequest,
+        acquire_ticket,
+    )
+
+    variables = _variables(plugin, kerberos_host, override=True, password=None)
+    variables[f"ansible_{plugin}_kinit_mode"] = "manual"
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'none'}")
+    result = run_checks(_target(plugin, variables)).to_result()
+    assert result["failed_layer"] == "Kerberos", result["msg"]
+    ticket = next(check for check in result["checks"] if check["name"] == "kerberos_ticket")
+    assert ticket["status"] == "failed" and "run kinit" in ticket["fix"]
+
+    cache = acquire_ticket(KinitRequest(ADMIN.principal, ADMIN.password, reuse=False))
+    try:
+        monkeypatch.setenv("KRB5CCNAME", f"FILE:{cache.path}")
+        result = run_checks(_target(plugin, variables)).to_result()
+    finally:
+        cache.remove()
+    assert result["failed_layer"] is None, result["msg"]
+    ticket = next(check for check in result["checks"] if check["name"] == "kerberos_ticket")
+    assert ticket["evidence"].startswith(f"{ADMIN.principal} has a ticket until")

@@ -15,7 +15,8 @@ description:
     SANs and validity, chain and name against the configured CA bundle); WS-Management Identify
     without credentials; the authentication schemes the listener offers against the configured
     one; for Kerberos the service principal (an IP address has none), reverse lookup, the realm
-    in krb5.conf, a reachable KDC and clock skew against the host's HTTP Date; whether message
+    in krb5.conf, a reachable KDC, clock skew against the host's HTTP Date and the ticket (kinit as the
+    plugin runs it, or the user's own cache in manual mode); whether message
     encryption is needed and allowed; and a real authenticated session, opened as the plugin
     opens it."
   - The first failing check names its layer and the fix (the variable to set or the role to

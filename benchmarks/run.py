@@ -18,9 +18,7 @@ Nothing here asserts a timing; it prints numbers.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
-import os
 import statistics
 import sys
 import tempfile
@@ -40,6 +38,7 @@ from connection_matrix import (
     connection_vars,
     read_targets,
 )
+from payloads import random_file, sha1_of_file
 
 PING_TASKS = 30
 FANOUT_TASKS = 5
@@ -92,24 +91,6 @@ def _transfer_playbook(path: Path) -> Path:
 """
     )
     return path
-
-
-def _random_file(path: Path, size: int) -> str:
-    digest = hashlib.sha1()
-    with path.open("wb") as handle:
-        for _ in range(size // (1 << 20)):
-            block = os.urandom(1 << 20)
-            handle.write(block)
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Bench:
@@ -193,7 +174,7 @@ class Bench:
         )
         self._check(plugin, "transfer", transfer.returncode, transfer.describe)
         if transfer.returncode == 0:
-            if _sha1(fetched) != payload_sha1:
+            if sha1_of_file(fetched) != payload_sha1:
                 self.failures.append(f"{plugin}: the fetched file differs from the original")
             self._record(plugin, "put file", transfer.task_seconds("Put the file"))
             self._record(plugin, "fetch file", transfer.task_seconds("Fetch the file"))
@@ -276,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(scratch)
         state_dir = args.state_dir or work / "winhost"
         payload = work / "payload.bin"
-        payload_sha1 = _random_file(payload, args.size_mb * 1024 * 1024)
+        payload_sha1 = random_file(payload, args.size_mb * 1024 * 1024).sha1
         started = time.monotonic()
         with winhost_cli.running(state_dir, hosts=FANOUT_HOSTS) as inventory:
             targets = list(read_targets(inventory).values())

@@ -8,7 +8,6 @@ Makefile.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "integration" / "e2e"))
 import winhost_cli
 from ansible_run import PLAYBOOK_DIR, PlaybookRun, run_playbook, write_private_yaml
 from connection_matrix import COMBINATIONS_BY_NAME, connection_vars, read_targets
+from payloads import random_file
 
 # (plugin, combination) pairs the demo shows: the usual HTTPS and HTTP set-ups.
 DEMO_RUNS = (
@@ -27,13 +27,6 @@ DEMO_RUNS = (
     ("winops.remoting.psrp", "http-negotiate"),
 )
 PAYLOAD_SIZE = 1024 * 1024
-
-
-def _payload(directory: Path) -> tuple[Path, str]:
-    data = os.urandom(PAYLOAD_SIZE)
-    path = directory / "demo-payload.bin"
-    path.write_bytes(data)
-    return path, hashlib.sha1(data).hexdigest()
 
 
 def _summarise(title: str, run: PlaybookRun, host: str) -> bool:
@@ -74,7 +67,7 @@ def main() -> int:
     ):
         work_dir = Path(work)
         target = next(iter(read_targets(inventory).values()))
-        payload, sha1 = _payload(work_dir)
+        payload = random_file(work_dir / "demo-payload.bin", PAYLOAD_SIZE)
         print(f"winhost is up: {target.name} at {target.address}; inventory {inventory}")
         for plugin, combo_name in DEMO_RUNS:
             combo = COMBINATIONS_BY_NAME[combo_name]
@@ -85,8 +78,8 @@ def main() -> int:
             )
             extra: dict[str, t.Any] = {
                 "e2e_target": target.name,
-                "local_payload": str(payload),
-                "local_sha1": sha1,
+                "local_payload": str(payload.path),
+                "local_sha1": payload.sha1,
                 "local_size": PAYLOAD_SIZE,
                 "fetch_dest": str(run_dir / "fetched.bin"),
             }

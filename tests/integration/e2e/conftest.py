@@ -1,16 +1,14 @@
 """Fixtures of the end-to-end tests: winhost targets, test payloads, playbook runs.
 
-Builds on the session-scoped `winhost` fixture of tests/integration/conftest.py (owned by the
-winhost core): it reads winhost's inventory, and each playbook run uses that inventory as its
-first source plus an overlay that picks the plugin and combination, so credentials are never
-copied out of winhost's own file.
+The end-to-end tests start their own winhost session (hosts win21-win23 on 127.0.10.21-23)
+with the core's `start_session` (the same code as the shared `winhost` fixture), so the
+configuration they change and the faults they arm never meet other tests' hosts. Each playbook
+run uses that session's inventory as its first source plus an overlay that picks the plugin and
+combination, so credentials are never copied out of winhost's own file.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import os
 import sys
 import typing as t
 from pathlib import Path
@@ -21,39 +19,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ansible_run import PLAYBOOK_DIR, PlaybookRun, run_playbook, write_private_yaml
 from connection_matrix import Combination, Target, connection_vars, read_password, read_targets
-
-
-@dataclasses.dataclass(frozen=True)
-class Payload:
-    path: Path
-    sha1: str
-    size: int
-
-
-def _random_file(path: Path, size: int) -> Payload:
-    digest = hashlib.sha1()
-    with path.open("wb") as handle:
-        remaining = size
-        while remaining:
-            block = os.urandom(min(remaining, 1 << 20))
-            handle.write(block)
-            digest.update(block)
-            remaining -= len(block)
-    return Payload(path, digest.hexdigest(), size)
+from payloads import Payload, random_file
 
 
 @pytest.fixture(scope="session")
 def payload_10mb(tmp_path_factory: pytest.TempPathFactory) -> Payload:
-    return _random_file(tmp_path_factory.mktemp("payload") / "random-10mb.bin", 10 * 1024 * 1024)
+    return random_file(tmp_path_factory.mktemp("payload") / "random-10mb.bin", 10 * 1024 * 1024)
 
 
 class EndToEnd:
     """winhost plus the helpers each end-to-end test needs.
 
-    Hosts: the first serves the matrix (Basic, CredSSP and Certificate authentication turned on
-    through WS-Management, as `winrm set winrm/config/service/auth` does), the second the
-    negative cases (the `default` profile untouched), the last the fault cases. With fewer
-    hosts they share.
+    Hosts: the first serves the matrix (Basic turned on through WS-Management, as
+    `winrm set winrm/config/service/auth @{Basic="true"}` does; CredSSP and Certificate are on in
+    the `default` profile), the second the negative cases (the `default` profile untouched), the
+    last the fault cases.
     """
 
     def __init__(self, winhost: t.Any, scratch: Path) -> None:
@@ -66,7 +46,7 @@ class EndToEnd:
         self.negative_target = self.targets[names[1 % len(names)]]
         self.fault_target = self.targets[names[-1]]
         self.enable_service_auth(self.matrix_target, Basic=True)
-        small = _random_file(scratch / "small.bin", 200 * 1024)
+        small = random_file(scratch / "small.bin", 200 * 1024)
         self.fault_extra_vars = {
             "e2e_target": self.fault_target.name,
             "small_file": str(small.path),
@@ -176,9 +156,21 @@ def wrong_ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+E2E_FIRST_HOST = 21
+E2E_HOSTS = 3
+
+
 @pytest.fixture(scope="session")
-def e2e(winhost: t.Any, tmp_path_factory: pytest.TempPathFactory) -> EndToEnd:
-    return EndToEnd(winhost, tmp_path_factory.mktemp("e2e"))
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[EndToEnd]:
+    from winhost.pytest_plugin import start_session, stop_session
+
+    session = start_session(
+        tmp_path_factory.mktemp("winhost-e2e"), E2E_HOSTS, "default", first=E2E_FIRST_HOST
+    )
+    try:
+        yield EndToEnd(session, tmp_path_factory.mktemp("e2e"))
+    finally:
+        stop_session(session)
 
 
 class RunLog:

@@ -11,12 +11,11 @@ the reason and the test asserts the exact failure the run ends with; nothing is 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
-from pathlib import Path
 
 import pytest
 from connection_matrix import ALL_PLUGINS, COMBINATIONS, Combination
+from payloads import sha1_of_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,14 +38,6 @@ EXPECTED_FAILURES: dict[tuple[str, str], ExpectedFailure] = {
         message=r"does not support transport\(s\) \['negotiate'\]",
     ),
 }
-
-
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def test_expected_failures_name_real_cases() -> None:
@@ -103,18 +94,15 @@ def test_plugin_combination(plugin, combo: Combination, e2e, payload_10mb, tmp_p
     )
     assert run.returncode == 0, run.describe()
     assert run.task(target.name, "Ping the host").result["ping"] == "pong"
-    copied = run.task(target.name, "Copy the 10 MB file").result
+    copied = run.task(target.name, "Copy the payload file").result
     assert copied["checksum"] == payload_10mb.sha1, run.describe()
     stat = run.task(target.name, "Stat the copied file").result["stat"]
     assert stat["checksum"] == payload_10mb.sha1
     assert stat["size"] == payload_10mb.size
     fetched = run.task(target.name, "Fetch the file back").result
     assert fetched["checksum"] == payload_10mb.sha1
-    assert fetched_is_identical(fetch_dest, payload_10mb.sha1)
+    assert fetch_dest.is_file()
+    assert sha1_of_file(fetch_dest) == payload_10mb.sha1
     identity = run.task(target.name, "Report the become user").result
     assert identity["account"]["account_name"] == "SYSTEM", identity
     assert identity["account"]["domain_name"] == "NT AUTHORITY", identity
-
-
-def fetched_is_identical(path: Path, sha1: str) -> bool:
-    return path.is_file() and _sha1(path) == sha1

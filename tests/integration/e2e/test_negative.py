@@ -22,11 +22,15 @@ class NegativeCase:
     expected: dict[str, tuple[str, ...]]
     password: str | None = None  # a wrong password replaces the inventory's
     wrong_ca: bool = False
+    # our plugins name the endpoint when the failure happened on the wire; a combination
+    # refused before any traffic names the variable instead
+    names_endpoint: bool = True
 
 
 _HTTPS_NTLM = Combination("https-ntlm", "https", "ntlm", "auto")
 _HTTPS_BASIC = Combination("https-basic", "https", "basic", "auto")
 _HTTP_NTLM_CLEAR = Combination("http-ntlm-unencrypted", "http", "ntlm", "never")
+_HTTP_CERTIFICATE = Combination("http-certificate", "http", "certificate", "auto")
 
 # Our plugins name the step that failed (their _errors.Layer value) and the endpoint URL.
 CASES: tuple[NegativeCase, ...] = (
@@ -75,6 +79,21 @@ CASES: tuple[NegativeCase, ...] = (
             "ansible.builtin.psrp": (r"CERTIFICATE_VERIFY_FAILED",),
         },
     ),
+    # A client certificate is only presented in a TLS handshake: certificate authentication
+    # cannot work over HTTP. Ours must point at https.
+    NegativeCase(
+        "certificate-over-http",
+        _HTTP_CERTIFICATE,
+        names_endpoint=False,
+        expected={
+            "winops.remoting.winrm": (r"(?i)use https",),
+            "winops.remoting.psrp": (r"ansible_psrp_auth certificate", r"(?i)https"),
+            # the server answers 401 to a request without credentials
+            "ansible.builtin.winrm": (r"certificate: the specified credentials were rejected",),
+            # pypsrp refuses before sending anything
+            "ansible.builtin.psrp": (r"Cannot use message encryption with auth 'certificate'",),
+        },
+    ),
 )
 
 
@@ -106,7 +125,7 @@ def test_connection_fails_clearly(plugin, case: NegativeCase, e2e, wrong_ca_bund
     assert failure.result.get("unreachable") or failure.result.get("failed")
     for pattern in case.expected[plugin]:
         assert re.search(pattern, failure.message), f"{pattern!r} not in:\n{run.describe()}"
-    if plugin in OUR_PLUGINS:
+    if plugin in OUR_PLUGINS and case.names_endpoint:
         assert target.address in failure.message, "our error names the endpoint"
     if case.password is not None:
         assert case.password not in run.stdout + run.stderr, "the wrong password leaked"

@@ -44,6 +44,10 @@ WSMAN_OPERATION_TIMEOUT = 2150858793
 class DiagnosedConnectionFailure(AnsibleConnectionFailure):
     """An AnsibleConnectionFailure that carries the Diagnosis its message was built from."""
 
+    # The message already quotes what was seen; ansible-core 2.19 would otherwise append the
+    # cause's own text after the fix line (older cores ignore the attribute).
+    _include_cause_message = False
+
     def __init__(self, message: str, diagnosis: Diagnosis) -> None:
         super().__init__(message)
         self.diagnosis = diagnosis

@@ -66,6 +66,15 @@ except ImportError as import_error:
 else:
     PYPSRP_IMPORT_ERROR = None
 
+CredSSPAuthenticationError: type[BaseException]
+try:  # optional: only CredSSP needs requests-credssp
+    from requests_credssp.exceptions import AuthenticationException as CredSSPAuthenticationError
+except ImportError:
+
+    class CredSSPAuthenticationError(Exception):  # type: ignore[no-redef]
+        """Stands in when requests-credssp is absent: CredSSP cannot fail then."""
+
+
 # WSManFault code of an OperationTimeout: the host had nothing to say within the timeout.
 OPERATION_TIMEOUT_FAULT = 2150858793
 # Raw bytes reserved in each envelope for the SOAP headers and the PSRP fragment/message framing.
@@ -101,6 +110,8 @@ def wire_errors() -> tuple[type[BaseException], ...]:
         TimeoutError,
         socket.gaierror,
         ssl.SSLError,
+        # a CredSSP handshake the host refuses or fails (e.g. CredSSP not enabled there)
+        CredSSPAuthenticationError,
     )
 
 

@@ -196,9 +196,6 @@ class WinRMSession:
         failure = connection_failure(exc, self.settings.endpoint, transport, PLUGIN_NAME)
         secrets = self.settings.secrets
         failure.message = redact(failure.message, secrets)
-        # The diagnosis already quotes what it saw; ansible-core 2.19 would append the cause's
-        # message again (an instance attribute it sets itself in the same way).
-        failure._include_cause_message = False
         if any(redact(str(item), secrets) != str(item) for item in exception_chain(exc)):
             # Ansible prints causes (and tracebacks) verbatim: drop a chain that holds a secret.
             failure.__suppress_context__ = True
@@ -309,7 +306,8 @@ class WinRMSession:
             raise last_error
         tried = "; ".join(f"{name}: {error}" for name, error in errors[:-1])
         combined = AnsibleConnectionFailure(f"{last_error}\n  also tried: {tried}")
-        combined._include_cause_message = False  # see _failure
+        # the message quotes every cause already (see DiagnosedConnectionFailure)
+        combined._include_cause_message = False
         raise combined from last_error.__cause__
 
     def reopen_shell(self) -> None:

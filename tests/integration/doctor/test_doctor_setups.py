@@ -254,22 +254,11 @@ def _check(run: PlaybookRun, setup: SetUp, plugin: str) -> None:
         assert "Kerberos" in message, message
 
 
-# _psrp_session.wire_errors() does not count requests-credssp's AuthenticationException as a
-# wire failure, so the psrp plugin lets it out undiagnosed (its owner is told); _errors would
-# classify it (the winrm plugin shows that). Strict: this fails loudly once it is fixed.
-PSRP_CREDSSP_GAP = pytest.mark.xfail(
-    reason="psrp plugin does not pass requests-credssp errors to the classifier", strict=True
-)
-
-
 def _cases() -> list[t.Any]:
     cases = []
     for setup in SETUPS:
         for plugin in PLUGINS:
-            marks = []
-            if setup.name == "credssp_requested_but_not_enabled" and plugin == "psrp":
-                marks.append(PSRP_CREDSSP_GAP)
-            cases.append(pytest.param(setup, plugin, id=f"{setup.name}-{plugin}", marks=marks))
+            cases.append(pytest.param(setup, plugin, id=f"{setup.name}-{plugin}"))
     return cases
 
 

@@ -141,6 +141,12 @@ class HostView(t.Protocol):
         """Facts about the modelled machine (OS name/version, addresses, time zone...)."""
         ...
 
+    def configure(self) -> t.ContextManager[t.Any]:
+        """The persisted model (a `winhost.state.HostState`) to read and change, under the
+        host's lock. On normal exit the state is saved and its live effects applied
+        (listeners reconciled); if the block raises, the changes are rolled back."""
+        ...
+
 
 @dataclasses.dataclass
 class PipelineCommand:

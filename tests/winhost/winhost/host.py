@@ -10,6 +10,7 @@ changing them needs a reboot (fault kind "reboot"), as on Windows.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -102,6 +103,26 @@ class WinHost:
             "windows_domain_member": False,
             "windows_domain_role": "Stand-alone server",
         }
+
+    @contextlib.contextmanager
+    def configure(self) -> t.Iterator[HostState]:
+        """api.HostView.configure: module emulations change the model here."""
+        with self.state.lock:
+            snapshot = self.state.to_json()
+            try:
+                yield self.state
+            except BaseException:
+                self._restore(snapshot)
+                raise
+            self.state.save()
+        # Outside the state lock: reconciling takes the host lock, then the state lock.
+        self.config_changed()
+
+    def _restore(self, snapshot: dict[str, t.Any]) -> None:
+        restored = HostState.from_json(snapshot, self.state.directory)
+        for field in dataclasses.fields(HostState):
+            if field.compare:
+                setattr(self.state, field.name, getattr(restored, field.name))
 
     # --- auth.AuthHost ---------------------------------------------------------------------------
     def winrm_flag(self, path: str) -> bool:

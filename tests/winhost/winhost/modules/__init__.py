@@ -100,7 +100,15 @@ def emulated_modules() -> list[str]:
 
 def _load() -> None:
     # Importing registers the emulations.
-    from winhost.modules import commands, copy, facts, files, ping  # noqa: F401
+    from winhost.modules import (  # noqa: F401
+        commands,
+        copy,
+        facts,
+        files,
+        ping,
+        winops_winrm_listener,
+        winops_winrm_service,
+    )
 
 
 def identify(script_name: str, scripts: dict[str, t.Any]) -> tuple[str, str]:

@@ -1,0 +1,100 @@
+"""winhost targets for the tests of the collection's PowerShell modules (emulated by winhost).
+
+One winhost session of its own (hosts ROLES_FIRST.., default 185, so 127.0.10.185-187), so
+the listeners, authentication settings and policies these tests change never reach other
+tests' hosts. Before the server starts, the `policy` host gets what Group Policy would have
+left in the registry (AllowCredSSP=0 under HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\
+Service, and the effective value CredSSP=false), as an administrator's domain would.
+
+Playbooks run through the real ansible-playbook with this collection's winops.remoting.winrm
+plugin over HTTPS with NTLM and certificate validation against winhost's test CA.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from winhost import profiles
+from winhost.pytest_plugin import WinhostSession, start_session, stop_session
+from winhost.state import HostState
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "e2e"))
+sys.path.insert(0, str(HERE.parent / "winhost"))
+
+from ansible_run import PlaybookRun, run_playbook, write_private_yaml  # noqa: E402
+
+FIRST = int(os.environ.get("ROLES_FIRST", "185"))
+OFFSETS = {"service": 0, "listener": 1, "policy": 2}
+POLICY_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service"
+
+
+@dataclasses.dataclass
+class ModuleTargets:
+    """The session and a way to run a playbook against one of its hosts."""
+
+    session: WinhostSession
+    work: Path
+
+    def name(self, role: str) -> str:
+        return profiles.host_name(FIRST + OFFSETS[role])
+
+    def address(self, role: str) -> str:
+        return f"{profiles.ADDRESS_PREFIX}{FIRST + OFFSETS[role]}"
+
+    def state(self, role: str) -> dict[str, t.Any]:
+        return self.session.state(self.name(role))
+
+    def play(
+        self, role: str, tasks: str, *, check: bool = False, label: str = "run"
+    ) -> PlaybookRun:
+        """Run `tasks` (YAML text of a task list) against the host in diff mode, in check mode
+        if asked (the play keywords, equivalent to --diff/--check for its tasks)."""
+        work = self.work / f"{role}-{label}"
+        work.mkdir(parents=True, exist_ok=True)
+        path = work / "play.yml"
+        header = (
+            f"- hosts: {self.name(role)}\n  gather_facts: false\n"
+            f"  check_mode: {'true' if check else 'false'}\n  diff: true\n  tasks:\n"
+        )
+        body = "".join(f"    {line}\n" if line else "\n" for line in tasks.splitlines())
+        path.write_text(header + body, encoding="utf-8")
+        vars_ = self.session.host_vars(self.name(role))
+        overlay = write_private_yaml(
+            work / "connection.yml",
+            {
+                "all": {
+                    "vars": {
+                        "ansible_connection": "winops.remoting.winrm",
+                        "ansible_port": 5986,
+                        "ansible_winrm_scheme": "https",
+                        "ansible_winrm_transport": "ntlm",
+                        "ansible_winrm_server_cert_validation": "validate",
+                        "ansible_winrm_ca_trust_path": vars_["winhost_ca_bundle"],
+                        "ansible_shell_type": "powershell",
+                    }
+                }
+            },
+        )
+        return run_playbook(path, [self.session.inventory, overlay], work)
+
+
+@pytest.fixture(scope="session")
+def targets(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[ModuleTargets]:
+    state_dir = tmp_path_factory.mktemp("winhost-roles")
+    states = profiles.create_state_dir(state_dir, len(OFFSETS), "default", first=FIRST)
+    policy: HostState = states[OFFSETS["policy"]]
+    policy.registry[POLICY_KEY] = {"AllowCredSSP": 0}
+    policy.winrm["Service"]["Auth"]["CredSSP"] = "false"
+    policy.save()
+    session = start_session(state_dir, len(OFFSETS), "default", first=FIRST)
+    try:
+        yield ModuleTargets(session, tmp_path_factory.mktemp("plays"))
+    finally:
+        stop_session(session)

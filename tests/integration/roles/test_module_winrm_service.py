@@ -1,0 +1,169 @@
+"""winops.remoting.win_winrm_service through ansible-playbook against winhost.
+
+Check mode reports the changes and leaves the host alone; a normal run changes winhost's
+WinRM configuration and the host then behaves differently (Basic accepted over HTTPS and,
+with AllowUnencrypted, over plain HTTP); a second run changes nothing; a setting that Group
+Policy owns is reported, not written.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from core_helpers import config_get, local_values
+from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
+from winrm.protocol import Protocol
+
+SERVICE_TASKS = """\
+- name: service settings
+  winops.remoting.win_winrm_service:
+    auth_basic: true
+    allow_unencrypted: true
+    cbt_hardening_level: strict
+    max_envelope_size_kb: 1024
+    auth_negotiate: true
+    client:
+      trusted_hosts: [b.winops.test, a.winops.test]
+"""
+
+WANTED = {
+    "auth_basic": True,
+    "allow_unencrypted": True,
+    "cbt_hardening_level": "strict",
+    "max_envelope_size_kb": 1024,
+    "auth_negotiate": True,
+    "client.trusted_hosts": "a.winops.test,b.winops.test",
+}
+
+
+def basic_protocol(targets: t.Any, role: str, scheme: str) -> Protocol:
+    name = targets.name(role)
+    user, password = targets.session.credentials(name)
+    port = 5986 if scheme == "https" else 5985
+    return Protocol(
+        f"{scheme}://{targets.address(role)}:{port}/wsman",
+        transport="basic",
+        username=user,
+        password=password,
+        server_cert_validation="validate",
+        ca_trust_path=targets.session.host_vars(name)["winhost_ca_bundle"],
+    )
+
+
+def basic_works(targets: t.Any, role: str, scheme: str) -> bool:
+    try:
+        config_get(basic_protocol(targets, role, scheme))
+    except (InvalidCredentialsError, WinRMTransportError):
+        return False
+    return True
+
+
+def the_task(run: t.Any, host: str) -> dict[str, t.Any]:
+    assert run.returncode == 0, run.describe()
+    return run.task(host, "service settings").result
+
+
+@pytest.mark.slow
+def test_service_check_mode_then_apply_then_idempotent(targets: t.Any) -> None:
+    host = targets.name("service")
+    before = targets.state("service")["winrm"]
+    assert not basic_works(targets, "service", "https"), "Basic must start refused"
+
+    checked = the_task(targets.play("service", SERVICE_TASKS, check=True, label="check"), host)
+    assert checked["changed"] is True
+    assert checked["settings"] == WANTED
+    assert checked["diff"]["before"]["auth_basic"] is False
+    assert checked["diff"]["before"]["cbt_hardening_level"] == "relaxed"
+    assert checked["diff"]["before"]["max_envelope_size_kb"] == 500
+    assert checked["diff"]["after"] == WANTED
+    assert checked["managed_by_policy"] == []
+    assert targets.state("service")["winrm"] == before, "check mode changed the host"
+    assert not basic_works(targets, "service", "https")
+
+    applied = the_task(targets.play("service", SERVICE_TASKS, label="apply"), host)
+    assert applied["changed"] is True
+    winrm = targets.state("service")["winrm"]
+    assert winrm["Service"]["Auth"]["Basic"] == "true"
+    assert winrm["Service"]["AllowUnencrypted"] == "true"
+    assert winrm["Service"]["Auth"]["CbtHardeningLevel"] == "Strict"
+    assert winrm["MaxEnvelopeSizekb"] == "1024"
+    assert winrm["Client"]["TrustedHosts"] == "b.winops.test,a.winops.test"
+
+    # Live: Basic is accepted now, over HTTPS and (AllowUnencrypted) over plain HTTP; the
+    # NTLM connection of the next run still works under CbtHardeningLevel=Strict (it sends
+    # channel bindings).
+    assert basic_works(targets, "service", "https")
+    assert local_values(config_get(basic_protocol(targets, "service", "http")))["Basic"] == "true"
+
+    again = targets.play("service", SERVICE_TASKS, label="again")
+    assert the_task(again, host)["changed"] is False
+    assert again.stats(host).get("changed") == 0, again.describe()
+
+
+@pytest.mark.slow
+def test_service_turning_basic_off_refuses_it_live(targets: t.Any) -> None:
+    host = targets.name("service")
+    tasks = (
+        "- name: service settings\n  winops.remoting.win_winrm_service:\n    auth_basic: false\n"
+    )
+    result = the_task(targets.play("service", tasks, label="basic-off"), host)
+    assert result["settings"] == {"auth_basic": False}
+    assert targets.state("service")["winrm"]["Service"]["Auth"]["Basic"] == "false"
+    assert not basic_works(targets, "service", "https")
+
+
+@pytest.mark.slow
+def test_service_group_policy_setting_is_reported_not_written(targets: t.Any) -> None:
+    host = targets.name("policy")
+    tasks = (
+        "- name: service settings\n  winops.remoting.win_winrm_service:\n    auth_credssp: true\n"
+    )
+    result = the_task(targets.play("policy", tasks, label="policy"), host)
+    assert result["changed"] is False
+    assert result["settings"] == {"auth_credssp": False}
+    assert result["managed_by_policy"] == [
+        {
+            "setting": "auth_credssp",
+            "path": "WSMan:\\localhost\\Service\\Auth\\CredSSP",
+            "value": False,
+            "requested": True,
+            "policy": "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service\\AllowCredSSP",
+        }
+    ]
+    assert any("set by Group Policy" in w for w in result.get("warnings", [])), result
+    assert targets.state("policy")["winrm"]["Service"]["Auth"]["CredSSP"] == "false"
+
+
+@pytest.mark.slow
+def test_service_bad_values_fail_naming_the_option(targets: t.Any) -> None:
+    host = targets.name("service")
+    tasks = """\
+- name: bad filter
+  winops.remoting.win_winrm_service:
+    ipv4_filter: 10.0.0.1-not-an-ip
+  ignore_errors: true
+- name: bad level
+  winops.remoting.win_winrm_service:
+    cbt_hardening_level: paranoid
+  ignore_errors: true
+- name: missing certificate
+  winops.remoting.win_winrm_service:
+    certificate_thumbprint: "{{ '0' * 40 }}"
+  ignore_errors: true
+"""
+    run = targets.play("service", tasks, label="bad")
+    bad_filter = run.task(host, "bad filter").result
+    assert bad_filter["failed"] and bad_filter["msg"] == (
+        "ipv4_filter '10.0.0.1-not-an-ip' is invalid: 'not' is not an address of the "
+        "InterNetwork family; use '*', '' or comma-separated 'first-last' ranges"
+    )
+    level = run.task(host, "bad level").result
+    assert level["msg"] == (
+        "value of cbt_hardening_level must be one of: none, relaxed, strict. "
+        "Got no match for: paranoid"
+    )
+    missing = run.task(host, "missing certificate").result
+    assert (
+        missing["msg"] == f"certificate_thumbprint '{'0' * 40}' is not in Cert:\\LocalMachine\\My"
+    )

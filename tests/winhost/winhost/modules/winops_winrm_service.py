@@ -1,0 +1,254 @@
+"""winops.remoting.win_winrm_service against the host's WinRM configuration.
+
+Follows plugins/modules/win_winrm_service.ps1: every option is compared in a normalised form
+per kind of setting, settings that Group Policy sets (values under
+HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM) are reported in managed_by_policy and
+left alone, the rest are written to winrm/config, where the host reads them per request
+(authentication, AllowUnencrypted, CbtHardeningLevel, MaxEnvelopeSizekb) or per listener
+reconciliation (IPv4Filter). The `SourceOfValue` of WSMan: leaves is not modelled apart from
+these policy values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import typing as t
+
+from winhost.modules import ModuleFailure, ModuleRun, Option, register
+from winhost.modules.winops_common import (
+    MY_STORE,
+    check_choice,
+    host_model,
+    ps_equal,
+    store_cert,
+    sub_options,
+)
+from winhost.state import HostState
+
+POLICY_ROOT = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM"
+# The same key as winhost's registry model names it.
+POLICY_REGISTRY_ROOT = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM"
+CBT_LEVELS = ("none", "relaxed", "strict")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    path: str  # below WSMan:\localhost, backslash-separated
+    kind: str  # bool, int, cbt, thumbprint, filter, list
+    policy: str | None  # <key>\<value name> below POLICY_ROOT
+
+
+SERVICE_SETTINGS: dict[str, Setting] = {
+    "auth_basic": Setting("Service\\Auth\\Basic", "bool", "Service\\AllowBasic"),
+    "auth_kerberos": Setting("Service\\Auth\\Kerberos", "bool", "Service\\AllowKerberos"),
+    "auth_negotiate": Setting("Service\\Auth\\Negotiate", "bool", None),
+    "auth_certificate": Setting("Service\\Auth\\Certificate", "bool", None),
+    "auth_credssp": Setting("Service\\Auth\\CredSSP", "bool", "Service\\AllowCredSSP"),
+    "allow_unencrypted": Setting(
+        "Service\\AllowUnencrypted", "bool", "Service\\AllowUnencryptedTraffic"
+    ),
+    "cbt_hardening_level": Setting(
+        "Service\\Auth\\CbtHardeningLevel", "cbt", "Service\\CbtHardeningLevel"
+    ),
+    "certificate_thumbprint": Setting("Service\\CertificateThumbprint", "thumbprint", None),
+    "ipv4_filter": Setting("Service\\IPv4Filter", "filter", "Service\\IPv4Filter"),
+    "ipv6_filter": Setting("Service\\IPv6Filter", "filter", "Service\\IPv6Filter"),
+    "max_envelope_size_kb": Setting("MaxEnvelopeSizekb", "int", None),
+}
+CLIENT_SETTINGS: dict[str, Setting] = {
+    "auth_basic": Setting("Client\\Auth\\Basic", "bool", "Client\\AllowBasic"),
+    "auth_digest": Setting("Client\\Auth\\Digest", "bool", "Client\\AllowDigest"),
+    "auth_kerberos": Setting("Client\\Auth\\Kerberos", "bool", "Client\\AllowKerberos"),
+    "auth_negotiate": Setting("Client\\Auth\\Negotiate", "bool", "Client\\AllowNegotiate"),
+    "auth_certificate": Setting("Client\\Auth\\Certificate", "bool", None),
+    "auth_credssp": Setting("Client\\Auth\\CredSSP", "bool", "Client\\AllowCredSSP"),
+    "allow_unencrypted": Setting(
+        "Client\\AllowUnencrypted", "bool", "Client\\AllowUnencryptedTraffic"
+    ),
+    "trusted_hosts": Setting("Client\\TrustedHosts", "list", "Client\\TrustedHosts"),
+}
+
+CLIENT_OPTIONS = {
+    name: Option(type="list" if setting.kind == "list" else "bool")
+    for name, setting in CLIENT_SETTINGS.items()
+}
+OPTIONS = {
+    "auth_basic": Option(type="bool"),
+    "auth_kerberos": Option(type="bool"),
+    "auth_negotiate": Option(type="bool"),
+    "auth_certificate": Option(type="bool"),
+    "auth_credssp": Option(type="bool"),
+    "allow_unencrypted": Option(type="bool"),
+    "cbt_hardening_level": Option(),
+    "certificate_thumbprint": Option(),
+    "ipv4_filter": Option(),
+    "ipv6_filter": Option(),
+    "max_envelope_size_kb": Option(type="int"),
+    "client": Option(type="dict"),
+}
+
+
+def _filter_problem(value: str, version: int) -> str | None:
+    """Get-IPFilterProblem: why an IPv4Filter/IPv6Filter value is invalid, or None."""
+    if value.strip() in ("", "*"):
+        return None
+    family = "InterNetwork" if version == 4 else "InterNetworkV6"
+    for span in value.split(","):
+        for end in span.split("-"):
+            text = end.strip()
+            try:
+                parsed = ipaddress.ip_address(text)
+            except ValueError:
+                parsed = None
+            if parsed is None or parsed.version != version:
+                return f"'{text}' is not an address of the {family} family"
+    return None
+
+
+def _comparable(value: t.Any, kind: str) -> t.Any:
+    """ConvertTo-Comparable: one form per kind for a WSMan string or a module value."""
+    text = str(value)
+    if kind == "bool":
+        return value is True or text.lower() == "true"
+    if kind == "int":
+        return int(text)
+    if kind == "cbt":
+        return text.lower()
+    if kind == "thumbprint":
+        return re.sub(r"[\s\u200e]", "", text).upper()
+    if kind == "filter":
+        return ",".join(re.split(r"\s*,\s*", text)).strip().lower()
+    if kind == "list":
+        seen: dict[str, str] = {}
+        for item in (part.strip() for part in text.split(",")):
+            if item and item.lower() not in seen:  # Sort-Object -Unique ignores case
+                seen[item.lower()] = item
+        return ",".join(sorted(seen.values(), key=str.lower))
+    raise AssertionError(kind)
+
+
+def _wsman_value(value: t.Any, kind: str) -> str:
+    """ConvertTo-WSManValue: the string WinRM stores."""
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "cbt":
+        return str(value).title()
+    if kind == "list":
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _policy_value(state: HostState, policy: str | None) -> t.Any:
+    if policy is None:
+        return None
+    key, name = policy.split("\\", 1)
+    values = state.registry.get(f"{POLICY_REGISTRY_ROOT}\\{key}", {})
+    match = next((k for k in values if k.lower() == name.lower()), None)
+    return None if match is None else values[match]
+
+
+def _validate(run: ModuleRun, params: dict[str, t.Any], state: HostState) -> None:
+    """Every input is checked before anything is touched, as the script does."""
+    for name, version in (("ipv4_filter", 4), ("ipv6_filter", 6)):
+        value = params[name]
+        if value is not None:
+            problem = _filter_problem(value, version)
+            if problem is not None:
+                raise ModuleFailure(
+                    f"{name} '{value}' is invalid: {problem}; use '*', '' or comma-separated "
+                    "'first-last' ranges"
+                )
+    size = params["max_envelope_size_kb"]
+    if size is not None and size < 1:
+        raise ModuleFailure(f"max_envelope_size_kb '{size}' must be a positive number of kilobytes")
+    if params["certificate_thumbprint"]:
+        thumbprint = _comparable(params["certificate_thumbprint"], "thumbprint")
+        if not re.fullmatch(r"[0-9A-F]{40}", thumbprint):
+            raise ModuleFailure(
+                f"certificate_thumbprint '{params['certificate_thumbprint']}' is not a SHA-1 "
+                "thumbprint of 40 hex digits"
+            )
+        if store_cert(state, MY_STORE, thumbprint) is None:
+            if not run.check_mode:
+                raise ModuleFailure(
+                    f"certificate_thumbprint '{thumbprint}' is not in Cert:\\LocalMachine\\My"
+                )
+            run.warnings.append(
+                f"certificate_thumbprint '{thumbprint}' is not in Cert:\\LocalMachine\\My yet; "
+                "continuing because this is check mode"
+            )
+
+
+@register("winops.remoting.win_winrm_service", OPTIONS)
+def win_winrm_service(run: ModuleRun) -> dict[str, t.Any]:
+    params = dict(run.params)
+    check_choice("cbt_hardening_level", params["cbt_hardening_level"], CBT_LEVELS)
+    client = sub_options(run, "client", CLIENT_OPTIONS)
+    before: dict[str, t.Any] = {}
+    after: dict[str, t.Any] = {}
+    managed: list[dict[str, t.Any]] = []
+    changed = False
+    with host_model(run) as state:
+        _validate(run, params, state)
+        requests = [
+            ("service", name, setting, params[name])
+            for name, setting in SERVICE_SETTINGS.items()
+            if params[name] is not None
+        ]
+        if client is not None:
+            requests += [
+                ("client", name, setting, client[name])
+                for name, setting in CLIENT_SETTINGS.items()
+                if client[name] is not None
+            ]
+        for scope, name, setting, requested in requests:
+            label = f"client.{name}" if scope == "client" else name
+            path = f"WSMan:\\localhost\\{setting.path}"
+            current = _comparable(
+                state.winrm_setting(setting.path.replace("\\", "/")), setting.kind
+            )
+            wanted = _comparable(_wsman_value(requested, setting.kind), setting.kind)
+            before[label] = current
+            if _policy_value(state, setting.policy) is not None:
+                policy_path = f"{POLICY_ROOT}\\{setting.policy}"
+                managed.append(
+                    {
+                        "setting": label,
+                        "path": path,
+                        "value": current,
+                        "requested": wanted,
+                        "policy": policy_path,
+                    }
+                )
+                if not ps_equal(current, wanted):
+                    run.warnings.append(
+                        f"{label} is set by Group Policy ({policy_path}); leaving it at "
+                        f"'{_ps_text(current)}' instead of '{_ps_text(wanted)}'"
+                    )
+                after[label] = current
+                continue
+            after[label] = wanted
+            if ps_equal(current, wanted):
+                continue
+            if not run.check_mode:
+                state.set_winrm_setting(
+                    setting.path.replace("\\", "/"), _wsman_value(requested, setting.kind)
+                )
+            changed = True
+    result: dict[str, t.Any] = {
+        "changed": changed,
+        "settings": after,
+        "managed_by_policy": managed,
+    }
+    if run.diff:
+        result["diff"] = {"before": before, "after": after}
+    return result
+
+
+def _ps_text(value: t.Any) -> str:
+    """How PowerShell expands a value inside a string ("$x" of a bool is True/False)."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)

@@ -1,0 +1,156 @@
+"""winops.remoting.win_winrm_listener through ansible-playbook against winhost.
+
+The play (over the HTTPS listener on 5986) adds an HTTPS listener on the host's address and
+another port with the host's certificate from LocalMachine\\My, and removes the HTTP listener.
+Check mode reports both and changes nothing (no socket opens or closes); the normal run
+changes winhost's listeners and the sockets follow at once; a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import typing as t
+
+import pytest
+from conftest import EXTRA_HTTPS_PORT
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from winhost import pki
+
+
+def listener_tasks(address: str, thumbprint: str) -> str:
+    return f"""\
+- name: extra https listener
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: IP:{address}
+    port: {EXTRA_HTTPS_PORT}
+    hostname: extra.winops.test
+    certificate_thumbprint: {thumbprint.lower()}
+- name: no http listener
+  winops.remoting.win_winrm_listener:
+    transport: http
+    state: absent
+"""
+
+
+def accepts(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=5):
+            return True
+    except ConnectionRefusedError:
+        return False
+
+
+def served_thumbprint(address: str, port: int, ca_bundle: str) -> str:
+    """The SHA-1 thumbprint of the certificate a TLS handshake (validated) presents."""
+    context = ssl.create_default_context(cafile=ca_bundle)
+    context.check_hostname = False  # the certificate names the host's fqdn, we dial the IP
+    with (
+        socket.create_connection((address, port), timeout=5) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).fingerprint(hashes.SHA1()).hex().upper()
+
+
+def results(run: t.Any, host: str) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    assert run.returncode == 0, run.describe()
+    return (
+        run.task(host, "extra https listener").result,
+        run.task(host, "no http listener").result,
+    )
+
+
+@pytest.mark.slow
+def test_listener_check_mode_then_apply_then_idempotent(targets: t.Any) -> None:
+    host = targets.name("listener")
+    address = targets.address("listener")
+    ca_bundle = targets.session.host_vars(host)["winhost_ca_bundle"]
+    state = targets.state("listener")
+    thumbprint = state["cert_stores"]["LocalMachine\\My"][0]["thumbprint"].upper()
+    assert pki.thumbprint(pki.load_cert(targets.session.state_dir / host / "certs/host.pem")) == (
+        thumbprint
+    )
+    tasks = listener_tasks(address, thumbprint)
+    assert accepts(address, 5985) and not accepts(address, EXTRA_HTTPS_PORT)
+
+    added, removed = results(targets.play("listener", tasks, check=True, label="check"), host)
+    assert added["changed"] is True and removed["changed"] is True
+    assert added["diff"] == {
+        "before": {},
+        "after": {
+            "transport": "https",
+            "address": f"IP:{address}",
+            "port": EXTRA_HTTPS_PORT,
+            "hostname": "extra.winops.test",
+            "enabled": True,
+            "url_prefix": "wsman",
+            "certificate_thumbprint": thumbprint,
+        },
+    }
+    assert removed["diff"]["before"]["port"] == 5985 and removed["diff"]["after"] == {}
+    assert removed["listener"] is None and added["previous_thumbprint"] is None
+    assert targets.state("listener")["listeners"] == state["listeners"], "check mode changed it"
+    assert accepts(address, 5985) and not accepts(address, EXTRA_HTTPS_PORT)
+
+    added, removed = results(targets.play("listener", tasks, label="apply"), host)
+    assert added["changed"] is True and removed["changed"] is True
+    listeners = {
+        (li["transport"], li["address"]): li for li in targets.state("listener")["listeners"]
+    }
+    assert ("HTTP", "*") not in listeners
+    extra = listeners[("HTTPS", f"IP:{address}")]
+    assert extra["port"] == EXTRA_HTTPS_PORT and extra["certificate_thumbprint"] == thumbprint
+    assert [li["transport"] for li in removed["listeners"]] == ["https", "https"]
+    # Live: the new listener serves the certificate from the store; HTTP is refused.
+    assert served_thumbprint(address, EXTRA_HTTPS_PORT, ca_bundle) == thumbprint
+    assert not accepts(address, 5985)
+
+    again = targets.play("listener", tasks, label="again")
+    added, removed = results(again, host)
+    assert added["changed"] is False and removed["changed"] is False
+    assert again.stats(host).get("changed") == 0, again.describe()
+
+
+@pytest.mark.slow
+def test_listener_bad_input_fails_naming_it(targets: t.Any) -> None:
+    host = targets.name("listener")
+    tasks = """\
+- name: bad address
+  winops.remoting.win_winrm_listener: {transport: http, address: "IP:not-an-ip"}
+  ignore_errors: true
+- name: bad port
+  winops.remoting.win_winrm_listener: {transport: http, port: 70000}
+  ignore_errors: true
+- name: thumbprint on http
+  winops.remoting.win_winrm_listener:
+    transport: http
+    certificate_thumbprint: "{{ 'A' * 40 }}"
+  ignore_errors: true
+- name: unknown certificate
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: "IP:127.0.0.9"
+    certificate_thumbprint: "{{ 'A' * 40 }}"
+  ignore_errors: true
+"""
+    before = targets.state("listener")["listeners"]
+    run = targets.play("listener", tasks, label="bad")
+    messages = {
+        name: run.task(host, name).result["msg"]
+        for name in ("bad address", "bad port", "thumbprint on http", "unknown certificate")
+    }
+    assert messages == {
+        "bad address": "address 'IP:not-an-ip' is not a valid WinRM listener address: "
+        "'not-an-ip' is not an IPv4 or IPv6 address",
+        "bad port": "port '70000' is out of range: it must be between 1 and 65535",
+        "thumbprint on http": "certificate_thumbprint is only valid with transport 'https', "
+        "not 'http'",
+        "unknown certificate": f"certificate_thumbprint '{'A' * 40}' is not in "
+        "Cert:\\LocalMachine\\My; import or create the certificate first",
+    }
+    assert targets.state("listener")["listeners"] == before

@@ -126,6 +126,7 @@ class StoredCert:
     subject: str
     cert_path: str
     key_path: str | None = None
+    friendly_name: str = ""  # the FriendlyName property (modules find their certificates by it)
 
 
 @dataclasses.dataclass

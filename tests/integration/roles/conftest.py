@@ -1,11 +1,11 @@
 """winhost targets for the tests of the collection's PowerShell modules (emulated by winhost).
 
-One winhost session of its own (hosts ROLES_FIRST.., default 185, so 127.0.10.185-187), so
+One winhost session of its own (hosts ROLES_FIRST.., default 185, so 127.0.10.185-188), so
 the listeners, authentication settings and policies these tests change never reach other
 tests' hosts. Before the server starts, the `policy` host gets what Group Policy would have
 left in the registry (AllowCredSSP=0 under HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\
 Service, and the effective value CredSSP=false), as an administrator's domain would; the
-`listener` host's firewall also admits EXTRA_HTTPS_PORT.
+`listener` and `cert` hosts' firewalls also admit EXTRA_HTTPS_PORT.
 
 Playbooks run through the real ansible-playbook with this collection's winops.remoting.winrm
 plugin over HTTPS with NTLM and certificate validation against winhost's test CA.
@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent / "winhost"))
 from ansible_run import PlaybookRun, run_playbook, write_private_yaml  # noqa: E402
 
 FIRST = int(os.environ.get("ROLES_FIRST", "185"))
-OFFSETS = {"service": 0, "listener": 1, "policy": 2}
+OFFSETS = {"service": 0, "listener": 1, "policy": 2, "cert": 3}
 EXTRA_HTTPS_PORT = 5990
 POLICY_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service"
 
@@ -97,17 +97,18 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[ModuleTarget
     policy.save()
     # The listener tests open an HTTPS listener on EXTRA_HTTPS_PORT; an administrator would
     # have opened the firewall for it (winhost's firewall blocks other ports by default).
-    listener: HostState = states[OFFSETS["listener"]]
-    listener.firewall_rules.append(
-        {
-            "Name": "WINRM-HTTPS-Extra-In-TCP",
-            "DisplayName": "WinRM HTTPS (extra port)",
-            "Enabled": True,
-            "LocalPort": EXTRA_HTTPS_PORT,
-            "RemoteAddress": "Any",
-        }
-    )
-    listener.save()
+    for role in ("listener", "cert"):
+        opened: HostState = states[OFFSETS[role]]
+        opened.firewall_rules.append(
+            {
+                "Name": "WINRM-HTTPS-Extra-In-TCP",
+                "DisplayName": "WinRM HTTPS (extra port)",
+                "Enabled": True,
+                "LocalPort": EXTRA_HTTPS_PORT,
+                "RemoteAddress": "Any",
+            }
+        )
+        opened.save()
     session = start_session(state_dir, len(OFFSETS), "default", first=FIRST)
     try:
         yield ModuleTargets(session, tmp_path_factory.mktemp("plays"))

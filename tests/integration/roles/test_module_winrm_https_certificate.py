@@ -1,0 +1,140 @@
+"""winops.remoting.win_winrm_https_certificate (with win_winrm_listener) through
+ansible-playbook against winhost.
+
+The play creates a self-signed certificate in LocalMachine\\My and binds an HTTPS listener on
+another port to it; the returned issuer_pem is all a client needs to validate that listener.
+Check mode creates nothing; a second run keeps the certificate; a run whose renewal window
+covers the certificate's expiry replaces it and rotates the listener to the new thumbprint.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import typing as t
+from pathlib import Path
+
+import pytest
+from conftest import EXTRA_HTTPS_PORT
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+
+def cert_tasks(address: str, validity: int, renew: int) -> str:
+    return f"""\
+- name: certificate
+  winops.remoting.win_winrm_https_certificate:
+    dns_names: [cert.winops.test]
+    ip_addresses: ['{address}']
+    validity_days: {validity}
+    renew_days_before_expiry: {renew}
+    key_length: 2048
+  register: https_cert
+- name: listener
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: IP:{address}
+    port: {EXTRA_HTTPS_PORT}
+    certificate_thumbprint: "{{{{ https_cert.thumbprint }}}}"
+"""
+
+
+def my_store(targets: t.Any) -> list[dict[str, t.Any]]:
+    return targets.state("cert")["cert_stores"]["LocalMachine\\My"]
+
+
+def served_with_trust(address: str, issuer_pem: str, scratch: Path) -> str:
+    """Thumbprint of what the listener serves, validated (name: the IP SAN) against
+    issuer_pem only."""
+    ca_file = scratch / "issuer.pem"
+    ca_file.write_text(issuer_pem)
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection((address, EXTRA_HTTPS_PORT), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=address) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).fingerprint(hashes.SHA1()).hex().upper()
+
+
+def task_results(run: t.Any, host: str) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    assert run.returncode == 0, run.describe()
+    return run.task(host, "certificate").result, run.task(host, "listener").result
+
+
+@pytest.mark.slow
+def test_self_signed_certificate_lifecycle(targets: t.Any, tmp_path: Path) -> None:
+    host = targets.name("cert")
+    address = targets.address("cert")
+    store_before = my_store(targets)
+    first_tasks = cert_tasks(address, validity=40, renew=30)
+
+    cert, listener = task_results(
+        targets.play("cert", first_tasks, check=True, label="check"), host
+    )
+    assert cert["changed"] is True and cert["renewal_reason"] == "missing"
+    assert cert["thumbprint"] is None and cert["renewed"] is False
+    assert cert["diff"]["before"] == {} and cert["diff"]["after"]["thumbprint"] == "(new)"
+    assert listener["changed"] is True
+    assert any("not known yet" in w for w in listener.get("warnings", [])), listener
+    assert my_store(targets) == store_before, "check mode created a certificate"
+
+    cert, listener = task_results(targets.play("cert", first_tasks, label="create"), host)
+    assert cert["changed"] is True and cert["renewal_reason"] == "missing"
+    thumbprint = cert["thumbprint"]
+    assert cert["subject"] == "CN=cert.winops.test"
+    assert cert["dns_names"] == ["cert.winops.test"] and cert["ip_addresses"] == [address]
+    assert cert["issuer_pem"] == cert["certificate_pem"], "self-signed: its own issuer"
+    stored = [c for c in my_store(targets) if c["thumbprint"] == thumbprint]
+    assert stored and stored[0]["friendly_name"] == "winops.remoting WinRM HTTPS"
+    assert listener["listener"]["certificate_thumbprint"] == thumbprint
+    # Live: the new listener serves the new certificate, valid for issuer_pem.
+    assert served_with_trust(address, cert["issuer_pem"], tmp_path) == thumbprint
+
+    again = targets.play("cert", first_tasks, label="again")
+    cert, listener = task_results(again, host)
+    assert cert["changed"] is False and cert["thumbprint"] == thumbprint
+    assert again.stats(host).get("changed") == 0, again.describe()
+
+    # The certificate expires in 40 days: a 45-day renewal window replaces it.
+    renew_tasks = cert_tasks(address, validity=365, renew=45)
+    cert, listener = task_results(targets.play("cert", renew_tasks, label="renew"), host)
+    assert cert["changed"] is True and cert["renewed"] is True
+    assert cert["renewal_reason"] == "expiring" and cert["previous_thumbprint"] == thumbprint
+    assert cert["thumbprint"] != thumbprint
+    assert listener["previous_thumbprint"] == thumbprint
+    assert served_with_trust(address, cert["issuer_pem"], tmp_path) == cert["thumbprint"]
+
+
+@pytest.mark.slow
+def test_existing_certificate_by_thumbprint_returns_its_issuer(targets: t.Any) -> None:
+    host = targets.name("cert")
+    ca_pem = Path(targets.session.host_vars(host)["winhost_ca_bundle"]).read_text()
+    store = targets.state("cert")["cert_stores"]["LocalMachine\\My"]
+    host_cert = next(c for c in store if c["cert_path"] == "certs/host.pem")
+    tasks = f"""\
+- name: certificate
+  winops.remoting.win_winrm_https_certificate:
+    source: thumbprint
+    thumbprint: "{host_cert["thumbprint"].lower()}"
+- name: no thumbprint
+  winops.remoting.win_winrm_https_certificate:
+    source: thumbprint
+  ignore_errors: true
+- name: short validity
+  winops.remoting.win_winrm_https_certificate:
+    validity_days: 10
+  ignore_errors: true
+"""
+    run = targets.play("cert", tasks, label="thumbprint")
+    result = run.task(host, "certificate").result
+    assert result["changed"] is False and result["thumbprint"] == host_cert["thumbprint"]
+    assert result["issuer_pem"] == ca_pem
+    assert run.task(host, "no thumbprint").result["msg"] == (
+        "source is thumbprint but all of the following are missing: thumbprint"
+    )
+    assert run.task(host, "short validity").result["msg"] == (
+        "validity_days '10' must be greater than renew_days_before_expiry '30', or every run "
+        "would renew"
+    )

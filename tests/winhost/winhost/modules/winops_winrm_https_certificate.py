@@ -1,0 +1,338 @@
+"""winops.remoting.win_winrm_https_certificate against the host's Cert:\\LocalMachine\\My.
+
+Follows plugins/modules/win_winrm_https_certificate.ps1. The self-signed certificate is made
+with `cryptography` as New-SelfSignedCertificate -Type SSLServerAuthentication makes it (RSA
+of key_length bits, SHA-256, EKU Server and Client Authentication, the names in the subject
+alternative name) and stored in the model's My store with its key and FriendlyName, so a
+listener can name it and serve it at once. The issuer chain of `issuer_pem` is built from the
+certificates in the host's stores (the test CA is in LocalMachine\\Root).
+
+Default dns_names: the computer name and the fqdn winhost gives the host (its primary DNS
+suffix is the fqdn's domain). Not modelled (fails loudly): source=pfx.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+import typing as t
+import uuid
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from winhost import pki
+from winhost.modules import ModuleFailure, ModuleRun, Option, register
+from winhost.modules.winops_common import MY_STORE, check_choice, host_model, store_cert
+from winhost.state import HostState, StoredCert
+
+STORE_PATH = "Cert:\\LocalMachine\\My"
+
+OPTIONS = {
+    "source": Option(default="self_signed"),
+    "dns_names": Option(type="list"),
+    "ip_addresses": Option(type="list", default=[]),
+    "subject": Option(),
+    "validity_days": Option(type="int", default=365),
+    "renew_days_before_expiry": Option(type="int", default=30),
+    "key_length": Option(type="int", default=3072, choices=(2048, 3072, 4096)),
+    "friendly_name": Option(default="winops.remoting WinRM HTTPS"),
+    "thumbprint": Option(),
+    "pfx_path": Option(type="path"),
+    "pfx_password": Option(no_log=True),
+}
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _dotnet_o(moment: datetime.datetime) -> str:
+    """DateTime.ToUniversalTime().ToString('o'): seven fractional digits and Z."""
+    moment = moment.astimezone(datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond * 10:07d}Z"
+
+
+def _dotnet_subject(name: x509.Name) -> str:
+    """X509Certificate2.Subject: the RDNs most specific first, separated by ', '."""
+    return ", ".join(rdn.rfc4514_string() for rdn in reversed(name.rdns))
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _san(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    dns = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+    ips = [str(a) for a in san.get_values_for_type(x509.IPAddress)]
+    return dns, ips
+
+
+def _name_key(dns_names: t.Iterable[str], ip_addresses: t.Iterable[str]) -> str:
+    """Get-NameKey: DNS names and IP addresses as one comparable string."""
+    parts = {f"dns:{n.lower()}" for n in dns_names if n}
+    parts |= {f"ip:{str(ipaddress.ip_address(a)).lower()}" for a in ip_addresses if a}
+    return ",".join(sorted(parts))
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _issuer_pem(state: HostState, cert: x509.Certificate) -> str:
+    """Get-IssuerPem: the chain above the leaf, from the host's stores; the leaf itself when
+    self-signed or when no issuer is found (X509Chain then has one element)."""
+    candidates = [
+        pki.load_cert(state.directory / stored.cert_path)
+        for certs in state.cert_stores.values()
+        for stored in certs
+    ]
+    chain: list[x509.Certificate] = []
+    current = cert
+    while current.issuer != current.subject and len(chain) < 8:
+        issuer = next((c for c in candidates if _issued_by(current, c)), None)
+        if issuer is None:
+            break
+        chain.append(issuer)
+        current = issuer
+    if not chain:
+        return _pem(cert)
+    return "".join(_pem(c) for c in chain)
+
+
+def _load(state: HostState, stored: StoredCert) -> x509.Certificate:
+    return pki.load_cert(state.directory / stored.cert_path)
+
+
+def _certificate_result(state: HostState, cert: x509.Certificate) -> dict[str, t.Any]:
+    """Set-CertificateResult."""
+    dns, ips = _san(cert)
+    return {
+        "thumbprint": pki.thumbprint(cert),
+        "subject": _dotnet_subject(cert.subject),
+        "dns_names": dns,
+        "ip_addresses": ips,
+        "not_after": _dotnet_o(cert.not_valid_after_utc),
+        "certificate_pem": _pem(cert),
+        "issuer_pem": _issuer_pem(state, cert),
+    }
+
+
+def _parse_subject(subject: str) -> x509.Name:
+    try:
+        return x509.Name.from_rfc4514_string(subject)
+    except ValueError as err:
+        raise ModuleFailure(
+            f"cannot create a self-signed certificate with subject '{subject}': {err}"
+        ) from err
+
+
+def _self_signed(
+    subject: x509.Name,
+    dns_names: list[str],
+    ip_addresses: list[str],
+    not_after: datetime.datetime,
+    key_length: int,
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """What New-SelfSignedCertificate -Type SSLServerAuthentication creates."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_length)
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
+    now = _now()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=10))
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(key, hashes.SHA256()), key
+
+
+def _by_thumbprint(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[str, t.Any]:
+    raw = run.params["thumbprint"]
+    thumbprint = re.sub(r"[\s\u200e]", "", raw).upper()
+    if not re.fullmatch(r"[0-9A-F]{40}", thumbprint):
+        raise ModuleFailure(f"thumbprint '{raw}' is not a SHA-1 thumbprint of 40 hex digits")
+    stored = store_cert(state, MY_STORE, thumbprint)
+    if stored is None:
+        raise ModuleFailure(f"thumbprint '{thumbprint}' is not in {STORE_PATH}")
+    if stored.key_path is None:
+        raise ModuleFailure(
+            f"thumbprint '{thumbprint}' names a certificate without a private key in {STORE_PATH}"
+        )
+    cert = _load(state, stored)
+    renew = datetime.timedelta(days=run.params["renew_days_before_expiry"])
+    if cert.not_valid_after_utc < _now() + renew:
+        run.warnings.append(
+            f"the certificate '{thumbprint}' expires on "
+            f"{cert.not_valid_after_utc.isoformat()}; renew it and pass the new thumbprint"
+        )
+    result = {**base, **_certificate_result(state, cert)}
+    if run.diff:
+        result["diff"] = {"before": {"thumbprint": thumbprint}, "after": {"thumbprint": thumbprint}}
+    return result
+
+
+def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[str, t.Any]:
+    params = run.params
+    renew_days = params["renew_days_before_expiry"]
+    if params["validity_days"] <= renew_days:
+        raise ModuleFailure(
+            f"validity_days '{params['validity_days']}' must be greater than "
+            f"renew_days_before_expiry '{renew_days}', or every run would renew"
+        )
+    dns_names = [str(n) for n in params["dns_names"] or []]
+    if not dns_names:
+        dns_names = [state.computer_name]
+        if "." in state.fqdn:
+            dns_names.append(f"{state.computer_name}.{state.fqdn.split('.', 1)[1]}")
+    ip_addresses = [str(a) for a in params["ip_addresses"] or []]
+    for ip in ip_addresses:
+        try:
+            ipaddress.ip_address(ip)
+            valid = bool(re.search(r"[.:]", ip))
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ModuleFailure(f"ip_addresses entry '{ip}' is not an IPv4 or IPv6 address")
+    subject_text = params["subject"] or f"CN={dns_names[0]}"
+    subject = _parse_subject(subject_text)
+    wanted_names = _name_key(dns_names, ip_addresses)
+
+    candidates = [
+        (stored, _load(state, stored))
+        for stored in state.store_certs(MY_STORE)
+        if stored.friendly_name == params["friendly_name"] and stored.key_path is not None
+    ]
+    candidates.sort(key=lambda pair: pair[1].not_valid_after_utc, reverse=True)
+    newest = candidates[0][1] if candidates else None
+    reason = None
+    if newest is None:
+        reason = "missing"
+    elif newest.not_valid_after_utc < _now() + datetime.timedelta(days=renew_days):
+        reason = "expiring"
+    elif (
+        _name_key(*_san(newest)) != wanted_names
+        # As the script does: the formatted Subject against the option's text (-ne ignores
+        # case only), so "CN=a,O=b" never equals Windows' "CN=a, O=b".
+        or _dotnet_subject(newest.subject).lower() != subject_text.lower()
+    ):
+        reason = "names_changed"
+
+    diff_before: dict[str, t.Any] = {}
+    if newest is not None:
+        diff_before = {
+            "thumbprint": pki.thumbprint(newest),
+            "subject": _dotnet_subject(newest.subject),
+            "dns_names": _san(newest)[0],
+            "not_after": _dotnet_o(newest.not_valid_after_utc),
+        }
+    if reason is None:
+        assert newest is not None
+        result = {**base, **_certificate_result(state, newest)}
+        if run.diff:
+            result["diff"] = {"before": diff_before, "after": diff_before}
+        return result
+
+    result = {**base, "changed": True, "renewal_reason": reason}
+    if newest is not None:
+        result["renewed"] = True
+        result["previous_thumbprint"] = pki.thumbprint(newest)
+    not_after = _now() + datetime.timedelta(days=params["validity_days"])
+    diff_after = {
+        "thumbprint": "(new)",
+        "subject": subject_text,
+        "dns_names": dns_names,
+        "ip_addresses": ip_addresses,
+        "not_after": _dotnet_o(not_after),
+    }
+    if not run.check_mode:
+        cert, key = _self_signed(subject, dns_names, ip_addresses, not_after, params["key_length"])
+        thumbprint = pki.thumbprint(cert)
+        # Unique file names: a renewal never overwrites the certificate a listener still uses.
+        stem = f"{thumbprint.lower()}-{uuid.uuid4().hex[:8]}"
+        pki.write_cert(state.directory / "certs" / f"{stem}.pem", cert)
+        pki.write_key(state.directory / "private" / f"{stem}.key", key)
+        state.store_certs(MY_STORE).append(
+            StoredCert(
+                thumbprint=thumbprint,
+                subject=_dotnet_subject(cert.subject),
+                cert_path=f"certs/{stem}.pem",
+                key_path=f"private/{stem}.key",
+                friendly_name=params["friendly_name"],
+            )
+        )
+        result.update(_certificate_result(state, cert))
+        diff_after["thumbprint"] = thumbprint
+    if run.diff:
+        result["diff"] = {"before": diff_before, "after": diff_after}
+    return result
+
+
+@register("winops.remoting.win_winrm_https_certificate", OPTIONS)
+def win_winrm_https_certificate(run: ModuleRun) -> dict[str, t.Any]:
+    source = check_choice("source", run.params["source"], ("self_signed", "thumbprint", "pfx"))
+    assert source is not None
+    source = source.lower()
+    for value, required in (("thumbprint", "thumbprint"), ("pfx", "pfx_path")):
+        if source == value and run.params[required] is None:
+            raise ModuleFailure(
+                f"source is {value} but all of the following are missing: {required}"
+            )
+    if source == "pfx":
+        raise ModuleFailure(
+            "winhost does not model source=pfx of winops.remoting.win_winrm_https_certificate "
+            "(Get-PfxData / Import-PfxCertificate)"
+        )
+    base: dict[str, t.Any] = {
+        "changed": False,
+        "renewed": False,
+        "previous_thumbprint": None,
+        "thumbprint": None,
+        "issuer_pem": None,
+        "certificate_pem": None,
+    }
+    with host_model(run) as state:
+        if source == "thumbprint":
+            return _by_thumbprint(run, state, base)
+        return _self_signed_run(run, state, base)

@@ -1,6 +1,6 @@
 """winhost targets for the tests of the collection's PowerShell modules (emulated by winhost).
 
-One winhost session of its own (hosts ROLES_FIRST.., default 185, so 127.0.10.185-188), so
+One winhost session of its own (hosts ROLES_FIRST.., default 185, so 127.0.10.185-189), so
 the listeners, authentication settings and policies these tests change never reach other
 tests' hosts. Before the server starts, the `policy` host gets what Group Policy would have
 left in the registry (AllowCredSSP=0 under HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\
@@ -20,19 +20,19 @@ import typing as t
 from pathlib import Path
 
 import pytest
+import yaml
 
 from winhost import profiles
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 from winhost.state import HostState
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "e2e"))
-sys.path.insert(0, str(HERE.parent / "winhost"))
+sys.path.insert(0, str(HERE))
 
-from ansible_run import PlaybookRun, run_playbook, write_private_yaml  # noqa: E402
+from module_playbook import PlaybookRun, run_playbook  # noqa: E402
 
 FIRST = int(os.environ.get("ROLES_FIRST", "185"))
-OFFSETS = {"service": 0, "listener": 1, "policy": 2, "cert": 3}
+OFFSETS = {"service": 0, "listener": 1, "policy": 2, "cert": 3, "tls": 4}
 EXTRA_HTTPS_PORT = 5990
 POLICY_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service"
 
@@ -68,7 +68,7 @@ class ModuleTargets:
         body = "".join(f"    {line}\n" if line else "\n" for line in tasks.splitlines())
         path.write_text(header + body, encoding="utf-8")
         vars_ = self.session.host_vars(self.name(role))
-        overlay = write_private_yaml(
+        overlay = _write_private_yaml(
             work / "connection.yml",
             {
                 "all": {
@@ -85,6 +85,14 @@ class ModuleTargets:
             },
         )
         return run_playbook(path, [self.session.inventory, overlay], work)
+
+
+def _write_private_yaml(path: Path, data: t.Any) -> Path:
+    """An inventory overlay readable only by this user (it names the CA bundle's path)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(data, handle, sort_keys=False)
+    return path
 
 
 @pytest.fixture(scope="session")

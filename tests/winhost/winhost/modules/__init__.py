@@ -106,6 +106,7 @@ def _load() -> None:
         facts,
         files,
         ping,
+        winops_schannel_protocol,
         winops_winrm_https_certificate,
         winops_winrm_listener,
         winops_winrm_service,

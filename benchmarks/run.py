@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration" / "e2e"))
 
 import winhost_cli
-from ansible_run import run_playbook, write_private_yaml
+from ansible_run import run_playbook, write_overlay
 from connection_matrix import (
     ALL_PLUGINS,
     COMBINATIONS_BY_NAME,
@@ -124,7 +124,7 @@ class Bench:
         hosts = {
             target.name: connection_vars(plugin, self.combo, target) for target in self.targets
         }
-        return write_private_yaml(run_dir / "overlay.yml", {"all": {"hosts": hosts}})
+        return write_overlay(run_dir / "overlay.yml", hosts)
 
     def _record(self, plugin: str, workload: str, seconds: float) -> None:
         self.samples.setdefault((plugin, workload), []).append(seconds)

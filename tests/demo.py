@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "integration" / "e2e"))
 
 import winhost_cli
-from ansible_run import PLAYBOOK_DIR, PlaybookRun, run_playbook, write_private_yaml
+from ansible_run import PLAYBOOK_DIR, PlaybookRun, run_playbook, write_overlay
 from connection_matrix import COMBINATIONS_BY_NAME, connection_vars, read_targets
 from payloads import random_file
 
@@ -72,9 +72,8 @@ def main() -> int:
         for plugin, combo_name in DEMO_RUNS:
             combo = COMBINATIONS_BY_NAME[combo_name]
             run_dir = work_dir / plugin
-            overlay = write_private_yaml(
-                run_dir / "overlay.yml",
-                {"all": {"hosts": {target.name: connection_vars(plugin, combo, target)}}},
+            overlay = write_overlay(
+                run_dir / "overlay.yml", {target.name: connection_vars(plugin, combo, target)}
             )
             extra: dict[str, t.Any] = {
                 "e2e_target": target.name,

@@ -135,6 +135,7 @@ class PlaybookRun:
         return None
 
     def stats(self, host: str) -> dict[str, int]:
+        """The play recap counters of `host` (ok, changed, failures, unreachable...)."""
         if self.report is None:
             return {}
         return self.report.get("stats", {}).get(host, {})
@@ -180,9 +181,7 @@ def run_playbook(
     extra_vars: dict[str, t.Any] | None = None,
     *,
     forks: int = 5,
-    limit: str | None = None,
     timeout: float = 900,
-    verbosity: int = 0,
 ) -> PlaybookRun:
     """Run `playbook` and return its parsed result; never raises for a failed play."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -193,10 +192,6 @@ def run_playbook(
         vars_file = work_dir / "extra-vars.json"
         vars_file.write_text(json.dumps(extra_vars))
         command += ["-e", f"@{vars_file}"]
-    if limit:
-        command += ["--limit", limit]
-    if verbosity:
-        command.append("-" + "v" * verbosity)
     started = time.monotonic()
     completed = subprocess.run(
         command,
@@ -218,7 +213,8 @@ def run_playbook(
 
 
 def write_private_yaml(path: Path, data: t.Any) -> Path:
-    """Write an inventory overlay readable only by this user (it may name key paths)."""
+    """Write an inventory (or any YAML) readable only by this user: it may name key paths
+    or, for callers that build a whole inventory, hold passwords."""
     import yaml
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,3 +222,9 @@ def write_private_yaml(path: Path, data: t.Any) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         yaml.safe_dump(data, handle, sort_keys=False)
     return path
+
+
+def write_overlay(path: Path, hosts: dict[str, dict[str, t.Any]]) -> Path:
+    """An inventory overlay setting these host variables; used after winhost's inventory,
+    whose values for the same hosts it overrides."""
+    return write_private_yaml(path, {"all": {"hosts": hosts}})

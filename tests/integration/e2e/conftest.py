@@ -9,15 +9,11 @@ combination, so credentials are never copied out of winhost's own file.
 
 from __future__ import annotations
 
-import sys
 import typing as t
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ansible_run import PLAYBOOK_DIR, PlaybookRun, run_playbook, write_private_yaml
+from ansible_run import PLAYBOOK_DIR, PlaybookRun, run_playbook, write_overlay
 from connection_matrix import Combination, Target, connection_vars, read_password, read_targets
 from payloads import Payload, random_file
 
@@ -66,7 +62,7 @@ class EndToEnd:
         extra_vars: dict[str, t.Any] | None = None,
         forks: int = 5,
     ) -> PlaybookRun:
-        overlay = write_private_yaml(work_dir / "overlay.yml", {"all": {"hosts": hosts}})
+        overlay = write_overlay(work_dir / "overlay.yml", hosts)
         return run_playbook(
             PLAYBOOK_DIR / playbook,
             [self.inventory, overlay],

@@ -128,11 +128,6 @@ def connection_vars(
     return hostvars
 
 
-def overlay_inventory(hosts: dict[str, dict[str, t.Any]]) -> dict[str, t.Any]:
-    """An inventory (YAML structure) that sets these host variables on winhost's hosts."""
-    return {"all": {"hosts": hosts}}
-
-
 def _inventory_hosts(inventory_path: Path) -> dict[str, dict[str, t.Any]]:
     """Every host of an inventory file with its group and host variables merged."""
     data = yaml.safe_load(inventory_path.read_text())

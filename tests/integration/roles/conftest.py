@@ -1,6 +1,6 @@
 """winhost targets for the tests of the collection's PowerShell modules (emulated by winhost).
 
-One winhost session of its own (hosts ROLES_FIRST.., default 185, so 127.0.10.185-189), so
+One winhost session of its own (hosts ROLES_FIRST.., default 185, so 127.0.10.185-190), so
 the listeners, authentication settings and policies these tests change never reach other
 tests' hosts. Before the server starts, the `policy` host gets what Group Policy would have
 left in the registry (AllowCredSSP=0 under HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\
@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 from module_playbook import PlaybookRun, run_playbook  # noqa: E402
 
 FIRST = int(os.environ.get("ROLES_FIRST", "185"))
-OFFSETS = {"service": 0, "listener": 1, "policy": 2, "cert": 3, "tls": 4}
+OFFSETS = {"service": 0, "listener": 1, "policy": 2, "cert": 3, "tls": 4, "fw": 5}
 EXTRA_HTTPS_PORT = 5990
 POLICY_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service"
 

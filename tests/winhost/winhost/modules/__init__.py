@@ -107,6 +107,7 @@ def _load() -> None:
         files,
         ping,
         winops_schannel_protocol,
+        winops_winrm_firewall,
         winops_winrm_https_certificate,
         winops_winrm_listener,
         winops_winrm_service,

@@ -16,7 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[3]
 
 PLAYBOOK = """
-- hosts: win1
+- hosts: windows[0]
   gather_facts: false
   tasks:
     - {name: hostname, ansible.builtin.raw: hostname}
@@ -75,13 +75,14 @@ def _collections_path() -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("plugin", PLUGINS)
 def test_exec_semantics_over_every_plugin(winhost, plugin: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    host_vars = winhost.host_vars("win1")
+    target = winhost.hosts[0]  # win<N> for the first index the session was started with
+    host_vars = winhost.host_vars(target.name)
     overlay = {
         "all": {
             "children": {
                 "windows": {
                     "hosts": {
-                        "win1": {
+                        target.name: {
                             "ansible_connection": plugin,
                             "ansible_port": host_vars["winhost_https_port"],
                             "ansible_become_method": "runas",
@@ -119,12 +120,12 @@ def test_exec_semantics_over_every_plugin(winhost, plugin: str, tmp_path: Path) 
     )
     assert completed.returncode == 0, completed.stdout[-5000:] + completed.stderr[-3000:]
     tasks = {
-        task["task"]["name"]: task["hosts"]["win1"]
+        task["task"]["name"]: task["hosts"][target.name]
         for play in json.loads(completed.stdout)["plays"]
         for task in play["tasks"]
     }
-    assert tasks["hostname"]["stdout"].strip() == "WIN1"
-    assert tasks["whoami"]["stdout"].strip() == "win1\\ansible"
+    assert tasks["hostname"]["stdout"].strip() == target.computer_name
+    assert tasks["whoami"]["stdout"].strip() == f"{target.name}\\ansible"
     assert tasks["exit"]["rc"] == 3
     assert "The term 'Get-Unicorn' is not recognized" in tasks["unknown raw"]["stderr"]
     if plugin.endswith("winrm"):

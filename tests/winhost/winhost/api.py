@@ -44,6 +44,7 @@ class WSManFault(Exception):
         subcode: str,
         wsman_code: int,
         message: str,
+        *,
         http_status: int = 500,
         detail_extra: str | None = None,
     ) -> None:

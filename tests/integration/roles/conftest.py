@@ -30,10 +30,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from module_playbook import PlaybookRun, run_playbook  # noqa: E402
+from roles_hosts import EXTRA_HTTPS_PORT, FIRST, OFFSETS  # noqa: E402
 
-FIRST = int(os.environ.get("ROLES_FIRST", "185"))
-OFFSETS = {"service": 0, "listener": 1, "policy": 2, "cert": 3, "tls": 4, "fw": 5}
-EXTRA_HTTPS_PORT = 5990
 POLICY_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service"
 
 

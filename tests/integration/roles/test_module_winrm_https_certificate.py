@@ -15,9 +15,9 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from conftest import EXTRA_HTTPS_PORT
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from roles_hosts import EXTRA_HTTPS_PORT
 
 
 def cert_tasks(address: str, validity: int, renew: int) -> str:

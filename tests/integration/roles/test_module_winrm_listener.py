@@ -13,9 +13,9 @@ import ssl
 import typing as t
 
 import pytest
-from conftest import EXTRA_HTTPS_PORT
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from roles_hosts import EXTRA_HTTPS_PORT
 
 from winhost import pki
 

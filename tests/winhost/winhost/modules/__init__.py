@@ -106,6 +106,7 @@ def _load() -> None:
         facts,
         files,
         ping,
+        winops_credssp,
         winops_schannel_protocol,
         winops_winrm_firewall,
         winops_winrm_https_certificate,

@@ -1,0 +1,95 @@
+"""winops.remoting.win_credssp through ansible-playbook against winhost.
+
+Turning the server role off makes the host refuse CredSSP at once (and on again accepts it);
+the delegation lists are written exactly, not added to. Check mode changes nothing; a second
+run changes nothing.
+"""
+
+from __future__ import annotations
+
+import typing as t
+import xml.etree.ElementTree as ET
+
+import pytest
+import xmltodict
+from requests_credssp.exceptions import AuthenticationException
+from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
+from winrm.protocol import Protocol
+
+AUTH_URI = "http://schemas.microsoft.com/wbem/wsman/1/config/service/auth"
+GET = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get"
+DELEGATION = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CredentialsDelegation"
+SERVER_OFF = """\
+- name: credssp
+  winops.remoting.win_credssp:
+    server: false
+    client: true
+    delegate_computers: [a.winops.test, TERMSRV/*]
+"""
+SERVER_ON = """\
+- name: credssp
+  winops.remoting.win_credssp:
+    server: true
+    delegate_computers: [b.winops.test]
+"""
+
+
+def credssp_works(targets: t.Any) -> bool:
+    name = targets.name("credssp")
+    user, password = targets.session.credentials(name)
+    protocol = Protocol(
+        f"https://{targets.address('credssp')}:5986/wsman",
+        transport="credssp",
+        username=user,
+        password=password,
+        server_cert_validation="validate",
+        ca_trust_path=targets.session.host_vars(name)["winhost_ca_bundle"],
+    )
+    message = {"env:Envelope": protocol.build_wsman_header(GET, AUTH_URI)}
+    message["env:Envelope"]["env:Body"] = {}
+    try:
+        ET.fromstring(protocol.send_message(xmltodict.unparse(message)))
+    except (AuthenticationException, InvalidCredentialsError, WinRMTransportError):
+        return False
+    return True
+
+
+def result_of(run: t.Any, host: str) -> dict[str, t.Any]:
+    assert run.returncode == 0, run.describe()
+    return run.task(host, "credssp").result
+
+
+@pytest.mark.slow
+def test_credssp_roles_and_exact_delegation_lists(targets: t.Any) -> None:
+    host = targets.name("credssp")
+    before = targets.state("credssp")
+    assert credssp_works(targets)
+
+    checked = result_of(targets.play("credssp", SERVER_OFF, check=True, label="check"), host)
+    assert checked["changed"] is True
+    assert checked["diff"]["before"]["server"] is True
+    assert checked["diff"]["after"]["delegate_computers"] == ["wsman/a.winops.test", "TERMSRV/*"]
+    after_check = targets.state("credssp")
+    assert (after_check["winrm"], after_check["registry"]) == (before["winrm"], before["registry"])
+    assert credssp_works(targets)
+
+    applied = result_of(targets.play("credssp", SERVER_OFF, label="off"), host)
+    assert applied["changed"] is True
+    state = targets.state("credssp")
+    assert state["winrm"]["Service"]["Auth"]["CredSSP"] == "false"
+    assert state["winrm"]["Client"]["Auth"]["CredSSP"] == "true"
+    assert state["registry"][f"{DELEGATION}\\AllowFreshCredentials"] == {
+        "1": "wsman/a.winops.test",
+        "2": "TERMSRV/*",
+    }
+    assert state["registry"][DELEGATION]["AllowFreshCredentials"] == 1
+    assert not credssp_works(targets), "the server role is off: CredSSP must be refused"
+
+    again = targets.play("credssp", SERVER_OFF, label="off-again")
+    assert result_of(again, host)["changed"] is False
+    assert again.stats(host).get("changed") == 0, again.describe()
+
+    result_of(targets.play("credssp", SERVER_ON, label="on"), host)
+    state = targets.state("credssp")
+    assert state["registry"][f"{DELEGATION}\\AllowFreshCredentials"] == {"1": "wsman/b.winops.test"}
+    assert credssp_works(targets)

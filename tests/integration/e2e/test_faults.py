@@ -28,7 +28,7 @@ class FaultCase:
     outcome: str  # RECOVERS, FAILS or EITHER
     message: str = ""  # regular expression for the failure message (FAILS / EITHER)
     commands: int = 1  # commands winhost must have started for the task (never more)
-    # inventory variables of the case, per plugin family ("winrm" / "psrp")
+    # ansible_<winrm|psrp>_reconnection_retries for the case (None: the plugin default)
     retries: int | None = None
     playbook: str = "ping.yml"
 

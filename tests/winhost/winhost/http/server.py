@@ -151,6 +151,9 @@ class ListenerRuntime:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes: without TCP_NODELAY every small reply waits
+    # out the client's delayed ACK (~40 ms), which Windows' HTTP.sys does not make clients do.
+    disable_nagle_algorithm = True
     server_version = "Microsoft-HTTPAPI/2.0"
     sys_version = ""
     timeout = IDLE_TIMEOUT

@@ -317,6 +317,14 @@ def build_settings(
         path_var=reader.var("path"),
     )
     transports = _transports(reader, user, endpoint.scheme, kerberos_available)
+    # The client certificate is presented in the TLS handshake: over HTTP it never reaches
+    # the host, which would only answer with an unrelated refusal.
+    _validation.require(
+        "certificate" not in transports or endpoint.scheme == "https",
+        reader.var("scheme"),
+        reader.get("scheme") if reader.get("scheme") is not None else endpoint.scheme,
+        f"https when {reader.var('transport')} is certificate",
+    )
 
     encryption = _validation.choice(
         reader.var("message_encryption"), reader.get("message_encryption"), MESSAGE_ENCRYPTION

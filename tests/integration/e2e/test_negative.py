@@ -86,7 +86,10 @@ CASES: tuple[NegativeCase, ...] = (
         _HTTP_CERTIFICATE,
         names_endpoint=False,
         expected={
-            "winops.remoting.winrm": (r"(?i)use https",),
+            # refused by validation, before any traffic
+            "winops.remoting.winrm": (
+                r"ansible_winrm_scheme: expected https when ansible_winrm_transport is certificate",
+            ),
             "winops.remoting.psrp": (r"ansible_psrp_auth certificate", r"(?i)https"),
             # the server answers 401 to a request without credentials
             "ansible.builtin.winrm": (r"certificate: the specified credentials were rejected",),

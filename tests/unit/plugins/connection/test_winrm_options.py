@@ -636,6 +636,11 @@ BAD_VALUES = [
         "Invalid value 0 for ansible_winrm_connection_timeout: expected an integer >= 1",
     ),
     (
+        {"ansible_winrm_transport": "certificate", "ansible_port": 5985},
+        "Invalid value 'http' for ansible_winrm_scheme: expected https when "
+        "ansible_winrm_transport is certificate",
+    ),
+    (
         {"ansible_winrm_transport": "certificate"},
         "Invalid value None for ansible_winrm_cert_pem: expected a PEM file path when "
         "ansible_winrm_transport is certificate",

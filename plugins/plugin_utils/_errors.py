@@ -236,6 +236,23 @@ def _diagnose_network(
             "open the port in the host's firewall for the controller (winops.remoting."
             f"winrm_listener role) or raise {names.connection_timeout}",
         )
+    # Part of an answer arrived before the connection broke: the host had the request, so
+    # this is not a firewall or a wrong port, and what it started may be running.
+    broken_answer = _first(
+        chain,
+        lambda e: bool(
+            {"ChunkedEncodingError", "IncompleteRead", "InvalidChunkLength"} & _class_names(e)
+        ),
+    )
+    if broken_answer is not None:
+        return Diagnosis(
+            Layer.WSMAN,
+            "the connection broke while the host was sending its answer",
+            str(broken_answer),
+            "rerun the task: a request that may have started a command is never repeated "
+            f"automatically ({names.retries} covers only the steps that are safe to repeat); "
+            "if it recurs, look for a proxy, load balancer or firewall cutting long responses",
+        )
     reset = _first(chain, lambda e: isinstance(e, (ConnectionResetError, ConnectionAbortedError)))
     if reset is not None:
         return closed_connection(endpoint, plugin, str(reset))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 
@@ -317,3 +318,19 @@ def test_pywinrm_operation_timeout() -> None:
     diagnosis = diagnose(winrm.exceptions.WinRMOperationTimeoutError(), HTTPS, "kerberos", "winrm")
     assert diagnosis.layer is Layer.WSMAN
     assert "ansible_winrm_operation_timeout_sec" in diagnosis.fix
+
+
+def test_answer_cut_off_mid_response_is_not_blamed_on_the_firewall() -> None:
+    endpoint = resolve_endpoint("win1.example.test", None, None, None)
+    try:
+        try:
+            raise http.client.IncompleteRead(b"partial", 100)
+        except http.client.IncompleteRead as read_error:
+            raise requests.exceptions.ChunkedEncodingError("Connection broken") from read_error
+    except requests.exceptions.ChunkedEncodingError as err:
+        diagnosis = diagnose(err, endpoint, "ntlm", "winrm")
+    assert diagnosis.layer is Layer.WSMAN
+    assert diagnosis.summary == "the connection broke while the host was sending its answer"
+    assert "never repeated automatically" in diagnosis.fix
+    assert "ansible_winrm_reconnection_retries" in diagnosis.fix
+    assert "firewall rule for port" not in diagnosis.fix

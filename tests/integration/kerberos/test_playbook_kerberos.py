@@ -19,6 +19,12 @@ pytest.importorskip("kerberos", reason="pywinrm's kerberos transport needs pyker
 ADMIN = kdc.DOMAIN_USERS[0]
 REPO = Path(__file__).resolve().parents[3]
 
+
+def collections_path() -> str:
+    """The installed build under `make integration` (WINOPS_COLLECTIONS_PATH), else build/dev."""
+    return os.environ.get("WINOPS_COLLECTIONS_PATH") or str(REPO / "build" / "dev")
+
+
 PLAYBOOK = """
 - hosts: windows
   gather_facts: false
@@ -106,7 +112,7 @@ def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
     env = {
         **os.environ,
         **kerberos_env.environment(),
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "build" / "dev"),
+        "ANSIBLE_COLLECTIONS_PATH": collections_path(),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
         "TMPDIR": str(private_tmp),
     }
@@ -152,7 +158,7 @@ def _run(
     env = {
         **os.environ,
         **server.environment(),
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "build" / "dev"),
+        "ANSIBLE_COLLECTIONS_PATH": collections_path(),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
         "TMPDIR": str(private_tmp),
     }

@@ -23,6 +23,13 @@ from kdc import KDC
 pytest.importorskip("kerberos", reason="pywinrm's kerberos transport needs pykerberos")
 
 REPO = Path(__file__).resolve().parents[3]
+
+
+def collections_path() -> str:
+    """The installed build under `make integration` (WINOPS_COLLECTIONS_PATH), else build/dev."""
+    return os.environ.get("WINOPS_COLLECTIONS_PATH") or str(REPO / "build" / "dev")
+
+
 ADMIN = kdc.DOMAIN_USERS[0]
 TASKS = 10
 HOSTS = 3
@@ -70,7 +77,7 @@ def _run_play(server: KDC, tmp_path: Path, connection: str, prefix: str) -> tupl
     env = {
         **os.environ,
         **server.environment(),
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "build" / "dev"),
+        "ANSIBLE_COLLECTIONS_PATH": collections_path(),
         "ANSIBLE_HOST_KEY_CHECKING": "false",
         "ANSIBLE_FORKS": "5",
         "ANSIBLE_LOCAL_TEMP": str(work / "ansible-local"),

@@ -65,6 +65,13 @@ class Service:
         for path in sorted(state_dir.glob("win*/state.json"), key=lambda p: int(p.parent.name[3:])):
             host = WinHost(HostState.load(path.parent))
             self.hosts[host.name] = host
+        # Kerberos is served when a test KDC is named (tests/kdc: `python -m kdc start`); the
+        # acceptor needs that realm's krb5.conf, keytabs and domain users.
+        kdc_state_dir = os.environ.get("WINHOST_KDC_STATE_DIR")
+        if kdc_state_dir:
+            from winhost.auth import kerberos
+
+            kerberos.enable_realm(Path(kdc_state_dir), [h.state for h in self.hosts.values()])
         self.stopped = threading.Event()
 
     def host(self, name: str) -> WinHost:

@@ -50,7 +50,7 @@ description:
 author: winops.remoting contributors
 version_added: 1.0.0
 requirements:
-  - pywinrm >= 0.4.0 (python library), with pyspnego; python-gssapi for Kerberos;
+  - pywinrm >= 0.4.0 (python library), with pyspnego; pykerberos (pywinrm[kerberos]) for Kerberos;
     requests-credssp for CredSSP
 extends_documentation_fragment:
   - connection_pipelining
@@ -97,7 +97,7 @@ options:
     description:
       - The user to log in as.
       - A user principal name (V(user@REALM)) selects Kerberos when O(transport) is not set and
-        Kerberos is available on the controller (python-gssapi installed); otherwise Basic is
+        Kerberos is available on the controller (pykerberos installed, which pywinrm's Kerberos transport needs); otherwise Basic is
         used.
     type: str
     vars:
@@ -124,7 +124,7 @@ options:
         V(ntlm), and the legacy pywinrm names V(plaintext) (Basic over http) and V(ssl) (Basic
         over https, or certificate authentication when O(cert_pem) is set).
       - V(negotiate) tries Kerberos and then NTLM, as Windows' Negotiate does (pywinrm itself
-        has no such transport). Kerberos is tried when python-gssapi is installed and
+        has no such transport). Kerberos is tried when pykerberos is installed and
         O(remote_user) is a UPN, O(realm) is set or O(kerberos_mode=manual).
       - When unset, V(kerberos) for a UPN O(remote_user) if Kerberos is available, otherwise
         V(ssl) over https and V(plaintext) over http.
@@ -490,7 +490,7 @@ class Connection(ConnectionBase):
             and "kerberos" not in settings.transports
         ):
             display.warning(
-                f"{user} is a user principal name, which selects Kerberos, but python-gssapi "
+                f"{user} is a user principal name, which selects Kerberos, but pykerberos "
                 "(pywinrm's Kerberos support) is not installed: using Basic authentication. "
                 "Install pywinrm[kerberos] or set ansible_winrm_transport"
             )

@@ -22,6 +22,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
     is_upn,
     resolve_endpoint,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import kerberos_principal
 from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
 
 TRANSPORTS = (
@@ -237,9 +238,7 @@ def _kerberos(
             f"a password when {reader.var('kerberos_mode')} is managed (or set it to manual)",
         )
 
-    principal = user
-    if user and "@" not in user and realm:
-        principal = f"{user}@{realm}"
+    principal = kerberos_principal(user, realm) if user else user
 
     kinit_cmd = _optional_str(reader, "kerberos_command") or "kinit"
     args_value = _optional_str(reader, "kinit_args")

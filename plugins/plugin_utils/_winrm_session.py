@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import inspect
 import math
 import os
@@ -29,6 +28,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
     KinitRequest,
     acquire_ticket,
     ccache_environment,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_errors import (
+    explain_service_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
@@ -89,8 +91,13 @@ def protocol_parameters() -> frozenset[str]:
 
 
 def kerberos_available() -> bool:
-    """Whether pywinrm can authenticate with Kerberos here (pyspnego needs python-gssapi)."""
-    return importlib.util.find_spec("gssapi") is not None
+    """Whether pywinrm can authenticate with Kerberos here: its Kerberos transport needs
+    pykerberos (the pywinrm[kerberos] extra), whatever else is installed."""
+    try:
+        from winrm import transport
+    except ImportError:
+        return False
+    return bool(getattr(transport, "HAVE_KERBEROS", False))
 
 
 def stdin_chunk_size(max_envelope_size: int) -> int:
@@ -193,7 +200,17 @@ class WinRMSession:
     def _failure(self, exc: BaseException) -> AnsibleConnectionFailure:
         """The diagnosed failure for ``exc``, chained to it, with every secret blanked out."""
         transport = self.transport or self.settings.transports[0]
-        failure = connection_failure(exc, self.settings.endpoint, transport, PLUGIN_NAME)
+        failure: AnsibleConnectionFailure | None = None
+        if transport == "kerberos":
+            kwargs = self.settings.protocol_kwargs
+            failure = explain_service_failure(
+                exc,
+                kwargs.get("kerberos_hostname_override") or self.settings.endpoint.host,
+                kwargs.get("service") or "HTTP",
+                "ansible_winrm_kerberos_hostname_override",
+            )
+        if failure is None:
+            failure = connection_failure(exc, self.settings.endpoint, transport, PLUGIN_NAME)
         secrets = self.settings.secrets
         failure.message = redact(failure.message, secrets)
         if any(redact(str(item), secrets) != str(item) for item in exception_chain(exc)):

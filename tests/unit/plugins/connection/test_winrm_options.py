@@ -106,7 +106,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def kerberos_library(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Behave as if python-gssapi were installed (rows that need otherwise say so)."""
+    """Behave as if pykerberos were installed (rows that need otherwise say so)."""
     monkeypatch.setattr(_winrm_session, "kerberos_available", lambda: True)
 
 
@@ -902,7 +902,7 @@ def test_upn_without_kerberos_library_warns(
     connect(OURS, {**BASE_VARS, "ansible_user": UPN}, recorders)
     assert recorders[OURS].calls[0]["transport"] == "ssl"
     assert warnings == [
-        f"{UPN} is a user principal name, which selects Kerberos, but python-gssapi "
+        f"{UPN} is a user principal name, which selects Kerberos, but pykerberos "
         "(pywinrm's Kerberos support) is not installed: using Basic authentication. "
         "Install pywinrm[kerberos] or set ansible_winrm_transport"
     ]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration" / "e2e"))
 
+import kerberos_tickets
 import winhost_cli
 from ansible_run import run_playbook, write_overlay
 from connection_matrix import (
@@ -250,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mb", type=int, default=50, help="size of the transfer file")
     parser.add_argument("--plugins", nargs="+", default=list(ALL_PLUGINS), choices=ALL_PLUGINS)
     parser.add_argument("--state-dir", type=Path, help="winhost state dir (default: temporary)")
+    parser.add_argument(
+        "--no-kerberos",
+        dest="kerberos",
+        action="store_false",
+        help="skip the Kerberos ticket count (needs the test KDC: krb5-kdc, see tests/kdc)",
+    )
     args = parser.parse_args(argv)
 
     combo = COMBINATIONS_BY_NAME[args.combination]
@@ -267,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"repetition {repetition + 1}/{args.repeat}: {plugin}", flush=True)
                     bench.run_once(plugin, repetition, payload, payload_sha1)
             identify = identify_round_trips(targets[0].address, IDENTIFY_ROUNDS)
+        tickets = kerberos_tickets.measure(work / "kerberos") if args.kerberos else {}
 
     print()
     print(
@@ -288,9 +296,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"over {int(requests)} requests (winhost's counters: parse, auth'd routing, "
                 "module emulation and render; includes Receive waiting for output)"
             )
-    for failure in bench.failures:
+    if tickets:
+        print()
+        print(kerberos_tickets.report(tickets))
+    failures = [*bench.failures]
+    failures += [f"Kerberos play through {name}" for name, (_, ok) in tickets.items() if not ok]
+    for failure in failures:
         print(f"\nFAILED: {failure}")
-    return 1 if bench.failures else 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

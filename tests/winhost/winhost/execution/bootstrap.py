@@ -17,6 +17,7 @@ wrapper does: one JSON line {"failed": true, "msg": "failure during exec_wrapper
 
 from __future__ import annotations
 
+import functools
 import json
 import typing as t
 
@@ -26,10 +27,15 @@ from winhost.execution.errors import WrapperFailure
 from winhost.execution.process import ProgramIO
 from winhost.execution.sandbox import SandboxError
 from winhost.execution.transfer import ActionFailure
+from winhost.modules import run_module_action
 
+# The signature of a final action of the exec wrapper: (context, program io, the action's params,
+# the manifest's scripts, the bootstrap's TempPath).
 ActionHandler = t.Callable[
     [ExecContext, ProgramIO, dict[str, t.Any], dict[str, t.Any], "str | None"], None
 ]
+# Most final actions need only their own params.
+ParamsAction = t.Callable[[ExecContext, ProgramIO, dict[str, t.Any]], None]
 
 NUL_LINE = "\0\0\0\0"
 
@@ -141,13 +147,7 @@ def run_actions(
     raise WrapperFailure("the exec wrapper manifest has no actions")
 
 
-def _mkdtemp(
-    ctx: ExecContext,
-    io: ProgramIO,
-    params: dict[str, t.Any],
-    scripts: dict[str, t.Any],
-    temp_path: str | None,
-) -> None:
+def _mkdtemp(ctx: ExecContext, io: ProgramIO, params: dict[str, t.Any]) -> None:
     directory = ctx.expand(str(params.get("Directory") or ""))
     name = str(params.get("Name") or "")
     try:
@@ -163,74 +163,22 @@ def _mkdtemp(
     io.write(target.win)
 
 
-def _expand_user(
-    ctx: ExecContext,
-    io: ProgramIO,
-    params: dict[str, t.Any],
-    scripts: dict[str, t.Any],
-    temp_path: str | None,
-) -> None:
+def _expand_user(ctx: ExecContext, io: ProgramIO, params: dict[str, t.Any]) -> None:
     io.write(expand_user(ctx, str(params.get("Path") or "")))
 
 
-def _winrm_put(
-    ctx: ExecContext,
-    io: ProgramIO,
-    params: dict[str, t.Any],
-    scripts: dict[str, t.Any],
-    temp_path: str | None,
-) -> None:
-    transfer.builtin_put(ctx, io, params, psrp=False)
-
-
-def _psrp_put(
-    ctx: ExecContext,
-    io: ProgramIO,
-    params: dict[str, t.Any],
-    scripts: dict[str, t.Any],
-    temp_path: str | None,
-) -> None:
-    transfer.builtin_put(ctx, io, params, psrp=True)
-
-
-def _winrm_fetch(
-    ctx: ExecContext,
-    io: ProgramIO,
-    params: dict[str, t.Any],
-    scripts: dict[str, t.Any],
-    temp_path: str | None,
-) -> None:
-    transfer.builtin_winrm_fetch(ctx, io, params)
-
-
-def _psrp_fetch(
-    ctx: ExecContext,
-    io: ProgramIO,
-    params: dict[str, t.Any],
-    scripts: dict[str, t.Any],
-    temp_path: str | None,
-) -> None:
-    transfer.builtin_psrp_fetch(ctx, io, params)
-
-
-def _module(
-    ctx: ExecContext,
-    io: ProgramIO,
-    params: dict[str, t.Any],
-    scripts: dict[str, t.Any],
-    temp_path: str | None,
-) -> None:
-    from winhost.modules import run_module_action
-
-    run_module_action(ctx, io, params, scripts, temp_path)
+def _params_only(action: ParamsAction) -> ActionHandler:
+    """An ActionHandler for an action that needs only its own params (not the manifest's
+    scripts or the wrapper's TempPath)."""
+    return lambda ctx, io, params, scripts, temp_path: action(ctx, io, params)
 
 
 _FINAL_ACTIONS: dict[str, ActionHandler] = {
-    "module_wrapper.ps1": _module,
-    "powershell_mkdtemp.ps1": _mkdtemp,
-    "powershell_expand_user.ps1": _expand_user,
-    "winrm_put_file.ps1": _winrm_put,
-    "psrp_put_file.ps1": _psrp_put,
-    "winrm_fetch_file.ps1": _winrm_fetch,
-    "psrp_fetch_file.ps1": _psrp_fetch,
+    "module_wrapper.ps1": run_module_action,
+    "powershell_mkdtemp.ps1": _params_only(_mkdtemp),
+    "powershell_expand_user.ps1": _params_only(_expand_user),
+    "winrm_put_file.ps1": _params_only(functools.partial(transfer.builtin_put, psrp=False)),
+    "psrp_put_file.ps1": _params_only(functools.partial(transfer.builtin_put, psrp=True)),
+    "winrm_fetch_file.ps1": _params_only(transfer.builtin_winrm_fetch),
+    "psrp_fetch_file.ps1": _params_only(transfer.builtin_psrp_fetch),
 }

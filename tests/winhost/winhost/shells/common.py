@@ -233,6 +233,39 @@ class Shell:
         return self.active_requests == 0 and now - self.last_activity > self.idle_timeout
 
 
+class ShellCommand(t.Protocol):
+    """What CommandShell needs of a command (a WinRS command or a PSRP pipeline)."""
+
+    done_reported: bool
+
+
+CommandT = t.TypeVar("CommandT", bound=ShellCommand)
+
+
+class CommandShell(Shell, t.Generic[CommandT]):
+    """A shell whose commands are keyed by their upper-case CommandId."""
+
+    def __init__(
+        self, shell_id: str, resource_uri: str, owner: api.Principal, idle_timeout: float
+    ) -> None:
+        super().__init__(shell_id, resource_uri, owner, idle_timeout)
+        self.commands: dict[str, CommandT] = {}
+
+    def operation_count(self) -> int:
+        # A command whose final state the client has received no longer runs: its id stays
+        # valid (clients may send terminate afterwards; ansible-core's psrp plugin never does for
+        # finished pipelines) but it is no concurrent operation.
+        with self.lock:
+            return 1 + sum(1 for c in self.commands.values() if not c.done_reported)
+
+    def command(self, command_id: str | None) -> CommandT:
+        with self.lock:
+            found = self.commands.get((command_id or "").upper())
+        if found is None:
+            raise command_not_found_fault()
+        return found
+
+
 ShellT = t.TypeVar("ShellT", bound=Shell)
 
 

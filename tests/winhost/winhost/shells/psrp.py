@@ -80,10 +80,10 @@ class PSPipeline:
         return self.server.state in _TERMINAL
 
 
-class PSShell(common.Shell):
-    """A runspace pool. All psrpcore calls happen under `lock`; psrpcore's outgoing messages
-    are moved at once into per-target outboxes (None = the pool), since one Receive only ever
-    asks for one target's data."""
+class PSShell(common.CommandShell[PSPipeline]):
+    """A runspace pool; its commands are its pipelines. All psrpcore calls happen under `lock`;
+    psrpcore's outgoing messages are moved at once into per-target outboxes (None = the pool),
+    since one Receive only ever asks for one target's data."""
 
     def __init__(
         self,
@@ -97,22 +97,8 @@ class PSShell(common.Shell):
         self.pool = psrpcore.ServerRunspacePool()
         self.fragment_size = fragment_size
         self.outbox: dict[uuid.UUID | None, list[bytes]] = {}
-        self.pipelines: dict[str, PSPipeline] = {}
         self.data_ready = threading.Condition(self.lock)
         self.disconnected = False
-
-    def operation_count(self) -> int:
-        # As for WinRS commands: once its final state is delivered a pipeline is no concurrent
-        # operation (ansible-core's psrp plugin never sends terminate for finished pipelines).
-        with self.lock:
-            return 1 + sum(1 for p in self.pipelines.values() if not p.done_reported)
-
-    def pipeline(self, command_id: str | None) -> PSPipeline:
-        with self.lock:
-            found = self.pipelines.get((command_id or "").upper())
-        if found is None:
-            raise common.command_not_found_fault()
-        return found
 
     def collect(self) -> None:
         """Move everything psrpcore has queued into the outboxes (caller holds the lock)."""
@@ -136,7 +122,7 @@ class PSShell(common.Shell):
 
     def close(self) -> None:
         with self.lock:
-            pipelines, self.pipelines = list(self.pipelines.values()), {}
+            pipelines, self.commands = list(self.commands.values()), {}
             self.closed = True
             self.data_ready.notify_all()
         for pipeline in pipelines:
@@ -263,14 +249,14 @@ class PowerShellHandler:
         data = _b64(arguments[0].text or "", "rsp:Arguments")
         self.table.check_operation_quota(shell.owner)
         with shell.lock:
-            if command_id in shell.pipelines:
+            if command_id in shell.commands:
                 raise common.bad_request_fault(f"A pipeline with CommandId {command_id} exists.")
             server = psrpcore.ServerPipeline(shell.pool, pipeline_id)
-            shell.pipelines[command_id] = PSPipeline(command_id, server)
+            shell.commands[command_id] = PSPipeline(command_id, server)
             try:
                 self._feed(shell, data, pipeline_id, psrpcore.StreamType.default, "CREATE_PIPELINE")
             except api.WSManFault:
-                self._forget(shell, shell.pipelines[command_id])
+                self._forget(shell, shell.commands[command_id])
                 raise
         return common.command_response(command_id)
 
@@ -289,7 +275,7 @@ class PowerShellHandler:
                 )
             pipeline_id: uuid.UUID | None = None
             if stream.get("CommandId"):
-                pipeline_id = shell.pipeline(stream.get("CommandId")).pipeline_id
+                pipeline_id = shell.command(stream.get("CommandId")).pipeline_id
             data = _b64(stream.text or "", "rsp:Stream")
             stream_type = (
                 psrpcore.StreamType.prompt_response if name == "pr" else psrpcore.StreamType.default
@@ -341,7 +327,7 @@ class PowerShellHandler:
         elif isinstance(event, psrpcore.EndOfPipelineInputEvent):
             self._process_of(shell, event.pipeline_id).send_input([], True)
         elif isinstance(event, psrpcore.GetAvailableRunspacesEvent):
-            running = sum(1 for p in shell.pipelines.values() if not p.ended)
+            running = sum(1 for p in shell.commands.values() if not p.ended)
             available = max(0, shell.pool.max_runspaces - running)
             shell.pool.runspace_availability_response(event.ci, available)
         elif isinstance(event, psrpcore.SetMaxRunspacesEvent | psrpcore.SetMinRunspacesEvent):
@@ -353,13 +339,13 @@ class PowerShellHandler:
             raise common.not_modelled_fault(f"the PSRP message {type(event).__name__}")
 
     def _process_of(self, shell: PSShell, pipeline_id: uuid.UUID | None) -> api.Process:
-        found = shell.pipelines.get(str(pipeline_id).upper())
+        found = shell.commands.get(str(pipeline_id).upper())
         if found is None or found.process is None:
             raise common.bad_request_fault(f"Pipeline input for an unknown pipeline {pipeline_id}.")
         return found.process
 
     def _start_pipeline(self, shell: PSShell, event: psrpcore.CreatePipelineEvent) -> None:
-        found = shell.pipelines.get(str(event.pipeline_id).upper())
+        found = shell.commands.get(str(event.pipeline_id).upper())
         if found is None:
             raise common.bad_request_fault(
                 f"CREATE_PIPELINE for pipeline {event.pipeline_id} arrived outside its Command."
@@ -395,7 +381,7 @@ class PowerShellHandler:
         if desired is None:
             raise common.bad_request_fault("rsp:Receive has no rsp:DesiredStream element.")
         command_id = desired.get("CommandId")
-        pipeline = shell.pipeline(command_id) if command_id else None
+        pipeline = shell.command(command_id) if command_id else None
         injected = hooks.receive_fault(self.host)
         if injected is not None:
             raise injected
@@ -486,7 +472,7 @@ class PowerShellHandler:
         signal = common.body_child(request, "Signal")
         code_node = signal.find(q("rsp", "Code"))
         code = (code_node.text if code_node is not None else "") or ""
-        pipeline = shell.pipeline(signal.get("CommandId"))
+        pipeline = shell.command(signal.get("CommandId"))
         lowered = code.strip().lower()
         if lowered in common.PS_SIGNALS_CTRL_C or lowered == common.SIGNAL_CTRL_C:
             if pipeline.process is not None:
@@ -511,7 +497,7 @@ class PowerShellHandler:
         if pipeline.server.state in (PSInvocationState.Running, PSInvocationState.Stopping):
             pipeline.server.stop()
         shell.pool.pipeline_table.pop(pipeline.pipeline_id, None)
-        shell.pipelines.pop(pipeline.command_id, None)
+        shell.commands.pop(pipeline.command_id, None)
         shell.collect()
         shell.outbox.pop(pipeline.pipeline_id, None)
 

@@ -69,7 +69,7 @@ def _to_codepage(data: bytes, codec: str | None) -> bytes:
     return data.decode("utf-8", errors="replace").encode(codec, errors="replace")
 
 
-class CmdShell(common.Shell):
+class CmdShell(common.CommandShell[CmdCommand]):
     def __init__(
         self,
         *,
@@ -85,20 +85,6 @@ class CmdShell(common.Shell):
         self.codec = _codec_for(codepage)
         self.input_streams = input_streams.split()
         self.output_streams = output_streams.split()
-        self.commands: dict[str, CmdCommand] = {}
-
-    def operation_count(self) -> int:
-        # A command whose final state the client has received no longer runs: its id stays
-        # valid (clients send terminate afterwards) but it is no concurrent operation.
-        with self.lock:
-            return 1 + sum(1 for c in self.commands.values() if not c.done_reported)
-
-    def command(self, command_id: str | None) -> CmdCommand:
-        with self.lock:
-            found = self.commands.get((command_id or "").upper())
-        if found is None:
-            raise common.command_not_found_fault()
-        return found
 
     def close(self) -> None:
         with self.lock:

@@ -29,9 +29,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
     acquire_ticket,
     ccache_environment,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_errors import (
-    explain_service_failure,
-)
 from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
     RetryPolicy,
@@ -200,17 +197,7 @@ class WinRMSession:
     def _failure(self, exc: BaseException) -> AnsibleConnectionFailure:
         """The diagnosed failure for ``exc``, chained to it, with every secret blanked out."""
         transport = self.transport or self.settings.transports[0]
-        failure: AnsibleConnectionFailure | None = None
-        if transport == "kerberos":
-            kwargs = self.settings.protocol_kwargs
-            failure = explain_service_failure(
-                exc,
-                kwargs.get("kerberos_hostname_override") or self.settings.endpoint.host,
-                kwargs.get("service") or "HTTP",
-                "ansible_winrm_kerberos_hostname_override",
-            )
-        if failure is None:
-            failure = connection_failure(exc, self.settings.endpoint, transport, PLUGIN_NAME)
+        failure = connection_failure(exc, self.settings.endpoint, transport, PLUGIN_NAME)
         secrets = self.settings.secrets
         failure.message = redact(failure.message, secrets)
         if any(redact(str(item), secrets) != str(item) for item in exception_chain(exc)):

@@ -19,6 +19,20 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 UPN_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
 _VALIDITY = datetime.timedelta(days=825)
+# The key usage of a TLS server or client certificate (those the test CA issues and
+# New-SelfSignedCertificate -Type SSLServerAuthentication alike): signing for the handshake, key
+# encipherment for RSA key exchange.
+LEAF_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=True,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 def _new_key() -> rsa.RSAPrivateKey:
@@ -144,20 +158,7 @@ class CertificateAuthority:
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(LEAF_KEY_USAGE, critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(

@@ -24,7 +24,8 @@ Query API for the shells layer (host = HostView.computer_name or the host name; 
   faults.shell_quota_exceeded(host) -> bool     Create must fault with w:QuotaLimit (consumes one)
 
 The faults the shells answer are built by `receive_timeout_fault()`, `busy_fault()` and
-`quota_fault()` so their wording matches Windows in one place.
+`quota_fault(limit)` (also for the real MaxShellsPerUser quota) so their wording matches Windows
+in one place.
 """
 
 from __future__ import annotations
@@ -194,13 +195,15 @@ def busy_fault() -> api.WSManFault:
     )
 
 
-def quota_fault() -> api.WSManFault:
+def quota_fault(limit: int) -> api.WSManFault:
+    """Windows' answer to a shell Create beyond Winrs/MaxShellsPerUser (`limit`), injected or
+    real."""
     return api.WSManFault(
         "s:Receiver",
         "w:QuotaLimit",
         api.WSMAN_FAULT_QUOTA_LIMIT,
         "The WS-Management service cannot process the request. This user is allowed a maximum "
-        "number of 30 concurrent shells, which has been exceeded. Close existing shells or "
+        f"number of {limit} concurrent shells, which has been exceeded. Close existing shells or "
         "raise the quota for this user. ",
     )
 

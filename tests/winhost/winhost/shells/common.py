@@ -15,7 +15,7 @@ import typing as t
 import uuid
 import xml.etree.ElementTree as ET
 
-from winhost import api
+from winhost import api, faults
 from winhost.wsman.envelope import NS, format_duration, parse_duration
 
 CMD_RESOURCE_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
@@ -114,17 +114,6 @@ def missing_selector_fault() -> api.WSManFault:
         api.WSMAN_FAULT_INVALID_SELECTORS,
         "The WS-Management service cannot process the request because the request contained "
         "invalid selectors for the resource. ",
-    )
-
-
-def shells_quota_fault(limit: int) -> api.WSManFault:
-    return api.WSManFault(
-        "s:Receiver",
-        "w:QuotaLimit",
-        api.WSMAN_FAULT_QUOTA_LIMIT,
-        f"The WS-Management service cannot process the request. This user is allowed a maximum "
-        f"number of {limit} concurrent shells, which has been exceeded. Close existing shells "
-        "or raise the quota for this user. ",
     )
 
 
@@ -357,7 +346,7 @@ class ShellTable:
         with self._lock:
             mine = self._user_shells(shell.owner)
             if len(mine) >= shell_limit:
-                raise shells_quota_fault(shell_limit)
+                raise faults.quota_fault(shell_limit)
             if sum(s.operation_count() for s in mine) + 1 > operation_limit:
                 raise operations_quota_fault(operation_limit)
             if shell.shell_id.upper() in self._shells:

@@ -4,6 +4,7 @@ one small function per point a fault can hit, so the shells read as Windows woul
 from __future__ import annotations
 
 from winhost import api, faults
+from winhost.shells import common
 
 
 def receive_fault(host: api.HostView) -> api.WSManFault | None:
@@ -23,7 +24,7 @@ def send_fault(host: api.HostView) -> api.WSManFault | None:
 def create_fault(host: api.HostView) -> api.WSManFault | None:
     """The shell quota fault for a Create while a `quota` fault is armed (consumes one)."""
     if faults.shell_quota_exceeded(host.computer_name):
-        return faults.quota_fault()
+        return faults.quota_fault(common.DEFAULT_MAX_SHELLS_PER_USER)
     return None
 
 

@@ -197,14 +197,38 @@ class PsrpSession:
         wsman = WSMan(**self.settings.wsman_kwargs)
         host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)
         pool = RunspacePool(wsman, host=host, configuration_name=self.settings.configuration_name)
+        # pypsrp's open() gives up on the first OperationTimeout answer to its Receive; that
+        # answer only means the host is still starting the runspace, so receive again on the
+        # same shell (a reopen would leave the first shell behind on the host).
+        pool.shell.receive = self._patient_receive(pool.shell.receive)
         try:
             pool.open()
         except BaseException:
             # A fresh WSMan (and HTTP session) per attempt: the failed one may hold a dead socket.
             wsman.close()
             raise
+        finally:
+            del pool.shell.receive
         self._host = host
         return pool
+
+    def _patient_receive(self, receive: c.Callable[..., t.Any]) -> c.Callable[..., t.Any]:
+        """``receive`` that asks again after an OperationTimeout fault, up to ``retries`` times."""
+
+        def receive_until_answered(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            for attempt in range(1, self.settings.retry_policy.retries + 1):
+                try:
+                    return receive(*args, **kwargs)
+                except WSManFaultError as err:
+                    if err.code != OPERATION_TIMEOUT_FAULT:
+                        raise
+                    self._log(
+                        "the host has not answered the runspace pool open within the operation "
+                        f"timeout; receiving again ({attempt} of {self.settings.retry_policy.retries})"
+                    )
+            return receive(*args, **kwargs)
+
+        return receive_until_answered
 
     def close(self) -> None:
         """Close the runspace pool and remove any Kerberos cache; safe to call repeatedly."""

@@ -280,8 +280,8 @@ def test_injected_faults(server: InProcessServer, host: SettingsHost) -> None:
     started = time.monotonic()
     with pytest.raises(WinRMOperationTimeoutError):
         protocol.get_command_output_raw(shell_id, command_id)
-    assert time.monotonic() - started < 0.5  # at once, not after OperationTimeout
-    time.sleep(0.7)
+    # held for the rest of the fault's window (as Windows holds it for OperationTimeout)
+    assert 0.4 < time.monotonic() - started < 2
     assert protocol.get_command_output(shell_id, command_id)[0] == b"x"
 
     faults.inject(host.computer_name, "quota")

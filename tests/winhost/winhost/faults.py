@@ -7,7 +7,8 @@ Kinds (set with `python -m winhost fault HOST KIND [options]`, the fixture's `.f
                                 headers and half the body and closes the connection
   delay     seconds=N count=1 action=ANY  the HTTP layer sleeps N s before handling a request
   http500   count=1 action=ANY  the request is not run; HTTP 500 with a w:InternalError fault
-  receive_timeout seconds=N     for N s every Receive answers the w:TimedOut fault at once
+  receive_timeout seconds=N     for N s every Receive waits (its OperationTimeout, at most
+                                the rest of the N s) and answers the w:TimedOut fault
   busy      count=1             Send answers the ERROR_BUSY fault (request not run)
   quota     count=1             shell Create answers the w:QuotaLimit fault
   reboot    seconds=N           listeners close (connections are cut, new ones refused) and
@@ -161,10 +162,20 @@ def take(host: str, kind: str, action: str | None = None) -> Fault | None:
 
 # --- the query API for the shells layer ------------------------------------------------------
 def should_timeout_receive(host: str) -> bool:
+    return receive_timeout_remaining(host) > 0
+
+
+def receive_timeout_remaining(host: str) -> float:
+    """Seconds the host's `receive_timeout` fault still holds (0 when none is active)."""
     now = time.monotonic()
     with _LOCK:
-        return any(
-            f.kind == "receive_timeout" and f.until > now for f in _FAULTS.get(_key(host), [])
+        return max(
+            (
+                f.until - now
+                for f in _FAULTS.get(_key(host), [])
+                if f.kind == "receive_timeout" and f.until > now
+            ),
+            default=0.0,
         )
 
 

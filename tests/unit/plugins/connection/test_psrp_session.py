@@ -68,6 +68,12 @@ class FakeShell:
     def signal(self, code: str, command_id: str) -> None:
         self.remote.signals.append((code, command_id))
 
+    def receive(self, streams: str, command_id: str | None = None) -> tuple[t.Any, ...]:
+        self.remote.receives += 1
+        if self.remote.receive_errors:
+            raise self.remote.receive_errors.pop(0)
+        return (None, None, {streams: b""})
+
 
 class FakeRemote:
     """The host side: files, what each pipeline was given, and scripted behaviour."""
@@ -78,6 +84,9 @@ class FakeRemote:
         self.pipelines: list[FakePowerShell] = []
         self.signals: list[tuple[str, str]] = []
         self.open_errors: list[BaseException] = []
+        # answers to the Receive requests the pool's open sends, before the one that succeeds
+        self.receive_errors: list[BaseException] = []
+        self.receives = 0
         # script -> list of poll steps; a step is an exception, "wait", ("out", [..]) or ("rc", n)
         self.plans: dict[str, list[t.Any]] = {}
         self.begin_error: BaseException | None = None
@@ -124,6 +133,7 @@ class FakeRunspacePool:
     def open(self) -> None:
         if self.remote.open_errors:
             raise self.remote.open_errors.pop(0)
+        self.shell.receive("stdout")
 
     def close(self) -> None:
         self.closed = True
@@ -306,6 +316,35 @@ def test_open_retries_a_transient_failure_with_a_fresh_pool(remote: FakeRemote) 
     assert [pool.connection.closed for pool in remote.pools] == [True, True, False]
     assert recorder.sleeps == [1.0, 2.0]
     assert remote.pools[-1].configuration_name == "Microsoft.PowerShell"
+
+
+def operation_timeout() -> WSManFaultError:
+    return WSManFaultError(
+        2150858793, "win-01", "The WS-Management service cannot complete the operation.", "", "", ""
+    )
+
+
+def test_open_keeps_receiving_on_the_same_pool_after_operation_timeouts(
+    remote: FakeRemote,
+) -> None:
+    remote.receive_errors = [operation_timeout(), operation_timeout()]
+    session, recorder = open_session()
+    assert session.is_open
+    assert len(remote.pools) == 1  # no second shell left behind on the host
+    assert remote.receives == 3
+    assert recorder.sleeps == []  # the host already waited its OperationTimeout
+    assert sum("receiving again" in line for line in recorder.logs) == 2
+    assert "receive" not in vars(remote.pools[0].shell)  # pypsrp's own receive is back
+
+
+def test_open_stops_receiving_after_the_configured_retries(remote: FakeRemote) -> None:
+    remote.receive_errors = [operation_timeout() for _ in range(6)]
+    settings = make_settings(retry_policy=RetryPolicy(retries=1, backoff=0.5))
+    with pytest.raises(AnsibleConnectionFailure) as raised:
+        open_session(settings)
+    # each pool's Receive is asked twice; then the whole open is retried once, on a new pool
+    assert remote.receives == 4 and len(remote.pools) == 2
+    assert "operation timeout" in str(raised.value)
 
 
 def test_open_does_not_retry_a_refused_connection(remote: FakeRemote) -> None:

@@ -3,15 +3,23 @@ one small function per point a fault can hit, so the shells read as Windows woul
 
 from __future__ import annotations
 
+import time
+
 from winhost import api, faults
 from winhost.shells import common
 
 
-def receive_fault(host: api.HostView) -> api.WSManFault | None:
-    """The w:TimedOut fault while a `receive_timeout` fault is active for the host."""
-    if faults.should_timeout_receive(host.computer_name):
-        return faults.receive_timeout_fault()
-    return None
+def receive_fault(host: api.HostView, operation_timeout: float) -> api.WSManFault | None:
+    """The w:TimedOut fault while a `receive_timeout` fault is active for the host.
+
+    As on Windows, the Receive first waits its OperationTimeout with nothing to say; the wait
+    ends early when the fault's window does (the answer is still TimedOut).
+    """
+    remaining = faults.receive_timeout_remaining(host.computer_name)
+    if remaining <= 0:
+        return None
+    time.sleep(min(operation_timeout, remaining))
+    return faults.receive_timeout_fault()
 
 
 def send_fault(host: api.HostView) -> api.WSManFault | None:

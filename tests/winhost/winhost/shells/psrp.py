@@ -382,7 +382,7 @@ class PowerShellHandler:
             raise common.bad_request_fault("rsp:Receive has no rsp:DesiredStream element.")
         command_id = desired.get("CommandId")
         pipeline = shell.command(command_id) if command_id else None
-        injected = hooks.receive_fault(self.host)
+        injected = hooks.receive_fault(self.host, common.operation_timeout(request))
         if injected is not None:
             raise injected
         deadline = time.monotonic() + common.operation_timeout(request)

@@ -206,10 +206,10 @@ class CmdShellHandler:
             raise common.bad_request_fault("rsp:Receive has no rsp:DesiredStream element.")
         command = shell.command(desired.get("CommandId"))
         streams = (desired.text or "stdout stderr").split()
-        injected = hooks.receive_fault(self.host)
+        timeout = common.operation_timeout(request)
+        injected = hooks.receive_fault(self.host, timeout)
         if injected is not None:
             raise injected
-        timeout = common.operation_timeout(request)
         budget = common.response_payload_budget(request, self.host)
         with command.receive_lock:
             deadline = time.monotonic() + timeout

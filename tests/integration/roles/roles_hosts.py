@@ -10,5 +10,19 @@ from __future__ import annotations
 import os
 
 FIRST = int(os.environ.get("ROLES_FIRST", "185"))
-OFFSETS = {"service": 0, "listener": 1, "policy": 2, "cert": 3, "tls": 4, "fw": 5, "credssp": 6}
+OFFSETS = {
+    "service": 0,
+    "listener": 1,
+    "policy": 2,
+    "cert": 3,
+    "tls": 4,
+    "fw": 5,
+    "credssp": 6,
+    "regedit": 7,
+    "certstore": 8,
+    "mapping": 9,
+    "access": 10,
+    "eventlog": 11,
+    "reboot": 12,
+}
 EXTRA_HTTPS_PORT = 5990

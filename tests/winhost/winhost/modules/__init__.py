@@ -14,8 +14,10 @@ Emulations follow the module's own conventions: Ansible.Basic modules validate t
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import ntpath
+import pkgutil
 import typing as t
 
 from winhost.execution.context import ExecContext
@@ -99,20 +101,9 @@ def emulated_modules() -> list[str]:
 
 
 def _load() -> None:
-    # Importing registers the emulations.
-    from winhost.modules import (  # noqa: F401
-        commands,
-        copy,
-        facts,
-        files,
-        ping,
-        winops_credssp,
-        winops_schannel_protocol,
-        winops_winrm_firewall,
-        winops_winrm_https_certificate,
-        winops_winrm_listener,
-        winops_winrm_service,
-    )
+    # Importing a module of this package registers its emulations; every module is one.
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
 
 
 def identify(script_name: str, scripts: dict[str, t.Any]) -> tuple[str, str]:

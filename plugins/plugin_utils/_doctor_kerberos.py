@@ -34,8 +34,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import read_ccache
 
-# MIT and Heimdal accept tickets whose times differ from theirs by this much (clockskew).
-MAX_CLOCK_SKEW = datetime.timedelta(minutes=5)
 KDC_PORT = 88
 
 
@@ -206,18 +204,12 @@ def check_clock_skew(
     skew = clock_skew(context.server_date, now() if now else None)
     if skew is None:
         raise NotApplicable("the host sent no HTTP Date header to compare with")
-    seconds = skew.total_seconds()
-    evidence = f"the host's HTTP Date is {context.server_date:%Y-%m-%d %H:%M:%S} UTC, {seconds:+.0f} s from the controller"
-    if abs(skew) > MAX_CLOCK_SKEW:
-        raise CheckFailed(
-            Diagnosis(
-                Layer.KERBEROS,
-                "the clocks of the host and the controller differ by more than Kerberos allows",
-                f"{evidence} (allowed: {MAX_CLOCK_SKEW.total_seconds():.0f} s)",
-                "synchronise both clocks with the domain's time source (NTP on the controller, "
-                "w32time on the host)",
-            )
-        )
+    if abs(skew) > _errors_fixes.MAX_KERBEROS_CLOCK_SKEW:
+        raise CheckFailed(_errors_fixes.kerberos_clock_skew(context.server_date, skew))
+    evidence = (
+        f"the host's HTTP Date is {context.server_date:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{skew.total_seconds():+.0f} s from the controller"
+    )
     return evidence
 
 

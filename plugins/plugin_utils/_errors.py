@@ -14,6 +14,8 @@ and ``Diagnosis`` are defined there and imported from here by the plugins.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import errno
 import re
 import socket
@@ -24,6 +26,7 @@ from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
 from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import (
+    MAX_KERBEROS_CLOCK_SKEW,
     UNKNOWN_SERVICE,
     Diagnosis,
     Layer,
@@ -32,6 +35,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes impo
     certificate_problem,
     closed_connection,
     kerberos_by_address,
+    kerberos_clock_skew,
     unencrypted_refused,
     variable_names,
 )
@@ -272,6 +276,29 @@ def _plain_http_request(error: BaseException) -> bool:
     return url.lower().startswith("http://") and content_type.startswith("application/soap+xml")
 
 
+def _host_clock_skew(chain: list[BaseException]) -> Diagnosis | None:
+    """The clock-skew diagnosis when a response in ``chain`` carries a Date too far from ours.
+
+    A host whose clock drifted refuses the Kerberos authenticator (KRB_AP_ERR_SKEW) with a
+    plain 401; its HTTP Date header is the evidence the doctor's clock check uses too.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for error in chain:
+        headers = getattr(getattr(error, "response", None), "headers", None)
+        if headers is None or not hasattr(headers, "get"):
+            continue
+        try:
+            host_date = email.utils.parsedate_to_datetime(str(headers.get("Date", "") or ""))
+        except (TypeError, ValueError):
+            continue
+        if host_date.tzinfo is None:
+            continue
+        skew = host_date - now
+        if abs(skew) > MAX_KERBEROS_CLOCK_SKEW:
+            return kerberos_clock_skew(host_date.astimezone(datetime.timezone.utc), skew)
+    return None
+
+
 def _diagnose_auth(
     chain: list[BaseException], transport: str, names: PluginVars, plugin: str
 ) -> Diagnosis | None:
@@ -300,6 +327,10 @@ def _diagnose_auth(
     )
     if auth_error is None:
         return None
+    if transport == "kerberos":
+        skewed = _host_clock_skew(chain)
+        if skewed is not None:
+            return skewed
     offered = offered_auth_schemes(chain)
     evidence = f"{auth_error}; server offered: {', '.join(offered) or 'no readable schemes'}"
     not_offered = auth_not_offered(transport, offered, plugin, evidence)

@@ -10,6 +10,7 @@ set-up. Fixes name the inventory variable of the plugin in use or the collection
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import re
 import typing as t
@@ -233,4 +234,21 @@ def unencrypted_refused(transport: str, plugin: str, evidence: str) -> Diagnosis
         evidence,
         f"{change}; enabling AllowUnencrypted on the host (winrm_auth_allow_unencrypted of the "
         "winops.remoting.winrm_auth role) exposes every message",
+    )
+
+
+# MIT, Heimdal and Windows accept Kerberos messages whose times differ from theirs by this much.
+MAX_KERBEROS_CLOCK_SKEW = datetime.timedelta(minutes=5)
+
+
+def kerberos_clock_skew(host_date: datetime.datetime, skew: datetime.timedelta) -> Diagnosis:
+    """The host's clock (its HTTP Date) is further from the controller's than Kerberos allows."""
+    return Diagnosis(
+        Layer.KERBEROS,
+        "the clocks of the host and the controller differ by more than Kerberos allows",
+        f"the host's HTTP Date is {host_date:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{skew.total_seconds():+.0f} s from the controller "
+        f"(allowed: {MAX_KERBEROS_CLOCK_SKEW.total_seconds():.0f} s)",
+        "synchronise both clocks with the domain's time source (NTP on the controller, "
+        "w32time on the host)",
     )

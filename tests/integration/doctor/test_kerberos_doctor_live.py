@@ -6,18 +6,19 @@ see docs/kerberos.md), so the host runs in this process, as in tests/integration
 the doctor is called through its check runner with settings read by the real connection
 plugins (not through ansible-playbook).
 
-Clock skew: winhost stores a clock offset but does not apply it, so the host's clock is
-simulated by shifting the HTTP Date header its listener sends (the Kerberos acceptor still
-uses the real clock, so no plugin failure can be shown for it).
+Clock skew: the skewed host runs in a winhost server process of its own whose clock runs
+11 minutes ahead (libfaketime, see winhost.clock), so its HTTP Date and its Kerberos acceptor
+are both off, and the plugins' failure is the acceptor's real refusal.
 """
 
 from __future__ import annotations
 
-import email.utils
+import json
 import os
+import re
 import shutil
+import subprocess
 import sys
-import time
 import typing as t
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from winhost import api, profiles  # noqa: E402
 from winhost.auth import acceptors  # noqa: E402
 from winhost.auth import kerberos as winhost_kerberos  # noqa: E402
 from winhost.host import WinHost  # noqa: E402
-from winhost.http import server as winhost_server  # noqa: E402
+from winhost.pytest_plugin import start_session, stop_session  # noqa: E402
 
 if AnsibleCollectionConfig.collection_finder is None:
     # The plugin loader resolves winops.remoting.* from the working tree (build/dev).
@@ -50,6 +51,8 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._doctor_targets im
 )
 
 INDEX = int(os.environ.get("DOCTOR_FIRST", "150")) + 9  # after the hosts of conftest.py
+SKEWED_INDEX = INDEX + 1
+CLOCK_AHEAD = 11 * 60  # seconds; Kerberos allows 5 minutes
 ADMIN = kdc.DOMAIN_USERS[0]
 PLUGINS = ("winrm", "psrp")
 
@@ -80,8 +83,16 @@ def kerberos_host(kerberos_env: t.Any, tmp_path: Path) -> t.Iterator[WinHost]:
 def _variables(
     plugin: str, host: WinHost, *, override: bool, password: str | None = ADMIN.password
 ) -> dict[str, t.Any]:
+    fqdn = host.state.fqdn if override else None
+    return _variables_for(plugin, host.state.address, fqdn, password=password)
+
+
+def _variables_for(
+    plugin: str, address: str, fqdn: str | None, *, password: str | None = ADMIN.password
+) -> dict[str, t.Any]:
+    """Kerberos over HTTP to `address`; `fqdn` names the SPN's host (None: the address)."""
     variables: dict[str, t.Any] = {
-        "ansible_host": host.state.address,
+        "ansible_host": address,
         "ansible_port": 5985,
         "ansible_user": ADMIN.principal,
     }
@@ -89,12 +100,12 @@ def _variables(
         variables["ansible_password"] = password
     if plugin == "winrm":
         variables.update(ansible_winrm_transport="kerberos", ansible_winrm_scheme="http")
-        if override:
-            variables["ansible_winrm_kerberos_hostname_override"] = host.state.fqdn
+        if fqdn:
+            variables["ansible_winrm_kerberos_hostname_override"] = fqdn
     else:
         variables.update(ansible_psrp_auth="kerberos", ansible_psrp_protocol="http")
-        if override:
-            variables["ansible_psrp_negotiate_hostname_override"] = host.state.fqdn
+        if fqdn:
+            variables["ansible_psrp_negotiate_hostname_override"] = fqdn
     return variables
 
 
@@ -156,21 +167,74 @@ def test_kerberos_with_ip_address(kerberos_host: WinHost, plugin: str) -> None:
         assert f"fix: {result['fix']}" in message, message
 
 
-def test_kerberos_clock_skew(kerberos_host: WinHost, monkeypatch: pytest.MonkeyPatch) -> None:
-    ahead = 11 * 60
-    monkeypatch.setattr(
-        winhost_server._Handler,
-        "date_time_string",
-        lambda self, timestamp=None: email.utils.formatdate(time.time() + ahead, usegmt=True),
+@pytest.fixture
+def skewed_kerberos_host(
+    kerberos_env: t.Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> t.Iterator[str]:
+    """A Kerberos host whose clock runs CLOCK_AHEAD seconds ahead: its own winhost server
+    process under libfaketime (winhost.clock), so the HTTP Date header and MIT's acceptor both
+    live on the host's time. Yields the host's address."""
+    kerberos_env.add_host(SKEWED_INDEX)
+    monkeypatch.setenv("WINHOST_KDC_STATE_DIR", str(kerberos_env.state_dir))
+    session = start_session(
+        tmp_path / "skewed", 1, "default", first=SKEWED_INDEX, clock_offset=CLOCK_AHEAD
     )
-    target = _target("winrm", _variables("winrm", kerberos_host, override=True))
-    result = run_checks(target).to_result()
+    try:
+        yield session.hosts[0].address
+    finally:
+        stop_session(session)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_kerberos_clock_skew(
+    skewed_kerberos_host: str, kerberos_env: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    variables = _variables_for(plugin, skewed_kerberos_host, kdc.host_fqdn(SKEWED_INDEX))
+    result = run_checks(_target(plugin, variables)).to_result()
     assert result["failed_layer"] == "Kerberos", result["msg"]
     clock = next(check for check in result["checks"] if check["name"] == "kerberos_clock")
     assert clock["status"] == "failed"
-    assert "+66" in clock["evidence"] or "+65" in clock["evidence"], clock["evidence"]
+    assert re.search(r"\+6(59|60|61) s from the controller", clock["evidence"]), clock["evidence"]
     assert "synchronise" in clock["fix"]
     assert _statuses(result)["authenticated_session"] == "skipped"
+
+    # A win_ping through the plugin is refused by the host's Kerberos acceptor (its clock is
+    # really off) and the failure carries the doctor's layer and fix.
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(
+        json.dumps(
+            {
+                "windows": {
+                    "hosts": {
+                        "skewed": {**variables, "ansible_connection": f"winops.remoting.{plugin}"}
+                    }
+                }
+            }
+        )
+    )
+    playbook = tmp_path / "ping.yml"
+    playbook.write_text(
+        "- hosts: windows\n  gather_facts: false\n  tasks:\n    - ansible.windows.win_ping:\n"
+    )
+    collections = os.environ.get("WINOPS_COLLECTIONS_PATH") or str(TESTS.parent / "build" / "dev")
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(playbook),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **kerberos_env.environment(), "ANSIBLE_COLLECTIONS_PATH": collections},
+        timeout=120,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 4, output  # unreachable
+    assert f"winops.remoting.{plugin}: Kerberos failed connecting to" in output, output
+    assert "the clocks of the host and the controller differ" in output, output
+    assert f"fix: {result['fix']}" in output, output
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

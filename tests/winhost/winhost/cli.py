@@ -1,8 +1,11 @@
 """Command line of winhost (PYTHONPATH=tests/winhost python -m winhost ...).
 
-start --state-dir DIR [--hosts N] [--profile NAME]   create state, start the server, wait
+start --state-dir DIR [--hosts N] [--profile NAME] [--first I] [--clock-offset S]
+                                                     create state, start the server, wait
                                                      until every listener accepts, write
-                                                     DIR/inventory.yml
+                                                     DIR/inventory.yml; --clock-offset runs
+                                                     the hosts' clocks S seconds ahead
+                                                     (negative: behind), see winhost.clock
 stop  --state-dir DIR                                end the server
 state --state-dir DIR [HOST]                         JSON of the modelled state (no secrets)
 fault --state-dir DIR HOST KIND [key=value ...]      inject a fault (see winhost.faults)
@@ -20,7 +23,7 @@ import time
 import typing as t
 from pathlib import Path
 
-from winhost import faults, profiles, service
+from winhost import clock, faults, profiles, service
 from winhost.inventory import write_inventory
 
 START_TIMEOUT = 60.0
@@ -50,9 +53,19 @@ def _port_open(address: str, port: int) -> bool:
         return False
 
 
-def start(state_dir: Path, hosts: int = 1, profile: str = "default", first: int = 1) -> Path:
+def start(
+    state_dir: Path,
+    hosts: int = 1,
+    profile: str = "default",
+    first: int = 1,
+    clock_offset: float = 0.0,
+) -> Path:
     """Create the state dir, start the server process and return the inventory path."""
     state_dir = state_dir.resolve()
+    try:
+        clock_environment = clock.server_environment(clock_offset)
+    except clock.ClockError as err:
+        raise StartError(str(err)) from err
     if _running_pid(state_dir) is not None:
         raise StartError(f"winhost already runs for {state_dir}; stop it first")
     busy = [
@@ -67,12 +80,16 @@ def start(state_dir: Path, hosts: int = 1, profile: str = "default", first: int 
             f"stop it or pick other addresses with --first (WINHOST_FIRST for the fixture)"
         )
     states = profiles.create_state_dir(state_dir, hosts, profile, first)
+    for state in states:
+        state.clock_offset_seconds = clock_offset
+        state.save()
     inventory = write_inventory(state_dir, states)
     log_path = state_dir / service.LOG_FILE
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     env.pop("NTLM_USER_FILE", None)
+    env.update(clock_environment)
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "winhost", "serve", "--state-dir", str(state_dir)],
@@ -166,6 +183,13 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--hosts", type=int, default=1)
             command.add_argument("--profile", default="default", choices=profiles.PROFILES)
             command.add_argument("--first", type=int, default=1, help="index of the first host")
+            command.add_argument(
+                "--clock-offset",
+                type=float,
+                default=0.0,
+                metavar="SECONDS",
+                help="the hosts' clocks run this far ahead of the real clock (negative: behind)",
+            )
         if name == "state":
             command.add_argument("host", nargs="?")
         if name == "fault":
@@ -181,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             service.serve(args.state_dir.resolve())
         elif args.command == "start":
-            inventory = start(args.state_dir, args.hosts, args.profile, args.first)
+            inventory = start(
+                args.state_dir, args.hosts, args.profile, args.first, args.clock_offset
+            )
             print(f"winhost: {args.hosts} host(s) listening; inventory: {inventory}")
         elif args.command == "stop":
             print("winhost: stopped" if stop(args.state_dir) else "winhost: was not running")

@@ -86,11 +86,17 @@ class WinhostSession:
         return cli.get_state(self.state_dir, host)
 
 
-def start_session(state_dir: Path, hosts: int, profile: str, first: int = 1) -> WinhostSession:
+def start_session(
+    state_dir: Path, hosts: int, profile: str, first: int = 1, clock_offset: float = 0.0
+) -> WinhostSession:
     """Start hosts like the fixture does (for tests that need another profile: pick a
-    `first` index that does not collide with the session's hosts, and `stop_session` them)."""
+    `first` index that does not collide with the session's hosts, and `stop_session` them).
+    `clock_offset` shifts the hosts' clocks (winhost.clock)."""
     return WinhostSession(
-        state_dir, cli.start(state_dir, hosts=hosts, profile=profile, first=first)
+        state_dir,
+        cli.start(
+            state_dir, hosts=hosts, profile=profile, first=first, clock_offset=clock_offset
+        ),
     )
 
 

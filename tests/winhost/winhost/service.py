@@ -23,7 +23,7 @@ import threading
 import typing as t
 from pathlib import Path
 
-from winhost import faults
+from winhost import clock, faults
 from winhost.host import WinHost
 from winhost.state import HostState
 
@@ -65,6 +65,7 @@ class Service:
         for path in sorted(state_dir.glob("win*/state.json"), key=lambda p: int(p.parent.name[3:])):
             host = WinHost(HostState.load(path.parent))
             self.hosts[host.name] = host
+        clock.require_process_offset([h.state.clock_offset_seconds for h in self.hosts.values()])
         # Kerberos is served when a test KDC is named (tests/kdc: `python -m kdc start`); the
         # acceptor needs that realm's krb5.conf, keytabs and domain users.
         kdc_state_dir = os.environ.get("WINHOST_KDC_STATE_DIR")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import email.utils
 import http.client
+import re
 import socket
 import ssl
+import time
 
 import pypsrp.exceptions
 import pytest
@@ -188,6 +191,46 @@ def test_pypsrp_authentication_error() -> None:
     assert diagnosis.layer is Layer.HTTP_AUTH
     assert "ansible_psrp_auth" in diagnosis.fix
     assert "Failed to authenticate the user admin with ntlm" in diagnosis.evidence
+
+
+def dated_401(seconds_from_now: float) -> requests.HTTPError:
+    error = http_error(401, "Negotiate, Kerberos")
+    assert error.response is not None
+    error.response.headers["Date"] = email.utils.formatdate(
+        time.time() + seconds_from_now, usegmt=True
+    )
+    return error
+
+
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+@pytest.mark.parametrize("offset", [660, -900])
+def test_kerberos_refused_by_a_host_with_a_skewed_clock(plugin: str, offset: int) -> None:
+    error = raised_while_handling(
+        dated_401(offset),
+        pypsrp.exceptions.AuthenticationError("Failed to authenticate the user a with kerberos"),
+    )
+    diagnosis = diagnose(error, HTTP, "kerberos", plugin)
+    assert diagnosis.layer is Layer.KERBEROS
+    assert "clocks of the host and the controller differ" in diagnosis.summary
+    seen = re.search(r"([+-]\d+) s from the controller", diagnosis.evidence)
+    assert seen is not None and abs(int(seen.group(1)) - offset) <= 1, diagnosis.evidence
+    assert "synchronise both clocks" in diagnosis.fix
+
+
+def test_kerberos_refusal_with_a_close_clock_is_not_blamed_on_the_clock() -> None:
+    error = raised_while_handling(
+        dated_401(120),
+        pypsrp.exceptions.AuthenticationError("Failed to authenticate the user a with kerberos"),
+    )
+    assert diagnose(error, HTTP, "kerberos", "psrp").layer is Layer.HTTP_AUTH
+
+
+def test_ntlm_refusal_ignores_the_clock() -> None:
+    # NTLM has no clock check: a host's wrong clock does not explain a refused NTLM logon.
+    error = raised_while_handling(
+        dated_401(3600), winrm.exceptions.InvalidCredentialsError("rejected")
+    )
+    assert diagnose(error, HTTPS, "ntlm", "winrm").layer is Layer.HTTP_AUTH
 
 
 def test_pypsrp_wsman_fault_operation_timeout() -> None:

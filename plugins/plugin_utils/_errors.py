@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import errno
+import ipaddress
 import re
 import socket
 import ssl
@@ -36,11 +37,14 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes impo
     closed_connection,
     kerberos_by_address,
     kerberos_clock_skew,
+    kerberos_unknown_service,
     unencrypted_refused,
     variable_names,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._retry import exception_chain
 
+# The service principal MIT names in "Server HTTP/host@REALM not found in Kerberos database".
+REQUESTED_SPN = re.compile(r"Server (\S+?)@\S+ not found")
 # The WSManFault code Windows sends when Receive waited OperationTimeout without output.
 WSMAN_OPERATION_TIMEOUT = 2150858793
 
@@ -63,6 +67,14 @@ def _class_names(exc: BaseException) -> set[str]:
 
 def _module_of(exc: BaseException) -> str:
     return type(exc).__module__.split(".", 1)[0]
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _first(
@@ -128,8 +140,14 @@ def _diagnose_kerberos(
     )
     if spnego_error is None:
         return None
-    if UNKNOWN_SERVICE.search(str(spnego_error)) and endpoint.is_ip_address:
-        return kerberos_by_address(endpoint, plugin, str(spnego_error))
+    unknown_service = _first(chain, lambda e: bool(UNKNOWN_SERVICE.search(str(e))))
+    if unknown_service is not None:
+        text = str(unknown_service)
+        asked = REQUESTED_SPN.search(text)
+        spn = asked.group(1) if asked else f"HTTP/{endpoint.host}"
+        if _is_ip_address(spn.partition("/")[2]):
+            return kerberos_by_address(endpoint, plugin, text)
+        return kerberos_unknown_service(spn, plugin, text)
     if transport == "kerberos" or "kerberos" in str(spnego_error).lower():
         return Diagnosis(
             Layer.KERBEROS,

@@ -215,6 +215,20 @@ def kerberos_by_address(endpoint: Endpoint, plugin: str, evidence: str) -> Diagn
     )
 
 
+def kerberos_unknown_service(spn: str, plugin: str, evidence: str) -> Diagnosis:
+    """The KDC holds no service principal for the host name Kerberos asked for (an alias,
+    a CNAME, a name the computer is not registered under)."""
+    names = variable_names(plugin)
+    return Diagnosis(
+        Layer.KERBEROS,
+        f"the KDC has no service principal {spn}",
+        evidence,
+        "use the name the computer is registered under in the domain (its FQDN, not an alias "
+        f"or CNAME) as ansible_host or {names.hostname_override}; `setspn -L <computer>` on "
+        "Windows lists its SPNs",
+    )
+
+
 def unencrypted_refused(transport: str, plugin: str, evidence: str) -> Diagnosis:
     """The host refused a plain (unencrypted) message over HTTP: AllowUnencrypted is off."""
     names = variable_names(plugin)

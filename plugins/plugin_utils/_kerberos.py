@@ -56,7 +56,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache i
 from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_errors import (
     KerberosError,
     describe_failure,
-    explain_service_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
 
@@ -70,7 +69,6 @@ __all__ = [
     "acquire_ticket",
     "ccache_environment",
     "describe_failure",
-    "explain_service_failure",
     "kerberos_principal",
 ]
 

@@ -9,7 +9,6 @@ one table classifies both; the message keeps the library's own words in parenthe
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 import typing as t
@@ -94,41 +93,3 @@ def describe_failure(principal: str, native: str, secrets_: t.Sequence[str] = ()
                 f"Fix: {failure.fix.format(**values)}"
             )
     return f"Kerberos: could not get a ticket for {principal}: {native}"
-
-
-def explain_service_failure(
-    error: BaseException | str, target: str, service: str, override_var: str
-) -> KerberosError | None:
-    """At connect time: a KerberosError with the fix when the KDC has no principal for the
-    service (``<service>/<target>``), typically because ``target`` is an IP address.
-
-    ``override_var`` names the variable that sets the Kerberos host name
-    (ansible_winrm_kerberos_hostname_override, ansible_psrp_negotiate_hostname_override).
-    Returns None when ``error`` is about something else.
-    """
-    texts: list[str] = []
-    seen: BaseException | str | None = error
-    while seen is not None and len(texts) < 10:  # the message may sit on a cause or context
-        texts.append(str(seen))
-        seen = (seen.__cause__ or seen.__context__) if isinstance(seen, BaseException) else None
-    pattern = re.compile(r"Server .*not found in Kerberos database|S_PRINCIPAL_UNKNOWN", re.I)
-    if not any(pattern.search(text) for text in texts):
-        return None
-    spn = f"{service}/{target}"
-    try:
-        ipaddress.ip_address(target.strip("[]"))
-        is_address = True
-    except ValueError:
-        is_address = False
-    if is_address:
-        return KerberosError(
-            f"Kerberos: the KDC has no service principal {spn}: {target} is an IP address and "
-            f"Kerberos names services by host name. Fix: connect to the host's DNS name (its "
-            f"FQDN as ansible_host), or keep the address and set {override_var} to the host's "
-            f"name (for example win1.example.com)"
-        )
-    return KerberosError(
-        f"Kerberos: the KDC has no service principal {spn}. Fix: use the host's name as "
-        f"registered in the domain (its FQDN, not an alias or CNAME), or set {override_var} "
-        f"to it; check the SPN with `setspn -L <computer>` on Windows"
-    )

@@ -34,7 +34,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
     CredentialCache,
     acquire_ticket,
     ccache_environment,
-    explain_service_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import (
     PLUGIN_NAME,
@@ -445,17 +444,6 @@ class PsrpSession:
     def _failure(self, err: BaseException) -> AnsibleConnectionFailure:
         if isinstance(err, AnsibleConnectionFailure):
             return err
-        if self.settings.auth in ("kerberos", "negotiate"):
-            # No service principal for the name asked (an IP address, an alias): say which.
-            kwargs = self.settings.wsman_kwargs
-            spn_failure = explain_service_failure(
-                err,
-                kwargs.get("negotiate_hostname_override") or self.settings.endpoint.host,
-                kwargs.get("negotiate_service") or "WSMAN",
-                "ansible_psrp_negotiate_hostname_override",
-            )
-            if spn_failure is not None:
-                return spn_failure
         return connection_failure(err, self.settings.endpoint, self.settings.auth, PLUGIN_NAME)
 
 

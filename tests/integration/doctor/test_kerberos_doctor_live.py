@@ -161,10 +161,9 @@ def test_kerberos_with_ip_address(kerberos_host: WinHost, plugin: str) -> None:
     message = str(getattr(caught.value, "message", caught.value))
     assert "Kerberos" in message, message
     assert "ansible_host" in message and override in message, message
-    if plugin == "winrm":
-        # Through the shared classifier: the very same layer and fix as the doctor.
-        assert f"winops.remoting.winrm: {result['failed_layer']} failed" in message, message
-        assert f"fix: {result['fix']}" in message, message
+    # Through the shared classifier: the very same layer and fix as the doctor.
+    assert f"winops.remoting.{plugin}: {result['failed_layer']} failed" in message, message
+    assert f"fix: {result['fix']}" in message, message
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ import pytest
 from kdc import KDC
 
 from ansible_collections.winops.remoting.plugins.plugin_utils import _kerberos
+from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import resolve_endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils._errors import Layer, diagnose
 from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
     KerberosError,
     KinitBackend,
@@ -21,7 +23,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
     Krb5Backend,
     TicketStore,
     acquire_ticket,
-    explain_service_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import read_ccache
 
@@ -253,14 +254,15 @@ def test_spn_for_an_ip_address(kerberos_env, store) -> None:
             client = spnego.client(hostname=target, service="HTTP", protocol="kerberos")
             with pytest.raises(Exception) as info:
                 client.step()
-            error = explain_service_failure(
-                info.value, target, "HTTP", "ansible_winrm_kerberos_hostname_override"
+            diagnosis = diagnose(
+                info.value, resolve_endpoint(target, 5985, None, None), "kerberos", "winrm"
             )
-            assert error is not None, info.value
-            assert f"the KDC has no service principal HTTP/{target}" in str(error)
-            assert "set ansible_winrm_kerberos_hostname_override" in str(error)
+            assert diagnosis.layer is Layer.KERBEROS, diagnosis
+            assert "ansible_winrm_kerberos_hostname_override" in diagnosis.fix
             if target[0].isdigit():
-                assert "is an IP address" in str(error)
+                assert f"ansible_host is the IP address {target}" in diagnosis.summary
+            else:
+                assert diagnosis.summary == f"the KDC has no service principal HTTP/{target}"
         ok = spnego.client(hostname="win1.winops.test", service="HTTP", protocol="kerberos")
         assert ok.step()
     finally:

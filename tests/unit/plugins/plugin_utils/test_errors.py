@@ -293,6 +293,36 @@ def test_spnego_error_with_kerberos() -> None:
     assert "ansible_host" in diagnosis.fix
 
 
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_unknown_service_principal_for_an_address(plugin: str) -> None:
+    error = raised_chain(
+        spnego.exceptions.BadNameError(
+            context_msg="Server HTTP/127.0.10.1@WINOPS.TEST not found in Kerberos database"
+        )
+    )
+    diagnosis = diagnose(error, HTTP, "kerberos", plugin)
+    assert diagnosis.layer is Layer.KERBEROS
+    assert "ansible_host is the IP address 127.0.10.1" in diagnosis.summary
+    override = {
+        "winrm": "ansible_winrm_kerberos_hostname_override",
+        "psrp": "ansible_psrp_negotiate_hostname_override",
+    }[plugin]
+    assert override in diagnosis.fix
+
+
+def test_unknown_service_principal_for_an_alias() -> None:
+    error = raised_chain(
+        spnego.exceptions.BadNameError(
+            context_msg="Server WSMAN/alias.example.com@EXAMPLE.COM not found in Kerberos database"
+        )
+    )
+    diagnosis = diagnose(error, HTTPS, "negotiate", "psrp")
+    assert diagnosis.layer is Layer.KERBEROS
+    assert diagnosis.summary == "the KDC has no service principal WSMAN/alias.example.com"
+    assert "setspn -L" in diagnosis.fix
+    assert "ansible_psrp_negotiate_hostname_override" in diagnosis.fix
+
+
 def test_message_encryption_error() -> None:
     error = winrm.exceptions.WinRMError(
         "message encryption is set to 'always' but the selected auth method basic does not support it"

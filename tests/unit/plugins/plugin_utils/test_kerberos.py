@@ -24,7 +24,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
     acquire_ticket,
     ccache_environment,
     describe_failure,
-    explain_service_failure,
     kerberos_principal,
 )
 
@@ -430,12 +429,3 @@ def test_describe_failure_unknown_text_is_passed_through() -> None:
     )
 
 
-def test_explain_service_failure() -> None:
-    text = "Server not found in Kerberos database (Server HTTP/10.0.0.5@R not found)"
-    error = explain_service_failure(
-        text, "10.0.0.5", "HTTP", "ansible_psrp_negotiate_hostname_override"
-    )
-    assert error is not None
-    assert "10.0.0.5 is an IP address" in str(error)
-    assert "set ansible_psrp_negotiate_hostname_override" in str(error)
-    assert explain_service_failure("Connection refused", "10.0.0.5", "HTTP", "x") is None

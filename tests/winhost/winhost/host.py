@@ -21,7 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from winhost import api, faults, netfilter, pki
-from winhost.http.server import ListenerRuntime, tls_context
+from winhost.auth import client_trust
+from winhost.http.server import ListenerRuntime, tls_context, trust_client_certificates
 from winhost.state import CertMapping, HostState
 from winhost.wsman.router import Router
 
@@ -134,9 +135,23 @@ class WinHost:
     def private_dir(self) -> Path:
         return self.state.directory / "private"
 
-    def trusted_roots(self) -> list[x509.Certificate]:
-        roots = self.state.cert_stores.get("LocalMachine\\Root", [])
-        return [pki.load_cert(self.state.directory / c.cert_path) for c in roots]
+    def store_certificates(self, store: str) -> list[x509.Certificate]:
+        """The certificates in a machine store, such as LocalMachine\\Root."""
+        with self.state.lock:
+            stored = list(self.state.cert_stores.get(store, []))
+        return [pki.load_cert(self.state.directory / c.cert_path) for c in stored]
+
+    def _client_trust_pem(self) -> bytes:
+        """What the TLS layer lets a client certificate chain to: Root, CA and TrustedPeople.
+        Python's ssl cannot ask for a client certificate without verifying it, where Windows'
+        TLS hands any certificate to WinRM; so a certificate chaining to none of these fails
+        the handshake here, and everything else is judged by auth.client_trust (a 401)."""
+        stores = (client_trust.ROOT, client_trust.INTERMEDIATE, client_trust.TRUSTED_PEOPLE)
+        return b"".join(
+            cert.public_bytes(serialization.Encoding.PEM)
+            for store in stores
+            for cert in self.store_certificates(store)
+        )
 
     def cert_mappings(self) -> list[CertMapping]:
         return list(self.state.cert_mappings)
@@ -235,12 +250,12 @@ class WinHost:
         if key.transport == "HTTPS":
             cert = self.state.find_cert(key.thumbprint)
             assert cert is not None and cert.key_path is not None  # checked in _desired
-            roots = b"".join(
-                root.public_bytes(serialization.Encoding.PEM) for root in self.trusted_roots()
-            )
             cert_path = self.state.directory / cert.cert_path
             context = tls_context(
-                str(cert_path), str(self.state.directory / cert.key_path), roots, self.tls_versions
+                str(cert_path),
+                str(self.state.directory / cert.key_path),
+                self._client_trust_pem(),
+                self.tls_versions,
             )
             cert_der = pki.load_cert(cert_path).public_bytes(serialization.Encoding.DER)
         runtime = ListenerRuntime(
@@ -263,6 +278,12 @@ class WinHost:
                 if key not in desired:
                     self._listeners.pop(key).stop()
             self._listener_errors = []
+            trust_pem = self._client_trust_pem()
+            for key, runtime in self._listeners.items():
+                # A certificate imported into a store counts from the next handshake, as on
+                # Windows (additive: one removed is still refused, by auth.client_trust).
+                if key in desired and runtime.tls_context is not None:
+                    trust_client_certificates(runtime.tls_context, trust_pem)
             for key in desired:
                 if key not in self._listeners:
                     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime
 import logging
 import typing as t
 
@@ -18,7 +19,7 @@ from cryptography import x509
 from spnego.exceptions import SpnegoError
 
 from winhost import api, pki
-from winhost.auth import cbt
+from winhost.auth import cbt, client_trust
 from winhost.auth.acceptors import ACCEPTORS, Acceptor, AcceptorHost
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class AuthHost(AcceptorHost, t.Protocol):
 
     def find_account(self, name: str) -> api.Account | None: ...
 
-    def trusted_roots(self) -> list[x509.Certificate]: ...
+    def store_certificates(self, store: str) -> list[x509.Certificate]: ...
 
     def cert_mappings(self) -> list[t.Any]: ...  # state.CertMapping
 
@@ -179,12 +180,10 @@ class ConnectionAuth:
         if self.tls.peer_cert_der is None:
             return AuthResult("reject", reason="the client sent no TLS client certificate")
         client = x509.load_der_x509_certificate(self.tls.peer_cert_der)
-        issuer = next(
-            (root for root in self.host.trusted_roots() if root.subject == client.issuer), None
-        )
-        if issuer is None:
-            return AuthResult("reject", reason="client certificate issuer is not trusted")
-        issuer_thumbprint = pki.thumbprint(issuer)
+        trust = client_trust.evaluate(client, self.host, datetime.datetime.now(datetime.UTC))
+        if trust.issuer is None:
+            return AuthResult("reject", reason=trust.reason)
+        issuer_thumbprint = pki.thumbprint(trust.issuer)
         identities = {n.lower() for n in (pki.upn_of(client),) if n}
         for attribute in client.subject:
             identities.add(str(attribute.value).lower())

@@ -342,11 +342,21 @@ class _Handler(BaseHTTPRequestHandler):
         return status, payload, drop
 
 
+def trust_client_certificates(context: ssl.SSLContext, trust_pem: bytes) -> None:
+    """Ask clients for a certificate (optional) that chains to one in `trust_pem`; any of
+    them is an anchor, so a leaf from TrustedPeople passes TLS and auth judges it."""
+    if not trust_pem:
+        return
+    context.load_verify_locations(cadata=trust_pem.decode("ascii"))
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.verify_mode = ssl.CERT_OPTIONAL
+
+
 def tls_context(
-    cert_path: str, key_path: str, roots_pem: bytes, versions: tuple[str, ...]
+    cert_path: str, key_path: str, trust_pem: bytes, versions: tuple[str, ...]
 ) -> ssl.SSLContext:
     """A server context for an HTTPS listener: the given protocol versions, and a client
-    certificate requested (optional) and checked against the host's trusted roots."""
+    certificate requested (optional) and checked against the certificates the host trusts."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     order = {"TLS 1.2": ssl.TLSVersion.TLSv1_2, "TLS 1.3": ssl.TLSVersion.TLSv1_3}
     enabled = sorted((order[v] for v in versions if v in order), key=lambda v: v.value)
@@ -355,7 +365,5 @@ def tls_context(
     context.minimum_version = enabled[0]
     context.maximum_version = enabled[-1]
     context.load_cert_chain(cert_path, key_path)
-    if roots_pem:
-        context.load_verify_locations(cadata=roots_pem.decode("ascii"))
-        context.verify_mode = ssl.CERT_OPTIONAL
+    trust_client_certificates(context, trust_pem)
     return context

@@ -356,11 +356,18 @@ def _diagnose_auth(
         return not_offered
     if any(_http_status(e) == 401 and _plain_http_request(e) for e in chain):
         return unencrypted_refused(transport, plugin, evidence)
+    summary = "the credentials were rejected"
     if transport == "certificate":
-        fix = "map the client certificate to a user with the winops.remoting.winrm_auth role"
+        summary = "the client certificate was refused (not trusted, not mapped, or stale mapping)"
+        fix = (
+            "make the host trust and map the client certificate with the winops.remoting.winrm_auth "
+            "role: its issuer in LocalMachine\\Root and the certificate in TrustedPeople "
+            "(winrm_auth_trusted_certificates), a mapping of its UPN and issuer thumbprint to a "
+            "local account with that account's current password (winrm_auth_certificate_mappings)"
+        )
     else:
         fix = f"check ansible_user and ansible_password for {transport} authentication"
-    return Diagnosis(Layer.HTTP_AUTH, "the credentials were rejected", evidence, fix)
+    return Diagnosis(Layer.HTTP_AUTH, summary, evidence, fix)
 
 
 def _diagnose_http_status(chain: list[BaseException], names: PluginVars) -> Diagnosis | None:

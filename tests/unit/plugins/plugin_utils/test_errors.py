@@ -167,6 +167,22 @@ def test_pywinrm_invalid_credentials_with_offered_schemes() -> None:
     assert "ansible_user" in diagnosis.fix and "ansible_password" in diagnosis.fix
 
 
+def test_refused_client_certificate_names_trust_and_mapping() -> None:
+    # Windows offers no scheme for certificate authentication; a refused certificate is a 401.
+    error = raised_while_handling(
+        http_error(401, "Negotiate, Kerberos"),
+        winrm.exceptions.InvalidCredentialsError(
+            "the specified credentials were rejected by the server"
+        ),
+    )
+    diagnosis = diagnose(error, HTTPS, "certificate", "winrm")
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert diagnosis.summary.startswith("the client certificate was refused")
+    for needed in ("LocalMachine\\Root", "TrustedPeople", "winrm_auth_certificate_mappings"):
+        assert needed in diagnosis.fix
+    assert "ansible_password" not in diagnosis.fix
+
+
 def test_winrm_transport_error_401_when_transport_not_offered() -> None:
     error = raised_while_handling(
         http_error(401, "Negotiate, Kerberos"),

@@ -1,0 +1,159 @@
+"""Certificate authentication end to end through ansible-playbook against winhost.
+
+A play makes the client certificate on the controller (winops.remoting.winrm_client_certificate)
+and the winrm_auth role trusts it (issuer into Root, certificate into TrustedPeople) and maps it
+to the `ansible` account; the following plays connect with the certificate alone (their
+password is wrong on purpose) through winops.remoting.winrm and winops.remoting.psrp over
+HTTPS with validation. A certificate whose issuer is not trusted, or that is not mapped, is
+refused with the classifier's explanation.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import typing as t
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+ROOT = "LocalMachine\\Root"
+PEOPLE = "LocalMachine\\TrustedPeople"
+PLUGINS = ("winrm", "psrp")
+
+
+def thumbprints(state: dict[str, t.Any], store: str) -> set[str]:
+    return {cert["thumbprint"].upper() for cert in state["cert_stores"].get(store, [])}
+
+
+def mapping_for(state: dict[str, t.Any], issuer: str) -> list[dict[str, t.Any]]:
+    return [m for m in state["cert_mappings"] if m["issuer"].upper() == issuer]
+
+
+def assert_connected_as_ansible(run: t.Any, host: str) -> None:
+    assert run.returncode == 0, run.describe()
+    for plugin in PLUGINS:
+        assert run.task(host, f"{plugin} ping").result["ping"] == "pong"
+        whoami = run.task(host, f"{plugin} whoami").result
+        assert whoami["account"]["account_name"] == "ansible", whoami
+
+
+def test_self_signed_certificate_end_to_end(certauth: t.Any) -> None:
+    host = certauth.name("selfsigned")
+    run = certauth.run("selfsigned", "first", certauth_account="ansible")
+    assert_connected_as_ansible(run, host)
+    made = run.task(host, "client certificate").result
+    assert made["changed"] is True
+    assert made["self_signed"] is True
+    assert made["upn"] == "ansible@localhost"
+    assert made["issuer_thumbprint"] == made["thumbprint"]
+    key = certauth.cert_dir("selfsigned") / "client.key"
+    assert os.stat(key).st_mode & 0o777 == 0o600
+
+    state = certauth.state("selfsigned")
+    assert made["thumbprint"] in thumbprints(state, ROOT)
+    assert made["thumbprint"] in thumbprints(state, PEOPLE)
+    [mapping] = mapping_for(state, made["issuer_thumbprint"])
+    assert mapping["subject"] == "ansible@localhost"
+    assert mapping["username"] == "ansible"
+
+    again = certauth.run("selfsigned", "again", certauth_account="ansible")
+    assert_connected_as_ansible(again, host)
+    kept = again.task(host, "client certificate").result
+    assert kept["changed"] is False and kept["thumbprint"] == made["thumbprint"]
+    assert again.stats(host)["changed"] == 0, again.describe()
+
+
+def _make_ca(directory: Path) -> tuple[Path, Path, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "winops certauth test CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "ca.pem", directory / "ca.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return cert_path, key_path, cert.fingerprint(hashes.SHA1()).hex().upper()
+
+
+def test_ca_signed_certificate_end_to_end(certauth: t.Any) -> None:
+    host = certauth.name("casigned")
+    ca_path, ca_key_path, ca_thumbprint = _make_ca(certauth.work / "casigned" / "ca")
+    run = certauth.run(
+        "casigned",
+        "first",
+        certauth_account="ansible",
+        certauth_ca_path=str(ca_path),
+        certauth_ca_key_path=str(ca_key_path),
+    )
+    assert_connected_as_ansible(run, host)
+    made = run.task(host, "client certificate").result
+    assert made["self_signed"] is False
+    assert made["issuer_thumbprint"] == ca_thumbprint
+    assert made["issuer_path"] == str(ca_path)
+    state = certauth.state("casigned")
+    assert ca_thumbprint in thumbprints(state, ROOT)
+    assert made["thumbprint"] not in thumbprints(state, ROOT)
+    assert made["thumbprint"] in thumbprints(state, PEOPLE)
+    assert mapping_for(state, ca_thumbprint)[0]["username"] == "ansible"
+
+
+def _refused(run: t.Any, host: str, plugin: str) -> str:
+    assert run.returncode != 0, run.describe()
+    result = run.task(host, f"{plugin} ping").result
+    assert result.get("unreachable") or result.get("failed"), result
+    return str(result["msg"])
+
+
+def test_certificate_whose_issuer_is_not_in_root_is_refused(certauth: t.Any) -> None:
+    """Self-signed, imported into TrustedPeople only and mapped: the host does not trust it."""
+    host = certauth.name("untrusted")
+    for plugin in PLUGINS:
+        run = certauth.run(
+            "untrusted",
+            plugin,
+            certauth_account="ansible",
+            certauth_trust=["TrustedPeople"],
+            certauth_plugins=[plugin],
+        )
+        made = run.task(host, "client certificate").result
+        assert made["thumbprint"] not in thumbprints(certauth.state("untrusted"), ROOT)
+        message = _refused(run, host, plugin)
+        assert "the client certificate was refused" in message, message
+        assert "LocalMachine\\Root" in message and "winrm_auth_certificate_mappings" in message
+
+
+def test_certificate_without_mapping_is_refused(certauth: t.Any) -> None:
+    host = certauth.name("unmapped")
+    for plugin in PLUGINS:
+        run = certauth.run(
+            "unmapped", plugin, certauth_account="ansible", certauth_map=False,
+            certauth_plugins=[plugin],
+        )  # fmt: skip
+        made = run.task(host, "client certificate").result
+        state = certauth.state("unmapped")
+        assert made["thumbprint"] in thumbprints(state, ROOT)
+        assert mapping_for(state, made["issuer_thumbprint"]) == []
+        message = _refused(run, host, plugin)
+        assert "the client certificate was refused" in message, message

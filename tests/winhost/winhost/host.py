@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from winhost import api, faults, netfilter, pki
+from winhost import api, faults, netfilter, pki, registry
 from winhost.auth import client_trust
 from winhost.http.server import ListenerRuntime, tls_context, trust_client_certificates
 from winhost.state import CertMapping, HostState
@@ -163,8 +163,9 @@ class WinHost:
             return False
         if principal.domain.upper() != self.computer_name.upper():
             return True
-        policy = self.state.registry.get(POLICY_KEY, {}).get("LocalAccountTokenFilterPolicy", 0)
-        return principal.username.lower() == "administrator" or int(policy) == 1
+        with self.state.lock:
+            policy = registry.dword(self.state, POLICY_KEY, "LocalAccountTokenFilterPolicy")
+        return principal.username.lower() == "administrator" or policy == 1
 
     def admits(self, peer: str, port: int) -> bool:
         """Whether the firewall lets `peer` connect to `port` (checked per connection)."""
@@ -192,9 +193,13 @@ class WinHost:
 
     def _read_schannel(self) -> tuple[str, ...]:
         enabled = []
+        # Case-insensitive, DWORDs only, as SCHANNEL reads them (win_regedit may write any).
         for version in TLS_VERSIONS:
-            values = self.state.registry.get(f"{SCHANNEL_KEY}\\{version}\\Server", {})
-            if int(values.get("Enabled", 1)) != 0 and int(values.get("DisabledByDefault", 0)) == 0:
+            server = f"{SCHANNEL_KEY}\\{version}\\Server"
+            with self.state.lock:
+                on = registry.dword(self.state, server, "Enabled")
+                off_by_default = registry.dword(self.state, server, "DisabledByDefault")
+            if on != 0 and off_by_default in (None, 0):
                 enabled.append(version)
         return tuple(enabled)
 

@@ -127,6 +127,7 @@ class StoredCert:
     cert_path: str
     key_path: str | None = None
     friendly_name: str = ""  # the FriendlyName property (modules find their certificates by it)
+    key_exportable: bool = True  # imported with X509KeyStorageFlags.Exportable (PFX export)
 
 
 @dataclasses.dataclass
@@ -146,6 +147,10 @@ class HostState:
     firewall_rules: list[dict[str, t.Any]]
     registry: dict[str, dict[str, t.Any]]
     clock_offset_seconds: float = 0.0
+    # The registry value kinds (key -> value name -> "dword", "qword", "string", ...) of values
+    # whose kind is recorded; a value without one takes the kind its data implies (see
+    # winhost.registry), so `registry` itself stays plain data for the host's readers.
+    registry_types: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     directory: Path = dataclasses.field(default=Path("."), compare=False)
     lock: threading.RLock = dataclasses.field(
         default_factory=threading.RLock, compare=False, repr=False
@@ -174,6 +179,7 @@ class HostState:
             },
             "firewall_rules": copy.deepcopy(self.firewall_rules),
             "registry": copy.deepcopy(self.registry),
+            "registry_types": copy.deepcopy(self.registry_types),
             "clock_offset_seconds": self.clock_offset_seconds,
         }
 
@@ -196,6 +202,7 @@ class HostState:
             firewall_rules=data["firewall_rules"],
             registry=data["registry"],
             clock_offset_seconds=data.get("clock_offset_seconds", 0.0),
+            registry_types=data.get("registry_types", {}),
             directory=directory,
         )
 

@@ -175,17 +175,22 @@ def _parse_report(stdout: str) -> dict[str, t.Any] | None:
 
 
 def run_playbook(
-    playbook: Path,
+    playbook: Path | str,
     inventories: t.Sequence[Path],
     work_dir: Path,
     extra_vars: dict[str, t.Any] | None = None,
     *,
     forks: int = 5,
     timeout: float = 900,
+    check: bool = False,
 ) -> PlaybookRun:
-    """Run `playbook` and return its parsed result; never raises for a failed play."""
+    """Run `playbook` (a path, or a collection playbook's FQCN such as winops.remoting.setup)
+    and return its parsed result, in check mode (--check --diff) if asked; never raises for a
+    failed play."""
     work_dir.mkdir(parents=True, exist_ok=True)
     command = [str(ansible_playbook_executable()), str(playbook), "--forks", str(forks)]
+    if check:
+        command += ["--check", "--diff"]
     for inventory in inventories:
         command += ["-i", str(inventory)]
     if extra_vars:

@@ -20,6 +20,10 @@ $spec = @{
 $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
 
 $name = $module.Params.name
+# Get-WinEvent -ListLog expands wildcards, which would select several channels at once.
+if ($name -match '[\*\?\[]') {
+    $module.FailJson("name '$name' contains a wildcard; give the exact name of one event log channel")
+}
 try {
     $channel = Get-WinEvent -ListLog $name -ErrorAction Stop
 }

@@ -108,7 +108,7 @@ def test_firewall_bad_or_unmodelled_values_fail_naming_them(targets: t.Any) -> N
   winops.remoting.win_winrm_firewall: {name: x, port: 5990, remote_addresses: [10.0.0.300]}
   ignore_errors: true
 - name: keyword
-  winops.remoting.win_winrm_firewall: {name: x, port: 5990, remote_addresses: [LocalSubnet]}
+  winops.remoting.win_winrm_firewall: {name: x, port: 5990, remote_addresses: [DNS]}
   ignore_errors: true
 - name: no port
   winops.remoting.win_winrm_firewall: {name: x, remote_addresses: [10.0.0.1]}
@@ -124,8 +124,8 @@ def test_firewall_bad_or_unmodelled_values_fail_naming_them(targets: t.Any) -> N
         )
     )
     assert run.task(host, "keyword").result["msg"] == (
-        "winhost does not model the firewall address keyword 'LocalSubnet' (remote_addresses): "
-        "give addresses, prefixes or ranges"
+        "winhost does not model the firewall address keyword 'DNS' (remote_addresses): "
+        "give addresses, prefixes, ranges, Any or LocalSubnet"
     )
     assert run.task(host, "no port").result["msg"] == (
         "port is required to create firewall rule name 'x'"

@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from winhost import api, faults, netfilter, pki, registry
+from winhost import access, api, faults, netfilter, pki, registry
 from winhost.auth import client_trust
 from winhost.http.server import ListenerRuntime, tls_context, trust_client_certificates
 from winhost.state import CertMapping, HostState
@@ -51,6 +51,7 @@ class WinHost:
         self.router = Router(self)
         self._listeners: dict[ListenerKey, ListenerRuntime] = {}
         self._tls_versions = self._read_schannel()
+        self._session_sddl = self._read_session_configurations()
         self._lock = threading.RLock()
         self._down = False
         self._listener_errors: list[str] = []
@@ -157,8 +158,34 @@ class WinHost:
         return list(self.state.cert_mappings)
 
     def allows_remote(self, principal: api.Principal) -> bool:
-        """RootSDDL grants Administrators only; local administrators other than the
-        built-in one get a filtered token unless LocalAccountTokenFilterPolicy=1."""
+        """Service-level authorisation (winhost.access): RootSDDL or the descriptor of a
+        session configuration, as the WinRM service loaded them, grants the user."""
+        sids = self._token_sids(principal)
+        with self.state.lock:
+            root = self.state.winrm_setting("Service/RootSDDL")
+        return access.grants(root, sids) or any(
+            access.grants(sddl, sids) for sddl in self._session_sddl.values()
+        )
+
+    def allows_resource(self, principal: api.Principal, resource_uri: str) -> bool:
+        """Resource-level authorisation: a PowerShell session configuration by its own
+        descriptor (unknown names are left to the shell, which faults as Windows does),
+        everything else (cmd shell, winrm/config) by RootSDDL."""
+        sids = self._token_sids(principal)
+        if resource_uri.lower().startswith(access.POWERSHELL_RESOURCE_PREFIX):
+            name = resource_uri[len(access.POWERSHELL_RESOURCE_PREFIX) :].lower()
+            sddl = self._session_sddl.get(name)
+            return sddl is None or access.grants(sddl, sids)
+        with self.state.lock:
+            return access.grants(self.state.winrm_setting("Service/RootSDDL"), sids)
+
+    def _token_sids(self, principal: api.Principal) -> set[str]:
+        with self.state.lock:
+            return access.principal_sids(self.state, principal, self._administrators(principal))
+
+    def _administrators(self, principal: api.Principal) -> bool:
+        """Whether the network token carries Administrators: local administrators other than
+        the built-in one get a filtered token unless LocalAccountTokenFilterPolicy=1."""
         if not principal.is_admin:
             return False
         if principal.domain.upper() != self.computer_name.upper():
@@ -170,7 +197,9 @@ class WinHost:
     def admits(self, peer: str, port: int) -> bool:
         """Whether the firewall lets `peer` connect to `port` (checked per connection)."""
         with self.state.lock:
-            return netfilter.firewall_admits(self.state.firewall_rules, peer, port)
+            return netfilter.firewall_admits(
+                self.state.firewall_rules, peer, port, self.state.address
+            )
 
     # --- routing and configuration ----------------------------------------------------------------
     def route(
@@ -313,6 +342,7 @@ class WinHost:
         with self._lock:
             self._down = False
             self._tls_versions = self._read_schannel()
+            self._session_sddl = self._read_session_configurations()
             self.reconcile_listeners()
 
     def shutdown(self) -> None:
@@ -327,6 +357,28 @@ class WinHost:
         self.shutdown()
         self.router.reset_shells()
         timer = threading.Timer(seconds, self.boot)
+        timer.daemon = True
+        timer.start()
+
+    def _read_session_configurations(self) -> dict[str, str]:
+        """The session configurations' descriptors, as the WinRM service loads them when it
+        starts (lower-case names: WinRM's plugin table ignores case)."""
+        with self.state.lock:
+            return {n.lower(): sddl for n, sddl in self.state.session_configurations.items()}
+
+    def schedule_winrm_restart(self, after: float, down: float) -> None:
+        """`Restart-Service WinRM` run `after` seconds from now (the scheduled task
+        win_psremoting_access registers): listeners close and every shell ends, the service
+        loads its configuration again and listens once more `down` seconds later."""
+        timer = threading.Timer(after, self._restart_winrm, args=(down,))
+        timer.daemon = True
+        timer.start()
+
+    def _restart_winrm(self, down: float) -> None:
+        log.info("%s: WinRM restarts (scheduled task)", self.name)
+        self.shutdown()
+        self.router.reset_shells()
+        timer = threading.Timer(down, self.boot)
         timer.daemon = True
         timer.start()
 

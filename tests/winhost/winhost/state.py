@@ -18,7 +18,7 @@ import threading
 import typing as t
 from pathlib import Path
 
-from winhost import api
+from winhost import access, api
 
 STATE_FILE = "state.json"
 
@@ -78,6 +78,37 @@ DEFAULT_WINRM_CONFIG: dict[str, t.Any] = {
         "MaxShellsPerUser": "2147483647",
     },
 }
+
+# Event log channels of Windows Server 2022 that the collection's modules touch, with their
+# settings after installation (`wevtutil gl <name>`: enabled, maxSize in bytes). Classic logs
+# (Application, System, Security, Windows PowerShell) cannot be switched off.
+DEFAULT_EVENT_LOG_CHANNELS: dict[str, dict[str, t.Any]] = {
+    "Application": {"enabled": True, "max_size_bytes": 20971520, "classic": True},
+    "System": {"enabled": True, "max_size_bytes": 20971520, "classic": True},
+    "Security": {"enabled": True, "max_size_bytes": 20971520, "classic": True},
+    "Windows PowerShell": {"enabled": True, "max_size_bytes": 15728640, "classic": True},
+    "Microsoft-Windows-WinRM/Operational": {"enabled": True, "max_size_bytes": 1052672},
+    "Microsoft-Windows-PowerShell/Operational": {"enabled": True, "max_size_bytes": 15728640},
+    "Microsoft-Windows-CAPI2/Operational": {"enabled": False, "max_size_bytes": 1052672},
+}
+
+
+def _default_event_log_channels() -> dict[str, dict[str, t.Any]]:
+    return copy.deepcopy(DEFAULT_EVENT_LOG_CHANNELS)
+
+
+def _default_session_configurations() -> dict[str, str]:
+    return {name: access.DEFAULT_SESSION_SDDL for name in SESSION_CONFIGURATIONS}
+
+
+# The session configurations a Windows Server has after Enable-PSRemoting (names compare
+# case-insensitively, as WinRM's plugin table does).
+SESSION_CONFIGURATIONS = (
+    "Microsoft.PowerShell",
+    "Microsoft.PowerShell32",
+    "Microsoft.PowerShell.Workflow",
+    "Microsoft.Windows.ServerManagerWorkflows",
+)
 
 # `HostView.winrm_setting` accepts the names shells think in as aliases of WinRM's sections.
 _SECTION_ALIASES = {"shell": "Winrs"}
@@ -151,6 +182,15 @@ class HostState:
     # whose kind is recorded; a value without one takes the kind its data implies (see
     # winhost.registry), so `registry` itself stays plain data for the host's readers.
     registry_types: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    # Session configuration name -> its SecurityDescriptorSddl (as Get-PSSessionConfiguration
+    # shows it); the WinRM service applies them when it starts (winhost.access).
+    session_configurations: dict[str, str] = dataclasses.field(
+        default_factory=_default_session_configurations
+    )
+    # Event log channel name -> {"enabled", "max_size_bytes"[, "classic"]}.
+    event_log_channels: dict[str, dict[str, t.Any]] = dataclasses.field(
+        default_factory=_default_event_log_channels
+    )
     directory: Path = dataclasses.field(default=Path("."), compare=False)
     lock: threading.RLock = dataclasses.field(
         default_factory=threading.RLock, compare=False, repr=False
@@ -181,6 +221,8 @@ class HostState:
             "registry": copy.deepcopy(self.registry),
             "registry_types": copy.deepcopy(self.registry_types),
             "clock_offset_seconds": self.clock_offset_seconds,
+            "session_configurations": dict(self.session_configurations),
+            "event_log_channels": copy.deepcopy(self.event_log_channels),
         }
 
     @classmethod
@@ -203,6 +245,13 @@ class HostState:
             registry=data["registry"],
             clock_offset_seconds=data.get("clock_offset_seconds", 0.0),
             registry_types=data.get("registry_types", {}),
+            # State files written before these were modelled hold Windows' defaults.
+            session_configurations=data["session_configurations"]
+            if "session_configurations" in data
+            else _default_session_configurations(),
+            event_log_channels=data["event_log_channels"]
+            if "event_log_channels" in data
+            else _default_event_log_channels(),
             directory=directory,
         )
 

@@ -44,6 +44,8 @@ class ServedHost(AuthHost, t.Protocol):
 
     def allows_remote(self, principal: api.Principal) -> bool: ...
 
+    def allows_resource(self, principal: api.Principal, resource_uri: str) -> bool: ...
+
     def record_request(self, seconds: float) -> None: ...
 
     def admits(self, peer: str, port: int) -> bool: ...
@@ -250,6 +252,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._unauthorized(result.reason, result.token_header)
                 return
             principal, token_header = result.principal, result.token_header
+            if principal is not None and not host.allows_remote(principal):
+                # Neither RootSDDL nor any session configuration grants the user: Windows
+                # answers 401, as for a failed logon (see winhost.access for the sources).
+                self.auth.acceptor = None
+                self.auth.principal = None
+                self._unauthorized(f"{principal.qualified_name} is not granted WinRM access")
+                return
 
         sealer = None
         content_type = self.headers.get("Content-Type", "")
@@ -307,7 +316,12 @@ class _Handler(BaseHTTPRequestHandler):
             if anonymous and request.action != envelope.IDENTIFY_ACTION:
                 self._unauthorized("anonymous request other than Identify")
                 return None, b"", False
-            if principal is not None and not host.allows_remote(principal):
+            if (
+                principal is not None
+                and request.action != envelope.IDENTIFY_ACTION
+                and not host.allows_resource(principal, request.resource_uri)
+            ):
+                # Granted the service but not this resource (winhost.access).
                 raise api.WSManFault(
                     "s:Sender",
                     "w:AccessDenied",

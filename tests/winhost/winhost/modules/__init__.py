@@ -172,6 +172,7 @@ def _invoke(
     tmpdir = complex_args.get("_ansible_tmpdir") or temp_path
     user_args = {k: v for k, v in complex_args.items() if not k.startswith("_ansible_")}
     is_basic = definition.options is not None
+    secrets = _no_log_values(definition.options or {}, user_args)
     try:
         if is_basic:
             assert definition.options is not None
@@ -187,7 +188,7 @@ def _invoke(
                 "skipped": True,
                 "msg": f"remote module ({module_name}) does not support check mode",
             }
-            return _finish(result, params if is_basic else None), 0
+            return _finish(result, params if is_basic else None, secrets), 0
         run = ModuleRun(
             ctx=ctx,
             params=params,
@@ -201,10 +202,10 @@ def _invoke(
         result.setdefault("changed", False)
         if run.warnings:
             result["warnings"] = run.warnings
-        return _finish(result, params if is_basic else None), 0
+        return _finish(result, params if is_basic else None, secrets), 0
     except ModuleFailure as failure:
         result = {"changed": False, **failure.extra, "failed": True, "msg": failure.msg}
-        return _finish(result, user_args if is_basic else None), 1
+        return _finish(result, user_args if is_basic else None, secrets), 1
     except UnhandledException as err:
         return {
             "failed": True,
@@ -213,11 +214,41 @@ def _invoke(
         }, 1
 
 
+def _no_log_values(options: dict[str, Option], args: dict[str, t.Any]) -> set[str]:
+    """The values given for no_log options (aliases included), as Ansible.Basic collects them."""
+    names = {name for name, opt in options.items() if opt.no_log}
+    names |= {alias for name in names for alias in options[name].aliases}
+    return {str(args[n]) for n in names if args.get(n) not in (None, "")}
+
+
+def _scrub(value: t.Any, secrets: t.AbstractSet[str]) -> t.Any:
+    """Ansible.Basic's RemoveNoLogValues: a value that is (or, for a number or bool, contains)
+    a secret becomes VALUE_SPECIFIED_IN_NO_LOG_PARAMETER; a string containing one has it
+    replaced by ********."""
+    if isinstance(value, dict):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secrets) for v in value]
+    if value is None or not secrets:
+        return value
+    text = str(value)  # True/False for a bool, as .NET prints it
+    if text in secrets or (not isinstance(value, str) and any(s in text for s in secrets)):
+        return "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "********")
+    return value
+
+
 def _finish(
-    result: dict[str, t.Any], invocation_params: dict[str, t.Any] | None
+    result: dict[str, t.Any],
+    invocation_params: dict[str, t.Any] | None,
+    secrets: t.AbstractSet[str] = frozenset(),
 ) -> dict[str, t.Any]:
     if invocation_params is not None and "invocation" not in result:
-        result["invocation"] = {"module_args": invocation_params}
+        result["invocation"] = {"module_args": _scrub(invocation_params, secrets)}
+    if "msg" in result:
+        result["msg"] = _scrub(result["msg"], secrets)
     return result
 
 

@@ -5,8 +5,10 @@ values given are compared; addresses are compared in the form Windows reports th
 (IPv4 prefixes as address/mask, /32 as the bare address). winhost applies rules to every new
 connection (winhost.netfilter), so a rule's change takes effect at once.
 
-Not modelled (fails loudly, naming the value): address keywords other than Any (LocalSubnet,
-DNS, ...: winhost has no subnet or infrastructure-server model), local_addresses other than
+LocalSubnet is the host's own subnet, modelled as its address's /24 (winhost.netfilter).
+Not modelled (fails loudly, naming the value): the other address keywords (DNS, DHCP, WINS,
+DefaultGateway, Internet, ...: winhost has no infrastructure-server or network-isolation
+model), local_addresses other than
 Any (LocalAddress is not enforced) and profiles other than any (winhost has no network
 profile: its rules apply on every connection).
 """
@@ -32,6 +34,8 @@ ADDRESS_KEYWORDS = (
     "IntranetRemoteAccess",
     "PlayToDevice",
 )
+# The keywords winhost.netfilter applies to connections.
+MODELLED_KEYWORDS = ("Any", "LocalSubnet")
 PROFILES = ("any", "domain", "private", "public")
 
 OPTIONS = {
@@ -128,10 +132,10 @@ def _current(rule: dict[str, t.Any]) -> dict[str, t.Any]:
 
 def _refuse_unmodelled(wanted: dict[str, t.Any]) -> None:
     for entry in wanted.get("remote_addresses", []):
-        if entry in ADDRESS_KEYWORDS and entry != "Any":
+        if entry in ADDRESS_KEYWORDS and entry not in MODELLED_KEYWORDS:
             raise ModuleFailure(
                 f"winhost does not model the firewall address keyword '{entry}' "
-                "(remote_addresses): give addresses, prefixes or ranges"
+                "(remote_addresses): give addresses, prefixes, ranges, Any or LocalSubnet"
             )
     if wanted.get("local_addresses", ["Any"]) != ["Any"]:
         raise ModuleFailure(

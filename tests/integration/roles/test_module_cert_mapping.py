@@ -1,0 +1,242 @@
+"""winops.remoting.win_winrm_cert_mapping through ansible-playbook against winhost, and the
+certificate authentication it governs, over the wire with pywinrm's certificate transport.
+
+The `mapping` host starts with the default profile's mapping of the test client certificate
+(UPN ansible@localhost, issued by the test CA) to the ansible account, written by "someone
+else" (no marker). Check mode changes nothing; removal makes certificate authentication fail
+(401); mapping again makes it log on as ansible; a second run changes nothing. The changed
+password case runs the emulation in-process against a host model (no listener needed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from roles_hosts import FIRST, OFFSETS
+from winrm.exceptions import InvalidCredentialsError
+from winrm.protocol import Protocol
+
+from winhost import api, pki, profiles
+from winhost.auth import ConnectionAuth, TlsInfo
+from winhost.execution.context import ExecContext
+from winhost.host import WinHost
+from winhost.modules import _REGISTRY, _invoke, _load
+from winhost.modules.winops_winrm_cert_mapping import MARKER_KEY
+
+
+def cert_auth_user(targets: t.Any) -> str:
+    """whoami over a cmd shell opened with the client certificate (raises on a 401)."""
+    host_vars = targets.session.host_vars(targets.name("mapping"))
+    protocol = Protocol(
+        endpoint=f"https://{targets.address('mapping')}:5986/wsman",
+        transport="certificate",
+        cert_pem=host_vars["winhost_client_cert"],
+        cert_key_pem=host_vars["winhost_client_key"],
+        ca_trust_path=host_vars["winhost_ca_bundle"],
+        username="",
+        password="",
+    )
+    shell = protocol.open_shell()
+    try:
+        command = protocol.run_command(shell, "whoami")
+        stdout, _, code = protocol.get_command_output(shell, command)
+        protocol.cleanup_command(shell, command)
+    finally:
+        protocol.close_shell(shell)
+    assert code == 0
+    return stdout.decode().strip()
+
+
+@pytest.fixture(scope="module")
+def ca_thumbprint(targets: t.Any) -> str:
+    bundle = targets.session.host_vars(targets.name("mapping"))["winhost_ca_bundle"]
+    return pki.thumbprint(pki.load_cert(Path(bundle)))
+
+
+def play(
+    targets: t.Any, ca: str, state: str, *, check: bool = False, label: str, extra: str = ""
+) -> t.Any:
+    account = '    username: ansible\n    password: "{{ ansible_password }}"\n'
+    tasks = (
+        "- name: mapping\n"
+        "  winops.remoting.win_winrm_cert_mapping:\n"
+        f"    issuer_thumbprint: {ca.lower()}\n"
+        "    subject: ansible@localhost\n"
+        f"    state: {state}\n" + (account if state == "present" else "") + extra
+    )
+    run = targets.play("mapping", tasks, check=check, label=label)
+    assert run.returncode == 0, run.describe()
+    return run.task(targets.name("mapping"), "mapping").result
+
+
+def mappings(targets: t.Any) -> list[dict[str, t.Any]]:
+    return targets.state("mapping")["cert_mappings"]
+
+
+@pytest.mark.slow
+def test_mapping_check_remove_map_idempotent_and_live(targets: t.Any, ca_thumbprint: str) -> None:
+    host = targets.name("mapping")
+    assert cert_auth_user(targets) == f"{host}\\ansible"
+    before = mappings(targets)
+
+    checked = play(targets, ca_thumbprint, "absent", check=True, label="check-absent")
+    assert checked["changed"] is True and checked["mapping"] is None
+    assert mappings(targets) == before, "check mode removed the mapping"
+    assert cert_auth_user(targets) == f"{host}\\ansible"
+
+    removed = play(targets, ca_thumbprint, "absent", label="absent")
+    assert removed["changed"] is True
+    assert removed["diff"]["before"]["username"] == "ansible" and removed["diff"]["after"] == {}
+    assert mappings(targets) == []
+    with pytest.raises(InvalidCredentialsError):
+        cert_auth_user(targets)
+    assert play(targets, ca_thumbprint, "absent", label="absent-again")["changed"] is False
+
+    created_check = play(targets, ca_thumbprint, "present", check=True, label="check-present")
+    assert created_check["changed"] is True and created_check["update_reason"] == "created"
+    assert mappings(targets) == []
+
+    created = play(targets, ca_thumbprint, "present", label="present")
+    assert created["changed"] is True and created["password_updated"] is True
+    assert created["update_reason"] == "created"
+    assert created["mapping"] == {
+        "issuer_thumbprint": ca_thumbprint,
+        "subject": "ansible@localhost",
+        "uri": "*",
+        "username": "ansible",
+        "enabled": True,
+    }
+    assert created["diff"] == {"before": {}, "after": created["mapping"]}
+    assert "password" not in str(created["diff"]).lower()
+    assert cert_auth_user(targets) == f"{host}\\ansible"
+    marker_values = targets.state("mapping")["registry"][MARKER_KEY]
+    assert len(marker_values) == 1
+
+    again = play(targets, ca_thumbprint, "present", label="present-again")
+    assert (again["changed"], again["update_reason"], again["password_updated"]) == (
+        False,
+        None,
+        False,
+    )
+    always = play(
+        targets, ca_thumbprint, "present", label="always", extra="    update_password: always\n"
+    )
+    assert always["changed"] is True and always["update_reason"] == "update_password_always"
+    disabled = play(
+        targets, ca_thumbprint, "present", label="disabled", extra="    enabled: false\n"
+    )
+    assert disabled["changed"] is True and disabled["update_reason"] is None
+    assert disabled["diff"]["before"]["enabled"] is True
+    with pytest.raises(InvalidCredentialsError):
+        cert_auth_user(targets)
+    play(targets, ca_thumbprint, "present", label="enabled")
+    assert cert_auth_user(targets) == f"{host}\\ansible"
+
+
+def test_mapping_bad_input_fails_clearly(targets: t.Any, ca_thumbprint: str) -> None:
+    host = targets.name("mapping")
+    tasks = f"""\
+- name: wrong password
+  winops.remoting.win_winrm_cert_mapping:
+    issuer_thumbprint: {ca_thumbprint}
+    subject: ansible@localhost
+    username: ansible
+    password: not-the-password
+  ignore_errors: true
+- name: bad thumbprint
+  winops.remoting.win_winrm_cert_mapping:
+    issuer_thumbprint: 12AB
+    subject: x@localhost
+    state: absent
+  ignore_errors: true
+- name: no account
+  winops.remoting.win_winrm_cert_mapping:
+    issuer_thumbprint: {ca_thumbprint}
+    subject: x@localhost
+  ignore_errors: true
+- name: unknown account
+  winops.remoting.win_winrm_cert_mapping:
+    issuer_thumbprint: {ca_thumbprint}
+    subject: x@localhost
+    username: WINOPS\\nobody
+    password: x
+  ignore_errors: true
+- name: issuer not trusted
+  winops.remoting.win_winrm_cert_mapping:
+    issuer_thumbprint: {"A" * 40}
+    subject: x@localhost
+    username: ansible
+    password: x
+  ignore_errors: true
+"""
+    before = targets.state("mapping")
+    run = targets.play("mapping", tasks, label="bad")
+    messages = {
+        name: run.task(host, name).result["msg"]
+        for name in (
+            "wrong password",
+            "bad thumbprint",
+            "no account",
+            "unknown account",
+            "issuer not trusted",
+        )
+    }
+    assert messages == {
+        "wrong password": "password is not accepted for username 'ansible'; the mapping would "
+        "store a credential that cannot log on",
+        "bad thumbprint": "issuer_thumbprint '12AB' is not a SHA-1 thumbprint of 40 hex digits",
+        "no account": "state is present but all of the following are missing: username, password",
+        "unknown account": "username 'WINOPS\\nobody' is not a local account on this host "
+        "(certificate mapping needs one): User nobody was not found.",
+        "issuer not trusted": f"issuer_thumbprint '{'A' * 40}' is not in Cert:\\LocalMachine\\Root; "
+        "import the issuing certificate there first",
+    }
+    assert "not-the-password" not in run.stdout
+    after = targets.state("mapping")
+    assert (after["cert_mappings"], after["registry"]) == (
+        before["cert_mappings"],
+        before["registry"],
+    )
+
+
+def run_module(host: WinHost, args: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The emulation as the exec wrapper runs it, as the ansible account."""
+    _load()
+    principal = api.Principal("ansible", host.computer_name, "NTLM", is_admin=True)
+    ctx = ExecContext.for_principal(host, principal)
+    result, _ = _invoke(_REGISTRY["winops.remoting.win_winrm_cert_mapping"], ctx, args, None, {})
+    return result
+
+
+def test_changed_account_password_is_noticed_and_rewritten(tmp_path: Path) -> None:
+    # A host model of its own that never listens (shut down: configuration changes open no
+    # sockets); the index only names it.
+    state = profiles.create_state_dir(tmp_path, 1, "default", first=FIRST + OFFSETS["mapping"])[0]
+    host = WinHost(state)
+    host.shutdown()
+    ca = pki.load_cert(tmp_path / "ca" / "ca.pem")
+    client = pki.load_cert(tmp_path / "client" / "ansible.pem")
+    tls = TlsInfo(b"", client.public_bytes(serialization.Encoding.DER), "TLSv1.3")
+    password = state.accounts[0].password
+    args = {
+        "issuer_thumbprint": pki.thumbprint(ca),
+        "subject": "ansible@localhost",
+        "username": "ansible",
+        "password": password,
+    }
+    assert run_module(host, args)["update_reason"] == "stored_password_unverified"
+    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+
+    # The account's password changes; the mapping still holds the old one, so the logon fails.
+    new_password = "Chänged-Pässw0rd-1!"
+    state.accounts[0] = dataclasses.replace(state.accounts[0], password=new_password)
+    assert ConnectionAuth(host, tls)._certificate().status == "reject"
+    # The module is told the new password: it notices, rewrites, and certificate logon works.
+    rewritten = run_module(host, {**args, "password": new_password})
+    assert (rewritten["changed"], rewritten["update_reason"]) == (True, "account_password_changed")
+    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+    assert run_module(host, {**args, "password": new_password})["changed"] is False

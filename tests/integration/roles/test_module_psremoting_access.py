@@ -1,0 +1,233 @@
+"""winops.remoting.win_psremoting_access through ansible-playbook against winhost, and who may
+then connect, over the wire with pywinrm (cmd shell: RootSDDL) and pypsrp (Microsoft.PowerShell:
+the session configuration's descriptor).
+
+On the `access` host the operator account (not an administrator) starts without access: 401.
+Granting it (with the ansible account) changes RootSDDL at once (the cmd shell works) while the
+PowerShell configuration only changes after the scheduled WinRM restart (WSMan fault 5 until
+then, PowerShell afterwards). Restricting to the ansible account again refuses the operator:
+fault 5 on the cmd shell while the old session descriptor is loaded, 401 after the restart,
+and an ansible-playbook run as the operator is refused while the ansible account keeps working.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+import pytest
+from pypsrp.exceptions import WSManFaultError as PsrpFault
+from pypsrp.powershell import RunspacePool
+from pypsrp.wsman import WSMan
+from winrm.exceptions import InvalidCredentialsError, WSManFaultError
+from winrm.protocol import Protocol
+
+DEFAULT_ROOT_SDDL = "O:NSG:BAD:P(A;;GA;;;BA)(A;;GR;;;IU)S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)"
+
+
+def credentials(targets: t.Any, who: str) -> tuple[str, str, str]:
+    host_vars = targets.session.host_vars(targets.name("access"))
+    if who == "operator":
+        return (
+            host_vars["winhost_local_user"],
+            host_vars["winhost_local_password"],
+            host_vars["winhost_ca_bundle"],
+        )
+    return host_vars["ansible_user"], host_vars["ansible_password"], host_vars["winhost_ca_bundle"]
+
+
+def cmd_whoami(targets: t.Any, who: str) -> str:
+    user, password, ca = credentials(targets, who)
+    protocol = Protocol(
+        endpoint=f"https://{targets.address('access')}:5986/wsman",
+        transport="ntlm",
+        username=user,
+        password=password,
+        ca_trust_path=ca,
+    )
+    shell = protocol.open_shell()
+    try:
+        command = protocol.run_command(shell, "whoami")
+        stdout, _, _ = protocol.get_command_output(shell, command)
+    finally:
+        protocol.close_shell(shell)
+    return stdout.decode().strip()
+
+
+def powershell_opens(targets: t.Any, who: str) -> bool:
+    """Open (and close) a runspace pool on Microsoft.PowerShell: the shell Create is where
+    WinRM checks the configuration's descriptor."""
+    user, password, ca = credentials(targets, who)
+    wsman = WSMan(
+        targets.address("access"),
+        port=5986,
+        ssl=True,
+        auth="ntlm",
+        username=user,
+        password=password,
+        cert_validation=ca,
+    )
+    with wsman, RunspacePool(wsman):
+        return True
+
+
+def eventually(check: t.Callable[[], bool], seconds: float = 40.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except Exception:  # the host may be restarting WinRM meanwhile
+            pass
+        time.sleep(1)
+    return False
+
+
+def access_task(accounts: str, extra: str = "") -> str:
+    return (
+        "- name: access\n"
+        "  winops.remoting.win_psremoting_access:\n"
+        f"    accounts: {accounts}\n"
+        "    restart_winrm: true\n" + extra
+    )
+
+
+def sddls(targets: t.Any) -> tuple[str, str]:
+    state = targets.state("access")
+    return state["session_configurations"]["Microsoft.PowerShell"], state["winrm"]["Service"][
+        "RootSDDL"
+    ]
+
+
+@pytest.mark.slow
+def test_access_grant_restrict_and_live_effect(targets: t.Any) -> None:
+    host = targets.name("access")
+    with pytest.raises(InvalidCredentialsError):
+        cmd_whoami(targets, "operator")
+    assert cmd_whoami(targets, "ansible") == f"{host}\\ansible"
+    before = sddls(targets)
+    assert before[1] == DEFAULT_ROOT_SDDL
+
+    grant = access_task("[ansible, operator]")
+    # A shell opened now outlives the check run only if no WinRM restart happens.
+    user, password, ca = credentials(targets, "ansible")
+    survivor = Protocol(
+        endpoint=f"https://{targets.address('access')}:5986/wsman",
+        transport="ntlm",
+        username=user,
+        password=password,
+        ca_trust_path=ca,
+    )
+    survivor_shell = survivor.open_shell()
+    checked = targets.play("access", grant, check=True, label="check")
+    assert checked.returncode == 0, checked.describe()
+    result = checked.task(host, "access").result
+    assert result["changed"] is True and result["restart_scheduled"] is True
+    assert sddls(targets) == before, "check mode changed a descriptor"
+    time.sleep(13)  # a restart scheduled by mistake would have ended the shell by now
+    command = survivor.run_command(survivor_shell, "whoami")
+    assert survivor.get_command_output(survivor_shell, command)[2] == 0
+    survivor.close_shell(survivor_shell)
+    with pytest.raises(InvalidCredentialsError):
+        cmd_whoami(targets, "operator")
+
+    run = targets.play("access", grant, label="grant")
+    assert run.returncode == 0, run.describe()
+    result = run.task(host, "access").result
+    assert result["changed"] is True and result["restart_scheduled"] is True
+    assert result["restart_required"] is False
+    assert result["changed_configurations"] == ["Microsoft.PowerShell"]
+    names = sorted(entry["name"] for entry in result["accounts"])
+    assert names == [f"{host.upper()}\\ansible", f"{host.upper()}\\operator"]
+    assert result["diff"]["before"]["RootSDDL"] == DEFAULT_ROOT_SDDL
+    assert result["diff"]["after"]["RootSDDL"] == result["sddl"]
+    assert result["diff"]["after"]["Microsoft.PowerShell"] == result["sddl"]
+    assert sddls(targets) == (result["sddl"], result["sddl"])
+    # RootSDDL applies at once: the operator's cmd shell works; the PowerShell configuration
+    # still has the descriptor WinRM loaded at start, which does not grant it.
+    assert cmd_whoami(targets, "operator") == f"{host}\\operator"
+    with pytest.raises(PsrpFault) as fault:
+        powershell_opens(targets, "operator")
+    assert fault.value.code == 5 and "Access is denied" in fault.value.reason
+    # After the scheduled restart (10 s, then a short outage) it does.
+    assert eventually(lambda: powershell_opens(targets, "operator"))
+
+    again = targets.play("access", grant, label="again")
+    result = again.task(host, "access").result
+    assert (result["changed"], result["restart_scheduled"], result["changed_configurations"]) == (
+        False,
+        False,
+        [],
+    )
+
+    restrict = targets.play("access", access_task("[ansible]"), label="restrict")
+    assert restrict.returncode == 0, restrict.describe()
+    assert restrict.task(host, "access").result["restart_scheduled"] is True
+    # Still granted by the loaded PowerShell descriptor, so past the service-level check, but
+    # RootSDDL no longer grants the cmd shell: the resource-level fault.
+    with pytest.raises(WSManFaultError) as cmd_fault:
+        cmd_whoami(targets, "operator")
+    assert cmd_fault.value.wsman_fault_code == 5
+    assert cmd_fault.value.fault_subcode == "w:AccessDenied"
+
+    def operator_refused() -> bool:
+        try:
+            cmd_whoami(targets, "operator")
+        except InvalidCredentialsError:
+            return True
+        return False
+
+    assert eventually(operator_refused)
+    assert powershell_opens(targets, "ansible")
+
+    as_operator = """\
+- name: ping as operator
+  ansible.windows.win_ping:
+  vars:
+    ansible_user: "{{ winhost_local_user }}"
+    ansible_password: "{{ winhost_local_password }}"
+"""
+    refused = targets.play("access", as_operator, label="operator")
+    assert refused.returncode != 0
+    assert refused.task(host, "ping as operator").result.get("unreachable") is True
+    allowed = targets.play("access", "- name: ping\n  ansible.windows.win_ping:\n", label="ping")
+    assert allowed.returncode == 0, allowed.describe()
+
+
+def test_access_bad_input_fails_clearly(targets: t.Any) -> None:
+    host = targets.name("access")
+    tasks = """\
+- name: unknown account
+  winops.remoting.win_psremoting_access: {accounts: [nobody-here]}
+  ignore_errors: true
+- name: lockout
+  winops.remoting.win_psremoting_access: {accounts: [operator]}
+  ignore_errors: true
+- name: empty
+  winops.remoting.win_psremoting_access: {accounts: []}
+  ignore_errors: true
+- name: unknown configuration
+  winops.remoting.win_psremoting_access: {accounts: [ansible], configurations: [NoSuch.Config]}
+  ignore_errors: true
+"""
+    before = sddls(targets)
+    run = targets.play("access", tasks, label="bad")
+    msg = {
+        name: run.task(host, name).result["msg"]
+        for name in ("unknown account", "lockout", "empty", "unknown configuration")
+    }
+    assert msg["unknown account"] == (
+        "argument for list entry accounts is of type System.String and we were unable to "
+        "convert to sid: Exception has been thrown by the target of an invocation."
+    )
+    assert msg["lockout"] == (
+        f"accounts ({host.upper()}\\operator) includes neither '{host.upper()}\\ansible', which "
+        "runs this task, nor a group it belongs to; the next connection would be refused. Add "
+        "it, or set allow_lockout=true"
+    )
+    assert msg["empty"] == "accounts is empty; at least one account must keep remote access"
+    assert msg["unknown configuration"] == (
+        "configurations entry 'NoSuch.Config' is not a PowerShell session configuration on this "
+        'host: No session configuration matches criteria "NoSuch.Config".'
+    )
+    assert sddls(targets) == before

@@ -1,0 +1,204 @@
+"""winops.remoting.win_winrm_cert_mapping against the host's ClientCertificate mappings.
+
+Follows plugins/modules/win_winrm_cert_mapping.ps1: the mapping is found by issuer thumbprint
+(upper-case), subject and URI (PowerShell's case-insensitive -eq); the password is tested
+against the local account before anything is written; a marker value per mapping under
+HKLM\\SOFTWARE\\winops.remoting\\CertificateMappings records that this module wrote the stored
+password. Mappings land in HostState.cert_mappings, which certificate authentication reads on
+every request (winhost.auth), so a mapping written or removed here takes effect at once.
+
+The .ps1 detects a changed account password by comparing the account's PasswordLastSet with
+the time recorded in the marker. winhost keeps no PasswordLastSet; it compares what that time
+stands for: whether the password stored with the mapping is still the account's password. The
+marker is written (with the UTC ticks of the write) and removed as the .ps1 does, so
+'stored_password_unverified' (a mapping someone else wrote) behaves as on Windows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+import typing as t
+
+from winhost import api
+from winhost.modules import ModuleFailure, ModuleRun, Option, register
+from winhost.modules.winops_common import ROOT_STORE, check_choice, host_model, ps_equal, store_cert
+from winhost.state import CertMapping, HostState
+
+MARKER_KEY = "HKLM\\SOFTWARE\\winops.remoting\\CertificateMappings"
+# .NET ticks (100 ns since 0001-01-01) of the Unix epoch.
+_EPOCH_TICKS = 621355968000000000
+
+OPTIONS = {
+    "issuer_thumbprint": Option(required=True),
+    "subject": Option(required=True),
+    "uri": Option(default="*"),
+    "username": Option(),
+    "password": Option(no_log=True),
+    "enabled": Option(type="bool", default=True),
+    "update_password": Option(default="on_change"),
+    "state": Option(default="present"),
+}
+
+
+def _marker_name(issuer: str, subject: str, uri: str) -> str:
+    return hashlib.sha256(f"{issuer}|{subject}|{uri}".encode()).hexdigest().upper()
+
+
+def _find(state: HostState, issuer: str, subject: str, uri: str) -> CertMapping | None:
+    return next(
+        (
+            m
+            for m in state.cert_mappings
+            if m.issuer.upper() == issuer and ps_equal(m.subject, subject) and ps_equal(m.uri, uri)
+        ),
+        None,
+    )
+
+
+def _as_result(mapping: CertMapping) -> dict[str, t.Any]:
+    return {
+        "issuer_thumbprint": mapping.issuer.upper(),
+        "subject": mapping.subject,
+        "uri": mapping.uri,
+        "username": mapping.username,
+        "enabled": mapping.enabled,
+    }
+
+
+def _local_account(state: HostState, username: str) -> api.Account:
+    """Get-LocalUser on the name without its domain prefix, as the .ps1 strips it."""
+    local_name = re.sub(r"^(\.|[^\\]+)\\", "", username)
+    account = next(
+        (
+            a
+            for a in state.accounts
+            if a.name.lower() == local_name.lower()
+            and a.domain.upper() == state.computer_name.upper()
+        ),
+        None,
+    )
+    if account is None:
+        raise ModuleFailure(
+            f"username '{username}' is not a local account on this host (certificate mapping "
+            f"needs one): User {local_name} was not found."
+        )
+    return account
+
+
+def _required_if(params: dict[str, t.Any]) -> None:
+    missing = [name for name in ("username", "password") if params[name] is None]
+    if str(params["state"]) == "present" and missing:
+        raise ModuleFailure(
+            f"state is present but all of the following are missing: {', '.join(missing)}"
+        )
+
+
+@register("winops.remoting.win_winrm_cert_mapping", OPTIONS)
+def win_winrm_cert_mapping(run: ModuleRun) -> dict[str, t.Any]:
+    params = run.params
+    check_choice("update_password", params["update_password"], ("always", "on_change"))
+    check_choice("state", params["state"], ("present", "absent"))
+    _required_if(params)
+    issuer = re.sub(r"[\s\u200e]", "", params["issuer_thumbprint"]).upper()
+    if not re.fullmatch(r"[0-9A-F]{40}", issuer):
+        raise ModuleFailure(
+            f"issuer_thumbprint '{params['issuer_thumbprint']}' is not a SHA-1 thumbprint of "
+            "40 hex digits"
+        )
+    subject, uri = params["subject"], params["uri"]
+    marker = _marker_name(issuer, subject, uri)
+    result: dict[str, t.Any] = {"changed": False, "password_updated": False, "update_reason": None}
+    with host_model(run) as state:
+        current = _find(state, issuer, subject, uri)
+        before = _as_result(current) if current is not None else {}
+        if str(params["state"]).lower() == "absent":
+            if current is not None:
+                if not run.check_mode:
+                    state.cert_mappings.remove(current)
+                    state.registry.get(MARKER_KEY, {}).pop(marker, None)
+                result["changed"] = True
+            result["mapping"] = None
+            return _with_diff(run, result, before, {})
+
+        username, password = params["username"], params["password"]
+        if store_cert(state, ROOT_STORE, issuer) is None:
+            if not run.check_mode:
+                raise ModuleFailure(
+                    f"issuer_thumbprint '{issuer}' is not in Cert:\\LocalMachine\\Root; import "
+                    "the issuing certificate there first"
+                )
+            run.warnings.append(
+                f"issuer_thumbprint '{issuer}' is not in Cert:\\LocalMachine\\Root yet; "
+                "continuing because this is check mode"
+            )
+        account = _local_account(state, username)
+        if not account.enabled or account.password != password:
+            raise ModuleFailure(
+                f"password is not accepted for username '{username}'; the mapping would store "
+                "a credential that cannot log on"
+            )
+        recorded = state.registry.get(MARKER_KEY, {}).get(marker)
+        reason = _update_reason(current, username, params["update_password"], recorded, account)
+        desired = CertMapping(
+            subject=current.subject if current is not None else subject,
+            issuer=issuer,
+            username=username if reason is not None or current is None else current.username,
+            password=password if reason is not None else (current.password if current else ""),
+            uri=current.uri if current is not None else uri,
+            enabled=params["enabled"],
+        )
+        enabled_changes = current is None or current.enabled != desired.enabled
+        if reason is not None or enabled_changes:
+            if not run.check_mode:
+                if current is None:
+                    state.cert_mappings.append(desired)
+                else:
+                    state.cert_mappings[state.cert_mappings.index(current)] = desired
+                if reason is not None:
+                    ticks = _EPOCH_TICKS + int(
+                        datetime.datetime.now(datetime.UTC).timestamp() * 10_000_000
+                    )
+                    state.registry.setdefault(MARKER_KEY, {})[marker] = str(ticks)
+            result.update(changed=True, password_updated=reason is not None, update_reason=reason)
+    wanted = {
+        "issuer_thumbprint": issuer,
+        "subject": subject,
+        "uri": uri,
+        "username": username,
+        "enabled": params["enabled"],
+    }
+    result["mapping"] = wanted
+    return _with_diff(run, result, before, dict(wanted))
+
+
+def _update_reason(
+    current: CertMapping | None,
+    username: str,
+    update_password: str,
+    recorded: t.Any,
+    account: api.Account,
+) -> str | None:
+    """Why the stored password is (re)written, in the .ps1's order of checks."""
+    if current is None:
+        return "created"
+    if not ps_equal(current.username, username):
+        return "username_changed"
+    if update_password.lower() == "always":
+        return "update_password_always"
+    if recorded is None:
+        # Written by someone else: the stored password is unknown, so store the tested one once.
+        return "stored_password_unverified"
+    if current.password != account.password:
+        # winhost's stand-in for "PasswordLastSet differs from the time recorded".
+        return "account_password_changed"
+    return None
+
+
+def _with_diff(
+    run: ModuleRun, result: dict[str, t.Any], before: dict[str, t.Any], after: dict[str, t.Any]
+) -> dict[str, t.Any]:
+    if run.diff:
+        result["diff"] = {"before": before, "after": after}
+    return result

@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 UPN_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
@@ -193,7 +194,7 @@ def write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+def write_key(path: Path, key: PrivateKeyTypes) -> None:
     """Write a private key readable by the owner only (created 0600, never widened)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = key.private_bytes(

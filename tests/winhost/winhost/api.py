@@ -13,6 +13,7 @@ Rule for changing this file: add, do not change or remove existing names or sign
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import typing as t
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -146,6 +147,19 @@ class HostView(t.Protocol):
         """The persisted model (a `winhost.state.HostState`) to read and change, under the
         host's lock. On normal exit the state is saved and its live effects applied
         (listeners reconciled); if the block raises, the changes are rolled back."""
+        ...
+
+    @property
+    def last_boot_time(self) -> datetime.datetime: ...  # UTC, when the host last started
+
+    def schedule_restart(self, delay: float) -> bool:
+        """Restart the host `delay` seconds from now (as `shutdown.exe /r /t <delay>`): it goes
+        down, refuses connections for a few seconds and boots again. False, and nothing
+        scheduled, when a shutdown is already pending."""
+        ...
+
+    def abort_restart(self) -> bool:
+        """Cancel a pending restart (`shutdown.exe /a`); False when none is pending."""
         ...
 
 

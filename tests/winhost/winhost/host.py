@@ -3,8 +3,11 @@
 The host owns its persisted `HostState`, its WS-Management router and its live listeners.
 Listeners are derived from state by `reconcile_listeners()`, called at boot and after every
 configuration change, so a listener added, changed or removed through winrm/config takes
-effect at once. TLS protocol versions come from the SCHANNEL registry values read at boot:
-changing them needs a reboot (fault kind "reboot"), as on Windows.
+effect at once. TLS protocol versions come from the SCHANNEL registry values read at boot
+(winhost.schannel, with the defaults of the host's Windows release): changing them needs a
+reboot, as on Windows: the fault kind "reboot", or `shutdown.exe /r` as win_reboot runs it
+(`schedule_restart`). Each boot records the boot time and recreates the AutoLogonChecked key
+that LogonUI makes when the logon screen is ready (win_reboot waits for it).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import datetime
 import logging
 import threading
 import typing as t
@@ -20,17 +24,22 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from winhost import access, api, faults, netfilter, pki, registry
+from winhost import access, api, faults, netfilter, pki, registry, releases, schannel
 from winhost.auth import client_trust
 from winhost.http.server import ListenerRuntime, tls_context, trust_client_certificates
+
+# Re-exported: the profiles, the emulations and the tests name the key through this module.
+from winhost.schannel import SCHANNEL_KEY  # noqa: F401
 from winhost.state import CertMapping, HostState
 from winhost.wsman.router import Router
 
 log = logging.getLogger(__name__)
 
-SCHANNEL_KEY = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols"
 POLICY_KEY = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"
-TLS_VERSIONS = ("TLS 1.2", "TLS 1.3")
+# LogonUI creates this (volatile) key when the logon screen is ready after a boot.
+LOGON_UI_KEY = "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Winlogon\\AutoLogonChecked"
+# How long a restart keeps the host down (listeners closed, connections refused).
+RESTART_DOWN_SECONDS = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +59,11 @@ class WinHost:
         self.name = state.computer_name.lower()
         self.router = Router(self)
         self._listeners: dict[ListenerKey, ListenerRuntime] = {}
+        with state.lock:
+            self.release = releases.release_of(state)
         self._tls_versions = self._read_schannel()
+        self._boot_time = self._booted()
+        self._restart_timer: threading.Timer | None = None
         self._session_sddl = self._read_session_configurations()
         self._lock = threading.RLock()
         self._down = False
@@ -81,8 +94,8 @@ class WinHost:
     def facts(self) -> dict[str, t.Any]:
         """The modelled machine (one NIC with the host's loopback address, no domain)."""
         return {
-            "os_name": "Microsoft Windows Server 2022 Datacenter",
-            "os_version": "10.0.20348.0",
+            "os_name": self.release.name,
+            "os_version": self.release.version,
             "computer_name": self.computer_name,
             "fqdn": self.fqdn,
             "ip_addresses": [self.state.address],
@@ -221,16 +234,7 @@ class WinHost:
             self.reconcile_listeners()
 
     def _read_schannel(self) -> tuple[str, ...]:
-        enabled = []
-        # Case-insensitive, DWORDs only, as SCHANNEL reads them (win_regedit may write any).
-        for version in TLS_VERSIONS:
-            server = f"{SCHANNEL_KEY}\\{version}\\Server"
-            with self.state.lock:
-                on = registry.dword(self.state, server, "Enabled")
-                off_by_default = registry.dword(self.state, server, "DisabledByDefault")
-            if on != 0 and off_by_default in (None, 0):
-                enabled.append(version)
-        return tuple(enabled)
+        return schannel.offered_versions(self.state, self.release)
 
     @property
     def tls_versions(self) -> tuple[str, ...]:
@@ -338,9 +342,51 @@ class WinHost:
         with self._lock:
             return [dataclasses.asdict(key) for key in self._listeners]
 
+    def _booted(self) -> datetime.datetime:
+        """What Windows does on the way up that clients can see: LogonUI's volatile key is
+        there again; returns the boot time (the host's clock: the server process runs on it)."""
+        with self.state.lock:
+            if not registry.key_exists(self.state, LOGON_UI_KEY):
+                registry.create_key(self.state, LOGON_UI_KEY)
+                self.state.save()
+        return datetime.datetime.now(datetime.UTC)
+
+    @property
+    def last_boot_time(self) -> datetime.datetime:
+        """api.HostView: when the host last started (Win32_OperatingSystem.LastBootUpTime)."""
+        return self._boot_time
+
+    def schedule_restart(self, delay: float) -> bool:
+        """api.HostView: `shutdown.exe /r /t <delay>`; False when a shutdown is already
+        scheduled (shutdown.exe then fails with ERROR_SHUTDOWN_IN_PROGRESS)."""
+        with self._lock:
+            if self._restart_timer is not None:
+                return False
+            timer = threading.Timer(delay, self._restart)
+            timer.daemon = True
+            self._restart_timer = timer
+            timer.start()
+            return True
+
+    def abort_restart(self) -> bool:
+        """api.HostView: `shutdown.exe /a`; False when no shutdown is scheduled."""
+        with self._lock:
+            timer, self._restart_timer = self._restart_timer, None
+        if timer is None:
+            return False
+        timer.cancel()
+        return True
+
+    def _restart(self) -> None:
+        with self._lock:
+            self._restart_timer = None
+        log.info("%s: restarting (shutdown.exe /r)", self.name)
+        self.reboot(RESTART_DOWN_SECONDS)
+
     def boot(self) -> None:
         with self._lock:
             self._down = False
+            self._boot_time = self._booted()
             self._tls_versions = self._read_schannel()
             self._session_sddl = self._read_session_configurations()
             self.reconcile_listeners()
@@ -387,6 +433,9 @@ class WinHost:
         data["runtime"] = {
             "listening": self.listening(),
             "tls_versions": list(self.tls_versions),
+            "os": self.release.name,
+            "last_boot_time": self._boot_time.isoformat(),
+            "restart_scheduled": self._restart_timer is not None,
             "down": self._down,
             "listener_errors": list(self._listener_errors),
         }

@@ -6,8 +6,17 @@ Profiles:
            certificate authentication enabled with a ClientCertificate mapping of the test
            client certificate to the admin account, and the CredSSP server role enabled.
            Basic=false, AllowUnencrypted=false, Negotiate/Kerberos=true, CbtHardeningLevel=Relaxed.
+           TLS 1.0 and 1.1 are switched off for the server side (Enabled=0, DisabledByDefault=1),
+           as security baselines do, so HTTPS offers TLS 1.2 and 1.3.
   open     default with Basic=true and AllowUnencrypted=true (for tests that need them).
-  stock    exactly Enable-PSRemoting: HTTP listener only, Certificate and CredSSP off.
+  stock    exactly Enable-PSRemoting: HTTP listener only, Certificate and CredSSP off, SCHANNEL
+           untouched (Windows Server 2022 defaults: TLS 1.0 to 1.3 on).
+  legacy   an older host without TLS 1.2: Windows Server 2008 R2 SP1 with WMF 5.1 (the oldest
+           Windows PowerShell Ansible supports), otherwise set up as `default`. No SCHANNEL
+           protocol keys, so the release's defaults apply: TLS 1.1 and 1.2 are supported but
+           disabled by default, and the HTTPS listener offers TLS 1.0 only (winhost.releases
+           cites Microsoft's table). A current client fails the TLS handshake until the tls12
+           role has written the keys and the host has restarted.
 
 Layout of a state directory:
   ca/ca.pem, ca/ca.key             the test CA (key 0600)
@@ -26,11 +35,16 @@ import secrets
 import typing as t
 from pathlib import Path
 
-from winhost import api, pki
+from winhost import api, pki, releases
 from winhost.host import POLICY_KEY, SCHANNEL_KEY
 from winhost.state import DEFAULT_WINRM_CONFIG, CertMapping, HostState, Listener, StoredCert
 
-PROFILES = ("default", "open", "stock")
+PROFILES = ("default", "open", "stock", "legacy")
+# Profiles that are Windows Server 2022 unless listed here.
+PROFILE_RELEASES = {"legacy": releases.WINDOWS_SERVER_2008_R2_SP1}
+# The server side of these protocols is switched off on the profiles listed, as an
+# administrator following a security baseline would.
+HARDENED_PROTOCOLS = {"default": ("TLS 1.0", "TLS 1.1"), "open": ("TLS 1.0", "TLS 1.1")}
 ADMIN = "ansible"
 OPERATOR = "operator"
 ADDRESS_PREFIX = "127.0.10."
@@ -93,7 +107,7 @@ def build_host(
     )
     mappings: list[CertMapping] = []
     admin_password = secrets_["admin_password"]
-    if profile in ("default", "open"):
+    if profile in ("default", "open", "legacy"):
         cert, key = ca.issue_server(fqdn, computer, address)
         thumbprint = pki.thumbprint(cert)
         pki.write_cert(directory / "certs" / "host.pem", cert)
@@ -124,10 +138,15 @@ def build_host(
         winrm["Service"]["Auth"]["Basic"] = "true"
         winrm["Service"]["AllowUnencrypted"] = "true"
 
+    release = PROFILE_RELEASES.get(profile, releases.DEFAULT_RELEASE)
     registry: dict[str, dict[str, t.Any]] = {
         POLICY_KEY: {"LocalAccountTokenFilterPolicy": 1},
-        **{f"{SCHANNEL_KEY}\\{v}\\Server": {} for v in ("TLS 1.2", "TLS 1.3")},
+        **release.registry_values(),
     }
+    if release is releases.WINDOWS_SERVER_2022:
+        registry.update({f"{SCHANNEL_KEY}\\{v}\\Server": {} for v in ("TLS 1.2", "TLS 1.3")})
+    for protocol in HARDENED_PROTOCOLS.get(profile, ()):
+        registry[f"{SCHANNEL_KEY}\\{protocol}\\Server"] = {"Enabled": 0, "DisabledByDefault": 1}
     firewall = [
         {
             "Name": "WINRM-HTTP-In-TCP",

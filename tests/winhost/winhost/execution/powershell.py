@@ -3,11 +3,14 @@ raw statements winhost models, fail loudly on everything else.
 
 Recognised whole scripts (by content, never by trusting a name):
 - ansible-core's bootstrap wrapper (reads a JSON manifest from $input up to a "`0`0`0`0" line);
-- our plugins' transfer scripts (first line "# winops.remoting transfer: put v1" / "fetch v1").
+- our plugins' transfer scripts (first line "# winops.remoting transfer: put v1" / "fetch v1");
+- ansible.windows.win_reboot's boot-time query, restart and abort scripts (execution.restart).
 Anything else is run statement by statement. Modelled statements: `hostname`, `whoami`,
 `echo`/`Write-Output`/`Write-Host` with literal arguments, `exit [N|$LASTEXITCODE]`,
 `Remove-Item '<path>' -Force [-Recurse]` (Ansible's temp-dir cleanup), `Set-StrictMode`, the
-console-encoding line and the exit-code propagation line Ansible's shell plugin adds. An unknown
+console-encoding line, the exit-code propagation line Ansible's shell plugin adds (on a line of
+its own or after a ';', as win_reboot adds it) and `Get-Item` on HKLM: registry keys
+(execution.registry_items). An unknown
 command is reported as PowerShell reports it (CommandNotFoundException); any other syntax
 (variables, pipelines, script blocks...) is a "winhost does not model this" error that stops the
 script with exit code 1.
@@ -19,7 +22,7 @@ import re
 import shutil
 import typing as t
 
-from winhost.execution import transfer
+from winhost.execution import registry_items, restart, transfer
 from winhost.execution.context import ExecContext, lookup_env
 from winhost.execution.errors import PSError, command_not_found, not_modelled
 from winhost.execution.process import ProgramIO
@@ -42,6 +45,8 @@ _PROPAGATE_RC = re.compile(
     r"\{\s*exit\s+\$lastexitcode\s*\}\s*else\s*\{\s*exit\s+1\s*\}\s*\}$",
     re.I,
 )
+# The same line appended to a script after "; " (win_reboot's commands end with it).
+_TRAILING_PROPAGATE_RC = re.compile(r";\s*" + _PROPAGATE_RC.pattern[1:-1] + r"\s*$", re.I)
 
 
 def is_bootstrap_wrapper(script: str) -> bool:
@@ -67,6 +72,8 @@ def run_script(script: str, ctx: ExecContext, io: ProgramIO) -> None:
         from winhost.execution.bootstrap import run_bootstrap
 
         run_bootstrap(ctx, io)
+        return
+    if restart.run_win_reboot_script(_TRAILING_PROPAGATE_RC.sub("", script), ctx, io):
         return
     StatementRunner(ctx, io).run(script)
 
@@ -210,6 +217,10 @@ class StatementRunner:
         if any(p.match(statement.strip()) for p in _NOOP_STATEMENTS):
             self.last_ok = True
             return
+        if _PROPAGATE_RC.match(statement.strip()):
+            if not self.last_ok:
+                self.io.exit(self.last_exit_code if self.last_exit_code is not None else 1)
+            return
         try:
             tokens = _tokenize(statement, self.ctx.env)
         except _Unsupported as err:
@@ -240,6 +251,10 @@ class StatementRunner:
     def _unsupported(self, what: str, line_no: int, line_text: str) -> t.NoReturn:
         self.io.error(not_modelled(f"PowerShell: {what}", line_no, line_text.strip()))
         self.io.exit(1)
+
+    def unsupported(self, what: str, line_no: int, line_text: str) -> t.NoReturn:
+        """Stop the script: `what` is not modelled (for statements handled in other modules)."""
+        self._unsupported(what, line_no, line_text)
 
     def value_of(self, token: _Token, line_no: int, line_text: str) -> str:
         if token.kind in ("word", "str", "param"):
@@ -400,6 +415,8 @@ _COMMANDS: dict[str, _Handler] = {
     "write-output": StatementRunner.cmd_write_output,
     "write-host": StatementRunner.cmd_write_output,
     "exit": StatementRunner.cmd_exit,
+    "get-item": registry_items.get_item,
+    "gi": registry_items.get_item,
     "remove-item": StatementRunner.cmd_remove_item,
     "rm": StatementRunner.cmd_remove_item,
     "del": StatementRunner.cmd_remove_item,

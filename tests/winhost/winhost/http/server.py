@@ -1,4 +1,4 @@
-"""Listeners: real sockets speaking HTTP/1.1 with keep-alive, optionally TLS 1.2/1.3.
+"""Listeners: real sockets speaking HTTP/1.1 with keep-alive, optionally TLS 1.0 to 1.3.
 
 One `ListenerRuntime` per (address, port, transport, certificate). Each accepted connection
 gets a thread and its own `ConnectionAuth`, so connection-bound authentication (NTLM,
@@ -16,6 +16,7 @@ import ssl
 import threading
 import time
 import typing as t
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -372,12 +373,26 @@ def tls_context(
     """A server context for an HTTPS listener: the given protocol versions, and a client
     certificate requested (optional) and checked against the certificates the host trusts."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    order = {"TLS 1.2": ssl.TLSVersion.TLSv1_2, "TLS 1.3": ssl.TLSVersion.TLSv1_3}
-    enabled = sorted((order[v] for v in versions if v in order), key=lambda v: v.value)
-    if not enabled:
-        raise ValueError(f"no TLS protocol version enabled (SCHANNEL allows {versions or 'none'})")
-    context.minimum_version = enabled[0]
-    context.maximum_version = enabled[-1]
+    with warnings.catch_warnings():
+        # Python deprecates TLS 1.0/1.1; serving them is the point of an old host's model.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        order = {
+            "TLS 1.0": ssl.TLSVersion.TLSv1,
+            "TLS 1.1": ssl.TLSVersion.TLSv1_1,
+            "TLS 1.2": ssl.TLSVersion.TLSv1_2,
+            "TLS 1.3": ssl.TLSVersion.TLSv1_3,
+        }
+        enabled = sorted((order[v] for v in versions if v in order), key=lambda v: v.value)
+        if not enabled:
+            raise ValueError(
+                f"no TLS protocol version enabled (SCHANNEL allows {versions or 'none'})"
+            )
+        context.minimum_version = enabled[0]
+        context.maximum_version = enabled[-1]
+    if enabled[0] < ssl.TLSVersion.TLSv1_2:
+        # OpenSSL 3 refuses TLS 1.0/1.1 at security level 1 and above (their handshake
+        # signatures use SHA-1), and their cipher suites are CBC with SHA-1 MACs.
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
     context.load_cert_chain(cert_path, key_path)
     trust_client_certificates(context, trust_pem)
     return context

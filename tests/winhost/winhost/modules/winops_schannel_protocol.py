@@ -3,8 +3,9 @@
 Follows plugins/modules/win_schannel_protocol.ps1: Enabled and DisabledByDefault under
 HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\<protocol>\\
 <Server|Client>, both written (or both removed for state=default). winhost reads the Server
-values of TLS 1.2 and TLS 1.3 at boot, so, as on Windows, the change takes effect after a
-reboot (the `reboot` fault); the other protocols and the Client side are stored only.
+values of TLS 1.0 to 1.3 at boot (winhost.schannel), so, as on Windows, the change takes effect
+after a reboot (win_reboot or the `reboot` fault); SSL 2.0/3.0 and the Client side are stored
+only.
 """
 
 from __future__ import annotations

@@ -1,0 +1,108 @@
+"""An older host without TLS 1.2 (winhost's `legacy` profile), the failure our plugins and the
+doctor report against it, and the fix: the tls12 role over HTTP, its win_reboot, then HTTPS.
+
+The failure is real: the host's listener offers TLS 1.0 only, and the controller's requests
+and urllib3 want TLS 1.2 at least, so the handshake itself fails.
+"""
+
+from __future__ import annotations
+
+import datetime
+import typing as t
+
+import pytest
+from conftest import PLUGINS, RefusalWatch, TlsTargets, handshake
+
+PING = """
+- hosts: HOST
+  gather_facts: false
+  tasks:
+    - name: ping
+      ansible.windows.win_ping:
+      ignore_unreachable: true
+"""
+
+DOCTOR = """
+- hosts: HOST
+  gather_facts: false
+  tasks:
+    - name: doctor
+      winops.remoting.winrm_doctor:
+      ignore_errors: true
+"""
+
+ROLE = "winops.remoting.tls12"
+TLS12_ROLE = """
+- hosts: HOST
+  gather_facts: false
+  roles:
+    - role: winops.remoting.tls12
+"""
+
+
+def _boot_time(state: dict[str, t.Any]) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(state["runtime"]["last_boot_time"])
+
+
+def test_legacy_host_offers_tls_10_only(tls_targets: TlsTargets) -> None:
+    state = tls_targets.state("refuse")
+    assert state["runtime"]["os"] == "Microsoft Windows Server 2008 R2 Datacenter"
+    assert state["runtime"]["tls_versions"] == ["TLS 1.0"]
+    address = tls_targets.address("refuse")
+    # The listener is there and speaks TLS 1.0 to a client that still allows it...
+    assert handshake(address, tls_targets.ca_bundle, legacy_client=True) == "TLSv1"
+    # ...and a current client's handshake fails.
+    with pytest.raises(OSError, match=r"PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL"):
+        handshake(address, tls_targets.ca_bundle)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_default_https_connection_fails_naming_tls(tls_targets: TlsTargets, plugin: str) -> None:
+    run = tls_targets.play("refuse", plugin, "https", PING, label="https")
+    result = run.task(tls_targets.name("refuse"), "ping").result
+    assert result.get("unreachable") is True, run.describe()
+    message = result["msg"]
+    assert f"winops.remoting.{plugin}: TLS handshake failed connecting to https://" in message
+    assert "share no TLS version" in message
+    assert "PROTOCOL_VERSION" in message
+    assert "fix: enable TLS 1.2 on the host with the winops.remoting.tls12 role" in message
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_doctor_names_tls_and_the_tls12_role(tls_targets: TlsTargets, plugin: str) -> None:
+    run = tls_targets.play("refuse", plugin, "https", DOCTOR, label="doctor")
+    doctor = run.task(tls_targets.name("refuse"), "doctor").result
+    assert doctor.get("failed") is True, run.describe()
+    assert doctor["failed_layer"] == "TLS handshake", doctor["msg"]
+    assert "winops.remoting.tls12" in doctor["fix"]
+    failed = [check for check in doctor["checks"] if check["status"] == "failed"]
+    assert [check["name"] for check in failed] == ["tls"], doctor["checks"]
+
+
+def test_tls12_role_over_http_reboots_and_https_then_works(tls_targets: TlsTargets) -> None:
+    host = tls_targets.name("fix")
+    address = tls_targets.address("fix")
+    before = tls_targets.state("fix")
+    assert before["runtime"]["tls_versions"] == ["TLS 1.0"]
+
+    with RefusalWatch(address) as watch:
+        run = tls_targets.play("fix", "winrm", "http", TLS12_ROLE, label="role")
+    assert run.returncode == 0, run.describe()
+    assert run.task(host, f"{ROLE} : Enable TLS 1.2 in SCHANNEL").result["changed"] is True
+    reboot = run.task(host, f"{ROLE} : Reboot to apply the SCHANNEL settings").result
+    assert reboot["rebooted"] is True and reboot["changed"] is True, run.describe()
+    assert watch.refused > 0 and watch.accepted_after_refusal > 0
+
+    after = tls_targets.wait_until_up("fix")
+    assert _boot_time(after) > _boot_time(before)
+    assert after["runtime"]["tls_versions"] == ["TLS 1.0", "TLS 1.2"]
+    assert handshake(address, tls_targets.ca_bundle) == "TLSv1.2"
+    for plugin in ("winrm", "psrp"):
+        ping = tls_targets.play("fix", plugin, "https", PING, label="https-after")
+        assert ping.task(host, "ping").result.get("ping") == "pong", ping.describe()
+
+    # Nothing left to change: no task changes and the handler does not reboot again.
+    again = tls_targets.play("fix", "psrp", "https", TLS12_ROLE, label="again")
+    assert again.returncode == 0, again.describe()
+    assert again.stats(host)["changed"] == 0, again.describe()
+    assert _boot_time(tls_targets.state("fix")) == _boot_time(after)

@@ -4,8 +4,8 @@ A play makes the client certificate on the controller (winops.remoting.winrm_cli
 and the winrm_auth role trusts it (issuer into Root, certificate into TrustedPeople) and maps it
 to the `ansible` account; the following plays connect with the certificate alone (their
 password is wrong on purpose) through winops.remoting.winrm and winops.remoting.psrp over
-HTTPS with validation. A certificate whose issuer is not trusted, or that is not mapped, is
-refused with the classifier's explanation.
+HTTPS with validation. A certificate whose issuer is no longer in Root, or that is not mapped,
+is refused with the classifier's explanation.
 """
 
 from __future__ import annotations
@@ -127,18 +127,23 @@ def _refused(run: t.Any, host: str, plugin: str) -> str:
 
 
 def test_certificate_whose_issuer_is_not_in_root_is_refused(certauth: t.Any) -> None:
-    """Self-signed, imported into TrustedPeople only and mapped: the host does not trust it."""
+    """Self-signed, trusted and mapped, then its issuer taken out of Root: no longer trusted.
+    (The mapping itself cannot be made without the issuer in Root, as on Windows.)"""
     host = certauth.name("untrusted")
     for plugin in PLUGINS:
         run = certauth.run(
             "untrusted",
             plugin,
             certauth_account="ansible",
-            certauth_trust=["TrustedPeople"],
+            certauth_remove_issuer=True,
             certauth_plugins=[plugin],
         )
         made = run.task(host, "client certificate").result
-        assert made["thumbprint"] not in thumbprints(certauth.state("untrusted"), ROOT)
+        assert run.task(host, "remove the issuer from Root").result["changed"] is True
+        state = certauth.state("untrusted")
+        assert made["thumbprint"] not in thumbprints(state, ROOT)
+        assert made["thumbprint"] in thumbprints(state, PEOPLE)
+        assert mapping_for(state, made["issuer_thumbprint"]), "the mapping stays"
         message = _refused(run, host, plugin)
         assert "the client certificate was refused" in message, message
         assert "LocalMachine\\Root" in message and "winrm_auth_certificate_mappings" in message

@@ -1,0 +1,91 @@
+"""The roles that use the three emulations, end to end through ansible-playbook: winrm_hardening
+on the `eventlog` host (its WinRM log, script block logging, remoting restricted to the ansible
+account with the scheduled WinRM restart) and winrm_auth with a certificate mapping on the
+`mapping` host. Each converges, a second run changes nothing, and the result holds over the
+wire: the operator account is refused, certificate logon works as the mapped account.
+
+Runs after the module tests of the same hosts (pytest's file order), whose changes it builds on.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from pathlib import Path
+
+from test_module_cert_mapping import cert_auth_user
+from winrm.exceptions import InvalidCredentialsError
+from winrm.protocol import Protocol
+
+from winhost import pki
+
+
+def changed_tasks(run: t.Any, host: str) -> list[str]:
+    """Names of the tasks that changed the host, without the role prefix."""
+    return [
+        task["task"]["name"].split(" : ", 1)[-1]
+        for play in run.report["plays"]
+        for task in play["tasks"]
+        if task["hosts"].get(host, {}).get("changed")
+    ]
+
+
+def test_winrm_hardening_converges_and_restricts(targets: t.Any) -> None:
+    host = targets.name("eventlog")
+    tasks = """\
+- name: harden
+  ansible.builtin.include_role:
+    name: winops.remoting.winrm_hardening
+"""
+    first = targets.play("eventlog", tasks, label="harden")
+    assert first.returncode == 0, first.describe()
+    assert "Restrict PowerShell remoting to the Ansible account" in changed_tasks(first, host)
+    state = targets.state("eventlog")
+    assert state["winrm"]["Service"]["Auth"]["CbtHardeningLevel"] == "Strict"
+    assert state["event_log_channels"]["Microsoft-Windows-WinRM/Operational"]["enabled"] is True
+    second = targets.play("eventlog", tasks, label="harden-again")
+    assert second.returncode == 0, second.describe()
+    assert changed_tasks(second, host) == []
+
+    host_vars = targets.session.host_vars(host)
+    operator = Protocol(
+        endpoint=f"https://{targets.address('eventlog')}:5986/wsman",
+        transport="ntlm",
+        username=host_vars["winhost_local_user"],
+        password=host_vars["winhost_local_password"],
+        ca_trust_path=host_vars["winhost_ca_bundle"],
+    )
+    try:
+        operator.open_shell()
+    except InvalidCredentialsError:
+        pass
+    else:
+        raise AssertionError("the operator account still opens a shell after hardening")
+
+
+def test_winrm_auth_maps_the_client_certificate(targets: t.Any) -> None:
+    host = targets.name("mapping")
+    bundle = targets.session.host_vars(host)["winhost_ca_bundle"]
+    thumbprint = pki.thumbprint(pki.load_cert(Path(bundle)))
+    tasks = f"""\
+- name: auth
+  ansible.builtin.include_role:
+    name: winops.remoting.winrm_auth
+  vars:
+    winrm_auth_methods: [negotiate, kerberos, certificate]
+    winrm_auth_certificate_mappings:
+      - subject: ansible@localhost
+        issuer_thumbprint: {thumbprint}
+        username: ansible
+        password: "{{{{ ansible_password }}}}"
+"""
+    first = targets.play("mapping", tasks, label="auth")
+    assert first.returncode == 0, first.describe()
+    assert "Set the WinRM service authentication methods and encryption" in changed_tasks(
+        first, host
+    )
+    assert cert_auth_user(targets) == f"{host}\\ansible"
+    second = targets.play("mapping", tasks, label="auth-again")
+    assert second.returncode == 0, second.describe()
+    assert changed_tasks(second, host) == []
+    password = targets.session.host_vars(host)["ansible_password"]
+    assert password not in first.stdout and password not in second.stdout

@@ -48,3 +48,29 @@ def https_listeners(state: dict[str, t.Any]) -> list[dict[str, t.Any]]:
 
 def firewall_rule(state: dict[str, t.Any], name: str) -> dict[str, t.Any] | None:
     return next((rule for rule in state["firewall_rules"] if rule["Name"] == name), None)
+
+
+def tls_handshake_from(source: str, address: str, port: int) -> str | None:
+    """Open a TLS connection to address:port from the local address `source` (winhost's
+    firewall judges the peer address); None when the handshake completes, else why not. The
+    certificate is not checked here: only whether the host lets this client in."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection(
+            (address, port), timeout=10, source_address=(source, 0)
+        ) as raw:
+            with context.wrap_socket(raw, server_hostname=address):
+                return None
+    except OSError as err:  # ssl.SSLError, ConnectionResetError, timeouts
+        return f"{type(err).__name__}: {err}"
+
+
+def tcp_connect_error(address: str, port: int) -> str | None:
+    """None when a TCP connection to address:port is accepted, else the error."""
+    try:
+        with socket.create_connection((address, port), timeout=10):
+            return None
+    except OSError as err:
+        return f"{type(err).__name__}: {err}"

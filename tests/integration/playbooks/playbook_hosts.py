@@ -38,10 +38,15 @@ OFFSETS = {
     "harden": 6,
     "harden_check_mode": 7,
 }
+# Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
+PERMISSIVE = ("harden", "harden_check_mode")
 BLOCK_SIZE = 20  # this suite owns 127.0.10.60-79
 assert max(OFFSETS.values()) < BLOCK_SIZE
 
 CONTROLLER_ADDRESS = "127.0.0.1"
+# A client address outside the firewall scope the tests give: another loopback address of this
+# machine in the suite's block that no host of the session uses.
+OUTSIDE_ADDRESS = f"{profiles.ADDRESS_PREFIX}{FIRST + BLOCK_SIZE - 2}"
 # State that changes with every request rather than with the host's configuration.
 NOISE_KEYS = ("counters",)
 

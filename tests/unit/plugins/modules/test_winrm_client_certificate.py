@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -10,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,9 +41,26 @@ def _capture_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
 
 
+@contextlib.contextmanager
+def module_args(args: dict[str, t.Any]) -> t.Iterator[None]:
+    """Hand `args` to AnsibleModule: ansible-core 2.19's helper, or the older module global."""
+    try:
+        from ansible.module_utils.testing import patch_module_args
+    except ImportError:  # ansible-core < 2.19 (the oldest core the collection claims is 2.17)
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
+    else:
+        with patch_module_args(args):
+            yield
+
+
 def run(args: dict[str, t.Any], check: bool = False, diff: bool = False) -> ModuleExit:
     full = {**args, "_ansible_check_mode": check, "_ansible_diff": diff}
-    with patch_module_args(full), pytest.raises(ModuleExit) as raised:
+    with module_args(full), pytest.raises(ModuleExit) as raised:
         winrm_client_certificate.main()
     return raised.value
 

@@ -22,7 +22,7 @@ import os
 import typing as t
 from pathlib import Path
 
-from ansible_run import PlaybookRun, run_playbook, write_overlay
+from ansible_run import PlaybookRun, run_playbook, write_private_yaml
 
 from winhost import profiles
 from winhost.pytest_plugin import WinhostSession
@@ -128,12 +128,19 @@ class PlaybookTargets:
         *,
         label: str,
         check: bool = False,
+        for_all_hosts: bool = False,
     ) -> PlaybookRun:
         """Run `playbook` (FQCN of a shipped playbook, or a path) against the one host with
-        these variables on top of the session's inventory."""
+        these variables on top of the session's inventory: as the host's variables, or with
+        `for_all_hosts` as group `all`'s, as a Windows-only inventory often has them (the
+        controller's implicit localhost then sees them too)."""
         work = self.work / purpose / label
         work.mkdir(parents=True, exist_ok=True)
-        overlay = write_overlay(work / "overlay.yml", {self.name(purpose): host_vars})
+        if for_all_hosts:
+            layout = {"all": {"vars": host_vars}}
+        else:
+            layout = {"all": {"hosts": {self.name(purpose): host_vars}}}
+        overlay = write_private_yaml(work / "overlay.yml", layout)
         return run_playbook(
             playbook,
             [self.session.inventory, overlay],

@@ -7,7 +7,7 @@ For each connection plugin, on a fresh host of its own:
 - a following play connects over HTTPS with certificate validation on using that issuer, and
   the same play with winhost's test CA (which did not issue the new certificate) is refused,
   so validation really is on;
-- the authentication methods and the firewall rule are those the inventory asked for.
+- the authentication methods and the firewall rules are those the inventory asked for.
 """
 
 from __future__ import annotations
@@ -28,22 +28,31 @@ from playbook_hosts import CONTROLLER_ADDRESS, PlaybookTargets, http_negotiate, 
 SETUP = "winops.remoting.setup"
 
 
-@pytest.mark.parametrize(("plugin", "purpose"), [("winrm", "setup_winrm"), ("psrp", "setup_psrp")])
+# The psrp case sets its connection in group `all` with ansible_shell_type=powershell, as
+# Windows-only inventories do: the role's tasks delegated to the controller must still work.
+@pytest.mark.parametrize(
+    ("plugin", "purpose", "for_all_hosts"),
+    [("winrm", "setup_winrm", False), ("psrp", "setup_psrp", True)],
+)
 def test_setup_binds_https_to_the_role_certificate_and_the_next_play_validates_it(
-    targets: PlaybookTargets, plugin: str, purpose: str
+    targets: PlaybookTargets, plugin: str, purpose: str, for_all_hosts: bool
 ) -> None:
     host, address = targets.name(purpose), targets.address(purpose)
     before = targets.state(purpose)
     original = {li["certificate_thumbprint"] for li in https_listeners(before)}
+    setup_vars = {
+        **http_negotiate(plugin),
+        "winrm_listener_firewall_remote_addresses": [CONTROLLER_ADDRESS],
+    }
+    if for_all_hosts:
+        setup_vars["ansible_shell_type"] = "powershell"
 
     run = targets.run(
         SETUP,
         purpose,
-        {
-            **http_negotiate(plugin),
-            "winrm_listener_firewall_remote_addresses": [CONTROLLER_ADDRESS],
-        },
+        setup_vars,
         label="setup",
+        for_all_hosts=for_all_hosts,
     )
     assert run.returncode == 0, run.describe()
 
@@ -80,6 +89,9 @@ def test_setup_binds_https_to_the_role_certificate_and_the_next_play_validates_i
         CONTROLLER_ADDRESS,
         [CONTROLLER_ADDRESS],
     ), rule
+    # The profile's own HTTPS rule, open to Any, is off: the scoped rule alone admits 5986.
+    wide = firewall_rule(after, "WINRM-HTTPS-In-TCP")
+    assert wide is not None and not wide["Enabled"], wide
     # setup keeps plain HTTP by default (winops_setup_http_mode=keep).
     assert any(li["transport"] == "HTTP" for li in after["listeners"])
 
@@ -102,11 +114,9 @@ def test_setup_binds_https_to_the_role_certificate_and_the_next_play_validates_i
     again = targets.run(
         SETUP,
         purpose,
-        {
-            **http_negotiate(plugin),
-            "winrm_listener_firewall_remote_addresses": [CONTROLLER_ADDRESS],
-        },
+        setup_vars,
         label="again",
+        for_all_hosts=for_all_hosts,
     )
     assert again.returncode == 0, again.describe()
     assert changed_tasks(again, host) == [], again.describe()

@@ -4,7 +4,8 @@ encryption, with the firewall scope limited to this controller (127.0.0.1).
 
 Each refusal is first seen to succeed before the play, so the checks can tell a hardened host
 from one that never let the client in:
-- plain HTTP: accepted before, refused after (no HTTP listener, nothing listening on 5985);
+- plain HTTP: accepted before, refused after (no HTTP listener, nothing listening on 5985,
+  winops.remoting.verify fails at the TCP layer);
 - Basic over HTTPS: a play with the right password connects before and is refused after;
 - a client from an address outside the firewall scope (OUTSIDE_ADDRESS): its TLS handshake
   completes before and is cut off after, while one from the controller's address completes;
@@ -38,6 +39,7 @@ from playbook_hosts import (
 from winhost import netfilter
 
 HARDEN = "winops.remoting.harden"
+VERIFY = "winops.remoting.verify"
 SCOPE = {"winrm_listener_firewall_remote_addresses": [CONTROLLER_ADDRESS]}
 
 
@@ -92,6 +94,11 @@ def test_harden_refuses_http_basic_and_outside_clients_and_keeps_the_ansible_acc
     http = targets.run(str(CONNECT_PLAYBOOK), purpose, http_negotiate("winrm"), label="no-http")
     assert http.returncode != 0, http.describe()
     assert http.task(host, "Ping the host").result.get("unreachable"), http.describe()
+    # winops.remoting.verify over HTTP names the layer: nothing listens on 5985 any more.
+    verify = targets.run(VERIFY, purpose, http_negotiate("winrm"), label="verify-http")
+    assert verify.returncode != 0, verify.describe()
+    doctor = verify.task(host, "Run the WinRM doctor on the controller").result
+    assert doctor["failed_layer"] == "TCP connection" and "5985" in doctor["msg"], doctor["msg"]
 
     for plugin in ("winrm", "psrp"):
         follow = targets.run(

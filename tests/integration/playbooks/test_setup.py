@@ -7,6 +7,7 @@ For each connection plugin, on a fresh host of its own:
 - a following play connects over HTTPS with certificate validation on using that issuer, and
   the same play with winhost's test CA (which did not issue the new certificate) is refused,
   so validation really is on;
+- winops.remoting.verify passes every check over that connection;
 - the authentication methods and the firewall rules are those the inventory asked for.
 """
 
@@ -26,6 +27,7 @@ from playbook_checks import (
 from playbook_hosts import CONTROLLER_ADDRESS, PlaybookTargets, http_negotiate, https_validated
 
 SETUP = "winops.remoting.setup"
+VERIFY = "winops.remoting.verify"
 
 
 # The psrp case sets its connection in group `all` with ansible_shell_type=powershell, as
@@ -100,6 +102,14 @@ def test_setup_binds_https_to_the_role_certificate_and_the_next_play_validates_i
     )
     assert follow.returncode == 0, follow.describe()
     assert follow.task(host, "Ping the host").result["ping"] == "pong"
+
+    # The shipped verify playbook (the doctor) agrees, layer by layer.
+    verify = targets.run(VERIFY, purpose, https_validated(plugin, issuer), label="verify")
+    assert verify.returncode == 0, verify.describe()
+    checks = verify.task(host, "Run the WinRM doctor on the controller").result["checks"]
+    assert {c["status"] for c in checks} <= {"ok", "not applicable"}, checks
+    tls = next(c for c in checks if c["name"] == "tls")
+    assert "verified" in tls["evidence"] and str(issuer) in tls["evidence"], tls
 
     wrong_issuer = targets.session.host_vars(host)["winhost_ca_bundle"]
     with pytest.raises(ssl.SSLCertVerificationError):

@@ -59,6 +59,8 @@ UTF8_CODEPAGE = 65001
 QUOTA_MAX_OPERATIONS = 0x803381A6
 # WSManFault code ERROR_BUSY: a Send was refused because the previous one is still processed.
 WSMAN_BUSY = 170
+# WSManFault code of a shell id the host does not know (0x8033805B).
+WSMAN_SHELL_NOT_FOUND = 2150858843
 
 Log = t.Callable[[int, str], None]  # (verbosity level, already redacted message)
 Warn = t.Callable[[str], None]
@@ -342,15 +344,24 @@ class WinRMSession:
                     self._call_safe(
                         "delete shell", lambda: protocol.close_shell(shell_id), protocol
                     )
+        except WSManFaultError as fault:
+            if fault.wsman_fault_code != WSMAN_SHELL_NOT_FOUND:
+                self._warn_undeleted(shell_id, fault)
+            else:
+                # Already gone (a reboot, a WinRM restart, the idle timeout): nothing to delete.
+                self._log(5, f"WINRM: shell {shell_id} no longer exists on the host")
         except Exception as err:
-            self._warn(
-                f"{PLUGIN_NAME}: could not delete WinRS shell {shell_id} ({err}); the host "
-                "removes it when its idle timeout expires"
-            )
+            self._warn_undeleted(shell_id, err)
         finally:
             if self._ccache is not None:
                 self._ccache.remove()
                 self._ccache = None
+
+    def _warn_undeleted(self, shell_id: str, err: BaseException) -> None:
+        self._warn(
+            f"{PLUGIN_NAME}: could not delete WinRS shell {shell_id} ({err}); the host "
+            "removes it when its idle timeout expires"
+        )
 
     # -- commands -------------------------------------------------------------------------
 

@@ -520,6 +520,16 @@ def test_failed_shell_deletion_is_a_warning(host: Harness) -> None:
     assert "could not delete WinRS shell SHELL-1" in host.warnings[0]
 
 
+def test_deleting_a_shell_the_host_no_longer_has_is_not_a_warning(host: Harness) -> None:
+    # After a reboot or a WinRM restart the shell is gone already: nothing was left behind.
+    host.session.open()
+    host.fail("close_shell", fault(wsman_code=2150858843))
+    host.session.close()
+    assert host.protocol.names("close_shell") == ["SHELL-1"]
+    assert host.warnings == []
+    assert not host.session.is_open
+
+
 def test_busy_send_is_retried_but_a_reset_send_is_not(host: Harness) -> None:
     host.program(Scripted([OK]), Scripted([OK]))
     host.fail("send", fault(wsman_code=170))

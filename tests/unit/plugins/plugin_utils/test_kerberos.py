@@ -427,5 +427,3 @@ def test_describe_failure_unknown_text_is_passed_through() -> None:
     assert describe_failure("x@R", "something odd") == (
         "Kerberos: could not get a ticket for x@R: something odd"
     )
-
-

@@ -94,9 +94,7 @@ def start_session(
     `clock_offset` shifts the hosts' clocks (winhost.clock)."""
     return WinhostSession(
         state_dir,
-        cli.start(
-            state_dir, hosts=hosts, profile=profile, first=first, clock_offset=clock_offset
-        ),
+        cli.start(state_dir, hosts=hosts, profile=profile, first=first, clock_offset=clock_offset),
     )
 
 

@@ -254,6 +254,14 @@ foreach ($ip in $ipAddresses) {
     }
 }
 $subject = if ($module.Params.subject) { $module.Params.subject } else { "CN=$($dnsNames[0])" }
+# Compared in the form .NET prints names ("CN=a, O=b"), so that "CN=a,O=b" matches the
+# certificate made from it instead of renewing it on every run.
+try {
+    $wantedSubject = [System.Security.Cryptography.X509Certificates.X500DistinguishedName]::new($subject).Name
+}
+catch {
+    $module.FailJson("subject '$subject' is not a distinguished name such as 'CN=host.example.com, O=Example': $($_.Exception.Message)", $_)
+}
 $wantedNames = Get-NameKey -DnsNames $dnsNames -IPAddresses $ipAddresses
 
 $candidates = @(Get-ChildItem -LiteralPath $storePath | Where-Object { $_.FriendlyName -eq $module.Params.friendly_name -and $_.HasPrivateKey } | Sort-Object -Property NotAfter -Descending)
@@ -265,7 +273,7 @@ if ($null -eq $newest) {
 elseif ($newest.NotAfter -lt [DateTime]::Now.AddDays($renewDays)) {
     $reason = 'expiring'
 }
-elseif ((Get-NameKey -DnsNames (Get-CertificateDnsName -Certificate $newest) -IPAddresses (Get-CertificateIPAddress -Certificate $newest)) -ne $wantedNames -or $newest.Subject -ne $subject) {
+elseif ((Get-NameKey -DnsNames (Get-CertificateDnsName -Certificate $newest) -IPAddresses (Get-CertificateIPAddress -Certificate $newest)) -ne $wantedNames -or $newest.SubjectName.Name -ne $wantedSubject) {
     $reason = 'names_changed'
 }
 

@@ -138,3 +138,28 @@ def test_existing_certificate_by_thumbprint_returns_its_issuer(targets: t.Any) -
         "validity_days '10' must be greater than renew_days_before_expiry '30', or every run "
         "would renew"
     )
+
+
+def test_subject_written_without_spaces_is_kept_on_the_next_run(targets: t.Any) -> None:
+    # .NET prints "CN=a, O=b"; a subject given as "CN=a,O=b" must still match its certificate.
+    host = targets.name("cert")
+    tasks = """\
+- name: certificate
+  winops.remoting.win_winrm_https_certificate:
+    dns_names: [subject.winops.test]
+    subject: CN=subject.winops.test,O=Winops Test
+    friendly_name: winops subject test
+    key_length: 2048
+  register: https_cert
+"""
+    first = targets.play("cert", tasks, label="subject-first")
+    assert first.returncode == 0, first.describe()
+    created = first.task(host, "certificate").result
+    assert created["changed"] is True
+    assert created["subject"] == "CN=subject.winops.test, O=Winops Test"
+
+    second = targets.play("cert", tasks, label="subject-second")
+    assert second.returncode == 0, second.describe()
+    kept = second.task(host, "certificate").result
+    assert kept["changed"] is False, kept
+    assert kept["thumbprint"] == created["thumbprint"]

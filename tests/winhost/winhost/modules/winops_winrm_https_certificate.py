@@ -242,7 +242,7 @@ def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -
         _name_key(*_san(newest)) != wanted_names
         # As the script does: the formatted Subject against the option's text (-ne ignores
         # case only), so "CN=a,O=b" never equals Windows' "CN=a, O=b".
-        or _dotnet_subject(newest.subject).lower() != subject_text.lower()
+        or _dotnet_subject(newest.subject).lower() != _dotnet_subject(subject).lower()
     ):
         reason = "names_changed"
 

@@ -137,7 +137,8 @@ def _parse_subject(subject: str) -> x509.Name:
         return x509.Name.from_rfc4514_string(subject)
     except ValueError as err:
         raise ModuleFailure(
-            f"cannot create a self-signed certificate with subject '{subject}': {err}"
+            f"subject '{subject}' is not a distinguished name such as "
+            f"'CN=host.example.com, O=Example': {err}"
         ) from err
 
 

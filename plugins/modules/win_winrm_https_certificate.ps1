@@ -51,7 +51,7 @@ function ConvertTo-Pem {
 }
 
 function Get-IssuerPem {
-    <# The certificates above the leaf in its chain; the certificate itself when self-signed. #>
+    <# The certificates above the leaf in its chain; the certificate itself when self-signed; null when its issuer is not on the host. #>
     param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
 
     $chain = [System.Security.Cryptography.X509Certificates.X509Chain]::new()
@@ -65,7 +65,13 @@ function Get-IssuerPem {
         $chain.Dispose()
     }
     if ($elements.Count -le 1) {
-        return ConvertTo-Pem -Der $Certificate.RawData
+        if ($Certificate.SubjectName.RawData.Length -eq $Certificate.IssuerName.RawData.Length -and
+            [System.Linq.Enumerable]::SequenceEqual($Certificate.SubjectName.RawData, $Certificate.IssuerName.RawData)) {
+            return ConvertTo-Pem -Der $Certificate.RawData
+        }
+        # The issuer is in none of the host's stores: the leaf is no trust anchor for a client.
+        $module.Warn("the issuer '$($Certificate.Issuer)' of certificate '$($Certificate.Thumbprint)' is not in the host's certificate stores, so issuer_pem is null; give the controller that CA's certificate yourself")
+        return $null
     }
     return (@($elements | Select-Object -Skip 1 | ForEach-Object { ConvertTo-Pem -Der $_.RawData }) -join '')
 }

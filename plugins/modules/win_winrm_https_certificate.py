@@ -150,7 +150,8 @@ certificate_pem:
 issuer_pem:
   description:
     - The certificates above it in its chain, in PEM, for the controller's trust store; the
-      certificate itself when it is self-signed. Null in check mode when one would be created.
+      certificate itself when it is self-signed. Null in check mode when one would be created,
+      and null (with a warning) when the issuer is in none of the host's certificate stores.
   returned: always
   type: str
 renewed:

@@ -9,6 +9,8 @@ covers the certificate's expiry replaces it and rotates the listener to the new 
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import socket
 import ssl
 import typing as t
@@ -17,6 +19,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from roles_hosts import EXTRA_HTTPS_PORT
 
 
@@ -163,3 +168,62 @@ def test_subject_written_without_spaces_is_kept_on_the_next_run(targets: t.Any) 
     kept = second.task(host, "certificate").result
     assert kept["changed"] is False, kept
     assert kept["thumbprint"] == created["thumbprint"]
+
+
+def _issued_pfx(scratch: Path, address: str) -> tuple[Path, str]:
+    """A server certificate for `address` signed by a CA that the host will never see, with its
+    key, as a PFX (password 'pfx-pass'); returns (path, thumbprint)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Elsewhere CA")])
+    leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "elsewhere.winops.test")]))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=90))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    path = scratch / "elsewhere.pfx"
+    path.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"elsewhere", leaf_key, leaf, None, BestAvailableEncryption(b"pfx-pass")
+        )
+    )
+    return path, leaf.fingerprint(hashes.SHA1()).hex().upper()
+
+
+def test_issuer_not_on_the_host_gives_no_issuer_pem(targets: t.Any, tmp_path: Path) -> None:
+    # The leaf is no trust anchor: rather null and a warning than a PEM that cannot validate.
+    host = targets.name("cert")
+    pfx, thumbprint = _issued_pfx(tmp_path, targets.address("cert"))
+    tasks = f"""\
+- name: copy
+  ansible.windows.win_copy:
+    src: {pfx}
+    dest: C:\\Windows\\Temp\\elsewhere.pfx
+- name: import
+  ansible.windows.win_certificate_store:
+    path: C:\\Windows\\Temp\\elsewhere.pfx
+    password: pfx-pass
+    store_name: My
+    store_location: LocalMachine
+- name: certificate
+  winops.remoting.win_winrm_https_certificate:
+    source: thumbprint
+    thumbprint: {thumbprint}
+"""
+    run = targets.play("cert", tasks, label="elsewhere")
+    assert run.returncode == 0, run.describe()
+    result = run.task(host, "certificate").result
+    assert result["thumbprint"] == thumbprint
+    assert result["issuer_pem"] is None
+    assert any("Elsewhere CA" in warning for warning in result.get("warnings", [])), result

@@ -93,9 +93,9 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _issuer_pem(state: HostState, cert: x509.Certificate) -> str:
+def _issuer_pem(state: HostState, cert: x509.Certificate, warnings: list[str]) -> str | None:
     """Get-IssuerPem: the chain above the leaf, from the host's stores; the leaf itself when
-    self-signed or when no issuer is found (X509Chain then has one element)."""
+    self-signed; None, with a warning, when its issuer is in none of the stores."""
     candidates = [
         pki.load_cert(state.directory / stored.cert_path)
         for certs in state.cert_stores.values()
@@ -110,7 +110,14 @@ def _issuer_pem(state: HostState, cert: x509.Certificate) -> str:
         chain.append(issuer)
         current = issuer
     if not chain:
-        return _pem(cert)
+        if cert.issuer == cert.subject:
+            return _pem(cert)
+        warnings.append(
+            f"the issuer '{_dotnet_subject(cert.issuer)}' of certificate '{pki.thumbprint(cert)}' "
+            "is not in the host's certificate stores, so issuer_pem is null; give the "
+            "controller that CA's certificate yourself"
+        )
+        return None
     return "".join(_pem(c) for c in chain)
 
 
@@ -118,7 +125,9 @@ def _load(state: HostState, stored: StoredCert) -> x509.Certificate:
     return pki.load_cert(state.directory / stored.cert_path)
 
 
-def _certificate_result(state: HostState, cert: x509.Certificate) -> dict[str, t.Any]:
+def _certificate_result(
+    run: ModuleRun, state: HostState, cert: x509.Certificate
+) -> dict[str, t.Any]:
     """Set-CertificateResult."""
     dns, ips = _san(cert)
     return {
@@ -128,7 +137,7 @@ def _certificate_result(state: HostState, cert: x509.Certificate) -> dict[str, t
         "ip_addresses": ips,
         "not_after": _dotnet_o(cert.not_valid_after_utc),
         "certificate_pem": _pem(cert),
-        "issuer_pem": _issuer_pem(state, cert),
+        "issuer_pem": _issuer_pem(state, cert, run.warnings),
     }
 
 
@@ -195,7 +204,7 @@ def _by_thumbprint(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> 
             f"the certificate '{thumbprint}' expires on "
             f"{cert.not_valid_after_utc.isoformat()}; renew it and pass the new thumbprint"
         )
-    result = {**base, **_certificate_result(state, cert)}
+    result = {**base, **_certificate_result(run, state, cert)}
     if run.diff:
         result["diff"] = {"before": {"thumbprint": thumbprint}, "after": {"thumbprint": thumbprint}}
     return result
@@ -257,7 +266,7 @@ def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -
         }
     if reason is None:
         assert newest is not None
-        result = {**base, **_certificate_result(state, newest)}
+        result = {**base, **_certificate_result(run, state, newest)}
         if run.diff:
             result["diff"] = {"before": diff_before, "after": diff_before}
         return result
@@ -290,7 +299,7 @@ def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -
                 friendly_name=params["friendly_name"],
             )
         )
-        result.update(_certificate_result(state, cert))
+        result.update(_certificate_result(run, state, cert))
         diff_after["thumbprint"] = thumbprint
     if run.diff:
         result["diff"] = {"before": diff_before, "after": diff_after}

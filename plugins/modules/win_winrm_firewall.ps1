@@ -29,6 +29,24 @@ $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
 $name = $module.Params.name
 $addressKeywords = @('Any', 'LocalSubnet', 'DNS', 'DHCP', 'WINS', 'DefaultGateway', 'Internet', 'Intranet', 'IntranetRemoteAccess', 'PlayToDevice')
 
+function ConvertTo-StrictIPAddress {
+    <# The address $Text names, or $null; IPv4 only as a dotted quad (TryParse would also take
+       shorthand such as '10.1' for 10.0.0.1, which a reader of the rule would not expect). #>
+    param([string]$Text)
+
+    $parsed = $null
+    if (-not [System.Net.IPAddress]::TryParse($Text, [ref]$parsed)) {
+        return $null
+    }
+    if ($parsed.AddressFamily -eq [System.Net.Sockets.AddressFamily]::InterNetwork -and $Text -notmatch '^\d{1,3}(\.\d{1,3}){3}$') {
+        return $null
+    }
+    if ($parsed.AddressFamily -eq [System.Net.Sockets.AddressFamily]::InterNetworkV6 -and $Text -notmatch ':') {
+        return $null
+    }
+    return $parsed
+}
+
 function ConvertTo-RuleAddress {
     <#
     One address entry in the form Windows reports it back, or $null when invalid: IPv4 prefixes
@@ -41,16 +59,17 @@ function ConvertTo-RuleAddress {
     if ($null -ne $keyword) {
         return $keyword
     }
-    $parsed = $null
     if ($text -match '^(?<first>[^-/]+)-(?<last>[^-/]+)$') {
-        $last = $null
-        if ([System.Net.IPAddress]::TryParse($Matches.first, [ref]$parsed) -and [System.Net.IPAddress]::TryParse($Matches.last, [ref]$last) -and $parsed.AddressFamily -eq $last.AddressFamily) {
+        $parsed = ConvertTo-StrictIPAddress -Text $Matches.first
+        $last = ConvertTo-StrictIPAddress -Text $Matches.last
+        if ($null -ne $parsed -and $null -ne $last -and $parsed.AddressFamily -eq $last.AddressFamily) {
             return "$parsed-$last"
         }
         return $null
     }
     if ($text -match '^(?<ip>[^/]+)/(?<prefix>\d{1,3})$') {
-        if (-not [System.Net.IPAddress]::TryParse($Matches.ip, [ref]$parsed)) {
+        $parsed = ConvertTo-StrictIPAddress -Text $Matches.ip
+        if ($null -eq $parsed) {
             return $null
         }
         $prefix = [int]$Matches.prefix
@@ -73,7 +92,8 @@ function ConvertTo-RuleAddress {
         }
         return "$parsed/$prefix"
     }
-    if ([System.Net.IPAddress]::TryParse($text, [ref]$parsed) -and $text -match '[.:]') {
+    $parsed = ConvertTo-StrictIPAddress -Text $text
+    if ($null -ne $parsed) {
         return "$parsed"
     }
     return $null

@@ -81,6 +81,10 @@ function Get-IPFilterProblem {
             if (-not [System.Net.IPAddress]::TryParse($text, [ref]$parsed) -or $parsed.AddressFamily -ne $Family) {
                 return "'$text' is not an address of the $Family family"
             }
+            # TryParse also takes shorthand such as '10.1' (10.0.0.1); WinRM wants the dotted quad.
+            if ($Family -eq [System.Net.Sockets.AddressFamily]::InterNetwork -and $text -notmatch '^\d{1,3}(\.\d{1,3}){3}$') {
+                return "'$text' is not a dotted-quad IPv4 address"
+            }
         }
     }
     return $null

@@ -107,6 +107,9 @@ def test_firewall_bad_or_unmodelled_values_fail_naming_them(targets: t.Any) -> N
 - name: bad address
   winops.remoting.win_winrm_firewall: {name: x, port: 5990, remote_addresses: [10.0.0.300]}
   ignore_errors: true
+- name: shorthand address
+  winops.remoting.win_winrm_firewall: {name: x, port: 5990, remote_addresses: [10.1/8]}
+  ignore_errors: true
 - name: keyword
   winops.remoting.win_winrm_firewall: {name: x, port: 5990, remote_addresses: [DNS]}
   ignore_errors: true
@@ -122,6 +125,12 @@ def test_firewall_bad_or_unmodelled_values_fail_naming_them(targets: t.Any) -> N
         .startswith(
             "remote_addresses entry '10.0.0.300' is not an IP address, a prefix (a.b.c.d/n), a range"
         )
+    )
+    # .NET would read 10.1 as 10.0.0.1; the module takes IPv4 only as a dotted quad.
+    assert (
+        run.task(host, "shorthand address")
+        .result["msg"]
+        .startswith("remote_addresses entry '10.1/8' is not an IP address, a prefix")
     )
     assert run.task(host, "keyword").result["msg"] == (
         "winhost does not model the firewall address keyword 'DNS' (remote_addresses): "

@@ -156,6 +156,10 @@ def test_service_bad_values_fail_naming_the_option(targets: t.Any) -> None:
   winops.remoting.win_winrm_service:
     ipv4_filter: 10.0.0.1-not-an-ip
   ignore_errors: true
+- name: shorthand filter
+  winops.remoting.win_winrm_service:
+    ipv4_filter: 10.1-10.0.0.9
+  ignore_errors: true
 - name: bad level
   winops.remoting.win_winrm_service:
     cbt_hardening_level: paranoid
@@ -171,6 +175,10 @@ def test_service_bad_values_fail_naming_the_option(targets: t.Any) -> None:
         "ipv4_filter '10.0.0.1-not-an-ip' is invalid: 'not' is not an address of the "
         "InterNetwork family; use '*', '' or comma-separated 'first-last' ranges"
     )
+    shorthand = run.task(host, "shorthand filter").result
+    assert shorthand["failed"] and shorthand["msg"].startswith(
+        "ipv4_filter '10.1-10.0.0.9' is invalid: '10.1' is not a dotted-quad IPv4 address"
+    ), shorthand
     level = run.task(host, "bad level").result
     assert level["msg"] == (
         "value of cbt_hardening_level must be one of: none, relaxed, strict. "

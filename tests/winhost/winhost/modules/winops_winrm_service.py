@@ -98,6 +98,9 @@ def _filter_problem(value: str, version: int) -> str | None:
     for span in value.split(","):
         for end in span.split("-"):
             text = end.strip()
+            if version == 4 and re.fullmatch(r"\d+(\.\d+){0,2}", text):
+                # .NET's TryParse takes this shorthand (10.1 = 10.0.0.1); the module refuses it.
+                return f"'{text}' is not a dotted-quad IPv4 address"
             try:
                 parsed = ipaddress.ip_address(text)
             except ValueError:

@@ -75,11 +75,25 @@ function Get-Mapping {
     return $null
 }
 
+function Get-LocalAccountName {
+    <# The account name without a '.\' or '<this computer>\' prefix; a mapping can only name a
+       local account, so any other prefix (a domain) is refused rather than silently dropped. #>
+    param([string]$UserName)
+
+    if ($UserName -match '^(?<prefix>[^\\]+)\\(?<name>.+)$') {
+        if ($Matches.prefix -ne '.' -and $Matches.prefix -ne $env:COMPUTERNAME) {
+            $module.FailJson("username '$UserName' names an account of '$($Matches.prefix)', but a WinRM certificate mapping needs a local account of this host ($env:COMPUTERNAME); give it as '.\$($Matches.name)' or without a prefix")
+        }
+        return $Matches.name
+    }
+    return $UserName
+}
+
 function Get-PasswordLastSetTick {
     <# When the local account's password was last set, as UTC ticks in a string ('' if never). #>
     param([string]$UserName)
 
-    $localName = $UserName -replace '^(\.|[^\\]+)\\', ''
+    $localName = Get-LocalAccountName -UserName $UserName
     try {
         $account = Get-LocalUser -Name $localName -ErrorAction Stop
     }
@@ -99,7 +113,7 @@ function Test-AccountPassword {
     Add-Type -AssemblyName System.DirectoryServices.AccountManagement
     $context = [System.DirectoryServices.AccountManagement.PrincipalContext]::new([System.DirectoryServices.AccountManagement.ContextType]::Machine)
     try {
-        return $context.ValidateCredentials(($UserName -replace '^(\.|[^\\]+)\\', ''), $Password)
+        return $context.ValidateCredentials((Get-LocalAccountName -UserName $UserName), $Password)
     }
     finally {
         $context.Dispose()

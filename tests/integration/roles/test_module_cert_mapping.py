@@ -162,8 +162,15 @@ def test_mapping_bad_input_fails_clearly(targets: t.Any, ca_thumbprint: str) -> 
   winops.remoting.win_winrm_cert_mapping:
     issuer_thumbprint: {ca_thumbprint}
     subject: x@localhost
-    username: WINOPS\\nobody
+    username: .\\nobody
     password: x
+  ignore_errors: true
+- name: domain account
+  winops.remoting.win_winrm_cert_mapping:
+    issuer_thumbprint: {ca_thumbprint}
+    subject: x@localhost
+    username: OTHERDOMAIN\\ansible
+    password: Some-Pass-1
   ignore_errors: true
 - name: issuer not trusted
   winops.remoting.win_winrm_cert_mapping:
@@ -182,6 +189,7 @@ def test_mapping_bad_input_fails_clearly(targets: t.Any, ca_thumbprint: str) -> 
             "bad thumbprint",
             "no account",
             "unknown account",
+            "domain account",
             "issuer not trusted",
         )
     }
@@ -190,8 +198,12 @@ def test_mapping_bad_input_fails_clearly(targets: t.Any, ca_thumbprint: str) -> 
         "store a credential that cannot log on",
         "bad thumbprint": "issuer_thumbprint '12AB' is not a SHA-1 thumbprint of 40 hex digits",
         "no account": "state is present but all of the following are missing: username, password",
-        "unknown account": "username 'WINOPS\\nobody' is not a local account on this host "
+        "unknown account": "username '.\\nobody' is not a local account on this host "
         "(certificate mapping needs one): User nobody was not found.",
+        # not silently the local account of the same name
+        "domain account": "username 'OTHERDOMAIN\\ansible' names an account of 'OTHERDOMAIN', "
+        "but a WinRM certificate mapping needs a local account of this host "
+        f"({before['computer_name']}); give it as '.\\ansible' or without a prefix",
         "issuer not trusted": f"issuer_thumbprint '{'A' * 40}' is not in Cert:\\LocalMachine\\Root; "
         "import the issuing certificate there first",
     }

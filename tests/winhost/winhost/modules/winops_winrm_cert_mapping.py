@@ -68,8 +68,17 @@ def _as_result(mapping: CertMapping) -> dict[str, t.Any]:
 
 
 def _local_account(state: HostState, username: str) -> api.Account:
-    """Get-LocalUser on the name without its domain prefix, as the .ps1 strips it."""
-    local_name = re.sub(r"^(\.|[^\\]+)\\", "", username)
+    """Get-LocalUser on the name without a '.\\' or '<computer>\\' prefix (Get-LocalAccountName);
+    any other prefix names a domain account, which a mapping cannot use."""
+    prefix, sep, local_name = username.partition("\\")
+    if not sep:
+        local_name = username
+    elif prefix != "." and prefix.upper() != state.computer_name.upper():
+        raise ModuleFailure(
+            f"username '{username}' names an account of '{prefix}', but a WinRM certificate "
+            f"mapping needs a local account of this host ({state.computer_name}); give it as "
+            f"'.\\{local_name}' or without a prefix"
+        )
     account = next(
         (
             a

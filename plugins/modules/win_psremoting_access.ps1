@@ -11,7 +11,7 @@
 
 $spec = @{
     options = @{
-        accounts = @{ type = 'list'; elements = 'sid'; required = $true }
+        accounts = @{ type = 'list'; elements = 'str'; required = $true }
         configurations = @{ type = 'list'; elements = 'str'; default = @('Microsoft.PowerShell') }
         root_sddl = @{ type = 'bool'; default = $true }
         allow_lockout = @{ type = 'bool'; default = $false }
@@ -26,7 +26,24 @@ $rootSddlPath = 'WSMan:\localhost\Service\RootSDDL'
 # Audit every failure and successful writes/executes, as Windows' default descriptors do.
 $auditPart = 'S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)'
 
-$sids = @($module.Params.accounts | ForEach-Object { $_.Value } | Sort-Object -Unique)
+function ConvertTo-Sid {
+    <# The SID string of an account or group given as a SID or a name, or a failure naming the
+       entry (Ansible.Basic's 'sid' type reports only "Exception has been thrown by the target
+       of an invocation" for a name the host cannot translate). #>
+    param([string]$Account)
+
+    try {
+        if ($Account -match '^S-\d-') {
+            return ([System.Security.Principal.SecurityIdentifier]::new($Account)).Value
+        }
+        return ([System.Security.Principal.NTAccount]::new($Account)).Translate([System.Security.Principal.SecurityIdentifier]).Value
+    }
+    catch {
+        $module.FailJson("accounts entry '$Account' is not an account, group or SID this host knows: $($_.Exception.Message)", $_)
+    }
+}
+
+$sids = @($module.Params.accounts | ForEach-Object { ConvertTo-Sid -Account $_ } | Sort-Object -Unique)
 if ($sids.Count -eq 0) {
     $module.FailJson('accounts is empty; at least one account must keep remote access')
 }

@@ -217,8 +217,8 @@ def test_access_bad_input_fails_clearly(targets: t.Any) -> None:
         for name in ("unknown account", "lockout", "empty", "unknown configuration")
     }
     assert msg["unknown account"] == (
-        "argument for list entry accounts is of type System.String and we were unable to "
-        "convert to sid: Exception has been thrown by the target of an invocation."
+        "accounts entry 'nobody-here' is not an account, group or SID this host knows: "
+        "Some or all identity references could not be translated."
     )
     assert msg["lockout"] == (
         f"accounts ({host.upper()}\\operator) includes neither '{host.upper()}\\ansible', which "

@@ -1,10 +1,10 @@
 """winops.remoting.win_psremoting_access against the host's session configurations and RootSDDL.
 
-Follows plugins/modules/win_psremoting_access.ps1: accounts are converted to SIDs as
-Ansible.Basic's `sid` element type does (an SID string, an account or a well-known name;
-winhost.access), descriptors are compared by their DACL in one canonical form, the task's own
-identity must keep access unless allow_lockout, and with restart_winrm a WinRM restart is
-scheduled ten seconds later. Live effect (winhost.access): RootSDDL is read on every request,
+Follows plugins/modules/win_psremoting_access.ps1: accounts are converted to SIDs as its
+ConvertTo-Sid does (an SID string, an account or a well-known name; winhost.access),
+descriptors are compared by their DACL in one canonical form, the task's own identity must
+keep access unless allow_lockout, and with restart_winrm a WinRM restart is scheduled ten
+seconds later. Live effect (winhost.access): RootSDDL is read on every request,
 so a changed RootSDDL applies to the next one; a session configuration's descriptor applies
 once WinRM restarts (the scheduled restart, a reboot, or winhost starting again), as on Windows.
 
@@ -62,12 +62,10 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
         for entry in params["accounts"]:
             sid = access.resolve(state, str(entry))
             if sid is None:
-                # Ansible.Basic's message: NTAccount.Translate's IdentityNotMappedException
-                # reaches it wrapped by the delegate invocation.
+                # ConvertTo-Sid: NTAccount.Translate's IdentityNotMappedException message.
                 raise ModuleFailure(
-                    "argument for list entry accounts is of type System.String and we were "
-                    "unable to convert to sid: Exception has been thrown by the target of an "
-                    "invocation."
+                    f"accounts entry '{entry}' is not an account, group or SID this host knows: "
+                    "Some or all identity references could not be translated."
                 )
             sids_given.append(sid)
         sids = sorted(set(sids_given), key=_sid_sort_key)

@@ -15,7 +15,6 @@ import datetime
 import typing as t
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from winhost import pki
@@ -43,16 +42,6 @@ def _valid_at(cert: x509.Certificate, now: datetime.datetime) -> bool:
     return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def _has_client_auth(cert: x509.Certificate) -> bool:
     try:
         usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -71,7 +60,7 @@ def _chains_to_root(
     root_thumbprints = {pki.thumbprint(root) for root in roots}
     current, direct = cert, None
     for _ in range(_MAX_DEPTH):
-        candidates = [c for c in roots + intermediates if _issued_by(current, c)]
+        candidates = [c for c in roots + intermediates if pki.issued_by(current, c)]
         issuer = next((c for c in candidates if _valid_at(c, now)), None)
         if issuer is None:
             return None
@@ -105,7 +94,7 @@ def evaluate(
             return ClientTrust(
                 None, f"self-signed client certificate {thumbprint} is not in {TRUSTED_PEOPLE}"
             )
-        if not _issued_by(cert, cert):
+        if not pki.issued_by(cert, cert):
             return ClientTrust(None, "self-signed client certificate has a bad signature")
         return ClientTrust(cert)
     issuer = _chains_to_root(cert, roots, stores.store_certificates(INTERMEDIATE), now)

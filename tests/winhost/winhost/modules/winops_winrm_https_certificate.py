@@ -20,7 +20,6 @@ import typing as t
 import uuid
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -83,16 +82,6 @@ def _name_key(dns_names: t.Iterable[str], ip_addresses: t.Iterable[str]) -> str:
     return ",".join(sorted(parts))
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def _issuer_pem(state: HostState, cert: x509.Certificate, warnings: list[str]) -> str | None:
     """Get-IssuerPem: the chain above the leaf, from the host's stores; the leaf itself when
     self-signed; None, with a warning, when its issuer is in none of the stores."""
@@ -104,7 +93,7 @@ def _issuer_pem(state: HostState, cert: x509.Certificate, warnings: list[str]) -
     chain: list[x509.Certificate] = []
     current = cert
     while current.issuer != current.subject and len(chain) < 8:
-        issuer = next((c for c in candidates if _issued_by(current, c)), None)
+        issuer = next((c for c in candidates if pki.issued_by(current, c)), None)
         if issuer is None:
             break
         chain.append(issuer)

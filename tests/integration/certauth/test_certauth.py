@@ -10,15 +10,11 @@ is refused with the classifier's explanation.
 
 from __future__ import annotations
 
-import datetime
 import os
 import typing as t
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from winhost import pki
 
 ROOT = "LocalMachine\\Root"
 PEOPLE = "LocalMachine\\TrustedPeople"
@@ -68,33 +64,12 @@ def test_self_signed_certificate_end_to_end(certauth: t.Any) -> None:
 
 
 def _make_ca(directory: Path) -> tuple[Path, Path, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "winops certauth test CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    """A CA of the test's own (winhost's pki), saved as ca.pem and ca.key (0600)."""
+    ca = pki.CertificateAuthority.create("winops certauth test CA")
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / "ca.pem", directory / "ca.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    return cert_path, key_path, cert.fingerprint(hashes.SHA1()).hex().upper()
+    ca.save(cert_path, key_path)
+    return cert_path, key_path, ca.thumbprint
 
 
 def test_ca_signed_certificate_end_to_end(certauth: t.Any) -> None:

@@ -17,6 +17,8 @@ from ansible_run import PLAYBOOK_DIR, PlaybookRun, run_playbook, write_overlay
 from connection_matrix import Combination, Target, connection_vars, read_password, read_targets
 from payloads import Payload, random_file
 
+from winhost import pki
+
 
 @pytest.fixture(scope="session")
 def payload_10mb(tmp_path_factory: pytest.TempPathFactory) -> Payload:
@@ -126,29 +128,8 @@ class EndToEnd:
 @pytest.fixture(scope="session")
 def wrong_ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA certificate that did not issue winhost's listener certificates."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "winops e2e unrelated CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
     path = tmp_path_factory.mktemp("wrong-ca") / "wrong-ca.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pki.write_cert(path, pki.CertificateAuthority.create("winops e2e unrelated CA").cert)
     return path
 
 

@@ -210,8 +210,8 @@ def kerberos_by_address(endpoint: Endpoint, plugin: str, evidence: str) -> Diagn
         Layer.KERBEROS,
         f"Kerberos needs the host's name, but ansible_host is the IP address {endpoint.host}",
         evidence,
-        "set ansible_host to the host's fully qualified name (its SPN is HTTP/<fqdn>), or set "
-        f"{names.hostname_override} to that name",
+        "set ansible_host to the host's fully qualified name (Kerberos service principals are "
+        f"named after it, such as HTTP/<fqdn>), or set {names.hostname_override} to that name",
     )
 
 

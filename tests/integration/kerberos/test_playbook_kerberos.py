@@ -187,9 +187,9 @@ def test_psrp_spn_error_for_an_ip_address(kerberos_host, kerberos_env, tmp_path)
     output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
     assert result.returncode != 0
     address = host.state.address
-    assert f"the KDC has no service principal WSMAN/{address}" in output, output
-    assert f"{address} is an IP address" in output
-    assert "set ansible_psrp_negotiate_hostname_override to the host's name" in output
+    assert f"Server WSMAN/{address}@WINOPS.TEST not found" in output, output
+    assert f"Kerberos needs the host's name, but ansible_host is the IP address {address}" in output
+    assert "set ansible_psrp_negotiate_hostname_override to that name" in output
     assert ADMIN.password not in output
 
 

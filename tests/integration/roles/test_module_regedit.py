@@ -306,9 +306,11 @@ def test_token_filter_policy_written_by_regedit_takes_effect(targets: t.Any) -> 
     ping = "- name: ping\n  ansible.windows.win_ping:\n"
     assert targets.play(ROLE, ping, label="ping-before").returncode == 0
 
-    # The task's own result is not asserted: winhost re-checks the policy on every request of
-    # the open connection (Windows only at logon), so the rest of this task is refused.
-    targets.play(ROLE, task, label="policy")
+    # The policy counts at logon, as on Windows: the task that sets it finishes on its own
+    # connection's token; the next play's logon gets the filtered token and is refused.
+    applied = targets.play(ROLE, task, label="policy")
+    assert applied.returncode == 0, applied.describe()
+    assert applied.task(targets.name(ROLE), "policy").result["changed"] is True
     key = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"
     state = targets.state(ROLE)
     assert state["registry"][key] == {"LocalAccountTokenFilterPolicy": 0}

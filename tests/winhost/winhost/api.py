@@ -67,6 +67,9 @@ class Principal:
     auth_method: str  # "Basic", "Negotiate", "NTLM", "Kerberos", "CredSSP", "ClientCertificate"
     is_admin: bool
     delegated_credential: bool = False  # CredSSP, or Kerberos with a forwarded ticket
+    # Whether the logon token carries Administrators (UAC's remote restrictions, decided once
+    # at logon); None for principals no network logon made, decided from the policy when asked.
+    elevated: bool | None = None
 
     @property
     def qualified_name(self) -> str:

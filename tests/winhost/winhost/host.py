@@ -196,9 +196,16 @@ class WinHost:
         with self.state.lock:
             return access.principal_sids(self.state, principal, self._administrators(principal))
 
+    def logon(self, principal: api.Principal) -> api.Principal:
+        """The principal with its logon token decided: LocalAccountTokenFilterPolicy counts as
+        it is at logon, as on Windows, not at each later request of the connection."""
+        return dataclasses.replace(principal, elevated=self._administrators(principal))
+
     def _administrators(self, principal: api.Principal) -> bool:
         """Whether the network token carries Administrators: local administrators other than
         the built-in one get a filtered token unless LocalAccountTokenFilterPolicy=1."""
+        if principal.elevated is not None:
+            return principal.elevated
         if not principal.is_admin:
             return False
         if principal.domain.upper() != self.computer_name.upper():

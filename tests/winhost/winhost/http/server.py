@@ -43,6 +43,8 @@ class ServedHost(AuthHost, t.Protocol):
         self, request: api.WSManRequest, principal: api.Principal | None
     ) -> api.WSManResponse: ...
 
+    def logon(self, principal: api.Principal) -> api.Principal: ...
+
     def allows_remote(self, principal: api.Principal) -> bool: ...
 
     def allows_resource(self, principal: api.Principal, resource_uri: str) -> bool: ...
@@ -253,6 +255,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._unauthorized(result.reason, result.token_header)
                 return
             principal, token_header = result.principal, result.token_header
+            if principal is not None and principal.elevated is None:
+                # A new logon: its token is fixed now, for the rest of the connection.
+                principal = self.auth.principal = host.logon(principal)
             if principal is not None and not host.allows_remote(principal):
                 # Neither RootSDDL nor any session configuration grants the user: Windows
                 # answers 401, as for a failed logon (see winhost.access for the sources).

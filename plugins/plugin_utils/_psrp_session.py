@@ -29,7 +29,6 @@ import typing as t
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors import connection_failure
 from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
     CredentialCache,
     acquire_ticket,
@@ -444,6 +443,12 @@ class PsrpSession:
     def _failure(self, err: BaseException) -> AnsibleConnectionFailure:
         if isinstance(err, AnsibleConnectionFailure):
             return err
+        # Imported here, not at the top: the classifier is only needed when something failed, and
+        # Ansible compiles a collection's modules afresh in every task's worker process.
+        from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
+            connection_failure,
+        )
+
         return connection_failure(err, self.settings.endpoint, self.settings.auth, PLUGIN_NAME)
 
 

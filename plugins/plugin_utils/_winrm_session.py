@@ -22,7 +22,6 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors import connection_failure
 from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
     CredentialCache,
     KinitRequest,
@@ -199,6 +198,12 @@ class WinRMSession:
     def _failure(self, exc: BaseException) -> AnsibleConnectionFailure:
         """The diagnosed failure for ``exc``, chained to it, with every secret blanked out."""
         transport = self.transport or self.settings.transports[0]
+        # Imported here, not at the top: the classifier is only needed when something failed, and
+        # Ansible compiles a collection's modules afresh in every task's worker process.
+        from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
+            connection_failure,
+        )
+
         failure = connection_failure(exc, self.settings.endpoint, transport, PLUGIN_NAME)
         secrets = self.settings.secrets
         failure.message = redact(failure.message, secrets)

@@ -206,11 +206,7 @@ def check_clock_skew(
         raise NotApplicable("the host sent no HTTP Date header to compare with")
     if abs(skew) > _errors_fixes.MAX_KERBEROS_CLOCK_SKEW:
         raise CheckFailed(_errors_fixes.kerberos_clock_skew(context.server_date, skew))
-    evidence = (
-        f"the host's HTTP Date is {context.server_date:%Y-%m-%d %H:%M:%S} UTC, "
-        f"{skew.total_seconds():+.0f} s from the controller"
-    )
-    return evidence
+    return _errors_fixes.host_clock_evidence(context.server_date, skew)
 
 
 def _default_ccache() -> str:

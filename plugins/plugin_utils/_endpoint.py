@@ -16,6 +16,15 @@ HTTPS_PORT = 5986
 DEFAULT_PATH = "wsman"
 
 
+def is_ip_literal(name: str) -> bool:
+    """True when ``name`` is an IPv4 or IPv6 literal (brackets allowed) rather than a name."""
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Endpoint:
     """Where the WinRM listener is: host (IPv6 without brackets), port, scheme and path."""
@@ -28,11 +37,7 @@ class Endpoint:
     @property
     def is_ip_address(self) -> bool:
         """True when ``host`` is an IPv4 or IPv6 literal rather than a name."""
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
+        return is_ip_literal(self.host)
 
     @property
     def is_ipv6(self) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import email.utils
 import errno
-import ipaddress
 import re
 import socket
 import ssl
@@ -25,7 +24,10 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
+    Endpoint,
+    is_ip_literal,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import (
     MAX_KERBEROS_CLOCK_SKEW,
     UNKNOWN_SERVICE,
@@ -69,14 +71,6 @@ def _module_of(exc: BaseException) -> str:
     return type(exc).__module__.split(".", 1)[0]
 
 
-def _is_ip_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def _first(
     chain: list[BaseException], test: t.Callable[[BaseException], bool]
 ) -> BaseException | None:
@@ -94,13 +88,18 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
+def _response_headers(chain: list[BaseException]) -> t.Iterator[t.Any]:
+    """The headers of the HTTP responses the errors in ``chain`` carry."""
+    for error in chain:
+        headers = getattr(getattr(error, "response", None), "headers", None)
+        if headers is not None and hasattr(headers, "get"):
+            yield headers
+
+
 def offered_auth_schemes(chain: list[BaseException]) -> list[str]:
     """The schemes in every WWW-Authenticate header of the HTTP responses in ``chain``."""
     schemes: list[str] = []
-    for error in chain:
-        headers = getattr(getattr(error, "response", None), "headers", None)
-        if headers is None or not hasattr(headers, "get"):
-            continue
+    for headers in _response_headers(chain):
         for scheme in auth_schemes(str(headers.get("WWW-Authenticate", "") or "")):
             if scheme not in schemes:
                 schemes.append(scheme)
@@ -145,7 +144,7 @@ def _diagnose_kerberos(
         text = str(unknown_service)
         asked = REQUESTED_SPN.search(text)
         spn = asked.group(1) if asked else f"HTTP/{endpoint.host}"
-        if _is_ip_address(spn.partition("/")[2]):
+        if is_ip_literal(spn.partition("/")[2]):
             return kerberos_by_address(endpoint, plugin, text)
         return kerberos_unknown_service(spn, plugin, text)
     if transport == "kerberos" or "kerberos" in str(spnego_error).lower():
@@ -301,10 +300,7 @@ def _host_clock_skew(chain: list[BaseException]) -> Diagnosis | None:
     plain 401; its HTTP Date header is the evidence the doctor's clock check uses too.
     """
     now = datetime.datetime.now(datetime.timezone.utc)
-    for error in chain:
-        headers = getattr(getattr(error, "response", None), "headers", None)
-        if headers is None or not hasattr(headers, "get"):
-            continue
+    for headers in _response_headers(chain):
         try:
             host_date = email.utils.parsedate_to_datetime(str(headers.get("Date", "") or ""))
         except (TypeError, ValueError):

@@ -255,13 +255,20 @@ def unencrypted_refused(transport: str, plugin: str, evidence: str) -> Diagnosis
 MAX_KERBEROS_CLOCK_SKEW = datetime.timedelta(minutes=5)
 
 
+def host_clock_evidence(host_date: datetime.datetime, skew: datetime.timedelta) -> str:
+    """What the host's HTTP Date says about its clock."""
+    return (
+        f"the host's HTTP Date is {host_date:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{skew.total_seconds():+.0f} s from the controller"
+    )
+
+
 def kerberos_clock_skew(host_date: datetime.datetime, skew: datetime.timedelta) -> Diagnosis:
     """The host's clock (its HTTP Date) is further from the controller's than Kerberos allows."""
     return Diagnosis(
         Layer.KERBEROS,
         "the clocks of the host and the controller differ by more than Kerberos allows",
-        f"the host's HTTP Date is {host_date:%Y-%m-%d %H:%M:%S} UTC, "
-        f"{skew.total_seconds():+.0f} s from the controller "
+        f"{host_clock_evidence(host_date, skew)} "
         f"(allowed: {MAX_KERBEROS_CLOCK_SKEW.total_seconds():.0f} s)",
         "synchronise both clocks with the domain's time source (NTP on the controller, "
         "w32time on the host)",

@@ -20,7 +20,7 @@ Kinds (set with `python -m winhost fault HOST KIND [options]`, the fixture's `.f
 
 Query API for the shells layer (host = HostView.computer_name or the host name; both work):
 
-  faults.should_timeout_receive(host) -> bool   Receive must fault with w:TimedOut now
+  faults.receive_timeout_remaining(host) -> float  seconds a Receive waits, then w:TimedOut
   faults.should_busy_on_send(host) -> bool      Send must fault with ERROR_BUSY (consumes one)
   faults.shell_quota_exceeded(host) -> bool     Create must fault with w:QuotaLimit (consumes one)
 
@@ -161,10 +161,6 @@ def take(host: str, kind: str, action: str | None = None) -> Fault | None:
 
 
 # --- the query API for the shells layer ------------------------------------------------------
-def should_timeout_receive(host: str) -> bool:
-    return receive_timeout_remaining(host) > 0
-
-
 def receive_timeout_remaining(host: str) -> float:
     """Seconds the host's `receive_timeout` fault still holds (0 when none is active)."""
     now = time.monotonic()

@@ -13,11 +13,9 @@ are both off, and the plugins' failure is the acceptor's real refusal.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import typing as t
 from pathlib import Path
@@ -26,11 +24,13 @@ import pytest
 
 TESTS = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TESTS / "kdc"))
+sys.path.insert(0, str(TESTS / "integration" / "e2e"))
 
 import kdc  # noqa: E402
 from ansible.playbook.play_context import PlayContext  # noqa: E402
 from ansible.plugins.loader import connection_loader, init_plugin_loader  # noqa: E402
 from ansible.utils.collection_loader import AnsibleCollectionConfig  # noqa: E402
+from ansible_run import run_playbook, write_private_yaml  # noqa: E402
 
 from winhost import api, profiles  # noqa: E402
 from winhost.auth import acceptors  # noqa: E402
@@ -121,35 +121,24 @@ def _statuses(result: dict[str, t.Any]) -> dict[str, str]:
     return {check["name"]: check["status"] for check in result["checks"]}
 
 
-def _failing_win_ping(
-    plugin: str, variables: dict[str, t.Any], kerberos_env: t.Any, work: Path
-) -> str:
-    """Run win_ping through `plugin` with ansible-playbook; return its output, which must
-    report the host unreachable."""
-    inventory = work / "inventory.json"
+def _failing_win_ping(plugin: str, variables: dict[str, t.Any], work: Path) -> str:
+    """Run win_ping through `plugin` with ansible-playbook (the e2e runner; the Kerberos
+    environment kerberos_env set is passed on); return the message of the task, which must
+    find the host unreachable."""
     host_vars = {**variables, "ansible_connection": f"winops.remoting.{plugin}"}
-    inventory.write_text(json.dumps({"windows": {"hosts": {"target": host_vars}}}))
+    inventory = write_private_yaml(
+        work / "inventory.yml", {"windows": {"hosts": {"target": host_vars}}}
+    )
     playbook = work / "ping.yml"
     playbook.write_text(
-        "- hosts: windows\n  gather_facts: false\n  tasks:\n    - ansible.windows.win_ping:\n"
+        "- hosts: windows\n  gather_facts: false\n  tasks:\n"
+        "    - name: ping\n      ansible.windows.win_ping:\n"
     )
-    collections = os.environ.get("WINOPS_COLLECTIONS_PATH") or str(TESTS.parent / "build" / "dev")
-    run = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            str(playbook),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **kerberos_env.environment(), "ANSIBLE_COLLECTIONS_PATH": collections},
-        timeout=120,
-        check=False,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 4, output  # unreachable
-    return output
+    run = run_playbook(playbook, [inventory], work / "run", timeout=120)
+    assert run.stats("target").get("unreachable") == 1, run.describe()
+    password = variables.get("ansible_password")
+    assert not password or password not in run.stdout
+    return str(run.task("target", "ping").result["msg"])
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)
@@ -173,9 +162,7 @@ def test_kerberos_healthy_passes_every_check(kerberos_host: WinHost, plugin: str
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)
-def test_kerberos_with_ip_address(
-    kerberos_host: WinHost, kerberos_env: t.Any, plugin: str, tmp_path: Path
-) -> None:
+def test_kerberos_with_ip_address(kerberos_host: WinHost, plugin: str, tmp_path: Path) -> None:
     variables = _variables(plugin, kerberos_host, override=False)
     target = _target(plugin, variables)
     result = run_checks(target).to_result()
@@ -190,7 +177,7 @@ def test_kerberos_with_ip_address(
 
     # win_ping through the plugin fails the same way: through the shared classifier, the very
     # same layer and fix as the doctor.
-    output = _failing_win_ping(plugin, variables, kerberos_env, tmp_path)
+    output = _failing_win_ping(plugin, variables, tmp_path)
     assert f"winops.remoting.{plugin}: {result['failed_layer']} failed" in output, output
     assert f"fix: {result['fix']}" in output, output
 
@@ -214,9 +201,7 @@ def skewed_kerberos_host(
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)
-def test_kerberos_clock_skew(
-    skewed_kerberos_host: str, kerberos_env: t.Any, plugin: str, tmp_path: Path
-) -> None:
+def test_kerberos_clock_skew(skewed_kerberos_host: str, plugin: str, tmp_path: Path) -> None:
     variables = _variables_for(plugin, skewed_kerberos_host, kdc.host_fqdn(SKEWED_INDEX))
     result = run_checks(_target(plugin, variables)).to_result()
     assert result["failed_layer"] == "Kerberos", result["msg"]
@@ -228,16 +213,14 @@ def test_kerberos_clock_skew(
 
     # A win_ping through the plugin is refused by the host's Kerberos acceptor (its clock is
     # really off) and the failure carries the doctor's layer and fix.
-    output = _failing_win_ping(plugin, variables, kerberos_env, tmp_path)
+    output = _failing_win_ping(plugin, variables, tmp_path)
     assert "the clocks of the host and the controller differ" in output, output
     assert f"winops.remoting.{plugin}: Kerberos failed connecting to" in output, output
     assert f"fix: {result['fix']}" in output, output
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)
-def test_kerberos_wrong_password(
-    kerberos_host: WinHost, kerberos_env: t.Any, plugin: str, tmp_path: Path
-) -> None:
+def test_kerberos_wrong_password(kerberos_host: WinHost, plugin: str, tmp_path: Path) -> None:
     variables = _variables(plugin, kerberos_host, override=True, password="Wrong-Pässw0rd")
     # Another principal than the other tests use: the plugins' run-wide ticket store would
     # answer with the valid ticket it already holds for ADMIN (it is keyed by principal).
@@ -249,7 +232,7 @@ def test_kerberos_wrong_password(
     assert _statuses(result)["authenticated_session"] == "skipped"
     assert "Wrong-Pässw0rd" not in str(result)
     # win_ping through the plugin stops at the same kinit, with the same fix.
-    output = _failing_win_ping(plugin, variables, kerberos_env, tmp_path)
+    output = _failing_win_ping(plugin, variables, tmp_path)
     assert "Kerberos" in output and result["fix"] in output, output
     assert "Wrong-Pässw0rd" not in output
 

@@ -35,11 +35,17 @@ def libfaketime() -> Path:
     )
 
 
+def _faketime_value(offset_seconds: float) -> str:
+    """FAKETIME's relative form, "+660" / "-660": an offset from the real clock, which keeps
+    running."""
+    return f"{round(offset_seconds):+d}"
+
+
 def require_process_offset(offsets: list[float]) -> None:
     """Refuse to serve hosts whose stored clock offset this process' clock does not have."""
-    wanted = {round(offset) for offset in offsets}
+    wanted = {_faketime_value(offset) for offset in offsets}
     running = os.environ.get("FAKETIME", "+0") if os.environ.get("LD_PRELOAD") else "+0"
-    if len(wanted) > 1 or any(f"{offset:+d}" != running for offset in wanted):
+    if wanted - {running}:
         raise ClockError(
             f"the hosts' clock offsets {sorted(wanted)} s do not match this server's clock "
             f"(FAKETIME={running}); start them with `python -m winhost start --clock-offset S`, "
@@ -53,7 +59,6 @@ def server_environment(offset_seconds: float) -> dict[str, str]:
         return {}
     return {
         "LD_PRELOAD": str(libfaketime()),
-        # "+660" / "-660": relative to the real clock, which keeps running.
-        "FAKETIME": f"{offset_seconds:+.0f}",
+        "FAKETIME": _faketime_value(offset_seconds),
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }

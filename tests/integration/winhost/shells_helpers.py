@@ -264,6 +264,7 @@ class InProcessServer:
         self.handlers = shell_handlers(host, engine)
         self.principal = ADMIN
         self.responses: list[tuple[int, int, int | None]] = []  # (status, size, client max)
+        self.last_body = b""
 
     def exchange(self, data: bytes) -> tuple[int, bytes]:
         request: api.WSManRequest | None = None
@@ -278,6 +279,7 @@ class InProcessServer:
             body = envelope.render_fault(request, fault, self.host.computer_name)
             status = fault.http_status
         self.responses.append((status, len(body), request.max_envelope_size if request else None))
+        self.last_body = body
         return status, body
 
     def pywinrm(self, **kwargs: t.Any) -> Protocol:

@@ -296,3 +296,24 @@ def test_unmodelled_shell_settings_fail_loudly(server: InProcessServer) -> None:
     with pytest.raises(WSManFaultError) as err:
         protocol.open_shell(env_vars={"PATH": "C:\\tools"})
     assert "does not model environment variables" in err.value.reason
+
+
+def test_receive_without_command_id_is_the_cmd_plugins_invalid_parameter(
+    server: InProcessServer,
+) -> None:
+    # As recorded from Windows in pypsrp's tests/tests_pypsrp/responses/
+    # test_winrs_fail_poll_process.yml: the cmd shell plugin refuses it with error 87.
+    with WinRS(server.pypsrp()) as shell:
+        with pytest.raises(PsrpFault) as err:
+            shell.receive("stdout stderr")
+        body = server.last_body
+    assert err.value.code == 87
+    assert err.value.provider == "Shell cmd plugin"
+    assert err.value.provider_path == "%systemroot%\\system32\\winrscmd.dll"
+    assert err.value.provider_fault == "The parameter is incorrect."
+    assert err.value.reason == "The parameter is incorrect."
+    assert (
+        b"<w:FaultDetail>http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidValue"
+        in body
+    )
+    assert b"<s:Value>w:InvalidParameter</s:Value>" in body

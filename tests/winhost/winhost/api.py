@@ -37,6 +37,10 @@ class WSManFault(Exception):
     "w:TimedOut", "w:AccessDenied", "w:QuotaLimit", "w:EncodingLimit", "w:InvalidSelectors",
     "a:ActionNotSupported", "w:InternalError"; wsman_code: the numeric Code attribute of the
     WSManFault detail; message: the human text Windows puts in the fault.
+    detail_extra: the w:FaultDetail URI Windows adds for some faults (it precedes f:WSManFault);
+    provider / provider_path: the WinRM plugin that raised the fault, which Windows names in an
+    f:ProviderFault element inside f:Message (e.g. "Shell cmd plugin",
+    "%systemroot%\\system32\\winrscmd.dll").
     """
 
     def __init__(
@@ -48,6 +52,8 @@ class WSManFault(Exception):
         *,
         http_status: int = 500,
         detail_extra: str | None = None,
+        provider: str | None = None,
+        provider_path: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -56,6 +62,8 @@ class WSManFault(Exception):
         self.message = message
         self.http_status = http_status
         self.detail_extra = detail_extra
+        self.provider = provider
+        self.provider_path = provider_path
 
 
 @dataclasses.dataclass(frozen=True)

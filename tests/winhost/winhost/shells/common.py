@@ -55,6 +55,11 @@ DEFAULT_MAX_ENVELOPE_KB = 500
 DEFAULT_OPERATION_TIMEOUT = 60.0
 
 WSMAN_FAULT_OPERATIONS_QUOTA = 2150859174  # 0x803381A6, MaxConcurrentOperationsPerUser
+WIN32_ERROR_INVALID_PARAMETER = 87
+FAULT_DETAIL_URI = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/"
+# How Windows names the cmd shell's plugin in f:ProviderFault.
+CMD_PLUGIN_PROVIDER = "Shell cmd plugin"
+CMD_PLUGIN_PATH = "%systemroot%\\system32\\winrscmd.dll"
 
 # Room a Receive response needs besides its payload (envelope, headers, stream elements).
 _RESPONSE_OVERHEAD = 4096
@@ -97,6 +102,8 @@ def shell_not_found_fault(shell_id: str) -> api.WSManFault:
 
 
 def command_not_found_fault() -> api.WSManFault:
+    # Text, code and FaultDetail as recorded from Windows (pypsrp's tests/tests_pypsrp/
+    # responses/test_winrs_bad_cmd_id.yml).
     return api.WSManFault(
         "s:Sender",
         "w:InvalidSelectors",
@@ -104,6 +111,22 @@ def command_not_found_fault() -> api.WSManFault:
         "The Windows Remote Shell received a request to perform an operation on a command "
         "identifier that does not exist. Either the command has completed execution or the "
         "client specified an invalid command identifier. ",
+        detail_extra=f"{FAULT_DETAIL_URI}UnexpectedSelectors",
+    )
+
+
+def cmd_plugin_invalid_parameter_fault() -> api.WSManFault:
+    """The cmd shell plugin refusing a request it cannot take, such as a Receive naming no
+    CommandId: ERROR_INVALID_PARAMETER (87) from winrscmd.dll, as recorded from Windows in
+    pypsrp's tests/tests_pypsrp/responses/test_winrs_fail_poll_process.yml."""
+    return api.WSManFault(
+        "s:Sender",
+        "w:InvalidParameter",
+        WIN32_ERROR_INVALID_PARAMETER,
+        "The parameter is incorrect. ",
+        detail_extra=f"{FAULT_DETAIL_URI}InvalidValue",
+        provider=CMD_PLUGIN_PROVIDER,
+        provider_path=CMD_PLUGIN_PATH,
     )
 
 

@@ -204,6 +204,9 @@ class CmdShellHandler:
         desired = common.body_child(request, "Receive").find(q("rsp", "DesiredStream"))
         if desired is None:
             raise common.bad_request_fault("rsp:Receive has no rsp:DesiredStream element.")
+        if not desired.get("CommandId"):
+            # The cmd plugin has no shell-level output to give (PSRP's pool receive does).
+            raise common.cmd_plugin_invalid_parameter_fault()
         command = shell.command(desired.get("CommandId"))
         streams = (desired.text or "stdout stderr").split()
         timeout = common.operation_timeout(request)

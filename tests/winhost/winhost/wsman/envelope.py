@@ -276,12 +276,23 @@ def fault_element(fault: api.WSManFault, machine: str) -> ET.Element:
     reason = ET.SubElement(node, _q("s", "Reason"))
     ET.SubElement(reason, _q("s", "Text"), {_q("xml", "lang"): "en-US"}).text = fault.message
     detail = ET.SubElement(node, _q("s", "Detail"))
+    # Windows writes w:FaultDetail first (pypsrp's recordings, e.g. test_winrs_bad_cmd_id.yml).
+    if fault.detail_extra:
+        ET.SubElement(detail, _q("w", "FaultDetail")).text = fault.detail_extra
     wsman_fault = ET.SubElement(
         detail, _q("f", "WSManFault"), {"Code": str(fault.wsman_code), "Machine": machine}
     )
-    ET.SubElement(wsman_fault, _q("f", "Message")).text = fault.message
-    if fault.detail_extra:
-        ET.SubElement(detail, _q("w", "FaultDetail")).text = fault.detail_extra
+    message = ET.SubElement(wsman_fault, _q("f", "Message"))
+    if fault.provider:
+        # A plugin's fault: its text sits in f:ProviderFault naming the plugin and its DLL.
+        provider = ET.SubElement(
+            message,
+            _q("f", "ProviderFault"),
+            {"provider": fault.provider, "path": fault.provider_path or ""},
+        )
+        provider.text = fault.message
+    else:
+        message.text = fault.message
     return node
 
 

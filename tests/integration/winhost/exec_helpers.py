@@ -80,10 +80,12 @@ def run_to_end(process: api.Process, timeout: float = 30.0) -> api.OutputBatch:
         total.stderr += batch.stderr
         total.objects += batch.objects
         total.errors += batch.errors
+        total.error_records += batch.error_records
         total.had_errors = total.had_errors or batch.had_errors
         if batch.finished:
             total.finished = True
             total.exit_code = batch.exit_code
+            total.terminating_error = batch.terminating_error
             return total
     raise AssertionError("process did not finish")
 

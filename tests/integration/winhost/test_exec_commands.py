@@ -186,11 +186,17 @@ def test_pipeline_raw_script_output_and_exit_code(
         engine.start_pipeline(host, ADMIN, [api.PipelineCommand("exit 3", True, [])])
     )
     assert failing.exit_code == 3
+    # An unknown command stops the pipeline's script and fails it (see test_shells_engine).
     unknown = run_to_end(
-        engine.start_pipeline(host, ADMIN, [api.PipelineCommand("Get-Unicorn", True, [])])
+        engine.start_pipeline(
+            host, ADMIN, [api.PipelineCommand("Get-Unicorn\nexit $LASTEXITCODE", True, [])]
+        )
     )
-    assert unknown.had_errors
-    assert "The term 'Get-Unicorn' is not recognized" in unknown.errors[0]
+    assert unknown.had_errors and unknown.errors == [] and unknown.exit_code is None
+    assert unknown.terminating_error is not None
+    assert unknown.terminating_error.fully_qualified_error_id == "CommandNotFoundException"
+    assert unknown.terminating_error.category == "ObjectNotFound"
+    assert "The term 'Get-Unicorn' is not recognized" in unknown.terminating_error.message
     cmdlet = run_to_end(
         engine.start_pipeline(
             host, ADMIN, [api.PipelineCommand("Get-Service", False, [("Name", "WinRM")])]

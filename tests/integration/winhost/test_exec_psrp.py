@@ -23,6 +23,7 @@ import pytest
 from exec_helpers import ADMIN, FakeHost, init_ansible
 from psrpcore.types import (
     ErrorCategoryInfo,
+    ErrorRecord,
     HostMethodIdentifier,
     NETException,
     PSInvocationState,
@@ -78,9 +79,17 @@ class EngineBridge:
             for message in batch.errors:
                 pipeline.write_error(NETException(message), ErrorCategoryInfo())
             if batch.finished:
-                if batch.exit_code:
-                    pipeline.host_call(HostMethodIdentifier.SetShouldExit, [batch.exit_code])
-                pipeline.complete()
+                if batch.terminating_error is not None:
+                    failure = ErrorRecord(
+                        Exception=NETException(batch.terminating_error.message),
+                        CategoryInfo=ErrorCategoryInfo(),
+                        FullyQualifiedErrorId=batch.terminating_error.fully_qualified_error_id,
+                    )
+                    pipeline._change_state(PSInvocationState.Failed, error=failure)
+                else:
+                    if batch.exit_code:
+                        pipeline.host_call(HostMethodIdentifier.SetShouldExit, [batch.exit_code])
+                    pipeline.complete()
                 del self.processes[pipeline_id]
         while (payload := self.pool.data_to_send()) is not None:
             self.pending.setdefault(payload.pipeline_id, bytearray()).extend(payload.data)
@@ -155,10 +164,10 @@ def test_raw_commands_and_exit_codes(psrp: tuple[t.Any, EngineBridge]) -> None:
     assert conn.exec_command("hostname") == (0, b"WIN1", b"")
     assert bridge.commands[-1][0].text == "hostname\nexit $LASTEXITCODE"
     assert conn.exec_command("exit 3")[0] == 3
-    # As on Windows: the plugin appends "exit $LASTEXITCODE", which is $null (0) after a
-    # cmdlet error, and a non-terminating error does not fail the pipeline; only stderr tells.
+    # As on Windows (ansible-core's win_raw target, `raw: uname -a` under psrp): the unknown
+    # command fails the pipeline before the plugin's "exit $LASTEXITCODE" runs, so rc is 1.
     rc, stdout, stderr = conn.exec_command("Get-Unicorn")
-    assert (rc, stdout) == (0, b"")
+    assert (rc, stdout) == (1, b"")
     assert b"The term 'Get-Unicorn' is not recognized" in stderr
 
 

@@ -33,6 +33,14 @@ def server(tmp_path: Path) -> InProcessServer:
             ["-NoProfile", "-Command", "Write-Output hi; exit 3"],
             (b"hi\r\n", b"", 3),
         ),
+        # powershell.exe's console host ends Write-Host lines with LF and output-stream lines
+        # with CRLF: pypsrp's recordings test_winrs_send.yml ("output 1\n") and
+        # test_winrs_extra_opts.yml ("C:\\Windows\r\n" for (pwd).Path).
+        (
+            "powershell.exe",
+            ["-NoProfile", "-Command", "Write-Host a b; Write-Output c; 'd'"],
+            (b"a b\nc\r\nd\r\n", b"", 0),
+        ),
         (
             "ipconfig",
             [],
@@ -64,17 +72,38 @@ def test_powershell_shell_runs_engine_scripts(server: InProcessServer) -> None:
         assert ps.invoke() == ["WIN1"]
 
         ps = PowerShell(pool)
-        ps.add_script("Get-Unicorn")
-        assert ps.invoke() == []
-        assert ps.state == PSInvocationState.COMPLETED
-        assert str(ps.streams.error[0]).startswith(
-            "The term 'Get-Unicorn' is not recognized as the name of a cmdlet"
-        )
-
-        ps = PowerShell(pool)
         ps.add_script("exit 3")
         ps.invoke()
     assert host.rc == 3
+
+
+def test_unknown_command_fails_the_pipeline_as_windows_does(server: InProcessServer) -> None:
+    # Windows ends the pipeline Failed with the CommandNotFoundException as its
+    # ExceptionAsErrorRecord (pypsrp's tests/tests_pypsrp/responses/
+    # test_client_execute_ps_failure.yml, a Server 2016 recording), and ansible-core's
+    # win_raw target asserts `raw: uname -a` fails under psrp, whose plugin appends
+    # "exit $LASTEXITCODE": the script stops at the unknown command.
+    host = PSHost(None, None, False, "winhost-test", None, None, "1.0")
+    with RunspacePool(server.pypsrp(), host=host) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("uname -a\nexit $LASTEXITCODE")
+        assert ps.invoke() == []
+        assert ps.state == PSInvocationState.FAILED
+        assert ps.had_errors
+        assert host.rc is None  # the exit after the unknown command never ran
+        [record] = ps.streams.error
+        assert str(record) == (
+            "The term 'uname' is not recognized as the name of a cmdlet, function, script "
+            "file, or operable program. Check the spelling of the name, or if a path was "
+            "included, verify that the path is correct and try again."
+        )
+        assert record.fq_error == "CommandNotFoundException"
+        assert record.category == 13  # ErrorCategory.ObjectNotFound
+        assert record.reason == "CommandNotFoundException"
+        assert record.target_name == "uname"
+        assert record.exception.types[0] == (
+            "System.Management.Automation.CommandNotFoundException"
+        )
 
 
 def test_router_style_plain_dict_still_serves_every_configuration(tmp_path: Path) -> None:

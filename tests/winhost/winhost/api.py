@@ -183,6 +183,18 @@ class PipelineCommand:
     parameters: list[tuple[str | None, t.Any]]  # (name or None for positional, value)
 
 
+@dataclasses.dataclass(frozen=True)
+class ErrorRecordData:
+    """A PowerShell ErrorRecord as a PSRP shell serialises it (MS-PSRP 2.2.3.15)."""
+
+    message: str
+    category: str  # ErrorCategory member name, e.g. "ObjectNotFound"
+    fully_qualified_error_id: str
+    reason: str  # CategoryInfo.Reason: the exception's short type name
+    exception_types: tuple[str, ...]  # the exception's .NET type and its bases, most derived first
+    target: str = ""  # CategoryInfo.TargetName (and the record's TargetObject)
+
+
 @dataclasses.dataclass
 class OutputBatch:
     """Output produced since the last read.
@@ -198,6 +210,10 @@ class OutputBatch:
     finished: bool = False
     exit_code: int | None = None  # set when finished (WinRS); PSRP uses had_errors
     had_errors: bool = False
+    # PSRP: the same errors as `errors` with their category and id, in the same order.
+    error_records: list[ErrorRecordData] = dataclasses.field(default_factory=list)
+    # PSRP: the error that ended the pipeline (state Failed with it as ExceptionAsErrorRecord).
+    terminating_error: ErrorRecordData | None = None
 
 
 class Process(t.Protocol):

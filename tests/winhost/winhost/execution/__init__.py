@@ -39,6 +39,7 @@ class ExecutionEngine:
         self, host: api.HostView, principal: api.Principal, commands: list[api.PipelineCommand]
     ) -> api.Process:
         def program(io: ProgramIO) -> None:
+            io.command_not_found_terminates = True
             ctx = ExecContext.for_principal(host, principal)
             script = _pipeline_script(commands, io)
             run_script(script, ctx, io)

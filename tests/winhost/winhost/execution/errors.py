@@ -6,7 +6,43 @@ import dataclasses
 import re
 from xml.sax.saxutils import escape
 
+from winhost import api
+
 _CLIXML_NS = "http://schemas.microsoft.com/powershell/2004/04"
+
+_SMA = "System.Management.Automation"
+# .NET type chains of the exceptions winhost raises (most derived first), as serialised in the
+# TN of an ErrorRecord's Exception (pypsrp's recording test_client_execute_ps_failure.yml shows
+# CommandNotFoundException's).
+_EXCEPTION_TYPES: dict[str, tuple[str, ...]] = {
+    "CommandNotFoundException": (
+        f"{_SMA}.CommandNotFoundException",
+        f"{_SMA}.RuntimeException",
+        "System.SystemException",
+        "System.Exception",
+        "System.Object",
+    ),
+    "ItemNotFoundException": (
+        f"{_SMA}.ItemNotFoundException",
+        f"{_SMA}.SessionStateException",
+        f"{_SMA}.RuntimeException",
+        "System.SystemException",
+        "System.Exception",
+        "System.Object",
+    ),
+    "NotImplementedException": (
+        "System.NotImplementedException",
+        "System.SystemException",
+        "System.Exception",
+        "System.Object",
+    ),
+}
+_RUNTIME_EXCEPTION = (
+    f"{_SMA}.RuntimeException",
+    "System.SystemException",
+    "System.Exception",
+    "System.Object",
+)
 
 
 @dataclasses.dataclass
@@ -39,6 +75,17 @@ class PSError:
         )
         lines.append(f"    + FullyQualifiedErrorId : {self.error_id}")
         return "\r\n".join(lines)
+
+    def record(self) -> api.ErrorRecordData:
+        """The error as an ErrorRecord for a PSRP client."""
+        return api.ErrorRecordData(
+            message=self.message,
+            category=self.category,
+            fully_qualified_error_id=self.error_id,
+            reason=self.reason,
+            exception_types=_EXCEPTION_TYPES.get(self.reason, _RUNTIME_EXCEPTION),
+            target=self.target,
+        )
 
 
 def command_not_found(name: str, line_no: int, column: int, line_text: str) -> PSError:

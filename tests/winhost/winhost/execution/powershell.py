@@ -243,7 +243,10 @@ class StatementRunner:
                 self._unsupported(
                     f"the {head.value!r} statement {statement.strip()!r}", line_no, line_text
                 )
-            self.io.error(command_not_found(head.value, line_no, column + 1, line_text.strip()))
+            unknown = command_not_found(head.value, line_no, column + 1, line_text.strip())
+            if self.io.command_not_found_terminates:
+                self.io.fail(unknown)
+            self.io.error(unknown)
             self.last_ok = False
             return
         handler(self, head.value, args, line_no, line_text)
@@ -306,7 +309,7 @@ class StatementRunner:
             values.append(self.value_of(token, line_no, line_text))
             i += 1
         if name.lower() == "write-host":
-            self.io.write(" ".join(values))
+            self.io.write_host(" ".join(values))
         else:
             for value in values:
                 self.io.write(value)

@@ -21,6 +21,12 @@ from winhost.execution.errors import PSError, render_clixml
 _OUTPUT_HIGH_WATER = 4 * 1024 * 1024
 
 
+class HostLine(str):
+    """Text from Write-Host, which powershell.exe's console host ends with LF where the
+    output stream's lines end with CRLF (pypsrp's recordings test_winrs_send.yml and
+    test_winrs_extra_opts.yml, Windows Server 2016)."""
+
+
 class Terminated(Exception):
     """The client signalled terminate (or deleted the shell) while the program ran."""
 
@@ -46,6 +52,10 @@ class ProgramIO:
         self.finished = False
         # powershell.exe -EncodedCommand writes errors to stderr as CLIXML (WinRS only).
         self.clixml_errors = False
+        # A pipeline run through the PowerShell API (PSRP) stops at an unknown command and
+        # fails with it; powershell.exe's console host reports it and goes on.
+        self.command_not_found_terminates = False
+        self.terminating_error: PSError | None = None
 
     # -- input -----------------------------------------------------------------------------
 
@@ -104,6 +114,17 @@ class ProgramIO:
         with self._cond:
             self._errors.append(err)
             self._cond.notify_all()
+
+    def write_host(self, text: str) -> None:
+        """One line written by Write-Host (the console host ends it with LF, not CRLF)."""
+        self.write(HostLine(text))
+
+    def fail(self, err: PSError) -> t.NoReturn:
+        """A terminating error: the script stops and the pipeline fails with `err`."""
+        with self._cond:
+            self.terminating_error = err
+            self._cond.notify_all()
+        raise ExitRequested()
 
     def stderr_line(self, text: str) -> None:
         """Text a native program writes to stderr ($host.UI.WriteErrorLine / cmd.exe)."""
@@ -211,7 +232,9 @@ class CommandLineProcess(_BaseProcess):
 
     def read_output(self, timeout: float) -> api.OutputBatch:
         out, errors, raw, finished = self.io.take(timeout)
-        stdout = "".join(f"{line}\r\n" for line in out).encode("utf-8")
+        stdout = "".join(_console_line(line) for line in out).encode("utf-8")
+        if finished and self.io.terminating_error is not None:
+            errors.append(self.io.terminating_error)
         stderr = b""
         if errors:
             rendered = [e.render() for e in errors]
@@ -248,13 +271,33 @@ class PipelineProcess(_BaseProcess):
     def read_output(self, timeout: float) -> api.OutputBatch:
         out, errors, raw, finished = self.io.take(timeout)
         messages = [e.message for e in errors] + raw
-        self._had_errors = self._had_errors or bool(messages)
+        records = [e.record() for e in errors] + [_stderr_record(text) for text in raw]
+        terminating = self.io.terminating_error if finished else None
+        self._had_errors = self._had_errors or bool(messages) or terminating is not None
         batch = api.OutputBatch(
-            objects=out, errors=messages, finished=finished, had_errors=self._had_errors
+            objects=[str(o) if isinstance(o, HostLine) else o for o in out],
+            errors=messages,
+            error_records=records,
+            terminating_error=terminating.record() if terminating is not None else None,
+            finished=finished,
+            had_errors=self._had_errors,
         )
         if finished and self.io.exit_code:
             batch.exit_code = self.io.exit_code
         return batch
+
+
+def _console_line(line: t.Any) -> str:
+    return f"{line}\n" if isinstance(line, HostLine) else f"{line}\r\n"
+
+
+def _stderr_record(text: str) -> api.ErrorRecordData:
+    # Raw stderr text (winhost's transfer and restart emulations) as a Write-Error record.
+    return PSError(
+        message=text,
+        error_id="Microsoft.PowerShell.Commands.WriteErrorException",
+        reason="WriteErrorException",
+    ).record()
 
 
 def _as_pipeline_string(obj: t.Any) -> t.Any:

@@ -23,6 +23,7 @@ import psrpcore
 from psrpcore.types import (
     ErrorCategory,
     ErrorCategoryInfo,
+    ErrorRecord,
     HostMethodIdentifier,
     NETException,
     PSInvocationState,
@@ -450,19 +451,26 @@ class PowerShellHandler:
             return  # stopped by the client: late output of the terminated process is dropped
         for value in batch.objects:
             server.write_output(value)
-        for message in batch.errors:
+        for record in _error_records(batch):
             server.write_error(
-                NETException(Message=message),
-                ErrorCategoryInfo(
-                    Category=ErrorCategory.NotSpecified, Reason="WriteErrorException"
-                ),
-                fully_qualified_error_id="Microsoft.PowerShell.Commands.WriteErrorException",
+                record.Exception,
+                record.CategoryInfo,
+                target_object=record.TargetObject,
+                fully_qualified_error_id=record.FullyQualifiedErrorId,
             )
         if batch.finished:
-            if batch.exit_code:
-                # `exit N` inside a remote pipeline reaches the client as SetShouldExit(N).
-                server.host_call(HostMethodIdentifier.SetShouldExit, [batch.exit_code])
-            server.complete()
+            if batch.terminating_error is not None:
+                # Windows ends the pipeline Failed with the error in PIPELINE_STATE's
+                # ExceptionAsErrorRecord, not in the error stream (pypsrp's recording
+                # test_client_execute_ps_failure.yml); no SetShouldExit is sent.
+                server._change_state(
+                    PSInvocationState.Failed, error=_error_record(batch.terminating_error)
+                )
+            else:
+                if batch.exit_code:
+                    # `exit N` inside a remote pipeline reaches the client as SetShouldExit(N).
+                    server.host_call(HostMethodIdentifier.SetShouldExit, [batch.exit_code])
+                server.complete()
         shell.collect()
 
     # -- Signal -----------------------------------------------------------------------------
@@ -500,6 +508,41 @@ class PowerShellHandler:
         shell.commands.pop(pipeline.command_id, None)
         shell.collect()
         shell.outbox.pop(pipeline.pipeline_id, None)
+
+
+def _error_records(batch: api.OutputBatch) -> list[ErrorRecord]:
+    if len(batch.error_records) == len(batch.errors):
+        return [_error_record(data) for data in batch.error_records]
+    # An engine that gives messages only: Write-Error records, as Write-Error makes them.
+    return [
+        _error_record(
+            api.ErrorRecordData(
+                message=message,
+                category="NotSpecified",
+                fully_qualified_error_id="Microsoft.PowerShell.Commands.WriteErrorException",
+                reason="WriteErrorException",
+                exception_types=(),
+            )
+        )
+        for message in batch.errors
+    ]
+
+
+def _error_record(data: api.ErrorRecordData) -> ErrorRecord:
+    exception = NETException(Message=data.message)
+    if data.exception_types:
+        exception.PSObject.type_names = list(data.exception_types)
+    return ErrorRecord(
+        Exception=exception,
+        CategoryInfo=ErrorCategoryInfo(
+            Category=ErrorCategory[data.category],
+            Reason=data.reason,
+            TargetName=data.target or None,
+            TargetType="String" if data.target else None,
+        ),
+        TargetObject=data.target or None,
+        FullyQualifiedErrorId=data.fully_qualified_error_id,
+    )
 
 
 def _b64(text: str, what: str) -> bytes:

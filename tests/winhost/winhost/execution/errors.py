@@ -121,6 +121,21 @@ def not_modelled(what: str, line_no: int = 1, line_text: str = "") -> PSError:
     )
 
 
+def not_modelled_command(name: str, module: str, line_no: int, line_text: str) -> PSError:
+    """A command Windows has (in `module`) that winhost does not emulate: never reported as
+    CommandNotFoundException, which would claim Windows lacks it."""
+    return PSError(
+        message=f"winhost does not model {name} (a command of the Windows module {module})",
+        category="NotImplemented",
+        error_id="winhost.NotModelled",
+        reason="NotImplementedException",
+        line_no=line_no,
+        line_text=line_text,
+        column=1,
+        span=len(line_text) or 1,
+    )
+
+
 def _clixml_escape(text: str) -> str:
     def repl(match: re.Match[str]) -> str:
         return f"_x{ord(match.group(0)):04X}_"

@@ -18,13 +18,20 @@ script with exit code 1.
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import typing as t
+from pathlib import Path
 
 from winhost.execution import registry_items, restart, transfer
 from winhost.execution.context import ExecContext, lookup_env
-from winhost.execution.errors import PSError, command_not_found, not_modelled
+from winhost.execution.errors import (
+    PSError,
+    command_not_found,
+    not_modelled,
+    not_modelled_command,
+)
 from winhost.execution.process import ProgramIO
 from winhost.execution.sandbox import SandboxError
 
@@ -47,6 +54,31 @@ _PROPAGATE_RC = re.compile(
 )
 # The same line appended to a script after "; " (win_reboot's commands end with it).
 _TRAILING_PROPAGATE_RC = re.compile(r";\s*" + _PROPAGATE_RC.pattern[1:-1] + r"\s*$", re.I)
+
+
+_STOCK_COMMANDS = Path(__file__).with_name("stock_commands.txt")
+
+
+@functools.cache
+def _stock_commands() -> dict[str, str]:
+    """Lower-cased cmdlet and alias names Windows PowerShell has in-box -> their module."""
+    found: dict[str, str] = {}
+    module = ""
+    for line in _STOCK_COMMANDS.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            module = line[1 : line.index("]")]
+            continue
+        for name in line.split():
+            found.setdefault(name.lower(), module)
+    return found
+
+
+def stock_command_module(name: str) -> str | None:
+    """The module of an in-box Windows PowerShell command or alias (execution/
+    stock_commands.txt says where the list comes from); None for a name Windows lacks."""
+    return _stock_commands().get(name.lower())
 
 
 def is_bootstrap_wrapper(script: str) -> bool:
@@ -243,6 +275,12 @@ class StatementRunner:
                 self._unsupported(
                     f"the {head.value!r} statement {statement.strip()!r}", line_no, line_text
                 )
+            stock_module = stock_command_module(name)
+            if stock_module is not None:
+                self.io.error(
+                    not_modelled_command(head.value, stock_module, line_no, line_text.strip())
+                )
+                self.io.exit(1)
             unknown = command_not_found(head.value, line_no, column + 1, line_text.strip())
             if self.io.command_not_found_terminates:
                 self.io.fail(unknown)

@@ -418,3 +418,29 @@ def test_bootstrap_over_psrp_takes_input_objects(
     batch = run_to_end(process)
     assert batch.had_errors is False
     assert json.loads(batch.objects[-1])["ping"] == "pong"
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "message"),
+    [
+        (
+            "winops.remoting.win_winrm_firewall",
+            {"name": "WinRM-HTTPS", "profiles": ["domain", "bogus"]},
+            "value of profiles must be one or more of: any, domain, private, public. "
+            "Got no match for: bogus",
+        ),
+        (
+            "winops.remoting.win_winrm_listener",
+            {"transport": "ftp"},
+            "value of transport must be one of: http, https. Got no match for: ftp",
+        ),
+    ],
+)
+def test_emulations_check_choices_as_the_ps1_spec_does(
+    engine: api.ExecutionEngine, host: FakeHost, module: str, args: dict[str, t.Any], message: str
+) -> None:
+    # Ansible.Basic refuses a value outside the .ps1 spec's choices before the module runs
+    # (tests/unit/test_module_specs.py keeps the emulations' choices equal to the spec's).
+    rc, result = run_module(engine, host, module, **args)
+    assert rc == 1
+    assert result["msg"] == message

@@ -46,6 +46,8 @@ class Option:
     choices: tuple[t.Any, ...] | None = None
     aliases: tuple[str, ...] = ()
     no_log: bool = False
+    elements: str | None = None  # the type of a list's items
+    options: dict[str, Option] | None = None  # a dict's sub-options (checked by the emulation)
 
 
 @dataclasses.dataclass
@@ -98,6 +100,12 @@ def register(
 def emulated_modules() -> list[str]:
     _load()
     return sorted(_REGISTRY)
+
+
+def module_definition(name: str) -> ModuleDef:
+    """The emulation registered under a fully qualified module name (KeyError if none)."""
+    _load()
+    return _REGISTRY[name]
 
 
 def _load() -> None:
@@ -291,12 +299,24 @@ def validate(
             params[name] = opt.default
             continue
         params[name] = _convert(name, opt, params[name])
-        if opt.choices is not None and params[name] not in opt.choices:
-            raise ModuleFailure(
-                f"value of {name} must be one of: {', '.join(map(str, opt.choices))}. "
-                f"Got no match for: {params[name]}"
-            )
+        if opt.choices is None:
+            continue
+        # Each item of a list is checked; strings match in any case (winops_common.check_choice).
+        values = params[name] if opt.type == "list" else [params[name]]
+        for value in values:
+            if not _is_choice(value, opt.choices):
+                how_many = "one or more of" if opt.type == "list" else "one of"
+                raise ModuleFailure(
+                    f"value of {name} must be {how_many}: {', '.join(map(str, opt.choices))}. "
+                    f"Got no match for: {value}"
+                )
     return params
+
+
+def _is_choice(value: t.Any, choices: tuple[t.Any, ...]) -> bool:
+    if isinstance(value, str):
+        return value.lower() in (str(c).lower() for c in choices)
+    return value in choices
 
 
 def _convert(name: str, opt: Option, value: t.Any) -> t.Any:

@@ -38,8 +38,8 @@ DELEGATION_LISTS = {
 OPTIONS = {
     "server": Option(type="bool"),
     "client": Option(type="bool"),
-    "delegate_computers": Option(type="list"),
-    "delegate_computers_ntlm_only": Option(type="list"),
+    "delegate_computers": Option(type="list", elements="str"),
+    "delegate_computers_ntlm_only": Option(type="list", elements="str"),
 }
 
 

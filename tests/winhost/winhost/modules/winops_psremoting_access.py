@@ -22,8 +22,8 @@ from winhost.modules import ModuleFailure, ModuleRun, Option, register
 from winhost.modules.winops_common import host_model
 
 OPTIONS = {
-    "accounts": Option(type="list", required=True),
-    "configurations": Option(type="list", default=["Microsoft.PowerShell"]),
+    "accounts": Option(type="list", elements="str", required=True),
+    "configurations": Option(type="list", elements="str", default=["Microsoft.PowerShell"]),
     "root_sddl": Option(type="bool", default=True),
     "allow_lockout": Option(type="bool", default=False),
     "restart_winrm": Option(type="bool", default=False),

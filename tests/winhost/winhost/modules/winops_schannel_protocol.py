@@ -27,9 +27,14 @@ WANTED: dict[str, dict[str, int | None]] = {
 VALUE_NAMES = ("Enabled", "DisabledByDefault")
 
 OPTIONS = {
-    "protocol": Option(required=True),
-    "sides": Option(type="list", default=["server", "client"]),
-    "state": Option(required=True),
+    "protocol": Option(
+        required=True,
+        choices=("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"),
+    ),
+    "sides": Option(
+        type="list", elements="str", choices=("server", "client"), default=["server", "client"]
+    ),
+    "state": Option(required=True, choices=("enabled", "disabled", "default")),
 }
 
 

@@ -37,8 +37,8 @@ OPTIONS = {
     "username": Option(),
     "password": Option(no_log=True),
     "enabled": Option(type="bool", default=True),
-    "update_password": Option(default="on_change"),
-    "state": Option(default="present"),
+    "update_password": Option(default="on_change", choices=("always", "on_change")),
+    "state": Option(default="present", choices=("present", "absent")),
 }
 
 

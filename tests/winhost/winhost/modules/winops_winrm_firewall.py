@@ -43,11 +43,11 @@ OPTIONS = {
     "display_name": Option(),
     "description": Option(),
     "port": Option(type="int"),
-    "remote_addresses": Option(type="list"),
-    "local_addresses": Option(type="list"),
-    "profiles": Option(type="list"),
+    "remote_addresses": Option(type="list", elements="str"),
+    "local_addresses": Option(type="list", elements="str"),
+    "profiles": Option(type="list", elements="str", choices=("any", "domain", "private", "public")),
     "enabled": Option(type="bool", default=True),
-    "state": Option(default="present"),
+    "state": Option(default="present", choices=("present", "absent")),
 }
 
 

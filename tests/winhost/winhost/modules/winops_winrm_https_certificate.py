@@ -32,9 +32,9 @@ from winhost.state import HostState, StoredCert
 STORE_PATH = "Cert:\\LocalMachine\\My"
 
 OPTIONS = {
-    "source": Option(default="self_signed"),
-    "dns_names": Option(type="list"),
-    "ip_addresses": Option(type="list", default=[]),
+    "source": Option(default="self_signed", choices=("self_signed", "thumbprint", "pfx")),
+    "dns_names": Option(type="list", elements="str"),
+    "ip_addresses": Option(type="list", elements="str", default=[]),
     "subject": Option(),
     "validity_days": Option(type="int", default=365),
     "renew_days_before_expiry": Option(type="int", default=30),

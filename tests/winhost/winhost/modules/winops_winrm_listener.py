@@ -27,14 +27,14 @@ from winhost.state import HostState, Listener
 SERVER_AUTH_OID = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string
 
 OPTIONS = {
-    "transport": Option(required=True),
+    "transport": Option(required=True, choices=("http", "https")),
     "address": Option(default="*"),
     "port": Option(type="int"),
     "hostname": Option(),
     "certificate_thumbprint": Option(),
     "url_prefix": Option(default="wsman"),
     "enabled": Option(type="bool", default=True),
-    "state": Option(default="present"),
+    "state": Option(default="present", choices=("present", "absent")),
 }
 
 

@@ -71,7 +71,7 @@ CLIENT_SETTINGS: dict[str, Setting] = {
 }
 
 CLIENT_OPTIONS = {
-    name: Option(type="list" if setting.kind == "list" else "bool")
+    name: Option(type="list", elements="str") if setting.kind == "list" else Option(type="bool")
     for name, setting in CLIENT_SETTINGS.items()
 }
 OPTIONS = {
@@ -81,12 +81,12 @@ OPTIONS = {
     "auth_certificate": Option(type="bool"),
     "auth_credssp": Option(type="bool"),
     "allow_unencrypted": Option(type="bool"),
-    "cbt_hardening_level": Option(),
+    "cbt_hardening_level": Option(choices=("none", "relaxed", "strict")),
     "certificate_thumbprint": Option(),
     "ipv4_filter": Option(),
     "ipv6_filter": Option(),
     "max_envelope_size_kb": Option(type="int"),
-    "client": Option(type="dict"),
+    "client": Option(type="dict", options=CLIENT_OPTIONS),
 }
 
 

@@ -226,7 +226,10 @@ def test_remote_shell_access_disabled(server: InProcessServer, host: SettingsHos
     host.settings["Winrs/AllowRemoteShellAccess"] = "false"
     with pytest.raises(WSManFaultError) as err:
         server.pywinrm().open_shell()
-    assert err.value.fault_subcode == "w:AccessDenied"
+    # MS-WSMV 2.2.4.42 (WinrsType): with AllowRemoteShellAccess false the server "MUST reply
+    # with a wsman:InternalError fault"; the code is ERROR_WSMAN_REMOTESHELLS_NOT_ALLOWED.
+    assert err.value.fault_subcode == "w:InternalError"
+    assert err.value.wsman_fault_code == 2150859180
     assert "configured to not accept any remote shell requests" in err.value.reason
     with pytest.raises(PsrpFault) as psrp_err:  # PowerShell remoting rides on the same shells
         RunspacePool(server.pypsrp()).open()

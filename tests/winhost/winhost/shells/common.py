@@ -55,6 +55,7 @@ DEFAULT_MAX_ENVELOPE_KB = 500
 DEFAULT_OPERATION_TIMEOUT = 60.0
 
 WSMAN_FAULT_OPERATIONS_QUOTA = 2150859174  # 0x803381A6, MaxConcurrentOperationsPerUser
+WSMAN_FAULT_REMOTESHELLS_NOT_ALLOWED = 2150859180  # 0x803381AC
 WIN32_ERROR_INVALID_PARAMETER = 87
 FAULT_DETAIL_URI = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/"
 # How Windows names the cmd shell's plugin in f:ProviderFault.
@@ -152,12 +153,12 @@ def operations_quota_fault(limit: int) -> api.WSManFault:
 
 
 def remote_shells_disabled_fault() -> api.WSManFault:
-    # The text is Windows'; its numeric code we could not confirm, so the fault carries
-    # ERROR_ACCESS_DENIED, which is what the refusal amounts to.
+    # MS-WSMV 2.2.4.42 (WinrsType, AllowRemoteShellAccess): the server "MUST reply with a
+    # wsman:InternalError fault"; the code is the SDK's ERROR_WSMAN_REMOTESHELLS_NOT_ALLOWED.
     return api.WSManFault(
-        "s:Sender",
-        "w:AccessDenied",
-        api.WSMAN_FAULT_ACCESS_DENIED,
+        "s:Receiver",
+        "w:InternalError",
+        WSMAN_FAULT_REMOTESHELLS_NOT_ALLOWED,
         "The WS-Management service cannot process the request. The service is configured to "
         "not accept any remote shell requests. ",
     )

@@ -4,6 +4,10 @@ winhost emulation declares (what the tests run against). Option names, types, de
 choices, required, elements, aliases and sub-options must agree; no_log between the .ps1 and
 the emulation (DOCUMENTATION does not carry it).
 
+The emulations of ansible.windows modules are held to the .ps1 of the ansible.windows the
+ansible package installs the same way (ansible.builtin.slurp, emulated under ansible.windows,
+has no .ps1 there).
+
 The .ps1 is read with tree-sitter-powershell: the `$spec = @{ ... }` hashtable is evaluated as
 PowerShell literals (strings, integers, $true/$false/$null, @() arrays, @{} hashtables and
 variables assigned such a literal earlier in the script). Anything else fails the test naming
@@ -16,6 +20,7 @@ import ast
 import typing as t
 from pathlib import Path
 
+import ansible
 import pytest
 import tree_sitter
 import tree_sitter_powershell
@@ -26,6 +31,20 @@ from winhost import modules
 REPO = Path(__file__).resolve().parents[2]
 MODULES = REPO / "plugins" / "modules"
 SPEC_SCRIPTS = sorted(p for p in MODULES.glob("*.ps1") if "$spec" in p.read_text("utf-8"))
+# ansible.windows as the ansible PyPI package ships it: the modules winhost emulates for it.
+ANSIBLE_WINDOWS_MODULES = (
+    Path(ansible.__file__).resolve().parent.parent
+    / "ansible_collections"
+    / "ansible"
+    / "windows"
+    / "plugins"
+    / "modules"
+)
+ANSIBLE_WINDOWS_EMULATIONS = sorted(
+    name.split(".", 2)[2]
+    for name in modules.emulated_modules()
+    if name.startswith("ansible.windows.") and name != "ansible.windows.slurp"
+)
 
 
 class SpecError(Exception):
@@ -128,16 +147,27 @@ def _normalise(options: dict[str, t.Any], suboptions_key: str) -> dict[str, dict
         option = declared or {}
         nested = option.get(suboptions_key)
         choices = option.get("choices")
+        default = option.get("default")
+        if option.get("type") == "list" and isinstance(default, str):
+            # Ansible.Basic turns a string into a list by splitting it on commas.
+            default = [part.strip() for part in default.split(",")]
         result[name] = {
             "type": option.get("type", "str"),
-            "default": option.get("default"),
+            "default": default,
             "choices": tuple(choices) if choices is not None else None,
             "required": bool(option.get("required", False)),
             "elements": option.get("elements"),
-            "aliases": tuple(option.get("aliases") or ()),
+            "aliases": _as_tuple(option.get("aliases")),
             "options": _normalise(nested, suboptions_key) if nested else None,
         }
     return result
+
+
+def _as_tuple(value: t.Any) -> tuple[t.Any, ...]:
+    # Ansible.Basic takes a single string where a list is expected (aliases = 'key').
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _from_emulation(options: dict[str, modules.Option]) -> dict[str, dict[str, t.Any]]:
@@ -200,6 +230,23 @@ def test_winhost_emulation_matches_ps1_spec(script: Path) -> None:
         f"{script.name} (first) vs winhost's emulation"
     )
     assert _no_log(options) == {n for n, o in emulation.items() if o.no_log}
+
+
+@pytest.mark.parametrize("module", ANSIBLE_WINDOWS_EMULATIONS)
+def test_winhost_emulation_matches_ansible_windows(module: str) -> None:
+    # The emulations of ansible.windows modules answer for the module ansible.windows ships:
+    # the same Ansible.Basic spec, or no validation for a legacy Parse-Args module.
+    script = ANSIBLE_WINDOWS_MODULES / f"{module}.ps1"
+    emulation = modules.module_definition(f"ansible.windows.{module}")
+    if "$spec" not in script.read_text("utf-8"):
+        assert emulation.options is None, f"{module} is a legacy module: it validates nothing"
+        return
+    assert emulation.options is not None, f"the emulation of {module} declares no options"
+    options = ps1_spec(script)["options"]
+    assert _differences(_normalise(options, "options"), _from_emulation(emulation.options)) == [], (
+        f"ansible.windows {script.name} (first) vs winhost's emulation"
+    )
+    assert _no_log(options) == {n for n, o in emulation.options.items() if o.no_log}
 
 
 def test_the_evaluator_reads_what_specs_use() -> None:

@@ -143,7 +143,7 @@ def win_shell(run: ModuleRun) -> dict[str, t.Any]:
     {
         "_raw_params": Option(),
         "cmd": Option(),
-        "argv": Option(type="list"),
+        "argv": Option(type="list", elements="str"),
         "chdir": Option(type="path"),
         "creates": Option(type="path"),
         "removes": Option(type="path"),

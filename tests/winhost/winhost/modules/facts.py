@@ -95,7 +95,7 @@ def _date_time(now: datetime.datetime, tz_name: str) -> dict[str, t.Any]:
     {
         "_measure_subset": Option(type="bool", default=False),
         "fact_path": Option(type="path"),
-        "gather_subset": Option(type="list", default=["all"]),
+        "gather_subset": Option(type="list", elements="str", default=["all"]),
         "gather_timeout": Option(type="int", default=10),
     },
     accepts_extra=True,

@@ -139,7 +139,9 @@ def test_oversized_envelope_gets_the_max_envelope_fault(
     with pytest.raises(WSManFaultError) as info:
         client.send_message(oversized)
     assert info.value.code == 413
-    assert info.value.wsman_fault_code == 2150858881
+    # ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED (2150858881, used before, is the SDK's
+    # ERROR_WSMAN_INVALID_TIMEOUT_HEADER).
+    assert info.value.wsman_fault_code == 2150858824
     assert info.value.fault_subcode == "w:EncodingLimit"
 
     root = ET.Element(f"{{{CONFIG}}}Config")

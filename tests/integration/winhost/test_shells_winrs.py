@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import typing as t
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -320,3 +321,16 @@ def test_receive_without_command_id_is_the_cmd_plugins_invalid_parameter(
         in body
     )
     assert b"<s:Value>w:InvalidParameter</s:Value>" in body
+
+
+def test_an_action_the_cmd_shell_lacks_is_action_not_supported(server: InProcessServer) -> None:
+    # The code is the Windows SDK's ERROR_WSMAN_ACTION_NOT_SUPPORTED (wsmerror.h, as in
+    # microsoft/windows-rs RemoteManagement/mod.rs); 2150858754 is ERROR_WSMAN_INVALID_URI.
+    with WinRS(server.pypsrp()) as shell:
+        disconnect = ET.Element(
+            "{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}Disconnect"
+        )
+        with pytest.raises(PsrpFault) as err:
+            shell.wsman.disconnect(shell.resource_uri, disconnect, selector_set=shell._selector_set)
+    assert err.value.code == 2150858771
+    assert "winhost does not model the action" in err.value.reason

@@ -18,16 +18,21 @@ import typing as t
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-# WS-Management fault codes (MS-WSMV and the Windows error codes WinRM reports in WSManFault).
+# WS-Management fault codes: the Windows error codes WinRM reports in WSManFault. Names in the
+# comments are the Windows SDK's (wsmerror.h, as generated into microsoft/windows-rs
+# crates/libs/windows/src/Windows/Win32/System/RemoteManagement/mod.rs).
 WSMAN_FAULT_ACCESS_DENIED = 5
-WSMAN_FAULT_OPERATION_TIMEOUT = 2150858793  # 0x80338029, sent with subcode w:TimedOut
-WSMAN_FAULT_MAX_ENVELOPE_SIZE = 2150858881  # 0x80338081, request larger than MaxEnvelopeSize
-WSMAN_FAULT_SHELL_NOT_FOUND = 2150858843  # 0x8033805B, the shell id does not exist / expired
-WSMAN_FAULT_QUOTA_LIMIT = 2150859173  # 0x803381A5, shell / operation quota exceeded
+WSMAN_FAULT_OPERATION_TIMEOUT = 2150858793  # ERROR_WSMAN_OPERATION_TIMEDOUT, with w:TimedOut
+# ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED: request larger than MaxEnvelopeSizekb (HTTP 413 is
+# what clients report; that the 413 carries this code is assumed)
+WSMAN_FAULT_MAX_ENVELOPE_SIZE = 2150858824
+# ERROR_WSMAN_UNEXPECTED_SELECTORS: Windows' code for an unknown ShellId or CommandId
+WSMAN_FAULT_SHELL_NOT_FOUND = 2150858843
+WSMAN_FAULT_QUOTA_LIMIT = 2150859173  # ERROR_WSMAN_QUOTA_MAX_SHELLS
 WSMAN_FAULT_BUSY = 170  # ERROR_BUSY
-WSMAN_FAULT_INVALID_SELECTORS = 2150858842  # 0x8033805A
-WSMAN_FAULT_ACTION_NOT_SUPPORTED = 2150858754  # 0x80338002
-WSMAN_FAULT_RESOURCE_NOT_FOUND = 2150858752  # 0x80338000 (unknown resource URI)
+WSMAN_FAULT_INVALID_SELECTORS = 2150858842  # ERROR_WSMAN_INSUFFCIENT_SELECTORS (sic)
+WSMAN_FAULT_ACTION_NOT_SUPPORTED = 2150858771  # ERROR_WSMAN_ACTION_NOT_SUPPORTED
+WSMAN_FAULT_RESOURCE_NOT_FOUND = 2150858752  # ERROR_WSMAN_RESOURCE_NOT_FOUND
 
 
 class WSManFault(Exception):

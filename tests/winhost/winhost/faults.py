@@ -219,7 +219,7 @@ def internal_error_fault() -> api.WSManFault:
     return api.WSManFault(
         "s:Receiver",
         "w:InternalError",
-        2150858770,  # 0x80338012, ERROR_WSMAN_INTERNAL_ERROR
+        2150858770,  # the SDK names it ERROR_WSMAN_DESTINATION_UNREACHABLE; any code would do here
         "The WS-Management service cannot process the request. An internal error occurred "
         "(injected by winhost's http500 fault). ",
     )

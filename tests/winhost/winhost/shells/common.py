@@ -56,6 +56,9 @@ DEFAULT_OPERATION_TIMEOUT = 60.0
 
 WSMAN_FAULT_OPERATIONS_QUOTA = 2150859174  # 0x803381A6, MaxConcurrentOperationsPerUser
 WSMAN_FAULT_REMOTESHELLS_NOT_ALLOWED = 2150859180  # 0x803381AC
+# What winhost answers for something it does not model (the SDK's name fits: no code of
+# Windows' would be more honest).
+WSMAN_FAULT_REQUEST_NOT_SUPPORTED_AT_SERVICE = 2150859064
 WIN32_ERROR_INVALID_PARAMETER = 87
 FAULT_DETAIL_URI = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/"
 # How Windows names the cmd shell's plugin in f:ProviderFault.
@@ -180,7 +183,7 @@ def bad_request_fault(detail: str) -> api.WSManFault:
     return api.WSManFault(
         "s:Sender",
         "w:SchemaValidationError",
-        2150858817,  # 0x80338041
+        2150858817,  # ERROR_WSMAN_SCHEMA_VALIDATION_ERROR
         f"The WS-Management service cannot process the request because the XML is invalid. "
         f"{detail}",
     )
@@ -192,7 +195,7 @@ def not_modelled_fault(what: str) -> api.WSManFault:
     return api.WSManFault(
         "s:Receiver",
         "w:InternalError",
-        2150858770,  # 0x80338012
+        WSMAN_FAULT_REQUEST_NOT_SUPPORTED_AT_SERVICE,
         f"The WS-Management service cannot process the request. winhost does not model {what}. ",
     )
 

@@ -42,7 +42,7 @@ DEFAULT_CONFIGURATIONS = (
     "Microsoft.Windows.ServerManagerWorkflows",
 )
 
-WSMAN_FAULT_UNKNOWN_RESOURCE = 2150858811  # 0x8033803B, resource URI not in the catalog
+WSMAN_FAULT_UNKNOWN_RESOURCE = 2150858811  # ERROR_WSMAN_INVALID_RESOURCE_URI
 _TERMINAL = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
 _WHILE_DISCONNECTED = (common.ACTION_RECONNECT, common.ACTION_DELETE, common.ACTION_DISCONNECT)
 

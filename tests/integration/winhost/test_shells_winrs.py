@@ -334,3 +334,29 @@ def test_an_action_the_cmd_shell_lacks_is_action_not_supported(server: InProcess
             shell.wsman.disconnect(shell.resource_uri, disconnect, selector_set=shell._selector_set)
     assert err.value.code == 2150858771
     assert "winhost does not model the action" in err.value.reason
+
+
+def test_an_invalid_operation_timeout_is_the_addressing_fault_windows_sends(
+    server: InProcessServer,
+) -> None:
+    # As recorded from Windows in pypsrp's tests/tests_pypsrp/responses/
+    # test_psrp_is_alive_other_wsman_error.yml: a generic s:Reason, the specific text in
+    # f:Message, subcode a:InvalidMessageInformationHeader, code 2150858767.
+    wsman = server.pypsrp()
+    with WinRS(wsman) as shell:
+        wsman.operation_timeout = -1
+        with pytest.raises(PsrpFault) as err:
+            shell.receive("stdout stderr")
+        body = server.last_body
+        wsman.operation_timeout = 20
+    assert err.value.code == 2150858767
+    assert err.value.reason == (
+        "The WS-Management service cannot process the request. The XML contains an invalid "
+        "timeout field in the SOAP header: PT-1S."
+    )
+    assert b"<s:Value>a:InvalidMessageInformationHeader</s:Value>" in body
+    assert (
+        b'<s:Text xml:lang="en-US">The WS-Management service cannot process the request. The '
+        b"request contains one or more invalid SOAP headers. </s:Text>"
+    ) in body
+    assert b"http://schemas.xmlsoap.org/ws/2004/08/addressing/fault" in body

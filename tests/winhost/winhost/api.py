@@ -45,7 +45,7 @@ class WSManFault(Exception):
     detail_extra: the w:FaultDetail URI Windows adds for some faults (it precedes f:WSManFault);
     provider / provider_path: the WinRM plugin that raised the fault, which Windows names in an
     f:ProviderFault element inside f:Message (e.g. "Shell cmd plugin",
-    "%systemroot%\\system32\\winrscmd.dll").
+    "%systemroot%\\system32\\winrscmd.dll"); reason: the s:Reason text when it is not `message`.
     """
 
     def __init__(
@@ -59,6 +59,7 @@ class WSManFault(Exception):
         detail_extra: str | None = None,
         provider: str | None = None,
         provider_path: str | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -69,6 +70,8 @@ class WSManFault(Exception):
         self.detail_extra = detail_extra
         self.provider = provider
         self.provider_path = provider_path
+        # s:Reason's text where Windows puts a generic one there and `message` in f:Message only.
+        self.reason = reason if reason is not None else message
 
 
 @dataclasses.dataclass(frozen=True)

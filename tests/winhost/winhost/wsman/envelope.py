@@ -47,8 +47,16 @@ ADDRESSING_FAULT_ACTION = "http://schemas.xmlsoap.org/ws/2004/08/addressing/faul
 # a URI; "n" is what Windows writes. "f" is declared on f:WSManFault itself, as Windows does.
 _ENVELOPE_PREFIXES = ("s", "a", "x", "e", "n", "w", "p", "rsp", "cfg")
 
-_WSMAN_INVALID_XML = 2150858817  # 0x80338041
-_WSMAN_INVALID_HEADER = 2150858767  # 0x8033800F: e.g. an OperationTimeout that is no duration
+_WSMAN_INVALID_XML = 2150858817  # ERROR_WSMAN_SCHEMA_VALIDATION_ERROR
+# ERROR_WSMAN_INVALID_MESSAGE_INFORMATION_HEADER, e.g. an OperationTimeout that is no duration
+_WSMAN_INVALID_HEADER = 2150858767
+_WSMAN_HEADER_REQUIRED = 2150858769  # ERROR_WSMAN_MESSAGE_INFORMATION_HEADER_REQUIRED
+# Windows' s:Reason for an invalid header; the specific text goes in f:Message (pypsrp's
+# recording tests/tests_pypsrp/responses/test_psrp_is_alive_other_wsman_error.yml).
+_INVALID_HEADERS_REASON = (
+    "The WS-Management service cannot process the request. The request contains one or more "
+    "invalid SOAP headers. "
+)
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
     r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
@@ -129,7 +137,7 @@ def parse_request(data: bytes) -> api.WSManRequest:
         raise api.WSManFault(
             "s:Sender",
             "a:MessageInformationHeaderRequired",
-            _WSMAN_INVALID_HEADER,
+            _WSMAN_HEADER_REQUIRED,
             f"The WS-Management service cannot process the request because the header "
             f"a:{missing} is missing.",
             http_status=400,
@@ -144,10 +152,11 @@ def parse_request(data: bytes) -> api.WSManRequest:
         except ValueError as err:
             raise api.WSManFault(
                 "s:Sender",
-                "w:InvalidHeader",
+                "a:InvalidMessageInformationHeader",
                 _WSMAN_INVALID_HEADER,
                 f"The WS-Management service cannot process the request. The XML contains an "
                 f"invalid timeout field in the SOAP header: {timeout_text}. ",
+                reason=_INVALID_HEADERS_REASON,
             ) from err
 
     size_text = _header_text(header, "w", "MaxEnvelopeSize")
@@ -158,10 +167,11 @@ def parse_request(data: bytes) -> api.WSManRequest:
         except ValueError as err:
             raise api.WSManFault(
                 "s:Sender",
-                "w:InvalidHeader",
+                "a:InvalidMessageInformationHeader",  # as for a bad timeout (assumed)
                 _WSMAN_INVALID_HEADER,
                 f"The WS-Management service cannot process the request. The MaxEnvelopeSize "
                 f"header value is not a number: {size_text}. ",
+                reason=_INVALID_HEADERS_REASON,
             ) from err
 
     locale_node = header.find(_q("w", "Locale"))
@@ -274,7 +284,7 @@ def fault_element(fault: api.WSManFault, machine: str) -> ET.Element:
     subcode = ET.SubElement(code, _q("s", "Subcode"))
     ET.SubElement(subcode, _q("s", "Value")).text = fault.subcode
     reason = ET.SubElement(node, _q("s", "Reason"))
-    ET.SubElement(reason, _q("s", "Text"), {_q("xml", "lang"): "en-US"}).text = fault.message
+    ET.SubElement(reason, _q("s", "Text"), {_q("xml", "lang"): "en-US"}).text = fault.reason
     detail = ET.SubElement(node, _q("s", "Detail"))
     # Windows writes w:FaultDetail first (pypsrp's recordings, e.g. test_winrs_bad_cmd_id.yml).
     if fault.detail_extra:

@@ -150,7 +150,9 @@ def test_terminate_and_unknown_ids(target: dict[str, t.Any]) -> None:
     with pytest.raises(WSManFaultError) as err:
         protocol.get_command_output_raw(shell_id, command_id)
     assert err.value.wsman_fault_code == api.WSMAN_FAULT_SHELL_NOT_FOUND
-    assert "command identifier that does not exist" in err.value.reason
+    # Windows' s:Reason is the generic invalid-selectors text; f:Message names the command id.
+    assert "request contained invalid selectors" in err.value.reason
+    assert "command identifier that does not exist" in err.value.response
     protocol.close_shell(shell_id)
     with pytest.raises(WSManFaultError) as err:
         protocol.run_command(shell_id, "hostname")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pypsrp.exceptions import WSManFaultError as PsrpFault
 from pypsrp.powershell import RunspacePool
-from pypsrp.shell import SignalCode, WinRS
+from pypsrp.shell import Process, SignalCode, WinRS
 from pypsrp.wsman import SelectorSet
 from shells_helpers import OTHER, InProcessServer, ScriptedEngine, SettingsHost
 from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
@@ -115,7 +115,13 @@ def test_terminate_stops_a_running_command(server: InProcessServer, engine: Scri
     with pytest.raises(WSManFaultError) as err:
         protocol.get_command_output_raw(shell_id, command_id)
     assert err.value.wsman_fault_code == api.WSMAN_FAULT_SHELL_NOT_FOUND
-    assert "command identifier that does not exist" in err.value.reason
+    # As Windows words it (pypsrp's recording test_winrs_bad_cmd_id.yml): the generic text in
+    # s:Reason, which pywinrm reports, the specific one in f:Message.
+    assert err.value.reason == (
+        "The WS-Management service cannot process the request because the request contained "
+        "invalid selectors for the resource. "
+    )
+    assert b"a command identifier that does not exist" in err.value.response.encode()
     protocol.close_shell(shell_id)
 
 
@@ -360,3 +366,14 @@ def test_an_invalid_operation_timeout_is_the_addressing_fault_windows_sends(
         b"request contains one or more invalid SOAP headers. </s:Text>"
     ) in body
     assert b"http://schemas.xmlsoap.org/ws/2004/08/addressing/fault" in body
+
+
+def test_commands_without_cmd_exe_fail_as_not_modelled(server: InProcessServer) -> None:
+    # WINRS_SKIP_CMD_SHELL=TRUE starts the program without cmd.exe (pypsrp's recording
+    # test_winrs_no_cmd_shell.yml); winhost runs every command line through cmd.exe, so it
+    # must refuse rather than pretend.
+    with WinRS(server.pypsrp()) as shell:
+        process = Process(shell, "powershell.exe", ["Write-Host", "hi"], no_shell=True)
+        with pytest.raises(PsrpFault) as err:
+            process.invoke()
+    assert "winhost does not model commands started without cmd.exe" in err.value.reason

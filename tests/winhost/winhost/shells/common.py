@@ -61,6 +61,11 @@ WSMAN_FAULT_REMOTESHELLS_NOT_ALLOWED = 2150859180  # 0x803381AC
 WSMAN_FAULT_REQUEST_NOT_SUPPORTED_AT_SERVICE = 2150859064
 WIN32_ERROR_INVALID_PARAMETER = 87
 FAULT_DETAIL_URI = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/"
+# s:Reason of Windows' w:InvalidSelectors faults (pypsrp's recording test_winrs_bad_cmd_id.yml).
+INVALID_SELECTORS_REASON = (
+    "The WS-Management service cannot process the request because the request contained "
+    "invalid selectors for the resource. "
+)
 # How Windows names the cmd shell's plugin in f:ProviderFault.
 CMD_PLUGIN_PROVIDER = "Shell cmd plugin"
 CMD_PLUGIN_PATH = "%systemroot%\\system32\\winrscmd.dll"
@@ -116,6 +121,7 @@ def command_not_found_fault() -> api.WSManFault:
         "identifier that does not exist. Either the command has completed execution or the "
         "client specified an invalid command identifier. ",
         detail_extra=f"{FAULT_DETAIL_URI}UnexpectedSelectors",
+        reason=INVALID_SELECTORS_REASON,  # the specific text is in f:Message only
     )
 
 

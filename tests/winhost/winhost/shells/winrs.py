@@ -164,6 +164,13 @@ class CmdShellHandler:
             raise common.bad_request_fault("rsp:CommandLine has no rsp:Command element.")
         command = (command_node.text or "").strip()
         arguments = [node.text or "" for node in line.findall(q("rsp", "Arguments"))]
+        if request.options.get("WINRS_SKIP_CMD_SHELL", "").upper() == "TRUE":
+            # Windows then starts the program without cmd.exe (no PATH search: a bare
+            # "powershell.exe" is "The system cannot find the file specified", pypsrp's
+            # recording test_winrs_no_cmd_shell.yml); every winhost command runs through cmd.exe.
+            raise common.not_modelled_fault(
+                "commands started without cmd.exe (WINRS_SKIP_CMD_SHELL)"
+            )
         command_id = (line.get("CommandId") or common.new_shell_id()).upper()
         self.table.check_operation_quota(shell.owner)
         with shell.lock:

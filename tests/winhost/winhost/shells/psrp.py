@@ -462,7 +462,8 @@ class PowerShellHandler:
             if batch.terminating_error is not None:
                 # Windows ends the pipeline Failed with the error in PIPELINE_STATE's
                 # ExceptionAsErrorRecord, not in the error stream (pypsrp's recording
-                # test_client_execute_ps_failure.yml); no SetShouldExit is sent.
+                # test_client_execute_ps_failure.yml); no SetShouldExit is sent. psrpcore
+                # has no public call for a failed pipeline.
                 server._change_state(
                     PSInvocationState.Failed, error=_error_record(batch.terminating_error)
                 )

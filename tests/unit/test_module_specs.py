@@ -223,13 +223,16 @@ def test_ps1_spec_matches_documentation(script: Path) -> None:
 
 @pytest.mark.parametrize("script", SPEC_SCRIPTS, ids=lambda p: p.stem)
 def test_winhost_emulation_matches_ps1_spec(script: Path) -> None:
-    options = ps1_spec(script)["options"]
-    emulation = modules.module_definition(f"winops.remoting.{script.stem}").options
+    spec = ps1_spec(script)
+    options = spec["options"]
+    definition = modules.module_definition(f"winops.remoting.{script.stem}")
+    emulation = definition.options
     assert emulation is not None, f"the emulation of {script.stem} declares no options"
     assert _differences(_normalise(options, "options"), _from_emulation(emulation)) == [], (
         f"{script.name} (first) vs winhost's emulation"
     )
     assert _no_log(options) == {n for n, o in emulation.items() if o.no_log}
+    assert definition.supports_check_mode == bool(spec.get("supports_check_mode", False))
 
 
 @pytest.mark.parametrize("module", ANSIBLE_WINDOWS_EMULATIONS)
@@ -242,11 +245,13 @@ def test_winhost_emulation_matches_ansible_windows(module: str) -> None:
         assert emulation.options is None, f"{module} is a legacy module: it validates nothing"
         return
     assert emulation.options is not None, f"the emulation of {module} declares no options"
-    options = ps1_spec(script)["options"]
+    spec = ps1_spec(script)
+    options = spec["options"]
     assert _differences(_normalise(options, "options"), _from_emulation(emulation.options)) == [], (
         f"ansible.windows {script.name} (first) vs winhost's emulation"
     )
     assert _no_log(options) == {n for n, o in emulation.options.items() if o.no_log}
+    assert emulation.supports_check_mode == bool(spec.get("supports_check_mode", False))
 
 
 def test_the_evaluator_reads_what_specs_use() -> None:

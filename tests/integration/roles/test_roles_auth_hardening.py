@@ -31,15 +31,25 @@ def changed_tasks(run: t.Any, host: str) -> list[str]:
 
 def test_winrm_hardening_converges_and_restricts(targets: t.Any) -> None:
     host = targets.name("eventlog")
+    # The play connects as '.\\ansible', the usual way to name a local account: the role hands
+    # ansible_user to win_psremoting_access, which must resolve it (issue 9 defect 6).
     tasks = """\
 - name: harden
   ansible.builtin.include_role:
     name: winops.remoting.winrm_hardening
+  vars:
+    ansible_user: .\\ansible
 """
     first = targets.play("eventlog", tasks, label="harden")
     assert first.returncode == 0, first.describe()
     assert "Restrict PowerShell remoting to the Ansible account" in changed_tasks(first, host)
     state = targets.state("eventlog")
+    # Every remoting endpoint, not only Microsoft.PowerShell (issue 9 defect 10).
+    assert len(set(state["session_configurations"].values())) == 1, state["session_configurations"]
+    assert (
+        state["session_configurations"]["Microsoft.PowerShell32"]
+        == state["winrm"]["Service"]["RootSDDL"]
+    )
     assert state["winrm"]["Service"]["Auth"]["CbtHardeningLevel"] == "Strict"
     assert state["event_log_channels"]["Microsoft-Windows-WinRM/Operational"]["enabled"] is True
     second = targets.play("eventlog", tasks, label="harden-again")
@@ -89,3 +99,33 @@ def test_winrm_auth_maps_the_client_certificate(targets: t.Any) -> None:
     assert changed_tasks(second, host) == []
     password = targets.session.host_vars(host)["ansible_password"]
     assert password not in first.stdout and password not in second.stdout
+
+
+def test_winrm_auth_removes_a_mapping_without_its_password(targets: t.Any) -> None:
+    """Issue 13: a mapping with state=absent needs neither username nor password."""
+    host = targets.name("mapping")
+    bundle = targets.session.host_vars(host)["winhost_ca_bundle"]
+    thumbprint = pki.thumbprint(pki.load_cert(Path(bundle)))
+    before = targets.state("mapping")["cert_mappings"]
+    tasks = f"""\
+- name: auth
+  ansible.builtin.include_role:
+    name: winops.remoting.winrm_auth
+  vars:
+    winrm_auth_methods: [negotiate, kerberos, certificate]
+    winrm_auth_certificate_mappings:
+      - subject: gone@localhost
+        issuer_thumbprint: {thumbprint}
+        state: absent
+"""
+    run = targets.play("mapping", tasks, label="auth-absent")
+    assert run.returncode == 0, run.describe()
+    assert "Map client certificates to local accounts" not in changed_tasks(run, host)
+    assert targets.state("mapping")["cert_mappings"] == before
+
+    missing = tasks.replace("        state: absent\n", "")
+    refused = targets.play("mapping", missing, label="auth-present-no-password")
+    assert refused.returncode != 0
+    assert "state is present but all of the following are missing: username, password" in (
+        refused.stdout
+    )

@@ -49,9 +49,11 @@ def winrm_https(guards: t.Any, case: str, connection: str, **extra: t.Any) -> di
     }
 
 
-def psrp_https(guards: t.Any, case: str) -> dict[str, t.Any]:
+def psrp_https(
+    guards: t.Any, case: str, connection: str = "winops.remoting.psrp"
+) -> dict[str, t.Any]:
     return {
-        "ansible_connection": "winops.remoting.psrp",
+        "ansible_connection": connection,
         "ansible_port": 5986,
         "ansible_psrp_protocol": "https",
         "ansible_psrp_cert_validation": "validate",
@@ -184,13 +186,20 @@ def test_credssp_delegation_refuses_to_switch_off_the_play_own_credssp(guards: t
 
 
 # (e) IPv4Filter that leaves out the address the play connects to.
-@pytest.mark.parametrize("case", ["filter_winrm", "filter_psrp"])
-def test_ipv4_filter_must_keep_the_play_address(guards: t.Any, case: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "connection"),
+    [
+        ("filter_winrm", "winops.remoting.winrm"),
+        ("filter_psrp", "winops.remoting.psrp"),
+        ("filter_builtin_psrp", "ansible.builtin.psrp"),
+    ],
+)
+def test_ipv4_filter_must_keep_the_play_address(guards: t.Any, case: str, connection: str) -> None:
     host, address = guards.name(case), guards.address(case)
     variables = (
-        psrp_https(guards, case)
-        if case == "filter_psrp"
-        else winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+        psrp_https(guards, case, connection)
+        if connection.endswith("psrp")
+        else winrm_https(guards, case, connection, ansible_winrm_transport="ntlm")
     )
     base = {"winrm_hardening_restrict_remoting": False}
     run = guards.play(

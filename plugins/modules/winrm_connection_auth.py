@@ -93,6 +93,18 @@ https:
   description: Whether the connection uses HTTPS.
   returned: when depends_on_winrm
   type: bool
+listener:
+  description: The listener the connection arrives on.
+  returned: when depends_on_winrm
+  type: dict
+  contains:
+    transport:
+      description: V(HTTP) or V(HTTPS).
+      type: str
+    port:
+      description: The port.
+      type: int
+  sample: {transport: HTTPS, port: 5986}
 host:
   description: The host name or address the controller connects to.
   returned: when depends_on_winrm

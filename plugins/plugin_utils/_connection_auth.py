@@ -73,6 +73,8 @@ class ConnectionAuth:
             "service_auth": list(self.service_auth),
             "service_settings": [f"Service\\Auth\\{_SETTING[name]}" for name in self.service_auth],
             "https": self.https,
+            # The listener the connection arrives on (by transport and port).
+            "listener": {"transport": "HTTPS" if self.https else "HTTP", "port": self.port},
             "host": self.host,
             "port": self.port,
             "needs_allow_unencrypted": self.needs_allow_unencrypted,

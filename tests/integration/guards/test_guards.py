@@ -169,6 +169,43 @@ def test_winrm_auth_and_credssp_delegation_agree(guards: t.Any) -> None:
     assert service(guards, case)["Auth"]["CredSSP"] == "true"
 
 
+INCLUDED = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: first
+      ansible.builtin.include_role:
+        name: winops.remoting.{first}
+    - name: second
+      ansible.builtin.include_role:
+        name: winops.remoting.{second}
+"""
+
+
+def test_included_roles_agree_or_refuse(guards: t.Any) -> None:
+    """include_role keeps each role's defaults private, so neither sees the other's variable:
+    credssp_delegation first hands its setting on to winrm_auth; winrm_auth first is refused
+    by credssp_delegation instead of the two undoing each other on every run."""
+    case = "credssp_included"
+    host = guards.name(case)
+    ntlm = winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+    handed_on = INCLUDED.format(first="credssp_delegation", second="winrm_auth")
+    for label in ("included", "included-again"):
+        run = guards.play(case, handed_on, ntlm, label=label)
+        assert run.returncode == 0, run.describe()
+        assert service(guards, case)["Auth"]["CredSSP"] == "true"
+    assert run.stats(host)["changed"] == 0, run.describe()
+
+    refused = INCLUDED.format(first="winrm_auth", second="credssp_delegation")
+    run = guards.play(case, refused, ntlm, label="included-reversed")
+    message = refusal(run, host)
+    assert "winrm_auth ran earlier in this play and set Service\\Auth\\CredSSP to False" in (
+        message
+    ), message
+    # winrm_auth's change stands (the refusal comes after it); the play says how to fix it.
+    assert service(guards, case)["Auth"]["CredSSP"] == "false"
+
+
 def test_credssp_delegation_refuses_to_switch_off_the_play_own_credssp(guards: t.Any) -> None:
     case = "credssp"
     host = guards.name(case)

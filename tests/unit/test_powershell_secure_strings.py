@@ -51,7 +51,9 @@ def user_values_given_to_convert_to_secure_string(source: bytes) -> list[str]:
 
 
 def test_the_check_finds_a_module_option_given_to_convert_to_secure_string() -> None:
-    source = b"$s = ConvertTo-SecureString -String $module.Params.pfx_password -AsPlainText -Force\n"
+    source = (
+        b"$s = ConvertTo-SecureString -String $module.Params.pfx_password -AsPlainText -Force\n"
+    )
     assert user_values_given_to_convert_to_secure_string(source) == [
         "1: -String $module.Params.pfx_password -AsPlainText -Force"
     ]

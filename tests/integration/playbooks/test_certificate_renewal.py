@@ -31,8 +31,14 @@ from pathlib import Path
 
 import pytest
 from ansible_run import PlaybookRun, run_playbook, write_private_yaml
-from playbook_checks import changed_tasks, https_listeners, role_task, served_certificate
-from playbook_hosts import CONTROLLER_ADDRESS, http_negotiate, https_validated
+from playbook_checks import (
+    CONNECT_PLAYBOOK,
+    changed_tasks,
+    https_listeners,
+    role_task,
+    served_certificate,
+)
+from playbook_hosts import CONTROLLER_ADDRESS, PlaybookTargets, http_negotiate, https_validated
 
 from winhost import clock, profiles
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
@@ -157,3 +163,41 @@ def test_renewal_a_year_later_keeps_the_validated_connection(tmp_path: Path) -> 
                 assert changed_tasks(again, host) == [], again.describe()
     finally:
         stop_session(session)
+
+
+RENEW_ONLY = Path(__file__).resolve().parent / "playbooks" / "renew_certificate_only.yml"
+
+
+def test_renewal_without_the_listener_keeps_the_old_anchor(targets: PlaybookTargets) -> None:
+    """The certificate role alone renews (new names) over HTTPS validated against the trust
+    file, and nothing moves the listener: the end-of-play check with the new issuer alone is
+    refused, so the file keeps the old anchor next to the new one and the next play still
+    connects. Before the fix the role wrote the new issuer alone and the next play was refused."""
+    purpose = "renewal_listener_unmoved"
+    host = targets.name(purpose)
+    trust = targets.issuer_path(purpose)
+    trust.parent.mkdir(parents=True, exist_ok=True)
+    # The listener serves a certificate from winhost's test CA: that CA is the anchor held.
+    test_ca = Path(targets.session.host_vars(host)["winhost_ca_bundle"]).read_text("ascii")
+    trust.write_text(test_ca, encoding="ascii")
+    held = PEM_BLOCK.findall(test_ca)
+    over_https = https_validated("winrm", trust)
+
+    renewal = targets.run(str(RENEW_ONLY), purpose, over_https, label="renew-only")
+    assert renewal.returncode == 0, renewal.describe()
+    certificate = role_task(renewal, host, "winrm_https_cert", "Provide the HTTPS certificate")
+    assert certificate.result["renewal_reason"] == "missing", certificate.result
+    anchors = PEM_BLOCK.findall(trust.read_text(encoding="ascii"))
+    assert anchors[: len(held)] == held and len(anchors) == len(held) + 1, anchors
+    # The check with the new issuer alone really ran, and was refused.
+    probe = role_task(
+        renewal,
+        host,
+        "winrm_https_cert",
+        "Check that the host validates against the new issuer alone",
+    ).result
+    assert probe.get("unreachable") or probe.get("failed"), probe
+    assert role_task(renewal, host, "winrm_https_cert", "Say why the replaced anchors stay").result
+
+    follow = targets.run(str(CONNECT_PLAYBOOK), purpose, over_https, label="connect")
+    assert follow.returncode == 0, follow.describe()

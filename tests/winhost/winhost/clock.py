@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import typing
 from pathlib import Path
 
 LIBFAKETIME_CANDIDATES = (
@@ -76,9 +77,10 @@ def sleep_on_the_shifted_clock() -> None:
     if not (os.environ.get("FAKETIME") and os.environ.get("LD_PRELOAD")):
         return
 
-    def sleep(seconds: float) -> None:
-        if seconds < 0:
+    def sleep(seconds: float | typing.SupportsIndex) -> None:
+        duration = float(seconds)
+        if duration < 0:
             raise ValueError("sleep length must be non-negative")
-        threading.Event().wait(seconds)
+        threading.Event().wait(duration)
 
     time.sleep = sleep

@@ -37,6 +37,7 @@ OFFSETS = {
     "bad_address": 5,
     "harden": 6,
     "harden_check_mode": 7,
+    "renewal_listener_unmoved": 8,
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")

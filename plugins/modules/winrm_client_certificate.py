@@ -29,7 +29,7 @@ description:
     encrypted key), mode C(0600), to a temporary file beside O(key_path) that is then renamed
     over it, so no other user can read it at any moment and a reader never sees half a file.
     Key material never appears in the result, the diff or the log.
-version_added: 1.0.0
+version_added: 0.1.0
 options:
   username:
     description:
@@ -92,6 +92,9 @@ options:
     description: Make a new key and certificate even if the existing ones match.
     type: bool
     default: false
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.controller
 attributes:
   check_mode:
     support: full
@@ -106,7 +109,7 @@ seealso:
   - module: winops.remoting.win_winrm_cert_mapping
   - module: ansible.windows.win_certificate_store
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

@@ -222,19 +222,13 @@ reasons:
 import os
 import re
 import stat
-import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-try:
-    from ansible_collections.winops.remoting.plugins.module_utils import (
-        _client_certificate as cc,
-    )
-except ImportError:
-    CRYPTOGRAPHY_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    CRYPTOGRAPHY_IMPORT_ERROR = None
+from ansible_collections.winops.remoting.plugins.module_utils import (
+    _client_certificate as cc,
+)
 
 # Characters Windows refuses in local account names; '@' too, as it would make the UPN ambiguous.
 _INVALID_ACCOUNT_CHARACTERS = re.compile(r'["/\\\[\]:;|=,+*?<>@\x00-\x1f]')
@@ -341,9 +335,9 @@ def run_module() -> None:
         required_by={"ca_key_passphrase": "ca_key_path"},
         supports_check_mode=True,
     )
-    if CRYPTOGRAPHY_IMPORT_ERROR is not None:
+    if cc.CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(
-            msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR
+            msg=missing_required_lib("cryptography"), exception=cc.CRYPTOGRAPHY_IMPORT_ERROR
         )
     params = module.params
     problems = _request_problems(params)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,42 @@ def test_module_attributes_come_from_the_doc_fragment(path: Path) -> None:
         assert "description" not in attribute, f"{name}: the description belongs in the fragment"
         assert attribute.get("support") in {"full", "partial", "none", None}, name
     assert all(re.search(r"\(@[\w-]+\)$", author) for author in documentation["author"])
+
+
+def test_readme_opens_with_the_title_and_links_work_on_galaxy() -> None:
+    # Galaxy renders the README outside the repository: relative links break there.
+    readme = (REPO / "README.md").read_text()
+    assert readme.startswith("# winops.remoting\n")
+    headings = re.findall(r"^## (.+)$", readme, re.MULTILINE)
+    assert headings[:3] == ["Install", "Compatibility", "Quick start"], headings
+    links = re.findall(r"\]\(([^)]+)\)", readme)
+    assert links
+    for link in links:
+        assert link.startswith(("https://", "#")), f"relative link in README.md: {link}"
+        if link.startswith(GALAXY["repository"]):
+            path = link.removeprefix(GALAXY["repository"] + "/blob/main/").split("#")[0]
+            assert (REPO / path).is_file(), f"README links to a file the repository lacks: {link}"
+
+
+def test_tarball_ships_no_test_that_needs_the_repository(tmp_path: Path) -> None:
+    ansible_galaxy = Path(sys.executable).with_name("ansible-galaxy")
+    subprocess.run(
+        [str(ansible_galaxy), "collection", "build", "--output-path", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (tarball,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+        shipped_tests = [name for name in names if name.startswith(("tests/", "extensions/"))]
+        needing_repository = [
+            name
+            for name in shipped_tests
+            if archive.getmember(name).isfile()
+            and re.search(rb"tests/winhost|import winhost|kdc\.", archive.extractfile(name).read())
+        ]
+    assert "LICENSE" in names
+    assert not [
+        name for name in shipped_tests if name.startswith(("tests/unit", "tests/integration"))
+    ]
+    assert not needing_repository, needing_repository

@@ -144,8 +144,8 @@ def main() -> int:
         before = demo.state(host)
         print(f"{host}: listening on {listeners(before)}; {describe_service(before)}")
 
-        # The HTTPS firewall rule admits this controller (the roles' default, LocalSubnet, is a
-        # keyword winhost does not model).
+        # The HTTPS firewall rule must admit this controller: the roles' default, LocalSubnet, is
+        # the host's 127.0.10.0/24 on winhost, and the controller connects from 127.0.0.1.
         scope = {"winrm_listener_firewall_remote_addresses": [CONTROLLER_ADDRESS]}
         setup = demo.run("winops.remoting.setup", host, {**http_ntlm(), **scope}, "1-setup")
         demo.step(

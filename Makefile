@@ -5,6 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VENV_OLDEST := $(CURDIR)/.venv-2.17
+# Galaxy / Automation Hub review tools (ansible-lint, antsibull-*, ansible-builder), apart from
+# the versions the collection is tested with.
+VENV_LINT := $(CURDIR)/.venv-lint
 BIN := $(VENV)/bin
 # Unit tests import the working tree as ansible_collections.winops.remoting through this link.
 DEV_COLLECTIONS := $(CURDIR)/build/dev
@@ -15,9 +18,10 @@ TARBALL := $(CURDIR)/dist/winops-remoting-$(VERSION).tar.gz
 STATE_DIR ?= $(CURDIR)/build/demo-state
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test demo deps system-deps lint unit unit-oldest build install integration molecule benchmark clean
+.PHONY: test demo deps system-deps lint unit unit-oldest build install integration molecule benchmark clean \
+	galaxy changelog docs-lint ansible-lint execution-environment sanity
 
-test: deps lint unit unit-oldest install integration molecule
+test: deps lint unit unit-oldest install galaxy integration molecule
 
 # --- set-up ---------------------------------------------------------------------------------
 system-deps: build/.system-deps
@@ -42,6 +46,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 $(VENV_OLDEST)/.installed: requirements.txt tests/requirements-ansible-2.17.txt
 	$(PYTHON) -m venv $(VENV_OLDEST)
 	$(VENV_OLDEST)/bin/pip install -q -r tests/requirements-ansible-2.17.txt
+	@touch $@
+
+$(VENV_LINT)/.installed: tests/requirements-lint.txt
+	$(PYTHON) -m venv $(VENV_LINT)
+	$(VENV_LINT)/bin/pip install -q -r tests/requirements-lint.txt
 	@touch $@
 
 $(DEV_COLLECTIONS)/ansible_collections/winops/remoting:
@@ -83,6 +92,42 @@ molecule: install
 	  echo "molecule scenario windows: NOT RUN (no real hosts named; set WINOPS_MOLECULE_WINDOWS_HOSTS, _USER and _PASSWORD)"; \
 	fi
 
+# --- Galaxy and Automation Hub readiness -----------------------------------------------------
+# ansible.windows for ansible-doc and ansible-lint: the copy in the `ansible` package of .venv.
+ANSIBLE_SITE = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+galaxy: changelog docs-lint ansible-lint execution-environment sanity
+
+# antsibull-changelog lint, then a release of the fragments in a scratch copy laid out as
+# ansible_collections/winops/remoting (ansible-doc must find the plugins there).
+changelog: deps $(VENV_LINT)/.installed
+	$(VENV_LINT)/bin/antsibull-changelog lint
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	  copy=$$scratch/ansible_collections/winops/remoting && mkdir -p $$copy && \
+	  cp -r galaxy.yml changelogs meta plugins roles $$copy/ && cd $$copy && \
+	  PATH=$(VENV_LINT)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$$scratch:$(ANSIBLE_SITE) \
+	    $(VENV_LINT)/bin/antsibull-changelog release --date 2000-01-01 && \
+	  grep -q '^v$(VERSION)$$' CHANGELOG.rst && \
+	  test -z "$$(find changelogs/fragments -name '*.yml')" && \
+	  echo "changelog: antsibull-changelog release of $(VERSION) works (tried in a scratch copy)"
+
+docs-lint: deps $(VENV_LINT)/.installed
+	PATH=$(VENV_LINT)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$(DEV_COLLECTIONS):$(ANSIBLE_SITE) \
+	  $(VENV_LINT)/bin/antsibull-docs lint-collection-docs --plugin-docs \
+	  $(DEV_COLLECTIONS)/ansible_collections/winops/remoting
+
+ansible-lint: deps $(VENV_LINT)/.installed
+	ANSIBLE_COLLECTIONS_PATH=$(DEV_COLLECTIONS):$(ANSIBLE_SITE) $(VENV_LINT)/bin/ansible-lint
+
+execution-environment: install $(VENV_LINT)/.installed
+	$(VENV_LINT)/bin/python tests/execution_environment/check.py \
+	  --builder $(VENV_LINT)/bin/ansible-builder --collections $(COLLECTIONS)
+
+# ansible-test sanity on the built tarball, for the newest and the oldest ansible-core tested.
+sanity: build
+	$(BIN)/python tests/sanity/run.py --ansible-bin $(BIN) --tarball $(TARBALL)
+	$(BIN)/python tests/sanity/run.py --ansible-bin $(VENV_OLDEST)/bin --tarball $(TARBALL)
+
 benchmark: install
 	WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python benchmarks/run.py
 
@@ -90,4 +135,4 @@ demo: install
 	WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) STATE_DIR=$(STATE_DIR) $(BIN)/python tests/demo.py
 
 clean:
-	rm -rf build dist .venv .venv-2.17
+	rm -rf build dist .venv .venv-2.17 .venv-lint .ansible

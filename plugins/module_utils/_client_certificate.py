@@ -15,22 +15,33 @@ import dataclasses
 import datetime
 import os
 import tempfile
+import traceback
 import typing as t
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+# Guarded so that importing this file never fails: the module reports a missing cryptography
+# through missing_required_lib (CRYPTOGRAPHY_IMPORT_ERROR), and nothing below touches the
+# library at import time.
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+except ImportError:
+    CRYPTOGRAPHY_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    CRYPTOGRAPHY_IMPORT_ERROR = None
 
-UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+UPN_OID = "1.3.6.1.4.1.311.20.2.3"
 RSA_KEY_SIZES = (2048, 3072, 4096)
-EC_CURVES: dict[int, type[ec.EllipticCurve]] = {256: ec.SECP256R1, 384: ec.SECP384R1}
+# Key size of an ECDSA key -> the name of its curve in cryptography.hazmat...ec.
+EC_CURVES = {256: "SECP256R1", 384: "SECP384R1"}
 DEFAULT_KEY_SIZE = {"rsa": 2048, "ecdsa": 256}
 # Issued five minutes in the past so that a host whose clock is slightly behind accepts it at once.
 _BACKDATE = datetime.timedelta(minutes=5)
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+if t.TYPE_CHECKING:
+    PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 class ClientCertificateError(ValueError):
@@ -118,7 +129,7 @@ def upn_of(cert: x509.Certificate) -> str | None:
     except x509.ExtensionNotFound:
         return None
     for other in san.get_values_for_type(x509.OtherName):
-        if other.type_id == UPN_OID:
+        if other.type_id.dotted_string == UPN_OID:
             return parse_der_utf8_string(other.value)
     return None
 
@@ -148,7 +159,7 @@ def key_description(key: t.Any) -> tuple[str, int] | None:
 def new_private_key(key_type: str, key_size: int) -> PrivateKey:
     if key_type == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    return ec.generate_private_key(EC_CURVES[key_size]())
+    return ec.generate_private_key(getattr(ec, EC_CURVES[key_size])())
 
 
 def same_public_key(a: t.Any, b: t.Any) -> bool:
@@ -285,7 +296,7 @@ def build_certificate(
         .add_extension(_key_usage(request.key_type), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(
-            x509.SubjectAlternativeName([x509.OtherName(UPN_OID, der_utf8_string(request.upn))]),
+            x509.SubjectAlternativeName([x509.OtherName(x509.ObjectIdentifier(UPN_OID), der_utf8_string(request.upn))]),
             critical=False,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)

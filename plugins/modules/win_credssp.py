@@ -28,6 +28,7 @@ description:
     C(...\Client\AllowCredSSP)) is reported in RV(managed_by_policy), not changed.
   - CredSSP hands the user's password to the server. Enable the server role only on hosts that
     need the double hop, and name delegate computers as narrowly as possible.
+version_added: 0.1.0
 options:
   server:
     description: Whether the WinRM service accepts CredSSP.
@@ -52,25 +53,27 @@ options:
         authenticated with NTLM (for example a workgroup server).
     type: list
     elements: str
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.windows
 attributes:
   check_mode:
     support: full
-    description: Reports what would change without writing.
+    details: Reports what would change without writing.
   diff_mode:
     support: full
-    description:
+    details:
       - Shows the role switches and lists before and after, under the option names. C(server)
         and C(client) (C(Service\Auth\CredSSP) and C(Client\Auth\CredSSP)) appear when the
         option is given; C(delegate_computers) and C(delegate_computers_ntlm_only) always appear,
         null when the policy is not set.
   platform:
     support: full
-    platforms: windows
-    description: Windows hosts with the WinRM service running.
+    details: Windows hosts with the WinRM service running.
 seealso:
   - module: winops.remoting.win_winrm_service
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

@@ -11,6 +11,7 @@ description:
     through the event log service's configuration API (the same as C(wevtutil set-log)).
   - Used by the winrm_hardening role to keep C(Microsoft-Windows-WinRM/Operational) recording
     WinRM sessions and authentication.
+version_added: 0.1.0
 options:
   name:
     description: The channel, for example V(Microsoft-Windows-WinRM/Operational).
@@ -23,19 +24,21 @@ options:
   max_size_kb:
     description: Maximum size of the log in kilobytes (at least 64); unchanged when omitted.
     type: int
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.windows
 attributes:
   check_mode:
     support: full
-    description: Reports what would change without writing.
+    details: Reports what would change without writing.
   diff_mode:
     support: full
-    description: Shows C(enabled) and C(max_size_kb) before and after.
+    details: Shows C(enabled) and C(max_size_kb) before and after.
   platform:
     support: full
-    platforms: windows
-    description: Windows hosts.
+    details: Windows hosts.
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

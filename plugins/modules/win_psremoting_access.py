@@ -28,6 +28,7 @@ description:
     so, and the play should then wait for the host, for example with
     M(ansible.builtin.wait_for_connection) and a C(delay) of 20 seconds. Without it the module
     returns RV(restart_required). C(RootSDDL) applies at once.
+version_added: 0.1.0
 options:
   accounts:
     description:
@@ -60,19 +61,21 @@ options:
       - Schedule a WinRM restart ten seconds after a session configuration changed (see above).
     type: bool
     default: false
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.windows
 attributes:
   check_mode:
     support: full
-    description: Reports what would change without writing.
+    details: Reports what would change without writing.
   diff_mode:
     support: full
-    description: Shows each security descriptor (SDDL) before and after.
+    details: Shows each security descriptor (SDDL) before and after.
   platform:
     support: full
-    platforms: windows
-    description: Windows hosts with PowerShell remoting enabled.
+    details: Windows hosts with PowerShell remoting enabled.
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

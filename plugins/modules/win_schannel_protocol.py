@@ -17,6 +17,7 @@ description:
     connections (the second hop, downloads).
   - SCHANNEL reads these values at start-up. RV(reboot_required) is true whenever something
     changed; reboot (for example with M(ansible.windows.win_reboot)) before relying on it.
+version_added: 0.1.0
 options:
   protocol:
     description: The SCHANNEL protocol key.
@@ -37,21 +38,23 @@ options:
     type: str
     required: true
     choices: [enabled, disabled, default]
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.windows
 attributes:
   check_mode:
     support: full
-    description: Reports what would change without writing.
+    details: Reports what would change without writing.
   diff_mode:
     support: full
-    description: Shows both values of each side before and after; null means not set.
+    details: Shows both values of each side before and after; null means not set.
   platform:
     support: full
-    platforms: windows
-    description: Windows hosts; TLS 1.3 needs Windows Server 2022 or Windows 11 to take effect.
+    details: Windows hosts; TLS 1.3 needs Windows Server 2022 or Windows 11 to take effect.
 seealso:
   - module: ansible.windows.win_reboot
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

@@ -22,6 +22,7 @@ description:
     M(winops.remoting.win_winrm_service)), an HTTPS listener, the issuing certificate in
     C(Cert:\LocalMachine\Root) and the client certificate in C(Cert:\LocalMachine\TrustedPeople)
     (see M(ansible.windows.win_certificate_store)).
+version_added: 0.1.0
 options:
   issuer_thumbprint:
     description:
@@ -69,22 +70,24 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.windows
 attributes:
   check_mode:
     support: full
-    description: Tests the password and reports what would change without writing.
+    details: Tests the password and reports what would change without writing.
   diff_mode:
     support: full
-    description: Shows the mapping before and after, without the password.
+    details: Shows the mapping before and after, without the password.
   platform:
     support: full
-    platforms: windows
-    description: Windows hosts with the WinRM service running; local accounts only.
+    details: Windows hosts with the WinRM service running; local accounts only.
 seealso:
   - module: winops.remoting.win_winrm_service
   - module: ansible.windows.win_certificate_store
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

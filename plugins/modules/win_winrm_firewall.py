@@ -16,6 +16,7 @@ description:
   - Windows reports an IPv4 prefix such as V(10.0.0.0/8) back as C(10.0.0.0/255.0.0.0) and a
     V(/32) as the bare address; the module compares in that form, so give network addresses
     (V(10.0.0.0/8), not V(10.1.2.3/8)) to stay idempotent.
+version_added: 0.1.0
 options:
   name:
     description: The rule's unique name (C(-Name) of the NetSecurity cmdlets).
@@ -55,19 +56,21 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.windows
 attributes:
   check_mode:
     support: full
-    description: Reports what would change without writing.
+    details: Reports what would change without writing.
   diff_mode:
     support: full
-    description: Shows the rule's compared values before and after.
+    details: Shows the rule's compared values before and after.
   platform:
     support: full
-    platforms: windows
-    description: Windows hosts with the NetSecurity module (Windows Server 2012 and later).
+    details: Windows hosts with the NetSecurity module (Windows Server 2012 and later).
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

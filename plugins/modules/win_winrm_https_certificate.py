@@ -20,6 +20,7 @@ description:
     it expires within O(renew_days_before_expiry) days.
   - O(source=pfx) imports a PFX file from the host into the store unless the certificate is
     already there with its key.
+version_added: 0.1.0
 options:
   source:
     description: Where the certificate comes from.
@@ -77,26 +78,28 @@ options:
   pfx_password:
     description: Password of the PFX file; never returned.
     type: str
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.windows
 attributes:
   check_mode:
     support: full
-    description: >-
+    details: >-
       Reports whether a certificate would be created or imported; RV(thumbprint) of a certificate
       that would be created is null.
   diff_mode:
     support: full
-    description: Shows thumbprint, subject, DNS names and expiry before and after.
+    details: Shows thumbprint, subject, DNS names and expiry before and after.
   platform:
     support: full
-    platforms: windows
-    description: >-
+    details: >-
       Windows Server 2016 / Windows 10 or later for O(source=self_signed) (the parameters of
       New-SelfSignedCertificate used here); the PKI module for O(source=pfx).
 seealso:
   - module: winops.remoting.win_winrm_listener
   - module: ansible.windows.win_certificate_store
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

@@ -16,6 +16,7 @@ description:
   - Listener changes are live. Removing or moving the listener that carries the current
     connection ends that connection; the P(winops.remoting.winrm_listener#role) role orders its
     tasks so that this never happens mid-play.
+version_added: 0.1.0
 options:
   transport:
     description: The listener transport.
@@ -61,22 +62,24 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.windows
 attributes:
   check_mode:
     support: full
-    description: Reports what would change without touching the listener.
+    details: Reports what would change without touching the listener.
   diff_mode:
     support: full
-    description: Shows the listener's values before and after.
+    details: Shows the listener's values before and after.
   platform:
     support: full
-    platforms: windows
-    description: Windows hosts with the WinRM service running.
+    details: Windows hosts with the WinRM service running.
 seealso:
   - module: winops.remoting.win_winrm_https_certificate
   - module: winops.remoting.win_winrm_firewall
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

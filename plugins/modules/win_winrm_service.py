@@ -19,6 +19,7 @@ description:
     RemoteManagement), for example C(Service\AllowNegotiate) for "Disallow Negotiate
     authentication"; the channel binding policy counts only while C(CBTHardeningLevelStatus) is
     C(1) (enabled), since a disabled policy leaves the level to local configuration.
+version_added: 0.1.0
 options:
   auth_basic:
     description: Whether the service accepts Basic authentication (C(Service\Auth\Basic)).
@@ -97,22 +98,24 @@ options:
         description: The exact C(Client\TrustedHosts) list; an empty list clears it.
         type: list
         elements: str
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.windows
 attributes:
   check_mode:
     support: full
-    description: Reports what would change without writing.
+    details: Reports what would change without writing.
   diff_mode:
     support: full
-    description: Shows each requested setting before and after.
+    details: Shows each requested setting before and after.
   platform:
     support: full
-    platforms: windows
-    description: Windows hosts with the WinRM service running.
+    details: Windows hosts with the WinRM service running.
 seealso:
   - module: winops.remoting.win_credssp
   - module: winops.remoting.win_winrm_cert_mapping
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

@@ -29,7 +29,7 @@ description:
     encrypted key), mode C(0600), to a temporary file beside O(key_path) that is then renamed
     over it, so no other user can read it at any moment and a reader never sees half a file.
     Key material never appears in the result, the diff or the log.
-version_added: 1.0.0
+version_added: 0.1.0
 options:
   username:
     description:
@@ -92,6 +92,9 @@ options:
     description: Make a new key and certificate even if the existing ones match.
     type: bool
     default: false
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.controller
 attributes:
   check_mode:
     support: full
@@ -106,7 +109,7 @@ seealso:
   - module: winops.remoting.win_winrm_cert_mapping
   - module: ansible.windows.win_certificate_store
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""
@@ -219,19 +222,13 @@ reasons:
 import os
 import re
 import stat
-import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-try:
-    from ansible_collections.winops.remoting.plugins.module_utils import (
-        _client_certificate as cc,
-    )
-except ImportError:
-    CRYPTOGRAPHY_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    CRYPTOGRAPHY_IMPORT_ERROR = None
+from ansible_collections.winops.remoting.plugins.module_utils import (
+    _client_certificate as cc,
+)
 
 # Characters Windows refuses in local account names; '@' too, as it would make the UPN ambiguous.
 _INVALID_ACCOUNT_CHARACTERS = re.compile(r'["/\\\[\]:;|=,+*?<>@\x00-\x1f]')
@@ -338,9 +335,9 @@ def run_module() -> None:
         required_by={"ca_key_passphrase": "ca_key_path"},
         supports_check_mode=True,
     )
-    if CRYPTOGRAPHY_IMPORT_ERROR is not None:
+    if cc.CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(
-            msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR
+            msg=missing_required_lib("cryptography"), exception=cc.CRYPTOGRAPHY_IMPORT_ERROR
         )
     params = module.params
     problems = _request_problems(params)

@@ -23,7 +23,7 @@ description:
     apply); later checks are reported as skipped. The connection plugins word their errors with
     the same classifier, so a failed task names the same layer and fix.
   - Only the first transport of C(ansible_winrm_transport) is checked.
-version_added: 1.0.0
+version_added: 0.1.0
 options:
   plugin:
     description:
@@ -33,16 +33,23 @@ options:
     type: str
     choices: [auto, winrm, psrp]
     default: auto
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.action
 attributes:
   check_mode:
     support: full
     details: The checks change nothing; an authenticated session is opened and closed.
+  diff_mode:
+    support: none
+  action:
+    support: full
 notes:
   - The password never appears in the result; evidence quoting it is masked.
 seealso:
   - module: ansible.windows.win_ping
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

@@ -22,7 +22,7 @@ description:
   - Knows C(winops.remoting.winrm), C(winops.remoting.psrp), C(ansible.builtin.winrm) and
     C(ansible.builtin.psrp). For C(ssh) and C(local) connections it returns
     RV(depends_on_winrm=false); any other plugin is an error.
-version_added: 1.0.0
+version_added: 0.1.0
 options:
   ipv4_filter:
     description:
@@ -34,15 +34,22 @@ options:
   ipv6_filter:
     description: Like O(ipv4_filter) for C(IPv6Filter).
     type: str
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.action
 attributes:
   check_mode:
     support: full
     details: Nothing is changed; the connection is opened if it is not yet.
+  diff_mode:
+    support: none
+  action:
+    support: full
 notes:
   - The addresses are those the controller resolves the host to. Behind network address
     translation the host sees another address, which this check cannot know.
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

@@ -37,8 +37,8 @@ OPTIONS = {
     "root_sddl": Option(type="bool", default=True),
     "allow_lockout": Option(type="bool", default=False),
     "restart_winrm": Option(type="bool", default=False),
-    "access": Option(type="str", choices=["full", "read_execute"], default="full"),
-    "mode": Option(type="str", choices=["exact", "add", "remove"], default="exact"),
+    "access": Option(type="str", choices=("full", "read_execute"), default="full"),
+    "mode": Option(type="str", choices=("exact", "add", "remove"), default="exact"),
 }
 # SDDL rights strings of each access level (GENERIC_ALL; GENERIC_READ with GENERIC_EXECUTE).
 ACCESS_RIGHTS = {"full": "GA", "read_execute": "GXGR"}

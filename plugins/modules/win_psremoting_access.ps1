@@ -7,7 +7,11 @@
 
 # Restricts who may use PowerShell remoting (the session configurations' SDDL, used by psrp) and,
 # optionally, the WinRM service itself (RootSDDL, used by the winrm plugin's cmd shell) to the
-# given accounts. Each listed account gets full access (GA), as Administrators have by default.
+# given accounts. access=full grants generic all (GA), as Administrators have by default;
+# access=read_execute grants generic read and execute (GR, GX): the Read and Execute permissions
+# Ansible's WinRM guide names as the least a non-administrator needs to run commands.
+# mode=exact replaces each descriptor's allow entries with the list; mode=add sets the listed
+# accounts' allow entries and keeps every other entry; mode=remove drops their allow entries.
 # By default every session configuration is restricted (Microsoft.PowerShell, .PowerShell32, the
 # workflow endpoints...); PowerShell endpoints that are left as they were (not selected, or not
 # visible to Windows PowerShell's Get-PSSessionConfiguration, such as PowerShell 7's) are returned
@@ -20,6 +24,8 @@ $spec = @{
         root_sddl = @{ type = 'bool'; default = $true }
         allow_lockout = @{ type = 'bool'; default = $false }
         restart_winrm = @{ type = 'bool'; default = $false }
+        access = @{ type = 'str'; choices = @('full', 'read_execute'); default = 'full' }
+        mode = @{ type = 'str'; choices = @('exact', 'add', 'remove'); default = 'exact' }
     }
     supports_check_mode = $true
 }
@@ -77,8 +83,63 @@ $sids = @($module.Params.accounts | ForEach-Object { ConvertTo-Sid -Account $_ }
 if ($sids.Count -eq 0) {
     $module.FailJson('accounts is empty; at least one account must keep remote access')
 }
-$aces = ($sids | ForEach-Object { "(A;;GA;;;$_)" }) -join ''
-$wantedSddl = "O:NSG:BAD:P$aces$auditPart"
+$mode = $module.Params.mode
+# SDDL rights strings: GA is GENERIC_ALL; GR and GX are GENERIC_READ and GENERIC_EXECUTE.
+$accessRights = @{ full = 'GA'; read_execute = 'GXGR' }[$module.Params.access]
+# The same rights as an ACE access mask (GENERIC_ALL 0x10000000; GENERIC_READ 0x80000000 with
+# GENERIC_EXECUTE 0x20000000 is 0xA0000000, negative as the Int32 that AccessMask is).
+$accessMask = @{ full = [int]0x10000000; read_execute = [int]-1610612736 }[$module.Params.access]
+$aces = ($sids | ForEach-Object { "(A;;$accessRights;;;$_)" }) -join ''
+$exactSddl = "O:NSG:BAD:P$aces$auditPart"
+
+function Get-WantedSddl {
+    <# The descriptor a target should have: the exact list, or the current descriptor with the
+       listed accounts' allow entries set (add) or removed (remove), every other entry kept. #>
+    param([string]$CurrentSddl)
+
+    if ($mode -eq 'exact') {
+        return $exactSddl
+    }
+    $descriptor = [System.Security.AccessControl.CommonSecurityDescriptor]::new($false, $false, $CurrentSddl)
+    foreach ($sid in $sids) {
+        $identifier = [System.Security.Principal.SecurityIdentifier]::new($sid)
+        if ($mode -eq 'add') {
+            $descriptor.DiscretionaryAcl.SetAccess([System.Security.AccessControl.AccessControlType]::Allow, $identifier, $accessMask, 'None', 'None')
+        }
+        else {
+            # A mask of every bit (-1) removes the whole allow entry.
+            $null = $descriptor.DiscretionaryAcl.RemoveAccess([System.Security.AccessControl.AccessControlType]::Allow, $identifier, -1, 'None', 'None')
+        }
+    }
+    return $descriptor.GetSddlForm([System.Security.AccessControl.AccessControlSections]::All)
+}
+
+function Test-Grant {
+    <# Whether a descriptor still lets one of the given SIDs connect: an allow entry with GA, or
+       with both GR and GX, and no deny entry with GA or GX. #>
+    param([string]$Sddl, [string[]]$Sids)
+
+    $genericAll = 0x10000000
+    $genericExecute = 0x20000000
+    $genericRead = [int]-2147483648  # 0x80000000 as an Int32
+    $descriptor = [System.Security.AccessControl.CommonSecurityDescriptor]::new($false, $false, $Sddl)
+    $granted = $false
+    foreach ($ace in $descriptor.DiscretionaryAcl) {
+        if ($Sids -notcontains $ace.SecurityIdentifier.Value) {
+            continue
+        }
+        $mask = $ace.AccessMask
+        if ($ace.AceQualifier -eq [System.Security.AccessControl.AceQualifier]::AccessDenied) {
+            if ($mask -band ($genericAll -bor $genericExecute)) {
+                return $false
+            }
+        }
+        elseif (($mask -band $genericAll) -or (($mask -band $genericRead) -and ($mask -band $genericExecute))) {
+            $granted = $true
+        }
+    }
+    return $granted
+}
 
 function Get-AccessForm {
     <# The DACL of an SDDL string in one canonical form, so equal access compares equal. #>
@@ -116,11 +177,23 @@ function Get-AccountName {
 $identity = [System.Security.Principal.WindowsIdentity]::GetCurrent()
 $ownSids = @($identity.User.Value) + @($identity.Groups | ForEach-Object { $_.Value })
 $keepsAccess = @($sids | Where-Object { $ownSids -contains $_ }).Count -gt 0
-if (-not $keepsAccess -and -not $module.Params.allow_lockout) {
+if ($mode -eq 'exact' -and -not $keepsAccess -and -not $module.Params.allow_lockout) {
     $module.FailJson("accounts ($(@($sids | ForEach-Object { Get-AccountName -Sid $_ }) -join ', ')) includes neither '$($identity.Name)', which runs this task, nor a group it belongs to; the next connection would be refused. Add it, or set allow_lockout=true")
 }
 
-$wantedForm = Get-AccessForm -Sddl $wantedSddl
+function Assert-KeepsAccess {
+    <# mode=remove: refuse to turn a descriptor that lets the account running this task in into
+       one that does not. Called for every target before anything is written. #>
+    param([string]$Target, [string]$CurrentSddl, [string]$Sddl)
+
+    if ($mode -ne 'remove' -or $module.Params.allow_lockout) {
+        return
+    }
+    if ((Test-Grant -Sddl $CurrentSddl -Sids $ownSids) -and -not (Test-Grant -Sddl $Sddl -Sids $ownSids)) {
+        $module.FailJson("removing accounts ($(@($sids | ForEach-Object { Get-AccountName -Sid $_ }) -join ', ')) from $Target leaves '$($identity.Name)', which runs this task, without access; the next connection would be refused. Keep it, or set allow_lockout=true")
+    }
+}
+
 $before = [ordered]@{}
 $after = [ordered]@{}
 $changedConfigurations = [System.Collections.Generic.List[string]]::new()
@@ -141,12 +214,28 @@ foreach ($entry in $module.Params.configurations) {
     }
 }
 
+if ($module.Params.root_sddl) {
+    try {
+        $currentRoot = [string](Get-Item -LiteralPath $rootSddlPath -ErrorAction Stop).Value
+    }
+    catch {
+        $module.FailJson("cannot read $rootSddlPath for root_sddl (is the WinRM service running?): $($_.Exception.Message)", $_)
+    }
+    $wantedRoot = Get-WantedSddl -CurrentSddl $currentRoot
+    Assert-KeepsAccess -Target $rootSddlPath -CurrentSddl $currentRoot -Sddl $wantedRoot
+}
+foreach ($name in @($selected.Keys)) {
+    $currentSddl = [string]$selected[$name].SecurityDescriptorSddl
+    Assert-KeepsAccess -Target "configurations entry '$name'" -CurrentSddl $currentSddl -Sddl (Get-WantedSddl -CurrentSddl $currentSddl)
+}
+
 foreach ($name in @($selected.Keys)) {
     $configuration = $selected[$name]
     $currentSddl = [string]$configuration.SecurityDescriptorSddl
+    $wantedSddl = Get-WantedSddl -CurrentSddl $currentSddl
     $before[$name] = $currentSddl
     $after[$name] = $wantedSddl
-    if ((Get-AccessForm -Sddl $currentSddl) -eq $wantedForm) {
+    if ((Get-AccessForm -Sddl $currentSddl) -eq (Get-AccessForm -Sddl $wantedSddl)) {
         $after[$name] = $currentSddl
         continue
     }
@@ -164,24 +253,18 @@ foreach ($name in @($selected.Keys)) {
 }
 
 if ($module.Params.root_sddl) {
-    try {
-        $currentRoot = [string](Get-Item -LiteralPath $rootSddlPath -ErrorAction Stop).Value
-    }
-    catch {
-        $module.FailJson("cannot read $rootSddlPath for root_sddl (is the WinRM service running?): $($_.Exception.Message)", $_)
-    }
     $before.RootSDDL = $currentRoot
     $after.RootSDDL = $currentRoot
-    if ((Get-AccessForm -Sddl $currentRoot) -ne $wantedForm) {
+    if ((Get-AccessForm -Sddl $currentRoot) -ne (Get-AccessForm -Sddl $wantedRoot)) {
         if (-not $module.CheckMode) {
             try {
-                Set-Item -LiteralPath $rootSddlPath -Value $wantedSddl -Force -ErrorAction Stop
+                Set-Item -LiteralPath $rootSddlPath -Value $wantedRoot -Force -ErrorAction Stop
             }
             catch {
                 $module.FailJson("cannot set $rootSddlPath for root_sddl: $($_.Exception.Message)", $_)
             }
         }
-        $after.RootSDDL = $wantedSddl
+        $after.RootSDDL = $wantedRoot
         $module.Result.changed = $true
     }
 }
@@ -220,7 +303,9 @@ if ($changedConfigurations.Count -gt 0 -and $module.Params.restart_winrm) {
 
 $module.Diff.before = $before
 $module.Diff.after = $after
-$module.Result.sddl = $wantedSddl
+# The exact list's descriptor; with add or remove each target keeps its own (see descriptors).
+$module.Result.sddl = if ($mode -eq 'exact') { $exactSddl } else { $null }
+$module.Result.descriptors = $after
 $module.Result.accounts = @($sids | ForEach-Object { @{ sid = $_; name = Get-AccountName -Sid $_ } })
 $module.Result.changed_configurations = @($changedConfigurations)
 # Session configuration security applies to new sessions after WinRM restarts.

@@ -12,15 +12,20 @@ description:
     workflow endpoints where present, and any custom or JEA endpoint Windows PowerShell's
     C(Get-PSSessionConfiguration) lists) and, with O(root_sddl=true), the WinRM service's
     C(RootSDDL) (which governs the cmd shell that the winrm connection uses), so that only
-    O(accounts) may connect. Each listed account gets full access.
+    O(accounts) may connect, at the level O(access) names.
+  - With O(mode=add) or O(mode=remove) the module changes only the listed accounts' entries and
+    keeps every other entry of each descriptor, so that accounts can be granted or withdrawn one
+    at a time.
   - Every PowerShell remoting endpoint that the task leaves as it was (a WinRM plugin served by
     C(pwrshplugin.dll) that O(configurations) did not select or that Windows PowerShell's
     C(Get-PSSessionConfiguration) did not list, for example PowerShell 7's C(PowerShell.7)
     endpoints when it does not) is returned in
     RV(unrestricted_configurations), with a warning. Restrict those with PowerShell 7's
     C(Set-PSSessionConfiguration), or remove them.
-  - Fails when none of O(accounts) is the account running the task or one of its groups, unless
-    O(allow_lockout=true), because the play's next connection would be refused.
+  - Fails when none of O(accounts) is the account running the task or one of its groups
+    (O(mode=exact)), or when removing them (O(mode=remove)) turns a descriptor that lets that
+    account in into one that does not, unless O(allow_lockout=true), because the play's next
+    connection would be refused. Nothing is written in either case.
   - A changed session configuration takes effect once the WinRM service restarts. Restarting it
     from inside the task would end the task's own WinRM session, so with O(restart_winrm=true)
     the module registers a one-off scheduled task (C(winops.remoting restart WinRM), running as
@@ -33,7 +38,8 @@ options:
   accounts:
     description:
       - Accounts or groups, as names (V(HOST\\ansible), V(.\\ansible), V(ansible),
-        V(BUILTIN\\Administrators)) or SIDs (V(S-1-5-32-544)). The list is exact.
+        V(BUILTIN\\Administrators)) or SIDs (V(S-1-5-32-544)). With O(mode=exact) the list is
+        exact.
       - V(.\\name) names a local account of this host (it becomes V(<computer name>\\name)); a bare
         name that is a local user is looked up on this host before the domain.
     type: list
@@ -61,6 +67,28 @@ options:
       - Schedule a WinRM restart ten seconds after a session configuration changed (see above).
     type: bool
     default: false
+  access:
+    description:
+      - What O(accounts) are granted.
+      - V(full) is generic all (C(GA) in SDDL), what Administrators have by default.
+      - V(read_execute) is generic read and execute (C(GXGR)), the Read and Execute
+        permissions that C(winrm configSDDL default) offers and Ansible's WinRM guide names as
+        the least a non-administrator needs to run commands over WinRM. The account connects
+        and runs commands with its own rights; tasks that need an administrator then need
+        C(become). See the collection's docs/hardening.md.
+    type: str
+    choices: [full, read_execute]
+    default: full
+  mode:
+    description:
+      - V(exact) replaces each descriptor's entries with O(accounts).
+      - V(add) gives each of O(accounts) an allow entry with O(access) (replacing the allow
+        entry it had) and keeps every other entry.
+      - V(remove) drops the allow entries of O(accounts) and keeps every other entry; O(access)
+        is not used.
+    type: str
+    choices: [exact, add, remove]
+    default: exact
 extends_documentation_fragment:
   - winops.remoting.attributes
   - winops.remoting.attributes.windows
@@ -87,6 +115,15 @@ EXAMPLES = r"""
     restart_winrm: true
   register: remoting_access
 
+- name: Also let a non-administrator account connect, keeping everyone already allowed
+  winops.remoting.win_psremoting_access:
+    accounts:
+      - .\operator
+    access: read_execute
+    mode: add
+    restart_winrm: true
+  register: remoting_access
+
 - name: Wait for WinRM to come back after the scheduled restart
   ansible.builtin.wait_for_connection:
     delay: 20
@@ -96,10 +133,19 @@ EXAMPLES = r"""
 
 RETURN = r"""
 sddl:
-  description: The security descriptor applied.
+  description:
+    - The security descriptor applied with O(mode=exact); null with V(add) and V(remove), where
+      each target keeps a descriptor of its own (see RV(descriptors)).
   returned: always
   type: str
   sample: O:NSG:BAD:P(A;;GA;;;S-1-5-32-544)S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)
+descriptors:
+  description:
+    - Each selected session configuration's descriptor, and C(RootSDDL) with O(root_sddl=true),
+      after the task (in check mode, as it would be).
+  returned: always
+  type: dict
+  sample: {"Microsoft.PowerShell": "O:NSG:BAD:P(A;;GA;;;BA)(A;;GXGR;;;S-1-5-21-1-2-3-1001)S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)"}
 accounts:
   description: The accounts allowed, with SID and resolved name.
   returned: always

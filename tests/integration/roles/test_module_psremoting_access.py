@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import typing as t
+from pathlib import Path
 
 import pytest
 from pypsrp.exceptions import WSManFaultError as PsrpFault
@@ -21,6 +22,10 @@ from pypsrp.powershell import RunspacePool
 from pypsrp.wsman import WSMan
 from winrm.exceptions import InvalidCredentialsError, WSManFaultError
 from winrm.protocol import Protocol
+
+from winhost import access
+
+REPO = Path(__file__).resolve().parents[3]
 
 ALL_CONFIGURATIONS = [
     "Microsoft.PowerShell",
@@ -255,3 +260,127 @@ def test_access_bad_input_fails_clearly(targets: t.Any) -> None:
         'host: No session configuration matches criteria "NoSuch.Config".'
     )
     assert sddls(targets) == before
+
+
+def limitations_become_example() -> str:
+    """The become example of docs/limitations.md, as its readers copy it."""
+    text = (REPO / "docs" / "limitations.md").read_text(encoding="utf-8")
+    marker = text.index("test_read_execute_add_and_become")
+    start = text.index("```yaml\n", marker) + len("```yaml\n")
+    return text[start : text.index("```", start)]
+
+
+def access_form(sddl: str) -> str:
+    return access.access_form(sddl)
+
+
+@pytest.mark.slow
+def test_read_execute_add_and_become(targets: t.Any) -> None:
+    """The non-administrator set-up of docs/hardening.md end to end: `operator` (a standard
+    user) is added with Read and Execute while every other entry stays; it can then connect
+    (cmd shell at once, PowerShell after the restart) and run what a standard user may, and the
+    docs' become example escalates it to the administrator account."""
+    host = targets.name("access")
+    admin, admin_password, _ = credentials(targets, "ansible")
+    # A known start whatever ran before: the ansible account and Administrators, full access.
+    base = targets.play(
+        "access",
+        access_task("['.\\ansible', BUILTIN\\Administrators]"),
+        label="least-base",
+    )
+    assert base.returncode == 0, base.describe()
+    if base.task(host, "access").result["restart_scheduled"]:
+        time.sleep(13)  # past the scheduled restart (10 s) and its outage
+    assert eventually(lambda: powershell_opens(targets, "ansible"))
+    kept_root = access_form(sddls(targets)[1])
+
+    def operator_refused() -> bool:
+        try:
+            cmd_whoami(targets, "operator")
+        except InvalidCredentialsError:
+            return True
+        return False
+
+    assert eventually(operator_refused)
+
+    add = access_task(
+        "[operator]",
+        "    access: read_execute\n    mode: add\n",
+    )
+    checked = targets.play("access", add, check=True, label="least-check")
+    assert checked.returncode == 0, checked.describe()
+    assert checked.task(host, "access").result["changed"] is True
+    assert access_form(sddls(targets)[1]) == kept_root, "check mode changed RootSDDL"
+
+    run = targets.play("access", add, label="least-add")
+    assert run.returncode == 0, run.describe()
+    result = run.task(host, "access").result
+    assert result["changed"] is True and result["sddl"] is None
+    operator_sid = next(a["sid"] for a in result["accounts"])
+    session_sddl, root_sddl = sddls(targets)
+    for sddl in (session_sddl, root_sddl):
+        form = access_form(sddl)
+        # The operator's entry is Read and Execute; the entries that were there are kept.
+        assert f"(A;;GXGR;;;{operator_sid})" in form, form
+        assert "(A;;GA;;;BA)" in form, form
+    assert access_form(root_sddl).replace(f"(A;;GXGR;;;{operator_sid})", "") == kept_root
+    assert result["descriptors"]["RootSDDL"] == root_sddl
+
+    # RootSDDL lets the cmd shell in; the PowerShell endpoint follows the scheduled restart.
+    time.sleep(13)
+    assert eventually(lambda: cmd_whoami(targets, "operator") == f"{host}\\operator")
+    assert eventually(lambda: powershell_opens(targets, "operator"))
+    assert powershell_opens(targets, "ansible")
+
+    again = targets.play("access", add, label="least-again")
+    result = again.task(host, "access").result
+    assert (result["changed"], result["changed_configurations"]) == (False, [])
+
+    # What its rights allow: the connection is a standard user's; becoming the administrator
+    # with its password works (the docs' example, unchanged); becoming SYSTEM does not.
+    example = limitations_become_example()
+    as_operator = (
+        "- name: as operator\n"
+        "  vars:\n"
+        "    ansible_user: '{{ winhost_local_user }}'\n"
+        "    ansible_password: '{{ winhost_local_password }}'\n"
+        f"    windows_admin_user: {admin}\n"
+        # hostvars: the inventory's own password, not the block's override.
+        "    windows_admin_password: '{{ hostvars[inventory_hostname].ansible_password }}'\n"
+        "  block:\n"
+        + "".join(f"    {line}\n" if line else "\n" for line in example.splitlines())
+        + "    - name: become SYSTEM\n"
+        "      ansible.windows.win_whoami:\n"
+        "      become: true\n"
+        "      vars: {ansible_become_method: runas, ansible_become_user: SYSTEM}\n"
+        "      ignore_errors: true\n"
+    )
+    became = targets.play("access", as_operator, label="least-become")
+    connected = became.task(host, "Show who the connection runs as").result
+    assert connected["account"]["account_name"] == "operator", became.describe()
+    assert connected["label"]["account_name"] == "Medium Mandatory Level"
+    escalated = became.task(host, "Run a task as the administrator account through runas").result
+    assert escalated["account"]["account_name"] == admin, became.describe()
+    assert escalated["label"]["account_name"] == "High Mandatory Level"
+    system = became.task(host, "become SYSTEM").result
+    assert system.get("failed") is True
+    assert "Failed to get token for NT AUTHORITY\\SYSTEM" in system["msg"], system
+    assert admin_password not in became.describe()
+
+    # remove: the operator goes, the rest stays; the account running the task cannot remove
+    # its own access.
+    lockout = targets.play(
+        "access",
+        "- name: access\n  winops.remoting.win_psremoting_access:\n"
+        "    accounts: ['.\\ansible', BUILTIN\\Administrators]\n    mode: remove\n"
+        "  ignore_errors: true\n",
+        label="least-lockout",
+    )
+    message = lockout.task(host, "access").result["msg"]
+    assert message.startswith("removing accounts (") and "allow_lockout=true" in message, message
+    removed = targets.play(
+        "access", access_task("[operator]", "    mode: remove\n"), label="least-remove"
+    )
+    assert removed.returncode == 0, removed.describe()
+    assert access_form(sddls(targets)[1]) == kept_root
+    assert eventually(operator_refused)

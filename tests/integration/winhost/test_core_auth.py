@@ -29,6 +29,7 @@ from core_helpers import (
     tls_context,
 )
 
+from winhost import access
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 
 # The session fixture's hosts start at 127.0.10.1 (WINHOST_FIRST); this module's `open`
@@ -265,3 +266,31 @@ def test_non_admin_without_winrm_access_is_401(target: dict[str, t.Any]) -> None
     )
     with pytest.raises(InvalidCredentialsError):
         config_get(client)
+
+
+USER_SID = "S-1-5-21-1-2-3-1001"
+NETWORK_USER = {USER_SID, "S-1-1-0", "S-1-5-11", "S-1-5-2", "S-1-5-32-545"}
+
+
+@pytest.mark.parametrize(
+    ("rights", "granted"),
+    [("GA", True), ("GXGR", True), ("GRGX", True), ("GR", False), ("GX", False), ("GW", False)],
+)
+def test_descriptor_grants_full_or_read_and_execute(rights: str, granted: bool) -> None:
+    # The guide's minimum is Read and Execute (winhost.access names the sources).
+    sddl = f"O:NSG:BAD:P(A;;GA;;;BA)(A;;{rights};;;{USER_SID})S:P(AU;FA;GA;;;WD)"
+    assert access.grants(sddl, NETWORK_USER) is granted
+
+
+def test_deny_execute_overrides_read_and_execute() -> None:
+    sddl = f"O:NSG:BAD:P(D;;GX;;;{USER_SID})(A;;GXGR;;;{USER_SID})"
+    assert access.grants(sddl, NETWORK_USER) is False
+
+
+def test_set_allow_keeps_other_entries_owner_and_sacl() -> None:
+    sddl = "O:NSG:BAD:P(A;;GA;;;BA)(A;;GR;;;IU)S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)"
+    added = access.set_allow(sddl, [USER_SID], "GXGR")
+    assert added == (
+        f"O:NSG:BAD:P(A;;GA;;;BA)(A;;GR;;;IU)(A;;GXGR;;;{USER_SID})S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)"
+    )
+    assert access.set_allow(access.set_allow(added, [USER_SID], "GA"), [USER_SID], None) == sddl

@@ -18,9 +18,12 @@ Windows authorises a WinRM request in two steps after authentication (sources be
    500 on the cmd shell while PowerShell remoting (pypsrp) works for them.
 
 A descriptor grants a user when an allow ACE for one of the user's SIDs carries generic all
-(GA) or generic execute (GX) and no deny ACE for them does ("Read and Execute" are what a user
-needs, per the Set-PSSessionConfiguration -ShowSecurityDescriptorUI guidance; Read alone, as
-RootSDDL's INTERACTIVE entry has, is not enough to run anything).
+(GA), or both generic read (GR) and generic execute (GX), and no deny ACE for them carries GA
+or GX. Source: Ansible's WinRM guide ("Non-Administrator Accounts", ../shared/seeds/000: users
+"must have at least the Read and Execute permissions" in the `winrm configSDDL` editor), with
+the SDDL rights strings of https://learn.microsoft.com/windows/win32/secauthz/ace-strings (GR
+is GENERIC_READ, GX GENERIC_EXECUTE). Read alone, as RootSDDL's INTERACTIVE entry has, is not
+enough; Execute alone is below the guide's minimum, so winhost refuses it too (assumed).
 
 Session configuration descriptors take effect when the WinRM service starts, as on Windows
 (Set-PSSessionConfiguration asks to restart WinRM unless -NoServiceRestart); RootSDDL is read
@@ -67,6 +70,7 @@ DEFAULT_SESSION_SDDL = (
 
 _RIGHTS = {"GA": 0x10000000, "GX": 0x20000000, "GW": 0x40000000, "GR": 0x80000000}
 _RUN = _RIGHTS["GA"] | _RIGHTS["GX"]
+READ_EXECUTE = _RIGHTS["GR"] | _RIGHTS["GX"]
 _SID = re.compile(r"S-1-\d+(-\d+)+", re.IGNORECASE)
 
 
@@ -204,4 +208,36 @@ def grants(sddl: str, sids: set[str]) -> bool:
     _, aces = dacl(sddl)
     if any(not ace.allow and ace.sid in sids and ace.rights & _RUN for ace in aces):
         return False
-    return any(ace.allow and ace.sid in sids and ace.rights & _RUN for ace in aces)
+    return any(
+        ace.allow
+        and ace.sid in sids
+        and bool(ace.rights & _RIGHTS["GA"] or ace.rights & READ_EXECUTE == READ_EXECUTE)
+        for ace in aces
+    )
+
+
+def _split(sddl: str) -> tuple[str, str, list[str], str]:
+    """(text before the DACL, DACL flags, ACE bodies, text after the DACL) of an SDDL string."""
+    match = re.search(r"D:(?P<flags>[A-Z]*)(?P<aces>(\([^()]*\))*)", sddl)
+    if match is None:
+        raise SddlError(f"SDDL {sddl!r} has no DACL (D:)")
+    bodies = re.findall(r"\(([^()]*)\)", match.group("aces"))
+    return sddl[: match.start()], match.group("flags"), bodies, sddl[match.end() :]
+
+
+def set_allow(sddl: str, sids: t.Iterable[str], rights: str | None) -> str:
+    """The descriptor with the allow entries of `sids` replaced by one with `rights` (SDDL
+    letters), or removed when `rights` is None; every other entry, the owner, group and SACL
+    kept, as CommonSecurityDescriptor's DiscretionaryAcl.SetAccess and RemoveAccess do."""
+    before, flags, bodies, after = _split(sddl)
+    targets = [sid.upper() for sid in sids]
+    kept = [
+        body
+        for body in bodies
+        if not (
+            body.split(";")[0].upper() == "A" and _ace_sid(body.split(";")[-1], sddl) in targets
+        )
+    ]
+    if rights is not None:
+        kept.extend(f"A;;{rights};;;{sid}" for sid in targets)
+    return f"{before}D:{flags}{''.join(f'({body})' for body in kept)}{after}"

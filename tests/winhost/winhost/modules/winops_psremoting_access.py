@@ -4,8 +4,12 @@ Follows plugins/modules/win_psremoting_access.ps1: accounts are converted to SID
 ConvertTo-Sid does ('.\\' becomes this computer's name, a local group named with this computer's
 name is looked up by its name alone, a bare local user name with this computer's name; then
 winhost.access.resolve, which translates as NTAccount.Translate does and so refuses '.\\'),
-descriptors are compared by their DACL in one canonical form, the task's own identity must
-keep access unless allow_lockout, and with restart_winrm a WinRM restart is scheduled ten
+access=full grants GA and access=read_execute GR and GX (GXGR); mode=exact replaces each
+descriptor with the list, mode=add sets the listed accounts' allow entries and mode=remove
+drops them, keeping every other entry (winhost.access.set_allow, as the .ps1's
+CommonSecurityDescriptor SetAccess/RemoveAccess); descriptors are compared by their DACL in one
+canonical form, the task's own identity must keep access unless allow_lockout (exact: it is in
+the list; remove: no target that let it in stops doing so), and with restart_winrm a WinRM restart is scheduled ten
 seconds later. Live effect (winhost.access): RootSDDL is read on every request,
 so a changed RootSDDL applies to the next one; a session configuration's descriptor applies
 once WinRM restarts (the scheduled restart, a reboot, or winhost starting again), as on Windows.
@@ -33,7 +37,11 @@ OPTIONS = {
     "root_sddl": Option(type="bool", default=True),
     "allow_lockout": Option(type="bool", default=False),
     "restart_winrm": Option(type="bool", default=False),
+    "access": Option(type="str", choices=("full", "read_execute"), default="full"),
+    "mode": Option(type="str", choices=("exact", "add", "remove"), default="exact"),
 }
+# SDDL rights strings of each access level (GENERIC_ALL; GENERIC_READ with GENERIC_EXECUTE).
+ACCESS_RIGHTS = {"full": "GA", "read_execute": "GXGR"}
 # Windows' default descriptors audit every failure and successful writes/executes.
 AUDIT_PART = "S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)"
 RESTART_AFTER_SECONDS = 10.0  # the scheduled task's trigger, as the .ps1 registers it
@@ -103,11 +111,18 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
         sids = sorted(set(sids_given), key=_sid_sort_key)
         if not sids:
             raise ModuleFailure("accounts is empty; at least one account must keep remote access")
-        wanted_sddl = "O:NSG:BAD:P" + "".join(f"(A;;GA;;;{sid})" for sid in sids) + AUDIT_PART
-        wanted_form = access.access_form(wanted_sddl)
+        mode = params["mode"]
+        rights = ACCESS_RIGHTS[params["access"]]
+        exact_sddl = "O:NSG:BAD:P" + "".join(f"(A;;{rights};;;{sid})" for sid in sids) + AUDIT_PART
+
+        def wanted(current: str, what: str) -> str:
+            if mode == "exact":
+                return exact_sddl
+            _form(current, what)  # an unreadable descriptor fails naming its target
+            return access.set_allow(current, sids, rights if mode == "add" else None)
 
         own = access.principal_sids(state, run.ctx.principal, run.ctx.principal.is_admin)
-        if not own.intersection(sids) and not params["allow_lockout"]:
+        if mode == "exact" and not own.intersection(sids) and not params["allow_lockout"]:
             names = ", ".join(access.name_of(state, sid) for sid in sids)
             raise ModuleFailure(
                 f"accounts ({names}) includes neither '{_identity_name(run)}', which runs this "
@@ -128,12 +143,32 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
                     f'configuration on this host: No session configuration matches criteria "{pattern}".'
                 )
             selected.extend(n for n in found if n not in selected)
+
+        targets = [(n, f"configurations entry '{n}'") for n in selected]
+        if params["root_sddl"]:
+            targets.insert(0, ("RootSDDL", "WSMan:\\localhost\\Service\\RootSDDL"))
+        if mode == "remove" and not params["allow_lockout"]:
+            for name, what in targets:
+                current = (
+                    state.winrm_setting("Service/RootSDDL")
+                    if name == "RootSDDL"
+                    else state.session_configurations[name]
+                )
+                if access.grants(current, own) and not access.grants(wanted(current, what), own):
+                    names = ", ".join(access.name_of(state, sid) for sid in sids)
+                    raise ModuleFailure(
+                        f"removing accounts ({names}) from {what} leaves '{_identity_name(run)}', "
+                        "which runs this task, without access; the next connection would be "
+                        "refused. Keep it, or set allow_lockout=true"
+                    )
+
         for stored in selected:
             name = stored
             current = state.session_configurations[stored]
             before[name] = current
             after[name] = current
-            if _form(current, f"configurations entry '{name}'") == wanted_form:
+            wanted_sddl = wanted(current, f"configurations entry '{name}'")
+            if _form(current, f"configurations entry '{name}'") == access.access_form(wanted_sddl):
                 continue
             if not run.check_mode:
                 # Stored only: the WinRM service applies it when it next starts.
@@ -145,10 +180,11 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
         if params["root_sddl"]:
             current_root = state.winrm_setting("Service/RootSDDL")
             before["RootSDDL"] = after["RootSDDL"] = current_root
-            if _form(current_root, "RootSDDL") != wanted_form:
+            wanted_root = wanted(current_root, "RootSDDL")
+            if _form(current_root, "RootSDDL") != access.access_form(wanted_root):
                 if not run.check_mode:
-                    state.set_winrm_setting("Service/RootSDDL", wanted_sddl)
-                after["RootSDDL"] = wanted_sddl
+                    state.set_winrm_setting("Service/RootSDDL", wanted_root)
+                after["RootSDDL"] = wanted_root
                 result["changed"] = True
 
         restart_scheduled = bool(changed_configurations) and params["restart_winrm"]
@@ -168,7 +204,9 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
         )
 
     result.update(
-        sddl=wanted_sddl,
+        # The exact list's descriptor; with add or remove each target keeps its own.
+        sddl=exact_sddl if mode == "exact" else None,
+        descriptors=after,
         accounts=accounts,
         changed_configurations=changed_configurations,
         restart_scheduled=restart_scheduled,

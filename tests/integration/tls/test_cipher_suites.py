@@ -250,3 +250,59 @@ def test_hardened_list_takes_effect_after_the_roles_reboot(targets: CipherTarget
     assert again.returncode == 0, again.describe()
     assert again.stats(host)["changed"] == 0, again.describe()
     assert _boot_time(targets.state("apply")) == _boot_time(after)
+
+
+MODULE_CHECK_PLAY = """
+- hosts: HOST
+  gather_facts: false
+  tasks:
+    - name: absent, check
+      winops.remoting.win_schannel_cipher_suites:
+        state: absent
+      check_mode: true
+      diff: true
+      register: absent_check
+    - name: absent
+      winops.remoting.win_schannel_cipher_suites:
+        state: absent
+    - name: absent, again
+      winops.remoting.win_schannel_cipher_suites:
+        state: absent
+    - name: present, check
+      winops.remoting.win_schannel_cipher_suites:
+        cipher_suites: "{{ suites }}"
+      check_mode: true
+      diff: true
+    - name: present, empty list
+      winops.remoting.win_schannel_cipher_suites:
+        cipher_suites: []
+      ignore_errors: true
+"""
+
+
+def test_module_check_mode_diff_and_removal(targets: CipherTargets) -> None:
+    # Runs after the refused list was applied through the module on this host.
+    host = targets.name("refuse")
+    assert _policy(targets.state("refuse")) == {"Functions": ",".join(CONTROLLER_CANNOT)}
+    run = targets.play(
+        "refuse", "winrm", "http", MODULE_CHECK_PLAY, "module-check", suites=HARDENED
+    )
+    absent_check = run.task(host, "absent, check").result
+    assert absent_check["changed"] is True, run.describe()
+    assert absent_check["diff"] == {
+        "before": {"cipher_suites": CONTROLLER_CANNOT},
+        "after": {"cipher_suites": None},
+    }
+    absent = run.task(host, "absent").result
+    assert absent["changed"] is True and absent["reboot_required"] is True, run.describe()
+    assert run.task(host, "absent, again").result["changed"] is False, run.describe()
+    present_check = run.task(host, "present, check").result
+    assert present_check["changed"] is True, run.describe()
+    assert present_check["diff"]["after"] == {"cipher_suites": HARDENED}
+    empty = run.task(host, "present, empty list").result
+    assert empty.get("failed") is True, run.describe()
+    assert empty["msg"].startswith("cipher_suites must name at least one cipher suite")
+    # Check mode wrote nothing: the value is gone (absent ran for real) and stays gone.
+    assert _policy(targets.state("refuse")) in (None, {})
+    # Read at boot: until the next reboot the listener keeps the old list.
+    assert targets.state("refuse")["runtime"]["cipher_suites"] == CONTROLLER_CANNOT

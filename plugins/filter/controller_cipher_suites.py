@@ -16,8 +16,9 @@ short_description: The SCHANNEL cipher suites of a list that the controller can 
 description:
   - Takes cipher suite names as Windows writes them (Microsoft's names, such as
     C(TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384)) and returns, in the same order, those that a
-    default TLS client context on the controller (what Python's C(ssl.create_default_context) returns, with
-    the OpenSSL the controller's Python is linked against) offers.
+    default TLS client context on the controller offers (what Python's
+    C(ssl.create_default_context) returns, with the OpenSSL the controller's Python is linked
+    against).
   - TLS 1.3 suites (C(TLS_AES_256_GCM_SHA384), C(TLS_AES_128_GCM_SHA256),
     C(TLS_CHACHA20_POLY1305_SHA256)) carry the same names in both; the Windows 7 curve suffixes
     (C(_P256), C(_P384), C(_P521)) are dropped before the comparison, since OpenSSL negotiates

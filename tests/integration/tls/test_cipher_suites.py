@@ -24,6 +24,7 @@ from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 CIPHER_FIRST = FIRST + 3
 HOSTS = {"refuse": 0, "apply": 1}
 ROLE = "winops.remoting.tls12"
+GUARD_TASK = f"{ROLE} : Check that the controller still shares a cipher suite with the list"
 POLICY_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Cryptography\\Configuration\\SSL\\00010002"
 HARDENED = [
     "TLS_AES_256_GCM_SHA384",
@@ -147,13 +148,23 @@ def test_list_the_controller_cannot_negotiate_is_refused_before_it_is_applied(
         "refuse", "winrm", "https", ROLE_PLAY, "guard", tls12_cipher_suites=CONTROLLER_CANNOT
     )
     assert run.returncode != 0, run.describe()
-    guard = run.task(
-        host, f"{ROLE} : Check that the controller still shares a cipher suite with the list"
-    )
+    guard = run.task(host, GUARD_TASK)
     assert guard.result.get("failed") is True, run.describe()
     assert "tls12_cipher_suites: the controller's TLS" in guard.result["msg"]
     assert "TLS_RSA_WITH_AES_256_GCM_SHA384" in guard.result["msg"]
     assert "Nothing was changed" in guard.result["msg"]
+    # TLS 1.3 suites alone do not do either: TLS 1.3 may be off on the host.
+    tls13_only = targets.play(
+        "refuse",
+        "winrm",
+        "https",
+        ROLE_PLAY,
+        "guard-tls13",
+        tls12_cipher_suites=["TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256"],
+    )
+    assert tls13_only.returncode != 0, tls13_only.describe()
+    guard13 = tls13_only.task(host, GUARD_TASK).result
+    assert "offers no TLS 1.2 suite of TLS_AES_256_GCM_SHA384" in guard13["msg"], guard13
     # Nothing on the host changed: no policy value, no SCHANNEL protocol key, no reboot.
     after = targets.state("refuse")
     assert _policy(after) is None

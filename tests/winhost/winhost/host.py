@@ -3,8 +3,8 @@
 The host owns its persisted `HostState`, its WS-Management router and its live listeners.
 Listeners are derived from state by `reconcile_listeners()`, called at boot and after every
 configuration change, so a listener added, changed or removed through winrm/config takes
-effect at once. TLS protocol versions come from the SCHANNEL registry values read at boot
-(winhost.schannel, with the defaults of the host's Windows release): changing them needs a
+effect at once. TLS protocol versions and the cipher suite priority list come from the SCHANNEL
+registry values read at boot (winhost.schannel, with the defaults of the host's Windows release): changing them needs a
 reboot, as on Windows: the fault kind "reboot", or `shutdown.exe /r` as win_reboot runs it
 (`schedule_restart`). Each boot records the boot time and recreates the AutoLogonChecked key
 that LogonUI makes when the logon screen is ready (win_reboot waits for it).
@@ -74,6 +74,7 @@ class WinHost:
             self.release = releases.release_of(state)
         self._boot_time = self._booted()
         self._tls_versions = self._read_schannel()
+        self._cipher_policy = schannel.cipher_suite_policy(state)
         self._restart_timer: threading.Timer | None = None
         self._session_sddl = self._read_session_configurations()
         self._lock = threading.RLock()
@@ -310,6 +311,7 @@ class WinHost:
             str(self.state.directory / cert.key_path),
             self._client_trust_pem(),
             self.tls_versions,
+            self._cipher_policy,
         )
         return context, pki.load_cert(cert_path).public_bytes(serialization.Encoding.DER)
 
@@ -432,6 +434,7 @@ class WinHost:
             self._down = False
             self._boot_time = self._booted()
             self._tls_versions = self._read_schannel()
+            self._cipher_policy = schannel.cipher_suite_policy(self.state)
             self._session_sddl = self._read_session_configurations()
             self.reconcile_listeners()
 
@@ -477,6 +480,9 @@ class WinHost:
         data["runtime"] = {
             "listening": self.listening(),
             "tls_versions": list(self.tls_versions),
+            "cipher_suites": (
+                None if self._cipher_policy is None else list(self._cipher_policy.windows_names)
+            ),
             "os": self.release.name,
             "last_boot_time": self._boot_time.isoformat(),
             "restart_scheduled": self._restart_timer is not None,

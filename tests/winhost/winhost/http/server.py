@@ -25,6 +25,7 @@ from spnego.exceptions import SpnegoError
 from winhost import api, faults
 from winhost.auth import AuthHost, ConnectionAuth, TlsInfo
 from winhost.http.encryption import EncryptionError, is_encrypted, seal, unseal
+from winhost.schannel import CipherSuitePolicy
 from winhost.wsman import envelope
 
 log = logging.getLogger(__name__)
@@ -387,10 +388,16 @@ def trust_client_certificates(context: ssl.SSLContext, trust_pem: bytes) -> None
 
 
 def tls_context(
-    cert_path: str, key_path: str, trust_pem: bytes, versions: tuple[str, ...]
+    cert_path: str,
+    key_path: str,
+    trust_pem: bytes,
+    versions: tuple[str, ...],
+    cipher_policy: CipherSuitePolicy | None = None,
 ) -> ssl.SSLContext:
-    """A server context for an HTTPS listener: the given protocol versions, and a client
-    certificate requested (optional) and checked against the certificates the host trusts."""
+    """A server context for an HTTPS listener: the given protocol versions, the cipher suites
+    SCHANNEL's priority list allows (None: OpenSSL's defaults stand for the release's), and a
+    client certificate requested (optional) and checked against the certificates the host
+    trusts."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with warnings.catch_warnings():
         # Python deprecates TLS 1.0/1.1; serving them is the point of an old host's model.
@@ -408,10 +415,22 @@ def tls_context(
             )
         context.minimum_version = enabled[0]
         context.maximum_version = enabled[-1]
+    ciphers = "DEFAULT"
+    if cipher_policy is not None:
+        # Only the listed suites. A list naming none OpenSSL serves leaves anonymous suites
+        # only, which no client accepts: the handshake fails, as SCHANNEL's would.
+        ciphers = cipher_policy.openssl_ciphers or "aNULL"
+        if not cipher_policy.tls13 and context.maximum_version > ssl.TLSVersion.TLSv1_2:
+            # No TLS 1.3 suite listed: TLS 1.3 has nothing to negotiate. Python cannot pick
+            # single TLS 1.3 suites (no SSL_CTX_set_ciphersuites), so a list naming any of
+            # them leaves all of OpenSSL's on.
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
     if enabled[0] < ssl.TLSVersion.TLSv1_2:
         # OpenSSL 3 refuses TLS 1.0/1.1 at security level 1 and above (their handshake
         # signatures use SHA-1), and their cipher suites are CBC with SHA-1 MACs.
-        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        context.set_ciphers(f"{ciphers}:@SECLEVEL=0")
+    elif cipher_policy is not None:
+        context.set_ciphers(ciphers)
     context.load_cert_chain(cert_path, key_path)
     trust_client_certificates(context, trust_pem)
     return context

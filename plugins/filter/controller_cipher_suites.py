@@ -13,6 +13,7 @@ from ansible.errors import AnsibleFilterError
 DOCUMENTATION = r"""
 name: controller_cipher_suites
 short_description: The SCHANNEL cipher suites of a list that the controller can negotiate
+version_added: 0.1.0
 description:
   - Takes cipher suite names as Windows writes them (Microsoft's names, such as
     C(TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384)) and returns, in the same order, those that a
@@ -36,7 +37,7 @@ options:
     elements: str
     required: true
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

@@ -26,6 +26,7 @@ description:
   - The module cannot tell whether the controller can still negotiate with the list; the
     C(winops.remoting.controller_cipher_suites) filter can, and the C(winops.remoting.tls12)
     role checks it before calling this module.
+version_added: 0.1.0
 options:
   cipher_suites:
     description:
@@ -41,17 +42,19 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - winops.remoting.attributes
+  - winops.remoting.attributes.windows
 attributes:
   check_mode:
     support: full
-    description: Validates the list and reports what would change without writing.
+    details: Validates the list and reports what would change without writing.
   diff_mode:
     support: full
-    description: Shows the configured list before and after; null means no list.
+    details: Shows the configured list before and after; null means no list.
   platform:
     support: full
-    platforms: windows
-    description: Windows Server 2008 R2 SP1, Windows Server 2022 and later.
+    details: Windows Server 2008 R2 SP1, Windows Server 2022 and later.
 seealso:
   - module: winops.remoting.win_schannel_protocol
   - module: ansible.windows.win_reboot
@@ -62,7 +65,7 @@ seealso:
     description: The SSL Cipher Suite Order policy, its 1,023 character limit and the reboot.
     link: https://learn.microsoft.com/windows-server/security/tls/manage-tls
 author:
-  - winops.remoting contributors
+  - winops.remoting contributors (@winops)
 """
 
 EXAMPLES = r"""

@@ -8,6 +8,9 @@
 # One inbound TCP allow rule for a WinRM port, scoped to remote (and optionally local) addresses.
 # Values that are not given are not compared, so the module can also just switch an existing
 # rule, such as Windows' own WINRM-HTTP-In-TCP, on or off.
+# Other rules admitting the same port defeat the scope whatever they are named (the set-up
+# scripts make them with GUID names), so they are found by port in the ActiveStore, Group
+# Policy rules included, and switched off, scoped or reported (other_rules).
 
 $spec = @{
     options = @{
@@ -20,11 +23,13 @@ $spec = @{
         profiles = @{ type = 'list'; elements = 'str'; choices = @('any', 'domain', 'private', 'public') }
         enabled = @{ type = 'bool'; default = $true }
         state = @{ type = 'str'; default = 'present'; choices = @('present', 'absent') }
+        other_rules = @{ type = 'str'; default = 'keep'; choices = @('keep', 'disable', 'scope') }
     }
     supports_check_mode = $true
 }
 
 $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module.Result.other_rules = @()
 
 $name = $module.Params.name
 $addressKeywords = @('Any', 'LocalSubnet', 'DNS', 'DHCP', 'WINS', 'DefaultGateway', 'Internet', 'Intranet', 'IntranetRemoteAccess', 'PlayToDevice')
@@ -147,6 +152,157 @@ foreach ($key in @('remote_addresses', 'local_addresses')) {
         $module.FailJson("$key is empty; give 'any' to allow every address")
     }
 }
+$otherRules = $module.Params.other_rules
+if ($otherRules -ne 'keep') {
+    # Switching other rules off is only safe while this rule admits the port in their place.
+    if ($module.Params.state -ne 'present' -or -not $wanted.enabled -or $null -eq $port -or -not $wanted.ContainsKey('remote_addresses')) {
+        $module.FailJson("other_rules '$otherRules' needs state 'present', enabled true, port and remote_addresses, so that this rule admits the port in place of the rules it changes")
+    }
+}
+
+function Get-PortCoverage {
+    <# How LocalPort entries cover $Port: 'any' (LocalPort Any), 'named' (the number, or a range
+       holding it) or $null. Keywords such as RPC or Teredo are other traffic. #>
+    param([string[]]$LocalPort, [int]$Port)
+
+    $coverage = $null
+    foreach ($entry in $LocalPort) {
+        $text = ([string]$entry).Trim()
+        if ($text -eq 'Any') {
+            $coverage = 'any'
+        }
+        elseif ($text -match '^(?<low>\d+)(-(?<high>\d+))?$') {
+            $high = if ($Matches.high) { [int]$Matches.high } else { [int]$Matches.low }
+            if ([int]$Matches.low -le $Port -and $Port -le $high) {
+                return 'named'
+            }
+        }
+    }
+    return $coverage
+}
+
+function Get-OtherAdmittingRule {
+    <#
+    Every other enabled inbound allow rule of the ActiveStore (local and Group Policy rules, as
+    Windows applies them) that admits TCP $Port from addresses other than $Wanted. Filters are
+    read once per store and matched by InstanceID, the rule's Name.
+    #>
+    param([int]$Port, [string]$OwnName, [string[]]$Wanted)
+
+    $rules = @(Get-NetFirewallRule -PolicyStore ActiveStore -TracePolicyStore -Direction Inbound -Action Allow -Enabled True -ErrorAction Stop)
+    $portFilters = @{}
+    foreach ($filter in @(Get-NetFirewallPortFilter -All -PolicyStore ActiveStore -ErrorAction Stop)) {
+        $portFilters[[string]$filter.InstanceID] = $filter
+    }
+    $addressFilters = @{}
+    foreach ($filter in @(Get-NetFirewallAddressFilter -All -PolicyStore ActiveStore -ErrorAction Stop)) {
+        $addressFilters[[string]$filter.InstanceID] = $filter
+    }
+    foreach ($rule in $rules) {
+        if ([string]$rule.Name -eq $OwnName) {
+            continue
+        }
+        $portFilter = $portFilters[[string]$rule.Name]
+        $addressFilter = $addressFilters[[string]$rule.Name]
+        if ($null -eq $portFilter -or $null -eq $addressFilter) {
+            continue
+        }
+        if (@('TCP', 'Any', '6') -notcontains [string]$portFilter.Protocol) {
+            continue
+        }
+        $coverage = Get-PortCoverage -LocalPort @($portFilter.LocalPort) -Port $Port
+        if ($null -eq $coverage) {
+            continue
+        }
+        $remote = @(@($addressFilter.RemoteAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
+        if ($null -ne $Wanted -and (Test-SameAddressSet -Left $remote -Right $Wanted)) {
+            continue
+        }
+        @{
+            name = [string]$rule.Name
+            display_name = [string]$rule.DisplayName
+            local_ports = @(@($portFilter.LocalPort) | ForEach-Object { [string]$_ })
+            remote_addresses = $remote
+            policy_store_source_type = [string]$rule.PolicyStoreSourceType
+            policy_store_source = [string]$rule.PolicyStoreSource
+            coverage = $coverage
+        }
+    }
+}
+
+function Invoke-OtherRule {
+    <#
+    Switches off or scopes the other local rules that admit the port (other_rules), and reports
+    what cannot be changed here: Group Policy rules, and rules for every port, which serve other
+    traffic too. Runs after this rule is in place, so the port is never left without one.
+    #>
+    if ($null -eq $port) {
+        return
+    }
+    try {
+        $found = @(Get-OtherAdmittingRule -Port $port -OwnName $name -Wanted $wanted.remote_addresses)
+    }
+    catch {
+        $module.FailJson("cannot read the firewall rules of the ActiveStore to find other rules admitting port '$port': $($_.Exception.Message)", $_)
+    }
+    $report = [System.Collections.Generic.List[Hashtable]]::new()
+    $diffBefore = @{}
+    $diffAfter = @{}
+    foreach ($other in $found) {
+        $label = "firewall rule '$($other.display_name)' (Name '$($other.name)')"
+        $from = $other.remote_addresses -join ', '
+        if ($other.policy_store_source_type -eq 'GroupPolicy') {
+            $other.action = 'reported'
+            $source = if ($other.policy_store_source) { " '$($other.policy_store_source)'" } else { '' }
+            $module.Warn("$label comes from Group Policy$source and admits TCP port $port from $from; it cannot be changed on this host, so the port stays open to those addresses: have the Group Policy administrator scope that rule to the controllers or remove it from the GPO")
+        }
+        elseif ($other.policy_store_source_type -ne 'Local') {
+            # Service-hardening and generated rules (Dynamic, Generated, Hardcoded) are not in
+            # the PersistentStore that Set-NetFirewallRule changes.
+            $other.action = 'reported'
+            $module.Warn("$label ($($other.policy_store_source_type) policy store) admits TCP port $port from $from; it cannot be changed with Set-NetFirewallRule, so the port stays open to those addresses")
+        }
+        elseif ($other.coverage -eq 'any') {
+            $other.action = 'kept'
+            $module.Warn("$label admits every TCP port (LocalPort Any) from $from, port $port included; it is left as it is because it serves other ports too: scope or disable it yourself to limit port $port to remote_addresses")
+        }
+        elseif ($otherRules -eq 'keep') {
+            $other.action = 'kept'
+            $module.Warn("$label also admits TCP port $port from $from; other_rules is 'keep', so remote_addresses does not limit who reaches the port")
+        }
+        else {
+            $setParams = @{}
+            if ($otherRules -eq 'disable') {
+                $other.action = 'disabled'
+                $setParams.Enabled = 'False'
+                $diffBefore[$other.name] = @{ enabled = $true }
+                $diffAfter[$other.name] = @{ enabled = $false }
+            }
+            else {
+                $other.action = 'scoped'
+                $setParams.RemoteAddress = $wanted.remote_addresses
+                $diffBefore[$other.name] = @{ remote_addresses = $other.remote_addresses }
+                $diffAfter[$other.name] = @{ remote_addresses = $wanted.remote_addresses }
+            }
+            if (-not $module.CheckMode) {
+                try {
+                    Set-NetFirewallRule -Name $other.name @setParams -ErrorAction Stop
+                }
+                catch {
+                    $module.FailJson("cannot $(if ($otherRules -eq 'disable') { 'switch off' } else { 'scope' }) $label, which admits port ${port}: $($_.Exception.Message)", $_)
+                }
+            }
+            $module.Result.changed = $true
+        }
+        $other.Remove('coverage')
+        $report.Add($other)
+    }
+    $module.Result.other_rules = @($report)
+    if ($diffBefore.Count -gt 0) {
+        $module.Diff.before.other_rules = $diffBefore
+        $module.Diff.after.other_rules = $diffAfter
+    }
+}
 
 $rule = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
 $current = $null
@@ -231,6 +387,7 @@ if ($null -eq $rule) {
     $module.Result.changed = $true
     $module.Diff.after = $wanted.Clone()
     $module.Result.rule = $wanted
+    Invoke-OtherRule
     $module.ExitJson()
 }
 
@@ -262,6 +419,7 @@ if ($setParams.Count -gt 0) {
     }
     $module.Result.changed = $true
 }
-$module.Diff.after = $after
+$module.Diff.after = $after.Clone()
 $module.Result.rule = $after
+Invoke-OtherRule
 $module.ExitJson()

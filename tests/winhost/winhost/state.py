@@ -191,6 +191,11 @@ class HostState:
     event_log_channels: dict[str, dict[str, t.Any]] = dataclasses.field(
         default_factory=_default_event_log_channels
     )
+    # The Machine part of the local Group Policy Object (registry.pol under
+    # %SystemRoot%\System32\GroupPolicy\Machine): HKLM key path -> value name -> value, as in
+    # `registry`. Group Policy writes it onto the registry at every refresh and at boot
+    # (winhost.grouppolicy), so a policy value removed only from the registry comes back.
+    local_group_policy: dict[str, dict[str, t.Any]] = dataclasses.field(default_factory=dict)
     directory: Path = dataclasses.field(default=Path("."), compare=False)
     lock: threading.RLock = dataclasses.field(
         default_factory=threading.RLock, compare=False, repr=False
@@ -223,6 +228,7 @@ class HostState:
             "clock_offset_seconds": self.clock_offset_seconds,
             "session_configurations": dict(self.session_configurations),
             "event_log_channels": copy.deepcopy(self.event_log_channels),
+            "local_group_policy": copy.deepcopy(self.local_group_policy),
         }
 
     @classmethod
@@ -252,6 +258,7 @@ class HostState:
             event_log_channels=data["event_log_channels"]
             if "event_log_channels" in data
             else _default_event_log_channels(),
+            local_group_policy=data.get("local_group_policy", {}),
             directory=directory,
         )
 

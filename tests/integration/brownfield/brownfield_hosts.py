@@ -81,12 +81,10 @@ def https_unvalidated(plugin: str) -> dict[str, t.Any]:
 
 @dataclasses.dataclass
 class BrownfieldTargets:
-    """The session, the profiles that could not be built (profile -> why), and a way to run a
-    shipped playbook against one case's host."""
+    """The session and a way to run a shipped playbook against one case's host."""
 
     session: WinhostSession
     work: Path
-    unbuildable: dict[str, str]
 
     def index(self, case: Case) -> int:
         return FIRST + CASES.index(case)

@@ -45,7 +45,6 @@ Layout of a state directory:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime
 import ipaddress
 import json
@@ -508,11 +507,6 @@ def _credssp_local_gpo(state: HostState, ca: pki.CertificateAuthority) -> None:
     under ...\\CredentialsDelegation\\AllowFreshCredentials the values "1".."n" =
     "wsman/<delegate>". So it is both in HKLM\\SOFTWARE\\Policies and in the Machine
     registry.pol, which Group Policy re-applies at every refresh."""
-    if "local_group_policy" not in {field.name for field in dataclasses.fields(HostState)}:
-        raise ProfileError(
-            "--profile credssp_local_gpo: winhost does not model the local Group Policy "
-            "object (HostState.local_group_policy) in this tree"
-        )
     delegation = {"AllowFreshCredentials": 1, "ConcatenateDefaults_AllowFresh": 1}
     allow_fresh = {"1": f"wsman/{CREDSSP_DELEGATE_COMPUTER}"}
     for key, values in (

@@ -352,12 +352,17 @@ def _store_server_certificate(
     return thumbprint
 
 
-def _https_rule(name: str, display_name: str, remote_address: t.Any) -> dict[str, t.Any]:
-    """An inbound allow rule for TCP 5986 in the local store, as New-NetFirewallRule and
-    `netsh advfirewall firewall add rule` make it."""
+def _https_rule(
+    name: str, display_name: str, remote_address: t.Any, description: str = ""
+) -> dict[str, t.Any]:
+    """An inbound allow rule for TCP 5986 in the local store, all profiles, as
+    New-NetFirewallRule -Profile Any and `netsh advfirewall firewall add rule profile=any`
+    make it."""
     return {
         "Name": name,
         "DisplayName": display_name,
+        "Description": description,
+        "Profile": "Any",
         "Enabled": True,
         "Direction": "Inbound",
         "Action": "Allow",
@@ -460,7 +465,12 @@ def _quickconfig_https(state: HostState, ca: pki.CertificateAuthority) -> None:
         )
     )
     state.firewall_rules.append(
-        _https_rule(_generated_rule_name(), "Windows Remote Management (HTTPS-In)", "Any")
+        _https_rule(
+            _generated_rule_name(),
+            "Windows Remote Management (HTTPS-In)",
+            "Any",
+            "Inbound rule for Windows Remote Management via WS-Management. [TCP 5986]",
+        )
     )
 
 
@@ -559,6 +569,7 @@ def _bootstrap(state: HostState, ca: pki.CertificateAuthority) -> None:
         "winops-WinRM-HTTPS-In",
         "Windows Remote Management (HTTPS-In, winops.remoting)",
         [BOOTSTRAP_CONTROLLER_ADDRESS],
+        "WinRM over HTTPS, limited to the Ansible controllers.",
     )
     for existing in state.firewall_rules:
         if existing["Name"] in ("WINRM-HTTP-In-TCP", "WINRM-HTTP-In-TCP-PUBLIC"):

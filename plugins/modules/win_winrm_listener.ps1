@@ -28,6 +28,7 @@ $transport = $module.Params.transport.ToUpperInvariant()
 $address = $module.Params.address
 $state = $module.Params.state
 $listenerUri = 'winrm/config/listener'
+$certificateName = $null
 $serverAuthOid = '1.3.6.1.5.5.7.3.1'
 
 function Get-ListenerAddressProblem {
@@ -111,6 +112,9 @@ function Assert-ListenerCertificate {
     if ($cert.NotAfter -lt [DateTime]::Now) {
         $module.Warn("certificate_thumbprint '$Thumbprint' expired on $($cert.NotAfter.ToString('o')); clients will refuse it")
     }
+    # WinRM refuses a listener whose Hostname differs from its certificate's CN
+    # (ERROR_WSMAN_CONFIG_CERT_CN_DOES_NOT_MATCH_HOSTNAME), so the Hostname follows the certificate.
+    return $cert.GetNameInfo([System.Security.Cryptography.X509Certificates.X509NameType]::SimpleName, $false)
 }
 
 $addressProblem = Get-ListenerAddressProblem -Value $address
@@ -178,15 +182,18 @@ else {
             }
         }
         if ($null -ne $thumbprint) {
-            Assert-ListenerCertificate -Thumbprint $thumbprint
+            $certificateName = Assert-ListenerCertificate -Thumbprint $thumbprint
         }
+    }
+    if ($null -ne $module.Params.hostname -and $certificateName -and $module.Params.hostname -ne $certificateName) {
+        $module.FailJson("hostname '$($module.Params.hostname)' differs from the CN '$certificateName' of certificate_thumbprint '$thumbprint': WinRM refuses a listener whose Hostname and certificate CN do not match; omit hostname to use the CN")
     }
 
     $desired = @{
         transport = $transport.ToLowerInvariant()
         address = $address
         port = $port
-        hostname = if ($null -ne $module.Params.hostname) { $module.Params.hostname } elseif ($null -ne $current) { $current.hostname } else { '' }
+        hostname = if ($null -ne $module.Params.hostname) { $module.Params.hostname } elseif ($certificateName) { $certificateName } elseif ($null -ne $current) { $current.hostname } else { '' }
         enabled = $module.Params.enabled
         url_prefix = $module.Params.url_prefix
         certificate_thumbprint = if ($null -ne $thumbprint) { $thumbprint } else { '' }
@@ -199,7 +206,9 @@ else {
     if ($null -eq $current -or $current.url_prefix -ne $desired.url_prefix) { $valueSet.URLPrefix = $desired.url_prefix }
     if (($null -eq $current -and $desired.hostname) -or ($null -ne $current -and $current.hostname -ne $desired.hostname)) { $valueSet.Hostname = $desired.hostname }
     if ($transport -eq 'HTTPS' -and $desired.certificate_thumbprint -and ($null -eq $current -or $current.certificate_thumbprint -ne $desired.certificate_thumbprint)) {
+        # Written together, as WSManDsc does: WinRM checks the pair in one request.
         $valueSet.CertificateThumbprint = $desired.certificate_thumbprint
+        $valueSet.Hostname = $desired.hostname
         if ($null -ne $current -and $current.certificate_thumbprint) {
             $module.Result.previous_thumbprint = $current.certificate_thumbprint
         }

@@ -1,5 +1,9 @@
 """winops.remoting.win_winrm_listener through ansible-playbook against winhost.
 
+Rotating the certificate of a listener whose Hostname is another name than the new
+certificate's CN (as ConfigureRemotingForAnsible.ps1 leaves it: Hostname = computer name)
+writes the CN as Hostname with the thumbprint, which WinRM requires (issue 9, defect 3).
+
 The play (over the HTTPS listener on 5986) adds an HTTPS listener on the host's address and
 another port with the host's certificate from LocalMachine\\My, and removes the HTTP listener.
 Check mode reports both and changes nothing (no socket opens or closes); the normal run
@@ -27,7 +31,6 @@ def listener_tasks(address: str, thumbprint: str) -> str:
     transport: https
     address: IP:{address}
     port: {EXTRA_HTTPS_PORT}
-    hostname: extra.winops.test
     certificate_thumbprint: {thumbprint.lower()}
 - name: no http listener
   winops.remoting.win_winrm_listener:
@@ -86,7 +89,8 @@ def test_listener_check_mode_then_apply_then_idempotent(targets: t.Any) -> None:
             "transport": "https",
             "address": f"IP:{address}",
             "port": EXTRA_HTTPS_PORT,
-            "hostname": "extra.winops.test",
+            # No hostname given: the certificate's CN, which WinRM requires it to match.
+            "hostname": state["cert_stores"]["LocalMachine\\My"][0]["subject"].removeprefix("CN="),
             "enabled": True,
             "url_prefix": "wsman",
             "certificate_thumbprint": thumbprint,
@@ -154,3 +158,76 @@ def test_listener_bad_input_fails_naming_it(targets: t.Any) -> None:
         "Cert:\\LocalMachine\\My; import or create the certificate first",
     }
     assert targets.state("listener")["listeners"] == before
+
+
+@pytest.mark.slow
+def test_certificate_rotation_writes_the_hostname_windows_requires(targets: t.Any) -> None:
+    """A listener named for the computer (Hostname = its CN, as ConfigureRemotingForAnsible.ps1
+    makes it) moves to a certificate whose CN is the FQDN: the module writes the new CN as
+    Hostname in the same request, because WinRM refuses a thumbprint whose CN differs from
+    the listener's Hostname (ERROR_WSMAN_CONFIG_CERT_CN_DOES_NOT_MATCH_HOSTNAME). The
+    listener is on IP:127.0.0.1, an address the host model stores without opening a socket."""
+    host = targets.name("listener")
+    computer = host.upper()
+    fqdn = f"{host}.winops.test"
+    tasks = f"""\
+- name: computer-name certificate
+  winops.remoting.win_winrm_https_certificate:
+    dns_names: [{computer}]
+    friendly_name: brownfield computer name
+  register: by_computer
+- name: fqdn certificate
+  winops.remoting.win_winrm_https_certificate:
+    dns_names: [{fqdn}]
+    friendly_name: brownfield fqdn
+  register: by_fqdn
+- name: listener named for the computer
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: IP:127.0.0.1
+    port: {EXTRA_HTTPS_PORT}
+    hostname: {computer}
+    certificate_thumbprint: "{{{{ by_computer.thumbprint }}}}"
+- name: rotate to the fqdn certificate
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: IP:127.0.0.1
+    port: {EXTRA_HTTPS_PORT}
+    certificate_thumbprint: "{{{{ by_fqdn.thumbprint }}}}"
+  register: rotated
+- name: rotate again
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: IP:127.0.0.1
+    port: {EXTRA_HTTPS_PORT}
+    certificate_thumbprint: "{{{{ by_fqdn.thumbprint }}}}"
+- name: a hostname that is not the CN
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: IP:127.0.0.1
+    port: {EXTRA_HTTPS_PORT}
+    hostname: other.winops.test
+    certificate_thumbprint: "{{{{ by_fqdn.thumbprint }}}}"
+  ignore_errors: true
+- name: remove the listener
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: IP:127.0.0.1
+    state: absent
+"""
+    run = targets.play("listener", tasks, label="rotate-hostname")
+    rotated = run.task(host, "rotate to the fqdn certificate").result
+    assert not rotated.get("failed"), rotated.get("msg")
+    assert rotated["changed"] is True
+    assert rotated["listener"]["hostname"] == fqdn
+    assert rotated["diff"]["before"]["hostname"] == computer
+    assert run.task(host, "rotate again").result["changed"] is False
+    refused = run.task(host, "a hostname that is not the CN").result
+    assert refused["msg"] == (
+        f"hostname 'other.winops.test' differs from the CN '{fqdn}' of certificate_thumbprint "
+        f"'{rotated['listener']['certificate_thumbprint']}': WinRM refuses a listener whose "
+        "Hostname and certificate CN do not match; omit hostname to use the CN"
+    )
+    assert run.returncode == 0, run.describe()
+    remaining = targets.state("listener")["listeners"]
+    assert all(li["address"] != "IP:127.0.0.1" for li in remaining), remaining

@@ -191,3 +191,52 @@ def test_state_view_hides_passwords(winhost: WinhostSession, target: dict[str, t
     while not state["runtime"]["listening"] and time.monotonic() < deadline:
         state = winhost.state(target["name"])
     assert {entry["port"] for entry in state["runtime"]["listening"]} == {5985, 5986}
+
+
+def test_listener_hostname_must_match_the_certificate_cn(
+    wsman: t.Any, winhost: WinhostSession, target: dict[str, t.Any]
+) -> None:
+    """Put (and Create) of an HTTPS listener whose Hostname is not its certificate's CN is
+    refused with ERROR_WSMAN_CONFIG_CERT_CN_DOES_NOT_MATCH_HOSTNAME and changes nothing; an
+    empty Hostname stands for the computer's own name. The host's certificate is CN=<fqdn>."""
+    from pypsrp.wsman import SelectorSet
+
+    selectors = SelectorSet()
+    selectors.add_option("Address", "*")
+    selectors.add_option("Transport", "HTTPS")
+    before = winhost.state(target["name"])["listeners"]
+    https = next(li for li in before if li["transport"] == "HTTPS")
+    fqdn = https["hostname"]
+    assert fqdn.endswith(".winops.test"), https
+
+    def put_hostname(value: str) -> None:
+        change = ET.Element(f"{{{LISTENER}}}Listener")
+        ET.SubElement(change, f"{{{LISTENER}}}Hostname").text = value
+        wsman.put(LISTENER, change, selector_set=selectors)
+
+    with pytest.raises(PsrpFault) as info:
+        put_hostname("other.winops.test")
+    assert info.value.code == 2150858985, info.value  # 0x803380E9
+    assert "certificate CN and the hostname that were provided do not match" in str(info.value)
+    assert winhost.state(target["name"])["listeners"] == before
+
+    create = ET.Element(f"{{{LISTENER}}}Listener")
+    ET.SubElement(create, f"{{{LISTENER}}}Hostname").text = "other.winops.test"
+    ET.SubElement(create, f"{{{LISTENER}}}CertificateThumbprint").text = https[
+        "certificate_thumbprint"
+    ]
+    loopback = SelectorSet()
+    loopback.add_option("Address", "IP:127.0.0.1")
+    loopback.add_option("Transport", "HTTPS")
+    with pytest.raises(PsrpFault) as info:
+        wsman.create(LISTENER, create, selector_set=loopback)
+    assert info.value.code == 2150858985, info.value
+    assert winhost.state(target["name"])["listeners"] == before
+
+    try:
+        put_hostname("")
+        after = winhost.state(target["name"])["listeners"]
+        assert next(li for li in after if li["transport"] == "HTTPS")["hostname"] == ""
+    finally:
+        put_hostname(fqdn)
+    assert winhost.state(target["name"])["listeners"] == before

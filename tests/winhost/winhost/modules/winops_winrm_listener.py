@@ -11,18 +11,20 @@ Not modelled (fails loudly): MAC: addresses (winhost has no NIC model to bind th
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import re
 import typing as t
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from winhost import pki
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
 from winhost.modules.winops_common import MY_STORE, check_choice, host_model, ps_equal, store_cert
 from winhost.state import HostState, Listener
+from winhost.wsman.config import certificate_hostname_problem
 
 SERVER_AUTH_OID = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string
 
@@ -69,8 +71,9 @@ def _as_dict(listener: Listener) -> dict[str, t.Any]:
     }
 
 
-def _assert_certificate(run: ModuleRun, state: HostState, thumbprint: str) -> None:
-    """Assert-ListenerCertificate."""
+def _assert_certificate(run: ModuleRun, state: HostState, thumbprint: str) -> str | None:
+    """Assert-ListenerCertificate; returns the certificate's name for the listener's Hostname
+    (X509Certificate2.GetNameInfo(SimpleName): the subject's CN)."""
     stored = store_cert(state, MY_STORE, thumbprint)
     if stored is None:
         if run.check_mode:
@@ -78,7 +81,7 @@ def _assert_certificate(run: ModuleRun, state: HostState, thumbprint: str) -> No
                 f"certificate_thumbprint '{thumbprint}' is not in Cert:\\LocalMachine\\My yet; "
                 "continuing because this is check mode"
             )
-            return
+            return None
         raise ModuleFailure(
             f"certificate_thumbprint '{thumbprint}' is not in Cert:\\LocalMachine\\My; import "
             "or create the certificate first"
@@ -104,6 +107,13 @@ def _assert_certificate(run: ModuleRun, state: HostState, thumbprint: str) -> No
             f"certificate_thumbprint '{thumbprint}' expired on {not_after.isoformat()}; "
             "clients will refuse it"
         )
+    common_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not common_names:
+        raise ModuleFailure(
+            "winhost does not model X509NameType.SimpleName of a certificate without a CN "
+            f"(certificate_thumbprint '{thumbprint}')"
+        )
+    return str(common_names[0].value)
 
 
 @register("winops.remoting.win_winrm_listener", OPTIONS)
@@ -161,6 +171,7 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
             result["listener"] = None
             diff_after: dict[str, t.Any] = {}
         else:
+            certificate_name: str | None = None
             if transport == "HTTPS":
                 if thumbprint is None:
                     if current is not None and current["certificate_thumbprint"]:
@@ -176,10 +187,23 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
                             f"on address '{address}'"
                         )
                 if thumbprint is not None:
-                    _assert_certificate(run, state, thumbprint)
+                    certificate_name = _assert_certificate(run, state, thumbprint)
             hostname = params["hostname"]
+            if (
+                hostname is not None
+                and certificate_name
+                and not ps_equal(hostname, certificate_name)
+            ):
+                raise ModuleFailure(
+                    f"hostname '{hostname}' differs from the CN '{certificate_name}' of "
+                    f"certificate_thumbprint '{thumbprint}': WinRM refuses a listener whose "
+                    "Hostname and certificate CN do not match; omit hostname to use the CN"
+                )
             if hostname is None:
-                hostname = current["hostname"] if current is not None else ""
+                if certificate_name:
+                    hostname = certificate_name
+                else:
+                    hostname = current["hostname"] if current is not None else ""
             desired = {
                 "transport": transport.lower(),
                 "address": address,
@@ -234,18 +258,21 @@ def _value_set(
         )
     ):
         values["CertificateThumbprint"] = desired["certificate_thumbprint"]
+        # Written together, as WSManDsc does: WinRM checks the pair in one request.
+        values["Hostname"] = desired["hostname"]
     return values
 
 
 def _apply(
     state: HostState, index: int | None, transport: str, address: str, values: dict[str, str]
 ) -> None:
-    """New-WSManInstance / Set-WSManInstance on winrm/config/listener."""
+    """New-WSManInstance / Set-WSManInstance on winrm/config/listener: the same checks as the
+    WS-Management config provider (winhost.wsman.config), so a refused request changes
+    nothing and fails with the script's FailJson text around Windows' message."""
     if index is None:
         listener = Listener(address=address, transport=transport, port=int(values["Port"]))
-        state.listeners.append(listener)
     else:
-        listener = state.listeners[index]
+        listener = dataclasses.replace(state.listeners[index])
     if "Port" in values:
         listener.port = int(values["Port"])
     if "Enabled" in values:
@@ -256,3 +283,13 @@ def _apply(
         listener.hostname = values["Hostname"]
     if "CertificateThumbprint" in values:
         listener.certificate_thumbprint = values["CertificateThumbprint"]
+    problem = certificate_hostname_problem(state, listener)
+    if problem is not None:
+        raise ModuleFailure(
+            f"cannot configure the {transport} listener on address '{address}' (changing "
+            f"{', '.join(values)}): {problem}"
+        )
+    if index is None:
+        state.listeners.append(listener)
+    else:
+        state.listeners[index] = listener

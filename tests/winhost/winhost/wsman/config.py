@@ -9,12 +9,15 @@ saved and handed to the host, which reconciles its live listeners.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import typing as t
 import xml.etree.ElementTree as ET
 
-from winhost import api
+from cryptography.x509.oid import NameOID
+
+from winhost import api, pki
 from winhost.state import HostState, Listener, StateError
 from winhost.wsman.envelope import NS
 
@@ -36,6 +39,45 @@ _SECTIONS = {
     "/service/defaultports": "Service/DefaultPorts",
     "/winrs": "Winrs",
 }
+
+
+# wsmerror.h ERROR_WSMAN_CONFIG_CERT_CN_DOES_NOT_MATCH_HOSTNAME (0x803380E9).
+WSMAN_FAULT_CERT_CN_DOES_NOT_MATCH_HOSTNAME = 2150858985
+CERT_CN_DOES_NOT_MATCH_HOSTNAME = (
+    "The WinRM client cannot process the request. The certificate CN and the hostname that "
+    "were provided do not match."
+)
+
+
+def certificate_hostname_problem(state: HostState, listener: Listener) -> str | None:
+    """Windows' check of an HTTPS listener's Hostname against its certificate's CN, made when
+    a listener is created or changed (New-/Set-WSManInstance, winrm create/set): the error
+    text when they differ, else None. An empty Hostname stands for the computer's own name
+    (WSManDsc: without Hostname "the host name in the certificate must match the name of the
+    host machine"); which of the computer name and the FQDN counts is assumed: either.
+    Compared case-insensitively, as host names are. A thumbprint that names no certificate
+    in LocalMachine\\My is not this check's business."""
+    if listener.transport.upper() != "HTTPS" or not listener.certificate_thumbprint:
+        return None
+    stored = next(
+        (
+            cert
+            for cert in state.store_certs("LocalMachine\\My")
+            if cert.thumbprint.upper() == listener.certificate_thumbprint.upper()
+        ),
+        None,
+    )
+    if stored is None:
+        return None
+    subject = pki.load_cert(state.directory / stored.cert_path).subject
+    common_names = {
+        str(attribute.value).lower()
+        for attribute in subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    }
+    names = [listener.hostname] if listener.hostname else [state.computer_name, state.fqdn]
+    if common_names & {name.lower() for name in names}:
+        return None
+    return CERT_CN_DOES_NOT_MATCH_HOSTNAME
 
 
 class ConfigHost(t.Protocol):
@@ -106,6 +148,14 @@ def _listener_element(listener: Listener, address: str) -> ET.Element:
         ET.SubElement(node, f"{{{uri}}}{key}").text = value
     ET.SubElement(node, f"{{{uri}}}ListeningOn").text = address
     return node
+
+
+def _check_certificate_hostname(state: HostState, listener: Listener) -> None:
+    problem = certificate_hostname_problem(state, listener)
+    if problem is not None:
+        raise api.WSManFault(
+            "s:Sender", "w:InvalidParameter", WSMAN_FAULT_CERT_CN_DOES_NOT_MATCH_HOSTNAME, problem
+        )
 
 
 def _local_name(tag: str) -> str:
@@ -227,13 +277,19 @@ class ConfigProvider:
                     ),
                 )
                 self._apply_listener(listener, request)
+                _check_certificate_hostname(state, listener)
                 state.listeners.append(listener)
             elif listener is None:
                 raise _not_found(request.resource_uri)
             elif action == DELETE:
                 state.listeners.remove(listener)
             elif action == PUT:
-                self._apply_listener(listener, request)
+                # Checked on a copy: a refused Put leaves the listener as it was.
+                changed = dataclasses.replace(listener)
+                self._apply_listener(changed, request)
+                _check_certificate_hostname(state, changed)
+                state.listeners[state.listeners.index(listener)] = changed
+                listener = changed
             elif action != GET:
                 raise _action_not_supported(action)
             element = _listener_element(listener, state.address)

@@ -251,12 +251,14 @@ def first_failure(record: dict[str, t.Any]) -> tuple[str, str]:
             ["winrm_listener_https_addresses", "IP:not-an-ip"],
             id="address-not-an-ip",
         ),
+        # The cut-off guards ask the play's own WinRM connection (a local one cannot be cut
+        # off): tests/integration/guards runs them against winhost.
         pytest.param(
             "winrm_auth",
-            {"winrm_auth_methods": ["kerberos"], "ansible_winrm_transport": "ntlm"},
-            "Check that the play's own authentication method stays on",
-            ["'ntlm'", "negotiate", "winrm_auth_methods"],
-            id="auth-would-cut-off-the-play",
+            {"winrm_auth_methods": ["negotiate", "credssp"], "credssp_delegation_server": False},
+            "Check that CredSSP is asked for consistently by this role and credssp_delegation",
+            ["winrm_auth_methods", "credssp_delegation_server"],
+            id="auth-credssp-contradiction",
         ),
         pytest.param(
             "tls12",

@@ -1,0 +1,120 @@
+# Copyright: winops.remoting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Documentation only: the action plugin winrm_connection_auth does the work on the controller.
+
+DOCUMENTATION = r"""
+module: winrm_connection_auth
+short_description: Say what the play's own connection needs of the host's WinRM service
+description:
+  - Runs on the controller, on the connection the task would use for the host, and returns the
+    HTTP authentication scheme that connection sends (V(Basic), V(Negotiate), V(CredSSP) or
+    V(Certificate)), whether it runs over HTTPS, which C(Service\Auth) settings accept that
+    scheme (any one of them keeps the connection), whether it needs
+    C(Service\AllowUnencrypted), and the addresses the controller connects to.
+  - The roles of this collection call it before they change authentication, encryption or
+    address filters, so that they refuse a change that would cut the play off.
+  - The scheme is the one the connection really uses, as resolved by the plugin's own option
+    handling, including an unset O(ignore:ansible_winrm_transport) (Basic under the names
+    C(ssl) and C(plaintext), or Kerberos for a user principal name), C(ssl) with a client
+    certificate (certificate authentication) and pywinrm's C(kerberos) transport, which sends
+    the V(Negotiate) scheme.
+  - Knows C(winops.remoting.winrm), C(winops.remoting.psrp), C(ansible.builtin.winrm) and
+    C(ansible.builtin.psrp). For C(ssh) and C(local) connections it returns
+    RV(depends_on_winrm=false); any other plugin is an error.
+version_added: 1.1.0
+options:
+  ipv4_filter:
+    description:
+      - An C(IPv4Filter) value to check (V(*), an empty string, or comma-separated addresses
+        and C(first-last) ranges). When given with or without O(ipv6_filter),
+        RV(filters_keep_connection) says whether the service would still listen on one of the
+        addresses the controller connects to.
+    type: str
+  ipv6_filter:
+    description: Like O(ipv4_filter) for C(IPv6Filter).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    details: Nothing is changed; the connection is opened if it is not yet.
+notes:
+  - The addresses are those the controller resolves the host to. Behind network address
+    translation the host sees another address, which this check cannot know.
+author:
+  - winops.remoting contributors
+"""
+
+EXAMPLES = r"""
+- name: Ask what the connection depends on
+  winops.remoting.winrm_connection_auth:
+  register: connection_auth
+
+- name: Refuse to switch Basic off from inside a Basic session
+  ansible.builtin.assert:
+    that: "'basic' not in connection_auth.service_auth"
+"""
+
+RETURN = r"""
+depends_on_winrm:
+  description: Whether the connection goes through the host's WinRM service.
+  returned: always
+  type: bool
+plugin:
+  description: The connection plugin, as in C(ansible_connection).
+  returned: always
+  type: str
+  sample: ansible.builtin.winrm
+client_auth:
+  description: The pywinrm transport or pypsrp auth value in use.
+  returned: when depends_on_winrm
+  type: str
+  sample: ssl
+http_scheme:
+  description: The HTTP authentication scheme the connection sends.
+  returned: when depends_on_winrm
+  type: str
+  sample: Basic
+service_auth:
+  description:
+    - Service authentication methods (in C(winrm_auth_methods) terms) that accept the scheme;
+      switching off all of them cuts the connection off.
+  returned: when depends_on_winrm
+  type: list
+  elements: str
+  sample: [basic]
+service_settings:
+  description: The same as WSMan paths.
+  returned: when depends_on_winrm
+  type: list
+  elements: str
+  sample: ['Service\Auth\Basic']
+https:
+  description: Whether the connection uses HTTPS.
+  returned: when depends_on_winrm
+  type: bool
+host:
+  description: The host name or address the controller connects to.
+  returned: when depends_on_winrm
+  type: str
+port:
+  description: The port the controller connects to.
+  returned: when depends_on_winrm
+  type: int
+needs_allow_unencrypted:
+  description: Whether the connection sends clear messages over HTTP (Basic, or message encryption V(never)).
+  returned: when depends_on_winrm
+  type: bool
+addresses:
+  description: The addresses the host name resolves to on the controller.
+  returned: when depends_on_winrm
+  type: list
+  elements: str
+filters_keep_connection:
+  description:
+    - Whether the service would still listen on one of RV(addresses) with the given filters
+      (a family whose filter is not given counts as unchanged). False when the name does not
+      resolve.
+  returned: when ipv4_filter or ipv6_filter is given
+  type: bool
+"""

@@ -1,0 +1,215 @@
+"""The guards that keep winrm_auth, winrm_hardening and credssp_delegation from cutting the
+play off, end to end through ansible-playbook against winhost (issue 9 defects 2 and 12, and
+the address filters of item 13).
+
+Each refusal is checked three ways: the play stops at the guard with a message naming the
+variable, the host's setting is unchanged, and a new play still connects the same way.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+PING = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: ping
+      ansible.windows.win_ping:
+"""
+
+
+def role_play(role: str, role_vars: dict[str, t.Any] | None = None) -> str:
+    lines = [
+        "- hosts: all",
+        "  gather_facts: false",
+        "  tasks:",
+        f"    - name: {role}",
+        "      ansible.builtin.include_role:",
+        f"        name: winops.remoting.{role}",
+    ]
+    if role_vars:
+        lines.append("      vars:")
+        lines += [f"        {name}: {value!r}" for name, value in role_vars.items()]
+    return "\n".join(lines) + "\n"
+
+
+def winrm_https(guards: t.Any, case: str, connection: str, **extra: t.Any) -> dict[str, t.Any]:
+    """Over HTTPS with the certificate validated; no transport unless `extra` names one."""
+    return {
+        "ansible_connection": connection,
+        "ansible_port": 5986,
+        "ansible_winrm_scheme": "https",
+        "ansible_winrm_server_cert_validation": "validate",
+        "ansible_winrm_ca_trust_path": guards.host_vars(case)["winhost_ca_bundle"],
+        "ansible_shell_type": "powershell",
+        **extra,
+    }
+
+
+def psrp_https(guards: t.Any, case: str) -> dict[str, t.Any]:
+    return {
+        "ansible_connection": "winops.remoting.psrp",
+        "ansible_port": 5986,
+        "ansible_psrp_protocol": "https",
+        "ansible_psrp_cert_validation": "validate",
+        "ansible_psrp_ca_cert": guards.host_vars(case)["winhost_ca_bundle"],
+        "ansible_shell_type": "powershell",
+    }
+
+
+def service(guards: t.Any, case: str) -> dict[str, t.Any]:
+    return guards.state(case)["winrm"]["Service"]
+
+
+def refusal(run: t.Any, host: str) -> str:
+    assert run.returncode != 0, run.describe()
+    failure = run.first_failure(host)
+    assert failure is not None and not failure.result.get("unreachable"), run.describe()
+    return failure.message
+
+
+def assert_still_connects(guards: t.Any, case: str, connection: dict[str, t.Any]) -> None:
+    ping = guards.play(case, PING, connection, label="ping-after")
+    assert ping.returncode == 0, ping.describe()
+    assert ping.task(guards.name(case), "ping").result["ping"] == "pong"
+
+
+# (a) ansible_winrm_transport unset: both winrm plugins use Basic (ssl over https).
+@pytest.mark.parametrize(
+    ("case", "connection"),
+    [("basic_ours", "winops.remoting.winrm"), ("basic_builtin", "ansible.builtin.winrm")],
+)
+def test_default_transport_is_basic_and_basic_stays_on(
+    guards: t.Any, case: str, connection: str
+) -> None:
+    host = guards.name(case)
+    variables = winrm_https(guards, case, connection)
+    assert service(guards, case)["Auth"]["Basic"] == "true"
+
+    run = guards.play(
+        case,
+        role_play("winrm_hardening", {"winrm_hardening_restrict_remoting": False}),
+        variables,
+        label="harden",
+    )
+    message = refusal(run, host)
+    assert "winrm_hardening switches Basic authentication off" in message, message
+    assert f"through {connection} with 'ssl', which sends Basic" in message, message
+
+    run = guards.play(case, role_play("winrm_auth"), variables, label="auth")
+    message = refusal(run, host)
+    assert f"this play connects through {connection} with 'ssl'" in message, message
+    assert "Service\\Auth\\Basic accepts" in message, message
+    assert "Add basic to winrm_auth_methods" in message, message
+
+    assert service(guards, case)["Auth"]["Basic"] == "true"
+    assert_still_connects(guards, case, variables)
+
+
+# (b) ssl with a client certificate is certificate authentication: Basic may go.
+def test_ssl_with_a_client_certificate_lets_basic_go(guards: t.Any) -> None:
+    case = "ssl_cert"
+    host, host_vars = guards.name(case), guards.host_vars(case)
+    harden = role_play("winrm_hardening", {"winrm_hardening_restrict_remoting": False})
+    for connection in ("winops.remoting.winrm", "ansible.builtin.winrm"):
+        variables = winrm_https(
+            guards,
+            case,
+            connection,
+            ansible_winrm_transport="ssl",
+            ansible_winrm_cert_pem=host_vars["winhost_client_cert"],
+            ansible_winrm_cert_key_pem=host_vars["winhost_client_key"],
+            ansible_password="not-the-password",
+        )
+        run = guards.play(case, harden, variables, label=f"harden-{connection}")
+        assert run.returncode == 0, run.describe()
+        assert service(guards, case)["Auth"]["Basic"] == "false"
+        assert_still_connects(guards, case, variables)
+    # The second run (through the builtin plugin) found nothing to change.
+    assert run.stats(host)["changed"] == 0, run.describe()
+
+
+# (d) winrm_auth and credssp_delegation in one play: one owner of Service\Auth\CredSSP.
+TOGETHER = """\
+- hosts: all
+  gather_facts: false
+  roles:
+    - role: winops.remoting.winrm_auth
+    - role: winops.remoting.credssp_delegation
+"""
+
+
+def test_winrm_auth_and_credssp_delegation_agree(guards: t.Any) -> None:
+    case = "credssp"
+    host = guards.name(case)
+    ntlm = winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+
+    first = guards.play(case, TOGETHER, ntlm, label="together")
+    assert first.returncode == 0, first.describe()
+    assert service(guards, case)["Auth"]["CredSSP"] == "true"
+    second = guards.play(case, TOGETHER, ntlm, label="together-again")
+    assert second.returncode == 0, second.describe()
+    assert second.stats(host)["changed"] == 0, second.describe()
+
+    contradiction = TOGETHER.replace(
+        "  roles:\n",
+        "  vars:\n    winrm_auth_methods: [negotiate, credssp]\n"
+        "    credssp_delegation_server: false\n  roles:\n",
+    )
+    run = guards.play(case, contradiction, ntlm, label="contradiction")
+    message = refusal(run, host)
+    assert "winrm_auth_methods includes 'credssp' but credssp_delegation_server is false" in (
+        message
+    ), message
+    assert service(guards, case)["Auth"]["CredSSP"] == "true"
+
+
+def test_credssp_delegation_refuses_to_switch_off_the_play_own_credssp(guards: t.Any) -> None:
+    case = "credssp"
+    host = guards.name(case)
+    credssp = winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="credssp")
+    run = guards.play(
+        case,
+        role_play("credssp_delegation", {"credssp_delegation_server": False}),
+        credssp,
+        label="credssp-off",
+    )
+    message = refusal(run, host)
+    assert "credssp_delegation_server false switches CredSSP off" in message, message
+    assert service(guards, case)["Auth"]["CredSSP"] == "true"
+    assert_still_connects(guards, case, credssp)
+
+
+# (e) IPv4Filter that leaves out the address the play connects to.
+@pytest.mark.parametrize("case", ["filter_winrm", "filter_psrp"])
+def test_ipv4_filter_must_keep_the_play_address(guards: t.Any, case: str) -> None:
+    host, address = guards.name(case), guards.address(case)
+    variables = (
+        psrp_https(guards, case)
+        if case == "filter_psrp"
+        else winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+    )
+    base = {"winrm_hardening_restrict_remoting": False}
+    run = guards.play(
+        case,
+        role_play("winrm_hardening", {**base, "winrm_hardening_ipv4_filter": "10.0.0.1-10.0.0.9"}),
+        variables,
+        label="excluding",
+    )
+    message = refusal(run, host)
+    assert "winrm_hardening_ipv4_filter" in message and address in message, message
+    assert service(guards, case)["IPv4Filter"] == "*"
+    assert service(guards, case)["Auth"]["Basic"] == "true"  # nothing half-applied
+
+    keeping = role_play(
+        "winrm_hardening", {**base, "winrm_hardening_ipv4_filter": "127.0.10.1-127.0.10.254"}
+    )
+    run = guards.play(case, keeping, variables, label="keeping")
+    assert run.returncode == 0, run.describe()
+    assert service(guards, case)["IPv4Filter"] == "127.0.10.1-127.0.10.254"
+    again = guards.play(case, keeping, variables, label="keeping-again")
+    assert again.returncode == 0, again.describe()
+    assert again.stats(host)["changed"] == 0, again.describe()

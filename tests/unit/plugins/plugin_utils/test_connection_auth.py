@@ -1,0 +1,152 @@
+"""Tests for _connection_auth: which HTTP scheme and Service\\Auth settings a connection needs,
+the plugin names it knows, and IPv4Filter/IPv6Filter matching."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.winops.remoting.plugins.plugin_utils._connection_auth import (
+    ConnectionAuth,
+    ConnectionAuthError,
+    FilterSyntaxError,
+    depends_on_winrm,
+    filter_admits,
+    filters_keep_connection,
+    plugin_name,
+    pypsrp_client_auth,
+    pywinrm_client_auth,
+)
+
+
+@pytest.mark.parametrize(
+    ("transport", "certificate", "scheme", "service_auth"),
+    [
+        ("plaintext", False, "Basic", ("basic",)),
+        ("basic", False, "Basic", ("basic",)),
+        ("ssl", False, "Basic", ("basic",)),
+        ("ssl", True, "Certificate", ("certificate",)),
+        ("certificate", True, "Certificate", ("certificate",)),
+        ("ntlm", False, "Negotiate", ("negotiate",)),
+        ("kerberos", False, "Negotiate", ("negotiate",)),
+        ("credssp", False, "CredSSP", ("credssp",)),
+        ("Kerberos ", False, "Negotiate", ("negotiate",)),
+    ],
+)
+def test_pywinrm_transports(
+    transport: str, certificate: bool, scheme: str, service_auth: tuple[str, ...]
+) -> None:
+    client = pywinrm_client_auth(transport, certificate)
+    assert (client.http_scheme, client.service_auth) == (scheme, service_auth)
+
+
+@pytest.mark.parametrize(
+    ("auth", "scheme", "service_auth"),
+    [
+        ("basic", "Basic", ("basic",)),
+        ("certificate", "Certificate", ("certificate",)),
+        ("credssp", "CredSSP", ("credssp",)),
+        ("negotiate", "Negotiate", ("negotiate",)),
+        ("ntlm", "Negotiate", ("negotiate",)),
+        ("kerberos", "Negotiate", ("negotiate", "kerberos")),
+    ],
+)
+def test_pypsrp_auths(auth: str, scheme: str, service_auth: tuple[str, ...]) -> None:
+    client = pypsrp_client_auth(auth)
+    assert (client.http_scheme, client.service_auth) == (scheme, service_auth)
+
+
+def test_unknown_transport_is_an_error() -> None:
+    with pytest.raises(ConnectionAuthError, match="'digest'"):
+        pywinrm_client_auth("digest", False)
+    with pytest.raises(ConnectionAuthError, match="'digest'"):
+        pypsrp_client_auth("digest")
+
+
+class _Named:
+    def __init__(self, load_name: str, transport: str = "") -> None:
+        self._load_name = load_name
+        self.transport = transport
+
+
+@pytest.mark.parametrize(
+    ("load_name", "expected", "winrm"),
+    [
+        (
+            "ansible_collections.winops.remoting.plugins.connection.winrm",
+            "winops.remoting.winrm",
+            True,
+        ),
+        (
+            "ansible_collections.winops.remoting.plugins.connection.psrp",
+            "winops.remoting.psrp",
+            True,
+        ),
+        ("ansible.builtin.winrm", "ansible.builtin.winrm", True),
+        ("ansible.legacy.psrp", "ansible.builtin.psrp", True),
+        ("winrm", "ansible.builtin.winrm", True),
+        ("ssh", "ansible.builtin.ssh", False),
+        ("ansible.builtin.local", "ansible.builtin.local", False),
+        ("ansible_collections.community.foo.plugins.connection.bar", "community.foo.bar", None),
+    ],
+)
+def test_plugin_names(load_name: str, expected: str, winrm: bool | None) -> None:
+    name = plugin_name(_Named(load_name))
+    assert name == expected
+    assert depends_on_winrm(name) is winrm
+
+
+def _auth(https: bool, scheme: str, encryption: str = "auto") -> ConnectionAuth:
+    return ConnectionAuth(
+        plugin="winops.remoting.winrm",
+        client_auth="x",
+        http_scheme=scheme,
+        service_auth=("basic",),
+        https=https,
+        host="h",
+        port=5985,
+        message_encryption=encryption,
+        addresses=("192.0.2.1",),
+    )
+
+
+@pytest.mark.parametrize(
+    ("https", "scheme", "encryption", "needs"),
+    [
+        (False, "Basic", "auto", True),
+        (True, "Basic", "auto", False),
+        (False, "Negotiate", "auto", False),
+        (False, "Negotiate", "never", True),
+        (True, "Negotiate", "never", False),
+    ],
+)
+def test_needs_allow_unencrypted(https: bool, scheme: str, encryption: str, needs: bool) -> None:
+    assert _auth(https, scheme, encryption).needs_allow_unencrypted is needs
+
+
+@pytest.mark.parametrize(
+    ("address", "value", "admitted"),
+    [
+        ("192.0.2.10", "*", True),
+        ("192.0.2.10", "", False),
+        ("192.0.2.10", "192.0.2.10", True),
+        ("192.0.2.10", "10.0.0.1, 192.0.2.1-192.0.2.20", True),
+        ("192.0.2.10", "192.0.2.11-192.0.2.20", False),
+        ("2001:db8::5", "2001:db8::1-2001:db8::9", True),
+        ("2001:db8::5", "192.0.2.1-192.0.2.9", False),
+    ],
+)
+def test_filter_admits(address: str, value: str, admitted: bool) -> None:
+    assert filter_admits(address, value) is admitted
+
+
+def test_filter_syntax_error_quotes_the_entry() -> None:
+    with pytest.raises(FilterSyntaxError, match=r"'10\.0\.0\.1-nope'"):
+        filter_admits("10.0.0.1", "10.0.0.1-nope")
+
+
+def test_filters_keep_connection_when_one_family_still_listens() -> None:
+    addresses = ("2001:db8::5", "192.0.2.10")
+    assert filters_keep_connection(addresses, "192.0.2.10", "")
+    assert filters_keep_connection(addresses, None, "")  # IPv4 left as it is
+    assert not filters_keep_connection(addresses, "10.0.0.1", "")
+    assert not filters_keep_connection((), "*", "*")

@@ -17,6 +17,12 @@ description:
     server authentication" (C(...\AllowFreshCredentialsWhenNTLMOnly)).
   - The lists are exact. C(Enable-WSManCredSSP -Role Client) only adds entries, so a computer
     once allowed stays allowed; with this module an entry not given is removed.
+  - C(Enable-WSManCredSSP -Role Client) keeps its list in the local Group Policy Object (the
+    machine C(Registry.pol) under C(%SystemRoot%\System32\GroupPolicy)), and Group Policy writes
+    that list back onto the live key at every policy refresh and at boot. Where the local GPO
+    holds a list, this module writes the local GPO as well (through C(IGroupPolicyObject), as
+    the cmdlet does), so the exact list survives the next refresh; RV(local_group_policy) names
+    those lists. A list set by a domain GPO is not detected and is replaced at its next refresh.
   - Options that are not given are left as they are. A role switch that Group Policy sets
     (C(HKLM:\SOFTWARE\Policies\Microsoft\Windows\WinRM\Service\AllowCredSSP) or
     C(...\Client\AllowCredSSP)) is reported in RV(managed_by_policy), not changed.
@@ -28,7 +34,8 @@ options:
     type: bool
   client:
     description:
-      - Whether this host's WinRM client may use CredSSP. V(true) requires O(delegate_computers).
+      - Whether this host's WinRM client may use CredSSP. V(true) requires a non-empty
+        O(delegate_computers).
     type: bool
   delegate_computers:
     description:
@@ -51,7 +58,11 @@ attributes:
     description: Reports what would change without writing.
   diff_mode:
     support: full
-    description: Shows the role switches and lists before and after.
+    description:
+      - Shows the role switches and lists before and after, under the option names. C(server)
+        and C(client) (C(Service\Auth\CredSSP) and C(Client\Auth\CredSSP)) appear when the
+        option is given; C(delegate_computers) and C(delegate_computers_ntlm_only) always appear,
+        null when the policy is not set.
   platform:
     support: full
     platforms: windows
@@ -93,6 +104,15 @@ delegate_computers_ntlm_only:
   returned: always
   type: list
   elements: str
+local_group_policy:
+  description:
+    - The lists (by option name) that the local Group Policy Object also holds, as
+      C(Enable-WSManCredSSP -Role Client) leaves them; for a list given to the module, the local
+      GPO is written too.
+  returned: always
+  type: list
+  elements: str
+  sample: ["delegate_computers"]
 managed_by_policy:
   description: Role switches that Group Policy sets and that were left unchanged.
   returned: always

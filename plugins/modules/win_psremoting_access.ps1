@@ -8,11 +8,15 @@
 # Restricts who may use PowerShell remoting (the session configurations' SDDL, used by psrp) and,
 # optionally, the WinRM service itself (RootSDDL, used by the winrm plugin's cmd shell) to the
 # given accounts. Each listed account gets full access (GA), as Administrators have by default.
+# By default every session configuration is restricted (Microsoft.PowerShell, .PowerShell32, the
+# workflow endpoints...); PowerShell endpoints that are left as they were (not selected, or not
+# visible to Windows PowerShell's Get-PSSessionConfiguration, such as PowerShell 7's) are returned
+# in unrestricted_configurations, with a warning.
 
 $spec = @{
     options = @{
         accounts = @{ type = 'list'; elements = 'str'; required = $true }
-        configurations = @{ type = 'list'; elements = 'str'; default = @('Microsoft.PowerShell') }
+        configurations = @{ type = 'list'; elements = 'str'; default = @('*') }
         root_sddl = @{ type = 'bool'; default = $true }
         allow_lockout = @{ type = 'bool'; default = $false }
         restart_winrm = @{ type = 'bool'; default = $false }
@@ -29,14 +33,40 @@ $auditPart = 'S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)'
 function ConvertTo-Sid {
     <# The SID string of an account or group given as a SID or a name, or a failure naming the
        entry (Ansible.Basic's 'sid' type reports only "Exception has been thrown by the target
-       of an invocation" for a name the host cannot translate). #>
+       of an invocation" for a name the host cannot translate).
+       NTAccount.Translate does not understand '.\user', the usual way to name a local account
+       (and what winrm_hardening passes from ansible_user), so '.' becomes this computer's name,
+       as Ansible's own SID helpers do. As they do, a local group named with this computer's
+       name is looked up by its name alone (NTAccount does not find it with the prefix), and a
+       bare name that is a local user is looked up on this computer first (otherwise a domain
+       member asks its domain first). #>
     param([string]$Account)
 
     try {
         if ($Account -match '^S-\d-') {
             return ([System.Security.Principal.SecurityIdentifier]::new($Account)).Value
         }
-        return ([System.Security.Principal.NTAccount]::new($Account)).Translate([System.Security.Principal.SecurityIdentifier]).Value
+        $domain = $null
+        $name = $Account
+        if ($Account.Contains('\')) {
+            $domain, $name = $Account.Split([char]'\', 2)
+            if ($domain -eq '.') {
+                $domain = $env:COMPUTERNAME
+            }
+            if ($domain -eq $env:COMPUTERNAME -and @(Get-LocalGroup | Where-Object { $_.Name -eq $name }).Count -gt 0) {
+                $domain = $null
+            }
+        }
+        elseif (@(Get-LocalUser | Where-Object { $_.Name -eq $name }).Count -gt 0) {
+            $domain = $env:COMPUTERNAME
+        }
+        $ntAccount = if ($domain) {
+            [System.Security.Principal.NTAccount]::new($domain, $name)
+        }
+        else {
+            [System.Security.Principal.NTAccount]::new($name)
+        }
+        return $ntAccount.Translate([System.Security.Principal.SecurityIdentifier]).Value
     }
     catch {
         $module.FailJson("accounts entry '$Account' is not an account, group or SID this host knows: $($_.Exception.Message)", $_)
@@ -95,13 +125,24 @@ $before = [ordered]@{}
 $after = [ordered]@{}
 $changedConfigurations = [System.Collections.Generic.List[string]]::new()
 
-foreach ($name in $module.Params.configurations) {
+# The selected configurations, once each (entries may be wildcards, as -Name takes them).
+$selected = [ordered]@{}
+foreach ($entry in $module.Params.configurations) {
     try {
-        $configuration = Get-PSSessionConfiguration -Name $name -ErrorAction Stop
+        $found = @(Get-PSSessionConfiguration -Name $entry -ErrorAction Stop)
     }
     catch {
-        $module.FailJson("configurations entry '$name' is not a PowerShell session configuration on this host: $($_.Exception.Message)", $_)
+        $module.FailJson("configurations entry '$entry' is not a PowerShell session configuration on this host: $($_.Exception.Message)", $_)
     }
+    foreach ($configuration in $found) {
+        if (-not $selected.Contains($configuration.Name)) {
+            $selected[$configuration.Name] = $configuration
+        }
+    }
+}
+
+foreach ($name in @($selected.Keys)) {
+    $configuration = $selected[$name]
     $currentSddl = [string]$configuration.SecurityDescriptorSddl
     $before[$name] = $currentSddl
     $after[$name] = $wantedSddl
@@ -144,6 +185,25 @@ if ($module.Params.root_sddl) {
         $module.Result.changed = $true
     }
 }
+
+# Every PowerShell endpoint WinRM serves is a plugin whose DLL is pwrshplugin.dll (PowerShell's
+# Get-PSSessionConfiguration selects them the same way); name the ones this task left alone.
+$unrestricted = [System.Collections.Generic.List[string]]::new()
+try {
+    foreach ($plugin in @(Get-ChildItem -LiteralPath 'WSMan:\localhost\Plugin' -ErrorAction Stop)) {
+        $fileName = Get-Item -LiteralPath "WSMan:\localhost\Plugin\$($plugin.Name)\FileName" -ErrorAction SilentlyContinue
+        if ($null -ne $fileName -and [string]$fileName.Value -match 'pwrshplugin\.dll$' -and -not $selected.Contains($plugin.Name)) {
+            $unrestricted.Add($plugin.Name)
+        }
+    }
+}
+catch {
+    $module.FailJson("cannot list the WinRM plugins (WSMan:\localhost\Plugin) to report unrestricted configurations: $($_.Exception.Message)", $_)
+}
+if ($unrestricted.Count -gt 0) {
+    $module.Warn("PowerShell remoting endpoints left as they were (not restricted to accounts): $($unrestricted -join ', ')")
+}
+$module.Result.unrestricted_configurations = @($unrestricted)
 
 $module.Result.restart_scheduled = $false
 if ($changedConfigurations.Count -gt 0 -and $module.Params.restart_winrm) {

@@ -7,10 +7,18 @@ DOCUMENTATION = r"""
 module: win_psremoting_access
 short_description: Restrict PowerShell remoting and WinRM access to given accounts
 description:
-  - Sets the security descriptor of PowerShell session configurations (by default
-    C(Microsoft.PowerShell), which the psrp connection uses) and, with O(root_sddl=true), the
-    WinRM service's C(RootSDDL) (which governs the cmd shell that the winrm connection uses), so
-    that only O(accounts) may connect. Each listed account gets full access.
+  - Sets the security descriptor of PowerShell session configurations (by default all of them,
+    C(Microsoft.PowerShell), which the psrp connection uses, C(Microsoft.PowerShell32), the
+    workflow endpoints where present, and any custom or JEA endpoint Windows PowerShell's
+    C(Get-PSSessionConfiguration) lists) and, with O(root_sddl=true), the WinRM service's
+    C(RootSDDL) (which governs the cmd shell that the winrm connection uses), so that only
+    O(accounts) may connect. Each listed account gets full access.
+  - Every PowerShell remoting endpoint that the task leaves as it was (a WinRM plugin served by
+    C(pwrshplugin.dll) that O(configurations) did not select or that Windows PowerShell's
+    C(Get-PSSessionConfiguration) did not list, for example PowerShell 7's C(PowerShell.7)
+    endpoints when it does not) is returned in
+    RV(unrestricted_configurations), with a warning. Restrict those with PowerShell 7's
+    C(Set-PSSessionConfiguration), or remove them.
   - Fails when none of O(accounts) is the account running the task or one of its groups, unless
     O(allow_lockout=true), because the play's next connection would be refused.
   - A changed session configuration takes effect once the WinRM service restarts. Restarting it
@@ -23,16 +31,22 @@ description:
 options:
   accounts:
     description:
-      - Accounts or groups, as names (V(HOST\\ansible), V(BUILTIN\\Administrators)) or SIDs
-        (V(S-1-5-32-544)). The list is exact.
+      - Accounts or groups, as names (V(HOST\\ansible), V(.\\ansible), V(ansible),
+        V(BUILTIN\\Administrators)) or SIDs (V(S-1-5-32-544)). The list is exact.
+      - V(.\\name) names a local account of this host (it becomes V(<computer name>\\name)); a bare
+        name that is a local user is looked up on this host before the domain.
     type: list
     elements: str
     required: true
   configurations:
-    description: Session configurations to restrict.
+    description:
+      - Session configurations to restrict, by name or with PowerShell wildcards as
+        C(Get-PSSessionConfiguration -Name) takes them. V(*) is every one.
+      - Restricting a JEA endpoint to O(accounts) replaces the access its role definitions
+        gave; name the configurations explicitly on hosts that use JEA.
     type: list
     elements: str
-    default: [Microsoft.PowerShell]
+    default: ["*"]
   root_sddl:
     description: Whether to restrict the WinRM service's C(RootSDDL) as well.
     type: bool
@@ -94,6 +108,14 @@ changed_configurations:
   returned: always
   type: list
   elements: str
+unrestricted_configurations:
+  description:
+    - PowerShell remoting endpoints (WinRM plugins served by C(pwrshplugin.dll)) this task left
+      as they were; they still grant whatever their own descriptors grant.
+  returned: always
+  type: list
+  elements: str
+  sample: ["PowerShell.7", "PowerShell.7.4.6"]
 restart_required:
   description: Whether the WinRM service must still be restarted for the change to apply.
   returned: always

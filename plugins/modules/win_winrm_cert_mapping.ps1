@@ -4,6 +4,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -CSharpUtil Ansible.AccessToken
 
 # Maps a client certificate (issuer thumbprint + subject UPN + URI) to a local account for WinRM
 # certificate authentication. WinRM stores the account's password with the mapping and logs on
@@ -106,17 +107,39 @@ function Get-PasswordLastSetTick {
     return [string]$account.PasswordLastSet.ToUniversalTime().Ticks
 }
 
+# Win32 errors of a network logon that Windows reports only once the password matched: the
+# account may not log on this way (blank password, logon hours, workstations, "Deny access to
+# this computer from the network"), but the password is right. ansible.windows' win_user counts
+# the same four as a correct password.
+$logonRestrictions = @{
+    1327 = 'ERROR_ACCOUNT_RESTRICTION'
+    1328 = 'ERROR_INVALID_LOGON_HOURS'
+    1329 = 'ERROR_INVALID_WORKSTATION'
+    1385 = 'ERROR_LOGON_TYPE_NOT_GRANTED'
+}
+
 function Test-AccountPassword {
-    <# Whether the host's account database accepts the password; the password never leaves memory. #>
+    <# Whether the host's account database accepts the password (a network logon through
+       LogonUser; the password never leaves memory): $true, $false for a wrong password
+       (ERROR_LOGON_FAILURE), or the name of the restriction that refused an accepted password.
+       Any other failure (a disabled or locked-out account...) is thrown. #>
     param([string]$UserName, [string]$Password)
 
-    Add-Type -AssemblyName System.DirectoryServices.AccountManagement
-    $context = [System.DirectoryServices.AccountManagement.PrincipalContext]::new([System.DirectoryServices.AccountManagement.ContextType]::Machine)
+    $localName = Get-LocalAccountName -UserName $UserName
     try {
-        return $context.ValidateCredentials((Get-LocalAccountName -UserName $UserName), $Password)
+        $token = [Ansible.AccessToken.TokenUtil]::LogonUser($localName, '.', $Password, 'Network', 'Default')
+        $token.Dispose()
+        return $true
     }
-    finally {
-        $context.Dispose()
+    catch [Ansible.AccessToken.Win32Exception] {
+        $code = $_.Exception.NativeErrorCode
+        if ($code -eq 1326) {
+            return $false
+        }
+        if ($logonRestrictions.ContainsKey($code)) {
+            return $logonRestrictions[$code]
+        }
+        throw
     }
 }
 
@@ -167,7 +190,10 @@ try {
 catch {
     $module.FailJson("cannot test the password of username '$username': $($_.Exception.Message)", $_)
 }
-if (-not $accepted) {
+if ($accepted -is [string]) {
+    $module.Warn("username '$username' is refused a network logon ($accepted) although its password is right; the password is stored, but certificate authentication may be refused until the restriction is lifted")
+}
+elseif (-not $accepted) {
     $module.FailJson("password is not accepted for username '$username'; the mapping would store a credential that cannot log on")
 }
 

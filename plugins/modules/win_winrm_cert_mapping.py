@@ -44,8 +44,12 @@ options:
     type: str
   password:
     description:
-      - The account's current password. Tested against the account before it is stored;
-        never returned or shown in a diff. Required with O(state=present).
+      - The account's current password. Tested against the account (a network logon) before
+        it is stored; never returned or shown in a diff. Required with O(state=present).
+      - A logon refused only by an account restriction (network logon denied, logon hours,
+        workstations, logon type not granted; Win32 errors 1327, 1328, 1329, 1385) counts as a
+        correct password, as for M(ansible.windows.win_user); the password is stored with a
+        warning. A disabled or locked-out account fails.
     type: str
   enabled:
     description: Whether the mapping is used.

@@ -46,11 +46,13 @@ $policyRoot = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\WinRM'
 $serviceSettings = [ordered]@{
     auth_basic = @{ Path = 'Service\Auth\Basic'; Kind = 'bool'; Policy = 'Service\AllowBasic' }
     auth_kerberos = @{ Path = 'Service\Auth\Kerberos'; Kind = 'bool'; Policy = 'Service\AllowKerberos' }
-    auth_negotiate = @{ Path = 'Service\Auth\Negotiate'; Kind = 'bool'; Policy = $null }
+    auth_negotiate = @{ Path = 'Service\Auth\Negotiate'; Kind = 'bool'; Policy = 'Service\AllowNegotiate' }
     auth_certificate = @{ Path = 'Service\Auth\Certificate'; Kind = 'bool'; Policy = $null }
     auth_credssp = @{ Path = 'Service\Auth\CredSSP'; Kind = 'bool'; Policy = 'Service\AllowCredSSP' }
     allow_unencrypted = @{ Path = 'Service\AllowUnencrypted'; Kind = 'bool'; Policy = 'Service\AllowUnencryptedTraffic' }
-    cbt_hardening_level = @{ Path = 'Service\Auth\CbtHardeningLevel'; Kind = 'cbt'; Policy = 'Service\CbtHardeningLevel' }
+    # The CBT policy's switch is CBTHardeningLevelStatus: 1 enabled (policy sets the level), 0 disabled
+    # (the level is configured locally again), so only 1 counts.
+    cbt_hardening_level = @{ Path = 'Service\Auth\CbtHardeningLevel'; Kind = 'cbt'; Policy = 'Service\CBTHardeningLevelStatus'; PolicyEnabledValue = 1 }
     certificate_thumbprint = @{ Path = 'Service\CertificateThumbprint'; Kind = 'thumbprint'; Policy = $null }
     ipv4_filter = @{ Path = 'Service\IPv4Filter'; Kind = 'filter'; Policy = 'Service\IPv4Filter' }
     ipv6_filter = @{ Path = 'Service\IPv6Filter'; Kind = 'filter'; Policy = 'Service\IPv6Filter' }
@@ -149,7 +151,11 @@ function Update-Setting {
 
     $before[$label] = $currentValue
     $policyValue = Get-PolicyValue -Policy $Definition.Policy
-    if ($null -ne $policyValue -or $leaf.SourceOfValue -eq 'GPO') {
+    $policySets = $null -ne $policyValue
+    if ($policySets -and $Definition.ContainsKey('PolicyEnabledValue')) {
+        $policySets = [string]$policyValue -eq [string]$Definition.PolicyEnabledValue
+    }
+    if ($policySets -or $leaf.SourceOfValue -eq 'GPO') {
         $managed.Add(@{ setting = $label; path = $path; value = $currentValue; requested = $wanted; policy = "$policyRoot\$($Definition.Policy)" })
         if ($currentValue -ne $wanted) {
             $module.Warn("$label is set by Group Policy ($policyRoot\$($Definition.Policy)); leaving it at '$currentValue' instead of '$wanted'")

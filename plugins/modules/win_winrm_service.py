@@ -15,6 +15,10 @@ description:
     C(HKLM:\SOFTWARE\Policies\Microsoft\Windows\WinRM\Service) or C(...\Client), or a C(WSMan:)
     item whose source is C(GPO)) is not changed. It is listed in RV(managed_by_policy) and, when
     it differs from the request, the module warns. Change the policy instead.
+  - The policy values read are those of the WinRM administrative template (Policy CSP
+    RemoteManagement), for example C(Service\AllowNegotiate) for "Disallow Negotiate
+    authentication"; the channel binding policy counts only while C(CBTHardeningLevelStatus) is
+    C(1) (enabled), since a disabled policy leaves the level to local configuration.
 options:
   auth_basic:
     description: Whether the service accepts Basic authentication (C(Service\Auth\Basic)).

@@ -166,7 +166,8 @@ MUTATING_VERBS = {
     "Unregister", "Update",
 }  # fmt: skip
 # Verbs above that change nothing on the host.
-HARMLESS_COMMANDS = {"add-type", "new-object", "set-strictmode"}
+# Add-Type and Add-CSharpType (Ansible.ModuleUtils.AddType) compile into the running process only.
+HARMLESS_COMMANDS = {"add-type", "add-csharptype", "new-object", "set-strictmode"}
 
 
 class ChangeGuard(t.NamedTuple):

@@ -3,8 +3,11 @@
 One winhost session of its own (hosts ROLES_FIRST.., default 185, so 127.0.10.185-191), so
 the listeners, authentication settings and policies these tests change never reach other
 tests' hosts. Before the server starts, the `policy` host gets what Group Policy would have
-left in the registry (AllowCredSSP=0 under HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\
-Service, and the effective value CredSSP=false), as an administrator's domain would; the
+left in the registry (AllowCredSSP=0, AllowNegotiate=1 and CBTHardeningLevelStatus=1 under
+HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service, and the effective value
+CredSSP=false), as an administrator's domain would, and the
+delegation list `Enable-WSManCredSSP -Role Client -DelegateComputer old.winops.test` leaves in
+the local GPO and the live Policies key (ENABLE_WSMANCREDSSP_LIST); the
 `listener` and `cert` hosts' firewalls also admit EXTRA_HTTPS_PORT.
 
 Playbooks run through the real ansible-playbook with this collection's winops.remoting.winrm
@@ -13,6 +16,7 @@ plugin over HTTPS with NTLM and certificate validation against winhost's test CA
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import sys
@@ -33,6 +37,13 @@ from module_playbook import PlaybookRun, run_playbook  # noqa: E402
 from roles_hosts import EXTRA_HTTPS_PORT, FIRST, OFFSETS  # noqa: E402
 
 POLICY_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service"
+DELEGATION_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CredentialsDelegation"
+# What Enable-WSManCredSSP -Role Client -DelegateComputer old.winops.test writes into the local
+# GPO (PowerShell's CredSSP.cs, UpdateGPORegistrySettings), which Group Policy copies onto HKLM.
+ENABLE_WSMANCREDSSP_LIST = {
+    DELEGATION_KEY: {"AllowFreshCredentials": 1, "ConcatenateDefaults_AllowFresh": 1},
+    f"{DELEGATION_KEY}\\AllowFreshCredentials": {"1": "wsman/old.winops.test"},
+}
 
 
 @dataclasses.dataclass
@@ -98,8 +109,17 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[ModuleTarget
     state_dir = tmp_path_factory.mktemp("winhost-roles")
     states = profiles.create_state_dir(state_dir, len(OFFSETS), "default", first=FIRST)
     policy: HostState = states[OFFSETS["policy"]]
-    policy.registry[POLICY_KEY] = {"AllowCredSSP": 0}
+    # "Disallow Negotiate authentication" disabled (AllowNegotiate=1) and "Specify channel
+    # binding token hardening level" enabled (CBTHardeningLevelStatus=1): both are policy-set.
+    policy.registry[POLICY_KEY] = {
+        "AllowCredSSP": 0,
+        "AllowNegotiate": 1,
+        "CBTHardeningLevelStatus": 1,
+    }
     policy.winrm["Service"]["Auth"]["CredSSP"] = "false"
+    policy.winrm["Client"]["Auth"]["CredSSP"] = "true"
+    policy.local_group_policy = copy.deepcopy(ENABLE_WSMANCREDSSP_LIST)
+    policy.registry.update(copy.deepcopy(ENABLE_WSMANCREDSSP_LIST))
     policy.save()
     # The listener tests open an HTTPS listener on EXTRA_HTTPS_PORT; an administrator would
     # have opened the firewall for it (winhost's firewall blocks other ports by default).

@@ -252,3 +252,43 @@ def test_changed_account_password_is_noticed_and_rewritten(tmp_path: Path) -> No
     assert (rewritten["changed"], rewritten["update_reason"]) == (True, "account_password_changed")
     assert ConnectionAuth(host, tls)._certificate().status == "ok"
     assert run_module(host, {**args, "password": new_password})["changed"] is False
+
+
+def test_account_restrictions_count_as_a_correct_password(tmp_path: Path) -> None:
+    """Issue 13: LogonUser reports restrictions (network logon denied, logon hours...) only
+    after the password matched; as ansible.windows' win_user does, they count as a correct
+    password (the module warns and stores it). A wrong password still fails, and a disabled
+    account fails with LogonUser's error."""
+    state = profiles.create_state_dir(tmp_path, 1, "default", first=FIRST + OFFSETS["mapping"])[0]
+    host = WinHost(state)
+    host.shutdown()
+    ca = pki.load_cert(tmp_path / "ca" / "ca.pem")
+    client = pki.load_cert(tmp_path / "client" / "ansible.pem")
+    tls = TlsInfo(b"", client.public_bytes(serialization.Encoding.DER), "TLSv1.3")
+    account = state.accounts[0]
+    args = {
+        "issuer_thumbprint": pki.thumbprint(ca),
+        "subject": "ansible@localhost",
+        "username": "ansible",
+        "password": account.password,
+        "update_password": "always",
+    }
+    # "Deny access to this computer from the network" for the mapped account.
+    state.accounts[0] = dataclasses.replace(
+        account, logon_restriction="ERROR_LOGON_TYPE_NOT_GRANTED"
+    )
+    stored = run_module(host, args)
+    assert stored.get("failed") is not True, stored
+    assert stored["password_updated"] is True
+    assert any("ERROR_LOGON_TYPE_NOT_GRANTED" in w for w in stored["warnings"]), stored
+    # The restriction refuses the certificate logon too, until it is lifted.
+    assert ConnectionAuth(host, tls)._certificate().status == "reject"
+    state.accounts[0] = account
+    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+
+    wrong = run_module(host, {**args, "password": "not-the-password"})
+    assert wrong["msg"].startswith("password is not accepted for username 'ansible'")
+    state.accounts[0] = dataclasses.replace(account, enabled=False)
+    disabled = run_module(host, args)
+    assert disabled["msg"].startswith("cannot test the password of username 'ansible'")
+    assert "Win32ErrorCode 1331" in disabled["msg"]

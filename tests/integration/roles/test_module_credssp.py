@@ -93,3 +93,64 @@ def test_credssp_roles_and_exact_delegation_lists(targets: t.Any) -> None:
     state = targets.state("credssp")
     assert state["registry"][f"{DELEGATION}\\AllowFreshCredentials"] == {"1": "wsman/b.winops.test"}
     assert credssp_works(targets)
+
+
+GPUPDATE = """\
+- name: gpupdate
+  ansible.windows.win_command: gpupdate /target:computer /force
+"""
+EXACT_LIST = """\
+- name: credssp
+  winops.remoting.win_credssp:
+    delegate_computers: [new.winops.test]
+"""
+
+
+@pytest.mark.slow
+def test_exact_list_survives_a_policy_refresh_where_enable_wsmancredssp_wrote_it(
+    targets: t.Any,
+) -> None:
+    """Issue 9 defect 8: Enable-WSManCredSSP keeps its list in the local GPO (the `policy`
+    host starts as it leaves it), so a list written only to the live key came back at the
+    next Group Policy refresh."""
+    host = targets.name("policy")
+    listed = f"{DELEGATION}\\AllowFreshCredentials"
+    assert targets.state("policy")["registry"][listed] == {"1": "wsman/old.winops.test"}
+
+    checked = result_of(targets.play("policy", EXACT_LIST, check=True, label="gpo-check"), host)
+    assert checked["changed"] is True
+    assert checked["local_group_policy"] == ["delegate_computers"]
+    state = targets.state("policy")
+    assert state["local_group_policy"][listed] == {"1": "wsman/old.winops.test"}
+
+    applied = result_of(targets.play("policy", EXACT_LIST, label="gpo"), host)
+    assert applied["changed"] is True
+    assert applied["diff"]["before"]["delegate_computers"] == ["wsman/old.winops.test"]
+    assert applied["diff"]["after"]["delegate_computers"] == ["wsman/new.winops.test"]
+    # Lists not given are shown unchanged on both sides of the diff, not as removed.
+    assert applied["diff"]["before"]["delegate_computers_ntlm_only"] is None
+    assert applied["diff"]["after"]["delegate_computers_ntlm_only"] is None
+
+    refreshed = targets.play("policy", GPUPDATE, label="gpupdate")
+    assert refreshed.returncode == 0, refreshed.describe()
+    stdout = refreshed.task(host, "gpupdate").result["stdout"]
+    assert "Computer Policy update has completed successfully." in stdout
+    state = targets.state("policy")
+    assert state["registry"][listed] == {"1": "wsman/new.winops.test"}, (
+        "the policy refresh wrote the local GPO's list back"
+    )
+    assert state["local_group_policy"][listed] == {"1": "wsman/new.winops.test"}
+
+    again = targets.play("policy", EXACT_LIST, label="gpo-again")
+    assert result_of(again, host)["changed"] is False
+    assert again.stats(host).get("changed") == 0, again.describe()
+
+
+def test_client_without_delegate_computers_fails_naming_both(targets: t.Any) -> None:
+    host = targets.name("credssp")
+    run = targets.play(
+        "credssp", "- name: credssp\n  winops.remoting.win_credssp:\n    client: true\n"
+    )
+    assert run.returncode != 0
+    message = run.task(host, "credssp").result["msg"]
+    assert message.startswith("client is true but delegate_computers is missing or empty")

@@ -22,6 +22,12 @@ from pypsrp.wsman import WSMan
 from winrm.exceptions import InvalidCredentialsError, WSManFaultError
 from winrm.protocol import Protocol
 
+ALL_CONFIGURATIONS = [
+    "Microsoft.PowerShell",
+    "Microsoft.PowerShell32",
+    "Microsoft.PowerShell.Workflow",
+    "Microsoft.Windows.ServerManagerWorkflows",
+]
 DEFAULT_ROOT_SDDL = "O:NSG:BAD:P(A;;GA;;;BA)(A;;GR;;;IU)S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)"
 
 
@@ -54,8 +60,8 @@ def cmd_whoami(targets: t.Any, who: str) -> str:
     return stdout.decode().strip()
 
 
-def powershell_opens(targets: t.Any, who: str) -> bool:
-    """Open (and close) a runspace pool on Microsoft.PowerShell: the shell Create is where
+def powershell_opens(targets: t.Any, who: str, configuration: str = "Microsoft.PowerShell") -> bool:
+    """Open (and close) a runspace pool on a session configuration: the shell Create is where
     WinRM checks the configuration's descriptor."""
     user, password, ca = credentials(targets, who)
     wsman = WSMan(
@@ -67,7 +73,7 @@ def powershell_opens(targets: t.Any, who: str) -> bool:
         password=password,
         cert_validation=ca,
     )
-    with wsman, RunspacePool(wsman):
+    with wsman, RunspacePool(wsman, configuration_name=configuration):
         return True
 
 
@@ -108,7 +114,8 @@ def test_access_grant_restrict_and_live_effect(targets: t.Any) -> None:
     before = sddls(targets)
     assert before[1] == DEFAULT_ROOT_SDDL
 
-    grant = access_task("[ansible, operator]")
+    # '.\\ansible' as winrm_hardening passes ansible_user; NTAccount.Translate alone refuses it.
+    grant = access_task("['.\\ansible', operator]")
     # A shell opened now outlives the check run only if no WinRM restart happens.
     user, password, ca = credentials(targets, "ansible")
     survivor = Protocol(
@@ -136,7 +143,11 @@ def test_access_grant_restrict_and_live_effect(targets: t.Any) -> None:
     result = run.task(host, "access").result
     assert result["changed"] is True and result["restart_scheduled"] is True
     assert result["restart_required"] is False
-    assert result["changed_configurations"] == ["Microsoft.PowerShell"]
+    # Every remoting endpoint is restricted by default, not only Microsoft.PowerShell.
+    assert result["changed_configurations"] == ALL_CONFIGURATIONS
+    assert result["unrestricted_configurations"] == []
+    state = targets.state("access")
+    assert all(state["session_configurations"][n] == result["sddl"] for n in ALL_CONFIGURATIONS)
     names = sorted(entry["name"] for entry in result["accounts"])
     assert names == [f"{host.upper()}\\ansible", f"{host.upper()}\\operator"]
     assert result["diff"]["before"]["RootSDDL"] == DEFAULT_ROOT_SDDL
@@ -149,8 +160,9 @@ def test_access_grant_restrict_and_live_effect(targets: t.Any) -> None:
     with pytest.raises(PsrpFault) as fault:
         powershell_opens(targets, "operator")
     assert fault.value.code == 5 and "Access is denied" in fault.value.reason
-    # After the scheduled restart (10 s, then a short outage) it does.
+    # After the scheduled restart (10 s, then a short outage) it does, on the 32-bit endpoint too.
     assert eventually(lambda: powershell_opens(targets, "operator"))
+    assert powershell_opens(targets, "operator", "Microsoft.PowerShell32")
 
     again = targets.play("access", grant, label="again")
     result = again.task(host, "access").result
@@ -159,6 +171,18 @@ def test_access_grant_restrict_and_live_effect(targets: t.Any) -> None:
         False,
         [],
     )
+
+    # Only some endpoints selected: the others are named as left unrestricted.
+    narrow = targets.play(
+        "access",
+        access_task("['.\\ansible', operator]", "    configurations: [Microsoft.PowerShell]\n"),
+        check=True,
+        label="narrow",
+    )
+    result = narrow.task(host, "access").result
+    assert result["changed"] is False
+    assert result["unrestricted_configurations"] == ALL_CONFIGURATIONS[1:]
+    assert any("left as they were" in w for w in result.get("warnings", [])), result
 
     restrict = targets.play("access", access_task("[ansible]"), label="restrict")
     assert restrict.returncode == 0, restrict.describe()

@@ -149,6 +149,26 @@ def test_service_group_policy_setting_is_reported_not_written(targets: t.Any) ->
 
 
 @pytest.mark.slow
+def test_service_negotiate_and_cbt_policies_are_detected(targets: t.Any) -> None:
+    """Issue 13: "Disallow Negotiate authentication" is Service\\AllowNegotiate, and the CBT
+    policy is on when CBTHardeningLevelStatus is 1 (Policy CSP RemoteManagement, ADMX mapping
+    of DisallowNegotiate_1 and CBTHardeningLevel_1)."""
+    host = targets.name("policy")
+    tasks = (
+        "- name: service settings\n  winops.remoting.win_winrm_service:\n"
+        "    auth_negotiate: true\n    cbt_hardening_level: strict\n"
+    )
+    result = the_task(targets.play("policy", tasks, label="negotiate-cbt"), host)
+    root = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service"
+    assert {entry["setting"]: entry["policy"] for entry in result["managed_by_policy"]} == {
+        "auth_negotiate": f"{root}\\AllowNegotiate",
+        "cbt_hardening_level": f"{root}\\CBTHardeningLevelStatus",
+    }
+    assert result["changed"] is False
+    assert targets.state("policy")["winrm"]["Service"]["Auth"]["CbtHardeningLevel"] == "Relaxed"
+
+
+@pytest.mark.slow
 def test_service_bad_values_fail_naming_the_option(targets: t.Any) -> None:
     host = targets.name("service")
     tasks = """\

@@ -89,3 +89,33 @@ def test_winrm_auth_maps_the_client_certificate(targets: t.Any) -> None:
     assert changed_tasks(second, host) == []
     password = targets.session.host_vars(host)["ansible_password"]
     assert password not in first.stdout and password not in second.stdout
+
+
+def test_winrm_auth_removes_a_mapping_without_its_password(targets: t.Any) -> None:
+    """Issue 13: a mapping with state=absent needs neither username nor password."""
+    host = targets.name("mapping")
+    bundle = targets.session.host_vars(host)["winhost_ca_bundle"]
+    thumbprint = pki.thumbprint(pki.load_cert(Path(bundle)))
+    before = targets.state("mapping")["cert_mappings"]
+    tasks = f"""\
+- name: auth
+  ansible.builtin.include_role:
+    name: winops.remoting.winrm_auth
+  vars:
+    winrm_auth_methods: [negotiate, kerberos, certificate]
+    winrm_auth_certificate_mappings:
+      - subject: gone@localhost
+        issuer_thumbprint: {thumbprint}
+        state: absent
+"""
+    run = targets.play("mapping", tasks, label="auth-absent")
+    assert run.returncode == 0, run.describe()
+    assert "Map client certificates to local accounts" not in changed_tasks(run, host)
+    assert targets.state("mapping")["cert_mappings"] == before
+
+    missing = tasks.replace("        state: absent\n", "")
+    refused = targets.play("mapping", missing, label="auth-present-no-password")
+    assert refused.returncode != 0
+    assert "state is present but all of the following are missing: username, password" in (
+        refused.stdout
+    )

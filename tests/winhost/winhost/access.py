@@ -99,10 +99,18 @@ def account_sid(state: AccountState, account: api.Account) -> str:
 
 def resolve(state: AccountState, name: str) -> str | None:
     """NTAccount.Translate(SecurityIdentifier): a SID string, an account or a well-known name
-    (with or without its BUILTIN / NT AUTHORITY prefix), case-insensitively; None if unknown."""
+    (with or without its BUILTIN / NT AUTHORITY prefix), case-insensitively; None if unknown.
+
+    Translate does not understand '.' as "this computer" (LogonUser and the WinRM logon do):
+    '.\\user' is not mapped (IdentityNotMappedException). Sources: OctopusDeploy/Calamari#233
+    ("The NTAccount class doesn't work with local accounts represented in the format of
+    .\\username"), microsoft/azure-pipelines-agent#722, and ansible.windows'
+    plugins/module_utils/_SecurityIdentifier.psm1, which rewrites '.' before translating."""
     text = name.strip()
     if _SID.fullmatch(text):
         return text.upper()
+    if text.split("\\", 1)[0] == "." and "\\" in text:
+        return None
     for sid, (known, _) in WELL_KNOWN.items():
         if text.lower() in (known.lower(), known.split("\\")[-1].lower()):
             return sid

@@ -119,6 +119,11 @@ class Account:
     domain: str
     is_admin: bool
     enabled: bool = True
+    # A restriction LogonUser reports after the password matched ("" for none), by its Win32
+    # error name: ERROR_ACCOUNT_RESTRICTION, ERROR_INVALID_LOGON_HOURS, ERROR_INVALID_WORKSTATION
+    # or ERROR_LOGON_TYPE_NOT_GRANTED ("Deny access to this computer from the network"). The
+    # account's network logons (every WinRM authentication) are refused.
+    logon_restriction: str = ""
 
 
 class HostView(t.Protocol):

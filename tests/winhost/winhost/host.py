@@ -24,7 +24,17 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from winhost import access, api, faults, netfilter, pki, registry, releases, schannel
+from winhost import (
+    access,
+    api,
+    faults,
+    grouppolicy,
+    netfilter,
+    pki,
+    registry,
+    releases,
+    schannel,
+)
 from winhost.auth import client_trust
 from winhost.http.server import ListenerRuntime, tls_context, trust_client_certificates
 
@@ -61,8 +71,8 @@ class WinHost:
         self._listeners: dict[ListenerKey, ListenerRuntime] = {}
         with state.lock:
             self.release = releases.release_of(state)
-        self._tls_versions = self._read_schannel()
         self._boot_time = self._booted()
+        self._tls_versions = self._read_schannel()
         self._restart_timer: threading.Timer | None = None
         self._session_sddl = self._read_session_configurations()
         self._lock = threading.RLock()
@@ -350,9 +360,13 @@ class WinHost:
             return [dataclasses.asdict(key) for key in self._listeners]
 
     def _booted(self) -> datetime.datetime:
-        """What Windows does on the way up that clients can see: LogonUI's volatile key is
-        there again; returns the boot time (the host's clock: the server process runs on it)."""
+        """What Windows does on the way up that clients can see: computer Group Policy is
+        processed (the local GPO's registry policy written onto HKLM, winhost.grouppolicy) and
+        LogonUI's volatile key is there again; returns the boot time (the host's clock: the
+        server process runs on it)."""
         with self.state.lock:
+            if grouppolicy.refresh_computer_policy(self.state):
+                self.state.save()
             if not registry.key_exists(self.state, LOGON_UI_KEY):
                 registry.create_key(self.state, LOGON_UI_KEY)
                 self.state.save()

@@ -66,7 +66,7 @@ def principal_for(
     host: AuthHost, name: str, auth_method: str, delegated: bool = False
 ) -> api.Principal | None:
     account = host.find_account(name)
-    if account is None or not account.enabled:
+    if account is None or not account.enabled or account.logon_restriction:
         return None
     return api.Principal(
         username=account.name,

@@ -3,7 +3,7 @@
 WinRS runs its command line through cmd.exe, so a WinRS command has cmd.exe semantics (builtins
 such as `echo` and `exit`, %VAR% expansion). win_command starts the executable directly
 (CreateProcess), so there are no builtins. Modelled executables: powershell.exe/pwsh.exe,
-cmd.exe, hostname.exe and whoami.exe. cmd.exe models `echo`, `exit [/b] N`, `ver` and the
+cmd.exe, hostname.exe, whoami.exe and gpupdate.exe (computer policy: winhost.grouppolicy). cmd.exe models `echo`, `exit [/b] N`, `ver` and the
 executables above; pipes, redirection and command chaining fail loudly.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import ntpath
 import re
 
+from winhost import grouppolicy
 from winhost.execution import commandline
 from winhost.execution.context import ExecContext
 from winhost.execution.errors import not_modelled
@@ -19,7 +20,9 @@ from winhost.execution.powershell import run_script
 from winhost.execution.process import ProgramIO
 from winhost.execution.sandbox import expand_environment
 
-_EXECUTABLES = {"powershell", "pwsh", "cmd", "hostname", "whoami"}
+_EXECUTABLES = {"powershell", "pwsh", "cmd", "hostname", "whoami", "gpupdate"}
+# gpupdate switches (Microsoft Learn, windows-commands/gpupdate) that winhost runs as given.
+_GPUPDATE_SWITCHES = {"/force", "/target:computer", "/target:user"}
 
 
 class ExecutableNotFound(Exception):
@@ -64,12 +67,35 @@ def run_process(argv_line: str, ctx: ExecContext, io: ProgramIO) -> None:
     if name == "cmd":
         _run_cmd_exe(argv_line, args, ctx, io)
         return
+    if name == "gpupdate":
+        _run_gpupdate(args[1:], ctx, io)
+        return
     if len(args) > 1:
         io.stderr_line(
             f"winhost: {args[0]} with arguments {args[1:]!r} is not modelled (only the bare command)"
         )
         io.exit(1)
     io.write(ctx.host.computer_name if name == "hostname" else ctx.principal.qualified_name)
+    io.exit_code = 0
+
+
+def _run_gpupdate(switches: list[str], ctx: ExecContext, io: ProgramIO) -> None:
+    """gpupdate.exe: computer policy is processed now (the local GPO's registry policy written
+    onto HKLM); user policy holds nothing in winhost. Other switches fail loudly."""
+    unknown = [s for s in switches if s.lower() not in _GPUPDATE_SWITCHES]
+    if unknown:
+        io.error(not_modelled(f"gpupdate.exe switches {unknown!r}"))
+        io.exit(1)
+    targets = [s.lower().partition(":")[2] for s in switches if s.lower().startswith("/target:")]
+    io.write("Updating policy...")
+    io.write("")
+    if not targets or "computer" in targets:
+        with ctx.host.configure() as state:
+            grouppolicy.refresh_computer_policy(state)
+        io.write("Computer Policy update has completed successfully.")
+    if not targets or "user" in targets:
+        io.write("User Policy update has completed successfully.")
+    io.write("")
     io.exit_code = 0
 
 

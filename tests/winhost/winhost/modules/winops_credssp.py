@@ -6,6 +6,11 @@ written exactly (AllowFreshCredentials and AllowFreshCredentialsWhenNTLMOnly und
 HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CredentialsDelegation, numbered values "1".."n").
 winhost reads Service/Auth/CredSSP per request, so the server role takes effect at once; the
 client role and the lists are stored (winhost never acts as a CredSSP client).
+
+The local Group Policy Object (HostState.local_group_policy, what its Machine Registry.pol
+holds; winhost.grouppolicy writes it onto the registry at boot and at `gpupdate`) is read and
+written as the .ps1 does through IGroupPolicyObject: a list the GPO holds is made the wanted
+list there too (an empty one takes the policy out of the GPO), so the next refresh keeps it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import re
 import typing as t
 
+from winhost.grouppolicy import machine_key
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
 from winhost.modules.winops_common import host_model
 from winhost.state import HostState
@@ -41,6 +47,51 @@ OPTIONS = {
     "delegate_computers": Option(type="list"),
     "delegate_computers_ntlm_only": Option(type="list"),
 }
+
+
+def _gpo_key(state: HostState, path: str) -> str | None:
+    wanted = path.lower()
+    return next((k for k in state.local_group_policy if machine_key(k).lower() == wanted), None)
+
+
+def _gpo_list(state: HostState, switch: str, subkey: str) -> list[str] | None:
+    """LocalMachinePolicy.GetList: the numbered SPNs in the local GPO; None when it sets
+    neither the switch value nor the list's key."""
+    parent = _gpo_key(state, DELEGATION_KEY)
+    switch_set = parent is not None and (
+        _value(state.local_group_policy[parent], switch) is not None
+    )
+    list_key = _gpo_key(state, f"{DELEGATION_KEY}\\{subkey}")
+    if not switch_set and list_key is None:
+        return None
+    if list_key is None:
+        return []
+    values = state.local_group_policy[list_key]
+    numbered = sorted((int(n), n) for n in values if re.fullmatch(r"\d+", n))
+    return [str(values[name]) for _, name in numbered]
+
+
+def _write_gpo_list(
+    state: HostState, switch: str, concatenate: str, subkey: str, spns: list[str]
+) -> None:
+    """LocalMachinePolicy.SetList: the GPO's list made exactly `spns`, then saved."""
+    list_key = _gpo_key(state, f"{DELEGATION_KEY}\\{subkey}")
+    if list_key is not None:
+        del state.local_group_policy[list_key]
+    parent = _gpo_key(state, DELEGATION_KEY) or DELEGATION_KEY
+    values = state.local_group_policy.setdefault(parent, {})
+    for name in (switch, concatenate):
+        found = _value(values, name)
+        if found is not None:
+            del values[found]
+    if spns:
+        values[switch] = 1
+        values[concatenate] = 1
+        state.local_group_policy[f"{DELEGATION_KEY}\\{subkey}"] = {
+            str(index + 1): spn for index, spn in enumerate(spns)
+        }
+    elif not values:
+        del state.local_group_policy[parent]
 
 
 def _spn(computer: str, option: str) -> str:
@@ -107,10 +158,6 @@ def _write_list(
 @register("winops.remoting.win_credssp", OPTIONS)
 def win_credssp(run: ModuleRun) -> dict[str, t.Any]:
     params = run.params
-    if params["client"] is True and params["delegate_computers"] is None:
-        raise ModuleFailure(
-            "client is True but all of the following are missing: delegate_computers"
-        )
     wanted_lists = {
         option: [_spn(str(entry), option) for entry in params[option]]
         for option in DELEGATION_LISTS
@@ -118,8 +165,8 @@ def win_credssp(run: ModuleRun) -> dict[str, t.Any]:
     }
     if params["client"] and not wanted_lists.get("delegate_computers"):
         raise ModuleFailure(
-            "delegate_computers is empty while client is true; name at least one computer this "
-            "host may delegate credentials to"
+            "client is true but delegate_computers is missing or empty; name at least one "
+            "computer this host may delegate credentials to"
         )
     before: dict[str, t.Any] = {}
     after: dict[str, t.Any] = {}
@@ -147,20 +194,30 @@ def win_credssp(run: ModuleRun) -> dict[str, t.Any]:
             if not run.check_mode:
                 state.set_winrm_setting(f"{role}/Auth/CredSSP", "true" if wanted else "false")
             result["changed"] = True
+        result["local_group_policy"] = []
         for option, (switch, concatenate, subkey) in DELEGATION_LISTS.items():
             current_list = _current_list(state, switch, subkey)
+            in_gpo = _gpo_list(state, switch, subkey)
             before[option] = current_list
+            if in_gpo is not None:
+                result["local_group_policy"].append(option)
             if option not in wanted_lists:
+                after[option] = current_list
                 result[option] = current_list
                 continue
             wanted_list = wanted_lists[option]
             after[option] = wanted_list
             result[option] = wanted_list
             same = (current_list is None and not wanted_list) or current_list == wanted_list
-            if same:
+            # An empty wanted list takes the policy out of the GPO altogether.
+            gpo_same = in_gpo is None or (bool(wanted_list) and in_gpo == wanted_list)
+            if same and gpo_same:
                 continue
             if not run.check_mode:
-                _write_list(state, switch, concatenate, subkey, wanted_list)
+                if not gpo_same:
+                    _write_gpo_list(state, switch, concatenate, subkey, wanted_list)
+                if not same:
+                    _write_list(state, switch, concatenate, subkey, wanted_list)
             result["changed"] = True
     if run.diff:
         result["diff"] = {"before": before, "after": after}

@@ -1,20 +1,26 @@
 """winops.remoting.win_psremoting_access against the host's session configurations and RootSDDL.
 
 Follows plugins/modules/win_psremoting_access.ps1: accounts are converted to SIDs as its
-ConvertTo-Sid does (an SID string, an account or a well-known name; winhost.access),
+ConvertTo-Sid does ('.\\' becomes this computer's name, a local group named with this computer's
+name is looked up by its name alone, a bare local user name with this computer's name; then
+winhost.access.resolve, which translates as NTAccount.Translate does and so refuses '.\\'),
 descriptors are compared by their DACL in one canonical form, the task's own identity must
 keep access unless allow_lockout, and with restart_winrm a WinRM restart is scheduled ten
 seconds later. Live effect (winhost.access): RootSDDL is read on every request,
 so a changed RootSDDL applies to the next one; a session configuration's descriptor applies
 once WinRM restarts (the scheduled restart, a reboot, or winhost starting again), as on Windows.
 
-Not modelled: wildcards in configuration names (Get-PSSessionConfiguration -Name takes them;
-winhost fails naming the entry) and the scheduled task itself as an object on the host (its
-only effect, the restart, is modelled; it does not survive winhost stopping).
+Configuration entries may be PowerShell wildcards (`*`, `?`, `[...]`), as
+Get-PSSessionConfiguration -Name takes them; every modelled session configuration is a
+pwrshplugin.dll plugin, so those not selected are the unrestricted_configurations.
+
+Not modelled: the scheduled task itself as an object on the host (its only effect, the restart,
+is modelled; it does not survive winhost stopping).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import typing as t
 
 from winhost import access
@@ -23,7 +29,7 @@ from winhost.modules.winops_common import host_model
 
 OPTIONS = {
     "accounts": Option(type="list", required=True),
-    "configurations": Option(type="list", default=["Microsoft.PowerShell"]),
+    "configurations": Option(type="list", default=["*"]),
     "root_sddl": Option(type="bool", default=True),
     "allow_lockout": Option(type="bool", default=False),
     "restart_winrm": Option(type="bool", default=False),
@@ -46,6 +52,32 @@ def _form(sddl: str, what: str) -> str:
         raise ModuleFailure(f"cannot read the security descriptor of {what}: {err}") from err
 
 
+def _ntaccount_name(state: t.Any, entry: str) -> str:
+    """ConvertTo-Sid's rewriting of a name before NTAccount.Translate."""
+    if "\\" in entry:
+        domain, name = entry.split("\\", 1)
+        if domain == ".":
+            domain = state.computer_name
+        local_groups = {
+            known.split("\\")[-1].lower()
+            for known, _ in access.WELL_KNOWN.values()
+            if known.startswith("BUILTIN\\")
+        }
+        if domain.lower() == state.computer_name.lower() and name.lower() in local_groups:
+            return name
+        return f"{domain}\\{name}"
+    local = any(
+        a.name.lower() == entry.lower() and a.domain.upper() == state.computer_name.upper()
+        for a in state.accounts
+    )
+    return f"{state.computer_name}\\{entry}" if local else entry
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """PowerShell's -like on a name: *, ? and [...] wildcards, case-insensitive."""
+    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+
+
 def _identity_name(run: ModuleRun) -> str:
     principal = run.ctx.principal
     return f"{principal.domain}\\{principal.username}"
@@ -60,7 +92,7 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
     with host_model(run) as state:
         sids_given = []
         for entry in params["accounts"]:
-            sid = access.resolve(state, str(entry))
+            sid = access.resolve(state, _ntaccount_name(state, str(entry)))
             if sid is None:
                 # ConvertTo-Sid: NTAccount.Translate's IdentityNotMappedException message.
                 raise ModuleFailure(
@@ -86,21 +118,18 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
         before: dict[str, str] = {}
         after: dict[str, str] = {}
         changed_configurations: list[str] = []
+        selected: list[str] = []
         for entry in params["configurations"]:
-            name = str(entry)
-            if any(c in name for c in "*?["):
+            pattern = str(entry)
+            found = [n for n in state.session_configurations if _matches(pattern, n)]
+            if not found and not any(c in pattern for c in "*?["):
                 raise ModuleFailure(
-                    f"winhost does not model wildcards in session configuration names "
-                    f"(configurations entry '{name}')"
+                    f"configurations entry '{pattern}' is not a PowerShell session "
+                    f'configuration on this host: No session configuration matches criteria "{pattern}".'
                 )
-            stored = next(
-                (n for n in state.session_configurations if n.lower() == name.lower()), None
-            )
-            if stored is None:
-                raise ModuleFailure(
-                    f"configurations entry '{name}' is not a PowerShell session configuration "
-                    f'on this host: No session configuration matches criteria "{name}".'
-                )
+            selected.extend(n for n in found if n not in selected)
+        for stored in selected:
+            name = stored
             current = state.session_configurations[stored]
             before[name] = current
             after[name] = current
@@ -131,12 +160,19 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
                 )
             schedule(RESTART_AFTER_SECONDS, RESTART_DOWN_SECONDS)
         accounts = [{"sid": sid, "name": access.name_of(state, sid)} for sid in sids]
+        unrestricted = [n for n in state.session_configurations if n not in selected]
+    if unrestricted:
+        run.warnings.append(
+            "PowerShell remoting endpoints left as they were (not restricted to accounts): "
+            + ", ".join(unrestricted)
+        )
 
     result.update(
         sddl=wanted_sddl,
         accounts=accounts,
         changed_configurations=changed_configurations,
         restart_scheduled=restart_scheduled,
+        unrestricted_configurations=unrestricted,
         # Session configuration security applies to new sessions after WinRM restarts.
         restart_required=bool(changed_configurations) and not restart_scheduled,
     )

@@ -96,6 +96,25 @@ def _local_account(state: HostState, username: str) -> api.Account:
     return account
 
 
+def _test_password(account: api.Account, username: str, password: str) -> str:
+    """Test-AccountPassword: LogonUser's network logon. A wrong password is ERROR_LOGON_FAILURE
+    (1326); a restriction found after the password matched comes back as its name (the .ps1
+    warns and stores the password); a disabled account (ERROR_ACCOUNT_DISABLED, 1331) is a
+    failure the .ps1 reports with LogonUser's message."""
+    if account.password != password:
+        raise ModuleFailure(
+            f"password is not accepted for username '{username}'; the mapping would store a "
+            "credential that cannot log on"
+        )
+    if not account.enabled:
+        raise ModuleFailure(
+            f"cannot test the password of username '{username}': Failed to logon "
+            f".\\{account.name} (This user can't sign in because this account is currently "
+            "disabled., Win32ErrorCode 1331 - 0x00000533)"
+        )
+    return account.logon_restriction
+
+
 def _required_if(params: dict[str, t.Any]) -> None:
     missing = [name for name in ("username", "password") if params[name] is None]
     if str(params["state"]) == "present" and missing:
@@ -143,10 +162,12 @@ def win_winrm_cert_mapping(run: ModuleRun) -> dict[str, t.Any]:
                 "continuing because this is check mode"
             )
         account = _local_account(state, username)
-        if not account.enabled or account.password != password:
-            raise ModuleFailure(
-                f"password is not accepted for username '{username}'; the mapping would store "
-                "a credential that cannot log on"
+        restriction = _test_password(account, username, password)
+        if restriction:
+            run.warnings.append(
+                f"username '{username}' is refused a network logon ({restriction}) although its "
+                "password is right; the password is stored, but certificate authentication may "
+                "be refused until the restriction is lifted"
             )
         recorded = state.registry.get(MARKER_KEY, {}).get(marker)
         reason = _update_reason(current, username, params["update_password"], recorded, account)

@@ -38,19 +38,26 @@ class Setting:
     path: str  # below WSMan:\localhost, backslash-separated
     kind: str  # bool, int, cbt, thumbprint, filter, list
     policy: str | None  # <key>\<value name> below POLICY_ROOT
+    # For a policy whose value is an enabled/disabled switch: the value meaning "enabled";
+    # without it any value of the policy means Group Policy sets the setting.
+    enabled_value: int | None = None
 
 
 SERVICE_SETTINGS: dict[str, Setting] = {
     "auth_basic": Setting("Service\\Auth\\Basic", "bool", "Service\\AllowBasic"),
     "auth_kerberos": Setting("Service\\Auth\\Kerberos", "bool", "Service\\AllowKerberos"),
-    "auth_negotiate": Setting("Service\\Auth\\Negotiate", "bool", None),
+    "auth_negotiate": Setting("Service\\Auth\\Negotiate", "bool", "Service\\AllowNegotiate"),
     "auth_certificate": Setting("Service\\Auth\\Certificate", "bool", None),
     "auth_credssp": Setting("Service\\Auth\\CredSSP", "bool", "Service\\AllowCredSSP"),
     "allow_unencrypted": Setting(
         "Service\\AllowUnencrypted", "bool", "Service\\AllowUnencryptedTraffic"
     ),
+    # The policy's switch value: 1 enabled (it sets the level), 0 disabled (local again).
     "cbt_hardening_level": Setting(
-        "Service\\Auth\\CbtHardeningLevel", "cbt", "Service\\CbtHardeningLevel"
+        "Service\\Auth\\CbtHardeningLevel",
+        "cbt",
+        "Service\\CBTHardeningLevelStatus",
+        enabled_value=1,
     ),
     "certificate_thumbprint": Setting("Service\\CertificateThumbprint", "thumbprint", None),
     "ipv4_filter": Setting("Service\\IPv4Filter", "filter", "Service\\IPv4Filter"),
@@ -214,7 +221,11 @@ def win_winrm_service(run: ModuleRun) -> dict[str, t.Any]:
             )
             wanted = _comparable(_wsman_value(requested, setting.kind), setting.kind)
             before[label] = current
-            if _policy_value(state, setting.policy) is not None:
+            policy_value = _policy_value(state, setting.policy)
+            policy_sets = policy_value is not None and (
+                setting.enabled_value is None or str(policy_value) == str(setting.enabled_value)
+            )
+            if policy_sets:
                 policy_path = f"{POLICY_ROOT}\\{setting.policy}"
                 managed.append(
                     {

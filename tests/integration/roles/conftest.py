@@ -5,7 +5,8 @@ the listeners, authentication settings and policies these tests change never rea
 tests' hosts. Before the server starts, the `policy` host gets what Group Policy would have
 left in the registry (AllowCredSSP=0 under HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\
 Service, and the effective value CredSSP=false), as an administrator's domain would; the
-`listener` and `cert` hosts' firewalls also admit EXTRA_HTTPS_PORT.
+`listener` and `cert` hosts' firewalls also admit EXTRA_HTTPS_PORT; the `compat` host has
+WinRM's compatibility HTTP listener (port 80) switched on.
 
 Playbooks run through the real ansible-playbook with this collection's winops.remoting.winrm
 plugin over HTTPS with NTLM and certificate validation against winhost's test CA.
@@ -115,6 +116,21 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[ModuleTarget
             }
         )
         opened.save()
+    # WinRM's compatibility HTTP listener on port 80 (winrm/config/Service
+    # EnableCompatibilityHttpListener), with the firewall open for it as an administrator who
+    # switched it on would have.
+    compat: HostState = states[OFFSETS["compat"]]
+    compat.set_winrm_setting("Service/EnableCompatibilityHttpListener", "true")
+    compat.firewall_rules.append(
+        {
+            "Name": "WINRM-HTTP-Compat-In-TCP",
+            "DisplayName": "Windows Remote Management - Compatibility Mode (HTTP-In)",
+            "Enabled": True,
+            "LocalPort": 80,
+            "RemoteAddress": "Any",
+        }
+    )
+    compat.save()
     session = start_session(state_dir, len(OFFSETS), "default", first=FIRST)
     try:
         yield ModuleTargets(session, tmp_path_factory.mktemp("plays"))

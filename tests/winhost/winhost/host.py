@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from winhost import access, api, faults, netfilter, pki, registry, releases, schannel
+from winhost import access, api, compatibility, faults, netfilter, pki, registry, releases, schannel
 from winhost.auth import client_trust
 from winhost.http.server import ListenerRuntime, tls_context, trust_client_certificates
 
@@ -251,7 +251,9 @@ class WinHost:
     def _desired(self) -> dict[ListenerKey, t.Any]:
         desired: dict[ListenerKey, t.Any] = {}
         with self.state.lock:
-            for listener in self.state.listeners:
+            # The compatibility listeners (winhost.compatibility) open sockets like configured ones.
+            configured = self.state.listeners + compatibility.compatibility_listeners(self.state)
+            for listener in configured:
                 if not listener.enabled:
                     continue
                 address = listener.address

@@ -14,7 +14,7 @@ import threading
 import typing as t
 import xml.etree.ElementTree as ET
 
-from winhost import api
+from winhost import api, compatibility
 from winhost.state import HostState, Listener, StateError
 from winhost.wsman.envelope import NS
 
@@ -90,9 +90,12 @@ def _section_element(uri: str, name: str, section: dict[str, t.Any]) -> ET.Eleme
     return node
 
 
-def _listener_element(listener: Listener, address: str) -> ET.Element:
+def _listener_element(listener: Listener, address: str, source: str = "") -> ET.Element:
     uri = LISTENER_URI
     node = ET.Element(f"{{{uri}}}Listener")
+    if source:
+        # `winrm enumerate winrm/config/listener` prints it as Listener [Source="..."].
+        node.set("Source", source)
     values = {
         "Address": listener.address,
         "Transport": listener.transport,
@@ -205,6 +208,10 @@ class ConfigProvider:
         if action == ENUMERATE:
             with state.lock:
                 items = [_listener_element(li, state.address) for li in state.listeners]
+                items += [
+                    _listener_element(li, state.address, compatibility.SOURCE)
+                    for li in compatibility.compatibility_listeners(state)
+                ]
             return self._enumerate(request, items)
         with state.lock:
             listener = self._find_listener(request.selectors)

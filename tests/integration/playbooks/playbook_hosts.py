@@ -37,6 +37,7 @@ OFFSETS = {
     "bad_address": 5,
     "harden": 6,
     "harden_check_mode": 7,
+    "harden_brownfield_firewall": 8,
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")

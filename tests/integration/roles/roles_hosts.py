@@ -24,5 +24,6 @@ OFFSETS = {
     "access": 10,
     "eventlog": 11,
     "reboot": 12,
+    "compat": 13,
 }
 EXTRA_HTTPS_PORT = 5990

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from winhost import (
     access,
     api,
+    compatibility,
     faults,
     grouppolicy,
     netfilter,
@@ -261,7 +262,9 @@ class WinHost:
     def _desired(self) -> dict[ListenerKey, t.Any]:
         desired: dict[ListenerKey, t.Any] = {}
         with self.state.lock:
-            for listener in self.state.listeners:
+            # The compatibility listeners (winhost.compatibility) open sockets like configured ones.
+            configured = self.state.listeners + compatibility.compatibility_listeners(self.state)
+            for listener in configured:
                 if not listener.enabled:
                     continue
                 address = listener.address

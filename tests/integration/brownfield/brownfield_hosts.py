@@ -28,6 +28,9 @@ from winhost.pytest_plugin import WinhostSession
 
 FIRST = int(os.environ.get("BROWNFIELD_FIRST", "120"))
 BLOCK_SIZE = 30  # 127.0.10.120-149
+# One playbook run takes 10-40 s; a run that hangs fails its case after this many seconds
+# instead of holding the suite to pytest's timeout.
+RUN_TIMEOUT = 240
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,4 +131,5 @@ class BrownfieldTargets:
                 "target": self.name(case),
                 "winops_ca_dir": str(self.issuer_path(case).parent),
             },
+            timeout=RUN_TIMEOUT,
         )

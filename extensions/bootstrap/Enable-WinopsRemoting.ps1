@@ -38,12 +38,21 @@ Address selectors for HTTPS listeners: '*', 'IP:<IPv4 or IPv6>' or 'MAC:<aa-bb-c
 .PARAMETER HttpsPort
 Port of the HTTPS listener (default 5986).
 
+.PARAMETER AnsibleHost
+The name or address Ansible connects to (the host's ansible_host, else its inventory name). The
+self-signed certificate then gets the names the winops.remoting.setup and harden playbooks give
+it, so that their first run finds nothing to change: a DNS name is its only DNS name; an IP
+address goes into the subject alternative name next to the computer name and FQDN. Give it, or
+-DnsName and -IPAddress, whenever a playbook runs after this script.
+
 .PARAMETER DnsName
-DNS names for a self-signed certificate (default: the computer name and, on a domain member,
-its FQDN). The name Ansible connects to must be among them, or in -IPAddress.
+DNS names for a self-signed certificate (default: -AnsibleHost when it is a name, else the
+computer name and, on a domain member, its FQDN). The name Ansible connects to must be among
+them, or in -IPAddress.
 
 .PARAMETER IPAddress
-IP addresses for the self-signed certificate, for controllers that connect by address.
+IP addresses for the self-signed certificate, for controllers that connect by address (default:
+-AnsibleHost when it is an address).
 
 .PARAMETER CertificateThumbprint
 Use this certificate from Cert:\LocalMachine\My instead of a self-signed one.
@@ -67,7 +76,7 @@ network (LocalAccountTokenFilterPolicy=1). Needed only to use such accounts with
 Where to write the issuer PEM (default C:\ProgramData\winops\winrm-https-issuer.pem).
 
 .EXAMPLE
-.\Enable-WinopsRemoting.ps1 -ControllerAddress 192.0.2.10, 198.51.100.0/24 -DnsName server01.example.com
+.\Enable-WinopsRemoting.ps1 -ControllerAddress 192.0.2.10, 198.51.100.0/24 -AnsibleHost server01.example.com
 
 .EXAMPLE
 .\Enable-WinopsRemoting.ps1 -CertificateThumbprint E6CDAA82EEAF2ECE8546E05DB7F3E01AA47D76CE -HttpListener localhost
@@ -83,6 +92,9 @@ param (
     [ValidateRange(1, 65535)]
     [int]
     $HttpsPort = 5986,
+
+    [string]
+    $AnsibleHost,
 
     [string[]]
     $DnsName = @(),
@@ -189,6 +201,65 @@ function Get-DefaultDnsName {
     return $names
 }
 
+function Read-DerLength {
+    <# Reads a DER length at $Offset and moves $Offset past it. #>
+    param([byte[]]$Bytes, [ref]$Offset)
+
+    $first = [int]$Bytes[$Offset.Value]
+    $Offset.Value = $Offset.Value + 1
+    if ($first -lt 0x80) {
+        return $first
+    }
+    $length = 0
+    for ($index = 0; $index -lt ($first -band 0x7F); $index++) {
+        $length = ($length * 256) + [int]$Bytes[$Offset.Value]
+        $Offset.Value = $Offset.Value + 1
+    }
+    return $length
+}
+
+function Get-SubjectAlternativeName {
+    <#
+    DNS names and IP addresses of the subject alternative name, decoded from the extension's DER
+    (dNSName [2], iPAddress [7]) as win_winrm_https_certificate decodes them, independent of the
+    language Windows formats extensions in. This script runs alone, so it keeps its own copy.
+    #>
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
+
+    $names = @{ dns = [System.Collections.Generic.List[string]]::new(); ip = [System.Collections.Generic.List[string]]::new() }
+    $extension = $Certificate.Extensions | Where-Object { $_.Oid.Value -eq '2.5.29.17' } | Select-Object -First 1
+    if ($null -eq $extension) {
+        return $names
+    }
+    [byte[]]$raw = $extension.RawData
+    $offset = 1
+    $end = (Read-DerLength -Bytes $raw -Offset ([ref]$offset)) + $offset
+    while ($offset -lt $end) {
+        $tag = $raw[$offset]
+        $offset++
+        $length = Read-DerLength -Bytes $raw -Offset ([ref]$offset)
+        $value = [byte[]]::new($length)
+        [Array]::Copy($raw, $offset, $value, 0, $length)
+        $offset += $length
+        if ($tag -eq 0x82) {
+            $names.dns.Add([System.Text.Encoding]::ASCII.GetString($value))
+        }
+        elseif ($tag -eq 0x87 -and ($length -eq 4 -or $length -eq 16)) {
+            $names.ip.Add([System.Net.IPAddress]::new($value).ToString())
+        }
+    }
+    return $names
+}
+
+function Get-NameKey {
+    <# DNS names and IP addresses as one comparable string (as the module's Get-NameKey). #>
+    param([string[]]$DnsNames, [string[]]$IPAddresses)
+
+    $dnsPart = @($DnsNames | Where-Object { $_ } | ForEach-Object { "dns:$($_.ToLowerInvariant())" })
+    $ipPart = @($IPAddresses | Where-Object { $_ } | ForEach-Object { "ip:$(([System.Net.IPAddress]::Parse($_)).ToString().ToLowerInvariant())" })
+    return (@($dnsPart + $ipPart | Sort-Object -Unique) -join ',')
+}
+
 function Get-ListenerCertificate {
     <# The certificate for the HTTPS listener: given, reused or newly created. #>
     if ($CertificateThumbprint) {
@@ -201,16 +272,35 @@ function Get-ListenerCertificate {
         return $given
     }
 
+    # The names the playbooks give the certificate for -AnsibleHost (winops_setup_target): a
+    # name alone, or an address next to the module's default names.
+    $addresses = @($IPAddress)
+    $hostNames = @($DnsName)
+    if ($AnsibleHost) {
+        $parsed = $null
+        $isAddress = [System.Net.IPAddress]::TryParse($AnsibleHost, [ref]$parsed) -and $AnsibleHost -match '[.:]'
+        if ($isAddress -and $addresses.Count -eq 0) {
+            $addresses = @($AnsibleHost)
+        }
+        elseif (-not $isAddress -and $hostNames.Count -eq 0) {
+            $hostNames = @($AnsibleHost)
+        }
+    }
     # @() keeps a single name an array, so $names[0] is a name and not its first letter.
-    $names = @(if ($DnsName.Count -gt 0) { $DnsName } else { Get-DefaultDnsName })
-    $wanted = @($names | ForEach-Object { $_.ToLowerInvariant() } | Sort-Object -Unique) -join ','
+    $names = @(if ($hostNames.Count -gt 0) { $hostNames } else { Get-DefaultDnsName })
+    # Compared as the module compares them (win_winrm_https_certificate): the DNS names and
+    # addresses of the subject alternative name, and the CN, so that a re-run, and the
+    # playbooks after it, keep the certificate.
+    $wanted = Get-NameKey -DnsNames $names -IPAddresses $addresses
     $existing = Get-ChildItem -LiteralPath 'Cert:\LocalMachine\My' |
         Where-Object { $_.FriendlyName -eq $certificateFriendlyName -and $_.HasPrivateKey } |
         Sort-Object -Property NotAfter -Descending |
         Select-Object -First 1
     if ($null -ne $existing -and $existing.NotAfter -gt (Get-Date).AddDays($renewDaysBeforeExpiry)) {
-        $have = @($existing.DnsNameList | ForEach-Object { $_.Unicode.ToLowerInvariant() } | Sort-Object -Unique) -join ','
-        if ($have -eq $wanted -and $IPAddress.Count -eq 0) {
+        $san = Get-SubjectAlternativeName -Certificate $existing
+        $have = Get-NameKey -DnsNames $san.dns -IPAddresses $san.ip
+        $commonName = $existing.GetNameInfo([System.Security.Cryptography.X509Certificates.X509NameType]::SimpleName, $false)
+        if ($have -eq $wanted -and $commonName -eq $names[0]) {
             Write-Step "Reusing the self-signed certificate $($existing.Thumbprint) (expires $($existing.NotAfter))."
             return $existing
         }
@@ -218,7 +308,9 @@ function Get-ListenerCertificate {
 
     $certParams = @{
         Type = 'SSLServerAuthentication'
-        Subject = "CN=$($names[0])"
+        # As the module makes it: a subject of its own for each certificate, so a controller can
+        # trust the replaced and the new one while a listener moves (see the module).
+        Subject = "CN=$($names[0]), OU=winops.remoting $([DateTime]::UtcNow.ToString('yyyyMMddHHmmss'))"
         CertStoreLocation = 'Cert:\LocalMachine\My'
         NotAfter = (Get-Date).AddDays($CertificateValidityDays)
         KeyAlgorithm = 'RSA'
@@ -227,8 +319,8 @@ function Get-ListenerCertificate {
         KeyExportPolicy = 'NonExportable'
         FriendlyName = $certificateFriendlyName
     }
-    if ($IPAddress.Count -gt 0) {
-        $sanEntries = @($names | ForEach-Object { "DNS=$_" }) + @($IPAddress | ForEach-Object { "IPAddress=$_" })
+    if ($addresses.Count -gt 0) {
+        $sanEntries = @($names | ForEach-Object { "DNS=$_" }) + @($addresses | ForEach-Object { "IPAddress=$_" })
         $certParams.TextExtension = @("2.5.29.17={text}$($sanEntries -join '&')")
     }
     else {
@@ -247,21 +339,25 @@ function Get-Listener {
 }
 
 function Set-HttpsListener {
-    param([string]$Thumbprint)
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
 
+    $thumbprint = $Certificate.Thumbprint
+    # WinRM refuses a listener whose Hostname is not its certificate's CN
+    # (ERROR_WSMAN_CONFIG_CERT_CN_DOES_NOT_MATCH_HOSTNAME), so both are written together.
+    $hostname = $Certificate.GetNameInfo([System.Security.Cryptography.X509Certificates.X509NameType]::SimpleName, $false)
     $listeners = Get-Listener
     foreach ($address in $ListenerAddress) {
         $selector = @{ Transport = 'HTTPS'; Address = $address }
         $current = $listeners | Where-Object { $_.Transport -eq 'HTTPS' -and $_.Address -eq $address } | Select-Object -First 1
-        $values = @{ Port = [string]$HttpsPort; CertificateThumbprint = $Thumbprint; Enabled = 'true' }
+        $values = @{ Port = [string]$HttpsPort; CertificateThumbprint = $thumbprint; Hostname = $hostname; Enabled = 'true' }
         if ($null -eq $current) {
             if ($PSCmdlet.ShouldProcess("HTTPS listener $address", "Create on port $HttpsPort")) {
                 New-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $values | Out-Null
             }
             Write-Step "Created the HTTPS listener on $address, port $HttpsPort."
         }
-        elseif ([string]$current.Port -ne [string]$HttpsPort -or ([string]$current.CertificateThumbprint).ToUpperInvariant() -ne $Thumbprint -or [string]$current.Enabled -ne 'true') {
-            if ($PSCmdlet.ShouldProcess("HTTPS listener $address", 'Update port, certificate and state')) {
+        elseif ([string]$current.Port -ne [string]$HttpsPort -or ([string]$current.CertificateThumbprint).ToUpperInvariant() -ne $thumbprint -or [string]$current.Hostname -ne $hostname -or [string]$current.Enabled -ne 'true') {
+            if ($PSCmdlet.ShouldProcess("HTTPS listener $address", 'Update port, certificate, host name and state')) {
                 Set-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $values | Out-Null
             }
             Write-Step "Updated the HTTPS listener on $address."
@@ -406,7 +502,7 @@ Assert-ListenerAddress -Address $ListenerAddress
 Enable-WinRMService
 $certificate = Get-ListenerCertificate
 if ($null -ne $certificate) {
-    Set-HttpsListener -Thumbprint $certificate.Thumbprint
+    Set-HttpsListener -Certificate $certificate
 }
 Set-HttpsFirewallRule
 Set-Authentication

@@ -198,9 +198,16 @@ if ($source -eq 'pfx') {
     if (-not (Test-Path -LiteralPath $pfxPath -PathType Leaf)) {
         $module.FailJson("pfx_path '$pfxPath' does not exist on the host")
     }
+    # ConvertTo-SecureString refuses an empty -String (a mandatory parameter without
+    # AllowEmptyString), and the role's default password is empty: build the SecureString
+    # directly, so an empty password is an empty SecureString, as Get-PfxData takes it.
     $securePassword = $null
     if ($null -ne $module.Params.pfx_password) {
-        $securePassword = ConvertTo-SecureString -String $module.Params.pfx_password -AsPlainText -Force
+        $securePassword = [System.Security.SecureString]::new()
+        foreach ($character in $module.Params.pfx_password.ToCharArray()) {
+            $securePassword.AppendChar($character)
+        }
+        $securePassword.MakeReadOnly()
     }
     try {
         $pfxData = if ($null -ne $securePassword) { Get-PfxData -FilePath $pfxPath -Password $securePassword -ErrorAction Stop } else { Get-PfxData -FilePath $pfxPath -ErrorAction Stop }
@@ -259,7 +266,13 @@ foreach ($ip in $ipAddresses) {
         $module.FailJson("ip_addresses entry '$ip' is not an IPv4 or IPv6 address")
     }
 }
-$subject = if ($module.Params.subject) { $module.Params.subject } else { "CN=$($dnsNames[0])" }
+# The default subject tells each certificate apart from the one it replaces: while the listener
+# moves to a renewed certificate the controller trusts both, and OpenSSL looks trust anchors up
+# by subject; of two self-signed certificates with one subject and no authority key identifier
+# it tries only the first, so the other would fail validation. Windows checks only the CN
+# against the listener's Hostname.
+$defaultSubject = -not $module.Params.subject
+$subject = if ($defaultSubject) { "CN=$($dnsNames[0]), OU=winops.remoting $([DateTime]::UtcNow.ToString('yyyyMMddHHmmss'))" } else { $module.Params.subject }
 # Compared in the form .NET prints names ("CN=a, O=b"), so that "CN=a,O=b" matches the
 # certificate made from it instead of renewing it on every run.
 try {
@@ -279,7 +292,13 @@ if ($null -eq $newest) {
 elseif ($newest.NotAfter -lt [DateTime]::Now.AddDays($renewDays)) {
     $reason = 'expiring'
 }
-elseif ((Get-NameKey -DnsNames (Get-CertificateDnsName -Certificate $newest) -IPAddresses (Get-CertificateIPAddress -Certificate $newest)) -ne $wantedNames -or $newest.SubjectName.Name -ne $wantedSubject) {
+elseif ((Get-NameKey -DnsNames (Get-CertificateDnsName -Certificate $newest) -IPAddresses (Get-CertificateIPAddress -Certificate $newest)) -ne $wantedNames) {
+    $reason = 'names_changed'
+}
+elseif ($defaultSubject -and $newest.GetNameInfo([System.Security.Cryptography.X509Certificates.X509NameType]::SimpleName, $false) -ne $dnsNames[0]) {
+    $reason = 'names_changed'
+}
+elseif (-not $defaultSubject -and $newest.SubjectName.Name -ne $wantedSubject) {
     $reason = 'names_changed'
 }
 

@@ -41,7 +41,15 @@ options:
     elements: str
     default: []
   subject:
-    description: Subject of a self-signed certificate; defaults to C(CN=<first DNS name>).
+    description:
+      - Subject of a self-signed certificate.
+      - Defaults to C(CN=<first DNS name>, OU=winops.remoting <UTC time of creation>). Each
+        certificate then has a subject of its own, so that a controller can trust the replaced and
+        the new certificate at once while the listener moves (OpenSSL looks trust anchors up by
+        subject), and the CN matches the listener's C(Hostname) as WinRM requires. With the
+        default, only the CN is compared on later runs.
+      - A subject of your own is compared whole on later runs; give each renewal its own, or the
+        controller can validate only one of the old and the new certificate during the move.
     type: str
   validity_days:
     description: Lifetime of a new self-signed certificate in days.

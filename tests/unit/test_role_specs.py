@@ -39,7 +39,7 @@ TASK_KEYWORDS = {
     "name", "when", "loop", "loop_control", "register", "notify", "vars", "tags", "no_log",
     "delegate_to", "run_once", "changed_when", "failed_when", "ignore_errors", "async", "poll",
     "listen", "become", "become_user", "environment", "until", "retries", "delay", "check_mode",
-    "block", "rescue", "always", "args",
+    "block", "rescue", "always", "args", "ignore_unreachable",
 }  # fmt: skip
 _PREFIXES = "|".join(sorted(EXPECTED_ROLES))
 ROLE_VARIABLE = re.compile(rf"\b(?P<name>(?:{_PREFIXES})_[a-z0-9_]+)\b")

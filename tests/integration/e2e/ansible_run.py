@@ -183,10 +183,11 @@ def run_playbook(
     forks: int = 5,
     timeout: float = 900,
     check: bool = False,
+    environment: t.Mapping[str, str] | None = None,
 ) -> PlaybookRun:
     """Run `playbook` (a path, or a collection playbook's FQCN such as winops.remoting.setup)
     and return its parsed result, in check mode (--check --diff) if asked; never raises for a
-    failed play."""
+    failed play. `environment` adds to the controller's environment (a shifted clock, say)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     command = [str(ansible_playbook_executable()), str(playbook), "--forks", str(forks)]
     if check:
@@ -201,7 +202,7 @@ def run_playbook(
     completed = subprocess.run(
         command,
         cwd=work_dir,
-        env=ansible_environment(work_dir),
+        env={**ansible_environment(work_dir), **(environment or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 import socket
 import ssl
 import typing as t
@@ -88,7 +89,8 @@ def test_self_signed_certificate_lifecycle(targets: t.Any, tmp_path: Path) -> No
     cert, listener = task_results(targets.play("cert", first_tasks, label="create"), host)
     assert cert["changed"] is True and cert["renewal_reason"] == "missing"
     thumbprint = cert["thumbprint"]
-    assert cert["subject"] == "CN=cert.winops.test"
+    # The default subject: the CN, and the creation time that sets it apart from the next one.
+    assert re.fullmatch(r"CN=cert\.winops\.test, OU=winops\.remoting \d{14}", cert["subject"]), cert
     assert cert["dns_names"] == ["cert.winops.test"] and cert["ip_addresses"] == [address]
     assert cert["issuer_pem"] == cert["certificate_pem"], "self-signed: its own issuer"
     stored = [c for c in my_store(targets) if c["thumbprint"] == thumbprint]

@@ -6,12 +6,17 @@ process runs on a shifted clock: libfaketime (Debian package libfaketime, listed
 tests/system-packages.txt) is preloaded with a relative offset, so the HTTP layer, the
 certificates' notion of "now" and MIT Kerberos' acceptor all see the host's time. One server
 process has one clock, so every host of a state directory shares the offset. The monotonic
-clock is left alone: timeouts and idle expiry keep working.
+clock is left alone: timeouts and idle expiry keep working (with it shifted too, libfaketime
+0.9.10 leaves Python's timed condition waits hanging). Left alone, though, it makes Python's
+time.sleep (clock_nanosleep on CLOCK_MONOTONIC, absolute) fail with EINVAL, so a process on the
+shifted clock sleeps through sleep_on_the_shifted_clock() instead.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 LIBFAKETIME_CANDIDATES = (
@@ -62,3 +67,18 @@ def server_environment(offset_seconds: float) -> dict[str, str]:
         "FAKETIME": _faketime_value(offset_seconds),
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
+
+
+def sleep_on_the_shifted_clock() -> None:
+    """In a process that libfaketime shifts (see the module's docstring), make time.sleep wait
+    on a timed Event, which works there, instead of clock_nanosleep, which fails; elsewhere do
+    nothing. Called by `winhost serve`, and by controllers that tests run on the host's clock."""
+    if not (os.environ.get("FAKETIME") and os.environ.get("LD_PRELOAD")):
+        return
+
+    def sleep(seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        threading.Event().wait(seconds)
+
+    time.sleep = sleep

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import ssl
 import threading
 import typing as t
 from pathlib import Path
@@ -302,20 +303,24 @@ class WinHost:
                 desired[key] = listener
         return desired
 
+    def _tls_identity(self, key: ListenerKey) -> tuple[ssl.SSLContext, bytes]:
+        """The TLS context and DER certificate an HTTPS listener serves."""
+        cert = self.state.find_cert(key.thumbprint)
+        assert cert is not None and cert.key_path is not None  # checked in _desired
+        cert_path = self.state.directory / cert.cert_path
+        context = tls_context(
+            str(cert_path),
+            str(self.state.directory / cert.key_path),
+            self._client_trust_pem(),
+            self.tls_versions,
+        )
+        return context, pki.load_cert(cert_path).public_bytes(serialization.Encoding.DER)
+
     def _start_listener(self, key: ListenerKey) -> ListenerRuntime:
         context = None
         cert_der = None
         if key.transport == "HTTPS":
-            cert = self.state.find_cert(key.thumbprint)
-            assert cert is not None and cert.key_path is not None  # checked in _desired
-            cert_path = self.state.directory / cert.cert_path
-            context = tls_context(
-                str(cert_path),
-                str(self.state.directory / cert.key_path),
-                self._client_trust_pem(),
-                self.tls_versions,
-            )
-            cert_der = pki.load_cert(cert_path).public_bytes(serialization.Encoding.DER)
+            context, cert_der = self._tls_identity(key)
         runtime = ListenerRuntime(
             self,
             address=key.address,
@@ -333,8 +338,26 @@ class WinHost:
         with self._lock:
             desired = self._desired()
             for key in list(self._listeners):
-                if key not in desired:
-                    self._listeners.pop(key).stop()
+                if key in desired:
+                    continue
+                same_socket = next(
+                    (
+                        wanted
+                        for wanted in desired
+                        if wanted not in self._listeners
+                        and dataclasses.replace(wanted, thumbprint=key.thumbprint) == key
+                    ),
+                    None,
+                )
+                runtime = self._listeners.pop(key)
+                if same_socket is not None and runtime.tls_context is not None:
+                    # Only the certificate changed: the socket stays, open connections keep
+                    # their TLS session, new handshakes get the new certificate.
+                    context, cert_der = self._tls_identity(same_socket)
+                    runtime.replace_certificate(context, cert_der)
+                    self._listeners[same_socket] = runtime
+                else:
+                    runtime.stop()
             self._listener_errors = []
             trust_pem = self._client_trust_pem()
             for key, runtime in self._listeners.items():

@@ -135,6 +135,7 @@ class Service:
 
 
 def serve(state_dir: Path) -> None:
+    clock.sleep_on_the_shifted_clock()
     logging.basicConfig(
         filename=state_dir / LOG_FILE,
         level=logging.INFO,

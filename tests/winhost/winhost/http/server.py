@@ -67,11 +67,13 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, t.Any]:
         sock, address = super().get_request()
-        if self.listener.tls_context is not None:
-            sock = self.listener.tls_context.wrap_socket(
-                sock, server_side=True, do_handshake_on_connect=False
-            )
-        self.listener.track(sock, True)
+        # One read of the listener's certificate per connection: a certificate change between
+        # accept and handshake must not give the handshake one certificate and the channel
+        # binding check another.
+        context, cert_der = self.listener.tls_context, self.listener.server_cert_der
+        if context is not None:
+            sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        self.listener.track(sock, True, cert_der)
         return sock, address
 
     def verify_request(self, request: t.Any, client_address: t.Any) -> bool:
@@ -113,15 +115,27 @@ class ListenerRuntime:
         self.server_cert_der = server_cert_der
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
+        self._connections: dict[socket.socket, bytes | None] = {}
         self._lock = threading.Lock()
 
-    def track(self, sock: socket.socket, open_: bool) -> None:
+    def replace_certificate(self, tls_context: ssl.SSLContext, server_cert_der: bytes) -> None:
+        """Serve another certificate from the next handshake on; connections already open keep
+        theirs (an HTTPS listener whose CertificateThumbprint changed; see
+        docs/winhost-behaviours.md)."""
+        with self._lock:
+            self.tls_context, self.server_cert_der = tls_context, server_cert_der
+
+    def served_certificate(self, sock: socket.socket) -> bytes | None:
+        """The certificate this connection was accepted with."""
+        with self._lock:
+            return self._connections.get(sock, self.server_cert_der)
+
+    def track(self, sock: socket.socket, open_: bool, server_cert_der: bytes | None = None) -> None:
         with self._lock:
             if open_:
-                self._connections.add(sock)
+                self._connections[sock] = server_cert_der
             else:
-                self._connections.discard(sock)
+                self._connections.pop(sock, None)
 
     def start(self) -> None:
         server = _Server((self.address, self.port), _Handler, bind_and_activate=True)
@@ -171,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.request.settimeout(30)
             self.request.do_handshake()
             tls_info = TlsInfo(
-                server_cert_der=self.listener.server_cert_der or b"",
+                server_cert_der=self.listener.served_certificate(self.request) or b"",
                 peer_cert_der=self.request.getpeercert(binary_form=True),
                 version=self.request.version() or "",
             )

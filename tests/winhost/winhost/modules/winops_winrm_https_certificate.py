@@ -8,7 +8,12 @@ listener can name it and serve it at once. The issuer chain of `issuer_pem` is b
 certificates in the host's stores (the test CA is in LocalMachine\\Root).
 
 Default dns_names: the computer name and the fqdn winhost gives the host (its primary DNS
-suffix is the fqdn's domain). Not modelled (fails loudly): source=pfx.
+suffix is the fqdn's domain).
+
+source=pfx reads the file from the host's sandbox as Get-PfxData does (PKCS#12 with its key)
+and imports the leaf and its key into LocalMachine\\My with the PFX's friendly name; a PFX that
+also carries CA certificates fails loudly (where Import-PfxCertificate puts them is not
+modelled).
 """
 
 from __future__ import annotations
@@ -22,11 +27,19 @@ import uuid
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from winhost import pki
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
-from winhost.modules.winops_common import MY_STORE, check_choice, host_model, store_cert
+from winhost.modules.files import resolve
+from winhost.modules.winops_common import (
+    MY_STORE,
+    check_choice,
+    host_model,
+    ps_equal,
+    store_cert,
+)
 from winhost.state import HostState, StoredCert
 
 STORE_PATH = "Cert:\\LocalMachine\\My"
@@ -59,6 +72,17 @@ def _dotnet_o(moment: datetime.datetime) -> str:
 def _dotnet_subject(name: x509.Name) -> str:
     """X509Certificate2.Subject: the RDNs most specific first, separated by ', '."""
     return ", ".join(rdn.rfc4514_string() for rdn in reversed(name.rdns))
+
+
+def _simple_name(cert: x509.Certificate) -> str:
+    """X509Certificate2.GetNameInfo(SimpleName, $false): the subject's CN."""
+    common_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not common_names:
+        raise ModuleFailure(
+            "winhost does not model X509NameType.SimpleName of a certificate without a CN "
+            f"({pki.thumbprint(cert)})"
+        )
+    return str(common_names[0].value)
 
 
 def _pem(cert: x509.Certificate) -> str:
@@ -132,7 +156,9 @@ def _certificate_result(
 
 def _parse_subject(subject: str) -> x509.Name:
     try:
-        return x509.Name.from_rfc4514_string(subject)
+        # X500DistinguishedName takes "CN=a, O=b" (a space after the separator) as Windows
+        # prints names; RFC 4514 text has none.
+        return x509.Name.from_rfc4514_string(re.sub(r"(?<!\\),\s+", ",", subject))
     except ValueError as err:
         raise ModuleFailure(
             f"subject '{subject}' is not a distinguished name such as "
@@ -199,6 +225,68 @@ def _by_thumbprint(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> 
     return result
 
 
+def _pfx_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[str, t.Any]:
+    """source=pfx: Get-PfxData, then Import-PfxCertificate into LocalMachine\\My unless the
+    leaf is there with its key."""
+    pfx_path = run.params["pfx_path"]
+    target = resolve(run, pfx_path)
+    if target is None or not target.local.is_file():
+        raise ModuleFailure(f"pfx_path '{pfx_path}' does not exist on the host")
+    password = run.params["pfx_password"]
+    # An omitted password and an empty one both open a PFX protected by either (assumed, as
+    # the win_certificate_store emulation takes them); any other must be the right one.
+    attempts = [None, b""] if not password else [password.encode("utf-8")]
+    bundle = None
+    for secret in attempts:
+        try:
+            bundle = pkcs12.load_pkcs12(target.local.read_bytes(), secret)
+            break
+        except ValueError:
+            continue
+    if bundle is None:
+        raise ModuleFailure(
+            f"cannot open pfx_path '{pfx_path}' (wrong pfx_password or not a PFX file): "
+            "The specified network password is not correct."
+        )
+    if bundle.cert is None or bundle.key is None:
+        raise ModuleFailure(f"pfx_path '{pfx_path}' holds no end-entity certificate")
+    if bundle.additional_certs:
+        raise ModuleFailure(
+            "winhost does not model Import-PfxCertificate of a PFX that also holds CA "
+            f"certificates (pfx_path '{pfx_path}'): give the leaf and its key alone"
+        )
+    leaf = bundle.cert.certificate
+    thumbprint = pki.thumbprint(leaf)
+    existing = store_cert(state, MY_STORE, thumbprint)
+    usable = existing is not None and existing.key_path is not None
+    diff = {
+        "before": {"thumbprint": thumbprint if usable else None},
+        "after": {"thumbprint": thumbprint},
+    }
+    if usable:
+        result = {**base, **_certificate_result(run, state, leaf)}
+    elif run.check_mode:
+        result = {**base, "changed": True, "thumbprint": thumbprint}
+    else:
+        stem = f"{thumbprint.lower()}-{uuid.uuid4().hex[:8]}"
+        pki.write_cert(state.directory / "certs" / f"{stem}.pem", leaf)
+        pki.write_key(state.directory / "private" / f"{stem}.key", bundle.key)
+        friendly = bundle.cert.friendly_name or b""
+        state.store_certs(MY_STORE).append(
+            StoredCert(
+                thumbprint=thumbprint,
+                subject=_dotnet_subject(leaf.subject),
+                cert_path=f"certs/{stem}.pem",
+                key_path=f"private/{stem}.key",
+                friendly_name=friendly.decode("utf-8", "replace"),
+            )
+        )
+        result = {**base, "changed": True, **_certificate_result(run, state, leaf)}
+    if run.diff:
+        result["diff"] = diff
+    return result
+
+
 def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[str, t.Any]:
     params = run.params
     renew_days = params["renew_days_before_expiry"]
@@ -221,7 +309,13 @@ def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -
             valid = False
         if not valid:
             raise ModuleFailure(f"ip_addresses entry '{ip}' is not an IPv4 or IPv6 address")
-    subject_text = params["subject"] or f"CN={dns_names[0]}"
+    # A subject of its own for each default certificate (see the script): the CN for the
+    # listener's Hostname, and the creation time so that the renewed certificate's subject
+    # differs from the one it replaces.
+    default_subject = not params["subject"]
+    subject_text = params["subject"] or (
+        f"CN={dns_names[0]}, OU=winops.remoting {_now().strftime('%Y%m%d%H%M%S')}"
+    )
     subject = _parse_subject(subject_text)
     wanted_names = _name_key(dns_names, ip_addresses)
 
@@ -237,11 +331,15 @@ def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -
         reason = "missing"
     elif newest.not_valid_after_utc < _now() + datetime.timedelta(days=renew_days):
         reason = "expiring"
+    elif _name_key(*_san(newest)) != wanted_names:
+        reason = "names_changed"
+    elif default_subject and not ps_equal(_simple_name(newest), dns_names[0]):
+        reason = "names_changed"
     elif (
-        _name_key(*_san(newest)) != wanted_names
+        not default_subject
         # As the script does: the formatted Subject against the option's text (-ne ignores
         # case only), so "CN=a,O=b" never equals Windows' "CN=a, O=b".
-        or _dotnet_subject(newest.subject).lower() != _dotnet_subject(subject).lower()
+        and _dotnet_subject(newest.subject).lower() != _dotnet_subject(subject).lower()
     ):
         reason = "names_changed"
 
@@ -305,11 +403,6 @@ def win_winrm_https_certificate(run: ModuleRun) -> dict[str, t.Any]:
             raise ModuleFailure(
                 f"source is {value} but all of the following are missing: {required}"
             )
-    if source == "pfx":
-        raise ModuleFailure(
-            "winhost does not model source=pfx of winops.remoting.win_winrm_https_certificate "
-            "(Get-PfxData / Import-PfxCertificate)"
-        )
     base: dict[str, t.Any] = {
         "changed": False,
         "renewed": False,
@@ -321,4 +414,6 @@ def win_winrm_https_certificate(run: ModuleRun) -> dict[str, t.Any]:
     with host_model(run) as state:
         if source == "thumbprint":
             return _by_thumbprint(run, state, base)
+        if source == "pfx":
+            return _pfx_run(run, state, base)
         return _self_signed_run(run, state, base)

@@ -22,12 +22,12 @@ description:
   - Knows C(winops.remoting.winrm), C(winops.remoting.psrp), C(ansible.builtin.winrm) and
     C(ansible.builtin.psrp). For C(ssh) and C(local) connections it returns
     RV(depends_on_winrm=false); any other plugin is an error.
-version_added: 1.1.0
+version_added: 1.0.0
 options:
   ipv4_filter:
     description:
       - An C(IPv4Filter) value to check (V(*), an empty string, or comma-separated addresses
-        and C(first-last) ranges). When given with or without O(ipv6_filter),
+        and C(first-last) ranges). When this or O(ipv6_filter) is given,
         RV(filters_keep_connection) says whether the service would still listen on one of the
         addresses the controller connects to.
     type: str
@@ -93,6 +93,18 @@ https:
   description: Whether the connection uses HTTPS.
   returned: when depends_on_winrm
   type: bool
+listener:
+  description: The listener the connection arrives on.
+  returned: when depends_on_winrm
+  type: dict
+  contains:
+    transport:
+      description: V(HTTP) or V(HTTPS).
+      type: str
+    port:
+      description: The port.
+      type: int
+  sample: {transport: HTTPS, port: 5986}
 host:
   description: The host name or address the controller connects to.
   returned: when depends_on_winrm

@@ -26,7 +26,7 @@ import typing as t
 import urllib.parse
 
 # Plugins whose connection does not go through the WinRM service at all.
-_NOT_WINRM = frozenset(("ssh", "paramiko_ssh", "paramiko", "local", "psexec"))
+_NOT_WINRM = frozenset(("ssh", "paramiko_ssh", "local"))
 _WINRM_PLUGINS = ("winrm", "psrp")
 
 
@@ -73,6 +73,8 @@ class ConnectionAuth:
             "service_auth": list(self.service_auth),
             "service_settings": [f"Service\\Auth\\{_SETTING[name]}" for name in self.service_auth],
             "https": self.https,
+            # The listener the connection arrives on (by transport and port).
+            "listener": {"transport": "HTTPS" if self.https else "HTTP", "port": self.port},
             "host": self.host,
             "port": self.port,
             "needs_allow_unencrypted": self.needs_allow_unencrypted,
@@ -150,8 +152,6 @@ def depends_on_winrm(name: str) -> bool | None:
     if name.startswith(("ansible.builtin.", "winops.remoting.")) and short in _WINRM_PLUGINS:
         return True
     if name.startswith("ansible.builtin.") and short in _NOT_WINRM:
-        return False
-    if name.startswith("ansible.netcommon.") or name.startswith("community.general.lxc"):
         return False
     return None
 

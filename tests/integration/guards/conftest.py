@@ -2,7 +2,7 @@
 2 and 12, and the address filters of item 13).
 
 One winhost session of its own: hosts GUARDS_FIRST + OFFSETS[case] (default 240, so
-127.0.10.240-245), `open` profile (Basic and AllowUnencrypted on, certificate authentication
+127.0.10.240-247), `open` profile (Basic and AllowUnencrypted on, certificate authentication
 mapped for the test client certificate, CredSSP on), so that a play can connect with the
 default transport (Basic) and the changes these tests make reach no other test's hosts.
 Playbooks run through the real ansible-playbook (tests/integration/e2e/ansible_run.py) with
@@ -35,6 +35,8 @@ OFFSETS = {
     "credssp": 3,
     "filter_winrm": 4,
     "filter_psrp": 5,
+    "filter_builtin_psrp": 6,
+    "credssp_included": 7,
 }
 
 

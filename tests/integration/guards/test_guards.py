@@ -49,9 +49,11 @@ def winrm_https(guards: t.Any, case: str, connection: str, **extra: t.Any) -> di
     }
 
 
-def psrp_https(guards: t.Any, case: str) -> dict[str, t.Any]:
+def psrp_https(
+    guards: t.Any, case: str, connection: str = "winops.remoting.psrp"
+) -> dict[str, t.Any]:
     return {
-        "ansible_connection": "winops.remoting.psrp",
+        "ansible_connection": connection,
         "ansible_port": 5986,
         "ansible_psrp_protocol": "https",
         "ansible_psrp_cert_validation": "validate",
@@ -167,6 +169,43 @@ def test_winrm_auth_and_credssp_delegation_agree(guards: t.Any) -> None:
     assert service(guards, case)["Auth"]["CredSSP"] == "true"
 
 
+INCLUDED = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: first
+      ansible.builtin.include_role:
+        name: winops.remoting.{first}
+    - name: second
+      ansible.builtin.include_role:
+        name: winops.remoting.{second}
+"""
+
+
+def test_included_roles_agree_or_refuse(guards: t.Any) -> None:
+    """include_role keeps each role's defaults private, so neither sees the other's variable:
+    credssp_delegation first hands its setting on to winrm_auth; winrm_auth first is refused
+    by credssp_delegation instead of the two undoing each other on every run."""
+    case = "credssp_included"
+    host = guards.name(case)
+    ntlm = winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+    handed_on = INCLUDED.format(first="credssp_delegation", second="winrm_auth")
+    for label in ("included", "included-again"):
+        run = guards.play(case, handed_on, ntlm, label=label)
+        assert run.returncode == 0, run.describe()
+        assert service(guards, case)["Auth"]["CredSSP"] == "true"
+    assert run.stats(host)["changed"] == 0, run.describe()
+
+    refused = INCLUDED.format(first="winrm_auth", second="credssp_delegation")
+    run = guards.play(case, refused, ntlm, label="included-reversed")
+    message = refusal(run, host)
+    assert "winrm_auth ran earlier in this play and set Service\\Auth\\CredSSP to False" in (
+        message
+    ), message
+    # winrm_auth's change stands (the refusal comes after it); the play says how to fix it.
+    assert service(guards, case)["Auth"]["CredSSP"] == "false"
+
+
 def test_credssp_delegation_refuses_to_switch_off_the_play_own_credssp(guards: t.Any) -> None:
     case = "credssp"
     host = guards.name(case)
@@ -184,13 +223,20 @@ def test_credssp_delegation_refuses_to_switch_off_the_play_own_credssp(guards: t
 
 
 # (e) IPv4Filter that leaves out the address the play connects to.
-@pytest.mark.parametrize("case", ["filter_winrm", "filter_psrp"])
-def test_ipv4_filter_must_keep_the_play_address(guards: t.Any, case: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "connection"),
+    [
+        ("filter_winrm", "winops.remoting.winrm"),
+        ("filter_psrp", "winops.remoting.psrp"),
+        ("filter_builtin_psrp", "ansible.builtin.psrp"),
+    ],
+)
+def test_ipv4_filter_must_keep_the_play_address(guards: t.Any, case: str, connection: str) -> None:
     host, address = guards.name(case), guards.address(case)
     variables = (
-        psrp_https(guards, case)
-        if case == "filter_psrp"
-        else winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+        psrp_https(guards, case, connection)
+        if connection.endswith("psrp")
+        else winrm_https(guards, case, connection, ansible_winrm_transport="ntlm")
     )
     base = {"winrm_hardening_restrict_remoting": False}
     run = guards.play(

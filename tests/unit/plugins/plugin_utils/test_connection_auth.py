@@ -150,3 +150,10 @@ def test_filters_keep_connection_when_one_family_still_listens() -> None:
     assert filters_keep_connection(addresses, None, "")  # IPv4 left as it is
     assert not filters_keep_connection(addresses, "10.0.0.1", "")
     assert not filters_keep_connection((), "*", "*")
+
+
+def test_result_names_settings_and_listener() -> None:
+    result = _auth(False, "Basic").as_result()
+    assert result["service_settings"] == ["Service\\Auth\\Basic"]
+    assert result["listener"] == {"transport": "HTTP", "port": 5985}
+    assert result["needs_allow_unencrypted"] is True

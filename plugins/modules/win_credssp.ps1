@@ -75,6 +75,7 @@ namespace WinopsRemoting.CredSSP
         private const uint OpenLoadRegistry = 0x1;
         private const uint OpenReadOnly = 0x2;
         private const uint SectionMachine = 2;
+        private const int ClassNotRegistered = unchecked((int)0x80040154);
         // The Registry client-side extension, and the tool GUID Enable-WSManCredSSP saves with.
         private static readonly Guid RegistryExtension = new Guid("35378EAC-683F-11D2-A89A-00C04FBBCFA2");
         private static readonly Guid CredSspTool = new Guid("7A9206BD-33AF-47af-B832-D4128730E990");
@@ -85,7 +86,19 @@ namespace WinopsRemoting.CredSSP
         {
             return OnStaThread<string[]>(delegate
             {
-                IGroupPolicyObject gpo = (IGroupPolicyObject)new GroupPolicyObjectClass();
+                IGroupPolicyObject gpo;
+                try
+                {
+                    gpo = (IGroupPolicyObject)new GroupPolicyObjectClass();
+                }
+                catch (COMException e)
+                {
+                    // Without the class (REGDB_E_CLASSNOTREG) Enable-WSManCredSSP cannot have
+                    // written a local GPO either: there is no list there.
+                    if (e.ErrorCode == ClassNotRegistered)
+                        return null;
+                    throw;
+                }
                 try
                 {
                     gpo.OpenLocalMachineGPO(OpenLoadRegistry | OpenReadOnly);

@@ -31,15 +31,25 @@ def changed_tasks(run: t.Any, host: str) -> list[str]:
 
 def test_winrm_hardening_converges_and_restricts(targets: t.Any) -> None:
     host = targets.name("eventlog")
+    # The play connects as '.\\ansible', the usual way to name a local account: the role hands
+    # ansible_user to win_psremoting_access, which must resolve it (issue 9 defect 6).
     tasks = """\
 - name: harden
   ansible.builtin.include_role:
     name: winops.remoting.winrm_hardening
+  vars:
+    ansible_user: .\\ansible
 """
     first = targets.play("eventlog", tasks, label="harden")
     assert first.returncode == 0, first.describe()
     assert "Restrict PowerShell remoting to the Ansible account" in changed_tasks(first, host)
     state = targets.state("eventlog")
+    # Every remoting endpoint, not only Microsoft.PowerShell (issue 9 defect 10).
+    assert len(set(state["session_configurations"].values())) == 1, state["session_configurations"]
+    assert (
+        state["session_configurations"]["Microsoft.PowerShell32"]
+        == state["winrm"]["Service"]["RootSDDL"]
+    )
     assert state["winrm"]["Service"]["Auth"]["CbtHardeningLevel"] == "Strict"
     assert state["event_log_channels"]["Microsoft-Windows-WinRM/Operational"]["enabled"] is True
     second = targets.play("eventlog", tasks, label="harden-again")

@@ -8,12 +8,11 @@ connection (winhost.netfilter), so a rule's change takes effect at once.
 As on Windows, -Name finds rules of the PersistentStore only (PolicyStoreSourceType Local);
 Group Policy rules are seen in the ActiveStore (other_rules) and are never changed here.
 
-LocalSubnet is the host's own subnet, modelled as its address's /24 (winhost.netfilter).
-Not modelled (fails loudly, naming the value): the other address keywords (DNS, DHCP, WINS,
-DefaultGateway, Internet, ...: winhost has no infrastructure-server or network-isolation
-model), local_addresses other than
-Any (LocalAddress is not enforced) and profiles other than any (winhost has no network
-profile: its rules apply on every connection).
+LocalSubnet is the host's own subnet, modelled as its address's /24 (winhost.netfilter), and
+LocalAddress is matched against the host's one address. Not modelled (fails loudly, naming the
+value): the other address keywords (DNS, DHCP, WINS, DefaultGateway, Internet, ...: winhost has
+no infrastructure-server or network-isolation model) and profiles other than any (winhost has
+no network profile: its rules apply on every connection).
 """
 
 from __future__ import annotations
@@ -137,17 +136,13 @@ def _current(rule: dict[str, t.Any]) -> dict[str, t.Any]:
 
 
 def _refuse_unmodelled(wanted: dict[str, t.Any]) -> None:
-    for entry in wanted.get("remote_addresses", []):
-        if entry in ADDRESS_KEYWORDS and entry not in MODELLED_KEYWORDS:
-            raise ModuleFailure(
-                f"winhost does not model the firewall address keyword '{entry}' "
-                "(remote_addresses): give addresses, prefixes, ranges, Any or LocalSubnet"
-            )
-    if wanted.get("local_addresses", ["Any"]) != ["Any"]:
-        raise ModuleFailure(
-            "winhost does not enforce the LocalAddress of firewall rules (local_addresses "
-            f"{wanted['local_addresses']})"
-        )
+    for option in ("remote_addresses", "local_addresses"):
+        for entry in wanted.get(option, []):
+            if entry in ADDRESS_KEYWORDS and entry not in MODELLED_KEYWORDS:
+                raise ModuleFailure(
+                    f"winhost does not model the firewall address keyword '{entry}' "
+                    f"({option}): give addresses, prefixes, ranges, Any or LocalSubnet"
+                )
     if wanted.get("profiles", "any") != "any":
         raise ModuleFailure(
             f"winhost does not model network profiles (profiles '{wanted['profiles']}'); "

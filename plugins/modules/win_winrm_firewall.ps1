@@ -239,12 +239,7 @@ function Invoke-OtherRule {
     if ($null -eq $port) {
         return
     }
-    try {
-        $found = @(Get-OtherAdmittingRule -Port $port -OwnName $name -Wanted $wanted.remote_addresses)
-    }
-    catch {
-        $module.FailJson("cannot read the firewall rules of the ActiveStore to find other rules admitting port '$port': $($_.Exception.Message)", $_)
-    }
+    $found = $otherAdmitting
     $report = [System.Collections.Generic.List[Hashtable]]::new()
     $diffBefore = @{}
     $diffAfter = @{}
@@ -347,6 +342,151 @@ function ConvertTo-ProfileParameter {
         return 'Any'
     }
     return (@($Set.Split(',') | ForEach-Object { (Get-Culture).TextInfo.ToTitleCase($_) }) -join ', ')
+}
+
+function ConvertTo-MaskByte {
+    <# The mask of an address filter's prefix part ('255.255.255.0' or a length) as bytes. #>
+    param([string]$Mask, [int]$Length)
+
+    if ($Mask -match '\.') {
+        return , [System.Net.IPAddress]::Parse($Mask).GetAddressBytes()
+    }
+    $bits = [int]$Mask
+    $bytes = [byte[]]::new($Length)
+    for ($i = 0; $i -lt $Length; $i++) {
+        $take = [Math]::Max(0, [Math]::Min(8, $bits - 8 * $i))
+        $bytes[$i] = [byte]((0xFF -shl (8 - $take)) -band 0xFF)
+    }
+    return , $bytes
+}
+
+function Compare-AddressByte {
+    <# -1, 0 or 1: the order of two addresses of one family, byte by byte. #>
+    param([byte[]]$Left, [byte[]]$Right)
+
+    for ($i = 0; $i -lt $Left.Length; $i++) {
+        if ($Left[$i] -ne $Right[$i]) {
+            return $(if ($Left[$i] -lt $Right[$i]) { -1 } else { 1 })
+        }
+    }
+    return 0
+}
+
+function Test-InPrefix {
+    param([byte[]]$Address, [byte[]]$Network, [byte[]]$Mask)
+
+    if ($Address.Length -ne $Network.Length -or $Mask.Length -ne $Address.Length) {
+        return $false
+    }
+    for ($i = 0; $i -lt $Address.Length; $i++) {
+        if (($Address[$i] -band $Mask[$i]) -ne ($Network[$i] -band $Mask[$i])) {
+            return $false
+        }
+    }
+    return $true
+}
+
+function Get-AddressByte {
+    <# An address's bytes, an IPv4-mapped IPv6 address as IPv4, without an IPv6 zone. #>
+    param([string]$Text)
+
+    $parsed = [System.Net.IPAddress]::Parse(($Text -split '%')[0])
+    if ($parsed.IsIPv4MappedToIPv6) {
+        $parsed = $parsed.MapToIPv4()
+    }
+    return , $parsed.GetAddressBytes()
+}
+
+function Test-AddressInScope {
+    <#
+    Whether remote address $Address is admitted by rule addresses $Entries (in the form Windows
+    reports them). Keywords whose members this host cannot list (DNS, DHCP, Internet, ...) count
+    as admitting it: the guard below only refuses what it knows would cut the play off.
+    #>
+    param([string]$Address, [string[]]$Entries, [object[]]$LocalSubnets)
+
+    $ip = Get-AddressByte -Text $Address
+    foreach ($entry in $Entries) {
+        if ($entry -eq 'Any') {
+            return $true
+        }
+        if ($entry -eq 'LocalSubnet') {
+            foreach ($subnet in $LocalSubnets) {
+                $network = Get-AddressByte -Text $subnet.IPAddress
+                if (Test-InPrefix -Address $ip -Network $network -Mask (ConvertTo-MaskByte -Mask ([string]$subnet.PrefixLength) -Length $network.Length)) {
+                    return $true
+                }
+            }
+            continue
+        }
+        if ($addressKeywords -contains $entry) {
+            return $true
+        }
+        if ($entry -match '^(?<first>[^-/]+)-(?<last>[^-/]+)$') {
+            $first = Get-AddressByte -Text $Matches.first
+            $last = Get-AddressByte -Text $Matches.last
+            if ($first.Length -eq $ip.Length -and (Compare-AddressByte -Left $first -Right $ip) -le 0 -and (Compare-AddressByte -Left $ip -Right $last) -le 0) {
+                return $true
+            }
+        }
+        elseif ($entry -match '^(?<network>[^/]+)/(?<mask>.+)$') {
+            $network = Get-AddressByte -Text $Matches.network
+            if (Test-InPrefix -Address $ip -Network $network -Mask (ConvertTo-MaskByte -Mask $Matches.mask -Length $network.Length)) {
+                return $true
+            }
+        }
+        elseif ($ip.Length -eq (Get-AddressByte -Text $entry).Length -and (Compare-AddressByte -Left $ip -Right (Get-AddressByte -Text $entry)) -eq 0) {
+            return $true
+        }
+    }
+    return $false
+}
+
+function Assert-ControllerKeepsAccess {
+    <#
+    Refuses, before anything changes, to switch off or scope other rules when no client now
+    connected to a WinRM port would be admitted by remote_addresses. The play's own connection
+    is one of those clients, so this would certainly cut it off. (When some client is admitted
+    the play's may still not be; the role then checks that the host still answers.)
+    #>
+    $ports = [System.Collections.Generic.List[int]]::new()
+    foreach ($known in @(5985, 5986, $port)) { $ports.Add([int]$known) }
+    try {
+        foreach ($listener in @(Get-WSManInstance -ResourceURI winrm/config/listener -Enumerate -ErrorAction Stop)) {
+            $ports.Add([int]([string]$listener.Port))
+        }
+    }
+    catch {
+        # The default ports and the rule's port are still checked.
+        $null = $_
+    }
+    $peers = @(Get-NetTCPConnection -State Established -LocalPort @($ports | Sort-Object -Unique) -ErrorAction SilentlyContinue | ForEach-Object { [string]$_.RemoteAddress } | Sort-Object -Unique)
+    if ($peers.Count -eq 0) {
+        return
+    }
+    $subnets = @(Get-NetIPAddress -ErrorAction SilentlyContinue)
+    foreach ($peer in $peers) {
+        if (Test-AddressInScope -Address $peer -Entries $wanted.remote_addresses -LocalSubnets $subnets) {
+            return
+        }
+    }
+    $module.FailJson("other_rules '$otherRules' would cut this play off: none of the clients connected to WinRM now ($($peers -join ', ')) is in remote_addresses ($($wanted.remote_addresses -join ', ')), and the other rules that admit port $port are what lets them in; add the controllers' addresses to remote_addresses (or use other_rules 'keep'). Nothing was changed.")
+}
+
+# Other rules are looked up before this rule changes, so that the guard can stop the task while
+# nothing has changed yet.
+$otherAdmitting = @()
+if ($module.Params.state -eq 'present' -and $null -ne $port) {
+    try {
+        $otherAdmitting = @(Get-OtherAdmittingRule -Port $port -OwnName $name -Wanted $wanted.remote_addresses)
+    }
+    catch {
+        $module.FailJson("cannot read the firewall rules of the ActiveStore to find other rules admitting port '$port': $($_.Exception.Message)", $_)
+    }
+    $changing = @($otherAdmitting | Where-Object { $_.policy_store_source_type -eq 'Local' -and $_.coverage -eq 'named' })
+    if ($otherRules -ne 'keep' -and $changing.Count -gt 0) {
+        Assert-ControllerKeepsAccess
+    }
 }
 
 if ($null -eq $rule -and -not $wanted.enabled -and -not $wanted.ContainsKey('port')) {

@@ -73,6 +73,11 @@ options:
         RV(other_rules) and named in a warning that says what must be done instead.
       - V(disable) and V(scope) need O(state=present), O(enabled=true), O(port) and
         O(remote_addresses); the other rules are changed only after this rule is in place.
+      - Before anything changes, V(disable) and V(scope) fail, naming the clients, when none of
+        the clients now connected to a WinRM port (C(Get-NetTCPConnection), the play's own
+        connection among them) is in O(remote_addresses), since the play would be cut off. When
+        some client is in it the play's own may still not be; the
+        P(winops.remoting.winrm_listener#role) role then checks that the host still answers.
     type: str
     choices: [keep, disable, scope]
     default: keep

@@ -159,10 +159,10 @@ $selector = @{ Transport = $transport; Address = $address }
 # A compatibility (or GPO) listener has the same Address and Transport as a configured one but is
 # not what the selector addresses: it is never this module's listener.
 $current = $listeners | Where-Object { $_.transport -eq $transport.ToLowerInvariant() -and $_.address -eq $address -and -not $_.source } | Select-Object -First 1
-$compatibilitySetting = if ($transport -eq 'HTTPS') { 'EnableCompatibilityHttpsListener' } else { 'EnableCompatibilityHttpListener' }
-foreach ($other in @($listeners | Where-Object { $_.source -and $_.transport -eq $transport.ToLowerInvariant() })) {
-    $origin = if ($other.source -eq 'Compatibility') { "winrm/config/service $compatibilitySetting switches it" } else { 'Group Policy makes it' }
-    $module.Warn("the $transport listener on port $($other.port) (Source '$($other.source)') is not managed by this module: $origin")
+foreach ($other in @($listeners | Where-Object { $_.source })) {
+    $setting = if ($other.transport -eq 'https') { 'EnableCompatibilityHttpsListener' } else { 'EnableCompatibilityHttpListener' }
+    $origin = if ($other.source -eq 'Compatibility') { "winrm/config/service $setting switches it" } else { 'Group Policy makes it' }
+    $module.Warn("the $($other.transport.ToUpperInvariant()) listener on port $($other.port) (Source '$($other.source)') is not managed by this module: $origin")
 }
 $module.Diff.before = if ($null -ne $current) { $current.Clone() } else { @{} }
 $module.Result.previous_thumbprint = $null

@@ -25,5 +25,6 @@ OFFSETS = {
     "eventlog": 11,
     "reboot": 12,
     "compat": 13,
+    "fw_guard": 14,
 }
 EXTRA_HTTPS_PORT = 5990

@@ -8,12 +8,11 @@ connection (winhost.netfilter), so a rule's change takes effect at once.
 As on Windows, -Name finds rules of the PersistentStore only (PolicyStoreSourceType Local);
 Group Policy rules are seen in the ActiveStore (other_rules) and are never changed here.
 
-LocalSubnet is the host's own subnet, modelled as its address's /24 (winhost.netfilter).
-Not modelled (fails loudly, naming the value): the other address keywords (DNS, DHCP, WINS,
-DefaultGateway, Internet, ...: winhost has no infrastructure-server or network-isolation
-model), local_addresses other than
-Any (LocalAddress is not enforced) and profiles other than any (winhost has no network
-profile: its rules apply on every connection).
+LocalSubnet is the host's own subnet, modelled as its address's /24 (winhost.netfilter), and
+LocalAddress is matched against the host's one address. Not modelled (fails loudly, naming the
+value): the other address keywords (DNS, DHCP, WINS, DefaultGateway, Internet, ...: winhost has
+no infrastructure-server or network-isolation model) and profiles other than any (winhost has
+no network profile: its rules apply on every connection).
 """
 
 from __future__ import annotations
@@ -137,17 +136,13 @@ def _current(rule: dict[str, t.Any]) -> dict[str, t.Any]:
 
 
 def _refuse_unmodelled(wanted: dict[str, t.Any]) -> None:
-    for entry in wanted.get("remote_addresses", []):
-        if entry in ADDRESS_KEYWORDS and entry not in MODELLED_KEYWORDS:
-            raise ModuleFailure(
-                f"winhost does not model the firewall address keyword '{entry}' "
-                "(remote_addresses): give addresses, prefixes, ranges, Any or LocalSubnet"
-            )
-    if wanted.get("local_addresses", ["Any"]) != ["Any"]:
-        raise ModuleFailure(
-            "winhost does not enforce the LocalAddress of firewall rules (local_addresses "
-            f"{wanted['local_addresses']})"
-        )
+    for option in ("remote_addresses", "local_addresses"):
+        for entry in wanted.get(option, []):
+            if entry in ADDRESS_KEYWORDS and entry not in MODELLED_KEYWORDS:
+                raise ModuleFailure(
+                    f"winhost does not model the firewall address keyword '{entry}' "
+                    f"({option}): give addresses, prefixes, ranges, Any or LocalSubnet"
+                )
     if wanted.get("profiles", "any") != "any":
         raise ModuleFailure(
             f"winhost does not model network profiles (profiles '{wanted['profiles']}'); "
@@ -204,6 +199,8 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
         )
 
     result: dict[str, t.Any] = {"changed": False, "other_rules": []}
+    # Read before the state lock is taken (the host takes its own lock first).
+    peers = _established_peers(run) if other_rules != "keep" else []
     with host_model(run) as state:
         rules = state.firewall_rules
         # Get-NetFirewallRule -Name reads the PersistentStore: Group Policy rules are not in it.
@@ -217,6 +214,18 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
         )
         current = _current(rules[index]) if index is not None else None
         diff_before = dict(current) if current is not None else {}
+        if str(state_wanted).lower() == "present" and "port" in wanted and other_rules != "keep":
+            changing = [
+                other
+                for _, other in _other_admitting(
+                    rules, int(wanted["port"]), name, wanted.get("remote_addresses")
+                )
+                if other["policy_store_source_type"].lower() == "local"
+                and other["coverage"] == "named"
+            ]
+            if changing:
+                _refuse_unmodelled(wanted)
+                _assert_controller_keeps_access(peers, state, wanted, other_rules)
         if str(state_wanted).lower() == "absent":
             if index is not None:
                 if not run.check_mode:
@@ -444,3 +453,33 @@ def _other_rules(
     if before:
         diff_before["other_rules"] = before
         diff_after["other_rules"] = after
+
+
+def _established_peers(run: ModuleRun) -> list[str]:
+    """Get-NetTCPConnection -State Established on the WinRM listeners' ports."""
+    established = getattr(run.ctx.host, "established_peers", None)
+    if established is None:
+        raise ModuleFailure(
+            "winhost does not model Get-NetTCPConnection on this host "
+            f"({type(run.ctx.host).__name__} has no established_peers)"
+        )
+    return list(established())
+
+
+def _assert_controller_keeps_access(
+    peers: list[str], state: t.Any, wanted: dict[str, t.Any], mode: str
+) -> None:
+    """Assert-ControllerKeepsAccess: refuse when no client now connected to a WinRM port is
+    admitted by remote_addresses; nothing has changed yet."""
+    if not peers:
+        return
+    subnets = [netfilter.local_subnet(state.address)]
+    if any(netfilter.address_matches(peer, wanted["remote_addresses"], subnets) for peer in peers):
+        return
+    raise ModuleFailure(
+        f"other_rules '{mode}' would cut this play off: none of the clients connected to WinRM "
+        f"now ({', '.join(peers)}) is in remote_addresses "
+        f"({', '.join(wanted['remote_addresses'])}), and the other rules that admit port "
+        f"{wanted['port']} are what lets them in; add the controllers' addresses to "
+        "remote_addresses (or use other_rules 'keep'). Nothing was changed."
+    )

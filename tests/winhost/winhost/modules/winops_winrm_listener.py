@@ -167,13 +167,13 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
     result: dict[str, t.Any] = {"changed": False, "previous_thumbprint": None}
     with host_model(run) as state:
         listeners = _all_listeners(state)
-        setting = "EnableCompatibility" + (
-            "HttpsListener" if transport == "HTTPS" else "HttpListener"
-        )
         for other in listeners:
-            if other["source"] and other["transport"] == transport.lower():
+            if other["source"]:
+                setting = "EnableCompatibility" + (
+                    "HttpsListener" if other["transport"] == "https" else "HttpListener"
+                )
                 run.warnings.append(
-                    f"the {transport} listener on port {other['port']} (Source "
+                    f"the {other['transport'].upper()} listener on port {other['port']} (Source "
                     f"'{other['source']}') is not managed by this module: winrm/config/service "
                     f"{setting} switches it"
                 )

@@ -32,7 +32,7 @@ docs/winhost-behaviours.md):
   credssp_local_gpo  Enable-WSManCredSSP -Role Client -DelegateComputer *.winops.test: client
                      CredSSP on, AllowFreshCredentials in the Policies key and the local GPO.
   bootstrap          extensions/bootstrap/Enable-WinopsRemoting.ps1 -ControllerAddress
-                     127.0.0.1 -IPAddress <address>: HTTPS only, scoped rule, Strict CBT.
+                     127.0.0.1 -AnsibleHost <address>: HTTPS only, scoped rule, Strict CBT.
 
 Layout of a state directory:
   ca/ca.pem, ca/ca.key             the test CA (key 0600)
@@ -298,11 +298,17 @@ def _server_certificate(
     key_size: int,
     usages: list[x509.ObjectIdentifier],
     issuer: pki.CertificateAuthority | None = None,
+    unit: str = "",
 ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """A TLS server certificate with subject CN=`common_name` only: self-signed, or issued by
-    `issuer` (as an enterprise CA would issue it)."""
+    """A TLS server certificate with subject CN=`common_name` (then OU=`unit` when given),
+    with a Subject Key Identifier: self-signed without an Authority Key Identifier, or issued
+    by `issuer` (as an enterprise CA would issue it)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if unit:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
+    # X500 "CN=a, OU=b" as New-SelfSignedCertificate encodes it: the last RDN printed first.
+    subject = x509.Name(list(reversed(attributes)))
     sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
     builder = (
@@ -316,6 +322,7 @@ def _server_certificate(
         .add_extension(_SERVER_AUTH_USAGE, critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
     )
     if issuer is not None:
         builder = builder.add_extension(
@@ -530,17 +537,19 @@ def _credssp_local_gpo(state: HostState, ca: pki.CertificateAuthority) -> None:
 
 def _bootstrap(state: HostState, ca: pki.CertificateAuthority) -> None:
     """extensions/bootstrap/Enable-WinopsRemoting.ps1 -ControllerAddress 127.0.0.1
-    -IPAddress <host address> (the controller connects by address, so the script's help asks
-    for -IPAddress), read from the script:
-    - Get-ListenerCertificate: New-SelfSignedCertificate -Type SSLServerAuthentication
-      -Subject CN=<first name> with the SAN from -TextExtension (DNS= the computer name and,
-      on a domain member, its FQDN; IPAddress= the address), NotAfter now + 365 days,
-      RSA 3072, SHA-256, NonExportable, FriendlyName 'winops.remoting WinRM HTTPS', in
-      LocalMachine\\My (SSLServerAuthentication: EKU Server and Client Authentication,
-      KeyUsage DigitalSignature+KeyEncipherment; NotBefore 10 minutes back by default);
-    - Set-HttpsListener: Address=* Transport=HTTPS Port=5986 with that thumbprint, no Hostname;
+    -AnsibleHost <host address> (docs/hardening.md: -AnsibleHost is what the inventory connects
+    to), read from the script:
+    - Get-ListenerCertificate: an address for -AnsibleHost goes to the SAN next to the default
+      names (the computer name and, on a domain member, its FQDN); New-SelfSignedCertificate
+      -Type SSLServerAuthentication -Subject "CN=<computer name>, OU=winops.remoting
+      <UTC yyyyMMddHHmmss>" -TextExtension SAN (DNS=..., IPAddress=...), NotAfter now + 365
+      days, RSA 3072, SHA-256, NonExportable, FriendlyName 'winops.remoting WinRM HTTPS', in
+      LocalMachine\\My (NotBefore 10 minutes back: New-SelfSignedCertificate's default);
+    - Set-HttpsListener: Address=* Transport=HTTPS Port=5986 with that thumbprint and Hostname
+      = the certificate's CN;
     - Set-HttpsFirewallRule: Name 'winops-WinRM-HTTPS-In', DisplayName 'Windows Remote
-      Management (HTTPS-In, winops.remoting)', TCP 5986 from the controller address;
+      Management (HTTPS-In, winops.remoting)', its Description, TCP 5986 from the controller
+      address, Profile Any;
     - Set-Authentication: Kerberos and Negotiate on, Basic, Certificate and CredSSP off,
       AllowUnencrypted false, CbtHardeningLevel Strict;
     - Remove-PlainHttp (-HttpListener absent): every HTTP listener removed and the built-in
@@ -558,12 +567,19 @@ def _bootstrap(state: HostState, ca: pki.CertificateAuthority) -> None:
         not_after=now + datetime.timedelta(days=365),
         key_size=3072,
         usages=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        unit=f"winops.remoting {now.strftime('%Y%m%d%H%M%S')}",
     )
     thumbprint = _store_server_certificate(
         state, cert, key, friendly_name=BOOTSTRAP_FRIENDLY_NAME, key_exportable=False
     )
     state.listeners[:] = [
-        Listener(address="*", transport="HTTPS", port=5986, certificate_thumbprint=thumbprint)
+        Listener(
+            address="*",
+            transport="HTTPS",
+            port=5986,
+            hostname=names[0],
+            certificate_thumbprint=thumbprint,
+        )
     ]
     rule = _https_rule(
         "winops-WinRM-HTTPS-In",

@@ -8,6 +8,9 @@
 # One inbound TCP allow rule for a WinRM port, scoped to remote (and optionally local) addresses.
 # Values that are not given are not compared, so the module can also just switch an existing
 # rule, such as Windows' own WINRM-HTTP-In-TCP, on or off.
+# Other rules admitting the same port defeat the scope whatever they are named (the set-up
+# scripts make them with GUID names), so they are found by port in the ActiveStore, Group
+# Policy rules included, and switched off, scoped or reported (other_rules).
 
 $spec = @{
     options = @{
@@ -20,11 +23,13 @@ $spec = @{
         profiles = @{ type = 'list'; elements = 'str'; choices = @('any', 'domain', 'private', 'public') }
         enabled = @{ type = 'bool'; default = $true }
         state = @{ type = 'str'; default = 'present'; choices = @('present', 'absent') }
+        other_rules = @{ type = 'str'; default = 'keep'; choices = @('keep', 'disable', 'scope') }
     }
     supports_check_mode = $true
 }
 
 $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module.Result.other_rules = @()
 
 $name = $module.Params.name
 $addressKeywords = @('Any', 'LocalSubnet', 'DNS', 'DHCP', 'WINS', 'DefaultGateway', 'Internet', 'Intranet', 'IntranetRemoteAccess', 'PlayToDevice')
@@ -147,6 +152,152 @@ foreach ($key in @('remote_addresses', 'local_addresses')) {
         $module.FailJson("$key is empty; give 'any' to allow every address")
     }
 }
+$otherRules = $module.Params.other_rules
+if ($otherRules -ne 'keep') {
+    # Switching other rules off is only safe while this rule admits the port in their place.
+    if ($module.Params.state -ne 'present' -or -not $wanted.enabled -or $null -eq $port -or -not $wanted.ContainsKey('remote_addresses')) {
+        $module.FailJson("other_rules '$otherRules' needs state 'present', enabled true, port and remote_addresses, so that this rule admits the port in place of the rules it changes")
+    }
+}
+
+function Get-PortCoverage {
+    <# How LocalPort entries cover $Port: 'any' (LocalPort Any), 'named' (the number, or a range
+       holding it) or $null. Keywords such as RPC or Teredo are other traffic. #>
+    param([string[]]$LocalPort, [int]$Port)
+
+    $coverage = $null
+    foreach ($entry in $LocalPort) {
+        $text = ([string]$entry).Trim()
+        if ($text -eq 'Any') {
+            $coverage = 'any'
+        }
+        elseif ($text -match '^(?<low>\d+)(-(?<high>\d+))?$') {
+            $high = if ($Matches.high) { [int]$Matches.high } else { [int]$Matches.low }
+            if ([int]$Matches.low -le $Port -and $Port -le $high) {
+                return 'named'
+            }
+        }
+    }
+    return $coverage
+}
+
+function Get-OtherAdmittingRule {
+    <#
+    Every other enabled inbound allow rule of the ActiveStore (local and Group Policy rules, as
+    Windows applies them) that admits TCP $Port from addresses other than $Wanted. Filters are
+    read once per store and matched by InstanceID, the rule's Name.
+    #>
+    param([int]$Port, [string]$OwnName, [string[]]$Wanted)
+
+    $rules = @(Get-NetFirewallRule -PolicyStore ActiveStore -TracePolicyStore -Direction Inbound -Action Allow -Enabled True -ErrorAction Stop)
+    $portFilters = @{}
+    foreach ($filter in @(Get-NetFirewallPortFilter -All -PolicyStore ActiveStore -ErrorAction Stop)) {
+        $portFilters[[string]$filter.InstanceID] = $filter
+    }
+    $addressFilters = @{}
+    foreach ($filter in @(Get-NetFirewallAddressFilter -All -PolicyStore ActiveStore -ErrorAction Stop)) {
+        $addressFilters[[string]$filter.InstanceID] = $filter
+    }
+    foreach ($rule in $rules) {
+        if ([string]$rule.Name -eq $OwnName) {
+            continue
+        }
+        $portFilter = $portFilters[[string]$rule.Name]
+        $addressFilter = $addressFilters[[string]$rule.Name]
+        if ($null -eq $portFilter -or $null -eq $addressFilter) {
+            continue
+        }
+        if (@('TCP', 'Any', '6') -notcontains [string]$portFilter.Protocol) {
+            continue
+        }
+        $coverage = Get-PortCoverage -LocalPort @($portFilter.LocalPort) -Port $Port
+        if ($null -eq $coverage) {
+            continue
+        }
+        $remote = @(@($addressFilter.RemoteAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
+        if ($null -ne $Wanted -and (Test-SameAddressSet -Left $remote -Right $Wanted)) {
+            continue
+        }
+        @{
+            name = [string]$rule.Name
+            display_name = [string]$rule.DisplayName
+            local_ports = @(@($portFilter.LocalPort) | ForEach-Object { [string]$_ })
+            remote_addresses = $remote
+            policy_store_source_type = [string]$rule.PolicyStoreSourceType
+            policy_store_source = [string]$rule.PolicyStoreSource
+            coverage = $coverage
+        }
+    }
+}
+
+function Invoke-OtherRule {
+    <#
+    Switches off or scopes the other local rules that admit the port (other_rules), and reports
+    what cannot be changed here: Group Policy rules, and rules for every port, which serve other
+    traffic too. Runs after this rule is in place, so the port is never left without one.
+    #>
+    if ($null -eq $port) {
+        return
+    }
+    $found = $otherAdmitting
+    $report = [System.Collections.Generic.List[Hashtable]]::new()
+    $diffBefore = @{}
+    $diffAfter = @{}
+    foreach ($other in $found) {
+        $label = "firewall rule '$($other.display_name)' (Name '$($other.name)')"
+        $from = $other.remote_addresses -join ', '
+        if ($other.policy_store_source_type -eq 'GroupPolicy') {
+            $other.action = 'reported'
+            $source = if ($other.policy_store_source) { " '$($other.policy_store_source)'" } else { '' }
+            $module.Warn("$label comes from Group Policy$source and admits TCP port $port from $from; it cannot be changed on this host, so the port stays open to those addresses: have the Group Policy administrator scope that rule to the controllers or remove it from the GPO")
+        }
+        elseif ($other.policy_store_source_type -ne 'Local') {
+            # Service-hardening and generated rules (Dynamic, Generated, Hardcoded) are not in
+            # the PersistentStore that Set-NetFirewallRule changes.
+            $other.action = 'reported'
+            $module.Warn("$label ($($other.policy_store_source_type) policy store) admits TCP port $port from $from; it cannot be changed with Set-NetFirewallRule, so the port stays open to those addresses")
+        }
+        elseif ($other.coverage -eq 'any') {
+            $other.action = 'kept'
+            $module.Warn("$label admits every TCP port (LocalPort Any) from $from, port $port included; it is left as it is because it serves other ports too: scope or disable it yourself to limit port $port to remote_addresses")
+        }
+        elseif ($otherRules -eq 'keep') {
+            $other.action = 'kept'
+            $module.Warn("$label also admits TCP port $port from $from; other_rules is 'keep', so remote_addresses does not limit who reaches the port")
+        }
+        else {
+            $setParams = @{}
+            if ($otherRules -eq 'disable') {
+                $other.action = 'disabled'
+                $setParams.Enabled = 'False'
+                $diffBefore[$other.name] = @{ enabled = $true }
+                $diffAfter[$other.name] = @{ enabled = $false }
+            }
+            else {
+                $other.action = 'scoped'
+                $setParams.RemoteAddress = $wanted.remote_addresses
+                $diffBefore[$other.name] = @{ remote_addresses = $other.remote_addresses }
+                $diffAfter[$other.name] = @{ remote_addresses = $wanted.remote_addresses }
+            }
+            if (-not $module.CheckMode) {
+                try {
+                    Set-NetFirewallRule -Name $other.name @setParams -ErrorAction Stop
+                }
+                catch {
+                    $module.FailJson("cannot $(if ($otherRules -eq 'disable') { 'switch off' } else { 'scope' }) $label, which admits port ${port}: $($_.Exception.Message)", $_)
+                }
+            }
+            $module.Result.changed = $true
+        }
+        $other.Remove('coverage')
+        $report.Add($other)
+    }
+    $module.Result.other_rules = @($report)
+    if ($diffBefore.Count -gt 0) {
+        $module.Diff.before.other_rules = $diffBefore
+        $module.Diff.after.other_rules = $diffAfter
+    }
+}
 
 $rule = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
 $current = $null
@@ -193,6 +344,151 @@ function ConvertTo-ProfileParameter {
     return (@($Set.Split(',') | ForEach-Object { (Get-Culture).TextInfo.ToTitleCase($_) }) -join ', ')
 }
 
+function ConvertTo-MaskByte {
+    <# The mask of an address filter's prefix part ('255.255.255.0' or a length) as bytes. #>
+    param([string]$Mask, [int]$Length)
+
+    if ($Mask -match '\.') {
+        return , [System.Net.IPAddress]::Parse($Mask).GetAddressBytes()
+    }
+    $bits = [int]$Mask
+    $bytes = [byte[]]::new($Length)
+    for ($i = 0; $i -lt $Length; $i++) {
+        $take = [Math]::Max(0, [Math]::Min(8, $bits - 8 * $i))
+        $bytes[$i] = [byte]((0xFF -shl (8 - $take)) -band 0xFF)
+    }
+    return , $bytes
+}
+
+function Compare-AddressByte {
+    <# -1, 0 or 1: the order of two addresses of one family, byte by byte. #>
+    param([byte[]]$Left, [byte[]]$Right)
+
+    for ($i = 0; $i -lt $Left.Length; $i++) {
+        if ($Left[$i] -ne $Right[$i]) {
+            return $(if ($Left[$i] -lt $Right[$i]) { -1 } else { 1 })
+        }
+    }
+    return 0
+}
+
+function Test-InPrefix {
+    param([byte[]]$Address, [byte[]]$Network, [byte[]]$Mask)
+
+    if ($Address.Length -ne $Network.Length -or $Mask.Length -ne $Address.Length) {
+        return $false
+    }
+    for ($i = 0; $i -lt $Address.Length; $i++) {
+        if (($Address[$i] -band $Mask[$i]) -ne ($Network[$i] -band $Mask[$i])) {
+            return $false
+        }
+    }
+    return $true
+}
+
+function Get-AddressByte {
+    <# An address's bytes, an IPv4-mapped IPv6 address as IPv4, without an IPv6 zone. #>
+    param([string]$Text)
+
+    $parsed = [System.Net.IPAddress]::Parse(($Text -split '%')[0])
+    if ($parsed.IsIPv4MappedToIPv6) {
+        $parsed = $parsed.MapToIPv4()
+    }
+    return , $parsed.GetAddressBytes()
+}
+
+function Test-AddressInScope {
+    <#
+    Whether remote address $Address is admitted by rule addresses $Entries (in the form Windows
+    reports them). Keywords whose members this host cannot list (DNS, DHCP, Internet, ...) count
+    as admitting it: the guard below only refuses what it knows would cut the play off.
+    #>
+    param([string]$Address, [string[]]$Entries, [object[]]$LocalSubnets)
+
+    $ip = Get-AddressByte -Text $Address
+    foreach ($entry in $Entries) {
+        if ($entry -eq 'Any') {
+            return $true
+        }
+        if ($entry -eq 'LocalSubnet') {
+            foreach ($subnet in $LocalSubnets) {
+                $network = Get-AddressByte -Text $subnet.IPAddress
+                if (Test-InPrefix -Address $ip -Network $network -Mask (ConvertTo-MaskByte -Mask ([string]$subnet.PrefixLength) -Length $network.Length)) {
+                    return $true
+                }
+            }
+            continue
+        }
+        if ($addressKeywords -contains $entry) {
+            return $true
+        }
+        if ($entry -match '^(?<first>[^-/]+)-(?<last>[^-/]+)$') {
+            $first = Get-AddressByte -Text $Matches.first
+            $last = Get-AddressByte -Text $Matches.last
+            if ($first.Length -eq $ip.Length -and (Compare-AddressByte -Left $first -Right $ip) -le 0 -and (Compare-AddressByte -Left $ip -Right $last) -le 0) {
+                return $true
+            }
+        }
+        elseif ($entry -match '^(?<network>[^/]+)/(?<mask>.+)$') {
+            $network = Get-AddressByte -Text $Matches.network
+            if (Test-InPrefix -Address $ip -Network $network -Mask (ConvertTo-MaskByte -Mask $Matches.mask -Length $network.Length)) {
+                return $true
+            }
+        }
+        elseif ($ip.Length -eq (Get-AddressByte -Text $entry).Length -and (Compare-AddressByte -Left $ip -Right (Get-AddressByte -Text $entry)) -eq 0) {
+            return $true
+        }
+    }
+    return $false
+}
+
+function Assert-ControllerKeepsAccess {
+    <#
+    Refuses, before anything changes, to switch off or scope other rules when no client now
+    connected to a WinRM port would be admitted by remote_addresses. The play's own connection
+    is one of those clients, so this would certainly cut it off. (When some client is admitted
+    the play's may still not be; the role then checks that the host still answers.)
+    #>
+    $ports = [System.Collections.Generic.List[int]]::new()
+    foreach ($known in @(5985, 5986, $port)) { $ports.Add([int]$known) }
+    try {
+        foreach ($listener in @(Get-WSManInstance -ResourceURI winrm/config/listener -Enumerate -ErrorAction Stop)) {
+            $ports.Add([int]([string]$listener.Port))
+        }
+    }
+    catch {
+        # The default ports and the rule's port are still checked.
+        $null = $_
+    }
+    $peers = @(Get-NetTCPConnection -State Established -LocalPort @($ports | Sort-Object -Unique) -ErrorAction SilentlyContinue | ForEach-Object { [string]$_.RemoteAddress } | Sort-Object -Unique)
+    if ($peers.Count -eq 0) {
+        return
+    }
+    $subnets = @(Get-NetIPAddress -ErrorAction SilentlyContinue)
+    foreach ($peer in $peers) {
+        if (Test-AddressInScope -Address $peer -Entries $wanted.remote_addresses -LocalSubnets $subnets) {
+            return
+        }
+    }
+    $module.FailJson("other_rules '$otherRules' would cut this play off: none of the clients connected to WinRM now ($($peers -join ', ')) is in remote_addresses ($($wanted.remote_addresses -join ', ')), and the other rules that admit port $port are what lets them in; add the controllers' addresses to remote_addresses (or use other_rules 'keep'). Nothing was changed.")
+}
+
+# Other rules are looked up before this rule changes, so that the guard can stop the task while
+# nothing has changed yet.
+$otherAdmitting = @()
+if ($module.Params.state -eq 'present' -and $null -ne $port) {
+    try {
+        $otherAdmitting = @(Get-OtherAdmittingRule -Port $port -OwnName $name -Wanted $wanted.remote_addresses)
+    }
+    catch {
+        $module.FailJson("cannot read the firewall rules of the ActiveStore to find other rules admitting port '$port': $($_.Exception.Message)", $_)
+    }
+    $changing = @($otherAdmitting | Where-Object { $_.policy_store_source_type -eq 'Local' -and $_.coverage -eq 'named' })
+    if ($otherRules -ne 'keep' -and $changing.Count -gt 0) {
+        Assert-ControllerKeepsAccess
+    }
+}
+
 if ($null -eq $rule -and -not $wanted.enabled -and -not $wanted.ContainsKey('port')) {
     # Asked to switch off a rule that does not exist (say, a built-in one this edition lacks).
     $module.Diff.after = @{}
@@ -231,6 +527,7 @@ if ($null -eq $rule) {
     $module.Result.changed = $true
     $module.Diff.after = $wanted.Clone()
     $module.Result.rule = $wanted
+    Invoke-OtherRule
     $module.ExitJson()
 }
 
@@ -262,6 +559,7 @@ if ($setParams.Count -gt 0) {
     }
     $module.Result.changed = $true
 }
-$module.Diff.after = $after
+$module.Diff.after = $after.Clone()
 $module.Result.rule = $after
+Invoke-OtherRule
 $module.ExitJson()

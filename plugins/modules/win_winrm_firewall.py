@@ -16,6 +16,12 @@ description:
   - Windows reports an IPv4 prefix such as V(10.0.0.0/8) back as C(10.0.0.0/255.0.0.0) and a
     V(/32) as the bare address; the module compares in that form, so give network addresses
     (V(10.0.0.0/8), not V(10.1.2.3/8)) to stay idempotent.
+  - A scope means little while another rule admits the same port from anyone. The usual set-up
+    scripts make such rules with a random GUID as their name (New-NetFirewallRule without
+    C(-Name), C(netsh advfirewall), ConfigureRemotingForAnsible.ps1's C(Allow WinRM HTTPS)), so
+    they cannot be found by name. With O(port) given, the module looks in the ActiveStore, Group
+    Policy rules included, for every other enabled inbound allow rule that admits that TCP port
+    from addresses other than O(remote_addresses), and handles it as O(other_rules) says.
 version_added: 0.1.0
 options:
   name:
@@ -56,6 +62,26 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  other_rules:
+    description:
+      - What to do with the other enabled inbound allow rules that admit O(port) over TCP from
+        addresses other than O(remote_addresses); see RV(other_rules).
+      - V(keep) leaves them and warns that the scope does not hold.
+      - V(disable) switches off the local ones that name the port (alone or in a range).
+      - V(scope) sets their remote addresses to O(remote_addresses).
+      - Whatever the choice, Group Policy rules cannot be changed on the host and rules for every
+        port (LocalPort Any) serve other traffic too; both are left as they are, listed in
+        RV(other_rules) and named in a warning that says what must be done instead.
+      - V(disable) and V(scope) need O(state=present), O(enabled=true), O(port) and
+        O(remote_addresses); the other rules are changed only after this rule is in place.
+      - Before anything changes, V(disable) and V(scope) fail, naming the clients, when none of
+        the clients now connected to a WinRM port (C(Get-NetTCPConnection), the play's own
+        connection among them) is in O(remote_addresses), since the play would be cut off. When
+        some client is in it the play's own may still not be; the
+        P(winops.remoting.winrm_listener#role) role then checks that the host still answers.
+    type: str
+    choices: [keep, disable, scope]
+    default: keep
 extends_documentation_fragment:
   - winops.remoting.attributes
   - winops.remoting.attributes.windows
@@ -83,6 +109,13 @@ EXAMPLES = r"""
       - 192.0.2.10
       - 198.51.100.0/24
 
+- name: Allow WinRM over HTTPS from the controllers only, switching off older open rules
+  winops.remoting.win_winrm_firewall:
+    name: winops-WinRM-HTTPS-In
+    port: 5986
+    remote_addresses: [192.0.2.10]
+    other_rules: disable
+
 - name: Switch off Windows' own rule for WinRM over HTTP
   winops.remoting.win_winrm_firewall:
     name: WINRM-HTTP-In-TCP
@@ -104,4 +137,30 @@ rule:
     remote_addresses: ["192.0.2.10", "198.51.100.0/255.255.255.0"]
     profiles: any
     enabled: true
+other_rules:
+  description:
+    - The other enabled inbound allow rules, as found before the task, that admit O(port) over
+      TCP from addresses other than O(remote_addresses), from the ActiveStore (local and Group
+      Policy rules). Empty when O(port) is not given.
+    - C(action) is V(disabled) or V(scoped) (changed by this task, or would be in check mode),
+      V(kept) (left open, by O(other_rules=keep) or because the rule admits every port) or V(reported)
+      (Group Policy or another store the host cannot change; the warning says what to do).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: "{3C0E2D5A-6B1F-4E8C-9A7D-2F4B6C8E0A1B}"
+      display_name: Allow WinRM HTTPS
+      local_ports: ["5986"]
+      remote_addresses: [Any]
+      policy_store_source_type: Local
+      policy_store_source: ""
+      action: disabled
+    - name: "{8D1B4F2E-0C3A-4B5D-9E6F-7A8B9C0D1E2F}"
+      display_name: WinRM HTTPS (domain policy)
+      local_ports: ["5986"]
+      remote_addresses: [Any]
+      policy_store_source_type: GroupPolicy
+      policy_store_source: Servers Baseline
+      action: reported
 """

@@ -50,10 +50,11 @@ function Get-ListenerAddressProblem {
         }
         return $null
     }
-    if ($Value -match '^MAC:([0-9A-Fa-f]{2}-){5}[0-9A-Fa-f]{2}$') {
+    # MS-WSMV 2.2.4.19: a MAC address of 6 or 8 hex pairs (EUI-48 or EUI-64).
+    if ($Value -match '^MAC:([0-9A-Fa-f]{2}-){5}([0-9A-Fa-f]{2}-){2}?[0-9A-Fa-f]{2}$') {
         return $null
     }
-    return "it must be '*', 'IP:<IPv4 or IPv6 address>' or 'MAC:<six hyphen-separated hex pairs>'"
+    return "it must be '*', 'IP:<IPv4 or IPv6 address>' or 'MAC:<6 or 8 hyphen-separated hex pairs>'"
 }
 
 function ConvertTo-PlainValue {
@@ -70,7 +71,12 @@ function ConvertTo-PlainValue {
 }
 
 function Get-Listener {
-    <# Every configured listener as a plain hashtable. #>
+    <#
+    Every listener as a plain hashtable. source is the Listener element's Source attribute:
+    empty for configured listeners; 'Compatibility' for the ones the service adds on ports 80/443
+    (EnableCompatibilityHttp(s)Listener) and 'GPO' for policy-made ones, which this module does
+    not manage.
+    #>
     $found = [System.Collections.Generic.List[Hashtable]]::new()
     foreach ($instance in @(Get-WSManInstance -ResourceURI $listenerUri -Enumerate -ErrorAction Stop)) {
         $found.Add(@{
@@ -81,6 +87,7 @@ function Get-Listener {
                 enabled = (ConvertTo-PlainValue -Value $instance.Enabled) -eq 'true'
                 url_prefix = ConvertTo-PlainValue -Value $instance.URLPrefix
                 certificate_thumbprint = (ConvertTo-PlainValue -Value $instance.CertificateThumbprint).ToUpperInvariant()
+                source = ConvertTo-PlainValue -Value $instance.Source
             })
     }
     , $found
@@ -149,7 +156,14 @@ catch {
 }
 
 $selector = @{ Transport = $transport; Address = $address }
-$current = $listeners | Where-Object { $_.transport -eq $transport.ToLowerInvariant() -and $_.address -eq $address } | Select-Object -First 1
+# A compatibility (or GPO) listener has the same Address and Transport as a configured one but is
+# not what the selector addresses: it is never this module's listener.
+$current = $listeners | Where-Object { $_.transport -eq $transport.ToLowerInvariant() -and $_.address -eq $address -and -not $_.source } | Select-Object -First 1
+foreach ($other in @($listeners | Where-Object { $_.source })) {
+    $setting = if ($other.transport -eq 'https') { 'EnableCompatibilityHttpsListener' } else { 'EnableCompatibilityHttpListener' }
+    $origin = if ($other.source -eq 'Compatibility') { "winrm/config/service $setting switches it" } else { 'Group Policy makes it' }
+    $module.Warn("the $($other.transport.ToUpperInvariant()) listener on port $($other.port) (Source '$($other.source)') is not managed by this module: $origin")
+}
 $module.Diff.before = if ($null -ne $current) { $current.Clone() } else { @{} }
 $module.Result.previous_thumbprint = $null
 

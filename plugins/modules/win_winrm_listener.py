@@ -16,6 +16,12 @@ description:
   - Listener changes are live. Removing or moving the listener that carries the current
     connection ends that connection; the P(winops.remoting.winrm_listener#role) role orders its
     tasks so that this never happens mid-play.
+  - The compatibility listeners that WinRM adds on ports 80 and 443 when C(winrm/config/service)
+    C(EnableCompatibilityHttpListener) or C(EnableCompatibilityHttpsListener) is true (shown with
+    C(Source="Compatibility")), and listeners made by Group Policy (C(Source="GPO")), are not
+    this module's; they never count as the listener of O(transport) and O(address), are never
+    changed or removed, and a warning names them. They are listed in RV(listeners) with their
+    C(source).
 version_added: 0.1.0
 options:
   transport:
@@ -27,7 +33,7 @@ options:
     description:
       - The Address selector. V(*) listens on every address, V(IP:<address>) on one IPv4
         (dotted quad) or IPv6 address, V(MAC:<aa-bb-cc-dd-ee-ff>) on the adapter with that MAC
-        address.
+        address (6 hex pairs, or 8 for an EUI-64 address such as V(MAC:aa-bb-cc-dd-ee-ff-00-11)).
       - Anything else fails before the host is changed, with the reason in the message.
     type: str
     default: "*"
@@ -128,7 +134,11 @@ previous_thumbprint:
   type: str
   sample: 7C8DCBD5427AFEE6560F4AF524E325915F51172C
 listeners:
-  description: Every listener on the host after the task (before it, in check mode), same keys as RV(listener).
+  description:
+    - Every listener on the host after the task (before it, in check mode), same keys as
+      RV(listener), plus C(source), the Listener element's Source attribute.
+    - C(source) is empty for configured listeners, V(Compatibility) for the compatibility
+      listeners and V(GPO) for those Group Policy makes; only the first kind is managed here.
   returned: always
   type: list
   elements: dict

@@ -159,6 +159,9 @@ def test_tasks_have_sentence_names_and_fqcn(path: Path) -> None:
         ("IP:2001:db8::10", True),
         ("IP:::1", True),
         ("MAC:32-a3-58-90-be-cc", True),
+        # MS-WSMV 2.2.4.19: 6 or 8 pairs (EUI-48 or EUI-64), nothing in between.
+        ("MAC:32-a3-58-90-be-cc-00-11", True),
+        ("MAC:32-a3-58-90-be-cc-00", False),
         ("IP:not-an-ip", False),
         ("IP:256.1.1.1", False),
         ("IP:10.1", False),

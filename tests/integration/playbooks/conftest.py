@@ -4,7 +4,8 @@ with the core's start_session, like the roles' and end-to-end suites' own sessio
 Before the server starts, the hosts harden.yml meets get what an administrator who opened WinRM
 up would have left (PERMISSIVE): Basic on and unencrypted traffic allowed, next to the `default`
 profile's HTTPS firewall rule open to Any, so that every refusal the hardening promises is
-first seen to succeed.
+first seen to succeed. The brownfield firewall host gets the HTTPS rules that set-up scripts
+and Group Policy leave (playbook_firewall.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "e2e"))
 sys.path.insert(0, str(HERE))
 
+from playbook_firewall import open_firewall_as_found  # noqa: E402
 from playbook_hosts import FIRST, OFFSETS, PERMISSIVE, PlaybookTargets  # noqa: E402
 
 from winhost import profiles  # noqa: E402
@@ -34,6 +36,7 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[PlaybookTarg
         opened.set_winrm_setting("Service/Auth/Basic", "true")
         opened.set_winrm_setting("Service/AllowUnencrypted", "true")
         opened.save()
+    open_firewall_as_found(states[OFFSETS["harden_brownfield_firewall"]])
     session = start_session(state_dir, len(OFFSETS), "default", first=FIRST)
     try:
         yield PlaybookTargets(session, tmp_path_factory.mktemp("playbook-runs"))

@@ -8,7 +8,8 @@ HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service, and the effective 
 CredSSP=false), as an administrator's domain would, and the
 delegation list `Enable-WSManCredSSP -Role Client -DelegateComputer old.winops.test` leaves in
 the local GPO and the live Policies key (ENABLE_WSMANCREDSSP_LIST); the
-`listener` and `cert` hosts' firewalls also admit EXTRA_HTTPS_PORT.
+`listener` and `cert` hosts' firewalls also admit EXTRA_HTTPS_PORT; the `compat` host has
+WinRM's compatibility HTTP listener (port 80) switched on.
 
 Playbooks run through the real ansible-playbook with this collection's winops.remoting.winrm
 plugin over HTTPS with NTLM and certificate validation against winhost's test CA.
@@ -135,6 +136,21 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[ModuleTarget
             }
         )
         opened.save()
+    # WinRM's compatibility HTTP listener on port 80 (winrm/config/Service
+    # EnableCompatibilityHttpListener), with the firewall open for it as an administrator who
+    # switched it on would have.
+    compat: HostState = states[OFFSETS["compat"]]
+    compat.set_winrm_setting("Service/EnableCompatibilityHttpListener", "true")
+    compat.firewall_rules.append(
+        {
+            "Name": "WINRM-HTTP-Compat-In-TCP",
+            "DisplayName": "Windows Remote Management - Compatibility Mode (HTTP-In)",
+            "Enabled": True,
+            "LocalPort": 80,
+            "RemoteAddress": "Any",
+        }
+    )
+    compat.save()
     session = start_session(state_dir, len(OFFSETS), "default", first=FIRST)
     try:
         yield ModuleTargets(session, tmp_path_factory.mktemp("plays"))

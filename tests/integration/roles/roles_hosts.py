@@ -24,5 +24,7 @@ OFFSETS = {
     "access": 10,
     "eventlog": 11,
     "reboot": 12,
+    "compat": 13,
+    "fw_guard": 14,
 }
 EXTRA_HTTPS_PORT = 5990

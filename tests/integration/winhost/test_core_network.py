@@ -109,3 +109,22 @@ def test_state_dir_layout(host: WinHost) -> None:
     assert (directory / "state.json").stat().st_mode & 0o777 == 0o600
     assert (directory / "private").stat().st_mode & 0o777 == 0o700
     assert (directory / "C" / "Windows" / "Temp").is_dir()
+
+
+def test_firewall_rule_keys_and_group_policy_merge() -> None:
+    """netfilter over rules as Get-NetFirewallRule names them: defaults for missing keys,
+    LocalPort ranges, LocalAddress against the host's address, the Enabled enum's text, and a
+    Group Policy rule replacing the local rule of the same Name."""
+    host, peer = "127.0.10.5", "127.0.0.9"
+    open_range = {"Name": "{A}", "LocalPort": "5980-5990", "RemoteAddress": "Any"}
+    assert netfilter.firewall_admits([open_range], peer, 5986, host)
+    assert not netfilter.firewall_admits([open_range], peer, 5991, host)
+    elsewhere = {**open_range, "LocalAddress": "127.0.10.6"}
+    assert not netfilter.firewall_admits([elsewhere], peer, 5986, host)
+    assert not netfilter.firewall_admits([{**open_range, "Enabled": "False"}], peer, 5986, host)
+    assert not netfilter.firewall_admits([{**open_range, "Protocol": "UDP"}], peer, 5986, host)
+    local = {"Name": "WinRM", "LocalPort": 5986, "RemoteAddress": "Any"}
+    policy = {**local, "RemoteAddress": "10.0.0.1", "PolicyStoreSourceType": "GroupPolicy"}
+    assert netfilter.firewall_admits([local], peer, 5986, host)
+    assert not netfilter.firewall_admits([local, policy], peer, 5986, host)
+    assert netfilter.firewall_admits([local, policy], "10.0.0.1", 5986, host)

@@ -131,6 +131,40 @@ def test_listener_changes_are_live(
     assert not _port_refuses(address, 5985)
 
 
+def _enumerate_listeners(wsman: t.Any) -> list[ET.Element]:
+    response = wsman.enumerate(LISTENER).find(f"{{{ENUMERATION}}}EnumerateResponse")
+    context = response.find(f"{{{ENUMERATION}}}EnumerationContext").text
+    pull = ET.Element(f"{{{ENUMERATION}}}Pull")
+    ET.SubElement(pull, f"{{{ENUMERATION}}}EnumerationContext").text = context
+    return wsman.pull(LISTENER, pull).findall(f".//{{{LISTENER}}}Listener")
+
+
+def test_compatibility_listener_follows_the_service_setting(
+    wsman: t.Any, target: dict[str, t.Any]
+) -> None:
+    """EnableCompatibilityHttpListener adds a listener on port 80, enumerated with the attribute
+    Source="Compatibility", and the socket follows the setting."""
+    service_uri = f"{CONFIG}/service"
+    address = target["ansible_host"]
+    assert _port_refuses(address, 80)
+    change = ET.Element(f"{{{service_uri}}}Service")
+    setting = ET.SubElement(change, f"{{{service_uri}}}EnableCompatibilityHttpListener")
+    setting.text = "true"
+    wsman.put(service_uri, change)
+    try:
+        compat = [li for li in _enumerate_listeners(wsman) if li.get("Source") == "Compatibility"]
+        assert [
+            (local_values(li)["Transport"], local_values(li)["Address"], local_values(li)["Port"])
+            for li in compat
+        ] == [("HTTP", "*", "80")]
+        assert not _port_refuses(address, 80), "the compatibility listener must listen on 80"
+    finally:
+        setting.text = "false"
+        wsman.put(service_uri, change)
+    assert _port_refuses(address, 80)
+    assert not any(li.get("Source") for li in _enumerate_listeners(wsman))
+
+
 def test_oversized_envelope_gets_the_max_envelope_fault(
     wsman: t.Any, target: dict[str, t.Any]
 ) -> None:

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from winhost import (
     access,
     api,
+    compatibility,
     faults,
     grouppolicy,
     netfilter,
@@ -263,7 +264,9 @@ class WinHost:
     def _desired(self) -> dict[ListenerKey, t.Any]:
         desired: dict[ListenerKey, t.Any] = {}
         with self.state.lock:
-            for listener in self.state.listeners:
+            # The compatibility listeners (winhost.compatibility) open sockets like configured ones.
+            configured = self.state.listeners + compatibility.compatibility_listeners(self.state)
+            for listener in configured:
                 if not listener.enabled:
                     continue
                 address = listener.address
@@ -383,6 +386,14 @@ class WinHost:
     def listening(self) -> list[dict[str, t.Any]]:
         with self._lock:
             return [dataclasses.asdict(key) for key in self._listeners]
+
+    def established_peers(self) -> list[str]:
+        """Remote addresses of the open connections to the host's WinRM listeners
+        (Get-NetTCPConnection -State Established on their ports). Takes the host lock: call
+        it outside the state lock."""
+        with self._lock:
+            runtimes = list(self._listeners.values())
+        return sorted({peer for runtime in runtimes for peer in runtime.peers()})
 
     def _booted(self) -> datetime.datetime:
         """What Windows does on the way up that clients can see: computer Group Policy is

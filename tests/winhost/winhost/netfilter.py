@@ -65,29 +65,93 @@ def address_matches(
     return False
 
 
-def _port_matches(port: int, spec: t.Any) -> bool:
-    return any(
-        entry in ("*", "Any", "any") or (entry.isdigit() and int(entry) == port)
-        for entry in _entries(spec)
-    )
+# The properties of a rule in state, named as Get-NetFirewallRule (and its port and address
+# filters) shows them, with the values a key left out takes, so states written before a key
+# existed still load. Protocol "TCP" and LocalAddress "Any" are this model's defaults, not
+# New-NetFirewallRule's (whose Protocol default is Any): every rule winhost holds is for TCP.
+RULE_DEFAULTS: dict[str, t.Any] = {
+    "Enabled": True,
+    "Direction": "Inbound",
+    "Action": "Allow",
+    "Protocol": "TCP",
+    "LocalPort": "Any",
+    "RemoteAddress": "Any",
+    "LocalAddress": "Any",
+    "PolicyStoreSourceType": "Local",
+}
+# Where a rule comes from (PolicyStoreSourceType): Local is the PersistentStore, which local
+# tools change; GroupPolicy rules come from a GPO through the RSOP, are enforced in the
+# ActiveStore like local ones, and cannot be changed on the host.
+POLICY_SOURCES = ("Local", "GroupPolicy")
+
+
+def rule_value(rule: dict[str, t.Any], key: str) -> t.Any:
+    """A rule's property, or the value a rule without it has (RULE_DEFAULTS)."""
+    value = rule.get(key)
+    return RULE_DEFAULTS.get(key) if value is None else value
+
+
+def rule_enabled(rule: dict[str, t.Any]) -> bool:
+    """Enabled as a bool: state holds a bool, or the Enabled enum's text 'True'/'False'."""
+    value = rule_value(rule, "Enabled")
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def is_group_policy(rule: dict[str, t.Any]) -> bool:
+    return str(rule_value(rule, "PolicyStoreSourceType")).lower() == "grouppolicy"
+
+
+def active_rules(rules: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """The ActiveStore: every rule, except that a Group Policy rule replaces a local rule of the
+    same Name (Get-NetFirewallRule -Name: rules of one name from several stores overwrite one
+    another at policy merge, the GPO's winning)."""
+    policy_names = {str(rule.get("Name", "")).lower() for rule in rules if is_group_policy(rule)}
+    return [
+        rule
+        for rule in rules
+        if is_group_policy(rule) or str(rule.get("Name", "")).lower() not in policy_names
+    ]
+
+
+def port_matches(port: int, spec: t.Any) -> bool:
+    """Whether LocalPort `spec` (Any, a number, a range a-b, or a list of them) covers `port`."""
+    for entry in _entries(spec):
+        if entry.lower() in ("*", "any"):
+            return True
+        low, _, high = entry.partition("-")
+        if low.strip().isdigit() and (high.strip() or low.strip()).isdigit():
+            if int(low) <= port <= int(high or low):
+                return True
+    return False
+
+
+def _protocol_is_tcp(spec: t.Any) -> bool:
+    return str(spec).strip().lower() in ("tcp", "6", "any")
 
 
 def firewall_admits(rules: list[dict[str, t.Any]], peer: str, port: int, host_address: str) -> bool:
-    """Windows Firewall for inbound TCP: an enabled Block rule that matches wins, else an
-    enabled Allow rule must match; with none, the default inbound action blocks."""
+    """Windows Firewall for an inbound TCP connection from `peer` to `host_address`:`port`,
+    over the ActiveStore (local and Group Policy rules alike): an enabled Block rule that
+    matches wins, else an enabled Allow rule must match; with none, the default inbound action
+    blocks. A rule matches on its protocol, LocalPort, RemoteAddress and LocalAddress."""
     subnets = [local_subnet(host_address)]
     allowed = False
-    for rule in rules:
-        if not rule.get("Enabled", True) or str(rule.get("Direction", "Inbound")).lower() not in (
-            "in",
-            "inbound",
-        ):
+    for rule in active_rules(rules):
+        if not rule_enabled(rule):
             continue
-        if not _port_matches(port, rule.get("LocalPort", "Any")):
+        if str(rule_value(rule, "Direction")).lower() not in ("in", "inbound"):
             continue
-        if not address_matches(peer, rule.get("RemoteAddress", "Any"), subnets):
+        if not _protocol_is_tcp(rule_value(rule, "Protocol")):
             continue
-        if str(rule.get("Action", "Allow")).lower() == "block":
+        if not port_matches(port, rule_value(rule, "LocalPort")):
+            continue
+        if not address_matches(peer, rule_value(rule, "RemoteAddress"), subnets):
+            continue
+        if not address_matches(host_address, rule_value(rule, "LocalAddress"), subnets):
+            continue
+        if str(rule_value(rule, "Action")).lower() == "block":
             return False
         allowed = True
     return allowed

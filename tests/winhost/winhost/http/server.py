@@ -138,6 +138,18 @@ class ListenerRuntime:
             else:
                 self._connections.pop(sock, None)
 
+    def peers(self) -> list[str]:
+        """The remote addresses of the open connections."""
+        with self._lock:
+            connections = list(self._connections)
+        addresses = []
+        for sock in connections:
+            try:
+                addresses.append(str(sock.getpeername()[0]))
+            except OSError:  # closed meanwhile
+                continue
+        return addresses
+
     def start(self) -> None:
         server = _Server((self.address, self.port), _Handler, bind_and_activate=True)
         server.listener = self

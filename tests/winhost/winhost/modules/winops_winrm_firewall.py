@@ -5,12 +5,14 @@ values given are compared; addresses are compared in the form Windows reports th
 (IPv4 prefixes as address/mask, /32 as the bare address). winhost applies rules to every new
 connection (winhost.netfilter), so a rule's change takes effect at once.
 
-LocalSubnet is the host's own subnet, modelled as its address's /24 (winhost.netfilter).
-Not modelled (fails loudly, naming the value): the other address keywords (DNS, DHCP, WINS,
-DefaultGateway, Internet, ...: winhost has no infrastructure-server or network-isolation
-model), local_addresses other than
-Any (LocalAddress is not enforced) and profiles other than any (winhost has no network
-profile: its rules apply on every connection).
+As on Windows, -Name finds rules of the PersistentStore only (PolicyStoreSourceType Local);
+Group Policy rules are seen in the ActiveStore (other_rules) and are never changed here.
+
+LocalSubnet is the host's own subnet, modelled as its address's /24 (winhost.netfilter), and
+LocalAddress is matched against the host's one address. Not modelled (fails loudly, naming the
+value): the other address keywords (DNS, DHCP, WINS, DefaultGateway, Internet, ...: winhost has
+no infrastructure-server or network-isolation model) and profiles other than any (winhost has
+no network profile: its rules apply on every connection).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import ipaddress
 import re
 import typing as t
 
+from winhost import netfilter
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
 from winhost.modules.winops_common import check_choice, host_model, ps_equal
 
@@ -38,6 +41,7 @@ ADDRESS_KEYWORDS = (
 MODELLED_KEYWORDS = ("Any", "LocalSubnet")
 PROFILES = ("any", "domain", "private", "public")
 
+OTHER_RULES = ("keep", "disable", "scope")
 OPTIONS = {
     "name": Option(required=True),
     "display_name": Option(),
@@ -48,6 +52,7 @@ OPTIONS = {
     "profiles": Option(type="list", elements="str", choices=("any", "domain", "private", "public")),
     "enabled": Option(type="bool", default=True),
     "state": Option(default="present", choices=("present", "absent")),
+    "other_rules": Option(default="keep", choices=OTHER_RULES),
 }
 
 
@@ -131,17 +136,13 @@ def _current(rule: dict[str, t.Any]) -> dict[str, t.Any]:
 
 
 def _refuse_unmodelled(wanted: dict[str, t.Any]) -> None:
-    for entry in wanted.get("remote_addresses", []):
-        if entry in ADDRESS_KEYWORDS and entry not in MODELLED_KEYWORDS:
-            raise ModuleFailure(
-                f"winhost does not model the firewall address keyword '{entry}' "
-                "(remote_addresses): give addresses, prefixes, ranges, Any or LocalSubnet"
-            )
-    if wanted.get("local_addresses", ["Any"]) != ["Any"]:
-        raise ModuleFailure(
-            "winhost does not enforce the LocalAddress of firewall rules (local_addresses "
-            f"{wanted['local_addresses']})"
-        )
+    for option in ("remote_addresses", "local_addresses"):
+        for entry in wanted.get(option, []):
+            if entry in ADDRESS_KEYWORDS and entry not in MODELLED_KEYWORDS:
+                raise ModuleFailure(
+                    f"winhost does not model the firewall address keyword '{entry}' "
+                    f"({option}): give addresses, prefixes, ranges, Any or LocalSubnet"
+                )
     if wanted.get("profiles", "any") != "any":
         raise ModuleFailure(
             f"winhost does not model network profiles (profiles '{wanted['profiles']}'); "
@@ -159,6 +160,7 @@ def _profile_parameter(profile_set: str) -> str:
 def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
     params = run.params
     state_wanted = check_choice("state", params["state"], ("present", "absent"))
+    other_rules = str(check_choice("other_rules", params["other_rules"], OTHER_RULES)).lower()
     if params["profiles"] is not None:
         bad = [p for p in params["profiles"] if str(p).lower() not in PROFILES]
         if bad:
@@ -185,15 +187,45 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
     for option in ("remote_addresses", "local_addresses"):
         if option in wanted and not wanted[option]:
             raise ModuleFailure(f"{option} is empty; give 'any' to allow every address")
+    if other_rules != "keep" and (
+        str(state_wanted).lower() != "present"
+        or not wanted["enabled"]
+        or port is None
+        or "remote_addresses" not in wanted
+    ):
+        raise ModuleFailure(
+            f"other_rules '{params['other_rules']}' needs state 'present', enabled true, port and "
+            "remote_addresses, so that this rule admits the port in place of the rules it changes"
+        )
 
-    result: dict[str, t.Any] = {"changed": False}
+    result: dict[str, t.Any] = {"changed": False, "other_rules": []}
+    # Read before the state lock is taken (the host takes its own lock first).
+    peers = _established_peers(run) if other_rules != "keep" else []
     with host_model(run) as state:
         rules = state.firewall_rules
+        # Get-NetFirewallRule -Name reads the PersistentStore: Group Policy rules are not in it.
         index = next(
-            (i for i, rule in enumerate(rules) if ps_equal(str(rule.get("Name")), name)), None
+            (
+                i
+                for i, rule in enumerate(rules)
+                if ps_equal(str(rule.get("Name")), name) and not netfilter.is_group_policy(rule)
+            ),
+            None,
         )
         current = _current(rules[index]) if index is not None else None
         diff_before = dict(current) if current is not None else {}
+        if str(state_wanted).lower() == "present" and "port" in wanted and other_rules != "keep":
+            changing = [
+                other
+                for _, other in _other_admitting(
+                    rules, int(wanted["port"]), name, wanted.get("remote_addresses")
+                )
+                if other["policy_store_source_type"].lower() == "local"
+                and other["coverage"] == "named"
+            ]
+            if changing:
+                _refuse_unmodelled(wanted)
+                _assert_controller_keeps_access(peers, state, wanted, other_rules)
         if str(state_wanted).lower() == "absent":
             if index is not None:
                 if not run.check_mode:
@@ -227,7 +259,18 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
                 )
             result["changed"] = True
             result["rule"] = wanted
-            return _with_diff(run, result, diff_before, dict(wanted))
+            diff_after = dict(wanted)
+            _other_rules(
+                run,
+                rules,
+                name,
+                wanted,
+                mode=other_rules,
+                result=result,
+                diff_before=diff_before,
+                diff_after=diff_after,
+            )
+            return _with_diff(run, result, diff_before, diff_after)
         assert current is not None
         if current["protocol"] and not ps_equal(current["protocol"], "TCP"):
             raise ModuleFailure(
@@ -241,7 +284,18 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
                 rules[index].update(updates)
             result["changed"] = True
         result["rule"] = after
-        return _with_diff(run, result, diff_before, after)
+        diff_after = dict(after)
+        _other_rules(
+            run,
+            rules,
+            name,
+            wanted,
+            mode=other_rules,
+            result=result,
+            diff_before=diff_before,
+            diff_after=diff_after,
+        )
+        return _with_diff(run, result, diff_before, diff_after)
 
 
 def _updates(current: dict[str, t.Any], wanted: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -271,3 +325,161 @@ def _with_diff(
     if run.diff:
         result["diff"] = {"before": before, "after": after}
     return result
+
+
+def _port_coverage(local_port: t.Any, port: int) -> str | None:
+    """Get-PortCoverage: 'any' (LocalPort Any), 'named' (the number or a range holding it)."""
+    coverage = None
+    for entry in _as_list(local_port):
+        text = entry.strip()
+        if text.lower() == "any":
+            coverage = "any"
+        elif re.fullmatch(r"\d+(-\d+)?", text):
+            low, _, high = text.partition("-")
+            if int(low) <= port <= int(high or low):
+                return "named"
+    return coverage
+
+
+def _other_admitting(
+    rules: list[dict[str, t.Any]], port: int, own_name: str, wanted: list[str] | None
+) -> list[tuple[dict[str, t.Any], dict[str, t.Any]]]:
+    """Get-OtherAdmittingRule: (stored rule, report) for every other enabled inbound allow rule
+    of the ActiveStore that admits TCP `port` from addresses other than `wanted`."""
+    found = []
+    for rule in netfilter.active_rules(rules):
+        if ps_equal(str(rule.get("Name")), own_name) and not netfilter.is_group_policy(rule):
+            continue
+        if not netfilter.rule_enabled(rule):
+            continue
+        if str(netfilter.rule_value(rule, "Direction")).lower() not in ("in", "inbound"):
+            continue
+        if str(netfilter.rule_value(rule, "Action")).lower() != "allow":
+            continue
+        if str(netfilter.rule_value(rule, "Protocol")).lower() not in ("tcp", "any", "6"):
+            continue
+        coverage = _port_coverage(netfilter.rule_value(rule, "LocalPort"), port)
+        if coverage is None:
+            continue
+        remote = _sorted_unique(_as_list(netfilter.rule_value(rule, "RemoteAddress")))
+        if wanted is not None and ",".join(remote).lower() == ",".join(wanted).lower():
+            continue
+        found.append(
+            (
+                rule,
+                {
+                    "name": str(rule.get("Name", "")),
+                    "display_name": str(rule.get("DisplayName") or ""),
+                    "local_ports": _as_list(netfilter.rule_value(rule, "LocalPort")),
+                    "remote_addresses": remote,
+                    "policy_store_source_type": str(
+                        netfilter.rule_value(rule, "PolicyStoreSourceType")
+                    ),
+                    "policy_store_source": str(rule.get("PolicyStoreSource") or ""),
+                    "coverage": coverage,
+                },
+            )
+        )
+    return found
+
+
+def _other_rules(
+    run: ModuleRun,
+    rules: list[dict[str, t.Any]],
+    name: str,
+    wanted: dict[str, t.Any],
+    *,
+    mode: str,
+    result: dict[str, t.Any],
+    diff_before: dict[str, t.Any],
+    diff_after: dict[str, t.Any],
+) -> None:
+    """Invoke-OtherRule: switch off or scope the other local rules admitting the port; report
+    Group Policy rules and rules for every port, which are left as they are."""
+    if "port" not in wanted:
+        return
+    port = int(wanted["port"])
+    report = []
+    before: dict[str, t.Any] = {}
+    after: dict[str, t.Any] = {}
+    for rule, other in _other_admitting(rules, port, name, wanted.get("remote_addresses")):
+        label = f"firewall rule '{other['display_name']}' (Name '{other['name']}')"
+        source_from = ", ".join(other["remote_addresses"])
+        coverage = other.pop("coverage")
+        source_type = other["policy_store_source_type"]
+        if source_type.lower() == "grouppolicy":
+            other["action"] = "reported"
+            gpo = f" '{other['policy_store_source']}'" if other["policy_store_source"] else ""
+            run.warnings.append(
+                f"{label} comes from Group Policy{gpo} and admits TCP port {port} from "
+                f"{source_from}; it cannot be changed on this host, so the port stays open to "
+                "those addresses: have the Group Policy administrator scope that rule to the "
+                "controllers or remove it from the GPO"
+            )
+        elif source_type.lower() != "local":
+            raise ModuleFailure(
+                f"winhost does not model firewall rules of the policy store type '{source_type}'"
+                f" ({label})"
+            )
+        elif coverage == "any":
+            other["action"] = "kept"
+            run.warnings.append(
+                f"{label} admits every TCP port (LocalPort Any) from {source_from}, port {port} "
+                "included; it is left as it is because it serves other ports too: scope or "
+                f"disable it yourself to limit port {port} to remote_addresses"
+            )
+        elif mode == "keep":
+            other["action"] = "kept"
+            run.warnings.append(
+                f"{label} also admits TCP port {port} from {source_from}; other_rules is 'keep', "
+                "so remote_addresses does not limit who reaches the port"
+            )
+        else:
+            if mode == "disable":
+                other["action"] = "disabled"
+                update: dict[str, t.Any] = {"Enabled": False}
+                before[other["name"]] = {"enabled": True}
+                after[other["name"]] = {"enabled": False}
+            else:
+                other["action"] = "scoped"
+                update = {"RemoteAddress": list(wanted["remote_addresses"])}
+                before[other["name"]] = {"remote_addresses": other["remote_addresses"]}
+                after[other["name"]] = {"remote_addresses": list(wanted["remote_addresses"])}
+            if not run.check_mode:
+                rule.update(update)
+            result["changed"] = True
+        report.append(other)
+    result["other_rules"] = report
+    if before:
+        diff_before["other_rules"] = before
+        diff_after["other_rules"] = after
+
+
+def _established_peers(run: ModuleRun) -> list[str]:
+    """Get-NetTCPConnection -State Established on the WinRM listeners' ports."""
+    established = getattr(run.ctx.host, "established_peers", None)
+    if established is None:
+        raise ModuleFailure(
+            "winhost does not model Get-NetTCPConnection on this host "
+            f"({type(run.ctx.host).__name__} has no established_peers)"
+        )
+    return list(established())
+
+
+def _assert_controller_keeps_access(
+    peers: list[str], state: t.Any, wanted: dict[str, t.Any], mode: str
+) -> None:
+    """Assert-ControllerKeepsAccess: refuse when no client now connected to a WinRM port is
+    admitted by remote_addresses; nothing has changed yet."""
+    if not peers:
+        return
+    subnets = [netfilter.local_subnet(state.address)]
+    if any(netfilter.address_matches(peer, wanted["remote_addresses"], subnets) for peer in peers):
+        return
+    raise ModuleFailure(
+        f"other_rules '{mode}' would cut this play off: none of the clients connected to WinRM "
+        f"now ({', '.join(peers)}) is in remote_addresses "
+        f"({', '.join(wanted['remote_addresses'])}), and the other rules that admit port "
+        f"{wanted['port']} are what lets them in; add the controllers' addresses to "
+        "remote_addresses (or use other_rules 'keep'). Nothing was changed."
+    )

@@ -20,7 +20,7 @@ import typing as t
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from winhost import pki
+from winhost import compatibility, pki
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
 from winhost.modules.winops_common import MY_STORE, check_choice, host_model, ps_equal, store_cert
 from winhost.state import HostState, Listener
@@ -54,12 +54,17 @@ def _address_problem(value: str) -> str | None:
         if parsed.version == 4 and not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", text):
             return f"'{text}' is not a dotted-quad IPv4 address"
         return None
-    if re.fullmatch(r"MAC:([0-9A-Fa-f]{2}-){5}[0-9A-Fa-f]{2}", value, flags=re.IGNORECASE):
+    # MS-WSMV 2.2.4.19: 6 or 8 hex pairs (EUI-48 or EUI-64).
+    if re.fullmatch(
+        r"MAC:([0-9A-Fa-f]{2}-){5}([0-9A-Fa-f]{2}-){2}?[0-9A-Fa-f]{2}", value, flags=re.IGNORECASE
+    ):
         return None
-    return "it must be '*', 'IP:<IPv4 or IPv6 address>' or 'MAC:<six hyphen-separated hex pairs>'"
+    return (
+        "it must be '*', 'IP:<IPv4 or IPv6 address>' or 'MAC:<6 or 8 hyphen-separated hex pairs>'"
+    )
 
 
-def _as_dict(listener: Listener) -> dict[str, t.Any]:
+def _as_dict(listener: Listener, source: str = "") -> dict[str, t.Any]:
     return {
         "transport": listener.transport.lower(),
         "address": listener.address,
@@ -68,7 +73,16 @@ def _as_dict(listener: Listener) -> dict[str, t.Any]:
         "enabled": bool(listener.enabled),
         "url_prefix": listener.url_prefix,
         "certificate_thumbprint": listener.certificate_thumbprint.upper(),
+        "source": source,
     }
+
+
+def _all_listeners(state: HostState) -> list[dict[str, t.Any]]:
+    """Get-Listener: the configured listeners, then the compatibility ones (Source attribute)."""
+    return [_as_dict(entry) for entry in state.listeners] + [
+        _as_dict(entry, compatibility.SOURCE)
+        for entry in compatibility.compatibility_listeners(state)
+    ]
 
 
 def _assert_certificate(run: ModuleRun, state: HostState, thumbprint: str) -> str | None:
@@ -152,7 +166,18 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
 
     result: dict[str, t.Any] = {"changed": False, "previous_thumbprint": None}
     with host_model(run) as state:
-        listeners = [_as_dict(entry) for entry in state.listeners]
+        listeners = _all_listeners(state)
+        for other in listeners:
+            if other["source"]:
+                setting = "EnableCompatibility" + (
+                    "HttpsListener" if other["transport"] == "https" else "HttpListener"
+                )
+                run.warnings.append(
+                    f"the {other['transport'].upper()} listener on port {other['port']} (Source "
+                    f"'{other['source']}') is not managed by this module: winrm/config/service "
+                    f"{setting} switches it"
+                )
+        # state.listeners holds the configured listeners only (Source empty).
         index = next(
             (
                 i
@@ -161,7 +186,7 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
             ),
             None,
         )
-        current = listeners[index] if index is not None else None
+        current = _as_dict(state.listeners[index]) if index is not None else None
         diff_before = dict(current) if current is not None else {}
         if state_wanted == "absent":
             if index is not None:
@@ -227,7 +252,7 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
             result["listener"] = desired
             diff_after = dict(desired)
         if result["changed"] and not run.check_mode:
-            listeners = [_as_dict(entry) for entry in state.listeners]
+            listeners = _all_listeners(state)
     result["listeners"] = listeners
     if run.diff:
         result["diff"] = {"before": diff_before, "after": diff_after}

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 
 from cryptography.x509.oid import NameOID
 
-from winhost import api, pki
+from winhost import api, compatibility, pki
 from winhost.state import HostState, Listener, StateError
 from winhost.wsman.envelope import NS
 
@@ -132,9 +132,12 @@ def _section_element(uri: str, name: str, section: dict[str, t.Any]) -> ET.Eleme
     return node
 
 
-def _listener_element(listener: Listener, address: str) -> ET.Element:
+def _listener_element(listener: Listener, address: str, source: str = "") -> ET.Element:
     uri = LISTENER_URI
     node = ET.Element(f"{{{uri}}}Listener")
+    if source:
+        # `winrm enumerate winrm/config/listener` prints it as Listener [Source="..."].
+        node.set("Source", source)
     values = {
         "Address": listener.address,
         "Transport": listener.transport,
@@ -255,6 +258,10 @@ class ConfigProvider:
         if action == ENUMERATE:
             with state.lock:
                 items = [_listener_element(li, state.address) for li in state.listeners]
+                items += [
+                    _listener_element(li, state.address, compatibility.SOURCE)
+                    for li in compatibility.compatibility_listeners(state)
+                ]
             return self._enumerate(request, items)
         with state.lock:
             listener = self._find_listener(request.selectors)

@@ -1,0 +1,59 @@
+"""win_winrm_firewall's other_rules must not cut off the play that runs it.
+
+The play reaches the host over HTTPS on 5986 from 127.0.0.1 through the profile's open
+WINRM-HTTPS-In-TCP rule. Asking to switch the other rules off with a scope that leaves every
+connected client out fails before anything changes, naming the clients; with the controller in
+the scope the open rule is switched off and the play goes on.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+TASKS = """\
+- name: scope without the controller
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    port: 5986
+    remote_addresses: [192.0.2.10]
+    other_rules: disable
+  ignore_errors: true
+- name: scope with the controller
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    port: 5986
+    remote_addresses: [127.0.0.1]
+    other_rules: disable
+- name: still connected
+  ansible.windows.win_ping:
+"""
+
+
+def rules(targets: t.Any) -> dict[str, dict[str, t.Any]]:
+    return {rule["Name"]: rule for rule in targets.state("fw_guard")["firewall_rules"]}
+
+
+@pytest.mark.slow
+def test_other_rules_refuse_to_cut_the_play_off(targets: t.Any) -> None:
+    host = targets.name("fw_guard")
+    before = rules(targets)
+    assert "winops-guard-In" not in before and before["WINRM-HTTPS-In-TCP"]["Enabled"]
+
+    run = targets.play("fw_guard", TASKS, label="guard")
+    assert run.returncode == 0, run.describe()
+    refused = run.task(host, "scope without the controller").result
+    assert refused.get("failed"), refused
+    assert "would cut this play off" in refused["msg"] and "127.0.0.1" in refused["msg"]
+    assert "Nothing was changed" in refused["msg"]
+
+    scoped = run.task(host, "scope with the controller").result
+    assert scoped["changed"] is True
+    assert [(o["name"], o["action"]) for o in scoped["other_rules"]] == [
+        ("WINRM-HTTPS-In-TCP", "disabled")
+    ]
+    assert run.task(host, "still connected").result["ping"] == "pong"
+    after = rules(targets)
+    assert after["WINRM-HTTPS-In-TCP"]["Enabled"] is False
+    assert after["winops-guard-In"]["RemoteAddress"] == ["127.0.0.1"]

@@ -15,16 +15,16 @@ from ansible.errors import AnsibleError, AnsibleFileNotFound
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
     PsrpSettings,
     read_settings,
     variable_label,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_session import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
     PsrpSession,
     require_pypsrp,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
 
 DOCUMENTATION = r"""
 name: psrp
@@ -449,7 +449,7 @@ def _split_lines(text: str) -> list[str]:
 
 
 class Connection(ConnectionBase):
-    """PowerShell Remoting connection; the session layer lives in plugin_utils._psrp_session."""
+    """PowerShell Remoting connection; the session layer lives in plugin_utils.session._psrp_session."""
 
     transport = "winops.remoting.psrp"
     module_implementation_preferences = (".ps1", ".exe", "")

@@ -12,22 +12,22 @@ from ansible.errors import AnsibleError, AnsibleFileNotFound
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
-from ansible_collections.winops.remoting.plugins.plugin_utils._clixml import clean_stderr
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import is_upn
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import is_upn
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
     redact,
     redacted_options,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
     WinRMSettings,
     build_settings,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_session import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
     WinRMSession,
     stdin_chunk_size,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_transfer import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._winrm_transfer import (
     fetch_file,
     put_file,
 )

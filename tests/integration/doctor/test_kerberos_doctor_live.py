@@ -42,10 +42,10 @@ if AnsibleCollectionConfig.collection_finder is None:
     # The plugin loader resolves winops.remoting.* from the working tree (build/dev).
     init_plugin_loader([str(TESTS.parent / "build" / "dev")])
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (  # noqa: E402
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import (  # noqa: E402
     run_checks,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor_targets import (  # noqa: E402
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor_targets import (  # noqa: E402
     psrp_target,
     winrm_target,
 )
@@ -241,7 +241,7 @@ def test_kerberos_wrong_password(kerberos_host: WinHost, plugin: str, tmp_path: 
 def test_kerberos_manual_mode_needs_a_ticket(
     kerberos_host: WinHost, plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
         KinitRequest,
         acquire_ticket,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import kdc
 import pytest
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     KinitRequest,
     Krb5Backend,
     TicketStore,

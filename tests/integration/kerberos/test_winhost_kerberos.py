@@ -9,7 +9,7 @@ from __future__ import annotations
 import kdc
 import pytest
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     KinitRequest,
     TicketStore,
     acquire_ticket,

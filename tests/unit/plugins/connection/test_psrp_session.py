@@ -31,16 +31,19 @@ from pypsrp.wsman import WSMan
 from test_psrp_support import FakeCredentialCache
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _psrp_session, _transfer
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KinitRequest
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import PsrpSettings
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_session import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import Endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import KinitRequest
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
+    PsrpSettings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
     CommandTimeoutError,
     PsrpSession,
     is_transient,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import RetryPolicy
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import RetryPolicy
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 
 try:  # ansible-core 2.19+
     from ansible._internal._errors._task_timeout import TaskTimeoutError

@@ -29,9 +29,11 @@ from ansible.plugins.loader import connection_loader
 from ansible.template import Templar
 from winrm.exceptions import InvalidCredentialsError
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import CredentialCache
-from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
+    CredentialCache,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
 
 PROTOCOL_SIGNATURE = inspect.signature(winrm.protocol.Protocol.__init__)
 CORE_2_19_OR_LATER = tuple(int(part) for part in ansible_core_version.split(".")[:2]) >= (2, 19)

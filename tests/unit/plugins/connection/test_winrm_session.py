@@ -26,24 +26,24 @@ from winrm.exceptions import (
     WSManFaultError,
 )
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
-from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
+    WinRMSettings,
+    build_settings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
+    CommandTimeoutError,
+    OutputLostError,
+    WinRMSession,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
     DEFAULT_ENVELOPE_OVERHEAD,
     FETCH_SCRIPT,
     PUT_SCRIPT,
     TransferError,
     put_chunk_size,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
-    WinRMSettings,
-    build_settings,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_session import (
-    CommandTimeoutError,
-    OutputLostError,
-    WinRMSession,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_transfer import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._winrm_transfer import (
     fetch_file,
     put_file,
 )
@@ -687,7 +687,9 @@ def test_put_empty_file(host: Harness, tmp_path: t.Any) -> None:
 
 
 def _header_line(path: str) -> bytes:
-    from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import encode_header
+    from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
+        encode_header,
+    )
 
     return encode_header({"path": path}).encode() + b"\r\n"
 

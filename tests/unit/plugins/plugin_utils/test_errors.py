@@ -16,16 +16,20 @@ import spnego.exceptions
 import urllib3.exceptions
 import winrm.exceptions
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import resolve_endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
     DiagnosedConnectionFailure,
     Layer,
     connection_failure,
     diagnose,
     offered_auth_schemes,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KerberosError
-from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import TransferError
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
+    KerberosError,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
+    TransferError,
+)
 
 HTTPS = resolve_endpoint("win01.example.com", None, None, None)
 HTTP = resolve_endpoint("127.0.10.1", 5985, None, None)

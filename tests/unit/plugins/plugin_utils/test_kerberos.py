@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from ansible.errors import AnsibleConnectionFailure
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _kerberos
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import _kerberos
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     CredentialCache,
     KerberosError,
     KinitBackend,
@@ -303,7 +303,7 @@ class FakeBackend:
 
 
 def test_ccache_parser_finds_the_tgt(tmp_path) -> None:
-    from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import (
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
         parse_ccache,
         read_ccache,
     )

@@ -9,7 +9,7 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     RetryPolicy,
     call_with_retry,
     is_transient_error,

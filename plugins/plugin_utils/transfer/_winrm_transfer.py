@@ -13,8 +13,12 @@ import contextlib
 import itertools
 import os
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._clixml import clean_stderr
-from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
+    CommandResult,
+    WinRMSession,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
     DEFAULT_FETCH_CHUNK_SIZE,
     FETCH_SCRIPT,
     PUT_SCRIPT,
@@ -27,10 +31,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import (
     put_chunk_size,
     sha1_of_file,
     verify_sha1,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_session import (
-    CommandResult,
-    WinRMSession,
 )
 
 LINE_END = b"\r\n"

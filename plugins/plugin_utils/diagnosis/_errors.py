@@ -24,11 +24,11 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
     Endpoint,
     is_ip_literal,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors_fixes import (
     MAX_KERBEROS_CLOCK_SKEW,
     UNKNOWN_SERVICE,
     Diagnosis,
@@ -43,7 +43,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes impo
     unencrypted_refused,
     variable_names,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import exception_chain
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import exception_chain
 
 # The service principal MIT names in "Server HTTP/host@REALM not found in Kerberos database".
 REQUESTED_SPN = re.compile(r"Server (\S+?)@\S+ not found")

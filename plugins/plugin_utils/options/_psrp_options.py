@@ -18,17 +18,17 @@ import os
 import shlex
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _validation
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
     Endpoint,
     resolve_endpoint,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     KinitRequest,
     kerberos_principal,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import RetryPolicy
-from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import RetryPolicy
 
 PLUGIN_NAME = "winops.remoting.psrp"
 EXTRAS_PREFIX = "ansible_psrp_"

@@ -15,7 +15,7 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
 
 
 class KerberosError(AnsibleConnectionFailure):

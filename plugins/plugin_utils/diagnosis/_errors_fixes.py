@@ -15,7 +15,7 @@ import enum
 import re
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import Endpoint
 
 
 class Layer(enum.Enum):

@@ -28,25 +28,25 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     CredentialCache,
     acquire_ticket,
     ccache_environment,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
     PLUGIN_NAME,
     PsrpSettings,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_output import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_output import (
     PipelineResult,
     collect_result,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
     exception_chain,
     is_transient_error,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 
 PYPSRP_IMPORT_ERROR: ImportError | None
 try:
@@ -445,7 +445,7 @@ class PsrpSession:
             return err
         # Imported here, not at the top: the classifier is only needed when something failed, and
         # Ansible compiles a collection's modules afresh in every task's worker process.
-        from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
+        from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
             connection_failure,
         )
 

@@ -52,12 +52,14 @@ import tempfile
 import time
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import read_ccache
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_errors import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+    read_ccache,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_errors import (
     KerberosError,
     describe_failure,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
 
 __all__ = [
     "CredentialCache",

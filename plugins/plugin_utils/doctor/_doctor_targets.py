@@ -13,13 +13,15 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import Target
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KinitRequest
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import PsrpSettings
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import RetryPolicy
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import Target
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import KinitRequest
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
+    PsrpSettings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
     WinRMSettings,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import RetryPolicy
 
 # The network checks need no more than this to tell a dead port from a live one.
 MAX_CHECK_TIMEOUT = 15.0
@@ -32,7 +34,7 @@ def winrm_target(settings: WinRMSettings) -> Target:
     kwargs = settings.protocol_kwargs
 
     def open_session() -> None:
-        from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_session import (
+        from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
             WinRMSession,
         )
 
@@ -77,7 +79,7 @@ def psrp_target(settings: PsrpSettings) -> Target:
     )
 
     def open_session() -> None:
-        from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_session import (
+        from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
             PsrpSession,
         )
 

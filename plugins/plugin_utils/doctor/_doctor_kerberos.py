@@ -18,21 +18,26 @@ import socket
 import time
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _errors_fixes
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import realm_from_user
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis import _errors_fixes
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors_fixes import (
+    Diagnosis,
+    Layer,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import (
     CheckFailed,
     Context,
     NotApplicable,
     Target,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import realm_from_user
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import Diagnosis, Layer
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     KerberosError,
     acquire_ticket,
     kerberos_principal,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import read_ccache
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+    read_ccache,
+)
 
 KDC_PORT = 88
 

@@ -22,24 +22,24 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     CredentialCache,
     KinitRequest,
     acquire_ticket,
     ccache_environment,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
+    WinRMSettings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     RetryPolicy,
     call_with_retry,
     exception_chain,
     is_transient_error,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
     DEFAULT_ENVELOPE_OVERHEAD,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
-    WinRMSettings,
 )
 
 try:
@@ -200,7 +200,7 @@ class WinRMSession:
         transport = self.transport or self.settings.transports[0]
         # Imported here, not at the top: the classifier is only needed when something failed, and
         # Ansible compiles a collection's modules afresh in every task's worker process.
-        from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
+        from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
             connection_failure,
         )
 

@@ -16,14 +16,16 @@ import os
 import shlex
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _validation
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
     Endpoint,
     is_upn,
     resolve_endpoint,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import kerberos_principal
-from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
+    kerberos_principal,
+)
 
 TRANSPORTS = (
     "basic",

@@ -23,10 +23,16 @@ import typing as t
 import warnings
 import xml.etree.ElementTree as ET
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _errors, _errors_fixes
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import Diagnosis, Layer
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KinitRequest
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import Endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis import (
+    _errors,
+    _errors_fixes,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors_fixes import (
+    Diagnosis,
+    Layer,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import KinitRequest
 
 IDENTIFY_BODY = (
     '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
@@ -401,7 +407,7 @@ Check = t.Callable[[Target, Context], str]
 
 
 def default_checks() -> list[tuple[str, Layer, Check]]:
-    from ansible_collections.winops.remoting.plugins.plugin_utils import _doctor_kerberos
+    from ansible_collections.winops.remoting.plugins.plugin_utils.doctor import _doctor_kerberos
 
     return [
         ("name_resolution", Layer.NAME_RESOLUTION, check_name_resolution),

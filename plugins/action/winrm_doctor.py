@@ -88,14 +88,9 @@ class ActionModule(ActionBase):
             )
 
         connection = self._connection_plugin(wanted, task_vars)
-        if wanted == "winrm":
-            settings = connection._settings()
-            target = winrm_target(settings)
-            secrets = list(settings.secrets)
-        else:
-            settings = connection._read_settings()
-            target = psrp_target(settings)
-            secrets = list(settings.secrets)
+        settings = connection._read_settings()
+        target = winrm_target(settings) if wanted == "winrm" else psrp_target(settings)
+        secrets = list(settings.secrets)
 
         report = run_checks(target).to_result()
         report["plugin"] = f"winops.remoting.{wanted}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import typing as t
 
-from ansible import constants as C
 from ansible.errors import AnsibleError, AnsibleFileNotFound
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
@@ -18,7 +17,11 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact impor
     redact,
     redacted_options,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    OptionSource,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
+    EXTRAS_PREFIX,
     WinRMSettings,
     build_settings,
 )
@@ -415,38 +418,6 @@ windows:
 display = Display()
 
 
-class _PluginOptions:
-    """Reads the plugin's options for build_settings and names the variable behind each."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._definitions = C.config.get_configuration_definitions(
-            "connection", connection._load_name
-        )
-
-    def get(self, option: str) -> t.Any:
-        return self._connection.get_option(option)
-
-    def var(self, option: str) -> str:
-        definition = self._definitions.get(option, {})
-        names = [entry["name"] for entry in definition.get("vars", [])]
-        given = [name for name in names if name in self._connection._given_vars]
-        if given:
-            # Ansible lets the last variable of the list win, so that is the one to name.
-            return given[-1]
-        env_names = [entry["name"] for entry in definition.get("env", [])]
-        from_env = [name for name in env_names if name in os.environ]
-        if from_env:
-            return from_env[-1]
-        # The variable users know best: ansible_host and ansible_port rather than the
-        # plugin-specific names, ansible_winrm_<name> for the rest.
-        preferred = [name for name in names if name != "inventory_hostname"]
-        return (preferred or names or [option])[0]
-
-    def extras(self) -> dict[str, t.Any]:
-        return dict(self._connection.get_option("_extras") or {})
-
-
 class Connection(ConnectionBase):
     """WinRM connection to a Windows host through a WinRS shell."""
 
@@ -462,7 +433,8 @@ class Connection(ConnectionBase):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._session: WinRMSession | None = None
-        self._given_vars: frozenset[str] = frozenset()
+        self._var_options: dict[str, t.Any] = {}
+        self._task_keys: dict[str, t.Any] = {}
 
     # -- options --------------------------------------------------------------------------
 
@@ -472,14 +444,23 @@ class Connection(ConnectionBase):
         var_options: dict[str, t.Any] | None = None,
         direct: dict[str, t.Any] | None = None,
     ) -> None:
-        # Remember which variables were given, so errors name the one the user set.
-        self._given_vars = frozenset(var_options or ())
+        # Remembered so that an error can name the variable or keyword the user actually set.
+        self._var_options = dict(var_options or {})
+        self._task_keys = dict(task_keys or {})
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
 
-    def _settings(self) -> WinRMSettings:
+    def _read_settings(self) -> WinRMSettings:
         """Validate the current options (read at connect time, so set_option() + reset works)."""
+        source = OptionSource(
+            self.get_option,
+            self.option_definitions,
+            extras_prefix=EXTRAS_PREFIX,
+            var_options=self._var_options,
+            task_keys=self._task_keys,
+            extras=self.get_option("_extras"),
+        )
         settings = build_settings(
-            _PluginOptions(self),
+            source,
             _winrm_session.protocol_parameters(),
             _winrm_session.kerberos_available(),
         )
@@ -530,7 +511,7 @@ class Connection(ConnectionBase):
             )
         super()._connect()
         if self._session is None:
-            settings = self._settings()
+            settings = self._read_settings()
             endpoint = settings.endpoint
             self._log(
                 3,

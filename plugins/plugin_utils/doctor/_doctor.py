@@ -32,7 +32,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors_
     Diagnosis,
     Layer,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import KinitRequest
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
+)
 
 IDENTIFY_BODY = (
     '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
@@ -66,6 +68,7 @@ class Target:
     timeout: float
     open_session: t.Callable[[], None] = dataclasses.field(repr=False, compare=False)
     kerberos_realm: str | None = None
+    kerberos_service: str = "HTTP"  # the service part of the SPN the plugin asks for
     kerberos_hostname_override: str | None = None
     # Managed Kerberos: the kinit the plugin would run (None: the user's own ticket cache).
     kinit: KinitRequest | None = dataclasses.field(default=None, repr=False, compare=False)

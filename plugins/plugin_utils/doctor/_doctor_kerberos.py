@@ -33,10 +33,12 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor imp
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     KerberosError,
     acquire_ticket,
-    kerberos_principal,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
     read_ccache,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    kerberos_principal,
 )
 
 KDC_PORT = 88
@@ -62,7 +64,7 @@ def _realm(target: Target) -> str | None:
 
 
 def check_spn(target: Target, context: Context) -> str:
-    """Kerberos names the service by host name: HTTP/<fqdn>. An IP address has no SPN."""
+    """Kerberos names the service by host name: <service>/<fqdn>. An IP address has no SPN."""
     _require_kerberos(target)
     host = target.kerberos_hostname_override or target.endpoint.host
     if target.kerberos_hostname_override is None and target.endpoint.is_ip_address:
@@ -70,10 +72,10 @@ def check_spn(target: Target, context: Context) -> str:
             _errors_fixes.kerberos_by_address(
                 target.endpoint,
                 target.plugin,
-                f"the service principal would be HTTP/{host}, which no KDC holds",
+                f"the service principal would be {target.kerberos_service}/{host}, which no KDC holds",
             )
         )
-    evidence = f"service principal HTTP/{host}"
+    evidence = f"service principal {target.kerberos_service}/{host}"
     try:
         reverse = socket.gethostbyaddr(context.addresses[0])[0] if context.addresses else None
     except OSError as err:

@@ -34,7 +34,6 @@ password is never written anywhere.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import functools
 import hashlib
@@ -60,61 +59,20 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos
     KerberosError,
     describe_failure,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import KinitRequest
 
 __all__ = [
     "CredentialCache",
     "KerberosError",
     "KinitBackend",
-    "KinitRequest",
     "Krb5Backend",
     "TicketStore",
     "acquire_ticket",
     "ccache_environment",
     "describe_failure",
-    "kerberos_principal",
 ]
 
-DEFAULT_KINIT_TIMEOUT = 60.0
 REFRESH_MARGIN = 300.0  # replace a ticket that ends within this many seconds
-
-
-@dataclasses.dataclass
-class KinitRequest:
-    """What to ask the KDC for, and how to run kinit.
-
-    ``kinit_args`` replaces the default arguments when given (``-f`` is then not added even
-    when ``forwardable`` is set, as with the builtin plugins). ``env_vars`` holds the variables
-    named by kinit_env_vars, already read from the controller's environment. ``reuse`` keeps
-    the ticket in the run's store for the following tasks; without it every call gets a
-    private cache that ``remove()`` deletes.
-    """
-
-    principal: str
-    password: str
-    kinit_cmd: str = "kinit"
-    kinit_args: list[str] | None = None
-    env_vars: dict[str, str] = dataclasses.field(default_factory=dict)
-    forwardable: bool = False
-    timeout: float = DEFAULT_KINIT_TIMEOUT
-    reuse: bool = True
-
-    def __repr__(self) -> str:
-        # The dataclass default would print the password.
-        return f"KinitRequest(principal={self.principal!r}, kinit_cmd={self.kinit_cmd!r})"
-
-
-def kerberos_principal(user: str, realm: str | None = None) -> str:
-    """The principal for ``user``: its UPN realm upper-cased, else ``realm``, else as given.
-
-    MIT Kerberos realms are case-sensitive and an Active Directory realm is the upper-case
-    DNS domain, so ``ansible@win.example.com`` becomes ``ansible@WIN.EXAMPLE.COM``.
-    """
-    name, at, domain = user.rpartition("@")
-    if at:
-        return f"{name}@{domain.upper()}"
-    if realm:
-        return f"{user}@{realm.upper()}"
-    return user
 
 
 # --- credential caches -------------------------------------------------------------------------

@@ -304,7 +304,7 @@ class PsrpSession:
     def _timeout_error(self) -> CommandTimeoutError:
         return CommandTimeoutError(
             f"{PLUGIN_NAME}: the command ran longer than command_timeout "
-            f"({self.settings.command_timeout}s, ansible_psrp_command_timeout) and was "
+            f"({self.settings.command_timeout:g}s, ansible_psrp_command_timeout) and was "
             "stopped on the host"
         )
 
@@ -318,7 +318,7 @@ class PsrpSession:
 
     def _poll_timeout(self, deadline: float | None) -> int:
         """Seconds the next Receive may wait: the operation timeout, cut to the time left."""
-        operation_timeout = int(self.settings.wsman_kwargs["operation_timeout"])
+        operation_timeout = self.settings.operation_timeout
         if deadline is None:
             return operation_timeout
         remaining = deadline - self._clock()

@@ -10,12 +10,13 @@ command twice.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import socket
 import ssl
 import time
 import typing as t
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import RetryPolicy
 
 T = t.TypeVar("T")
 
@@ -24,27 +25,6 @@ TRANSIENT_HTTP_STATUSES = frozenset((502, 503, 504))
 _TRANSIENT_ERRNOS = frozenset(
     (errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT)
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently to retry: ``retries`` extra attempts after the first."""
-
-    retries: int = 3
-    backoff: float = 1.0
-    max_backoff: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.retries < 0:
-            raise ValueError(f"retries must be >= 0, got {self.retries}")
-        if self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError(
-                f"backoff and max_backoff must be >= 0, got {self.backoff} and {self.max_backoff}"
-            )
-
-    def delay(self, retry_number: int) -> float:
-        """Seconds to wait before retry ``retry_number`` (1-based): doubling, capped."""
-        return float(min(self.backoff * 2 ** (retry_number - 1), self.max_backoff))
 
 
 def call_with_retry(  # noqa: PLR0917 - the signature both plugins code against

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import inspect
 import math
-import os
 import time
 import typing as t
 
@@ -25,15 +24,16 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     CredentialCache,
-    KinitRequest,
     acquire_ticket,
     ccache_environment,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
     WinRMSettings,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
-    RetryPolicy,
     call_with_retry,
     exception_chain,
     is_transient_error,
@@ -178,9 +178,7 @@ class WinRMSession:
         self._acquire = acquire or acquire_ticket
         self._sleep = sleep
         self._clock = clock
-        self._policy = RetryPolicy(
-            retries=settings.reconnection_retries, backoff=settings.reconnection_backoff
-        )
+        self._policy = settings.retry_policy
         self.protocol: Protocol | None = None
         self.transport: str | None = None
         self.shell_id: str | None = None
@@ -257,19 +255,10 @@ class WinRMSession:
     # -- shell lifecycle ------------------------------------------------------------------
 
     def _kinit(self) -> None:
-        kerberos = self.settings.kerberos
-        if not kerberos.managed or self._ccache is not None:
+        request = self.settings.kinit
+        if request is None or self._ccache is not None:
             return
-        env_vars = {name: os.environ[name] for name in kerberos.env_var_names if name in os.environ}
-        request = KinitRequest(
-            principal=kerberos.principal or "",
-            password=self.settings.protocol_kwargs.get("password") or "",
-            kinit_cmd=kerberos.kinit_cmd,
-            kinit_args=kerberos.kinit_args,
-            env_vars=env_vars,
-            forwardable=kerberos.forwardable,
-        )
-        self._log(4, f"WINRM KINIT: getting a ticket for {kerberos.principal}")
+        self._log(4, f"WINRM KINIT: getting a ticket for {request.principal}")
         self._ccache = self._acquire(request)
 
     def _new_protocol(self, transport: str) -> Protocol:

@@ -49,6 +49,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor_tar
     psrp_target,
     winrm_target,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (  # noqa: E402
+    KinitRequest,
+)
 
 INDEX = int(os.environ.get("DOCTOR_FIRST", "150")) + 9  # after the hosts of conftest.py
 SKEWED_INDEX = INDEX + 1
@@ -242,7 +245,6 @@ def test_kerberos_manual_mode_needs_a_ticket(
     kerberos_host: WinHost, plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
-        KinitRequest,
         acquire_ticket,
     )
 

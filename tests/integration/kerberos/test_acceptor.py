@@ -15,9 +15,11 @@ import kdc
 import pytest
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
-    KinitRequest,
     Krb5Backend,
     TicketStore,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
 )
 
 gssapi = pytest.importorskip("gssapi", reason="winhost's Kerberos acceptor is built on gssapi")

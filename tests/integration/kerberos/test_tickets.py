@@ -22,13 +22,15 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import _k
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     KerberosError,
     KinitBackend,
-    KinitRequest,
     Krb5Backend,
     TicketStore,
     acquire_ticket,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
     read_ccache,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
 )
 
 ADMIN = kdc.DOMAIN_USERS[0]

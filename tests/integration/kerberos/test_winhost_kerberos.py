@@ -10,10 +10,12 @@ import kdc
 import pytest
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
-    KinitRequest,
     TicketStore,
     acquire_ticket,
     ccache_environment,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
 )
 
 pytest.importorskip("gssapi", reason="winhost's Kerberos acceptor is built on gssapi")

@@ -32,9 +32,12 @@ from test_psrp_support import FakeCredentialCache
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import Endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import KinitRequest
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
     PsrpSettings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
+    RetryPolicy,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_session
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
@@ -42,7 +45,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_sess
     PsrpSession,
     is_transient,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import RetryPolicy
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 
 try:  # ansible-core 2.19+
@@ -219,15 +221,25 @@ def make_settings(**overrides: t.Any) -> PsrpSettings:
         "password": "pässwörd",
     }
     values: dict[str, t.Any] = {
+        "plugin": "psrp",
         "endpoint": Endpoint("win-01.example.com", 5986, "https", "wsman"),
-        "wsman_kwargs": wsman_kwargs,
-        "configuration_name": "Microsoft.PowerShell",
-        "command_timeout": None,
-        "retry_policy": RetryPolicy(retries=3, backoff=1.0),
-        "kinit": None,
         "auth": "negotiate",
         "user": "admin",
+        "cert_validation": True,
+        "ca_path": None,
+        "message_encryption": "auto",
+        "kerberos_realm": None,
+        "kerberos_service": "WSMAN",
+        "kerberos_hostname_override": None,
+        "kinit": None,
+        "operation_timeout": 20,
+        "read_timeout": 30,
+        "retry_policy": RetryPolicy(retries=3, backoff=1.0),
+        "command_timeout": 0,
+        "max_envelope_size": 153600,
         "secrets": ("pässwörd",),
+        "wsman_kwargs": wsman_kwargs,
+        "configuration_name": "Microsoft.PowerShell",
     }
     values.update(overrides)
     return PsrpSettings(**values)

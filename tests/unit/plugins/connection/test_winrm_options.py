@@ -618,12 +618,14 @@ BAD_VALUES = [
     (
         {"ansible_winrm_read_timeout_sec": 20},
         "Invalid value 20 for ansible_winrm_read_timeout_sec: expected an integer greater "
-        "than ansible_winrm_operation_timeout_sec (20)",
+        "than ansible_winrm_operation_timeout_sec (20): "
+        "a Receive waits up to the operation timeout",
     ),
     (
         {"ansible_winrm_read_timeout_sec": 30, "ansible_winrm_operation_timeout_sec": 45},
         "Invalid value 30 for ansible_winrm_read_timeout_sec: expected an integer greater "
-        "than ansible_winrm_operation_timeout_sec (45)",
+        "than ansible_winrm_operation_timeout_sec (45): "
+        "a Receive waits up to the operation timeout",
     ),
     (
         {"ansible_winrm_operation_timeout_sec": "soon"},

@@ -26,6 +26,9 @@ from winrm.exceptions import (
     WSManFaultError,
 )
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    OptionSource,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
     WinRMSettings,
     build_settings,
@@ -305,46 +308,34 @@ class FakeProtocol:
 # -- the controller's side ---------------------------------------------------------------------
 
 
-class DictOptions:
-    """OptionReader over a dict, with the plugin's documented defaults."""
-
-    DEFAULTS: t.ClassVar[dict[str, t.Any]] = {
-        "remote_addr": "win01.example.com",
-        "remote_user": "ansible",
-        "remote_password": PASSWORD,
-        "path": "/wsman",
-        "server_cert_validation": "validate",
-        "send_cbt": True,
-        "message_encryption": "auto",
-        "credssp_disable_tlsv1_2": False,
-        "no_proxy": False,
-        "kerberos_delegation": False,
-        "service": "HTTP",
-        "operation_timeout_sec": 20,
-        "read_timeout_sec": 30,
-        "reconnection_retries": 3,
-        "reconnection_backoff": 1.0,
-        "command_timeout": 0,
-        "max_envelope_size": 153600,
-        "kerberos_command": "kinit",
-        "kinit_env_vars": [],
-    }
-
-    def __init__(self, **options: t.Any) -> None:
-        self.options = {**self.DEFAULTS, **options}
-
-    def get(self, option: str) -> t.Any:
-        return self.options.get(option)
-
-    def var(self, option: str) -> str:
-        return f"ansible_winrm_{option}"
-
-    def extras(self) -> dict[str, t.Any]:
-        return {}
+DEFAULTS: dict[str, t.Any] = {
+    "remote_addr": "win01.example.com",
+    "remote_user": "ansible",
+    "remote_password": PASSWORD,
+    "path": "/wsman",
+    "server_cert_validation": "validate",
+    "send_cbt": True,
+    "message_encryption": "auto",
+    "credssp_disable_tlsv1_2": False,
+    "no_proxy": False,
+    "kerberos_delegation": False,
+    "service": "HTTP",
+    "operation_timeout_sec": 20,
+    "read_timeout_sec": 30,
+    "reconnection_retries": 3,
+    "reconnection_backoff": 1.0,
+    "command_timeout": 0,
+    "max_envelope_size": 153600,
+    "kerberos_command": "kinit",
+    "kinit_env_vars": [],
+}
 
 
 def make_settings(**options: t.Any) -> WinRMSettings:
-    return build_settings(DictOptions(**options), _winrm_session.protocol_parameters(), False)
+    """Settings from a dict of options over the plugin's documented defaults."""
+    values = {**DEFAULTS, **options}
+    source = OptionSource(values.get, {}, extras_prefix="ansible_winrm_", environ={})
+    return build_settings(source, _winrm_session.protocol_parameters(), False)
 
 
 class Harness:

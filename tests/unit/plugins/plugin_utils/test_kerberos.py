@@ -19,11 +19,13 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos
     CredentialCache,
     KerberosError,
     KinitBackend,
-    KinitRequest,
     TicketStore,
     acquire_ticket,
     ccache_environment,
     describe_failure,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
     kerberos_principal,
 )
 

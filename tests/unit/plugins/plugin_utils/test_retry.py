@@ -9,8 +9,10 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
     RetryPolicy,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
     is_transient_error,
 )

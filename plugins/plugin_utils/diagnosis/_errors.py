@@ -5,8 +5,8 @@ Internal use only: this module is not part of the collection's public API.
 ``diagnose`` reads the exception chain that pywinrm, pypsrp, requests, urllib3, ssl and socket
 build (causes, contexts and the errors urllib3 keeps in ``reason`` or ``args``) without
 importing any of those libraries' exception classes: it matches by class name, attributes and
-the standard library types, so it works whichever of them is installed. Callers redact secrets
-from the final message (``_redact.redact``) before it is shown.
+the standard library types, so it works whichever of them is installed. ``_failure`` builds
+the error users see from the diagnosis, with every secret redacted.
 
 The summaries and fixes are worded in ``_errors_fixes`` (shared with winrm_doctor); ``Layer``
 and ``Diagnosis`` are defined there and imported from here by the plugins.
@@ -22,8 +22,9 @@ import socket
 import ssl
 import typing as t
 
-from ansible.errors import AnsibleConnectionFailure
-
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    exception_chain,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
     Endpoint,
     is_ip_literal,
@@ -43,24 +44,11 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors_
     unencrypted_refused,
     variable_names,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import exception_chain
 
 # The service principal MIT names in "Server HTTP/host@REALM not found in Kerberos database".
 REQUESTED_SPN = re.compile(r"Server (\S+?)@\S+ not found")
 # The WSManFault code Windows sends when Receive waited OperationTimeout without output.
 WSMAN_OPERATION_TIMEOUT = 2150858793
-
-
-class DiagnosedConnectionFailure(AnsibleConnectionFailure):
-    """An AnsibleConnectionFailure that carries the Diagnosis its message was built from."""
-
-    # The message already quotes what was seen; ansible-core 2.19 would otherwise append the
-    # cause's own text after the fix line (older cores ignore the attribute).
-    _include_cause_message = False
-
-    def __init__(self, message: str, diagnosis: Diagnosis) -> None:
-        super().__init__(message)
-        self.diagnosis = diagnosis
 
 
 def _class_names(exc: BaseException) -> set[str]:
@@ -479,19 +467,3 @@ def diagnose(exc: BaseException, endpoint: Endpoint, transport: str, plugin: str
         str(exc),
         f"check ansible_host, ansible_port and {names.auth}; rerun with -vvvvv for details",
     )
-
-
-def connection_failure(
-    exc: BaseException, endpoint: Endpoint, transport: str, plugin: str
-) -> AnsibleConnectionFailure:
-    """An AnsibleConnectionFailure whose message explains ``exc``; raise it ``from exc``.
-
-    Message: ``<plugin>: <layer> failed connecting to <url>: <summary>`` followed by
-    ``seen:`` and ``fix:`` lines.
-    """
-    diagnosis = diagnose(exc, endpoint, transport, plugin)
-    message = (
-        f"{plugin}: {diagnosis.layer.value} failed connecting to {endpoint.url}: "
-        f"{diagnosis.summary}\n  seen: {diagnosis.evidence}\n  fix: {diagnosis.fix}"
-    )
-    return DiagnosedConnectionFailure(message, diagnosis)

@@ -10,8 +10,8 @@ offers open/run/put_file/fetch_file/close. The rules it keeps:
 - A pipeline that does not finish normally (command time limit, task timeout, Ctrl-C, a failure
   while reading output) is stopped on the host with the PSRP stop signal before the error
   propagates, so nothing keeps running behind Ansible's back.
-- Wire failures leave as AnsibleConnectionFailure from _errors.connection_failure, which says
-  which layer failed and what to change.
+- Wire failures leave through diagnosis._failure.connection_failure, which says which layer
+  failed and what to change, and keeps every secret out of the message and the chained errors.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    exception_chain,
+    raise_failure,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     CredentialCache,
     acquire_ticket,
@@ -43,7 +47,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_outp
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
-    exception_chain,
     is_transient_error,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
@@ -188,7 +191,7 @@ class PsrpSession:
             # No pool, no use for the ticket: do not leave the cache behind on disk.
             self._remove_ccache()
             if isinstance(err, wire_errors()):
-                raise self._failure(err) from err
+                raise_failure(self._failure(err))
             raise
 
     def _open_pool(self) -> RunspacePool:
@@ -296,7 +299,7 @@ class PsrpSession:
         except BaseException as err:
             self._stop(pipeline, err)
             if isinstance(err, wire_errors()):
-                raise self._failure(err) from err
+                raise_failure(self._failure(err))
             raise
         self._finished_pipeline = pipeline
         return self._result(pipeline)
@@ -440,16 +443,15 @@ class PsrpSession:
         # can open a new connection); without managed Kerberos the environment is untouched.
         return ccache_environment(self._ccache)
 
-    def _failure(self, err: BaseException) -> AnsibleConnectionFailure:
-        if isinstance(err, AnsibleConnectionFailure):
-            return err
+    def _failure(self, err: BaseException) -> AnsibleError:
+        """The diagnosed failure for ``err``, without any secret (see diagnosis._failure)."""
         # Imported here, not at the top: the classifier is only needed when something failed, and
         # Ansible compiles a collection's modules afresh in every task's worker process.
-        from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
+        from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
             connection_failure,
         )
 
-        return connection_failure(err, self.settings.endpoint, self.settings.auth, PLUGIN_NAME)
+        return connection_failure(err, self.settings)
 
 
 def _prepend(first: str, rest: c.Iterator[str]) -> c.Iterator[str]:

@@ -16,6 +16,7 @@ import ssl
 import time
 import typing as t
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import exception_chain
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import RetryPolicy
 
 T = t.TypeVar("T")
@@ -55,23 +56,6 @@ def call_with_retry(  # noqa: PLR0917 - the signature both plugins code against
                     f"{retry_number} of {policy.retries} in {delay:g}s"
                 )
             sleep(delay)
-
-
-def exception_chain(exc: BaseException) -> t.Iterator[BaseException]:
-    """Yield ``exc`` and every error behind it: causes, contexts and wrapped errors."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        # urllib3 keeps the underlying error in .reason (MaxRetryError) or in args
-        # (ProtocolError("Connection aborted.", err)) without chaining it.
-        nested = [getattr(current, "reason", None), *current.args]
-        nested += [current.__cause__, current.__context__]
-        pending.extend(error for error in nested if isinstance(error, BaseException))
 
 
 def _http_status(exc: BaseException) -> int | None:

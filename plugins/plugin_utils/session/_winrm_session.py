@@ -21,6 +21,10 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    exception_chain,
+    raise_failure,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     CredentialCache,
@@ -35,7 +39,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_opt
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
-    exception_chain,
     is_transient_error,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
@@ -193,24 +196,15 @@ class WinRMSession:
 
     # -- errors and retries ---------------------------------------------------------------
 
-    def _failure(self, exc: BaseException) -> AnsibleConnectionFailure:
-        """The diagnosed failure for ``exc``, chained to it, with every secret blanked out."""
-        transport = self.transport or self.settings.transports[0]
+    def _failure(self, exc: BaseException) -> AnsibleError:
+        """The diagnosed failure for ``exc``, without any secret (see diagnosis._failure)."""
         # Imported here, not at the top: the classifier is only needed when something failed, and
         # Ansible compiles a collection's modules afresh in every task's worker process.
-        from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
+        from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
             connection_failure,
         )
 
-        failure = connection_failure(exc, self.settings.endpoint, transport, PLUGIN_NAME)
-        secrets = self.settings.secrets
-        failure.message = redact(failure.message, secrets)
-        if any(redact(str(item), secrets) != str(item) for item in exception_chain(exc)):
-            # Ansible prints causes (and tracebacks) verbatim: drop a chain that holds a secret.
-            failure.__suppress_context__ = True
-        else:
-            failure.__cause__ = exc
-        return failure
+        return connection_failure(exc, self.settings, self.transport)
 
     def _request(self, protocol: Protocol, func: t.Callable[[], T]) -> T:
         """Send one request, on a freshly authenticated connection if the last one broke."""
@@ -296,14 +290,12 @@ class WinRMSession:
             try:
                 self._open_with(transport)
                 return
-            except AnsibleError as err:
-                errors.append((transport, err))
             except Exception as err:
                 errors.append((transport, self._failure(err)))
             self._log(5, f"WINRM CONNECTION ERROR ({transport}): {errors[-1][1]}")
         last_error = errors[-1][1]
         if len(errors) == 1:
-            raise last_error
+            raise_failure(last_error)
         tried = "; ".join(f"{name}: {error}" for name, error in errors[:-1])
         combined = AnsibleConnectionFailure(f"{last_error}\n  also tried: {tried}")
         # the message quotes every cause already (see DiagnosedConnectionFailure)
@@ -384,7 +376,7 @@ class WinRMSession:
         except AnsibleError:
             raise
         except Exception as err:
-            raise self._failure(err)  # noqa: B904 - _failure chains it unless that leaks a secret
+            raise_failure(self._failure(err))
 
     def _start(self, command_line: str, console_mode_stdin: bool) -> str:
         """Send the WinRS Command. Never retried: a lost reply must not start it twice."""

@@ -6,9 +6,11 @@ these tests feed each the same input and compare what users see.
 
 from __future__ import annotations
 
+import types
 import typing as t
 
 import pytest
+from ansible.errors import AnsibleError
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
 from ansible.plugins.loader import connection_loader
@@ -53,3 +55,183 @@ def test_bad_port_is_named_alike_by_both_plugins(
     assert str(raised.value) == (
         f"Invalid value 'not-a-port' for {label}: expected a port number between 1 and 65535"
     )
+
+
+# -- one failure path: nothing shown or chained carries the password ---------------------------
+
+PASSWORD = "Sécret-Pässwörd!42"
+SECRET_VARIABLES = {
+    **BASE,
+    "ansible_password": PASSWORD,
+    "ansible_winrm_transport": "ntlm",
+    "ansible_winrm_reconnection_retries": 0,
+    "ansible_psrp_auth": "ntlm",
+    "ansible_psrp_reconnection_retries": 0,
+}
+STEPS = ("open", "command", "put", "fetch")
+
+
+def library_errors(plugin: str) -> dict[str, BaseException]:
+    """Errors as the libraries raise them, each quoting the password somewhere in its chain."""
+    import requests
+
+    if plugin.endswith("winrm"):
+        from winrm.exceptions import InvalidCredentialsError as AuthError
+        from winrm.exceptions import WinRMError as FaultError
+
+        fault: BaseException = FaultError(f"the service said: bad request for {PASSWORD}")
+    else:
+        from pypsrp.exceptions import AuthenticationError as AuthError
+        from pypsrp.exceptions import WSManFaultError
+
+        fault = WSManFaultError(500, "win-01", f"bad request for {PASSWORD}", None, None, None)
+    cut = requests.exceptions.ConnectionError("('Connection aborted.')")
+    cut.__cause__ = ConnectionResetError(104, f"reset while sending password={PASSWORD}")
+    return {
+        "transport": requests.exceptions.ConnectionError(f"POST failed: body had {PASSWORD}"),
+        "auth": AuthError(f"the server refused user admin with password {PASSWORD}"),
+        "fault": fault,
+        "chained-cause": cut,
+    }
+
+
+class FailingWinRMProtocol:
+    """pywinrm's Protocol, failing at one step with ``error``."""
+
+    def __init__(self, step: str, error: BaseException) -> None:
+        self.step, self.error = step, error
+        self.operation_timeout_sec = 20
+        self.transport = types.SimpleNamespace(close_session=lambda: None)
+
+    def _fail_at(self, step: str) -> None:
+        if self.step == step:
+            raise self.error
+
+    def open_shell(self, **kwargs: t.Any) -> str:
+        self._fail_at("open")
+        return "SHELL-1"
+
+    def run_command(self, shell_id: str, command: str, args: t.Any, **kwargs: t.Any) -> str:
+        self._fail_at("command")
+        return "COMMAND-1"
+
+    def send_command_input(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._fail_at("put")
+
+    def get_command_output_raw(self, *args: t.Any) -> tuple[bytes, bytes, int, bool]:
+        self._fail_at("fetch")
+        return b"", b"", 0, True
+
+    def cleanup_command(self, *args: t.Any) -> None:
+        pass
+
+    def close_shell(self, *args: t.Any) -> None:
+        pass
+
+
+class FailingPsrp:
+    """pypsrp's WSMan, RunspacePool and PowerShell, failing at one step with ``error``."""
+
+    def __init__(self, step: str, error: BaseException) -> None:
+        self.step, self.error = step, error
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from pypsrp.complex_objects import PSInvocationState
+
+        from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+            _psrp_session,
+        )
+
+        remote = self
+
+        class WSMan:
+            def __init__(self, **kwargs: t.Any) -> None:
+                self.max_envelope_size = kwargs["max_envelope_size"]
+
+            def close(self) -> None:
+                pass
+
+        class RunspacePool:
+            def __init__(self, wsman: WSMan, **kwargs: t.Any) -> None:
+                self.connection = wsman
+                self.shell = types.SimpleNamespace(receive=None, signal=lambda *a: None)
+                self.pipelines: dict[t.Any, t.Any] = {}
+
+            def open(self) -> None:
+                if remote.step == "open":
+                    raise remote.error
+
+            def close(self) -> None:
+                pass
+
+        class PowerShell:
+            def __init__(self, pool: RunspacePool) -> None:
+                self.id = "PIPELINE-1"
+                self.state = PSInvocationState.NOT_STARTED
+
+            def add_script(self, *args: t.Any, **kwargs: t.Any) -> None:
+                pass
+
+            def add_argument(self, *args: t.Any) -> None:
+                pass
+
+            def begin_invoke(self, pipeline_input: t.Any) -> None:
+                if remote.step in ("command", "put"):
+                    raise remote.error
+                self.state = PSInvocationState.RUNNING
+
+            def poll_invoke(self, timeout: int) -> None:
+                raise remote.error
+
+            def stop(self) -> None:
+                self.state = PSInvocationState.STOPPED
+
+        monkeypatch.setattr(_psrp_session, "WSMan", WSMan)
+        monkeypatch.setattr(_psrp_session, "RunspacePool", RunspacePool)
+        monkeypatch.setattr(_psrp_session, "PowerShell", PowerShell)
+
+
+def chained_errors(error: BaseException) -> t.Iterator[BaseException]:
+    """``error`` and everything Python or Ansible can show behind it (causes and contexts)."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("kind", ["transport", "auth", "fault", "chained-cause"])
+def test_a_password_in_a_library_error_is_never_shown_or_chained(
+    plugin: str, step: str, kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any
+) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+        _winrm_session,
+    )
+
+    error = library_errors(plugin)[kind]
+    if plugin.endswith("winrm"):
+        protocol = FailingWinRMProtocol(step, error)
+        monkeypatch.setattr(_winrm_session, "Protocol", lambda **kwargs: protocol)
+    else:
+        FailingPsrp(step, error).install(monkeypatch)
+    connection = load_connection(plugin, SECRET_VARIABLES)
+    local = tmp_path / "local.txt"
+    local.write_text("payload")
+    actions = {
+        "open": connection._connect,
+        "command": lambda: connection.exec_command("Write-Output hi"),
+        "put": lambda: connection.put_file(str(local), "C:\\Temp\\remote.txt"),
+        "fetch": lambda: connection.fetch_file("C:\\Temp\\remote.txt", str(tmp_path / "out")),
+    }
+    with pytest.raises(AnsibleError) as raised:
+        actions[step]()
+    shown = [f"{type(e).__name__}: {e!s} {e!r}" for e in chained_errors(raised.value)]
+    assert all(PASSWORD not in text for text in shown), shown
+    # Still a diagnosis users can act on, not a bare library message.
+    assert "fix:" in str(raised.value)

@@ -18,14 +18,20 @@ import winrm.exceptions
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
-    DiagnosedConnectionFailure,
     Layer,
-    connection_failure,
     diagnose,
     offered_auth_schemes,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
+    DiagnosedConnectionFailure,
+    connection_failure,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     KerberosError,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    ConnectionSettings,
+    RetryPolicy,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
     TransferError,
@@ -378,12 +384,32 @@ def test_connection_failure_message() -> None:
         raised_chain(refused, urllib3.exceptions.NewConnectionError(None, "x"))
     )
     endpoint = resolve_endpoint("::1", None, None, None)
-    failure = connection_failure(error, endpoint, "ntlm", "winrm")
+    settings = ConnectionSettings(
+        plugin="winrm",
+        endpoint=endpoint,
+        auth="ntlm",
+        user="admin",
+        cert_validation=True,
+        ca_path=None,
+        message_encryption="auto",
+        kerberos_realm=None,
+        kerberos_service="HTTP",
+        kerberos_hostname_override=None,
+        kinit=None,
+        operation_timeout=20,
+        read_timeout=30,
+        retry_policy=RetryPolicy(),
+        command_timeout=0,
+        max_envelope_size=153600,
+        secrets=("pässwörd",),
+    )
+    failure = connection_failure(error, settings)
     assert isinstance(failure, DiagnosedConnectionFailure)
     assert failure.diagnosis.layer is Layer.TCP
+    assert failure.__cause__ is error  # nothing secret behind it: the cause stays for -vvv
     lines = failure.message.splitlines()
     assert lines[0] == (
-        "winrm: TCP connection failed connecting to https://[::1]:5986/wsman: "
+        "winops.remoting.winrm: TCP connection failed connecting to https://[::1]:5986/wsman: "
         "nothing accepted the connection on port 5986"
     )
     assert lines[1] == "  seen: [Errno 111] Connection refused"

@@ -22,6 +22,7 @@ import socket
 import ssl
 import typing as t
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
     exception_chain,
 )
@@ -29,6 +30,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint imp
     Endpoint,
     is_ip_literal,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors_fixes import (
     MAX_KERBEROS_CLOCK_SKEW,
     UNKNOWN_SERVICE,
@@ -47,8 +49,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors_
 
 # The service principal MIT names in "Server HTTP/host@REALM not found in Kerberos database".
 REQUESTED_SPN = re.compile(r"Server (\S+?)@\S+ not found")
-# The WSManFault code Windows sends when Receive waited OperationTimeout without output.
-WSMAN_OPERATION_TIMEOUT = 2150858793
 
 
 def _class_names(exc: BaseException) -> set[str]:
@@ -385,15 +385,11 @@ def _diagnose_wsman(chain: list[BaseException], names: PluginVars) -> Diagnosis 
     fault = _first(chain, lambda e: "WSManFaultError" in _class_names(e))
     if fault is None:
         return None
-    # pywinrm keeps the HTTP status in .code and the WSMan code in .wsman_fault_code.
-    if hasattr(fault, "wsman_fault_code"):
-        code = fault.wsman_fault_code
-    else:
-        code = getattr(fault, "code", None)
+    code = fault_code(fault)
     reason = str(getattr(fault, "reason", "") or fault)
     evidence = f"WSManFault code {code}: {reason}"
     lowered = reason.lower()
-    if code == WSMAN_OPERATION_TIMEOUT:
+    if code == _wsman_faults.OPERATION_TIMEOUT:
         fix = f"raise {names.operation_timeout} and {names.read_timeout} (read above operation)"
         summary = "the host did not finish the operation within the operation timeout"
     elif "maxenvelopesize" in lowered or "envelope size" in lowered:

@@ -28,10 +28,11 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
-    exception_chain,
     raise_failure,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     CredentialCache,
     acquire_ticket,
@@ -41,13 +42,13 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_opti
     PLUGIN_NAME,
     PsrpSettings,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_output import (
     PipelineResult,
     collect_result,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
-    is_transient_error,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 
@@ -61,7 +62,6 @@ try:
     from pypsrp.shell import SignalCode
     from pypsrp.wsman import WSMan
     from spnego.exceptions import SpnegoError
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 except ImportError as import_error:
     PYPSRP_IMPORT_ERROR = import_error
 else:
@@ -76,8 +76,6 @@ except ImportError:
         """Stands in when requests-credssp is absent: CredSSP cannot fail then."""
 
 
-# WSManFault code of an OperationTimeout: the host had nothing to say within the timeout.
-OPERATION_TIMEOUT_FAULT = 2150858793
 # Raw bytes reserved in each envelope for the SOAP headers and the PSRP fragment/message framing.
 PSRP_ENVELOPE_OVERHEAD = 4096
 
@@ -117,23 +115,8 @@ def wire_errors() -> tuple[type[BaseException], ...]:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when repeating a safe operation may succeed where this attempt failed.
-
-    The shared classifier (reset or aborted connections, HTTP 502/503/504) plus a WSMan
-    OperationTimeout fault, but not a refused or timed-out TCP connect: urllib3 inside pypsrp
-    already retried that reconnection_retries times, and retrying it again would multiply the
-    wait for a host that is simply down.
-    """
-    chain = list(exception_chain(exc))
-    connect_failures = (ConnectTimeoutError, NewConnectionError, requests.ConnectTimeout)
-    if any(isinstance(error, (*connect_failures, ConnectionRefusedError)) for error in chain):
-        return False
-    if any(
-        isinstance(error, WSManFaultError) and error.code == OPERATION_TIMEOUT_FAULT
-        for error in chain
-    ):
-        return True
-    return is_transient_error(exc)
+    """The shared classifier with pypsrp's rules (see session._retry.TransientRules)."""
+    return _retry.is_transient(exc, _retry.PSRP_RULES)
 
 
 class PsrpSession:
@@ -221,7 +204,7 @@ class PsrpSession:
                 try:
                     return receive(*args, **kwargs)
                 except WSManFaultError as err:
-                    if err.code != OPERATION_TIMEOUT_FAULT:
+                    if fault_code(err) != _wsman_faults.OPERATION_TIMEOUT:
                         raise
                     self._log(
                         "the host has not answered the runspace pool open within the operation "

@@ -21,11 +21,13 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
     exception_chain,
     raise_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     CredentialCache,
     acquire_ticket,
@@ -37,9 +39,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
     WinRMSettings,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
-    is_transient_error,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
     DEFAULT_ENVELOPE_OVERHEAD,
@@ -57,12 +59,6 @@ else:
 
 PLUGIN_NAME = "winops.remoting.winrm"
 UTF8_CODEPAGE = 65001
-# MSFT_WmiError code ERROR_WSMAN_QUOTA_MAX_OPERATIONS: the shell has run too many commands.
-QUOTA_MAX_OPERATIONS = 0x803381A6
-# WSManFault code ERROR_BUSY: a Send was refused because the previous one is still processed.
-WSMAN_BUSY = 170
-# WSManFault code of a shell id the host does not know (0x8033805B).
-WSMAN_SHELL_NOT_FOUND = 2150858843
 
 Log = t.Callable[[int, str], None]  # (verbosity level, already redacted message)
 Warn = t.Callable[[str], None]
@@ -106,23 +102,9 @@ def stdin_chunk_size(max_envelope_size: int) -> int:
     return (max_envelope_size - DEFAULT_ENVELOPE_OVERHEAD) // 4 * 3
 
 
-# How requests, urllib3 and http.client report a response cut off by a dropped connection.
-_BROKEN_RESPONSE = frozenset(("ChunkedEncodingError", "IncompleteRead", "ProtocolError"))
-
-
 def is_transient(exc: BaseException) -> bool:
-    """True for failures that say nothing about the request itself: try again later.
-
-    The shared classifier's refused, reset or aborted connections and HTTP 502/503/504 (the
-    listener restarting, a proxy or a busy service), a response cut off by a dropped
-    connection, and a WSMan OperationTimeout fault.
-    """
-    for item in exception_chain(exc):
-        if HAS_WINRM and isinstance(item, WinRMOperationTimeoutError):
-            return True
-        if type(item).__name__ in _BROKEN_RESPONSE:
-            return True
-    return is_transient_error(exc)
+    """The shared classifier with pywinrm's rules (see session._retry.TransientRules)."""
+    return _retry.is_transient(exc, _retry.WINRM_RULES)
 
 
 def breaks_connection(exc: BaseException) -> bool:
@@ -141,7 +123,7 @@ def _never_sent(exc: BaseException) -> bool:
 
 
 def _is_busy(exc: BaseException) -> bool:
-    return isinstance(exc, WSManFaultError) and exc.wsman_fault_code == WSMAN_BUSY
+    return fault_code(exc) == _wsman_faults.BUSY
 
 
 def _with_last(items: t.Iterable[bytes]) -> t.Iterator[tuple[bytes, bool]]:
@@ -331,7 +313,7 @@ class WinRMSession:
                         "delete shell", lambda: protocol.close_shell(shell_id), protocol
                     )
         except WSManFaultError as fault:
-            if fault.wsman_fault_code != WSMAN_SHELL_NOT_FOUND:
+            if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
                 self._warn_undeleted(shell_id, fault)
             else:
                 # Already gone (a reboot, a WinRM restart, the idle timeout): nothing to delete.
@@ -396,7 +378,7 @@ class WinRMSession:
         try:
             return start()
         except WSManFaultError as fault:
-            if fault.wmierror_code != QUOTA_MAX_OPERATIONS:
+            if fault.wmierror_code != _wsman_faults.QUOTA_MAX_OPERATIONS:
                 raise
         # The host refused to start it (the shell reached its operation quota), so starting it
         # in a fresh shell is the first start, not a repeat.

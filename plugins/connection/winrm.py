@@ -28,11 +28,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_opt
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
     WinRMSession,
-    stdin_chunk_size,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._winrm_transfer import (
-    fetch_file,
-    put_file,
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
+    stdin_chunk_size,
 )
 
 DOCUMENTATION = r"""
@@ -584,11 +582,11 @@ class Connection(ConnectionBase):
         self._log(3, f'PUT "{in_path}" TO "{out_path}"')
         if not os.path.isfile(in_path):
             raise AnsibleFileNotFound(f'file or module does not exist: "{in_path}"')
-        put_file(self._open_session(), in_path, out_path)
+        self._open_session().put_file(in_path, out_path)
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         super().fetch_file(in_path, out_path)
         in_path = self._shell._unquote(in_path)
         out_path = out_path.replace("\\", "/")
         self._log(3, f'FETCH "{in_path}" TO "{out_path}"')
-        fetch_file(self._open_session(), in_path, out_path)
+        self._open_session().fetch_file(in_path, out_path)

@@ -17,10 +17,8 @@ offers open/run/put_file/fetch_file/close. The rules it keeps:
 from __future__ import annotations
 
 import collections.abc as c
-import contextlib
 import functools
 import math
-import os
 import socket
 import ssl
 import time
@@ -356,53 +354,40 @@ class PsrpSession:
 
     # -- file transfer ---------------------------------------------------------------------
 
-    def put_file(self, in_path: str, out_path: str) -> int:
-        """Copy a local file to the host with the shared PUT script; returns its size."""
-        chunk_size = self.transfer_chunk_size()
-        local_sha1 = _transfer.sha1_of_file(in_path)
-        header = _transfer.encode_header({"path": out_path})
-        lines = _prepend(header, _transfer.iter_put_lines(in_path, chunk_size))
-        result = self.run(_transfer.PUT_SCRIPT, lines)
-        if result.rc != 0:
-            raise _transfer.TransferError(
-                f"put of {in_path} to {out_path} failed (rc {result.rc}): {result.stderr.strip()}"
-            )
-        remote_sha1, size = _transfer.parse_result_line(result.stdout.strip())
-        _transfer.verify_sha1("put", out_path, local_sha1, remote_sha1)
-        return size
+    def transfer_chunk_sizes(self) -> tuple[int, int]:
+        """PUT and FETCH lines alike: each one input or output object within one envelope."""
+        size = self.transfer_chunk_size()
+        return size, size
 
-    def fetch_file(self, in_path: str, out_path: str) -> int:
-        """Copy a file from the host with the shared FETCH script; returns its size."""
-        chunk_size = self.transfer_chunk_size()
-        header = _transfer.encode_header({"path": in_path, "chunk_size": chunk_size})
-        decoder = _transfer.FetchDecoder(out_path)
-        finished = False
-        try:
+    def run_transfer_script(
+        self,
+        script: str,
+        input_lines: c.Iterable[str],
+        on_output: c.Callable[[str], None] | None,
+    ) -> _transfer.ScriptResult:
+        """Run a transfer script in the runspace; each output string is one line of text."""
+        handler = None
+        if on_output is not None:
+            text_sink = on_output
 
-            def write_chunks(objects: list[t.Any]) -> None:
+            def handler(objects: list[t.Any]) -> None:
                 for item in objects:
                     if not isinstance(item, str):
                         raise _transfer.TransferError(
-                            f"fetch of {in_path}: unexpected {type(item).__name__} in the output"
+                            f"unexpected {type(item).__name__} in a transfer script's output"
                         )
-                    decoder.feed(f"{item}\n")
+                    text_sink(f"{item}\n")
 
-            result = self.run(_transfer.FETCH_SCRIPT, [header], on_output=write_chunks)
-            if result.rc != 0:
-                raise _transfer.TransferError(
-                    f"fetch of {in_path} to {out_path} failed (rc {result.rc}): "
-                    f"{result.stderr.strip()}"
-                )
-            remote_sha1, size = decoder.finish()
-            _transfer.verify_sha1("fetch", in_path, decoder.local_sha1, remote_sha1)
-            finished = True
-        finally:
-            decoder.close()
-            if not finished:
-                # Nothing half-copied may look like a fetched file.
-                with contextlib.suppress(OSError):
-                    os.remove(out_path)
-        return size
+        result = self.run(script, input_lines, on_output=handler)
+        return _transfer.ScriptResult(result.rc, result.stdout, result.stderr)
+
+    def put_file(self, in_path: str, out_path: str) -> int:
+        """Copy a local file to the host (the shared transfer); returns its size."""
+        return _transfer.put_file(self, in_path, out_path)
+
+    def fetch_file(self, in_path: str, out_path: str) -> int:
+        """Copy a file from the host (the shared transfer); returns its size."""
+        return _transfer.fetch_file(self, in_path, out_path)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -435,8 +420,3 @@ class PsrpSession:
         )
 
         return connection_failure(err, self.settings)
-
-
-def _prepend(first: str, rest: c.Iterator[str]) -> c.Iterator[str]:
-    yield first
-    yield from rest

@@ -26,6 +26,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import
     exception_chain,
     raise_failure,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
@@ -43,8 +44,12 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session import _re
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
-    DEFAULT_ENVELOPE_OVERHEAD,
+    DEFAULT_FETCH_CHUNK_SIZE,
+    ScriptResult,
+    powershell_command_line,
+    put_chunk_size,
 )
 
 try:
@@ -95,11 +100,6 @@ def kerberos_available() -> bool:
     except ImportError:
         return False
     return bool(getattr(transport, "HAVE_KERBEROS", False))
-
-
-def stdin_chunk_size(max_envelope_size: int) -> int:
-    """Raw stdin bytes per WinRS Send: the Send carries them base64-encoded in the envelope."""
-    return (max_envelope_size - DEFAULT_ENVELOPE_OVERHEAD) // 4 * 3
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -330,6 +330,41 @@ class WinRMSession:
             f"{PLUGIN_NAME}: could not delete WinRS shell {shell_id} ({err}); the host "
             "removes it when its idle timeout expires"
         )
+
+    # -- file transfer (the shared orchestration in transfer._transfer) --------------------
+
+    def transfer_chunk_sizes(self) -> tuple[int, int]:
+        """PUT lines fit one Send envelope; FETCH output is split into Receives by the host."""
+        return put_chunk_size(self.settings.max_envelope_size), DEFAULT_FETCH_CHUNK_SIZE
+
+    def run_transfer_script(
+        self,
+        script: str,
+        input_lines: t.Iterable[str],
+        on_output: t.Callable[[str], None] | None,
+    ) -> ScriptResult:
+        """Run a transfer script in powershell.exe; input lines are stdin lines."""
+        stdin = (line.encode("ascii") + b"\r\n" for line in input_lines)
+        sink = None
+        if on_output is not None:
+            text_sink = on_output
+
+            def sink(data: bytes) -> None:
+                # Base64 lines and a JSON result line: ASCII, so any Receive boundary is a
+                # character boundary.
+                text_sink(data.decode("utf-8", errors="replace"))
+
+        result = self.run(powershell_command_line(script), stdin=stdin, stdout_sink=sink)
+        stderr = clean_stderr(result.stderr.decode("utf-8", errors="replace"))
+        return ScriptResult(result.rc, result.stdout.decode("utf-8", errors="replace"), stderr)
+
+    def put_file(self, in_path: str, out_path: str) -> int:
+        """Copy a local file to the host (the shared transfer); returns its size."""
+        return _transfer.put_file(self, in_path, out_path)
+
+    def fetch_file(self, in_path: str, out_path: str) -> int:
+        """Copy a file from the host (the shared transfer); returns its size."""
+        return _transfer.fetch_file(self, in_path, out_path)
 
     # -- commands -------------------------------------------------------------------------
 

@@ -409,7 +409,7 @@ def test_a_local_read_error_is_not_a_connection_failure(remote: FakeRemote, tmp_
     source.write_bytes(b"data")
     session, _recorder = open_session()
 
-    def unreadable(path: str, chunk_size: int) -> t.Iterator[str]:
+    def unreadable(path: str, chunk_size: int, digest: t.Any = None) -> t.Iterator[str]:
         raise PermissionError(13, "Permission denied", path)
         yield ""  # pragma: no cover - makes this a generator
 
@@ -513,8 +513,8 @@ def test_command_timeout_also_bounds_a_streamed_upload(remote: FakeRemote, tmp_p
     source.write_bytes(os.urandom(300_000))
     ticking_lines = _transfer.iter_put_lines
 
-    def slow_lines(path: str, chunk_size: int) -> t.Iterator[str]:
-        for line in ticking_lines(path, chunk_size):
+    def slow_lines(path: str, chunk_size: int, digest: t.Any = None) -> t.Iterator[str]:
+        for line in ticking_lines(path, chunk_size, digest):
             now[0] += 4
             yield line
 

@@ -22,7 +22,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import diagnose
-from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors_fixes import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
     Diagnosis,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (

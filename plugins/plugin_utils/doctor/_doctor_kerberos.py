@@ -19,10 +19,10 @@ import time
 import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import realm_from_user
-from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis import _errors_fixes
-from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors_fixes import (
-    Diagnosis,
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis import _wording
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
     Layer,
+    describe,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import (
     CheckFailed,
@@ -69,7 +69,7 @@ def check_spn(target: Target, context: Context) -> str:
     host = target.kerberos_hostname_override or target.endpoint.host
     if target.kerberos_hostname_override is None and target.endpoint.is_ip_address:
         raise CheckFailed(
-            _errors_fixes.kerberos_by_address(
+            _wording.kerberos_by_address(
                 target.endpoint,
                 target.plugin,
                 f"the service principal would be {target.kerberos_service}/{host}, which no KDC holds",
@@ -144,11 +144,10 @@ def check_realm_config(target: Target, context: Context) -> str:
     realm = _realm(target)
     if realm is None:
         raise CheckFailed(
-            Diagnosis(
-                Layer.KERBEROS,
-                "no Kerberos realm is known for the user",
+            describe(
+                "kerberos_no_realm",
+                target.plugin,
                 f"ansible_user is {target.user!r}, without @REALM",
-                "set ansible_user to user@REALM (the realm in uppercase)",
             )
         )
     text, paths = _read_config()
@@ -158,12 +157,12 @@ def check_realm_config(target: Target, context: Context) -> str:
     if _dns_lookup_kdc(text):
         return f"{paths} does not list realm {realm}; its KDCs come from DNS (dns_lookup_kdc)"
     raise CheckFailed(
-        Diagnosis(
-            Layer.KERBEROS,
-            f"the Kerberos configuration does not know realm {realm}",
+        describe(
+            "kerberos_realm_not_configured",
+            target.plugin,
             f"{paths}: no [realms] entry for {realm} and dns_lookup_kdc is off",
-            f"add {realm} = {{ kdc = <domain controller> }} under [realms] in {paths} "
-            "(or point KRB5_CONFIG at a file that has it)",
+            realm=realm,
+            config=paths,
         )
     )
 
@@ -185,12 +184,8 @@ def check_kdc_reachable(target: Target, context: Context) -> str:
             continue
         return f"{kdc} accepts TCP connections"
     raise CheckFailed(
-        Diagnosis(
-            Layer.KERBEROS,
-            f"no KDC of realm {realm} can be reached",
-            "; ".join(seen),
-            f"check the kdc entries of {realm} in {paths} and that TCP port 88 of the domain "
-            "controllers is open to the controller",
+        describe(
+            "kerberos_kdc_unreachable", target.plugin, "; ".join(seen), realm=realm, config=paths
         )
     )
 
@@ -211,9 +206,9 @@ def check_clock_skew(
     skew = clock_skew(context.server_date, now() if now else None)
     if skew is None:
         raise NotApplicable("the host sent no HTTP Date header to compare with")
-    if abs(skew) > _errors_fixes.MAX_KERBEROS_CLOCK_SKEW:
-        raise CheckFailed(_errors_fixes.kerberos_clock_skew(context.server_date, skew))
-    return _errors_fixes.host_clock_evidence(context.server_date, skew)
+    if abs(skew) > _wording.MAX_KERBEROS_CLOCK_SKEW:
+        raise CheckFailed(_wording.kerberos_clock_skew(context.server_date, skew, target.plugin))
+    return _wording.host_clock_evidence(context.server_date, skew)
 
 
 def _default_ccache() -> str:
@@ -230,16 +225,7 @@ def check_ticket(target: Target, context: Context) -> str:
         try:
             cache = acquire_ticket(request)
         except KerberosError as err:
-            # The ticket helper's message ends with its own "Fix: ...": keep both halves.
-            seen, _, fix = str(err.message).partition(" Fix: ")
-            raise CheckFailed(
-                Diagnosis(
-                    Layer.KERBEROS,
-                    f"kinit could not get a ticket for {request.principal}",
-                    seen.rstrip(". "),
-                    fix or "check ansible_user (user@REALM) and ansible_password",
-                )
-            ) from err
+            raise CheckFailed(err.diagnosis) from err
         cache.remove()
         return f"kinit got a ticket for {request.principal} (managed mode)"
     path = _default_ccache()
@@ -255,15 +241,7 @@ def check_ticket(target: Target, context: Context) -> str:
                 else f"{summary.principal}: the ticket-granting ticket expired"
             )
         )
-        raise CheckFailed(
-            Diagnosis(
-                Layer.KERBEROS,
-                "no valid Kerberos ticket for manual mode",
-                f"{seen} at {path}",
-                "run kinit user@REALM before the play, or give ansible_password so the plugin "
-                "gets the ticket itself (managed mode)",
-            )
-        )
+        raise CheckFailed(describe("kerberos_no_manual_ticket", target.plugin, f"{seen} at {path}"))
     ends = datetime.datetime.fromtimestamp(tgt.endtime, datetime.timezone.utc)
     return f"{summary.principal} has a ticket until {ends:%Y-%m-%d %H:%M} UTC in {path}"
 

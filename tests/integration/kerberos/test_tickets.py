@@ -15,8 +15,10 @@ from kdc import KDC
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
-    Layer,
     diagnose,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Layer,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import _kerberos
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (

@@ -6,6 +6,7 @@ these tests feed each the same input and compare what users see.
 
 from __future__ import annotations
 
+import re
 import types
 import typing as t
 
@@ -235,3 +236,96 @@ def test_a_password_in_a_library_error_is_never_shown_or_chained(
     assert all(PASSWORD not in text for text in shown), shown
     # Still a diagnosis users can act on, not a bare library message.
     assert "fix:" in str(raised.value)
+
+
+# -- one wording table: each plugin's users are told about their own variables ----------------
+
+TEMPLATE_VALUES: dict[str, t.Any] = {
+    "host": "win-01.example.com",
+    "port": 5986,
+    "transport": "ntlm",
+    "status": 500,
+    "error_type": "ValueError",
+    "method": "basic",
+    "choice": "",
+    "role": "winops.remoting.winrm_auth",
+    "change": "use https",
+    "spn": "HTTP/win-01.example.com",
+    "realm": "EXAMPLE.COM",
+    "config": "/etc/krb5.conf",
+    "principal": "admin@EXAMPLE.COM",
+    "kinit_cmd": "kinit",
+    "timeout": 60.0,
+    "path": "/tmp/store",
+    "uid": 1000,
+}
+
+
+def documented_variables(plugin: str) -> set[str]:
+    """Every variable the plugin's DOCUMENTATION declares."""
+    import sys
+
+    import yaml
+
+    module = sys.modules[connection_loader.get(plugin, class_only=True).__module__]
+    options = yaml.safe_load(module.DOCUMENTATION)["options"]
+    return {entry["name"] for option in options.values() for entry in option.get("vars", [])}
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_every_diagnosis_names_only_the_plugins_own_variables(plugin: str) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+        WORDING,
+        describe,
+    )
+
+    declared = documented_variables(plugin)
+    for key in WORDING:
+        diagnosis = describe(key, plugin, "seen", **TEMPLATE_VALUES)
+        named = set(re.findall(r"\bansible_\w+", f"{diagnosis.summary} {diagnosis.fix}"))
+        assert named <= declared, (key, named - declared)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_a_missing_session_configuration_is_fixed_with_the_plugins_variable(plugin: str) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
+        resolve_endpoint,
+    )
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
+        diagnose,
+    )
+
+    if plugin.endswith("winrm"):
+        from winrm.exceptions import WSManFaultError
+
+        fault: BaseException = WSManFaultError(
+            500,
+            "fault",
+            None,
+            "The WS-Management service cannot process the request. The resource URI "
+            "(http://schemas.microsoft.com/powershell/Other) was not found",
+            wsman_fault_code=2150858752,
+        )
+    else:
+        from pypsrp.exceptions import WSManFaultError
+
+        fault = WSManFaultError(
+            2150858752, "win-01", "The resource URI was not found", None, None, None
+        )
+    endpoint = resolve_endpoint("win-01.example.com", None, None, None)
+    diagnosis = diagnose(fault, endpoint, "ntlm", plugin)
+    assert diagnosis.summary == "the requested session configuration or resource does not exist"
+    other = "ansible_psrp_" if plugin.endswith("winrm") else "ansible_winrm_"
+    assert other not in diagnosis.fix
+    assert set(re.findall(r"\bansible_\w+", diagnosis.fix)) <= documented_variables(plugin)
+
+
+def test_a_kerberos_ticket_failure_names_no_plugin_specific_variable() -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_errors import (
+        describe_failure,
+    )
+
+    error = describe_failure(
+        "admin@EXAMPLE.COM", "Client 'admin@EXAMPLE.COM' not found in Kerberos database"
+    )
+    assert not re.search(r"ansible_(winrm|psrp)_", str(error))

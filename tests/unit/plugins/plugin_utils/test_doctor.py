@@ -22,12 +22,14 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis import _errors
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
-    Diagnosis,
-    Layer,
     diagnose,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
     DiagnosedConnectionFailure,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Diagnosis,
+    Layer,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.doctor import _doctor
 from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import (

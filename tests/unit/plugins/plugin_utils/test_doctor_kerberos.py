@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import Layer
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Layer,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.doctor import _doctor_kerberos
 from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import (
     CheckFailed,

@@ -18,7 +18,6 @@ import winrm.exceptions
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
-    Layer,
     diagnose,
     offered_auth_schemes,
 )
@@ -26,8 +25,11 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure
     DiagnosedConnectionFailure,
     connection_failure,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
-    KerberosError,
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Layer,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_errors import (
+    ticket_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
     ConnectionSettings,
@@ -306,7 +308,7 @@ def test_http_404_names_the_path_variable() -> None:
 
 
 def test_kerberos_error() -> None:
-    error = KerberosError("Kerberos: kinit failed for principal u@EXAMPLE.COM (exit code 1): x")
+    error = ticket_failure("kinit_failed", "u@EXAMPLE.COM", "kinit exit code 1: x")
     diagnosis = diagnose(error, HTTPS, "kerberos", "winrm")
     assert diagnosis.layer is Layer.KERBEROS
     assert "ansible_user" in diagnosis.fix

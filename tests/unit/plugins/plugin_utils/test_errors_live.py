@@ -26,8 +26,10 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
-    Layer,
     diagnose,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Layer,
 )
 
 HOST = "127.0.0.1"

@@ -124,7 +124,7 @@ def realm_kdcs(config_text: str, realm: str) -> list[str] | None:
 
 def _dns_lookup_kdc(config_text: str) -> bool:
     match = re.search(r"^\s*dns_lookup_kdc\s*=\s*(\S+)", config_text, re.MULTILINE)
-    return bool(match) and match.group(1).lower() in ("true", "yes", "1", "on")
+    return match is not None and match.group(1).lower() in ("true", "yes", "1", "on")
 
 
 def _read_config() -> tuple[str, str]:
@@ -203,12 +203,13 @@ def check_clock_skew(
     target: Target, context: Context, now: t.Callable[[], datetime.datetime] | None = None
 ) -> str:
     _require_kerberos(target)
-    skew = clock_skew(context.server_date, now() if now else None)
-    if skew is None:
+    server_date = context.server_date
+    skew = clock_skew(server_date, now() if now else None)
+    if server_date is None or skew is None:
         raise NotApplicable("the host sent no HTTP Date header to compare with")
     if abs(skew) > _wording.MAX_KERBEROS_CLOCK_SKEW:
-        raise CheckFailed(_wording.kerberos_clock_skew(context.server_date, skew, target.plugin))
-    return _wording.host_clock_evidence(context.server_date, skew)
+        raise CheckFailed(_wording.kerberos_clock_skew(server_date, skew, target.plugin))
+    return _wording.host_clock_evidence(server_date, skew)
 
 
 def _default_ccache() -> str:

@@ -16,10 +16,11 @@ import typing as t
 from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
-from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
-    Diagnosis,
-    describe,
-)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+        Diagnosis,
+    )
 
 # The message patterns of MIT and Heimdal Kerberos, and the wording row each one selects.
 _PATTERNS = (
@@ -56,6 +57,12 @@ def ticket_failure(
     key: str, principal: str, evidence: str, secrets_: t.Sequence[str] = (), **values: t.Any
 ) -> KerberosError:
     """The KerberosError for wording row ``key``; ``evidence`` is redacted of ``secrets_``."""
+    # Imported here: the wording table is only needed when something failed, and Ansible
+    # compiles a collection's modules afresh in every task's worker process.
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+        describe,
+    )
+
     realm = principal.rpartition("@")[2] or "(default realm)"
     diagnosis = describe(
         key,

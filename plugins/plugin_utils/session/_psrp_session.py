@@ -65,13 +65,18 @@ except ImportError as import_error:
 else:
     PYPSRP_IMPORT_ERROR = None
 
-CredSSPAuthenticationError: type[BaseException]
-try:  # optional: only CredSSP needs requests-credssp
-    from requests_credssp.exceptions import AuthenticationException as CredSSPAuthenticationError
-except ImportError:
 
-    class CredSSPAuthenticationError(Exception):  # type: ignore[no-redef]
-        """Stands in when requests-credssp is absent: CredSSP cannot fail then."""
+class _NoCredSSPError(Exception):
+    """Stands in when requests-credssp is absent: CredSSP cannot fail then."""
+
+
+CredSSPAuthenticationError: type[BaseException] = _NoCredSSPError
+try:  # optional: only CredSSP needs requests-credssp
+    from requests_credssp.exceptions import AuthenticationException
+
+    CredSSPAuthenticationError = AuthenticationException
+except ImportError:
+    pass
 
 
 # Raw bytes reserved in each envelope for the SOAP headers and the PSRP fragment/message framing.
@@ -177,12 +182,13 @@ class PsrpSession:
 
     def _open_pool(self) -> RunspacePool:
         wsman = WSMan(**self.settings.wsman_kwargs)
-        host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)
+        # pypsrp's hints say str for the version, but None is its documented "no version".
+        host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)  # type: ignore[arg-type]
         pool = RunspacePool(wsman, host=host, configuration_name=self.settings.configuration_name)
         # pypsrp's open() gives up on the first OperationTimeout answer to its Receive; that
         # answer only means the host is still starting the runspace, so receive again on the
         # same shell (a reopen would leave the first shell behind on the host).
-        pool.shell.receive = self._patient_receive(pool.shell.receive)
+        setattr(pool.shell, "receive", self._patient_receive(pool.shell.receive))  # noqa: B010
         try:
             pool.open()
         except BaseException:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import math
 import time
@@ -307,11 +308,17 @@ class WinRMSession:
         self.shell_id = None
         try:
             if protocol is not None and shell_id is not None:
-                self._log(5, f"WINRM CLOSE SHELL: {shell_id}")
-                with self._credentials():
-                    self._call_safe(
-                        "delete shell", lambda: protocol.close_shell(shell_id), protocol
-                    )
+                self._delete_shell(protocol, shell_id)
+        finally:
+            if self._ccache is not None:
+                self._ccache.remove()
+                self._ccache = None
+
+    def _delete_shell(self, protocol: Protocol, shell_id: str) -> None:
+        self._log(5, f"WINRM CLOSE SHELL: {shell_id}")
+        try:
+            with self._credentials():
+                self._call_safe("delete shell", lambda: protocol.close_shell(shell_id), protocol)
         except WSManFaultError as fault:
             if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
                 self._warn_undeleted(shell_id, fault)
@@ -320,10 +327,6 @@ class WinRMSession:
                 self._log(5, f"WINRM: shell {shell_id} no longer exists on the host")
         except Exception as err:
             self._warn_undeleted(shell_id, err)
-        finally:
-            if self._ccache is not None:
-                self._ccache.remove()
-                self._ccache = None
 
     def _warn_undeleted(self, shell_id: str, err: BaseException) -> None:
         self._warn(
@@ -465,8 +468,8 @@ class WinRMSession:
                 # Only a Send refused as busy is repeated: the host did not take its data.
                 self._call_safe(
                     "send input",
-                    lambda data=data, is_last=is_last: protocol.send_command_input(
-                        shell_id, command_id, data, end=is_last
+                    functools.partial(
+                        protocol.send_command_input, shell_id, command_id, data, end=is_last
                     ),
                     is_retryable=_is_busy,
                 )
@@ -526,7 +529,7 @@ class WinRMSession:
             remaining = self._check_deadline(deadline)
             wait = operation_timeout if remaining is None else max(1, math.ceil(remaining))
             stdout, stderr, rc, done = self._call_safe(
-                "receive output", lambda wait=wait: self._receive_once(command_id, wait)
+                "receive output", functools.partial(self._receive_once, command_id, wait)
             )
             if stdout:
                 sink(stdout)

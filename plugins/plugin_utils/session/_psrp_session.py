@@ -31,11 +31,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import
     raise_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
-from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
-    CredentialCache,
-    acquire_ticket,
-    ccache_environment,
-)
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
     PLUGIN_NAME,
     PsrpSettings,
@@ -48,7 +43,16 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_outp
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+    acquire_ticket,
+    ticket_environment,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
+
+if t.TYPE_CHECKING:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
+        CredentialCache,
+    )
 
 PYPSRP_IMPORT_ERROR: ImportError | None
 try:
@@ -415,7 +419,7 @@ class PsrpSession:
     def _credentials(self) -> t.ContextManager[None]:
         # KRB5CCNAME points at our private cache while pypsrp may authenticate (any request
         # can open a new connection); without managed Kerberos the environment is untouched.
-        return ccache_environment(self._ccache)
+        return ticket_environment(self._ccache)
 
     def _failure(self, err: BaseException) -> AnsibleError:
         """The diagnosed failure for ``err``, without any secret (see diagnosis._failure)."""

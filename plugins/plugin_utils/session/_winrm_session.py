@@ -30,11 +30,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
-from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
-    CredentialCache,
-    acquire_ticket,
-    ccache_environment,
-)
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
     KinitRequest,
 )
@@ -44,6 +39,10 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_opt
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+    acquire_ticket,
+    ticket_environment,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
@@ -69,6 +68,11 @@ UTF8_CODEPAGE = 65001
 Log = t.Callable[[int, str], None]  # (verbosity level, already redacted message)
 Warn = t.Callable[[str], None]
 T = t.TypeVar("T")
+
+if t.TYPE_CHECKING:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
+        CredentialCache,
+    )
 
 
 class CommandTimeoutError(AnsibleError):
@@ -226,7 +230,7 @@ class WinRMSession:
     @contextlib.contextmanager
     def _credentials(self) -> t.Iterator[None]:
         """Point GSSAPI at our private ticket cache (if any) for the duration of a request."""
-        with ccache_environment(self._ccache):
+        with ticket_environment(self._ccache):
             yield
 
     # -- shell lifecycle ------------------------------------------------------------------

@@ -115,9 +115,8 @@ def _variables_for(
 def _target(plugin: str, variables: dict[str, t.Any]) -> t.Any:
     connection = connection_loader.get(f"winops.remoting.{plugin}", PlayContext(), "/dev/null")
     connection.set_options(var_options={**variables, "_extras": {}})
-    if plugin == "winrm":
-        return winrm_target(connection._settings())
-    return psrp_target(connection._read_settings())
+    settings = connection._read_settings()
+    return winrm_target(settings) if plugin == "winrm" else psrp_target(settings)
 
 
 def _statuses(result: dict[str, t.Any]) -> dict[str, str]:
@@ -160,7 +159,9 @@ def test_kerberos_healthy_passes_every_check(kerberos_host: WinHost, plugin: str
         assert statuses[name] == "ok", result["checks"]
     assert statuses["authenticated_session"] == "ok"
     evidence = {check["name"]: check["evidence"] for check in result["checks"]}
-    assert f"HTTP/{kerberos_host.state.fqdn}" in evidence["kerberos_spn"]
+    # The service each library asks for: pywinrm HTTP, pypsrp WSMAN (negotiate_service).
+    service = "HTTP" if plugin == "winrm" else "WSMAN"
+    assert f"{service}/{kerberos_host.state.fqdn}" in evidence["kerberos_spn"]
     assert "WINOPS.TEST" in evidence["kerberos_realm"]
 
 

@@ -2,8 +2,10 @@
 
 Internal use only: this module is not part of the collection's public API.
 
-Codes as Windows sends them in a WSManFault (MS-WSMV 2.2.4.43 ``WSManFault/@Code``; the values
-are the Windows error numbers listed in winerror.h, e.g. ERROR_WSMAN_SHELL_NOT_FOUND).
+Codes as Windows sends them in the Code attribute of a WSManFault: the ERROR_WSMAN_* numbers
+of the Windows SDK (wsmerror.h; e.g. ERROR_WSMAN_OPERATION_TIMEDOUT = 2150858793, listed in
+https://docs.rs/windows-sys/latest/windows_sys/Win32/System/RemoteManagement/), and ERROR_BUSY.
+The values were already in use in the sessions and the diagnosis; this module only names them.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ $(DEV_COLLECTIONS)/ansible_collections/winops/remoting:
 lint: deps
 	$(BIN)/ruff check plugins tests benchmarks
 	$(BIN)/ruff format --check plugins tests benchmarks
+	$(BIN)/mypy
 
 unit: deps
 	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider

@@ -17,12 +17,12 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.plugins.loader import connection_loader
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import run_checks
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor_targets import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import run_checks
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor_targets import (
     psrp_target,
     winrm_target,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
 
 # Connection names the doctor understands, and the collection plugin that reads their options.
 _PLUGINS = {
@@ -88,14 +88,9 @@ class ActionModule(ActionBase):
             )
 
         connection = self._connection_plugin(wanted, task_vars)
-        if wanted == "winrm":
-            settings = connection._settings()
-            target = winrm_target(settings)
-            secrets = list(settings.secrets)
-        else:
-            settings = connection._read_settings()
-            target = psrp_target(settings)
-            secrets = list(settings.secrets)
+        settings = connection._read_settings()
+        target = winrm_target(settings) if wanted == "winrm" else psrp_target(settings)
+        secrets = list(settings.secrets)
 
         report = run_checks(target).to_result()
         report["plugin"] = f"winops.remoting.{wanted}"

@@ -15,16 +15,19 @@ from ansible.errors import AnsibleError, AnsibleFileNotFound
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    OptionSource,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
+    EXTRAS_PREFIX,
     PsrpSettings,
     read_settings,
-    variable_label,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_session import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
     PsrpSession,
     require_pypsrp,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
 
 DOCUMENTATION = r"""
 name: psrp
@@ -449,7 +452,7 @@ def _split_lines(text: str) -> list[str]:
 
 
 class Connection(ConnectionBase):
-    """PowerShell Remoting connection; the session layer lives in plugin_utils._psrp_session."""
+    """PowerShell Remoting connection; the session layer lives in plugin_utils.session._psrp_session."""
 
     transport = "winops.remoting.psrp"
     module_implementation_preferences = (".ps1", ".exe", "")
@@ -482,14 +485,16 @@ class Connection(ConnectionBase):
         self._task_keys = dict(task_keys or {})
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
 
-    def _read_option(self, option: str) -> tuple[t.Any, str]:
-        definition = self.option_definitions.get(option, {})
-        label = variable_label(option, definition, self._var_options, os.environ, self._task_keys)
-        return self.get_option(option), label
-
     def _read_settings(self) -> PsrpSettings:
-        extras = self.get_option("_extras") if self.has_option("_extras") else {}
-        return read_settings(self._read_option, extras or {}, warn=display.warning)
+        source = OptionSource(
+            self.get_option,
+            self.option_definitions,
+            extras_prefix=EXTRAS_PREFIX,
+            var_options=self._var_options,
+            task_keys=self._task_keys,
+            extras=self.get_option("_extras") if self.has_option("_extras") else {},
+        )
+        return read_settings(source, warn=display.warning)
 
     # -- connection lifecycle ----------------------------------------------------------------
 

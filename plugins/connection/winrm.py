@@ -7,29 +7,30 @@ from __future__ import annotations
 import os
 import typing as t
 
-from ansible import constants as C
 from ansible.errors import AnsibleError, AnsibleFileNotFound
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
-from ansible_collections.winops.remoting.plugins.plugin_utils._clixml import clean_stderr
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import is_upn
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import is_upn
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
     redact,
     redacted_options,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    OptionSource,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
+    EXTRAS_PREFIX,
     WinRMSettings,
     build_settings,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_session import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
     WinRMSession,
-    stdin_chunk_size,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_transfer import (
-    fetch_file,
-    put_file,
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
+    stdin_chunk_size,
 )
 
 DOCUMENTATION = r"""
@@ -415,38 +416,6 @@ windows:
 display = Display()
 
 
-class _PluginOptions:
-    """Reads the plugin's options for build_settings and names the variable behind each."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._definitions = C.config.get_configuration_definitions(
-            "connection", connection._load_name
-        )
-
-    def get(self, option: str) -> t.Any:
-        return self._connection.get_option(option)
-
-    def var(self, option: str) -> str:
-        definition = self._definitions.get(option, {})
-        names = [entry["name"] for entry in definition.get("vars", [])]
-        given = [name for name in names if name in self._connection._given_vars]
-        if given:
-            # Ansible lets the last variable of the list win, so that is the one to name.
-            return given[-1]
-        env_names = [entry["name"] for entry in definition.get("env", [])]
-        from_env = [name for name in env_names if name in os.environ]
-        if from_env:
-            return from_env[-1]
-        # The variable users know best: ansible_host and ansible_port rather than the
-        # plugin-specific names, ansible_winrm_<name> for the rest.
-        preferred = [name for name in names if name != "inventory_hostname"]
-        return (preferred or names or [option])[0]
-
-    def extras(self) -> dict[str, t.Any]:
-        return dict(self._connection.get_option("_extras") or {})
-
-
 class Connection(ConnectionBase):
     """WinRM connection to a Windows host through a WinRS shell."""
 
@@ -462,7 +431,8 @@ class Connection(ConnectionBase):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._session: WinRMSession | None = None
-        self._given_vars: frozenset[str] = frozenset()
+        self._var_options: dict[str, t.Any] = {}
+        self._task_keys: dict[str, t.Any] = {}
 
     # -- options --------------------------------------------------------------------------
 
@@ -472,14 +442,23 @@ class Connection(ConnectionBase):
         var_options: dict[str, t.Any] | None = None,
         direct: dict[str, t.Any] | None = None,
     ) -> None:
-        # Remember which variables were given, so errors name the one the user set.
-        self._given_vars = frozenset(var_options or ())
+        # Remembered so that an error can name the variable or keyword the user actually set.
+        self._var_options = dict(var_options or {})
+        self._task_keys = dict(task_keys or {})
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
 
-    def _settings(self) -> WinRMSettings:
+    def _read_settings(self) -> WinRMSettings:
         """Validate the current options (read at connect time, so set_option() + reset works)."""
+        source = OptionSource(
+            self.get_option,
+            self.option_definitions,
+            extras_prefix=EXTRAS_PREFIX,
+            var_options=self._var_options,
+            task_keys=self._task_keys,
+            extras=self.get_option("_extras"),
+        )
         settings = build_settings(
-            _PluginOptions(self),
+            source,
             _winrm_session.protocol_parameters(),
             _winrm_session.kerberos_available(),
         )
@@ -530,7 +509,7 @@ class Connection(ConnectionBase):
             )
         super()._connect()
         if self._session is None:
-            settings = self._settings()
+            settings = self._read_settings()
             endpoint = settings.endpoint
             self._log(
                 3,
@@ -603,11 +582,11 @@ class Connection(ConnectionBase):
         self._log(3, f'PUT "{in_path}" TO "{out_path}"')
         if not os.path.isfile(in_path):
             raise AnsibleFileNotFound(f'file or module does not exist: "{in_path}"')
-        put_file(self._open_session(), in_path, out_path)
+        self._open_session().put_file(in_path, out_path)
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         super().fetch_file(in_path, out_path)
         in_path = self._shell._unquote(in_path)
         out_path = out_path.replace("\\", "/")
         self._log(3, f'FETCH "{in_path}" TO "{out_path}"')
-        fetch_file(self._open_session(), in_path, out_path)
+        self._open_session().fetch_file(in_path, out_path)

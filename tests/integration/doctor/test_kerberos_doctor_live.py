@@ -42,12 +42,15 @@ if AnsibleCollectionConfig.collection_finder is None:
     # The plugin loader resolves winops.remoting.* from the working tree (build/dev).
     init_plugin_loader([str(TESTS.parent / "build" / "dev")])
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (  # noqa: E402
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import (  # noqa: E402
     run_checks,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor_targets import (  # noqa: E402
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor_targets import (  # noqa: E402
     psrp_target,
     winrm_target,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (  # noqa: E402
+    KinitRequest,
 )
 
 INDEX = int(os.environ.get("DOCTOR_FIRST", "150")) + 9  # after the hosts of conftest.py
@@ -112,9 +115,8 @@ def _variables_for(
 def _target(plugin: str, variables: dict[str, t.Any]) -> t.Any:
     connection = connection_loader.get(f"winops.remoting.{plugin}", PlayContext(), "/dev/null")
     connection.set_options(var_options={**variables, "_extras": {}})
-    if plugin == "winrm":
-        return winrm_target(connection._settings())
-    return psrp_target(connection._read_settings())
+    settings = connection._read_settings()
+    return winrm_target(settings) if plugin == "winrm" else psrp_target(settings)
 
 
 def _statuses(result: dict[str, t.Any]) -> dict[str, str]:
@@ -157,7 +159,9 @@ def test_kerberos_healthy_passes_every_check(kerberos_host: WinHost, plugin: str
         assert statuses[name] == "ok", result["checks"]
     assert statuses["authenticated_session"] == "ok"
     evidence = {check["name"]: check["evidence"] for check in result["checks"]}
-    assert f"HTTP/{kerberos_host.state.fqdn}" in evidence["kerberos_spn"]
+    # The service each library asks for: pywinrm HTTP, pypsrp WSMAN (negotiate_service).
+    service = "HTTP" if plugin == "winrm" else "WSMAN"
+    assert f"{service}/{kerberos_host.state.fqdn}" in evidence["kerberos_spn"]
     assert "WINOPS.TEST" in evidence["kerberos_realm"]
 
 
@@ -241,8 +245,7 @@ def test_kerberos_wrong_password(kerberos_host: WinHost, plugin: str, tmp_path: 
 def test_kerberos_manual_mode_needs_a_ticket(
     kerberos_host: WinHost, plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
-        KinitRequest,
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
         acquire_ticket,
     )
 

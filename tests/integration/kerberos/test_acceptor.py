@@ -14,10 +14,12 @@ from pathlib import Path
 import kdc
 import pytest
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
-    KinitRequest,
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     Krb5Backend,
     TicketStore,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
 )
 
 gssapi = pytest.importorskip("gssapi", reason="winhost's Kerberos acceptor is built on gssapi")

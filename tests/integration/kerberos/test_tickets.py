@@ -13,18 +13,27 @@ import kdc
 import pytest
 from kdc import KDC
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _kerberos
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import resolve_endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors import Layer, diagnose
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
+    diagnose,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Layer,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import _kerberos
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     KerberosError,
     KinitBackend,
-    KinitRequest,
     Krb5Backend,
     TicketStore,
     acquire_ticket,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import read_ccache
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+    read_ccache,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
+)
 
 ADMIN = kdc.DOMAIN_USERS[0]
 OPERATOR = kdc.DOMAIN_USERS[1]

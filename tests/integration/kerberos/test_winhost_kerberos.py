@@ -9,11 +9,13 @@ from __future__ import annotations
 import kdc
 import pytest
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
-    KinitRequest,
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     TicketStore,
     acquire_ticket,
     ccache_environment,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
 )
 
 pytest.importorskip("gssapi", reason="winhost's Kerberos acceptor is built on gssapi")

@@ -22,7 +22,7 @@ from exec_helpers import (
     split_command,
 )
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 from winhost import api
 from winhost.execution import commandline, create_engine
 from winhost.execution.sandbox import Sandbox, SandboxError

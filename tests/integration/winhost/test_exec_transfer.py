@@ -1,4 +1,4 @@
-"""Execution engine: file transfer scripts — ours (plugin_utils._transfer, both WinRS and PSRP
+"""Execution engine: file transfer scripts — ours (plugin_utils.transfer._transfer, both WinRS and PSRP
 framing) and ansible-core 2.19's builtin winrm/psrp put/fetch — against real sandbox bytes."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from exec_helpers import ADMIN, EngineWinRM, FakeHost, run_to_end
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer
-from ansible_collections.winops.remoting.plugins.plugin_utils._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 from winhost import api
 from winhost.execution import create_engine
 

@@ -12,7 +12,9 @@ from ansible.errors import AnsibleError, AnsibleFileNotFound
 from test_psrp_support import OURS, load_connection
 
 from ansible_collections.winops.remoting.plugins.connection import psrp
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_output import PipelineResult
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_output import (
+    PipelineResult,
+)
 
 PASSWORD = "s€cret-Pässwörd"
 VARIABLES = {

@@ -27,11 +27,11 @@ from pypsrp.wsman import NAMESPACES
 from test_psrp_session import make_settings
 from test_psrp_support import OURS, load_connection, no_network
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_session import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
     CommandTimeoutError,
     PsrpSession,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 
 Handler = t.Callable[["ServerSide", psrpcore.ServerPipeline, list[t.Any]], bool]
 

@@ -31,16 +31,21 @@ from pypsrp.wsman import WSMan
 from test_psrp_support import FakeCredentialCache
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _psrp_session, _transfer
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KinitRequest
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import PsrpSettings
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_session import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import Endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
+    PsrpSettings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
+    RetryPolicy,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
     CommandTimeoutError,
     PsrpSession,
     is_transient,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import RetryPolicy
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 
 try:  # ansible-core 2.19+
     from ansible._internal._errors._task_timeout import TaskTimeoutError
@@ -216,15 +221,25 @@ def make_settings(**overrides: t.Any) -> PsrpSettings:
         "password": "pässwörd",
     }
     values: dict[str, t.Any] = {
+        "plugin": "psrp",
         "endpoint": Endpoint("win-01.example.com", 5986, "https", "wsman"),
-        "wsman_kwargs": wsman_kwargs,
-        "configuration_name": "Microsoft.PowerShell",
-        "command_timeout": None,
-        "retry_policy": RetryPolicy(retries=3, backoff=1.0),
-        "kinit": None,
         "auth": "negotiate",
         "user": "admin",
+        "cert_validation": True,
+        "ca_path": None,
+        "message_encryption": "auto",
+        "kerberos_realm": None,
+        "kerberos_service": "WSMAN",
+        "kerberos_hostname_override": None,
+        "kinit": None,
+        "operation_timeout": 20,
+        "read_timeout": 30,
+        "retry_policy": RetryPolicy(retries=3, backoff=1.0),
+        "command_timeout": 0,
+        "max_envelope_size": 153600,
         "secrets": ("pässwörd",),
+        "wsman_kwargs": wsman_kwargs,
+        "configuration_name": "Microsoft.PowerShell",
     }
     values.update(overrides)
     return PsrpSettings(**values)
@@ -394,7 +409,7 @@ def test_a_local_read_error_is_not_a_connection_failure(remote: FakeRemote, tmp_
     source.write_bytes(b"data")
     session, _recorder = open_session()
 
-    def unreadable(path: str, chunk_size: int) -> t.Iterator[str]:
+    def unreadable(path: str, chunk_size: int, digest: t.Any = None) -> t.Iterator[str]:
         raise PermissionError(13, "Permission denied", path)
         yield ""  # pragma: no cover - makes this a generator
 
@@ -498,8 +513,8 @@ def test_command_timeout_also_bounds_a_streamed_upload(remote: FakeRemote, tmp_p
     source.write_bytes(os.urandom(300_000))
     ticking_lines = _transfer.iter_put_lines
 
-    def slow_lines(path: str, chunk_size: int) -> t.Iterator[str]:
-        for line in ticking_lines(path, chunk_size):
+    def slow_lines(path: str, chunk_size: int, digest: t.Any = None) -> t.Iterator[str]:
+        for line in ticking_lines(path, chunk_size, digest):
             now[0] += 4
             yield line
 

@@ -17,7 +17,7 @@ from ansible.playbook.play_context import PlayContext
 from ansible.plugins.loader import connection_loader
 from ansible.template import Templar
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _psrp_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_session
 
 OURS = "winops.remoting.psrp"
 BUILTIN = "ansible.builtin.psrp"

@@ -13,8 +13,8 @@ from unittest import mock
 import pytest
 from test_psrp_support import BUILTIN, OURS, load_connection, no_network
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _psrp_session
-from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_session
 
 BASE = {
     "inventory_hostname": "win-01.example.com",

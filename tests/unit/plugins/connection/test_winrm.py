@@ -26,7 +26,7 @@ from ansible.template import Templar
 from ansible.utils.display import Display
 from test_winrm_session import OK, FakeProtocol, FetchHost, PutHost, Scripted
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
 
 PASSWORD = "Sécret-Pässwörd!42"
 VARIABLES = {
@@ -309,7 +309,7 @@ import time
 import types
 
 from ansible_collections.winops.remoting.plugins.connection.winrm import Connection as Ours
-from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
 
 EVENTS = os.environ["WINRM_TEST_EVENTS"]
 

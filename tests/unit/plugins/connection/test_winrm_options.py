@@ -29,9 +29,11 @@ from ansible.plugins.loader import connection_loader
 from ansible.template import Templar
 from winrm.exceptions import InvalidCredentialsError
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import CredentialCache
-from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
+    CredentialCache,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
 
 PROTOCOL_SIGNATURE = inspect.signature(winrm.protocol.Protocol.__init__)
 CORE_2_19_OR_LATER = tuple(int(part) for part in ansible_core_version.split(".")[:2]) >= (2, 19)
@@ -616,12 +618,14 @@ BAD_VALUES = [
     (
         {"ansible_winrm_read_timeout_sec": 20},
         "Invalid value 20 for ansible_winrm_read_timeout_sec: expected an integer greater "
-        "than ansible_winrm_operation_timeout_sec (20)",
+        "than ansible_winrm_operation_timeout_sec (20): "
+        "a Receive waits up to the operation timeout",
     ),
     (
         {"ansible_winrm_read_timeout_sec": 30, "ansible_winrm_operation_timeout_sec": 45},
         "Invalid value 30 for ansible_winrm_read_timeout_sec: expected an integer greater "
-        "than ansible_winrm_operation_timeout_sec (45)",
+        "than ansible_winrm_operation_timeout_sec (45): "
+        "a Receive waits up to the operation timeout",
     ),
     (
         {"ansible_winrm_operation_timeout_sec": "soon"},

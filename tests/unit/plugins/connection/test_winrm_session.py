@@ -26,26 +26,25 @@ from winrm.exceptions import (
     WSManFaultError,
 )
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _winrm_session
-from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    OptionSource,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
+    WinRMSettings,
+    build_settings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
+    CommandTimeoutError,
+    OutputLostError,
+    WinRMSession,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
     DEFAULT_ENVELOPE_OVERHEAD,
     FETCH_SCRIPT,
     PUT_SCRIPT,
     TransferError,
     put_chunk_size,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
-    WinRMSettings,
-    build_settings,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_session import (
-    CommandTimeoutError,
-    OutputLostError,
-    WinRMSession,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_transfer import (
-    fetch_file,
-    put_file,
 )
 
 try:  # ansible-core 2.19+
@@ -305,46 +304,34 @@ class FakeProtocol:
 # -- the controller's side ---------------------------------------------------------------------
 
 
-class DictOptions:
-    """OptionReader over a dict, with the plugin's documented defaults."""
-
-    DEFAULTS: t.ClassVar[dict[str, t.Any]] = {
-        "remote_addr": "win01.example.com",
-        "remote_user": "ansible",
-        "remote_password": PASSWORD,
-        "path": "/wsman",
-        "server_cert_validation": "validate",
-        "send_cbt": True,
-        "message_encryption": "auto",
-        "credssp_disable_tlsv1_2": False,
-        "no_proxy": False,
-        "kerberos_delegation": False,
-        "service": "HTTP",
-        "operation_timeout_sec": 20,
-        "read_timeout_sec": 30,
-        "reconnection_retries": 3,
-        "reconnection_backoff": 1.0,
-        "command_timeout": 0,
-        "max_envelope_size": 153600,
-        "kerberos_command": "kinit",
-        "kinit_env_vars": [],
-    }
-
-    def __init__(self, **options: t.Any) -> None:
-        self.options = {**self.DEFAULTS, **options}
-
-    def get(self, option: str) -> t.Any:
-        return self.options.get(option)
-
-    def var(self, option: str) -> str:
-        return f"ansible_winrm_{option}"
-
-    def extras(self) -> dict[str, t.Any]:
-        return {}
+DEFAULTS: dict[str, t.Any] = {
+    "remote_addr": "win01.example.com",
+    "remote_user": "ansible",
+    "remote_password": PASSWORD,
+    "path": "/wsman",
+    "server_cert_validation": "validate",
+    "send_cbt": True,
+    "message_encryption": "auto",
+    "credssp_disable_tlsv1_2": False,
+    "no_proxy": False,
+    "kerberos_delegation": False,
+    "service": "HTTP",
+    "operation_timeout_sec": 20,
+    "read_timeout_sec": 30,
+    "reconnection_retries": 3,
+    "reconnection_backoff": 1.0,
+    "command_timeout": 0,
+    "max_envelope_size": 153600,
+    "kerberos_command": "kinit",
+    "kinit_env_vars": [],
+}
 
 
 def make_settings(**options: t.Any) -> WinRMSettings:
-    return build_settings(DictOptions(**options), _winrm_session.protocol_parameters(), False)
+    """Settings from a dict of options over the plugin's documented defaults."""
+    values = {**DEFAULTS, **options}
+    source = OptionSource(values.get, {}, extras_prefix="ansible_winrm_", environ={})
+    return build_settings(source, _winrm_session.protocol_parameters(), False)
 
 
 class Harness:
@@ -663,7 +650,7 @@ def test_put_chunks_fit_the_envelope(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     source.write_bytes(data)
     files: dict[str, bytes] = {}
     harness.program(PutHost(files))
-    put_file(harness.session, str(source), "C:\\Temp\\payload €.bin")
+    harness.session.put_file(str(source), "C:\\Temp\\payload €.bin")
     assert files == {"C:\\Temp\\payload €.bin": data}
     chunk = put_chunk_size(16384)
     sends = harness.protocol.names("send")
@@ -681,13 +668,15 @@ def test_put_empty_file(host: Harness, tmp_path: t.Any) -> None:
     source.write_bytes(b"")
     files: dict[str, bytes] = {}
     host.program(PutHost(files))
-    put_file(host.session, str(source), "C:\\empty.txt")
+    host.session.put_file(str(source), "C:\\empty.txt")
     assert files == {"C:\\empty.txt": b""}
     assert host.protocol.names("send") == [(len(_header_line("C:\\empty.txt")), True)]
 
 
 def _header_line(path: str) -> bytes:
-    from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import encode_header
+    from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
+        encode_header,
+    )
 
     return encode_header({"path": path}).encode() + b"\r\n"
 
@@ -697,7 +686,7 @@ def test_put_sha1_mismatch_is_an_error(host: Harness, tmp_path: t.Any) -> None:
     source.write_bytes(b"content")
     host.program(PutHost({}, lie=True))
     with pytest.raises(TransferError) as raised:
-        put_file(host.session, str(source), "C:\\file.txt")
+        host.session.put_file(str(source), "C:\\file.txt")
     local = hashlib.sha1(b"content").hexdigest()
     remote = hashlib.sha1(b"tampered").hexdigest()
     assert str(raised.value) == (
@@ -718,7 +707,7 @@ def test_put_failure_on_the_host_shows_clean_stderr(host: Harness, tmp_path: t.A
     )
     host.program(Scripted([(b"", clixml.encode(), 1, True)]))
     with pytest.raises(TransferError) as raised:
-        put_file(host.session, str(source), "C:\\missing\\file.txt")
+        host.session.put_file(str(source), "C:\\missing\\file.txt")
     message = str(raised.value)
     assert message.startswith(
         f"put of {source} to C:\\missing\\file.txt failed on the host (exit code 1): "
@@ -731,7 +720,7 @@ def test_fetch_streams_per_receive(host: Harness, tmp_path: t.Any) -> None:
     data = os.urandom(300_000)
     host.program(FetchHost(lambda: iter([data])))
     target = tmp_path / "fetched.bin"
-    fetch_file(host.session, "C:\\Windows\\file.bin", str(target))
+    host.session.fetch_file("C:\\Windows\\file.bin", str(target))
     assert target.read_bytes() == data
     assert len(host.protocol.names("receive")) > 50  # 7001-byte Receives, lines split anywhere
     # The header is the only input, sent with End.
@@ -742,7 +731,7 @@ def test_fetch_sha1_mismatch_leaves_no_file(host: Harness, tmp_path: t.Any) -> N
     host.program(FetchHost(lambda: iter([b"abc" * 1000]), lie=True))
     target = tmp_path / "fetched.bin"
     with pytest.raises(TransferError, match=r"^fetch of C:\\f\.bin failed verification: "):
-        fetch_file(host.session, "C:\\f.bin", str(target))
+        host.session.fetch_file("C:\\f.bin", str(target))
     assert not target.exists()
 
 
@@ -750,7 +739,7 @@ def test_fetch_of_missing_file(host: Harness, tmp_path: t.Any) -> None:
     host.program(FetchHost(None))
     target = tmp_path / "fetched.bin"
     with pytest.raises(TransferError) as raised:
-        fetch_file(host.session, "C:\\nope.txt", str(target))
+        host.session.fetch_file("C:\\nope.txt", str(target))
     assert str(raised.value) == (
         f"fetch of C:\\nope.txt to {target} failed on the host (exit code 1): "
         "winops.remoting fetch: 'C:\\nope.txt' does not exist"
@@ -761,7 +750,7 @@ def test_fetch_of_missing_file(host: Harness, tmp_path: t.Any) -> None:
 def test_fetch_empty_file(host: Harness, tmp_path: t.Any) -> None:
     host.program(FetchHost(lambda: iter([])))
     target = tmp_path / "empty"
-    fetch_file(host.session, "C:\\empty", str(target))
+    host.session.fetch_file("C:\\empty", str(target))
     assert target.read_bytes() == b""
 
 
@@ -787,7 +776,7 @@ def test_put_over_100mb_streams(host: Harness, tmp_path: t.Any) -> None:
     host.program(program)
     tracemalloc.start()
     try:
-        put_file(host.session, str(source), "C:\\big.bin")
+        host.session.put_file(str(source), "C:\\big.bin")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -800,7 +789,7 @@ def test_fetch_over_100mb_streams(host: Harness, tmp_path: t.Any) -> None:
     target = tmp_path / "big.bin"
     tracemalloc.start()
     try:
-        fetch_file(host.session, "C:\\big.bin", str(target))
+        host.session.fetch_file("C:\\big.bin", str(target))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -814,7 +803,7 @@ def test_fetch_over_100mb_streams(host: Harness, tmp_path: t.Any) -> None:
 
 def test_fetch_command_is_the_fetch_script(host: Harness, tmp_path: t.Any) -> None:
     host.program(FetchHost(lambda: iter([b"x"])))
-    fetch_file(host.session, "C:\\x", str(tmp_path / "x"))
+    host.session.fetch_file("C:\\x", str(tmp_path / "x"))
     command = host.protocol.names("run_command")[0]
     script = base64.b64decode(command[2][0].split()[-1]).decode("utf-16-le")
     assert script == FETCH_SCRIPT

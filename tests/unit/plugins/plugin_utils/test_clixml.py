@@ -6,7 +6,7 @@ PowerShell 2004/04 namespace, <S S="stream"> strings with _xHHHH_ escapes, <Obj>
 
 from __future__ import annotations
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._clixml import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import (
     clean_stderr,
     decode_escapes,
 )

@@ -19,21 +19,26 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _doctor, _errors
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis import _errors
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
+    diagnose,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
+    DiagnosedConnectionFailure,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Diagnosis,
+    Layer,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor import _doctor
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import (
     CheckFailed,
     Context,
     NotApplicable,
     Status,
     Target,
     run_checks,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import resolve_endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
-    DiagnosedConnectionFailure,
-    Diagnosis,
-    Layer,
-    diagnose,
 )
 
 

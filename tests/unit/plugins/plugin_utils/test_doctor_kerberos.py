@@ -9,15 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _doctor_kerberos
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Layer,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor import _doctor_kerberos
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import (
     CheckFailed,
     Context,
     NotApplicable,
     Target,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import resolve_endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors import Layer
 
 KRB5_CONF = """
 [libdefaults]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
     Endpoint,
     is_upn,
     realm_from_user,
     resolve_endpoint,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
 
 
 @pytest.mark.parametrize(

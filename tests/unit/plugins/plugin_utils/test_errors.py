@@ -16,16 +16,28 @@ import spnego.exceptions
 import urllib3.exceptions
 import winrm.exceptions
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import resolve_endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
-    DiagnosedConnectionFailure,
-    Layer,
-    connection_failure,
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
     diagnose,
     offered_auth_schemes,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KerberosError
-from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import TransferError
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
+    DiagnosedConnectionFailure,
+    connection_failure,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Layer,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_errors import (
+    ticket_failure,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    ConnectionSettings,
+    RetryPolicy,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
+    TransferError,
+)
 
 HTTPS = resolve_endpoint("win01.example.com", None, None, None)
 HTTP = resolve_endpoint("127.0.10.1", 5985, None, None)
@@ -296,7 +308,7 @@ def test_http_404_names_the_path_variable() -> None:
 
 
 def test_kerberos_error() -> None:
-    error = KerberosError("Kerberos: kinit failed for principal u@EXAMPLE.COM (exit code 1): x")
+    error = ticket_failure("kinit_failed", "u@EXAMPLE.COM", "kinit exit code 1: x")
     diagnosis = diagnose(error, HTTPS, "kerberos", "winrm")
     assert diagnosis.layer is Layer.KERBEROS
     assert "ansible_user" in diagnosis.fix
@@ -374,12 +386,32 @@ def test_connection_failure_message() -> None:
         raised_chain(refused, urllib3.exceptions.NewConnectionError(None, "x"))
     )
     endpoint = resolve_endpoint("::1", None, None, None)
-    failure = connection_failure(error, endpoint, "ntlm", "winrm")
+    settings = ConnectionSettings(
+        plugin="winrm",
+        endpoint=endpoint,
+        auth="ntlm",
+        user="admin",
+        cert_validation=True,
+        ca_path=None,
+        message_encryption="auto",
+        kerberos_realm=None,
+        kerberos_service="HTTP",
+        kerberos_hostname_override=None,
+        kinit=None,
+        operation_timeout=20,
+        read_timeout=30,
+        retry_policy=RetryPolicy(),
+        command_timeout=0,
+        max_envelope_size=153600,
+        secrets=("pässwörd",),
+    )
+    failure = connection_failure(error, settings)
     assert isinstance(failure, DiagnosedConnectionFailure)
     assert failure.diagnosis.layer is Layer.TCP
+    assert failure.__cause__ is error  # nothing secret behind it: the cause stays for -vvv
     lines = failure.message.splitlines()
     assert lines[0] == (
-        "winrm: TCP connection failed connecting to https://[::1]:5986/wsman: "
+        "winops.remoting.winrm: TCP connection failed connecting to https://[::1]:5986/wsman: "
         "nothing accepted the connection on port 5986"
     )
     assert lines[1] == "  seen: [Errno 111] Connection refused"

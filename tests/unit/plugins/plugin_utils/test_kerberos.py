@@ -14,16 +14,21 @@ from pathlib import Path
 import pytest
 from ansible.errors import AnsibleConnectionFailure
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _kerberos
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import _kerberos
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     CredentialCache,
     KerberosError,
     KinitBackend,
-    KinitRequest,
     TicketStore,
     acquire_ticket,
     ccache_environment,
     describe_failure,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_errors import (
+    ticket_failure,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
     kerberos_principal,
 )
 
@@ -303,7 +308,7 @@ class FakeBackend:
 
 
 def test_ccache_parser_finds_the_tgt(tmp_path) -> None:
-    from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import (
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
         parse_ccache,
         read_ccache,
     )
@@ -373,7 +378,7 @@ def test_failed_acquisition_leaves_no_file(tmp_path) -> None:
 
         def obtain(self, request: KinitRequest, ccache_path: str) -> None:
             Path(ccache_path).write_bytes(b"partial")
-            raise KerberosError("no")
+            raise ticket_failure("kinit_failed", request.principal, "no")
 
     store = TicketStore(str(tmp_path / "s"), watch=False)
     with pytest.raises(KerberosError):
@@ -419,11 +424,16 @@ def test_default_backend_is_kinit_without_krb5_or_when_configured(monkeypatch) -
     ],
 )
 def test_describe_failure_names_the_fix(native, expected) -> None:
-    message = describe_failure("x@R", native)
+    error = describe_failure("x@R", native)
+    message = str(error)
     assert expected in message and "Fix: " in message and native in message
+    # The doctor reads the same diagnosis as data, never back out of the message.
+    assert expected in error.diagnosis.summary and error.diagnosis.evidence == native
+    assert message.endswith(f"Fix: {error.diagnosis.fix}")
 
 
 def test_describe_failure_unknown_text_is_passed_through() -> None:
-    assert describe_failure("x@R", "something odd") == (
-        "Kerberos: could not get a ticket for x@R: something odd"
+    assert str(describe_failure("x@R", "something odd")) == (
+        "Kerberos: could not get a ticket for x@R: the KDC or kinit refused the request "
+        "(something odd). Fix: check ansible_user (user@REALM) and ansible_password"
     )

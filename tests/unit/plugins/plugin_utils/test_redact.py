@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
     MASK,
     is_secret_option,
     redact,

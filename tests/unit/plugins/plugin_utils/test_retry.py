@@ -9,10 +9,14 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
     RetryPolicy,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
+    PSRP_RULES,
+    WINRM_RULES,
     call_with_retry,
-    is_transient_error,
+    is_transient,
 )
 
 
@@ -194,19 +198,44 @@ class FakeTransportError(Exception):
     ],
 )
 def test_default_transient_classifier(error: BaseException, transient: bool) -> None:
-    assert is_transient_error(error) is transient
+    assert is_transient(error, WINRM_RULES) is transient
 
 
 def test_classifier_reads_requests_response_status() -> None:
     response = requests.Response()
     response.status_code = 503
-    assert is_transient_error(requests.HTTPError("busy", response=response))
+    assert is_transient(requests.HTTPError("busy", response=response), PSRP_RULES)
     response.status_code = 404
-    assert not is_transient_error(requests.HTTPError("missing", response=response))
+    assert not is_transient(requests.HTTPError("missing", response=response), PSRP_RULES)
 
 
 def test_classifier_survives_cyclic_chains() -> None:
     first = ValueError("first")
     second = ValueError("second", first)
     first.__context__ = second
-    assert is_transient_error(first) is False
+    assert is_transient(first, WINRM_RULES) is False
+
+
+def _cut_answer() -> BaseException:
+    return requests.exceptions.ChunkedEncodingError(
+        urllib3.exceptions.ProtocolError("Response ended prematurely")
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "winrm", "psrp"),
+    [
+        pytest.param(ConnectionResetError(104, "reset"), True, True, id="reset"),
+        pytest.param(FakeTransportError(503), True, True, id="503"),
+        pytest.param(socket.gaierror(-2, "unknown"), False, False, id="dns"),
+        # pypsrp's urllib3 retried the connect already; pywinrm's did not.
+        pytest.param(ConnectionRefusedError(111, "refused"), True, False, id="refused"),
+        # Only the winrm session notices output lost with a cut Receive answer.
+        pytest.param(_cut_answer(), True, False, id="cut-answer"),
+    ],
+)
+def test_one_classifier_differs_only_by_the_documented_rules(
+    error: BaseException, winrm: bool, psrp: bool
+) -> None:
+    assert is_transient(error, WINRM_RULES) is winrm
+    assert is_transient(error, PSRP_RULES) is psrp

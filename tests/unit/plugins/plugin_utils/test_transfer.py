@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer as tr
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer as tr
 
 EMPTY_SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from ansible.errors import AnsibleError
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _validation as v
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation as v
 
 TRANSPORTS = (
     "basic",

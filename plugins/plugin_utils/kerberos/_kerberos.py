@@ -34,7 +34,6 @@ password is never written anywhere.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import functools
 import hashlib
@@ -52,67 +51,28 @@ import tempfile
 import time
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import read_ccache
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_errors import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+    read_ccache,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_errors import (
     KerberosError,
     describe_failure,
+    ticket_failure,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import KinitRequest
 
 __all__ = [
     "CredentialCache",
     "KerberosError",
     "KinitBackend",
-    "KinitRequest",
     "Krb5Backend",
     "TicketStore",
     "acquire_ticket",
     "ccache_environment",
     "describe_failure",
-    "kerberos_principal",
 ]
 
-DEFAULT_KINIT_TIMEOUT = 60.0
 REFRESH_MARGIN = 300.0  # replace a ticket that ends within this many seconds
-
-
-@dataclasses.dataclass
-class KinitRequest:
-    """What to ask the KDC for, and how to run kinit.
-
-    ``kinit_args`` replaces the default arguments when given (``-f`` is then not added even
-    when ``forwardable`` is set, as with the builtin plugins). ``env_vars`` holds the variables
-    named by kinit_env_vars, already read from the controller's environment. ``reuse`` keeps
-    the ticket in the run's store for the following tasks; without it every call gets a
-    private cache that ``remove()`` deletes.
-    """
-
-    principal: str
-    password: str
-    kinit_cmd: str = "kinit"
-    kinit_args: list[str] | None = None
-    env_vars: dict[str, str] = dataclasses.field(default_factory=dict)
-    forwardable: bool = False
-    timeout: float = DEFAULT_KINIT_TIMEOUT
-    reuse: bool = True
-
-    def __repr__(self) -> str:
-        # The dataclass default would print the password.
-        return f"KinitRequest(principal={self.principal!r}, kinit_cmd={self.kinit_cmd!r})"
-
-
-def kerberos_principal(user: str, realm: str | None = None) -> str:
-    """The principal for ``user``: its UPN realm upper-cased, else ``realm``, else as given.
-
-    MIT Kerberos realms are case-sensitive and an Active Directory realm is the upper-case
-    DNS domain, so ``ansible@win.example.com`` becomes ``ansible@WIN.EXAMPLE.COM``.
-    """
-    name, at, domain = user.rpartition("@")
-    if at:
-        return f"{name}@{domain.upper()}"
-    if realm:
-        return f"{user}@{realm.upper()}"
-    return user
 
 
 # --- credential caches -------------------------------------------------------------------------
@@ -204,11 +164,12 @@ class KinitBackend:
                 start_new_session=True,
             )
         except OSError as err:
-            raise KerberosError(
-                f"Kerberos: could not run kinit_cmd {request.kinit_cmd!r} for principal "
-                f"{request.principal}: {redact(str(err), secrets_)}. Fix: install the Kerberos "
-                f"client tools (krb5-user / krb5-workstation) or set the kinit_cmd option to "
-                f"its path"
+            raise ticket_failure(
+                "kinit_not_runnable",
+                request.principal,
+                str(err),
+                secrets_,
+                kinit_cmd=request.kinit_cmd,
             ) from err
         try:
             stdout, stderr = process.communicate(
@@ -217,16 +178,16 @@ class KinitBackend:
         except subprocess.TimeoutExpired as err:
             process.kill()
             process.communicate()
-            raise KerberosError(
-                f"Kerberos: kinit for principal {request.principal} did not finish within "
-                f"{request.timeout:g} seconds; check that the KDC answers"
+            raise ticket_failure(
+                "kinit_timed_out",
+                request.principal,
+                "kinit is still waiting",
+                timeout=request.timeout,
             ) from err
         if process.returncode != 0:
             output = (stderr or stdout).decode("utf-8", "replace").strip()
-            raise KerberosError(
-                describe_failure(
-                    request.principal, f"kinit exit code {process.returncode}: {output}", secrets_
-                )
+            raise describe_failure(
+                request.principal, f"kinit exit code {process.returncode}: {output}", secrets_
             )
 
 
@@ -254,9 +215,7 @@ class Krb5Backend:
         except krb5.Krb5Error as err:
             # The message already carries the library's text; chaining would repeat it
             # (ansible-core 2.19 appends the cause's message).
-            raise KerberosError(
-                describe_failure(request.principal, str(err), [request.password])
-            ) from None
+            raise describe_failure(request.principal, str(err), [request.password]) from None
 
 
 def _krb5_module() -> t.Any:
@@ -332,10 +291,12 @@ def _private_directory(path: str) -> None:
         os.mkdir(path, 0o700)
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise KerberosError(
-            f"Kerberos: refusing to keep tickets in {path}: it must be a directory owned by "
-            f"uid {os.getuid()} with mode 0700 (found mode {stat.S_IMODE(info.st_mode):o}, "
-            f"owner {info.st_uid}). Fix: remove it, or set TMPDIR to a private directory"
+        raise ticket_failure(
+            "ticket_store_unsafe",
+            "",
+            f"found mode {stat.S_IMODE(info.st_mode):o}, owner {info.st_uid}",
+            path=path,
+            uid=os.getuid(),
         )
 
 

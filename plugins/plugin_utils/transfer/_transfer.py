@@ -11,14 +11,22 @@ input (WinRS stdin lines or PSRP input objects), and both are verified by SHA-1:
   one base64 line per chunk of at most N bytes and a last JSON line; ``FetchDecoder`` reads it.
 
 On a host-side failure the scripts write the reason to stderr and exit 1 without the JSON line.
+
+``put_file`` and ``fetch_file`` are the one orchestration of both: chunk sizing, streaming,
+SHA-1 and size checks, and no partial local file after a failed fetch. Each session is a
+``TransferChannel``: it runs a script with input lines and hands its output over as text.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import collections.abc as c
+import contextlib
 import hashlib
+import itertools
 import json
+import os
 import re
 import typing as t
 
@@ -202,22 +210,30 @@ def put_chunk_size(
     return chunk_size
 
 
+def stdin_chunk_size(max_envelope_size: int) -> int:
+    """Raw stdin bytes per WinRS Send of a piped command: base64-encoded in the envelope."""
+    return (max_envelope_size - DEFAULT_ENVELOPE_OVERHEAD) // 4 * 3
+
+
 def encode_header(payload: dict[str, t.Any]) -> str:
     """The first input line of a transfer: base64 of the UTF-8 JSON ``payload``."""
     data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return base64.b64encode(data).decode("ascii")
 
 
-def iter_put_lines(path: str, chunk_size: int) -> t.Iterator[str]:
+def iter_put_lines(path: str, chunk_size: int, digest: t.Any | None = None) -> t.Iterator[str]:
     """Yield one base64 line (no line terminator) per ``chunk_size`` bytes of the local file.
 
     The file is streamed, never held whole in memory; an empty file yields nothing. WinRS
     callers append ``\\r\\n`` to each line; PSRP callers send each line as one input object.
+    ``digest`` (a hashlib object), when given, is updated with every chunk sent.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     with open(path, "rb") as source:
         while chunk := source.read(chunk_size):
+            if digest is not None:
+                digest.update(chunk)
             yield base64.b64encode(chunk).decode("ascii")
 
 
@@ -333,3 +349,86 @@ def verify_sha1(direction: str, path: str, local_sha1: str, remote_sha1: str) ->
             f"{direction} of {path} failed verification: local SHA-1 {local_sha1.lower()} "
             f"does not match remote SHA-1 {remote_sha1.lower()}"
         )
+
+
+# -- the orchestration both sessions share ------------------------------------------------------
+
+
+class ScriptResult(t.NamedTuple):
+    """What a transfer script left: exit code, output not handed to a sink, clean stderr."""
+
+    rc: int
+    stdout: str
+    stderr: str
+
+
+class TransferChannel(t.Protocol):
+    """What a session offers the transfer: a script run with streamed input and output."""
+
+    def transfer_chunk_sizes(self) -> tuple[int, int]:
+        """Raw bytes per PUT line and per FETCH line for this session's envelope size."""
+
+    def run_transfer_script(
+        self,
+        script: str,
+        input_lines: c.Iterable[str],
+        on_output: c.Callable[[str], None] | None,
+    ) -> ScriptResult:
+        """Run ``script`` with one input line per item; output text goes to ``on_output``."""
+
+
+def _last_line(text: str) -> str:
+    meaningful = [line.strip() for line in text.splitlines() if line.strip()]
+    return meaningful[-1] if meaningful else ""
+
+
+def _host_error(action: str, result: ScriptResult) -> TransferError:
+    return TransferError(
+        f"{action} failed on the host (exit code {result.rc}): {result.stderr.strip()}"
+    )
+
+
+def put_file(channel: TransferChannel, in_path: str, out_path: str) -> int:
+    """Copy the local ``in_path`` to ``out_path`` on the host, verified by SHA-1 and size."""
+    put_chunk, _fetch_chunk = channel.transfer_chunk_sizes()
+    local_size = os.path.getsize(in_path)
+    digest = hashlib.sha1()
+    lines = itertools.chain(
+        [encode_header({"path": out_path})], iter_put_lines(in_path, put_chunk, digest)
+    )
+    result = channel.run_transfer_script(PUT_SCRIPT, lines, None)
+    action = f"put of {in_path} to {out_path}"
+    if result.rc != 0:
+        raise _host_error(action, result)
+    remote_sha1, remote_size = parse_result_line(_last_line(result.stdout))
+    verify_sha1("put", out_path, digest.hexdigest(), remote_sha1)
+    if remote_size != local_size:
+        raise TransferError(
+            f"{action}: the host wrote {remote_size} bytes but the local file has {local_size}"
+        )
+    return remote_size
+
+
+def fetch_file(channel: TransferChannel, in_path: str, out_path: str) -> int:
+    """Copy ``in_path`` from the host to the local ``out_path``, verified by SHA-1 and size.
+
+    A failed fetch leaves no partial local file behind.
+    """
+    _put_chunk, fetch_chunk = channel.transfer_chunk_sizes()
+    header = encode_header({"path": in_path, "chunk_size": fetch_chunk})
+    decoder = FetchDecoder(out_path)
+    completed = False
+    try:
+        result = channel.run_transfer_script(FETCH_SCRIPT, [header], decoder.feed)
+        if result.rc != 0:
+            raise _host_error(f"fetch of {in_path} to {out_path}", result)
+        remote_sha1, size = decoder.finish()
+        verify_sha1("fetch", in_path, decoder.local_sha1, remote_sha1)
+        completed = True
+    finally:
+        decoder.close()
+        if not completed:
+            # Nothing half-copied may look like a fetched file.
+            with contextlib.suppress(OSError):
+                os.remove(out_path)
+    return size

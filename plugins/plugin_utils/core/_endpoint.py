@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _validation
-from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
 
 HTTP_PORT = 5985
 HTTPS_PORT = 5986

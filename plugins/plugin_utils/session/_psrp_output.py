@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
 
 # Error ids PowerShell uses for lines a native program wrote to stderr: shown as the raw text.
 _NATIVE_STDERR_IDS = frozenset(("NativeCommandError", "NativeCommandErrorMessage"))

@@ -17,6 +17,11 @@ import ssl
 import time
 import typing as t
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import exception_chain
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import RetryPolicy
+
 T = t.TypeVar("T")
 
 # HTTP statuses a proxy, load balancer or a busy WinRM service returns for a passing condition.
@@ -24,27 +29,8 @@ TRANSIENT_HTTP_STATUSES = frozenset((502, 503, 504))
 _TRANSIENT_ERRNOS = frozenset(
     (errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT)
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently to retry: ``retries`` extra attempts after the first."""
-
-    retries: int = 3
-    backoff: float = 1.0
-    max_backoff: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.retries < 0:
-            raise ValueError(f"retries must be >= 0, got {self.retries}")
-        if self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError(
-                f"backoff and max_backoff must be >= 0, got {self.backoff} and {self.max_backoff}"
-            )
-
-    def delay(self, retry_number: int) -> float:
-        """Seconds to wait before retry ``retry_number`` (1-based): doubling, capped."""
-        return float(min(self.backoff * 2 ** (retry_number - 1), self.max_backoff))
+# How requests, urllib3 and http.client report a response cut off by a dropped connection.
+_CUT_ANSWER = frozenset(("ChunkedEncodingError", "IncompleteRead", "ProtocolError"))
 
 
 def call_with_retry(  # noqa: PLR0917 - the signature both plugins code against
@@ -77,23 +63,6 @@ def call_with_retry(  # noqa: PLR0917 - the signature both plugins code against
             sleep(delay)
 
 
-def exception_chain(exc: BaseException) -> t.Iterator[BaseException]:
-    """Yield ``exc`` and every error behind it: causes, contexts and wrapped errors."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        # urllib3 keeps the underlying error in .reason (MaxRetryError) or in args
-        # (ProtocolError("Connection aborted.", err)) without chaining it.
-        nested = [getattr(current, "reason", None), *current.args]
-        nested += [current.__cause__, current.__context__]
-        pending.extend(error for error in nested if isinstance(error, BaseException))
-
-
 def _http_status(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
@@ -103,24 +72,67 @@ def _http_status(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
+def _class_names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
 def _is_name_or_tls_error(exc: BaseException) -> bool:
     if isinstance(exc, (socket.gaierror, ssl.SSLError)):
         return True
     # requests and urllib3 have their own SSLError/NameResolutionError classes; match by name
     # so that this module does not need either library.
-    return any(cls.__name__ in ("SSLError", "NameResolutionError") for cls in type(exc).__mro__)
+    return bool({"SSLError", "NameResolutionError"} & _class_names(exc))
 
 
-def is_transient_error(exc: BaseException) -> bool:
-    """A default classifier: refused/reset/aborted connections and HTTP 502/503/504.
+def _is_connect_failure(exc: BaseException) -> bool:
+    """The TCP connection was never made: refused, or the connect timed out."""
+    return isinstance(exc, ConnectionRefusedError) or bool(
+        {"ConnectTimeoutError", "NewConnectionError", "ConnectTimeout"} & _class_names(exc)
+    )
 
-    Name resolution and TLS failures are not transient: retrying cannot fix a wrong host
-    name or an untrusted certificate, it only delays the real message.
+
+def _is_operation_timeout(exc: BaseException) -> bool:
+    return (
+        "WinRMOperationTimeoutError" in _class_names(exc)
+        or fault_code(exc) == _wsman_faults.OPERATION_TIMEOUT
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TransientRules:
+    """What a plugin's library already does about failures, which decides what we retry."""
+
+    # pypsrp hands reconnection_retries to urllib3, which retries a refused or timed-out
+    # connect itself; retrying it again would multiply the wait for a host that is down.
+    library_retries_connect: bool
+    # The winrm session notices when a cut Receive answer lost output (OutputLostError), so a
+    # response cut off by a dropped connection may be retried; the psrp session cannot tell.
+    retries_cut_answers: bool
+
+
+WINRM_RULES = TransientRules(library_retries_connect=False, retries_cut_answers=True)
+PSRP_RULES = TransientRules(library_retries_connect=True, retries_cut_answers=False)
+
+
+def is_transient(exc: BaseException, rules: TransientRules) -> bool:
+    """True when repeating a safe operation may succeed where this attempt failed.
+
+    Transient: a refused, reset or aborted connection; HTTP 502/503/504 (a proxy, a load
+    balancer or the WinRM service restarting); a WSMan OperationTimeout; and, per ``rules``,
+    a response cut off by a dropped connection. Never transient: name resolution and TLS
+    failures (retrying cannot fix a wrong name or an untrusted certificate, it only delays
+    the real message), and per ``rules`` a connect the library has already retried.
     """
     chain = list(exception_chain(exc))
     if any(_is_name_or_tls_error(error) for error in chain):
         return False
+    if rules.library_retries_connect and any(_is_connect_failure(error) for error in chain):
+        return False
     for error in chain:
+        if _is_operation_timeout(error):
+            return True
+        if rules.retries_cut_answers and _CUT_ANSWER & _class_names(error):
+            return True
         if _http_status(error) in TRANSIENT_HTTP_STATUSES:
             return True
         if isinstance(

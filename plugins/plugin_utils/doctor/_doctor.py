@@ -6,8 +6,8 @@ Internal use only: this module is not part of the collection's public API.
 TCP, TLS, anonymous WS-Management Identify, the authentication schemes the listener offers,
 Kerberos prerequisites, message encryption, and a real authenticated session opened exactly as
 the connection plugin opens it). The first check that fails names its layer and the fix; every
-later check is reported as skipped. Failures are worded by the same builders in ``_errors``
-that the connection plugins use, so the doctor and a failed task agree.
+later check is reported as skipped. Failures are worded from the same table
+(``diagnosis._wording``) that the connection plugins use, so the doctor and a failed task agree.
 """
 
 from __future__ import annotations
@@ -23,10 +23,18 @@ import typing as t
 import warnings
 import xml.etree.ElementTree as ET
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _errors, _errors_fixes
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import Endpoint
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import Diagnosis, Layer
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import KinitRequest
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import Endpoint
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis import (
+    _errors,
+    _wording,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Diagnosis,
+    Layer,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
+)
 
 IDENTIFY_BODY = (
     '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
@@ -60,6 +68,7 @@ class Target:
     timeout: float
     open_session: t.Callable[[], None] = dataclasses.field(repr=False, compare=False)
     kerberos_realm: str | None = None
+    kerberos_service: str = "HTTP"  # the service part of the SPN the plugin asks for
     kerberos_hostname_override: str | None = None
     # Managed Kerberos: the kinit the plugin would run (None: the user's own ticket cache).
     kinit: KinitRequest | None = dataclasses.field(default=None, repr=False, compare=False)
@@ -191,12 +200,12 @@ def check_tcp(target: Target, context: Context) -> str:
             return f"port {endpoint.port} on {address} accepts connections"
         except OSError as err:
             raise CheckFailed(
-                _errors_fixes.closed_connection(endpoint, target.plugin, str(err))
+                _wording.closed_connection(endpoint, target.plugin, str(err))
             ) from err
     if data:
         return f"port {endpoint.port} on {address} accepts connections (it spoke first)"
     raise CheckFailed(
-        _errors_fixes.closed_connection(
+        _wording.closed_connection(
             endpoint, target.plugin, f"{address}:{endpoint.port} accepted, then closed at once"
         )
     )
@@ -272,7 +281,7 @@ def check_tls(target: Target, context: Context) -> str:
             pass
     except ssl.SSLCertVerificationError as err:
         detail = err.verify_message or str(err)
-        diagnosis = _errors_fixes.certificate_problem(detail, target.endpoint, target.plugin)
+        diagnosis = _wording.certificate_problem(detail, target.endpoint, target.plugin)
         diagnosis.evidence = f"{diagnosis.evidence}; {evidence}; CA bundle {ca}"
         raise CheckFailed(diagnosis) from err
     except (OSError, ssl.SSLError) as err:
@@ -328,12 +337,8 @@ def check_identify(target: Target, context: Context) -> str:
         root = ET.fromstring(response.content)
     except ET.ParseError as err:
         raise CheckFailed(
-            Diagnosis(
-                Layer.WSMAN,
-                "the listener's answer to Identify is not WS-Management XML",
-                f"{err}: {response.text[:200]!r}",
-                f"check ansible_port and {_errors_fixes.variable_names(target.plugin).path}: "
-                "another service answers there",
+            _wording.describe(
+                "identify_not_wsman", target.plugin, f"{err}: {response.text[:200]!r}"
             )
         ) from err
     fields = {
@@ -361,7 +366,7 @@ def check_auth_methods(target: Target, context: Context) -> str:
     evidence = f"HTTP {response.status_code}; offered: {offered}; configured: {target.transport}"
     if target.transport in ("certificate", "ssl") and target.endpoint.scheme == "https":
         return f"{evidence} (certificate authentication is not listed; it rides on TLS)"
-    diagnosis = _errors_fixes.auth_not_offered(
+    diagnosis = _wording.auth_not_offered(
         target.transport, context.offered_schemes, target.plugin, evidence
     )
     if diagnosis is not None:
@@ -401,7 +406,7 @@ Check = t.Callable[[Target, Context], str]
 
 
 def default_checks() -> list[tuple[str, Layer, Check]]:
-    from ansible_collections.winops.remoting.plugins.plugin_utils import _doctor_kerberos
+    from ansible_collections.winops.remoting.plugins.plugin_utils.doctor import _doctor_kerberos
 
     return [
         ("name_resolution", Layer.NAME_RESOLUTION, check_name_resolution),

@@ -18,21 +18,28 @@ import socket
 import time
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _errors_fixes
-from ansible_collections.winops.remoting.plugins.plugin_utils._doctor import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import realm_from_user
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis import _wording
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    Layer,
+    describe,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import (
     CheckFailed,
     Context,
     NotApplicable,
     Target,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import realm_from_user
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import Diagnosis, Layer
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     KerberosError,
     acquire_ticket,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+    read_ccache,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
     kerberos_principal,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos_ccache import read_ccache
 
 KDC_PORT = 88
 
@@ -57,18 +64,18 @@ def _realm(target: Target) -> str | None:
 
 
 def check_spn(target: Target, context: Context) -> str:
-    """Kerberos names the service by host name: HTTP/<fqdn>. An IP address has no SPN."""
+    """Kerberos names the service by host name: <service>/<fqdn>. An IP address has no SPN."""
     _require_kerberos(target)
     host = target.kerberos_hostname_override or target.endpoint.host
     if target.kerberos_hostname_override is None and target.endpoint.is_ip_address:
         raise CheckFailed(
-            _errors_fixes.kerberos_by_address(
+            _wording.kerberos_by_address(
                 target.endpoint,
                 target.plugin,
-                f"the service principal would be HTTP/{host}, which no KDC holds",
+                f"the service principal would be {target.kerberos_service}/{host}, which no KDC holds",
             )
         )
-    evidence = f"service principal HTTP/{host}"
+    evidence = f"service principal {target.kerberos_service}/{host}"
     try:
         reverse = socket.gethostbyaddr(context.addresses[0])[0] if context.addresses else None
     except OSError as err:
@@ -117,7 +124,7 @@ def realm_kdcs(config_text: str, realm: str) -> list[str] | None:
 
 def _dns_lookup_kdc(config_text: str) -> bool:
     match = re.search(r"^\s*dns_lookup_kdc\s*=\s*(\S+)", config_text, re.MULTILINE)
-    return bool(match) and match.group(1).lower() in ("true", "yes", "1", "on")
+    return match is not None and match.group(1).lower() in ("true", "yes", "1", "on")
 
 
 def _read_config() -> tuple[str, str]:
@@ -137,11 +144,10 @@ def check_realm_config(target: Target, context: Context) -> str:
     realm = _realm(target)
     if realm is None:
         raise CheckFailed(
-            Diagnosis(
-                Layer.KERBEROS,
-                "no Kerberos realm is known for the user",
+            describe(
+                "kerberos_no_realm",
+                target.plugin,
                 f"ansible_user is {target.user!r}, without @REALM",
-                "set ansible_user to user@REALM (the realm in uppercase)",
             )
         )
     text, paths = _read_config()
@@ -151,12 +157,12 @@ def check_realm_config(target: Target, context: Context) -> str:
     if _dns_lookup_kdc(text):
         return f"{paths} does not list realm {realm}; its KDCs come from DNS (dns_lookup_kdc)"
     raise CheckFailed(
-        Diagnosis(
-            Layer.KERBEROS,
-            f"the Kerberos configuration does not know realm {realm}",
+        describe(
+            "kerberos_realm_not_configured",
+            target.plugin,
             f"{paths}: no [realms] entry for {realm} and dns_lookup_kdc is off",
-            f"add {realm} = {{ kdc = <domain controller> }} under [realms] in {paths} "
-            "(or point KRB5_CONFIG at a file that has it)",
+            realm=realm,
+            config=paths,
         )
     )
 
@@ -178,12 +184,8 @@ def check_kdc_reachable(target: Target, context: Context) -> str:
             continue
         return f"{kdc} accepts TCP connections"
     raise CheckFailed(
-        Diagnosis(
-            Layer.KERBEROS,
-            f"no KDC of realm {realm} can be reached",
-            "; ".join(seen),
-            f"check the kdc entries of {realm} in {paths} and that TCP port 88 of the domain "
-            "controllers is open to the controller",
+        describe(
+            "kerberos_kdc_unreachable", target.plugin, "; ".join(seen), realm=realm, config=paths
         )
     )
 
@@ -201,12 +203,13 @@ def check_clock_skew(
     target: Target, context: Context, now: t.Callable[[], datetime.datetime] | None = None
 ) -> str:
     _require_kerberos(target)
-    skew = clock_skew(context.server_date, now() if now else None)
-    if skew is None:
+    server_date = context.server_date
+    skew = clock_skew(server_date, now() if now else None)
+    if server_date is None or skew is None:
         raise NotApplicable("the host sent no HTTP Date header to compare with")
-    if abs(skew) > _errors_fixes.MAX_KERBEROS_CLOCK_SKEW:
-        raise CheckFailed(_errors_fixes.kerberos_clock_skew(context.server_date, skew))
-    return _errors_fixes.host_clock_evidence(context.server_date, skew)
+    if abs(skew) > _wording.MAX_KERBEROS_CLOCK_SKEW:
+        raise CheckFailed(_wording.kerberos_clock_skew(server_date, skew, target.plugin))
+    return _wording.host_clock_evidence(server_date, skew)
 
 
 def _default_ccache() -> str:
@@ -223,16 +226,7 @@ def check_ticket(target: Target, context: Context) -> str:
         try:
             cache = acquire_ticket(request)
         except KerberosError as err:
-            # The ticket helper's message ends with its own "Fix: ...": keep both halves.
-            seen, _, fix = str(err.message).partition(" Fix: ")
-            raise CheckFailed(
-                Diagnosis(
-                    Layer.KERBEROS,
-                    f"kinit could not get a ticket for {request.principal}",
-                    seen.rstrip(". "),
-                    fix or "check ansible_user (user@REALM) and ansible_password",
-                )
-            ) from err
+            raise CheckFailed(err.diagnosis) from err
         cache.remove()
         return f"kinit got a ticket for {request.principal} (managed mode)"
     path = _default_ccache()
@@ -248,15 +242,7 @@ def check_ticket(target: Target, context: Context) -> str:
                 else f"{summary.principal}: the ticket-granting ticket expired"
             )
         )
-        raise CheckFailed(
-            Diagnosis(
-                Layer.KERBEROS,
-                "no valid Kerberos ticket for manual mode",
-                f"{seen} at {path}",
-                "run kinit user@REALM before the play, or give ansible_password so the plugin "
-                "gets the ticket itself (managed mode)",
-            )
-        )
+        raise CheckFailed(describe("kerberos_no_manual_ticket", target.plugin, f"{seen} at {path}"))
     ends = datetime.datetime.fromtimestamp(tgt.endtime, datetime.timezone.utc)
     return f"{summary.principal} has a ticket until {ends:%Y-%m-%d %H:%M} UTC in {path}"
 

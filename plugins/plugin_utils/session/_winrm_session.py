@@ -14,32 +14,42 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import math
-import os
 import time
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
-    CredentialCache,
-    KinitRequest,
-    acquire_ticket,
-    ccache_environment,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils._redact import redact
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
-    RetryPolicy,
-    call_with_retry,
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
     exception_chain,
-    is_transient_error,
+    raise_failure,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._transfer import (
-    DEFAULT_ENVELOPE_OVERHEAD,
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._winrm_options import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
     WinRMSettings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
+    call_with_retry,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+    acquire_ticket,
+    ticket_environment,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
+    DEFAULT_FETCH_CHUNK_SIZE,
+    ScriptResult,
+    powershell_command_line,
+    put_chunk_size,
 )
 
 try:
@@ -54,16 +64,15 @@ else:
 
 PLUGIN_NAME = "winops.remoting.winrm"
 UTF8_CODEPAGE = 65001
-# MSFT_WmiError code ERROR_WSMAN_QUOTA_MAX_OPERATIONS: the shell has run too many commands.
-QUOTA_MAX_OPERATIONS = 0x803381A6
-# WSManFault code ERROR_BUSY: a Send was refused because the previous one is still processed.
-WSMAN_BUSY = 170
-# WSManFault code of a shell id the host does not know (0x8033805B).
-WSMAN_SHELL_NOT_FOUND = 2150858843
 
 Log = t.Callable[[int, str], None]  # (verbosity level, already redacted message)
 Warn = t.Callable[[str], None]
 T = t.TypeVar("T")
+
+if t.TYPE_CHECKING:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
+        CredentialCache,
+    )
 
 
 class CommandTimeoutError(AnsibleError):
@@ -98,28 +107,9 @@ def kerberos_available() -> bool:
     return bool(getattr(transport, "HAVE_KERBEROS", False))
 
 
-def stdin_chunk_size(max_envelope_size: int) -> int:
-    """Raw stdin bytes per WinRS Send: the Send carries them base64-encoded in the envelope."""
-    return (max_envelope_size - DEFAULT_ENVELOPE_OVERHEAD) // 4 * 3
-
-
-# How requests, urllib3 and http.client report a response cut off by a dropped connection.
-_BROKEN_RESPONSE = frozenset(("ChunkedEncodingError", "IncompleteRead", "ProtocolError"))
-
-
 def is_transient(exc: BaseException) -> bool:
-    """True for failures that say nothing about the request itself: try again later.
-
-    The shared classifier's refused, reset or aborted connections and HTTP 502/503/504 (the
-    listener restarting, a proxy or a busy service), a response cut off by a dropped
-    connection, and a WSMan OperationTimeout fault.
-    """
-    for item in exception_chain(exc):
-        if HAS_WINRM and isinstance(item, WinRMOperationTimeoutError):
-            return True
-        if type(item).__name__ in _BROKEN_RESPONSE:
-            return True
-    return is_transient_error(exc)
+    """The shared classifier with pywinrm's rules (see session._retry.TransientRules)."""
+    return _retry.is_transient(exc, _retry.WINRM_RULES)
 
 
 def breaks_connection(exc: BaseException) -> bool:
@@ -138,7 +128,7 @@ def _never_sent(exc: BaseException) -> bool:
 
 
 def _is_busy(exc: BaseException) -> bool:
-    return isinstance(exc, WSManFaultError) and exc.wsman_fault_code == WSMAN_BUSY
+    return fault_code(exc) == _wsman_faults.BUSY
 
 
 def _with_last(items: t.Iterable[bytes]) -> t.Iterator[tuple[bytes, bool]]:
@@ -178,9 +168,7 @@ class WinRMSession:
         self._acquire = acquire or acquire_ticket
         self._sleep = sleep
         self._clock = clock
-        self._policy = RetryPolicy(
-            retries=settings.reconnection_retries, backoff=settings.reconnection_backoff
-        )
+        self._policy = settings.retry_policy
         self.protocol: Protocol | None = None
         self.transport: str | None = None
         self.shell_id: str | None = None
@@ -195,24 +183,15 @@ class WinRMSession:
 
     # -- errors and retries ---------------------------------------------------------------
 
-    def _failure(self, exc: BaseException) -> AnsibleConnectionFailure:
-        """The diagnosed failure for ``exc``, chained to it, with every secret blanked out."""
-        transport = self.transport or self.settings.transports[0]
+    def _failure(self, exc: BaseException) -> AnsibleError:
+        """The diagnosed failure for ``exc``, without any secret (see diagnosis._failure)."""
         # Imported here, not at the top: the classifier is only needed when something failed, and
         # Ansible compiles a collection's modules afresh in every task's worker process.
-        from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
+        from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
             connection_failure,
         )
 
-        failure = connection_failure(exc, self.settings.endpoint, transport, PLUGIN_NAME)
-        secrets = self.settings.secrets
-        failure.message = redact(failure.message, secrets)
-        if any(redact(str(item), secrets) != str(item) for item in exception_chain(exc)):
-            # Ansible prints causes (and tracebacks) verbatim: drop a chain that holds a secret.
-            failure.__suppress_context__ = True
-        else:
-            failure.__cause__ = exc
-        return failure
+        return connection_failure(exc, self.settings, self.transport)
 
     def _request(self, protocol: Protocol, func: t.Callable[[], T]) -> T:
         """Send one request, on a freshly authenticated connection if the last one broke."""
@@ -251,25 +230,16 @@ class WinRMSession:
     @contextlib.contextmanager
     def _credentials(self) -> t.Iterator[None]:
         """Point GSSAPI at our private ticket cache (if any) for the duration of a request."""
-        with ccache_environment(self._ccache):
+        with ticket_environment(self._ccache):
             yield
 
     # -- shell lifecycle ------------------------------------------------------------------
 
     def _kinit(self) -> None:
-        kerberos = self.settings.kerberos
-        if not kerberos.managed or self._ccache is not None:
+        request = self.settings.kinit
+        if request is None or self._ccache is not None:
             return
-        env_vars = {name: os.environ[name] for name in kerberos.env_var_names if name in os.environ}
-        request = KinitRequest(
-            principal=kerberos.principal or "",
-            password=self.settings.protocol_kwargs.get("password") or "",
-            kinit_cmd=kerberos.kinit_cmd,
-            kinit_args=kerberos.kinit_args,
-            env_vars=env_vars,
-            forwardable=kerberos.forwardable,
-        )
-        self._log(4, f"WINRM KINIT: getting a ticket for {kerberos.principal}")
+        self._log(4, f"WINRM KINIT: getting a ticket for {request.principal}")
         self._ccache = self._acquire(request)
 
     def _new_protocol(self, transport: str) -> Protocol:
@@ -307,14 +277,12 @@ class WinRMSession:
             try:
                 self._open_with(transport)
                 return
-            except AnsibleError as err:
-                errors.append((transport, err))
             except Exception as err:
                 errors.append((transport, self._failure(err)))
             self._log(5, f"WINRM CONNECTION ERROR ({transport}): {errors[-1][1]}")
         last_error = errors[-1][1]
         if len(errors) == 1:
-            raise last_error
+            raise_failure(last_error)
         tried = "; ".join(f"{name}: {error}" for name, error in errors[:-1])
         combined = AnsibleConnectionFailure(f"{last_error}\n  also tried: {tried}")
         # the message quotes every cause already (see DiagnosedConnectionFailure)
@@ -344,29 +312,66 @@ class WinRMSession:
         self.shell_id = None
         try:
             if protocol is not None and shell_id is not None:
-                self._log(5, f"WINRM CLOSE SHELL: {shell_id}")
-                with self._credentials():
-                    self._call_safe(
-                        "delete shell", lambda: protocol.close_shell(shell_id), protocol
-                    )
+                self._delete_shell(protocol, shell_id)
+        finally:
+            if self._ccache is not None:
+                self._ccache.remove()
+                self._ccache = None
+
+    def _delete_shell(self, protocol: Protocol, shell_id: str) -> None:
+        self._log(5, f"WINRM CLOSE SHELL: {shell_id}")
+        try:
+            with self._credentials():
+                self._call_safe("delete shell", lambda: protocol.close_shell(shell_id), protocol)
         except WSManFaultError as fault:
-            if fault.wsman_fault_code != WSMAN_SHELL_NOT_FOUND:
+            if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
                 self._warn_undeleted(shell_id, fault)
             else:
                 # Already gone (a reboot, a WinRM restart, the idle timeout): nothing to delete.
                 self._log(5, f"WINRM: shell {shell_id} no longer exists on the host")
         except Exception as err:
             self._warn_undeleted(shell_id, err)
-        finally:
-            if self._ccache is not None:
-                self._ccache.remove()
-                self._ccache = None
 
     def _warn_undeleted(self, shell_id: str, err: BaseException) -> None:
         self._warn(
             f"{PLUGIN_NAME}: could not delete WinRS shell {shell_id} ({err}); the host "
             "removes it when its idle timeout expires"
         )
+
+    # -- file transfer (the shared orchestration in transfer._transfer) --------------------
+
+    def transfer_chunk_sizes(self) -> tuple[int, int]:
+        """PUT lines fit one Send envelope; FETCH output is split into Receives by the host."""
+        return put_chunk_size(self.settings.max_envelope_size), DEFAULT_FETCH_CHUNK_SIZE
+
+    def run_transfer_script(
+        self,
+        script: str,
+        input_lines: t.Iterable[str],
+        on_output: t.Callable[[str], None] | None,
+    ) -> ScriptResult:
+        """Run a transfer script in powershell.exe; input lines are stdin lines."""
+        stdin = (line.encode("ascii") + b"\r\n" for line in input_lines)
+        sink = None
+        if on_output is not None:
+            text_sink = on_output
+
+            def sink(data: bytes) -> None:
+                # Base64 lines and a JSON result line: ASCII, so any Receive boundary is a
+                # character boundary.
+                text_sink(data.decode("utf-8", errors="replace"))
+
+        result = self.run(powershell_command_line(script), stdin=stdin, stdout_sink=sink)
+        stderr = clean_stderr(result.stderr.decode("utf-8", errors="replace"))
+        return ScriptResult(result.rc, result.stdout.decode("utf-8", errors="replace"), stderr)
+
+    def put_file(self, in_path: str, out_path: str) -> int:
+        """Copy a local file to the host (the shared transfer); returns its size."""
+        return _transfer.put_file(self, in_path, out_path)
+
+    def fetch_file(self, in_path: str, out_path: str) -> int:
+        """Copy a file from the host (the shared transfer); returns its size."""
+        return _transfer.fetch_file(self, in_path, out_path)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -395,7 +400,7 @@ class WinRMSession:
         except AnsibleError:
             raise
         except Exception as err:
-            raise self._failure(err)  # noqa: B904 - _failure chains it unless that leaks a secret
+            raise_failure(self._failure(err))
 
     def _start(self, command_line: str, console_mode_stdin: bool) -> str:
         """Send the WinRS Command. Never retried: a lost reply must not start it twice."""
@@ -415,7 +420,7 @@ class WinRMSession:
         try:
             return start()
         except WSManFaultError as fault:
-            if fault.wmierror_code != QUOTA_MAX_OPERATIONS:
+            if fault.wmierror_code != _wsman_faults.QUOTA_MAX_OPERATIONS:
                 raise
         # The host refused to start it (the shell reached its operation quota), so starting it
         # in a fresh shell is the first start, not a repeat.
@@ -467,8 +472,8 @@ class WinRMSession:
                 # Only a Send refused as busy is repeated: the host did not take its data.
                 self._call_safe(
                     "send input",
-                    lambda data=data, is_last=is_last: protocol.send_command_input(
-                        shell_id, command_id, data, end=is_last
+                    functools.partial(
+                        protocol.send_command_input, shell_id, command_id, data, end=is_last
                     ),
                     is_retryable=_is_busy,
                 )
@@ -528,7 +533,7 @@ class WinRMSession:
             remaining = self._check_deadline(deadline)
             wait = operation_timeout if remaining is None else max(1, math.ceil(remaining))
             stdout, stderr, rc, done = self._call_safe(
-                "receive output", lambda wait=wait: self._receive_once(command_id, wait)
+                "receive output", functools.partial(self._receive_once, command_id, wait)
             )
             if stdout:
                 sink(stdout)

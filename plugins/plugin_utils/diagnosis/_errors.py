@@ -5,11 +5,11 @@ Internal use only: this module is not part of the collection's public API.
 ``diagnose`` reads the exception chain that pywinrm, pypsrp, requests, urllib3, ssl and socket
 build (causes, contexts and the errors urllib3 keeps in ``reason`` or ``args``) without
 importing any of those libraries' exception classes: it matches by class name, attributes and
-the standard library types, so it works whichever of them is installed. Callers redact secrets
-from the final message (``_redact.redact``) before it is shown.
+the standard library types, so it works whichever of them is installed. ``_failure`` builds
+the error users see from the diagnosis, with every secret redacted.
 
-The summaries and fixes are worded in ``_errors_fixes`` (shared with winrm_doctor); ``Layer``
-and ``Diagnosis`` are defined there and imported from here by the plugins.
+Every summary and fix comes from the table in ``_wording`` (shared with winrm_doctor and the
+Kerberos ticket helper); this module only decides which row applies and what was seen.
 """
 
 from __future__ import annotations
@@ -22,45 +22,31 @@ import socket
 import ssl
 import typing as t
 
-from ansible.errors import AnsibleConnectionFailure
-
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    exception_chain,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
     Endpoint,
     is_ip_literal,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._errors_fixes import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
     MAX_KERBEROS_CLOCK_SKEW,
     UNKNOWN_SERVICE,
     Diagnosis,
-    Layer,
-    PluginVars,
     auth_not_offered,
     certificate_problem,
     closed_connection,
+    describe,
     kerberos_by_address,
     kerberos_clock_skew,
     kerberos_unknown_service,
     unencrypted_refused,
-    variable_names,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import exception_chain
 
 # The service principal MIT names in "Server HTTP/host@REALM not found in Kerberos database".
 REQUESTED_SPN = re.compile(r"Server (\S+?)@\S+ not found")
-# The WSManFault code Windows sends when Receive waited OperationTimeout without output.
-WSMAN_OPERATION_TIMEOUT = 2150858793
-
-
-class DiagnosedConnectionFailure(AnsibleConnectionFailure):
-    """An AnsibleConnectionFailure that carries the Diagnosis its message was built from."""
-
-    # The message already quotes what was seen; ansible-core 2.19 would otherwise append the
-    # cause's own text after the fix line (older cores ignore the attribute).
-    _include_cause_message = False
-
-    def __init__(self, message: str, diagnosis: Diagnosis) -> None:
-        super().__init__(message)
-        self.diagnosis = diagnosis
 
 
 def _class_names(exc: BaseException) -> set[str]:
@@ -120,16 +106,9 @@ def auth_schemes(www_authenticate: str) -> list[str]:
 def _diagnose_kerberos(
     chain: list[BaseException], transport: str, endpoint: Endpoint, plugin: str
 ) -> Diagnosis | None:
-    names = variable_names(plugin)
     kerberos_error = _first(chain, lambda e: "KerberosError" in _class_names(e))
     if kerberos_error is not None:
-        return Diagnosis(
-            Layer.KERBEROS,
-            "no Kerberos ticket could be obtained",
-            str(kerberos_error),
-            "check ansible_user (user@REALM, realm in uppercase) and ansible_password, the "
-            f"realm in /etc/krb5.conf, or set {names.kinit_cmd}",
-        )
+        return describe("kerberos_no_ticket", plugin, str(kerberos_error))
     spnego_error = _first(
         chain,
         lambda e: (
@@ -148,24 +127,11 @@ def _diagnose_kerberos(
             return kerberos_by_address(endpoint, plugin, text)
         return kerberos_unknown_service(spn, plugin, text)
     if transport == "kerberos" or "kerberos" in str(spnego_error).lower():
-        return Diagnosis(
-            Layer.KERBEROS,
-            "the Kerberos security context could not be created",
-            str(spnego_error),
-            "check that the host name in ansible_host has an SPN (HTTP/<fqdn>) in the realm "
-            f"and that a ticket exists (klist), or set {names.hostname_override}",
-        )
-    return Diagnosis(
-        Layer.HTTP_AUTH,
-        f"the {transport} security context could not be created",
-        str(spnego_error),
-        "check ansible_user and ansible_password",
-    )
+        return describe("kerberos_no_context", plugin, str(spnego_error))
+    return describe("security_context_failed", plugin, str(spnego_error), transport=transport)
 
 
-def _diagnose_tls(
-    chain: list[BaseException], endpoint: Endpoint, names: PluginVars, plugin: str
-) -> Diagnosis | None:
+def _diagnose_tls(chain: list[BaseException], endpoint: Endpoint, plugin: str) -> Diagnosis | None:
     verify_error = _first(chain, lambda e: isinstance(e, ssl.SSLCertVerificationError))
     if verify_error is not None:
         detail = getattr(verify_error, "verify_message", None) or str(verify_error)
@@ -181,42 +147,21 @@ def _diagnose_tls(
         # Closed during the handshake: the same as a connection closed before any answer.
         return closed_connection(endpoint, plugin, text)
     if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
-        return Diagnosis(
-            Layer.TLS,
-            f"port {endpoint.port} did not answer TLS: it is most likely a plain HTTP listener",
-            text,
-            f"set {names.scheme}: http (or ansible_port: 5986 for the HTTPS listener)",
-        )
+        return describe("tls_plain_http_port", plugin, text, port=endpoint.port)
     if any(word in text for word in ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS")):
-        return Diagnosis(
-            Layer.TLS,
-            "the host and the controller share no TLS version",
-            text,
-            "enable TLS 1.2 on the host with the winops.remoting.tls12 role",
-        )
-    return Diagnosis(
-        Layer.TLS,
-        "the TLS handshake failed",
-        text,
-        f"check {names.scheme} and ansible_port against the host's listeners "
-        f"(winops.remoting.winrm_listener role), and {names.cert_validation}",
-    )
+        return describe("tls_no_shared_version", plugin, text)
+    return describe("tls_handshake_failed", plugin, text)
 
 
 def _diagnose_network(
-    chain: list[BaseException], endpoint: Endpoint, names: PluginVars, plugin: str
+    chain: list[BaseException], endpoint: Endpoint, plugin: str
 ) -> Diagnosis | None:
     name_error = _first(
         chain,
         lambda e: isinstance(e, socket.gaierror) or "NameResolutionError" in _class_names(e),
     )
     if name_error is not None:
-        return Diagnosis(
-            Layer.NAME_RESOLUTION,
-            f"the host name {endpoint.host!r} could not be resolved",
-            str(name_error),
-            "set ansible_host to a resolvable name or to the host's IP address",
-        )
+        return describe("name_not_resolved", plugin, str(name_error), host=endpoint.host)
     refused = _first(
         chain,
         lambda e: (
@@ -225,23 +170,12 @@ def _diagnose_network(
         ),
     )
     if refused is not None:
-        return Diagnosis(
-            Layer.TCP,
-            f"nothing accepted the connection on port {endpoint.port}",
-            str(refused),
-            "check ansible_port (5985 for HTTP, 5986 for HTTPS) and create the listener with "
-            "the winops.remoting.winrm_listener role",
-        )
+        return describe("tcp_refused", plugin, str(refused), port=endpoint.port)
     read_timeout = _first(
         chain, lambda e: bool({"ReadTimeout", "ReadTimeoutError"} & _class_names(e))
     )
     if read_timeout is not None:
-        return Diagnosis(
-            Layer.WSMAN,
-            "the host accepted the request but did not answer within the read timeout",
-            str(read_timeout),
-            f"raise {names.read_timeout} (it must stay above the operation timeout)",
-        )
+        return describe("read_timeout", plugin, str(read_timeout))
     timed_out = _first(
         chain,
         lambda e: (
@@ -250,13 +184,7 @@ def _diagnose_network(
         ),
     )
     if timed_out is not None:
-        return Diagnosis(
-            Layer.TCP,
-            f"port {endpoint.port} did not answer in time",
-            str(timed_out),
-            "open the port in the host's firewall for the controller (winops.remoting."
-            f"winrm_listener role) or raise {names.connection_timeout}",
-        )
+        return describe("tcp_timeout", plugin, str(timed_out), port=endpoint.port)
     # Part of an answer arrived before the connection broke: the host had the request, so
     # this is not a firewall or a wrong port, and what it started may be running.
     broken_answer = _first(
@@ -266,14 +194,7 @@ def _diagnose_network(
         ),
     )
     if broken_answer is not None:
-        return Diagnosis(
-            Layer.WSMAN,
-            "the connection broke while the host was sending its answer",
-            str(broken_answer),
-            "rerun the task: a request that may have started a command is never repeated "
-            f"automatically ({names.retries} covers only the steps that are safe to repeat); "
-            "if it recurs, look for a proxy, load balancer or firewall cutting long responses",
-        )
+        return describe("answer_cut", plugin, str(broken_answer))
     reset = _first(chain, lambda e: isinstance(e, (ConnectionResetError, ConnectionAbortedError)))
     if reset is not None:
         return closed_connection(endpoint, plugin, str(reset))
@@ -293,7 +214,7 @@ def _plain_http_request(error: BaseException) -> bool:
     return url.lower().startswith("http://") and content_type.startswith("application/soap+xml")
 
 
-def _host_clock_skew(chain: list[BaseException]) -> Diagnosis | None:
+def _host_clock_skew(chain: list[BaseException], plugin: str) -> Diagnosis | None:
     """The clock-skew diagnosis when a response in ``chain`` carries a Date too far from ours.
 
     A host whose clock drifted refuses the Kerberos authenticator (KRB_AP_ERR_SKEW) with a
@@ -309,13 +230,11 @@ def _host_clock_skew(chain: list[BaseException]) -> Diagnosis | None:
             continue
         skew = host_date - now
         if abs(skew) > MAX_KERBEROS_CLOCK_SKEW:
-            return kerberos_clock_skew(host_date.astimezone(datetime.timezone.utc), skew)
+            return kerberos_clock_skew(host_date.astimezone(datetime.timezone.utc), skew, plugin)
     return None
 
 
-def _diagnose_auth(
-    chain: list[BaseException], transport: str, names: PluginVars, plugin: str
-) -> Diagnosis | None:
+def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> Diagnosis | None:
     credssp_error = _first(chain, lambda e: _module_of(e) == "requests_credssp")
     if credssp_error is not None:
         # requests-credssp reads the 401 itself and names the header it got in its message.
@@ -326,12 +245,7 @@ def _diagnose_auth(
         not_offered = auth_not_offered(transport, offered, plugin, evidence)
         if not_offered is not None:
             return not_offered
-        return Diagnosis(
-            Layer.HTTP_AUTH,
-            "the credentials were rejected",
-            evidence,
-            f"check ansible_user and ansible_password for {transport} authentication",
-        )
+        return describe("credentials_rejected", plugin, evidence, transport=transport)
     auth_error = _first(
         chain,
         lambda e: (
@@ -342,7 +256,7 @@ def _diagnose_auth(
     if auth_error is None:
         return None
     if transport == "kerberos":
-        skewed = _host_clock_skew(chain)
+        skewed = _host_clock_skew(chain, plugin)
         if skewed is not None:
             return skewed
     offered = offered_auth_schemes(chain)
@@ -352,103 +266,53 @@ def _diagnose_auth(
         return not_offered
     if any(_http_status(e) == 401 and _plain_http_request(e) for e in chain):
         return unencrypted_refused(transport, plugin, evidence)
-    summary = "the credentials were rejected"
     if transport == "certificate":
-        summary = "the client certificate was refused (not trusted, not mapped, or stale mapping)"
-        fix = (
-            "make the host trust and map the client certificate with the winops.remoting.winrm_auth "
-            "role: its issuer in LocalMachine\\Root and the certificate in TrustedPeople "
-            "(winrm_auth_trusted_certificates), a mapping of its UPN and issuer thumbprint to a "
-            "local account with that account's current password (winrm_auth_certificate_mappings)"
-        )
-    else:
-        fix = f"check ansible_user and ansible_password for {transport} authentication"
-    return Diagnosis(Layer.HTTP_AUTH, summary, evidence, fix)
+        return describe("client_certificate_refused", plugin, evidence)
+    return describe("credentials_rejected", plugin, evidence, transport=transport)
 
 
-def _diagnose_http_status(chain: list[BaseException], names: PluginVars) -> Diagnosis | None:
+def _diagnose_http_status(chain: list[BaseException], plugin: str) -> Diagnosis | None:
     status_error = _first(chain, lambda e: _http_status(e) is not None)
     if status_error is None:
         return None
     status = _http_status(status_error)
     if status == 404:
-        return Diagnosis(
-            Layer.WSMAN,
-            "the listener answered 404: no WS-Management service at this path",
-            str(status_error),
-            f"set {names.path} to the listener's URL prefix (default wsman)",
-        )
-    return Diagnosis(
-        Layer.WSMAN,
-        f"the listener answered HTTP {status}",
-        str(status_error),
-        f"check the WinRM service on the host; 502/503/504 usually pass, so raise {names.retries}",
-    )
+        return describe("wsman_not_found", plugin, str(status_error))
+    return describe("http_status", plugin, str(status_error), status=status)
 
 
-def _diagnose_wsman(chain: list[BaseException], names: PluginVars) -> Diagnosis | None:
+def _diagnose_wsman(chain: list[BaseException], plugin: str) -> Diagnosis | None:
     if _first(chain, lambda e: "WinRMOperationTimeoutError" in _class_names(e)) is not None:
-        return Diagnosis(
-            Layer.WSMAN,
-            "the host did not finish the operation within the operation timeout",
-            "WinRMOperationTimeoutError",
-            f"raise {names.operation_timeout} and {names.read_timeout} (read above operation)",
-        )
+        return describe("operation_timeout", plugin, "WinRMOperationTimeoutError")
     fault = _first(chain, lambda e: "WSManFaultError" in _class_names(e))
     if fault is None:
         return None
-    # pywinrm keeps the HTTP status in .code and the WSMan code in .wsman_fault_code.
-    if hasattr(fault, "wsman_fault_code"):
-        code = fault.wsman_fault_code
-    else:
-        code = getattr(fault, "code", None)
+    code = fault_code(fault)
     reason = str(getattr(fault, "reason", "") or fault)
     evidence = f"WSManFault code {code}: {reason}"
     lowered = reason.lower()
-    if code == WSMAN_OPERATION_TIMEOUT:
-        fix = f"raise {names.operation_timeout} and {names.read_timeout} (read above operation)"
-        summary = "the host did not finish the operation within the operation timeout"
+    if code == _wsman_faults.OPERATION_TIMEOUT:
+        key = "operation_timeout"
     elif "maxenvelopesize" in lowered or "envelope size" in lowered:
-        fix = f"lower {names.max_envelope} to the host's MaxEnvelopeSizekb * 1024"
-        summary = "a request was larger than the host's MaxEnvelopeSize"
+        key = "envelope_too_large"
     elif "access is denied" in lowered or code == 5:
-        fix = (
-            "give ansible_user administrator rights or membership in Remote Management Users "
-            "(winops.remoting.winrm_hardening role)"
-        )
-        summary = "the host denied access to the WinRM service"
+        key = "access_denied"
     elif "resource uri" in lowered or "configuration" in lowered:
-        fix = "set ansible_psrp_configuration_name to a session configuration the host has"
-        summary = "the requested session configuration or resource does not exist"
+        key = "no_configuration"
     elif "quota" in lowered or "maximum number" in lowered:
-        fix = "close other sessions of ansible_user or raise MaxShellsPerUser on the host"
-        summary = "the host refused another shell: a quota is exhausted"
+        key = "quota_exhausted"
     else:
-        fix = "read the fault reason; the WinRM service configuration is set by the winops.remoting roles"
-        summary = "the host answered with a WS-Management fault"
-    return Diagnosis(Layer.WSMAN, summary, evidence, fix)
+        key = "wsman_fault"
+    return describe(key, plugin, evidence)
 
 
-def _diagnose_other(
-    chain: list[BaseException], transport: str, names: PluginVars
-) -> Diagnosis | None:
+def _diagnose_other(chain: list[BaseException], transport: str, plugin: str) -> Diagnosis | None:
     transfer_error = _first(chain, lambda e: "TransferError" in _class_names(e))
     if transfer_error is not None:
-        return Diagnosis(
-            Layer.TRANSFER,
-            "a file transfer failed",
-            str(transfer_error),
-            f"check the remote path and free space; {names.max_envelope} sizes the chunks",
-        )
+        return describe("transfer_failed", plugin, str(transfer_error))
     encryption_error = _first(chain, lambda e: "encrypt" in str(e).lower())
     if encryption_error is not None:
-        return Diagnosis(
-            Layer.MESSAGE_ENCRYPTION,
-            f"message encryption is not possible with {transport} here",
-            str(encryption_error),
-            f"set {names.encryption}: auto and use ntlm, kerberos or credssp over http, "
-            f"or use https ({names.scheme})",
-        )
+        return describe("encryption_impossible", plugin, str(encryption_error), transport=transport)
     return None
 
 
@@ -458,40 +322,18 @@ def diagnose(exc: BaseException, endpoint: Endpoint, transport: str, plugin: str
     ``transport`` is the auth in use (``ntlm``, ``kerberos``...); ``plugin`` is ``winrm`` or
     ``psrp`` and decides which variable names the fix mentions.
     """
-    names = variable_names(plugin)
     chain = list(exception_chain(exc))
     transport = transport.lower()
     for step in (
         lambda: _diagnose_kerberos(chain, transport, endpoint, plugin),
-        lambda: _diagnose_tls(chain, endpoint, names, plugin),
-        lambda: _diagnose_network(chain, endpoint, names, plugin),
-        lambda: _diagnose_auth(chain, transport, names, plugin),
-        lambda: _diagnose_wsman(chain, names),
-        lambda: _diagnose_http_status(chain, names),
-        lambda: _diagnose_other(chain, transport, names),
+        lambda: _diagnose_tls(chain, endpoint, plugin),
+        lambda: _diagnose_network(chain, endpoint, plugin),
+        lambda: _diagnose_auth(chain, transport, plugin),
+        lambda: _diagnose_wsman(chain, plugin),
+        lambda: _diagnose_http_status(chain, plugin),
+        lambda: _diagnose_other(chain, transport, plugin),
     ):
         diagnosis = step()
         if diagnosis is not None:
             return diagnosis
-    return Diagnosis(
-        Layer.WSMAN,
-        f"unexpected {type(exc).__name__}",
-        str(exc),
-        f"check ansible_host, ansible_port and {names.auth}; rerun with -vvvvv for details",
-    )
-
-
-def connection_failure(
-    exc: BaseException, endpoint: Endpoint, transport: str, plugin: str
-) -> AnsibleConnectionFailure:
-    """An AnsibleConnectionFailure whose message explains ``exc``; raise it ``from exc``.
-
-    Message: ``<plugin>: <layer> failed connecting to <url>: <summary>`` followed by
-    ``seen:`` and ``fix:`` lines.
-    """
-    diagnosis = diagnose(exc, endpoint, transport, plugin)
-    message = (
-        f"{plugin}: {diagnosis.layer.value} failed connecting to {endpoint.url}: "
-        f"{diagnosis.summary}\n  seen: {diagnosis.evidence}\n  fix: {diagnosis.fix}"
-    )
-    return DiagnosedConnectionFailure(message, diagnosis)
+    return describe("unexpected", plugin, str(exc), error_type=type(exc).__name__)

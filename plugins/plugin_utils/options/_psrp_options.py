@@ -15,21 +15,26 @@ import collections.abc as c
 import dataclasses
 import inspect
 import os
-import shlex
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _validation
-from ansible_collections.winops.remoting.plugins.plugin_utils._endpoint import (
-    Endpoint,
-    resolve_endpoint,
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    OptionSource,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    ConnectionSettings,
     KinitRequest,
     kerberos_principal,
+    read_endpoint,
+    read_kinit_args,
+    read_kinit_env,
+    read_password,
+    read_retry_policy,
+    require_read_above_operation,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import RetryPolicy
-from ansible_collections.winops.remoting.plugins.plugin_utils._validation import OptionError
 
+PLUGIN = "psrp"
 PLUGIN_NAME = "winops.remoting.psrp"
 EXTRAS_PREFIX = "ansible_psrp_"
 
@@ -38,14 +43,6 @@ AUTH_CHOICES = ("basic", "certificate", "negotiate", "kerberos", "ntlm", "credss
 MESSAGE_ENCRYPTION_AUTHS = frozenset(("negotiate", "kerberos", "ntlm", "credssp"))
 # Windows accepts no MaxEnvelopeSizekb below 32; it also leaves file transfers room to work.
 MIN_ENVELOPE_SIZE = 32768
-
-# The variable each option is known by when no variable set it (default, ini file, keyword).
-PRIMARY_VARS: dict[str, str] = {
-    "remote_addr": "ansible_host",
-    "remote_user": "ansible_user",
-    "remote_password": "ansible_password",
-    "port": "ansible_port",
-}
 
 # WSMan keyword arguments that our options produce; a passthrough variable may not replace them.
 _OPTION_KWARGS = frozenset(
@@ -81,58 +78,12 @@ _OPTION_KWARGS = frozenset(
 )
 
 
-class OptionReader(t.Protocol):
-    """Returns an option's value and the name of the variable (or setting) that set it."""
-
-    def __call__(self, option: str) -> tuple[t.Any, str]: ...
-
-
 @dataclasses.dataclass(frozen=True)
-class PsrpSettings:
-    """Everything a PSRP session needs, validated."""
+class PsrpSettings(ConnectionSettings):
+    """Everything a PSRP session needs: the common core plus pypsrp's arguments."""
 
-    endpoint: Endpoint
     wsman_kwargs: dict[str, t.Any]
     configuration_name: str
-    command_timeout: int | None
-    retry_policy: RetryPolicy
-    kinit: KinitRequest | None
-    auth: str
-    user: str | None
-    secrets: tuple[str, ...]
-
-    @property
-    def max_envelope_size(self) -> int:
-        return int(self.wsman_kwargs["max_envelope_size"])
-
-
-def variable_label(
-    option: str,
-    definition: c.Mapping[str, t.Any],
-    var_options: c.Mapping[str, t.Any],
-    environ: c.Mapping[str, str],
-    task_keys: c.Mapping[str, t.Any] | None = None,
-) -> str:
-    """Name the setting an option's value came from, for error messages.
-
-    In ansible's order of precedence: the last of an option's variables that is set, then a
-    play keyword, then the last of its environment variables. When none is set (a default or
-    an ini file), the option's main variable is named, the one users meet in the docs.
-    """
-    option_vars = [entry["name"] for entry in definition.get("vars", [])]
-    for name in reversed(option_vars):
-        if name in var_options:
-            return name
-    for entry in definition.get("keyword", []):
-        if (task_keys or {}).get(entry["name"]) is not None:
-            return f"{entry['name']} (play keyword)"
-    for entry in reversed(definition.get("env", [])):
-        if entry["name"] in environ:
-            return str(entry["name"])
-    if option in PRIMARY_VARS:
-        return PRIMARY_VARS[option]
-    documented = [name for name in option_vars if name != "inventory_hostname"]
-    return documented[0] if documented else f"{EXTRAS_PREFIX}{option}"
 
 
 def passthrough_kwargs() -> frozenset[str]:
@@ -175,7 +126,7 @@ def _existing_path(var: str, value: object, what: str) -> str:
 
 
 def _read_kinit(
-    read: OptionReader,
+    source: OptionSource,
     *,
     auth: str,
     auth_var: str,
@@ -184,7 +135,7 @@ def _read_kinit(
     password: str | None,
     delegate: bool | None,
 ) -> KinitRequest | None:
-    mode_value, mode_var = read("kinit_mode")
+    mode_value, mode_var = source.read("kinit_mode")
     mode = (
         None
         if mode_value is None
@@ -206,34 +157,11 @@ def _read_kinit(
     )
     _validation.require(bool(user), user_var, user, "a user principal such as user@REALM")
 
-    cmd_value, cmd_var = read("kinit_cmd")
+    cmd_value, cmd_var = source.read("kinit_cmd")
     kinit_cmd = _required_str(cmd_var, cmd_value, "the kinit command to run")
 
-    args_value, args_var = read("kinit_args")
-    kinit_args: list[str] | None = None
-    if args_value is not None and args_value != "":
-        _validation.require(
-            isinstance(args_value, str), args_var, args_value, "kinit arguments as one string"
-        )
-        try:
-            kinit_args = shlex.split(args_value)
-        except ValueError as err:
-            raise OptionError(
-                args_var, args_value, f"kinit arguments with balanced quotes ({err})"
-            ) from err
-
-    env_value, env_var = read("kinit_env_vars")
-    names: list[str] = []
-    if env_value:
-        raw_names = env_value.split(",") if isinstance(env_value, str) else env_value
-        _validation.require(
-            isinstance(raw_names, list) and all(isinstance(name, str) for name in raw_names),
-            env_var,
-            env_value,
-            "a list of environment variable names",
-        )
-        names = [name.strip() for name in raw_names if name.strip()]
-    env_vars = {name: os.environ[name] for name in names if name in os.environ}
+    kinit_args = read_kinit_args(source, "kinit_args")
+    env_vars = read_kinit_env(source, "kinit_env_vars")
 
     return KinitRequest(
         # A UPN's realm upper-cased: MIT realms are case-sensitive, AD's are upper case.
@@ -280,34 +208,18 @@ def _read_extras(
 
 
 def read_settings(
-    read: OptionReader,
-    extras: c.Mapping[str, t.Any] | None = None,
-    warn: c.Callable[[str], None] = lambda message: None,
+    source: OptionSource, warn: c.Callable[[str], None] = lambda message: None
 ) -> PsrpSettings:
     """Read, validate and convert every option; raise OptionError on the first bad value."""
-    host, host_var = read("remote_addr")
-    port_value, port_var = read("port")
+    read = source.read
+    endpoint = read_endpoint(source, "protocol")
     protocol_value, protocol_var = read("protocol")
-    path_value, path_var = read("path")
-    endpoint = resolve_endpoint(
-        host,
-        port_value,
-        protocol_value,
-        path_value,
-        host_var=host_var,
-        port_var=port_var,
-        scheme_var=protocol_var,
-        path_var=path_var,
-    )
     https = endpoint.scheme == "https"
 
     user_value, user_var = read("remote_user")
     user = _optional_str(user_var, user_value, "a user name")
-    password_value, password_var = read("remote_password")
-    if password_value is not None and not isinstance(password_value, str):
-        # Never echo a password, not even a mistyped one.
-        raise OptionError(password_var, "********", "a string")
-    password: str | None = password_value
+    password = read_password(source)
+    password_var = source.label("remote_password")
 
     auth_value, auth_var = read("auth")
     auth = _validation.choice(auth_var, auth_value, AUTH_CHOICES)
@@ -329,25 +241,17 @@ def read_settings(
         wsman_cert_validation = True
 
     timeouts: dict[str, int] = {}
-    timeout_vars: dict[str, str] = {}
-    timeout_values: dict[str, t.Any] = {}
     for option in ("connection_timeout", "read_timeout", "operation_timeout"):
         value, var = read(option)
         timeouts[option] = _validation.integer(var, value, minimum=1)
-        timeout_vars[option] = var
-        timeout_values[option] = value
-    _validation.require(
-        timeouts["read_timeout"] > timeouts["operation_timeout"],
-        timeout_vars["read_timeout"],
-        timeout_values["read_timeout"],
-        f"an integer greater than {timeout_vars['operation_timeout']} "
-        f"({timeouts['operation_timeout']}): a Receive waits up to the operation timeout",
+    require_read_above_operation(
+        source,
+        "read_timeout",
+        "operation_timeout",
+        timeouts["operation_timeout"],
+        timeouts["read_timeout"],
     )
-
-    retries_value, retries_var = read("reconnection_retries")
-    retries = _validation.integer(retries_var, retries_value, minimum=0)
-    backoff_value, backoff_var = read("reconnection_backoff")
-    backoff = _validation.number(backoff_var, backoff_value, minimum=0)
+    retry_policy = read_retry_policy(source)
 
     encryption_value, encryption_var = read("message_encryption")
     encryption = _validation.choice(encryption_var, encryption_value, ("auto", "always", "never"))
@@ -392,10 +296,7 @@ def read_settings(
         cert_pem = _validation.existing_file(cert_pem_var, cert_pem)
     if key_pem is not None:
         key_pem = _validation.existing_file(key_pem_var, key_pem)
-    key_password_value, key_password_var = read("certificate_key_password")
-    if key_password_value is not None and not isinstance(key_password_value, str):
-        raise OptionError(key_password_var, "********", "a string")
-    key_password: str | None = key_password_value
+    key_password = read_password(source, "certificate_key_password")
 
     if auth in ("basic", "credssp"):
         _validation.require(
@@ -436,7 +337,7 @@ def read_settings(
     command_timeout = _validation.integer(command_timeout_var, command_timeout_value, minimum=0)
 
     kinit = _read_kinit(
-        read,
+        source,
         auth=auth,
         auth_var=auth_var,
         user=user,
@@ -462,8 +363,8 @@ def read_settings(
         "max_envelope_size": max_envelope_size,
         "operation_timeout": timeouts["operation_timeout"],
         "read_timeout": timeouts["read_timeout"],
-        "reconnection_retries": retries,
-        "reconnection_backoff": backoff,
+        "reconnection_retries": retry_policy.retries,
+        "reconnection_backoff": retry_policy.backoff,
         "certificate_key_pem": key_pem,
         "certificate_pem": cert_pem,
         "credssp_auth_mechanism": credssp_mechanism,
@@ -476,18 +377,27 @@ def read_settings(
     }
     if key_password is not None:
         wsman_kwargs["certificate_key_password"] = key_password
-    passed, _unknown = _read_extras(extras or {}, warn)
+    passed, _unknown = _read_extras(source.extras(), warn)
     wsman_kwargs.update(passed)
 
-    secrets = tuple(secret for secret in (password, key_password) if secret)
     return PsrpSettings(
+        plugin=PLUGIN,
         endpoint=endpoint,
-        wsman_kwargs=wsman_kwargs,
-        configuration_name=configuration_name,
-        command_timeout=command_timeout or None,
-        retry_policy=RetryPolicy(retries=retries, backoff=backoff),
-        kinit=kinit,
         auth=auth,
         user=user,
-        secrets=secrets,
+        cert_validation=wsman_cert_validation is not False,
+        ca_path=wsman_cert_validation if isinstance(wsman_cert_validation, str) else None,
+        message_encryption=encryption,
+        kerberos_realm=None,
+        kerberos_service=service,
+        kerberos_hostname_override=hostname_override,
+        kinit=kinit,
+        operation_timeout=timeouts["operation_timeout"],
+        read_timeout=timeouts["read_timeout"],
+        retry_policy=retry_policy,
+        command_timeout=command_timeout,
+        max_envelope_size=max_envelope_size,
+        secrets=tuple(secret for secret in (password, key_password) if secret),
+        wsman_kwargs=wsman_kwargs,
+        configuration_name=configuration_name,
     )

@@ -10,17 +10,15 @@ offers open/run/put_file/fetch_file/close. The rules it keeps:
 - A pipeline that does not finish normally (command time limit, task timeout, Ctrl-C, a failure
   while reading output) is stopped on the host with the PSRP stop signal before the error
   propagates, so nothing keeps running behind Ansible's back.
-- Wire failures leave as AnsibleConnectionFailure from _errors.connection_failure, which says
-  which layer failed and what to change.
+- Wire failures leave through diagnosis._failure.connection_failure, which says which layer
+  failed and what to change, and keeps every secret out of the message and the chained errors.
 """
 
 from __future__ import annotations
 
 import collections.abc as c
-import contextlib
 import functools
 import math
-import os
 import socket
 import ssl
 import time
@@ -28,25 +26,33 @@ import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
-from ansible_collections.winops.remoting.plugins.plugin_utils import _transfer
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
-    CredentialCache,
-    acquire_ticket,
-    ccache_environment,
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    raise_failure,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_options import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
     PLUGIN_NAME,
     PsrpSettings,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._psrp_output import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_output import (
     PipelineResult,
     collect_result,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils._retry import (
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
-    exception_chain,
-    is_transient_error,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+    acquire_ticket,
+    ticket_environment,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
+
+if t.TYPE_CHECKING:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
+        CredentialCache,
+    )
 
 PYPSRP_IMPORT_ERROR: ImportError | None
 try:
@@ -58,23 +64,25 @@ try:
     from pypsrp.shell import SignalCode
     from pypsrp.wsman import WSMan
     from spnego.exceptions import SpnegoError
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 except ImportError as import_error:
     PYPSRP_IMPORT_ERROR = import_error
 else:
     PYPSRP_IMPORT_ERROR = None
 
-CredSSPAuthenticationError: type[BaseException]
+
+class _NoCredSSPError(Exception):
+    """Stands in when requests-credssp is absent: CredSSP cannot fail then."""
+
+
+CredSSPAuthenticationError: type[BaseException] = _NoCredSSPError
 try:  # optional: only CredSSP needs requests-credssp
-    from requests_credssp.exceptions import AuthenticationException as CredSSPAuthenticationError
+    from requests_credssp.exceptions import AuthenticationException
+
+    CredSSPAuthenticationError = AuthenticationException
 except ImportError:
-
-    class CredSSPAuthenticationError(Exception):  # type: ignore[no-redef]
-        """Stands in when requests-credssp is absent: CredSSP cannot fail then."""
+    pass
 
 
-# WSManFault code of an OperationTimeout: the host had nothing to say within the timeout.
-OPERATION_TIMEOUT_FAULT = 2150858793
 # Raw bytes reserved in each envelope for the SOAP headers and the PSRP fragment/message framing.
 PSRP_ENVELOPE_OVERHEAD = 4096
 
@@ -114,23 +122,8 @@ def wire_errors() -> tuple[type[BaseException], ...]:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when repeating a safe operation may succeed where this attempt failed.
-
-    The shared classifier (reset or aborted connections, HTTP 502/503/504) plus a WSMan
-    OperationTimeout fault, but not a refused or timed-out TCP connect: urllib3 inside pypsrp
-    already retried that reconnection_retries times, and retrying it again would multiply the
-    wait for a host that is simply down.
-    """
-    chain = list(exception_chain(exc))
-    connect_failures = (ConnectTimeoutError, NewConnectionError, requests.ConnectTimeout)
-    if any(isinstance(error, (*connect_failures, ConnectionRefusedError)) for error in chain):
-        return False
-    if any(
-        isinstance(error, WSManFaultError) and error.code == OPERATION_TIMEOUT_FAULT
-        for error in chain
-    ):
-        return True
-    return is_transient_error(exc)
+    """The shared classifier with pypsrp's rules (see session._retry.TransientRules)."""
+    return _retry.is_transient(exc, _retry.PSRP_RULES)
 
 
 class PsrpSession:
@@ -188,17 +181,18 @@ class PsrpSession:
             # No pool, no use for the ticket: do not leave the cache behind on disk.
             self._remove_ccache()
             if isinstance(err, wire_errors()):
-                raise self._failure(err) from err
+                raise_failure(self._failure(err))
             raise
 
     def _open_pool(self) -> RunspacePool:
         wsman = WSMan(**self.settings.wsman_kwargs)
-        host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)
+        # pypsrp's hints say str for the version, but None is its documented "no version".
+        host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)  # type: ignore[arg-type]
         pool = RunspacePool(wsman, host=host, configuration_name=self.settings.configuration_name)
         # pypsrp's open() gives up on the first OperationTimeout answer to its Receive; that
         # answer only means the host is still starting the runspace, so receive again on the
         # same shell (a reopen would leave the first shell behind on the host).
-        pool.shell.receive = self._patient_receive(pool.shell.receive)
+        setattr(pool.shell, "receive", self._patient_receive(pool.shell.receive))  # noqa: B010
         try:
             pool.open()
         except BaseException:
@@ -218,7 +212,7 @@ class PsrpSession:
                 try:
                     return receive(*args, **kwargs)
                 except WSManFaultError as err:
-                    if err.code != OPERATION_TIMEOUT_FAULT:
+                    if fault_code(err) != _wsman_faults.OPERATION_TIMEOUT:
                         raise
                     self._log(
                         "the host has not answered the runspace pool open within the operation "
@@ -296,7 +290,7 @@ class PsrpSession:
         except BaseException as err:
             self._stop(pipeline, err)
             if isinstance(err, wire_errors()):
-                raise self._failure(err) from err
+                raise_failure(self._failure(err))
             raise
         self._finished_pipeline = pipeline
         return self._result(pipeline)
@@ -304,7 +298,7 @@ class PsrpSession:
     def _timeout_error(self) -> CommandTimeoutError:
         return CommandTimeoutError(
             f"{PLUGIN_NAME}: the command ran longer than command_timeout "
-            f"({self.settings.command_timeout}s, ansible_psrp_command_timeout) and was "
+            f"({self.settings.command_timeout:g}s, ansible_psrp_command_timeout) and was "
             "stopped on the host"
         )
 
@@ -318,7 +312,7 @@ class PsrpSession:
 
     def _poll_timeout(self, deadline: float | None) -> int:
         """Seconds the next Receive may wait: the operation timeout, cut to the time left."""
-        operation_timeout = int(self.settings.wsman_kwargs["operation_timeout"])
+        operation_timeout = self.settings.operation_timeout
         if deadline is None:
             return operation_timeout
         remaining = deadline - self._clock()
@@ -370,53 +364,40 @@ class PsrpSession:
 
     # -- file transfer ---------------------------------------------------------------------
 
-    def put_file(self, in_path: str, out_path: str) -> int:
-        """Copy a local file to the host with the shared PUT script; returns its size."""
-        chunk_size = self.transfer_chunk_size()
-        local_sha1 = _transfer.sha1_of_file(in_path)
-        header = _transfer.encode_header({"path": out_path})
-        lines = _prepend(header, _transfer.iter_put_lines(in_path, chunk_size))
-        result = self.run(_transfer.PUT_SCRIPT, lines)
-        if result.rc != 0:
-            raise _transfer.TransferError(
-                f"put of {in_path} to {out_path} failed (rc {result.rc}): {result.stderr.strip()}"
-            )
-        remote_sha1, size = _transfer.parse_result_line(result.stdout.strip())
-        _transfer.verify_sha1("put", out_path, local_sha1, remote_sha1)
-        return size
+    def transfer_chunk_sizes(self) -> tuple[int, int]:
+        """PUT and FETCH lines alike: each one input or output object within one envelope."""
+        size = self.transfer_chunk_size()
+        return size, size
 
-    def fetch_file(self, in_path: str, out_path: str) -> int:
-        """Copy a file from the host with the shared FETCH script; returns its size."""
-        chunk_size = self.transfer_chunk_size()
-        header = _transfer.encode_header({"path": in_path, "chunk_size": chunk_size})
-        decoder = _transfer.FetchDecoder(out_path)
-        finished = False
-        try:
+    def run_transfer_script(
+        self,
+        script: str,
+        input_lines: c.Iterable[str],
+        on_output: c.Callable[[str], None] | None,
+    ) -> _transfer.ScriptResult:
+        """Run a transfer script in the runspace; each output string is one line of text."""
+        handler = None
+        if on_output is not None:
+            text_sink = on_output
 
-            def write_chunks(objects: list[t.Any]) -> None:
+            def handler(objects: list[t.Any]) -> None:
                 for item in objects:
                     if not isinstance(item, str):
                         raise _transfer.TransferError(
-                            f"fetch of {in_path}: unexpected {type(item).__name__} in the output"
+                            f"unexpected {type(item).__name__} in a transfer script's output"
                         )
-                    decoder.feed(f"{item}\n")
+                    text_sink(f"{item}\n")
 
-            result = self.run(_transfer.FETCH_SCRIPT, [header], on_output=write_chunks)
-            if result.rc != 0:
-                raise _transfer.TransferError(
-                    f"fetch of {in_path} to {out_path} failed (rc {result.rc}): "
-                    f"{result.stderr.strip()}"
-                )
-            remote_sha1, size = decoder.finish()
-            _transfer.verify_sha1("fetch", in_path, decoder.local_sha1, remote_sha1)
-            finished = True
-        finally:
-            decoder.close()
-            if not finished:
-                # Nothing half-copied may look like a fetched file.
-                with contextlib.suppress(OSError):
-                    os.remove(out_path)
-        return size
+        result = self.run(script, input_lines, on_output=handler)
+        return _transfer.ScriptResult(result.rc, result.stdout, result.stderr)
+
+    def put_file(self, in_path: str, out_path: str) -> int:
+        """Copy a local file to the host (the shared transfer); returns its size."""
+        return _transfer.put_file(self, in_path, out_path)
+
+    def fetch_file(self, in_path: str, out_path: str) -> int:
+        """Copy a file from the host (the shared transfer); returns its size."""
+        return _transfer.fetch_file(self, in_path, out_path)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -438,20 +419,14 @@ class PsrpSession:
     def _credentials(self) -> t.ContextManager[None]:
         # KRB5CCNAME points at our private cache while pypsrp may authenticate (any request
         # can open a new connection); without managed Kerberos the environment is untouched.
-        return ccache_environment(self._ccache)
+        return ticket_environment(self._ccache)
 
-    def _failure(self, err: BaseException) -> AnsibleConnectionFailure:
-        if isinstance(err, AnsibleConnectionFailure):
-            return err
+    def _failure(self, err: BaseException) -> AnsibleError:
+        """The diagnosed failure for ``err``, without any secret (see diagnosis._failure)."""
         # Imported here, not at the top: the classifier is only needed when something failed, and
         # Ansible compiles a collection's modules afresh in every task's worker process.
-        from ansible_collections.winops.remoting.plugins.plugin_utils._errors import (
+        from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
             connection_failure,
         )
 
-        return connection_failure(err, self.settings.endpoint, self.settings.auth, PLUGIN_NAME)
-
-
-def _prepend(first: str, rest: c.Iterator[str]) -> c.Iterator[str]:
-    yield first
-    yield from rest
+        return connection_failure(err, self.settings)

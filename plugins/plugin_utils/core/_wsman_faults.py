@@ -1,0 +1,31 @@
+"""The WS-Management fault codes the collection acts on, read from either library's error.
+
+Internal use only: this module is not part of the collection's public API.
+
+Codes as Windows sends them in the Code attribute of a WSManFault: the ERROR_WSMAN_* numbers
+of the Windows SDK (wsmerror.h; e.g. ERROR_WSMAN_OPERATION_TIMEDOUT = 2150858793, listed in
+https://docs.rs/windows-sys/latest/windows_sys/Win32/System/RemoteManagement/), and ERROR_BUSY.
+The values were already in use in the sessions and the diagnosis; this module only names them.
+"""
+
+from __future__ import annotations
+
+# Receive waited OperationTimeout without output (ERROR_WSMAN_OPERATION_TIMEDOUT, 0x80338029).
+OPERATION_TIMEOUT = 2150858793
+# The shell id is unknown to the host (ERROR_WSMAN_SHELL_NOT_FOUND, 0x8033805B).
+SHELL_NOT_FOUND = 2150858843
+# A Send was refused because the previous one is still processed (ERROR_BUSY).
+BUSY = 170
+# MSFT_WmiError code: the shell has run too many commands (ERROR_WSMAN_QUOTA_MAX_OPERATIONS).
+QUOTA_MAX_OPERATIONS = 0x803381A6
+
+
+def fault_code(error: BaseException) -> int | None:
+    """The WSManFault code of a pywinrm or pypsrp WSManFaultError, None for anything else."""
+    if "WSManFaultError" not in {cls.__name__ for cls in type(error).__mro__}:
+        return None
+    # pywinrm keeps the HTTP status in .code and the WSMan code in .wsman_fault_code.
+    code = getattr(error, "wsman_fault_code", None)
+    if code is None and not hasattr(error, "wsman_fault_code"):
+        code = getattr(error, "code", None)
+    return code if isinstance(code, int) else None

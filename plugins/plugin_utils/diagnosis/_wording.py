@@ -1,0 +1,562 @@
+"""What each connection problem is called and how it is fixed: the one table of wording.
+
+Internal use only: this module is not part of the collection's public API.
+
+``WORDING`` holds every diagnosis the collection can give, as data: the layer that failed, a
+summary and a fix, both templates. The classifier in ``_errors`` (a failed task), the Kerberos
+ticket helper and the doctor's checks all build their ``Diagnosis`` through ``describe``, so a
+failed win_ping and winrm_doctor say the same thing about the same set-up, and nothing has to
+read wording back out of a message. Fixes name the variables of the plugin in use
+(``{v.<name>}``, from ``PluginVars``) or the collection role to apply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import re
+import typing as t
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import Endpoint
+
+
+class Layer(enum.Enum):
+    """The step of a connection that failed, from the network up."""
+
+    NAME_RESOLUTION = "name resolution"
+    TCP = "TCP connection"
+    TLS = "TLS handshake"
+    HTTP_AUTH = "HTTP authentication"
+    MESSAGE_ENCRYPTION = "message encryption"
+    WSMAN = "WS-Management"
+    KERBEROS = "Kerberos"
+    TRANSFER = "file transfer"
+    COMMAND = "command"
+
+
+@dataclasses.dataclass
+class Diagnosis:
+    """What failed (one sentence), what was seen, and the variable or role that fixes it."""
+
+    layer: Layer
+    summary: str
+    evidence: str
+    fix: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginVars:
+    """The variables of one plugin that fixes name; None where the plugin has no such option."""
+
+    auth: str
+    cert_validation: str
+    ca: str
+    scheme: str
+    encryption: str
+    path: str
+    read_timeout: str
+    operation_timeout: str
+    connection_timeout: str
+    max_envelope: str
+    retries: str
+    kinit_cmd: str
+    hostname_override: str
+    spn_service: str  # the default service part of the SPN the plugin's library asks for
+    configuration: str | None
+
+
+_PLUGIN_VARS = {
+    "winrm": PluginVars(
+        auth="ansible_winrm_transport",
+        cert_validation="ansible_winrm_server_cert_validation",
+        ca="ansible_winrm_ca_trust_path",
+        scheme="ansible_winrm_scheme",
+        encryption="ansible_winrm_message_encryption",
+        path="ansible_winrm_path",
+        read_timeout="ansible_winrm_read_timeout_sec",
+        operation_timeout="ansible_winrm_operation_timeout_sec",
+        connection_timeout="ansible_winrm_connection_timeout",
+        max_envelope="ansible_winrm_max_envelope_size",
+        retries="ansible_winrm_reconnection_retries",
+        kinit_cmd="ansible_winrm_kinit_cmd",
+        hostname_override="ansible_winrm_kerberos_hostname_override",
+        spn_service="HTTP",
+        configuration=None,
+    ),
+    "psrp": PluginVars(
+        auth="ansible_psrp_auth",
+        cert_validation="ansible_psrp_cert_validation",
+        ca="ansible_psrp_ca_cert",
+        scheme="ansible_psrp_protocol",
+        encryption="ansible_psrp_message_encryption",
+        path="ansible_psrp_path",
+        read_timeout="ansible_psrp_read_timeout",
+        operation_timeout="ansible_psrp_operation_timeout",
+        connection_timeout="ansible_psrp_connection_timeout",
+        max_envelope="ansible_psrp_max_envelope_size",
+        retries="ansible_psrp_reconnection_retries",
+        kinit_cmd="ansible_psrp_kinit_cmd",
+        hostname_override="ansible_psrp_negotiate_hostname_override",
+        spn_service="WSMAN",
+        configuration="ansible_psrp_configuration_name",
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Wording:
+    """One row of the table: the layer, a summary and a fix (``str.format`` templates).
+
+    ``fix_by_plugin`` replaces ``fix`` for a plugin whose remedy differs (an option the
+    other plugin does not have).
+    """
+
+    layer: Layer
+    summary: str
+    fix: str
+    fix_by_plugin: t.Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+_FIREWALL = (
+    "allow the controller's address in the host's firewall rule for port {port} "
+    "(winrm_listener_firewall_remote_addresses of the winops.remoting.winrm_listener role)"
+)
+_CREDENTIALS = "check ansible_user and ansible_password for {transport} authentication"
+_TIMEOUTS = "raise {v.operation_timeout} and {v.read_timeout} (read above operation)"
+
+WORDING: dict[str, Wording] = {
+    # -- network ---------------------------------------------------------------------------
+    "name_not_resolved": Wording(
+        Layer.NAME_RESOLUTION,
+        "the host name {host!r} could not be resolved",
+        "set ansible_host to a resolvable name or to the host's IP address",
+    ),
+    "tcp_refused": Wording(
+        Layer.TCP,
+        "nothing accepted the connection on port {port}",
+        "check ansible_port (5985 for HTTP, 5986 for HTTPS) and create the listener with the "
+        "winops.remoting.winrm_listener role",
+    ),
+    "tcp_timeout": Wording(
+        Layer.TCP,
+        "port {port} did not answer in time",
+        "open the port in the host's firewall for the controller (winops.remoting."
+        "winrm_listener role) or raise {v.connection_timeout}",
+    ),
+    "closed_connection": Wording(
+        Layer.TCP,
+        "the host closed the connection on port {port} without answering",
+        _FIREWALL + "; check {v.scheme} and ansible_port against the host's listeners",
+    ),
+    "read_timeout": Wording(
+        Layer.WSMAN,
+        "the host accepted the request but did not answer within the read timeout",
+        "raise {v.read_timeout} (it must stay above the operation timeout)",
+    ),
+    "answer_cut": Wording(
+        Layer.WSMAN,
+        "the connection broke while the host was sending its answer",
+        "rerun the task: a request that may have started a command is never repeated "
+        "automatically ({v.retries} covers only the steps that are safe to repeat); if it "
+        "recurs, look for a proxy, load balancer or firewall cutting long responses",
+    ),
+    # -- TLS -------------------------------------------------------------------------------
+    "tls_plain_http_port": Wording(
+        Layer.TLS,
+        "port {port} did not answer TLS: it is most likely a plain HTTP listener",
+        "set {v.scheme}: http (or ansible_port: 5986 for the HTTPS listener)",
+    ),
+    "tls_no_shared_version": Wording(
+        Layer.TLS,
+        "the host and the controller share no TLS version",
+        "enable TLS 1.2 on the host with the winops.remoting.tls12 role",
+    ),
+    "tls_handshake_failed": Wording(
+        Layer.TLS,
+        "the TLS handshake failed",
+        "check {v.scheme} and ansible_port against the host's listeners "
+        "(winops.remoting.winrm_listener role), and {v.cert_validation}",
+    ),
+    "certificate_expired": Wording(
+        Layer.TLS,
+        "the listener's certificate has expired",
+        "renew the listener certificate with the winops.remoting.winrm_https_cert role "
+        "(winrm_https_cert_renew_days_before_expiry) and bind it with the "
+        "winops.remoting.winrm_listener role",
+    ),
+    "certificate_not_yet_valid": Wording(
+        Layer.TLS,
+        "the listener's certificate is not valid yet",
+        "correct the clock of the host or the controller, or reissue the certificate with the "
+        "winops.remoting.winrm_https_cert role",
+    ),
+    "certificate_wrong_name": Wording(
+        Layer.TLS,
+        "the listener's certificate is not issued for {host!r}",
+        "set ansible_host to a name the certificate lists (its subject alternative names), "
+        "or reissue it for {host} with the winops.remoting.winrm_https_cert role "
+        "(winrm_https_cert_dns_names, winrm_https_cert_ip_addresses)",
+    ),
+    "certificate_untrusted": Wording(
+        Layer.TLS,
+        "the listener's certificate is not trusted",
+        "set {v.ca} to the CA bundle that issued the listener certificate (the "
+        "winops.remoting.winrm_https_cert role exports it), or {v.cert_validation}: ignore on "
+        "a lab host",
+    ),
+    # -- HTTP authentication and message encryption ------------------------------------------
+    "credentials_rejected": Wording(Layer.HTTP_AUTH, "the credentials were rejected", _CREDENTIALS),
+    "client_certificate_refused": Wording(
+        Layer.HTTP_AUTH,
+        "the client certificate was refused (not trusted, not mapped, or stale mapping)",
+        "make the host trust and map the client certificate with the winops.remoting.winrm_auth "
+        "role: its issuer in LocalMachine\\Root and the certificate in TrustedPeople "
+        "(winrm_auth_trusted_certificates), a mapping of its UPN and issuer thumbprint to a "
+        "local account with that account's current password (winrm_auth_certificate_mappings)",
+    ),
+    "security_context_failed": Wording(
+        Layer.HTTP_AUTH,
+        "the {transport} security context could not be created",
+        "check ansible_user and ansible_password",
+    ),
+    "auth_not_offered": Wording(
+        Layer.HTTP_AUTH,
+        "the listener does not offer {method} authentication",
+        "{choice}enable {method} on the host with the {role} role",
+    ),
+    "unencrypted_refused": Wording(
+        Layer.MESSAGE_ENCRYPTION,
+        "the host refused an unencrypted message over http (its AllowUnencrypted is false)",
+        "{change}; enabling AllowUnencrypted on the host (winrm_auth_allow_unencrypted of the "
+        "winops.remoting.winrm_auth role) exposes every message",
+    ),
+    "encryption_impossible": Wording(
+        Layer.MESSAGE_ENCRYPTION,
+        "message encryption is not possible with {transport} here",
+        "set {v.encryption}: auto and use ntlm, kerberos or credssp over http, or use https "
+        "({v.scheme})",
+    ),
+    # -- WS-Management -----------------------------------------------------------------------
+    "wsman_not_found": Wording(
+        Layer.WSMAN,
+        "the listener answered 404: no WS-Management service at this path",
+        "set {v.path} to the listener's URL prefix (default wsman)",
+    ),
+    "http_status": Wording(
+        Layer.WSMAN,
+        "the listener answered HTTP {status}",
+        "check the WinRM service on the host; 502/503/504 usually pass, so raise {v.retries}",
+    ),
+    "identify_not_wsman": Wording(
+        Layer.WSMAN,
+        "the listener's answer to Identify is not WS-Management XML",
+        "check ansible_port and {v.path}: another service answers there",
+    ),
+    "operation_timeout": Wording(
+        Layer.WSMAN,
+        "the host did not finish the operation within the operation timeout",
+        _TIMEOUTS,
+    ),
+    "envelope_too_large": Wording(
+        Layer.WSMAN,
+        "a request was larger than the host's MaxEnvelopeSize",
+        "lower {v.max_envelope} to the host's MaxEnvelopeSizekb * 1024",
+    ),
+    "access_denied": Wording(
+        Layer.WSMAN,
+        "the host denied access to the WinRM service",
+        "give ansible_user administrator rights or membership in Remote Management Users "
+        "(winops.remoting.winrm_hardening role)",
+    ),
+    "no_configuration": Wording(
+        Layer.WSMAN,
+        "the requested session configuration or resource does not exist",
+        "check {v.path} (the listener's URL prefix, default wsman) and the WinRM service "
+        "configuration on the host",
+        fix_by_plugin={
+            "psrp": "set {v.configuration} to a session configuration the host has",
+        },
+    ),
+    "quota_exhausted": Wording(
+        Layer.WSMAN,
+        "the host refused another shell: a quota is exhausted",
+        "close other sessions of ansible_user or raise MaxShellsPerUser on the host",
+    ),
+    "wsman_fault": Wording(
+        Layer.WSMAN,
+        "the host answered with a WS-Management fault",
+        "read the fault reason; the WinRM service configuration is set by the winops.remoting "
+        "roles",
+    ),
+    "transfer_failed": Wording(
+        Layer.TRANSFER,
+        "a file transfer failed",
+        "check the remote path and free space; {v.max_envelope} sizes the chunks",
+    ),
+    "unexpected": Wording(
+        Layer.WSMAN,
+        "unexpected {error_type}",
+        "check ansible_host, ansible_port and {v.auth}; rerun with -vvvvv for details",
+    ),
+    # -- Kerberos: the service ticket and the host ------------------------------------------
+    "kerberos_no_ticket": Wording(
+        Layer.KERBEROS,
+        "no Kerberos ticket could be obtained",
+        "check ansible_user (user@REALM, realm in uppercase) and ansible_password, the realm in "
+        "/etc/krb5.conf, or set {v.kinit_cmd}",
+    ),
+    "kerberos_no_context": Wording(
+        Layer.KERBEROS,
+        "the Kerberos security context could not be created",
+        "check that the host name in ansible_host has an SPN ({v.spn_service}/<fqdn>) in the "
+        "realm and that a ticket exists (klist), or set {v.hostname_override}",
+    ),
+    "kerberos_by_address": Wording(
+        Layer.KERBEROS,
+        "Kerberos needs the host's name, but ansible_host is the IP address {host}",
+        "set ansible_host to the host's fully qualified name (Kerberos service principals are "
+        "named after it, such as {v.spn_service}/<fqdn>), or set {v.hostname_override} to "
+        "that name",
+    ),
+    "kerberos_unknown_service": Wording(
+        Layer.KERBEROS,
+        "the KDC has no service principal {spn}",
+        "use the name the computer is registered under in the domain (its FQDN, not an alias or "
+        "CNAME) as ansible_host or {v.hostname_override}; `setspn -L <computer>` on Windows "
+        "lists its SPNs",
+    ),
+    "kerberos_clock_skew": Wording(
+        Layer.KERBEROS,
+        "the clocks of the host and the controller differ by more than Kerberos allows",
+        "synchronise both clocks with the domain's time source (NTP on the controller, "
+        "w32time on the host)",
+    ),
+    "kerberos_no_realm": Wording(
+        Layer.KERBEROS,
+        "no Kerberos realm is known for the user",
+        "set ansible_user to user@REALM (the realm in uppercase)",
+    ),
+    "kerberos_realm_not_configured": Wording(
+        Layer.KERBEROS,
+        "the Kerberos configuration does not know realm {realm}",
+        "add {realm} = {{ kdc = <domain controller> }} under [realms] in {config} (or point "
+        "KRB5_CONFIG at a file that has it)",
+    ),
+    "kerberos_kdc_unreachable": Wording(
+        Layer.KERBEROS,
+        "no KDC of realm {realm} can be reached",
+        "check the kdc entries of {realm} in {config} and that TCP port 88 of the domain "
+        "controllers is open to the controller",
+    ),
+    "kerberos_no_manual_ticket": Wording(
+        Layer.KERBEROS,
+        "no valid Kerberos ticket for manual mode",
+        "run kinit user@REALM before the play, or give ansible_password so the plugin gets the "
+        "ticket itself (managed mode)",
+    ),
+    # -- Kerberos: getting the ticket-granting ticket (kinit or the krb5 library) -------------
+    "kinit_unknown_principal": Wording(
+        Layer.KERBEROS,
+        "the KDC does not know the principal {principal}",
+        "check the user name (ansible_user / remote_user) and its realm: the part after @ must "
+        "be the Kerberos realm (the AD domain in upper case)",
+    ),
+    "kinit_bad_password": Wording(
+        Layer.KERBEROS,
+        "the KDC refused the password for {principal}",
+        "check ansible_password (remote_password) for this user; watch for a vault or variable "
+        "that supplies a stale password",
+    ),
+    "kinit_clock_skew": Wording(
+        Layer.KERBEROS,
+        "the controller's clock and the KDC's clock differ by more than the allowed skew "
+        "(5 minutes by default)",
+        "synchronise the controller's clock with the domain (chrony/ntpd against the domain "
+        "controllers); Kerberos refuses tickets across a larger difference",
+    ),
+    "kinit_no_kdc_for_realm": Wording(
+        Layer.KERBEROS,
+        "the Kerberos configuration has no KDC for realm {realm}",
+        "add the realm to krb5.conf ([realms] {realm} = {{ kdc = <domain controller> }} and "
+        "[domain_realm]) in the file KRB5_CONFIG names ({config}), or enable dns_lookup_kdc; "
+        "realms are case-sensitive and an AD realm is upper case",
+    ),
+    "kinit_kdc_silent": Wording(
+        Layer.KERBEROS,
+        "no KDC of realm {realm} answered",
+        "check the kdc entries of realm {realm} in {config}, that the domain controller is up, "
+        "and that the controller reaches it on port 88 (TCP and UDP)",
+    ),
+    "kinit_account_revoked": Wording(
+        Layer.KERBEROS,
+        "the account {principal} is disabled or locked out",
+        "unlock or enable the account in the domain",
+    ),
+    "kinit_password_expired": Wording(
+        Layer.KERBEROS,
+        "the password of {principal} has expired",
+        "change the account's password in the domain and update ansible_password",
+    ),
+    "kinit_failed": Wording(
+        Layer.KERBEROS,
+        "the KDC or kinit refused the request",
+        "check ansible_user (user@REALM) and ansible_password",
+    ),
+    "kinit_not_runnable": Wording(
+        Layer.KERBEROS,
+        "could not run kinit_cmd {kinit_cmd!r} for principal {principal}",
+        "install the Kerberos client tools (krb5-user / krb5-workstation) or set the kinit_cmd "
+        "option to its path",
+    ),
+    "kinit_timed_out": Wording(
+        Layer.KERBEROS,
+        "kinit for principal {principal} did not finish within {timeout:g} seconds",
+        "check that the KDC answers",
+    ),
+    "ticket_store_unsafe": Wording(
+        Layer.KERBEROS,
+        "refusing to keep tickets in {path}: it must be a directory owned by uid {uid} with "
+        "mode 0700",
+        "remove it, or set TMPDIR to a private directory",
+    ),
+}
+
+
+def _plugin_key(plugin: str) -> str:
+    return "psrp" if "psrp" in plugin.lower() else "winrm"
+
+
+def variable_names(plugin: str) -> PluginVars:
+    """The inventory variables of ``plugin`` (winrm or psrp) that fixes name."""
+    return _PLUGIN_VARS[_plugin_key(plugin)]
+
+
+def describe(key: str, plugin: str, evidence: str, **values: t.Any) -> Diagnosis:
+    """The diagnosis ``key`` of WORDING for ``plugin``, with ``values`` in its templates."""
+    plugin_key = _plugin_key(plugin)
+    wording = WORDING[key]
+    names = _PLUGIN_VARS[plugin_key]
+    fix = wording.fix_by_plugin.get(plugin_key)
+    return Diagnosis(
+        wording.layer,
+        wording.summary.format(v=names, **values),
+        evidence,
+        (fix or wording.fix).format(v=names, **values),
+    )
+
+
+# Which WWW-Authenticate scheme each transport needs from the listener.
+_TRANSPORT_SCHEMES = {
+    "basic": ("basic",),
+    "plaintext": ("basic",),
+    "ssl": ("basic",),
+    "ntlm": ("negotiate", "ntlm"),
+    "negotiate": ("negotiate",),
+    "kerberos": ("kerberos", "negotiate"),
+    "credssp": ("credssp",),
+}
+# How MIT, Heimdal and Windows say that the KDC has no principal for the service asked for.
+UNKNOWN_SERVICE = re.compile(r"not found in Kerberos database|S_PRINCIPAL_UNKNOWN", re.I)
+# Transports whose security context encrypts WinRM messages over plain HTTP.
+_ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "negotiate", "kerberos", "credssp"))
+# The role that turns a transport on where the default (winrm_auth) is not the right one.
+_ENABLING_ROLES = {"credssp": "winops.remoting.credssp_delegation"}
+# And the transports a scheme the listener offers makes possible, for the fix hint.
+_SCHEME_TRANSPORTS = {
+    "basic": "basic",
+    "negotiate": "negotiate or ntlm",
+    "kerberos": "kerberos",
+    "credssp": "credssp",
+}
+
+
+def closed_connection(endpoint: Endpoint, plugin: str, evidence: str) -> Diagnosis:
+    """The host accepted the TCP connection and closed it without answering."""
+    return describe("closed_connection", plugin, evidence, port=endpoint.port)
+
+
+def certificate_problem(verify_message: str, endpoint: Endpoint, plugin: str) -> Diagnosis:
+    """Why certificate validation failed, from OpenSSL's verify message."""
+    evidence = f"certificate verify failed: {verify_message}"
+    lowered = verify_message.lower()
+    if "expired" in lowered:
+        key = "certificate_expired"
+    elif "not yet valid" in lowered:
+        key = "certificate_not_yet_valid"
+    elif "mismatch" in lowered or "not valid for" in lowered:
+        key = "certificate_wrong_name"
+    else:
+        key = "certificate_untrusted"
+    return describe(key, plugin, evidence, host=endpoint.host)
+
+
+def auth_not_offered(
+    transport: str, offered: t.Sequence[str], plugin: str, evidence: str
+) -> Diagnosis | None:
+    """The diagnosis when the listener offers none of the schemes ``transport`` needs.
+
+    None when it offers one of them, or when nothing is known (no schemes, or a transport
+    such as certificate that is not negotiated through WWW-Authenticate).
+    """
+    names = variable_names(plugin)
+    needed = _TRANSPORT_SCHEMES.get(transport, ())
+    offered_lower = [scheme.lower() for scheme in offered]
+    if not offered or not needed or any(scheme in offered_lower for scheme in needed):
+        return None
+    usable = [_SCHEME_TRANSPORTS[s] for s in offered_lower if s in _SCHEME_TRANSPORTS]
+    choice = f"set {names.auth} to {' or '.join(usable)}, or " if usable else ""
+    # plaintext and ssl are pywinrm's legacy names of Basic; the host calls it Basic.
+    method = "basic" if transport in ("plaintext", "ssl") else transport
+    role = _ENABLING_ROLES.get(transport, "winops.remoting.winrm_auth")
+    return describe("auth_not_offered", plugin, evidence, method=method, choice=choice, role=role)
+
+
+def kerberos_by_address(endpoint: Endpoint, plugin: str, evidence: str) -> Diagnosis:
+    """Kerberos asked for a service principal named after an IP address, which no KDC holds."""
+    return describe("kerberos_by_address", plugin, evidence, host=endpoint.host)
+
+
+def kerberos_unknown_service(spn: str, plugin: str, evidence: str) -> Diagnosis:
+    """The KDC holds no service principal for the host name Kerberos asked for (an alias,
+    a CNAME, a name the computer is not registered under)."""
+    return describe("kerberos_unknown_service", plugin, evidence, spn=spn)
+
+
+def unencrypted_refused(transport: str, plugin: str, evidence: str) -> Diagnosis:
+    """The host refused a plain (unencrypted) message over HTTP: AllowUnencrypted is off."""
+    names = variable_names(plugin)
+    if transport in _ENCRYPTING_TRANSPORTS:
+        change = (
+            f"set {names.encryption}: auto ({transport} encrypts messages over http), or use "
+            f"https ({names.scheme}: https, ansible_port: 5986)"
+        )
+    else:
+        change = (
+            f"use https ({names.scheme}: https, ansible_port: 5986), or set {names.auth} to "
+            "ntlm, kerberos or credssp, which encrypt messages over http"
+        )
+    return describe("unencrypted_refused", plugin, evidence, change=change)
+
+
+# MIT, Heimdal and Windows accept Kerberos messages whose times differ from theirs by this much.
+MAX_KERBEROS_CLOCK_SKEW = datetime.timedelta(minutes=5)
+
+
+def host_clock_evidence(host_date: datetime.datetime, skew: datetime.timedelta) -> str:
+    """What the host's HTTP Date says about its clock."""
+    return (
+        f"the host's HTTP Date is {host_date:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{skew.total_seconds():+.0f} s from the controller"
+    )
+
+
+def kerberos_clock_skew(
+    host_date: datetime.datetime, skew: datetime.timedelta, plugin: str = "winrm"
+) -> Diagnosis:
+    """The host's clock (its HTTP Date) is further from the controller's than Kerberos allows."""
+    evidence = (
+        f"{host_clock_evidence(host_date, skew)} "
+        f"(allowed: {MAX_KERBEROS_CLOCK_SKEW.total_seconds():.0f} s)"
+    )
+    return describe("kerberos_clock_skew", plugin, evidence)

@@ -1,0 +1,107 @@
+"""Where a connection option's value came from, for both connection plugins.
+
+Internal use only: this module is not part of the collection's public API.
+
+``OptionSource`` is the one way the option readers (``_winrm_options``, ``_psrp_options``) see a
+plugin's options: the value of each option, the label of the setting that gave it (a variable,
+a play keyword or an environment variable, named the way the user wrote it) and the
+``ansible_<plugin>_*`` variables that match no option. Every error message about an option
+names ``label(option)``, so both plugins name the same setting for the same mistake.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import os
+import typing as t
+
+# The variable each option is known by when no variable set it (a default, an ini file): the
+# one users meet in the docs, not the plugin-specific alias or inventory_hostname.
+PRIMARY_VARS: dict[str, str] = {
+    "remote_addr": "ansible_host",
+    "remote_user": "ansible_user",
+    "remote_password": "ansible_password",
+    "port": "ansible_port",
+}
+
+
+def option_label(
+    option: str,
+    definition: c.Mapping[str, t.Any],
+    *,
+    var_options: c.Mapping[str, t.Any],
+    task_keys: c.Mapping[str, t.Any],
+    environ: c.Mapping[str, str],
+    extras_prefix: str,
+) -> str:
+    """Name the setting an option's value came from, for error messages.
+
+    In Ansible's order of precedence: the last of the option's variables that is set, then a
+    play keyword, then the last of its environment variables that is set. When none is set
+    (a default or an ini file), the option's primary variable is named.
+    """
+    option_vars = [entry["name"] for entry in definition.get("vars", [])]
+    for name in reversed(option_vars):
+        if name in var_options:
+            return str(name)
+    for entry in definition.get("keyword", []):
+        if task_keys.get(entry["name"]) is not None:
+            return f"{entry['name']} (play keyword)"
+    for entry in reversed(definition.get("env", [])):
+        if entry["name"] in environ:
+            return str(entry["name"])
+    if option in PRIMARY_VARS:
+        return PRIMARY_VARS[option]
+    documented = [name for name in option_vars if name != "inventory_hostname"]
+    return str(documented[0]) if documented else f"{extras_prefix}{option}"
+
+
+class OptionSource:
+    """A connection plugin's options: values, the setting behind each, and the extras.
+
+    ``get`` returns an option's current value (the plugin's ``get_option``); ``definitions``
+    are the options as DOCUMENTATION declares them; ``var_options`` and ``task_keys`` are what
+    Ansible passed to ``set_options``, remembered to tell which of them set an option.
+    """
+
+    def __init__(
+        self,
+        get: c.Callable[[str], t.Any],
+        definitions: c.Mapping[str, c.Mapping[str, t.Any]],
+        *,
+        extras_prefix: str,
+        var_options: c.Mapping[str, t.Any] | None = None,
+        task_keys: c.Mapping[str, t.Any] | None = None,
+        extras: c.Mapping[str, t.Any] | None = None,
+        environ: c.Mapping[str, str] | None = None,
+    ) -> None:
+        self._get = get
+        self._definitions = definitions
+        self.extras_prefix = extras_prefix
+        self._var_options = var_options or {}
+        self._task_keys = task_keys or {}
+        self._extras = dict(extras or {})
+        self._environ = os.environ if environ is None else environ
+
+    def value(self, option: str) -> t.Any:
+        """The option's value (None when unset and without a default)."""
+        return self._get(option)
+
+    def label(self, option: str) -> str:
+        """The variable, play keyword or environment variable to name for ``option``."""
+        return option_label(
+            option,
+            self._definitions.get(option, {}),
+            var_options=self._var_options,
+            task_keys=self._task_keys,
+            environ=self._environ,
+            extras_prefix=self.extras_prefix,
+        )
+
+    def read(self, option: str) -> tuple[t.Any, str]:
+        """``value(option)`` and ``label(option)`` together."""
+        return self.value(option), self.label(option)
+
+    def extras(self) -> dict[str, t.Any]:
+        """``ansible_<plugin>_*`` variables that match no declared option."""
+        return dict(self._extras)

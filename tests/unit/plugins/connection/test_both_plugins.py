@@ -1,0 +1,331 @@
+"""The same mistake through both connection plugins gets the same answer.
+
+The winrm and psrp plugins share one option source, one failure path and one wording table;
+these tests feed each the same input and compare what users see.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing as t
+
+import pytest
+from ansible.errors import AnsibleError
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook.play_context import PlayContext
+from ansible.plugins.loader import connection_loader
+from ansible.template import Templar
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
+
+PLUGINS = ("winops.remoting.winrm", "winops.remoting.psrp")
+BASE = {
+    "inventory_hostname": "win-01.example.com",
+    "ansible_user": "admin",
+    "ansible_password": "sëcret-pässword",
+}
+
+
+def load_connection(
+    name: str, variables: dict[str, t.Any], task_keys: dict[str, t.Any] | None = None
+) -> t.Any:
+    """A connection plugin with its options set as a task sets them (variables and keywords)."""
+    connection = connection_loader.get(name, PlayContext())
+    assert connection is not None, f"plugin loader cannot find {name}"
+    templar = Templar(loader=DataLoader(), variables=variables)
+    var_options = connection._resolve_option_variables(variables, templar)
+    connection.set_options(task_keys=task_keys, var_options=var_options)
+    return connection
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize(
+    ("variables", "task_keys", "label"),
+    [
+        pytest.param({"ansible_port": "not-a-port"}, None, "ansible_port", id="variable"),
+        pytest.param({}, {"port": "not-a-port"}, "port (play keyword)", id="play-keyword"),
+    ],
+)
+def test_bad_port_is_named_alike_by_both_plugins(
+    plugin: str, variables: dict[str, t.Any], task_keys: dict[str, t.Any] | None, label: str
+) -> None:
+    connection = load_connection(plugin, {**BASE, **variables}, task_keys)
+    with pytest.raises(OptionError) as raised:
+        connection._read_settings()
+    assert str(raised.value) == (
+        f"Invalid value 'not-a-port' for {label}: expected a port number between 1 and 65535"
+    )
+
+
+# -- one failure path: nothing shown or chained carries the password ---------------------------
+
+PASSWORD = "Sécret-Pässwörd!42"
+SECRET_VARIABLES = {
+    **BASE,
+    "ansible_password": PASSWORD,
+    "ansible_winrm_transport": "ntlm",
+    "ansible_winrm_reconnection_retries": 0,
+    "ansible_psrp_auth": "ntlm",
+    "ansible_psrp_reconnection_retries": 0,
+}
+STEPS = ("open", "command", "put", "fetch")
+
+
+def library_errors(plugin: str) -> dict[str, BaseException]:
+    """Errors as the libraries raise them, each quoting the password somewhere in its chain."""
+    import requests
+
+    if plugin.endswith("winrm"):
+        from winrm.exceptions import InvalidCredentialsError as AuthError
+        from winrm.exceptions import WinRMError as FaultError
+
+        fault: BaseException = FaultError(f"the service said: bad request for {PASSWORD}")
+    else:
+        from pypsrp.exceptions import AuthenticationError as AuthError
+        from pypsrp.exceptions import WSManFaultError
+
+        fault = WSManFaultError(500, "win-01", f"bad request for {PASSWORD}", None, None, None)
+    cut = requests.exceptions.ConnectionError("('Connection aborted.')")
+    cut.__cause__ = ConnectionResetError(104, f"reset while sending password={PASSWORD}")
+    return {
+        "transport": requests.exceptions.ConnectionError(f"POST failed: body had {PASSWORD}"),
+        "auth": AuthError(f"the server refused user admin with password {PASSWORD}"),
+        "fault": fault,
+        "chained-cause": cut,
+    }
+
+
+class FailingWinRMProtocol:
+    """pywinrm's Protocol, failing at one step with ``error``."""
+
+    def __init__(self, step: str, error: BaseException) -> None:
+        self.step, self.error = step, error
+        self.operation_timeout_sec = 20
+        self.transport = types.SimpleNamespace(close_session=lambda: None)
+
+    def _fail_at(self, step: str) -> None:
+        if self.step == step:
+            raise self.error
+
+    def open_shell(self, **kwargs: t.Any) -> str:
+        self._fail_at("open")
+        return "SHELL-1"
+
+    def run_command(self, shell_id: str, command: str, args: t.Any, **kwargs: t.Any) -> str:
+        self._fail_at("command")
+        return "COMMAND-1"
+
+    def send_command_input(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._fail_at("put")
+
+    def get_command_output_raw(self, *args: t.Any) -> tuple[bytes, bytes, int, bool]:
+        self._fail_at("fetch")
+        return b"", b"", 0, True
+
+    def cleanup_command(self, *args: t.Any) -> None:
+        pass
+
+    def close_shell(self, *args: t.Any) -> None:
+        pass
+
+
+class FailingPsrp:
+    """pypsrp's WSMan, RunspacePool and PowerShell, failing at one step with ``error``."""
+
+    def __init__(self, step: str, error: BaseException) -> None:
+        self.step, self.error = step, error
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from pypsrp.complex_objects import PSInvocationState
+
+        from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+            _psrp_session,
+        )
+
+        remote = self
+
+        class WSMan:
+            def __init__(self, **kwargs: t.Any) -> None:
+                self.max_envelope_size = kwargs["max_envelope_size"]
+
+            def close(self) -> None:
+                pass
+
+        class RunspacePool:
+            def __init__(self, wsman: WSMan, **kwargs: t.Any) -> None:
+                self.connection = wsman
+                self.shell = types.SimpleNamespace(receive=None, signal=lambda *a: None)
+                self.pipelines: dict[t.Any, t.Any] = {}
+
+            def open(self) -> None:
+                if remote.step == "open":
+                    raise remote.error
+
+            def close(self) -> None:
+                pass
+
+        class PowerShell:
+            def __init__(self, pool: RunspacePool) -> None:
+                self.id = "PIPELINE-1"
+                self.state = PSInvocationState.NOT_STARTED
+
+            def add_script(self, *args: t.Any, **kwargs: t.Any) -> None:
+                pass
+
+            def add_argument(self, *args: t.Any) -> None:
+                pass
+
+            def begin_invoke(self, pipeline_input: t.Any) -> None:
+                if remote.step in ("command", "put"):
+                    raise remote.error
+                self.state = PSInvocationState.RUNNING
+
+            def poll_invoke(self, timeout: int) -> None:
+                raise remote.error
+
+            def stop(self) -> None:
+                self.state = PSInvocationState.STOPPED
+
+        monkeypatch.setattr(_psrp_session, "WSMan", WSMan)
+        monkeypatch.setattr(_psrp_session, "RunspacePool", RunspacePool)
+        monkeypatch.setattr(_psrp_session, "PowerShell", PowerShell)
+
+
+def chained_errors(error: BaseException) -> t.Iterator[BaseException]:
+    """``error`` and everything Python or Ansible can show behind it (causes and contexts)."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("kind", ["transport", "auth", "fault", "chained-cause"])
+def test_a_password_in_a_library_error_is_never_shown_or_chained(
+    plugin: str, step: str, kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any
+) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+        _winrm_session,
+    )
+
+    error = library_errors(plugin)[kind]
+    if plugin.endswith("winrm"):
+        protocol = FailingWinRMProtocol(step, error)
+        monkeypatch.setattr(_winrm_session, "Protocol", lambda **kwargs: protocol)
+    else:
+        FailingPsrp(step, error).install(monkeypatch)
+    connection = load_connection(plugin, SECRET_VARIABLES)
+    local = tmp_path / "local.txt"
+    local.write_text("payload")
+    actions = {
+        "open": connection._connect,
+        "command": lambda: connection.exec_command("Write-Output hi"),
+        "put": lambda: connection.put_file(str(local), "C:\\Temp\\remote.txt"),
+        "fetch": lambda: connection.fetch_file("C:\\Temp\\remote.txt", str(tmp_path / "out")),
+    }
+    with pytest.raises(AnsibleError) as raised:
+        actions[step]()
+    shown = [f"{type(e).__name__}: {e!s} {e!r}" for e in chained_errors(raised.value)]
+    assert all(PASSWORD not in text for text in shown), shown
+    # Still a diagnosis users can act on, not a bare library message.
+    assert "fix:" in str(raised.value)
+
+
+# -- one wording table: each plugin's users are told about their own variables ----------------
+
+TEMPLATE_VALUES: dict[str, t.Any] = {
+    "host": "win-01.example.com",
+    "port": 5986,
+    "transport": "ntlm",
+    "status": 500,
+    "error_type": "ValueError",
+    "method": "basic",
+    "choice": "",
+    "role": "winops.remoting.winrm_auth",
+    "change": "use https",
+    "spn": "HTTP/win-01.example.com",
+    "realm": "EXAMPLE.COM",
+    "config": "/etc/krb5.conf",
+    "principal": "admin@EXAMPLE.COM",
+    "kinit_cmd": "kinit",
+    "timeout": 60.0,
+    "path": "/tmp/store",
+    "uid": 1000,
+}
+
+
+def documented_variables(plugin: str) -> set[str]:
+    """Every variable the plugin's DOCUMENTATION declares."""
+    import sys
+
+    import yaml
+
+    module = sys.modules[connection_loader.get(plugin, class_only=True).__module__]
+    options = yaml.safe_load(module.DOCUMENTATION)["options"]
+    return {entry["name"] for option in options.values() for entry in option.get("vars", [])}
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_every_diagnosis_names_only_the_plugins_own_variables(plugin: str) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+        WORDING,
+        describe,
+    )
+
+    declared = documented_variables(plugin)
+    for key in WORDING:
+        diagnosis = describe(key, plugin, "seen", **TEMPLATE_VALUES)
+        named = set(re.findall(r"\bansible_\w+", f"{diagnosis.summary} {diagnosis.fix}"))
+        assert named <= declared, (key, named - declared)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_a_missing_session_configuration_is_fixed_with_the_plugins_variable(plugin: str) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
+        resolve_endpoint,
+    )
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
+        diagnose,
+    )
+
+    if plugin.endswith("winrm"):
+        from winrm.exceptions import WSManFaultError
+
+        fault: BaseException = WSManFaultError(
+            500,
+            "fault",
+            None,
+            "The WS-Management service cannot process the request. The resource URI "
+            "(http://schemas.microsoft.com/powershell/Other) was not found",
+            wsman_fault_code=2150858752,
+        )
+    else:
+        from pypsrp.exceptions import WSManFaultError
+
+        fault = WSManFaultError(
+            2150858752, "win-01", "The resource URI was not found", None, None, None
+        )
+    endpoint = resolve_endpoint("win-01.example.com", None, None, None)
+    diagnosis = diagnose(fault, endpoint, "ntlm", plugin)
+    assert diagnosis.summary == "the requested session configuration or resource does not exist"
+    other = "ansible_psrp_" if plugin.endswith("winrm") else "ansible_winrm_"
+    assert other not in diagnosis.fix
+    assert set(re.findall(r"\bansible_\w+", diagnosis.fix)) <= documented_variables(plugin)
+
+
+def test_a_kerberos_ticket_failure_names_no_plugin_specific_variable() -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_errors import (
+        describe_failure,
+    )
+
+    error = describe_failure(
+        "admin@EXAMPLE.COM", "Client 'admin@EXAMPLE.COM' not found in Kerberos database"
+    )
+    assert not re.search(r"ansible_(winrm|psrp)_", str(error))

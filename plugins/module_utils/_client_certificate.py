@@ -296,7 +296,9 @@ def build_certificate(
         .add_extension(_key_usage(request.key_type), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(
-            x509.SubjectAlternativeName([x509.OtherName(x509.ObjectIdentifier(UPN_OID), der_utf8_string(request.upn))]),
+            x509.SubjectAlternativeName(
+                [x509.OtherName(x509.ObjectIdentifier(UPN_OID), der_utf8_string(request.upn))]
+            ),
             critical=False,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)

@@ -160,7 +160,7 @@ def describe_connection(connection: t.Any) -> ConnectionAuth:
     """What ``connection`` (connected) depends on; ConnectionAuthError when it cannot be told.
 
     This is the one place that reads the connection plugins' resolved settings; it relies on
-    ``_settings()`` / ``_session`` (winops.remoting.winrm), ``_read_settings()`` /
+    ``_read_settings()`` / ``_session`` (winops.remoting.winrm), ``_read_settings()`` /
     ``_settings`` (winops.remoting.psrp), ``protocol`` (ansible.builtin.winrm, a pywinrm
     Protocol) and the options of ansible.builtin.psrp.
     """
@@ -178,7 +178,7 @@ def describe_connection(connection: t.Any) -> ConnectionAuth:
 
 def _ours_winrm(connection: t.Any, name: str) -> ConnectionAuth:
     session = getattr(connection, "_session", None)
-    settings = session.settings if session is not None else connection._settings()
+    settings = session.settings if session is not None else connection._read_settings()
     # The transports are tried in order and the first that opens a shell is kept.
     transport = getattr(session, "transport", None) or settings.transports[0]
     kwargs = settings.protocol_kwargs

@@ -38,6 +38,8 @@ OFFSETS = {
     "harden": 6,
     "harden_check_mode": 7,
     "renewal_listener_unmoved": 8,
+    "enrolled_winrm": 9,
+    "enrolled_psrp": 10,
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")

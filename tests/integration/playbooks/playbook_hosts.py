@@ -40,6 +40,7 @@ OFFSETS = {
     "renewal_listener_unmoved": 8,
     "enrolled_winrm": 9,
     "enrolled_psrp": 10,
+    "bad_enrolled": 11,
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")

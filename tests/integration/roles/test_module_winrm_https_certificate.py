@@ -273,21 +273,35 @@ def test_enrolled_certificate_selection_and_its_errors(targets: t.Any) -> None:
     assert result["changed"] is False, result
     assert result["thumbprint"] == enrolled["thumbprint"], result
     assert result["template"] == {"oid": None, "name": "WinopsWebServer"}, result
-    assert result["diff"]["before"] == result["diff"]["after"] == {
-        "thumbprint": enrolled["thumbprint"]
-    }
-    assert run.task(host, "other case").result["msg"].startswith(
-        "no certificate in Cert:\\LocalMachine\\My matches template 'winopswebserver' with a "
-        "private key, the Server Authentication EKU"
+    assert (
+        result["diff"]["before"]
+        == result["diff"]["after"]
+        == {"thumbprint": enrolled["thumbprint"]}
+    )
+    assert (
+        run.task(host, "other case")
+        .result["msg"]
+        .startswith(
+            "no certificate in Cert:\\LocalMachine\\My matches template 'winopswebserver' with a "
+            "private key, the Server Authentication EKU"
+        )
     )
     assert run.task(host, "no criteria").result["msg"] == (
         "source is enrolled but any of the following are missing: template, issuer"
     )
-    assert run.task(host, "bad issuer").result["msg"].startswith(
-        "issuer 'not a name' is not a distinguished name such as "
-        "'CN=Example Issuing CA, DC=example, DC=com'"
+    assert (
+        run.task(host, "bad issuer")
+        .result["msg"]
+        .startswith(
+            "issuer 'not a name' is not a distinguished name such as "
+            "'CN=Example Issuing CA, DC=example, DC=com'"
+        )
     )
-    assert run.task(host, "name not in the certificate").result["msg"].startswith(
-        "no certificate in Cert:\\LocalMachine\\My matches template 'WinopsWebServer', "
-        "dns_names 'elsewhere.winops.test' with a private key"
+    assert (
+        run.task(host, "name not in the certificate")
+        .result["msg"]
+        .startswith(
+            "no certificate in Cert:\\LocalMachine\\My matches template 'WinopsWebServer', "
+            "dns_names 'elsewhere.winops.test' with a private key"
+        )
     )

@@ -273,10 +273,23 @@ function Get-CertificateTemplate {
                 $template.oid = (ConvertFrom-DerOid -Body $value)
             }
         }
-        elseif ($extension.Oid.Value -eq '1.3.6.1.4.1.311.20.2' -and $raw.Length -ge 2 -and $raw[0] -eq 0x1E) {
-            $offset = 1
+        elseif ($extension.Oid.Value -eq '1.3.6.1.4.1.311.20.2' -and $raw.Length -ge 2) {
+            # Windows CAs write a bare BMPString; MS-WCCE 2.2.2.7.7.1 describes a SEQUENCE around a
+            # UTF8String: read either.
+            $offset = 0
+            if ($raw[0] -eq 0x30) {
+                $offset = 1
+                [void](Read-DerLength -Bytes $raw -Offset ([ref]$offset))
+            }
+            $tag = $raw[$offset]
+            $offset++
             $length = Read-DerLength -Bytes $raw -Offset ([ref]$offset)
-            $template.name = [System.Text.Encoding]::BigEndianUnicode.GetString($raw, $offset, $length)
+            if ($tag -eq 0x1E) {
+                $template.name = [System.Text.Encoding]::BigEndianUnicode.GetString($raw, $offset, $length)
+            }
+            elseif ($tag -eq 0x0C) {
+                $template.name = [System.Text.Encoding]::UTF8.GetString($raw, $offset, $length)
+            }
         }
     }
     return $template

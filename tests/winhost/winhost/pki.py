@@ -87,7 +87,8 @@ def _der_length(length: int) -> bytes:
 
 
 def template_name(name: str) -> bytes:
-    """DER of the version 1 template name extension: a BMPString (MS-WCCE 2.2.2.7.7.1)."""
+    """DER of the version 1 template name extension as Windows CAs write it: a BMPString
+    (MS-WCCE 2.2.2.7.7.1 describes SEQUENCE { UTF8String }; template_of reads both)."""
     body = name.encode("utf-16-be")
     return b"\x1e" + _der_length(len(body)) + body
 
@@ -114,9 +115,14 @@ def template_of(cert: x509.Certificate) -> tuple[str | None, str | None]:
         if not isinstance(value, x509.UnrecognizedExtension):
             continue
         if extension.oid == TEMPLATE_NAME_OID:
+            # A bare BMPString as Windows CAs write it, or MS-WCCE's SEQUENCE { UTF8String }.
             tag, body, _ = _der_read(value.value, 0)
+            if tag == 0x30:
+                tag, body, _ = _der_read(body, 0)
             if tag == 0x1E:
                 name = body.decode("utf-16-be", errors="replace")
+            elif tag == 0x0C:
+                name = body.decode("utf-8", errors="replace")
     return oid, name
 
 

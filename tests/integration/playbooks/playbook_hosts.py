@@ -41,6 +41,7 @@ OFFSETS = {
     "enrolled_winrm": 9,
     "enrolled_psrp": 10,
     "bad_enrolled": 11,
+    "enrolled_setup": 12,
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from playbook_checks import changed_tasks, https_listeners, role_task, served_certificate
-from playbook_hosts import CONTROLLER_ADDRESS, PlaybookTargets, https_validated
+from playbook_hosts import CONTROLLER_ADDRESS, PlaybookTargets, http_negotiate, https_validated
 
 ENROLLED = Path(__file__).resolve().parent / "playbooks" / "enrolled_certificate.yml"
 WINRM_TEMPLATE = "1.3.6.1.4.1.311.21.8.4481379.10351372.1577063.12345.1.601"
@@ -92,3 +92,30 @@ def test_enrolled_certificate_is_found_bound_and_followed(
     again = targets.run(str(ENROLLED), purpose, host_vars, label="again")
     assert again.returncode == 0, again.describe()
     assert changed_tasks(again, host) == [], again.describe()
+
+
+def test_setup_playbook_binds_the_enrolled_certificate(targets: PlaybookTargets) -> None:
+    """winops.remoting.setup with source enrolled, from HTTP: the play moves to HTTPS validating
+    against the CA named in the inventory (no trust file is written, so the switch keeps that
+    path), the listener serves the enrolled certificate, and the closing message names the CA
+    instead of a trust file that does not exist."""
+    purpose = "enrolled_setup"
+    host = targets.name(purpose)
+    address = targets.address(purpose)
+    test_ca = Path(targets.session.host_vars(host)["winhost_ca_bundle"])
+    enrolled = targets.session.enroll(host, template_oid=WINRM_TEMPLATE)
+    host_vars = {
+        **http_negotiate("winrm"),
+        "ansible_winrm_ca_trust_path": str(test_ca),
+        "winrm_https_cert_source": "enrolled",
+        "winrm_https_cert_template": WINRM_TEMPLATE,
+        "winrm_listener_firewall_remote_addresses": [CONTROLLER_ADDRESS],
+    }
+    run = targets.run("winops.remoting.setup", purpose, host_vars, label="setup")
+    assert run.returncode == 0, run.describe()
+    listeners = https_listeners(targets.state(purpose))
+    assert {li["certificate_thumbprint"] for li in listeners} == {enrolled["thumbprint"]}
+    assert served_certificate(address, 5986, test_ca)[0] == enrolled["thumbprint"]
+    assert not targets.issuer_path(purpose).exists()
+    message = run.task(host, "Tell how to connect from now on").result["msg"]
+    assert "the CA that issued the enrolled certificate" in message, message

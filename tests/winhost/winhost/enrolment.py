@@ -35,6 +35,15 @@ from winhost import api, pki
 from winhost.state import StoredCert
 
 MY_STORE = "LocalMachine\\My"
+OPTIONS = (
+    "template_oid",
+    "template_name",
+    "major_version",
+    "minor_version",
+    "age_days",
+    "validity_days",
+    "with_address",
+)
 _OID = re.compile(r"[0-2](\.\d+)+")
 
 

@@ -110,6 +110,12 @@ class Service:
     def enroll(self, host: WinHost, options: dict[str, t.Any]) -> dict[str, t.Any]:
         """What auto-enrolment (or Get-Certificate) leaves in LocalMachine\\My: a certificate the
         test CA issues from a template, with its private key (winhost.enrolment)."""
+        unknown = sorted(set(options) - set(enrolment.OPTIONS))
+        if unknown:
+            raise enrolment.EnrolmentError(
+                f"enroll: unknown option(s) {', '.join(unknown)}; allowed: "
+                f"{', '.join(enrolment.OPTIONS)}"
+            )
         ca = pki.CertificateAuthority.load(
             self.state_dir / "ca" / "ca.pem", self.state_dir / "ca" / "ca.key"
         )

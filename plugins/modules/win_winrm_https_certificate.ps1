@@ -347,7 +347,14 @@ if ($source -eq 'enrolled') {
         }
     }
     $wantedNames = @($module.Params.dns_names | Where-Object { $_ } | ForEach-Object { $_.ToLowerInvariant() })
-    $wantedIPs = @($module.Params.ip_addresses | Where-Object { $_ } | ForEach-Object { ([System.Net.IPAddress]::Parse($_)).ToString().ToLowerInvariant() })
+    $wantedIPs = [System.Collections.Generic.List[string]]::new()
+    foreach ($ip in @($module.Params.ip_addresses | Where-Object { $_ })) {
+        $parsedIP = $null
+        if (-not [System.Net.IPAddress]::TryParse($ip, [ref]$parsedIP) -or $ip -notmatch '[.:]') {
+            $module.FailJson("ip_addresses entry '$ip' is not an IPv4 or IPv6 address")
+        }
+        $wantedIPs.Add($parsedIP.ToString().ToLowerInvariant())
+    }
     $now = [DateTime]::Now
     $matching = [System.Collections.Generic.List[object]]::new()
     foreach ($cert in (Get-ChildItem -LiteralPath $storePath)) {

@@ -260,6 +260,12 @@ def test_enrolled_certificate_selection_and_its_errors(targets: t.Any) -> None:
     source: enrolled
     issuer: not a name
   ignore_errors: true
+- name: bad address
+  winops.remoting.win_winrm_https_certificate:
+    source: enrolled
+    template: WinopsWebServer
+    ip_addresses: [not-an-address]
+  ignore_errors: true
 - name: name not in the certificate
   winops.remoting.win_winrm_https_certificate:
     source: enrolled
@@ -304,4 +310,7 @@ def test_enrolled_certificate_selection_and_its_errors(targets: t.Any) -> None:
             "no certificate in Cert:\\LocalMachine\\My matches template 'WinopsWebServer', "
             "dns_names 'elsewhere.winops.test' with a private key"
         )
+    )
+    assert run.task(host, "bad address").result["msg"] == (
+        "ip_addresses entry 'not-an-address' is not an IPv4 or IPv6 address"
     )

@@ -301,6 +301,17 @@ def _pfx_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[s
     return result
 
 
+def _checked_ip(text: str) -> str:
+    """IPAddress.TryParse plus the script's check for a separator (TryParse takes "1")."""
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or not re.search(r"[.:]", text):
+        raise ModuleFailure(f"ip_addresses entry '{text}' is not an IPv4 or IPv6 address")
+    return str(parsed)
+
+
 def _server_authentication(cert: x509.Certificate) -> bool:
     try:
         usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -320,7 +331,7 @@ def _enrolled_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> d
     if params["subject"]:
         wanted_subject = _dotnet_subject(_parse_subject(params["subject"])).lower()
     wanted_names = [n.lower() for n in params["dns_names"] or [] if n]
-    wanted_ips = [str(ipaddress.ip_address(a)).lower() for a in params["ip_addresses"] or [] if a]
+    wanted_ips = [_checked_ip(str(a)).lower() for a in params["ip_addresses"] or [] if a]
     now = _now()
     matching: list[x509.Certificate] = []
     for stored in state.store_certs(MY_STORE):

@@ -93,6 +93,19 @@ def test_enrolled_certificate_is_found_bound_and_followed(
     assert again.returncode == 0, again.describe()
     assert changed_tasks(again, host) == [], again.describe()
 
+    if plugin == "winrm":
+        # No names given: the role asks for the address the controller connects to. A newer
+        # certificate without it would fail validation, so it is never bound.
+        without_address = targets.session.enroll(
+            host, template_oid=WINRM_TEMPLATE, minor_version=3, with_address=False
+        )
+        kept = targets.run(str(ENROLLED), purpose, host_vars, label="without-address")
+        assert kept.returncode == 0, kept.describe()
+        chosen = role_task(kept, host, "winrm_https_cert", "Provide the HTTPS certificate").result
+        assert chosen["thumbprint"] == renewed["thumbprint"], chosen
+        assert without_address["thumbprint"] not in chosen["matched_thumbprints"], chosen
+        assert changed_tasks(kept, host) == [], kept.describe()
+
 
 def test_setup_playbook_binds_the_enrolled_certificate(targets: PlaybookTargets) -> None:
     """winops.remoting.setup with source enrolled, from HTTP: the play moves to HTTPS validating

@@ -6,12 +6,13 @@
 #AnsibleRequires -CSharpUtil Ansible.Basic
 
 # The certificate for the WinRM HTTPS listener, in Cert:\LocalMachine\My: a self-signed one that is
-# replaced before it expires, an existing one named by thumbprint, or one imported from a PFX file.
+# replaced before it expires, an existing one named by thumbprint, one imported from a PFX file, or
+# the newest one an enterprise CA (AD CS) enrolled the host for, picked by template and issuer.
 # It returns the thumbprint for the listener and the issuer in PEM for the controller's trust store.
 
 $spec = @{
     options = @{
-        source = @{ type = 'str'; default = 'self_signed'; choices = @('self_signed', 'thumbprint', 'pfx') }
+        source = @{ type = 'str'; default = 'self_signed'; choices = @('self_signed', 'thumbprint', 'pfx', 'enrolled') }
         dns_names = @{ type = 'list'; elements = 'str' }
         ip_addresses = @{ type = 'list'; elements = 'str'; default = @() }
         subject = @{ type = 'str' }
@@ -22,10 +23,13 @@ $spec = @{
         thumbprint = @{ type = 'str' }
         pfx_path = @{ type = 'path' }
         pfx_password = @{ type = 'str'; no_log = $true }
+        template = @{ type = 'str' }
+        issuer = @{ type = 'str' }
     }
     required_if = @(
         @('source', 'thumbprint', @('thumbprint')),
-        @('source', 'pfx', @('pfx_path'))
+        @('source', 'pfx', @('pfx_path')),
+        @('source', 'enrolled', @('template', 'issuer'), $true)
     )
     supports_check_mode = $true
 }
@@ -242,6 +246,166 @@ if ($source -eq 'pfx') {
         $module.FailJson("cannot import pfx_path '$pfxPath' into $($storePath): $($_.Exception.Message)", $_)
     }
     Set-CertificateResult -Certificate (Get-StoreCertificate -Thumbprint $leaf.Thumbprint)
+    $module.ExitJson()
+}
+
+function Get-CertificateTemplate {
+    <#
+    The template an enterprise CA wrote into the certificate, decoded from the extensions' DER so
+    that it does not depend on the display language or on a lookup in Active Directory: the
+    version 2+ Certificate Template Information (1.3.6.1.4.1.311.21.7, a SEQUENCE whose first
+    element is the template's OID) and the version 1 template name (1.3.6.1.4.1.311.20.2, a
+    BMPString). MS-WCCE 2.2.2.7.7.1 and 2.2.2.7.7.2.
+    #>
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
+
+    $template = @{ oid = $null; name = $null }
+    foreach ($extension in $Certificate.Extensions) {
+        [byte[]]$raw = $extension.RawData
+        if ($extension.Oid.Value -eq '1.3.6.1.4.1.311.21.7' -and $raw.Length -gt 2 -and $raw[0] -eq 0x30) {
+            $offset = 1
+            [void](Read-DerLength -Bytes $raw -Offset ([ref]$offset))
+            if ($raw[$offset] -eq 0x06) {
+                $offset++
+                $length = Read-DerLength -Bytes $raw -Offset ([ref]$offset)
+                $value = [byte[]]::new($length)
+                [Array]::Copy($raw, $offset, $value, 0, $length)
+                $template.oid = (ConvertFrom-DerOid -Body $value)
+            }
+        }
+        elseif ($extension.Oid.Value -eq '1.3.6.1.4.1.311.20.2' -and $raw.Length -ge 2) {
+            # Windows CAs write a bare BMPString; MS-WCCE 2.2.2.7.7.1 describes a SEQUENCE around a
+            # UTF8String: read either.
+            $offset = 0
+            if ($raw[0] -eq 0x30) {
+                $offset = 1
+                [void](Read-DerLength -Bytes $raw -Offset ([ref]$offset))
+            }
+            $tag = $raw[$offset]
+            $offset++
+            $length = Read-DerLength -Bytes $raw -Offset ([ref]$offset)
+            if ($tag -eq 0x1E) {
+                $template.name = [System.Text.Encoding]::BigEndianUnicode.GetString($raw, $offset, $length)
+            }
+            elseif ($tag -eq 0x0C) {
+                $template.name = [System.Text.Encoding]::UTF8.GetString($raw, $offset, $length)
+            }
+        }
+    }
+    return $template
+}
+
+function ConvertFrom-DerOid {
+    <# The dotted text of an OBJECT IDENTIFIER's contents octets (X.690 8.19). #>
+    param([byte[]]$Body)
+
+    $arcs = [System.Collections.Generic.List[string]]::new()
+    $arcs.Add([string][Math]::Min(2, [Math]::Floor($Body[0] / 40)))
+    $arcs.Add([string]($Body[0] - (40 * [Math]::Min(2, [Math]::Floor($Body[0] / 40)))))
+    [uint64]$value = 0
+    for ($index = 1; $index -lt $Body.Length; $index++) {
+        $value = ($value * 128) + ($Body[$index] -band 0x7F)
+        if (($Body[$index] -band 0x80) -eq 0) {
+            $arcs.Add($value.ToString())
+            $value = 0
+        }
+    }
+    return ($arcs -join '.')
+}
+
+function Test-ServerAuthentication {
+    <# Whether the certificate's EKU extension names Server Authentication (1.3.6.1.5.5.7.3.1), by OID, not by the localised friendly name. #>
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate)
+
+    foreach ($extension in $Certificate.Extensions) {
+        if ($extension -is [System.Security.Cryptography.X509Certificates.X509EnhancedKeyUsageExtension]) {
+            return [bool]($extension.EnhancedKeyUsages | Where-Object { $_.Value -eq '1.3.6.1.5.5.7.3.1' })
+        }
+    }
+    return $false
+}
+
+if ($source -eq 'enrolled') {
+    $template = $module.Params.template
+    $templateIsOid = $null -ne $template -and $template -match '^[0-2](\.\d+)+$'
+    $wantedIssuer = $null
+    if ($module.Params.issuer) {
+        try {
+            $wantedIssuer = [System.Security.Cryptography.X509Certificates.X500DistinguishedName]::new($module.Params.issuer).Name
+        }
+        catch {
+            $module.FailJson("issuer '$($module.Params.issuer)' is not a distinguished name such as 'CN=Example Issuing CA, DC=example, DC=com': $($_.Exception.Message)", $_)
+        }
+    }
+    $wantedSubject = $null
+    if ($module.Params.subject) {
+        try {
+            $wantedSubject = [System.Security.Cryptography.X509Certificates.X500DistinguishedName]::new($module.Params.subject).Name
+        }
+        catch {
+            $module.FailJson("subject '$($module.Params.subject)' is not a distinguished name such as 'CN=host.example.com': $($_.Exception.Message)", $_)
+        }
+    }
+    $wantedNames = @($module.Params.dns_names | Where-Object { $_ } | ForEach-Object { $_.ToLowerInvariant() })
+    $wantedIPs = [System.Collections.Generic.List[string]]::new()
+    foreach ($ip in @($module.Params.ip_addresses | Where-Object { $_ })) {
+        $parsedIP = $null
+        if (-not [System.Net.IPAddress]::TryParse($ip, [ref]$parsedIP) -or $ip -notmatch '[.:]') {
+            $module.FailJson("ip_addresses entry '$ip' is not an IPv4 or IPv6 address")
+        }
+        $wantedIPs.Add($parsedIP.ToString().ToLowerInvariant())
+    }
+    $now = [DateTime]::Now
+    $matching = [System.Collections.Generic.List[object]]::new()
+    foreach ($cert in (Get-ChildItem -LiteralPath $storePath)) {
+        if (-not $cert.HasPrivateKey -or $cert.NotBefore -gt $now -or $cert.NotAfter -le $now) {
+            continue
+        }
+        if (-not (Test-ServerAuthentication -Certificate $cert)) {
+            continue
+        }
+        if ($null -ne $template) {
+            $found = Get-CertificateTemplate -Certificate $cert
+            $templateMatches = if ($templateIsOid) { $found.oid -eq $template } else { $null -ne $found.name -and $found.name -ceq $template }
+            if (-not $templateMatches) {
+                continue
+            }
+        }
+        if ($null -ne $wantedIssuer -and $cert.IssuerName.Name -ne $wantedIssuer) {
+            continue
+        }
+        if ($null -ne $wantedSubject -and $cert.SubjectName.Name -ne $wantedSubject) {
+            continue
+        }
+        $names = Get-SubjectAlternativeName -Certificate $cert
+        $haveNames = @($names.dns | ForEach-Object { $_.ToLowerInvariant() })
+        $haveIPs = @($names.ip | ForEach-Object { $_.ToLowerInvariant() })
+        $missing = @($wantedNames | Where-Object { $haveNames -notcontains $_ }) + @($wantedIPs | Where-Object { $haveIPs -notcontains $_ })
+        if ($missing.Count -gt 0) {
+            continue
+        }
+        $matching.Add($cert)
+    }
+    $matching = @($matching | Sort-Object -Property @('NotBefore', 'NotAfter', 'Thumbprint') -Descending)
+    $criteria = @(
+        if ($null -ne $template) { "template '$template'" }
+        if ($null -ne $wantedIssuer) { "issuer '$wantedIssuer'" }
+        if ($null -ne $wantedSubject) { "subject '$wantedSubject'" }
+        if ($wantedNames.Count -gt 0) { "dns_names '$($wantedNames -join ', ')'" }
+        if ($wantedIPs.Count -gt 0) { "ip_addresses '$($wantedIPs -join ', ')'" }
+    ) -join ', '
+    if ($matching.Count -eq 0) {
+        $module.FailJson("no certificate in $storePath matches $criteria with a private key, the Server Authentication EKU and a validity that includes now: enrol the host for the template (auto-enrolment or Get-Certificate) or correct the criteria")
+    }
+    $chosen = $matching[0]
+    if ($chosen.NotAfter -lt $now.AddDays($renewDays)) {
+        $module.Warn("the newest certificate that matches $criteria ('$($chosen.Thumbprint)') expires on $($chosen.NotAfter.ToString('o')): auto-enrolment has not renewed it")
+    }
+    $module.Result.matched_thumbprints = @($matching | ForEach-Object { $_.Thumbprint })
+    $module.Result.template = Get-CertificateTemplate -Certificate $chosen
+    Set-CertificateResult -Certificate $chosen
+    $module.Diff.before = @{ thumbprint = $chosen.Thumbprint }
+    $module.Diff.after = @{ thumbprint = $chosen.Thumbprint }
     $module.ExitJson()
 }
 

@@ -20,24 +20,51 @@ description:
     it expires within O(renew_days_before_expiry) days.
   - O(source=pfx) imports a PFX file from the host into the store unless the certificate is
     already there with its key.
+  - O(source=enrolled) picks the certificate an enterprise CA (AD CS) issued to the host, as
+    auto-enrolment leaves it in the store. Of the certificates that match O(template),
+    O(issuer), O(subject), O(dns_names) and O(ip_addresses) (each only when given; at least one
+    of O(template) and O(issuer)), have a private key, name Server Authentication
+    (1.3.6.1.5.5.7.3.1) in their enhanced key usage and are valid now, the newest (latest
+    C(NotBefore)). It never changes the store. When auto-enrolment renews the certificate, the
+    next run returns the new thumbprint and M(winops.remoting.win_winrm_listener) rebinds the
+    listener to it. Enrolling a host (C(Get-Certificate)) is not done by this module.
 version_added: 0.1.0
 options:
   source:
     description: Where the certificate comes from.
     type: str
-    choices: [self_signed, thumbprint, pfx]
+    choices: [self_signed, thumbprint, pfx, enrolled]
     default: self_signed
+  template:
+    description:
+      - With O(source=enrolled), the certificate template the certificate was issued from.
+      - An OID (such as V(1.3.6.1.4.1.311.21.8.1234.5678.1.2)) is compared with the template OID
+        of the Certificate Template Information extension (1.3.6.1.4.1.311.21.7) that version 2
+        and later templates write; find it with C(certutil -template <name>) (C(msPKI-Cert-Template-OID)).
+      - A name is compared, case-sensitively, with the version 1 template name extension
+        (1.3.6.1.4.1.311.20.2), for example V(Machine) or V(WebServer). A version 2 or later
+        template writes only its OID, so name such a template by its OID.
+    type: str
+  issuer:
+    description:
+      - With O(source=enrolled), the issuing CA's distinguished name, compared whole with the
+        certificate's issuer in the form Windows prints names (C(CN=Example Issuing CA, DC=example, DC=com)).
+    type: str
   dns_names:
     description:
       - DNS names of a self-signed certificate. The connection's host name must be among them for
         certificate validation to pass.
       - Defaults to the computer name and, on a domain member, its FQDN.
+      - With O(source=enrolled), names that must all be in the certificate's subject alternative
+        name (compared without case); no default.
     type: list
     elements: str
   ip_addresses:
     description:
       - IP addresses to put in a self-signed certificate's subject alternative name, for
         controllers that connect by address; a name check against an address needs them.
+      - With O(source=enrolled), addresses that must all be in the certificate's subject
+        alternative name.
     type: list
     elements: str
     default: []
@@ -51,6 +78,8 @@ options:
         default, only the CN is compared on later runs.
       - A subject of your own is compared whole on later runs; give each renewal its own, or the
         controller can validate only one of the old and the new certificate during the move.
+      - With O(source=enrolled), the subject the certificate must have, compared whole in the form
+        Windows prints names.
     type: str
   validity_days:
     description: Lifetime of a new self-signed certificate in days.
@@ -121,6 +150,14 @@ EXAMPLES = r"""
     source: thumbprint
     thumbprint: E6CDAA82EEAF2ECE8546E05DB7F3E01AA47D76CE
 
+- name: Use the newest certificate auto-enrolment issued from the WinRM template
+  winops.remoting.win_winrm_https_certificate:
+    source: enrolled
+    template: 1.3.6.1.4.1.311.21.8.1234.5678.1.2
+    issuer: CN=Example Issuing CA, DC=example, DC=com
+    dns_names:
+      - "{{ inventory_hostname }}"
+
 - name: Import a certificate from a PFX file copied to the host
   winops.remoting.win_winrm_https_certificate:
     source: pfx
@@ -173,6 +210,17 @@ renewal_reason:
   description: Why a self-signed certificate was created, C(missing), C(expiring) or C(names_changed).
   returned: when a self-signed certificate was created
   type: str
+matched_thumbprints:
+  description: With O(source=enrolled), every certificate that matched, newest first.
+  returned: with O(source=enrolled)
+  type: list
+  elements: str
+template:
+  description:
+    - With O(source=enrolled), the template of the chosen certificate, C(oid) (version 2 and
+      later) and C(name) (version 1); null for the one it lacks.
+  returned: with O(source=enrolled)
+  type: dict
 previous_thumbprint:
   description: Thumbprint of the self-signed certificate that was replaced, otherwise null.
   returned: always

@@ -38,7 +38,11 @@ OFFSETS = {
     "harden": 6,
     "harden_check_mode": 7,
     "renewal_listener_unmoved": 8,
-    "harden_brownfield_firewall": 9,
+    "enrolled_winrm": 9,
+    "enrolled_psrp": 10,
+    "bad_enrolled": 11,
+    "enrolled_setup": 12,
+    "harden_brownfield_firewall": 13,
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")

@@ -40,6 +40,12 @@ SETUP = "winops.remoting.setup"
             ["winrm_listener_https_addresses", "IP:not-an-ip"],
             id="address-not-an-ip",
         ),
+        pytest.param(
+            "bad_enrolled",
+            {"winrm_https_cert_source": "enrolled", "winrm_https_cert_template": "1.3..6"},
+            ["winrm_https_cert_template", "winrm_https_cert_issuer", "'1.3..6'", "dotted OID"],
+            id="enrolled-template-not-an-oid",
+        ),
     ],
 )
 def test_bad_variable_stops_setup_before_any_change(

@@ -229,3 +229,88 @@ def test_issuer_not_on_the_host_gives_no_issuer_pem(targets: t.Any, tmp_path: Pa
     assert result["thumbprint"] == thumbprint
     assert result["issuer_pem"] is None
     assert any("Elsewhere CA" in warning for warning in result.get("warnings", [])), result
+
+
+def test_enrolled_certificate_selection_and_its_errors(targets: t.Any) -> None:
+    """source=enrolled: a version 1 template name selects (case-sensitively) the certificate
+    whose 1.3.6.1.4.1.311.20.2 extension carries it, in check and diff mode alike, without a
+    change; a missing criterion, an issuer that is no distinguished name and criteria nothing
+    matches fail with messages that name the option."""
+    host = targets.name("cert")
+    enrolled = targets.session.enroll(host, template_name="WinopsWebServer")
+    tasks = """\
+- name: by v1 name
+  winops.remoting.win_winrm_https_certificate:
+    source: enrolled
+    template: WinopsWebServer
+  check_mode: true
+  diff: true
+  register: by_name
+- name: other case
+  winops.remoting.win_winrm_https_certificate:
+    source: enrolled
+    template: winopswebserver
+  ignore_errors: true
+- name: no criteria
+  winops.remoting.win_winrm_https_certificate:
+    source: enrolled
+  ignore_errors: true
+- name: bad issuer
+  winops.remoting.win_winrm_https_certificate:
+    source: enrolled
+    issuer: not a name
+  ignore_errors: true
+- name: bad address
+  winops.remoting.win_winrm_https_certificate:
+    source: enrolled
+    template: WinopsWebServer
+    ip_addresses: [not-an-address]
+  ignore_errors: true
+- name: name not in the certificate
+  winops.remoting.win_winrm_https_certificate:
+    source: enrolled
+    template: WinopsWebServer
+    dns_names: [elsewhere.winops.test]
+  ignore_errors: true
+"""
+    run = targets.play("cert", tasks, label="enrolled")
+    assert run.returncode == 0, run.describe()
+    result = run.task(host, "by v1 name").result
+    assert result["changed"] is False, result
+    assert result["thumbprint"] == enrolled["thumbprint"], result
+    assert result["template"] == {"oid": None, "name": "WinopsWebServer"}, result
+    assert (
+        result["diff"]["before"]
+        == result["diff"]["after"]
+        == {"thumbprint": enrolled["thumbprint"]}
+    )
+    assert (
+        run.task(host, "other case")
+        .result["msg"]
+        .startswith(
+            "no certificate in Cert:\\LocalMachine\\My matches template 'winopswebserver' with a "
+            "private key, the Server Authentication EKU"
+        )
+    )
+    assert run.task(host, "no criteria").result["msg"] == (
+        "source is enrolled but any of the following are missing: template, issuer"
+    )
+    assert (
+        run.task(host, "bad issuer")
+        .result["msg"]
+        .startswith(
+            "issuer 'not a name' is not a distinguished name such as "
+            "'CN=Example Issuing CA, DC=example, DC=com'"
+        )
+    )
+    assert (
+        run.task(host, "name not in the certificate")
+        .result["msg"]
+        .startswith(
+            "no certificate in Cert:\\LocalMachine\\My matches template 'WinopsWebServer', "
+            "dns_names 'elsewhere.winops.test' with a private key"
+        )
+    )
+    assert run.task(host, "bad address").result["msg"] == (
+        "ip_addresses entry 'not-an-address' is not an IPv4 or IPv6 address"
+    )

@@ -9,6 +9,9 @@ start --state-dir DIR [--hosts N] [--profile NAME] [--first I] [--clock-offset S
 stop  --state-dir DIR                                end the server
 state --state-dir DIR [HOST]                         JSON of the modelled state (no secrets)
 fault --state-dir DIR HOST KIND [key=value ...]      inject a fault (see winhost.faults)
+enroll --state-dir DIR HOST [key=value ...]          a certificate from a template in the
+                                                     host's LocalMachine\\My, as auto-enrolment
+                                                     leaves it (see winhost.enrolment)
 """
 
 from __future__ import annotations
@@ -173,10 +176,18 @@ def inject_fault(state_dir: Path, host: str, kind: str, **options: t.Any) -> dic
     return answer["fault"]
 
 
+def enroll(state_dir: Path, host: str, **options: t.Any) -> dict[str, t.Any]:
+    """A certificate from a template in the host's LocalMachine\\My (winhost.enrolment)."""
+    answer = service.request(
+        state_dir.resolve(), {"op": "enroll", "host": host, "options": options}
+    )
+    return answer["certificate"]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m winhost", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("start", "stop", "state", "fault", "serve"):
+    for name in ("start", "stop", "state", "fault", "enroll", "serve"):
         command = sub.add_parser(name)
         command.add_argument("--state-dir", required=True, type=Path)
         if name == "start":
@@ -195,6 +206,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "fault":
             command.add_argument("host")
             command.add_argument("kind", choices=[*faults.KINDS, "clear"])
+            command.add_argument("options", nargs="*", metavar="key=value")
+        if name == "enroll":
+            command.add_argument("host")
             command.add_argument("options", nargs="*", metavar="key=value")
     return parser
 
@@ -221,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
                     raise faults.FaultError(f"fault option {item!r} is not key=value")
                 options[key] = _option_value(value)
             print(json.dumps(inject_fault(args.state_dir, args.host, args.kind, **options)))
+        elif args.command == "enroll":
+            options = {}
+            for item in args.options:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise service.ControlError(f"enroll option {item!r} is not key=value")
+                options[key] = _option_value(value)
+            print(json.dumps(enroll(args.state_dir, args.host, **options)))
     except (StartError, service.ControlError, faults.FaultError, profiles.ProfileError) as err:
         print(f"winhost: error: {err}", file=sys.stderr)
         return 1

@@ -20,6 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 UPN_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+# The extensions an enterprise CA (AD CS) writes to name the template a certificate was issued
+# from: the Certificate Template Information of version 2+ templates (MS-WCCE 2.2.2.7.7.2,
+# x509.MSCertificateTemplate) and the template name of version 1 templates (MS-WCCE 2.2.2.7.7.1).
+TEMPLATE_NAME_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2")
 _VALIDITY = datetime.timedelta(days=825)
 # The key usage of a TLS server or client certificate (those the test CA issues and
 # New-SelfSignedCertificate -Type SSLServerAuthentication alike): signing for the handshake, key
@@ -73,6 +77,53 @@ def _parse_der_utf8_string(data: bytes) -> str | None:
         size = length & 0x7F
         length, offset = int.from_bytes(data[2 : 2 + size], "big"), 2 + size
     return data[offset : offset + length].decode("utf-8", errors="replace")
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    size = (length.bit_length() + 7) // 8
+    return bytes([0x80 | size]) + length.to_bytes(size, "big")
+
+
+def template_name(name: str) -> bytes:
+    """DER of the version 1 template name extension as Windows CAs write it: a BMPString
+    (MS-WCCE 2.2.2.7.7.1 describes SEQUENCE { UTF8String }; template_of reads both)."""
+    body = name.encode("utf-16-be")
+    return b"\x1e" + _der_length(len(body)) + body
+
+
+def _der_read(data: bytes, offset: int) -> tuple[int, bytes, int]:
+    """One DER element at `offset`: its tag, its contents and the offset after it."""
+    tag, length, offset = data[offset], data[offset + 1], offset + 2
+    if length & 0x80:
+        size = length & 0x7F
+        length, offset = int.from_bytes(data[offset : offset + size], "big"), offset + size
+    return tag, data[offset : offset + length], offset + length
+
+
+def template_of(cert: x509.Certificate) -> tuple[str | None, str | None]:
+    """The template OID (version 2+ extension) and template name (version 1 extension) of a
+    certificate an enterprise CA issued; None for each it lacks."""
+    oid: str | None = None
+    name: str | None = None
+    for extension in cert.extensions:
+        value = extension.value
+        if isinstance(value, x509.MSCertificateTemplate):  # cryptography decodes this one itself
+            oid = value.template_id.dotted_string
+            continue
+        if not isinstance(value, x509.UnrecognizedExtension):
+            continue
+        if extension.oid == TEMPLATE_NAME_OID:
+            # A bare BMPString as Windows CAs write it, or MS-WCCE's SEQUENCE { UTF8String }.
+            tag, body, _ = _der_read(value.value, 0)
+            if tag == 0x30:
+                tag, body, _ = _der_read(body, 0)
+            if tag == 0x1E:
+                name = body.decode("utf-16-be", errors="replace")
+            elif tag == 0x0C:
+                name = body.decode("utf-8", errors="replace")
+    return oid, name
 
 
 def upn_of(cert: x509.Certificate) -> str | None:
@@ -180,6 +231,57 @@ class CertificateAuthority:
             x509.IPAddress(ipaddress.ip_address(address)),
         ]
         return self._issue(_name(fqdn), sans, ExtendedKeyUsageOID.SERVER_AUTH, key), key
+
+    def issue_enrolled(
+        self,
+        fqdn: str,
+        computer_name: str,
+        *,
+        template_oid: str | None,
+        template_name_v1: str | None,
+        address: str | None = None,
+        major_version: int = 100,
+        minor_version: int = 0,
+        not_before: datetime.datetime | None = None,
+        validity: datetime.timedelta = datetime.timedelta(days=365),
+    ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+        """A serverAuth certificate as an enterprise CA issues it to a computer that enrols
+        (auto-enrolment, Get-Certificate): subject CN=fqdn, DNS names fqdn and computer name,
+        and the template extension(s); `address` adds an IP address, as a template whose subject
+        is supplied in the request can carry."""
+        key = _new_key()
+        start = not_before or datetime.datetime.now(datetime.timezone.utc)
+        sans: list[x509.GeneralName] = [x509.DNSName(fqdn), x509.DNSName(computer_name)]
+        if address:
+            sans.append(x509.IPAddress(ipaddress.ip_address(address)))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + validity)
+            .add_extension(LEAF_KEY_USAGE, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
+            )
+        )
+        if template_oid:
+            builder = builder.add_extension(
+                x509.MSCertificateTemplate(
+                    ObjectIdentifier(template_oid), major_version, minor_version
+                ),
+                critical=False,
+            )
+        if template_name_v1:
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(TEMPLATE_NAME_OID, template_name(template_name_v1)),
+                critical=False,
+            )
+        return builder.sign(self.key, hashes.SHA256()), key
 
     def issue_client(
         self, upn: str, common_name: str

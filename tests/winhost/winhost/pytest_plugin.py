@@ -79,6 +79,11 @@ class WinhostSession:
     def fault(self, host: str, kind: str, **options: t.Any) -> dict[str, t.Any]:
         return cli.inject_fault(self.state_dir, host, kind, **options)
 
+    def enroll(self, host: str, **options: t.Any) -> dict[str, t.Any]:
+        """Put a certificate the test CA issues from a template into the host's
+        LocalMachine\\My, as auto-enrolment does (winhost.enrolment)."""
+        return cli.enroll(self.state_dir, host, **options)
+
     def clear_faults(self, host: str) -> None:
         cli.inject_fault(self.state_dir, host, "clear")
 

@@ -7,6 +7,7 @@ opens their listeners and answers JSON requests on the unix socket DIR/control.s
   {"op": "ping"}                        -> {"ok": true, "hosts": {...}, "errors": [...]}
   {"op": "state", "host": "win1"|null}            -> {"ok": true, "state": {...}}
   {"op": "fault", "host": "win1", "kind": K, "options": {...}} -> {"ok": true, "fault": {...}}
+  {"op": "enroll", "host": "win1", "options": {...}} -> {"ok": true, "certificate": {...}}
   {"op": "stop"}                                  -> {"ok": true}, then the process exits
 Errors answer {"ok": false, "error": "..."}.
 """
@@ -23,7 +24,7 @@ import threading
 import typing as t
 from pathlib import Path
 
-from winhost import clock, faults
+from winhost import clock, enrolment, faults, pki
 from winhost.host import WinHost
 from winhost.state import HostState
 
@@ -98,10 +99,27 @@ class Service:
             host = self.host(str(payload.get("host")))
             fault = faults.inject(host.name, str(payload.get("kind")), **payload.get("options", {}))
             return {"ok": True, "fault": fault.to_json()}
+        if op == "enroll":
+            host = self.host(str(payload.get("host")))
+            return {"ok": True, "certificate": self.enroll(host, payload.get("options", {}))}
         if op == "stop":
             self.stopped.set()
             return {"ok": True}
-        raise ControlError(f"unknown control op {op!r}; allowed: ping, state, fault, stop")
+        raise ControlError(f"unknown control op {op!r}; allowed: ping, state, fault, enroll, stop")
+
+    def enroll(self, host: WinHost, options: dict[str, t.Any]) -> dict[str, t.Any]:
+        """What auto-enrolment (or Get-Certificate) leaves in LocalMachine\\My: a certificate the
+        test CA issues from a template, with its private key (winhost.enrolment)."""
+        unknown = sorted(set(options) - set(enrolment.OPTIONS))
+        if unknown:
+            raise enrolment.EnrolmentError(
+                f"enroll: unknown option(s) {', '.join(unknown)}; allowed: "
+                f"{', '.join(enrolment.OPTIONS)}"
+            )
+        ca = pki.CertificateAuthority.load(
+            self.state_dir / "ca" / "ca.pem", self.state_dir / "ca" / "ca.key"
+        )
+        return enrolment.enroll(host, ca, **options)
 
     def run(self) -> None:
         for host in self.hosts.values():

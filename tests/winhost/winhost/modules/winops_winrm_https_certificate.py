@@ -14,6 +14,11 @@ source=pfx reads the file from the host's sandbox as Get-PfxData does (PKCS#12 w
 and imports the leaf and its key into LocalMachine\\My with the PFX's friendly name; a PFX that
 also carries CA certificates fails loudly (where Import-PfxCertificate puts them is not
 modelled).
+
+source=enrolled filters LocalMachine\\My as the script does (private key, validity, the Server
+Authentication EKU, the template read from the extensions' DER by pki.template_of, issuer and
+subject compared in the form .NET prints names, case-insensitively as -ne does) and returns the
+newest by NotBefore, then NotAfter, then thumbprint (Sort-Object -Descending).
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ from winhost.state import HostState, StoredCert
 STORE_PATH = "Cert:\\LocalMachine\\My"
 
 OPTIONS = {
-    "source": Option(default="self_signed", choices=("self_signed", "thumbprint", "pfx")),
+    "source": Option(
+        default="self_signed", choices=("self_signed", "thumbprint", "pfx", "enrolled")
+    ),
     "dns_names": Option(type="list", elements="str"),
     "ip_addresses": Option(type="list", elements="str", default=[]),
     "subject": Option(),
@@ -56,7 +63,10 @@ OPTIONS = {
     "thumbprint": Option(),
     "pfx_path": Option(type="path"),
     "pfx_password": Option(no_log=True),
+    "template": Option(),
+    "issuer": Option(),
 }
+_OID_TEXT = re.compile(r"[0-2](\.\d+)+")
 
 
 def _now() -> datetime.datetime:
@@ -154,15 +164,19 @@ def _certificate_result(
     }
 
 
-def _parse_subject(subject: str) -> x509.Name:
+def _parse_subject(subject: str, option: str = "subject") -> x509.Name:
     try:
         # X500DistinguishedName takes "CN=a, O=b" (a space after the separator) as Windows
         # prints names; RFC 4514 text has none.
         return x509.Name.from_rfc4514_string(re.sub(r"(?<!\\),\s+", ",", subject))
     except ValueError as err:
+        example = (
+            "CN=Example Issuing CA, DC=example, DC=com"
+            if option == "issuer"
+            else "CN=host.example.com, O=Example"
+        )
         raise ModuleFailure(
-            f"subject '{subject}' is not a distinguished name such as "
-            f"'CN=host.example.com, O=Example': {err}"
+            f"{option} '{subject}' is not a distinguished name such as '{example}': {err}"
         ) from err
 
 
@@ -287,6 +301,109 @@ def _pfx_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[s
     return result
 
 
+def _checked_ip(text: str) -> str:
+    """IPAddress.TryParse plus the script's check for a separator (TryParse takes "1")."""
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or not re.search(r"[.:]", text):
+        raise ModuleFailure(f"ip_addresses entry '{text}' is not an IPv4 or IPv6 address")
+    return str(parsed)
+
+
+def _server_authentication(cert: x509.Certificate) -> bool:
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return ExtendedKeyUsageOID.SERVER_AUTH in usages
+
+
+def _enrolled_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[str, t.Any]:
+    """source=enrolled: the newest matching certificate an enterprise CA issued; no change."""
+    params = run.params
+    template = params["template"]
+    template_is_oid = template is not None and bool(_OID_TEXT.fullmatch(template))
+    wanted_issuer = wanted_subject = None
+    if params["issuer"]:
+        wanted_issuer = _dotnet_subject(_parse_subject(params["issuer"], "issuer")).lower()
+    if params["subject"]:
+        wanted_subject = _dotnet_subject(_parse_subject(params["subject"])).lower()
+    wanted_names = [n.lower() for n in params["dns_names"] or [] if n]
+    wanted_ips = [_checked_ip(str(a)).lower() for a in params["ip_addresses"] or [] if a]
+    now = _now()
+    matching: list[x509.Certificate] = []
+    for stored in state.store_certs(MY_STORE):
+        if stored.key_path is None:
+            continue
+        cert = _load(state, stored)
+        if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+            continue
+        if not _server_authentication(cert):
+            continue
+        if template is not None:
+            oid, name = pki.template_of(cert)
+            if (oid != template) if template_is_oid else (name is None or name != template):
+                continue
+        if wanted_issuer is not None and _dotnet_subject(cert.issuer).lower() != wanted_issuer:
+            continue
+        if wanted_subject is not None and _dotnet_subject(cert.subject).lower() != wanted_subject:
+            continue
+        dns, ips = _san(cert)
+        have_names = {n.lower() for n in dns}
+        have_ips = {a.lower() for a in ips}
+        if any(n not in have_names for n in wanted_names):
+            continue
+        if any(a not in have_ips for a in wanted_ips):
+            continue
+        matching.append(cert)
+    matching.sort(
+        key=lambda c: (c.not_valid_before_utc, c.not_valid_after_utc, pki.thumbprint(c)),
+        reverse=True,
+    )
+    criteria = ", ".join(
+        part
+        for part in (
+            f"template '{template}'" if template is not None else "",
+            f"issuer '{_dotnet_subject(_parse_subject(params['issuer'], 'issuer'))}'"
+            if wanted_issuer is not None
+            else "",
+            f"subject '{_dotnet_subject(_parse_subject(params['subject']))}'"
+            if wanted_subject is not None
+            else "",
+            f"dns_names '{', '.join(wanted_names)}'" if wanted_names else "",
+            f"ip_addresses '{', '.join(wanted_ips)}'" if wanted_ips else "",
+        )
+        if part
+    )
+    if not matching:
+        raise ModuleFailure(
+            f"no certificate in {STORE_PATH} matches {criteria} with a private key, the Server "
+            "Authentication EKU and a validity that includes now: enrol the host for the "
+            "template (auto-enrolment or Get-Certificate) or correct the criteria"
+        )
+    chosen = matching[0]
+    renew = datetime.timedelta(days=params["renew_days_before_expiry"])
+    if chosen.not_valid_after_utc < now + renew:
+        run.warnings.append(
+            f"the newest certificate that matches {criteria} ('{pki.thumbprint(chosen)}') "
+            f"expires on {_dotnet_o(chosen.not_valid_after_utc)}: auto-enrolment has not "
+            "renewed it"
+        )
+    oid, name = pki.template_of(chosen)
+    result = {
+        **base,
+        "matched_thumbprints": [pki.thumbprint(c) for c in matching],
+        "template": {"oid": oid, "name": name},
+        **_certificate_result(run, state, chosen),
+    }
+    if run.diff:
+        thumbprint = pki.thumbprint(chosen)
+        result["diff"] = {"before": {"thumbprint": thumbprint}, "after": {"thumbprint": thumbprint}}
+    return result
+
+
 def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[str, t.Any]:
     params = run.params
     renew_days = params["renew_days_before_expiry"]
@@ -395,7 +512,9 @@ def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -
 
 @register("winops.remoting.win_winrm_https_certificate", OPTIONS)
 def win_winrm_https_certificate(run: ModuleRun) -> dict[str, t.Any]:
-    source = check_choice("source", run.params["source"], ("self_signed", "thumbprint", "pfx"))
+    source = check_choice(
+        "source", run.params["source"], ("self_signed", "thumbprint", "pfx", "enrolled")
+    )
     assert source is not None
     source = source.lower()
     for value, required in (("thumbprint", "thumbprint"), ("pfx", "pfx_path")):
@@ -403,6 +522,10 @@ def win_winrm_https_certificate(run: ModuleRun) -> dict[str, t.Any]:
             raise ModuleFailure(
                 f"source is {value} but all of the following are missing: {required}"
             )
+    if source == "enrolled" and run.params["template"] is None and run.params["issuer"] is None:
+        raise ModuleFailure(
+            "source is enrolled but any of the following are missing: template, issuer"
+        )
     base: dict[str, t.Any] = {
         "changed": False,
         "renewed": False,
@@ -416,4 +539,6 @@ def win_winrm_https_certificate(run: ModuleRun) -> dict[str, t.Any]:
             return _by_thumbprint(run, state, base)
         if source == "pfx":
             return _pfx_run(run, state, base)
+        if source == "enrolled":
+            return _enrolled_run(run, state, base)
         return _self_signed_run(run, state, base)

@@ -281,3 +281,21 @@ $spec = @{
     assert spec["required_if"] == [["n", 3, ["b"]]]
     with pytest.raises(SpecError, match="not a literal"):
         _Evaluator(b"$spec = @{ options = @{ a = @{ default = (Get-Date) } } }").spec()
+
+
+@pytest.mark.parametrize("script", SPEC_SCRIPTS, ids=lambda p: p.stem)
+def test_required_if_keys_always_have_a_value(script: Path) -> None:
+    """Before ansible/ansible#84562 (backported to stable-2.17 as #84581 and to stable-2.18 as
+    #84582) Ansible.Basic's CheckRequiredIf called ToString() on the key's value, so a key that
+    is unset made module creation fail with a NullReferenceException on the oldest ansible-core
+    the collection claims (meta/runtime.yml: >=2.17.0). A required_if key must therefore always
+    have a value: required, or with a default."""
+    spec = ps1_spec(script)
+    for check in spec.get("required_if", []):
+        key = check[0]
+        option = spec["options"][key]
+        assert option.get("required") is True or option.get("default") is not None, (
+            f"{script.name}: required_if on '{key}', which has no default and is not required: "
+            "Ansible.Basic before ansible/ansible#84562 fails with a NullReferenceException "
+            f"when '{key}' is omitted"
+        )

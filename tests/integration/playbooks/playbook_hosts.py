@@ -38,6 +38,7 @@ OFFSETS = {
     "harden": 6,
     "harden_check_mode": 7,
     "renewal_listener_unmoved": 8,
+    "renewal_remove_replaced": 9,
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")

@@ -101,13 +101,15 @@ def _default_session_configurations() -> dict[str, str]:
     return {name: access.DEFAULT_SESSION_SDDL for name in SESSION_CONFIGURATIONS}
 
 
-# The session configurations a Windows Server has after Enable-PSRemoting (names compare
-# case-insensitively, as WinRM's plugin table does).
+# The session configurations a Windows Server has after Enable-PSRemoting, spelled as
+# Get-PSSessionConfiguration and WSMan:\localhost\Plugin name them: in lower case (Learn,
+# Get-PSSessionConfiguration example 2). Clients name them in any case (the resource URI
+# .../powershell/Microsoft.PowerShell), as WinRM's plugin table compares case-insensitively.
 SESSION_CONFIGURATIONS = (
-    "Microsoft.PowerShell",
-    "Microsoft.PowerShell32",
-    "Microsoft.PowerShell.Workflow",
-    "Microsoft.Windows.ServerManagerWorkflows",
+    "microsoft.powershell",
+    "microsoft.powershell32",
+    "microsoft.powershell.workflow",
+    "microsoft.windows.servermanagerworkflows",
 )
 
 # `HostView.winrm_setting` accepts the names shells think in as aliases of WinRM's sections.

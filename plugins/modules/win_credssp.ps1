@@ -344,6 +344,21 @@ if ($module.Params.client -and $wantedLists.delegate_computers.Count -eq 0) {
     $module.FailJson('client is true but delegate_computers is missing or empty; name at least one computer this host may delegate credentials to')
 }
 
+# client: false does what Disable-WSManCredSSP -Role Client does (PowerShell's CredSSP.cs,
+# DeleteDelegateSettings): the wsman entries leave the "Allow delegating fresh credentials" list,
+# live and in the local GPO, other services' entries (TERMSRV/*) stay, and a list left empty
+# takes the policy out. The NTLM-only list is not touched, as the cmdlet does not touch it.
+if ($module.Params.client -eq $false -and $null -eq $module.Params.delegate_computers) {
+    $definition = $delegationLists.delegate_computers
+    $found = Get-DelegationList -Definition $definition
+    if ($null -eq $found) {
+        $found = Get-LocalPolicyList -Definition $definition -Option 'delegate_computers'
+    }
+    if ($null -ne $found) {
+        $wantedLists.delegate_computers = [string[]]@($found | Where-Object { -not $_.StartsWith('wsman', [System.StringComparison]::OrdinalIgnoreCase) })
+    }
+}
+
 if ($null -ne $module.Params.server) {
     Update-RoleSwitch -Role 'Service' -Wanted $module.Params.server
 }

@@ -37,6 +37,10 @@ options:
     description:
       - Whether this host's WinRM client may use CredSSP. V(true) requires a non-empty
         O(delegate_computers).
+      - V(false) without O(delegate_computers) also does what C(Disable-WSManCredSSP -Role Client)
+        does to the "Allow delegating fresh credentials" list, live and in the local Group Policy
+        Object. Its C(wsman/...) entries are removed, other entries (such as C(TERMSRV/*)) stay,
+        and a list left empty takes the policy out. The NTLM-only list is not changed.
     type: bool
   delegate_computers:
     description:

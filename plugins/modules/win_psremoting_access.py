@@ -153,10 +153,14 @@ accounts:
   elements: dict
   sample: [{"sid": "S-1-5-32-544", "name": "BUILTIN\\Administrators"}]
 changed_configurations:
-  description: Session configurations whose descriptor changed.
+  description:
+    - Session configurations whose descriptor changed, named as C(Get-PSSessionConfiguration)
+      names them; Windows registers the built-in ones in lower case (C(microsoft.powershell),
+      C(microsoft.powershell32)), and the diff's keys use the same names.
   returned: always
   type: list
   elements: str
+  sample: [microsoft.powershell, microsoft.powershell32]
 unrestricted_configurations:
   description:
     - PowerShell remoting endpoints (WinRM plugins served by C(pwrshplugin.dll)) this task left

@@ -25,8 +25,10 @@ $spec = @{
         pfx_password = @{ type = 'str'; no_log = $true }
         template = @{ type = 'str' }
         issuer = @{ type = 'str' }
+        state = @{ type = 'str'; default = 'present'; choices = @('present', 'absent') }
     }
     required_if = @(
+        @('state', 'absent', @('thumbprint')),
         @('source', 'thumbprint', @('thumbprint')),
         @('source', 'pfx', @('pfx_path')),
         @('source', 'enrolled', @('template', 'issuer'), $true)
@@ -170,17 +172,81 @@ function Get-StoreCertificate {
     return Get-Item -LiteralPath "$storePath\$Thumbprint" -ErrorAction SilentlyContinue
 }
 
+function Get-ListenerUsingCertificate {
+    <# Every WinRM listener (any transport, address or port) that names the certificate, as 'Transport Address:Port', and the service setting. #>
+    param([string]$Thumbprint)
+
+    $using = [System.Collections.Generic.List[string]]::new()
+    foreach ($listener in @(Get-WSManInstance -ResourceURI 'winrm/config/listener' -Enumerate -ErrorAction Stop)) {
+        $listenerThumbprint = $listener.CertificateThumbprint
+        if ($listenerThumbprint -is [System.Xml.XmlElement]) {
+            $listenerThumbprint = $listenerThumbprint.InnerText
+        }
+        if ($listenerThumbprint -and ([string]$listenerThumbprint).Trim() -eq $Thumbprint) {
+            $using.Add("$($listener.Transport) $($listener.Address):$($listener.Port)")
+        }
+    }
+    # WinRM falls back to the service's CertificateThumbprint for a listener that names none.
+    $serviceThumbprint = (Get-WSManInstance -ResourceURI 'winrm/config/service' -ErrorAction Stop).CertificateThumbprint
+    if ($serviceThumbprint -is [System.Xml.XmlElement]) {
+        $serviceThumbprint = $serviceThumbprint.InnerText
+    }
+    if ($serviceThumbprint -and ([string]$serviceThumbprint).Trim() -eq $Thumbprint) {
+        $using.Add('winrm/config/service CertificateThumbprint')
+    }
+    , $using
+}
+
 $module.Result.renewed = $false
 $module.Result.previous_thumbprint = $null
 $module.Result.thumbprint = $null
 $module.Result.issuer_pem = $null
 $module.Result.certificate_pem = $null
 
-if ($source -eq 'thumbprint') {
+$thumbprint = $null
+if ($null -ne $module.Params.thumbprint) {
     $thumbprint = ($module.Params.thumbprint -replace '[\s\u200e]', '').ToUpperInvariant()
     if ($thumbprint -notmatch '^[0-9A-F]{40}$') {
         $module.FailJson("thumbprint '$($module.Params.thumbprint)' is not a SHA-1 thumbprint of 40 hex digits")
     }
+}
+
+if ($module.Params.state -eq 'absent') {
+    # Removing the certificate a listener serves cuts HTTPS off: WinRM keeps the listener but
+    # can no longer complete a TLS handshake on it. So a certificate goes only when no listener
+    # names it, whichever port or address that listener has.
+    $module.Result.listeners_using = @()
+    $cert = Get-StoreCertificate -Thumbprint $thumbprint
+    $module.Diff.before = if ($null -ne $cert) { @{ thumbprint = $thumbprint } } else { @{} }
+    $module.Diff.after = $module.Diff.before
+    if ($null -eq $cert) {
+        $module.ExitJson()
+    }
+    try {
+        $listenersUsing = Get-ListenerUsingCertificate -Thumbprint $thumbprint
+    }
+    catch {
+        $module.FailJson("cannot enumerate the WinRM listeners to check that none serves thumbprint '$thumbprint' (is the WinRM service running?): $($_.Exception.Message)", $_)
+    }
+    $module.Result.listeners_using = @($listenersUsing)
+    if ($listenersUsing.Count -gt 0) {
+        $module.Warn("thumbprint '$thumbprint' stays in $($storePath): the WinRM listener(s) $($listenersUsing -join ', ') still serve it")
+        $module.ExitJson()
+    }
+    $module.Diff.after = @{}
+    $module.Result.changed = $true
+    if (-not $module.CheckMode) {
+        try {
+            Remove-Item -LiteralPath "$storePath\$thumbprint" -DeleteKey -ErrorAction Stop
+        }
+        catch {
+            $module.FailJson("cannot remove thumbprint '$thumbprint' from $($storePath): $($_.Exception.Message)", $_)
+        }
+    }
+    $module.ExitJson()
+}
+
+if ($source -eq 'thumbprint') {
     $cert = Get-StoreCertificate -Thumbprint $thumbprint
     if ($null -eq $cert) {
         $module.FailJson("thumbprint '$thumbprint' is not in $storePath")

@@ -107,6 +107,16 @@ options:
   pfx_password:
     description: Password of the PFX file; never returned.
     type: str
+  state:
+    description:
+      - V(present) provides the certificate as O(source) says.
+      - V(absent) removes the certificate O(thumbprint) names from C(Cert:\LocalMachine\My),
+        with its private key, but only when no WinRM listener (any transport, address or port)
+        names it; otherwise it is kept, RV(listeners_using) names those listeners, and the module
+        warns. Use it for a certificate that a renewal replaced. O(source) is then not used.
+    type: str
+    choices: [present, absent]
+    default: present
 extends_documentation_fragment:
   - winops.remoting.attributes
   - winops.remoting.attributes.windows
@@ -163,6 +173,12 @@ EXAMPLES = r"""
     source: pfx
     pfx_path: C:\Windows\Temp\winrm.pfx
     pfx_password: "{{ pfx_password }}"
+
+- name: Remove the replaced certificate unless a listener still serves it
+  winops.remoting.win_winrm_https_certificate:
+    thumbprint: "{{ https_cert.previous_thumbprint }}"
+    state: absent
+  when: https_cert.previous_thumbprint
 """
 
 RETURN = r"""
@@ -225,4 +241,12 @@ previous_thumbprint:
   description: Thumbprint of the self-signed certificate that was replaced, otherwise null.
   returned: always
   type: str
+listeners_using:
+  description:
+    - With O(state=absent), the WinRM listeners (C(<Transport> <Address>:<Port>)) that still name
+      the certificate, which is therefore kept; empty when it was removed or was not there.
+  returned: when O(state=absent)
+  type: list
+  elements: str
+  sample: ["HTTPS *:5986"]
 """

@@ -43,6 +43,7 @@ OFFSETS = {
     "bad_enrolled": 11,
     "enrolled_setup": 12,
     "harden_brownfield_firewall": 13,
+    "renewal_remove_replaced": 14,
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")

@@ -201,3 +201,37 @@ def test_renewal_without_the_listener_keeps_the_old_anchor(targets: PlaybookTarg
 
     follow = targets.run(str(CONNECT_PLAYBOOK), purpose, over_https, label="connect")
     assert follow.returncode == 0, follow.describe()
+
+
+RENEW_AND_REMOVE = Path(__file__).resolve().parent / "playbooks" / "renew_and_remove_replaced.yml"
+
+
+def test_remove_replaced_keeps_the_certificate_a_listener_serves(targets: PlaybookTargets) -> None:
+    """With winrm_https_cert_remove_replaced on, a renewal that no listener follows must not
+    delete the certificate the HTTPS listener still serves: that would leave the listener without
+    a certificate and cut HTTPS off. Before the fix the handler removed it whatever the
+    listeners named, and nothing answered on 5986 any more."""
+    purpose = "renewal_remove_replaced"
+    host = targets.name(purpose)
+    run = targets.run(str(RENEW_AND_REMOVE), purpose, http_negotiate("winrm"), label="renew")
+    assert run.returncode == 0, run.describe()
+
+    def role_results(name: str) -> list[dict[str, t.Any]]:
+        wanted = f"winops.remoting.winrm_https_cert : {name}"
+        return [task.result for task in run.tasks(host) if task.task == wanted]
+
+    results = role_results("Provide the HTTPS certificate")
+    assert [r["changed"] for r in results] == [True, True], results
+    first, second = results[0]["thumbprint"], results[1]["thumbprint"]
+    assert results[1]["previous_thumbprint"] == first, results[1]
+    # The second play's handler (the first play's had nothing to remove).
+    removal = role_results("Remove the replaced WinRM HTTPS certificate")[-1]
+    assert not removal.get("skipped"), removal
+    assert removal["changed"] is False, removal
+    assert removal["listeners_using"] == ["HTTPS *:5986"], removal
+
+    state = targets.state(purpose)
+    assert {li["certificate_thumbprint"] for li in https_listeners(state)} == {first}
+    served = served_der(targets.address(purpose), 5986)
+    assert hashlib.sha1(served).hexdigest().upper() == first
+    assert second != first

@@ -154,3 +154,46 @@ def test_client_without_delegate_computers_fails_naming_both(targets: t.Any) -> 
     assert run.returncode != 0
     message = run.task(host, "credssp").result["msg"]
     assert message.startswith("client is true but delegate_computers is missing or empty")
+
+
+TWO_SERVICES = """\
+- name: credssp
+  winops.remoting.win_credssp:
+    client: true
+    delegate_computers: [x.winops.test, TERMSRV/*]
+"""
+CLIENT_OFF = """\
+- name: credssp
+  winops.remoting.win_credssp:
+    client: false
+"""
+
+
+@pytest.mark.slow
+def test_client_false_removes_the_wsman_entries_as_disable_wsmancredssp(targets: t.Any) -> None:
+    """Disable-WSManCredSSP -Role Client takes the wsman/ entries out of the "Allow delegating
+    fresh credentials" list in the local GPO (PowerShell CredSSP.cs, DeleteDelegateSettings) and
+    keeps the other services' entries. Before the fix `client: false` only switched
+    Client\\Auth\\CredSSP off and left wsman/x.winops.test delegable, live and in the GPO."""
+    host = targets.name("policy")
+    listed = f"{DELEGATION}\\AllowFreshCredentials"
+    result_of(targets.play("policy", TWO_SERVICES, label="two-services"), host)
+    state = targets.state("policy")
+    assert state["local_group_policy"][listed] == {"1": "wsman/x.winops.test", "2": "TERMSRV/*"}
+
+    applied = result_of(targets.play("policy", CLIENT_OFF, label="client-off"), host)
+    assert applied["changed"] is True
+    assert applied["delegate_computers"] == ["TERMSRV/*"], applied
+    assert applied["diff"]["after"]["delegate_computers"] == ["TERMSRV/*"], applied
+    state = targets.state("policy")
+    assert state["winrm"]["Client"]["Auth"]["CredSSP"] == "false"
+    assert state["registry"][listed] == {"1": "TERMSRV/*"}
+    assert state["local_group_policy"][listed] == {"1": "TERMSRV/*"}
+
+    refreshed = targets.play("policy", GPUPDATE, label="client-off-gpupdate")
+    assert refreshed.returncode == 0, refreshed.describe()
+    assert targets.state("policy")["registry"][listed] == {"1": "TERMSRV/*"}
+
+    again = targets.play("policy", CLIENT_OFF, label="client-off-again")
+    assert result_of(again, host)["changed"] is False
+    assert again.stats(host).get("changed") == 0, again.describe()

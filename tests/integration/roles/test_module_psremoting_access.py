@@ -27,11 +27,14 @@ from winhost import access
 
 REPO = Path(__file__).resolve().parents[3]
 
+# As Get-PSSessionConfiguration names them on Windows, in lower case (Learn,
+# Get-PSSessionConfiguration example 2: microsoft.powershell, microsoft.powershell32): the
+# module's result and diff keys are these names.
 ALL_CONFIGURATIONS = [
-    "Microsoft.PowerShell",
-    "Microsoft.PowerShell32",
-    "Microsoft.PowerShell.Workflow",
-    "Microsoft.Windows.ServerManagerWorkflows",
+    "microsoft.powershell",
+    "microsoft.powershell32",
+    "microsoft.powershell.workflow",
+    "microsoft.windows.servermanagerworkflows",
 ]
 DEFAULT_ROOT_SDDL = "O:NSG:BAD:P(A;;GA;;;BA)(A;;GR;;;IU)S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)"
 
@@ -105,7 +108,7 @@ def access_task(accounts: str, extra: str = "") -> str:
 
 def sddls(targets: t.Any) -> tuple[str, str]:
     state = targets.state("access")
-    return state["session_configurations"]["Microsoft.PowerShell"], state["winrm"]["Service"][
+    return state["session_configurations"]["microsoft.powershell"], state["winrm"]["Service"][
         "RootSDDL"
     ]
 
@@ -157,7 +160,7 @@ def test_access_grant_restrict_and_live_effect(targets: t.Any) -> None:
     assert names == [f"{host.upper()}\\ansible", f"{host.upper()}\\operator"]
     assert result["diff"]["before"]["RootSDDL"] == DEFAULT_ROOT_SDDL
     assert result["diff"]["after"]["RootSDDL"] == result["sddl"]
-    assert result["diff"]["after"]["Microsoft.PowerShell"] == result["sddl"]
+    assert result["diff"]["after"]["microsoft.powershell"] == result["sddl"]
     assert sddls(targets) == (result["sddl"], result["sddl"])
     # RootSDDL applies at once: the operator's cmd shell works; the PowerShell configuration
     # still has the descriptor WinRM loaded at start, which does not grant it.

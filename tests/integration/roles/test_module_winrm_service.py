@@ -208,3 +208,53 @@ def test_service_bad_values_fail_naming_the_option(targets: t.Any) -> None:
     assert (
         missing["msg"] == f"certificate_thumbprint '{'0' * 40}' is not in Cert:\\LocalMachine\\My"
     )
+
+
+BASIC_POLICY = """\
+- name: policy
+  ansible.windows.win_regedit:
+    path: HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM\\Service
+    name: AllowBasic
+    data: {data}
+    type: dword
+    state: {state}
+"""
+
+
+@pytest.mark.slow
+def test_service_group_policy_value_overrides_the_local_setting(targets: t.Any) -> None:
+    """A configured WinRM policy value wins over winrm/config (Policy CSP RemoteManagement:
+    "Allow Basic authentication" disabled means the service does not accept Basic): with
+    Service\\AllowBasic=0 and Auth\\Basic=true locally, Basic is refused, and asking for
+    Basic off is no change and no warning, since the policy already keeps it off. Before winhost
+    modelled the policy, Basic was still accepted and the module warned that policy left Basic
+    at True."""
+    host = targets.name("service")
+    basic_on = (
+        "- name: service settings\n  winops.remoting.win_winrm_service:\n    auth_basic: true\n"
+    )
+    basic_off = basic_on.replace("auth_basic: true", "auth_basic: false")
+    the_task(targets.play("service", basic_on, label="policy-basic-on"), host)
+    assert basic_works(targets, "service", "https")
+    try:
+        set_policy = targets.play(
+            "service", BASIC_POLICY.format(data=0, state="present"), label="policy-set"
+        )
+        assert set_policy.returncode == 0, set_policy.describe()
+        assert targets.state("service")["winrm"]["Service"]["Auth"]["Basic"] == "true"
+        assert not basic_works(targets, "service", "https"), "policy AllowBasic=0 must win"
+
+        result = the_task(targets.play("service", basic_off, label="policy-basic-off"), host)
+        assert result["changed"] is False, result
+        assert result["settings"] == {"auth_basic": False}, result
+        assert [(m["setting"], m["value"]) for m in result["managed_by_policy"]] == [
+            ("auth_basic", False)
+        ], result
+        assert not result.get("warnings"), result
+    finally:
+        cleared = targets.play(
+            "service", BASIC_POLICY.format(data=0, state="absent"), label="policy-clear"
+        )
+        assert cleared.returncode == 0, cleared.describe()
+        the_task(targets.play("service", basic_off, label="policy-cleanup"), host)
+    assert not basic_works(targets, "service", "https")

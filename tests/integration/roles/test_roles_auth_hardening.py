@@ -47,7 +47,7 @@ def test_winrm_hardening_converges_and_restricts(targets: t.Any) -> None:
     # Every remoting endpoint, not only Microsoft.PowerShell (issue 9 defect 10).
     assert len(set(state["session_configurations"].values())) == 1, state["session_configurations"]
     assert (
-        state["session_configurations"]["Microsoft.PowerShell32"]
+        state["session_configurations"]["microsoft.powershell32"]
         == state["winrm"]["Service"]["RootSDDL"]
     )
     assert state["winrm"]["Service"]["Auth"]["CbtHardeningLevel"] == "Strict"

@@ -101,17 +101,38 @@ def _default_session_configurations() -> dict[str, str]:
     return {name: access.DEFAULT_SESSION_SDDL for name in SESSION_CONFIGURATIONS}
 
 
-# The session configurations a Windows Server has after Enable-PSRemoting (names compare
-# case-insensitively, as WinRM's plugin table does).
+# The session configurations a Windows Server has after Enable-PSRemoting, spelled as
+# Get-PSSessionConfiguration and WSMan:\localhost\Plugin name them: in lower case (Learn,
+# Get-PSSessionConfiguration example 2). Clients name them in any case (the resource URI
+# .../powershell/Microsoft.PowerShell), as WinRM's plugin table compares case-insensitively.
 SESSION_CONFIGURATIONS = (
-    "Microsoft.PowerShell",
-    "Microsoft.PowerShell32",
-    "Microsoft.PowerShell.Workflow",
-    "Microsoft.Windows.ServerManagerWorkflows",
+    "microsoft.powershell",
+    "microsoft.powershell32",
+    "microsoft.powershell.workflow",
+    "microsoft.windows.servermanagerworkflows",
 )
 
 # `HostView.winrm_setting` accepts the names shells think in as aliases of WinRM's sections.
 _SECTION_ALIASES = {"shell": "Winrs"}
+
+# WinRM settings that a Group Policy value overrides while the policy is configured: WinRM
+# setting path (lower case) -> value name under POLICY_KEY\<Service|Client>. 1 means true, 0
+# false; the "Disallow Kerberos/Negotiate authentication" policies write AllowKerberos and
+# AllowNegotiate 0 when enabled (Policy CSP RemoteManagement, ADMX mappings).
+WINRM_POLICY_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WinRM"
+WINRM_POLICY_SWITCHES = {
+    "service/auth/basic": "Service\\AllowBasic",
+    "service/auth/kerberos": "Service\\AllowKerberos",
+    "service/auth/negotiate": "Service\\AllowNegotiate",
+    "service/auth/credssp": "Service\\AllowCredSSP",
+    "service/allowunencrypted": "Service\\AllowUnencryptedTraffic",
+    "client/auth/basic": "Client\\AllowBasic",
+    "client/auth/digest": "Client\\AllowDigest",
+    "client/auth/kerberos": "Client\\AllowKerberos",
+    "client/auth/negotiate": "Client\\AllowNegotiate",
+    "client/auth/credssp": "Client\\AllowCredSSP",
+    "client/allowunencrypted": "Client\\AllowUnencryptedTraffic",
+}
 
 
 class StateError(ValueError):
@@ -289,7 +310,37 @@ class HostState:
         return parts
 
     def winrm_setting(self, path: str) -> str:
-        """A value by path such as "Service/Auth/Basic" (names are case-insensitive)."""
+        """The value WinRM uses, by path such as "Service/Auth/Basic" (names are
+        case-insensitive): a configured Group Policy value wins over winrm/config."""
+        local = self.local_winrm_setting(path)
+        policy = self.winrm_policy_value(path)
+        if policy is None:
+            return local
+        return "true" if policy else "false"
+
+    def winrm_policy_value(self, path: str) -> bool | None:
+        """The Group Policy switch that overrides a WinRM setting; None when not configured."""
+        switch = WINRM_POLICY_SWITCHES.get("/".join(self._section_path(path)).lower())
+        if switch is None:
+            return None
+        key_name, value_name = switch.rsplit("\\", 1)
+        wanted_key = f"{WINRM_POLICY_KEY}\\{key_name}".lower()
+        values = next((v for k, v in self.registry.items() if k.lower() == wanted_key), None)
+        if values is None:
+            return None
+        found = next((k for k in values if k.lower() == value_name.lower()), None)
+        if found is None:
+            return None
+        try:
+            return int(values[found]) != 0
+        except (TypeError, ValueError) as err:
+            raise StateError(
+                f"winhost does not model the policy value {switch}={values[found]!r} "
+                "(a REG_DWORD 0 or 1)"
+            ) from err
+
+    def local_winrm_setting(self, path: str) -> str:
+        """The value in winrm/config, whatever Group Policy says."""
         node: t.Any = self.winrm
         for part in self._section_path(path):
             if not isinstance(node, dict):

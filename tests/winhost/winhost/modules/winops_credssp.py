@@ -172,6 +172,17 @@ def win_credssp(run: ModuleRun) -> dict[str, t.Any]:
     after: dict[str, t.Any] = {}
     result: dict[str, t.Any] = {"changed": False, "managed_by_policy": []}
     with host_model(run) as state:
+        if params["client"] is False and params["delegate_computers"] is None:
+            # Disable-WSManCredSSP -Role Client (PowerShell CredSSP.cs, DeleteDelegateSettings):
+            # the wsman entries leave the fresh-credentials list, other entries stay.
+            switch, _, subkey = DELEGATION_LISTS["delegate_computers"]
+            found = _current_list(state, switch, subkey)
+            if found is None:
+                found = _gpo_list(state, switch, subkey)
+            if found is not None:
+                wanted_lists["delegate_computers"] = [
+                    spn for spn in found if not spn.lower().startswith("wsman")
+                ]
         for role, option in (("Service", "server"), ("Client", "client")):
             if params[option] is None:
                 continue

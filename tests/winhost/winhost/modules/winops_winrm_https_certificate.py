@@ -65,6 +65,7 @@ OPTIONS = {
     "pfx_password": Option(no_log=True),
     "template": Option(),
     "issuer": Option(),
+    "state": Option(default="present", choices=("present", "absent")),
 }
 _OID_TEXT = re.compile(r"[0-2](\.\d+)+")
 
@@ -214,11 +215,15 @@ def _self_signed(
     return builder.sign(key, hashes.SHA256()), key
 
 
-def _by_thumbprint(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[str, t.Any]:
-    raw = run.params["thumbprint"]
+def _normalised_thumbprint(raw: str) -> str:
     thumbprint = re.sub(r"[\s\u200e]", "", raw).upper()
     if not re.fullmatch(r"[0-9A-F]{40}", thumbprint):
         raise ModuleFailure(f"thumbprint '{raw}' is not a SHA-1 thumbprint of 40 hex digits")
+    return thumbprint
+
+
+def _by_thumbprint(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[str, t.Any]:
+    thumbprint = _normalised_thumbprint(run.params["thumbprint"])
     stored = store_cert(state, MY_STORE, thumbprint)
     if stored is None:
         raise ModuleFailure(f"thumbprint '{thumbprint}' is not in {STORE_PATH}")
@@ -510,6 +515,47 @@ def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -
     return result
 
 
+def _listeners_using(state: HostState, thumbprint: str) -> list[str]:
+    """Get-ListenerUsingCertificate: every listener naming the certificate, and the service
+    setting WinRM falls back to for a listener that names none."""
+    using = [
+        f"{listener.transport.upper()} {listener.address}:{listener.port}"
+        for listener in state.listeners
+        if listener.certificate_thumbprint.strip().upper() == thumbprint
+    ]
+    if state.winrm_setting("Service/CertificateThumbprint").strip().upper() == thumbprint:
+        using.append("winrm/config/service CertificateThumbprint")
+    return using
+
+
+def _absent_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[str, t.Any]:
+    """state=absent: remove the certificate with its key unless a listener still names it."""
+    thumbprint = _normalised_thumbprint(run.params["thumbprint"])
+    result = {**base, "listeners_using": []}
+    stored = store_cert(state, MY_STORE, thumbprint)
+    before: dict[str, t.Any] = {"thumbprint": thumbprint} if stored is not None else {}
+    after = before
+    if stored is not None:
+        using = _listeners_using(state, thumbprint)
+        result["listeners_using"] = using
+        if using:
+            run.warnings.append(
+                f"thumbprint '{thumbprint}' stays in {STORE_PATH}: the WinRM listener(s) "
+                f"{', '.join(using)} still serve it"
+            )
+        else:
+            after = {}
+            result["changed"] = True
+            if not run.check_mode:
+                state.store_certs(MY_STORE).remove(stored)
+                for relative in (stored.cert_path, stored.key_path):
+                    if relative is not None:
+                        (state.directory / relative).unlink(missing_ok=True)
+    if run.diff:
+        result["diff"] = {"before": before, "after": after}
+    return result
+
+
 @register("winops.remoting.win_winrm_https_certificate", OPTIONS)
 def win_winrm_https_certificate(run: ModuleRun) -> dict[str, t.Any]:
     source = check_choice(
@@ -517,6 +563,10 @@ def win_winrm_https_certificate(run: ModuleRun) -> dict[str, t.Any]:
     )
     assert source is not None
     source = source.lower()
+    module_state = check_choice("state", run.params["state"], ("present", "absent"))
+    assert module_state is not None
+    if module_state.lower() == "absent" and run.params["thumbprint"] is None:
+        raise ModuleFailure("state is absent but all of the following are missing: thumbprint")
     for value, required in (("thumbprint", "thumbprint"), ("pfx", "pfx_path")):
         if source == value and run.params[required] is None:
             raise ModuleFailure(
@@ -534,7 +584,11 @@ def win_winrm_https_certificate(run: ModuleRun) -> dict[str, t.Any]:
         "issuer_pem": None,
         "certificate_pem": None,
     }
+    if run.params["thumbprint"] is not None:
+        _normalised_thumbprint(run.params["thumbprint"])
     with host_model(run) as state:
+        if module_state.lower() == "absent":
+            return _absent_run(run, state, base)
         if source == "thumbprint":
             return _by_thumbprint(run, state, base)
         if source == "pfx":

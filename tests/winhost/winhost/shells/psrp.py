@@ -33,13 +33,13 @@ from winhost import api
 from winhost.shells import common, hooks
 from winhost.shells.common import q, sub
 
-# The session configurations a Windows Server has after Enable-PSRemoting (names compare
-# case-insensitively, as WinRM's plugin table does).
+# The session configurations a Windows Server has after Enable-PSRemoting, as WinRM's plugin
+# table names them (lower case; clients may name them in any case, see state.py).
 DEFAULT_CONFIGURATIONS = (
-    "Microsoft.PowerShell",
-    "Microsoft.PowerShell32",
-    "Microsoft.PowerShell.Workflow",
-    "Microsoft.Windows.ServerManagerWorkflows",
+    "microsoft.powershell",
+    "microsoft.powershell32",
+    "microsoft.powershell.workflow",
+    "microsoft.windows.servermanagerworkflows",
 )
 
 WSMAN_FAULT_UNKNOWN_RESOURCE = 2150858811  # ERROR_WSMAN_INVALID_RESOURCE_URI

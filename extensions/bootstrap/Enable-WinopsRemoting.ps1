@@ -11,9 +11,15 @@ later run of the winops.remoting.setup or harden playbook finds nothing to chang
 - A self-signed certificate (friendly name 'winops.remoting WinRM HTTPS', RSA 3072, SHA-256,
   renewed when it expires within 30 days), or an existing certificate by thumbprint.
 - An HTTPS listener on port 5986 bound to that certificate.
-- An inbound firewall rule 'winops-WinRM-HTTPS-In' for that port, limited to -ControllerAddress.
+- An inbound firewall rule 'winops-WinRM-HTTPS-In' for that port, limited to -ControllerAddress,
+  and every other enabled local rule that admits that port from other addresses (set-up scripts
+  name theirs with a GUID) switched off, as the winrm_listener role does.
 - Kerberos and Negotiate on; Basic, Certificate and CredSSP off; unencrypted traffic refused;
   channel binding hardening Strict.
+- The winrm_hardening role's defaults: Basic and unencrypted traffic off for the WinRM client too,
+  the WinRM operational event log on, PowerShell script block logging on (invocation logging
+  off), and, with -RemotingAccount, PowerShell remoting and the WinRM service (RootSDDL)
+  restricted to exactly those accounts on every session configuration.
 - Plain HTTP listeners removed and Windows' own HTTP firewall rules switched off (see
   -HttpListener), since Ansible connects over HTTPS from the start.
 
@@ -68,6 +74,13 @@ Default Kerberos and Negotiate.
 absent (default): remove plain HTTP listeners; localhost: keep only one on 127.0.0.1 for local
 tools such as DSC; keep: leave them alone.
 
+.PARAMETER RemotingAccount
+The accounts Ansible connects as (the harden playbook's winrm_hardening_remoting_accounts,
+default its ansible_user, such as '.\ansible' or 'EXAMPLE\ansible'): every PowerShell session
+configuration and the WinRM service's RootSDDL then grant exactly these accounts, as the
+winrm_hardening role leaves them. Other administrators lose remote access. Without it they stay
+as they are, and the first harden run restricts them.
+
 .PARAMETER EnableLocalAccountTokenFilterPolicy
 Give local administrator accounts other than the built-in Administrator a full token over the
 network (LocalAccountTokenFilterPolicy=1). Needed only to use such accounts with Ansible.
@@ -76,7 +89,7 @@ network (LocalAccountTokenFilterPolicy=1). Needed only to use such accounts with
 Where to write the issuer PEM (default C:\ProgramData\winops\winrm-https-issuer.pem).
 
 .EXAMPLE
-.\Enable-WinopsRemoting.ps1 -ControllerAddress 192.0.2.10, 198.51.100.0/24 -AnsibleHost server01.example.com
+.\Enable-WinopsRemoting.ps1 -ControllerAddress 192.0.2.10, 198.51.100.0/24 -AnsibleHost server01.example.com -RemotingAccount .\ansible
 
 .EXAMPLE
 .\Enable-WinopsRemoting.ps1 -CertificateThumbprint E6CDAA82EEAF2ECE8546E05DB7F3E01AA47D76CE -HttpListener localhost
@@ -117,6 +130,9 @@ param (
     [string]
     $HttpListener = 'absent',
 
+    [string[]]
+    $RemotingAccount = @(),
+
     [switch]
     $EnableLocalAccountTokenFilterPolicy,
 
@@ -133,7 +149,13 @@ $renewDaysBeforeExpiry = 30
 $firewallRuleName = 'winops-WinRM-HTTPS-In'
 $builtinHttpRules = @('WINRM-HTTP-In-TCP', 'WINRM-HTTP-In-TCP-PUBLIC')
 $listenerUri = 'winrm/config/listener'
-$policyRoot = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\WinRM\Service'
+$policyRoot = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\WinRM'
+$powerShellPolicy = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\PowerShell'
+$winrmOperationalLog = 'Microsoft-Windows-WinRM/Operational'
+$rootSddlPath = 'WSMan:\localhost\Service\RootSDDL'
+# The audit part of win_psremoting_access's exact descriptor: every failure and successful
+# writes and executes, as Windows' default descriptors audit.
+$remotingAuditPart = 'S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)'
 
 function Write-Step {
     param([string]$Message)
@@ -392,36 +414,46 @@ function Set-HttpsFirewallRule {
     Write-Step "Firewall rule $firewallRuleName allows TCP $HttpsPort from $($ControllerAddress -join ', ')."
 }
 
-function Set-ServiceSetting {
-    <# One WSMan:\localhost\Service setting, unless Group Policy sets it. #>
-    param([string]$Path, [string]$Value, [string]$PolicyName)
+function Set-WSManSetting {
+    <# One WSMan:\localhost\Service or \Client setting, unless Group Policy sets it (the
+       Policies key ...\WinRM\Service or ...\WinRM\Client). #>
+    param([ValidateSet('Service', 'Client')][string]$Section, [string]$Path, [string]$Value, [string]$PolicyName)
 
-    $leaf = Get-Item -LiteralPath "WSMan:\localhost\Service\$Path"
+    $leaf = Get-Item -LiteralPath "WSMan:\localhost\$Section\$Path"
     if ([string]$leaf.Value -eq $Value) {
         return
     }
     $policy = $null
     if ($PolicyName) {
-        $policy = Get-ItemProperty -LiteralPath $policyRoot -Name $PolicyName -ErrorAction SilentlyContinue
+        $policy = Get-ItemProperty -LiteralPath "$policyRoot\$Section" -Name $PolicyName -ErrorAction SilentlyContinue
+        # The channel binding policy's switch: 1 while the policy is enabled (as win_winrm_service
+        # reads it); its level value alone does not make the setting policy-owned.
+        if ($null -ne $policy -and $PolicyName -eq 'CBTHardeningLevelStatus' -and $policy.CBTHardeningLevelStatus -ne 1) {
+            $policy = $null
+        }
     }
     if ($null -ne $policy -or $leaf.SourceOfValue -eq 'GPO') {
-        Write-Warning "Service\$Path is set by Group Policy; leaving it at '$($leaf.Value)' instead of '$Value'."
+        Write-Warning "$Section\$Path is set by Group Policy; leaving it at '$($leaf.Value)' instead of '$Value'."
         return
     }
-    if ($PSCmdlet.ShouldProcess("WSMan:\localhost\Service\$Path", "Set to '$Value'")) {
-        Set-Item -LiteralPath "WSMan:\localhost\Service\$Path" -Value $Value -Force
+    if ($PSCmdlet.ShouldProcess("WSMan:\localhost\$Section\$Path", "Set to '$Value'")) {
+        Set-Item -LiteralPath "WSMan:\localhost\$Section\$Path" -Value $Value -Force
     }
-    Write-Step "Service\$Path = $Value"
+    Write-Step "$Section\$Path = $Value"
 }
 
 function Set-Authentication {
-    $policyNames = @{ Basic = 'AllowBasic'; Kerberos = 'AllowKerberos'; CredSSP = 'AllowCredSSP'; Negotiate = $null; Certificate = $null }
+    $policyNames = @{ Basic = 'AllowBasic'; Kerberos = 'AllowKerberos'; CredSSP = 'AllowCredSSP'; Negotiate = 'AllowNegotiate'; Certificate = $null }
     foreach ($method in @('Basic', 'Kerberos', 'Negotiate', 'Certificate', 'CredSSP')) {
         $wanted = if ($AuthMethod -contains $method) { 'true' } else { 'false' }
-        Set-ServiceSetting -Path "Auth\$method" -Value $wanted -PolicyName $policyNames[$method]
+        Set-WSManSetting -Section Service -Path "Auth\$method" -Value $wanted -PolicyName $policyNames[$method]
     }
-    Set-ServiceSetting -Path 'AllowUnencrypted' -Value 'false' -PolicyName 'AllowUnencryptedTraffic'
-    Set-ServiceSetting -Path 'Auth\CbtHardeningLevel' -Value 'Strict' -PolicyName 'CbtHardeningLevel'
+    Set-WSManSetting -Section Service -Path 'AllowUnencrypted' -Value 'false' -PolicyName 'AllowUnencryptedTraffic'
+    Set-WSManSetting -Section Service -Path 'Auth\CbtHardeningLevel' -Value 'Strict' -PolicyName 'CBTHardeningLevelStatus'
+    # winrm_hardening's client settings: this host, as a WinRM client, neither sends Basic
+    # credentials nor accepts unencrypted traffic either.
+    Set-WSManSetting -Section Client -Path 'Auth\Basic' -Value 'false' -PolicyName 'AllowBasic'
+    Set-WSManSetting -Section Client -Path 'AllowUnencrypted' -Value 'false' -PolicyName 'AllowUnencryptedTraffic'
 
     if ($EnableLocalAccountTokenFilterPolicy) {
         $systemPolicy = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System'
@@ -431,6 +463,182 @@ function Set-Authentication {
                 New-ItemProperty -LiteralPath $systemPolicy -Name LocalAccountTokenFilterPolicy -Value 1 -PropertyType DWord -Force | Out-Null
             }
             Write-Step 'LocalAccountTokenFilterPolicy = 1'
+        }
+    }
+}
+
+function Resolve-RemotingAccount {
+    <# The SIDs of -RemotingAccount, resolved as win_psremoting_access resolves its accounts
+       (this script runs alone, so it keeps its own copy): a SID as it is; '.\name' as this
+       computer's account (NTAccount.Translate does not understand '.'); a local group named
+       with this computer's name by its name alone; a bare name that is a local user on this
+       computer first. Called before anything changes, so a name the host does not know
+       stops the script with nothing half-applied. #>
+    $sids = foreach ($account in $RemotingAccount) {
+        try {
+            if ($account -match '^S-\d-') {
+                ([System.Security.Principal.SecurityIdentifier]::new($account)).Value
+                continue
+            }
+            $domain = $null
+            $name = $account
+            if ($account.Contains('\')) {
+                $domain, $name = $account.Split([char]'\', 2)
+                if ($domain -eq '.') {
+                    $domain = $env:COMPUTERNAME
+                }
+                if ($domain -eq $env:COMPUTERNAME -and @(Get-LocalGroup | Where-Object { $_.Name -eq $name }).Count -gt 0) {
+                    $domain = $null
+                }
+            }
+            elseif (@(Get-LocalUser | Where-Object { $_.Name -eq $name }).Count -gt 0) {
+                $domain = $env:COMPUTERNAME
+            }
+            $ntAccount = if ($domain) {
+                [System.Security.Principal.NTAccount]::new($domain, $name)
+            }
+            else {
+                [System.Security.Principal.NTAccount]::new($name)
+            }
+            $ntAccount.Translate([System.Security.Principal.SecurityIdentifier]).Value
+        }
+        catch {
+            throw "RemotingAccount '$account' is not an account, group or SID this host knows: $($_.Exception.Message)"
+        }
+    }
+    return @($sids | Sort-Object -Unique)
+}
+
+function Get-AccessForm {
+    <# The DACL of an SDDL string in one canonical form, so equal access compares equal. #>
+    param([string]$Sddl)
+
+    $descriptor = [System.Security.AccessControl.CommonSecurityDescriptor]::new($false, $false, $Sddl)
+    return $descriptor.GetSddlForm([System.Security.AccessControl.AccessControlSections]::Access)
+}
+
+function Set-RemotingAccess {
+    <# What winrm_hardening's win_psremoting_access task leaves with its defaults (accounts,
+       configurations '*', access full, mode exact, root_sddl true): every session configuration
+       and RootSDDL with exactly the given accounts, generic all each. A changed session
+       configuration takes effect when WinRM restarts, done once at the end. #>
+    param([string[]]$Sids)
+
+    if (@($Sids).Count -eq 0) {
+        Write-Warning 'PowerShell remoting is left open to every account the session configurations allow; give -RemotingAccount to restrict it now (the harden playbook restricts it to ansible_user).'
+        return $false
+    }
+    $aces = ($Sids | ForEach-Object { "(A;;GA;;;$_)" }) -join ''
+    $exactSddl = "O:NSG:BAD:P$aces$remotingAuditPart"
+    $wantedForm = Get-AccessForm -Sddl $exactSddl
+    $restart = $false
+    foreach ($configuration in @(Get-PSSessionConfiguration -Name '*')) {
+        if ((Get-AccessForm -Sddl ([string]$configuration.SecurityDescriptorSddl)) -eq $wantedForm) {
+            continue
+        }
+        if ($PSCmdlet.ShouldProcess("session configuration $($configuration.Name)", "Restrict to $($RemotingAccount -join ', ')")) {
+            Set-PSSessionConfiguration -Name $configuration.Name -SecurityDescriptorSddl $exactSddl -NoServiceRestart -Force | Out-Null
+            $restart = $true
+        }
+        Write-Step "Restricted the session configuration $($configuration.Name) to $($RemotingAccount -join ', ')."
+    }
+    $currentRoot = [string](Get-Item -LiteralPath $rootSddlPath).Value
+    if ((Get-AccessForm -Sddl $currentRoot) -ne $wantedForm) {
+        if ($PSCmdlet.ShouldProcess($rootSddlPath, "Restrict to $($RemotingAccount -join ', ')")) {
+            $null = Set-Item -LiteralPath $rootSddlPath -Value $exactSddl -Force
+        }
+        Write-Step "Restricted the WinRM service (RootSDDL) to $($RemotingAccount -join ', ')."
+    }
+    return $restart
+}
+
+function Set-Logging {
+    <# winrm_hardening's auditing defaults: the WinRM operational log on, PowerShell script
+       block logging on and its invocation logging off (module logging stays off). #>
+    $channel = Get-WinEvent -ListLog $winrmOperationalLog
+    if (-not $channel.IsEnabled) {
+        if ($PSCmdlet.ShouldProcess($winrmOperationalLog, 'Enable the event log')) {
+            $channel.IsEnabled = $true
+            $channel.SaveChanges()
+        }
+        Write-Step "Enabled the event log $winrmOperationalLog."
+    }
+    $key = "$powerShellPolicy\ScriptBlockLogging"
+    foreach ($setting in @(@{ Name = 'EnableScriptBlockLogging'; Value = 1 }, @{ Name = 'EnableScriptBlockInvocationLogging'; Value = 0 })) {
+        $current = Get-ItemProperty -LiteralPath $key -Name $setting.Name -ErrorAction SilentlyContinue
+        $kind = if ($null -ne $current) { (Get-Item -LiteralPath $key).GetValueKind($setting.Name) } else { $null }
+        if ($null -ne $current -and $kind -eq [Microsoft.Win32.RegistryValueKind]::DWord -and $current.($setting.Name) -eq $setting.Value) {
+            continue
+        }
+        if ($PSCmdlet.ShouldProcess("$key\$($setting.Name)", "Set to $($setting.Value)")) {
+            if (-not (Test-Path -LiteralPath $key)) {
+                New-Item -Path $key -Force | Out-Null
+            }
+            New-ItemProperty -LiteralPath $key -Name $setting.Name -Value $setting.Value -PropertyType DWord -Force | Out-Null
+        }
+        Write-Step "$key\$($setting.Name) = $($setting.Value)"
+    }
+}
+
+function Disable-OtherHttpsRule {
+    <# As the winrm_listener role does (win_winrm_firewall other_rules 'disable'): every other
+       enabled inbound allow rule that admits TCP -HttpsPort, whatever its name (set-up scripts
+       make them with a GUID Name and display names such as 'Allow WinRM HTTPS'), from
+       addresses other than -ControllerAddress is switched off once this script's rule is in
+       place. Group Policy and other non-local rules cannot be changed here, and rules for every
+       port serve other traffic too: those are named in a warning. #>
+    $portFilters = @{}
+    foreach ($filter in @(Get-NetFirewallPortFilter -All -PolicyStore ActiveStore)) {
+        $portFilters[[string]$filter.InstanceID] = $filter
+    }
+    $addressFilters = @{}
+    foreach ($filter in @(Get-NetFirewallAddressFilter -All -PolicyStore ActiveStore)) {
+        $addressFilters[[string]$filter.InstanceID] = $filter
+    }
+    $wanted = @($ControllerAddress | Sort-Object -Unique) -join ','
+    foreach ($rule in @(Get-NetFirewallRule -PolicyStore ActiveStore -TracePolicyStore -Direction Inbound -Action Allow -Enabled True)) {
+        $name = [string]$rule.Name
+        $portFilter = $portFilters[$name]
+        $addressFilter = $addressFilters[$name]
+        if ($name -eq $firewallRuleName -or $null -eq $portFilter -or $null -eq $addressFilter) {
+            continue
+        }
+        if (@('TCP', 'Any', '6') -notcontains [string]$portFilter.Protocol) {
+            continue
+        }
+        $everyPort = $false
+        $namesPort = $false
+        foreach ($entry in @($portFilter.LocalPort)) {
+            $text = ([string]$entry).Trim()
+            if ($text -eq 'Any') {
+                $everyPort = $true
+            }
+            elseif ($text -match '^(?<low>\d+)(-(?<high>\d+))?$') {
+                $high = if ($Matches.high) { [int]$Matches.high } else { [int]$Matches.low }
+                if ([int]$Matches.low -le $HttpsPort -and $HttpsPort -le $high) {
+                    $namesPort = $true
+                }
+            }
+        }
+        if (-not ($everyPort -or $namesPort)) {
+            continue
+        }
+        $remote = @(@($addressFilter.RemoteAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
+        if (($remote -join ',') -eq $wanted) {
+            continue
+        }
+        $label = "firewall rule '$($rule.DisplayName)' (Name '$name')"
+        if ([string]$rule.PolicyStoreSourceType -ne 'Local') {
+            Write-Warning "$label ($($rule.PolicyStoreSourceType) policy store) admits TCP $HttpsPort from $($remote -join ', ') and cannot be changed here; have its owner scope it to the controllers."
+        }
+        elseif (-not $namesPort) {
+            Write-Warning "$label admits every TCP port from $($remote -join ', '), port $HttpsPort included; it is left on because it serves other ports too."
+        }
+        else {
+            if ($PSCmdlet.ShouldProcess($label, 'Disable')) {
+                Set-NetFirewallRule -Name $name -Enabled False
+            }
+            Write-Step "Switched off the $label, which admitted TCP $HttpsPort from $($remote -join ', ')."
         }
     }
 }
@@ -500,14 +708,28 @@ function Export-IssuerPem {
 Assert-Administrator
 Assert-ListenerAddress -Address $ListenerAddress
 Enable-WinRMService
+# Before anything else changes: an account the host does not know stops the script here.
+$remotingSids = @(Resolve-RemotingAccount)
 $certificate = Get-ListenerCertificate
 if ($null -ne $certificate) {
     Set-HttpsListener -Certificate $certificate
 }
 Set-HttpsFirewallRule
+Disable-OtherHttpsRule
 Set-Authentication
+Set-Logging
+# Write-Step writes to the host, so the function's only output is whether WinRM must restart.
+$restartWinRM = Set-RemotingAccess -Sids $remotingSids
 # Last, so that a failure above never leaves a host with neither HTTP nor HTTPS.
 Remove-PlainHttp
+if ($restartWinRM) {
+    # Session configuration descriptors apply to sessions after WinRM restarts
+    # (Set-PSSessionConfiguration -NoServiceRestart above, once for all of them).
+    if ($PSCmdlet.ShouldProcess('WinRM service', 'Restart')) {
+        Restart-Service -Name WinRM -Force
+    }
+    Write-Step 'Restarted WinRM so that the restricted session configurations apply.'
+}
 if ($null -ne $certificate) {
     Export-IssuerPem -Certificate $certificate
     Write-Step "Done. Connect with ansible_port=$HttpsPort, ansible_winrm_scheme=https (or ansible_psrp_protocol=https) and the issuer above as ansible_winrm_ca_trust_path / ansible_psrp_ca_cert."

@@ -32,7 +32,9 @@ docs/winhost-behaviours.md):
   credssp_local_gpo  Enable-WSManCredSSP -Role Client -DelegateComputer *.winops.test: client
                      CredSSP on, AllowFreshCredentials in the Policies key and the local GPO.
   bootstrap          extensions/bootstrap/Enable-WinopsRemoting.ps1 -ControllerAddress
-                     127.0.0.1 -AnsibleHost <address>: HTTPS only, scoped rule, Strict CBT.
+                     127.0.0.1 -AnsibleHost <address> -RemotingAccount <admin>: HTTPS only,
+                     scoped rule, Strict CBT, client Basic/unencrypted off, script block
+                     logging, remoting restricted to the admin account.
 
 Layout of a state directory:
   ca/ca.pem, ca/ca.key             the test CA (key 0600)
@@ -59,7 +61,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from winhost import api, pki, releases
+from winhost import access, api, pki, registry, releases
 from winhost.host import POLICY_KEY, SCHANNEL_KEY
 from winhost.state import DEFAULT_WINRM_CONFIG, CertMapping, HostState, Listener, StoredCert
 
@@ -537,8 +539,8 @@ def _credssp_local_gpo(state: HostState, ca: pki.CertificateAuthority) -> None:
 
 def _bootstrap(state: HostState, ca: pki.CertificateAuthority) -> None:
     """extensions/bootstrap/Enable-WinopsRemoting.ps1 -ControllerAddress 127.0.0.1
-    -AnsibleHost <host address> (docs/hardening.md: -AnsibleHost is what the inventory connects
-    to), read from the script:
+    -AnsibleHost <host address> -RemotingAccount <admin> (docs/hardening.md: -AnsibleHost is
+    what the inventory connects to, -RemotingAccount its ansible_user), read from the script:
     - Get-ListenerCertificate: an address for -AnsibleHost goes to the SAN next to the default
       names (the computer name and, on a domain member, its FQDN); New-SelfSignedCertificate
       -Type SSLServerAuthentication -Subject "CN=<computer name>, OU=winops.remoting
@@ -550,8 +552,16 @@ def _bootstrap(state: HostState, ca: pki.CertificateAuthority) -> None:
     - Set-HttpsFirewallRule: Name 'winops-WinRM-HTTPS-In', DisplayName 'Windows Remote
       Management (HTTPS-In, winops.remoting)', its Description, TCP 5986 from the controller
       address, Profile Any;
+    - Disable-OtherHttpsRule: no other rule admits 5986 on `stock`, so nothing more;
     - Set-Authentication: Kerberos and Negotiate on, Basic, Certificate and CredSSP off,
-      AllowUnencrypted false, CbtHardeningLevel Strict;
+      AllowUnencrypted false, CbtHardeningLevel Strict; Client\\Auth\\Basic and
+      Client\\AllowUnencrypted false;
+    - Set-Logging: the WinRM operational log stays on (on by default); under
+      HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\PowerShell\\ScriptBlockLogging the DWORDs
+      EnableScriptBlockLogging 1 and EnableScriptBlockInvocationLogging 0;
+    - Set-RemotingAccess: every session configuration (Get-PSSessionConfiguration -Name '*')
+      and RootSDDL set to "O:NSG:BAD:P(A;;GA;;;<admin SID>)S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)",
+      then WinRM restarted (before this host starts, so the descriptors apply);
     - Remove-PlainHttp (-HttpListener absent): every HTTP listener removed and the built-in
       rules WINRM-HTTP-In-TCP(-PUBLIC) switched off;
     - Export-IssuerPem: the certificate itself (self-signed) in PEM at
@@ -601,6 +611,21 @@ def _bootstrap(state: HostState, ca: pki.CertificateAuthority) -> None:
         state.set_winrm_setting(f"Service/Auth/{method}", str(enabled).lower())
     state.set_winrm_setting("Service/AllowUnencrypted", "false")
     state.set_winrm_setting("Service/Auth/CbtHardeningLevel", "Strict")
+    state.set_winrm_setting("Client/Auth/Basic", "false")
+    state.set_winrm_setting("Client/AllowUnencrypted", "false")
+    script_block_logging = (
+        "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\PowerShell\\ScriptBlockLogging"
+    )
+    registry.write_value(state, script_block_logging, "EnableScriptBlockLogging", "dword", 1)
+    registry.write_value(
+        state, script_block_logging, "EnableScriptBlockInvocationLogging", "dword", 0
+    )
+    admin = state.find_account(ADMIN)
+    assert admin is not None, f"the bootstrap profile needs the account {ADMIN}"
+    exact = f"O:NSG:BAD:P(A;;GA;;;{access.account_sid(state, admin)})S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)"
+    for name in state.session_configurations:
+        state.session_configurations[name] = exact
+    state.set_winrm_setting("Service/RootSDDL", exact)
     issuer = state.directory / "C" / BOOTSTRAP_ISSUER_PATH
     pki.write_cert(issuer, cert)
 

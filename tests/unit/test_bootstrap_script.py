@@ -1,0 +1,92 @@
+"""Enable-WinopsRemoting.ps1 writes what the harden playbook's roles write with their defaults.
+
+docs/hardening.md promises that winops.remoting.setup and harden find nothing to change after
+the bootstrap script. The brownfield matrix proves it for the `bootstrap` winhost profile, which
+is read from the script by hand; this test keeps the script's own copies of the role's values
+(it runs alone on a host, so it cannot share code with the collection) equal to the role's and
+the module's, so that a change on one side without the other fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = (REPO / "extensions" / "bootstrap" / "Enable-WinopsRemoting.ps1").read_text()
+HARDENING = REPO / "roles" / "winrm_hardening"
+
+
+def script_string(variable: str) -> str:
+    """The single-quoted string a script-level `$variable = '...'` assigns."""
+    match = re.search(rf"^\${variable} = '(?P<value>[^']*)'$", SCRIPT, re.MULTILINE)
+    assert match, f"${variable} is not assigned a string in the bootstrap script"
+    return match.group("value")
+
+
+def hardening_task(name: str) -> dict[str, object]:
+    tasks = yaml.safe_load((HARDENING / "tasks" / "main.yml").read_text())
+    found = [task for task in tasks if task.get("name") == name]
+    assert len(found) == 1, f"winrm_hardening has no single task named {name!r}"
+    return found[0]
+
+
+def test_remoting_descriptor_audit_part_is_the_modules() -> None:
+    module = (REPO / "plugins" / "modules" / "win_psremoting_access.ps1").read_text()
+    match = re.search(r"^\$auditPart = '(?P<value>[^']*)'$", module, re.MULTILINE)
+    assert match, "win_psremoting_access.ps1 no longer assigns $auditPart"
+    assert script_string("remotingAuditPart") == match.group("value")
+
+
+def test_remoting_restriction_matches_the_roles_defaults() -> None:
+    """The script writes win_psremoting_access's exact descriptor with generic all (GA) on
+    every configuration ('*') and RootSDDL: the role's defaults."""
+    defaults = yaml.safe_load((HARDENING / "defaults" / "main.yml").read_text())
+    assert defaults["winrm_hardening_remoting_access"] == "full"
+    assert defaults["winrm_hardening_remoting_configurations"] == ["*"]
+    assert defaults["winrm_hardening_restrict_root_sddl"] is True
+    assert '"(A;;GA;;;$_)"' in SCRIPT
+    assert "Get-PSSessionConfiguration -Name '*'" in SCRIPT
+    assert '"O:NSG:BAD:P$aces$remotingAuditPart"' in SCRIPT
+
+
+def test_script_block_logging_values_are_the_roles() -> None:
+    variables = yaml.safe_load((HARDENING / "vars" / "main.yml").read_text())
+    defaults = yaml.safe_load((HARDENING / "defaults" / "main.yml").read_text())
+    assert script_string("powerShellPolicy") == variables["__winrm_hardening_powershell_policy"]
+    assert defaults["winrm_hardening_script_block_logging"] is True
+    assert defaults["winrm_hardening_script_block_invocation_logging"] is False
+    assert defaults["winrm_hardening_module_logging"] is False
+    written = dict(
+        re.findall(r"@\{ Name = '(\w+)'; Value = (\d+) \}", SCRIPT)  # Set-Logging's list
+    )
+    logging = hardening_task("Turn on PowerShell script block logging")[
+        "ansible.windows.win_regedit"
+    ]
+    invocation = hardening_task("Set PowerShell script block invocation logging")[
+        "ansible.windows.win_regedit"
+    ]
+    assert isinstance(logging, dict) and isinstance(invocation, dict)
+    assert logging["path"].endswith("\\ScriptBlockLogging") and logging["type"] == "dword"
+    assert written == {
+        logging["name"]: str(logging["data"]),
+        invocation["name"]: "0",  # the role's default (invocation logging false) writes 0
+    }
+
+
+def test_winrm_operational_log_is_the_roles() -> None:
+    task = hardening_task("Make sure the WinRM operational event log is enabled")
+    channel = task["winops.remoting.win_event_log_channel"]
+    assert isinstance(channel, dict)
+    assert script_string("winrmOperationalLog") == channel["name"]
+
+
+def test_client_settings_are_the_roles() -> None:
+    task = hardening_task("Switch Basic and unencrypted traffic off for the WinRM client")
+    service = task["winops.remoting.win_winrm_service"]
+    assert isinstance(service, dict)
+    assert service["client"] == {"auth_basic": False, "allow_unencrypted": False}
+    assert "-Section Client -Path 'Auth\\Basic' -Value 'false'" in SCRIPT
+    assert "-Section Client -Path 'AllowUnencrypted' -Value 'false'" in SCRIPT

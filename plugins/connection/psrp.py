@@ -4,34 +4,9 @@
 
 from __future__ import annotations
 
-import base64
-import logging
-import os
-import re
-import shlex
-import typing as t
-
-from ansible.errors import AnsibleError, AnsibleFileNotFound
-from ansible.plugins.connection import ConnectionBase
-from ansible.utils.display import Display
-
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
-from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
-    OptionSource,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
-    EXTRAS_PREFIX,
-    PsrpSettings,
-    read_settings,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
-    PsrpSession,
-    require_pypsrp,
-)
-
 DOCUMENTATION = r"""
 name: psrp
-author: winops.remoting developers
+author: winops.remoting contributors (@winops)
 short_description: Run tasks on Windows hosts over PowerShell Remoting (PSRP)
 description:
   - Runs commands and transfers files over the PowerShell Remoting Protocol on top of
@@ -409,6 +384,31 @@ EXAMPLES = r"""
     - name: Show the services
       ansible.windows.win_shell: Get-Service | Select-Object -First 5
 """
+
+import base64
+import logging
+import os
+import re
+import shlex
+import typing as t
+
+from ansible.errors import AnsibleError, AnsibleFileNotFound
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    OptionSource,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
+    EXTRAS_PREFIX,
+    PsrpSettings,
+    read_settings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
+    PsrpSession,
+    require_pypsrp,
+)
 
 display = Display()
 

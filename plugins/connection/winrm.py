@@ -4,35 +4,6 @@
 
 from __future__ import annotations
 
-import os
-import typing as t
-
-from ansible.errors import AnsibleError, AnsibleFileNotFound
-from ansible.plugins.connection import ConnectionBase
-from ansible.utils.display import Display
-
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import is_upn
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
-    redact,
-    redacted_options,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
-    OptionSource,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
-    EXTRAS_PREFIX,
-    WinRMSettings,
-    build_settings,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
-from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
-    WinRMSession,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
-    stdin_chunk_size,
-)
-
 DOCUMENTATION = r"""
 name: winrm
 short_description: Run tasks on Windows hosts over WinRM (WinRS shells through pywinrm)
@@ -48,8 +19,8 @@ description:
     C(ansible_winrm_*) names are reported with a warning and ignored.
   - Every value is checked before the first request; a bad one fails the task with a message
     naming the variable, the value and what is accepted.
-author: winops.remoting contributors
-version_added: 1.0.0
+author: winops.remoting contributors (@winops)
+version_added: 0.1.0
 requirements:
   - pywinrm >= 0.4.0 (python library), with pyspnego; pykerberos (pywinrm[kerberos]) for Kerberos;
     requests-credssp for CredSSP
@@ -413,6 +384,35 @@ windows:
 #   ansible_winrm_kerberos_delegation: true
 """
 
+import os
+import typing as t
+
+from ansible.errors import AnsibleError, AnsibleFileNotFound
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import is_upn
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
+    redact,
+    redacted_options,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    OptionSource,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
+    EXTRAS_PREFIX,
+    WinRMSettings,
+    build_settings,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
+    WinRMSession,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
+    stdin_chunk_size,
+)
+
 display = Display()
 
 
@@ -538,7 +538,8 @@ class Connection(ConnectionBase):
     def _open_session(self) -> WinRMSession:
         if self._session is None:
             self._connect()
-        assert self._session is not None
+        if self._session is None:
+            raise RuntimeError("internal error: self._session is not set")
         return self._session
 
     # -- commands and files ---------------------------------------------------------------

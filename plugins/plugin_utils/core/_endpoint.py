@@ -102,7 +102,7 @@ def is_upn(user: str | None) -> bool:
     """True for a user principal name such as ``user@REALM`` (name and realm both present)."""
     if not user or "@" not in user:
         return False
-    name, _, realm = user.rpartition("@")
+    name, _at, realm = user.rpartition("@")
     return bool(name) and bool(realm)
 
 

@@ -190,7 +190,8 @@ def check_tcp(target: Target, context: Context) -> str:
         context.addresses = [address] + [a for a in candidates if a != address]
         break
     else:
-        assert first_error is not None
+        if first_error is None:
+            raise RuntimeError("internal error: first_error is not set")
         raise _diagnosed(first_error, target) from first_error
     with sock:
         sock.settimeout(IDLE_PROBE_SECONDS)

@@ -59,7 +59,7 @@ def _realm(target: Target) -> str | None:
     """The realm kinit will ask for: the plugins' own rule (_kerberos.kerberos_principal)."""
     if not target.user:
         return target.kerberos_realm.upper() if target.kerberos_realm else None
-    _, at, realm = kerberos_principal(target.user, target.kerberos_realm).rpartition("@")
+    _name, at, realm = kerberos_principal(target.user, target.kerberos_realm).rpartition("@")
     return realm.upper() if at and realm else None
 
 
@@ -176,7 +176,7 @@ def check_kdc_reachable(target: Target, context: Context) -> str:
         raise NotApplicable(f"the KDCs of {realm} come from DNS; kinit will find them")
     seen = []
     for kdc in kdcs:
-        host, _, port = kdc.rpartition(":") if kdc.count(":") == 1 else (kdc, "", "")
+        host, _colon, port = kdc.rpartition(":") if kdc.count(":") == 1 else (kdc, "", "")
         try:
             socket.create_connection((host, int(port or KDC_PORT)), timeout=target.timeout).close()
         except (OSError, ValueError) as err:

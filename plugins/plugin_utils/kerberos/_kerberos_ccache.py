@@ -77,7 +77,7 @@ class _Reader:
         self.number("I")  # name type
         count = self.number("I")
         realm = self.counted().decode("utf-8", "replace")
-        parts = [self.counted().decode("utf-8", "replace") for _ in range(count)]
+        parts = [self.counted().decode("utf-8", "replace") for _index in range(count)]
         return f"{'/'.join(parts)}@{realm}"
 
 
@@ -98,13 +98,13 @@ def parse_ccache(data: bytes) -> CcacheSummary:
         if version == 0x0503:
             reader.number("H")  # version 3 repeats the enctype
         reader.counted()  # session key
-        _authtime, starttime, endtime, renew_till = (reader.number("I") for _ in range(4))
+        _authtime, starttime, endtime, renew_till = (reader.number("I") for _field in range(4))
         reader.take(1)  # is_skey
         flags = reader.number("I")
-        for _ in range(reader.number("I")):  # addresses
+        for _address in range(reader.number("I")):  # addresses
             reader.number("H")
             reader.counted()
-        for _ in range(reader.number("I")):  # authorization data
+        for _entry in range(reader.number("I")):  # authorization data
             reader.number("H")
             reader.counted()
         reader.counted()  # ticket

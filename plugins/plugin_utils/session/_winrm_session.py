@@ -217,7 +217,8 @@ class WinRMSession:
     ) -> T:
         """Run an operation that may be repeated, retrying transient failures with backoff."""
         target = protocol or self.protocol
-        assert target is not None
+        if target is None:
+            raise RuntimeError("internal error: target is not set")
         return call_with_retry(
             operation,
             lambda: self._request(target, func),
@@ -404,12 +405,13 @@ class WinRMSession:
 
     def _start(self, command_line: str, console_mode_stdin: bool) -> str:
         """Send the WinRS Command. Never retried: a lost reply must not start it twice."""
-        command, _, arguments = command_line.partition(" ")
+        command, _space, arguments = command_line.partition(" ")
         args = [arguments] if arguments else []
 
         def start() -> str:
             protocol, shell_id = self.protocol, self.shell_id
-            assert protocol is not None and shell_id is not None
+            if protocol is None or shell_id is None:
+                raise RuntimeError("internal error: protocol or shell_id is not set")
             return self._request(
                 protocol,
                 lambda: protocol.run_command(
@@ -465,7 +467,8 @@ class WinRMSession:
         self, command_id: str, stdin: t.Iterable[bytes], deadline: float | None
     ) -> None:
         protocol, shell_id = self.protocol, self.shell_id
-        assert protocol is not None and shell_id is not None
+        if protocol is None or shell_id is None:
+            raise RuntimeError("internal error: protocol or shell_id is not set")
         for data, is_last in _with_last(stdin):
             self._check_deadline(deadline)
             try:
@@ -488,7 +491,8 @@ class WinRMSession:
 
     def _receive_once(self, command_id: str, wait: int) -> tuple[bytes, bytes, int, bool]:
         protocol, shell_id = self.protocol, self.shell_id
-        assert protocol is not None and shell_id is not None
+        if protocol is None or shell_id is None:
+            raise RuntimeError("internal error: protocol or shell_id is not set")
         configured = protocol.operation_timeout_sec
         # The host holds a Receive open for the WSMan OperationTimeout; shortening it lets a
         # command_timeout fire on time. The HTTP read timeout stays above it.
@@ -510,7 +514,8 @@ class WinRMSession:
     def _receive_all(
         self, command_id: str, sink: t.Callable[[bytes], None], deadline: float | None
     ) -> tuple[int, bytes]:
-        assert self.protocol is not None
+        if self.protocol is None:
+            raise RuntimeError("internal error: self.protocol is not set")
         self._lost_receive = None
         rc, stderr = self._receive_until_done(command_id, sink, deadline)
         if self._lost_receive is not None:
@@ -526,7 +531,8 @@ class WinRMSession:
     def _receive_until_done(
         self, command_id: str, sink: t.Callable[[bytes], None], deadline: float | None
     ) -> tuple[int, bytes]:
-        assert self.protocol is not None
+        if self.protocol is None:
+            raise RuntimeError("internal error: self.protocol is not set")
         stderr_parts: list[bytes] = []
         operation_timeout = int(self.protocol.operation_timeout_sec)
         while True:

@@ -22,11 +22,13 @@ import pytest
 pytest.importorskip("gssapi", reason="winhost's Kerberos acceptor is built on gssapi")
 pytest.importorskip("kerberos", reason="pywinrm's kerberos transport needs pykerberos")
 
-from ansible_collections.winops.remoting.plugins.plugin_utils._kerberos import (
-    KinitRequest,
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     TicketStore,
     acquire_ticket,
     ccache_environment,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    KinitRequest,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))

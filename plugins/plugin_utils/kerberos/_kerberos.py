@@ -126,7 +126,8 @@ class TicketBackend(t.Protocol):
 
     kind: str
 
-    def obtain(self, request: KinitRequest, ccache_path: str) -> None: ...
+    def obtain(self, request: KinitRequest, ccache_path: str) -> None:
+        """Write a ticket-granting ticket for `request` into the FILE ccache at `ccache_path`."""
 
 
 class KinitBackend:

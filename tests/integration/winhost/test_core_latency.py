@@ -91,9 +91,12 @@ def test_the_windows_profile_sleeps_at_logon_shell_process_pool_and_pipeline(
         stop_session(session)
 
 
-def test_without_a_profile_winhost_sleeps_nothing(winhost: WinhostSession) -> None:
+def test_without_a_profile_winhost_sleeps_nothing_but_still_counts(
+    winhost: WinhostSession,
+) -> None:
     host = winhost.hosts[0]
     user, password = winhost.credentials(host.name)
+    before = _counts(_paid(winhost, host.name))
     protocol = Protocol(
         endpoint=host.http_endpoint, transport="ntlm", username=user, password=password
     )
@@ -102,7 +105,19 @@ def test_without_a_profile_winhost_sleeps_nothing(winhost: WinhostSession) -> No
     protocol.get_command_output(shell_id, command_id)
     protocol.cleanup_command(shell_id, command_id)
     protocol.close_shell(shell_id)
-    assert winhost.state(host.name)["latency"] == {"profile": "none", "paid": {}}
+    state = winhost.state(host.name)["latency"]
+    assert state["profile"] == "none"
+    assert all(entry["seconds"] == 0 for entry in state["paid"].values())
+    after = _counts(state["paid"])
+    added = {op: after.get(op, 0) - before.get(op, 0) for op in latency.OPERATIONS}
+    assert {op: n for op, n in added.items() if op != "round_trip"} == {
+        "logon": 1,
+        "shell_create": 1,
+        "process_cmd": 1,
+        "process_powershell": 0,
+        "pool_open": 0,
+        "pipeline": 0,
+    }
 
 
 def test_an_unknown_profile_is_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -252,12 +252,12 @@ class WinHost:
             self._counters[counter] += 1
 
     def pay(self, operation: str) -> None:
-        """Sleep what `operation` costs under the host's latency profile (winhost.latency)
-        and tally it; nothing under the profile "none"."""
+        """Sleep what `operation` costs under the host's latency profile (winhost.latency;
+        nothing under "none") and tally it: the tallies show logons, shells and pools per run
+        whatever the profile."""
         seconds = self._cost.cost(operation)
-        if seconds <= 0:
-            return
-        time.sleep(seconds)
+        if seconds > 0:
+            time.sleep(seconds)
         with self._lock:
             count, total = self._paid.get(operation, (0, 0.0))
             self._paid[operation] = (count + 1, total + seconds)

@@ -8,7 +8,8 @@ WINHOST_LATENCY), makes winhost sleep for those costs at the points where Window
 
 Every figure names its source or says "assumed"; docs/winhost-behaviours.md (## Cost model)
 and docs/benchmarks.md list them with their sources. The profile "none" (the default) adds
-nothing. No test asserts our plugins' timings against these figures: they make a benchmark's
+nothing; under every profile the host's state JSON counts each operation (`latency.paid`), so
+tests can see logons, shells and pools per run. No test asserts our plugins' timings against these figures: they make a benchmark's
 ratios closer to what users see, nothing more.
 """
 

@@ -1,24 +1,32 @@
 """Side-by-side timings of our connection plugins and the builtin ones against winhost.
 
     python benchmarks/run.py [--repeat 3] [--combination http-ntlm-encrypted] [--size-mb 50]
+                             [--latency none windows] [--modelled-size-mb 10]
 
-One winhost with ten hosts is started; for every repetition each plugin runs the same three
-workloads through a real `ansible-playbook`:
+One winhost with ten hosts is started per latency profile; for every repetition each plugin
+runs the same three workloads through a real `ansible-playbook`:
 
 - 30 sequential win_ping tasks on one host (per-task connection and execution overhead),
 - 5 win_ping tasks on 10 hosts with --forks 10 (concurrency),
 - put (win_copy) and fetch of a 50 MB random file (transfer throughput).
 
-The table shows medians and the ratio ours / builtin for the same library (winrm with pywinrm,
-psrp with pypsrp). winhost's own cost per request is measured with anonymous WS-Management
-Identify round trips on one keep-alive connection, so its share of the totals is visible.
-Nothing here asserts a timing; it prints numbers.
+Two tables are printed: "zero-cost" (winhost answers at once) and "modelled" (winhost started
+with `--latency windows`: it sleeps what a real Windows host's round trips, logons, shells,
+processes, runspace pools and pipelines cost, see tests/winhost/winhost/latency.py). The
+modelled run transfers a smaller file by default (--modelled-size-mb) to stay affordable.
+Each table shows medians and the ratio ours / builtin for the same library (winrm with
+pywinrm, psrp with pypsrp). winhost's own cost per request is measured with anonymous
+WS-Management Identify round trips on one keep-alive connection, so its share of the totals
+is visible. Nothing here asserts a timing; it prints numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import dataclasses
 import http.client
+import os
 import statistics
 import sys
 import tempfile
@@ -51,6 +59,10 @@ IDENTIFY_BODY = (
     b"<s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"
 )
 REMOTE_FILE = r"C:\Temp\winops-bench\payload.bin"
+LATENCY_TITLES = {
+    "none": "zero-cost winhost",
+    "windows": "modelled Windows (winhost --latency windows)",
+}
 
 
 def _ping_playbook(path: Path, tasks: int, hosts: str) -> Path:
@@ -112,14 +124,20 @@ class Bench:
         self.failures: list[str] = []
         # per plugin: [requests, seconds] winhost counted while serving that plugin's runs
         self.server: dict[str, list[float]] = {}
+        # per plugin: modelled operations winhost slept for (logons, shells, pools...)
+        self.paid: dict[str, collections.Counter[str]] = {}
 
-    def _server_totals(self) -> tuple[int, float]:
+    def _server_totals(self) -> tuple[int, float, collections.Counter[str]]:
         requests, seconds = 0, 0.0
+        paid: collections.Counter[str] = collections.Counter()
         for target in self.targets:
-            counters = winhost_cli.state(self.state_dir, target.name).get("counters", {})
+            state = winhost_cli.state(self.state_dir, target.name)
+            counters = state.get("counters", {})
             requests += int(counters.get("requests", 0))
             seconds += float(counters.get("request_seconds", 0.0))
-        return requests, seconds
+            for operation, entry in state.get("latency", {}).get("paid", {}).items():
+                paid[operation] += int(entry["count"])
+        return requests, seconds, paid
 
     def _overlay(self, plugin: str, run_dir: Path) -> Path:
         hosts = {
@@ -131,12 +149,13 @@ class Bench:
         self.samples.setdefault((plugin, workload), []).append(seconds)
 
     def run_once(self, plugin: str, repetition: int, payload: Path, payload_sha1: str) -> None:
-        requests_before, seconds_before = self._server_totals()
+        requests_before, seconds_before, paid_before = self._server_totals()
         self._workloads(plugin, repetition, payload, payload_sha1)
-        requests_after, seconds_after = self._server_totals()
+        requests_after, seconds_after, paid_after = self._server_totals()
         totals = self.server.setdefault(plugin, [0, 0.0])
         totals[0] += requests_after - requests_before
         totals[1] += seconds_after - seconds_before
+        self.paid.setdefault(plugin, collections.Counter()).update(paid_after - paid_before)
 
     def _workloads(self, plugin: str, repetition: int, payload: Path, payload_sha1: str) -> None:
         run_dir = self.work / f"{plugin}-{repetition}"
@@ -239,6 +258,74 @@ def _table(bench: Bench, plugins: t.Sequence[str]) -> str:
     return "\n".join(rows)
 
 
+@dataclasses.dataclass
+class ProfileRun:
+    """One table: every plugin's repetitions against winhost with one latency profile."""
+
+    latency: str
+    size_mb: int
+    bench: Bench
+    identify: list[float]
+    seconds: float
+
+
+def _run_profile(
+    latency: str, args: argparse.Namespace, combo: Combination, work: Path, size_mb: int
+) -> ProfileRun:
+    """All repetitions of all plugins against one winhost started with `latency`."""
+    work.mkdir(parents=True)
+    state_dir = (args.state_dir / latency) if args.state_dir else work / "winhost"
+    payload = work / "payload.bin"
+    payload_sha1 = random_file(payload, size_mb * 1024 * 1024).sha1
+    started = time.monotonic()
+    with winhost_cli.running(state_dir, hosts=FANOUT_HOSTS, latency=latency) as inventory:
+        targets = list(read_targets(inventory).values())
+        bench = Bench(state_dir, inventory, targets, combo, work / "runs")
+        for repetition in range(args.repeat):
+            for plugin in args.plugins:
+                print(f"{latency}: repetition {repetition + 1}/{args.repeat}: {plugin}", flush=True)
+                bench.run_once(plugin, repetition, payload, payload_sha1)
+        identify = identify_round_trips(targets[0].address, IDENTIFY_ROUNDS)
+    payload.unlink()
+    return ProfileRun(latency, size_mb, bench, identify, time.monotonic() - started)
+
+
+def _report(run: ProfileRun, args: argparse.Namespace, combo: Combination) -> None:
+    latency, bench, identify, size_mb = run.latency, run.bench, run.identify, run.size_mb
+    print()
+    print(
+        f"{LATENCY_TITLES[latency]}: {combo.name} ({combo.scheme}, {combo.auth}), "
+        f"median of {args.repeat}, {size_mb} MB file, {run.seconds:.0f}s"
+    )
+    print(_table(bench, args.plugins).replace("put file", f"put {size_mb} MB file"))
+    print()
+    print(
+        f"winhost cost per request: median {statistics.median(identify) * 1000:.2f} ms, "
+        f"p90 {statistics.quantiles(identify, n=10)[-1] * 1000:.2f} ms "
+        f"({IDENTIFY_ROUNDS} anonymous Identify round trips on one keep-alive HTTP connection, "
+        "measured at the client: parse, route, render and socket I/O; no auth or encryption"
+        + ("" if latency == "none" else "; includes the modelled round trip")
+        + ")"
+    )
+    for plugin, (requests, server_seconds) in bench.server.items():
+        if requests:
+            print(
+                f"winhost time per request serving {plugin}: "
+                f"{server_seconds / requests * 1000:.2f} ms over {int(requests)} requests "
+                "(winhost's counters: parse, auth'd routing, module emulation and render; "
+                "includes Receive waiting for output)"
+            )
+    for plugin, paid in bench.paid.items():
+        if paid:
+            runs = args.repeat
+            print(
+                f"modelled operations per repetition for {plugin}: "
+                + ", ".join(
+                    f"{operation} {count / runs:g}" for operation, count in sorted(paid.items())
+                )
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="repetitions (median reported)")
@@ -249,6 +336,19 @@ def main(argv: list[str] | None = None) -> int:
         help="transport/auth used by every plugin",
     )
     parser.add_argument("--size-mb", type=int, default=50, help="size of the transfer file")
+    parser.add_argument(
+        "--latency",
+        nargs="+",
+        default=list(LATENCY_TITLES),
+        choices=list(LATENCY_TITLES),
+        help="winhost latency profiles to run, one table each (default: both)",
+    )
+    parser.add_argument(
+        "--modelled-size-mb",
+        type=int,
+        default=10,
+        help="size of the transfer file in the modelled run (smaller: it costs round trips)",
+    )
     parser.add_argument("--plugins", nargs="+", default=list(ALL_PLUGINS), choices=ALL_PLUGINS)
     parser.add_argument("--state-dir", type=Path, help="winhost state dir (default: temporary)")
     parser.add_argument(
@@ -260,46 +360,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     combo = COMBINATIONS_BY_NAME[args.combination]
+    results = []
     with tempfile.TemporaryDirectory(prefix="winops-bench-") as scratch:
         work = Path(scratch)
-        state_dir = args.state_dir or work / "winhost"
-        payload = work / "payload.bin"
-        payload_sha1 = random_file(payload, args.size_mb * 1024 * 1024).sha1
-        started = time.monotonic()
-        with winhost_cli.running(state_dir, hosts=FANOUT_HOSTS) as inventory:
-            targets = list(read_targets(inventory).values())
-            bench = Bench(state_dir, inventory, targets, combo, work / "runs")
-            for repetition in range(args.repeat):
-                for plugin in args.plugins:
-                    print(f"repetition {repetition + 1}/{args.repeat}: {plugin}", flush=True)
-                    bench.run_once(plugin, repetition, payload, payload_sha1)
-            identify = identify_round_trips(targets[0].address, IDENTIFY_ROUNDS)
+        for latency in args.latency:
+            size_mb = args.size_mb if latency == "none" else args.modelled_size_mb
+            results.append(_run_profile(latency, args, combo, work / latency, size_mb))
         tickets = kerberos_tickets.measure(work / "kerberos") if args.kerberos else {}
 
     print()
     print(
-        f"winops.remoting benchmarks: {combo.name} ({combo.scheme}, {combo.auth}), "
-        f"median of {args.repeat}, {args.size_mb} MB file, {time.monotonic() - started:.0f}s total"
+        f"winops.remoting benchmarks; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+        f" ({os.cpu_count()} CPUs) at the end"
     )
-    print(_table(bench, args.plugins).replace("put file", f"put {args.size_mb} MB file"))
-    print()
-    print(
-        f"winhost cost per request: median {statistics.median(identify) * 1000:.2f} ms, "
-        f"p90 {statistics.quantiles(identify, n=10)[-1] * 1000:.2f} ms "
-        f"({IDENTIFY_ROUNDS} anonymous Identify round trips on one keep-alive HTTP connection, "
-        "measured at the client: parse, route, render and socket I/O; no auth or encryption)"
-    )
-    for plugin, (requests, seconds) in bench.server.items():
-        if requests:
-            print(
-                f"winhost time per request serving {plugin}: {seconds / requests * 1000:.2f} ms "
-                f"over {int(requests)} requests (winhost's counters: parse, auth'd routing, "
-                "module emulation and render; includes Receive waiting for output)"
-            )
+    for run in results:
+        _report(run, args, combo)
     if tickets:
         print()
         print(kerberos_tickets.report(tickets))
-    failures = [*bench.failures]
+    failures = [failure for run in results for failure in run.bench.failures]
     failures += [f"Kerberos play through {name}" for name, (_, ok) in tickets.items() if not ok]
     for failure in failures:
         print(f"\nFAILED: {failure}")

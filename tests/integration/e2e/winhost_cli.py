@@ -40,12 +40,17 @@ def _winhost(state_dir: Path, *args: str, timeout: float = 120) -> str:
     return completed.stdout
 
 
-def start(state_dir: Path, hosts: int = 1, profile: str | None = None) -> Path:
-    """Start winhost; returns the inventory it wrote."""
+def start(
+    state_dir: Path, hosts: int = 1, profile: str | None = None, latency: str | None = None
+) -> Path:
+    """Start winhost; returns the inventory it wrote. `latency` names a winhost.latency
+    profile (what Windows' set-up steps cost, slept by winhost)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     args = ["start", "--hosts", str(hosts)]
     if profile:
         args += ["--profile", profile]
+    if latency:
+        args += ["--latency", latency]
     _winhost(state_dir, *args)
     inventory = state_dir / "inventory.yml"
     if not inventory.is_file():
@@ -68,9 +73,11 @@ def state(state_dir: Path, host: str) -> dict[str, t.Any]:
 
 
 @contextlib.contextmanager
-def running(state_dir: Path, hosts: int = 1, profile: str | None = None) -> t.Iterator[Path]:
+def running(
+    state_dir: Path, hosts: int = 1, profile: str | None = None, latency: str | None = None
+) -> t.Iterator[Path]:
     """winhost for the duration of a block; stopped even when the block fails."""
-    inventory = start(state_dir, hosts, profile)
+    inventory = start(state_dir, hosts, profile, latency)
     try:
         yield inventory
     finally:

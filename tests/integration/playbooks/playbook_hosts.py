@@ -55,7 +55,7 @@ CONTROLLER_ADDRESS = "127.0.0.1"
 # machine in the suite's block that no host of the session uses.
 OUTSIDE_ADDRESS = f"{profiles.ADDRESS_PREFIX}{FIRST + BLOCK_SIZE - 2}"
 # State that changes with every request rather than with the host's configuration.
-NOISE_KEYS = ("counters",)
+NOISE_KEYS = ("counters", "latency")  # request tallies and what a latency profile slept
 
 
 def http_negotiate(plugin: str) -> dict[str, t.Any]:
@@ -100,7 +100,7 @@ def https_validated(plugin: str, ca_path: Path | str) -> dict[str, t.Any]:
 
 
 def configuration(state: dict[str, t.Any]) -> dict[str, t.Any]:
-    """A host's state without its request counters: what a playbook run may change."""
+    """A host's state without its request and latency tallies: what a playbook run may change."""
     return {key: value for key, value in state.items() if key not in NOISE_KEYS}
 
 

@@ -1,11 +1,14 @@
 """Command line of winhost (PYTHONPATH=tests/winhost python -m winhost ...).
 
 start --state-dir DIR [--hosts N] [--profile NAME] [--first I] [--clock-offset S]
+      [--latency none|windows]
                                                      create state, start the server, wait
                                                      until every listener accepts, write
                                                      DIR/inventory.yml; --clock-offset runs
                                                      the hosts' clocks S seconds ahead
-                                                     (negative: behind), see winhost.clock
+                                                     (negative: behind), see winhost.clock;
+                                                     --latency sleeps what Windows' set-up
+                                                     steps cost, see winhost.latency
 stop  --state-dir DIR                                end the server
 state --state-dir DIR [HOST]                         JSON of the modelled state (no secrets)
 fault --state-dir DIR HOST KIND [key=value ...]      inject a fault (see winhost.faults)
@@ -26,7 +29,7 @@ import time
 import typing as t
 from pathlib import Path
 
-from winhost import clock, faults, profiles, service
+from winhost import clock, faults, latency, profiles, service
 from winhost.inventory import write_inventory
 
 START_TIMEOUT = 60.0
@@ -62,9 +65,16 @@ def start(
     profile: str = "default",
     first: int = 1,
     clock_offset: float = 0.0,
+    *,
+    latency_profile: str = "none",
 ) -> Path:
-    """Create the state dir, start the server process and return the inventory path."""
+    """Create the state dir, start the server process and return the inventory path.
+    `latency_profile` (winhost.latency) makes every host sleep what Windows' set-up costs."""
     state_dir = state_dir.resolve()
+    try:
+        latency.model(latency_profile)  # an unknown name fails here, before anything starts
+    except latency.LatencyError as err:
+        raise StartError(str(err)) from err
     try:
         clock_environment = clock.server_environment(clock_offset)
     except clock.ClockError as err:
@@ -85,6 +95,7 @@ def start(
     states = profiles.create_state_dir(state_dir, hosts, profile, first)
     for state in states:
         state.clock_offset_seconds = clock_offset
+        state.latency_profile = latency_profile
         state.save()
     inventory = write_inventory(state_dir, states)
     log_path = state_dir / service.LOG_FILE
@@ -201,6 +212,12 @@ def _parser() -> argparse.ArgumentParser:
                 metavar="SECONDS",
                 help="the hosts' clocks run this far ahead of the real clock (negative: behind)",
             )
+            command.add_argument(
+                "--latency",
+                default="none",
+                choices=sorted(latency.PROFILES),
+                help="sleep what a real Windows host's set-up steps cost (winhost.latency)",
+            )
         if name == "state":
             command.add_argument("host", nargs="?")
         if name == "fault":
@@ -220,7 +237,12 @@ def main(argv: list[str] | None = None) -> int:
             service.serve(args.state_dir.resolve())
         elif args.command == "start":
             inventory = start(
-                args.state_dir, args.hosts, args.profile, args.first, args.clock_offset
+                args.state_dir,
+                args.hosts,
+                args.profile,
+                args.first,
+                args.clock_offset,
+                latency_profile=args.latency,
             )
             print(f"winhost: {args.hosts} host(s) listening; inventory: {inventory}")
         elif args.command == "stop":

@@ -19,6 +19,7 @@ import datetime
 import logging
 import ssl
 import threading
+import time
 import typing as t
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from winhost import (
     compatibility,
     faults,
     grouppolicy,
+    latency,
     netfilter,
     pki,
     registry,
@@ -83,6 +85,10 @@ class WinHost:
         self._listener_errors: list[str] = []
         self._request_seconds = 0.0
         self._counters: collections.Counter[str] = collections.Counter()
+        with state.lock:
+            self._cost = latency.model(state.latency_profile)
+        # operation -> (times paid, seconds slept), for the state JSON and the tests.
+        self._paid: dict[str, tuple[int, float]] = {}
         faults.register_reboot_handler(self.name, self.reboot)
 
     # --- api.HostView ------------------------------------------------------------------------
@@ -212,6 +218,7 @@ class WinHost:
     def logon(self, principal: api.Principal) -> api.Principal:
         """The principal with its logon token decided: LocalAccountTokenFilterPolicy counts as
         it is at logon, as on Windows, not at each later request of the connection."""
+        self.pay(latency.LOGON)
         return dataclasses.replace(principal, elevated=self._administrators(principal))
 
     def _administrators(self, principal: api.Principal) -> bool:
@@ -243,6 +250,17 @@ class WinHost:
     def count(self, counter: str) -> None:
         with self._lock:
             self._counters[counter] += 1
+
+    def pay(self, operation: str) -> None:
+        """Sleep what `operation` costs under the host's latency profile (winhost.latency;
+        nothing under "none") and tally it: the tallies show logons, shells and pools per run
+        whatever the profile."""
+        seconds = self._cost.cost(operation)
+        if seconds > 0:
+            time.sleep(seconds)
+        with self._lock:
+            count, total = self._paid.get(operation, (0, 0.0))
+            self._paid[operation] = (count + 1, total + seconds)
 
     def record_request(self, seconds: float) -> None:
         with self._lock:
@@ -507,5 +525,9 @@ class WinHost:
                 "requests": 0,
                 **self._counters,
                 "request_seconds": round(self._request_seconds, 6),
+            }
+            data["latency"] = {
+                "profile": self._cost.name,
+                "paid": latency.counters(self._paid),
             }
         return data

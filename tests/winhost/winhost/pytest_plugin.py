@@ -92,14 +92,28 @@ class WinhostSession:
 
 
 def start_session(
-    state_dir: Path, hosts: int, profile: str, first: int = 1, clock_offset: float = 0.0
+    state_dir: Path,
+    hosts: int,
+    profile: str,
+    first: int = 1,
+    clock_offset: float = 0.0,
+    *,
+    latency_profile: str = "none",
 ) -> WinhostSession:
     """Start hosts like the fixture does (for tests that need another profile: pick a
     `first` index that does not collide with the session's hosts, and `stop_session` them).
-    `clock_offset` shifts the hosts' clocks (winhost.clock)."""
+    `clock_offset` shifts the hosts' clocks (winhost.clock); `latency_profile` makes them
+    sleep what Windows' set-up steps cost (winhost.latency)."""
     return WinhostSession(
         state_dir,
-        cli.start(state_dir, hosts=hosts, profile=profile, first=first, clock_offset=clock_offset),
+        cli.start(
+            state_dir,
+            hosts=hosts,
+            profile=profile,
+            first=first,
+            clock_offset=clock_offset,
+            latency_profile=latency_profile,
+        ),
     )
 
 
@@ -113,7 +127,10 @@ def winhost(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[WinhostSessi
     hosts = int(os.environ.get("WINHOST_HOSTS", "3"))
     profile = os.environ.get("WINHOST_PROFILE", "default")
     first = int(os.environ.get("WINHOST_FIRST", "1"))
-    inventory = cli.start(state_dir, hosts=hosts, profile=profile, first=first)
+    latency_profile = os.environ.get("WINHOST_LATENCY", "none")
+    inventory = cli.start(
+        state_dir, hosts=hosts, profile=profile, first=first, latency_profile=latency_profile
+    )
     try:
         yield WinhostSession(state_dir, inventory)
     finally:

@@ -199,6 +199,8 @@ class HostState:
     firewall_rules: list[dict[str, t.Any]]
     registry: dict[str, dict[str, t.Any]]
     clock_offset_seconds: float = 0.0
+    # The winhost.latency profile whose costs this host sleeps ("none": nothing added).
+    latency_profile: str = "none"
     # The registry value kinds (key -> value name -> "dword", "qword", "string", ...) of values
     # whose kind is recorded; a value without one takes the kind its data implies (see
     # winhost.registry), so `registry` itself stays plain data for the host's readers.
@@ -247,6 +249,7 @@ class HostState:
             "registry": copy.deepcopy(self.registry),
             "registry_types": copy.deepcopy(self.registry_types),
             "clock_offset_seconds": self.clock_offset_seconds,
+            "latency_profile": self.latency_profile,
             "session_configurations": dict(self.session_configurations),
             "event_log_channels": copy.deepcopy(self.event_log_channels),
             "local_group_policy": copy.deepcopy(self.local_group_policy),
@@ -271,6 +274,7 @@ class HostState:
             firewall_rules=data["firewall_rules"],
             registry=data["registry"],
             clock_offset_seconds=data.get("clock_offset_seconds", 0.0),
+            latency_profile=data.get("latency_profile", "none"),
             registry_types=data.get("registry_types", {}),
             # State files written before these were modelled hold Windows' defaults.
             session_configurations=data["session_configurations"]

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from spnego.exceptions import SpnegoError
 
-from winhost import api, faults
+from winhost import api, faults, latency
 from winhost.auth import AuthHost, ConnectionAuth, TlsInfo
 from winhost.http.encryption import EncryptionError, is_encrypted, seal, unseal
 from winhost.schannel import CipherSuitePolicy
@@ -51,6 +51,8 @@ class ServedHost(AuthHost, t.Protocol):
     def allows_resource(self, principal: api.Principal, resource_uri: str) -> bool: ...
 
     def record_request(self, seconds: float) -> None: ...
+
+    def pay(self, operation: str) -> None: ...
 
     def admits(self, peer: str, port: int) -> bool: ...
 
@@ -266,6 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
+        # One network round trip per request and answer (latency profile; nothing by default).
+        host.pay(latency.ROUND_TRIP)
         if urlsplit(self.path).path.strip("/").lower() != self.listener.url_prefix.lower():
             self._reply(404)
             return

@@ -22,8 +22,9 @@ description:
 author: winops.remoting contributors (@winops)
 version_added: 0.1.0
 requirements:
-  - pywinrm >= 0.4.0 (python library), with pyspnego; pykerberos (pywinrm[kerberos]) for Kerberos;
+  - pywinrm >= 0.5.0 (python library), with pyspnego; pykerberos (pywinrm[kerberos]) for Kerberos;
     requests-credssp for CredSSP
+  - urllib3 >= 2.0.7 and not 2.1.x for certificate authentication over TLS 1.3
 extends_documentation_fragment:
   - connection_pipelining
 options:

@@ -54,6 +54,11 @@ CASES = (
     Case("credssp_local_gpo-winrm", "credssp_local_gpo", "winrm", full=True),
     Case("bootstrap-psrp", "bootstrap", "psrp", full=True),
     Case("bootstrap-winrm", "bootstrap", "winrm", full=False),
+    # Each starting point through the other plugin too (setup -> harden -> verify, no rerun).
+    Case("stock-winrm", "stock", "winrm", full=False),
+    Case("cra_credssp-winrm", "cra_credssp", "winrm", full=False),
+    Case("gpo-winrm", "gpo", "winrm", full=False),
+    Case("credssp_local_gpo-psrp", "credssp_local_gpo", "psrp", full=False),
 )
 assert len(CASES) < BLOCK_SIZE - 1
 CONTROLLER_ADDRESS = "127.0.0.1"

@@ -16,10 +16,6 @@
   compare its argument spec with the docs: it runs in a second pass without the .ps1 files, so
   the .py documentation is still validated. Neither needs an ignore entry (Automation Hub
   accepts only a short list of them: ansible-lint's `sanity` rule).
-- tests/sanity/pending-<version>.txt, if present, lists findings in files that another branch
-  is restructuring. They are added to the installed copy's ignore file for this run only and
-  printed; ansible-test's `ignores` test fails once one no longer matches, so the list cannot
-  outlive the fixes.
 """
 
 from __future__ import annotations
@@ -90,7 +86,6 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
         )
         collection = Path(collections) / "ansible_collections" / "winops" / "remoting"
-        add_pending_findings(collection, ansible_core_version(ansible_bin))
         environment = {
             **os.environ,
             "HOME": str(home),
@@ -120,40 +115,6 @@ def main() -> int:
             completed = subprocess.run(command, cwd=collection, env=environment, check=False)
             failed = failed or completed.returncode != 0
         return 1 if failed else 0
-
-
-def ansible_core_version(ansible_bin: Path) -> str:
-    """major.minor of the ansible-core in that venv: the suffix of its sanity ignore file."""
-    return subprocess.run(
-        [
-            str(ansible_bin / "python"),
-            "-c",
-            "from ansible.release import __version__ as v; print('.'.join(v.split('.')[:2]))",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
-def add_pending_findings(collection: Path, version: str) -> None:
-    pending = HERE / f"pending-{version}.txt"
-    if not pending.is_file():
-        return
-    entries = [
-        line for line in pending.read_text().splitlines() if line and not line.startswith("#")
-    ]
-    print(
-        f"sanity: {len(entries)} finding(s) in files under restructuring are ignored for this run "
-        f"only ({pending.relative_to(REPO)}):",
-        flush=True,
-    )
-    for entry in entries:
-        print(f"  {entry}", flush=True)
-    ignore = collection / "tests" / "sanity" / f"ignore-{version}.txt"
-    ignore.parent.mkdir(parents=True, exist_ok=True)
-    existing = ignore.read_text() if ignore.is_file() else ""
-    ignore.write_text(existing + "".join(f"{entry}\n" for entry in entries))
 
 
 if __name__ == "__main__":

@@ -325,6 +325,38 @@ options:
     ini:
       - section: psrp
         key: command_timeout
+  session_persist:
+    description:
+      - Keep the authenticated connection and the runspace pool open after a task, for the
+        later tasks of the same C(ansible-playbook) run with the same host, user and
+        connection options (like OpenSSH's ControlPersist). Later tasks neither log on again
+        nor start another C(wsmprovhost) process. A local process of the same user keeps it,
+        reached through a socket in a private (0700) directory, and ends it when the run
+        ends, when O(session_idle_timeout) passes without a task, or on C(reset_connection)
+        and C(win_reboot). V(false) opens and closes a pool in every task, as
+        P(ansible.builtin.psrp#connection) does.
+    default: true
+    type: raw
+    vars:
+      - name: ansible_psrp_session_persist
+    env:
+      - name: WINOPS_REMOTING_SESSION_PERSIST
+    ini:
+      - section: winops_remoting
+        key: session_persist
+  session_idle_timeout:
+    description:
+      - Seconds a kept session (O(session_persist)) waits for the next task before it closes
+        its runspace pool and ends.
+    default: 60
+    type: raw
+    vars:
+      - name: ansible_psrp_session_idle_timeout
+    env:
+      - name: WINOPS_REMOTING_SESSION_IDLE_TIMEOUT
+    ini:
+      - section: winops_remoting
+        key: session_idle_timeout
   reconnection_retries:
     description:
       - Extra attempts after a transient failure. pypsrp retries refused or timed-out TCP
@@ -399,20 +431,27 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._slot import (
+    SessionSlot,
+    session_slot,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    PSRP_EXTRAS_PREFIX,
     OptionSource,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
-    EXTRAS_PREFIX,
-    PsrpSettings,
-    read_settings,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
-    PsrpSession,
-    require_pypsrp,
-)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
+        PsrpSettings,
+    )
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
+        PsrpSession,
+    )
 
 display = Display()
+
+# What a task asks of its runspace pool, here or in the process that keeps it (kept._slot).
+SESSION_OPERATIONS = ("run", "put_file", "fetch_file")
 
 # How ansible's powershell shell plugin starts PowerShell; we run what follows in the runspace.
 _POWERSHELL_PREFIX = "PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted "
@@ -454,7 +493,11 @@ def _split_lines(text: str) -> list[str]:
 
 
 class Connection(ConnectionBase):
-    """PowerShell Remoting connection; the session layer lives in plugin_utils.session._psrp_session."""
+    """PowerShell Remoting connection; the session layer lives in plugin_utils.session._psrp_session.
+
+    pypsrp and the session layer are imported only when this task opens a runspace pool: a
+    task whose pool is kept by an earlier task's holder process (kept._slot) never loads them.
+    """
 
     transport = "winops.remoting.psrp"
     module_implementation_preferences = (".ps1", ".exe", "")
@@ -466,8 +509,7 @@ class Connection(ConnectionBase):
         self.always_pipeline_modules = True
         self.has_native_async = True
         self._shell_type = "powershell"
-        self._session: PsrpSession | None = None
-        self._settings: PsrpSettings | None = None
+        self._slot: SessionSlot | None = None
         self._var_options: dict[str, t.Any] = {}
         self._task_keys: dict[str, t.Any] = {}
         super().__init__(*args, **kwargs)
@@ -487,26 +529,42 @@ class Connection(ConnectionBase):
         self._task_keys = dict(task_keys or {})
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
 
-    def _read_settings(self) -> PsrpSettings:
-        source = OptionSource(
+    def _option_source(self) -> OptionSource:
+        return OptionSource(
             self.get_option,
             self.option_definitions,
-            extras_prefix=EXTRAS_PREFIX,
+            extras_prefix=PSRP_EXTRAS_PREFIX,
             var_options=self._var_options,
             task_keys=self._task_keys,
             extras=self.get_option("_extras") if self.has_option("_extras") else {},
         )
-        return read_settings(source, warn=display.warning)
+
+    def _read_settings(self) -> PsrpSettings:
+        from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
+            read_settings,
+        )
+
+        return read_settings(self._option_source(), warn=display.warning)
 
     # -- connection lifecycle ----------------------------------------------------------------
 
-    def _connect(self) -> Connection:
+    def _new_slot(self) -> SessionSlot:
+        return session_slot(
+            self.transport,
+            self._option_source(),
+            self._open_own_session,
+            SESSION_OPERATIONS,
+            log=lambda message: display.vvv(self._redact(message), host=self._remote_host),
+        )
+
+    def _open_own_session(self) -> PsrpSession:
+        from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
+            PsrpSession,
+            require_pypsrp,
+        )
+
         require_pypsrp()
-        super()._connect()
-        if self._session is not None and self._session.is_open:
-            return self
         settings = self._read_settings()
-        self._settings = settings
         endpoint = settings.endpoint
         display.vvv(
             f"ESTABLISH PSRP CONNECTION FOR USER: {settings.user} TO {endpoint.url} "
@@ -519,23 +577,38 @@ class Connection(ConnectionBase):
             include_stacktrace=display.verbosity >= 3,
         )
         session.open()
-        self._session = session
+        return session
+
+    def _connect(self) -> Connection:
+        super()._connect()
+        if self._slot is None:
+            self._slot = self._new_slot()
+        self._slot.open()
         self._connected = True
         return self
 
     def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            self._log_vvvvv("PSRP CLOSE RUNSPACE POOL")
-            session.close()
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            self._log_vvvvv("PSRP CLOSE (the runspace pool stays open when it is kept)")
+            slot.close()
         self._connected = False
 
     def reset(self) -> None:
-        if not self._connected:
-            self._session = None
-            return
-        self.close()
-        self._connect()
+        # Also where ansible-playbook itself runs `meta: reset_connection`, on a connection
+        # that never connected: the pool a task kept for these options is closed either way.
+        (self._slot or self._new_slot()).end()
+        self._slot = None
+        if self._connected:
+            self._connected = False
+            self._connect()
+
+    def _call(self, operation: str, *args: t.Any) -> t.Any:
+        if self._slot is None:
+            self._connect()
+        if self._slot is None:
+            raise RuntimeError("internal error: self._slot is not set")
+        return self._slot.call(operation, *args)
 
     # -- commands and files ------------------------------------------------------------------
 
@@ -548,16 +621,14 @@ class Connection(ConnectionBase):
             display.vvv("PSRP EXEC (pipelined module bootstrap)", host=self._remote_host)
         else:
             display.vvv(f"PSRP EXEC {self._redact(invocation.description)}", host=self._remote_host)
-        result = self._require_session().run(
-            invocation.script, invocation.input_lines, invocation.arguments
-        )
+        result = self._call("run", invocation.script, invocation.input_lines, invocation.arguments)
         display.vvvvv(f"PSRP RC: {result.rc}", host=self._remote_host)
         if self._play_context.no_log:
             display.vvvvv("PSRP STDOUT/STDERR: <hidden by no_log>", host=self._remote_host)
         else:
             display.vvvvv(f"PSRP STDOUT: {self._redact(result.stdout)}", host=self._remote_host)
             display.vvvvv(f"PSRP STDERR: {self._redact(result.stderr)}", host=self._remote_host)
-        return result.as_bytes()
+        return t.cast("tuple[int, bytes, bytes]", result.as_bytes())
 
     def _invocation_for(self, cmd: str, in_data: bytes | None) -> _Invocation:
         """Decide what to run in the runspace for a command line from the shell plugin."""
@@ -592,30 +663,24 @@ class Connection(ConnectionBase):
         if not os.path.isfile(in_path):
             raise AnsibleFileNotFound(f"file or module does not exist: '{in_path}'")
         display.vvv(f"PUT {in_path} TO {out_path}", host=self._remote_host)
-        size = self._require_session().put_file(in_path, out_path)
+        size = self._call("put_file", in_path, out_path)
         self._log_vvvvv(f"PSRP PUT {in_path} done: {size} bytes, SHA-1 verified")
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         super().fetch_file(in_path, out_path)
         in_path = _unquote(in_path)
         display.vvv(f"FETCH {in_path} TO {out_path}", host=self._remote_host)
-        size = self._require_session().fetch_file(in_path, out_path)
+        size = self._call("fetch_file", in_path, out_path)
         self._log_vvvvv(f"PSRP FETCH {in_path} done: {size} bytes, SHA-1 verified")
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _require_session(self) -> PsrpSession:
-        if self._session is None:
-            self._connect()
-        return t.cast(PsrpSession, self._session)
-
     @property
     def _remote_host(self) -> str | None:
-        return self._settings.endpoint.host if self._settings is not None else None
+        return t.cast("str | None", self.get_option("remote_addr"))
 
     def _redact(self, text: str) -> str:
-        secrets = self._settings.secrets if self._settings is not None else ()
-        return redact(text, secrets)
+        return redact(text, self._option_source().secrets())
 
     def _log_vvvvv(self, message: str) -> None:
         display.vvvvv(self._redact(message), host=self._remote_host)

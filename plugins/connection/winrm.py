@@ -324,6 +324,37 @@ options:
     ini:
       - section: winrm
         key: command_timeout
+  session_persist:
+    description:
+      - Keep the authenticated connection and the WinRS shell open after a task, for the later
+        tasks of the same C(ansible-playbook) run with the same host, user and connection
+        options (like OpenSSH's ControlPersist). A local process of the same user keeps it,
+        reached through a socket in a private (0700) directory, and ends it when the run
+        ends, when O(session_idle_timeout) passes without a task, or on C(reset_connection)
+        and C(win_reboot). V(false) opens and closes a session in every task, as
+        P(ansible.builtin.winrm#connection) does.
+    default: true
+    type: raw
+    vars:
+      - name: ansible_winrm_session_persist
+    env:
+      - name: WINOPS_REMOTING_SESSION_PERSIST
+    ini:
+      - section: winops_remoting
+        key: session_persist
+  session_idle_timeout:
+    description:
+      - Seconds a kept session (O(session_persist)) waits for the next task before it deletes
+        its shell and ends.
+    default: 60
+    type: raw
+    vars:
+      - name: ansible_winrm_session_idle_timeout
+    env:
+      - name: WINOPS_REMOTING_SESSION_IDLE_TIMEOUT
+    ini:
+      - section: winops_remoting
+        key: session_idle_timeout
   reconnection_retries:
     description:
       - How many times an operation that is safe to repeat (creating or deleting the shell,
@@ -393,32 +424,36 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import is_upn
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
-    redact,
-    redacted_options,
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._slot import (
+    SessionSlot,
+    session_slot,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    WINRM_EXTRAS_PREFIX,
     OptionSource,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
-    EXTRAS_PREFIX,
-    WinRMSettings,
-    build_settings,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
-from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
-    WinRMSession,
-)
-from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
-    stdin_chunk_size,
-)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
+        WinRMSettings,
+    )
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
+        WinRMSession,
+    )
 
 display = Display()
 
+# What a task asks of its WinRS session, here or in the process that keeps it (kept._slot).
+SESSION_OPERATIONS = ("execute", "put_file", "fetch_file")
+
 
 class Connection(ConnectionBase):
-    """WinRM connection to a Windows host through a WinRS shell."""
+    """WinRM connection to a Windows host through a WinRS shell.
+
+    pywinrm and the session layer are imported only when this task opens a session: a task
+    whose session is kept by an earlier task's holder process (kept._slot) never loads them.
+    """
 
     transport = "winops.remoting.winrm"
     module_implementation_preferences = (".ps1", ".exe", "")
@@ -431,7 +466,7 @@ class Connection(ConnectionBase):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self._session: WinRMSession | None = None
+        self._slot: SessionSlot | None = None
         self._var_options: dict[str, t.Any] = {}
         self._task_keys: dict[str, t.Any] = {}
 
@@ -448,18 +483,30 @@ class Connection(ConnectionBase):
         self._task_keys = dict(task_keys or {})
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
 
-    def _read_settings(self) -> WinRMSettings:
-        """Validate the current options (read at connect time, so set_option() + reset works)."""
-        source = OptionSource(
+    def _option_source(self) -> OptionSource:
+        return OptionSource(
             self.get_option,
             self.option_definitions,
-            extras_prefix=EXTRAS_PREFIX,
+            extras_prefix=WINRM_EXTRAS_PREFIX,
             var_options=self._var_options,
             task_keys=self._task_keys,
             extras=self.get_option("_extras"),
         )
+
+    def _read_settings(self) -> WinRMSettings:
+        """Validate the current options (read at connect time, so set_option() + reset works)."""
+        from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
+            is_upn,
+        )
+        from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
+            build_settings,
+        )
+        from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+            _winrm_session,
+        )
+
         settings = build_settings(
-            source,
+            self._option_source(),
             _winrm_session.protocol_parameters(),
             _winrm_session.kerberos_available(),
         )
@@ -502,46 +549,69 @@ class Connection(ConnectionBase):
 
     # -- connection lifecycle -------------------------------------------------------------
 
-    def _connect(self) -> Connection:
+    def _new_slot(self) -> SessionSlot:
+        return session_slot(
+            self.transport,
+            self._option_source(),
+            self._open_own_session,
+            SESSION_OPERATIONS,
+            log=lambda message: self._log(3, message),
+        )
+
+    def _open_own_session(self) -> WinRMSession:
+        from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
+            redacted_options,
+        )
+        from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+            _winrm_session,
+        )
+
         if not _winrm_session.HAS_WINRM:
             raise AnsibleError(
                 "winops.remoting.winrm needs the pywinrm library, which failed to import: "
                 f"{_winrm_session.WINRM_IMPORT_ERROR}"
             )
+        settings = self._read_settings()
+        endpoint = settings.endpoint
+        self._log(
+            3,
+            f"ESTABLISH WINRM CONNECTION FOR USER: {settings.protocol_kwargs.get('username')}"
+            f" on PORT {endpoint.port} TO {endpoint.host}",
+        )
+        self._log(5, f"WINRM PROTOCOL ARGUMENTS: {redacted_options(settings.protocol_kwargs)}")
+        session = _winrm_session.WinRMSession(settings, log=self._log, warn=self._warn)
+        session.open()
+        return session
+
+    def _connect(self) -> Connection:
         super()._connect()
-        if self._session is None:
-            settings = self._read_settings()
-            endpoint = settings.endpoint
-            self._log(
-                3,
-                f"ESTABLISH WINRM CONNECTION FOR USER: {settings.protocol_kwargs.get('username')}"
-                f" on PORT {endpoint.port} TO {endpoint.host}",
-            )
-            self._log(5, f"WINRM PROTOCOL ARGUMENTS: {redacted_options(settings.protocol_kwargs)}")
-            session = WinRMSession(settings, log=self._log, warn=self._warn)
-            session.open()
-            self._session = session
+        if self._slot is None:
+            self._slot = self._new_slot()
+        self._slot.open()
         self._connected = True
         return self
 
     def reset(self) -> None:
-        if not self._connected:
-            return
-        self.close()
-        self._connect()
+        # Also where ansible-playbook itself runs `meta: reset_connection`, on a connection
+        # that never connected: the session a task kept for these options ends either way.
+        (self._slot or self._new_slot()).end()
+        self._slot = None
+        if self._connected:
+            self._connected = False
+            self._connect()
 
     def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.close()
         self._connected = False
 
-    def _open_session(self) -> WinRMSession:
-        if self._session is None:
+    def _call(self, operation: str, *args: t.Any) -> t.Any:
+        if self._slot is None:
             self._connect()
-        if self._session is None:
-            raise RuntimeError("internal error: self._session is not set")
-        return self._session
+        if self._slot is None:
+            raise RuntimeError("internal error: self._slot is not set")
+        return self._slot.call(operation, *args)
 
     # -- commands and files ---------------------------------------------------------------
 
@@ -559,24 +629,19 @@ class Connection(ConnectionBase):
         self, cmd: str, in_data: bytes | None = None, sudoable: bool = True
     ) -> tuple[int, bytes, bytes]:
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
-        session = self._open_session()
         no_log = bool(self._play_context.no_log)
         self._log(3, "EXEC (via pipeline wrapper)" if in_data else "EXEC")
         if not no_log:
             self._log(5, f"WINRM EXEC {cmd!r}")
-        stdin = None
-        if in_data:
-            size = stdin_chunk_size(session.settings.max_envelope_size)
-            stdin = (in_data[offset : offset + size] for offset in range(0, len(in_data), size))
-        result = session.run(self._command_line(cmd), stdin=stdin)
-        stdout = result.stdout.decode("utf-8", errors="surrogateescape")
-        stderr = result.stderr.decode("utf-8", errors="surrogateescape")
+        rc, raw_stdout, raw_stderr = self._call("execute", self._command_line(cmd), in_data)
+        stdout = raw_stdout.decode("utf-8", errors="surrogateescape")
+        stderr = raw_stderr.decode("utf-8", errors="surrogateescape")
         shown = ("<censored due to no_log>", "<censored due to no_log>")
         if not no_log:
             shown = (stdout, stderr)
-        self._log(5, f"WINRM RESULT rc={result.rc} stdout={shown[0]!r} stderr={shown[1]!r}")
+        self._log(5, f"WINRM RESULT rc={rc} stdout={shown[0]!r} stderr={shown[1]!r}")
         cleaned = clean_stderr(stderr)
-        return result.rc, result.stdout, cleaned.encode("utf-8", errors="surrogateescape")
+        return rc, raw_stdout, cleaned.encode("utf-8", errors="surrogateescape")
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
@@ -584,11 +649,11 @@ class Connection(ConnectionBase):
         self._log(3, f'PUT "{in_path}" TO "{out_path}"')
         if not os.path.isfile(in_path):
             raise AnsibleFileNotFound(f'file or module does not exist: "{in_path}"')
-        self._open_session().put_file(in_path, out_path)
+        self._call("put_file", in_path, out_path)
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         super().fetch_file(in_path, out_path)
         in_path = self._shell._unquote(in_path)
         out_path = out_path.replace("\\", "/")
         self._log(3, f'FETCH "{in_path}" TO "{out_path}"')
-        self._open_session().fetch_file(in_path, out_path)
+        self._call("fetch_file", in_path, out_path)

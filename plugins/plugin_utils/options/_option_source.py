@@ -15,6 +15,13 @@ import collections.abc as c
 import os
 import typing as t
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import is_secret_option
+
+# The prefix of each plugin's variables; ``ansible_<plugin>_<name>`` matching no option is an
+# extra (handed to the library by winrm, reported by both).
+WINRM_EXTRAS_PREFIX = "ansible_winrm_"
+PSRP_EXTRAS_PREFIX = "ansible_psrp_"
+
 # The variable each option is known by when no variable set it (a default, an ini file): the
 # one users meet in the docs, not the plugin-specific alias or inventory_hostname.
 PRIMARY_VARS: dict[str, str] = {
@@ -101,6 +108,25 @@ class OptionSource:
     def read(self, option: str) -> tuple[t.Any, str]:
         """``value(option)`` and ``label(option)`` together."""
         return self.value(option), self.label(option)
+
+    def values(self) -> dict[str, t.Any]:
+        """Every declared option's value and every extra: what identifies a session's settings."""
+        values: dict[str, t.Any] = {}
+        for name in self._definitions:
+            try:
+                values[name] = self._get(name)
+            except KeyError:  # neither set nor defaulted
+                values[name] = None
+        values.update(self._extras)
+        return values
+
+    def secrets(self) -> list[str]:
+        """The values of the secret options (passwords, key passwords) that are set."""
+        return [
+            value
+            for name, value in self.values().items()
+            if is_secret_option(name) and isinstance(value, str) and value
+        ]
 
     def extras(self) -> dict[str, t.Any]:
         """``ansible_<plugin>_*`` variables that match no declared option."""

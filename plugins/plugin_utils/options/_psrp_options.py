@@ -20,6 +20,7 @@ import typing as t
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    PSRP_EXTRAS_PREFIX,
     OptionSource,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
@@ -36,7 +37,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
 
 PLUGIN = "psrp"
 PLUGIN_NAME = "winops.remoting.psrp"
-EXTRAS_PREFIX = "ansible_psrp_"
 
 AUTH_CHOICES = ("basic", "certificate", "negotiate", "kerberos", "ntlm", "credssp")
 # Auth protocols whose security context can encrypt WSMan messages over plain HTTP.
@@ -188,7 +188,7 @@ def _read_extras(
     passed: dict[str, t.Any] = {}
     unknown: list[str] = []
     for var in sorted(extras):
-        name = var[len(EXTRAS_PREFIX) :] if var.startswith(EXTRAS_PREFIX) else var
+        name = var[len(PSRP_EXTRAS_PREFIX) :] if var.startswith(PSRP_EXTRAS_PREFIX) else var
         if name in allowed:
             value = extras[var]
             _validation.require(

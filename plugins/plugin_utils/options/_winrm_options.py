@@ -32,7 +32,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
 )
 
 PLUGIN = "winrm"
-EXTRAS_PREFIX = "ansible_winrm_"
 TRANSPORTS = (
     "basic",
     "certificate",

@@ -36,6 +36,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_opti
     PsrpSettings,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled import (
+    connection_lost,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_output import (
     PipelineResult,
     collect_result,
@@ -259,12 +262,8 @@ class PsrpSession:
         object per item). ``on_output`` receives output objects as they arrive and takes them
         off the result, so large outputs need not be held in memory.
         """
-        pool = self._require_pool()
         self._release_finished_pipeline()
-        pipeline = PowerShell(pool)
-        pipeline.add_script(script, use_local_scope=True)
-        for argument in arguments:
-            pipeline.add_argument(argument)
+        pipeline = self._pipeline(script, arguments)
 
         deadline = None
         if self.settings.command_timeout:
@@ -276,8 +275,20 @@ class PsrpSession:
             pipeline_input = list(input_lines) or None
         try:
             with self._credentials():
-                # Create + Send: never repeated, whatever happens.
-                pipeline.begin_invoke(pipeline_input)
+                self._reauthenticate_if_disconnected()
+                # Create + Send: never repeated, whatever happens...
+                try:
+                    pipeline.begin_invoke(pipeline_input)
+                except WSManFaultError as fault:
+                    # ...except when the host answered that it no longer has the pool (a kept
+                    # pool ends with a WinRM restart or a reboot): nothing was started.
+                    if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
+                        raise
+                    self._log("the host no longer has the runspace pool; opening a new one")
+                    self._forget_pool()
+                    self.open()
+                    pipeline = self._pipeline(script, arguments)
+                    pipeline.begin_invoke(pipeline_input)
                 while pipeline.state == PSInvocationState.RUNNING:
                     poll_timeout = self._poll_timeout(deadline)
                     self._retry(
@@ -294,6 +305,32 @@ class PsrpSession:
             raise
         self._finished_pipeline = pipeline
         return self._result(pipeline)
+
+    def _reauthenticate_if_disconnected(self) -> None:
+        """Authenticate again before the next request if the host closed our connection."""
+        if self._pool is None:
+            return
+        transport: t.Any = getattr(self._pool.connection, "transport", None)
+        http: t.Any = getattr(transport, "session", None)
+        if connection_lost(http):
+            self._log("the host closed the connection; authenticating again")
+            http.close()
+            transport.session = None
+            transport.encryption = None
+
+    def _pipeline(self, script: str, arguments: c.Sequence[str]) -> PowerShell:
+        pipeline = PowerShell(self._require_pool())
+        pipeline.add_script(script, use_local_scope=True)
+        for argument in arguments:
+            pipeline.add_argument(argument)
+        return pipeline
+
+    def _forget_pool(self) -> None:
+        """Drop a pool the host no longer has, without asking the host to close it."""
+        pool, self._pool = self._pool, None
+        self._finished_pipeline = None
+        if pool is not None:
+            pool.connection.close()
 
     def _timeout_error(self) -> CommandTimeoutError:
         return CommandTimeoutError(

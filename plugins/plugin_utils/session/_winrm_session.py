@@ -37,6 +37,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_opt
     WinRMSettings,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled import (
+    connection_lost,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
 )
@@ -50,6 +53,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer
     ScriptResult,
     powershell_command_line,
     put_chunk_size,
+    stdin_chunk_size,
 )
 
 try:
@@ -396,12 +400,30 @@ class WinRMSession:
         deadline = self._clock() + timeout if timeout else None
         try:
             with self._credentials():
+                self._reauthenticate_if_disconnected()
                 command_id = self._start(command_line, console_mode_stdin=stdin is None)
                 return self._finish(command_id, stdin, stdout_sink, deadline)
         except AnsibleError:
             raise
         except Exception as err:
             raise_failure(self._failure(err))
+
+    def _reauthenticate_if_disconnected(self) -> None:
+        """Authenticate again before the next request if the host closed our connection."""
+        protocol = self.protocol
+        if protocol is not None and connection_lost(getattr(protocol.transport, "session", None)):
+            self._log(5, "WINRM: the host closed the connection; authenticating again")
+            protocol.transport.close_session()
+
+    def execute(self, command_line: str, in_data: bytes | None) -> tuple[int, bytes, bytes]:
+        """``run`` for a task: ``in_data`` goes to stdin in Sends that fit an envelope. Plain
+        values come back, so a task reading them from a kept session needs no pywinrm."""
+        stdin = None
+        if in_data:
+            size = stdin_chunk_size(self.settings.max_envelope_size)
+            stdin = (in_data[offset : offset + size] for offset in range(0, len(in_data), size))
+        result = self.run(command_line, stdin=stdin)
+        return result.rc, result.stdout, result.stderr
 
     def _start(self, command_line: str, console_mode_stdin: bool) -> str:
         """Send the WinRS Command. Never retried: a lost reply must not start it twice."""
@@ -422,11 +444,18 @@ class WinRMSession:
         try:
             return start()
         except WSManFaultError as fault:
-            if fault.wmierror_code != _wsman_faults.QUOTA_MAX_OPERATIONS:
+            if fault.wmierror_code == _wsman_faults.QUOTA_MAX_OPERATIONS:
+                reason = "the shell reached its operation quota"
+            elif fault_code(fault) == _wsman_faults.SHELL_NOT_FOUND:
+                # A kept shell ends with the WinRM service (a restart, a reboot) or its idle
+                # timeout; the host answers ERROR_WSMAN_SHELL_NOT_FOUND to a Command in it.
+                reason = "the host no longer has the shell"
+                self.shell_id = None
+            else:
                 raise
-        # The host refused to start it (the shell reached its operation quota), so starting it
-        # in a fresh shell is the first start, not a repeat.
-        self._log(5, "WINRM: shell operation quota reached, replacing the shell")
+        # The host refused to start it, so starting it in a fresh shell is the first start, not
+        # a repeat.
+        self._log(5, f"WINRM: {reason}, replacing the shell")
         self.reopen_shell()
         return start()
 

@@ -12,6 +12,7 @@ from ansible.errors import AnsibleError, AnsibleFileNotFound
 from test_psrp_support import OURS, load_connection
 
 from ansible_collections.winops.remoting.plugins.connection import psrp
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_session
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_output import (
     PipelineResult,
 )
@@ -77,7 +78,7 @@ class Shown:
 @pytest.fixture
 def connection() -> t.Iterator[t.Any]:
     FakeSession.instances.clear()
-    with mock.patch.object(psrp, "PsrpSession", FakeSession):
+    with mock.patch.object(_psrp_session, "PsrpSession", FakeSession):
         yield load_connection(OURS, VARIABLES)
 
 

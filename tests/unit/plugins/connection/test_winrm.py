@@ -129,7 +129,7 @@ def test_command_timeout_option_reaches_the_session(host: Host) -> None:
         {"ansible_winrm_command_timeout": 90, "ansible_winrm_max_envelope_size": 512000}
     )
     connection._connect()
-    assert connection._session.settings.command_timeout == 90
+    assert connection._slot.session.settings.command_timeout == 90
     assert host.protocol.max_env_sz == 512000
 
 
@@ -172,7 +172,7 @@ def test_reset_replaces_the_shell_and_close_deletes_it(host: Host) -> None:
     assert connection.connected
     connection.reset()
     assert host.protocol.names("close_shell") == ["SHELL-1"]
-    assert connection._session.shell_id == "SHELL-2"
+    assert connection._slot.session.shell_id == "SHELL-2"
     connection.close()
     assert host.protocol.names("close_shell") == ["SHELL-1", "SHELL-2"]
     assert not connection.connected

@@ -868,7 +868,7 @@ def test_private_ccache_is_used_while_opening_and_removed_on_close(
     before = os.environ.get("KRB5CCNAME")
     connection = load_connection(OURS, {**BASE_VARS, "ansible_user": UPN})
     connection._connect()
-    cache = connection._session._ccache
+    cache = connection._slot.session._ccache
     assert seen == [cache.name]
     assert os.environ.get("KRB5CCNAME") == before
     assert os.path.isdir(cache.directory)
@@ -950,4 +950,4 @@ def test_negotiate_falls_back_from_kerberos_to_ntlm(
     connection._connect()
     assert attempts == ["kerberos", "ntlm"]
     assert [request.principal for request in kinit_requests] == [UPN]
-    assert connection._session.transport == "ntlm"
+    assert connection._slot.session.transport == "ntlm"

@@ -27,6 +27,7 @@ RANKS = {
     "diagnosis": 2,
     "kerberos": 3,
     "transfer": 3,
+    "kept": 2,
     "session": 4,
     "doctor": 5,
 }

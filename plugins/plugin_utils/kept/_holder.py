@@ -1,0 +1,406 @@
+"""The process that keeps one open session for the rest of an ansible-playbook run.
+
+Internal use only: this module is not part of the collection's public API.
+
+The task that opened a session forks this process, which takes the open session over (the
+same HTTP connection, shell or runspace pool: a fork copies them, nothing is sent again) and
+answers the later tasks' requests on a Unix socket in the run's private directory. It ends,
+deleting the shell or closing the pool on the host, when any of these happens:
+- ansible-playbook ends, however it ends (its pidfd becomes readable; polled where the
+  platform has no pidfd);
+- no request came for the idle timeout;
+- a request asks for the end (``reset()``: ``meta: reset_connection``, win_reboot);
+- an operation failed: the next task opens a fresh session rather than trusting this one.
+Secrets never leave memory: the forked process has the session object, not a password.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import contextlib
+import os
+import pickle
+import select
+import signal
+import socket
+import stat
+import threading
+import time
+import typing as t
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _channel
+
+# How long ending a session (delete shell, close pool) may take before the holder just exits
+# and leaves it to the host's idle timeout: the run is over, nothing should wait longer.
+END_LIMIT_SECONDS = 15
+# How long the opening task waits for the holder to listen before it keeps its session itself.
+READY_SECONDS = 10.0
+_POLL_SECONDS = 1.0
+
+
+class DisplayRecorder:
+    """Stands in for a worker's display queue in the holder: Ansible's Display hands every
+    message to ``send_display`` when a queue is set, so the session's -vvv lines are recorded
+    here and replayed by the task that asked (kept.client)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, tuple[t.Any, ...], dict[str, t.Any]]] = []
+
+    def send_display(self, method: str, *args: t.Any, **kwargs: t.Any) -> None:
+        self.records.append((method, args, kwargs))
+
+    def send_prompt(self, *args: t.Any, **kwargs: t.Any) -> None:
+        raise RuntimeError("a kept session cannot prompt")
+
+    def take(self) -> list[tuple[str, tuple[t.Any, ...], dict[str, t.Any]]]:
+        records, self.records = self.records, []
+        return records
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class Holder(t.NamedTuple):
+    """What the opening task learns about the holder it started."""
+
+    pid: int
+    path: str
+
+
+def start(
+    session: t.Any,
+    operations: c.Collection[str],
+    end: c.Callable[[t.Any], None],
+    *,
+    path: str,
+    owner: int,
+    idle_timeout: float,
+    secrets_digest: str,
+) -> Holder | None:
+    """Fork a holder for the open ``session``; None when it could not listen (another task
+    keeps a session under the same key, say), in which case the caller still owns ``session``.
+
+    When a Holder is returned, the session belongs to the holder: the caller must drop its
+    copy without closing it. ``operations`` are the session's methods a task may call;
+    ``end(session)`` deletes the shell or closes the pool.
+    """
+    ready_read, ready_write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked processes
+        try:
+            os.close(ready_read)
+            os.setsid()  # out of the worker's process group: Ansible signals that group
+            if os.fork() == 0:
+                _serve(
+                    session,
+                    operations=operations,
+                    end=end,
+                    path=path,
+                    owner=owner,
+                    idle_timeout=idle_timeout,
+                    secrets_digest=secrets_digest,
+                    ready=ready_write,
+                )
+        finally:
+            os._exit(0)
+    os.close(ready_write)
+    os.waitpid(child, 0)
+    try:
+        readable, _w, _x = select.select([ready_read], [], [], READY_SECONDS)
+        answer = os.read(ready_read, 32) if readable else b""
+    finally:
+        os.close(ready_read)
+    if not answer.startswith(b"ready "):
+        return None
+    return Holder(int(answer.split()[1]), path)
+
+
+def _detach_descriptors(keep: set[int]) -> None:
+    """Point every inherited descriptor except ``keep`` and TCP sockets at /dev/null.
+
+    The worker's descriptors include ansible-playbook's output pipe and result queue: held
+    open here, they would keep a caller waiting for ansible-playbook's output. They are not
+    closed but replaced, so that a Python object that still owns one cannot later close a
+    descriptor number this process reuses.
+    """
+    null = os.open(os.devnull, os.O_RDWR)
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        fd = int(name)
+        if fd in keep or fd == null:
+            continue
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISSOCK(info.st_mode) and fd > 2:
+            probe = socket.socket(fileno=fd)
+            try:
+                if probe.family in (socket.AF_INET, socket.AF_INET6):
+                    continue  # the session's connection to the host
+            finally:
+                probe.detach()
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _listen(path: str) -> socket.socket:
+    """Bind ``path`` atomically: a socket file that exists and answers is another holder's."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    staging = f"{path}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(staging)
+    listener.bind(staging)
+    os.chmod(staging, 0o600)
+    try:
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            if _answers(path):
+                raise
+            os.unlink(path)  # left by a holder that died
+            os.link(staging, path)
+    finally:
+        os.unlink(staging)
+    listener.listen(16)
+    return listener
+
+
+def _unlist(path: str, inode: int) -> None:
+    """Remove ``path`` if it is still ours: after an idle end a later holder may have taken it."""
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+
+
+def _answers(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def _owner_watch(owner: int) -> int | None:
+    """A descriptor that becomes readable when ``owner`` ends, where Linux has pidfds."""
+    try:
+        return os.pidfd_open(owner)
+    except (AttributeError, OSError):
+        return None
+
+
+def _owner_alive(owner: int) -> bool:
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/integration
+    session: t.Any,
+    *,
+    operations: c.Collection[str],
+    end: c.Callable[[t.Any], None],
+    path: str,
+    owner: int,
+    idle_timeout: float,
+    secrets_digest: str,
+    ready: int,
+) -> t.NoReturn:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for ansible-playbook; we follow it
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_exit)
+    try:
+        _detach_descriptors({ready})
+        recorder = _take_over_display()
+        listener = _listen(path) if _owner_alive(owner) else None
+    except BaseException:
+        listener = None
+    if listener is None:
+        # Not ready: the opening task still owns the session and closes it itself.
+        os._exit(0)
+    inode = os.stat(path).st_ino
+    try:
+        watch = _owner_watch(owner)
+        os.write(ready, f"ready {os.getpid()}".encode("ascii"))
+        os.close(ready)
+        server = _Server(session, operations, recorder, secrets_digest)
+        _answer_requests(
+            listener,
+            unlist=lambda: _unlist(path, inode),
+            watch=watch,
+            owner=owner,
+            serve=server,
+            idle_timeout=idle_timeout,
+        )
+    except BaseException:
+        pass  # whatever ended the serving, the session is ended below
+    finally:
+        _unlist(path, inode)
+        listener.close()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.alarm(END_LIMIT_SECONDS)  # SIGALRM's default action ends the process
+    with contextlib.suppress(BaseException):
+        end(session)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(path))  # the run's last holder removes the run directory
+    os._exit(0)
+
+
+def _raise_exit(signum: int, frame: t.Any) -> None:
+    raise SystemExit(0)
+
+
+def _take_over_display() -> DisplayRecorder:
+    from ansible.utils.display import Display
+
+    recorder = DisplayRecorder()
+    Display()._final_q = recorder  # type: ignore[assignment]
+    return recorder
+
+
+def _answer_requests(
+    listener: socket.socket,
+    *,
+    unlist: c.Callable[[], None],
+    watch: int | None,
+    owner: int,
+    serve: c.Callable[[socket.socket], bool],
+    idle_timeout: float,
+) -> None:
+    """Answer requests until the owner ends, the session idles out or ``serve`` says stop."""
+    watched: list[t.Any] = [listener] + ([watch] if watch is not None else [])
+    idle_since = time.monotonic()
+    while True:
+        wait = idle_timeout - (time.monotonic() - idle_since)
+        if wait <= 0:
+            # Unlisted first, so no new task finds it; then answer the tasks that connected
+            # before that, which would otherwise see the holder vanish mid-request.
+            unlist()
+            while select.select([listener], [], [], 0)[0]:
+                if not serve(listener):
+                    return
+            return
+        if watch is None:
+            wait = min(wait, _POLL_SECONDS)
+        readable, _w, _x = select.select(watched, [], [], wait)
+        if watch is not None and watch in readable:
+            return
+        if watch is None and not _owner_alive(owner):
+            return
+        if listener in readable:
+            if not serve(listener):
+                return
+            idle_since = time.monotonic()
+
+
+class _Server:
+    """Answers one request per connection; ``__call__`` returns False when the holder ends."""
+
+    def __init__(
+        self,
+        session: t.Any,
+        operations: c.Collection[str],
+        recorder: DisplayRecorder,
+        secrets_digest: str,
+    ) -> None:
+        self.session = session
+        self.operations = operations
+        self.recorder = recorder
+        self.secrets_digest = secrets_digest
+        self.served = 0
+
+    def __call__(self, listener: socket.socket) -> bool:
+        connection, _address = listener.accept()
+        with connection:
+            try:
+                _channel.check_peer(connection)
+                request = _channel.receive(connection)
+            except (_channel.ChannelError, OSError):
+                return True
+            if request.get("secrets") != self.secrets_digest:
+                _channel.send(connection, {"status": "refused", "holder": os.getpid()})
+                return True
+            if request.get("op") == "end":
+                _channel.send(connection, {"status": "ended", "holder": os.getpid()})
+                return False
+            self.served += 1
+            with _interrupted_if_gone(connection):
+                answer, failed = _perform(
+                    self.session, self.operations, request.get("op"), request.get("args", ())
+                )
+            answer.update(holder=os.getpid(), served=self.served, display=self.recorder.take())
+            try:
+                _channel.send(connection, answer)
+            except OSError:
+                return False  # the task is gone with its result: start afresh next time
+            return not failed
+
+
+class TaskGone(BaseException):
+    """The task that asked hung up (its timeout fired, it was killed): stop what it asked for,
+    as an interruption of the task itself would (a WinRS terminate, a PSRP stop)."""
+
+
+def _raise_task_gone(signum: int, frame: t.Any) -> None:
+    raise TaskGone()
+
+
+@contextlib.contextmanager
+def _interrupted_if_gone(connection: socket.socket) -> t.Iterator[None]:
+    """Interrupt the operation in this (main) thread with TaskGone when the task hangs up."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            readable, _w, _x = select.select([connection], [], [], _POLL_SECONDS / 4)
+            if readable and not done.is_set():
+                try:
+                    closed = connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    closed = True
+                if closed:
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                    return
+
+    signal.signal(signal.SIGUSR1, _raise_task_gone)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+
+def _perform(
+    session: t.Any, operations: c.Collection[str], operation: t.Any, args: t.Any
+) -> tuple[dict[str, t.Any], bool]:
+    if operation not in operations:
+        return {"status": "error", "value": RuntimeError(f"not an operation: {operation!r}")}, False
+    try:
+        value = getattr(session, operation)(*args)
+    except BaseException as err:
+        return {"status": "error", "value": _portable(err)}, True
+    return {"status": "ok", "value": value}, False
+
+
+def _portable(err: BaseException) -> BaseException:
+    """``err`` as the task should raise it: without its chain (the failure path already put
+    every cause in the message), and as a plain Exception when it cannot be pickled."""
+    err.__cause__ = None
+    err.__context__ = None
+    err.__traceback__ = None
+    try:
+        pickle.loads(pickle.dumps(err))
+    except Exception:
+        from ansible.errors import AnsibleConnectionFailure
+
+        return AnsibleConnectionFailure(f"{type(err).__name__}: {err}")
+    return err

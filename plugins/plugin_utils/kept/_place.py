@@ -1,0 +1,112 @@
+"""Where a run's kept sessions listen: one private directory per ansible-playbook run.
+
+Internal use only: this module is not part of the collection's public API.
+
+A kept session is found by its socket path alone, so the path says everything that must
+match: the run (the ansible-playbook process, by pid and start time, so a recycled pid is a
+new run) and the session key (a digest of every connection option except the secrets; the
+secrets are compared by the holder on each request instead, so nothing derived from them is
+written anywhere). Only the standard library is imported: this runs in every task's worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import stat
+import sys
+import tempfile
+import typing as t
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
+    is_secret_option,
+)
+
+PRIVATE_MODE = 0o700
+
+
+class PlaceError(Exception):
+    """The directory for kept sessions cannot be trusted or created (the reason is the text)."""
+
+
+def in_ansible_worker() -> bool:
+    """True in the forked process that runs one task for ansible-playbook (or ansible)."""
+    worker = sys.modules.get("ansible.executor.process.worker")
+    if worker is None:
+        return False
+    return isinstance(multiprocessing.current_process(), worker.WorkerProcess)
+
+
+def run_owner() -> int:
+    """The process whose end ends the run's kept sessions: ansible-playbook itself.
+
+    A task's worker is ansible-playbook's child; ansible-playbook's own process (where
+    ``meta: reset_connection`` runs) is the owner itself.
+    """
+    return os.getppid() if in_ansible_worker() else os.getpid()
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return fields[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def _private_dir(path: str) -> str:
+    """Create ``path`` (mode 0700) or check that the existing one is ours and private."""
+    try:
+        os.mkdir(path, PRIVATE_MODE)
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise PlaceError(f"cannot create {path}: {err.strerror}") from None
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise PlaceError(f"{path} is not a directory")
+    if info.st_uid != os.getuid():
+        raise PlaceError(f"{path} belongs to another user (uid {info.st_uid})")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise PlaceError(f"{path} is open to other users (mode {stat.S_IMODE(info.st_mode):o})")
+    return path
+
+
+def base_dir() -> str:
+    """The user's private directory for kept sessions, under $XDG_RUNTIME_DIR or /tmp."""
+    root = os.environ.get("XDG_RUNTIME_DIR") or ""
+    if not root or not os.path.isdir(root):
+        root = tempfile.gettempdir()
+    return os.path.join(root, f"winops-remoting-{os.getuid()}")
+
+
+def run_dir(owner: int, *, create: bool = True) -> str | None:
+    """This run's private directory, <base>/run-<pid>-<start time>, created if asked (None when
+    it does not exist and was not to be created)."""
+    name = f"run-{owner}-{_start_time(owner)}"
+    if not create:
+        path = os.path.join(base_dir(), name)
+        return path if os.path.isdir(path) else None
+    return _private_dir(os.path.join(_private_dir(base_dir()), name))
+
+
+def session_key(plugin: str, options: t.Mapping[str, t.Any]) -> str:
+    """A digest of the connection options that are not secrets: equal options, one session."""
+    public = {name: value for name, value in options.items() if not is_secret_option(name)}
+    text = json.dumps([plugin, public], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def secrets_digest(options: t.Mapping[str, t.Any]) -> str:
+    """A digest of the secret options, compared in memory by the holder, never stored."""
+    secret = {name: value for name, value in options.items() if is_secret_option(name)}
+    text = json.dumps(secret, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def socket_path(directory: str, key: str) -> str:
+    return os.path.join(directory, f"{key}.sock")

@@ -1,0 +1,170 @@
+"""The one session a task uses, kept for later tasks or its own: both plugins' lifecycle.
+
+Internal use only: this module is not part of the collection's public API.
+
+In a task's worker, with ``session_persist`` on (the default), the first task for a host, user
+and set of connection options opens the session and hands it to a holder process
+(kept._holder); later tasks of the same ansible-playbook run call it there. Anywhere else
+(ansible-playbook's own process, a test calling the plugin) and with persistence off, the
+task opens and closes a session of its own, as the builtin plugins do.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import os
+import typing as t
+
+from ansible.errors import AnsibleConnectionFailure
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _holder, _place
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._client import (
+    KeptSession,
+    KeptSessionGone,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+    OptionSource,
+)
+
+
+class SessionSlot:
+    """Holds the task's session. ``open_session()`` opens a session object whose methods named
+    in ``operations`` a task calls and whose ``close()`` ends it on the host."""
+
+    def __init__(
+        self,
+        plugin: str,
+        options: c.Mapping[str, t.Any],
+        open_session: c.Callable[[], t.Any],
+        operations: c.Collection[str],
+        log: c.Callable[[str], None],
+        *,
+        persist: bool,
+        idle_timeout: float,
+    ) -> None:
+        self._open_session = open_session
+        self._operations = frozenset(operations)
+        self._log = log
+        self._idle_timeout = idle_timeout
+        self._persist = persist and _place.in_ansible_worker()
+        self._key = _place.session_key(plugin, options)
+        self._secrets_digest = _place.secrets_digest(options)
+        self._owner = _place.run_owner()
+        self._session: t.Any = None
+
+    @property
+    def session(self) -> t.Any:
+        """The session in use: the task's own, a KeptSession, or None before ``open()``."""
+        return self._session
+
+    def _kept_path(self, create: bool) -> str | None:
+        """The socket path of this run's kept session for these options (None: not possible)."""
+        try:
+            directory = _place.run_dir(self._owner, create=create)
+        except _place.PlaceError as err:
+            self._log(f"sessions are not kept: {err}")
+            return None
+        return None if directory is None else _place.socket_path(directory, self._key)
+
+    def open(self) -> None:
+        """Find this run's kept session, or open one (and keep it when persistence is on)."""
+        if self._session is not None:
+            return
+        path = self._kept_path(create=True) if self._persist else None
+        if path is not None and os.path.exists(path):
+            self._session = KeptSession(path, self._secrets_digest)
+            return
+        self._open_new(path)
+
+    def _open_new(self, path: str | None) -> None:
+        session = self._open_session()
+        if path is None:
+            self._session = session
+            return
+        holder = _holder.start(
+            session,
+            self._operations,
+            _close,
+            path=path,
+            owner=self._owner,
+            idle_timeout=self._idle_timeout,
+            secrets_digest=self._secrets_digest,
+        )
+        if holder is None:
+            self._log("NEW SESSION, used by this task only (it could not be kept)")
+            self._session = session
+            return
+        # The holder owns the session now: dropped here without a word to the host.
+        self._log(f"NEW SESSION, kept for the rest of the run by process {holder.pid}")
+        self._session = KeptSession(holder.path, self._secrets_digest, holder.pid)
+
+    def call(self, operation: str, *args: t.Any, reopen: bool = True) -> t.Any:
+        """Run one of the session's operations, in the holder when the session is kept."""
+        self.open()
+        session = self._session
+        if not isinstance(session, KeptSession):
+            return getattr(session, operation)(*args)
+        fresh = session.holder is not None
+        try:
+            result = session.call(operation, *args)
+        except KeptSessionGone as gone:
+            if not reopen:
+                raise AnsibleConnectionFailure(
+                    f"the session kept for this host ended before {operation} ({gone})"
+                ) from None
+            # Nothing reached the host: open a new session and ask it instead.
+            self._log(f"the kept session is gone ({gone}); opening a new one")
+            self._session = None
+            self._open_new(self._kept_path(create=True))
+            return self.call(operation, *args, reopen=False)
+        if not fresh:
+            self._log(f"KEPT SESSION, opened by an earlier task, kept by process {session.holder}")
+        return result
+
+    def close(self) -> None:
+        """End of the task: close a session of our own; a kept one stays for the next task."""
+        session, self._session = self._session, None
+        if session is not None and not isinstance(session, KeptSession):
+            session.close()
+
+    def end(self) -> None:
+        """``reset()``: end the kept session too, so that the next task opens a fresh one."""
+        session = self._session
+        kept = session if isinstance(session, KeptSession) else None
+        if kept is None:
+            path = self._kept_path(create=False)
+            if path is not None and os.path.exists(path):
+                kept = KeptSession(path, self._secrets_digest)
+        if kept is not None and kept.end():
+            self._log(f"ENDED THE KEPT SESSION (process {kept.holder})")
+        self._session = None if kept is session else self._session
+        self.close()
+
+
+def session_slot(
+    plugin: str,
+    source: OptionSource,
+    open_session: c.Callable[[], t.Any],
+    operations: c.Collection[str],
+    log: c.Callable[[str], None],
+) -> SessionSlot:
+    """The slot for a plugin's current options, with session_persist and session_idle_timeout
+    read and checked (an error names the variable that set the bad value)."""
+    value, label = source.read("session_persist")
+    persist = _validation.boolean(label, value)
+    value, label = source.read("session_idle_timeout")
+    idle = _validation.integer(label, value, minimum=1)
+    return SessionSlot(
+        plugin,
+        source.values(),
+        open_session,
+        operations,
+        log,
+        persist=persist,
+        idle_timeout=float(idle),
+    )
+
+
+def _close(session: t.Any) -> None:
+    session.close()

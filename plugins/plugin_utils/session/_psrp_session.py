@@ -262,6 +262,7 @@ class PsrpSession:
         object per item). ``on_output`` receives output objects as they arrive and takes them
         off the result, so large outputs need not be held in memory.
         """
+        self._reauthenticate_if_disconnected()
         self._release_finished_pipeline()
         pipeline = self._pipeline(script, arguments)
 
@@ -275,7 +276,6 @@ class PsrpSession:
             pipeline_input = list(input_lines) or None
         try:
             with self._credentials():
-                self._reauthenticate_if_disconnected()
                 # Create + Send: never repeated, whatever happens...
                 try:
                     pipeline.begin_invoke(pipeline_input)

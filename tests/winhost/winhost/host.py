@@ -530,4 +530,5 @@ class WinHost:
                 "profile": self._cost.name,
                 "paid": latency.counters(self._paid),
             }
+        data["counters"]["open_shells"] = self.router.open_shells()
         return data

@@ -40,6 +40,9 @@ class ShellHandlerMap(dict[str, api.ShellHandler]):
         does (clients then get the shell-not-found fault)."""
         self._table.clear()
 
+    def open_shells(self) -> int:
+        return len(self._table)
+
     def __missing__(self, key: str) -> api.ShellHandler:
         if isinstance(key, str) and self._powershell.serves(key):
             return self._powershell

@@ -304,6 +304,11 @@ class ShellTable:
         self._lock = threading.Lock()
         self._sweeper: threading.Thread | None = None
 
+    def __len__(self) -> int:
+        """Shells that exist now (WinRS cmd shells and PSRP runspace pools alike)."""
+        with self._lock:
+            return len(self._shells)
+
     def idle_timeout_seconds(self, requested: float | None) -> float:
         configured = host_setting_int(
             self.host, ("Winrs/IdleTimeout", "Shell/IdleTimeout"), DEFAULT_IDLE_TIMEOUT_MS

@@ -108,6 +108,13 @@ class Router:
             )
         return handler
 
+    def open_shells(self) -> int:
+        """Shells and runspace pools that exist on the host now (what a leftover check reads)."""
+        with self._lock:
+            handlers = self._handlers
+        count = getattr(handlers, "open_shells", None)
+        return int(count()) if count is not None else 0
+
     def reset_shells(self) -> None:
         """Forget every shell, as a reboot or a WinRM restart does."""
         with self._lock:

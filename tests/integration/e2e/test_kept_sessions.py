@@ -1,0 +1,242 @@
+"""Kept sessions (docs/sessions.md): one logon and one shell or pool per host for a whole run.
+
+Real ansible-playbook runs against winhost over HTTP with NTLM message encryption, the
+combination where a kept connection is most fragile. winhost's tallies (`latency.paid`) count
+logons, WinRS shells and runspace pools whatever the latency profile; `counters.open_shells`
+says what is left on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+from ansible_run import ansible_environment, ansible_playbook_executable, write_overlay
+from connection_matrix import COMBINATIONS_BY_NAME, OUR_PLUGINS
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _channel, _place
+
+COMBINATION = COMBINATIONS_BY_NAME["http-ntlm-encrypted"]
+TASKS = 8
+# What opens a session on the host: a WinRS shell for winrm, a runspace pool for psrp.
+OPENED = {"winops.remoting.winrm": "shell_create", "winops.remoting.psrp": "pool_open"}
+
+
+def _pings(path: Path, tasks: int, between: list[dict[str, t.Any]] | None = None) -> Path:
+    import yaml
+
+    steps: list[dict[str, t.Any]] = [
+        {"name": f"ping {number}", "ansible.windows.win_ping": {}} for number in range(tasks)
+    ]
+    if between:
+        steps[1:1] = between
+    play = {"name": "kept sessions", "hosts": "{{ e2e_target }}", "gather_facts": False}
+    path.write_text(yaml.safe_dump([{**play, "tasks": steps}], sort_keys=False))
+    return path
+
+
+def _tally(e2e: t.Any, host: str) -> dict[str, int]:
+    state = e2e.winhost.state(host)
+    paid = state["latency"]["paid"]
+    return {
+        "logon": int(paid.get("logon", {}).get("count", 0)),
+        "shell_create": int(paid.get("shell_create", {}).get("count", 0)),
+        "pool_open": int(paid.get("pool_open", {}).get("count", 0)),
+        "open_shells": int(state["counters"]["open_shells"]),
+    }
+
+
+def _wait_until_left_alone(e2e: t.Any, host: str, open_before: int) -> int:
+    """The host's open shells once the run's holders ended (they close just after the run)."""
+    deadline = time.monotonic() + 20
+    while True:
+        left = _tally(e2e, host)["open_shells"]
+        if left <= open_before or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def _run(e2e: t.Any, plugin: str, playbook: Path, work_dir: Path, **hostvars: t.Any) -> t.Any:
+    target = e2e.matrix_target
+    overlay = {target.name: {**e2e.host_vars(plugin, COMBINATION, target), **hostvars}}
+    return e2e.run(str(playbook), overlay, work_dir, {"e2e_target": target.name})
+
+
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_a_run_logs_on_and_opens_a_shell_or_pool_once_per_host(
+    e2e: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    host = e2e.matrix_target.name
+    before = _tally(e2e, host)
+    run = _run(e2e, plugin, _pings(tmp_path / "pings.yml", TASKS), tmp_path)
+    assert run.returncode == 0, run.describe()
+    after = _tally(e2e, host)
+    assert after["logon"] - before["logon"] == 1, (before, after)
+    assert after[OPENED[plugin]] - before[OPENED[plugin]] == 1, (before, after)
+    assert _wait_until_left_alone(e2e, host, before["open_shells"]) == before["open_shells"]
+
+
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_with_persistence_off_every_task_logs_on_and_cleans_up(
+    e2e: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    host = e2e.matrix_target.name
+    before = _tally(e2e, host)
+    variable = f"ansible_{plugin.rsplit('.', 1)[1]}_session_persist"
+    run = _run(e2e, plugin, _pings(tmp_path / "pings.yml", TASKS), tmp_path, **{variable: False})
+    assert run.returncode == 0, run.describe()
+    after = _tally(e2e, host)
+    assert after["logon"] - before["logon"] >= TASKS, (before, after)
+    assert after[OPENED[plugin]] - before[OPENED[plugin]] == TASKS, (before, after)
+    # No holder: every task deleted its own shell or pool before the run ended.
+    assert after["open_shells"] == before["open_shells"]
+
+
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_reset_connection_gets_a_fresh_session(e2e: t.Any, plugin: str, tmp_path: Path) -> None:
+    host = e2e.matrix_target.name
+    reset = [{"name": "reset", "ansible.builtin.meta": "reset_connection"}]
+    before = _tally(e2e, host)
+    run = _run(e2e, plugin, _pings(tmp_path / "reset.yml", 3, between=reset), tmp_path)
+    assert run.returncode == 0, run.describe()
+    after = _tally(e2e, host)
+    # ping 0 | reset | ping 1, ping 2: two sessions, each opened once.
+    assert after[OPENED[plugin]] - before[OPENED[plugin]] == 2, (before, after)
+    assert _wait_until_left_alone(e2e, host, before["open_shells"]) == before["open_shells"]
+
+
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_a_winrm_restart_between_tasks_is_survived_without_running_twice(
+    e2e: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    """winhost's reboot fault closes the listeners and forgets every shell (as a WinRM restart
+    or a reboot does); the next task finds its kept connection closed and its shell gone."""
+    host = e2e.matrix_target.name
+    state_dir = e2e.winhost.state_dir
+    restart = [
+        {
+            "name": "restart WinRM on the host (winhost's reboot fault, 1 second)",
+            "ansible.builtin.command": {
+                "argv": [
+                    sys.executable,
+                    "-m",
+                    "winhost",
+                    "fault",
+                    "--state-dir",
+                    str(state_dir),
+                    host,
+                    "reboot",
+                    "seconds=1",
+                ]
+            },
+            "delegate_to": "localhost",
+            "environment": {"PYTHONPATH": str(Path(__file__).parents[2] / "winhost")},
+        },
+        {"name": "wait for the host", "ansible.builtin.pause": {"seconds": 3}},
+    ]
+    before = _tally(e2e, host)
+    commands_before = e2e.commands_started(host)
+    run = _run(e2e, plugin, _pings(tmp_path / "restart.yml", 2, between=restart), tmp_path)
+    assert run.returncode == 0, run.describe()
+    after = _tally(e2e, host)
+    assert after[OPENED[plugin]] - before[OPENED[plugin]] == 2, (before, after)
+    # One command per ping: the one after the restart was not sent twice.
+    assert e2e.commands_started(host) - commands_before == 2
+
+
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_killing_ansible_playbook_ends_the_holder_and_its_shell(
+    e2e: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    host = e2e.matrix_target.name
+    target = e2e.matrix_target
+    pause = [{"name": "wait", "ansible.builtin.pause": {"seconds": 120}}]
+    playbook = _pings(tmp_path / "killed.yml", 1, between=pause)
+    overlay = write_overlay(
+        tmp_path / "overlay.yml",
+        {target.name: e2e.host_vars(plugin, COMBINATION, target)},
+    )
+    before = _tally(e2e, host)
+    process = subprocess.Popen(
+        [
+            str(ansible_playbook_executable()),
+            str(playbook),
+            "-i",
+            str(e2e.inventory),
+            "-i",
+            str(overlay),
+            "-e",
+            f"e2e_target={target.name}",
+        ],
+        cwd=tmp_path,
+        env=ansible_environment(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        socket_path = _wait_for_kept_session(process)
+        directory = os.path.dirname(socket_path)
+        assert os.stat(directory).st_mode & 0o777 == 0o700
+        assert os.stat(os.path.dirname(directory)).st_mode & 0o777 == 0o700
+        holder = _holder_pid(socket_path)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        assert _gone_within(holder, 10), f"holder {holder} outlived ansible-playbook"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        # the orphaned worker still sits in its pause: end it too (Ansible's, not ours)
+        subprocess.run(["pkill", "-KILL", "-f", str(playbook)], check=False)
+    assert _wait_until_left_alone(e2e, host, before["open_shells"]) == before["open_shells"]
+    assert not os.path.exists(directory), "the run's directory was left behind"
+
+
+def _wait_for_kept_session(process: subprocess.Popen[bytes]) -> str:
+    base = _place.base_dir()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"ansible-playbook ended early ({process.returncode})"
+        prefix = f"run-{process.pid}-"
+        runs = (
+            [name for name in os.listdir(base) if name.startswith(prefix)]
+            if os.path.isdir(base)
+            else []
+        )
+        for run in runs:
+            sockets = [n for n in os.listdir(os.path.join(base, run)) if n.endswith(".sock")]
+            if sockets:
+                return os.path.join(base, run, sockets[0])
+        time.sleep(0.2)
+    raise AssertionError("no kept session appeared within 60 s")
+
+
+def _holder_pid(path: str) -> int:
+    """Ask the holder who it is: a request with wrong secrets is refused with its pid."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(path)
+        _channel.send(connection, {"op": "execute", "args": (), "secrets": "not the secrets"})
+        answer = _channel.receive(connection)
+    assert answer["status"] == "refused", answer
+    return int(answer["holder"])
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    """True once ``pid`` ended (a zombie waiting for a reaper that never comes counts)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False

@@ -1,0 +1,199 @@
+"""Kept sessions' local side (plugin_utils/kept): places, peers, the holder's life.
+
+A real holder is forked here with a stand-in session object (the forked process cannot
+report back through mocks, so the stand-in writes what happened to files); the connection to
+a real host is covered by tests/integration/e2e/test_kept_sessions.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleConnectionFailure
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import (
+    _channel,
+    _holder,
+    _place,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._client import (
+    KeptSession,
+    KeptSessionGone,
+)
+
+OPTIONS = {"remote_addr": "win1", "port": 5985, "remote_user": "ansible"}
+
+
+def test_the_key_ignores_secrets_and_the_digest_follows_them() -> None:
+    with_password = {**OPTIONS, "remote_password": "one", "certificate_key_password": "two"}
+    other_password = {**with_password, "remote_password": "three"}
+    assert _place.session_key("p", with_password) == _place.session_key("p", other_password)
+    assert _place.secrets_digest(with_password) != _place.secrets_digest(other_password)
+    assert _place.session_key("p", OPTIONS) != _place.session_key("p", {**OPTIONS, "port": 5986})
+    assert _place.session_key("a", OPTIONS) != _place.session_key("b", OPTIONS)
+    assert "one" not in _place.session_key("p", with_password)
+
+
+def test_run_directories_are_private_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    run = _place.run_dir(os.getpid())
+    assert run is not None
+    for directory in (run, os.path.dirname(run)):
+        assert os.stat(directory).st_mode & 0o777 == 0o700
+    assert _place.run_dir(os.getpid(), create=False) == run
+    os.chmod(os.path.dirname(run), 0o755)
+    with pytest.raises(_place.PlaceError, match="open to other users"):
+        _place.run_dir(os.getpid())
+
+
+def test_a_planted_symlink_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    os.symlink(elsewhere, _place.base_dir())
+    with pytest.raises(_place.PlaceError, match="not a directory"):
+        _place.run_dir(os.getpid())
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to connect as another user")
+def test_a_peer_of_another_user_is_refused() -> None:
+    # A directory the other user can reach (pytest's tmp_path is private to root).
+    shared = tempfile.mkdtemp(prefix="winops-peer-", dir="/tmp")
+    os.chmod(shared, 0o777)
+    path = os.path.join(shared, "peer.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.settimeout(10)
+    listener.bind(path)
+    os.chmod(path, 0o777)
+    listener.listen(1)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the other user
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(path)
+                time.sleep(1)
+        finally:
+            os._exit(0)
+    connection, _ = listener.accept()
+    with connection, pytest.raises(_channel.ChannelError, match="uid 65534"):
+        _channel.check_peer(connection)
+    os.waitpid(child, 0)
+    listener.close()
+    shutil.rmtree(shared)
+
+
+class StandIn:
+    """A session that records its life in files, since it lives on in the forked holder."""
+
+    def __init__(self, record: Path) -> None:
+        self.record = record
+
+    def _note(self, line: str) -> None:
+        with self.record.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    def echo(self, value: t.Any) -> t.Any:
+        self._note(f"echo {value}")
+        return value
+
+    def fail(self) -> None:
+        self._note("fail")
+        raise AnsibleConnectionFailure("the host went away")
+
+    def slow(self, seconds: float) -> None:
+        try:
+            time.sleep(seconds)
+        except BaseException as interruption:
+            self._note(f"interrupted by {type(interruption).__name__}")
+            raise
+        self._note("slow finished")
+
+    def close(self) -> None:
+        self._note("closed")
+
+
+def _start(tmp_path: Path, idle: float = 30.0) -> tuple[_holder.Holder, Path]:
+    record = tmp_path / "record.txt"
+    directory = tmp_path / "run"
+    directory.mkdir(mode=0o700)
+    holder = _holder.start(
+        StandIn(record),
+        ("echo", "fail", "slow"),
+        lambda session: session.close(),
+        path=str(directory / "key.sock"),
+        owner=os.getpid(),
+        idle_timeout=idle,
+        secrets_digest="digest",
+    )
+    assert holder is not None
+    return holder, record
+
+
+def _lines(record: Path, wanted: str, seconds: float = 10) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        lines = record.read_text(encoding="utf-8").splitlines() if record.exists() else []
+        if wanted in lines:
+            return lines
+        time.sleep(0.05)
+    raise AssertionError(f"{wanted!r} never appeared; saw {lines}")
+
+
+def test_calls_reach_the_holder_and_end_closes_the_session(tmp_path: Path) -> None:
+    holder, record = _start(tmp_path)
+    kept = KeptSession(holder.path, "digest")
+    assert kept.call("echo", b"\x00bytes") == b"\x00bytes"
+    assert kept.holder == holder.pid
+    with pytest.raises(KeptSessionGone):
+        KeptSession(holder.path, "other secrets").call("echo", 1)
+    assert kept.end()
+    assert _lines(record, "closed") == ["echo b'\\x00bytes'", "closed"]
+    assert not os.path.exists(holder.path)
+
+
+def test_a_failed_operation_ends_the_holder(tmp_path: Path) -> None:
+    holder, record = _start(tmp_path)
+    kept = KeptSession(holder.path, "digest")
+    with pytest.raises(AnsibleConnectionFailure, match="the host went away"):
+        kept.call("fail")
+    assert _lines(record, "closed") == ["fail", "closed"]
+    with pytest.raises(KeptSessionGone):
+        kept.call("echo", 1)
+
+
+def test_an_operation_outside_the_list_is_refused(tmp_path: Path) -> None:
+    holder, record = _start(tmp_path)
+    kept = KeptSession(holder.path, "digest")
+    with pytest.raises(RuntimeError, match="not an operation: 'close'"):
+        kept.call("close")
+    assert kept.call("echo", 2) == 2  # still serving
+    kept.end()
+    _lines(record, "closed")
+
+
+def test_the_idle_timeout_ends_the_holder(tmp_path: Path) -> None:
+    holder, record = _start(tmp_path, idle=1.0)
+    assert _lines(record, "closed", seconds=10) == ["closed"]
+    assert not os.path.exists(holder.path)
+    assert not (tmp_path / "run").exists(), "the last holder removes the run directory"
+
+
+def test_a_task_that_hangs_up_interrupts_its_operation(tmp_path: Path) -> None:
+    holder, record = _start(tmp_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(holder.path)
+        _channel.send(connection, {"op": "slow", "args": (30,), "secrets": "digest"})
+        time.sleep(0.5)
+    lines = _lines(record, "closed", seconds=10)
+    assert lines == ["interrupted by TaskGone", "closed"]

@@ -152,6 +152,19 @@ class ListenerRuntime:
                 continue
         return addresses
 
+    def connections(self) -> list[tuple[str, str]]:
+        """(local address, remote address) of each open connection: the host address it
+        arrived on and the client's."""
+        with self._lock:
+            sockets = list(self._connections)
+        pairs = []
+        for sock in sockets:
+            try:
+                pairs.append((str(sock.getsockname()[0]), str(sock.getpeername()[0])))
+            except OSError:  # closed meanwhile
+                continue
+        return pairs
+
     def start(self) -> None:
         server = _Server((self.address, self.port), _Handler, bind_and_activate=True)
         server.listener = self

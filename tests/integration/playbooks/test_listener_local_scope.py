@@ -46,7 +46,7 @@ RULE = "winops-WinRM-HTTPS-In"
 SCOPE = {"winrm_listener_firewall_remote_addresses": [CONTROLLER_ADDRESS]}
 # TEST-NET-1 (RFC 5737): never an address of a winhost host.
 FOREIGN_ADDRESS = "192.0.2.20"
-REFUSAL_TASK = "Stop because the firewall's local addresses would cut this play off"
+REFUSAL_TASK = "Check that the firewall's local addresses keep this play's connection"
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,38 @@ def auth_schemes(www_authenticate: str) -> list[str]:
     return schemes
 
 
+# NTSTATUS and SSPI codes a CredSSP acceptor puts in TSRequest.errorCode (MS-CSSP 2.2.1) when
+# it refuses the user's logon: SEC_E_LOGON_DENIED and STATUS_LOGON_FAILURE (MS-ERREF 2.3.1).
+_CREDSSP_LOGON_REFUSED = {
+    0x8009030C: "SEC_E_LOGON_DENIED, the logon attempt failed",
+    0xC000006D: "STATUS_LOGON_FAILURE, unknown user name or bad password",
+}
+
+
+def _diagnose_credssp_status(
+    chain: list[BaseException], transport: str, plugin: str
+) -> Diagnosis | None:
+    """A CredSSP acceptor's error status (requests-credssp's NTStatusException)."""
+    status_error = _first(
+        chain,
+        lambda e: (
+            _module_of(e) == "requests_credssp" and isinstance(getattr(e, "status", None), int)
+        ),
+    )
+    if status_error is None:
+        return None
+    status: int = getattr(status_error, "status", 0)
+    meaning = _CREDSSP_LOGON_REFUSED.get(status)
+    evidence = f"the host's CredSSP answer carried error status 0x{status:08X}" + (
+        f" ({meaning})" if meaning else ""
+    )
+    if meaning is not None:
+        return describe("credentials_rejected", plugin, evidence, transport=transport or "credssp")
+    return describe(
+        "security_context_failed", plugin, f"{evidence}: {status_error}", transport="credssp"
+    )
+
+
 def _diagnose_kerberos(
     chain: list[BaseException], transport: str, endpoint: Endpoint, plugin: str
 ) -> Diagnosis | None:
@@ -211,7 +243,14 @@ def _plain_http_request(error: BaseException) -> bool:
     url = str(getattr(request, "url", "") or "")
     headers = getattr(request, "headers", None) or {}
     content_type = str(headers.get("Content-Type", "") or "")
-    return url.lower().startswith("http://") and content_type.startswith("application/soap+xml")
+    # pywinrm labels its empty authentication request as SOAP too: a 401 to that request is
+    # about the credentials, nothing was encrypted or sent in the clear yet.
+    carries_message = bool(getattr(request, "body", None))
+    return (
+        carries_message
+        and url.lower().startswith("http://")
+        and content_type.startswith("application/soap+xml")
+    )
 
 
 def _host_clock_skew(chain: list[BaseException], plugin: str) -> Diagnosis | None:
@@ -325,6 +364,7 @@ def diagnose(exc: BaseException, endpoint: Endpoint, transport: str, plugin: str
     chain = list(exception_chain(exc))
     transport = transport.lower()
     for step in (
+        lambda: _diagnose_credssp_status(chain, transport, plugin),
         lambda: _diagnose_kerberos(chain, transport, endpoint, plugin),
         lambda: _diagnose_tls(chain, endpoint, plugin),
         lambda: _diagnose_network(chain, endpoint, plugin),

@@ -75,10 +75,12 @@ class _NoCredSSPError(Exception):
 
 
 CredSSPAuthenticationError: type[BaseException] = _NoCredSSPError
+CredSSPStatusError: type[BaseException] = _NoCredSSPError
 try:  # optional: only CredSSP needs requests-credssp
-    from requests_credssp.exceptions import AuthenticationException
+    from requests_credssp.exceptions import AuthenticationException, NTStatusException
 
     CredSSPAuthenticationError = AuthenticationException
+    CredSSPStatusError = NTStatusException
 except ImportError:
     pass
 
@@ -118,6 +120,8 @@ def wire_errors() -> tuple[type[BaseException], ...]:
         ssl.SSLError,
         # a CredSSP handshake the host refuses or fails (e.g. CredSSP not enabled there)
         CredSSPAuthenticationError,
+        # the error status a CredSSP acceptor answers with, such as a refused password
+        CredSSPStatusError,
     )
 
 

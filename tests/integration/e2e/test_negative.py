@@ -25,12 +25,16 @@ class NegativeCase:
     # our plugins name the endpoint when the failure happened on the wire; a combination
     # refused before any traffic names the variable instead
     names_endpoint: bool = True
+    # regular expressions our plugins' message must not match (a wrong cause named)
+    wrong_cause: tuple[str, ...] = ()
 
 
 _HTTPS_NTLM = Combination("https-ntlm", "https", "ntlm", "auto")
 _HTTPS_BASIC = Combination("https-basic", "https", "basic", "auto")
 _HTTP_NTLM_CLEAR = Combination("http-ntlm-unencrypted", "http", "ntlm", "never")
 _HTTP_CERTIFICATE = Combination("http-certificate", "http", "certificate", "auto")
+_HTTP_NTLM_ENCRYPTED = Combination("http-ntlm-encrypted", "http", "ntlm", "auto")
+_HTTP_CREDSSP = Combination("http-credssp", "http", "credssp", "auto")
 
 # Our plugins name the step that failed (their _errors.Layer value) and the endpoint URL.
 CASES: tuple[NegativeCase, ...] = (
@@ -43,6 +47,49 @@ CASES: tuple[NegativeCase, ...] = (
             "winops.remoting.psrp": (r"(?i)auth", r"(?i)credentials|password|rejected"),
             "ansible.builtin.winrm": (r"ntlm: the specified credentials were rejected",),
             "ansible.builtin.psrp": (r"Failed to authenticate the user \S+ with ntlm",),
+        },
+    ),
+    # Over http with message encryption the password is refused during the empty-bodied
+    # authentication request, before anything is encrypted: not a message encryption problem.
+    NegativeCase(
+        "wrong-password-http-encrypted",
+        _HTTP_NTLM_ENCRYPTED,
+        password="Wr0ng-Pässwörd!",
+        expected={
+            "winops.remoting.winrm": (
+                r"HTTP authentication failed",
+                r"the credentials were rejected",
+                r"check ansible_user and ansible_password",
+            ),
+            "winops.remoting.psrp": (
+                r"HTTP authentication failed",
+                r"the credentials were rejected",
+                r"check ansible_user and ansible_password",
+            ),
+            "ansible.builtin.winrm": (r"ntlm: the specified credentials were rejected",),
+            "ansible.builtin.psrp": (r"Failed to authenticate the user \S+ with ntlm",),
+        },
+        wrong_cause=(r"(?i)message.encryption", r"AllowUnencrypted"),
+    ),
+    # CredSSP carries the password inside its TLS channel; the host answers a wrong one with an
+    # NTSTATUS in the TSRequest (SEC_E_LOGON_DENIED), which must read as rejected credentials.
+    NegativeCase(
+        "credssp-wrong-password",
+        _HTTP_CREDSSP,
+        password="Wr0ng-Pässwörd!",
+        expected={
+            "winops.remoting.winrm": (
+                r"HTTP authentication failed",
+                r"the credentials were rejected",
+                r"check ansible_user and ansible_password for credssp",
+            ),
+            "winops.remoting.psrp": (
+                r"HTTP authentication failed",
+                r"the credentials were rejected",
+                r"check ansible_user and ansible_password for credssp",
+            ),
+            "ansible.builtin.winrm": (r"0x8009030c",),
+            "ansible.builtin.psrp": (r"0x8009030c",),
         },
     ),
     NegativeCase(
@@ -130,5 +177,8 @@ def test_connection_fails_clearly(plugin, case: NegativeCase, e2e, wrong_ca_bund
         assert re.search(pattern, failure.message), f"{pattern!r} not in:\n{run.describe()}"
     if plugin in OUR_PLUGINS and case.names_endpoint:
         assert target.address in failure.message, "our error names the endpoint"
+    if plugin in OUR_PLUGINS:
+        for pattern in case.wrong_cause:
+            assert not re.search(pattern, failure.message), f"{pattern!r} in:\n{run.describe()}"
     if case.password is not None:
         assert case.password not in run.stdout + run.stderr, "the wrong password leaked"

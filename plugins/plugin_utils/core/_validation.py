@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import typing as t
+import urllib.parse
 
 from ansible.errors import AnsibleError
 
@@ -130,3 +131,38 @@ def existing_file(var: str, value: object) -> str:
         if os.path.isfile(path) and os.access(path, os.R_OK):
             return path
     raise OptionError(var, value, "the path of an existing, readable file")
+
+
+# The proxy schemes requests can use: its own HTTP(S) proxies and, with PySocks, SOCKS.
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+
+
+def _shown_proxy(value: str) -> str:
+    """The proxy URL as an error may show it: credentials in it are never repeated."""
+    if "@" not in value:
+        return value
+    scheme, _sep, rest = value.partition("://")
+    return f"{scheme}://********@{rest.rpartition('@')[2]}"
+
+
+def proxy_url(var: str, value: object) -> str:
+    """Return ``value`` if it is a proxy URL requests can use: scheme://host[:port]."""
+    what = f"a proxy URL such as http://proxy:3128 (scheme {', '.join(PROXY_SCHEMES)})"
+    if not isinstance(value, str):
+        raise OptionError(var, value, what)
+    shown = _shown_proxy(value)
+    try:
+        parts = urllib.parse.urlsplit(value.strip())
+        port_number = parts.port  # raises ValueError for a port that is not 0..65535
+    except ValueError:
+        raise OptionError(var, shown, what) from None
+    well_formed = (
+        "://" in value
+        and parts.scheme.lower() in PROXY_SCHEMES
+        and bool(parts.hostname)
+        and not any(c.isspace() for c in parts.netloc)
+        and port_number != 0
+    )
+    if not well_formed:
+        raise OptionError(var, shown, what)
+    return value.strip()

@@ -58,6 +58,79 @@ def test_bad_port_is_named_alike_by_both_plugins(
     )
 
 
+# -- values that used to get past validation (issue 11, item 6) -------------------------------
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("host", ["10.0.0.1:5985", "win01.example.com:5986", "fe80::1::2"])
+def test_a_host_with_a_port_or_a_broken_ipv6_literal_names_ansible_host(
+    plugin: str, host: str
+) -> None:
+    # Before: "unexpected ValueError" for http://[10.0.0.1:5985]:5985/wsman, on the wire.
+    connection = load_connection(plugin, {**BASE, "ansible_host": host, "ansible_port": 5985})
+    with pytest.raises(OptionError) as raised:
+        connection._read_settings()
+    assert str(raised.value).startswith(f"Invalid value {host!r} for ansible_host: expected")
+    assert "without a port (set the port with ansible_port)" in str(raised.value)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("host", ["fe80::1", "[fe80::1]", "::ffff:10.0.0.1"])
+def test_an_ipv6_literal_is_still_a_host(plugin: str, host: str) -> None:
+    connection = load_connection(plugin, {**BASE, "ansible_host": host, "ansible_port": 5985})
+    assert connection._read_settings().endpoint.host == host.strip("[]")
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize(
+    ("proxy", "shown"),
+    [
+        ("http://proxy:port", "http://proxy:port"),
+        ("http//proxy:3128", "http//proxy:3128"),
+        ("proxy:3128", "proxy:3128"),
+        ("http://", "http://"),
+        ("http://[::1:3128", "http://[::1:3128"),
+        ("http://proxy:99999", "http://proxy:99999"),
+        ("ftp://proxy:21", "ftp://proxy:21"),
+        # the credentials of a proxy URL are never repeated
+        ("http://user:Pässwörd@proxy:port", "http://********@proxy:port"),
+    ],
+)
+def test_a_malformed_proxy_url_names_the_proxy_variable(
+    plugin: str, proxy: str, shown: str
+) -> None:
+    # Before: "unexpected InvalidURL ... check ansible_host" once the request was made.
+    family = plugin.rsplit(".", 1)[1]
+    variables = {**BASE, f"ansible_{family}_proxy": proxy}
+    with pytest.raises(OptionError) as raised:
+        load_connection(plugin, variables)._read_settings()
+    assert str(raised.value) == (
+        f"Invalid value {shown!r} for ansible_{family}_proxy: expected a proxy URL such as "
+        "http://proxy:3128 (scheme http, https, socks4, socks4a, socks5, socks5h)"
+    )
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("proxy", ["http://proxy:3128", "socks5h://[::1]:1080", "http://proxy"])
+def test_a_well_formed_proxy_url_is_passed_on(plugin: str, proxy: str) -> None:
+    family = plugin.rsplit(".", 1)[1]
+    settings = load_connection(plugin, {**BASE, f"ansible_{family}_proxy": proxy})._read_settings()
+    arguments = settings.wsman_kwargs if family == "psrp" else settings.protocol_kwargs
+    assert arguments["proxy"] == proxy
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("user", ["", "   "])
+def test_an_empty_user_is_refused_by_both_plugins(plugin: str, user: str) -> None:
+    # Before: psrp sent the request with an empty user name.
+    family = plugin.rsplit(".", 1)[1]
+    auth = {"winrm": "ansible_winrm_transport", "psrp": "ansible_psrp_auth"}[family]
+    variables = {**BASE, "ansible_user": user, auth: "ntlm"}
+    with pytest.raises(OptionError) as raised:
+        load_connection(plugin, variables)._read_settings()
+    assert str(raised.value).startswith(f"Invalid value {user!r} for ansible_user: expected")
+
+
 # -- one failure path: nothing shown or chained carries the password ---------------------------
 
 PASSWORD = "Sécret-Pässwörd!42"

@@ -300,6 +300,15 @@ def read_settings(
     if key_pem is not None:
         key_pem = _validation.existing_file(key_pem_var, key_pem)
     key_password = read_password(source, "certificate_key_password")
+    if auth == "certificate":
+        _validation.encrypted_client_key(
+            key_pem_var,
+            t.cast(str, key_pem),
+            cert_var=cert_pem_var,
+            cert_path=t.cast(str, cert_pem),
+            password_var=source.label("certificate_key_password"),
+            password=key_password,
+        )
 
     # As the winrm plugin: a password-based logon needs a user name, and an empty one is never
     # a user name (unset, Negotiate and Kerberos may use the controller's ticket cache). The

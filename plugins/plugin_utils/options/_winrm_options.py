@@ -156,6 +156,16 @@ def _certificate_paths(
             cert_pem = _validation.existing_file(source.label("cert_pem"), cert_pem)
         if cert_key_pem is not None:
             cert_key_pem = _validation.existing_file(source.label("cert_key_pem"), cert_key_pem)
+        if cert_pem is not None and cert_key_pem is not None:
+            # pywinrm has no key password option: an encrypted key is refused here.
+            _validation.encrypted_client_key(
+                source.label("cert_key_pem"),
+                cert_key_pem,
+                cert_var=source.label("cert_pem"),
+                cert_path=cert_pem,
+                password_var=None,
+                password=None,
+            )
     return cert_pem, cert_key_pem
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing as t
+from pathlib import Path
 
 import pytest
-from connection_matrix import ALL_PLUGINS, OUR_PLUGINS, Combination
+from connection_matrix import ALL_PLUGINS, OUR_PLUGINS, Combination, plugin_family
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,12 +29,17 @@ class NegativeCase:
     names_endpoint: bool = True
     # regular expressions our plugins' message must not match (a wrong cause named)
     wrong_cause: tuple[str, ...] = ()
+    # the client key is given encrypted (with KEY_PASSWORD), and psrp is told this password
+    key_password: str | None = None
+    # the most seconds the failure may take (a local mistake must not wait for retries)
+    max_seconds: float | None = None
 
 
 _HTTPS_NTLM = Combination("https-ntlm", "https", "ntlm", "auto")
 _HTTPS_BASIC = Combination("https-basic", "https", "basic", "auto")
 _HTTP_NTLM_CLEAR = Combination("http-ntlm-unencrypted", "http", "ntlm", "never")
 _HTTP_CERTIFICATE = Combination("http-certificate", "http", "certificate", "auto")
+_HTTPS_CERTIFICATE = Combination("https-certificate", "https", "certificate", "auto")
 _HTTP_NTLM_ENCRYPTED = Combination("http-ntlm-encrypted", "http", "ntlm", "auto")
 _HTTP_CREDSSP = Combination("http-credssp", "http", "credssp", "auto")
 
@@ -144,14 +151,75 @@ CASES: tuple[NegativeCase, ...] = (
             "ansible.builtin.psrp": (r"Cannot use message encryption with auth 'certificate'",),
         },
     ),
+    # A wrong password for an encrypted client key is a local mistake: it never reaches the
+    # network, so it must name the variable, at once, without retries. (ansible.builtin.winrm is
+    # left out: pywinrm takes no key password, and OpenSSL would prompt on a terminal.)
+    NegativeCase(
+        "wrong-key-password",
+        _HTTPS_CERTIFICATE,
+        key_password="nicht-das-Pässwort",
+        names_endpoint=False,
+        max_seconds=4,
+        expected={
+            "winops.remoting.winrm": (
+                r"ansible_winrm_cert_key_pem: expected an unencrypted PEM private key",
+            ),
+            "winops.remoting.psrp": (
+                r"Invalid value '\(hidden\)' for ansible_psrp_certificate_key_password: expected "
+                r"the password that decrypts the private key",
+            ),
+            # the builtin does not hand the key password on; urllib3 refuses the encrypted key
+            "ansible.builtin.psrp": (r"Client private key is encrypted, password is required",),
+        },
+        wrong_cause=(r"(?i)TLS handshake",),
+    ),
 )
+KEY_PASSWORD = "Schlüssel-Pässwort"
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-@pytest.mark.parametrize("plugin", ALL_PLUGINS)
+def _encrypted_copy(key_path: str, directory: Path) -> str:
+    """The client key encrypted with KEY_PASSWORD, private to the user."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(Path(key_path).read_bytes(), None)
+    encrypted = directory / "client-encrypted.key"
+    encrypted.touch(mode=0o600)
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(KEY_PASSWORD.encode()),
+        )
+    )
+    return str(encrypted)
+
+
+def _key_overrides(plugin: str, case: NegativeCase, target: t.Any, directory: Path) -> dict:
+    if case.key_password is None:
+        return {}
+    key = _encrypted_copy(target.client_key, directory)
+    if plugin_family(plugin) == "winrm":
+        return {"ansible_winrm_cert_key_pem": key}
+    return {
+        "ansible_psrp_certificate_key_pem": key,
+        "ansible_psrp_certificate_key_password": case.key_password,
+    }
+
+
+def _cases() -> list[t.Any]:
+    """Each case with the plugins it states an expectation for."""
+    return [
+        pytest.param(plugin, case, id=f"{plugin}-{case.name}")
+        for case in CASES
+        for plugin in ALL_PLUGINS
+        if plugin in case.expected
+    ]
+
+
+@pytest.mark.parametrize(("plugin", "case"), _cases())
 def test_connection_fails_clearly(plugin, case: NegativeCase, e2e, wrong_ca_bundle, tmp_path):
     target = e2e.negative_target
-    overrides = {}
+    overrides = _key_overrides(plugin, case, target, tmp_path)
     if case.password is not None:
         overrides["ansible_password"] = case.password
     hostvars = e2e.host_vars(
@@ -182,3 +250,7 @@ def test_connection_fails_clearly(plugin, case: NegativeCase, e2e, wrong_ca_bund
             assert not re.search(pattern, failure.message), f"{pattern!r} in:\n{run.describe()}"
     if case.password is not None:
         assert case.password not in run.stdout + run.stderr, "the wrong password leaked"
+    if case.key_password is not None:
+        assert case.key_password not in run.stdout + run.stderr, "the key password leaked"
+    if case.max_seconds is not None and plugin in OUR_PLUGINS:
+        assert run.seconds < case.max_seconds, f"{run.seconds:.1f}s\n{run.describe()}"

@@ -32,6 +32,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint imp
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    ENCRYPTING_TRANSPORTS,
     MAX_KERBEROS_CLOCK_SKEW,
     UNKNOWN_SERVICE,
     Diagnosis,
@@ -310,13 +311,26 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
     return describe("credentials_rejected", plugin, evidence, transport=transport)
 
 
-def _diagnose_http_status(chain: list[BaseException], plugin: str) -> Diagnosis | None:
+def _answer_text(error: BaseException) -> str:
+    response = getattr(error, "response", None)
+    if response is not None:
+        return str(getattr(response, "text", "") or "")
+    return str(getattr(error, "response_text", "") or "")
+
+
+def _diagnose_http_status(
+    chain: list[BaseException], plugin: str, encrypted_http: bool
+) -> Diagnosis | None:
     status_error = _first(chain, lambda e: _http_status(e) is not None)
     if status_error is None:
         return None
     status = _http_status(status_error)
     if status == 404:
         return describe("wsman_not_found", plugin, str(status_error))
+    if status == 400 and encrypted_http and not _answer_text(status_error).strip():
+        # An empty 400 to an encrypted message: the host could not decrypt it, which happens
+        # when it goes out on a new connection with the keys of one that was closed.
+        return describe("undecryptable_message", plugin, str(status_error))
     return describe("http_status", plugin, str(status_error), status=status)
 
 
@@ -355,14 +369,27 @@ def _diagnose_other(chain: list[BaseException], transport: str, plugin: str) -> 
     return None
 
 
-def diagnose(exc: BaseException, endpoint: Endpoint, transport: str, plugin: str) -> Diagnosis:
+def diagnose(
+    exc: BaseException,
+    endpoint: Endpoint,
+    transport: str,
+    plugin: str,
+    *,
+    message_encryption: str = "auto",
+) -> Diagnosis:
     """Work out which layer ``exc`` comes from, what was seen, and what fixes it.
 
     ``transport`` is the auth in use (``ntlm``, ``kerberos``...); ``plugin`` is ``winrm`` or
-    ``psrp`` and decides which variable names the fix mentions.
+    ``psrp`` and decides which variable names the fix mentions; ``message_encryption`` is the
+    plugin's setting (auto, always, never).
     """
     chain = list(exception_chain(exc))
     transport = transport.lower()
+    encrypted_http = (
+        endpoint.scheme == "http"
+        and transport in ENCRYPTING_TRANSPORTS
+        and message_encryption.lower() != "never"
+    )
     for step in (
         lambda: _diagnose_credssp_status(chain, transport, plugin),
         lambda: _diagnose_kerberos(chain, transport, endpoint, plugin),
@@ -370,7 +397,7 @@ def diagnose(exc: BaseException, endpoint: Endpoint, transport: str, plugin: str
         lambda: _diagnose_network(chain, endpoint, plugin),
         lambda: _diagnose_auth(chain, transport, plugin),
         lambda: _diagnose_wsman(chain, plugin),
-        lambda: _diagnose_http_status(chain, plugin),
+        lambda: _diagnose_http_status(chain, plugin, encrypted_http),
         lambda: _diagnose_other(chain, transport, plugin),
     ):
         diagnosis = step()

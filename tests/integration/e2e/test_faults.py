@@ -54,6 +54,17 @@ CASES: tuple[FaultCase, ...] = (
         message=r"(?s)the connection broke while the host was sending its answer.*never repeated",
         retries=3,
     ),
+    # The host answers the shell Create, then closes the connection (HTTP.sys's idle timer, a
+    # proxy): the next request goes out on a new connection. Over http its message encryption
+    # belongs to the closed one, so unless the plugin authenticates afresh the host cannot
+    # decrypt it (an empty 400): that must be named, not "HTTP 400, raise retries".
+    FaultCase(
+        "close-after-create",
+        "close",
+        {"action": "Create"},
+        EITHER,
+        message=r"(?s)message encryption failed.*could not decrypt a message.*new connection",
+    ),
     # A slow host within the read timeout is simply waited for.
     FaultCase("delay", "delay", {"seconds": 3, "count": 3}, RECOVERS),
     # The host refused to run Command (HTTP 500, w:InternalError): nothing ran, clear failure.

@@ -8,6 +8,7 @@ import re
 import socket
 import ssl
 import time
+import typing as t
 
 import pypsrp.exceptions
 import pytest
@@ -524,3 +525,33 @@ def test_credssp_other_status_is_a_failed_security_context() -> None:
     assert diagnosis.layer is Layer.HTTP_AUTH
     assert diagnosis.summary == "the credssp security context could not be created"
     assert "0xC000009A" in diagnosis.evidence
+
+
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_an_empty_400_to_an_encrypted_message_names_the_lost_connection(plugin: str) -> None:
+    # What pypsrp and pywinrm raise when the host cannot decrypt a message that went out on a
+    # new connection with the keys of a closed one (issue 11, item 5: "HTTP 400, raise
+    # reconnection_retries" before).
+    library = pypsrp.exceptions if plugin == "psrp" else winrm.exceptions
+    error = library.WinRMTransportError("http", 400, "")
+    diagnosis = diagnose(error, HTTP, "negotiate", plugin, message_encryption="auto")
+    assert diagnosis.layer is Layer.MESSAGE_ENCRYPTION
+    assert diagnosis.summary.startswith("the host could not decrypt a message")
+    assert f"ansible_{plugin}_reconnection_retries cannot help" in diagnosis.fix
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "transport", "encryption", "text"),
+    [
+        (HTTPS, "negotiate", "auto", ""),  # TLS, not message encryption
+        (HTTP, "negotiate", "never", ""),  # nothing was encrypted
+        (HTTP, "basic", "auto", ""),  # Basic cannot encrypt
+        (HTTP, "negotiate", "auto", "<s:Envelope>fault</s:Envelope>"),  # an answer was read
+    ],
+)
+def test_other_400_answers_stay_plain_http_statuses(
+    endpoint: t.Any, transport: str, encryption: str, text: str
+) -> None:
+    error = pypsrp.exceptions.WinRMTransportError("http", 400, text)
+    diagnosis = diagnose(error, endpoint, transport, "psrp", message_encryption=encryption)
+    assert diagnosis.summary == "the listener answered HTTP 400"

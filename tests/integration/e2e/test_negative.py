@@ -33,6 +33,8 @@ class NegativeCase:
     key_password: str | None = None
     # the most seconds the failure may take (a local mistake must not wait for retries)
     max_seconds: float | None = None
+    # ansible_host replaced by this name (with reconnection retries on: 3, backoff 1 s)
+    host_name: str | None = None
 
 
 _HTTPS_NTLM = Combination("https-ntlm", "https", "ntlm", "auto")
@@ -173,6 +175,26 @@ CASES: tuple[NegativeCase, ...] = (
         },
         wrong_cause=(r"(?i)TLS handshake",),
     ),
+    # A name the resolver cannot resolve: the resolver has already retried (resolv.conf
+    # attempts and timeout), so neither plugin repeats the connect (issue 11, item 8: psrp's
+    # urllib3 retried it with backoff, winrm did not).
+    NegativeCase(
+        "unresolvable-host",
+        _HTTPS_NTLM,
+        host_name="win99.winops.invalid",
+        names_endpoint=False,
+        max_seconds=4,
+        expected={
+            "winops.remoting.winrm": (
+                r"name resolution failed",
+                r"'win99\.winops\.invalid' could not be resolved",
+            ),
+            "winops.remoting.psrp": (
+                r"name resolution failed",
+                r"'win99\.winops\.invalid' could not be resolved",
+            ),
+        },
+    ),
 )
 KEY_PASSWORD = "Schlüssel-Pässwort"
 
@@ -222,6 +244,13 @@ def test_connection_fails_clearly(plugin, case: NegativeCase, e2e, wrong_ca_bund
     overrides = _key_overrides(plugin, case, target, tmp_path)
     if case.password is not None:
         overrides["ansible_password"] = case.password
+    if case.host_name is not None:
+        family = plugin_family(plugin)
+        overrides |= {
+            "ansible_host": case.host_name,
+            f"ansible_{family}_reconnection_retries": 3,
+            f"ansible_{family}_reconnection_backoff": 1,
+        }
     hostvars = e2e.host_vars(
         plugin, case.combo, target, ca_bundle=str(wrong_ca_bundle) if case.wrong_ca else None
     )

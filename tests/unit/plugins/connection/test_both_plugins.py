@@ -346,7 +346,9 @@ class FailingPsrp:
         class RunspacePool:
             def __init__(self, wsman: WSMan, **kwargs: t.Any) -> None:
                 self.connection = wsman
-                self.shell = types.SimpleNamespace(receive=None, signal=lambda *a: None)
+                self.shell = types.SimpleNamespace(
+                    receive=None, send=lambda *a, **k: None, signal=lambda *a: None
+                )
                 self.pipelines: dict[t.Any, t.Any] = {}
 
             def open(self) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+import ssl
 import typing as t
+import urllib.parse
 
 from ansible.errors import AnsibleError
 
@@ -130,3 +132,92 @@ def existing_file(var: str, value: object) -> str:
         if os.path.isfile(path) and os.access(path, os.R_OK):
             return path
     raise OptionError(var, value, "the path of an existing, readable file")
+
+
+# The proxy schemes requests can use: its own HTTP(S) proxies and, with PySocks, SOCKS.
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+
+
+def _shown_proxy(value: str) -> str:
+    """The proxy URL as an error may show it: credentials in it are never repeated."""
+    if "@" not in value:
+        return value
+    scheme, _sep, rest = value.partition("://")
+    return f"{scheme}://********@{rest.rpartition('@')[2]}"
+
+
+def proxy_url(var: str, value: object) -> str:
+    """Return ``value`` if it is a proxy URL requests can use: scheme://host[:port]."""
+    what = f"a proxy URL such as http://proxy:3128 (scheme {', '.join(PROXY_SCHEMES)})"
+    if not isinstance(value, str):
+        raise OptionError(var, value, what)
+    shown = _shown_proxy(value)
+    try:
+        parts = urllib.parse.urlsplit(value.strip())
+        port_number = parts.port  # raises ValueError for a port that is not 0..65535
+    except ValueError:
+        raise OptionError(var, shown, what) from None
+    well_formed = (
+        "://" in value
+        and parts.scheme.lower() in PROXY_SCHEMES
+        and bool(parts.hostname)
+        and not any(c.isspace() for c in parts.netloc)
+        and port_number != 0
+    )
+    if not well_formed:
+        raise OptionError(var, shown, what)
+    return value.strip()
+
+
+def _is_encrypted_pem_key(path: str) -> bool:
+    # PKCS#8 "ENCRYPTED PRIVATE KEY" blocks and traditional "Proc-Type: 4,ENCRYPTED" headers.
+    try:
+        with open(path, "rb") as key_file:
+            head = key_file.read(65536)
+    except OSError:
+        return False
+    return b"ENCRYPTED" in head
+
+
+def encrypted_client_key(
+    key_var: str,
+    key_path: str,
+    *,
+    cert_var: str,
+    cert_path: str,
+    password_var: str | None,
+    password: str | None,
+) -> None:
+    """Check that an encrypted client key opens, as the TLS handshake will open it.
+
+    A missing or wrong key password is a local mistake: found here, it names its variable and
+    never reaches the network (nor a retry). ``password_var`` is None for a plugin whose
+    library cannot take a key password. The password itself is never shown. A key that is
+    not encrypted is left to the handshake.
+    """
+    if not _is_encrypted_pem_key(key_path):
+        return
+    if password_var is None:
+        raise OptionError(
+            key_var,
+            key_path,
+            "an unencrypted PEM private key: this plugin's library cannot take the key's "
+            "password (decrypt it with `openssl pkey -in KEY -out NEW`, kept mode 0600)",
+        )
+    if password is None:
+        raise OptionError(
+            password_var, None, f"the password of the encrypted private key {key_path} ({key_var})"
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_cert_chain(cert_path, key_path, password=password)
+    except ssl.SSLError as err:
+        if err.reason == "KEY_VALUES_MISMATCH":
+            what = f"the private key of the certificate in {cert_var} ({cert_path})"
+            raise OptionError(key_var, key_path, what) from None
+        # The value is a secret: the message says that it does not open the key, never what it is.
+        raise OptionError(
+            password_var,
+            "(hidden)",
+            f"the password that decrypts the private key {key_path} ({key_var}); OpenSSL: {err}",
+        ) from None

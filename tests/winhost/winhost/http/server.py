@@ -387,6 +387,10 @@ class _Handler(BaseHTTPRequestHandler):
             payload = envelope.render_response(request, response)
             status = 200
             drop = faults.take(host.name, "drop", request.action) is not None
+            if faults.take(host.name, "close", request.action) is not None:
+                # The fault "close": the whole answer, then the connection is closed, as
+                # HTTP.sys closes a connection whose idle timer ran out between requests.
+                self.close_connection = True
         except api.WSManFault as fault:
             status = fault.http_status
             payload = envelope.render_fault(request, fault, host.computer_name)

@@ -9,6 +9,7 @@ had and what would have been accepted:
 
 from __future__ import annotations
 
+import decimal
 import math
 import os
 import ssl
@@ -19,6 +20,9 @@ from ansible.errors import AnsibleError
 
 _TRUE_WORDS = frozenset(("true", "yes", "on", "1", "y", "t"))
 _FALSE_WORDS = frozenset(("false", "no", "off", "0", "n", "f"))
+# An integer written with an exponent beyond this ("1e999999999") is refused before int()
+# would spend minutes building it; no option of ours comes near it.
+_MAX_DIGITS = 30
 
 
 class OptionError(AnsibleError):
@@ -37,16 +41,23 @@ def require(condition: bool, var: str, value: object, what: str) -> None:
         raise OptionError(var, value, what)
 
 
+def as_choice(value: object, allowed: t.Iterable[str]) -> str | None:
+    """The lower-case form of ``value`` if it is one of ``allowed`` (ignoring case and blanks)."""
+    if isinstance(value, str) and value.strip().lower() in {item.lower() for item in allowed}:
+        return value.strip().lower()
+    return None
+
+
 def choice(var: str, value: object, allowed: t.Sequence[str]) -> str:
     """Return the canonical lower-case form of ``value`` if it is one of ``allowed``.
 
     The comparison ignores case and surrounding blanks; the error lists ``allowed`` in the
     order given.
     """
-    canonical = {option.lower(): option.lower() for option in allowed}
-    if isinstance(value, str) and value.strip().lower() in canonical:
-        return canonical[value.strip().lower()]
-    raise OptionError(var, value, f"one of {', '.join(option.lower() for option in allowed)}")
+    canonical = as_choice(value, allowed)
+    if canonical is None:
+        raise OptionError(var, value, f"one of {', '.join(item.lower() for item in allowed)}")
+    return canonical
 
 
 def _describe_range(kind: str, minimum: float | None, maximum: float | None) -> str:
@@ -59,25 +70,37 @@ def _describe_range(kind: str, minimum: float | None, maximum: float | None) -> 
     return kind
 
 
-def _as_int(value: object) -> int | None:
-    # bool is an int subclass, but "port: true" is a mistake, not 1.
+def as_integer(value: object) -> int | None:
+    """``value`` as an int, or None when it is not a whole number.
+
+    Accepts ints, whole floats and strings of a whole decimal number ("20", " 20 ", "20.0",
+    as ansible-core 2.19 reads an ``int`` option). A bool is refused: "port: true" is a
+    mistake, not 1.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
     if isinstance(value, str):
         try:
             return int(value.strip(), 10)
         except ValueError:
+            pass
+        try:
+            parsed = decimal.Decimal(value.strip())
+        except decimal.InvalidOperation:
             return None
+        if not parsed.is_finite() or parsed.adjusted() > _MAX_DIGITS:
+            return None
+        return int(parsed) if parsed == parsed.to_integral_value() else None
     return None
 
 
 def integer(var: str, value: object, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as an int within the optional inclusive bounds."""
-    number_value = _as_int(value)
+    number_value = as_integer(value)
     in_range = number_value is not None and (
         (minimum is None or number_value >= minimum)
         and (maximum is None or number_value <= maximum)
@@ -89,14 +112,14 @@ def integer(var: str, value: object, minimum: int | None = None, maximum: int | 
 
 def port(var: str, value: object) -> int:
     """Return ``value`` as a TCP port number (1..65535)."""
-    number_value = _as_int(value)
+    number_value = as_integer(value)
     if number_value is None or not 1 <= number_value <= 65535:
         raise OptionError(var, value, "a port number between 1 and 65535")
     return number_value
 
 
-def number(var: str, value: object, minimum: float | None = None) -> float:
-    """Return ``value`` as a finite float, at least ``minimum`` when given."""
+def as_number(value: object) -> float | None:
+    """``value`` as a finite float (from an int, a float or a numeric string), else None."""
     parsed: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         parsed = float(value)
@@ -105,16 +128,26 @@ def number(var: str, value: object, minimum: float | None = None) -> float:
             parsed = float(value.strip())
         except ValueError:
             parsed = None
-    if parsed is None or not math.isfinite(parsed) or (minimum is not None and parsed < minimum):
+    return parsed if parsed is not None and math.isfinite(parsed) else None
+
+
+def number(var: str, value: object, minimum: float | None = None) -> float:
+    """Return ``value`` as a finite float, at least ``minimum`` when given."""
+    parsed = as_number(value)
+    if parsed is None or (minimum is not None and parsed < minimum):
         raise OptionError(var, value, _describe_range("a number", minimum, None))
     return parsed
 
 
-def boolean(var: str, value: object) -> bool:
-    """Return ``value`` as a bool; accepts bools, 1/0 and true/false, yes/no, on/off words."""
+def as_boolean(value: object) -> bool | None:
+    """``value`` as a bool, or None when it is not one of the boolean values.
+
+    The values are those of ansible's strict ``boolean()``: bools, 1/0 (int or float) and the
+    words true/false, yes/no, on/off, y/n, t/f, 1/0 in any case.
+    """
     if isinstance(value, bool):
         return value
-    if isinstance(value, int) and value in (0, 1):
+    if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
     if isinstance(value, str):
         word = value.strip().lower()
@@ -122,7 +155,15 @@ def boolean(var: str, value: object) -> bool:
             return True
         if word in _FALSE_WORDS:
             return False
-    raise OptionError(var, value, "a boolean (true/false, yes/no, on/off or 1/0)")
+    return None
+
+
+def boolean(var: str, value: object) -> bool:
+    """Return ``value`` as a bool; accepts bools, 1/0 and true/false, yes/no, on/off words."""
+    parsed = as_boolean(value)
+    if parsed is None:
+        raise OptionError(var, value, "a boolean (true/false, yes/no, on/off or 1/0)")
+    return parsed
 
 
 def existing_file(var: str, value: object) -> str:

@@ -92,7 +92,9 @@ def _transports(
 ) -> list[str]:
     value = source.value("transport")
     if isinstance(value, str):
-        value = [value]
+        # A comma-separated list that TypedOptions held back unsplit (one item is bad), split
+        # as Ansible splits a list.
+        value = [item.strip() for item in value.split(",")]
     names = [item for item in (value or []) if item is not None and str(item).strip()]
     if names:
         return [_validation.choice(source.label("transport"), item, TRANSPORTS) for item in names]

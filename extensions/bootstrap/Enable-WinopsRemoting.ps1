@@ -11,9 +11,10 @@ later run of the winops.remoting.setup or harden playbook finds nothing to chang
 - A self-signed certificate (friendly name 'winops.remoting WinRM HTTPS', RSA 3072, SHA-256,
   renewed when it expires within 30 days), or an existing certificate by thumbprint.
 - An HTTPS listener on port 5986 bound to that certificate.
-- An inbound firewall rule 'winops-WinRM-HTTPS-In' for that port, limited to -ControllerAddress,
-  and every other enabled local rule that admits that port from other addresses (set-up scripts
-  name theirs with a GUID) switched off, as the winrm_listener role does.
+- An inbound firewall rule 'winops-WinRM-HTTPS-In' for that port, limited to -ControllerAddress
+  and to the listeners' own addresses (-FirewallLocalAddress), and every other enabled local
+  rule that admits that port from other addresses (set-up scripts name theirs with a GUID)
+  switched off, as the winrm_listener role does.
 - Kerberos and Negotiate on; Basic, Certificate and CredSSP off; unencrypted traffic refused;
   channel binding hardening Strict.
 - The winrm_hardening role's defaults: Basic and unencrypted traffic off for the WinRM client too,
@@ -40,6 +41,15 @@ LocalSubnet; name your controllers and execution nodes instead.
 
 .PARAMETER ListenerAddress
 Address selectors for HTTPS listeners: '*', 'IP:<IPv4 or IPv6>' or 'MAC:<aa-bb-cc-dd-ee-ff>'.
+
+.PARAMETER FirewallLocalAddress
+Addresses of this host the firewall rule admits the HTTPS port on (its LocalAddress: Windows
+Firewall matches it against the address a connection arrives on): addresses, prefixes, ranges,
+or Any alone. By default, as the winrm_listener role derives it: the addresses of the 'IP:'
+listeners of -ListenerAddress (an IPv6 zone such as %12 dropped), or Any as soon as one is '*'
+or 'MAC:' (a MAC listener follows whatever addresses its adapter has, now and later). The
+address your controllers connect to must be among them, or they are locked out once plain HTTP
+is gone.
 
 .PARAMETER HttpsPort
 Port of the HTTPS listener (default 5986).
@@ -101,6 +111,9 @@ param (
 
     [string[]]
     $ListenerAddress = @('*'),
+
+    [string[]]
+    $FirewallLocalAddress = @(),
 
     [ValidateRange(1, 65535)]
     [int]
@@ -187,6 +200,64 @@ function Assert-ListenerAddress {
             throw "ListenerAddress '$value' is invalid: use '*', 'IP:<IPv4 or IPv6 address>' or 'MAC:<aa-bb-cc-dd-ee-ff>'."
         }
     }
+}
+
+function Test-FirewallAddressText {
+    <# Whether $Text is an address as the firewall takes it: IPv4 as a dotted quad (TryParse
+       would also take shorthand such as '10.1'), or IPv6. #>
+    param([string]$Text)
+
+    $parsed = $null
+    return [System.Net.IPAddress]::TryParse($Text, [ref]$parsed) -and ($Text -match ':' -or $Text -match '^\d{1,3}(\.\d{1,3}){3}$')
+}
+
+function Assert-FirewallLocalAddress {
+    <# -FirewallLocalAddress in the forms New-NetFirewallRule -LocalAddress documents: an
+       address, a prefix (by bit count, or by mask for IPv4), a range, or Any alone. #>
+    param([string[]]$Address)
+
+    foreach ($value in $Address) {
+        $valid = $false
+        if ($value -eq 'Any') {
+            $valid = @($Address).Count -eq 1
+        }
+        elseif ($value -match '^(?<first>[^-/]+)-(?<last>[^-/]+)$') {
+            $first = $Matches.first
+            $last = $Matches.last
+            $valid = (Test-FirewallAddressText -Text $first) -and (Test-FirewallAddressText -Text $last)
+        }
+        elseif ($value -match '^(?<ip>[^/]+)/(?<prefix>[^/]+)$') {
+            $ip = $Matches.ip
+            $prefix = $Matches.prefix
+            $isIPv6 = $ip -match ':'
+            $longest = if ($isIPv6) { 128 } else { 32 }
+            if ($prefix -match '^\d{1,3}$') {
+                $valid = (Test-FirewallAddressText -Text $ip) -and ([int]$prefix -le $longest)
+            }
+            else {
+                $valid = (-not $isIPv6) -and (Test-FirewallAddressText -Text $ip) -and (Test-FirewallAddressText -Text $prefix)
+            }
+        }
+        else {
+            $valid = Test-FirewallAddressText -Text $value
+        }
+        if (-not $valid) {
+            throw "FirewallLocalAddress '$value' is invalid: use IPv4 or IPv6 addresses, prefixes (192.0.2.0/24), ranges (192.0.2.10-192.0.2.20), or 'Any' alone; leave it out to derive it from -ListenerAddress."
+        }
+    }
+}
+
+function Get-FirewallLocalAddress {
+    <# -FirewallLocalAddress, or what the winrm_listener role derives from its listeners: Any
+       when a listener is '*' or 'MAC:', else the addresses of the 'IP:' listeners without an
+       IPv6 zone (-LocalAddress takes none). #>
+    if (@($FirewallLocalAddress).Count -gt 0) {
+        return @($FirewallLocalAddress)
+    }
+    if (@($ListenerAddress | Where-Object { $_ -notmatch '^IP:' }).Count -gt 0) {
+        return @('Any')
+    }
+    return @($ListenerAddress | ForEach-Object { ($_.Substring(3) -split '%')[0] } | Sort-Object -Unique)
 }
 
 function Enable-WinRMService {
@@ -388,9 +459,11 @@ function Set-HttpsListener {
 }
 
 function Set-HttpsFirewallRule {
+    param([string[]]$LocalAddress)
+
     $rule = Get-NetFirewallRule -Name $firewallRuleName -ErrorAction SilentlyContinue
     if ($null -eq $rule) {
-        if ($PSCmdlet.ShouldProcess($firewallRuleName, "Create firewall rule for TCP $HttpsPort from $($ControllerAddress -join ', ')")) {
+        if ($PSCmdlet.ShouldProcess($firewallRuleName, "Create firewall rule for TCP $HttpsPort from $($ControllerAddress -join ', ') on $($LocalAddress -join ', ')")) {
             $ruleParams = @{
                 Name = $firewallRuleName
                 DisplayName = 'Windows Remote Management (HTTPS-In, winops.remoting)'
@@ -400,18 +473,19 @@ function Set-HttpsFirewallRule {
                 Protocol = 'TCP'
                 LocalPort = [string]$HttpsPort
                 RemoteAddress = $ControllerAddress
+                LocalAddress = $LocalAddress
                 Profile = 'Any'
                 Enabled = 'True'
             }
             New-NetFirewallRule @ruleParams | Out-Null
         }
-        Write-Step "Opened TCP $HttpsPort to $($ControllerAddress -join ', ')."
+        Write-Step "Opened TCP $HttpsPort to $($ControllerAddress -join ', ') on $($LocalAddress -join ', ')."
         return
     }
-    if ($PSCmdlet.ShouldProcess($firewallRuleName, "Set port $HttpsPort and remote addresses $($ControllerAddress -join ', ')")) {
-        Set-NetFirewallRule -Name $firewallRuleName -LocalPort ([string]$HttpsPort) -RemoteAddress $ControllerAddress -Enabled True
+    if ($PSCmdlet.ShouldProcess($firewallRuleName, "Set port $HttpsPort, remote addresses $($ControllerAddress -join ', ') and local addresses $($LocalAddress -join ', ')")) {
+        Set-NetFirewallRule -Name $firewallRuleName -LocalPort ([string]$HttpsPort) -RemoteAddress $ControllerAddress -LocalAddress $LocalAddress -Enabled True
     }
-    Write-Step "Firewall rule $firewallRuleName allows TCP $HttpsPort from $($ControllerAddress -join ', ')."
+    Write-Step "Firewall rule $firewallRuleName allows TCP $HttpsPort from $($ControllerAddress -join ', ') on $($LocalAddress -join ', ')."
 }
 
 function Set-WSManSetting {
@@ -707,6 +781,9 @@ function Export-IssuerPem {
 
 Assert-Administrator
 Assert-ListenerAddress -Address $ListenerAddress
+Assert-FirewallLocalAddress -Address $FirewallLocalAddress
+# Not $firewallLocalAddress: PowerShell variable names ignore case, so that is the parameter.
+$ruleLocalAddress = @(Get-FirewallLocalAddress)
 Enable-WinRMService
 # Before anything else changes: an account the host does not know stops the script here.
 $remotingSids = @(Resolve-RemotingAccount)
@@ -714,7 +791,7 @@ $certificate = Get-ListenerCertificate
 if ($null -ne $certificate) {
     Set-HttpsListener -Certificate $certificate
 }
-Set-HttpsFirewallRule
+Set-HttpsFirewallRule -LocalAddress $ruleLocalAddress
 Disable-OtherHttpsRule
 Set-Authentication
 Set-Logging

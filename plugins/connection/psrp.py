@@ -24,9 +24,10 @@ requirements:
 extends_documentation_fragment:
   - connection_pipelining
 notes:
-  - Integer and boolean options are declared with type C(raw) and accept the native value or its
-    string form; the plugin converts and checks them itself so that a mistake gets a precise
-    message.
+  - Integer, number, boolean and choice options accept the native value or its string form
+    (V(20) or C("20"), V(true) or C(yes)), and choices in any case. The plugin checks them
+    itself before Ansible converts them, so that a mistake such as C(maybe) for a boolean is
+    refused, naming the variable, instead of being read as false.
   - Extra C(ansible_psrp_<name>) variables are passed to C(pypsrp.wsman.WSMan) as keyword
     C(<name>) when the installed pypsrp accepts such an argument and no option here sets it
     (with pypsrp 0.9 that is C(locale) and C(data_locale)); any other C(ansible_psrp_*)
@@ -48,7 +49,7 @@ options:
       - TCP port of the WinRM listener, an integer from 1 to 65535.
       - Without it the port follows O(protocol) (V(5986) for https, V(5985) for http), and
         without either the connection is https on 5986.
-    type: raw
+    type: int
     vars:
       - name: ansible_port
       - name: ansible_psrp_port
@@ -59,6 +60,9 @@ options:
       - V(http) or V(https).
       - Without it the protocol is V(http) when O(port) is V(5985) and V(https) otherwise.
     type: str
+    choices:
+      - http
+      - https
     vars:
       - name: ansible_psrp_protocol
   path:
@@ -87,7 +91,7 @@ options:
       - Ignore the C(http_proxy)/C(https_proxy)/C(no_proxy) environment of the controller
         and connect directly. Has no effect when O(proxy) is set.
       - A boolean.
-    type: raw
+    type: bool
     default: false
     vars:
       - name: ansible_psrp_ignore_proxy
@@ -121,6 +125,13 @@ options:
       - V(basic) works with local accounts only and, like V(certificate), cannot encrypt
         messages, so it needs https (or O(message_encryption=never) on a lab host).
     type: str
+    choices:
+      - basic
+      - certificate
+      - negotiate
+      - kerberos
+      - ntlm
+      - credssp
     default: negotiate
     vars:
       - name: ansible_psrp_auth
@@ -132,6 +143,10 @@ options:
         plain messages over http, which a default Windows host refuses.
       - Only V(negotiate), V(kerberos), V(ntlm) and V(credssp) can encrypt messages.
     type: str
+    choices:
+      - auto
+      - always
+      - never
     default: auto
     vars:
       - name: ansible_psrp_message_encryption
@@ -140,6 +155,9 @@ options:
       - V(validate) checks the host's TLS certificate against O(ca_cert) or the default CA
         bundle; V(ignore) does not check it at all.
     type: str
+    choices:
+      - validate
+      - ignore
     default: validate
     vars:
       - name: ansible_psrp_cert_validation
@@ -179,6 +197,10 @@ options:
       - What CredSSP authenticates with inside its TLS channel, one of V(auto) (Kerberos, then
         NTLM), V(kerberos) or V(ntlm).
     type: str
+    choices:
+      - auto
+      - kerberos
+      - ntlm
     default: auto
     vars:
       - name: ansible_psrp_credssp_auth_mechanism
@@ -186,7 +208,7 @@ options:
     description:
       - Use TLS 1.0 instead of 1.2 for the CredSSP channel. Only for hosts that lack TLS 1.2.
       - A boolean.
-    type: raw
+    type: bool
     default: false
     vars:
       - name: ansible_psrp_credssp_disable_tlsv1_2
@@ -195,7 +217,7 @@ options:
       - Lowest CredSSP protocol version the host may answer with; V(5) or more refuses hosts
         unpatched for CVE-2018-0886.
       - An integer, at least 1.
-    type: raw
+    type: int
     default: 2
     vars:
       - name: ansible_psrp_credssp_minimum_version
@@ -204,7 +226,7 @@ options:
       - Bind the authentication to the TLS channel (Channel Binding Token) over https, as
         Windows expects when CbtHardeningLevel is Strict.
       - A boolean.
-    type: raw
+    type: bool
     default: true
     vars:
       - name: ansible_psrp_negotiate_send_cbt
@@ -213,7 +235,7 @@ options:
       - Ask Kerberos for a forwardable ticket and delegate it, so the task can reach other
         hosts as the user (the double hop). No effect when NTLM is used.
       - A boolean. With managed Kerberos it also makes C(kinit) request a forwardable ticket.
-    type: raw
+    type: bool
     vars:
       - name: ansible_psrp_negotiate_delegate
   negotiate_hostname_override:
@@ -241,6 +263,9 @@ options:
       - Without a value, V(managed) when O(auth=kerberos) and a password is set, else
         V(manual). V(managed) requires O(auth=kerberos) and a password.
     type: str
+    choices:
+      - managed
+      - manual
     vars:
       - name: ansible_psrp_kinit_mode
     env:
@@ -291,7 +316,7 @@ options:
   connection_timeout:
     description:
       - Seconds to wait for the TCP connection to the host. An integer, at least 1.
-    type: raw
+    type: int
     default: 30
     vars:
       - name: ansible_psrp_connection_timeout
@@ -299,7 +324,7 @@ options:
     description:
       - Seconds to wait for an HTTP response. An integer, at least 1, and greater than
         O(operation_timeout), because the host may hold a Receive that long before it answers.
-    type: raw
+    type: int
     default: 30
     vars:
       - name: ansible_psrp_read_timeout
@@ -307,7 +332,7 @@ options:
     description:
       - WSMan OperationTimeout in seconds, that is how long the host holds a request, such as a
         Receive waiting for output, before it answers. An integer, at least 1.
-    type: raw
+    type: int
     default: 20
     vars:
       - name: ansible_psrp_operation_timeout
@@ -316,7 +341,7 @@ options:
       - Seconds a single command or file transfer may run on the host. When it is exceeded
         the pipeline is stopped on the host (PSRP stop signal) and the task fails.
       - V(0) means no limit. A task's C(timeout) keyword also stops the remote pipeline.
-    type: raw
+    type: int
     default: 0
     vars:
       - name: ansible_psrp_command_timeout
@@ -336,7 +361,7 @@ options:
         and C(win_reboot). V(false) opens and closes a pool in every task, as
         P(ansible.builtin.psrp#connection) does.
     default: true
-    type: raw
+    type: bool
     vars:
       - name: ansible_psrp_session_persist
     env:
@@ -349,7 +374,7 @@ options:
       - Seconds a kept session (O(session_persist)) waits for the next task before it closes
         its runspace pool and ends.
     default: 60
-    type: raw
+    type: int
     vars:
       - name: ansible_psrp_session_idle_timeout
     env:
@@ -364,7 +389,7 @@ options:
         receiving output after a reset connection, HTTP 502/503/504 or a WSMan
         OperationTimeout. A command is never started twice.
       - An integer, at least 0.
-    type: raw
+    type: int
     default: 3
     vars:
       - name: ansible_psrp_reconnection_retries
@@ -377,7 +402,7 @@ options:
     description:
       - Seconds to wait before the first retry, doubled for each further retry.
       - A number, at least 0.
-    type: raw
+    type: float
     default: 1.0
     vars:
       - name: ansible_psrp_connection_backoff
@@ -394,7 +419,7 @@ options:
       - The default suits every Windows version; pypsrp raises it to 500 KiB by itself when
         the host runs PowerShell 3 or later. An integer, at least 32768 (the smallest
         MaxEnvelopeSizekb Windows accepts is 32).
-    type: raw
+    type: int
     default: 153600
     vars:
       - name: ansible_psrp_max_envelope_size
@@ -438,6 +463,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.kept._slot import 
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     PSRP_EXTRAS_PREFIX,
     OptionSource,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._typed_options import (
+    TypedOptions,
 )
 
 if t.TYPE_CHECKING:
@@ -492,7 +520,7 @@ def _split_lines(text: str) -> list[str]:
     return lines
 
 
-class Connection(ConnectionBase):
+class Connection(TypedOptions, ConnectionBase):
     """PowerShell Remoting connection; the session layer lives in plugin_utils.session._psrp_session.
 
     pypsrp and the session layer are imported only when this task opens a runspace pool: a
@@ -510,24 +538,11 @@ class Connection(ConnectionBase):
         self.has_native_async = True
         self._shell_type = "powershell"
         self._slot: SessionSlot | None = None
-        self._var_options: dict[str, t.Any] = {}
-        self._task_keys: dict[str, t.Any] = {}
         super().__init__(*args, **kwargs)
         for name in _QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
 
     # -- options -----------------------------------------------------------------------------
-
-    def set_options(
-        self,
-        task_keys: dict[str, t.Any] | None = None,
-        var_options: dict[str, t.Any] | None = None,
-        direct: dict[str, t.Any] | None = None,
-    ) -> None:
-        # Remembered so that an error can name the variable or keyword the user actually set.
-        self._var_options = dict(var_options or {})
-        self._task_keys = dict(task_keys or {})
-        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
 
     def _option_source(self) -> OptionSource:
         return OptionSource(

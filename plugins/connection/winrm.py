@@ -44,7 +44,7 @@ options:
       - TCP port of the WinRM listener.
       - Defaults to V(5985) when O(scheme=http) and to V(5986) otherwise.
       - An integer between 1 and 65535.
-    type: raw
+    type: int
     vars:
       - name: ansible_port
       - name: ansible_winrm_port
@@ -55,6 +55,9 @@ options:
       - URI scheme of the listener, V(http) or V(https).
       - When unset, V(http) if O(port) is V(5985) and V(https) otherwise.
     type: str
+    choices:
+      - http
+      - https
     vars:
       - name: ansible_winrm_scheme
   path:
@@ -103,6 +106,15 @@ options:
         V(ssl) over https and V(plaintext) over http.
     type: list
     elements: str
+    choices:
+      - basic
+      - certificate
+      - credssp
+      - kerberos
+      - negotiate
+      - ntlm
+      - plaintext
+      - ssl
     vars:
       - name: ansible_winrm_transport
   realm:
@@ -136,6 +148,9 @@ options:
         O(ca_trust_path).
     default: validate
     type: str
+    choices:
+      - validate
+      - ignore
     vars:
       - name: ansible_winrm_server_cert_validation
     env:
@@ -162,7 +177,7 @@ options:
       - Send channel binding tokens with NTLM and Kerberos over HTTPS (protects against
         man-in-the-middle relaying; hosts with C(CbtHardeningLevel=Strict) require them).
     default: true
-    type: raw
+    type: bool
     vars:
       - name: ansible_winrm_send_cbt
   message_encryption:
@@ -173,6 +188,10 @@ options:
         unencrypted traffic over http).
     default: auto
     type: str
+    choices:
+      - auto
+      - always
+      - never
     vars:
       - name: ansible_winrm_message_encryption
     env:
@@ -184,7 +203,7 @@ options:
     description:
       - Do not use TLS 1.2 inside the CredSSP exchange, for hosts that lack it (Server 2008).
     default: false
-    type: raw
+    type: bool
     vars:
       - name: ansible_winrm_credssp_disable_tlsv1_2
   proxy:
@@ -200,7 +219,7 @@ options:
       - Ignore every proxy, including those of the environment variables (pywinrm's
         C(proxy=None)).
     default: false
-    type: raw
+    type: bool
     vars:
       - name: ansible_winrm_no_proxy
 
@@ -212,6 +231,9 @@ options:
         has (C(KRB5CCNAME) or the default one).
       - When unset, managed if O(transport) includes V(kerberos) and a password is set.
     type: str
+    choices:
+      - managed
+      - manual
     vars:
       - name: ansible_winrm_kinit_mode
   kerberos_command:
@@ -253,7 +275,7 @@ options:
       - Delegate the Kerberos ticket to the host so that it can reach other hosts (the
         double hop); managed Kerberos then asks C(kinit) for a forwardable ticket (C(-f)).
     default: false
-    type: raw
+    type: bool
     vars:
       - name: ansible_winrm_kerberos_delegation
   kerberos_hostname_override:
@@ -279,7 +301,7 @@ options:
         treats as "no output yet".
       - Must be lower than O(read_timeout_sec).
     default: 20
-    type: raw
+    type: int
     vars:
       - name: ansible_winrm_operation_timeout_sec
     env:
@@ -292,7 +314,7 @@ options:
       - HTTP read timeout in seconds on the controller. Must be greater than
         O(operation_timeout_sec).
     default: 30
-    type: raw
+    type: int
     vars:
       - name: ansible_winrm_read_timeout_sec
     env:
@@ -306,7 +328,7 @@ options:
         O(read_timeout_sec) to this value plus 10.
       - Used by C(win_reboot) while it waits for a host to come back.
       - An integer of seconds, at least 1.
-    type: raw
+    type: int
     vars:
       - name: ansible_winrm_connection_timeout
   command_timeout:
@@ -316,7 +338,7 @@ options:
         limit.
       - The task keyword C(timeout) also stops the remote command the same way.
     default: 0
-    type: raw
+    type: float
     vars:
       - name: ansible_winrm_command_timeout
     env:
@@ -334,7 +356,7 @@ options:
         and C(win_reboot). V(false) opens and closes a session in every task, as
         P(ansible.builtin.winrm#connection) does.
     default: true
-    type: raw
+    type: bool
     vars:
       - name: ansible_winrm_session_persist
     env:
@@ -347,7 +369,7 @@ options:
       - Seconds a kept session (O(session_persist)) waits for the next task before it deletes
         its shell and ends.
     default: 60
-    type: raw
+    type: int
     vars:
       - name: ansible_winrm_session_idle_timeout
     env:
@@ -362,7 +384,7 @@ options:
         refused or reset connection, HTTP 502/503/504, or a WSMan OperationTimeout). The start
         of a command is never repeated.
     default: 3
-    type: raw
+    type: int
     vars:
       - name: ansible_winrm_reconnection_retries
     env:
@@ -375,7 +397,7 @@ options:
       - Seconds to wait before the first retry; the wait doubles for each further retry (at
         most 30 seconds).
     default: 1.0
-    type: raw
+    type: float
     vars:
       - name: ansible_winrm_reconnection_backoff
     env:
@@ -389,7 +411,7 @@ options:
         File chunks and stdin blocks are sized to fit it. Raise it only when the host's
         setting is raised (Windows defaults to 500 KB; older hosts 150 KB).
     default: 153600
-    type: raw
+    type: int
     vars:
       - name: ansible_winrm_max_envelope_size
     env:
@@ -433,6 +455,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_so
     WINRM_EXTRAS_PREFIX,
     OptionSource,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._typed_options import (
+    TypedOptions,
+)
 
 if t.TYPE_CHECKING:
     from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
@@ -448,7 +473,7 @@ display = Display()
 SESSION_OPERATIONS = ("execute", "put_file", "fetch_file")
 
 
-class Connection(ConnectionBase):
+class Connection(TypedOptions, ConnectionBase):
     """WinRM connection to a Windows host through a WinRS shell.
 
     pywinrm and the session layer are imported only when this task opens a session: a task
@@ -467,21 +492,8 @@ class Connection(ConnectionBase):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._slot: SessionSlot | None = None
-        self._var_options: dict[str, t.Any] = {}
-        self._task_keys: dict[str, t.Any] = {}
 
     # -- options --------------------------------------------------------------------------
-
-    def set_options(
-        self,
-        task_keys: dict[str, t.Any] | None = None,
-        var_options: dict[str, t.Any] | None = None,
-        direct: dict[str, t.Any] | None = None,
-    ) -> None:
-        # Remembered so that an error can name the variable or keyword the user actually set.
-        self._var_options = dict(var_options or {})
-        self._task_keys = dict(task_keys or {})
-        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
 
     def _option_source(self) -> OptionSource:
         return OptionSource(

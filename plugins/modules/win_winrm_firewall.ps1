@@ -442,15 +442,16 @@ function Test-AddressInScope {
     return $false
 }
 
-function Assert-ControllerKeepsAccess {
+function Get-WinRMConnection {
     <#
-    Refuses, before anything changes, to switch off or scope other rules when no client now
-    connected to a WinRM port would be admitted by remote_addresses. The play's own connection
-    is one of those clients, so this would certainly cut it off. (When some client is admitted
-    the play's may still not be; the role then checks that the host still answers.)
+    The established TCP connections to a WinRM port (the default ports, the rule's port and
+    every listener's), each with the host's address it arrived on (LocalAddress) and the
+    client's (RemoteAddress). The play's own connection is one of them.
     #>
     $ports = [System.Collections.Generic.List[int]]::new()
-    foreach ($known in @(5985, 5986, $port)) { $ports.Add([int]$known) }
+    foreach ($known in @(5985, 5986, $port)) {
+        if ($null -ne $known) { $ports.Add([int]$known) }
+    }
     try {
         foreach ($listener in @(Get-WSManInstance -ResourceURI winrm/config/listener -Enumerate -ErrorAction Stop)) {
             $ports.Add([int]([string]$listener.Port))
@@ -460,7 +461,42 @@ function Assert-ControllerKeepsAccess {
         # The default ports and the rule's port are still checked.
         $null = $_
     }
-    $peers = @(Get-NetTCPConnection -State Established -LocalPort @($ports | Sort-Object -Unique) -ErrorAction SilentlyContinue | ForEach-Object { [string]$_.RemoteAddress } | Sort-Object -Unique)
+    return @(Get-NetTCPConnection -State Established -LocalPort @($ports | Sort-Object -Unique) -ErrorAction SilentlyContinue | ForEach-Object {
+            @{ local = [string]$_.LocalAddress; remote = [string]$_.RemoteAddress }
+        })
+}
+
+function Assert-LocalScopeKeepsController {
+    <#
+    Refuses, before anything changes, a local_addresses scope that none of the host addresses
+    the WinRM clients now connect to is in: Windows Firewall matches a rule's LocalAddress
+    against the address a connection arrives on, so the play's own connection (to the address
+    it reaches this host by, which a controller behind NAT does not know) would no longer be
+    admitted by this rule once it is the one that admits the port.
+    #>
+    $connections = @(Get-WinRMConnection)
+    if ($connections.Count -eq 0) {
+        return
+    }
+    $subnets = @(Get-NetIPAddress -ErrorAction SilentlyContinue)
+    foreach ($connection in $connections) {
+        if (Test-AddressInScope -Address $connection.local -Entries $wanted.local_addresses -LocalSubnets $subnets) {
+            return
+        }
+    }
+    $arrivals = @($connections | ForEach-Object { $_.local } | Sort-Object -Unique) -join ', '
+    $clients = @($connections | ForEach-Object { $_.remote } | Sort-Object -Unique) -join ', '
+    $module.FailJson("local_addresses ($($wanted.local_addresses -join ', ')) would cut this play off: the clients connected to WinRM now ($clients) reach this host on $arrivals, and none of those addresses is in local_addresses; add the address the controller connects to (or give 'Any'). Nothing was changed.")
+}
+
+function Assert-ControllerKeepsAccess {
+    <#
+    Refuses, before anything changes, to switch off or scope other rules when no client now
+    connected to a WinRM port would be admitted by remote_addresses. The play's own connection
+    is one of those clients, so this would certainly cut it off. (When some client is admitted
+    the play's may still not be; the role then checks that the host still answers.)
+    #>
+    $peers = @(Get-WinRMConnection | ForEach-Object { $_.remote } | Sort-Object -Unique)
     if ($peers.Count -eq 0) {
         return
     }
@@ -471,6 +507,12 @@ function Assert-ControllerKeepsAccess {
         }
     }
     $module.FailJson("other_rules '$otherRules' would cut this play off: none of the clients connected to WinRM now ($($peers -join ', ')) is in remote_addresses ($($wanted.remote_addresses -join ', ')), and the other rules that admit port $port are what lets them in; add the controllers' addresses to remote_addresses (or use other_rules 'keep'). Nothing was changed.")
+}
+
+# Both guards run before anything changes. 'Any' among local_addresses admits every local
+# address; a switched-off rule admits nothing, so its scope cannot cut anyone off.
+if ($module.Params.state -eq 'present' -and $wanted.enabled -and $wanted.ContainsKey('local_addresses') -and $wanted.local_addresses -notcontains 'Any') {
+    Assert-LocalScopeKeepsController
 }
 
 # Other rules are looked up before this rule changes, so that the guard can stop the task while

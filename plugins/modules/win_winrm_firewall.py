@@ -45,7 +45,15 @@ options:
     type: list
     elements: str
   local_addresses:
-    description: Local addresses the rule applies to, in the same forms; a new rule defaults to V(Any).
+    description:
+      - Addresses of this host the rule applies to (C(-LocalAddress)). Windows Firewall matches
+        them against the address a connection arrives on. IP addresses, prefixes or ranges, or
+        V(Any); a new rule without it applies to V(Any).
+      - With O(state=present) and O(enabled=true), the module fails before anything changes when
+        none of the host addresses that the clients now connected to a WinRM port arrived on
+        (C(Get-NetTCPConnection), the play's own connection among them) is in the list, since the
+        play would be cut off once this rule is the one that admits the port. V(Any) is never
+        refused.
     type: list
     elements: str
   profiles:
@@ -115,6 +123,13 @@ EXAMPLES = r"""
     port: 5986
     remote_addresses: [192.0.2.10]
     other_rules: disable
+
+- name: Allow WinRM over HTTPS from the controllers, to the listener's address only
+  winops.remoting.win_winrm_firewall:
+    name: winops-WinRM-HTTPS-In
+    port: 5986
+    remote_addresses: [192.0.2.10]
+    local_addresses: [198.51.100.4]
 
 - name: Switch off Windows' own rule for WinRM over HTTP
   winops.remoting.win_winrm_firewall:

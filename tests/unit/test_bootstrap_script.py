@@ -90,3 +90,25 @@ def test_client_settings_are_the_roles() -> None:
     assert service["client"] == {"auth_basic": False, "allow_unencrypted": False}
     assert "-Section Client -Path 'Auth\\Basic' -Value 'false'" in SCRIPT
     assert "-Section Client -Path 'AllowUnencrypted' -Value 'false'" in SCRIPT
+
+
+def test_firewall_local_address_is_derived_as_the_role_derives_it() -> None:
+    """The rule gets LocalAddress when it is made and when it is updated, from
+    -FirewallLocalAddress or, as the role's __winrm_listener_firewall_local_scope, Any when a
+    listener is not 'IP:' ('*' or 'MAC:'), else the IP: addresses without an IPv6 zone."""
+    variables = yaml.safe_load(
+        (REPO / "roles" / "winrm_listener" / "vars" / "main.yml").read_text()
+    )
+    role_scope = variables["__winrm_listener_firewall_local_scope"]
+    assert "reject('match', '^IP:')" in role_scope and "['Any']" in role_scope
+    assert "'^IP:([^%]+)(%.*)?$'" in role_scope
+    assert "Where-Object { $_ -notmatch '^IP:' }" in SCRIPT
+    assert "return @('Any')" in SCRIPT
+    assert "($_.Substring(3) -split '%')[0]" in SCRIPT
+    assert "LocalAddress = $LocalAddress" in SCRIPT  # New-NetFirewallRule's parameters
+    assert "-RemoteAddress $ControllerAddress -LocalAddress $LocalAddress" in SCRIPT  # Set-
+    assert "Set-HttpsFirewallRule -LocalAddress $ruleLocalAddress" in SCRIPT
+    # Checked with the listener addresses, before anything changes.
+    assert SCRIPT.index("Assert-FirewallLocalAddress -Address") < SCRIPT.index(
+        "Enable-WinRMService\n"
+    )

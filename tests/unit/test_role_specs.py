@@ -254,6 +254,20 @@ def first_failure(record: dict[str, t.Any]) -> tuple[str, str]:
             ["winrm_listener_https_addresses", "IP:not-an-ip"],
             id="address-not-an-ip",
         ),
+        pytest.param(
+            "winrm_listener",
+            {"winrm_listener_firewall_local_addresses": ["192.0.2.10/33", "LocalSubnet"]},
+            "Check the firewall's local addresses before changing anything",
+            ["winrm_listener_firewall_local_addresses", "192.0.2.10/33", "LocalSubnet"],
+            id="local-address-not-an-address",
+        ),
+        pytest.param(
+            "winrm_listener",
+            {"winrm_listener_firewall_local_addresses": ["Any", "192.0.2.10"]},
+            "Check the firewall's local addresses before changing anything",
+            ["winrm_listener_firewall_local_addresses", "'Any' alone"],
+            id="local-address-any-not-alone",
+        ),
         # The cut-off guards ask the play's own WinRM connection (a local one cannot be cut
         # off): tests/integration/guards runs them against winhost.
         pytest.param(

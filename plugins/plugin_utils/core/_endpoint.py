@@ -25,6 +25,14 @@ def is_ip_literal(name: str) -> bool:
     return True
 
 
+def _is_ipv6_literal(name: str) -> bool:
+    try:
+        ipaddress.IPv6Address(name)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Endpoint:
     """Where the WinRM listener is: host (IPv6 without brackets), port, scheme and path."""
@@ -80,6 +88,15 @@ def resolve_endpoint(
         bare_host = bare_host[1:-1]
     if not bare_host or any(c in bare_host for c in "[]/ "):
         raise OptionError(host_var, host, "a host name or IP address")
+    # A colon only belongs in an IPv6 literal: "10.0.0.1:5985" carries a port, which
+    # ansible_port sets, and a URL built from it would be unusable.
+    if ":" in bare_host and not _is_ipv6_literal(bare_host):
+        raise OptionError(
+            host_var,
+            host,
+            f"a host name or IP address without a port (set the port with {port_var}), "
+            "or a complete IPv6 address",
+        )
 
     port_number = None if port is None else _validation.port(port_var, port)
     if scheme is None:

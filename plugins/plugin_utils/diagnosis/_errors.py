@@ -32,6 +32,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint imp
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+    ENCRYPTING_TRANSPORTS,
     MAX_KERBEROS_CLOCK_SKEW,
     UNKNOWN_SERVICE,
     Diagnosis,
@@ -101,6 +102,38 @@ def auth_schemes(www_authenticate: str) -> list[str]:
         if words and "=" not in words[0] and words[0] not in schemes:
             schemes.append(words[0])
     return schemes
+
+
+# NTSTATUS and SSPI codes a CredSSP acceptor puts in TSRequest.errorCode (MS-CSSP 2.2.1) when
+# it refuses the user's logon: SEC_E_LOGON_DENIED and STATUS_LOGON_FAILURE (MS-ERREF 2.3.1).
+_CREDSSP_LOGON_REFUSED = {
+    0x8009030C: "SEC_E_LOGON_DENIED, the logon attempt failed",
+    0xC000006D: "STATUS_LOGON_FAILURE, unknown user name or bad password",
+}
+
+
+def _diagnose_credssp_status(
+    chain: list[BaseException], transport: str, plugin: str
+) -> Diagnosis | None:
+    """A CredSSP acceptor's error status (requests-credssp's NTStatusException)."""
+    status_error = _first(
+        chain,
+        lambda e: (
+            _module_of(e) == "requests_credssp" and isinstance(getattr(e, "status", None), int)
+        ),
+    )
+    if status_error is None:
+        return None
+    status: int = getattr(status_error, "status", 0)
+    meaning = _CREDSSP_LOGON_REFUSED.get(status)
+    evidence = f"the host's CredSSP answer carried error status 0x{status:08X}" + (
+        f" ({meaning})" if meaning else ""
+    )
+    if meaning is not None:
+        return describe("credentials_rejected", plugin, evidence, transport=transport or "credssp")
+    return describe(
+        "security_context_failed", plugin, f"{evidence}: {status_error}", transport="credssp"
+    )
 
 
 def _diagnose_kerberos(
@@ -211,7 +244,14 @@ def _plain_http_request(error: BaseException) -> bool:
     url = str(getattr(request, "url", "") or "")
     headers = getattr(request, "headers", None) or {}
     content_type = str(headers.get("Content-Type", "") or "")
-    return url.lower().startswith("http://") and content_type.startswith("application/soap+xml")
+    # pywinrm labels its empty authentication request as SOAP too: a 401 to that request is
+    # about the credentials, nothing was encrypted or sent in the clear yet.
+    carries_message = bool(getattr(request, "body", None))
+    return (
+        carries_message
+        and url.lower().startswith("http://")
+        and content_type.startswith("application/soap+xml")
+    )
 
 
 def _host_clock_skew(chain: list[BaseException], plugin: str) -> Diagnosis | None:
@@ -271,13 +311,26 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
     return describe("credentials_rejected", plugin, evidence, transport=transport)
 
 
-def _diagnose_http_status(chain: list[BaseException], plugin: str) -> Diagnosis | None:
+def _answer_text(error: BaseException) -> str:
+    response = getattr(error, "response", None)
+    if response is not None:
+        return str(getattr(response, "text", "") or "")
+    return str(getattr(error, "response_text", "") or "")
+
+
+def _diagnose_http_status(
+    chain: list[BaseException], plugin: str, encrypted_http: bool
+) -> Diagnosis | None:
     status_error = _first(chain, lambda e: _http_status(e) is not None)
     if status_error is None:
         return None
     status = _http_status(status_error)
     if status == 404:
         return describe("wsman_not_found", plugin, str(status_error))
+    if status == 400 and encrypted_http and not _answer_text(status_error).strip():
+        # An empty 400 to an encrypted message: the host could not decrypt it, which happens
+        # when it goes out on a new connection with the keys of one that was closed.
+        return describe("undecryptable_message", plugin, str(status_error))
     return describe("http_status", plugin, str(status_error), status=status)
 
 
@@ -316,21 +369,35 @@ def _diagnose_other(chain: list[BaseException], transport: str, plugin: str) -> 
     return None
 
 
-def diagnose(exc: BaseException, endpoint: Endpoint, transport: str, plugin: str) -> Diagnosis:
+def diagnose(
+    exc: BaseException,
+    endpoint: Endpoint,
+    transport: str,
+    plugin: str,
+    *,
+    message_encryption: str = "auto",
+) -> Diagnosis:
     """Work out which layer ``exc`` comes from, what was seen, and what fixes it.
 
     ``transport`` is the auth in use (``ntlm``, ``kerberos``...); ``plugin`` is ``winrm`` or
-    ``psrp`` and decides which variable names the fix mentions.
+    ``psrp`` and decides which variable names the fix mentions; ``message_encryption`` is the
+    plugin's setting (auto, always, never).
     """
     chain = list(exception_chain(exc))
     transport = transport.lower()
+    encrypted_http = (
+        endpoint.scheme == "http"
+        and transport in ENCRYPTING_TRANSPORTS
+        and message_encryption.lower() != "never"
+    )
     for step in (
+        lambda: _diagnose_credssp_status(chain, transport, plugin),
         lambda: _diagnose_kerberos(chain, transport, endpoint, plugin),
         lambda: _diagnose_tls(chain, endpoint, plugin),
         lambda: _diagnose_network(chain, endpoint, plugin),
         lambda: _diagnose_auth(chain, transport, plugin),
         lambda: _diagnose_wsman(chain, plugin),
-        lambda: _diagnose_http_status(chain, plugin),
+        lambda: _diagnose_http_status(chain, plugin, encrypted_http),
         lambda: _diagnose_other(chain, transport, plugin),
     ):
         diagnosis = step()

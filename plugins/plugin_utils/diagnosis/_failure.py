@@ -83,7 +83,13 @@ def connection_failure(
         failure = exc
         failure.message = redact(str(failure.message), secrets)
     else:
-        diagnosis = diagnose(exc, settings.endpoint, auth or settings.auth, settings.plugin)
+        diagnosis = diagnose(
+            exc,
+            settings.endpoint,
+            auth or settings.auth,
+            settings.plugin,
+            message_encryption=settings.message_encryption,
+        )
         diagnosis.summary = redact(diagnosis.summary, secrets)
         diagnosis.evidence = redact(diagnosis.evidence, secrets)
         diagnosis.fix = redact(diagnosis.fix, secrets)

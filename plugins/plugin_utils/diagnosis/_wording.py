@@ -237,6 +237,15 @@ WORDING: dict[str, Wording] = {
         "set {v.encryption}: auto and use ntlm, kerberos or credssp over http, or use https "
         "({v.scheme})",
     ),
+    "undecryptable_message": Wording(
+        Layer.MESSAGE_ENCRYPTION,
+        "the host could not decrypt a message (an empty HTTP 400): most likely it went out on "
+        "a new connection with the keys of one that had been closed",
+        "rerun the task (repeating it at once meets the same keys, so {v.retries} cannot help); "
+        "if it recurs, look for what closes connections between the controller and the host "
+        "(a proxy, load balancer or firewall idle timeout), or use https ({v.scheme}: https, "
+        "ansible_port: 5986), where each new connection brings its own keys",
+    ),
     # -- WS-Management -----------------------------------------------------------------------
     "wsman_not_found": Wording(
         Layer.WSMAN,
@@ -459,7 +468,7 @@ _TRANSPORT_SCHEMES = {
 # How MIT, Heimdal and Windows say that the KDC has no principal for the service asked for.
 UNKNOWN_SERVICE = re.compile(r"not found in Kerberos database|S_PRINCIPAL_UNKNOWN", re.I)
 # Transports whose security context encrypts WinRM messages over plain HTTP.
-_ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "negotiate", "kerberos", "credssp"))
+ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "negotiate", "kerberos", "credssp"))
 # The role that turns a transport on where the default (winrm_auth) is not the right one.
 _ENABLING_ROLES = {"credssp": "winops.remoting.credssp_delegation"}
 # And the transports a scheme the listener offers makes possible, for the fix hint.
@@ -526,7 +535,7 @@ def kerberos_unknown_service(spn: str, plugin: str, evidence: str) -> Diagnosis:
 def unencrypted_refused(transport: str, plugin: str, evidence: str) -> Diagnosis:
     """The host refused a plain (unencrypted) message over HTTP: AllowUnencrypted is off."""
     names = variable_names(plugin)
-    if transport in _ENCRYPTING_TRANSPORTS:
+    if transport in ENCRYPTING_TRANSPORTS:
         change = (
             f"set {names.encryption}: auto ({transport} encrypts messages over http), or use "
             f"https ({names.scheme}: https, ansible_port: 5986)"

@@ -157,7 +157,13 @@ class Context:
 def _diagnosed(exc: BaseException, target: Target) -> CheckFailed:
     diagnosis = getattr(exc, "diagnosis", None)
     if not isinstance(diagnosis, Diagnosis):
-        diagnosis = _errors.diagnose(exc, target.endpoint, target.transport, target.plugin)
+        diagnosis = _errors.diagnose(
+            exc,
+            target.endpoint,
+            target.transport,
+            target.plugin,
+            message_encryption=target.message_encryption,
+        )
     return CheckFailed(diagnosis)
 
 

@@ -32,6 +32,61 @@ PRIMARY_VARS: dict[str, str] = {
 }
 
 
+class GivenSetting(t.NamedTuple):
+    """Where Ansible takes an option's value from: ``source`` is direct, var, keyword or env."""
+
+    source: str
+    name: str
+    value: t.Any
+
+    @property
+    def label(self) -> str | None:
+        """How an error message names the setting (None for a direct setting: no name)."""
+        if self.source == "direct":
+            return None
+        if self.source == "keyword":
+            return f"{self.name} (play keyword)"
+        return self.name
+
+
+def given_setting(
+    option: str,
+    definition: c.Mapping[str, t.Any],
+    *,
+    var_options: c.Mapping[str, t.Any],
+    task_keys: c.Mapping[str, t.Any],
+    environ: c.Mapping[str, str],
+    direct: c.Mapping[str, t.Any] | None = None,
+) -> GivenSetting | None:
+    """The setting Ansible takes an option's value from, with that value as given.
+
+    Ansible's order of precedence (ansible-core 2.17 to 2.19, ``ConfigManager``
+    ``get_config_value_and_origin``): a direct setting, the last of the option's variables
+    that is set, the last of its declared play keywords that is set, the last of its
+    environment variables that is set. (Ansible also takes a task attribute named like the
+    option; no option of ours is named like one but ``port``, which declares it.) None when
+    none is set: an ini file or the default decides. A setting whose value is None does not
+    count, as in Ansible.
+    """
+    direct = direct or {}
+    for name in (option, *definition.get("aliases", [])):
+        if direct.get(name) is not None:
+            return GivenSetting("direct", name, direct[name])
+    sources: tuple[tuple[str, str, c.Mapping[str, t.Any]], ...] = (
+        ("var", "vars", var_options),
+        ("keyword", "keyword", task_keys),
+        ("env", "env", environ),
+    )
+    for source, key, values in sources:
+        found = None
+        for entry in definition.get(key, []):
+            if values.get(entry["name"]) is not None:
+                found = GivenSetting(source, str(entry["name"]), values[entry["name"]])
+        if found is not None:
+            return found
+    return None
+
+
 def option_label(
     option: str,
     definition: c.Mapping[str, t.Any],
@@ -43,22 +98,17 @@ def option_label(
 ) -> str:
     """Name the setting an option's value came from, for error messages.
 
-    In Ansible's order of precedence: the last of the option's variables that is set, then a
-    play keyword, then the last of its environment variables that is set. When none is set
-    (a default or an ini file), the option's primary variable is named.
+    The variable, play keyword or environment variable that ``given_setting`` finds. When none
+    is set (a direct setting, a default or an ini file), the option's primary variable.
     """
-    option_vars = [entry["name"] for entry in definition.get("vars", [])]
-    for name in reversed(option_vars):
-        if name in var_options:
-            return str(name)
-    for entry in definition.get("keyword", []):
-        if task_keys.get(entry["name"]) is not None:
-            return f"{entry['name']} (play keyword)"
-    for entry in reversed(definition.get("env", [])):
-        if entry["name"] in environ:
-            return str(entry["name"])
+    given = given_setting(
+        option, definition, var_options=var_options, task_keys=task_keys, environ=environ
+    )
+    if given is not None and given.label is not None:
+        return given.label
     if option in PRIMARY_VARS:
         return PRIMARY_VARS[option]
+    option_vars = [entry["name"] for entry in definition.get("vars", [])]
     documented = [name for name in option_vars if name != "inventory_hostname"]
     return str(documented[0]) if documented else f"{extras_prefix}{option}"
 

@@ -41,6 +41,9 @@ PLUGIN_NAME = "winops.remoting.psrp"
 AUTH_CHOICES = ("basic", "certificate", "negotiate", "kerberos", "ntlm", "credssp")
 # Auth protocols whose security context can encrypt WSMan messages over plain HTTP.
 MESSAGE_ENCRYPTION_AUTHS = frozenset(("negotiate", "kerberos", "ntlm", "credssp"))
+# Auth protocols that log on with a user name and password (Negotiate and Kerberos can use the
+# controller's ticket cache without either).
+USER_REQUIRED_AUTHS = frozenset(("basic", "ntlm", "credssp"))
 # Windows accepts no MaxEnvelopeSizekb below 32; it also leaves file transfers room to work.
 MIN_ENVELOPE_SIZE = 32768
 
@@ -265,7 +268,7 @@ def read_settings(
         )
 
     proxy_value, proxy_var = read("proxy")
-    proxy = _optional_str(proxy_var, proxy_value, "a proxy URL such as http://proxy:3128")
+    proxy = None if proxy_value is None else _validation.proxy_url(proxy_var, proxy_value)
     ignore_proxy_value, ignore_proxy_var = read("ignore_proxy")
     ignore_proxy = _validation.boolean(ignore_proxy_var, ignore_proxy_value)
 
@@ -297,11 +300,30 @@ def read_settings(
     if key_pem is not None:
         key_pem = _validation.existing_file(key_pem_var, key_pem)
     key_password = read_password(source, "certificate_key_password")
+    if auth == "certificate":
+        _validation.encrypted_client_key(
+            key_pem_var,
+            t.cast(str, key_pem),
+            cert_var=cert_pem_var,
+            cert_path=t.cast(str, cert_pem),
+            password_var=source.label("certificate_key_password"),
+            password=key_password,
+        )
 
-    if auth in ("basic", "credssp"):
+    # As the winrm plugin: a password-based logon needs a user name, and an empty one is never
+    # a user name (unset, Negotiate and Kerberos may use the controller's ticket cache). The
+    # client certificate alone names the account with certificate authentication.
+    _validation.require(
+        user is None or bool(user.strip()) or auth == "certificate",
+        user_var,
+        user_value,
+        "a user name, or no value at all (the controller's Kerberos ticket cache)",
+    )
+    if auth in USER_REQUIRED_AUTHS:
         _validation.require(
             user is not None, user_var, user_value, f"a user name when {auth_var} is {auth}"
         )
+    if auth in ("basic", "credssp"):
         if password is None:
             raise OptionError(password_var, None, f"a password when {auth_var} is {auth}")
 

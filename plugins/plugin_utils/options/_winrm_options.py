@@ -81,12 +81,19 @@ def _optional_str(source: OptionSource, option: str) -> str | None:
     return value
 
 
+def _proxy(source: OptionSource) -> str | None:
+    value = source.value("proxy")
+    return None if value is None else _validation.proxy_url(source.label("proxy"), value)
+
+
 def _transports(
     source: OptionSource, user: str | None, scheme: str, kerberos_ok: bool
 ) -> list[str]:
     value = source.value("transport")
     if isinstance(value, str):
-        value = [value]
+        # A comma-separated list that TypedOptions held back unsplit (one item is bad), split
+        # as Ansible splits a list.
+        value = [item.strip() for item in value.split(",")]
     names = [item for item in (value or []) if item is not None and str(item).strip()]
     if names:
         return [_validation.choice(source.label("transport"), item, TRANSPORTS) for item in names]
@@ -150,6 +157,16 @@ def _certificate_paths(
             cert_pem = _validation.existing_file(source.label("cert_pem"), cert_pem)
         if cert_key_pem is not None:
             cert_key_pem = _validation.existing_file(source.label("cert_key_pem"), cert_key_pem)
+        if cert_pem is not None and cert_key_pem is not None:
+            # pywinrm has no key password option: an encrypted key is refused here.
+            _validation.encrypted_client_key(
+                source.label("cert_key_pem"),
+                cert_key_pem,
+                cert_var=source.label("cert_pem"),
+                cert_path=cert_pem,
+                password_var=None,
+                password=None,
+            )
     return cert_pem, cert_key_pem
 
 
@@ -166,7 +183,7 @@ def _credentials_required(
         if transport == "ssl" and has_certificate:
             continue
         what = f"a user name when {source.label('transport')} is {transport}"
-        _validation.require(bool(user), source.label("remote_user"), user, what)
+        _validation.require(bool(user and user.strip()), source.label("remote_user"), user, what)
         what = f"a password when {source.label('transport')} is {transport}"
         # Only ever reached with password None: a set password is never put in a message.
         _validation.require(password is not None, source.label("remote_password"), None, what)
@@ -331,7 +348,7 @@ def build_settings(
         "cert_pem": cert_pem,
         "cert_key_pem": cert_key_pem,
         "kerberos_hostname_override": _optional_str(source, "kerberos_hostname_override"),
-        "proxy": _optional_str(source, "proxy"),
+        "proxy": _proxy(source),
     }
     kwargs.update({name: value for name, value in optional.items() if value is not None})
     if _validation.boolean(source.label("no_proxy"), source.value("no_proxy")):

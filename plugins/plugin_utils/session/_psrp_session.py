@@ -65,7 +65,7 @@ try:
     from pypsrp.host import PSHost, PSHostUserInterface
     from pypsrp.powershell import PowerShell, RunspacePool
     from pypsrp.shell import SignalCode
-    from pypsrp.wsman import WSMan
+    from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
     from spnego.exceptions import SpnegoError
 except ImportError as import_error:
     PYPSRP_IMPORT_ERROR = import_error
@@ -78,10 +78,12 @@ class _NoCredSSPError(Exception):
 
 
 CredSSPAuthenticationError: type[BaseException] = _NoCredSSPError
+CredSSPStatusError: type[BaseException] = _NoCredSSPError
 try:  # optional: only CredSSP needs requests-credssp
-    from requests_credssp.exceptions import AuthenticationException
+    from requests_credssp.exceptions import AuthenticationException, NTStatusException
 
     CredSSPAuthenticationError = AuthenticationException
+    CredSSPStatusError = NTStatusException
 except ImportError:
     pass
 
@@ -121,12 +123,26 @@ def wire_errors() -> tuple[type[BaseException], ...]:
         ssl.SSLError,
         # a CredSSP handshake the host refuses or fails (e.g. CredSSP not enabled there)
         CredSSPAuthenticationError,
+        # the error status a CredSSP acceptor answers with, such as a refused password
+        CredSSPStatusError,
     )
 
 
 def is_transient(exc: BaseException) -> bool:
     """The shared classifier with pypsrp's rules (see session._retry.TransientRules)."""
     return _retry.is_transient(exc, _retry.PSRP_RULES)
+
+
+def lookup_host(host: str, port: int) -> None:
+    """Resolve ``host`` as the connect will; socket.gaierror when the resolver cannot."""
+    socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def _receive_without_repeat(wsman: WSMan, *request: t.Any, **options: t.Any) -> t.Any:
+    """WSMan.receive (resource URI, resource, option set, selector set, timeout) without
+    pypsrp's own repeats after a read timeout."""
+    answer = wsman.invoke(WSManAction.RECEIVE, *request, **options, retries_on_read_timeout=0)
+    return answer.find("s:Body", namespaces=NAMESPACES)
 
 
 class PsrpSession:
@@ -178,6 +194,7 @@ class PsrpSession:
             self._log(f"acquiring a Kerberos ticket for {self.settings.kinit.principal} (kinit)")
             self._ccache = acquire_ticket(self.settings.kinit)
         try:
+            self._resolve_host()
             with self._credentials():
                 self._pool = self._retry("open runspace pool", self._open_pool)
         except BaseException as err:
@@ -186,6 +203,26 @@ class PsrpSession:
             if isinstance(err, wire_errors()):
                 raise_failure(self._failure(err))
             raise
+
+    def _resolve_host(self) -> None:
+        """Resolve the host name once, so that a name that does not resolve fails at once.
+
+        pypsrp's urllib3 retries a failed name lookup like a refused connect, with backoff;
+        the resolver has already retried by then (resolv.conf attempts and timeout), and the
+        winrm plugin does not retry it either (session._retry). Through a proxy the proxy
+        resolves the name, so nothing is looked up here.
+        """
+        endpoint = self.settings.endpoint
+        if not self._through_proxy():
+            lookup_host(endpoint.host, endpoint.port)
+
+    def _through_proxy(self) -> bool:
+        kwargs = self.settings.wsman_kwargs
+        if kwargs.get("proxy"):
+            return True
+        if kwargs.get("no_proxy"):
+            return False
+        return bool(requests.utils.get_environ_proxies(self.settings.endpoint.url))
 
     def _open_pool(self) -> RunspacePool:
         wsman = WSMan(**self.settings.wsman_kwargs)
@@ -196,6 +233,12 @@ class PsrpSession:
         # answer only means the host is still starting the runspace, so receive again on the
         # same shell (a reopen would leave the first shell behind on the host).
         setattr(pool.shell, "receive", self._patient_receive(pool.shell.receive))  # noqa: B010
+        # pypsrp repeats a Receive whose answer did not come within the read timeout (five
+        # times, inside WSMan.receive). Windows hands out output once: a repeated Receive
+        # cannot ask for an answer that was sent and lost (MS-WSMV 3.1.4.1.39 caches answers
+        # only for clients that send wsmv:OperationID, which pypsrp does not), so, as in the
+        # winrm plugin, a read timeout on Receive fails the task instead.
+        setattr(wsman, "receive", functools.partial(_receive_without_repeat, wsman))  # noqa: B010
         try:
             pool.open()
         except BaseException:
@@ -204,8 +247,25 @@ class PsrpSession:
             raise
         finally:
             del pool.shell.receive
+        # The one Send both plugins repeat: a Send refused as busy (session._retry).
+        setattr(pool.shell, "send", self._send_repeating_busy(pool.shell.send))  # noqa: B010
         self._host = host
         return pool
+
+    def _send_repeating_busy(self, send: c.Callable[..., t.Any]) -> c.Callable[..., t.Any]:
+        """``send`` repeated (with the retry policy) only when the host refused it as busy."""
+
+        def send_until_taken(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            return call_with_retry(
+                "send input",
+                functools.partial(send, *args, **kwargs),
+                self.settings.retry_policy,
+                _retry.refused_as_busy,
+                log=self._log,
+                sleep=self._sleep,
+            )
+
+        return send_until_taken
 
     def _patient_receive(self, receive: c.Callable[..., t.Any]) -> c.Callable[..., t.Any]:
         """``receive`` that asks again after an OperationTimeout fault, up to ``retries`` times."""

@@ -5,7 +5,12 @@ Internal use only: this module is not part of the collection's public API.
 Use ``call_with_retry`` only for idempotent steps: creating or deleting a shell or runspace,
 receiving output, Identify. Never wrap the start of a command (WinRS Command, PSRP pipeline
 invoke): if the request reached the host before the connection broke, a retry would run the
-command twice.
+command twice. A Send is repeated only when ``refused_as_busy``.
+
+Decided once for both plugins (docs/troubleshooting.md, "What is retried"): a read timeout is
+never transient (a Receive's lost answer may have held output that Windows hands out once),
+nor is a name the resolver could not resolve; the psrp session keeps pypsrp from repeating
+either on its own.
 """
 
 from __future__ import annotations
@@ -112,6 +117,16 @@ class TransientRules:
 
 WINRM_RULES = TransientRules(library_retries_connect=False, retries_cut_answers=True)
 PSRP_RULES = TransientRules(library_retries_connect=True, retries_cut_answers=False)
+
+
+def refused_as_busy(exc: BaseException) -> bool:
+    """True when the host refused a Send with ERROR_BUSY (170), the one Send both plugins repeat.
+
+    WinRM answers a Send with ERROR_BUSY while an earlier Send of the command is still being
+    processed; the refused Send's data was not taken, so sending it again cannot duplicate
+    input (ansible.builtin.winrm repeats it too). Any other Send failure is never repeated.
+    """
+    return any(fault_code(error) == _wsman_faults.BUSY for error in exception_chain(exc))
 
 
 def is_transient(exc: BaseException, rules: TransientRules) -> bool:

@@ -131,10 +131,6 @@ def _never_sent(exc: BaseException) -> bool:
     return any(isinstance(item, ConnectionRefusedError) for item in exception_chain(exc))
 
 
-def _is_busy(exc: BaseException) -> bool:
-    return fault_code(exc) == _wsman_faults.BUSY
-
-
 def _with_last(items: t.Iterable[bytes]) -> t.Iterator[tuple[bytes, bool]]:
     """Pair every item with whether it is the last one; an empty input gives (b"", True)."""
     iterator = iter(items)
@@ -507,7 +503,7 @@ class WinRMSession:
                     functools.partial(
                         protocol.send_command_input, shell_id, command_id, data, end=is_last
                     ),
-                    is_retryable=_is_busy,
+                    is_retryable=_retry.refused_as_busy,
                 )
             except WinRMOperationTimeoutError:
                 # A loaded host can answer a Send with OperationTimeout after taking its data

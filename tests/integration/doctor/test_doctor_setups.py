@@ -127,6 +127,26 @@ SETUPS = [
         layer="HTTP authentication",
         fix_mentions=("ansible_password",),
     ),
+    # Over http the password is refused in the empty-bodied request that sets up message
+    # encryption: a credentials problem, not a message encryption one (issue 11, item 4).
+    SetUp(
+        "wrong_password_http_encrypted",
+        "healthy",
+        5985,
+        wrong_password=True,
+        layer="HTTP authentication",
+        fix_mentions=("ansible_password",),
+    ),
+    # CredSSP's acceptor answers a wrong password with SEC_E_LOGON_DENIED in its TSRequest.
+    SetUp(
+        "credssp_wrong_password",
+        "healthy",
+        5986,
+        auth="credssp",
+        wrong_password=True,
+        layer="HTTP authentication",
+        fix_mentions=("ansible_password",),
+    ),
     SetUp(
         "credssp_requested_but_not_enabled",
         "no_credssp",

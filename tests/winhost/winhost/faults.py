@@ -5,6 +5,9 @@ Kinds (set with `python -m winhost fault HOST KIND [options]`, the fixture's `.f
 
   drop      count=1 action=ANY  the HTTP layer runs the request, then sends the status line,
                                 headers and half the body and closes the connection
+  close     count=1 action=ANY  the request is answered in full, then the connection is closed
+                                (as HTTP.sys closes an idle connection); the client's next
+                                request goes out on a new connection
   delay     seconds=N count=1 action=ANY  the HTTP layer sleeps N s before handling a request
   http500   count=1 action=ANY  the request is not run; HTTP 500 with a w:InternalError fault
   receive_timeout seconds=N     for N s every Receive waits (its OperationTimeout, at most
@@ -38,8 +41,8 @@ import typing as t
 
 from winhost import api
 
-KINDS = ("drop", "delay", "http500", "receive_timeout", "busy", "quota", "reboot")
-_COUNTED = ("drop", "delay", "http500", "busy", "quota")
+KINDS = ("drop", "close", "delay", "http500", "receive_timeout", "busy", "quota", "reboot")
+_COUNTED = ("drop", "close", "delay", "http500", "busy", "quota")
 _TIMED = ("receive_timeout", "reboot")
 
 

@@ -551,7 +551,7 @@ def _bootstrap(state: HostState, ca: pki.CertificateAuthority) -> None:
       = the certificate's CN;
     - Set-HttpsFirewallRule: Name 'winops-WinRM-HTTPS-In', DisplayName 'Windows Remote
       Management (HTTPS-In, winops.remoting)', its Description, TCP 5986 from the controller
-      address, Profile Any;
+      address, Profile Any, LocalAddress Any (Get-FirewallLocalAddress: the listener is `*`);
     - Disable-OtherHttpsRule: no other rule admits 5986 on `stock`, so nothing more;
     - Set-Authentication: Kerberos and Negotiate on, Basic, Certificate and CredSSP off,
       AllowUnencrypted false, CbtHardeningLevel Strict; Client\\Auth\\Basic and

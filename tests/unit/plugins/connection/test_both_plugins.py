@@ -58,6 +58,197 @@ def test_bad_port_is_named_alike_by_both_plugins(
     )
 
 
+# -- values that used to get past validation (issue 11, item 6) -------------------------------
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("host", ["10.0.0.1:5985", "win01.example.com:5986", "fe80::1::2"])
+def test_a_host_with_a_port_or_a_broken_ipv6_literal_names_ansible_host(
+    plugin: str, host: str
+) -> None:
+    # Before: "unexpected ValueError" for http://[10.0.0.1:5985]:5985/wsman, on the wire.
+    connection = load_connection(plugin, {**BASE, "ansible_host": host, "ansible_port": 5985})
+    with pytest.raises(OptionError) as raised:
+        connection._read_settings()
+    assert str(raised.value).startswith(f"Invalid value {host!r} for ansible_host: expected")
+    assert "without a port (set the port with ansible_port)" in str(raised.value)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("host", ["fe80::1", "[fe80::1]", "::ffff:10.0.0.1"])
+def test_an_ipv6_literal_is_still_a_host(plugin: str, host: str) -> None:
+    connection = load_connection(plugin, {**BASE, "ansible_host": host, "ansible_port": 5985})
+    assert connection._read_settings().endpoint.host == host.strip("[]")
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize(
+    ("proxy", "shown"),
+    [
+        ("http://proxy:port", "http://proxy:port"),
+        ("http//proxy:3128", "http//proxy:3128"),
+        ("proxy:3128", "proxy:3128"),
+        ("http://", "http://"),
+        ("http://[::1:3128", "http://[::1:3128"),
+        ("http://proxy:99999", "http://proxy:99999"),
+        ("ftp://proxy:21", "ftp://proxy:21"),
+        # the credentials of a proxy URL are never repeated
+        ("http://user:Pässwörd@proxy:port", "http://********@proxy:port"),
+    ],
+)
+def test_a_malformed_proxy_url_names_the_proxy_variable(
+    plugin: str, proxy: str, shown: str
+) -> None:
+    # Before: "unexpected InvalidURL ... check ansible_host" once the request was made.
+    family = plugin.rsplit(".", 1)[1]
+    variables = {**BASE, f"ansible_{family}_proxy": proxy}
+    with pytest.raises(OptionError) as raised:
+        load_connection(plugin, variables)._read_settings()
+    assert str(raised.value) == (
+        f"Invalid value {shown!r} for ansible_{family}_proxy: expected a proxy URL such as "
+        "http://proxy:3128 (scheme http, https, socks4, socks4a, socks5, socks5h)"
+    )
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("proxy", ["http://proxy:3128", "socks5h://[::1]:1080", "http://proxy"])
+def test_a_well_formed_proxy_url_is_passed_on(plugin: str, proxy: str) -> None:
+    family = plugin.rsplit(".", 1)[1]
+    settings = load_connection(plugin, {**BASE, f"ansible_{family}_proxy": proxy})._read_settings()
+    arguments = settings.wsman_kwargs if family == "psrp" else settings.protocol_kwargs
+    assert arguments["proxy"] == proxy
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("user", ["", "   "])
+def test_an_empty_user_is_refused_by_both_plugins(plugin: str, user: str) -> None:
+    # Before: psrp sent the request with an empty user name.
+    family = plugin.rsplit(".", 1)[1]
+    auth = {"winrm": "ansible_winrm_transport", "psrp": "ansible_psrp_auth"}[family]
+    variables = {**BASE, "ansible_user": user, auth: "ntlm"}
+    with pytest.raises(OptionError) as raised:
+        load_connection(plugin, variables)._read_settings()
+    assert str(raised.value).startswith(f"Invalid value {user!r} for ansible_user: expected")
+
+
+# -- an encrypted client key: a local mistake, named before any traffic (issue 11, item 5) -----
+
+KEY_PASSWORD = "Schlüssel-Pässwort"
+
+
+def client_certificate(directory: t.Any, key_password: str | None) -> tuple[str, str]:
+    """A self-signed client certificate and its key, encrypted with ``key_password``."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ansible")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.NoEncryption()
+        if key_password is None
+        else serialization.BestAvailableEncryption(key_password.encode())
+    )
+    cert_path, key_path = directory / "client.pem", directory / "client.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    )
+    return str(cert_path), str(key_path)
+
+
+def psrp_certificate_vars(cert: str, key: str) -> dict[str, t.Any]:
+    return {
+        **BASE,
+        "ansible_psrp_auth": "certificate",
+        "ansible_psrp_protocol": "https",
+        "ansible_psrp_certificate_pem": cert,
+        "ansible_psrp_certificate_key_pem": key,
+    }
+
+
+def test_a_wrong_key_password_names_its_variable_before_any_traffic(tmp_path: t.Any) -> None:
+    # Before: "TLS handshake failed", after urllib3 had retried the handshake.
+    cert, key = client_certificate(tmp_path, KEY_PASSWORD)
+    variables = psrp_certificate_vars(cert, key) | {
+        "ansible_psrp_certificate_key_password": "nicht-das-Pässwort"
+    }
+    with pytest.raises(OptionError) as raised:
+        load_connection("winops.remoting.psrp", variables)._read_settings()
+    message = str(raised.value)
+    assert message.startswith(
+        "Invalid value '(hidden)' for ansible_psrp_certificate_key_password: expected the "
+        f"password that decrypts the private key {key} (ansible_psrp_certificate_key_pem)"
+    )
+    assert "nicht-das-Pässwort" not in message
+
+
+def test_an_encrypted_key_without_its_password_is_refused(tmp_path: t.Any) -> None:
+    cert, key = client_certificate(tmp_path, KEY_PASSWORD)
+    with pytest.raises(OptionError) as raised:
+        load_connection("winops.remoting.psrp", psrp_certificate_vars(cert, key))._read_settings()
+    assert str(raised.value) == (
+        "Invalid value None for ansible_psrp_certificate_key_password: expected the password "
+        f"of the encrypted private key {key} (ansible_psrp_certificate_key_pem)"
+    )
+
+
+def test_the_right_key_password_is_passed_on(tmp_path: t.Any) -> None:
+    cert, key = client_certificate(tmp_path, KEY_PASSWORD)
+    variables = psrp_certificate_vars(cert, key) | {
+        "ansible_psrp_certificate_key_password": KEY_PASSWORD
+    }
+    settings = load_connection("winops.remoting.psrp", variables)._read_settings()
+    assert settings.wsman_kwargs["certificate_key_password"] == KEY_PASSWORD
+
+
+def test_a_key_of_another_certificate_names_the_key_variable(tmp_path: t.Any) -> None:
+    cert, _key = client_certificate(tmp_path, None)
+    (tmp_path / "other").mkdir()
+    _other_cert, other_key = client_certificate(tmp_path / "other", KEY_PASSWORD)
+    variables = psrp_certificate_vars(cert, other_key) | {
+        "ansible_psrp_certificate_key_password": KEY_PASSWORD
+    }
+    with pytest.raises(OptionError) as raised:
+        load_connection("winops.remoting.psrp", variables)._read_settings()
+    assert str(raised.value) == (
+        f"Invalid value {other_key!r} for ansible_psrp_certificate_key_pem: expected the private "
+        f"key of the certificate in ansible_psrp_certificate_pem ({cert})"
+    )
+
+
+def test_winrm_refuses_an_encrypted_key_it_cannot_open(tmp_path: t.Any) -> None:
+    # pywinrm takes no key password: OpenSSL would prompt for it on a terminal, or fail.
+    cert, key = client_certificate(tmp_path, KEY_PASSWORD)
+    variables = {
+        **BASE,
+        "ansible_winrm_transport": "certificate",
+        "ansible_winrm_scheme": "https",
+        "ansible_winrm_cert_pem": cert,
+        "ansible_winrm_cert_key_pem": key,
+    }
+    with pytest.raises(OptionError) as raised:
+        load_connection("winops.remoting.winrm", variables)._read_settings()
+    assert str(raised.value).startswith(
+        f"Invalid value {key!r} for ansible_winrm_cert_key_pem: expected an unencrypted PEM "
+        "private key"
+    )
+
+
 # -- one failure path: nothing shown or chained carries the password ---------------------------
 
 PASSWORD = "Sécret-Pässwörd!42"
@@ -155,7 +346,9 @@ class FailingPsrp:
         class RunspacePool:
             def __init__(self, wsman: WSMan, **kwargs: t.Any) -> None:
                 self.connection = wsman
-                self.shell = types.SimpleNamespace(receive=None, signal=lambda *a: None)
+                self.shell = types.SimpleNamespace(
+                    receive=None, send=lambda *a, **k: None, signal=lambda *a: None
+                )
                 self.pipelines: dict[t.Any, t.Any] = {}
 
             def open(self) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import time
 import typing as t
 import uuid
@@ -73,6 +74,11 @@ class FakeShell:
     def signal(self, code: str, command_id: str) -> None:
         self.remote.signals.append((code, command_id))
 
+    def send(self, stream: str, data: bytes, command_id: str | None = None) -> None:
+        self.remote.sends += 1
+        if self.remote.send_errors:
+            raise self.remote.send_errors.pop(0)
+
     def receive(self, streams: str, command_id: str | None = None) -> tuple[t.Any, ...]:
         self.remote.receives += 1
         if self.remote.receive_errors:
@@ -92,6 +98,9 @@ class FakeRemote:
         # answers to the Receive requests the pool's open sends, before the one that succeeds
         self.receive_errors: list[BaseException] = []
         self.receives = 0
+        # answers to the Send requests sent through the pool's shell, before one that succeeds
+        self.send_errors: list[BaseException] = []
+        self.sends = 0
         # script -> list of poll steps; a step is an exception, "wait", ("out", [..]) or ("rc", n)
         self.plans: dict[str, list[t.Any]] = {}
         self.begin_error: BaseException | None = None
@@ -707,3 +716,81 @@ def test_a_put_line_travels_in_one_psrp_fragment(max_envelope_size: int) -> None
     assert len(fragments) == 1
     # Derived from the envelope, not a fixed constant: more than half of it carries file data.
     assert chunk >= (max_envelope_size - _psrp_session.PSRP_ENVELOPE_OVERHEAD) // 2
+
+
+# --- what is repeated: the decisions shared with the winrm plugin (issue 11, item 8) -----------
+
+
+def busy() -> WSManFaultError:
+    return WSManFaultError(170, "win-01", "The requested resource is in use. ", "", "", "")
+
+
+def test_a_send_refused_as_busy_is_sent_again(remote: FakeRemote) -> None:
+    # Before, psrp failed the task on ERROR_BUSY while winrm sent the input again.
+    session, recorder = open_session()
+    pool = session._require_pool()
+    remote.send_errors = [busy(), busy()]
+    pool.shell.send("stdin", b"data", command_id="C1")
+    assert remote.sends == 3
+    assert recorder.sleeps == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [connection_reset(), WSManFaultError(5, "win-01", "Access is denied.", "", "", "")],
+    ids=["reset", "access-denied"],
+)
+def test_any_other_send_failure_is_not_repeated(remote: FakeRemote, error: BaseException) -> None:
+    # The host may have taken the input: sending it again could duplicate it.
+    session, _recorder = open_session()
+    remote.send_errors = [error]
+    with pytest.raises(type(error)):
+        session._require_pool().shell.send("stdin", b"data", command_id="C1")
+    assert remote.sends == 1
+
+
+def test_a_receive_is_not_repeated_by_pypsrp_after_a_read_timeout() -> None:
+    # pypsrp's WSMan.receive repeats a read timeout five times; a lost answer's output cannot
+    # be asked for again, so the plugin's Receive asks pypsrp for no repeats.
+    wsman = mock.create_autospec(WSMan, instance=True)
+    _psrp_session._receive_without_repeat(wsman, "uri", "resource", None, None, 20)
+    wsman.invoke.assert_called_once_with(
+        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive",
+        "uri",
+        "resource",
+        None,
+        None,
+        20,
+        retries_on_read_timeout=0,
+    )
+
+
+@pytest.mark.real_name_lookup
+def test_a_name_that_does_not_resolve_fails_at_once_without_retries(
+    remote: FakeRemote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, pypsrp's urllib3 retried the lookup with backoff while winrm failed at once.
+    def no_such_name(*args: t.Any, **kwargs: t.Any) -> t.NoReturn:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    recorder = Recorder()
+    session = PsrpSession(make_settings(), log=recorder.logs.append, sleep=recorder.sleeps.append)
+    with pytest.raises(AnsibleConnectionFailure, match="name resolution failed") as raised:
+        session.open()
+    assert "could not be resolved" in str(raised.value)
+    assert remote.pools == [] and recorder.sleeps == []
+
+
+@pytest.mark.real_name_lookup
+def test_through_a_proxy_the_name_is_left_to_the_proxy(
+    remote: FakeRemote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_lookup(*args: t.Any, **kwargs: t.Any) -> t.NoReturn:
+        raise AssertionError("the controller looked the name up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    settings = make_settings()
+    settings.wsman_kwargs["proxy"] = "http://proxy.example.com:3128"
+    session, _recorder = open_session(settings)
+    assert session.is_open

@@ -64,8 +64,9 @@ BAD_VALUES: list[tuple[str, dict[str, t.Any], str]] = [
     ),
     (
         "read timeout below a raised operation timeout",
+        # A whole number in a string reaches the range check as Ansible's int (type: int).
         {"ansible_psrp_operation_timeout": "60", "ansible_psrp_read_timeout": "30"},
-        "Invalid value '30' for ansible_psrp_read_timeout: expected an integer greater than "
+        "Invalid value 30 for ansible_psrp_read_timeout: expected an integer greater than "
         "ansible_psrp_operation_timeout (60): a Receive waits up to the operation timeout",
     ),
     (

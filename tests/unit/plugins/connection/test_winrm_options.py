@@ -701,8 +701,9 @@ BAD_VALUES = [
         "Invalid value 'fast' for ansible_winrm_reconnection_backoff: expected a number >= 0",
     ),
     (
+        # A number option reaches the reader as Ansible's float (type: float).
         {"ansible_winrm_command_timeout": -5},
-        "Invalid value -5 for ansible_winrm_command_timeout: expected a number >= 0",
+        "Invalid value -5.0 for ansible_winrm_command_timeout: expected a number >= 0",
     ),
     (
         {"ansible_winrm_max_envelope_size": 1000},

@@ -8,10 +8,12 @@ import re
 import socket
 import ssl
 import time
+import typing as t
 
 import pypsrp.exceptions
 import pytest
 import requests
+import requests_credssp.exceptions
 import spnego.exceptions
 import urllib3.exceptions
 import winrm.exceptions
@@ -455,3 +457,101 @@ def test_answer_cut_off_mid_response_is_not_blamed_on_the_firewall() -> None:
     assert "never repeated automatically" in diagnosis.fix
     assert "ansible_winrm_reconnection_retries" in diagnosis.fix
     assert "firewall rule for port" not in diagnosis.fix
+
+
+def _http_401_to(body: bytes) -> requests.HTTPError:
+    """A 401 to a POST labelled as SOAP, as pywinrm sends every request over http."""
+    request = requests.Request(
+        "POST",
+        HTTP.url,
+        data=body,
+        headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+    ).prepare()
+    response = requests.Response()
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = "Negotiate, CredSSP"
+    response.request = request
+    return requests.HTTPError("401 Client Error: Unauthorized", response=response)
+
+
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_wrong_password_over_http_with_encryption_is_a_credentials_problem(plugin: str) -> None:
+    # pywinrm authenticates with an empty body before it encrypts; a 401 to that request is a
+    # refused password (issue 11, item 4: it was reported as a message encryption problem).
+    error = raised_while_handling(
+        _http_401_to(b""),
+        winrm.exceptions.InvalidCredentialsError(
+            "the specified credentials were rejected by the server"
+        ),
+    )
+    diagnosis = diagnose(error, HTTP, "ntlm", plugin)
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert diagnosis.summary == "the credentials were rejected"
+    assert diagnosis.fix == "check ansible_user and ansible_password for ntlm authentication"
+
+
+def test_plain_soap_refused_over_http_is_still_message_encryption() -> None:
+    error = raised_while_handling(
+        _http_401_to(b"<s:Envelope/>"),
+        winrm.exceptions.InvalidCredentialsError(
+            "the specified credentials were rejected by the server"
+        ),
+    )
+    assert diagnose(error, HTTP, "ntlm", "winrm").layer is Layer.MESSAGE_ENCRYPTION
+
+
+def credssp_status_error(status: int) -> BaseException:
+    """What requests-credssp raises when the acceptor's TSRequest carries an error status."""
+    return raised_while_handling(
+        spnego.exceptions.InvalidTokenError(
+            context_msg="Received NTStatus in TSRequest from acceptor, Context: Public key exchange"
+        ),
+        requests_credssp.exceptions.NTStatusException(status),
+    )
+
+
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+@pytest.mark.parametrize("status", [0x8009030C, 0xC000006D])
+def test_credssp_logon_refused_is_rejected_credentials(plugin: str, status: int) -> None:
+    diagnosis = diagnose(credssp_status_error(status), HTTP, "credssp", plugin)
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert diagnosis.summary == "the credentials were rejected"
+    assert f"0x{status:08X}" in diagnosis.evidence
+    assert diagnosis.fix == "check ansible_user and ansible_password for credssp authentication"
+
+
+def test_credssp_other_status_is_a_failed_security_context() -> None:
+    diagnosis = diagnose(credssp_status_error(0xC000009A), HTTP, "credssp", "psrp")
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert diagnosis.summary == "the credssp security context could not be created"
+    assert "0xC000009A" in diagnosis.evidence
+
+
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_an_empty_400_to_an_encrypted_message_names_the_lost_connection(plugin: str) -> None:
+    # What pypsrp and pywinrm raise when the host cannot decrypt a message that went out on a
+    # new connection with the keys of a closed one (issue 11, item 5: "HTTP 400, raise
+    # reconnection_retries" before).
+    library = pypsrp.exceptions if plugin == "psrp" else winrm.exceptions
+    error = library.WinRMTransportError("http", 400, "")
+    diagnosis = diagnose(error, HTTP, "negotiate", plugin, message_encryption="auto")
+    assert diagnosis.layer is Layer.MESSAGE_ENCRYPTION
+    assert diagnosis.summary.startswith("the host could not decrypt a message")
+    assert f"ansible_{plugin}_reconnection_retries cannot help" in diagnosis.fix
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "transport", "encryption", "text"),
+    [
+        (HTTPS, "negotiate", "auto", ""),  # TLS, not message encryption
+        (HTTP, "negotiate", "never", ""),  # nothing was encrypted
+        (HTTP, "basic", "auto", ""),  # Basic cannot encrypt
+        (HTTP, "negotiate", "auto", "<s:Envelope>fault</s:Envelope>"),  # an answer was read
+    ],
+)
+def test_other_400_answers_stay_plain_http_statuses(
+    endpoint: t.Any, transport: str, encryption: str, text: str
+) -> None:
+    error = pypsrp.exceptions.WinRMTransportError("http", 400, text)
+    diagnosis = diagnose(error, endpoint, transport, "psrp", message_encryption=encryption)
+    assert diagnosis.summary == "the listener answered HTTP 400"

@@ -114,6 +114,32 @@ def test_integer_bounds() -> None:
         v.integer("n", "x")
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("20", 20),
+        (" 20 ", 20),
+        (20.0, 20),
+        # ansible-core 2.19 reads a whole decimal string as an int option's value.
+        ("20.0", 20),
+        ("2e1", 20),
+        ("-3", -3),
+        ("20.5", None),
+        (20.5, None),
+        (True, None),
+        ("0x14", None),
+        ("nan", None),
+        ("Infinity", None),
+        ("", None),
+        (None, None),
+        # Refused without building a billion-digit int first.
+        ("1e999999999", None),
+    ],
+)
+def test_as_integer(value: object, expected: int | None) -> None:
+    assert v.as_integer(value) == expected
+
+
 def test_number() -> None:
     assert v.number("t", "1.5") == 1.5
     assert v.number("t", 30) == 30.0
@@ -143,13 +169,16 @@ def test_number() -> None:
         (0, False),
         ("true", True),
         ("False", False),
+        # ansible's strict boolean() takes 1.0 and 0.0 too.
+        (1.0, True),
+        (0.0, False),
     ],
 )
 def test_boolean_accepted(value: object, expected: bool) -> None:
     assert v.boolean("ansible_psrp_negotiate_delegate", value) is expected
 
 
-@pytest.mark.parametrize("value", ["maybe", 2, None, ""])
+@pytest.mark.parametrize("value", ["maybe", 2, None, "", 0.5])
 def test_boolean_rejected(value: object) -> None:
     with pytest.raises(v.OptionError) as exc:
         v.boolean("ansible_winrm_send_cbt", value)

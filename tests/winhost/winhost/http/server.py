@@ -152,6 +152,19 @@ class ListenerRuntime:
                 continue
         return addresses
 
+    def connections(self) -> list[tuple[str, str]]:
+        """(local address, remote address) of each open connection: the host address it
+        arrived on and the client's."""
+        with self._lock:
+            sockets = list(self._connections)
+        pairs = []
+        for sock in sockets:
+            try:
+                pairs.append((str(sock.getsockname()[0]), str(sock.getpeername()[0])))
+            except OSError:  # closed meanwhile
+                continue
+        return pairs
+
     def start(self) -> None:
         server = _Server((self.address, self.port), _Handler, bind_and_activate=True)
         server.listener = self
@@ -374,6 +387,10 @@ class _Handler(BaseHTTPRequestHandler):
             payload = envelope.render_response(request, response)
             status = 200
             drop = faults.take(host.name, "drop", request.action) is not None
+            if faults.take(host.name, "close", request.action) is not None:
+                # The fault "close": the whole answer, then the connection is closed, as
+                # HTTP.sys closes a connection whose idle timer ran out between requests.
+                self.close_connection = True
         except api.WSManFault as fault:
             status = fault.http_status
             payload = envelope.render_fault(request, fault, host.computer_name)

@@ -9,7 +9,9 @@ As on Windows, -Name finds rules of the PersistentStore only (PolicyStoreSourceT
 Group Policy rules are seen in the ActiveStore (other_rules) and are never changed here.
 
 LocalSubnet is the host's own subnet, modelled as its address's /24 (winhost.netfilter), and
-LocalAddress is matched against the host's one address. Not modelled (fails loudly, naming the
+LocalAddress is matched against the host's one address. A local_addresses scope that none of
+the addresses the WinRM clients now arrive on is in is refused before anything changes, as the
+module refuses it. Not modelled (fails loudly, naming the
 value): the other address keywords (DNS, DHCP, WINS, DefaultGateway, Internet, ...: winhost has
 no infrastructure-server or network-isolation model) and profiles other than any (winhost has
 no network profile: its rules apply on every connection).
@@ -199,9 +201,19 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
         )
 
     result: dict[str, t.Any] = {"changed": False, "other_rules": []}
+    # 'Any' admits every local address; a switched-off rule admits nothing.
+    local_guard = (
+        str(state_wanted).lower() == "present"
+        and wanted["enabled"]
+        and "local_addresses" in wanted
+        and not any(entry.lower() == "any" for entry in wanted["local_addresses"])
+    )
     # Read before the state lock is taken (the host takes its own lock first).
     peers = _established_peers(run) if other_rules != "keep" else []
+    connections = _established_connections(run) if local_guard else []
     with host_model(run) as state:
+        if local_guard:
+            _assert_local_scope_keeps_controller(connections, state, wanted["local_addresses"])
         rules = state.firewall_rules
         # Get-NetFirewallRule -Name reads the PersistentStore: Group Policy rules are not in it.
         index = next(
@@ -464,6 +476,45 @@ def _established_peers(run: ModuleRun) -> list[str]:
             f"({type(run.ctx.host).__name__} has no established_peers)"
         )
     return list(established())
+
+
+def _established_connections(run: ModuleRun) -> list[tuple[str, str]]:
+    """Get-WinRMConnection: (LocalAddress, RemoteAddress) of Get-NetTCPConnection -State
+    Established on the WinRM listeners' ports."""
+    established = getattr(run.ctx.host, "established_connections", None)
+    if established is None:
+        raise ModuleFailure(
+            "winhost does not model Get-NetTCPConnection on this host "
+            f"({type(run.ctx.host).__name__} has no established_connections)"
+        )
+    return list(established())
+
+
+def _in_local_scope(address: str, entries: list[str], state: t.Any) -> bool:
+    """Test-AddressInScope for a local address: keywords whose members the host cannot list
+    (DNS, DHCP, ...) count as admitting it, as in the module."""
+    if any(entry in ADDRESS_KEYWORDS and entry not in MODELLED_KEYWORDS for entry in entries):
+        return True
+    return netfilter.address_matches(address, entries, [netfilter.local_subnet(state.address)])
+
+
+def _assert_local_scope_keeps_controller(
+    connections: list[tuple[str, str]], state: t.Any, local_addresses: list[str]
+) -> None:
+    """Assert-LocalScopeKeepsController: refuse, before anything changes, a local scope that
+    none of the host addresses the WinRM clients now connect to is in."""
+    if not connections:
+        return
+    if any(_in_local_scope(local, local_addresses, state) for local, _ in connections):
+        return
+    arrivals = ", ".join(sorted({local for local, _ in connections}))
+    clients = ", ".join(sorted({remote for _, remote in connections}))
+    raise ModuleFailure(
+        f"local_addresses ({', '.join(local_addresses)}) would cut this play off: the clients "
+        f"connected to WinRM now ({clients}) reach this host on {arrivals}, and none of those "
+        "addresses is in local_addresses; add the address the controller connects to (or give "
+        "'Any'). Nothing was changed."
+    )
 
 
 def _assert_controller_keeps_access(

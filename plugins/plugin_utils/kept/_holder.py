@@ -354,19 +354,19 @@ def _raise_task_gone(signum: int, frame: t.Any) -> None:
 @contextlib.contextmanager
 def _interrupted_if_gone(connection: socket.socket) -> t.Iterator[None]:
     """Interrupt the operation in this (main) thread with TaskGone when the task hangs up."""
-    done = threading.Event()
+    finished_read, finished_write = os.pipe()
 
     def watch() -> None:
-        while not done.is_set():
-            readable, _w, _x = select.select([connection], [], [], _POLL_SECONDS / 4)
-            if readable and not done.is_set():
-                try:
-                    closed = connection.recv(1, socket.MSG_PEEK) == b""
-                except OSError:
-                    closed = True
-                if closed:
-                    os.kill(os.getpid(), signal.SIGUSR1)
-                    return
+        watched: list[t.Any] = [connection, finished_read]
+        readable, _w, _x = select.select(watched, [], [])
+        if finished_read in readable:
+            return
+        try:
+            closed = connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            closed = True
+        if closed:
+            os.kill(os.getpid(), signal.SIGUSR1)
 
     signal.signal(signal.SIGUSR1, _raise_task_gone)
     watcher = threading.Thread(target=watch, daemon=True)
@@ -374,9 +374,11 @@ def _interrupted_if_gone(connection: socket.socket) -> t.Iterator[None]:
     try:
         yield
     finally:
-        done.set()
+        os.write(finished_write, b"x")
         watcher.join()
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        os.close(finished_read)
+        os.close(finished_write)
 
 
 def _perform(

@@ -96,6 +96,7 @@ class ActionModule(ActionBase):
         report["plugin"] = f"winops.remoting.{wanted}"
         report["endpoint"] = target.endpoint.url
         report["transport"] = target.transport
+        report["session"] = connection._new_slot().describe()
         result.update(_redacted(report, secrets))
         return result
 

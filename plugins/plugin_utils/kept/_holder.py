@@ -326,6 +326,11 @@ class _Server:
             if request.get("secrets") != self.secrets_digest:
                 _channel.send(connection, {"status": "refused", "holder": os.getpid()})
                 return True
+            if request.get("op") == "hello":  # the doctor asks who keeps the session
+                _channel.send(
+                    connection, {"status": "ok", "holder": os.getpid(), "served": self.served}
+                )
+                return True
             if request.get("op") == "end":
                 _channel.send(connection, {"status": "ended", "holder": os.getpid()})
                 return False

@@ -47,6 +47,7 @@ class SessionSlot:
         self._operations = frozenset(operations)
         self._log = log
         self._idle_timeout = idle_timeout
+        self._wanted = persist
         self._persist = persist and _place.in_ansible_worker()
         self._key = _place.session_key(plugin, options)
         self._secrets_digest = _place.secrets_digest(options)
@@ -127,6 +128,25 @@ class SessionSlot:
         session, self._session = self._session, None
         if session is not None and not isinstance(session, KeptSession):
             session.close()
+
+    def describe(self) -> str:
+        """Whether tasks with these settings use a kept session, for the doctor's report."""
+        if not self._persist:
+            reason = "session_persist is off" if not self._wanted else "outside an Ansible task"
+            return f"not kept ({reason}): each task opens and closes its own session"
+        path = self._kept_path(create=False)
+        if path is not None and os.path.exists(path):
+            kept = KeptSession(path, self._secrets_digest)
+            try:
+                kept.call("hello")
+            except KeptSessionGone:
+                pass
+            else:
+                return (
+                    f"kept: process {kept.holder} keeps a session with these settings for this "
+                    "run, and the next task uses it (the doctor's own checks open a new one)"
+                )
+        return "none kept yet: the next task opens a session and keeps it for this run"
 
     def end(self) -> None:
         """``reset()``: end the kept session too, so that the next task opens a fresh one."""

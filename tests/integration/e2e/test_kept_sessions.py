@@ -240,3 +240,20 @@ def _gone_within(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_the_doctor_says_whether_a_session_is_kept(e2e: t.Any, plugin: str, tmp_path: Path) -> None:
+    host = e2e.matrix_target.name
+    doctor = [{"name": "doctor", "winops.remoting.winrm_doctor": {}}]
+    run = _run(e2e, plugin, _pings(tmp_path / "doctor.yml", 1, between=doctor), tmp_path)
+    assert run.returncode == 0, run.describe()
+    assert run.task(host, "doctor").result["session"].startswith("kept: process "), run.describe()
+    variable = f"ansible_{plugin.rsplit('.', 1)[1]}_session_persist"
+    off = tmp_path / "off"
+    off.mkdir()
+    run = _run(e2e, plugin, _pings(off / "doctor.yml", 1, between=doctor), off, **{variable: False})
+    assert run.returncode == 0, run.describe()
+    assert (
+        run.task(host, "doctor").result["session"].startswith("not kept (session_persist is off)")
+    ), run.describe()

@@ -80,7 +80,9 @@ def test_connection_plugins_never_import_the_doctor(plugin: str) -> None:
 
 
 @pytest.mark.parametrize("plugin", ["winrm", "psrp"])
-def test_loading_a_plugin_leaves_out_diagnosis_doctor_and_kerberos(plugin: str) -> None:
+def test_loading_a_plugin_leaves_out_sessions_libraries_diagnosis_doctor_kerberos(
+    plugin: str,
+) -> None:
     # A fresh interpreter, as in Ansible's forked worker: only what loading the plugin needs.
     dev = Path(__file__).resolve().parents[4] / "build" / "dev"
     script = (
@@ -89,7 +91,7 @@ def test_loading_a_plugin_leaves_out_diagnosis_doctor_and_kerberos(plugin: str) 
         "_AnsibleCollectionFinder\n"
         f"_AnsibleCollectionFinder(paths=[{str(dev)!r}], scan_sys_paths=False)._install()\n"
         f"import ansible_collections.winops.remoting.plugins.connection.{plugin}\n"
-        f"print('\\n'.join(m for m in sys.modules if m.startswith({PACKAGE!r})))\n"
+        "print('\\n'.join(sys.modules))\n"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", script],
@@ -99,5 +101,9 @@ def test_loading_a_plugin_leaves_out_diagnosis_doctor_and_kerberos(plugin: str) 
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     ).stdout.split()
     rooms = {_room_of(module) for module in loaded}
-    # Each is loaded when it is needed: a failure, the doctor, a managed Kerberos ticket.
-    assert not rooms & {"doctor", "diagnosis", "kerberos"}, sorted(loaded)
+    # Each is loaded when it is needed: a failure, the doctor, a managed Kerberos ticket, and
+    # the session layer with its libraries only by a task that opens a session (a task whose
+    # session is kept by an earlier task's holder never does: kept._slot).
+    assert not rooms & {"doctor", "diagnosis", "kerberos", "session", "transfer"}, sorted(loaded)
+    libraries = {module.split(".")[0] for module in loaded}
+    assert not libraries & {"winrm", "pypsrp", "requests", "spnego", "urllib3"}, sorted(libraries)

@@ -77,8 +77,13 @@ install: build
 	rm -rf $(COLLECTIONS)
 	$(BIN)/ansible-galaxy collection install --no-deps --force -p $(COLLECTIONS) $(TARBALL)
 
+# Everything with kept sessions (the default), then the connection matrix, the fault cases
+# and the Kerberos suite again with session_persist off (docs/sessions.md).
 integration: install
 	WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python -m pytest tests/integration -q -p no:cacheprovider
+	WINOPS_REMOTING_SESSION_PERSIST=false WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) \
+		$(BIN)/python -m pytest tests/integration/e2e/test_matrix.py \
+		tests/integration/e2e/test_faults.py tests/integration/kerberos -q -p no:cacheprovider
 
 # Molecule scenarios (extensions/molecule) against winhost hosts on 127.0.10.80-99. molecule
 # finds ansible-config through PATH. The windows scenario needs real hosts: it runs only when

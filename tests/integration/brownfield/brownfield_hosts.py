@@ -1,8 +1,8 @@
 """The hosts of the brownfield matrix: one winhost per case, each built from the brownfield
 profile it starts from (tests/winhost/winhost/profiles.py), and how a user reaches it first.
 
-One winhost session of its own on 127.0.10.BROWNFIELD_FIRST + offset (default 120; the block
-127.0.10.120-149 is this suite's, OUTSIDE_ADDRESS included). Host FIRST + CASES index is win<N>.
+One winhost session of its own on the `brownfield` block of address_blocks.py (127.0.10.120-149
+unless BROWNFIELD_FIRST moves it; OUTSIDE_ADDRESS included). Host FIRST + CASES index is win<N>.
 
 The matrix (parametrize ids are the case names): every starting point runs the whole
 setup -> harden -> verify -> second run through one of our connection plugins (FULL), and the
@@ -16,18 +16,18 @@ rerun's changed=0 is decided by the roles, not by the plugin, and each playbook 
 from __future__ import annotations
 
 import dataclasses
-import os
 import typing as t
 from pathlib import Path
 
+from address_blocks import block
 from ansible_run import PlaybookRun, run_playbook, write_private_yaml
 from playbook_hosts import http_negotiate, https_validated
 
 from winhost import profiles
 from winhost.pytest_plugin import WinhostSession
 
-FIRST = int(os.environ.get("BROWNFIELD_FIRST", "120"))
-BLOCK_SIZE = 30  # 127.0.10.120-149
+BLOCK = block("brownfield")
+FIRST = BLOCK.first
 # One playbook run takes 10-40 s; a run that hangs fails its case after this many seconds
 # instead of holding the suite to pytest's timeout.
 RUN_TIMEOUT = 240
@@ -60,10 +60,10 @@ CASES = (
     Case("gpo-winrm", "gpo", "winrm", full=False),
     Case("credssp_local_gpo-psrp", "credssp_local_gpo", "psrp", full=False),
 )
-assert len(CASES) < BLOCK_SIZE - 1
+assert len(CASES) < BLOCK.size - 1
 CONTROLLER_ADDRESS = "127.0.0.1"
 # A client outside the firewall scope: another loopback address of this suite's block.
-OUTSIDE_ADDRESS = f"{profiles.ADDRESS_PREFIX}{FIRST + BLOCK_SIZE - 1}"
+OUTSIDE_ADDRESS = BLOCK.address(BLOCK.size - 1)
 SCOPE = {"winrm_listener_firewall_remote_addresses": [CONTROLLER_ADDRESS]}
 
 

@@ -1,10 +1,10 @@
 """Which 127.0.10.N addresses each test suite's winhost hosts live on: the one registry.
 
 winhost host N listens on 127.0.10.N (winhost.profiles.ADDRESS_PREFIX), and `start` refuses an
-address that already accepts connections. `make integration` runs every suite in one pytest
-process, where a session-scoped fixture keeps its hosts until the very end: two suites whose
-blocks overlap fail as soon as the second one starts (the latency test once started on
-127.0.10.240 while the guards suite still held 240-247). So every suite and every test that
+address that already accepts connections. `make integration` runs the suites in two pytest
+processes at once, and in each a session-scoped fixture keeps its hosts until the process ends:
+two suites whose blocks overlap fail as soon as the second one starts, in either process (the
+latency test once started on 127.0.10.240 while the guards suite still held 240-247). So every suite and every test that
 starts or names a host of its own takes its first index from here, and
 tests/unit/test_address_blocks.py checks that no two blocks overlap, that each fits 1..254, and
 that no test under tests/integration picks an index of its own.

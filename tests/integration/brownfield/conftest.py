@@ -1,5 +1,6 @@
 """The winhost session of the brownfield matrix (see brownfield_hosts.py): each case's host is
-built from its profile before the server starts."""
+built from its profile before the server starts; the matrix's playbook runs, once per session,
+over all the cases' hosts together."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ sys.path.insert(0, str(HERE.parent / "e2e"))
 sys.path.insert(0, str(HERE.parent / "playbooks"))
 sys.path.insert(0, str(HERE))
 
-from brownfield_hosts import CASES, FIRST, BrownfieldTargets  # noqa: E402
+from brownfield_hosts import CASES, FIRST, BrownfieldTargets, Case, CaseRuns, run_matrix  # noqa: E402
 
 from winhost import profiles  # noqa: E402
 from winhost.pytest_plugin import start_session, stop_session  # noqa: E402
@@ -30,3 +31,8 @@ def brownfield(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Brownfiel
         yield BrownfieldTargets(session, tmp_path_factory.mktemp("brownfield-runs"))
     finally:
         stop_session(session)
+
+
+@pytest.fixture(scope="session")
+def matrix(brownfield: BrownfieldTargets) -> dict[Case, CaseRuns]:
+    return run_matrix(brownfield)

@@ -1,7 +1,7 @@
 """winhost targets for certificate authentication end to end (issue 5).
 
-One winhost session of its own: hosts CERTAUTH_FIRST + OFFSETS[case] (default 100, so
-127.0.10.100-103), default profile, so the certificates, stores and mappings these tests change
+One winhost session of its own: hosts FIRST + OFFSETS[case] on the `certauth` block of
+address_blocks.py (127.0.10.100-103 unless CERTAUTH_FIRST moves it), default profile, so the certificates, stores and mappings these tests change
 reach no other test's hosts. Playbooks run through the real ansible-playbook: the first play
 connects as the administrator with NTLM over HTTPS (certificate validated against winhost's
 test CA); the plays after it connect with the client certificate alone.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from address_blocks import block
 
 from winhost import profiles
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
@@ -27,8 +28,10 @@ sys.path.insert(0, str(HERE.parent / "roles"))
 
 from module_playbook import PlaybookRun, run_playbook  # noqa: E402
 
-FIRST = int(os.environ.get("CERTAUTH_FIRST", "100"))
+BLOCK = block("certauth")
+FIRST = BLOCK.first
 OFFSETS = {"selfsigned": 0, "casigned": 1, "untrusted": 2, "unmapped": 3}
+assert sorted(OFFSETS.values()) == list(range(len(OFFSETS))) and len(OFFSETS) <= BLOCK.size
 
 
 def _write_private_yaml(path: Path, data: t.Any) -> Path:

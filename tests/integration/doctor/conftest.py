@@ -1,6 +1,7 @@
 """Broken winhost set-ups for the doctor tests, started once per session in one server.
 
-Hosts (index DOCTOR_FIRST + offset, default 150; away from the other sessions' hosts):
+Hosts (index FIRST + offset on the `doctor` block of address_blocks.py, 127.0.10.150.. unless
+DOCTOR_FIRST moves it):
   +0 healthy     the `default` profile (HTTP and HTTPS from the test CA, Basic off,
                  AllowUnencrypted off, Negotiate and CredSSP on)
   +1 no_credssp  default with Service/Auth/CredSSP false
@@ -18,12 +19,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import ipaddress
-import os
 import sys
 import typing as t
 from pathlib import Path
 
 import pytest
+from address_blocks import block
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -37,7 +38,8 @@ from winhost.state import HostState
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "kdc"))
 from kdc.pytest_plugin import kdc_server, kerberos_env  # noqa: F401 - fixtures
 
-FIRST = int(os.environ.get("DOCTOR_FIRST", "150"))
+BLOCK = block("doctor")
+FIRST = BLOCK.first
 OFFSETS = {
     "healthy": 0,
     "no_credssp": 1,
@@ -47,6 +49,8 @@ OFFSETS = {
     "other_name": 5,
     "no_tls12": 6,
 }
+# test_kerberos_doctor_live.py's hosts follow at offsets 9 and 10.
+assert sorted(OFFSETS.values()) == list(range(len(OFFSETS))) and len(OFFSETS) <= 9
 
 
 def _certificate(

@@ -13,7 +13,6 @@ are both off, and the plugins' failure is the acceptor's real refusal.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -27,6 +26,7 @@ sys.path.insert(0, str(TESTS / "kdc"))
 sys.path.insert(0, str(TESTS / "integration" / "e2e"))
 
 import kdc  # noqa: E402
+from address_blocks import block  # noqa: E402
 from ansible.playbook.play_context import PlayContext  # noqa: E402
 from ansible.plugins.loader import connection_loader, init_plugin_loader  # noqa: E402
 from ansible.utils.collection_loader import AnsibleCollectionConfig  # noqa: E402
@@ -53,8 +53,8 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
     KinitRequest,
 )
 
-INDEX = int(os.environ.get("DOCTOR_FIRST", "150")) + 9  # after the hosts of conftest.py
-SKEWED_INDEX = INDEX + 1
+INDEX = block("doctor").index(9)  # after the hosts of conftest.py
+SKEWED_INDEX = block("doctor").index(10)
 CLOCK_AHEAD = 11 * 60  # seconds; Kerberos allows 5 minutes
 ADMIN = kdc.DOMAIN_USERS[0]
 PLUGINS = ("winrm", "psrp")

@@ -140,15 +140,18 @@ class PlaybookRun:
             return {}
         return self.report.get("stats", {}).get(host, {})
 
-    def describe(self) -> str:
-        """A readable account of the run for assertion messages."""
+    def describe(self, host: str | None = None) -> str:
+        """A readable account of the run for assertion messages (of one host's tasks only, for
+        a run over several hosts, if `host` is given)."""
         lines = [f"$ {' '.join(self.command)}  (rc={self.returncode}, {self.seconds:.1f}s)"]
         if self.report is None:
             lines.append(f"stdout (not JSON):\n{self.stdout[-4000:]}")
         else:
             for play in self.report.get("plays", []):
                 for task in play.get("tasks", []):
-                    for host, result in task.get("hosts", {}).items():
+                    for name, result in task.get("hosts", {}).items():
+                        if host is not None and name != host:
+                            continue
                         state = (
                             "UNREACHABLE"
                             if result.get("unreachable")
@@ -156,7 +159,7 @@ class PlaybookRun:
                             if result.get("failed")
                             else "ok"
                         )
-                        lines.append(f"  [{host}] {task['task']['name']}: {state}")
+                        lines.append(f"  [{name}] {task['task']['name']}: {state}")
                         if state != "ok":
                             lines.append(f"      {TaskResult('', result).message[:3000]}")
         if self.stderr.strip():

@@ -1,8 +1,8 @@
 """Fixtures of the end-to-end tests: winhost targets, test payloads, playbook runs.
 
-The end-to-end tests start their own winhost session (hosts win21-win23 on 127.0.10.21-23)
-with the core's `start_session` (the same code as the shared `winhost` fixture), so the
-configuration they change and the faults they arm never meet other tests' hosts. Each playbook
+The end-to-end tests start their own winhost session (hosts win21-win23 on 127.0.10.21-23, the
+`e2e` block of address_blocks.py) with the core's `start_session` (the same code as the shared
+`winhost` fixture), so the configuration they change and the faults they arm never meet other tests' hosts. Each playbook
 run uses that session's inventory as its first source plus an overlay that picks the plugin and
 combination, so credentials are never copied out of winhost's own file.
 """
@@ -13,6 +13,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from address_blocks import block
 from ansible_run import PLAYBOOK_DIR, PlaybookRun, run_playbook, write_overlay
 from connection_matrix import Combination, Target, connection_vars, read_password, read_targets
 from payloads import Payload, random_file
@@ -133,8 +134,9 @@ def wrong_ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-E2E_FIRST_HOST = 21
+BLOCK = block("e2e")
 E2E_HOSTS = 3
+assert E2E_HOSTS <= BLOCK.size
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +144,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[EndToEnd]:
     from winhost.pytest_plugin import start_session, stop_session
 
     session = start_session(
-        tmp_path_factory.mktemp("winhost-e2e"), E2E_HOSTS, "default", first=E2E_FIRST_HOST
+        tmp_path_factory.mktemp("winhost-e2e"), E2E_HOSTS, "default", first=BLOCK.first
     )
     try:
         yield EndToEnd(session, tmp_path_factory.mktemp("e2e"))

@@ -1,8 +1,8 @@
 """winhost targets for the guards that keep a role from cutting the play off (issue 9 defects
 2 and 12, and the address filters of item 13).
 
-One winhost session of its own: hosts GUARDS_FIRST + OFFSETS[case] (default 240, so
-127.0.10.240-247), `open` profile (Basic and AllowUnencrypted on, certificate authentication
+One winhost session of its own: hosts FIRST + OFFSETS[case] on the `guards` block of
+address_blocks.py (127.0.10.240-247 unless GUARDS_FIRST moves it), `open` profile (Basic and AllowUnencrypted on, certificate authentication
 mapped for the test client certificate, CredSSP on), so that a play can connect with the
 default transport (Basic) and the changes these tests make reach no other test's hosts.
 Playbooks run through the real ansible-playbook (tests/integration/e2e/ansible_run.py) with
@@ -13,7 +13,6 @@ own 0600 inventory.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import typing as t
 from pathlib import Path
@@ -22,12 +21,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
+from address_blocks import block
 from ansible_run import PlaybookRun, run_playbook, write_overlay
 
 from winhost import profiles
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 
-FIRST = int(os.environ.get("GUARDS_FIRST", "240"))
+BLOCK = block("guards")
+FIRST = BLOCK.first
 OFFSETS = {
     "basic_ours": 0,
     "basic_builtin": 1,
@@ -38,6 +39,7 @@ OFFSETS = {
     "filter_builtin_psrp": 6,
     "credssp_included": 7,
 }
+assert sorted(OFFSETS.values()) == list(range(len(OFFSETS))) and len(OFFSETS) <= BLOCK.size
 
 
 @dataclasses.dataclass

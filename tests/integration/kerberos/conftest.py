@@ -4,7 +4,6 @@ cases, a winhost host served from this process with the Kerberos acceptor instal
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 import typing as t
@@ -15,11 +14,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "kdc"))
 
 import kdc
+from address_blocks import block
 from kdc.pytest_plugin import kdc_server, kerberos_env  # noqa: F401
 
-# win201.. on 127.0.10.201..203: away from winhost's default hosts (1-3), e2e (21-23), doctor
-# (150-) and roles (185-); KERBEROS_FIRST moves them for a second session beside this one.
-INDEX = int(os.environ.get("KERBEROS_FIRST", "201"))
+# win201.. on 127.0.10.201..203, the `kerberos` block of address_blocks.py; KERBEROS_FIRST
+# moves them for a second session beside this one.
+BLOCK = block("kerberos")
+INDEX = BLOCK.first
 
 
 class Recorder:

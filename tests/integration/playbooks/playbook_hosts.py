@@ -1,7 +1,7 @@
 """Hosts, connections and playbook runs of the tests of the shipped playbooks (setup, harden).
 
-One winhost session of its own: hosts PLAYBOOKS_FIRST + offset (default 60, so within
-127.0.10.60-79), all from the `default` profile, one host per test wherever the test changes
+One winhost session of its own: hosts FIRST + offset on the `playbooks` block of
+address_blocks.py (127.0.10.60-79 unless PLAYBOOKS_FIRST moves it), all from the `default` profile, one host per test wherever the test changes
 state, so that every playbook meets a host as fresh as a newly set-up Windows Server.
 
 The playbooks are run as a user runs them: `ansible-playbook winops.remoting.setup` from the
@@ -18,16 +18,17 @@ roles; winhost does not model keywords such as LocalSubnet and would refuse them
 from __future__ import annotations
 
 import dataclasses
-import os
 import typing as t
 from pathlib import Path
 
+from address_blocks import block
 from ansible_run import PlaybookRun, run_playbook, write_private_yaml
 
 from winhost import profiles
 from winhost.pytest_plugin import WinhostSession
 
-FIRST = int(os.environ.get("PLAYBOOKS_FIRST", "60"))
+BLOCK = block("playbooks")
+FIRST = BLOCK.first
 OFFSETS = {
     "setup_winrm": 0,
     "setup_psrp": 1,
@@ -47,13 +48,14 @@ OFFSETS = {
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")
-BLOCK_SIZE = 20  # this suite owns 127.0.10.60-79
-assert max(OFFSETS.values()) < BLOCK_SIZE
+# The session starts len(OFFSETS) hosts from FIRST: the offsets are 0..n-1, inside the block.
+assert sorted(OFFSETS.values()) == list(range(len(OFFSETS)))
+assert max(OFFSETS.values()) < BLOCK.size - 2
 
 CONTROLLER_ADDRESS = "127.0.0.1"
 # A client address outside the firewall scope the tests give: another loopback address of this
 # machine in the suite's block that no host of the session uses.
-OUTSIDE_ADDRESS = f"{profiles.ADDRESS_PREFIX}{FIRST + BLOCK_SIZE - 2}"
+OUTSIDE_ADDRESS = BLOCK.address(BLOCK.size - 2)
 # State that changes with every request rather than with the host's configuration.
 NOISE_KEYS = ("counters", "latency")  # request tallies and what a latency profile slept
 

@@ -30,6 +30,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from address_blocks import block
 from ansible_run import PlaybookRun, run_playbook, write_private_yaml
 from playbook_checks import (
     CONNECT_PLAYBOOK,
@@ -43,7 +44,8 @@ from playbook_hosts import CONTROLLER_ADDRESS, PlaybookTargets, http_negotiate, 
 from winhost import clock, profiles
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 
-FIRST = int(os.environ.get("RENEWAL_FIRST", "250"))  # 250-253; the guards suite owns 240-247
+BLOCK = block("renewal")
+FIRST = BLOCK.first
 WINHOST_PACKAGE_ROOT = Path(clock.__file__).resolve().parents[1]
 # (plugin, playbook run a year later), one host each, in this order from FIRST.
 CASES = (
@@ -52,6 +54,7 @@ CASES = (
     ("winrm", "winops.remoting.harden"),
     ("psrp", "winops.remoting.harden"),
 )
+assert len(CASES) <= BLOCK.size
 # 340 days on: the certificate made on the first run expires within the 30-day window.
 A_YEAR_LATER = 340 * 24 * 3600
 SCOPE = {"winrm_listener_firewall_remote_addresses": [CONTROLLER_ADDRESS]}

@@ -1,6 +1,6 @@
 """winhost targets for the tests of the collection's PowerShell modules (emulated by winhost).
 
-One winhost session of its own (hosts ROLES_FIRST.., default 185, so 127.0.10.185-191), so
+One winhost session of its own (hosts FIRST.. of roles_hosts.py, 127.0.10.185-199 by default), so
 the listeners, authentication settings and policies these tests change never reach other
 tests' hosts. Before the server starts, the `policy` host gets what Group Policy would have
 left in the registry (AllowCredSSP=0, AllowNegotiate=1 and CBTHardeningLevelStatus=1 under

@@ -8,13 +8,13 @@ import socket
 import typing as t
 
 import pytest
-from roles_hosts import FIRST, OFFSETS
+from roles_hosts import BLOCK, OFFSETS
 
 from winhost import pki, profiles
 from winhost.host import WinHost
 
 # After the module tests' hosts, so both can run in one session.
-INDEX = FIRST + len(OFFSETS)
+INDEX = BLOCK.index(len(OFFSETS))
 
 
 @pytest.fixture

@@ -9,7 +9,10 @@ from __future__ import annotations
 import socket
 import typing as t
 
-INSIDE = "127.0.10.196"  # an address of this test block, inside 127.0.10.0/24
+from roles_hosts import BLOCK, OFFSETS
+
+# The eventlog host's own address: one of this suite's block, inside 127.0.10.0/24.
+INSIDE = BLOCK.address(OFFSETS["eventlog"])
 OUTSIDE = "127.0.0.7"
 
 

@@ -1,10 +1,10 @@
 """winhost targets for the TLS tests: hosts of the `legacy` profile (Windows Server 2008 R2 SP1
 with WMF 5.1, whose HTTPS listener offers TLS 1.0 only).
 
-One winhost session of its own on 127.0.10.TLS_FIRST.. (default 110, so 110-112; the block
-110-119 belongs to these tests). Each host has one job, because the tests change them for
-good: `refuse` stays legacy, `fix` gets the tls12 role and its reboot, `reboot` is restarted
-with win_reboot alone. Playbooks run through the real ansible-playbook with this collection's
+One winhost session of its own from FIRST, the start of the `tls` block of address_blocks.py
+(127.0.10.110-119 unless TLS_FIRST moves it; the legacy hosts are 110-112). Each host has one
+job, because the tests change them for good: `refuse` stays legacy, `fix` gets the tls12 role
+and its reboot, `reboot` is restarted with win_reboot alone. Playbooks run through the real ansible-playbook with this collection's
 plugins (the installed build when WINOPS_COLLECTIONS_PATH is set, else build/dev).
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from address_blocks import block
 
 from winhost import profiles
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
@@ -30,8 +31,11 @@ from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "roles"))
 from module_playbook import PlaybookRun, run_playbook
 
-FIRST = int(os.environ.get("TLS_FIRST", "110"))
+BLOCK = block("tls")
+FIRST = BLOCK.first
 OFFSETS = {"refuse": 0, "fix": 1, "reboot": 2}
+# test_cipher_suites.py's session follows at FIRST + len(OFFSETS).
+assert sorted(OFFSETS.values()) == list(range(len(OFFSETS)))
 PLUGINS = ("winrm", "psrp")
 
 

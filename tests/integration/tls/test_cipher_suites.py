@@ -3,7 +3,8 @@ profile): a list the controller cannot negotiate is refused before anything chan
 really have cut the controller off: applied without the role's guard, the handshake fails), and
 a good list takes effect after the role's reboot.
 
-Its own winhost session on 127.0.10.(TLS_FIRST + 3).., after the legacy hosts of conftest.py.
+Its own winhost session in the `tls` block of address_blocks.py, after the legacy hosts of
+conftest.py.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from conftest import FIRST, _write_private_yaml, connection_vars
+from conftest import BLOCK, OFFSETS, _write_private_yaml, connection_vars
 from module_playbook import PlaybookRun, run_playbook
 
 from winhost import profiles
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 
-CIPHER_FIRST = FIRST + 3
 HOSTS = {"refuse": 0, "apply": 1}
+CIPHER_FIRST = BLOCK.index(len(OFFSETS))
+BLOCK.index(len(OFFSETS) + len(HOSTS) - 1)  # raises unless the last cipher host fits the block
 ROLE = "winops.remoting.tls12"
 GUARD_TASK = f"{ROLE} : Check that the controller still shares a cipher suite with the list"
 POLICY_KEY = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Cryptography\\Configuration\\SSL\\00010002"

@@ -6,19 +6,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from address_blocks import block
 
 from winhost import profiles, releases, schannel
 from winhost.state import HostState
 
+BLOCK = block("tls")
 SERVER = schannel.SCHANNEL_KEY + "\\{}\\Server"
 
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HostState]:
     state_dir: Path = tmp_path_factory.mktemp("schannel-model")
-    legacy = profiles.create_state_dir(state_dir / "legacy", 1, "legacy", first=110)[0]
-    default = profiles.create_state_dir(state_dir / "default", 1, "default", first=111)[0]
-    stock = profiles.create_state_dir(state_dir / "stock", 1, "stock", first=112)[0]
+    # Host models that never listen; the indexes only name them (the legacy hosts' addresses).
+    legacy = profiles.create_state_dir(state_dir / "legacy", 1, "legacy", first=BLOCK.index(0))[0]
+    default = profiles.create_state_dir(state_dir / "default", 1, "default", first=BLOCK.index(1))[
+        0
+    ]
+    stock = profiles.create_state_dir(state_dir / "stock", 1, "stock", first=BLOCK.index(2))[0]
     return {"legacy": legacy, "default": default, "stock": stock}
 
 

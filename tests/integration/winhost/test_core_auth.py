@@ -17,6 +17,7 @@ from winrm.protocol import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from address_blocks import block
 from core_helpers import (
     CONFIG,
     IDENTIFY,
@@ -32,9 +33,8 @@ from core_helpers import (
 from winhost import access
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 
-# The session fixture's hosts start at 127.0.10.1 (WINHOST_FIRST); this module's `open`
-# profile host sits far above them.
-OPEN_INDEX = 200
+# This module's `open` profile host has an address of its own (address_blocks.py).
+OPEN_INDEX = block("core_auth_open").first
 
 
 @pytest.fixture(scope="module")

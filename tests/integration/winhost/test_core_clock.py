@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from address_blocks import block
 
 from winhost import clock
 from winhost.pytest_plugin import start_session, stop_session
 
-CLOCK_INDEX = 230  # far from the session fixture's hosts and the other core tests' own hosts
+CLOCK_INDEX = block("core_clock").first  # an address of its own (address_blocks.py)
 
 
 def test_a_host_with_a_clock_offset_dates_its_answers_on_its_own_time(tmp_path: Path) -> None:

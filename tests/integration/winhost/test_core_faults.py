@@ -18,12 +18,13 @@ from winrm.protocol import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from address_blocks import block
 from core_helpers import config_get, local_values
 
 from winhost.pytest_plugin import WinhostSession
 
 REPO = Path(__file__).resolve().parents[3]
-CLI_INDEX = 210  # the CLI test's own host, far from the session fixture's
+CLI_INDEX = block("core_faults_cli").first  # the CLI test's own host (address_blocks.py)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from address_blocks import block
 
 from winhost import grouppolicy, profiles, registry
 from winhost.host import WinHost
 
-GP_INDEX = 231  # a host model of its own; it never listens (shut down right after boot)
+# A host model of its own; it never listens (shut down right after boot).
+GP_INDEX = block("core_group_policy").first
 DELEGATION = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CredentialsDelegation"
 
 

@@ -9,6 +9,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from address_blocks import block
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 from winrm.protocol import Protocol
@@ -16,7 +17,7 @@ from winrm.protocol import Protocol
 from winhost import cli, latency
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 
-LATENCY_INDEX = 232  # its own address: 230 clock, 231 group policy, 240-247 the guards suite
+LATENCY_INDEX = block("core_latency").first  # an address of its own (address_blocks.py)
 WINDOWS = latency.WINDOWS
 
 

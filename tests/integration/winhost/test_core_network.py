@@ -9,11 +9,12 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from address_blocks import block
 
 from winhost import netfilter, pki, profiles
 from winhost.host import WinHost
 
-INDEX = 220  # far from the session fixture's hosts
+INDEX = block("core_network").first  # an address of its own (address_blocks.py)
 IDENTIFY = (
     b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
     b'xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd">'

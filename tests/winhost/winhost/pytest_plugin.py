@@ -29,6 +29,11 @@ import yaml
 
 from winhost import cli
 
+# The fixture's hosts without WINHOST_FIRST/WINHOST_HOSTS: 127.0.10.1-3, the `winhost_fixture`
+# block of tests/integration/address_blocks.py (tests/unit/test_address_blocks.py compares them).
+DEFAULT_FIRST = 1
+DEFAULT_HOSTS = 3
+
 
 @dataclasses.dataclass(frozen=True)
 class HostInfo:
@@ -124,9 +129,9 @@ def stop_session(session: WinhostSession) -> None:
 @pytest.fixture(scope="session")
 def winhost(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[WinhostSession]:
     state_dir = tmp_path_factory.mktemp("winhost")
-    hosts = int(os.environ.get("WINHOST_HOSTS", "3"))
+    hosts = int(os.environ.get("WINHOST_HOSTS", str(DEFAULT_HOSTS)))
     profile = os.environ.get("WINHOST_PROFILE", "default")
-    first = int(os.environ.get("WINHOST_FIRST", "1"))
+    first = int(os.environ.get("WINHOST_FIRST", str(DEFAULT_FIRST)))
     latency_profile = os.environ.get("WINHOST_LATENCY", "none")
     inventory = cli.start(
         state_dir, hosts=hosts, profile=profile, first=first, latency_profile=latency_profile

@@ -452,13 +452,11 @@ import shlex
 import typing as t
 
 from ansible.errors import AnsibleError, AnsibleFileNotFound
-from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
-from ansible_collections.winops.remoting.plugins.plugin_utils.kept._slot import (
-    SessionSlot,
-    session_slot,
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._connection import (
+    KeptSessionConnection,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     PSRP_EXTRAS_PREFIX,
@@ -478,8 +476,6 @@ if t.TYPE_CHECKING:
 
 display = Display()
 
-# What a task asks of its runspace pool, here or in the process that keeps it (kept._slot).
-SESSION_OPERATIONS = ("run", "put_file", "fetch_file")
 
 # How ansible's powershell shell plugin starts PowerShell; we run what follows in the runspace.
 _POWERSHELL_PREFIX = "PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted "
@@ -520,13 +516,14 @@ def _split_lines(text: str) -> list[str]:
     return lines
 
 
-class Connection(TypedOptions, ConnectionBase):
+class Connection(TypedOptions, KeptSessionConnection):
     """PowerShell Remoting connection; the session layer lives in plugin_utils.session._psrp_session.
 
     pypsrp and the session layer are imported only when this task opens a runspace pool: a
     task whose pool is kept by an earlier task's holder process (kept._slot) never loads them.
     """
 
+    session_operations = ("run", "put_file", "fetch_file")
     transport = "winops.remoting.psrp"
     module_implementation_preferences = (".ps1", ".exe", "")
     allow_executable = False
@@ -537,7 +534,6 @@ class Connection(TypedOptions, ConnectionBase):
         self.always_pipeline_modules = True
         self.has_native_async = True
         self._shell_type = "powershell"
-        self._slot: SessionSlot | None = None
         super().__init__(*args, **kwargs)
         for name in _QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -563,14 +559,8 @@ class Connection(TypedOptions, ConnectionBase):
 
     # -- connection lifecycle ----------------------------------------------------------------
 
-    def _new_slot(self) -> SessionSlot:
-        return session_slot(
-            self.transport,
-            self._option_source(),
-            self._open_own_session,
-            SESSION_OPERATIONS,
-            log=lambda message: display.vvv(self._redact(message), host=self._remote_host),
-        )
+    def _session_log(self, message: str) -> None:
+        display.vvv(self._redact(message), host=self._remote_host)
 
     def _open_own_session(self) -> PsrpSession:
         from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
@@ -593,37 +583,6 @@ class Connection(TypedOptions, ConnectionBase):
         )
         session.open()
         return session
-
-    def _connect(self) -> Connection:
-        super()._connect()
-        if self._slot is None:
-            self._slot = self._new_slot()
-        self._slot.open()
-        self._connected = True
-        return self
-
-    def close(self) -> None:
-        slot, self._slot = self._slot, None
-        if slot is not None:
-            self._log_vvvvv("PSRP CLOSE (the runspace pool stays open when it is kept)")
-            slot.close()
-        self._connected = False
-
-    def reset(self) -> None:
-        # Also where ansible-playbook itself runs `meta: reset_connection`, on a connection
-        # that never connected: the pool a task kept for these options is closed either way.
-        (self._slot or self._new_slot()).end()
-        self._slot = None
-        if self._connected:
-            self._connected = False
-            self._connect()
-
-    def _call(self, operation: str, *args: t.Any) -> t.Any:
-        if self._slot is None:
-            self._connect()
-        if self._slot is None:
-            raise RuntimeError("internal error: self._slot is not set")
-        return self._slot.call(operation, *args)
 
     # -- commands and files ------------------------------------------------------------------
 

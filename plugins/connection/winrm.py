@@ -442,14 +442,12 @@ import os
 import typing as t
 
 from ansible.errors import AnsibleError, AnsibleFileNotFound
-from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
-from ansible_collections.winops.remoting.plugins.plugin_utils.kept._slot import (
-    SessionSlot,
-    session_slot,
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._connection import (
+    KeptSessionConnection,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     WINRM_EXTRAS_PREFIX,
@@ -469,17 +467,15 @@ if t.TYPE_CHECKING:
 
 display = Display()
 
-# What a task asks of its WinRS session, here or in the process that keeps it (kept._slot).
-SESSION_OPERATIONS = ("execute", "put_file", "fetch_file")
 
-
-class Connection(TypedOptions, ConnectionBase):
+class Connection(TypedOptions, KeptSessionConnection):
     """WinRM connection to a Windows host through a WinRS shell.
 
     pywinrm and the session layer are imported only when this task opens a session: a task
     whose session is kept by an earlier task's holder process (kept._slot) never loads them.
     """
 
+    session_operations = ("execute", "put_file", "fetch_file")
     transport = "winops.remoting.winrm"
     module_implementation_preferences = (".ps1", ".exe", "")
     allow_executable = False
@@ -488,10 +484,6 @@ class Connection(TypedOptions, ConnectionBase):
     always_pipeline_modules = True
     has_native_async = True
     _shell_type = "powershell"
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._slot: SessionSlot | None = None
 
     # -- options --------------------------------------------------------------------------
 
@@ -561,14 +553,8 @@ class Connection(TypedOptions, ConnectionBase):
 
     # -- connection lifecycle -------------------------------------------------------------
 
-    def _new_slot(self) -> SessionSlot:
-        return session_slot(
-            self.transport,
-            self._option_source(),
-            self._open_own_session,
-            SESSION_OPERATIONS,
-            log=lambda message: self._log(3, message),
-        )
+    def _session_log(self, message: str) -> None:
+        self._log(3, message)
 
     def _open_own_session(self) -> WinRMSession:
         from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
@@ -594,36 +580,6 @@ class Connection(TypedOptions, ConnectionBase):
         session = _winrm_session.WinRMSession(settings, log=self._log, warn=self._warn)
         session.open()
         return session
-
-    def _connect(self) -> Connection:
-        super()._connect()
-        if self._slot is None:
-            self._slot = self._new_slot()
-        self._slot.open()
-        self._connected = True
-        return self
-
-    def reset(self) -> None:
-        # Also where ansible-playbook itself runs `meta: reset_connection`, on a connection
-        # that never connected: the session a task kept for these options ends either way.
-        (self._slot or self._new_slot()).end()
-        self._slot = None
-        if self._connected:
-            self._connected = False
-            self._connect()
-
-    def close(self) -> None:
-        slot, self._slot = self._slot, None
-        if slot is not None:
-            slot.close()
-        self._connected = False
-
-    def _call(self, operation: str, *args: t.Any) -> t.Any:
-        if self._slot is None:
-            self._connect()
-        if self._slot is None:
-            raise RuntimeError("internal error: self._slot is not set")
-        return self._slot.call(operation, *args)
 
     # -- commands and files ---------------------------------------------------------------
 

@@ -143,6 +143,14 @@ BLOCKS: dict[str, AddressBlock] = {
             env="ROLES_FIRST",
         ),
         AddressBlock(
+            "listener_local_scope",
+            170,
+            3,
+            "the HTTPS rule scoped to the listeners' own addresses "
+            "(playbooks/test_listener_local_scope.py), one stock host per case",
+            env="LOCAL_SCOPE_FIRST",
+        ),
+        AddressBlock(
             "kerberos",
             201,
             3,

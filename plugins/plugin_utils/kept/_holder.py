@@ -230,6 +230,7 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
         os.write(ready, f"ready {os.getpid()}".encode("ascii"))
         os.close(ready)
         server = _Server(session, operations, recorder, secrets_digest)
+        server.owner_watch = watch
         _answer_requests(
             listener,
             unlist=lambda: _unlist(path, inode),
@@ -314,6 +315,7 @@ class _Server:
         self.recorder = recorder
         self.secrets_digest = secrets_digest
         self.served = 0
+        self.owner_watch: int | None = None  # ansible-playbook's pidfd, set once it is open
 
     def __call__(self, listener: socket.socket) -> bool:
         connection, _address = listener.accept()
@@ -335,7 +337,7 @@ class _Server:
                 _channel.send(connection, {"status": "ended", "holder": os.getpid()})
                 return False
             self.served += 1
-            with _interrupted_if_gone(connection):
+            with _interrupted_if_gone(connection, self.owner_watch):
                 answer, failed = _perform(
                     self.session, self.operations, request.get("op"), request.get("args", ())
                 )
@@ -353,18 +355,27 @@ class TaskGone(BaseException):
 
 
 def _raise_task_gone(signum: int, frame: t.Any) -> None:
+    # What follows (stopping the command, ending the session) may wait on a host that no
+    # longer answers: SIGALRM's default action bounds it.
+    signal.alarm(END_LIMIT_SECONDS)
     raise TaskGone()
 
 
 @contextlib.contextmanager
-def _interrupted_if_gone(connection: socket.socket) -> t.Iterator[None]:
-    """Interrupt the operation in this (main) thread with TaskGone when the task hangs up."""
+def _interrupted_if_gone(connection: socket.socket, owner_watch: int | None) -> t.Iterator[None]:
+    """Interrupt the operation in this (main) thread with TaskGone when the task hangs up or
+    ansible-playbook ends (a command without a time limit must not outlive the run)."""
     finished_read, finished_write = os.pipe()
 
     def watch() -> None:
         watched: list[t.Any] = [connection, finished_read]
+        if owner_watch is not None:
+            watched.append(owner_watch)
         readable, _w, _x = select.select(watched, [], [])
         if finished_read in readable:
+            return
+        if owner_watch in readable:
+            os.kill(os.getpid(), signal.SIGUSR1)
             return
         try:
             closed = connection.recv(1, socket.MSG_PEEK) == b""

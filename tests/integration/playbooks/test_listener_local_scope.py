@@ -20,11 +20,11 @@ encryption, as users first reach a host:
 
 from __future__ import annotations
 
-import os
 import typing as t
 from pathlib import Path
 
 import pytest
+from address_blocks import block
 from ansible_run import PlaybookRun, run_playbook, write_private_yaml
 from playbook_checks import (
     CONNECT_PLAYBOOK,
@@ -39,7 +39,7 @@ from playbook_hosts import CONTROLLER_ADDRESS, configuration, http_negotiate, ht
 from winhost import profiles
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 
-FIRST = int(os.environ.get("LOCAL_SCOPE_FIRST", "170"))  # 170-172
+FIRST = block("listener_local_scope").first
 CASES = ("derived", "refused", "module")
 SETUP = "winops.remoting.setup"
 RULE = "winops-WinRM-HTTPS-In"

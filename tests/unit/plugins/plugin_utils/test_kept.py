@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 import typing as t
@@ -197,3 +198,28 @@ def test_a_task_that_hangs_up_interrupts_its_operation(tmp_path: Path) -> None:
         time.sleep(0.5)
     lines = _lines(record, "closed", seconds=10)
     assert lines == ["interrupted by TaskGone", "closed"]
+
+
+def test_the_end_of_ansible_playbook_interrupts_a_running_operation(tmp_path: Path) -> None:
+    owner = subprocess.Popen(["sleep", "60"])
+    record = tmp_path / "record.txt"
+    directory = tmp_path / "run"
+    directory.mkdir(mode=0o700)
+    holder = _holder.start(
+        StandIn(record),
+        ("slow",),
+        lambda session: session.close(),
+        path=str(directory / "key.sock"),
+        owner=owner.pid,
+        idle_timeout=30,
+        secrets_digest="digest",
+    )
+    assert holder is not None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(holder.path)
+        _channel.send(connection, {"op": "slow", "args": (60,), "secrets": "digest"})
+        time.sleep(0.5)
+        owner.kill()
+        owner.wait()
+        # the task is still connected: only the owner's end can stop the operation
+        assert _lines(record, "closed", seconds=10) == ["interrupted by TaskGone", "closed"]

@@ -1,0 +1,84 @@
+"""The connection lifecycle both plugins share: their session lives in a SessionSlot.
+
+Internal use only: this module is not part of the collection's public API.
+"""
+
+from __future__ import annotations
+
+import abc
+import typing as t
+
+from ansible.plugins.connection import ConnectionBase
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._slot import (
+    SessionSlot,
+    session_slot,
+)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
+        OptionSource,
+    )
+
+
+class KeptSessionConnection(ConnectionBase):
+    """``_connect``, ``reset`` and ``close`` over a SessionSlot (kept._slot): a task calls its
+    session's operations with ``_call``, whether the session is its own or kept."""
+
+    # The session methods a task may call, here or in the holder that keeps the session.
+    session_operations: tuple[str, ...] = ()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._slot: SessionSlot | None = None
+        super().__init__(*args, **kwargs)
+
+    @abc.abstractmethod
+    def _option_source(self) -> OptionSource:
+        """The plugin's options as the readers see them."""
+
+    @abc.abstractmethod
+    def _open_own_session(self) -> t.Any:
+        """Open a session in this process (importing the library only now)."""
+
+    @abc.abstractmethod
+    def _session_log(self, message: str) -> None:
+        """Show a line about the session's lifecycle at -vvv."""
+
+    def _new_slot(self) -> SessionSlot:
+        return session_slot(
+            self.transport,
+            self._option_source(),
+            self._open_own_session,
+            self.session_operations,
+            log=self._session_log,
+        )
+
+    def _connect(self) -> t.Self:
+        super()._connect()
+        if self._slot is None:
+            self._slot = self._new_slot()
+        self._slot.open()
+        self._connected = True
+        return self
+
+    def reset(self) -> None:
+        # Also where ansible-playbook itself runs `meta: reset_connection`, on a connection
+        # that never connected: the session a task kept for these options ends either way.
+        (self._slot or self._new_slot()).end()
+        self._slot = None
+        if self._connected:
+            self._connected = False
+            self._connect()
+
+    def close(self) -> None:
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.close()
+        self._connected = False
+
+    def _call(self, operation: str, *args: t.Any) -> t.Any:
+        if self._slot is None:
+            self._connect()
+        if self._slot is None:
+            raise RuntimeError("internal error: self._slot is not set")
+        return self._slot.call(operation, *args)

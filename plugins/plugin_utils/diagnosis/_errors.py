@@ -14,6 +14,7 @@ Kerberos ticket helper); this module only decides which row applies and what was
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import email.utils
 import errno
@@ -164,6 +165,62 @@ def _diagnose_kerberos(
     return describe("security_context_failed", plugin, str(spnego_error), transport=transport)
 
 
+def controller_context() -> ssl.SSLContext:
+    """A client context as requests gets one from this Python: its OpenSSL, with the TLS
+    versions that OpenSSL's build and configuration (OPENSSL_CONF) allow."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+# The versions this Python's ssl knows, oldest first, and whether its OpenSSL has each.
+_TLS_VERSIONS = (
+    (ssl.TLSVersion.TLSv1, ssl.HAS_TLSv1),
+    (ssl.TLSVersion.TLSv1_1, ssl.HAS_TLSv1_1),
+    (ssl.TLSVersion.TLSv1_2, ssl.HAS_TLSv1_2),
+    (ssl.TLSVersion.TLSv1_3, ssl.HAS_TLSv1_3),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerTls:
+    """The TLS versions the controller can offer, and the OpenSSL that decides them."""
+
+    openssl: str
+    lowest: ssl.TLSVersion | None
+    highest: ssl.TLSVersion | None
+
+    @property
+    def has_tls12(self) -> bool:
+        return self.highest is not None and self.highest >= ssl.TLSVersion.TLSv1_2
+
+    def describe(self) -> str:
+        if self.lowest is None or self.highest is None:
+            return f"the controller's {self.openssl} offers no TLS version"
+        return (
+            f"the controller's {self.openssl} offers {_version_name(self.lowest)} to "
+            f"{_version_name(self.highest)}"
+        )
+
+
+def _version_name(version: ssl.TLSVersion) -> str:
+    return version.name.replace("TLSv", "TLS ").replace("_", ".")
+
+
+def controller_tls(context: ssl.SSLContext | None = None) -> ControllerTls:
+    """What ``context`` (by default a fresh client context) lets the controller offer."""
+    context = context or controller_context()
+    low, high = context.minimum_version, context.maximum_version
+    offered = [
+        version
+        for version, built in _TLS_VERSIONS
+        if built
+        and (low == ssl.TLSVersion.MINIMUM_SUPPORTED or version >= low)
+        and (high == ssl.TLSVersion.MAXIMUM_SUPPORTED or version <= high)
+    ]
+    return ControllerTls(
+        ssl.OPENSSL_VERSION, offered[0] if offered else None, offered[-1] if offered else None
+    )
+
+
 def _diagnose_tls(chain: list[BaseException], endpoint: Endpoint, plugin: str) -> Diagnosis | None:
     verify_error = _first(chain, lambda e: isinstance(e, ssl.SSLCertVerificationError))
     if verify_error is not None:
@@ -181,8 +238,21 @@ def _diagnose_tls(chain: list[BaseException], endpoint: Endpoint, plugin: str) -
         return closed_connection(endpoint, plugin, text)
     if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
         return describe("tls_plain_http_port", plugin, text, port=endpoint.port)
-    if any(word in text for word in ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS")):
-        return describe("tls_no_shared_version", plugin, text)
+    no_shared_version = any(
+        word in text for word in ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS")
+    )
+    controller = controller_tls()
+    # OpenSSL 3 refuses TLS 1.0/1.1 ciphers at its default security level: a controller held
+    # below TLS 1.2 then fails with NO_CIPHERS_AVAILABLE before it asks the host anything.
+    if not controller.has_tls12 and (no_shared_version or "NO_CIPHERS_AVAILABLE" in text):
+        return describe(
+            "controller_tls_too_old",
+            plugin,
+            f"{text}; {controller.describe()}",
+            controller=controller.describe(),
+        )
+    if no_shared_version:
+        return describe("tls_no_shared_version", plugin, f"{text}; {controller.describe()}")
     return describe("tls_handshake_failed", plugin, text)
 
 

@@ -136,7 +136,9 @@ WORDING: dict[str, Wording] = {
         Layer.TCP,
         "nothing accepted the connection on port {port}",
         "check ansible_port (5985 for HTTP, 5986 for HTTPS) and create the listener with the "
-        "winops.remoting.winrm_listener role",
+        "winops.remoting.winrm_listener role; if the listener exists, the WinRM service is "
+        "stopped or restarting (a reboot): start it on the host (Start-Service WinRM, or "
+        "winrm quickconfig, the fix of a Windows client's WSManFault 2150858770)",
     ),
     "tcp_timeout": Wording(
         Layer.TCP,
@@ -170,7 +172,24 @@ WORDING: dict[str, Wording] = {
     "tls_no_shared_version": Wording(
         Layer.TLS,
         "the host and the controller share no TLS version",
-        "enable TLS 1.2 on the host with the winops.remoting.tls12 role",
+        "enable TLS 1.2 on the host with the winops.remoting.tls12 role; if the controller's "
+        "range (seen) ends below the host's versions, lift its cap (MaxProtocol in the file "
+        "OPENSSL_CONF names) or run Ansible under a Python built with a current OpenSSL",
+    ),
+    "controller_tls_too_old": Wording(
+        Layer.TLS,
+        "the controller cannot speak TLS 1.2: {controller}",
+        "run Ansible under a Python built with OpenSSL 1.0.1 or newer (a current "
+        "distribution's python3, or an execution environment); enabling TLS 1.2 on the host "
+        "does not help a controller that cannot speak it",
+    ),
+    "certificate_tls13_urllib3": Wording(
+        Layer.TLS,
+        "certificate authentication over TLS 1.3 needs post-handshake authentication, which "
+        "urllib3 {urllib3} does not announce here",
+        "install urllib3>=2.0.7,!=2.1.* on the controller (the collection's requirements.txt) "
+        "and validate the server certificate ({v.cert_validation}), or leave TLS 1.3 off on "
+        "the host (tls12_enable_tls13: false of the winops.remoting.tls12 role)",
     ),
     "tls_handshake_failed": Wording(
         Layer.TLS,
@@ -363,6 +382,14 @@ WORDING: dict[str, Wording] = {
         "no valid Kerberos ticket for manual mode",
         "run kinit user@REALM before the play, or give ansible_password so the plugin gets the "
         "ticket itself (managed mode)",
+    ),
+    "kerberos_cache_other_principal": Wording(
+        Layer.KERBEROS,
+        "the ticket cache holds a ticket for {cached}, not for {wanted}",
+        "kdestroy, then kinit {wanted} (manual mode uses the cache KRB5CCNAME names); if "
+        "kinit -C {wanted} also ends in a ticket of another realm (klist), krb5.conf names the "
+        "domain by an alias: write the realm klist shows in [realms], [domain_realm] and "
+        "ansible_user",
     ),
     # -- Kerberos: getting the ticket-granting ticket (kinit or the krb5 library) -------------
     "kinit_unknown_principal": Wording(

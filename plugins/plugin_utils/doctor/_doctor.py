@@ -17,6 +17,7 @@ import datetime
 import email.utils
 import enum
 import os
+import re
 import socket
 import ssl
 import typing as t
@@ -139,6 +140,7 @@ class Context:
 
     addresses: list[str] = dataclasses.field(default_factory=list)
     server_date: datetime.datetime | None = None
+    tls_version: str | None = None  # what the TLS check negotiated (TLSv1.2, TLSv1.3)
     offered_schemes: list[str] = dataclasses.field(default_factory=list)
     session_error: BaseException | None = None
     session_tried: bool = False
@@ -263,7 +265,7 @@ def check_tls(target: Target, context: Context) -> str:
     if target.endpoint.scheme != "https":
         raise NotApplicable(f"{target.endpoint.url} is plain http")
     address = context.addresses[0] if context.addresses else target.endpoint.host
-    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    probe = _errors.controller_context()
     probe.check_hostname = False
     probe.verify_mode = ssl.CERT_NONE
     try:
@@ -272,11 +274,12 @@ def check_tls(target: Target, context: Context) -> str:
             described = _describe_certificate(tls.getpeercert(binary_form=True))
     except (OSError, ssl.SSLError) as err:
         raise _diagnosed(err, target) from err
-    evidence = f"{version}; {described}"
+    context.tls_version = version
+    evidence = f"{version}; {described}; {_errors.controller_tls(probe).describe()}"
     if not target.cert_validation:
         return f"{evidence}; validation is off, so nothing was verified"
     ca = target.ca_path or _default_ca()
-    verifying = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    verifying = _errors.controller_context()
     if ca and os.path.isdir(ca):
         verifying.load_verify_locations(capath=ca)
     elif ca:
@@ -372,6 +375,7 @@ def check_auth_methods(target: Target, context: Context) -> str:
     offered = ", ".join(context.offered_schemes) or "none"
     evidence = f"HTTP {response.status_code}; offered: {offered}; configured: {target.transport}"
     if target.transport in ("certificate", "ssl") and target.endpoint.scheme == "https":
+        _check_post_handshake_auth(target, context)
         return f"{evidence} (certificate authentication is not listed; it rides on TLS)"
     diagnosis = _wording.auth_not_offered(
         target.transport, context.offered_schemes, target.plugin, evidence
@@ -379,6 +383,36 @@ def check_auth_methods(target: Target, context: Context) -> str:
     if diagnosis is not None:
         raise CheckFailed(diagnosis)
     return evidence
+
+
+def urllib3_announces_post_handshake_auth(version: str, validating: bool) -> bool:
+    """Whether urllib3 ``version`` turns on TLS 1.3 post-handshake authentication (which
+    Windows needs to ask for the client certificate over TLS 1.3): from 1.25.7 on, except
+    2.1.x while the server certificate is not validated (urllib3 issue 3325, fixed in 2.2.0);
+    docs/tls.md, "Certificate authentication over TLS 1.3", gives the sources."""
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+    if numbers < (1, 25, 7):
+        return False
+    return validating or numbers[:2] != (2, 1)
+
+
+def _check_post_handshake_auth(target: Target, context: Context) -> None:
+    if context.tls_version != "TLSv1.3":
+        return
+    import urllib3
+
+    version = str(getattr(urllib3, "__version__", "0"))
+    if urllib3_announces_post_handshake_auth(version, target.cert_validation):
+        return
+    raise CheckFailed(
+        _wording.describe(
+            "certificate_tls13_urllib3",
+            target.plugin,
+            f"the listener negotiated TLSv1.3; urllib3 {version}; server certificate "
+            f"validation {'on' if target.cert_validation else 'off'}",
+            urllib3=version,
+        )
+    )
 
 
 def check_message_encryption(target: Target, context: Context) -> str:

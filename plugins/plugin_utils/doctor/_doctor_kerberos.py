@@ -217,6 +217,14 @@ def _default_ccache() -> str:
     return name.removeprefix("FILE:")
 
 
+def _same_principal(cached: str, wanted: str) -> bool:
+    """Whether the cache's principal is the one asked for; without a realm only the names are
+    compared, as the plugins' ticket store compares them (AD compares names without case)."""
+    if "@" in wanted:
+        return cached.lower() == wanted.lower()
+    return cached.rpartition("@")[0].lower() == wanted.lower()
+
+
 def check_ticket(target: Target, context: Context) -> str:
     """Managed mode: run kinit as the plugin would (into a throw-away cache). Manual mode:
     the user's own cache must hold a ticket-granting ticket that has not expired."""
@@ -243,6 +251,17 @@ def check_ticket(target: Target, context: Context) -> str:
             )
         )
         raise CheckFailed(describe("kerberos_no_manual_ticket", target.plugin, f"{seen} at {path}"))
+    wanted = kerberos_principal(target.user, target.kerberos_realm) if target.user else None
+    if wanted is not None and not _same_principal(summary.principal, wanted):
+        raise CheckFailed(
+            describe(
+                "kerberos_cache_other_principal",
+                target.plugin,
+                f"{path} belongs to {summary.principal}; ansible_user asks for {wanted}",
+                cached=summary.principal,
+                wanted=wanted,
+            )
+        )
     ends = datetime.datetime.fromtimestamp(tgt.endtime, datetime.timezone.utc)
     return f"{summary.principal} has a ticket until {ends:%Y-%m-%d %H:%M} UTC in {path}"
 

@@ -195,6 +195,18 @@ def test_tcp_refused_names_ansible_port() -> None:
     assert "ansible_port" in caught.value.diagnosis.fix
 
 
+def test_tcp_refused_names_a_stopped_winrm_service() -> None:
+    """A stopped (or restarting) WinRM service listens nowhere: the controller sees a refusal,
+    where a Windows client reports WSManFault 2150858770 (docs/troubleshooting.md)."""
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        port = placeholder.getsockname()[1]
+    with pytest.raises(CheckFailed) as caught:
+        _doctor.check_tcp(_target(port=port), Context(addresses=["127.0.0.1"]))
+    fix = caught.value.diagnosis.fix
+    assert "Start-Service WinRM" in fix and "winrm quickconfig" in fix
+    assert "2150858770" in fix
+
+
 def test_name_resolution_failure() -> None:
     with pytest.raises(CheckFailed) as caught:
         _doctor.check_name_resolution(_target(host="no-such-host.invalid"), Context())
@@ -298,6 +310,125 @@ def test_tls_valid_and_ignored(tmp_path: Path) -> None:
     assert "chain and name verified" in evidence
     ignored = _doctor.check_tls(_target(port=port, cert_validation=False), context)
     assert "nothing was verified" in ignored
+
+
+def test_tls_evidence_names_the_controllers_openssl(tmp_path: Path) -> None:
+    key, cert = _self_signed((-1, 30))
+    pem = tmp_path / "server.pem"
+    _write_pem(pem, key, cert)
+    port = _tls_server(pem, handshakes=1)
+    context = Context(addresses=["127.0.0.1"])
+    evidence = _doctor.check_tls(_target(port=port, cert_validation=False), context)
+    assert f"the controller's {ssl.OPENSSL_VERSION} offers TLS 1.2 to TLS 1.3" in evidence
+    assert context.tls_version == "TLSv1.3"
+
+
+def _capped_controller(
+    monkeypatch: pytest.MonkeyPatch, highest: ssl.TLSVersion, lowest: ssl.TLSVersion | None = None
+) -> None:
+    """The controller's contexts as an OpenSSL configuration (MaxProtocol) or an old OpenSSL
+    leaves them: no version above ``highest``."""
+
+    def capped() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if lowest is not None:
+            context.minimum_version = lowest
+        context.maximum_version = highest
+        return context
+
+    monkeypatch.setattr(_errors, "controller_context", capped)
+
+
+def _tls13_only_server(pem: Path) -> int:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(str(pem))
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener:
+            connection, _ = listener.accept()
+            try:
+                with context.wrap_socket(connection, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return int(listener.getsockname()[1])
+
+
+def test_tls_no_shared_version_names_the_controllers_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, cert = _self_signed((-1, 30))
+    pem = tmp_path / "server.pem"
+    _write_pem(pem, key, cert)
+    port = _tls13_only_server(pem)
+    _capped_controller(monkeypatch, ssl.TLSVersion.TLSv1_2)
+    with pytest.raises(CheckFailed) as caught:
+        _doctor.check_tls(_target(port=port), Context(addresses=["127.0.0.1"]))
+    diagnosis = caught.value.diagnosis
+    assert diagnosis.summary == "the host and the controller share no TLS version"
+    assert f"the controller's {ssl.OPENSSL_VERSION} offers TLS 1.2 to TLS 1.2" in (
+        diagnosis.evidence
+    )
+    assert "winops.remoting.tls12" in diagnosis.fix and "OPENSSL_CONF" in diagnosis.fix
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+def test_controller_without_tls12_is_the_controllers_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OpenSSL older than 1.0.1 offers TLS 1.1 at most: no host setting helps."""
+    key, cert = _self_signed((-1, 30))
+    pem = tmp_path / "server.pem"
+    _write_pem(pem, key, cert)
+    port = _tls13_only_server(pem)
+    _capped_controller(monkeypatch, ssl.TLSVersion.TLSv1_1, lowest=ssl.TLSVersion.TLSv1)
+    with pytest.raises(CheckFailed) as caught:
+        _doctor.check_tls(_target(port=port), Context(addresses=["127.0.0.1"]))
+    diagnosis = caught.value.diagnosis
+    assert diagnosis.layer is Layer.TLS
+    assert diagnosis.summary.startswith("the controller cannot speak TLS 1.2")
+    assert ssl.OPENSSL_VERSION in diagnosis.summary
+    assert "OpenSSL 1.0.1 or newer" in diagnosis.fix
+    assert "winops.remoting.tls12" not in diagnosis.fix
+
+
+@pytest.mark.parametrize(
+    ("version", "validating", "announces"),
+    [
+        ("1.25.6", True, False),
+        ("1.25.7", False, True),
+        ("1.26.18", True, True),
+        ("2.0.7", False, True),
+        ("2.1.0", True, True),
+        ("2.1.0", False, False),
+        ("2.2.0", False, True),
+        ("2.5.0", False, True),
+    ],
+)
+def test_urllib3_post_handshake_auth(version: str, validating: bool, announces: bool) -> None:
+    assert _doctor.urllib3_announces_post_handshake_auth(version, validating) is announces
+
+
+def test_certificate_auth_over_tls13_with_urllib3_21_unvalidated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import urllib3
+
+    monkeypatch.setattr(urllib3, "__version__", "2.1.0")
+    target = _target(transport="certificate", cert_validation=False)
+    context = Context(tls_version="TLSv1.3")
+    with pytest.raises(CheckFailed) as caught:
+        _doctor._check_post_handshake_auth(target, context)
+    assert "urllib3 2.1.0" in caught.value.diagnosis.summary
+    assert "urllib3>=2.0.7,!=2.1.*" in caught.value.diagnosis.fix
+    # Over TLS 1.2 the certificate is asked for in the handshake: nothing to announce.
+    _doctor._check_post_handshake_auth(target, Context(tls_version="TLSv1.2"))
+    # Validating, urllib3 2.1 announces it.
+    _doctor._check_post_handshake_auth(_target(transport="certificate"), context)
 
 
 def test_tls_not_applicable_over_http() -> None:

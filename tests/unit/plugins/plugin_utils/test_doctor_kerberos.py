@@ -144,3 +144,50 @@ def test_clock_skew(offset_minutes: int, fails: bool) -> None:
 def test_clock_skew_without_a_date_is_not_applicable() -> None:
     with pytest.raises(NotApplicable):
         _doctor_kerberos.check_clock_skew(_target(), Context())
+
+
+# -- manual mode: the user's own ticket cache -------------------------------------------------
+
+
+def _manual_target(user: str) -> Target:
+    return _target(user=user, transport="kerberos")
+
+
+@pytest.mark.parametrize(
+    ("cached", "user"),
+    [
+        # A stale ticket of someone else (kdestroy, then kinit the right user).
+        ("other@WINOPS.TEST", "ansible@WINOPS.TEST"),
+        # The same name under another realm: what kinit -C shows when krb5.conf uses an alias.
+        ("ansible@CORP.WINOPS.TEST", "ansible@WINOPS.TEST"),
+    ],
+)
+def test_manual_cache_of_another_principal_fails_with_kdestroy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cached: str, user: str
+) -> None:
+    from test_kerberos import ccache_bytes
+
+    cache = tmp_path / "krb5cc_stale"
+    cache.write_bytes(ccache_bytes(cached, 3600))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{cache}")
+    with pytest.raises(CheckFailed) as caught:
+        _doctor_kerberos.check_ticket(_manual_target(user), Context())
+    diagnosis = caught.value.diagnosis
+    assert diagnosis.layer is Layer.KERBEROS
+    assert diagnosis.summary == f"the ticket cache holds a ticket for {cached}, not for {user}"
+    assert diagnosis.fix.startswith(f"kdestroy, then kinit {user}")
+    assert "kinit -C" in diagnosis.fix and "[domain_realm]" in diagnosis.fix
+    assert str(cache) in diagnosis.evidence
+
+
+@pytest.mark.parametrize("user", ["ansible@WINOPS.TEST", "ANSIBLE@winops.test", "ansible"])
+def test_manual_cache_of_the_user_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user: str
+) -> None:
+    from test_kerberos import ccache_bytes
+
+    cache = tmp_path / "krb5cc_user"
+    cache.write_bytes(ccache_bytes("ansible@WINOPS.TEST", 3600))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{cache}")
+    evidence = _doctor_kerberos.check_ticket(_manual_target(user), Context())
+    assert evidence.startswith("ansible@WINOPS.TEST has a ticket until")

@@ -10,6 +10,8 @@ DOCTOR_FIRST moves it):
   +4 expired     the HTTPS listener's certificate (from the test CA) expired yesterday
   +5 other_name  the HTTPS listener's certificate (from the test CA) names other.winops.test
   +6 no_tls12    SCHANNEL TLS 1.2 Server disabled at boot: the host speaks TLS 1.3 only
+  +7 service_down default; test_doctor_setups.py takes its WinRM service down (the reboot
+                 fault: listeners closed, connections refused) before checking it
 The states are edited on disk before the server starts, as an administrator would have left
 the machine; winhost then boots them like any other host.
 """
@@ -48,6 +50,7 @@ OFFSETS = {
     "expired": 4,
     "other_name": 5,
     "no_tls12": 6,
+    "service_down": 7,
 }
 # test_kerberos_doctor_live.py's hosts follow at offsets 9 and 10.
 assert sorted(OFFSETS.values()) == list(range(len(OFFSETS))) and len(OFFSETS) <= 9

@@ -176,6 +176,17 @@ TLS12_SETUP = SetUp(
     fix_mentions=("winops.remoting.tls12",),
 )
 
+# The WinRM service is not running (stopped, or the host is rebooting): nothing listens, so
+# the controller's connection is refused where a Windows client reports WSManFault
+# 2150858770. The doctor and win_ping name the service and its fix.
+SERVICE_DOWN_SETUP = SetUp(
+    "winrm_service_down",
+    "service_down",
+    5986,
+    layer="TCP connection",
+    fix_mentions=("Start-Service WinRM", "winrm quickconfig", "ansible_port"),
+)
+
 
 def _host_vars(setup: SetUp, plugin: str, doctor_hosts: t.Any) -> dict[str, t.Any]:
     user, password = doctor_hosts.credentials()
@@ -237,6 +248,14 @@ def tls12_run(
         yield _run([TLS12_SETUP], doctor_hosts, work_dir)
 
 
+@pytest.fixture(scope="module")
+def service_down_run(doctor_hosts: t.Any, tmp_path_factory: pytest.TempPathFactory) -> PlaybookRun:
+    name = doctor_hosts.inventory_name("service_down")
+    doctor_hosts.session.fault(name, "reboot", seconds=3600)
+    assert doctor_hosts.state("service_down")["runtime"]["listening"] == [], "still listening"
+    return _run([SERVICE_DOWN_SETUP], doctor_hosts, tmp_path_factory.mktemp("doctor-down"))
+
+
 def _check(run: PlaybookRun, setup: SetUp, plugin: str) -> None:
     host = f"{setup.name}-{plugin}"
     doctor = run.task(host, "doctor").result
@@ -290,6 +309,13 @@ def test_setup(main_run: PlaybookRun, setup: SetUp, plugin: str) -> None:
 @pytest.mark.parametrize("plugin", PLUGINS)
 def test_host_without_tls12(tls12_run: PlaybookRun, plugin: str) -> None:
     _check(tls12_run, TLS12_SETUP, plugin)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_winrm_service_down(service_down_run: PlaybookRun, plugin: str) -> None:
+    _check(service_down_run, SERVICE_DOWN_SETUP, plugin)
+    doctor = service_down_run.task(f"{SERVICE_DOWN_SETUP.name}-{plugin}", "doctor").result
+    assert "Connection refused" in doctor["checks"][1]["evidence"], doctor["checks"][1]
 
 
 def test_winhost_really_is_broken_as_described(doctor_hosts: t.Any) -> None:

@@ -266,3 +266,33 @@ def test_kerberos_manual_mode_needs_a_ticket(
     assert result["failed_layer"] is None, result["msg"]
     ticket = next(check for check in result["checks"] if check["name"] == "kerberos_ticket")
     assert ticket["evidence"].startswith(f"{ADMIN.principal} has a ticket until")
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_kerberos_manual_mode_with_another_users_ticket(
+    kerberos_host: WinHost, plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale cache: kinit ran for another user than ansible_user. The doctor says so, with
+    kdestroy, instead of passing the ticket check on someone else's ticket."""
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
+        acquire_ticket,
+    )
+
+    other = kdc.DOMAIN_USERS[1]
+    assert other.principal != ADMIN.principal
+    variables = _variables(plugin, kerberos_host, override=True, password=None)
+    variables[f"ansible_{plugin}_kinit_mode"] = "manual"
+    cache = acquire_ticket(KinitRequest(other.principal, other.password, reuse=False))
+    try:
+        monkeypatch.setenv("KRB5CCNAME", f"FILE:{cache.path}")
+        result = run_checks(_target(plugin, variables)).to_result()
+    finally:
+        cache.remove()
+    assert result["failed_layer"] == "Kerberos", result["msg"]
+    ticket = next(check for check in result["checks"] if check["name"] == "kerberos_ticket")
+    assert ticket["status"] == "failed", ticket
+    assert ticket["summary"] == (
+        f"the ticket cache holds a ticket for {other.principal}, not for {ADMIN.principal}"
+    )
+    assert ticket["fix"].startswith(f"kdestroy, then kinit {ADMIN.principal}"), ticket["fix"]
+    assert _statuses(result)["authenticated_session"] == "skipped"

@@ -391,6 +391,12 @@ WORDING: dict[str, Wording] = {
         "domain by an alias: write the realm klist shows in [realms], [domain_realm] and "
         "ansible_user",
     ),
+    "kerberos_tgt_not_forwardable": Wording(
+        Layer.KERBEROS,
+        "Kerberos delegation is requested, but the ticket of {principal} is not forwardable",
+        "kdestroy, then kinit -f {principal} (or forwardable = true under [libdefaults] in "
+        "krb5.conf), or give ansible_password so the plugin gets a forwardable ticket itself",
+    ),
     # -- Kerberos: getting the ticket-granting ticket (kinit or the krb5 library) -------------
     "kinit_unknown_principal": Wording(
         Layer.KERBEROS,

@@ -71,6 +71,7 @@ class Target:
     kerberos_realm: str | None = None
     kerberos_service: str = "HTTP"  # the service part of the SPN the plugin asks for
     kerberos_hostname_override: str | None = None
+    kerberos_delegation: bool = False  # ansible_winrm_kerberos_delegation / negotiate_delegate
     # Managed Kerberos: the kinit the plugin would run (None: the user's own ticket cache).
     kinit: KinitRequest | None = dataclasses.field(default=None, repr=False, compare=False)
 

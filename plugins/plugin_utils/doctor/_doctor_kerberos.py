@@ -217,6 +217,24 @@ def _default_ccache() -> str:
     return name.removeprefix("FILE:")
 
 
+# The forwardable flag of a ticket as MIT's ccache stores TicketFlags (RFC 4120 5.3, bit 1 of a
+# 32-bit field whose bit 0 is the most significant: krb5.h TKT_FLG_FORWARDABLE).
+TKT_FLG_FORWARDABLE = 0x40000000
+
+
+def _delegation_note(target: Target) -> str:
+    """What the controller cannot check about delegation: it is decided in Active Directory."""
+    if not target.kerberos_delegation:
+        return ""
+    return (
+        "; delegation is requested: whether the host may forward the ticket "
+        "(the user and host in one domain, the host trusted for delegation, the user not "
+        "'sensitive and cannot be delegated' nor in Protected Users) is decided in Active "
+        "Directory, which the doctor cannot read (docs/troubleshooting.md, Kerberos "
+        "delegation)"
+    )
+
+
 def _same_principal(cached: str, wanted: str) -> bool:
     """Whether the cache's principal is the one asked for; without a realm only the names are
     compared, as the plugins' ticket store compares them (AD compares names without case)."""
@@ -236,7 +254,9 @@ def check_ticket(target: Target, context: Context) -> str:
         except KerberosError as err:
             raise CheckFailed(err.diagnosis) from err
         cache.remove()
-        return f"kinit got a ticket for {request.principal} (managed mode)"
+        return f"kinit got a ticket for {request.principal} (managed mode)" + _delegation_note(
+            target
+        )
     path = _default_ccache()
     summary = read_ccache(path)
     tgt = summary.tgt() if summary else None
@@ -262,8 +282,19 @@ def check_ticket(target: Target, context: Context) -> str:
                 wanted=wanted,
             )
         )
+    if target.kerberos_delegation and not tgt.flags & TKT_FLG_FORWARDABLE:
+        raise CheckFailed(
+            describe(
+                "kerberos_tgt_not_forwardable",
+                target.plugin,
+                f"the ticket-granting ticket of {summary.principal} in {path} has no "
+                "forwardable flag (klist -f shows no F)",
+                principal=summary.principal,
+            )
+        )
     ends = datetime.datetime.fromtimestamp(tgt.endtime, datetime.timezone.utc)
-    return f"{summary.principal} has a ticket until {ends:%Y-%m-%d %H:%M} UTC in {path}"
+    evidence = f"{summary.principal} has a ticket until {ends:%Y-%m-%d %H:%M} UTC in {path}"
+    return evidence + _delegation_note(target)
 
 
 def checks() -> list[tuple[str, Layer, t.Callable[[Target, Context], str]]]:

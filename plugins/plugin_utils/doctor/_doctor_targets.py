@@ -30,7 +30,10 @@ MAX_CHECK_TIMEOUT = 15.0
 
 
 def _target(
-    settings: ConnectionSettings, timeout: float, open_session: t.Callable[[], None]
+    settings: ConnectionSettings,
+    timeout: float,
+    open_session: t.Callable[[], None],
+    delegation: bool,
 ) -> Target:
     return Target(
         plugin=settings.plugin,
@@ -46,6 +49,7 @@ def _target(
         kerberos_service=settings.kerberos_service,
         kerberos_hostname_override=settings.kerberos_hostname_override,
         kinit=settings.kinit,
+        kerberos_delegation=delegation,
     )
 
 
@@ -64,7 +68,8 @@ def winrm_target(settings: WinRMSettings) -> Target:
         session.open()
         session.close()
 
-    return _target(settings, settings.read_timeout, open_session)
+    delegation = bool(settings.protocol_kwargs.get("kerberos_delegation"))
+    return _target(settings, settings.read_timeout, open_session, delegation)
 
 
 def psrp_target(settings: PsrpSettings) -> Target:
@@ -84,4 +89,5 @@ def psrp_target(settings: PsrpSettings) -> Target:
         session.open()
         session.close()
 
-    return _target(settings, settings.wsman_kwargs["connection_timeout"], open_session)
+    delegation = bool(settings.wsman_kwargs.get("negotiate_delegate"))
+    return _target(settings, settings.wsman_kwargs["connection_timeout"], open_session, delegation)

@@ -296,3 +296,39 @@ def test_kerberos_manual_mode_with_another_users_ticket(
     )
     assert ticket["fix"].startswith(f"kdestroy, then kinit {ADMIN.principal}"), ticket["fix"]
     assert _statuses(result)["authenticated_session"] == "skipped"
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_kerberos_manual_delegation_needs_a_forwardable_ticket(
+    kerberos_host: WinHost, plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kinit without -f, delegation asked for: the doctor says so before the session would
+    run with a ticket the host can never forward (an anonymous second hop)."""
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
+        acquire_ticket,
+    )
+
+    variables = _variables(plugin, kerberos_host, override=True, password=None)
+    variables[f"ansible_{plugin}_kinit_mode"] = "manual"
+    delegation = "kerberos_delegation" if plugin == "winrm" else "negotiate_delegate"
+    variables[f"ansible_{plugin}_{delegation}"] = True
+    plain = acquire_ticket(KinitRequest(ADMIN.principal, ADMIN.password, reuse=False))
+    forwardable = acquire_ticket(
+        KinitRequest(ADMIN.principal, ADMIN.password, reuse=False, forwardable=True)
+    )
+    try:
+        monkeypatch.setenv("KRB5CCNAME", f"FILE:{plain.path}")
+        result = run_checks(_target(plugin, variables)).to_result()
+        assert result["failed_layer"] == "Kerberos", result["msg"]
+        ticket = next(check for check in result["checks"] if check["name"] == "kerberos_ticket")
+        assert ticket["status"] == "failed", ticket
+        assert f"kinit -f {ADMIN.principal}" in ticket["fix"]
+
+        monkeypatch.setenv("KRB5CCNAME", f"FILE:{forwardable.path}")
+        result = run_checks(_target(plugin, variables)).to_result()
+        assert result["failed_layer"] is None, result["msg"]
+        ticket = next(check for check in result["checks"] if check["name"] == "kerberos_ticket")
+        assert "trusted for delegation" in ticket["evidence"], ticket
+    finally:
+        plain.remove()
+        forwardable.remove()

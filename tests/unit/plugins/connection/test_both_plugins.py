@@ -451,6 +451,10 @@ TEMPLATE_VALUES: dict[str, t.Any] = {
     "timeout": 60.0,
     "path": "/tmp/store",
     "uid": 1000,
+    "controller": "the controller's OpenSSL 0.9.8 offers TLS 1.0 to TLS 1.0",
+    "urllib3": "2.1.0",
+    "cached": "other@EXAMPLE.COM",
+    "wanted": "admin@EXAMPLE.COM",
 }
 
 

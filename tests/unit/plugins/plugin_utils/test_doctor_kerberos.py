@@ -191,3 +191,40 @@ def test_manual_cache_of_the_user_passes(
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{cache}")
     evidence = _doctor_kerberos.check_ticket(_manual_target(user), Context())
     assert evidence.startswith("ansible@WINOPS.TEST has a ticket until")
+
+
+def _ccache_without_forwardable(principal: str) -> bytes:
+    """The same cache as test_kerberos.ccache_bytes, with the TGT's ticket flags cleared."""
+    from test_kerberos import ccache_bytes
+
+    data = bytearray(ccache_bytes(principal, 3600))
+    flags = (0x40000000).to_bytes(4, "big")
+    at = data.rindex(flags)
+    data[at : at + 4] = bytes(4)
+    return bytes(data)
+
+
+def test_manual_delegation_needs_a_forwardable_ticket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_kerberos import ccache_bytes
+
+    cache = tmp_path / "krb5cc_plain"
+    cache.write_bytes(_ccache_without_forwardable("ansible@WINOPS.TEST"))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{cache}")
+    target = _target(user="ansible@WINOPS.TEST", kerberos_delegation=True)
+    with pytest.raises(CheckFailed) as caught:
+        _doctor_kerberos.check_ticket(target, Context())
+    assert caught.value.diagnosis.summary == (
+        "Kerberos delegation is requested, but the ticket of ansible@WINOPS.TEST is not forwardable"
+    )
+    assert "kinit -f ansible@WINOPS.TEST" in caught.value.diagnosis.fix
+    # Without delegation the same ticket is fine, and nothing is said about delegation.
+    evidence = _doctor_kerberos.check_ticket(_target(user="ansible@WINOPS.TEST"), Context())
+    assert "delegation is requested" not in evidence
+
+    # A forwardable ticket passes; the evidence says what only Active Directory decides.
+    cache.write_bytes(ccache_bytes("ansible@WINOPS.TEST", 3600))
+    evidence = _doctor_kerberos.check_ticket(target, Context())
+    assert "trusted for delegation" in evidence and "Protected Users" in evidence
+    assert "docs/troubleshooting.md" in evidence

@@ -15,6 +15,7 @@ two share no TLS version.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import typing as t
 from pathlib import Path
@@ -309,6 +310,13 @@ def test_setup(main_run: PlaybookRun, setup: SetUp, plugin: str) -> None:
 @pytest.mark.parametrize("plugin", PLUGINS)
 def test_host_without_tls12(tls12_run: PlaybookRun, plugin: str) -> None:
     _check(tls12_run, TLS12_SETUP, plugin)
+    # The controller's side is named too: its OpenSSL, capped at TLS 1.2 by OPENSSL_CONF.
+    host = f"{TLS12_SETUP.name}-{plugin}"
+    tls = next(c for c in tls12_run.task(host, "doctor").result["checks"] if c["name"] == "tls")
+    assert re.search(
+        r"the controller's OpenSSL \S+ .* offers TLS 1\.2 to TLS 1\.2$", tls["evidence"]
+    ), tls["evidence"]
+    assert "OPENSSL_CONF" in tls["fix"]
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

@@ -444,7 +444,6 @@ import typing as t
 from ansible.errors import AnsibleError, AnsibleFileNotFound
 from ansible.utils.display import Display
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._connection import (
     KeptSessionConnection,
@@ -608,6 +607,12 @@ class Connection(TypedOptions, KeptSessionConnection):
         if not no_log:
             shown = (stdout, stderr)
         self._log(5, f"WINRM RESULT rc={rc} stdout={shown[0]!r} stderr={shown[1]!r}")
+        if not stderr:
+            return rc, raw_stdout, raw_stderr
+        from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import (
+            clean_stderr,
+        )
+
         cleaned = clean_stderr(stderr)
         return rc, raw_stdout, cleaned.encode("utf-8", errors="surrogateescape")
 

@@ -70,7 +70,6 @@ class Holder(t.NamedTuple):
 def start(
     session: t.Any,
     operations: c.Collection[str],
-    end: c.Callable[[t.Any], None],
     *,
     path: str,
     owner: int,
@@ -81,8 +80,9 @@ def start(
     keeps a session under the same key, say), in which case the caller still owns ``session``.
 
     When a Holder is returned, the session belongs to the holder: the caller must drop its
-    copy without closing it. ``operations`` are the session's methods a task may call;
-    ``end(session)`` deletes the shell or closes the pool.
+    copy without closing it. ``operations`` are the session's methods a task may call. Besides
+    them the holder calls ``settle()`` after each answer (the host's bookkeeping of a finished
+    command, off the task's path) and ``close()`` at its end (delete the shell, close the pool).
     """
     ready_read, ready_write = os.pipe()
     child = os.fork()
@@ -94,7 +94,6 @@ def start(
                 _serve(
                     session,
                     operations=operations,
-                    end=end,
                     path=path,
                     owner=owner,
                     idle_timeout=idle_timeout,
@@ -205,7 +204,6 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
     session: t.Any,
     *,
     operations: c.Collection[str],
-    end: c.Callable[[t.Any], None],
     path: str,
     owner: int,
     idle_timeout: float,
@@ -229,8 +227,7 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
         watch = _owner_watch(owner)
         os.write(ready, f"ready {os.getpid()}".encode("ascii"))
         os.close(ready)
-        server = _Server(session, operations, recorder, secrets_digest)
-        server.owner_watch = watch
+        server = _Server(session, operations, recorder, secrets_digest, owner_watch=watch)
         _answer_requests(
             listener,
             unlist=lambda: _unlist(path, inode),
@@ -247,7 +244,7 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.alarm(END_LIMIT_SECONDS)  # SIGALRM's default action ends the process
     with contextlib.suppress(BaseException):
-        end(session)
+        session.close()
     with contextlib.suppress(OSError):
         os.rmdir(os.path.dirname(path))  # the run's last holder removes the run directory
     os._exit(0)
@@ -309,13 +306,15 @@ class _Server:
         operations: c.Collection[str],
         recorder: DisplayRecorder,
         secrets_digest: str,
+        *,
+        owner_watch: int | None,
     ) -> None:
         self.session = session
         self.operations = operations
         self.recorder = recorder
         self.secrets_digest = secrets_digest
         self.served = 0
-        self.owner_watch: int | None = None  # ansible-playbook's pidfd, set once it is open
+        self.owner_watch = owner_watch  # ansible-playbook's pidfd, None without pidfds
 
     def __call__(self, listener: socket.socket) -> bool:
         connection, _address = listener.accept()
@@ -346,7 +345,15 @@ class _Server:
                 _channel.send(connection, answer)
             except OSError:
                 return False  # the task is gone with its result: start afresh next time
-            return not failed
+        if failed:
+            return False
+        # The host's bookkeeping of the finished command or pipeline, off the task's path: the
+        # next request waits in the listen queue meanwhile, and sees what it displayed.
+        try:
+            self.session.settle()
+        except BaseException:
+            return False
+        return True
 
 
 class TaskGone(BaseException):

@@ -18,7 +18,7 @@ import typing as t
 from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
-from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _holder, _place
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _place
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._client import (
     KeptSession,
     KeptSessionGone,
@@ -30,7 +30,8 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_so
 
 class SessionSlot:
     """Holds the task's session. ``open_session()`` opens a session object whose methods named
-    in ``operations`` a task calls and whose ``close()`` ends it on the host."""
+    in ``operations`` a task calls, whose ``settle()`` releases a finished command on the host
+    (a holder calls it between tasks) and whose ``close()`` ends it on the host."""
 
     def __init__(
         self,
@@ -83,10 +84,12 @@ class SessionSlot:
         if path is None:
             self._session = session
             return
+        # Imported here: a task that finds its session kept never starts a holder.
+        from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _holder
+
         holder = _holder.start(
             session,
             self._operations,
-            _close,
             path=path,
             owner=self._owner,
             idle_timeout=self._idle_timeout,
@@ -184,7 +187,3 @@ def session_slot(
         persist=persist,
         idle_timeout=float(idle),
     )
-
-
-def _close(session: t.Any) -> None:
-    session.close()

@@ -428,6 +428,15 @@ class PsrpSession:
         except Exception as err:
             self._log(f"stopping the remote pipeline {pipeline.id} failed: {err}")
 
+    def settle(self) -> None:
+        """Release the last finished pipeline on the host, between tasks: a holder calls it
+        after answering (kept._holder), so no task waits for it. Otherwise the next pipeline or
+        the pool's close releases it."""
+        if self._finished_pipeline is None:
+            return
+        self._reauthenticate_if_disconnected()
+        self._release_finished_pipeline()
+
     def _release_finished_pipeline(self) -> None:
         pipeline, self._finished_pipeline = self._finished_pipeline, None
         if pipeline is None or self._pool is None:

@@ -174,6 +174,8 @@ class WinRMSession:
         self.shell_id: str | None = None
         self._ccache: CredentialCache | None = None
         self._reconnect = False  # the last request broke its connection
+        # A command that ended but is not yet released on the host (see ``settle``).
+        self._finished_command: str | None = None
         # Why a Receive answer may have been lost in the current command, if it was.
         self._lost_receive: BaseException | None = None
 
@@ -311,6 +313,8 @@ class WinRMSession:
         protocol, shell_id = self.protocol, self.shell_id
         self.protocol = None
         self.shell_id = None
+        # Deleting the shell frees its commands (MS-WSMV 3.1.4.4.1): no signal for a finished one.
+        self._finished_command = None
         try:
             if protocol is not None and shell_id is not None:
                 self._delete_shell(protocol, shell_id)
@@ -397,6 +401,7 @@ class WinRMSession:
         try:
             with self._credentials():
                 self._reauthenticate_if_disconnected()
+                self._release_finished_command()
                 command_id = self._start(command_line, console_mode_stdin=stdin is None)
                 return self._finish(command_id, stdin, stdout_sink, deadline)
         except AnsibleError:
@@ -410,6 +415,21 @@ class WinRMSession:
         if protocol is not None and connection_lost(getattr(protocol.transport, "session", None)):
             self._log(5, "WINRM: the host closed the connection; authenticating again")
             protocol.transport.close_session()
+
+    def settle(self) -> None:
+        """Release the last finished command on the host, between tasks: a holder calls it
+        after answering (kept._holder), so no task waits for it. Otherwise the next command or
+        the shell's deletion releases it."""
+        if self._finished_command is None or not self.is_open:
+            return
+        with self._credentials():
+            self._reauthenticate_if_disconnected()
+            self._release_finished_command()
+
+    def _release_finished_command(self) -> None:
+        command_id, self._finished_command = self._finished_command, None
+        if command_id is not None:
+            self._terminate(command_id, interrupted=False)
 
     def execute(self, command_line: str, in_data: bytes | None) -> tuple[int, bytes, bytes]:
         """``run`` for a task: ``in_data`` goes to stdin in Sends that fit an envelope. Plain
@@ -471,8 +491,12 @@ class WinRMSession:
             rc, stderr = self._receive_all(command_id, sink, deadline)
             completed = True
         finally:
-            # Terminate ends a command that is still running and releases a finished one.
-            self._terminate(command_id, interrupted=not completed)
+            if completed:
+                # Its release (a terminate signal) waits until the answer is on its way.
+                self._finished_command = command_id
+            else:
+                # A command that is still running is stopped now.
+                self._terminate(command_id, interrupted=True)
         return CommandResult(rc=rc, stdout=b"".join(stdout_parts), stderr=stderr)
 
     def _check_deadline(self, deadline: float | None) -> float | None:

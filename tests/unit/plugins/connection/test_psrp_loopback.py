@@ -214,6 +214,19 @@ def test_command_output_input_and_exit_code(server: ServerSide) -> None:
     session.close()
 
 
+def test_settle_releases_the_finished_pipeline_between_tasks(server: ServerSide) -> None:
+    """A kept pool's holder calls settle() after answering, so no task waits for the release."""
+    session = open_real_session()
+    session.run("echo", ["one"])
+    assert server.signals == []
+    session.settle()
+    session.settle()
+    assert [code for code, _id in server.signals] == [SignalCode.TERMINATE]
+    session.run("echo", ["two"])
+    assert len(server.signals) == 1, "the next pipeline had nothing left to release"
+    session.close()
+
+
 def test_module_payload_lines_arrive_intact(server: ServerSide) -> None:
     """The bootstrap's separator is a line of four NULs; CLIXML must carry it unchanged."""
     session = open_real_session()

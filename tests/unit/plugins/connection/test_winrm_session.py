@@ -576,11 +576,33 @@ def test_empty_stdin_still_closes_the_stream(host: Harness) -> None:
 # -- stopping commands -------------------------------------------------------------------------
 
 
-def test_finished_command_is_released(host: Harness) -> None:
+def test_a_finished_command_is_released_off_the_tasks_path(host: Harness) -> None:
+    """Its terminate signal is not sent before the result is returned: a kept session's holder
+    sends it between tasks (settle), else the next command does."""
     host.program(Scripted([OK]))
     host.session.run("whoami.exe")
+    assert host.protocol.names("signal_terminate") == []
+    host.session.settle()
+    host.session.settle()
     assert host.protocol.names("signal_terminate") == ["CMD-1"]
     assert not any("stopping command" in message for _, message in host.logs)
+
+
+def test_the_next_command_releases_a_finished_one_first(host: Harness) -> None:
+    host.program(Scripted([OK]), Scripted([OK]))
+    host.session.run("whoami.exe")
+    host.session.run("hostname.exe")
+    calls = [name for name, _detail in host.protocol.calls if name != "receive"]
+    assert calls == ["open_shell", "run_command", "signal_terminate", "run_command"]
+
+
+def test_deleting_the_shell_frees_a_finished_command(host: Harness) -> None:
+    """MS-WSMV 3.1.4.4.1: a shell's Delete frees its commands, so no signal precedes it."""
+    host.program(Scripted([OK]))
+    host.session.run("whoami.exe")
+    host.session.close()
+    assert host.protocol.names("signal_terminate") == []
+    assert host.protocol.names("close_shell") == ["SHELL-1"]
 
 
 def test_command_timeout_stops_the_command(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -97,8 +97,9 @@ def test_a_peer_of_another_user_is_refused() -> None:
 class StandIn:
     """A session that records its life in files, since it lives on in the forked holder."""
 
-    def __init__(self, record: Path) -> None:
+    def __init__(self, record: Path, gate: Path | None = None) -> None:
         self.record = record
+        self.gate = gate  # settle() waits until this file exists
 
     def _note(self, line: str) -> None:
         with self.record.open("a", encoding="utf-8") as handle:
@@ -120,18 +121,25 @@ class StandIn:
             raise
         self._note("slow finished")
 
+    def settle(self) -> None:
+        deadline = time.monotonic() + 10
+        while self.gate is not None and not self.gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._note("settled")
+
     def close(self) -> None:
         self._note("closed")
 
 
-def _start(tmp_path: Path, idle: float = 30.0) -> tuple[_holder.Holder, Path]:
+def _start(
+    tmp_path: Path, idle: float = 30.0, gate: Path | None = None
+) -> tuple[_holder.Holder, Path]:
     record = tmp_path / "record.txt"
     directory = tmp_path / "run"
     directory.mkdir(mode=0o700)
     holder = _holder.start(
-        StandIn(record),
+        StandIn(record, gate),
         ("echo", "fail", "slow"),
-        lambda session: session.close(),
         path=str(directory / "key.sock"),
         owner=os.getpid(),
         idle_timeout=idle,
@@ -159,8 +167,20 @@ def test_calls_reach_the_holder_and_end_closes_the_session(tmp_path: Path) -> No
     with pytest.raises(KeptSessionGone):
         KeptSession(holder.path, "other secrets").call("echo", 1)
     assert kept.end()
-    assert _lines(record, "closed") == ["echo b'\\x00bytes'", "closed"]
+    assert _lines(record, "closed") == ["echo b'\\x00bytes'", "settled", "closed"]
     assert not os.path.exists(holder.path)
+
+
+def test_the_host_bookkeeping_follows_the_answer(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    holder, record = _start(tmp_path, gate=gate)
+    kept = KeptSession(holder.path, "digest")
+    assert kept.call("echo", 1) == 1  # answered while settle() still waits for the gate
+    assert record.read_text(encoding="utf-8").splitlines() == ["echo 1"]
+    gate.touch()
+    assert kept.call("echo", 2) == 2  # served once the first settle() is done
+    kept.end()
+    assert _lines(record, "closed") == ["echo 1", "settled", "echo 2", "settled", "closed"]
 
 
 def test_a_failed_operation_ends_the_holder(tmp_path: Path) -> None:
@@ -180,6 +200,7 @@ def test_an_operation_outside_the_list_is_refused(tmp_path: Path) -> None:
         kept.call("close")
     assert kept.call("echo", 2) == 2  # still serving
     kept.end()
+    assert _lines(record, "closed") == ["settled", "echo 2", "settled", "closed"]
     _lines(record, "closed")
 
 
@@ -208,7 +229,6 @@ def test_the_end_of_ansible_playbook_interrupts_a_running_operation(tmp_path: Pa
     holder = _holder.start(
         StandIn(record),
         ("slow",),
-        lambda session: session.close(),
         path=str(directory / "key.sock"),
         owner=owner.pid,
         idle_timeout=30,

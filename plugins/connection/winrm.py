@@ -408,9 +408,11 @@ options:
   max_envelope_size:
     description:
       - Largest WSMan message in bytes the host accepts (its C(MaxEnvelopeSizekb) times 1024).
-        File chunks and stdin blocks are sized to fit it. Raise it only when the host's
-        setting is raised (Windows defaults to 500 KB; older hosts 150 KB).
-    default: 153600
+        File chunks and stdin blocks are sized to fit it, and no answer larger is asked for.
+      - When not set, requests are sized for 512000 (C(MaxEnvelopeSizekb) 500, Windows'
+        default since WinRM 3.0) and answers for 153600. If the host refuses a request as too
+        large (HTTP 413, as a WinRM 2.0 host with its 150 KB does), nothing was taken, and
+        it and every later one are sent in 153600-byte pieces.
     type: int
     vars:
       - name: ansible_winrm_max_envelope_size

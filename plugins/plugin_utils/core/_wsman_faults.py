@@ -18,6 +18,17 @@ SHELL_NOT_FOUND = 2150858843
 BUSY = 170
 # MSFT_WmiError code: the shell has run too many commands (ERROR_WSMAN_QUOTA_MAX_OPERATIONS).
 QUOTA_MAX_OPERATIONS = 0x803381A6
+# A request larger than the host's MaxEnvelopeSizekb, answered with HTTP 413
+# (ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED, 0x80338148).
+MAX_ENVELOPE_SIZE_EXCEEDED = 2150858824
+
+
+def refused_as_too_large(error: BaseException) -> bool:
+    """The host refused a request for its size (HTTP 413): it took nothing from it."""
+    if fault_code(error) == MAX_ENVELOPE_SIZE_EXCEEDED:
+        return True
+    # pywinrm's WinRMTransportError when the 413 came without a readable fault.
+    return getattr(error, "code", None) == 413 and "Transport" in type(error).__name__
 
 
 def fault_code(error: BaseException) -> int | None:

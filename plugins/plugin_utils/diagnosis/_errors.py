@@ -397,6 +397,9 @@ def _diagnose_http_status(
     status = _http_status(status_error)
     if status == 404:
         return describe("wsman_not_found", plugin, str(status_error))
+    if status == 413:
+        # HTTP.sys's answer to a request above MaxEnvelopeSizekb (ansible.windows#391).
+        return describe("envelope_too_large", plugin, str(status_error))
     if status == 400 and encrypted_http and not _answer_text(status_error).strip():
         # An empty 400 to an encrypted message: the host could not decrypt it, which happens
         # when it goes out on a new connection with the keys of one that was closed.

@@ -51,7 +51,13 @@ ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "kerberos", "credssp", "negotiate"))
 # These authenticate with a client certificate (ssl only when a certificate is given).
 CERTIFICATE_TRANSPORTS = frozenset(("certificate", "ssl"))
 
-DEFAULT_MAX_ENVELOPE_SIZE = 153600  # winrm.protocol.Protocol.DEFAULT_MAX_ENV_SIZE
+# pywinrm's default (winrm.protocol.Protocol.DEFAULT_MAX_ENV_SIZE), and MaxEnvelopeSizekb 150
+# of WinRM 2.0 hosts: the answers we ask for, and the requests an older host takes.
+DEFAULT_MAX_ENVELOPE_SIZE = 153600
+# MaxEnvelopeSizekb 500, Windows' default since WinRM 3.0: the requests we send when
+# max_envelope_size is not set, falling back to DEFAULT_MAX_ENVELOPE_SIZE when the host refuses
+# one as too large (HTTP 413, nothing taken).
+WINDOWS_MAX_ENVELOPE_SIZE = 512000
 MIN_MAX_ENVELOPE_SIZE = 16384  # room for the SOAP header and a useful file chunk
 
 # Protocol arguments that the plugin sets itself; an ansible_winrm_<name> extra never overrides
@@ -64,6 +70,10 @@ class WinRMSettings(ConnectionSettings):
     """Everything a WinRM session needs: the common core plus pywinrm's arguments."""
 
     transports: tuple[str, ...]  # tried in order; the first one that opens a shell is kept
+    # The largest request sent (stdin and file chunks); max_envelope_size is the largest
+    # answer asked for. They differ only when max_envelope_size is not set: then a Send refused
+    # as too large is sent again in max_envelope_size pieces.
+    send_envelope_size: int
     protocol_kwargs: dict[str, t.Any]  # for transports[0]; see kwargs_for()
     ignored_extras: tuple[str, ...]  # ansible_winrm_* names pywinrm does not accept
 
@@ -361,11 +371,14 @@ def build_settings(
     command_timeout = _validation.number(
         source.label("command_timeout"), source.value("command_timeout") or 0, 0
     )
-    max_envelope_size = _validation.integer(
-        source.label("max_envelope_size"),
-        source.value("max_envelope_size") or DEFAULT_MAX_ENVELOPE_SIZE,
-        MIN_MAX_ENVELOPE_SIZE,
-    )
+    envelope_value = source.value("max_envelope_size")
+    if envelope_value is None:
+        max_envelope_size, send_envelope_size = DEFAULT_MAX_ENVELOPE_SIZE, WINDOWS_MAX_ENVELOPE_SIZE
+    else:
+        max_envelope_size = _validation.integer(
+            source.label("max_envelope_size"), envelope_value, MIN_MAX_ENVELOPE_SIZE
+        )
+        send_envelope_size = max_envelope_size
     return WinRMSettings(
         plugin=PLUGIN,
         endpoint=endpoint,
@@ -390,6 +403,7 @@ def build_settings(
         retry_policy=read_retry_policy(source),
         command_timeout=command_timeout,
         max_envelope_size=max_envelope_size,
+        send_envelope_size=send_envelope_size,
         secrets=(password,) if password else (),
         transports=tuple(transports),
         protocol_kwargs=kwargs,

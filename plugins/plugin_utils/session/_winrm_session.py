@@ -176,6 +176,8 @@ class WinRMSession:
         self._reconnect = False  # the last request broke its connection
         # A command that ended but is not yet released on the host (see ``settle``).
         self._finished_command: str | None = None
+        # The largest request to send; lowered once if the host refuses one as too large.
+        self._send_envelope_size = settings.send_envelope_size
         # Why a Receive answer may have been lost in the current command, if it was.
         self._lost_receive: BaseException | None = None
 
@@ -347,7 +349,7 @@ class WinRMSession:
 
     def transfer_chunk_sizes(self) -> tuple[int, int]:
         """PUT lines fit one Send envelope; FETCH output is split into Receives by the host."""
-        return put_chunk_size(self.settings.max_envelope_size), DEFAULT_FETCH_CHUNK_SIZE
+        return put_chunk_size(self._send_envelope_size), DEFAULT_FETCH_CHUNK_SIZE
 
     def run_transfer_script(
         self,
@@ -436,7 +438,7 @@ class WinRMSession:
         values come back, so a task reading them from a kept session needs no pywinrm."""
         stdin = None
         if in_data:
-            size = stdin_chunk_size(self.settings.max_envelope_size)
+            size = stdin_chunk_size(self._send_envelope_size)
             stdin = (in_data[offset : offset + size] for offset in range(0, len(in_data), size))
         result = self.run(command_line, stdin=stdin)
         return result.rc, result.stdout, result.stderr
@@ -520,23 +522,50 @@ class WinRMSession:
             raise RuntimeError("internal error: protocol or shell_id is not set")
         for data, is_last in _with_last(stdin):
             self._check_deadline(deadline)
-            try:
-                # Only a Send refused as busy is repeated: the host did not take its data.
-                self._call_safe(
-                    "send input",
-                    functools.partial(
-                        protocol.send_command_input, shell_id, command_id, data, end=is_last
-                    ),
-                    is_retryable=_retry.refused_as_busy,
+            self._send_block(protocol, shell_id, command_id, data, is_last)
+
+    def _send_block(
+        self, protocol: Protocol, shell_id: str, command_id: str, data: bytes, end: bool
+    ) -> None:
+        piece = stdin_chunk_size(self._send_envelope_size)
+        if len(data) > piece:
+            # Cut before the host's smaller limit was learnt (see below).
+            for offset in range(0, len(data), piece):
+                last = offset + piece >= len(data)
+                self._send_block(
+                    protocol, shell_id, command_id, data[offset : offset + piece], end and last
                 )
-            except WinRMOperationTimeoutError:
-                # A loaded host can answer a Send with OperationTimeout after taking its data
-                # (ansible.builtin.winrm relies on this too); sending it again would duplicate it.
-                self._warn(
-                    f"{PLUGIN_NAME}: the host answered a stdin Send with OperationTimeout; "
-                    "continuing on the assumption that it took the data. If this recurs, raise "
-                    "operation_timeout_sec"
-                )
+            return
+        try:
+            # Only a Send refused as busy is repeated: the host did not take its data.
+            self._call_safe(
+                "send input",
+                functools.partial(protocol.send_command_input, shell_id, command_id, data, end=end),
+                is_retryable=_retry.refused_as_busy,
+            )
+        except WinRMOperationTimeoutError:
+            # A loaded host can answer a Send with OperationTimeout after taking its data
+            # (ansible.builtin.winrm relies on this too); sending it again would duplicate it.
+            self._warn(
+                f"{PLUGIN_NAME}: the host answered a stdin Send with OperationTimeout; "
+                "continuing on the assumption that it took the data. If this recurs, raise "
+                "operation_timeout_sec"
+            )
+        except Exception as err:
+            smaller = self.settings.max_envelope_size
+            if not _wsman_faults.refused_as_too_large(err) or self._send_envelope_size <= smaller:
+                raise
+            # An older host (MaxEnvelopeSizekb 150) refused the whole Send and took nothing:
+            # from now on requests fit max_envelope_size. With message encryption the refused
+            # message may have left the connection's keys out of step: authenticate afresh.
+            self._log(
+                3,
+                f"WINRM: the host refused a {self._send_envelope_size}-byte request as too "
+                f"large; sending requests of at most {smaller} bytes (max_envelope_size)",
+            )
+            self._send_envelope_size = smaller
+            self._reconnect = True
+            self._send_block(protocol, shell_id, command_id, data, end)
 
     def _receive_once(self, command_id: str, wait: int) -> tuple[bytes, bytes, int, bool]:
         protocol, shell_id = self.protocol, self.shell_id

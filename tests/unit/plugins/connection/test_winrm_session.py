@@ -45,6 +45,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer
     PUT_SCRIPT,
     TransferError,
     put_chunk_size,
+    stdin_chunk_size,
 )
 
 try:  # ansible-core 2.19+
@@ -238,7 +239,9 @@ class FakeProtocol:
     def __init__(self, programs: list[Program] | None = None) -> None:
         self.transport = FakeTransport()
         self.operation_timeout_sec = 20
-        self.max_env_sz = 153600
+        self.max_env_sz = 153600  # the largest answer asked for (set by the session)
+        self.host_limit = 512000  # MaxEnvelopeSizekb 500: what the host takes
+        self.refuse_larger: int | None = None  # an older host's limit, refused with HTTP 413
         self.programs = list(programs or [])
         self.running: dict[str, Program] = {}
         self.calls: list[tuple[str, t.Any]] = []
@@ -282,9 +285,13 @@ class FakeProtocol:
     def send_command_input(
         self, shell_id: str, command_id: str, stdin_input: bytes, end: bool = False
     ) -> None:
-        self.calls.append(("send", (len(stdin_input), end)))
         envelope = len(base64.b64encode(stdin_input)) + DEFAULT_ENVELOPE_OVERHEAD
-        assert envelope <= self.max_env_sz, "a Send would exceed the host's MaxEnvelopeSize"
+        if self.refuse_larger is not None and envelope > self.refuse_larger:
+            # An older host's MaxEnvelopeSizekb: HTTP 413, nothing taken.
+            self.calls.append(("refused", len(stdin_input)))
+            raise WinRMTransportError("http", 413, "")
+        self.calls.append(("send", (len(stdin_input), end)))
+        assert envelope <= self.host_limit, "a Send would exceed the host's MaxEnvelopeSize"
         self._maybe_fail("send")
         self.running[command_id].feed(stdin_input, end)
 
@@ -667,6 +674,7 @@ def test_unstoppable_command_is_reported(host: Harness) -> None:
 
 def test_put_chunks_fit_the_envelope(monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any) -> None:
     harness = Harness(monkeypatch, max_envelope_size=16384)
+    harness.protocol.host_limit = 16384
     source = tmp_path / "payload.bin"
     data = os.urandom(50_000)
     source.write_bytes(data)
@@ -683,6 +691,38 @@ def test_put_chunks_fit_the_envelope(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert command[1] == "powershell.exe"
     script = base64.b64decode(command[2][0].split()[-1]).decode("utf-16-le")
     assert script == PUT_SCRIPT
+
+
+def test_an_older_hosts_envelope_limit_is_learnt_from_its_refusal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any
+) -> None:
+    """max_envelope_size unset: Sends are sized for Windows' 500 KB; a WinRM 2.0 host's 413
+    (nothing taken) makes that Send and all later ones fit 150 KB, on a fresh connection."""
+    harness = Harness(monkeypatch, max_envelope_size=None)
+    harness.protocol.refuse_larger = 153600
+    source = tmp_path / "payload.bin"
+    data = os.urandom(1_000_000)
+    source.write_bytes(data)
+    files: dict[str, bytes] = {}
+    harness.program(PutHost(files), PutHost(files))
+    harness.session.put_file(str(source), "C:\\Temp\\one.bin")
+    harness.session.put_file(str(source), "C:\\Temp\\two.bin")
+    assert files == {"C:\\Temp\\one.bin": data, "C:\\Temp\\two.bin": data}
+    refused = harness.protocol.names("refused")
+    assert len(refused) == 1 and refused[0] > stdin_chunk_size(153600)
+    assert max(size for size, _end in harness.protocol.names("send")) <= stdin_chunk_size(153600)
+    assert harness.protocol.transport.sessions_closed == 1
+    assert any("refused a 512000-byte request as too large" in m for _, m in harness.logs)
+
+
+def test_a_set_envelope_size_is_not_second_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
+    harness = Harness(monkeypatch, max_envelope_size=512000)
+    harness.protocol.refuse_larger = 153600
+    harness.program(Scripted([OK]))
+    with pytest.raises(AnsibleConnectionFailure, match="larger than the host's MaxEnvelopeSize"):
+        harness.session.execute("powershell.exe -", b"x" * 300_000)
+    assert len(harness.protocol.names("refused")) == 1
+    assert harness.protocol.names("send") == []
 
 
 def test_put_empty_file(host: Harness, tmp_path: t.Any) -> None:

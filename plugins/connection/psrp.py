@@ -560,7 +560,8 @@ class Connection(TypedOptions, KeptSessionConnection):
     # -- connection lifecycle ----------------------------------------------------------------
 
     def _session_log(self, message: str) -> None:
-        display.vvv(self._redact(message), host=self._remote_host)
+        if display.verbosity >= 3:
+            display.vvv(self._redact(message), host=self._remote_host)
 
     def _open_own_session(self) -> PsrpSession:
         from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
@@ -596,12 +597,13 @@ class Connection(TypedOptions, KeptSessionConnection):
         else:
             display.vvv(f"PSRP EXEC {self._redact(invocation.description)}", host=self._remote_host)
         result = self._call("run", invocation.script, invocation.input_lines, invocation.arguments)
-        display.vvvvv(f"PSRP RC: {result.rc}", host=self._remote_host)
-        if self._play_context.no_log:
-            display.vvvvv("PSRP STDOUT/STDERR: <hidden by no_log>", host=self._remote_host)
-        else:
-            display.vvvvv(f"PSRP STDOUT: {self._redact(result.stdout)}", host=self._remote_host)
-            display.vvvvv(f"PSRP STDERR: {self._redact(result.stderr)}", host=self._remote_host)
+        if display.verbosity >= 5:  # redacting a module's whole output costs every task
+            display.vvvvv(f"PSRP RC: {result.rc}", host=self._remote_host)
+            if self._play_context.no_log:
+                display.vvvvv("PSRP STDOUT/STDERR: <hidden by no_log>", host=self._remote_host)
+            else:
+                display.vvvvv(f"PSRP STDOUT: {self._redact(result.stdout)}", host=self._remote_host)
+                display.vvvvv(f"PSRP STDERR: {self._redact(result.stderr)}", host=self._remote_host)
         return t.cast("tuple[int, bytes, bytes]", result.as_bytes())
 
     def _invocation_for(self, cmd: str, in_data: bytes | None) -> _Invocation:
@@ -657,4 +659,5 @@ class Connection(TypedOptions, KeptSessionConnection):
         return redact(text, self._option_source().secrets())
 
     def _log_vvvvv(self, message: str) -> None:
-        display.vvvvv(self._redact(message), host=self._remote_host)
+        if display.verbosity >= 5:
+            display.vvvvv(self._redact(message), host=self._remote_host)

@@ -547,7 +547,8 @@ class Connection(TypedOptions, KeptSessionConnection):
 
     def _log(self, level: int, message: str) -> None:
         """Show ``message`` from -v<level> on, with every secret blanked out."""
-        display.verbose(redact(message, self._secrets()), host=self._host(), caplevel=level - 1)
+        if display.verbosity >= level:
+            display.verbose(redact(message, self._secrets()), host=self._host(), caplevel=level - 1)
 
     def _warn(self, message: str) -> None:
         display.warning(redact(message, self._secrets()))
@@ -605,10 +606,11 @@ class Connection(TypedOptions, KeptSessionConnection):
         rc, raw_stdout, raw_stderr = self._call("execute", self._command_line(cmd), in_data)
         stdout = raw_stdout.decode("utf-8", errors="surrogateescape")
         stderr = raw_stderr.decode("utf-8", errors="surrogateescape")
-        shown = ("<censored due to no_log>", "<censored due to no_log>")
-        if not no_log:
-            shown = (stdout, stderr)
-        self._log(5, f"WINRM RESULT rc={rc} stdout={shown[0]!r} stderr={shown[1]!r}")
+        if display.verbosity >= 5:  # a repr of the module's whole output costs every task
+            shown = ("<censored due to no_log>", "<censored due to no_log>")
+            if not no_log:
+                shown = (stdout, stderr)
+            self._log(5, f"WINRM RESULT rc={rc} stdout={shown[0]!r} stderr={shown[1]!r}")
         if not stderr:
             return rc, raw_stdout, raw_stderr
         from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import (

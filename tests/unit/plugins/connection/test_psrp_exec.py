@@ -88,6 +88,7 @@ def shown() -> t.Iterator[Shown]:
     with (
         mock.patch.object(psrp.display, "vvv", recorder),
         mock.patch.object(psrp.display, "vvvvv", recorder),
+        mock.patch.object(psrp.display, "verbosity", 5),
     ):
         yield recorder
 

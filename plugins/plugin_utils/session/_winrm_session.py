@@ -57,7 +57,12 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer
 )
 
 try:
-    from winrm.exceptions import WinRMError, WinRMOperationTimeoutError, WSManFaultError
+    from winrm.exceptions import (
+        WinRMError,
+        WinRMOperationTimeoutError,
+        WinRMTransportError,
+        WSManFaultError,
+    )
     from winrm.protocol import Protocol
 except ImportError as err:
     HAS_WINRM = False
@@ -131,6 +136,18 @@ def _never_sent(exc: BaseException) -> bool:
     return any(isinstance(item, ConnectionRefusedError) for item in exception_chain(exc))
 
 
+def _undecryptable(exc: BaseException, protocol: Protocol) -> bool:
+    """True for an empty HTTP 400 to a message sealed with message encryption: the host could
+    not decrypt it (its security context is not the one that sealed it), so it did not run it.
+    A WSMan fault comes with a SOAP body; this answer has none."""
+    if getattr(protocol.transport, "encryption", None) is None:
+        return False
+    return any(
+        isinstance(item, WinRMTransportError) and item.code == 400 and not item.response_text
+        for item in exception_chain(exc)
+    )
+
+
 def _with_last(items: t.Iterable[bytes]) -> t.Iterator[tuple[bytes, bool]]:
     """Pair every item with whether it is the last one; an empty input gives (b"", True)."""
     iterator = iter(items)
@@ -194,19 +211,44 @@ class WinRMSession:
         return connection_failure(exc, self.settings, self.transport)
 
     def _request(self, protocol: Protocol, func: t.Callable[[], T]) -> T:
-        """Send one request, on a freshly authenticated connection if the last one broke."""
-        if self._reconnect:
-            # The broken socket took its authentication (and, with message encryption, its
-            # keys) with it: pywinrm authenticates again on the next request.
-            protocol.transport.close_session()
-            self._reconnect = False
+        """Send one request, on a freshly authenticated connection if the last one is gone.
+
+        Every request of the session goes through here (shell create and delete, Command,
+        Send, Receive, Signal, and their retries), so none goes out on a new TCP connection
+        sealed with the keys of a connection that no longer exists.
+        """
+        self._reauthenticate_if_disconnected(protocol)
         try:
             return func()
         except BaseException as exc:
             # An interruption (Ansible's task timeout) leaves the request half done, too.
             if not isinstance(exc, Exception) or breaks_connection(exc):
                 self._reconnect = True
-            raise
+            if not (isinstance(exc, Exception) and _undecryptable(exc, protocol)):
+                raise
+            undecryptable = exc
+        # The host could not decrypt the message, so it never read it: sending it once more,
+        # sealed by a new logon, cannot run anything twice (Command included).
+        self._log(
+            5, f"WINRM: the host could not decrypt a request ({undecryptable}); logging on again"
+        )
+        self._reconnect = True
+        self._reauthenticate_if_disconnected(protocol)
+        return func()
+
+    def _reauthenticate_if_disconnected(self, protocol: Protocol) -> None:
+        """Log on again before the next request if our connection broke or the host closed it.
+
+        pywinrm keeps one requests.Session and its message-encryption context for its whole
+        life; when the pooled connection is gone, requests silently opens another one and
+        pywinrm seals the message with the old connection's keys. Closing pywinrm's session
+        makes it authenticate (and set up encryption) afresh on the next request.
+        """
+        if self._reconnect or connection_lost(getattr(protocol.transport, "session", None)):
+            if not self._reconnect:
+                self._log(5, "WINRM: the host closed the connection; authenticating again")
+            protocol.transport.close_session()
+            self._reconnect = False
 
     def _call_safe(
         self,
@@ -396,20 +438,12 @@ class WinRMSession:
         deadline = self._clock() + timeout if timeout else None
         try:
             with self._credentials():
-                self._reauthenticate_if_disconnected()
                 command_id = self._start(command_line, console_mode_stdin=stdin is None)
                 return self._finish(command_id, stdin, stdout_sink, deadline)
         except AnsibleError:
             raise
         except Exception as err:
             raise_failure(self._failure(err))
-
-    def _reauthenticate_if_disconnected(self) -> None:
-        """Authenticate again before the next request if the host closed our connection."""
-        protocol = self.protocol
-        if protocol is not None and connection_lost(getattr(protocol.transport, "session", None)):
-            self._log(5, "WINRM: the host closed the connection; authenticating again")
-            protocol.transport.close_session()
 
     def execute(self, command_line: str, in_data: bytes | None) -> tuple[int, bytes, bytes]:
         """``run`` for a task: ``in_data`` goes to stdin in Sends that fit an envelope. Plain

@@ -227,6 +227,7 @@ class FetchHost(Program):
 class FakeTransport:
     def __init__(self) -> None:
         self.sessions_closed = 0
+        self.encryption: object | None = None  # pywinrm's message encryption, when in use
 
     def close_session(self) -> None:
         self.sessions_closed += 1
@@ -246,6 +247,8 @@ class FakeProtocol:
         self.shells = 0
         self.receive_waits: list[int] = []
         self.on_receive: t.Callable[[int], None] | None = None
+        self.shell_names: list[str | None] = []
+        self.listed: list[tuple[str, str | None]] = []  # what list_shells answers
 
     def _maybe_fail(self, operation: str) -> None:
         pending = self.failures.get(operation)
@@ -255,11 +258,17 @@ class FakeProtocol:
     def names(self, operation: str) -> list[t.Any]:
         return [detail for name, detail in self.calls if name == operation]
 
-    def open_shell(self, codepage: int = 437, **kwargs: t.Any) -> str:
+    def open_shell(self, codepage: int = 437, name: str | None = None, **kwargs: t.Any) -> str:
         self.calls.append(("open_shell", codepage))
+        self.shell_names.append(name)
         self._maybe_fail("open_shell")
         self.shells += 1
         return f"SHELL-{self.shells}"
+
+    def list_shells(self) -> list[tuple[str, str | None]]:
+        self.calls.append(("list_shells", None))
+        self._maybe_fail("list_shells")
+        return list(self.listed)
 
     def close_shell(self, shell_id: str, close_session: bool = True) -> None:
         self.calls.append(("close_shell", shell_id))
@@ -445,6 +454,47 @@ def test_after_a_broken_command_the_next_request_reconnects(host: Harness) -> No
     assert host.protocol.transport.sessions_closed == 1
     assert host.protocol.names("close_shell") == ["SHELL-1"]
     assert host.warnings == []
+
+
+def test_every_request_logs_on_again_when_the_host_closed_the_connection(
+    host: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 11 item 2: the shell Delete (and Signal, retries) went out on the new connection
+    # sealed with the old one's keys; only Command checked. Here the host closed the kept
+    # connection after the shell was created.
+    host.program(Scripted([OK]))
+    host.session.open()
+    monkeypatch.setattr(_winrm_session, "connection_lost", lambda http: True)
+    host.session.close()
+    assert host.protocol.transport.sessions_closed == 1
+    assert host.protocol.names("close_shell") == ["SHELL-1"]
+
+
+def test_an_undecryptable_request_is_sent_again_after_a_new_logon(host: Harness) -> None:
+    # An empty 400 to an encrypted message: the host could not read it, so it ran nothing.
+    host.protocol.transport.encryption = object()
+    host.program(Scripted([OK]))
+    host.fail("run_command", WinRMTransportError("http", 400, ""))
+    assert host.session.run("whoami.exe").stdout == b"ok\r\n"
+    assert len(host.protocol.names("run_command")) == 2
+    assert host.protocol.transport.sessions_closed == 1
+
+
+def test_an_undecryptable_request_is_sent_again_once_only(host: Harness) -> None:
+    host.protocol.transport.encryption = object()
+    host.program(Scripted([OK]))
+    host.fail("run_command", *[WinRMTransportError("http", 400, "") for _ in range(2)])
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.run("whoami.exe")
+    assert len(host.protocol.names("run_command")) == 2
+
+
+def test_a_400_without_message_encryption_is_not_sent_again(host: Harness) -> None:
+    host.program(Scripted([OK]))
+    host.fail("run_command", WinRMTransportError("http", 400, ""))
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.run("whoami.exe")
+    assert len(host.protocol.names("run_command")) == 1
 
 
 def test_operation_timeout_on_receive_just_waits_again(host: Harness) -> None:

@@ -431,7 +431,7 @@ def test_a_password_in_a_library_error_is_never_shown_or_chained(
     assert "fix:" in str(raised.value)
 
 
-PROXY_PASSWORD = "Prøxy-pw"  # noqa: S105 - a test value
+PROXY_PASSWORD = "Prøxy-pw"
 
 
 def _closed_port() -> int:

@@ -19,6 +19,8 @@ import inspect
 import math
 import time
 import typing as t
+import uuid
+import xml.etree.ElementTree as ET
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
@@ -57,22 +59,34 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer
 )
 
 try:
+    import xmltodict
     from winrm.exceptions import (
         WinRMError,
         WinRMOperationTimeoutError,
         WinRMTransportError,
         WSManFaultError,
     )
-    from winrm.protocol import Protocol
+    from winrm.protocol import Protocol as _PywinrmProtocol
 except ImportError as err:
     HAS_WINRM = False
     WINRM_IMPORT_ERROR: ImportError | None = err
+    _PywinrmProtocol = object  # type: ignore[assignment,misc]
 else:
     HAS_WINRM = True
     WINRM_IMPORT_ERROR = None
 
 PLUGIN_NAME = "winops.remoting.winrm"
 UTF8_CODEPAGE = 65001
+CMD_SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+_TRANSFER_CREATE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create"
+_ENUMERATION = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
+_XML_NAMESPACES = {
+    "rsp": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell",
+    "n": _ENUMERATION,
+    "w": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
+}
+# Enough Pulls for any MaxShellsPerUser (at most 2147483647 shells, but hosts keep 30 by default)
+_MAX_PULLS = 100
 
 Log = t.Callable[[int, str], None]  # (verbosity level, already redacted message)
 Warn = t.Callable[[str], None]
@@ -82,6 +96,74 @@ if t.TYPE_CHECKING:
     from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
         CredentialCache,
     )
+
+
+class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
+    """pywinrm's Protocol, with shells that carry a name and a way to list the user's shells.
+
+    A shell Create whose answer is lost may still have created the shell (MS-WSMV 3.1.4.5.2:
+    the host answers only once the shell exists). Naming each shell on Create (rsp:Name, the
+    Shell type of MS-WSMV 2.2.4.37) and listing the user's shells (WS-Enumeration of the cmd
+    shell resource, MS-WSMV 3.1.4.8.2) lets the session find such a shell and delete it;
+    pywinrm's own open_shell takes no name and pywinrm cannot enumerate.
+    """
+
+    def open_shell(  # type: ignore[override]
+        self, codepage: int = UTF8_CODEPAGE, name: str | None = None, **kwargs: t.Any
+    ) -> str:
+        """Create a cmd shell (with rsp:Name when ``name`` is given); returns its ShellId."""
+        if name is None:
+            return str(super().open_shell(codepage=codepage, **kwargs))
+        envelope = self.build_wsman_header(action=_TRANSFER_CREATE, resource_uri=CMD_SHELL_URI)
+        envelope["env:Header"]["w:OptionSet"] = {
+            "w:Option": [
+                {"@Name": "WINRS_NOPROFILE", "#text": "FALSE"},
+                {"@Name": "WINRS_CODEPAGE", "#text": str(codepage)},
+            ]
+        }
+        # The Shell type's sequence: Name before the streams.
+        envelope["env:Body"] = {
+            "rsp:Shell": {
+                "rsp:Name": name,
+                "rsp:InputStreams": "stdin",
+                "rsp:OutputStreams": "stdout stderr",
+            }
+        }
+        answer = ET.fromstring(self.send_message(xmltodict.unparse({"env:Envelope": envelope})))
+        for node in answer.iter():
+            # The EPR's selector, as pywinrm reads it (rsp:ShellId carries the same value).
+            if node.get("Name") == "ShellId" and node.text:
+                return node.text
+        raise WinRMError("the host answered the shell Create without a ShellId")
+
+    def list_shells(self) -> list[tuple[str, str | None]]:
+        """(ShellId, Name) of every cmd shell the host lists for this user."""
+        body = {
+            "n:Enumerate": {
+                "w:OptimizeEnumeration": None,
+                "w:MaxElements": "32000",
+            }
+        }
+        shells: list[tuple[str, str | None]] = []
+        action = f"{_ENUMERATION}/Enumerate"
+        for _pull in range(_MAX_PULLS):
+            envelope = self.build_wsman_header(action=action, resource_uri=CMD_SHELL_URI)
+            envelope["env:Body"] = body
+            answer = ET.fromstring(self.send_message(xmltodict.unparse({"env:Envelope": envelope})))
+            for shell in answer.iter(f"{{{_XML_NAMESPACES['rsp']}}}Shell"):
+                shell_id = shell.findtext("rsp:ShellId", namespaces=_XML_NAMESPACES)
+                if shell_id:
+                    shells.append(
+                        (shell_id, shell.findtext("rsp:Name", namespaces=_XML_NAMESPACES))
+                    )
+            context = next(answer.iter(f"{{{_ENUMERATION}}}EnumerationContext"), None)
+            ended = next(answer.iter(f"{{{_XML_NAMESPACES['w']}}}EndOfSequence"), None)
+            ended = ended or next(answer.iter(f"{{{_ENUMERATION}}}EndOfSequence"), None)
+            if ended is not None or context is None or not (context.text or "").strip():
+                return shells
+            action = f"{_ENUMERATION}/Pull"
+            body = {"n:Pull": {"n:EnumerationContext": context.text, "n:MaxElements": "32000"}}
+        raise WinRMError(f"the host's list of shells did not end after {_MAX_PULLS} Pulls")
 
 
 class CommandTimeoutError(AnsibleError):
@@ -304,12 +386,62 @@ class WinRMSession:
         endpoint = self.settings.endpoint
         self._log(5, f"WINRM CONNECT: transport={transport} endpoint={endpoint.url}")
         with self._credentials():
-            shell_id = self._call_safe(
-                "open shell", lambda: protocol.open_shell(codepage=UTF8_CODEPAGE), protocol
-            )
+            shell_id = self._create_shell(protocol)
         self.protocol = protocol
         self.shell_id = shell_id
         self._log(5, f"WINRM OPEN SHELL: {shell_id}")
+
+    def _create_shell(self, protocol: Protocol) -> str:
+        """Create a shell, retrying as the policy allows, and delete any shell an earlier
+        attempt created whose answer was lost (each attempt carries the same unique name)."""
+        name = f"winops-remoting-{uuid.uuid4()}"
+        maybe_created: list[BaseException] = []
+
+        def create() -> str:
+            try:
+                return str(protocol.open_shell(codepage=UTF8_CODEPAGE, name=name))
+            except BaseException as exc:
+                # Cut off or interrupted after it was sent: the host may have created it.
+                if not isinstance(exc, Exception) or (
+                    breaks_connection(exc) and not _never_sent(exc)
+                ):
+                    maybe_created.append(exc)
+                raise
+
+        try:
+            shell_id = self._call_safe("open shell", create, protocol)
+        except Exception:
+            if maybe_created:
+                self._delete_unanswered_shells(protocol, name, None)
+            raise
+        if maybe_created:
+            self._delete_unanswered_shells(protocol, name, shell_id)
+        return shell_id
+
+    def _delete_unanswered_shells(self, protocol: Protocol, name: str, keep: str | None) -> None:
+        """Delete the shells named ``name`` other than ``keep``: Creates whose answer was lost."""
+        try:
+            listed = self._request(protocol, protocol.list_shells)
+        except Exception as err:
+            reason = redact(str(err), self.settings.secrets)
+            self._warn(
+                f"{PLUGIN_NAME}: a shell Create whose answer was lost may have left a WinRS shell "
+                f"named {name} on the host, and listing the shells to delete it failed "
+                f"({reason}); the host removes it when its idle timeout expires"
+            )
+            return
+        for shell_id, shell_name in listed:
+            if shell_name != name or (keep is not None and shell_id.upper() == keep.upper()):
+                continue
+            self._log(3, f"WINRM: deleting shell {shell_id} ({name}): its Create's answer was lost")
+            try:
+                self._call_safe(
+                    "delete shell",
+                    functools.partial(protocol.close_shell, shell_id, False),
+                    protocol,
+                )
+            except Exception as err:
+                self._warn_undeleted(shell_id, err)
 
     def open(self) -> None:
         """Authenticate and create the WinRS shell, trying each configured transport in turn."""
@@ -344,9 +476,7 @@ class WinRMSession:
                 self._call_safe("delete shell", lambda: protocol.close_shell(old_shell, False))
             except Exception as err:
                 self._log(5, f"WINRM: deleting shell {old_shell} failed: {err}")
-        self.shell_id = self._call_safe(
-            "open shell", lambda: protocol.open_shell(codepage=UTF8_CODEPAGE)
-        )
+        self.shell_id = self._create_shell(protocol)
 
     def close(self) -> None:
         """Delete the shell and forget the ticket cache; the session can be opened again."""

@@ -33,6 +33,9 @@ class Fault:
 
 
 FAULTS: tuple[Fault, ...] = (
+    # The Create ran, its answer was cut: the retry's shell serves the task; the first one is
+    # found by its name and deleted (item 7).
+    Fault("drop-on-create", "drop", {"action": "Create"}, must_pass=True),
     Fault("drop-on-command", "drop", {"action": "Command"}),
     Fault("drop-on-receive", "drop", {"action": "Receive"}),
     Fault("drop-on-send", "drop", {"action": "Send"}, playbook="small-copy.yml"),

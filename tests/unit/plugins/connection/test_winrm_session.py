@@ -497,6 +497,41 @@ def test_a_400_without_message_encryption_is_not_sent_again(host: Harness) -> No
     assert len(host.protocol.names("run_command")) == 1
 
 
+def test_a_shell_whose_create_answer_was_lost_is_found_by_name_and_deleted(
+    host: Harness,
+) -> None:
+    # Issue 11 item 7: the first Create ran on the host but its answer was cut off; the
+    # retry's shell serves the session, and the first one (same name) is deleted instead of
+    # being left to the idle timeout. Shells of other names are never touched.
+    host.fail("open_shell", response_cut_off())
+
+    def list_shells() -> list[tuple[str, str | None]]:
+        name = host.protocol.shell_names[0]
+        return [("LOST-1", name), ("SHELL-1", name), ("OTHER-1", "another task's"), ("X", None)]
+
+    host.protocol.list_shells = list_shells  # type: ignore[method-assign]
+    host.session.open()
+    assert host.session.shell_id == "SHELL-1"
+    assert host.protocol.names("close_shell") == ["LOST-1"]
+    assert host.warnings == []
+
+
+def test_a_lost_shell_that_cannot_be_listed_is_named_in_a_warning(host: Harness) -> None:
+    host.fail("open_shell", response_cut_off())
+    host.fail("list_shells", WSManFaultError(500, "", "", "access denied"))
+    host.session.open()
+    (name,) = set(host.protocol.shell_names)
+    assert len(host.warnings) == 1
+    assert f"a WinRS shell named {name}" in host.warnings[0]
+    assert "idle timeout" in host.warnings[0]
+
+
+def test_a_refused_create_needs_no_cleanup(host: Harness) -> None:
+    host.fail("open_shell", connection_refused())
+    host.session.open()
+    assert host.protocol.names("list_shells") == []
+
+
 def test_operation_timeout_on_receive_just_waits_again(host: Harness) -> None:
     timeouts: list[Reply | BaseException] = [WinRMOperationTimeoutError() for _ in range(6)]
     host.program(Scripted([*timeouts, (b"late", b"", 0, True)]))

@@ -430,6 +430,18 @@ class WinRMSession:
                 f"({reason}); the host removes it when its idle timeout expires"
             )
             return
+        if keep is not None and (keep.upper(), name) not in {
+            (shell_id.upper(), shell_name) for shell_id, shell_name in listed
+        }:
+            # The host does not list our own shell under its name: names are not kept there,
+            # so the lost shell cannot be told from other shells of the user.
+            self._warn(
+                f"{PLUGIN_NAME}: a shell Create whose answer was lost may have left a WinRS shell "
+                f"on the host, and the host's list of shells does not show the name "
+                f"{name} given on Create, so it cannot be found; the host removes it when its "
+                "idle timeout expires"
+            )
+            return
         for shell_id, shell_name in listed:
             if shell_name != name or (keep is not None and shell_id.upper() == keep.upper()):
                 continue

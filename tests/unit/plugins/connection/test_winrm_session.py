@@ -526,6 +526,19 @@ def test_a_lost_shell_that_cannot_be_listed_is_named_in_a_warning(host: Harness)
     assert "idle timeout" in host.warnings[0]
 
 
+def test_a_host_that_does_not_show_shell_names_gets_a_warning_not_a_guess(
+    host: Harness,
+) -> None:
+    # Without the names the lost shell cannot be told from the user's other shells: none is
+    # deleted, and the warning says a shell may be left.
+    host.fail("open_shell", response_cut_off())
+    host.protocol.listed = [("LOST-1", None), ("SHELL-1", None)]
+    host.session.open()
+    assert host.protocol.names("close_shell") == []
+    assert len(host.warnings) == 1
+    assert "does not show the name" in host.warnings[0]
+
+
 def test_a_refused_create_needs_no_cleanup(host: Harness) -> None:
     host.fail("open_shell", connection_refused())
     host.session.open()

@@ -85,7 +85,8 @@ _XML_NAMESPACES = {
     "n": _ENUMERATION,
     "w": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
 }
-# Enough Pulls for any MaxShellsPerUser (at most 2147483647 shells, but hosts keep 30 by default)
+# A bound on Pulls for one listing: at up to 32000 shells per answer, far more than any
+# user's MaxShellsPerUser (30 unless raised).
 _MAX_PULLS = 100
 
 Log = t.Callable[[int, str], None]  # (verbosity level, already redacted message)

@@ -18,6 +18,8 @@ SHELL_NOT_FOUND = 2150858843
 BUSY = 170
 # MSFT_WmiError code: the shell has run too many commands (ERROR_WSMAN_QUOTA_MAX_OPERATIONS).
 QUOTA_MAX_OPERATIONS = 0x803381A6
+# The request's XML does not fit the schema (ERROR_WSMAN_SCHEMA_VALIDATION_ERROR, 0x80338041).
+SCHEMA_VALIDATION = 2150858817
 
 
 def fault_code(error: BaseException) -> int | None:

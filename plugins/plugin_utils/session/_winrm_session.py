@@ -102,8 +102,8 @@ if t.TYPE_CHECKING:
 class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
     """pywinrm's Protocol, with shells that carry a name and a way to list the user's shells.
 
-    A shell Create whose answer is lost may still have created the shell (MS-WSMV 3.1.4.5.2:
-    the host answers only once the shell exists). Naming each shell on Create (rsp:Name, the
+    A shell Create whose answer is lost may still have created the shell (the host answers
+    a Create once it has made the shell: MS-WSMV 3.1.4.5.2, MS-PSRP 3.1.5.3.2). Naming each shell on Create (rsp:Name, the
     Shell type of MS-WSMV 2.2.4.37) and listing the user's shells (WS-Enumeration of the cmd
     shell resource, MS-WSMV 3.1.4.8.2) lets the session find such a shell and delete it;
     pywinrm's own open_shell takes no name and pywinrm cannot enumerate.
@@ -395,12 +395,22 @@ class WinRMSession:
     def _create_shell(self, protocol: Protocol) -> str:
         """Create a shell, retrying as the policy allows, and delete any shell an earlier
         attempt created whose answer was lost (each attempt carries the same unique name)."""
-        name = f"winops-remoting-{uuid.uuid4()}"
+        name: str | None = f"winops-remoting-{uuid.uuid4()}"
         maybe_created: list[BaseException] = []
 
         def create() -> str:
+            nonlocal name
             try:
-                return str(protocol.open_shell(codepage=UTF8_CODEPAGE, name=name))
+                try:
+                    return str(protocol.open_shell(codepage=UTF8_CODEPAGE, name=name))
+                except WSManFaultError as fault:
+                    if name is None or fault_code(fault) != _wsman_faults.SCHEMA_VALIDATION:
+                        raise
+                # A host that refuses the name refused the whole Create (nothing was made):
+                # the shell is what matters, so it goes without a name from here on.
+                self._log(3, "WINRM: the host refused a named shell; creating it without a name")
+                name = None
+                return str(protocol.open_shell(codepage=UTF8_CODEPAGE))
             except BaseException as exc:
                 # Cut off or interrupted after it was sent: the host may have created it.
                 if not isinstance(exc, Exception) or (
@@ -419,8 +429,17 @@ class WinRMSession:
             self._delete_unanswered_shells(protocol, name, shell_id)
         return shell_id
 
-    def _delete_unanswered_shells(self, protocol: Protocol, name: str, keep: str | None) -> None:
+    def _delete_unanswered_shells(
+        self, protocol: Protocol, name: str | None, keep: str | None
+    ) -> None:
         """Delete the shells named ``name`` other than ``keep``: Creates whose answer was lost."""
+        if name is None:
+            self._warn(
+                f"{PLUGIN_NAME}: a shell Create whose answer was lost may have left a WinRS shell "
+                "on the host, and the host takes no shell names, so it cannot be found; the host "
+                "removes it when its idle timeout expires"
+            )
+            return
         try:
             listed = self._request(protocol, protocol.list_shells)
         except Exception as err:

@@ -539,6 +539,19 @@ def test_a_host_that_does_not_show_shell_names_gets_a_warning_not_a_guess(
     assert "does not show the name" in host.warnings[0]
 
 
+def test_a_host_that_refuses_shell_names_still_gets_its_shell(host: Harness) -> None:
+    # A name the host's schema refuses must not cut the play off: the Create is sent again
+    # without it (a fault means no shell was made).
+    refused = WSManFaultError(
+        500, "", "", "schema", wsman_fault_code=2150858817, fault_code="s:Sender"
+    )
+    host.fail("open_shell", refused)
+    host.session.open()
+    assert host.session.shell_id == "SHELL-1"
+    assert host.protocol.shell_names[0] is not None and host.protocol.shell_names[1] is None
+    assert host.warnings == []
+
+
 def test_a_refused_create_needs_no_cleanup(host: Harness) -> None:
     host.fail("open_shell", connection_refused())
     host.session.open()

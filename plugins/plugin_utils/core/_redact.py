@@ -26,16 +26,37 @@ def _spellings(secret: str) -> set[str]:
     }
 
 
+# A secret at least this long is masked wherever it appears, even inside a word. A shorter one
+# is masked only where it stands as a token of its own (no letter, digit or underscore touching
+# either end): masking "p" inside "accepted" would mangle the message and reveal nothing, since
+# a short string inside a word is not recognisable as the password; where a message shows the
+# password itself (after "=", ":", a quote, a space), it stands alone and is masked.
+WHOLE_WORD_BELOW = 8
+
+
+def _pattern(spelling: str) -> str:
+    escaped = re.escape(spelling)
+    if len(spelling) >= WHOLE_WORD_BELOW:
+        return escaped
+    return rf"(?<!\w){escaped}(?!\w)"
+
+
 def redact(text: str, secrets: t.Iterable[str | None]) -> str:
-    """Return ``text`` with every non-empty secret (and its escaped forms) replaced by MASK."""
+    """Return ``text`` with every non-empty secret (and its escaped forms) replaced by MASK.
+
+    Secrets shorter than WHOLE_WORD_BELOW characters are masked only as whole tokens (see
+    there); longer ones wherever they occur.
+    """
     spellings: set[str] = set()
     for secret in secrets:
         if secret:
             spellings |= _spellings(secret)
-    # Longest first, so a secret that contains another is masked whole.
-    for spelling in sorted(spellings, key=len, reverse=True):
-        text = text.replace(spelling, MASK)
-    return text
+    if not spellings:
+        return text
+    # Longest first, so a secret that contains another is masked whole; one pass, so a mask
+    # is never masked again (a password of "*" would otherwise eat the mask itself).
+    ordered = sorted(spellings, key=len, reverse=True)
+    return re.sub("|".join(_pattern(spelling) for spelling in ordered), MASK, text)
 
 
 def is_secret_option(name: str) -> bool:

@@ -27,6 +27,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
     ConnectionSettings,
     KinitRequest,
     kerberos_principal,
+    proxy_secrets,
     read_endpoint,
     read_kinit_args,
     read_kinit_env,
@@ -419,7 +420,8 @@ def read_settings(
         retry_policy=retry_policy,
         command_timeout=command_timeout,
         max_envelope_size=max_envelope_size,
-        secrets=tuple(secret for secret in (password, key_password) if secret),
+        secrets=tuple(secret for secret in (password, key_password) if secret)
+        + proxy_secrets(proxy),
         wsman_kwargs=wsman_kwargs,
         configuration_name=configuration_name,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import urllib.parse
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
@@ -135,6 +136,20 @@ def read_password(source: OptionSource, option: str = "remote_password") -> str 
     if value is not None and not isinstance(value, str):
         raise OptionError(var, "********", "a string")
     return value
+
+
+def proxy_secrets(proxy: object) -> tuple[str, ...]:
+    """The password inside a proxy URL (http://user:pw@proxy:3128), as written and decoded:
+    requests and urllib3 may quote either in an error, so both are secrets."""
+    if not isinstance(proxy, str) or "@" not in proxy:
+        return ()
+    try:
+        written = urllib.parse.urlsplit(proxy).netloc.rpartition("@")[0].partition(":")[2]
+    except ValueError:
+        return ()
+    if not written:
+        return ()
+    return tuple(dict.fromkeys((written, urllib.parse.unquote(written))))
 
 
 def read_retry_policy(source: OptionSource) -> RetryPolicy:

@@ -19,6 +19,8 @@ import inspect
 import math
 import time
 import typing as t
+import uuid
+import xml.etree.ElementTree as ET
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
@@ -57,17 +59,35 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer
 )
 
 try:
-    from winrm.exceptions import WinRMError, WinRMOperationTimeoutError, WSManFaultError
-    from winrm.protocol import Protocol
+    import xmltodict
+    from winrm.exceptions import (
+        WinRMError,
+        WinRMOperationTimeoutError,
+        WinRMTransportError,
+        WSManFaultError,
+    )
+    from winrm.protocol import Protocol as _PywinrmProtocol
 except ImportError as err:
     HAS_WINRM = False
     WINRM_IMPORT_ERROR: ImportError | None = err
+    _PywinrmProtocol = object  # type: ignore[assignment,misc]
 else:
     HAS_WINRM = True
     WINRM_IMPORT_ERROR = None
 
 PLUGIN_NAME = "winops.remoting.winrm"
 UTF8_CODEPAGE = 65001
+CMD_SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+_TRANSFER_CREATE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create"
+_ENUMERATION = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
+_XML_NAMESPACES = {
+    "rsp": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell",
+    "n": _ENUMERATION,
+    "w": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
+}
+# A bound on Pulls for one listing: at up to 32000 shells per answer, far more than any
+# user's MaxShellsPerUser (30 unless raised).
+_MAX_PULLS = 100
 
 Log = t.Callable[[int, str], None]  # (verbosity level, already redacted message)
 Warn = t.Callable[[str], None]
@@ -77,6 +97,74 @@ if t.TYPE_CHECKING:
     from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
         CredentialCache,
     )
+
+
+class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
+    """pywinrm's Protocol, with shells that carry a name and a way to list the user's shells.
+
+    A shell Create whose answer is lost may still have created the shell (the host answers
+    a Create once it has made the shell: MS-WSMV 3.1.4.5.2, MS-PSRP 3.1.5.3.2). Naming each shell on Create (rsp:Name, the
+    Shell type of MS-WSMV 2.2.4.37) and listing the user's shells (WS-Enumeration of the cmd
+    shell resource, MS-WSMV 3.1.4.8.2) lets the session find such a shell and delete it;
+    pywinrm's own open_shell takes no name and pywinrm cannot enumerate.
+    """
+
+    def open_shell(  # type: ignore[override]
+        self, codepage: int = UTF8_CODEPAGE, name: str | None = None, **kwargs: t.Any
+    ) -> str:
+        """Create a cmd shell (with rsp:Name when ``name`` is given); returns its ShellId."""
+        if name is None:
+            return str(super().open_shell(codepage=codepage, **kwargs))
+        envelope = self.build_wsman_header(action=_TRANSFER_CREATE, resource_uri=CMD_SHELL_URI)
+        envelope["env:Header"]["w:OptionSet"] = {
+            "w:Option": [
+                {"@Name": "WINRS_NOPROFILE", "#text": "FALSE"},
+                {"@Name": "WINRS_CODEPAGE", "#text": str(codepage)},
+            ]
+        }
+        # The Shell type's sequence: Name before the streams.
+        envelope["env:Body"] = {
+            "rsp:Shell": {
+                "rsp:Name": name,
+                "rsp:InputStreams": "stdin",
+                "rsp:OutputStreams": "stdout stderr",
+            }
+        }
+        answer = ET.fromstring(self.send_message(xmltodict.unparse({"env:Envelope": envelope})))
+        for node in answer.iter():
+            # The EPR's selector, as pywinrm reads it (rsp:ShellId carries the same value).
+            if node.get("Name") == "ShellId" and node.text:
+                return node.text
+        raise WinRMError("the host answered the shell Create without a ShellId")
+
+    def list_shells(self) -> list[tuple[str, str | None]]:
+        """(ShellId, Name) of every cmd shell the host lists for this user."""
+        body = {
+            "n:Enumerate": {
+                "w:OptimizeEnumeration": None,
+                "w:MaxElements": "32000",
+            }
+        }
+        shells: list[tuple[str, str | None]] = []
+        action = f"{_ENUMERATION}/Enumerate"
+        for _pull in range(_MAX_PULLS):
+            envelope = self.build_wsman_header(action=action, resource_uri=CMD_SHELL_URI)
+            envelope["env:Body"] = body
+            answer = ET.fromstring(self.send_message(xmltodict.unparse({"env:Envelope": envelope})))
+            for shell in answer.iter(f"{{{_XML_NAMESPACES['rsp']}}}Shell"):
+                shell_id = shell.findtext("rsp:ShellId", namespaces=_XML_NAMESPACES)
+                if shell_id:
+                    shells.append(
+                        (shell_id, shell.findtext("rsp:Name", namespaces=_XML_NAMESPACES))
+                    )
+            context = next(answer.iter(f"{{{_ENUMERATION}}}EnumerationContext"), None)
+            ended = next(answer.iter(f"{{{_XML_NAMESPACES['w']}}}EndOfSequence"), None)
+            ended = ended or next(answer.iter(f"{{{_ENUMERATION}}}EndOfSequence"), None)
+            if ended is not None or context is None or not (context.text or "").strip():
+                return shells
+            action = f"{_ENUMERATION}/Pull"
+            body = {"n:Pull": {"n:EnumerationContext": context.text, "n:MaxElements": "32000"}}
+        raise WinRMError(f"the host's list of shells did not end after {_MAX_PULLS} Pulls")
 
 
 class CommandTimeoutError(AnsibleError):
@@ -129,6 +217,18 @@ def breaks_connection(exc: BaseException) -> bool:
 def _never_sent(exc: BaseException) -> bool:
     """True when the request cannot have reached the host (the connection was refused)."""
     return any(isinstance(item, ConnectionRefusedError) for item in exception_chain(exc))
+
+
+def _undecryptable(exc: BaseException, protocol: Protocol) -> bool:
+    """True for an empty HTTP 400 to a message sealed with message encryption: the host could
+    not decrypt it (its security context is not the one that sealed it), so it did not run it.
+    A WSMan fault comes with a SOAP body; this answer has none."""
+    if getattr(protocol.transport, "encryption", None) is None:
+        return False
+    return any(
+        isinstance(item, WinRMTransportError) and item.code == 400 and not item.response_text
+        for item in exception_chain(exc)
+    )
 
 
 def _with_last(items: t.Iterable[bytes]) -> t.Iterator[tuple[bytes, bool]]:
@@ -198,19 +298,44 @@ class WinRMSession:
         return connection_failure(exc, self.settings, self.transport)
 
     def _request(self, protocol: Protocol, func: t.Callable[[], T]) -> T:
-        """Send one request, on a freshly authenticated connection if the last one broke."""
-        if self._reconnect:
-            # The broken socket took its authentication (and, with message encryption, its
-            # keys) with it: pywinrm authenticates again on the next request.
-            protocol.transport.close_session()
-            self._reconnect = False
+        """Send one request, on a freshly authenticated connection if the last one is gone.
+
+        Every request of the session goes through here (shell create and delete, Command,
+        Send, Receive, Signal, and their retries), so none goes out on a new TCP connection
+        sealed with the keys of a connection that no longer exists.
+        """
+        self._reauthenticate_if_disconnected(protocol)
         try:
             return func()
         except BaseException as exc:
             # An interruption (Ansible's task timeout) leaves the request half done, too.
             if not isinstance(exc, Exception) or breaks_connection(exc):
                 self._reconnect = True
-            raise
+            if not (isinstance(exc, Exception) and _undecryptable(exc, protocol)):
+                raise
+            undecryptable = exc
+        # The host could not decrypt the message, so it never read it: sending it once more,
+        # sealed by a new logon, cannot run anything twice (Command included).
+        self._log(
+            5, f"WINRM: the host could not decrypt a request ({undecryptable}); logging on again"
+        )
+        self._reconnect = True
+        self._reauthenticate_if_disconnected(protocol)
+        return func()
+
+    def _reauthenticate_if_disconnected(self, protocol: Protocol) -> None:
+        """Log on again before the next request if our connection broke or the host closed it.
+
+        pywinrm keeps one requests.Session and its message-encryption context for its whole
+        life; when the pooled connection is gone, requests silently opens another one and
+        pywinrm seals the message with the old connection's keys. Closing pywinrm's session
+        makes it authenticate (and set up encryption) afresh on the next request.
+        """
+        if self._reconnect or connection_lost(getattr(protocol.transport, "session", None)):
+            if not self._reconnect:
+                self._log(5, "WINRM: the host closed the connection; authenticating again")
+            protocol.transport.close_session()
+            self._reconnect = False
 
     def _call_safe(
         self,
@@ -266,12 +391,93 @@ class WinRMSession:
         endpoint = self.settings.endpoint
         self._log(5, f"WINRM CONNECT: transport={transport} endpoint={endpoint.url}")
         with self._credentials():
-            shell_id = self._call_safe(
-                "open shell", lambda: protocol.open_shell(codepage=UTF8_CODEPAGE), protocol
-            )
+            shell_id = self._create_shell(protocol)
         self.protocol = protocol
         self.shell_id = shell_id
         self._log(5, f"WINRM OPEN SHELL: {shell_id}")
+
+    def _create_shell(self, protocol: Protocol) -> str:
+        """Create a shell, retrying as the policy allows, and delete any shell an earlier
+        attempt created whose answer was lost (each attempt carries the same unique name)."""
+        name: str | None = f"winops-remoting-{uuid.uuid4()}"
+        maybe_created: list[BaseException] = []
+
+        def create() -> str:
+            nonlocal name
+            try:
+                try:
+                    return str(protocol.open_shell(codepage=UTF8_CODEPAGE, name=name))
+                except WSManFaultError as fault:
+                    if name is None or fault_code(fault) != _wsman_faults.SCHEMA_VALIDATION:
+                        raise
+                # A host that refuses the name refused the whole Create (nothing was made):
+                # the shell is what matters, so it goes without a name from here on.
+                self._log(3, "WINRM: the host refused a named shell; creating it without a name")
+                name = None
+                return str(protocol.open_shell(codepage=UTF8_CODEPAGE))
+            except BaseException as exc:
+                # Cut off or interrupted after it was sent: the host may have created it.
+                if not isinstance(exc, Exception) or (
+                    breaks_connection(exc) and not _never_sent(exc)
+                ):
+                    maybe_created.append(exc)
+                raise
+
+        try:
+            shell_id = self._call_safe("open shell", create, protocol)
+        except Exception:
+            if maybe_created:
+                self._delete_unanswered_shells(protocol, name, None)
+            raise
+        if maybe_created:
+            self._delete_unanswered_shells(protocol, name, shell_id)
+        return shell_id
+
+    def _delete_unanswered_shells(
+        self, protocol: Protocol, name: str | None, keep: str | None
+    ) -> None:
+        """Delete the shells named ``name`` other than ``keep``: Creates whose answer was lost."""
+        if name is None:
+            self._warn(
+                f"{PLUGIN_NAME}: a shell Create whose answer was lost may have left a WinRS shell "
+                "on the host, and the host takes no shell names, so it cannot be found; the host "
+                "removes it when its idle timeout expires"
+            )
+            return
+        try:
+            listed = self._request(protocol, protocol.list_shells)
+        except Exception as err:
+            reason = redact(str(err), self.settings.secrets)
+            self._warn(
+                f"{PLUGIN_NAME}: a shell Create whose answer was lost may have left a WinRS shell "
+                f"named {name} on the host, and listing the shells to delete it failed "
+                f"({reason}); the host removes it when its idle timeout expires"
+            )
+            return
+        if keep is not None and (keep.upper(), name) not in {
+            (shell_id.upper(), shell_name) for shell_id, shell_name in listed
+        }:
+            # The host does not list our own shell under its name: names are not kept there,
+            # so the lost shell cannot be told from other shells of the user.
+            self._warn(
+                f"{PLUGIN_NAME}: a shell Create whose answer was lost may have left a WinRS shell "
+                f"on the host, and the host's list of shells does not show the name "
+                f"{name} given on Create, so it cannot be found; the host removes it when its "
+                "idle timeout expires"
+            )
+            return
+        for shell_id, shell_name in listed:
+            if shell_name != name or (keep is not None and shell_id.upper() == keep.upper()):
+                continue
+            self._log(3, f"WINRM: deleting shell {shell_id} ({name}): its Create's answer was lost")
+            try:
+                self._call_safe(
+                    "delete shell",
+                    functools.partial(protocol.close_shell, shell_id, False),
+                    protocol,
+                )
+            except Exception as err:
+                self._warn_undeleted(shell_id, err)
 
     def open(self) -> None:
         """Authenticate and create the WinRS shell, trying each configured transport in turn."""
@@ -306,9 +512,7 @@ class WinRMSession:
                 self._call_safe("delete shell", lambda: protocol.close_shell(old_shell, False))
             except Exception as err:
                 self._log(5, f"WINRM: deleting shell {old_shell} failed: {err}")
-        self.shell_id = self._call_safe(
-            "open shell", lambda: protocol.open_shell(codepage=UTF8_CODEPAGE)
-        )
+        self.shell_id = self._create_shell(protocol)
 
     def close(self) -> None:
         """Delete the shell and forget the ticket cache; the session can be opened again."""
@@ -402,7 +606,6 @@ class WinRMSession:
         deadline = self._clock() + timeout if timeout else None
         try:
             with self._credentials():
-                self._reauthenticate_if_disconnected()
                 self._release_finished_command()
                 command_id = self._start(command_line, console_mode_stdin=stdin is None)
                 return self._finish(command_id, stdin, stdout_sink, deadline)
@@ -411,13 +614,6 @@ class WinRMSession:
         except Exception as err:
             raise_failure(self._failure(err))
 
-    def _reauthenticate_if_disconnected(self) -> None:
-        """Authenticate again before the next request if the host closed our connection."""
-        protocol = self.protocol
-        if protocol is not None and connection_lost(getattr(protocol.transport, "session", None)):
-            self._log(5, "WINRM: the host closed the connection; authenticating again")
-            protocol.transport.close_session()
-
     def settle(self) -> None:
         """Release the last finished command on the host, between tasks: a holder calls it
         after answering (kept._holder), so no task waits for it. Otherwise the next command or
@@ -425,7 +621,6 @@ class WinRMSession:
         if self._finished_command is None or not self.is_open:
             return
         with self._credentials():
-            self._reauthenticate_if_disconnected()
             self._release_finished_command()
 
     def _release_finished_command(self) -> None:

@@ -539,4 +539,8 @@ class WinHost:
                 "paid": latency.counters(self._paid),
             }
         data["counters"]["open_shells"] = self.router.open_shells()
+        # Imported here, as the router imports the shells and the engine: on first use.
+        from winhost.execution import process
+
+        data["counters"]["running_commands"] = process.running_programs(self.computer_name)
         return data

@@ -431,6 +431,54 @@ def test_a_password_in_a_library_error_is_never_shown_or_chained(
     assert "fix:" in str(raised.value)
 
 
+PROXY_PASSWORD = "Prøxy-pw"
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_a_password_in_the_proxy_url_is_a_secret_and_never_shown(
+    plugin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the proxy URL's password was not in settings.secrets, so nothing masked it.
+    from urllib.parse import quote
+
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)  # pywinrm warns about it
+
+    family = plugin.rsplit(".", 1)[1]
+    proxy = f"http://proxyuser:{quote(PROXY_PASSWORD)}@127.0.0.1:{_closed_port()}"
+    variables = {
+        **BASE,
+        "ansible_host": "192.0.2.10",
+        "ansible_port": 5985,
+        f"ansible_{family}_proxy": proxy,
+        f"ansible_{family}_reconnection_retries": 0,
+        f"ansible_{family}_session_persist": False,
+        f"ansible_{family}_message_encryption": "never",
+        "ansible_winrm_transport": "basic",
+        "ansible_psrp_auth": "basic",
+        "ansible_psrp_protocol": "http",
+        "ansible_winrm_scheme": "http",
+    }
+    connection = load_connection(plugin, variables)
+    settings = connection._read_settings()
+    assert PROXY_PASSWORD in settings.secrets
+    assert quote(PROXY_PASSWORD) in settings.secrets
+    with pytest.raises(AnsibleError) as raised:
+        connection._connect()
+    shown = [f"{type(e).__name__}: {e!s} {e!r}" for e in chained_errors(raised.value)]
+    assert all(
+        PROXY_PASSWORD not in text and quote(PROXY_PASSWORD) not in text for text in shown
+    ), shown
+
+
 # -- one wording table: each plugin's users are told about their own variables ----------------
 
 TEMPLATE_VALUES: dict[str, t.Any] = {

@@ -228,6 +228,7 @@ class FetchHost(Program):
 class FakeTransport:
     def __init__(self) -> None:
         self.sessions_closed = 0
+        self.encryption: object | None = None  # pywinrm's message encryption, when in use
 
     def close_session(self) -> None:
         self.sessions_closed += 1
@@ -249,6 +250,8 @@ class FakeProtocol:
         self.shells = 0
         self.receive_waits: list[int] = []
         self.on_receive: t.Callable[[int], None] | None = None
+        self.shell_names: list[str | None] = []
+        self.listed: list[tuple[str, str | None]] = []  # what list_shells answers
 
     def _maybe_fail(self, operation: str) -> None:
         pending = self.failures.get(operation)
@@ -258,11 +261,17 @@ class FakeProtocol:
     def names(self, operation: str) -> list[t.Any]:
         return [detail for name, detail in self.calls if name == operation]
 
-    def open_shell(self, codepage: int = 437, **kwargs: t.Any) -> str:
+    def open_shell(self, codepage: int = 437, name: str | None = None, **kwargs: t.Any) -> str:
         self.calls.append(("open_shell", codepage))
+        self.shell_names.append(name)
         self._maybe_fail("open_shell")
         self.shells += 1
         return f"SHELL-{self.shells}"
+
+    def list_shells(self) -> list[tuple[str, str | None]]:
+        self.calls.append(("list_shells", None))
+        self._maybe_fail("list_shells")
+        return list(self.listed)
 
     def close_shell(self, shell_id: str, close_session: bool = True) -> None:
         self.calls.append(("close_shell", shell_id))
@@ -452,6 +461,108 @@ def test_after_a_broken_command_the_next_request_reconnects(host: Harness) -> No
     assert host.protocol.transport.sessions_closed == 1
     assert host.protocol.names("close_shell") == ["SHELL-1"]
     assert host.warnings == []
+
+
+def test_every_request_logs_on_again_when_the_host_closed_the_connection(
+    host: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 11 item 2: the shell Delete (and Signal, retries) went out on the new connection
+    # sealed with the old one's keys; only Command checked. Here the host closed the kept
+    # connection after the shell was created.
+    host.program(Scripted([OK]))
+    host.session.open()
+    monkeypatch.setattr(_winrm_session, "connection_lost", lambda http: True)
+    host.session.close()
+    assert host.protocol.transport.sessions_closed == 1
+    assert host.protocol.names("close_shell") == ["SHELL-1"]
+
+
+def test_an_undecryptable_request_is_sent_again_after_a_new_logon(host: Harness) -> None:
+    # An empty 400 to an encrypted message: the host could not read it, so it ran nothing.
+    host.protocol.transport.encryption = object()
+    host.program(Scripted([OK]))
+    host.fail("run_command", WinRMTransportError("http", 400, ""))
+    assert host.session.run("whoami.exe").stdout == b"ok\r\n"
+    assert len(host.protocol.names("run_command")) == 2
+    assert host.protocol.transport.sessions_closed == 1
+
+
+def test_an_undecryptable_request_is_sent_again_once_only(host: Harness) -> None:
+    host.protocol.transport.encryption = object()
+    host.program(Scripted([OK]))
+    host.fail("run_command", *[WinRMTransportError("http", 400, "") for _ in range(2)])
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.run("whoami.exe")
+    assert len(host.protocol.names("run_command")) == 2
+
+
+def test_a_400_without_message_encryption_is_not_sent_again(host: Harness) -> None:
+    host.program(Scripted([OK]))
+    host.fail("run_command", WinRMTransportError("http", 400, ""))
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.run("whoami.exe")
+    assert len(host.protocol.names("run_command")) == 1
+
+
+def test_a_shell_whose_create_answer_was_lost_is_found_by_name_and_deleted(
+    host: Harness,
+) -> None:
+    # Issue 11 item 7: the first Create ran on the host but its answer was cut off; the
+    # retry's shell serves the session, and the first one (same name) is deleted instead of
+    # being left to the idle timeout. Shells of other names are never touched.
+    host.fail("open_shell", response_cut_off())
+
+    def list_shells() -> list[tuple[str, str | None]]:
+        name = host.protocol.shell_names[0]
+        return [("LOST-1", name), ("SHELL-1", name), ("OTHER-1", "another task's"), ("X", None)]
+
+    host.protocol.list_shells = list_shells  # type: ignore[method-assign]
+    host.session.open()
+    assert host.session.shell_id == "SHELL-1"
+    assert host.protocol.names("close_shell") == ["LOST-1"]
+    assert host.warnings == []
+
+
+def test_a_lost_shell_that_cannot_be_listed_is_named_in_a_warning(host: Harness) -> None:
+    host.fail("open_shell", response_cut_off())
+    host.fail("list_shells", WSManFaultError(500, "", "", "access denied"))
+    host.session.open()
+    (name,) = set(host.protocol.shell_names)
+    assert len(host.warnings) == 1
+    assert f"a WinRS shell named {name}" in host.warnings[0]
+    assert "idle timeout" in host.warnings[0]
+
+
+def test_a_host_that_does_not_show_shell_names_gets_a_warning_not_a_guess(
+    host: Harness,
+) -> None:
+    # Without the names the lost shell cannot be told from the user's other shells: none is
+    # deleted, and the warning says a shell may be left.
+    host.fail("open_shell", response_cut_off())
+    host.protocol.listed = [("LOST-1", None), ("SHELL-1", None)]
+    host.session.open()
+    assert host.protocol.names("close_shell") == []
+    assert len(host.warnings) == 1
+    assert "does not show the name" in host.warnings[0]
+
+
+def test_a_host_that_refuses_shell_names_still_gets_its_shell(host: Harness) -> None:
+    # A name the host's schema refuses must not cut the play off: the Create is sent again
+    # without it (a fault means no shell was made).
+    refused = WSManFaultError(
+        500, "", "", "schema", wsman_fault_code=2150858817, fault_code="s:Sender"
+    )
+    host.fail("open_shell", refused)
+    host.session.open()
+    assert host.session.shell_id == "SHELL-1"
+    assert host.protocol.shell_names[0] is not None and host.protocol.shell_names[1] is None
+    assert host.warnings == []
+
+
+def test_a_refused_create_needs_no_cleanup(host: Harness) -> None:
+    host.fail("open_shell", connection_refused())
+    host.session.open()
+    assert host.protocol.names("list_shells") == []
 
 
 def test_operation_timeout_on_receive_just_waits_again(host: Harness) -> None:

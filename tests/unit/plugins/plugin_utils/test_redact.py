@@ -79,3 +79,30 @@ def test_is_secret_option() -> None:
     assert is_secret_option("cert_key_pem")
     assert not is_secret_option("cert_pem")
     assert not is_secret_option("transport")
+
+
+def test_a_short_password_does_not_mangle_words() -> None:
+    # Issue 11: with password "p" a message "accepted" became "acce********ted".
+    text = "the listener accepted the request"
+    assert redact(text, ["p"]) == text
+
+
+def test_a_short_password_standing_alone_is_masked() -> None:
+    for text, expected in (
+        ("password=p", f"password={MASK}"),
+        ("login 'p' refused", f"login '{MASK}' refused"),
+        ("http://user:p@proxy:3128", f"http://user:{MASK}@proxy:3128"),
+        ("p", MASK),
+        ('{"password": "p"}', f'{{"password": "{MASK}"}}'),
+    ):
+        assert redact(text, ["p"]) == expected, text
+
+
+def test_a_short_password_of_punctuation_is_masked_once() -> None:
+    # The mask is made of "*": masking in one pass never masks the mask again.
+    assert redact("password: * end", ["*"]) == f"password: {MASK} end"
+
+
+def test_a_long_password_is_masked_even_inside_a_word() -> None:
+    secret = "Sommer2024!"
+    assert redact(f"user:{secret}x and y{secret}", [secret]) == f"user:{MASK}x and y{MASK}"

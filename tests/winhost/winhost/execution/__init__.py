@@ -33,7 +33,7 @@ class ExecutionEngine:
             ctx = ExecContext.for_principal(host, principal)
             run_cmd_line(line, ctx, io)
 
-        return CommandLineProcess(program, name=line[:60])
+        return CommandLineProcess(program, name=line[:60], host=host.computer_name)
 
     def start_pipeline(
         self, host: api.HostView, principal: api.Principal, commands: list[api.PipelineCommand]
@@ -44,7 +44,11 @@ class ExecutionEngine:
             script = _pipeline_script(commands, io)
             run_script(script, ctx, io)
 
-        return PipelineProcess(program, name=commands[0].text[:60] if commands else "empty")
+        return PipelineProcess(
+            program,
+            name=commands[0].text[:60] if commands else "empty",
+            host=host.computer_name,
+        )
 
 
 def _pipeline_script(commands: list[api.PipelineCommand], io: ProgramIO) -> str:

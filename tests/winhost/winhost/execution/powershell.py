@@ -367,6 +367,27 @@ class StatementRunner:
             self._unsupported(f"exit with a non-integer value {text!r}", line_no, line_text)
         self.io.exit(code)
 
+    def cmd_start_sleep(self, name: str, args: list[_Token], line_no: int, line_text: str) -> None:
+        """Start-Sleep [-Seconds] N | -Milliseconds N (Windows PowerShell 5.1: Int32 values;
+        Seconds is the positional parameter). A terminate signal ends the wait."""
+        scale = 1.0
+        values = list(args)
+        if values and values[0].kind == "param":
+            parameter = values.pop(0).value.lower()
+            if parameter == "-milliseconds":
+                scale = 0.001
+            elif parameter != "-seconds":
+                self._unsupported(f"Start-Sleep parameter {parameter}", line_no, line_text)
+        if len(values) != 1:
+            self._unsupported(f"the statement {line_text.strip()!r}", line_no, line_text)
+        text = self.value_of(values[0], line_no, line_text)
+        try:
+            amount = int(text)
+        except ValueError:
+            self._unsupported(f"Start-Sleep with a non-integer value {text!r}", line_no, line_text)
+        self.io.sleep(max(0, amount) * scale)
+        self.last_ok = True
+
     def cmd_remove_item(self, name: str, args: list[_Token], line_no: int, line_text: str) -> None:
         paths: list[str] = []
         recurse = False
@@ -456,6 +477,8 @@ _COMMANDS: dict[str, _Handler] = {
     "write-output": StatementRunner.cmd_write_output,
     "write-host": StatementRunner.cmd_write_output,
     "exit": StatementRunner.cmd_exit,
+    "start-sleep": StatementRunner.cmd_start_sleep,
+    "sleep": StatementRunner.cmd_start_sleep,
     "get-item": registry_items.get_item,
     "gi": registry_items.get_item,
     "remove-item": StatementRunner.cmd_remove_item,

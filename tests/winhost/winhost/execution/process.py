@@ -167,6 +167,17 @@ class ProgramIO:
             self.finished = True
             self._cond.notify_all()
 
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds` (Start-Sleep), ending at once when the process is terminated."""
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while not self._terminated:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+            raise Terminated()
+
 
 Program = t.Callable[[ProgramIO], None]
 
@@ -190,11 +201,36 @@ def _run(program: Program, io: ProgramIO) -> None:
         io.mark_finished()
 
 
+# Programs still running, per host (what a test reads to see that a stopped command stopped).
+_RUNNING: dict[str, int] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def running_programs(host: str) -> int:
+    """How many programs started for `host` have not ended yet."""
+    with _RUNNING_LOCK:
+        return _RUNNING.get(host.lower(), 0)
+
+
+def _run_counted(program: Program, io: ProgramIO, host: str) -> None:
+    try:
+        _run(program, io)
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING[host] -= 1
+
+
 class _BaseProcess:
-    def __init__(self, program: Program, name: str) -> None:
+    def __init__(self, program: Program, name: str, host: str = "") -> None:
         self.io = ProgramIO()
+        key = host.lower()
+        with _RUNNING_LOCK:
+            _RUNNING[key] = _RUNNING.get(key, 0) + 1
         self._thread = threading.Thread(
-            target=_run, args=(program, self.io), name=f"winhost-exec {name}", daemon=True
+            target=_run_counted,
+            args=(program, self.io, key),
+            name=f"winhost-exec {name}",
+            daemon=True,
         )
         self._had_errors = False
         self._thread.start()
@@ -206,9 +242,9 @@ class _BaseProcess:
 class CommandLineProcess(_BaseProcess):
     """A WinRS command: stdin bytes in, stdout/stderr bytes and an exit code out."""
 
-    def __init__(self, program: Program, name: str) -> None:
+    def __init__(self, program: Program, name: str, host: str = "") -> None:
         self._decoder_pending = b""
-        super().__init__(program, name)
+        super().__init__(program, name, host)
 
     def send_input(self, data: bytes | list[t.Any], end: bool) -> None:
         if isinstance(data, list):

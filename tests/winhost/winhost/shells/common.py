@@ -31,6 +31,8 @@ ACTION_RECEIVE = f"{SHELL_URI}Receive"
 ACTION_SIGNAL = f"{SHELL_URI}Signal"
 ACTION_DISCONNECT = f"{SHELL_URI}Disconnect"
 ACTION_RECONNECT = f"{SHELL_URI}Reconnect"
+_ENUMERATION = NS["n"]
+ACTION_ENUMERATE = f"{_ENUMERATION}/Enumerate"
 
 STATE_DONE = f"{SHELL_URI}CommandState/Done"
 STATE_RUNNING = f"{SHELL_URI}CommandState/Running"
@@ -237,8 +239,11 @@ class Shell:
         self.resource_uri = resource_uri
         self.owner = owner
         self.idle_timeout = idle_timeout
-        self.last_activity = time.monotonic()
+        self.created = time.monotonic()
+        self.last_activity = self.created
         self.active_requests = 0
+        # rsp:Name of the Create body (MS-WSMV 2.2.4.37), shown again when shells are listed.
+        self.name: str | None = None
         self.lock = threading.RLock()
         self.closed = False
 
@@ -510,16 +515,67 @@ def create_response(
     selectors = sub(params, "w", "SelectorSet")
     sub(selectors, "w", "Selector", shell.shell_id, Name="ShellId")
 
+    resource = shell_resource(shell, input_streams, output_streams)
+    return api.WSManResponse(action=f"{_TRANSFER}CreateResponse", body=[created, resource])
+
+
+def shell_resource(shell: Shell, input_streams: str, output_streams: str) -> ET.Element:
+    """The rsp:Shell element describing `shell` (MS-WSMV 2.2.4.37), as Create answers it and
+    as an enumeration lists it; the elements in the schema's order."""
+    now = time.monotonic()
     resource = element("rsp", "Shell")
     sub(resource, "rsp", "ShellId", shell.shell_id)
+    if shell.name:
+        sub(resource, "rsp", "Name", shell.name)
     sub(resource, "rsp", "ResourceUri", shell.resource_uri)
     sub(resource, "rsp", "Owner", f"{shell.owner.domain}\\{shell.owner.username}")
     sub(resource, "rsp", "IdleTimeOut", format_duration(shell.idle_timeout))
     sub(resource, "rsp", "InputStreams", input_streams)
     sub(resource, "rsp", "OutputStreams", output_streams)
-    sub(resource, "rsp", "ShellRunTime", "P0DT0H0M0S")
-    sub(resource, "rsp", "ShellInactivity", "P0DT0H0M0S")
-    return api.WSManResponse(action=f"{_TRANSFER}CreateResponse", body=[created, resource])
+    sub(resource, "rsp", "ShellRunTime", _day_duration(now - shell.created))
+    sub(resource, "rsp", "ShellInactivity", _day_duration(now - shell.last_activity))
+    return resource
+
+
+def _day_duration(seconds: float) -> str:
+    whole = int(max(0.0, seconds))
+    return f"P0DT{whole // 3600}H{whole % 3600 // 60}M{whole % 60}S"
+
+
+def enumerate_response(
+    request: api.WSManRequest, principal: api.Principal, table: ShellTable, resource_uri: str
+) -> api.WSManResponse:
+    """WS-Enumeration of the shells of `resource_uri` (MS-WSMV 3.1.4.8.2): a user sees the
+    shells the user created, an administrator every user's ("Remote Shell Infrastructure
+    Improvements", learn.microsoft.com/windows/win32/winrm). Only the optimized form
+    (wsman:OptimizeEnumeration: the items in the EnumerateResponse) is modelled."""
+    enumerate_node = request.body.find(f"{{{_ENUMERATION}}}Enumerate")
+    if enumerate_node is None:
+        raise bad_request_fault("The s:Body has no n:Enumerate element.")
+    if enumerate_node.find(q("w", "Filter")) is not None:
+        raise not_modelled_fault("a wsman:Filter on a shell enumeration")
+    if enumerate_node.find(q("w", "OptimizeEnumeration")) is None:
+        raise not_modelled_fault("a shell enumeration without wsman:OptimizeEnumeration (Pull)")
+    table.sweep()
+    shells = [
+        shell
+        for shell in table.shells()
+        if shell.resource_uri.lower() == resource_uri.lower()
+        and (principal.is_admin or shell.owner.qualified_name == principal.qualified_name)
+    ]
+    response = ET.Element(f"{{{_ENUMERATION}}}EnumerateResponse")
+    ET.SubElement(response, f"{{{_ENUMERATION}}}EnumerationContext")
+    items = sub(response, "w", "Items")
+    for shell in shells:
+        items.append(
+            shell_resource(
+                shell,
+                " ".join(getattr(shell, "input_streams", ["stdin"])),
+                " ".join(getattr(shell, "output_streams", ["stdout", "stderr"])),
+            )
+        )
+    sub(response, "w", "EndOfSequence")
+    return api.WSManResponse(action=f"{ACTION_ENUMERATE}Response", body=[response])
 
 
 def delete_response() -> api.WSManResponse:

@@ -108,6 +108,10 @@ class CmdShellHandler:
         action = request.action
         if action == common.ACTION_CREATE:
             return self._create(request, principal)
+        if action == common.ACTION_ENUMERATE:
+            return common.enumerate_response(
+                request, principal, self.table, common.CMD_RESOURCE_URI
+            )
         operations = {
             common.ACTION_DELETE: self._delete,
             common.ACTION_COMMAND: self._command,
@@ -147,6 +151,7 @@ class CmdShellHandler:
             input_streams=input_streams,
             output_streams=output_streams,
         )
+        shell.name = (_text(shell_node, "Name") or "").strip() or None
         self.table.add(shell)
         return common.create_response(request, self.host, shell, input_streams, output_streams)
 

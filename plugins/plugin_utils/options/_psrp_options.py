@@ -86,7 +86,7 @@ _OPTION_KWARGS = frozenset(
 class PsrpSettings(ConnectionSettings):
     """Everything a PSRP session needs: the common core plus pypsrp's arguments."""
 
-    wsman_kwargs: dict[str, t.Any]
+    wsman_kwargs: dict[str, t.Any] = dataclasses.field(repr=False)  # password, proxy
     configuration_name: str
 
 

@@ -62,7 +62,7 @@ class KinitRequest:
     """
 
     principal: str
-    password: str
+    password: str = dataclasses.field(repr=False)
     kinit_cmd: str = "kinit"
     kinit_args: list[str] | None = None
     env_vars: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -109,7 +109,8 @@ class ConnectionSettings:
     retry_policy: RetryPolicy
     command_timeout: float  # seconds, 0 = no limit
     max_envelope_size: int
-    secrets: tuple[str, ...]  # values never to be shown
+    # Values never to be shown; not in repr(), like the library arguments that hold them.
+    secrets: tuple[str, ...] = dataclasses.field(repr=False)
 
 
 def read_endpoint(source: OptionSource, scheme_option: str) -> Endpoint:

@@ -75,7 +75,8 @@ class WinRMSettings(ConnectionSettings):
     # answer asked for. They differ only when max_envelope_size is not set: then a Send refused
     # as too large is sent again in max_envelope_size pieces.
     send_envelope_size: int
-    protocol_kwargs: dict[str, t.Any]  # for transports[0]; see kwargs_for()
+    # For transports[0] (see kwargs_for()); holds the password and the proxy URL.
+    protocol_kwargs: dict[str, t.Any] = dataclasses.field(repr=False)
     ignored_extras: tuple[str, ...]  # ansible_winrm_* names pywinrm does not accept
 
     def kwargs_for(self, transport: str) -> dict[str, t.Any]:

@@ -794,3 +794,10 @@ def test_through_a_proxy_the_name_is_left_to_the_proxy(
     settings.wsman_kwargs["proxy"] = "http://proxy.example.com:3128"
     session, _recorder = open_session(settings)
     assert session.is_open
+
+
+def test_the_settings_repr_shows_no_secret() -> None:
+    settings = make_settings(secrets=("pässwörd",))
+    shown = repr(settings)
+    assert "pässwörd" not in shown
+    assert "win-01.example.com" in shown

@@ -980,3 +980,14 @@ def test_fetch_command_is_the_fetch_script(host: Harness, tmp_path: t.Any) -> No
     command = host.protocol.names("run_command")[0]
     script = base64.b64decode(command[2][0].split()[-1]).decode("utf-16-le")
     assert script == FETCH_SCRIPT
+
+
+def test_the_settings_repr_shows_no_secret() -> None:
+    settings = make_settings(
+        remote_password="sëcret-pässword",
+        proxy="http://proxy-user:Prøxy-pw@proxy.example.com:3128",
+    )
+    shown = repr(settings)
+    assert "sëcret-pässword" not in shown
+    assert "Prøxy-pw" not in shown
+    assert "win01.example.com" in shown  # still a useful repr

@@ -88,6 +88,14 @@ BLOCKS: dict[str, AddressBlock] = {
             env="E2E_FIRST",
         ),
         AddressBlock(
+            "fault_matrix",
+            24,
+            36,
+            "the fault matrix (tests/integration/e2e/test_fault_matrix.py): one fault per "
+            "host, the winrm cases on the first half, the psrp cases on the second",
+            env="FAULT_MATRIX_FIRST",
+        ),
+        AddressBlock(
             "playbooks",
             60,
             20,

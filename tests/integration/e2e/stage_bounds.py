@@ -77,7 +77,9 @@ class BoundOptions:
         if self.family not in ("winrm", "psrp"):
             raise ValueError(f"family must be winrm or psrp, not {self.family!r}")
         if self.auth not in AUTH_ROUND_TRIPS:
-            raise ValueError(f"auth must be one of {', '.join(AUTH_ROUND_TRIPS)}, not {self.auth!r}")
+            raise ValueError(
+                f"auth must be one of {', '.join(AUTH_ROUND_TRIPS)}, not {self.auth!r}"
+            )
 
 
 def our_backoff(options: BoundOptions) -> float:

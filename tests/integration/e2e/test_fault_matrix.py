@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import re
 import shlex
@@ -65,11 +66,11 @@ OPTIONS = {
 ANSIBLE_OVERHEAD = 20.0
 
 # Words that name the layer each fault hits, in the failure message.
-CONNECTION_BROKE = r"(?i)connection|broke|closed|reset|aborted|incomplete|decrypt"
+CONNECTION_BROKE = r"(?i)connection (broke|was (reset|closed|aborted))|could not decrypt"
 READ_TIMEOUT = r"(?i)read timeout|timed? ?out"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a dict key per host
 class Cell:
     name: str
     op: str  # ping | put | fetch
@@ -102,7 +103,6 @@ CELLS: tuple[Cell, ...] = (
     # Hit after the run, when the kept session's holder deletes the shell or closes the pool.
     Cell("drop-delete", "ping", "drop", {"action": "Delete"}, CONNECTION_BROKE, warm=True),
     Cell("close-create", "ping", "close", {"action": "Create"}, CONNECTION_BROKE),
-    Cell("delay-short", "ping", "delay", {"seconds": 1, "count": 3}, READ_TIMEOUT),
     Cell(
         "read-timeout-command",
         "ping",
@@ -133,6 +133,16 @@ CELLS: tuple[Cell, ...] = (
         "receive_timeout",
         {"seconds": 4},
         r"(?i)operation ?timeout|timed ?out|did not answer",
+    ),
+    # The host answers OperationTimeout to every Receive for longer than command_timeout: from
+    # the shell's or pool's open on (issue 11, item 1: psrp opened a pool per retry, and left
+    # each behind).
+    Cell(
+        "receive-timeout-long",
+        "ping",
+        "receive_timeout",
+        {"seconds": 20},
+        r"(?i)command_timeout|operation ?timeout|timed ?out|did not answer",
     ),
     Cell("busy-send-put", "put", "busy", {"count": 1}, r"(?i)busy|in use", warm=True),
     Cell("quota-create", "ping", "quota", {"count": 1}, r"(?i)quota|concurrent shells"),
@@ -166,8 +176,11 @@ def bound_options(family: str) -> stage_bounds.BoundOptions:
     return stage_bounds.BoundOptions(family, auth="ntlm", **OPTIONS)
 
 
-def _sha1(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
+def _file_state(copy: Path, sha1: str) -> str:
+    """intact (the source's bytes), absent, or damaged (anything else: truncated, mixed)."""
+    if not copy.exists():
+        return "absent"
+    return "intact" if hashlib.sha1(copy.read_bytes()).hexdigest() == sha1 else "damaged"
 
 
 @dataclasses.dataclass
@@ -236,7 +249,14 @@ class Matrix:
         if cell.kind is None:
             return ""
         options = [f"{key}={value}" for key, value in cell.options.items()]
-        argv = [sys.executable, "-m", "winhost", "fault", "--state-dir", str(self.session.state_dir)]
+        argv = [
+            sys.executable,
+            "-m",
+            "winhost",
+            "fault",
+            "--state-dir",
+            str(self.session.state_dir),
+        ]
         return shlex.join(["env", f"PYTHONPATH={WINHOST_PATH}", *argv, host, cell.kind, *options])
 
     def run(self, plugin: str, transport: str, fetch_dir: Path) -> PlaybookRun:
@@ -315,6 +335,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Matrix]:
 
 def _judge(
     matrix: Matrix,
+    *,
     plugin: str,
     transport: str,
     run: PlaybookRun,
@@ -345,13 +366,9 @@ def _judge(
         commands = max(1, clean[cell.op] - transfers)
         outcome.bound = stage_bounds.task_bound(options, commands, transfers) + ANSIBLE_OVERHEAD
         if cell.op == "put":
-            copy = matrix.host_file(host, PUT_PATH)
-            intact = copy.exists() and _sha1(copy) == matrix.small.sha1
-            outcome.file_state = "intact" if intact else "absent" if not copy.exists() else "damaged"
+            outcome.file_state = _file_state(matrix.host_file(host, PUT_PATH), matrix.small.sha1)
         elif cell.op == "fetch":
-            copy = fetch_dir / f"{host}.bin"
-            intact = copy.exists() and _sha1(copy) == matrix.fetch_source.sha1
-            outcome.file_state = "intact" if intact else "absent" if not copy.exists() else "damaged"
+            outcome.file_state = _file_state(fetch_dir / f"{host}.bin", matrix.fetch_source.sha1)
         if cell.counted:
             outcome.not_hit = bool(matrix.session.state(host).get("faults"))
         if not outcome.survived:
@@ -407,7 +424,10 @@ def test_fault_matrix(matrix: Matrix, request: pytest.FixtureRequest) -> None:
             runs = dict(
                 zip(
                     OUR_PLUGINS,
-                    pool.map(lambda plugin: matrix.run(plugin, transport, fetch_dir), OUR_PLUGINS),
+                    pool.map(
+                        functools.partial(matrix.run, transport=transport, fetch_dir=fetch_dir),
+                        OUR_PLUGINS,
+                    ),
                     strict=True,
                 )
             )
@@ -415,9 +435,22 @@ def test_fault_matrix(matrix: Matrix, request: pytest.FixtureRequest) -> None:
         limit = max(stage_bounds.kept_close_bound(bound_options(p.rsplit(".", 1)[1])) for p in runs)
         matrix.wait_for_holders(before, limit + 5)
         for plugin, run in runs.items():
-            outcomes += _judge(matrix, plugin, transport, run, before, fetch_dir)
+            outcomes += _judge(
+                matrix,
+                plugin=plugin,
+                transport=transport,
+                run=run,
+                before=before,
+                fetch_dir=fetch_dir,
+            )
 
     report = [_figures(outcomes), *(_row(outcome) for outcome in outcomes)]
+    details = matrix.work / "fault-matrix.txt"
+    details.write_text(
+        "\n\n".join(f"{_row(outcome)}\n{outcome.message}" for outcome in outcomes),
+        encoding="utf-8",
+    )
+    report.append(f"  every cell's whole message: {details}")
     terminal = request.config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None:
         terminal.write_line("")

@@ -157,9 +157,10 @@ def stage_bounds(options: BoundOptions) -> dict[str, float]:
         close = q + retried(options, q)  # release the last pipeline, then Delete
     auth = AUTH_ROUND_TRIPS[options.auth] * exchange(options)
     if options.command_timeout:
-        # The Receive or Send under way when the time runs out still runs to its own limit.
+        # The Receive (or, in a transfer, the Send) under way when the time runs out still
+        # runs to its own limit.
+        receive = options.command_timeout + retried(options, receive_request)
         last_step = max(retried(options, receive_request), retried(options, q))
-        receive = options.command_timeout + last_step
         transfer = command + options.command_timeout + last_step
     else:
         receive = transfer = math.inf

@@ -80,6 +80,14 @@ BLOCKS: dict[str, AddressBlock] = {
             env="WINHOST_FIRST",
         ),
         AddressBlock(
+            "fault_matrix_more",
+            4,
+            12,
+            "the fault matrix's cells beyond the fault_matrix block "
+            "(tests/integration/e2e/test_fault_matrix.py), half per plugin",
+            env="FAULT_MATRIX_MORE_FIRST",
+        ),
+        AddressBlock(
             "e2e",
             21,
             3,

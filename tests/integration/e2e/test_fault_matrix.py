@@ -15,13 +15,15 @@ checks what must hold either way:
 - files: a put leaves the file on the host intact or absent, a fetch the local copy;
 - the fault was hit (a counted fault still armed proves nothing).
 
-It prints `faults: survived S/N, leftovers L, over-time O, ran twice D, ...` and fails on any
-leftover, over-time, double run, damaged file or fault never hit, naming the cells. Wrong layers
-are printed and counted, not failed (issue 11 lists them as diagnosis work of their own).
+It prints (in the "fault matrix" table at the end of the session) `faults: survived S/N,
+leftovers L, over-time O, ran twice D, ...` and fails on any leftover, over-time, double run,
+damaged file or fault never hit, naming the cells. Wrong layers are printed and counted, not
+failed (issue 11 lists the diagnoses as work of their own).
 
-Suite time: one ansible-playbook run per (plugin, transport) over 18 hosts, one cell per host,
-short timeouts so the bounds are seconds; the two plugins' runs of a transport go at once on
-their halves of the block, so the matrix is two phases of one run's length each.
+Suite time: one ansible-playbook run per (plugin, transport) over one host per cell (the
+fault_matrix and fault_matrix_more blocks of address_blocks.py), short timeouts so that faults
+cost seconds; the two plugins' runs of a transport go at once, so the matrix is two phases of
+one run's length each (about 130 s in all here).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from payloads import random_file
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 WINHOST_PATH = REPO_ROOT / "tests" / "winhost"
-BLOCK = block("fault_matrix")
+# One host per cell and plugin: the first block, then the second for the cells beyond it.
+BLOCKS = (block("fault_matrix"), block("fault_matrix_more"))
 TRANSPORTS = ("http-ntlm-encrypted", "https-ntlm-cbt")
 PUT_PATH = ("Temp", "winops-matrix-put.bin")
 FETCH_PATH = ("Temp", "winops-matrix-fetch.bin")
@@ -103,6 +106,14 @@ CELLS: tuple[Cell, ...] = (
     # Hit after the run, when the kept session's holder deletes the shell or closes the pool.
     Cell("drop-delete", "ping", "drop", {"action": "Delete"}, CONNECTION_BROKE, warm=True),
     Cell("close-create", "ping", "close", {"action": "Create"}, CONNECTION_BROKE),
+    # The host closes the connection after a full answer (HTTP.sys's idle timer): the next
+    # request goes out on a new connection, which must authenticate afresh (issue 11, item 2).
+    Cell("close-command", "ping", "close", {"action": "Command"}, CONNECTION_BROKE, warm=True),
+    Cell("close-receive", "ping", "close", {"action": "Receive"}, CONNECTION_BROKE, warm=True),
+    Cell("close-send-put", "put", "close", {"action": "Send", "after": 1}, CONNECTION_BROKE, True),
+    # winrm's terminate after each command; psrp's release of the last pipeline.
+    Cell("drop-signal", "ping", "drop", {"action": "Signal"}, CONNECTION_BROKE, warm=True),
+    Cell("delay-short", "ping", "delay", {"seconds": 1, "count": 3}, READ_TIMEOUT),
     Cell(
         "read-timeout-command",
         "ping",
@@ -119,6 +130,7 @@ CELLS: tuple[Cell, ...] = (
         READ_TIMEOUT,
         warm=True,
     ),
+    Cell("http500-create", "ping", "http500", {"action": "Create"}, r"(?i)500|internal ?error"),
     Cell(
         "http500-command",
         "ping",
@@ -148,7 +160,9 @@ CELLS: tuple[Cell, ...] = (
     Cell("quota-create", "ping", "quota", {"count": 1}, r"(?i)quota|concurrent shells"),
     Cell("reboot", "ping", "reboot", {"seconds": 1}, r"(?i)refused|connect|reach"),
 )
-assert 2 * len(CELLS) <= BLOCK.size, "grow the fault_matrix block in address_blocks.py"
+assert len(OUR_PLUGINS) * len(CELLS) <= sum(b.size for b in BLOCKS), (
+    "grow a block of address_blocks.py"
+)
 
 
 def _option_vars(family: str) -> dict[str, t.Any]:
@@ -219,12 +233,22 @@ class Outcome:
 
 
 class Matrix:
-    def __init__(self, session: t.Any, work: Path) -> None:
-        self.session = session
+    def __init__(self, sessions: list[t.Any], work: Path) -> None:
         self.work = work
-        self.inventory = Path(session.inventory)
-        self.targets = read_targets(self.inventory)
-        names = sorted(self.targets, key=lambda name: int(name.removeprefix("win")))
+        self.inventories = [Path(session.inventory) for session in sessions]
+        self.session_of: dict[str, t.Any] = {}
+        self.targets = {}
+        for session in sessions:
+            targets = read_targets(Path(session.inventory))
+            self.targets |= targets
+            self.session_of |= dict.fromkeys(targets, session)
+        names = [
+            name
+            for session in sessions
+            for name in sorted(
+                read_targets(Path(session.inventory)), key=lambda n: int(n.removeprefix("win"))
+            )
+        ]
         self.hosts = {
             plugin: dict(zip(CELLS, names[offset * len(CELLS) :], strict=False))
             for offset, plugin in enumerate(OUR_PLUGINS)
@@ -233,13 +257,13 @@ class Matrix:
         self.fetch_source = random_file(work / "fetch-source.bin", 1024 * 1024)
 
     def host_file(self, host: str, parts: tuple[str, ...]) -> Path:
-        return Path(self.session.state_dir, host, "C", *parts)
+        return Path(self.session_of[host].state_dir, host, "C", *parts)
 
     def prepare(self, fetch_dir: Path) -> None:
         fetch_dir.mkdir(parents=True, exist_ok=True)
         for hosts in self.hosts.values():
             for host in hosts.values():
-                self.session.fault(host, "clear")
+                self.session_of[host].fault(host, "clear")
                 self.host_file(host, PUT_PATH).unlink(missing_ok=True)
                 source = self.host_file(host, FETCH_PATH)
                 source.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +279,7 @@ class Matrix:
             "winhost",
             "fault",
             "--state-dir",
-            str(self.session.state_dir),
+            str(self.session_of[host].state_dir),
         ]
         return shlex.join(["env", f"PYTHONPATH={WINHOST_PATH}", *argv, host, cell.kind, *options])
 
@@ -281,7 +305,7 @@ class Matrix:
         }
         return run_playbook(
             PLAYBOOK_DIR / "fault-matrix.yml",
-            [self.inventory, write_overlay(work_dir / "overlay.yml", overlay)],
+            [*self.inventories, write_overlay(work_dir / "overlay.yml", overlay)],
             work_dir,
             extra_vars=extra,
             forks=len(overlay),
@@ -289,7 +313,7 @@ class Matrix:
         )
 
     def counters(self, host: str) -> tuple[int, int]:
-        counters = self.session.state(host)["counters"]
+        counters = self.session_of[host].state(host)["counters"]
         return int(counters["commands_started"]), int(counters["open_shells"])
 
     def wait_for_holders(self, before: dict[str, tuple[int, int]], limit: float) -> None:
@@ -321,16 +345,24 @@ def _fact(run: PlaybookRun, host: str, task: str, fact: str) -> float | None:
 def matrix(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Matrix]:
     from winhost.pytest_plugin import start_session, stop_session
 
-    session = start_session(
-        tmp_path_factory.mktemp("winhost-fault-matrix"),
-        2 * len(CELLS),
-        "default",
-        first=BLOCK.first,
-    )
+    needed = len(OUR_PLUGINS) * len(CELLS)
+    sessions = []
     try:
-        yield Matrix(session, tmp_path_factory.mktemp("fault-matrix"))
+        for address_block in BLOCKS:
+            hosts = min(address_block.size, needed - sum(len(s.hosts) for s in sessions))
+            if hosts > 0:
+                sessions.append(
+                    start_session(
+                        tmp_path_factory.mktemp(f"winhost-{address_block.name}"),
+                        hosts,
+                        "default",
+                        first=address_block.first,
+                    )
+                )
+        yield Matrix(sessions, tmp_path_factory.mktemp("fault-matrix"))
     finally:
-        stop_session(session)
+        for session in sessions:
+            stop_session(session)
 
 
 def _judge(
@@ -370,7 +402,7 @@ def _judge(
         elif cell.op == "fetch":
             outcome.file_state = _file_state(fetch_dir / f"{host}.bin", matrix.fetch_source.sha1)
         if cell.counted:
-            outcome.not_hit = bool(matrix.session.state(host).get("faults"))
+            outcome.not_hit = bool(matrix.session_of[host].state(host).get("faults"))
         if not outcome.survived:
             # Our plugins' failures start with the plugin's name; the layer words follow.
             outcome.wrong_layer = cell.kind is None or not (
@@ -393,14 +425,24 @@ def _figures(outcomes: list[Outcome]) -> str:
     )
 
 
+def _problems(outcome: Outcome) -> str:
+    """What fails the test for this cell (empty when nothing does)."""
+    problems = [
+        f"left {outcome.left}" if outcome.left > 0 else "",
+        f"OVER TIME (bound {outcome.bound:.0f}s)" if outcome.over_time else "",
+        f"RAN TWICE ({outcome.commands}/{outcome.expected_commands})" if outcome.ran_twice else "",
+        "file damaged" if outcome.damaged else "",
+        "fault NOT HIT" if outcome.not_hit else "",
+        "the clean run failed" if outcome.cell.kind is None and not outcome.survived else "",
+    ]
+    return ", ".join(problem for problem in problems if problem)
+
+
 def _row(outcome: Outcome) -> str:
     state = "survived" if outcome.survived else "failed"
     flags = [
-        f"left {outcome.left}" if outcome.left > 0 else "",
-        "OVER TIME" if outcome.over_time else "",
-        f"RAN TWICE ({outcome.commands}/{outcome.expected_commands})" if outcome.ran_twice else "",
-        f"file {outcome.file_state}" if outcome.file_state != "-" else "",
-        "NOT HIT" if outcome.not_hit else "",
+        _problems(outcome),
+        f"file {outcome.file_state}" if outcome.file_state not in ("-", "damaged") else "",
         "wrong layer" if outcome.wrong_layer else "",
     ]
     first_line = outcome.message.strip().splitlines()[0][:110] if outcome.message.strip() else ""
@@ -410,7 +452,7 @@ def _row(outcome: Outcome) -> str:
     )
 
 
-def test_fault_matrix(matrix: Matrix, request: pytest.FixtureRequest) -> None:
+def test_fault_matrix(matrix: Matrix, run_log: t.Any) -> None:
     outcomes: list[Outcome] = []
     for transport in TRANSPORTS:
         fetch_dir = matrix.work / f"fetched-{transport}"
@@ -444,26 +486,20 @@ def test_fault_matrix(matrix: Matrix, request: pytest.FixtureRequest) -> None:
                 fetch_dir=fetch_dir,
             )
 
-    report = [_figures(outcomes), *(_row(outcome) for outcome in outcomes)]
     details = matrix.work / "fault-matrix.txt"
     details.write_text(
         "\n\n".join(f"{_row(outcome)}\n{outcome.message}" for outcome in outcomes),
         encoding="utf-8",
     )
-    report.append(f"  every cell's whole message: {details}")
-    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-    if terminal is not None:
-        terminal.write_line("")
-        for line in report:
-            terminal.write_line(line)
-    bad = [
-        outcome
-        for outcome in outcomes
-        if outcome.left > 0
-        or outcome.over_time
-        or outcome.ran_twice
-        or outcome.damaged
-        or outcome.not_hit
-        or (outcome.cell.kind is None and not outcome.survived)
-    ]
-    assert not bad, "\n".join([report[0], *(_row(outcome) for outcome in bad)])
+    for outcome in outcomes:
+        run_log.record(
+            "fault matrix",
+            outcome.plugin,
+            f"{outcome.cell.name} {outcome.transport}",
+            "survived" if outcome.survived else "failed",
+            seconds=outcome.seconds,
+            note=_problems(outcome) or outcome.message.strip().split("\n")[0],
+        )
+    run_log.summaries["fault matrix"] = f"{_figures(outcomes)}; every message: {details}"
+    bad = [outcome for outcome in outcomes if _problems(outcome)]
+    assert not bad, "\n".join([_figures(outcomes), *(_row(outcome) for outcome in bad)])

@@ -85,7 +85,7 @@ class BoundOptions:
 def our_backoff(options: BoundOptions) -> float:
     """Seconds call_with_retry sleeps over all its retries: B, 2B, 4B..., each at most 30 s."""
     return sum(
-        min(options.backoff * 2 ** (number - 1), OUR_MAX_BACKOFF)
+        min(options.backoff * 2.0 ** (number - 1), OUR_MAX_BACKOFF)
         for number in range(1, options.retries + 1)
     )
 
@@ -95,7 +95,7 @@ def urllib3_backoff(options: BoundOptions) -> float:
     if options.family != "psrp":
         return 0.0
     return sum(
-        min(options.backoff * 2 ** (number - 1), URLLIB3_MAX_BACKOFF)
+        min(options.backoff * 2.0 ** (number - 1), URLLIB3_MAX_BACKOFF)
         for number in range(2, options.retries + 1)
     )
 

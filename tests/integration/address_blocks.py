@@ -80,12 +80,28 @@ BLOCKS: dict[str, AddressBlock] = {
             env="WINHOST_FIRST",
         ),
         AddressBlock(
+            "fault_matrix_more",
+            4,
+            12,
+            "the fault matrix's cells beyond the fault_matrix block "
+            "(tests/integration/e2e/test_fault_matrix.py), half per plugin",
+            env="FAULT_MATRIX_MORE_FIRST",
+        ),
+        AddressBlock(
             "e2e",
             21,
             3,
             "the end-to-end session (tests/integration/e2e): connection matrix, faults, "
             "negative cases",
             env="E2E_FIRST",
+        ),
+        AddressBlock(
+            "fault_matrix",
+            24,
+            36,
+            "the fault matrix (tests/integration/e2e/test_fault_matrix.py): one fault per "
+            "host, the winrm cases on the first half, the psrp cases on the second",
+            env="FAULT_MATRIX_FIRST",
         ),
         AddressBlock(
             "playbooks",

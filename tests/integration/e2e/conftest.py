@@ -157,6 +157,7 @@ class RunLog:
 
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[str, str, str, float, str]]] = {}
+        self.summaries: dict[str, str] = {}  # a section's own closing line
 
     def record(
         self, section: str, plugin: str, case: str, outcome: str, *, seconds: float, note: str
@@ -177,4 +178,14 @@ def pytest_terminal_summary(terminalreporter: t.Any) -> None:
             total += seconds
             summary = " ".join(note.split())[:150]
             write(f"  {plugin:24} {case:24} {outcome:26} {seconds:6.1f}s  {summary}")
-        write(f"  {len(rows)} cases, {total:.1f}s in ansible-playbook")
+        if section in _RUN_LOG.summaries:
+            # the section's own figures (its cases ran at once, so their times do not add up)
+            write(f"  {len(rows)} cases; {_RUN_LOG.summaries[section]}")
+        else:
+            write(f"  {len(rows)} cases, {total:.1f}s in ansible-playbook")
+
+
+@pytest.fixture(scope="session")
+def run_log() -> RunLog:
+    """The table printed at the end, for tests that do not need the e2e hosts."""
+    return _RUN_LOG

@@ -58,6 +58,22 @@ def test_http500_fault_is_a_wsman_fault_and_consumed(
     assert winhost.state(target["name"])["faults"] == []
 
 
+def test_after_lets_the_first_matching_requests_pass(
+    winhost: WinhostSession, target: dict[str, t.Any], client: Protocol
+) -> None:
+    winhost.fault(target["name"], "http500", action="Get", after=2)
+    for _ in range(2):
+        assert local_values(config_get(client))["Negotiate"] == "true"
+    with pytest.raises(WSManFaultError) as info:
+        config_get(client)
+    assert info.value.code == 500
+    assert winhost.state(target["name"])["faults"] == []
+    from winhost.faults import FaultError
+
+    with pytest.raises(FaultError, match=r"option after=-1 must be >= 0"):
+        winhost.fault(target["name"], "drop", after=-1)
+
+
 def test_drop_cuts_the_response(
     winhost: WinhostSession, target: dict[str, t.Any], client: Protocol
 ) -> None:

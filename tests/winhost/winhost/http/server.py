@@ -10,6 +10,7 @@ refuse unencrypted HTTP -> parse the envelope -> fault hooks -> route -> render 
 from __future__ import annotations
 
 import logging
+import contextlib
 import socket
 import socketserver
 import ssl
@@ -250,6 +251,12 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         self.wfile.write(body)
+        if self.close_connection:
+            # Closed right behind the answer, not once the handler has returned: the client
+            # finds the connection closed when it has read the answer, as after HTTP.sys's idle
+            # timer (which fires only between requests), instead of racing to send another.
+            with contextlib.suppress(OSError):
+                self.request.shutdown(socket.SHUT_WR)
 
     def _unauthorized(self, reason: str, token_header: str | None = None) -> None:
         if token_header:

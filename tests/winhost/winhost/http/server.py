@@ -9,8 +9,8 @@ refuse unencrypted HTTP -> parse the envelope -> fault hooks -> route -> render 
 
 from __future__ import annotations
 
-import logging
 import contextlib
+import logging
 import socket
 import socketserver
 import ssl

@@ -233,6 +233,11 @@ class _Handler(BaseHTTPRequestHandler):
         auth_headers: t.Sequence[str] = (),
         drop: bool = False,
     ) -> None:
+        closing = self.close_connection and not drop
+        if closing and hasattr(socket, "TCP_CORK"):
+            # The answer and the connection's end leave together (see below).
+            with contextlib.suppress(OSError):
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         self.send_response(status)
         for value in auth_headers:
             self.send_header("WWW-Authenticate", value)
@@ -251,10 +256,11 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         self.wfile.write(body)
-        if self.close_connection:
-            # Closed right behind the answer, not once the handler has returned: the client
-            # finds the connection closed when it has read the answer, as after HTTP.sys's idle
-            # timer (which fires only between requests), instead of racing to send another.
+        if closing:
+            # Closed with the answer, not once the handler has returned: the client finds the
+            # connection closed as soon as it has read the answer, as after HTTP.sys's idle
+            # timer (which fires only between requests), instead of racing to send another
+            # request into it. The cork holds the answer's last bytes until the FIN goes too.
             with contextlib.suppress(OSError):
                 self.request.shutdown(socket.SHUT_WR)
 

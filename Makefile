@@ -86,7 +86,7 @@ install: build
 # INTEGRATION_SHARD, shard 2 every other suite (so a new suite is never left out). Each line is
 # prefixed with its shard (python -u: pytest's progress reaches the log as it happens, not when a
 # pipe buffer fills); the stage fails if either shard fails, after both have finished.
-INTEGRATION_SHARD := $(addprefix tests/integration/,brownfield playbooks certauth tls)
+INTEGRATION_SHARD := $(addprefix tests/integration/,brownfield playbooks certauth tls doctor)
 PYTEST_INTEGRATION = WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python -u -m pytest -q -p no:cacheprovider
 integration: install
 	@echo "integration: shard 1 runs $(INTEGRATION_SHARD), shard 2 the other suites"; \

@@ -19,7 +19,9 @@ Kinds (set with `python -m winhost fault HOST KIND [options]`, the fixture's `.f
   clear                         remove every fault of the host
 
 `action` matches the last segment of the wsa:Action URI case-insensitively ("Command",
-"Receive", "Create", "Get"...); ANY (the default) matches every request.
+"Receive", "Create", "Get"...); ANY (the default) matches every request. Counted faults also
+take `after=N`: the first N matching requests pass untouched (to hit, say, a Receive in the
+middle of a transfer rather than the runspace pool open's).
 
 Query API for the shells layer (host = HostView.computer_name or the host name; both work):
 
@@ -56,6 +58,7 @@ class Fault:
     count: int = 1
     seconds: float = 0.0
     action: str = "ANY"
+    after: int = 0  # matching requests that pass before the fault hits (counted faults)
     until: float = 0.0  # monotonic deadline for timed faults
 
     def to_json(self) -> dict[str, t.Any]:
@@ -88,7 +91,7 @@ def parse(kind: str, options: dict[str, t.Any]) -> Fault:
     """Validate a fault request (options as given on the CLI or to the fixture)."""
     if kind not in KINDS:
         raise FaultError(f"unknown fault kind {kind!r}; allowed: {', '.join(KINDS)}, clear")
-    allowed = {"count", "action"} if kind in _COUNTED else set()
+    allowed = {"count", "action", "after"} if kind in _COUNTED else set()
     if kind in ("delay", "receive_timeout", "reboot"):
         allowed.add("seconds")
     unknown = set(options) - allowed
@@ -102,6 +105,8 @@ def parse(kind: str, options: dict[str, t.Any]) -> Fault:
         fault.count = int(_number(kind, "count", options["count"], 1))
     if "action" in options:
         fault.action = str(options["action"])
+    if "after" in options:
+        fault.after = int(_number(kind, "after", options["after"], 0))
     if kind in ("delay", "receive_timeout", "reboot"):
         if "seconds" not in options:
             raise FaultError(f"fault {kind}: option seconds=N is required")
@@ -158,6 +163,9 @@ def take(host: str, kind: str, action: str | None = None) -> Fault | None:
     with _LOCK:
         for fault in _FAULTS.get(_key(host), []):
             if fault.kind == kind and fault.count > 0 and _matches(fault, action):
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
                 fault.count -= 1
                 return fault
     return None

@@ -7,7 +7,8 @@ Recognised whole scripts (by content, never by trusting a name):
 - ansible.windows.win_reboot's boot-time query, restart and abort scripts (execution.restart).
 Anything else is run statement by statement. Modelled statements: `hostname`, `whoami`,
 `echo`/`Write-Output`/`Write-Host` with literal arguments, `exit [N|$LASTEXITCODE]`,
-`Remove-Item '<path>' -Force [-Recurse]` (Ansible's temp-dir cleanup), `Set-StrictMode`, the
+`Remove-Item '<path>' -Force [-Recurse]` (Ansible's temp-dir cleanup), `Start-Sleep [-Seconds]
+N` / `-Milliseconds N` (ended early by a stop signal), `Set-StrictMode`, the
 console-encoding line, the exit-code propagation line Ansible's shell plugin adds (on a line of
 its own or after a ';', as win_reboot adds it) and `Get-Item` on HKLM: registry keys
 (execution.registry_items). An unknown
@@ -367,6 +368,25 @@ class StatementRunner:
             self._unsupported(f"exit with a non-integer value {text!r}", line_no, line_text)
         self.io.exit(code)
 
+    def cmd_start_sleep(self, name: str, args: list[_Token], line_no: int, line_text: str) -> None:
+        # Start-Sleep [-Seconds] N | -Milliseconds N; a stop signal ends it (process.Terminated).
+        values = [(token.kind, token.value) for token in args]
+        unit = 1.0
+        if values and values[0][0] == "param":
+            parameter = values.pop(0)[1].lower()
+            if parameter in ("-milliseconds", "-m"):
+                unit = 0.001
+            elif parameter not in ("-seconds", "-s"):
+                self._unsupported(f"Start-Sleep parameter {parameter}", line_no, line_text)
+        if len(values) != 1 or values[0][0] == "param":
+            self._unsupported(f"the statement {line_text.strip()!r}", line_no, line_text)
+        try:
+            amount = float(values[0][1])
+        except ValueError:
+            self._unsupported(f"Start-Sleep for {values[0][1]!r}", line_no, line_text)
+        self.io.sleep(amount * unit)
+        self.last_ok = True
+
     def cmd_remove_item(self, name: str, args: list[_Token], line_no: int, line_text: str) -> None:
         paths: list[str] = []
         recurse = False
@@ -458,6 +478,8 @@ _COMMANDS: dict[str, _Handler] = {
     "exit": StatementRunner.cmd_exit,
     "get-item": registry_items.get_item,
     "gi": registry_items.get_item,
+    "start-sleep": StatementRunner.cmd_start_sleep,
+    "sleep": StatementRunner.cmd_start_sleep,
     "remove-item": StatementRunner.cmd_remove_item,
     "rm": StatementRunner.cmd_remove_item,
     "del": StatementRunner.cmd_remove_item,

@@ -157,6 +157,17 @@ class ProgramIO:
             self._cond.notify_all()
             return out, errors, raw, self.finished
 
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds` (Start-Sleep); a terminate (stop signal, shell deleted) ends it."""
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while not self._terminated:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+        raise Terminated()
+
     def terminate(self) -> None:
         with self._cond:
             self._terminated = True

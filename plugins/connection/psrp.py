@@ -580,6 +580,7 @@ class Connection(TypedOptions, KeptSessionConnection):
             settings,
             log=self._log_vvvvv,
             include_stacktrace=display.verbosity >= 3,
+            warn=self._warn,
         )
         session.open()
         return session
@@ -655,6 +656,9 @@ class Connection(TypedOptions, KeptSessionConnection):
 
     def _redact(self, text: str) -> str:
         return redact(text, self._option_source().secrets())
+
+    def _warn(self, message: str) -> None:
+        display.warning(self._redact(message))
 
     def _log_vvvvv(self, message: str) -> None:
         display.vvvvv(self._redact(message), host=self._remote_host)

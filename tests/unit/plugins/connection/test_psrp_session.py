@@ -62,14 +62,24 @@ class FakeWSMan:
         self.kwargs = kwargs
         self.max_envelope_size = kwargs["max_envelope_size"]
         self.closed = False
+        self.deleted: list[dict[str, str]] = []
 
     def close(self) -> None:
         self.closed = True
+
+    def delete(self, resource_uri: str, selector_set: t.Any = None) -> None:
+        # the selector sets of the Delete requests sent for pools whose open failed
+        self.deleted.append({name: value for name, value, _ in selector_set.values})
 
 
 class FakeShell:
     def __init__(self, remote: FakeRemote) -> None:
         self.remote = remote
+
+    resource_uri = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
+
+    def open(self, *args: t.Any) -> None:
+        self.remote.creates += 1
 
     def signal(self, code: str, command_id: str) -> None:
         self.remote.signals.append((code, command_id))
@@ -79,8 +89,11 @@ class FakeShell:
         if self.remote.send_errors:
             raise self.remote.send_errors.pop(0)
 
-    def receive(self, streams: str, command_id: str | None = None) -> tuple[t.Any, ...]:
+    def receive(
+        self, streams: str, command_id: str | None = None, timeout: int | None = None
+    ) -> tuple[t.Any, ...]:
         self.remote.receives += 1
+        self.remote.receive_timeouts.append(timeout)
         if self.remote.receive_errors:
             raise self.remote.receive_errors.pop(0)
         return (None, None, {streams: b""})
@@ -95,9 +108,11 @@ class FakeRemote:
         self.pipelines: list[FakePowerShell] = []
         self.signals: list[tuple[str, str]] = []
         self.open_errors: list[BaseException] = []
+        self.creates = 0
         # answers to the Receive requests the pool's open sends, before the one that succeeds
         self.receive_errors: list[BaseException] = []
         self.receives = 0
+        self.receive_timeouts: list[int | None] = []
         # answers to the Send requests sent through the pool's shell, before one that succeeds
         self.send_errors: list[BaseException] = []
         self.sends = 0
@@ -139,6 +154,7 @@ class FakeRunspacePool:
         self.connection = connection
         self.host = host
         self.configuration_name = configuration_name
+        self.id = str(uuid.uuid4()).upper()
         self.shell = FakeShell(self.remote)
         self.pipelines: dict[uuid.UUID, FakePowerShell] = {}
         self.closed = False
@@ -147,6 +163,7 @@ class FakeRunspacePool:
     def open(self) -> None:
         if self.remote.open_errors:
             raise self.remote.open_errors.pop(0)
+        self.shell.open()
         self.shell.receive("stdout")
 
     def close(self) -> None:
@@ -366,9 +383,23 @@ def test_open_stops_receiving_after_the_configured_retries(remote: FakeRemote) -
     settings = make_settings(retry_policy=RetryPolicy(retries=1, backoff=0.5))
     with pytest.raises(AnsibleConnectionFailure) as raised:
         open_session(settings)
-    # each pool's Receive is asked twice; then the whole open is retried once, on a new pool
-    assert remote.receives == 4 and len(remote.pools) == 2
+    # The Receive is asked twice; the host that was waited for is not given another pool to
+    # wait on (issue 11, item 1), and the pool it has is deleted by its id.
+    assert remote.receives == 2 and len(remote.pools) == 1
+    assert remote.pools[0].connection.deleted == [{"ShellId": remote.pools[0].id}]
     assert "operation timeout" in str(raised.value)
+
+
+def test_command_timeout_bounds_the_wait_for_the_pool_open(remote: FakeRemote) -> None:
+    remote.receive_errors = [operation_timeout() for _ in range(6)]
+    clock = iter(range(0, 1000, 4))
+    settings = make_settings(command_timeout=10, retry_policy=RetryPolicy(retries=5))
+    session = PsrpSession(settings, sleep=lambda seconds: None, clock=lambda: next(clock))
+    with pytest.raises(CommandTimeoutError, match="did not open the runspace pool within"):
+        session.open()
+    # 10 s from the start: Receives at 4 s and 8 s (the second cut to the 2 s left), then none.
+    assert remote.receive_timeouts == [6, 2]
+    assert len(remote.pools) == 1 and len(remote.pools[0].connection.deleted) == 1
 
 
 def test_open_does_not_retry_a_refused_connection(remote: FakeRemote) -> None:

@@ -310,8 +310,9 @@ class PsrpSession:
         """Delete a pool whose open failed after its Create went out, so that no attempt leaves
         a pool on the host (each would hold a wsmprovhost process until the idle timeout).
 
-        The Create names the shell with the pool's id (MS-PSRP 3.1.4.1.? creationXml; pypsrp
-        sends ShellId), so the pool can be deleted even when the Create's answer was lost.
+        pypsrp's Create names the shell with the pool's id (the ShellId attribute, MS-PSRP
+        3.1.5.3.1) and Windows keeps that id (pypsrp's recording test_psrp_open_runspace.yml),
+        so the pool can be deleted even when the Create's answer was lost.
         """
         if _never_reached_the_host(reason):
             return

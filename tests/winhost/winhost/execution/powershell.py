@@ -381,7 +381,8 @@ class StatementRunner:
         if len(values) != 1 or values[0][0] == "param":
             self._unsupported(f"the statement {line_text.strip()!r}", line_no, line_text)
         try:
-            amount = float(values[0][1])
+            # Windows PowerShell 5.1 takes whole numbers here ([Int32]); fractions came in 6.2.
+            amount = int(values[0][1])
         except ValueError:
             self._unsupported(f"Start-Sleep for {values[0][1]!r}", line_no, line_text)
         self.io.sleep(amount * unit)

@@ -424,8 +424,9 @@ class PsrpSession:
                     with self._credentials():
                         self._retry("close runspace pool", pool.close)
                 except wire_errors() as err:
-                    # The host drops an abandoned pool after its idle timeout.
-                    self._log(f"closing the runspace pool failed, left to the host: {err}")
+                    # The host drops an abandoned pool after its idle timeout; say which.
+                    self._log(f"closing the runspace pool failed: {err}")
+                    self._warn_pool_left(pool, err)
                 finally:
                     pool.connection.close()
         finally:

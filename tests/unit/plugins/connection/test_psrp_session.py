@@ -825,3 +825,56 @@ def test_through_a_proxy_the_name_is_left_to_the_proxy(
     settings.wsman_kwargs["proxy"] = "http://proxy.example.com:3128"
     session, _recorder = open_session(settings)
     assert session.is_open
+
+
+# --- a new TCP connection authenticates again (issue 11, item 2) ------------------------------
+
+
+class FakeHttpSession:
+    """A requests.Session as session._pooled.connection_lost reads it: one pool of connections."""
+
+    def __init__(self, connected: bool | None) -> None:
+        # None: a connection urllib3 dropped after a failed request (its slot holds None)
+        connection = None if connected is None else mock.Mock(is_connected=connected)
+        pool = mock.Mock(pool=mock.Mock(queue=[connection]))
+        self.adapters = {"http://": mock.Mock(poolmanager=mock.Mock(pools={"key": pool}))}
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeTransport:
+    """pypsrp's _TransportHTTP: the requests session and the message-encryption context."""
+
+    def __init__(self, http: FakeHttpSession) -> None:
+        self.session: FakeHttpSession | None = http
+        self.encryption: object | None = object()
+        self.sent: list[tuple[bytes, FakeHttpSession | None, object | None]] = []
+
+    def send(self, message: bytes, **kwargs: t.Any) -> bytes:
+        self.sent.append((message, self.session, self.encryption))
+        return b""
+
+
+@pytest.mark.parametrize("connected", [False, None], ids=["closed-by-the-host", "dropped"])
+def test_a_request_on_a_new_connection_authenticates_again(connected: bool | None) -> None:
+    http = FakeHttpSession(connected)
+    transport = FakeTransport(http)
+    session = PsrpSession(make_settings())
+    session._authenticate_new_connections(mock.Mock(transport=transport))
+    transport.send(b"<Signal/>", timeout=5)
+    # pypsrp builds a new requests session and authenticates before it seals this message
+    assert transport.sent == [(b"<Signal/>", None, None)]
+    assert http.closed
+
+
+def test_a_request_on_the_open_connection_keeps_its_context() -> None:
+    http = FakeHttpSession(connected=True)
+    transport = FakeTransport(http)
+    encryption = transport.encryption
+    session = PsrpSession(make_settings())
+    session._authenticate_new_connections(mock.Mock(transport=transport))
+    transport.send(b"<Receive/>")
+    assert transport.sent == [(b"<Receive/>", http, encryption)]
+    assert not http.closed

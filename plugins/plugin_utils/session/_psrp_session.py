@@ -160,6 +160,15 @@ def _never_reached_the_host(err: BaseException) -> bool:
     return False
 
 
+def _read_timed_out(err: BaseException) -> bool:
+    """True when ``err`` is a request the host took but did not answer within the read
+    timeout: it may still be carrying it out."""
+    return any(
+        {"ReadTimeout", "ReadTimeoutError"} & {cls.__name__ for cls in type(error).__mro__}
+        for error in exception_chain(err)
+    )
+
+
 class PsrpSession:
     """One runspace pool on one host, used for commands and file transfers."""
 
@@ -326,15 +335,19 @@ class PsrpSession:
         except WSManFaultError as fault:
             if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
                 self._warn_pool_left(pool, fault)
+            elif getattr(pool.shell, "_selector_set", None) is None and _read_timed_out(reason):
+                # The host has not created it yet, but may still be working on the Create.
+                self._warn_pool_left(pool, reason, certain=False)
         except wire_errors() as err:
             self._warn_pool_left(pool, err)
         else:
             self._log(f"deleted the runspace pool {pool.id} whose open failed")
 
-    def _warn_pool_left(self, pool: RunspacePool, err: BaseException) -> None:
+    def _warn_pool_left(self, pool: RunspacePool, err: BaseException, certain: bool = True) -> None:
+        what = "could not be closed and is" if certain else "was not answered in time and may be"
         self._warn(
-            f"{PLUGIN_NAME}: the runspace pool {str(pool.id).upper()} could not be closed and is "
-            f"left on {self.settings.endpoint.host} until its idle timeout (winrm/config/winrs "
+            f"{PLUGIN_NAME}: the runspace pool {str(pool.id).upper()} {what} left on "
+            f"{self.settings.endpoint.host} until its idle timeout (winrm/config/winrs "
             f"IdleTimeout, 2 hours by default): {type(err).__name__}"
         )
 

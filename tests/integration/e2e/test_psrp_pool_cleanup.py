@@ -12,6 +12,7 @@ The bounds asserted are the ones docs/troubleshooting.md states ("psrp: runspace
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import typing as t
 from pathlib import Path
@@ -60,8 +61,14 @@ class Outcome:
     unhit_faults: list[t.Any]  # faults still armed when the run ended
 
 
-def _run(e2e: t.Any, playbook: str, work_dir: Path, **hostvars: t.Any) -> Outcome:
-    """Run ``playbook`` against the fault host with the faults armed, then clear them."""
+def _run(
+    e2e: t.Any, playbook: str, work_dir: Path, settle: float = 0, **hostvars: t.Any
+) -> Outcome:
+    """Run ``playbook`` against the fault host with the faults armed, then clear them.
+
+    ``settle``: seconds a delayed request may still take on the host after the run (winhost's
+    `delay` runs it late, as a slow host does): leftovers are counted after them.
+    """
     target = e2e.fault_target
     overlay = {target.name: {**e2e.host_vars(PLUGIN, COMBINATION, target), **hostvars}}
     before = _open_shells(e2e, target.name)
@@ -70,6 +77,7 @@ def _run(e2e: t.Any, playbook: str, work_dir: Path, **hostvars: t.Any) -> Outcom
         unhit = e2e.armed_faults(target.name)
     finally:
         e2e.winhost.fault(target.name, "clear")
+    time.sleep(settle)
     left = _left_after_run(e2e, target.name, before)
     return Outcome(run, left, e2e.winhost.state(target.name)["counters"], unhit)
 
@@ -131,6 +139,7 @@ def test_a_pool_open_receive_past_the_read_timeout_closes_the_pool(
         e2e,
         "ping.yml",
         tmp_path,
+        settle=12,
         ansible_psrp_operation_timeout=2,
         ansible_psrp_read_timeout=4,
         ansible_psrp_reconnection_retries=1,
@@ -159,7 +168,11 @@ DROPS = (
     # a Receive after the first task's (pool open, win_file): in the middle of win_copy's
     # stat, put and module pipelines
     ("drop-mid-transfer", "drop", {"action": "Receive", "after": 4}, "small-copy.yml"),
+    # no answer to Command within the read timeout (4 s, below): the pipeline may have started
+    ("read-timeout-on-command", "delay", {"action": "Command", "seconds": 8}, "ping.yml"),
 )
+# Short timeouts, so that the delay cases end in a read timeout.
+DROP_TIMEOUTS = {"ansible_psrp_operation_timeout": 2, "ansible_psrp_read_timeout": 4}
 
 
 @pytest.mark.parametrize(
@@ -178,7 +191,9 @@ def test_a_dropped_connection_leaves_no_pool_behind(
         playbook,
         tmp_path,
         ansible_psrp_reconnection_retries=2,
+        settle=float(options.get("seconds", 0)),
         ansible_psrp_reconnection_backoff=1,
+        **DROP_TIMEOUTS,
     )
     run, left = outcome.run, outcome.left
     assert left == 0, f"{left} runspace pool(s) left on the host\n{run.describe()}"
@@ -187,6 +202,50 @@ def test_a_dropped_connection_leaves_no_pool_behind(
     if failure is not None:
         # A run that fails names what happened, never the host's refusal of a stale key.
         assert "could not decrypt" not in failure.message, run.describe()
+
+
+def test_a_create_answered_too_late_is_named_in_a_warning(e2e: t.Any, tmp_path: Path) -> None:
+    """A Create the host takes but answers after the read timeout: the Delete that follows
+    finds no pool yet, and the host creates it later. The pool cannot be deleted by us, so the
+    warning names it (docs/troubleshooting.md, "psrp: runspace pool open")."""
+    target = e2e.fault_target
+    e2e.winhost.fault(target.name, "clear")
+    e2e.winhost.fault(target.name, "delay", action="Create", seconds=8)
+    outcome = _run(e2e, "ping.yml", tmp_path, settle=8, **DROP_TIMEOUTS)
+    run, left = outcome.run, outcome.left
+    assert run.first_failure(target.name) is not None, run.describe()
+    warning = re.search(
+        r"the runspace pool ([0-9A-F-]{36}) was not answered in time", run.stdout + run.stderr
+    )
+    assert warning is not None, f"{run.describe()}\nstdout: {run.stdout[-3000:]}"
+    assert left == 1, run.describe()
+    # The pool left is the one the warning named: deleting it by that id leaves none.
+    open_now = _open_shells(e2e, target.name)
+    _delete_pool(e2e, target, warning.group(1))
+    assert _open_shells(e2e, target.name) == open_now - 1
+
+
+def _delete_pool(e2e: t.Any, target: t.Any, shell_id: str) -> None:
+    from connection_matrix import read_password
+    from pypsrp.wsman import SelectorSet, WSMan
+
+    selectors = SelectorSet()
+    selectors.add_option("ShellId", shell_id)
+    wsman = WSMan(
+        target.address,
+        port=5986,
+        ssl=True,
+        auth="ntlm",
+        username=target.user,
+        password=read_password(e2e.inventory, target.name),
+        cert_validation=target.ca_bundle,
+    )
+    try:
+        wsman.delete(
+            "http://schemas.microsoft.com/powershell/Microsoft.PowerShell", selector_set=selectors
+        )
+    finally:
+        wsman.close()
 
 
 def test_close_after_create_is_survived(e2e: t.Any, tmp_path: Path) -> None:

@@ -437,9 +437,11 @@ class PsrpSession:
                     with self._credentials():
                         self._retry("close runspace pool", pool.close)
                 except wire_errors() as err:
-                    # The host drops an abandoned pool after its idle timeout; say which.
                     self._log(f"closing the runspace pool failed: {err}")
-                    self._warn_pool_left(pool, err)
+                    # The host drops an abandoned pool after its idle timeout; say which, unless
+                    # the host answered that it has none (a reboot or a WinRM restart ended it).
+                    if fault_code(err) != _wsman_faults.SHELL_NOT_FOUND:
+                        self._warn_pool_left(pool, err)
                 finally:
                     pool.connection.close()
         finally:

@@ -109,6 +109,7 @@ class FakeRemote:
         self.signals: list[tuple[str, str]] = []
         self.open_errors: list[BaseException] = []
         self.creates = 0
+        self.close_error: BaseException | None = None
         # answers to the Receive requests the pool's open sends, before the one that succeeds
         self.receive_errors: list[BaseException] = []
         self.receives = 0
@@ -167,6 +168,8 @@ class FakeRunspacePool:
         self.shell.receive("stdout")
 
     def close(self) -> None:
+        if self.remote.close_error is not None:
+            raise self.remote.close_error
         self.closed = True
 
 
@@ -878,3 +881,27 @@ def test_a_request_on_the_open_connection_keeps_its_context() -> None:
     transport.send(b"<Receive/>")
     assert transport.sent == [(b"<Receive/>", http, encryption)]
     assert not http.closed
+
+
+@pytest.mark.parametrize(
+    ("error", "warned"),
+    [
+        (WinRMTransportError("http", 400, ""), True),
+        # the host no longer has the pool (a reboot ended it): nothing is left to name
+        (WSManFaultError(2150858843, "win-01", "The shell was not found", "", "", ""), False),
+    ],
+    ids=["refused", "already-gone"],
+)
+def test_a_close_that_fails_names_the_pool_left(
+    remote: FakeRemote, error: BaseException, warned: bool
+) -> None:
+    warnings: list[str] = []
+    session = PsrpSession(make_settings(retry_policy=RetryPolicy(retries=0)), warn=warnings.append)
+    session.open()
+    remote.close_error = error
+    session.close()
+    if warned:
+        (warning,) = warnings
+        assert remote.pools[0].id in warning and "win-01.example.com" in warning
+    else:
+        assert warnings == []

@@ -193,3 +193,14 @@ def test_shell_faults_over_sockets(
         client.cleanup_command(shell_id, command_id)
     finally:
         client.close_shell(shell_id)
+
+
+def test_after_lets_the_first_matching_requests_pass(
+    winhost: WinhostSession, target: dict[str, t.Any], client: Protocol
+) -> None:
+    winhost.fault(target["name"], "http500", action="Get", after=1)
+    assert local_values(config_get(client))["Negotiate"] == "true", "after=1: the first passes"
+    with pytest.raises(WSManFaultError) as info:
+        config_get(client)
+    assert info.value.code == 500
+    assert winhost.state(target["name"])["faults"] == []

@@ -340,6 +340,8 @@ options:
     description:
       - Seconds a single command or file transfer may run on the host. When it is exceeded
         the pipeline is stopped on the host (PSRP stop signal) and the task fails.
+      - It also bounds the wait for the host to open the runspace pool; the pool is then
+        deleted and the task fails.
       - V(0) means no limit. A task's C(timeout) keyword also stops the remote pipeline.
     type: int
     default: 0

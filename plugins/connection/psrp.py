@@ -340,6 +340,8 @@ options:
     description:
       - Seconds a single command or file transfer may run on the host. When it is exceeded
         the pipeline is stopped on the host (PSRP stop signal) and the task fails.
+      - It also bounds the wait for the host to open the runspace pool; the pool is then
+        deleted and the task fails.
       - V(0) means no limit. A task's C(timeout) keyword also stops the remote pipeline.
     type: int
     default: 0
@@ -581,6 +583,7 @@ class Connection(TypedOptions, KeptSessionConnection):
             settings,
             log=self._log_vvvvv,
             include_stacktrace=display.verbosity >= 3,
+            warn=self._warn,
         )
         session.open()
         return session
@@ -657,6 +660,9 @@ class Connection(TypedOptions, KeptSessionConnection):
 
     def _redact(self, text: str) -> str:
         return redact(text, self._option_source().secrets())
+
+    def _warn(self, message: str) -> None:
+        display.warning(self._redact(message))
 
     def _log_vvvvv(self, message: str) -> None:
         if display.verbosity >= 5:

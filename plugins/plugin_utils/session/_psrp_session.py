@@ -28,6 +28,7 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    exception_chain,
     raise_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
@@ -65,7 +66,7 @@ try:
     from pypsrp.host import PSHost, PSHostUserInterface
     from pypsrp.powershell import PowerShell, RunspacePool
     from pypsrp.shell import SignalCode
-    from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
+    from pypsrp.wsman import NAMESPACES, SelectorSet, WSMan, WSManAction
     from spnego.exceptions import SpnegoError
 except ImportError as import_error:
     PYPSRP_IMPORT_ERROR = import_error
@@ -145,19 +146,46 @@ def _receive_without_repeat(wsman: WSMan, *request: t.Any, **options: t.Any) -> 
     return answer.find("s:Body", namespaces=NAMESPACES)
 
 
+def _never_reached_the_host(err: BaseException) -> bool:
+    """True when ``err`` shows that no request was taken by the host: the TCP connection, TLS
+    or authentication failed, so there is no pool to delete."""
+    for error in exception_chain(err):
+        if isinstance(error, (ConnectionRefusedError, socket.gaierror, ssl.SSLError)):
+            return True
+        names = {cls.__name__ for cls in type(error).__mro__}
+        if names & {"NewConnectionError", "ConnectTimeoutError", "ConnectTimeout", "SSLError"}:
+            return True
+        if names & {"AuthenticationError", "SpnegoError"}:
+            return True
+    return False
+
+
+def _read_timed_out(err: BaseException) -> bool:
+    """True when ``err`` is a request the host took but did not answer within the read
+    timeout: it may still be carrying it out."""
+    return any(
+        {"ReadTimeout", "ReadTimeoutError"} & {cls.__name__ for cls in type(error).__mro__}
+        for error in exception_chain(err)
+    )
+
+
 class PsrpSession:
     """One runspace pool on one host, used for commands and file transfers."""
 
     def __init__(
         self,
         settings: PsrpSettings,
+        *,
         log: c.Callable[[str], None] | None = None,
         include_stacktrace: bool = False,
         sleep: c.Callable[[float], None] = time.sleep,
         clock: c.Callable[[], float] = time.monotonic,
+        warn: c.Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self._log = log or (lambda message: None)
+        # What the user must hear of (a pool left on the host), at any verbosity.
+        self._warn = warn or self._log
         self._include_stacktrace = include_stacktrace
         self._sleep = sleep
         self._clock = clock
@@ -167,6 +195,11 @@ class PsrpSession:
         # The last finished pipeline: released (Signal Terminate) before the next one starts,
         # which saves a round trip per command and keeps the host's command quota free.
         self._finished_pipeline: PowerShell | None = None
+        # Set while a pool opens: when its waiting ends (command_timeout), and whether the host
+        # took the Create and was waited for to the end (then opening another pool only waits
+        # again, so the open is not repeated).
+        self._open_deadline: float | None = None
+        self._open_waited_out = False
 
     @property
     def is_open(self) -> bool:
@@ -195,8 +228,19 @@ class PsrpSession:
             self._ccache = acquire_ticket(self.settings.kinit)
         try:
             self._resolve_host()
+            self._open_waited_out = False
+            self._open_deadline = None
+            if self.settings.command_timeout:
+                self._open_deadline = self._clock() + self.settings.command_timeout
             with self._credentials():
-                self._pool = self._retry("open runspace pool", self._open_pool)
+                self._pool = call_with_retry(
+                    "open runspace pool",
+                    self._open_pool,
+                    self.settings.retry_policy,
+                    self._open_is_repeatable,
+                    log=self._log,
+                    sleep=self._sleep,
+                )
         except BaseException as err:
             # No pool, no use for the ticket: do not leave the cache behind on disk.
             self._remove_ccache()
@@ -224,8 +268,14 @@ class PsrpSession:
             return False
         return bool(requests.utils.get_environ_proxies(self.settings.endpoint.url))
 
+    def _open_is_repeatable(self, err: BaseException) -> bool:
+        """A failed open is tried again with a new pool only for a transient failure that did
+        not come from waiting for the host to open the last pool (that was waited out)."""
+        return not self._open_waited_out and is_transient(err)
+
     def _open_pool(self) -> RunspacePool:
         wsman = WSMan(**self.settings.wsman_kwargs)
+        self._authenticate_new_connections(wsman)
         # pypsrp's hints say str for the version, but None is its documented "no version".
         host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)  # type: ignore[arg-type]
         pool = RunspacePool(wsman, host=host, configuration_name=self.settings.configuration_name)
@@ -239,18 +289,93 @@ class PsrpSession:
         # only for clients that send wsmv:OperationID, which pypsrp does not), so, as in the
         # winrm plugin, a read timeout on Receive fails the task instead.
         setattr(wsman, "receive", functools.partial(_receive_without_repeat, wsman))  # noqa: B010
+        # From the moment the Create goes out the host may hold the pool, answered or not.
+        create_sent = False
+        send_create = pool.shell.open
+
+        def send_create_and_note(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            nonlocal create_sent
+            create_sent = True
+            return send_create(*args, **kwargs)
+
+        setattr(pool.shell, "open", send_create_and_note)  # noqa: B010
         try:
             pool.open()
-        except BaseException:
+        except BaseException as err:
+            if create_sent:
+                self._delete_unopened_pool(pool, err)
             # A fresh WSMan (and HTTP session) per attempt: the failed one may hold a dead socket.
             wsman.close()
             raise
         finally:
             del pool.shell.receive
+            del pool.shell.open
         # The one Send both plugins repeat: a Send refused as busy (session._retry).
         setattr(pool.shell, "send", self._send_repeating_busy(pool.shell.send))  # noqa: B010
         self._host = host
         return pool
+
+    def _delete_unopened_pool(self, pool: RunspacePool, reason: BaseException) -> None:
+        """Delete a pool whose open failed after its Create went out, so that no attempt leaves
+        a pool on the host (each would hold a wsmprovhost process until the idle timeout).
+
+        pypsrp's Create names the shell with the pool's id (the ShellId attribute, MS-PSRP
+        3.1.5.3.1) and Windows keeps that id (pypsrp's recording test_psrp_open_runspace.yml),
+        so the pool can be deleted even when the Create's answer was lost.
+        """
+        if _never_reached_the_host(reason):
+            return
+        selectors = getattr(pool.shell, "_selector_set", None)
+        if selectors is None:
+            selectors = SelectorSet()
+            selectors.add_option("ShellId", str(pool.id).upper())
+        try:
+            with self._credentials():
+                pool.connection.delete(pool.shell.resource_uri, selector_set=selectors)
+        except WSManFaultError as fault:
+            if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
+                self._warn_pool_left(pool, fault)
+            elif getattr(pool.shell, "_selector_set", None) is None and _read_timed_out(reason):
+                # The host has not created it yet, but may still be working on the Create.
+                self._warn_pool_left(pool, reason, certain=False)
+        except wire_errors() as err:
+            self._warn_pool_left(pool, err)
+        else:
+            self._log(f"deleted the runspace pool {pool.id} whose open failed")
+
+    def _warn_pool_left(self, pool: RunspacePool, err: BaseException, certain: bool = True) -> None:
+        what = "could not be closed and is" if certain else "was not answered in time and may be"
+        self._warn(
+            f"{PLUGIN_NAME}: the runspace pool {str(pool.id).upper()} {what} left on "
+            f"{self.settings.endpoint.host} until its idle timeout (winrm/config/winrs "
+            f"IdleTimeout, 2 hours by default): {type(err).__name__}"
+        )
+
+    def _authenticate_new_connections(self, wsman: WSMan) -> None:
+        """Make every request that would go out on a new TCP connection authenticate first.
+
+        pypsrp keeps the message-encryption context of the connection it authenticated on and
+        seals every later message with it; requests opens a new connection silently when the
+        last one was closed (by the host, or after a failed request), and the host cannot
+        decrypt a message sealed with another connection's keys (an empty HTTP 400). Checked
+        before each request, so closing the pool, the stop signal, the pipeline release and
+        every retry are covered, not only the start of a command.
+        """
+        transport: t.Any = getattr(wsman, "transport", None)
+        if transport is None:  # a test double without an HTTP transport
+            return
+        send = transport.send
+
+        def send_on_an_authenticated_connection(message: bytes, **kwargs: t.Any) -> t.Any:
+            http: t.Any = transport.session
+            if connection_lost(http):
+                self._log("the connection to the host was closed; authenticating again")
+                http.close()
+                transport.session = None
+                transport.encryption = None
+            return send(message, **kwargs)
+
+        transport.send = send_on_an_authenticated_connection
 
     def _send_repeating_busy(self, send: c.Callable[..., t.Any]) -> c.Callable[..., t.Any]:
         """``send`` repeated (with the retry policy) only when the host refused it as busy."""
@@ -268,20 +393,37 @@ class PsrpSession:
         return send_until_taken
 
     def _patient_receive(self, receive: c.Callable[..., t.Any]) -> c.Callable[..., t.Any]:
-        """``receive`` that asks again after an OperationTimeout fault, up to ``retries`` times."""
+        """``receive`` that asks again after an OperationTimeout fault, up to ``retries`` times
+        and, with a command_timeout, no longer than it allows."""
 
         def receive_until_answered(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            for attempt in range(1, self.settings.retry_policy.retries + 1):
+            retries = self.settings.retry_policy.retries
+            for attempt in range(retries + 1):
+                if self._open_deadline is not None:
+                    remaining = self._open_deadline - self._clock()
+                    if remaining <= 0:
+                        self._open_waited_out = True
+                        raise CommandTimeoutError(
+                            f"{PLUGIN_NAME}: the host did not open the runspace pool within "
+                            f"command_timeout ({self.settings.command_timeout:g}s, "
+                            "ansible_psrp_command_timeout)"
+                        )
+                    kwargs["timeout"] = max(
+                        1, min(self.settings.operation_timeout, math.ceil(remaining))
+                    )
                 try:
                     return receive(*args, **kwargs)
                 except WSManFaultError as err:
                     if fault_code(err) != _wsman_faults.OPERATION_TIMEOUT:
                         raise
+                    if attempt == retries:
+                        self._open_waited_out = True
+                        raise
                     self._log(
                         "the host has not answered the runspace pool open within the operation "
-                        f"timeout; receiving again ({attempt} of {self.settings.retry_policy.retries})"
+                        f"timeout; receiving again ({attempt + 1} of {retries})"
                     )
-            return receive(*args, **kwargs)
+            raise AssertionError("unreachable")
 
         return receive_until_answered
 
@@ -295,8 +437,11 @@ class PsrpSession:
                     with self._credentials():
                         self._retry("close runspace pool", pool.close)
                 except wire_errors() as err:
-                    # The host drops an abandoned pool after its idle timeout.
-                    self._log(f"closing the runspace pool failed, left to the host: {err}")
+                    self._log(f"closing the runspace pool failed: {err}")
+                    # The host drops an abandoned pool after its idle timeout; say which, unless
+                    # the host answered that it has none (a reboot or a WinRM restart ended it).
+                    if fault_code(err) != _wsman_faults.SHELL_NOT_FOUND:
+                        self._warn_pool_left(pool, err)
                 finally:
                     pool.connection.close()
         finally:
@@ -322,7 +467,6 @@ class PsrpSession:
         object per item). ``on_output`` receives output objects as they arrive and takes them
         off the result, so large outputs need not be held in memory.
         """
-        self._reauthenticate_if_disconnected()
         self._release_finished_pipeline()
         pipeline = self._pipeline(script, arguments)
 
@@ -365,18 +509,6 @@ class PsrpSession:
             raise
         self._finished_pipeline = pipeline
         return self._result(pipeline)
-
-    def _reauthenticate_if_disconnected(self) -> None:
-        """Authenticate again before the next request if the host closed our connection."""
-        if self._pool is None:
-            return
-        transport: t.Any = getattr(self._pool.connection, "transport", None)
-        http: t.Any = getattr(transport, "session", None)
-        if connection_lost(http):
-            self._log("the host closed the connection; authenticating again")
-            http.close()
-            transport.session = None
-            transport.encryption = None
 
     def _pipeline(self, script: str, arguments: c.Sequence[str]) -> PowerShell:
         pipeline = PowerShell(self._require_pool())
@@ -434,7 +566,6 @@ class PsrpSession:
         the pool's close releases it."""
         if self._finished_pipeline is None:
             return
-        self._reauthenticate_if_disconnected()
         self._release_finished_pipeline()
 
     def _release_finished_pipeline(self) -> None:

@@ -332,3 +332,19 @@ def test_output_is_bounded_while_the_client_does_not_read(
     rest = run_to_end(process)
     lines = (first.stdout + rest.stdout).decode().split()
     assert _transfer.parse_result_line(lines[-1])[1] == 12 * 1024 * 1024
+
+
+def test_start_sleep_waits_and_a_terminate_ends_it() -> None:
+    import threading
+
+    from winhost.execution.process import ProgramIO, Terminated
+
+    io = ProgramIO()
+    began = time.monotonic()
+    io.sleep(0.2)
+    assert time.monotonic() - began >= 0.2
+    threading.Timer(0.2, io.terminate).start()
+    began = time.monotonic()
+    with pytest.raises(Terminated):
+        io.sleep(30)  # Ctrl+C (the PSRP stop signal) breaks out of Start-Sleep
+    assert time.monotonic() - began < 5

@@ -347,7 +347,10 @@ class FailingPsrp:
             def __init__(self, wsman: WSMan, **kwargs: t.Any) -> None:
                 self.connection = wsman
                 self.shell = types.SimpleNamespace(
-                    receive=None, send=lambda *a, **k: None, signal=lambda *a: None
+                    open=lambda *a, **k: None,
+                    receive=None,
+                    send=lambda *a, **k: None,
+                    signal=lambda *a: None,
                 )
                 self.pipelines: dict[t.Any, t.Any] = {}
 

@@ -62,14 +62,24 @@ class FakeWSMan:
         self.kwargs = kwargs
         self.max_envelope_size = kwargs["max_envelope_size"]
         self.closed = False
+        self.deleted: list[dict[str, str]] = []
 
     def close(self) -> None:
         self.closed = True
+
+    def delete(self, resource_uri: str, selector_set: t.Any = None) -> None:
+        # the selector sets of the Delete requests sent for pools whose open failed
+        self.deleted.append({name: value for name, value, _ in selector_set.values})
 
 
 class FakeShell:
     def __init__(self, remote: FakeRemote) -> None:
         self.remote = remote
+
+    resource_uri = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
+
+    def open(self, *args: t.Any) -> None:
+        self.remote.creates += 1
 
     def signal(self, code: str, command_id: str) -> None:
         self.remote.signals.append((code, command_id))
@@ -79,8 +89,11 @@ class FakeShell:
         if self.remote.send_errors:
             raise self.remote.send_errors.pop(0)
 
-    def receive(self, streams: str, command_id: str | None = None) -> tuple[t.Any, ...]:
+    def receive(
+        self, streams: str, command_id: str | None = None, timeout: int | None = None
+    ) -> tuple[t.Any, ...]:
         self.remote.receives += 1
+        self.remote.receive_timeouts.append(timeout)
         if self.remote.receive_errors:
             raise self.remote.receive_errors.pop(0)
         return (None, None, {streams: b""})
@@ -95,9 +108,12 @@ class FakeRemote:
         self.pipelines: list[FakePowerShell] = []
         self.signals: list[tuple[str, str]] = []
         self.open_errors: list[BaseException] = []
+        self.creates = 0
+        self.close_error: BaseException | None = None
         # answers to the Receive requests the pool's open sends, before the one that succeeds
         self.receive_errors: list[BaseException] = []
         self.receives = 0
+        self.receive_timeouts: list[int | None] = []
         # answers to the Send requests sent through the pool's shell, before one that succeeds
         self.send_errors: list[BaseException] = []
         self.sends = 0
@@ -139,6 +155,7 @@ class FakeRunspacePool:
         self.connection = connection
         self.host = host
         self.configuration_name = configuration_name
+        self.id = str(uuid.uuid4()).upper()
         self.shell = FakeShell(self.remote)
         self.pipelines: dict[uuid.UUID, FakePowerShell] = {}
         self.closed = False
@@ -147,9 +164,12 @@ class FakeRunspacePool:
     def open(self) -> None:
         if self.remote.open_errors:
             raise self.remote.open_errors.pop(0)
+        self.shell.open()
         self.shell.receive("stdout")
 
     def close(self) -> None:
+        if self.remote.close_error is not None:
+            raise self.remote.close_error
         self.closed = True
 
 
@@ -366,9 +386,23 @@ def test_open_stops_receiving_after_the_configured_retries(remote: FakeRemote) -
     settings = make_settings(retry_policy=RetryPolicy(retries=1, backoff=0.5))
     with pytest.raises(AnsibleConnectionFailure) as raised:
         open_session(settings)
-    # each pool's Receive is asked twice; then the whole open is retried once, on a new pool
-    assert remote.receives == 4 and len(remote.pools) == 2
+    # The Receive is asked twice; the host that was waited for is not given another pool to
+    # wait on (issue 11, item 1), and the pool it has is deleted by its id.
+    assert remote.receives == 2 and len(remote.pools) == 1
+    assert remote.pools[0].connection.deleted == [{"ShellId": remote.pools[0].id}]
     assert "operation timeout" in str(raised.value)
+
+
+def test_command_timeout_bounds_the_wait_for_the_pool_open(remote: FakeRemote) -> None:
+    remote.receive_errors = [operation_timeout() for _ in range(6)]
+    clock = iter(range(0, 1000, 4))
+    settings = make_settings(command_timeout=10, retry_policy=RetryPolicy(retries=5))
+    session = PsrpSession(settings, sleep=lambda seconds: None, clock=lambda: next(clock))
+    with pytest.raises(CommandTimeoutError, match="did not open the runspace pool within"):
+        session.open()
+    # 10 s from the start: Receives at 4 s and 8 s (the second cut to the 2 s left), then none.
+    assert remote.receive_timeouts == [6, 2]
+    assert len(remote.pools) == 1 and len(remote.pools[0].connection.deleted) == 1
 
 
 def test_open_does_not_retry_a_refused_connection(remote: FakeRemote) -> None:
@@ -794,6 +828,83 @@ def test_through_a_proxy_the_name_is_left_to_the_proxy(
     settings.wsman_kwargs["proxy"] = "http://proxy.example.com:3128"
     session, _recorder = open_session(settings)
     assert session.is_open
+
+
+# --- a new TCP connection authenticates again (issue 11, item 2) ------------------------------
+
+
+class FakeHttpSession:
+    """A requests.Session as session._pooled.connection_lost reads it: one pool of connections."""
+
+    def __init__(self, connected: bool | None) -> None:
+        # None: a connection urllib3 dropped after a failed request (its slot holds None)
+        connection = None if connected is None else mock.Mock(is_connected=connected)
+        pool = mock.Mock(pool=mock.Mock(queue=[connection]))
+        self.adapters = {"http://": mock.Mock(poolmanager=mock.Mock(pools={"key": pool}))}
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeTransport:
+    """pypsrp's _TransportHTTP: the requests session and the message-encryption context."""
+
+    def __init__(self, http: FakeHttpSession) -> None:
+        self.session: FakeHttpSession | None = http
+        self.encryption: object | None = object()
+        self.sent: list[tuple[bytes, FakeHttpSession | None, object | None]] = []
+
+    def send(self, message: bytes, **kwargs: t.Any) -> bytes:
+        self.sent.append((message, self.session, self.encryption))
+        return b""
+
+
+@pytest.mark.parametrize("connected", [False, None], ids=["closed-by-the-host", "dropped"])
+def test_a_request_on_a_new_connection_authenticates_again(connected: bool | None) -> None:
+    http = FakeHttpSession(connected)
+    transport = FakeTransport(http)
+    session = PsrpSession(make_settings())
+    session._authenticate_new_connections(mock.Mock(transport=transport))
+    transport.send(b"<Signal/>", timeout=5)
+    # pypsrp builds a new requests session and authenticates before it seals this message
+    assert transport.sent == [(b"<Signal/>", None, None)]
+    assert http.closed
+
+
+def test_a_request_on_the_open_connection_keeps_its_context() -> None:
+    http = FakeHttpSession(connected=True)
+    transport = FakeTransport(http)
+    encryption = transport.encryption
+    session = PsrpSession(make_settings())
+    session._authenticate_new_connections(mock.Mock(transport=transport))
+    transport.send(b"<Receive/>")
+    assert transport.sent == [(b"<Receive/>", http, encryption)]
+    assert not http.closed
+
+
+@pytest.mark.parametrize(
+    ("error", "warned"),
+    [
+        (WinRMTransportError("http", 400, ""), True),
+        # the host no longer has the pool (a reboot ended it): nothing is left to name
+        (WSManFaultError(2150858843, "win-01", "The shell was not found", "", "", ""), False),
+    ],
+    ids=["refused", "already-gone"],
+)
+def test_a_close_that_fails_names_the_pool_left(
+    remote: FakeRemote, error: BaseException, warned: bool
+) -> None:
+    warnings: list[str] = []
+    session = PsrpSession(make_settings(retry_policy=RetryPolicy(retries=0)), warn=warnings.append)
+    session.open()
+    remote.close_error = error
+    session.close()
+    if warned:
+        (warning,) = warnings
+        assert remote.pools[0].id in warning and "win-01.example.com" in warning
+    else:
+        assert warnings == []
 
 
 def test_the_settings_repr_shows_no_secret() -> None:

@@ -7,7 +7,8 @@ Recognised whole scripts (by content, never by trusting a name):
 - ansible.windows.win_reboot's boot-time query, restart and abort scripts (execution.restart).
 Anything else is run statement by statement. Modelled statements: `hostname`, `whoami`,
 `echo`/`Write-Output`/`Write-Host` with literal arguments, `exit [N|$LASTEXITCODE]`,
-`Remove-Item '<path>' -Force [-Recurse]` (Ansible's temp-dir cleanup), `Set-StrictMode`, the
+`Remove-Item '<path>' -Force [-Recurse]` (Ansible's temp-dir cleanup), `Start-Sleep [-Seconds]
+N` / `-Milliseconds N` (ended early by a stop signal), `Set-StrictMode`, the
 console-encoding line, the exit-code propagation line Ansible's shell plugin adds (on a line of
 its own or after a ';', as win_reboot adds it) and `Get-Item` on HKLM: registry keys
 (execution.registry_items). An unknown

@@ -489,6 +489,7 @@ class PowerShellHandler:
             with shell.lock:
                 if pipeline.server.state in (PSInvocationState.Running, PSInvocationState.Stopping):
                     pipeline.server.stop()
+                    self._count("pipelines_stopped")
                 shell.collect()
         elif lowered == common.SIGNAL_TERMINATE:
             if pipeline.process is not None:
@@ -500,6 +501,12 @@ class PowerShellHandler:
                 f"rsp:Code {code!r} is not a signal code PowerShell takes."
             )
         return common.signal_response()
+
+    def _count(self, counter: str) -> None:
+        # The host's tallies (state's counters) tell tests what the client asked for.
+        count = getattr(self.host, "count", None)
+        if count is not None:
+            count(counter)
 
     def _forget(self, shell: PSShell, pipeline: PSPipeline) -> None:
         """Drop a pipeline and its undelivered data (caller holds the lock)."""

@@ -9,6 +9,7 @@ combination, so credentials are never copied out of winhost's own file.
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 from pathlib import Path
 
@@ -74,18 +75,13 @@ class EndToEnd:
             forks=forks,
         )
 
-    def enable_service_auth(self, target: Target, **flags: bool) -> None:
-        """Turn WinRM service authentication methods on or off through WS-Management Put on
-        winrm/config/service/auth (what `winrm set` does), authenticated with NTLM over HTTPS."""
-        import xml.etree.ElementTree as ET
-
+    @contextlib.contextmanager
+    def wsman(self, target: Target) -> t.Iterator[t.Any]:
+        """A pypsrp WSMan client for the host's configuration, as an administrator would use
+        from another machine: NTLM over HTTPS, the host's account."""
         from pypsrp.wsman import WSMan
 
-        namespace = "http://schemas.microsoft.com/wbem/wsman/1/config/service/auth"
-        auth = ET.Element(f"{{{namespace}}}Auth")
-        for name, value in flags.items():
-            ET.SubElement(auth, f"{{{namespace}}}{name}").text = str(value).lower()
-        wsman = WSMan(
+        client = WSMan(
             target.address,
             port=5986,
             ssl=True,
@@ -95,9 +91,21 @@ class EndToEnd:
             cert_validation=target.ca_bundle,
         )
         try:
-            wsman.put(namespace, auth)
+            yield client
         finally:
-            wsman.close()
+            client.close()
+
+    def enable_service_auth(self, target: Target, **flags: bool) -> None:
+        """Turn WinRM service authentication methods on or off through WS-Management Put on
+        winrm/config/service/auth (what `winrm set` does)."""
+        import xml.etree.ElementTree as ET
+
+        namespace = "http://schemas.microsoft.com/wbem/wsman/1/config/service/auth"
+        auth = ET.Element(f"{{{namespace}}}Auth")
+        for name, value in flags.items():
+            ET.SubElement(auth, f"{{{namespace}}}{name}").text = str(value).lower()
+        with self.wsman(target) as client:
+            client.put(namespace, auth)
 
     # -- what winhost saw ------------------------------------------------------------------
     def commands_started(self, host: str) -> int:

@@ -14,7 +14,7 @@ import typing as t
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from connection_matrix import COMBINATIONS_BY_NAME, Target, read_password
+from connection_matrix import COMBINATIONS_BY_NAME, Target
 from payloads import random_file
 
 COMBINATION = COMBINATIONS_BY_NAME["http-ntlm-encrypted"]
@@ -24,23 +24,10 @@ CONFIG = "http://schemas.microsoft.com/wbem/wsman/1/config"
 
 def _set_max_envelope_size_kb(e2e: t.Any, target: Target, value: int) -> None:
     """`winrm set winrm/config @{MaxEnvelopeSizekb="N"}`: a WS-Management Put on winrm/config."""
-    from pypsrp.wsman import WSMan
-
     config = ET.Element(f"{{{CONFIG}}}Config")
     ET.SubElement(config, f"{{{CONFIG}}}MaxEnvelopeSizekb").text = str(value)
-    wsman = WSMan(
-        target.address,
-        port=5986,
-        ssl=True,
-        auth="ntlm",
-        username=target.user,
-        password=read_password(e2e.inventory, target.name),
-        cert_validation=target.ca_bundle,
-    )
-    try:
+    with e2e.wsman(target) as wsman:
         wsman.put(CONFIG, config)
-    finally:
-        wsman.close()
 
 
 @contextlib.contextmanager

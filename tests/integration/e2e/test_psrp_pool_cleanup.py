@@ -226,26 +226,14 @@ def test_a_create_answered_too_late_is_named_in_a_warning(e2e: t.Any, tmp_path: 
 
 
 def _delete_pool(e2e: t.Any, target: t.Any, shell_id: str) -> None:
-    from connection_matrix import read_password
-    from pypsrp.wsman import SelectorSet, WSMan
+    from pypsrp.wsman import SelectorSet
 
     selectors = SelectorSet()
     selectors.add_option("ShellId", shell_id)
-    wsman = WSMan(
-        target.address,
-        port=5986,
-        ssl=True,
-        auth="ntlm",
-        username=target.user,
-        password=read_password(e2e.inventory, target.name),
-        cert_validation=target.ca_bundle,
-    )
-    try:
+    with e2e.wsman(target) as wsman:
         wsman.delete(
             "http://schemas.microsoft.com/powershell/Microsoft.PowerShell", selector_set=selectors
         )
-    finally:
-        wsman.close()
 
 
 def test_close_after_create_is_survived(e2e: t.Any, tmp_path: Path) -> None:

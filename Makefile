@@ -78,29 +78,36 @@ install: build
 	$(BIN)/ansible-galaxy collection install --no-deps --force -p $(COLLECTIONS) $(TARBALL)
 
 # The integration suites run with kept sessions (the default, docs/sessions.md) in two pytest
-# processes side by side: they spend much of their time
-# waiting (on WinRM restarts, reboots, timeouts, ansible-playbook start-up), so on CI's two cores
-# two sessions finish well before one. They cannot collide: every suite's hosts have a block of
-# addresses of their own (tests/integration/address_blocks.py, checked by
-# tests/unit/test_address_blocks.py), and KDCs take free ports. Shard 1 runs the suites in
-# INTEGRATION_SHARD, shard 2 every other suite (so a new suite is never left out). Each line is
-# prefixed with its shard (python -u: pytest's progress reaches the log as it happens, not when a
-# pipe buffer fills); the stage fails if either shard fails, after both have finished. Suites
-# that import from their `conftest` by that bare name (tls, doctor, e2e) must not share a shard:
-# pytest would hand one suite the other's conftest.
+# processes side by side: they spend much of their time waiting (on WinRM restarts, reboots,
+# timeouts, ansible-playbook start-up), so on CI's two cores two sessions finish well before
+# one. They cannot collide: every suite's hosts have a block of addresses of their own
+# (tests/integration/address_blocks.py, checked by tests/unit/test_address_blocks.py), and
+# KDCs take free ports. Shard 1 runs the suites in INTEGRATION_SHARD and then the connection
+# matrix, the fault cases and Kerberos again with session_persist off, on blocks of their own
+# (the e2e and kerberos blocks moved by E2E_FIRST and KERBEROS_FIRST), beside shard 2's
+# sessions of the same suites; shard 2 runs every other suite (so a new suite is never left
+# out). Each line is prefixed with its shard (python -u: pytest's progress reaches the log as it
+# happens, not when a pipe buffer fills); the stage fails if any of the three pytest runs fails,
+# after all have finished. Suites that import from their `conftest` by that bare name (tls,
+# doctor, e2e) must not share a pytest process: pytest would hand one suite the other's conftest.
 INTEGRATION_SHARD := $(addprefix tests/integration/,brownfield playbooks certauth tls)
-PYTEST_INTEGRATION = WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python -u -m pytest -q -p no:cacheprovider
+PERSIST_OFF_SUITES := $(addprefix tests/integration/,e2e/test_matrix.py e2e/test_faults.py kerberos)
+PYTEST_INTEGRATION = WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python -u -m pytest -q -p no:cacheprovider \
+	--durations=10
+BLOCK_FIRST = $(BIN)/python tests/integration/address_blocks.py
+
 integration: install
-	@echo "integration: shard 1 runs $(INTEGRATION_SHARD), shard 2 the other suites"; \
-	( $(PYTEST_INTEGRATION) $(INTEGRATION_SHARD) 2>&1 | sed -u 's/^/[integration 1] /' ) & one=$$!; \
+	@echo "integration: shard 1 runs $(INTEGRATION_SHARD), then $(PERSIST_OFF_SUITES) with session_persist off; shard 2 the other suites"; \
+	( { status=0; $(PYTEST_INTEGRATION) $(INTEGRATION_SHARD) || status=$$?; \
+	    echo "integration: $(PERSIST_OFF_SUITES) with session_persist off"; \
+	    E2E_FIRST=$$($(BLOCK_FIRST) e2e_persist_off) KERBEROS_FIRST=$$($(BLOCK_FIRST) kerberos_persist_off) \
+	    WINOPS_REMOTING_SESSION_PERSIST=false $(PYTEST_INTEGRATION) $(PERSIST_OFF_SUITES) || status=$$?; \
+	    exit $$status; } 2>&1 | sed -u 's/^/[integration 1] /' ) & one=$$!; \
 	( $(PYTEST_INTEGRATION) tests/integration $(addprefix --ignore=,$(INTEGRATION_SHARD)) 2>&1 \
 	  | sed -u 's/^/[integration 2] /' ) & two=$$!; \
 	status_one=0; wait $$one || status_one=$$?; status_two=0; wait $$two || status_two=$$?; \
 	echo "integration: shard 1 exited $$status_one, shard 2 exited $$status_two"; \
 	test $$status_one -eq 0 && test $$status_two -eq 0
-	@echo "integration: the connection matrix, the fault cases and Kerberos with session_persist off"
-	WINOPS_REMOTING_SESSION_PERSIST=false $(PYTEST_INTEGRATION) tests/integration/e2e/test_matrix.py \
-		tests/integration/e2e/test_faults.py tests/integration/kerberos
 
 # Molecule scenarios (extensions/molecule) against winhost hosts on 127.0.10.80-99. molecule
 # finds ansible-config through PATH. The windows scenario needs real hosts: it runs only when

@@ -601,7 +601,7 @@ class Connection(TypedOptions, KeptSessionConnection):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         no_log = bool(self._play_context.no_log)
         self._log(3, "EXEC (via pipeline wrapper)" if in_data else "EXEC")
-        if not no_log:
+        if not no_log and display.verbosity >= 5:  # the repr of a whole command costs every task
             self._log(5, f"WINRM EXEC {cmd!r}")
         rc, raw_stdout, raw_stderr = self._call("execute", self._command_line(cmd), in_data)
         stdout = raw_stdout.decode("utf-8", errors="surrogateescape")

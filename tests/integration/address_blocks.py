@@ -96,6 +96,13 @@ BLOCKS: dict[str, AddressBlock] = {
             env="E2E_FIRST",
         ),
         AddressBlock(
+            "e2e_persist_off",
+            161,
+            3,
+            "`make integration`'s pass with session_persist off: the e2e block moved here "
+            "(E2E_FIRST) so that it runs beside the other shard's e2e session",
+        ),
+        AddressBlock(
             "fault_matrix",
             24,
             36,
@@ -174,6 +181,13 @@ BLOCKS: dict[str, AddressBlock] = {
             env="KERBEROS_FIRST",
         ),
         AddressBlock(
+            "kerberos_persist_off",
+            204,
+            3,
+            "`make integration`'s pass with session_persist off: the kerberos block moved "
+            "here (KERBEROS_FIRST) so that it runs beside the other shard's kerberos suite",
+        ),
+        AddressBlock(
             "core_faults_cli",
             210,
             1,
@@ -238,3 +252,10 @@ def block(name: str) -> AddressBlock:
         raise KeyError(
             f"no address block {name!r} in address_blocks.py; registered: {', '.join(BLOCKS)}"
         ) from None
+
+
+if __name__ == "__main__":
+    # `python address_blocks.py NAME` prints the block's first index, for the Makefile.
+    import sys
+
+    print(block(sys.argv[1]).first)

@@ -5,31 +5,20 @@ their hosts at once, so it must be caught here, before it is run)."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
+from integration_source import load_integration_module
 
 REPO = Path(__file__).resolve().parents[2]
 INTEGRATION = REPO / "tests" / "integration"
 REGISTRY = INTEGRATION / "address_blocks.py"
 
 
-def _load_registry() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("winops_address_blocks", REGISTRY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-address_blocks = _load_registry()
+address_blocks = load_integration_module("address_blocks.py", "winops_address_blocks")
 BLOCKS = address_blocks.BLOCKS
 
 
@@ -132,3 +121,12 @@ def test_the_check_sees_an_index_picked_by_hand() -> None:
     ):
         assert OWN_INDEX.search(line), line
     assert not OWN_INDEX.search('FIRST = block("guards").first')
+
+
+@pytest.mark.parametrize("suite", ["e2e", "kerberos"])
+def test_the_persistence_off_pass_has_room_for_the_whole_suite(suite: str) -> None:
+    # `make integration` moves the suite onto `<suite>_persist_off` through its environment
+    # variable; a smaller block would put its last hosts on another suite's addresses.
+    moved = BLOCKS[f"{suite}_persist_off"]
+    assert moved.size == BLOCKS[suite].size, moved
+    assert BLOCKS[suite].env is not None, BLOCKS[suite]

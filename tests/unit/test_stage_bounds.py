@@ -4,29 +4,17 @@ change to either shows here."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from integration_source import load_integration_module
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "troubleshooting.md"
 
 
-def _load() -> ModuleType:
-    path = REPO / "tests" / "integration" / "e2e" / "stage_bounds.py"
-    spec = importlib.util.spec_from_file_location("winops_stage_bounds", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-stage_bounds = _load()
+stage_bounds = load_integration_module("e2e/stage_bounds.py", "winops_stage_bounds")
 
 
 def _section() -> str:

@@ -64,6 +64,11 @@ OPTIONS = {
     "backoff": 0.5,
     "command_timeout": 10,
 }
+# Hosts that run at once in each plugin's playbook (the two playbooks run side by side). With
+# one fork per host, every worker and every fault-arming process started in the same second,
+# and on CI's two cores, shared with the other shard, a clean session's first logon then once
+# waited out the 3 s read timeout before any fault was armed.
+FORKS = 8
 # What Ansible spends around the connection in one task (forking the worker, building the
 # module, a fetch's checksum) on two shared cores; not a connection stage.
 ANSIBLE_OVERHEAD = 20.0
@@ -214,6 +219,7 @@ class Outcome:
     file_state: str = "-"
     not_hit: bool = False
     wrong_layer: bool = False
+    ran: bool = True  # False: a task before the operation failed (the fault was not reached)
 
     @property
     def label(self) -> str:
@@ -308,7 +314,7 @@ class Matrix:
             [*self.inventories, write_overlay(work_dir / "overlay.yml", overlay)],
             work_dir,
             extra_vars=extra,
-            forks=len(overlay),
+            forks=min(len(overlay), FORKS),
             timeout=600,
         )
 
@@ -387,13 +393,14 @@ def _judge(
         outcome.left = matrix.counters(host)[1] - before[host][1]
         task = _op_task(run, host, cell.op)
         if task is None:
+            outcome.ran = False
             outcome.message = "the operation did not run\n" + run.describe(host)
         else:
             outcome.survived = not task.failed
             outcome.message = "" if outcome.survived else task.message
         begun = _fact(run, host, "Note the start", "matrix_started")
         ended = _fact(run, host, "Note the end", "matrix_ended")
-        outcome.seconds = (ended - begun) if begun is not None and ended is not None else 1e9
+        outcome.seconds = (ended - begun) if begun is not None and ended is not None else 0.0
         transfers = 1 if cell.op in ("put", "fetch") else 0
         commands = max(1, clean[cell.op] - transfers)
         outcome.bound = stage_bounds.task_bound(options, commands, transfers) + ANSIBLE_OVERHEAD
@@ -403,7 +410,7 @@ def _judge(
             outcome.file_state = _file_state(fetch_dir / f"{host}.bin", matrix.fetch_source.sha1)
         if cell.counted:
             outcome.not_hit = bool(matrix.session_of[host].state(host).get("faults"))
-        if not outcome.survived:
+        if outcome.ran and not outcome.survived:
             # Our plugins' failures start with the plugin's name; the layer words follow.
             outcome.wrong_layer = cell.kind is None or not (
                 re.search(cell.layer, outcome.message) and plugin in outcome.message
@@ -421,13 +428,15 @@ def _figures(outcomes: list[Outcome]) -> str:
         f"ran twice {sum(o.ran_twice for o in outcomes)}, "
         f"files damaged {sum(o.damaged for o in outcomes)}, "
         f"not hit {sum(o.not_hit for o in outcomes)}, "
-        f"wrong layer {sum(o.wrong_layer for o in outcomes)}"
+        f"wrong layer {sum(o.wrong_layer for o in outcomes)}, "
+        f"did not run {sum(not o.ran for o in outcomes)}"
     )
 
 
 def _problems(outcome: Outcome) -> str:
     """What fails the test for this cell (empty when nothing does)."""
     problems = [
+        "" if outcome.ran else "DID NOT RUN",
         f"left {outcome.left}" if outcome.left > 0 else "",
         f"OVER TIME (bound {outcome.bound:.0f}s)" if outcome.over_time else "",
         f"RAN TWICE ({outcome.commands}/{outcome.expected_commands})" if outcome.ran_twice else "",
@@ -502,4 +511,6 @@ def test_fault_matrix(matrix: Matrix, run_log: t.Any) -> None:
         )
     run_log.summaries["fault matrix"] = f"{_figures(outcomes)}; every message: {details}"
     bad = [outcome for outcome in outcomes if _problems(outcome)]
-    assert not bad, "\n".join([_figures(outcomes), *(_row(outcome) for outcome in bad)])
+    assert not bad, "\n".join(
+        [_figures(outcomes), *(f"{_row(outcome)}\n{outcome.message}" for outcome in bad)]
+    )

@@ -282,9 +282,10 @@ class InProcessServer:
         self.last_body = body
         return status, body
 
-    def pywinrm(self, **kwargs: t.Any) -> Protocol:
-        """A real pywinrm Protocol whose HTTP exchange is this server."""
-        protocol = Protocol(
+    def pywinrm(self, protocol_class: type[Protocol] = Protocol, **kwargs: t.Any) -> t.Any:
+        """A real pywinrm Protocol (or the subclass given, such as the winrm plugin's) whose
+        HTTP exchange is this server."""
+        protocol = protocol_class(
             ENDPOINT, transport="plaintext", username="ansible", password="x", **kwargs
         )
 

@@ -11,7 +11,6 @@ import pytest
 from pypsrp.exceptions import WSManFaultError as PsrpFault
 from pypsrp.shell import WinRS
 from shells_helpers import ADMIN, OTHER, InProcessServer, ScriptedEngine, SettingsHost
-from winrm.exceptions import WinRMTransportError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
 from winhost import faults
@@ -46,23 +45,6 @@ def _enumerate(server: InProcessServer, optimized: bool = True) -> list[tuple[st
         )
         for shell in answer.findall("n:EnumerateResponse/w:Items/rsp:Shell", NS)
     ]
-
-
-def _plugin_protocol(server: InProcessServer) -> _winrm_session.Protocol:
-    """The winrm plugin's Protocol, its HTTP exchange replaced by the in-process server."""
-    protocol = _winrm_session.Protocol(
-        "http://127.0.10.1:5985/wsman", transport="plaintext", username="ansible", password="x"
-    )
-
-    def send_message(message: str | bytes) -> bytes:
-        data = message.encode("utf-8") if isinstance(message, str) else message
-        status, body = server.exchange(data)
-        if status != 200:
-            raise WinRMTransportError("http", status, body.decode("utf-8"))
-        return body
-
-    protocol.transport.send_message = send_message
-    return protocol
 
 
 def test_a_shell_keeps_the_name_given_on_create_and_is_listed(server: InProcessServer) -> None:
@@ -100,7 +82,7 @@ def test_enumeration_without_optimize_enumeration_is_not_modelled(
 
 
 def test_the_plugin_names_its_shells_and_finds_them(server: InProcessServer) -> None:
-    protocol = _plugin_protocol(server)
+    protocol = server.pywinrm(_winrm_session.Protocol)
     first = protocol.open_shell(codepage=65001, name="winops-remoting-test")
     second = protocol.open_shell(codepage=65001)
     assert sorted(protocol.list_shells(), key=lambda shell: shell[1] or "") == sorted(

@@ -18,10 +18,16 @@ TARBALL := $(CURDIR)/dist/winops-remoting-$(VERSION).tar.gz
 STATE_DIR ?= $(CURDIR)/build/demo-state
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test demo deps system-deps lint unit unit-oldest build install integration molecule benchmark clean \
+.PHONY: test demo deps system-deps lint unit unit-oldest build install integration molecule \
+	integration-and-molecule benchmark clean \
 	galaxy changelog docs-lint ansible-lint execution-environment sanity
 
-test: deps lint unit unit-oldest install galaxy integration molecule
+test: deps lint unit unit-oldest install galaxy integration-and-molecule
+
+# `make test` runs Molecule in shard 1 of the integration stage, after the persistence-off pass,
+# while shard 2 still runs (integration's comment says why that is safe).
+integration-and-molecule: WITH_MOLECULE := yes
+integration-and-molecule: integration
 
 # --- set-up ---------------------------------------------------------------------------------
 system-deps: build/.system-deps
@@ -85,11 +91,12 @@ install: build
 # KDCs take free ports. Shard 1 runs the suites in INTEGRATION_SHARD and then the connection
 # matrix, the fault cases and Kerberos again with session_persist off, on blocks of their own
 # (the e2e and kerberos blocks moved by E2E_FIRST and KERBEROS_FIRST), beside shard 2's
-# sessions of the same suites; shard 2 runs every other suite (so a new suite is never left
-# out). Each line is prefixed with its shard (python -u: pytest's progress reaches the log as it
-# happens, not when a pipe buffer fills); the stage fails if any of the three pytest runs fails,
-# after all have finished. Suites that import from their `conftest` by that bare name (tls,
-# doctor, e2e) must not share a pytest process: pytest would hand one suite the other's conftest.
+# sessions of the same suites, and under `make test` Molecule on its own block. Shard 2 runs
+# every other suite, so a new suite is never left out. Each line is prefixed with its shard
+# (python -u: pytest's progress reaches the log as it happens, not when a pipe buffer fills);
+# the stage fails if any run in either shard fails, after all have finished. Suites that import
+# from their `conftest` by that bare name (tls, doctor, e2e) must not share a pytest process:
+# pytest would hand one suite the other's conftest.
 INTEGRATION_SHARD := $(addprefix tests/integration/,brownfield playbooks certauth tls)
 PERSIST_OFF_SUITES := $(addprefix tests/integration/,e2e/test_matrix.py e2e/test_faults.py kerberos)
 PYTEST_INTEGRATION = WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python -u -m pytest -q -p no:cacheprovider \
@@ -102,6 +109,7 @@ integration: install
 	    echo "integration: $(PERSIST_OFF_SUITES) with session_persist off"; \
 	    E2E_FIRST=$$($(BLOCK_FIRST) e2e_persist_off) KERBEROS_FIRST=$$($(BLOCK_FIRST) kerberos_persist_off) \
 	    WINOPS_REMOTING_SESSION_PERSIST=false $(PYTEST_INTEGRATION) $(PERSIST_OFF_SUITES) || status=$$?; \
+	    $(if $(WITH_MOLECULE),echo "integration: molecule"; { $(MOLECULE_RUN); } || status=$$?;) \
 	    exit $$status; } 2>&1 | sed -u 's/^/[integration 1] /' ) & one=$$!; \
 	( $(PYTEST_INTEGRATION) tests/integration $(addprefix --ignore=,$(INTEGRATION_SHARD)) 2>&1 \
 	  | sed -u 's/^/[integration 2] /' ) & two=$$!; \
@@ -113,14 +121,13 @@ integration: install
 # finds ansible-config through PATH. The windows scenario needs real hosts: it runs only when
 # WINOPS_MOLECULE_WINDOWS_HOSTS names some, and otherwise is reported as not run.
 MOLECULE_SCENARIOS := default hardening tls12
-molecule: install
-	PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) \
-	  $(BIN)/molecule test $(addprefix -s ,$(MOLECULE_SCENARIOS))
-	@if [ -n "$${WINOPS_MOLECULE_WINDOWS_HOSTS:-}" ]; then \
-	  PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/molecule test -s windows; \
-	else \
+MOLECULE = PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/molecule
+MOLECULE_RUN = $(MOLECULE) test $(addprefix -s ,$(MOLECULE_SCENARIOS)) && \
+	if [ -n "$${WINOPS_MOLECULE_WINDOWS_HOSTS:-}" ]; then $(MOLECULE) test -s windows; else \
 	  echo "molecule scenario windows: NOT RUN (no real hosts named; set WINOPS_MOLECULE_WINDOWS_HOSTS, _USER and _PASSWORD)"; \
 	fi
+molecule: install
+	$(MOLECULE_RUN)
 
 # --- Galaxy and Automation Hub readiness -----------------------------------------------------
 # ansible.windows for ansible-doc and ansible-lint: the copy in the `ansible` package of .venv.

@@ -18,11 +18,11 @@ TARBALL := $(CURDIR)/dist/winops-remoting-$(VERSION).tar.gz
 STATE_DIR ?= $(CURDIR)/build/demo-state
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test demo deps system-deps lint unit unit-oldest build install integration molecule \
+.PHONY: test demo deps system-deps lint unit unit-oldest units build install integration molecule \
 	integration-and-molecule benchmark clean \
 	galaxy changelog docs-lint ansible-lint execution-environment sanity
 
-test: deps lint unit unit-oldest install galaxy integration-and-molecule
+test: deps lint units install galaxy integration-and-molecule
 
 # `make test` runs Molecule in shard 1 of the integration stage, after the persistence-off pass,
 # while shard 2 still runs (integration's comment says why that is safe).
@@ -74,6 +74,10 @@ unit: deps
 
 unit-oldest: deps
 	$(VENV_OLDEST)/bin/python -m pytest tests/unit/plugins -q -p no:cacheprovider
+
+# Both unit runs side by side (one core each); each one's output is shown when it ends.
+units: deps
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit unit-oldest
 
 build: deps
 	@mkdir -p dist

@@ -200,6 +200,9 @@ class PsrpSession:
         # again, so the open is not repeated).
         self._open_deadline: float | None = None
         self._open_waited_out = False
+        # Whether the last failed attempt to open a pool left nothing on the host (its pool was
+        # deleted, or its Create never reached the host): only then may a cut answer be repeated.
+        self._open_left_nothing = False
 
     @property
     def is_open(self) -> bool:
@@ -270,8 +273,15 @@ class PsrpSession:
 
     def _open_is_repeatable(self, err: BaseException) -> bool:
         """A failed open is tried again with a new pool only for a transient failure that did
-        not come from waiting for the host to open the last pool (that was waited out)."""
-        return not self._open_waited_out and is_transient(err)
+        not come from waiting for the host to open the last pool (that was waited out).
+
+        An answer cut off mid-response is not transient for psrp in general (output may have
+        been lost, session._retry), but an open runs nothing: once the failed attempt's pool
+        is deleted, opening another one cannot repeat anything.
+        """
+        if self._open_waited_out:
+            return False
+        return is_transient(err) or (self._open_left_nothing and _retry.answer_was_cut(err))
 
     def _open_pool(self) -> RunspacePool:
         wsman = WSMan(**self.settings.wsman_kwargs)
@@ -302,8 +312,7 @@ class PsrpSession:
         try:
             pool.open()
         except BaseException as err:
-            if create_sent:
-                self._delete_unopened_pool(pool, err)
+            self._open_left_nothing = not create_sent or self._delete_unopened_pool(pool, err)
             # A fresh WSMan (and HTTP session) per attempt: the failed one may hold a dead socket.
             wsman.close()
             raise
@@ -315,16 +324,17 @@ class PsrpSession:
         self._host = host
         return pool
 
-    def _delete_unopened_pool(self, pool: RunspacePool, reason: BaseException) -> None:
+    def _delete_unopened_pool(self, pool: RunspacePool, reason: BaseException) -> bool:
         """Delete a pool whose open failed after its Create went out, so that no attempt leaves
         a pool on the host (each would hold a wsmprovhost process until the idle timeout).
+        True when the pool is certainly gone; where it may be left, a warning names it.
 
         pypsrp's Create names the shell with the pool's id (the ShellId attribute, MS-PSRP
         3.1.5.3.1) and Windows keeps that id (pypsrp's recording test_psrp_open_runspace.yml),
         so the pool can be deleted even when the Create's answer was lost.
         """
         if _never_reached_the_host(reason):
-            return
+            return True
         selectors = getattr(pool.shell, "_selector_set", None)
         if selectors is None:
             selectors = SelectorSet()
@@ -335,13 +345,17 @@ class PsrpSession:
         except WSManFaultError as fault:
             if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
                 self._warn_pool_left(pool, fault)
-            elif getattr(pool.shell, "_selector_set", None) is None and _read_timed_out(reason):
+                return False
+            if getattr(pool.shell, "_selector_set", None) is None and _read_timed_out(reason):
                 # The host has not created it yet, but may still be working on the Create.
                 self._warn_pool_left(pool, reason, certain=False)
+                return False
+            return True
         except wire_errors() as err:
             self._warn_pool_left(pool, err)
-        else:
-            self._log(f"deleted the runspace pool {pool.id} whose open failed")
+            return False
+        self._log(f"deleted the runspace pool {pool.id} whose open failed")
+        return True
 
     def _warn_pool_left(self, pool: RunspacePool, err: BaseException, certain: bool = True) -> None:
         what = "could not be closed and is" if certain else "was not answered in time and may be"

@@ -129,6 +129,11 @@ def refused_as_busy(exc: BaseException) -> bool:
     return any(fault_code(error) == _wsman_faults.BUSY for error in exception_chain(exc))
 
 
+def answer_was_cut(exc: BaseException) -> bool:
+    """True when the host's answer was cut off mid-response by a dropped connection."""
+    return any(_CUT_ANSWER & _class_names(error) for error in exception_chain(exc))
+
+
 def is_transient(exc: BaseException, rules: TransientRules) -> bool:
     """True when repeating a safe operation may succeed where this attempt failed.
 

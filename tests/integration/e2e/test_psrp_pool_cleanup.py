@@ -236,6 +236,41 @@ def _delete_pool(e2e: t.Any, target: t.Any, shell_id: str) -> None:
         )
 
 
+def _pools_opened(e2e: t.Any, host: str) -> int:
+    paid = e2e.winhost.state(host)["latency"]["paid"]
+    return int(paid.get("pool_open", {}).get("count", 0))
+
+
+@pytest.mark.parametrize(
+    "action", ["Create", "Receive"], ids=["create-answer-cut", "open-receive-cut"]
+)
+def test_an_open_whose_answer_was_cut_opens_a_new_pool(
+    e2e: t.Any, tmp_path: Path, action: str
+) -> None:
+    """The connection drops while the host answers the pool's Create, or the open's first
+    Receive (the first Receive of a run). The pool runs nothing yet: once it is deleted by its
+    id, opening another cannot repeat anything, so the task goes on (before: it failed with
+    "the connection broke while the host was sending")."""
+    target = e2e.fault_target
+    e2e.winhost.fault(target.name, "clear")
+    opened_before = _pools_opened(e2e, target.name)
+    e2e.winhost.fault(target.name, "drop", action=action)
+    outcome = _run(
+        e2e,
+        "ping.yml",
+        tmp_path,
+        ansible_psrp_reconnection_retries=2,
+        ansible_psrp_reconnection_backoff=1,
+        **DROP_TIMEOUTS,
+    )
+    run, left = outcome.run, outcome.left
+    assert not outcome.unhit_faults, f"the fault was never hit\n{run.describe()}"
+    assert run.returncode == 0, run.describe()
+    assert left == 0, f"{left} runspace pool(s) left on the host\n{run.describe()}"
+    # The first pool (deleted) and the one the task ran in.
+    assert _pools_opened(e2e, target.name) - opened_before == 2, run.describe()
+
+
 def test_close_after_create_is_survived(e2e: t.Any, tmp_path: Path) -> None:
     """The host closed the connection after answering Create (HTTP.sys's idle timer): the open
     goes on over a new, newly authenticated connection."""

@@ -15,6 +15,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     PSRP_RULES,
     WINRM_RULES,
+    answer_was_cut,
     call_with_retry,
     is_transient,
 )
@@ -239,3 +240,24 @@ def test_one_classifier_differs_only_by_the_documented_rules(
 ) -> None:
     assert is_transient(error, WINRM_RULES) is winrm
     assert is_transient(error, PSRP_RULES) is psrp
+
+
+@pytest.mark.parametrize(
+    ("error", "cut"),
+    [
+        pytest.param(_cut_answer(), True, id="chunked"),
+        pytest.param(
+            _wrapped_connection_error(
+                urllib3.exceptions.ProtocolError("aborted", ConnectionResetError(104, "reset"))
+            ),
+            True,
+            id="aborted",
+        ),
+        pytest.param(requests.exceptions.ReadTimeout("read timed out"), False, id="read-timeout"),
+        pytest.param(ConnectionRefusedError(111, "refused"), False, id="refused"),
+    ],
+)
+def test_a_cut_answer_is_told_apart_for_the_psrp_pool_open(error: BaseException, cut: bool) -> None:
+    # The psrp session repeats a pool open after a cut answer once the pool is deleted; a read
+    # timeout (the host may still create the pool) never counts as cut.
+    assert answer_was_cut(error) is cut

@@ -10,6 +10,7 @@ combination, so credentials are never copied out of winhost's own file.
 from __future__ import annotations
 
 import contextlib
+import time
 import typing as t
 from pathlib import Path
 
@@ -118,6 +119,18 @@ class EndToEnd:
                 f"started twice' cannot be checked; state keys: {sorted(state)}"
             )
         return int(counters["commands_started"])
+
+    def open_shells_when_quiet(self, host: str, limit: float = 20) -> int:
+        """The shells and pools open on `host` once earlier tests' are closed (or `limit`
+        seconds): a kept session's holder closes its own just after its run, so under load one
+        may still be open when the next test starts, and a count taken then would be one too
+        many for that test's "before"."""
+        deadline = time.monotonic() + limit
+        while True:
+            open_now = int(self.winhost.state(host)["counters"]["open_shells"])
+            if open_now == 0 or time.monotonic() > deadline:
+                return open_now
+            time.sleep(0.2)
 
     def armed_faults(self, host: str) -> list[t.Any]:
         """Faults still armed on `host` (counted ones not yet hit)."""

@@ -53,6 +53,11 @@ def _tally(e2e: t.Any, host: str) -> dict[str, int]:
     }
 
 
+def _tally_when_quiet(e2e: t.Any, host: str) -> dict[str, int]:
+    e2e.open_shells_when_quiet(host)
+    return _tally(e2e, host)
+
+
 def _wait_until_left_alone(e2e: t.Any, host: str, open_before: int) -> int:
     """The host's open shells once the run's holders ended (they close just after the run)."""
     deadline = time.monotonic() + 20
@@ -74,7 +79,7 @@ def test_a_run_logs_on_and_opens_a_shell_or_pool_once_per_host(
     e2e: t.Any, plugin: str, tmp_path: Path
 ) -> None:
     host = e2e.matrix_target.name
-    before = _tally(e2e, host)
+    before = _tally_when_quiet(e2e, host)
     run = _run(e2e, plugin, _pings(tmp_path / "pings.yml", TASKS), tmp_path)
     assert run.returncode == 0, run.describe()
     after = _tally(e2e, host)
@@ -88,7 +93,7 @@ def test_with_persistence_off_every_task_logs_on_and_cleans_up(
     e2e: t.Any, plugin: str, tmp_path: Path
 ) -> None:
     host = e2e.matrix_target.name
-    before = _tally(e2e, host)
+    before = _tally_when_quiet(e2e, host)
     variable = f"ansible_{plugin.rsplit('.', 1)[1]}_session_persist"
     run = _run(e2e, plugin, _pings(tmp_path / "pings.yml", TASKS), tmp_path, **{variable: False})
     assert run.returncode == 0, run.describe()
@@ -103,7 +108,7 @@ def test_with_persistence_off_every_task_logs_on_and_cleans_up(
 def test_reset_connection_gets_a_fresh_session(e2e: t.Any, plugin: str, tmp_path: Path) -> None:
     host = e2e.matrix_target.name
     reset = [{"name": "reset", "ansible.builtin.meta": "reset_connection"}]
-    before = _tally(e2e, host)
+    before = _tally_when_quiet(e2e, host)
     run = _run(e2e, plugin, _pings(tmp_path / "reset.yml", 3, between=reset), tmp_path)
     assert run.returncode == 0, run.describe()
     after = _tally(e2e, host)
@@ -141,7 +146,7 @@ def test_a_winrm_restart_between_tasks_is_survived_without_running_twice(
         },
         {"name": "wait for the host", "ansible.builtin.pause": {"seconds": 3}},
     ]
-    before = _tally(e2e, host)
+    before = _tally_when_quiet(e2e, host)
     commands_before = e2e.commands_started(host)
     run = _run(e2e, plugin, _pings(tmp_path / "restart.yml", 2, between=restart), tmp_path)
     assert run.returncode == 0, run.describe()
@@ -163,7 +168,7 @@ def test_killing_ansible_playbook_ends_the_holder_and_its_shell(
         tmp_path / "overlay.yml",
         {target.name: e2e.host_vars(plugin, COMBINATION, target)},
     )
-    before = _tally(e2e, host)
+    before = _tally_when_quiet(e2e, host)
     process = subprocess.Popen(
         [
             str(ansible_playbook_executable()),

@@ -71,7 +71,7 @@ def _run(
     """
     target = e2e.fault_target
     overlay = {target.name: {**e2e.host_vars(PLUGIN, COMBINATION, target), **hostvars}}
-    before = _open_shells(e2e, target.name)
+    before = e2e.open_shells_when_quiet(target.name)
     try:
         run = e2e.run(playbook, overlay, work_dir, e2e.fault_extra_vars)
         unhit = e2e.armed_faults(target.name)

@@ -104,7 +104,7 @@ def test_nothing_is_left_after_a_fault(
         "fetch_dest": str(fetched),
     }
     e2e.winhost.fault(host, "clear")
-    shells_before = _open_shells(e2e, host)
+    shells_before = e2e.open_shells_when_quiet(host)
     if fault.playbook == "fetch-big.yml":
         # the file to fetch
         put = e2e.run("put-big.yml", {host: hostvars}, tmp_path / "put", extra)
@@ -161,7 +161,7 @@ def test_a_task_timeout_stops_the_command_and_deletes_the_shell(
 ):
     host = e2e.fault_target.name
     e2e.winhost.fault(host, "clear")
-    shells_before = _shells_once_the_run_ended(e2e, host, _open_shells(e2e, host))
+    shells_before = e2e.open_shells_when_quiet(host)
     running_before = _running_commands(e2e, host)
     run = e2e.run(
         "long-command.yml", {host: _hostvars(e2e, persist)}, tmp_path, e2e.fault_extra_vars

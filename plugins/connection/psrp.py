@@ -460,6 +460,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact impor
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._connection import (
     KeptSessionConnection,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._definitions import (
+    register_option_definitions,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     PSRP_EXTRAS_PREFIX,
     OptionSource,
@@ -477,6 +480,8 @@ if t.TYPE_CHECKING:
     )
 
 display = Display()
+# Spares every task's worker Ansible's own parse of DOCUMENTATION (options/_definitions.py).
+register_option_definitions("connection", __name__, __file__, DOCUMENTATION)
 
 
 # How ansible's powershell shell plugin starts PowerShell; we run what follows in the runspace.

@@ -450,6 +450,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact impor
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._connection import (
     KeptSessionConnection,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._definitions import (
+    register_option_definitions,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     WINRM_EXTRAS_PREFIX,
     OptionSource,
@@ -467,6 +470,8 @@ if t.TYPE_CHECKING:
     )
 
 display = Display()
+# Spares every task's worker Ansible's own parse of DOCUMENTATION (options/_definitions.py).
+register_option_definitions("connection", __name__, __file__, DOCUMENTATION)
 
 
 class Connection(TypedOptions, KeptSessionConnection):

@@ -39,6 +39,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_opti
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled import (
     connection_lost,
+    environment_read_once,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_output import (
     PipelineResult,
@@ -378,6 +379,8 @@ class PsrpSession:
         transport: t.Any = getattr(wsman, "transport", None)
         if transport is None:  # a test double without an HTTP transport
             return
+        # One read of the proxy environment per session, not per request (session._pooled).
+        transport._build_session = environment_read_once(transport._build_session)
         send = transport.send
 
         def send_on_an_authenticated_connection(message: bytes, **kwargs: t.Any) -> t.Any:

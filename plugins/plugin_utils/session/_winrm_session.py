@@ -41,6 +41,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_opt
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled import (
     connection_lost,
+    environment_read_once,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
@@ -108,6 +109,12 @@ class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
     shell resource, MS-WSMV 3.1.4.8.2) lets the session find such a shell and delete it;
     pywinrm's own open_shell takes no name and pywinrm cannot enumerate.
     """
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One read of the proxy environment per session, not per request (session._pooled).
+        http_transport: t.Any = self.transport
+        http_transport.build_session = environment_read_once(http_transport.build_session)
 
     def open_shell(  # type: ignore[override]
         self, codepage: int = UTF8_CODEPAGE, name: str | None = None, **kwargs: t.Any

@@ -859,6 +859,9 @@ class FakeTransport:
         self.sent.append((message, self.session, self.encryption))
         return b""
 
+    def _build_session(self) -> FakeHttpSession:  # pypsrp builds it on the first send
+        raise AssertionError("not sent: the session is not built")
+
 
 @pytest.mark.parametrize("connected", [False, None], ids=["closed-by-the-host", "dropped"])
 def test_a_request_on_a_new_connection_authenticates_again(connected: bool | None) -> None:

@@ -96,12 +96,12 @@ install: build
 # matrix, the fault cases and Kerberos again with session_persist off, on blocks of their own
 # (the e2e and kerberos blocks moved by E2E_FIRST and KERBEROS_FIRST), beside shard 2's
 # sessions of the same suites (not the builtin plugins' cases: the setting is ours alone), and
-# under `make test` Molecule on its own block. Shard 2 runs
-# every other suite, so a new suite is never left out. Each line is prefixed with its shard
-# (python -u: pytest's progress reaches the log as it happens, not when a pipe buffer fills);
-# the stage fails if any run in either shard fails, after all have finished. Suites that import
-# from their `conftest` by that bare name (tls, doctor, e2e) must not share a pytest process:
-# pytest would hand one suite the other's conftest.
+# under `make test` Molecule on its own block. Shard 2 runs every other suite, so a new suite is
+# never left out. Each line is prefixed with its shard (python -u: pytest's progress reaches the
+# log as it happens, not when a pipe buffer fills); the stage fails if any run in either shard
+# fails, after all have finished. Suites that import from their `conftest` by that bare name
+# (tls, doctor, e2e) must not share a pytest process: pytest would hand one suite the other's
+# conftest.
 INTEGRATION_SHARD := $(addprefix tests/integration/,brownfield playbooks certauth tls)
 PERSIST_OFF_SUITES := $(addprefix tests/integration/,e2e/test_matrix.py e2e/test_faults.py kerberos)
 PYTEST_INTEGRATION = WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python -u -m pytest -q -p no:cacheprovider \

@@ -120,17 +120,32 @@ class EndToEnd:
             )
         return int(counters["commands_started"])
 
-    def open_shells_when_quiet(self, host: str, limit: float = 20) -> int:
-        """The shells and pools open on `host` once earlier tests' are closed (or `limit`
-        seconds): a kept session's holder closes its own just after its run, so under load one
-        may still be open when the next test starts, and a count taken then would be one too
-        many for that test's "before"."""
+    def open_shells(self, host: str) -> int:
+        """WinRS shells plus runspace pools open on `host` now."""
+        return int(self.winhost.state(host)["counters"]["open_shells"])
+
+    def paid(self, host: str, operation: str) -> int:
+        """How often `host` charged a modelled operation (logon, shell_create, pool_open...):
+        winhost counts them whatever its latency profile (tests/winhost/winhost/latency.py)."""
+        paid = self.winhost.state(host)["latency"]["paid"]
+        return int(paid.get(operation, {}).get("count", 0))
+
+    def open_shells_at_most(self, host: str, most: int, limit: float = 20) -> int:
+        """The shells and pools open on `host` once no more than `most` are (or after `limit`
+        seconds): a kept session's holder closes its own just after its run (docs/sessions.md:
+        within 15 s of the run's end)."""
         deadline = time.monotonic() + limit
         while True:
-            open_now = int(self.winhost.state(host)["counters"]["open_shells"])
-            if open_now == 0 or time.monotonic() > deadline:
+            open_now = self.open_shells(host)
+            if open_now <= most or time.monotonic() > deadline:
                 return open_now
             time.sleep(0.2)
+
+    def open_shells_when_quiet(self, host: str) -> int:
+        """The shells and pools open on `host` once earlier tests' are closed: under load one
+        may still be open when the next test starts, and a count taken then would be one too
+        many for that test's "before"."""
+        return self.open_shells_at_most(host, 0)
 
     def armed_faults(self, host: str) -> list[t.Any]:
         """Faults still armed on `host` (counted ones not yet hit)."""

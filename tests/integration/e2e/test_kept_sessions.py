@@ -27,6 +27,8 @@ COMBINATION = COMBINATIONS_BY_NAME["http-ntlm-encrypted"]
 TASKS = 8
 # What opens a session on the host: a WinRS shell for winrm, a runspace pool for psrp.
 OPENED = {"winops.remoting.winrm": "shell_create", "winops.remoting.psrp": "pool_open"}
+# The set-up operations winhost counts per host (tests/winhost/winhost/latency.py).
+PAID = ("logon", "shell_create", "pool_open")
 
 
 def _pings(path: Path, tasks: int, between: list[dict[str, t.Any]] | None = None) -> Path:
@@ -43,29 +45,13 @@ def _pings(path: Path, tasks: int, between: list[dict[str, t.Any]] | None = None
 
 
 def _tally(e2e: t.Any, host: str) -> dict[str, int]:
-    state = e2e.winhost.state(host)
-    paid = state["latency"]["paid"]
-    return {
-        "logon": int(paid.get("logon", {}).get("count", 0)),
-        "shell_create": int(paid.get("shell_create", {}).get("count", 0)),
-        "pool_open": int(paid.get("pool_open", {}).get("count", 0)),
-        "open_shells": int(state["counters"]["open_shells"]),
-    }
+    tally = {operation: e2e.paid(host, operation) for operation in PAID}
+    return {**tally, "open_shells": e2e.open_shells(host)}
 
 
 def _tally_when_quiet(e2e: t.Any, host: str) -> dict[str, int]:
     e2e.open_shells_when_quiet(host)
     return _tally(e2e, host)
-
-
-def _wait_until_left_alone(e2e: t.Any, host: str, open_before: int) -> int:
-    """The host's open shells once the run's holders ended (they close just after the run)."""
-    deadline = time.monotonic() + 20
-    while True:
-        left = _tally(e2e, host)["open_shells"]
-        if left <= open_before or time.monotonic() > deadline:
-            return left
-        time.sleep(0.2)
 
 
 def _run(e2e: t.Any, plugin: str, playbook: Path, work_dir: Path, **hostvars: t.Any) -> t.Any:
@@ -85,7 +71,7 @@ def test_a_run_logs_on_and_opens_a_shell_or_pool_once_per_host(
     after = _tally(e2e, host)
     assert after["logon"] - before["logon"] == 1, (before, after)
     assert after[OPENED[plugin]] - before[OPENED[plugin]] == 1, (before, after)
-    assert _wait_until_left_alone(e2e, host, before["open_shells"]) == before["open_shells"]
+    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
 
 
 @pytest.mark.parametrize("plugin", OUR_PLUGINS)
@@ -114,7 +100,7 @@ def test_reset_connection_gets_a_fresh_session(e2e: t.Any, plugin: str, tmp_path
     after = _tally(e2e, host)
     # ping 0 | reset | ping 1, ping 2: two sessions, each opened once.
     assert after[OPENED[plugin]] - before[OPENED[plugin]] == 2, (before, after)
-    assert _wait_until_left_alone(e2e, host, before["open_shells"]) == before["open_shells"]
+    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
 
 
 @pytest.mark.parametrize("plugin", OUR_PLUGINS)
@@ -200,7 +186,7 @@ def test_killing_ansible_playbook_ends_the_holder_and_its_shell(
             process.wait()
         # the orphaned worker still sits in its pause: end it too (Ansible's, not ours)
         subprocess.run(["pkill", "-KILL", "-f", str(playbook)], check=False)
-    assert _wait_until_left_alone(e2e, host, before["open_shells"]) == before["open_shells"]
+    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
     assert not os.path.exists(directory), "the run's directory was left behind"
 
 

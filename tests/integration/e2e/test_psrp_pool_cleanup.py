@@ -28,23 +28,8 @@ COMBINATION = COMBINATIONS_BY_NAME["http-ntlm-encrypted"]
 TASK_OVERHEAD = 8.0
 
 
-def _open_shells(e2e: t.Any, host: str) -> int:
-    return int(e2e.winhost.state(host)["counters"]["open_shells"])
-
-
 def _counter(e2e: t.Any, host: str, name: str) -> int:
     return int(e2e.winhost.state(host)["counters"].get(name, 0))
-
-
-def _left_after_run(e2e: t.Any, host: str, before: int) -> int:
-    """Pools and shells left once a kept session's holder had time to close (docs/sessions.md:
-    within 15 s of the run's end)."""
-    deadline = time.monotonic() + 20
-    while True:
-        left = _open_shells(e2e, host) - before
-        if left <= 0 or time.monotonic() > deadline:
-            return left
-        time.sleep(0.2)
 
 
 def _playbook(path: Path, task: dict[str, t.Any]) -> Path:
@@ -78,7 +63,7 @@ def _run(
     finally:
         e2e.winhost.fault(target.name, "clear")
     time.sleep(settle)
-    left = _left_after_run(e2e, target.name, before)
+    left = e2e.open_shells_at_most(target.name, before) - before
     return Outcome(run, left, e2e.winhost.state(target.name)["counters"], unhit)
 
 
@@ -220,9 +205,9 @@ def test_a_create_answered_too_late_is_named_in_a_warning(e2e: t.Any, tmp_path: 
     assert warning is not None, f"{run.describe()}\nstdout: {run.stdout[-3000:]}"
     assert left == 1, run.describe()
     # The pool left is the one the warning named: deleting it by that id leaves none.
-    open_now = _open_shells(e2e, target.name)
+    open_now = e2e.open_shells(target.name)
     _delete_pool(e2e, target, warning.group(1))
-    assert _open_shells(e2e, target.name) == open_now - 1
+    assert e2e.open_shells(target.name) == open_now - 1
 
 
 def _delete_pool(e2e: t.Any, target: t.Any, shell_id: str) -> None:
@@ -234,11 +219,6 @@ def _delete_pool(e2e: t.Any, target: t.Any, shell_id: str) -> None:
         wsman.delete(
             "http://schemas.microsoft.com/powershell/Microsoft.PowerShell", selector_set=selectors
         )
-
-
-def _pools_opened(e2e: t.Any, host: str) -> int:
-    paid = e2e.winhost.state(host)["latency"]["paid"]
-    return int(paid.get("pool_open", {}).get("count", 0))
 
 
 @pytest.mark.parametrize(
@@ -253,7 +233,7 @@ def test_an_open_whose_answer_was_cut_opens_a_new_pool(
     "the connection broke while the host was sending")."""
     target = e2e.fault_target
     e2e.winhost.fault(target.name, "clear")
-    opened_before = _pools_opened(e2e, target.name)
+    opened_before = e2e.paid(target.name, "pool_open")
     e2e.winhost.fault(target.name, "drop", action=action)
     outcome = _run(
         e2e,
@@ -268,7 +248,7 @@ def test_an_open_whose_answer_was_cut_opens_a_new_pool(
     assert run.returncode == 0, run.describe()
     assert left == 0, f"{left} runspace pool(s) left on the host\n{run.describe()}"
     # The first pool (deleted) and the one the task ran in.
-    assert _pools_opened(e2e, target.name) - opened_before == 2, run.describe()
+    assert e2e.paid(target.name, "pool_open") - opened_before == 2, run.describe()
 
 
 def test_close_after_create_is_survived(e2e: t.Any, tmp_path: Path) -> None:

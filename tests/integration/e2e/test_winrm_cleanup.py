@@ -70,20 +70,6 @@ def _hostvars(e2e: t.Any, persist: bool) -> dict[str, t.Any]:
     }
 
 
-def _open_shells(e2e: t.Any, host: str) -> int:
-    return int(e2e.winhost.state(host)["counters"]["open_shells"])
-
-
-def _shells_once_the_run_ended(e2e: t.Any, host: str, before: int) -> int:
-    """The host's shells once the run's holders ended (they delete theirs just after it)."""
-    deadline = time.monotonic() + 20
-    while True:
-        left = _open_shells(e2e, host)
-        if left <= before or time.monotonic() > deadline:
-            return left
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def big_file(tmp_path_factory: pytest.TempPathFactory) -> Payload:
     return random_file(tmp_path_factory.mktemp("big") / "big.bin", 2 * 1024 * 1024)
@@ -109,16 +95,16 @@ def test_nothing_is_left_after_a_fault(
         # the file to fetch
         put = e2e.run("put-big.yml", {host: hostvars}, tmp_path / "put", extra)
         assert put.returncode == 0, put.describe()
-        assert _shells_once_the_run_ended(e2e, host, shells_before) == shells_before
+        assert e2e.open_shells_at_most(host, shells_before) == shells_before
     clean_commands = _commands_of_clean_run(e2e, fault.playbook, hostvars, tmp_path, extra)
     fetched.unlink(missing_ok=True)
-    assert _shells_once_the_run_ended(e2e, host, shells_before) == shells_before
+    assert e2e.open_shells_at_most(host, shells_before) == shells_before
     commands_before = e2e.commands_started(host)
     e2e.winhost.fault(host, fault.kind, **fault.options)
     try:
         run = e2e.run(fault.playbook, {host: hostvars}, tmp_path / "faulted", extra)
         # A kept session deletes its shell just after the run: the fault may hit that Delete.
-        left = _shells_once_the_run_ended(e2e, host, shells_before)
+        left = e2e.open_shells_at_most(host, shells_before)
         unhit = e2e.armed_faults(host)
     finally:
         e2e.winhost.fault(host, "clear")
@@ -175,7 +161,7 @@ def test_a_task_timeout_stops_the_command_and_deletes_the_shell(
     )
     # The command sleeps 120 s; the task's timeout is 5 s.
     assert run.seconds < 60, run.describe()
-    left = _shells_once_the_run_ended(e2e, host, shells_before)
+    left = e2e.open_shells_at_most(host, shells_before)
     e2e.log.record(
         "winrm cleanup",
         PLUGIN,

@@ -530,7 +530,7 @@ class Connection(TypedOptions, KeptSessionConnection):
     task whose pool is kept by an earlier task's holder process (kept._slot) never loads them.
     """
 
-    session_operations = ("run", "put_file", "fetch_file")
+    session_operations = ("execute", "put_file", "fetch_file")
     transport = "winops.remoting.psrp"
     module_implementation_preferences = (".ps1", ".exe", "")
     allow_executable = False
@@ -604,15 +604,18 @@ class Connection(TypedOptions, KeptSessionConnection):
             display.vvv("PSRP EXEC (pipelined module bootstrap)", host=self._remote_host)
         else:
             display.vvv(f"PSRP EXEC {self._redact(invocation.description)}", host=self._remote_host)
-        result = self._call("run", invocation.script, invocation.input_lines, invocation.arguments)
+        rc, stdout, stderr = self._call(
+            "execute", invocation.script, invocation.input_lines, invocation.arguments
+        )
         if display.verbosity >= 5:  # redacting a module's whole output costs every task
-            display.vvvvv(f"PSRP RC: {result.rc}", host=self._remote_host)
+            display.vvvvv(f"PSRP RC: {rc}", host=self._remote_host)
             if self._play_context.no_log:
                 display.vvvvv("PSRP STDOUT/STDERR: <hidden by no_log>", host=self._remote_host)
             else:
-                display.vvvvv(f"PSRP STDOUT: {self._redact(result.stdout)}", host=self._remote_host)
-                display.vvvvv(f"PSRP STDERR: {self._redact(result.stderr)}", host=self._remote_host)
-        return t.cast("tuple[int, bytes, bytes]", result.as_bytes())
+                for name, output in (("STDOUT", stdout), ("STDERR", stderr)):
+                    text = output.decode("utf-8", errors="surrogateescape")
+                    display.vvvvv(f"PSRP {name}: {self._redact(text)}", host=self._remote_host)
+        return rc, stdout, stderr
 
     def _invocation_for(self, cmd: str, in_data: bytes | None) -> _Invocation:
         """Decide what to run in the runspace for a command line from the shell plugin."""

@@ -471,6 +471,16 @@ class PsrpSession:
 
     # -- commands --------------------------------------------------------------------------
 
+    def execute(
+        self,
+        script: str,
+        input_lines: c.Iterable[str] | None = None,
+        arguments: c.Sequence[str] = (),
+    ) -> tuple[int, bytes, bytes]:
+        """``run`` for a task. Plain values come back, so a task reading them from a kept
+        session needs neither pypsrp nor this package to unpickle them."""
+        return self.run(script, input_lines, arguments).as_bytes()
+
     def run(
         self,
         script: str,

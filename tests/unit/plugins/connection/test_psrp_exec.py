@@ -48,9 +48,11 @@ class FakeSession:
         self.closed = True
         self.is_open = False
 
-    def run(self, script: str, input_lines: t.Any = None, arguments: t.Any = ()) -> PipelineResult:
+    def execute(
+        self, script: str, input_lines: t.Any = None, arguments: t.Any = ()
+    ) -> tuple[int, bytes, bytes]:
         self.runs.append((script, input_lines, list(arguments)))
-        return self.result
+        return self.result.as_bytes()
 
     def put_file(self, in_path: str, out_path: str) -> int:
         self.puts.append((in_path, out_path))

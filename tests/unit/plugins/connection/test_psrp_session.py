@@ -489,6 +489,17 @@ def test_kerberos_cache_is_in_the_environment_only_while_pypsrp_works(remote: Fa
 # --- pipelines ---------------------------------------------------------------------------------
 
 
+def test_execute_returns_plain_values_for_a_task(remote: FakeRemote) -> None:
+    """What a kept session's holder sends a task: nothing that needs pypsrp or our session
+    modules to unpickle (the worker of a kept session loads neither)."""
+    remote.plans["script"] = ["wait", ("out", ["dé"]), ("rc", 3)]
+    session, _recorder = open_session()
+    result = session.execute("script", ["in-1"], ["arg"])
+    assert result == (3, "dé".encode(), b"")
+    assert [type(value) for value in result] == [int, bytes, bytes]
+    assert remote.pipelines[0].input_lines == ["in-1"]
+
+
 def test_run_returns_output_and_exit_code(remote: FakeRemote) -> None:
     remote.plans["script"] = ["wait", ("out", ["line one", "line two"]), ("rc", 3)]
     session, _recorder = open_session()

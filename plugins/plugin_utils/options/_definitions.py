@@ -10,14 +10,14 @@ collection plugin is first loaded in the worker, so every task pays the parse: a
 our 30 ms plugin load, against 8.5 ms for the builtin plugin's whole load.
 
 ``register_option_definitions`` registers the same options, read with libyaml's C loader
-where PyYAML has it (about 1 ms), and merged with the same documentation fragments by
-Ansible's own ``add_fragments``, so the loader finds them and skips its parse. What differs is
-only what Ansible's loader adds to each value: its origin (for messages about the
-documentation itself) and trust as a template, which matters to a default written as a
-template, and no default of ours is one (tests/unit/.../test_definitions.py checks both that and
-that the definitions equal the loader's). Should a later ansible-core look up definitions
-under another name than the module's, or no longer skip a registered plugin, it parses as before: slower, never
-different.
+where PyYAML has it (about 3 ms), and merged with the same documentation fragments by
+Ansible's own ``add_fragments``, so the loader finds them and skips its parse. Only what
+Ansible's loader adds to each value differs: its origin (for messages about the documentation
+itself) and trust as a template, which matters only to a default written as a template. No
+default of ours is one; tests/unit/plugins/connection/test_option_definitions.py checks that,
+and that the definitions equal the loader's. Should a later ansible-core look definitions up
+under another name than the module's, or stop skipping a registered plugin, it parses as
+before: slower, never different.
 """
 
 from __future__ import annotations

@@ -28,6 +28,20 @@ def exception_chain(exc: BaseException) -> t.Iterator[BaseException]:
         pending.extend(error for error in nested if isinstance(error, BaseException))
 
 
+class AnswerLost(Exception):
+    """Mixed into the error a session raises when the connection broke while the host was
+    answering a running command's Receive: the command ran, but part of its output is lost.
+
+    Only a step that reads and changes nothing on the host may be started again after it
+    (a fetch, see the sessions' ``fetch_file``); a command is never repeated.
+    """
+
+
+def answer_lost(exc: BaseException) -> bool:
+    """True when ``exc`` or an error behind it is an AnswerLost."""
+    return any(isinstance(error, AnswerLost) for error in exception_chain(exc))
+
+
 def raise_failure(failure: BaseException) -> t.NoReturn:
     """Raise ``failure``; one that conceals its cause leaves no implicit ``__context__`` either."""
     try:

@@ -18,6 +18,7 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
     CONCEALS_CONTEXT,
+    AnswerLost,
     exception_chain,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
@@ -40,6 +41,10 @@ class DiagnosedConnectionFailure(AnsibleConnectionFailure):
     def __init__(self, message: str, diagnosis: Diagnosis) -> None:
         super().__init__(message)
         self.diagnosis = diagnosis
+
+
+class LostAnswerFailure(DiagnosedConnectionFailure, AnswerLost):
+    """A DiagnosedConnectionFailure of a command whose output was cut off mid-answer."""
 
 
 def render(plugin: str, url: str, diagnosis: Diagnosis) -> str:
@@ -69,13 +74,18 @@ def _chain_safely(failure: AnsibleError, cause: BaseException, secrets: c.Sequen
 
 
 def connection_failure(
-    exc: BaseException, settings: ConnectionSettings, auth: str | None = None
+    exc: BaseException,
+    settings: ConnectionSettings,
+    auth: str | None = None,
+    *,
+    answer_lost: bool = False,
 ) -> AnsibleError:
     """The error to raise for ``exc`` (with ``raise_failure``): diagnosed, without secrets.
 
     A library error becomes a DiagnosedConnectionFailure naming the layer, what was seen and
     the fix; an AnsibleError of ours keeps its class and wording. ``auth`` is the
-    authentication in use when it differs from the first configured one.
+    authentication in use when it differs from the first configured one. ``answer_lost``: the
+    session knows that ``exc`` cut off a running command's output (a LostAnswerFailure).
     """
     secrets = settings.secrets
     failure: AnsibleError
@@ -94,8 +104,7 @@ def connection_failure(
         diagnosis.evidence = redact(diagnosis.evidence, secrets)
         diagnosis.fix = redact(diagnosis.fix, secrets)
         name = f"winops.remoting.{settings.plugin}"
-        failure = DiagnosedConnectionFailure(
-            render(name, settings.endpoint.url, diagnosis), diagnosis
-        )
+        failure_class = LostAnswerFailure if answer_lost else DiagnosedConnectionFailure
+        failure = failure_class(render(name, settings.endpoint.url, diagnosis), diagnosis)
     _chain_safely(failure, exc, secrets)
     return failure

@@ -28,6 +28,7 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    answer_lost,
     exception_chain,
     raise_failure,
 )
@@ -505,6 +506,7 @@ class PsrpSession:
             pipeline_input = self._stream_input(input_lines, deadline)
         elif input_lines is not None:
             pipeline_input = list(input_lines) or None
+        began = False
         try:
             with self._credentials():
                 # Create + Send: never repeated, whatever happens...
@@ -520,6 +522,7 @@ class PsrpSession:
                     self.open()
                     pipeline = self._pipeline(script, arguments)
                     pipeline.begin_invoke(pipeline_input)
+                began = True
                 while pipeline.state == PSInvocationState.RUNNING:
                     poll_timeout = self._poll_timeout(deadline)
                     self._retry(
@@ -532,7 +535,10 @@ class PsrpSession:
         except BaseException as err:
             self._stop(pipeline, err)
             if isinstance(err, wire_errors()):
-                raise_failure(self._failure(err))
+                # A Receive cut off mid-answer is not repeated (pypsrp cannot ask for its
+                # fragments again): the pipeline ran, and its output is incomplete.
+                lost = began and _retry.answer_was_cut(err)
+                raise_failure(self._failure(err, answer_lost=lost))
             raise
         self._finished_pipeline = pipeline
         return self._result(pipeline)
@@ -660,8 +666,17 @@ class PsrpSession:
         return _transfer.put_file(self, in_path, out_path)
 
     def fetch_file(self, in_path: str, out_path: str) -> int:
-        """Copy a file from the host (the shared transfer); returns its size."""
-        return _transfer.fetch_file(self, in_path, out_path)
+        """Copy a file from the host (the shared transfer); returns its size. The fetch only
+        reads, so it starts again from the beginning when the connection broke while the host
+        sent it (up to ``retries`` times)."""
+        return call_with_retry(
+            "fetch",
+            functools.partial(_transfer.fetch_file, self, in_path, out_path),
+            self.settings.retry_policy,
+            answer_lost,
+            log=self._log,
+            sleep=self._sleep,
+        )
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -685,7 +700,7 @@ class PsrpSession:
         # can open a new connection); without managed Kerberos the environment is untouched.
         return ticket_environment(self._ccache)
 
-    def _failure(self, err: BaseException) -> AnsibleError:
+    def _failure(self, err: BaseException, *, answer_lost: bool = False) -> AnsibleError:
         """The diagnosed failure for ``err``, without any secret (see diagnosis._failure)."""
         # Imported here, not at the top: the classifier is only needed when something failed, and
         # Ansible compiles a collection's modules afresh in every task's worker process.
@@ -693,4 +708,4 @@ class PsrpSession:
             connection_failure,
         )
 
-        return connection_failure(err, self.settings)
+        return connection_failure(err, self.settings, answer_lost=answer_lost)

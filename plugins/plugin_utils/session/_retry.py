@@ -3,7 +3,7 @@
 Internal use only: this module is not part of the collection's public API.
 
 Use ``call_with_retry`` only for idempotent steps: creating or deleting a shell or runspace,
-receiving output, Identify. Never wrap the start of a command (WinRS Command, PSRP pipeline
+receiving output, Identify, and a whole fetch after its output was lost (it only reads). Never wrap the start of a command (WinRS Command, PSRP pipeline
 invoke): if the request reached the host before the connection broke, a retry would run the
 command twice. A Send is repeated only when ``refused_as_busy``.
 

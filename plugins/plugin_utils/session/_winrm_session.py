@@ -26,6 +26,8 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    AnswerLost,
+    answer_lost,
     exception_chain,
     raise_failure,
 )
@@ -178,7 +180,7 @@ class CommandTimeoutError(AnsibleError):
     """A command ran longer than command_timeout and was stopped."""
 
 
-class OutputLostError(AnsibleError):
+class OutputLostError(AnsibleError, AnswerLost):
     """Part of a command's output was lost with a broken connection."""
 
 
@@ -588,8 +590,17 @@ class WinRMSession:
         return _transfer.put_file(self, in_path, out_path)
 
     def fetch_file(self, in_path: str, out_path: str) -> int:
-        """Copy a file from the host (the shared transfer); returns its size."""
-        return _transfer.fetch_file(self, in_path, out_path)
+        """Copy a file from the host (the shared transfer); returns its size. The fetch only
+        reads, so it starts again from the beginning when the connection broke while the host
+        sent it (up to ``retries`` times)."""
+        return call_with_retry(
+            "fetch",
+            functools.partial(_transfer.fetch_file, self, in_path, out_path),
+            self._policy,
+            answer_lost,
+            log=functools.partial(self._log, 3),
+            sleep=self._sleep,
+        )
 
     # -- commands -------------------------------------------------------------------------
 

@@ -13,7 +13,9 @@ checks what must hold either way:
 - ran twice: winhost started no more commands than the same operation starts without a fault
   (counters.commands_started, the clean cells of the same run are the reference);
 - files: a put leaves the file on the host intact or absent, a fetch the local copy;
-- the fault was hit (a counted fault still armed proves nothing).
+- the fault was hit (a counted fault still armed proves nothing);
+- a fetch whose output was cut off (drop-receive-fetch) survives: the sessions start the
+  read-only fetch again, and the ran-twice check allows that one rerun (Cell.reruns).
 
 It prints (in the "fault matrix" table at the end of the session) `faults: survived S/N,
 leftovers L, over-time O, ran twice D, ...` and fails on any leftover, over-time, double run,
@@ -88,6 +90,9 @@ class Cell:
     options: dict[str, t.Any] = dataclasses.field(default_factory=dict)
     layer: str = ""  # regular expression the failure message must match
     warm: bool = False  # open the session with a ping before arming the fault
+    # Times the operation may start its transfer script again: a fetch only reads, so the
+    # sessions restart it after its output was cut off (core._chain.AnswerLost).
+    reruns: int = 0
 
     @property
     def counted(self) -> bool:
@@ -109,6 +114,7 @@ CELLS: tuple[Cell, ...] = (
         {"action": "Receive", "after": 2},
         CONNECTION_BROKE,
         warm=True,
+        reruns=1,
     ),
     # Hit after the run, when the kept session's holder deletes the shell or closes the pool.
     Cell("drop-delete", "ping", "drop", {"action": "Delete"}, CONNECTION_BROKE, warm=True),
@@ -392,7 +398,9 @@ def _judge(
     for cell, host in hosts.items():
         outcome = Outcome(plugin, transport, cell)
         outcome.commands = started[host]
-        outcome.expected_commands = clean[cell.op] + (clean["ping"] if cell.warm else 0)
+        outcome.expected_commands = (
+            clean[cell.op] + (clean["ping"] if cell.warm else 0) + cell.reruns
+        )
         outcome.left = matrix.counters(host)[1] - before[host][1]
         task = _op_task(run, host, cell.op)
         if task is None:
@@ -404,7 +412,7 @@ def _judge(
         begun = _fact(run, host, "Note the start", "matrix_started")
         ended = _fact(run, host, "Note the end", "matrix_ended")
         outcome.seconds = (ended - begun) if begun is not None and ended is not None else 0.0
-        transfers = 1 if cell.op in ("put", "fetch") else 0
+        transfers = 1 + cell.reruns if cell.op in ("put", "fetch") else 0
         commands = max(1, clean[cell.op] - transfers)
         outcome.bound = stage_bounds.task_bound(options, commands, transfers) + ANSIBLE_OVERHEAD
         if cell.op == "put":
@@ -446,6 +454,8 @@ def _problems(outcome: Outcome) -> str:
         "file damaged" if outcome.damaged else "",
         "fault NOT HIT" if outcome.not_hit else "",
         "the clean run failed" if outcome.cell.kind is None and not outcome.survived else "",
+        # A fetch restarted after its output was cut off must then succeed.
+        "NOT RESTARTED" if outcome.cell.reruns and not outcome.survived else "",
     ]
     return ", ".join(problem for problem in problems if problem)
 

@@ -17,6 +17,7 @@ import socket
 import time
 import typing as t
 import uuid
+from http.client import IncompleteRead
 from pathlib import Path
 from unittest import mock
 
@@ -32,6 +33,7 @@ from pypsrp.wsman import WSMan
 from test_psrp_support import FakeCredentialCache
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import answer_lost
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import Endpoint
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
     PsrpSettings,
@@ -744,6 +746,73 @@ def test_fetch_of_a_missing_file_reports_the_host_message(
     with pytest.raises(_transfer.TransferError, match=re.escape("'C:\\nope.txt' does not exist")):
         session.fetch_file("C:\\nope.txt", str(target))
     assert not target.exists()
+
+
+def answer_cut_off() -> requests.exceptions.ChunkedEncodingError:
+    cut = IncompleteRead(b"x" * 10, 90)
+    return requests.exceptions.ChunkedEncodingError(ProtocolError("Connection broken", cut))
+
+
+def _cut_first_fetches(remote: FakeRemote, cuts: int) -> None:
+    """The first ``cuts`` fetch pipelines lose the connection after their first output."""
+    original = remote._fetch
+    remaining = [cuts]
+
+    def fetch_cut_off(lines: list[str]) -> list[t.Any]:
+        steps = original(lines)
+        if remaining[0] > 0:
+            remaining[0] -= 1
+            steps.insert(1, answer_cut_off())
+        return steps
+
+    remote._fetch = fetch_cut_off  # type: ignore[method-assign]
+
+
+def test_a_fetch_cut_off_mid_answer_starts_again(remote: FakeRemote, tmp_path: Path) -> None:
+    data = os.urandom(600_001)
+    remote.files["C:\\x.bin"] = data
+    _cut_first_fetches(remote, 1)
+    session, recorder = open_session()
+    target = tmp_path / "x.bin"
+    assert session.fetch_file("C:\\x.bin", str(target)) == len(data)
+    assert target.read_bytes() == data
+    fetches = [p for p in remote.pipelines if p.script == _transfer.FETCH_SCRIPT]
+    assert len(fetches) == 2
+    assert fetches[0].stop_calls == 1  # the cut pipeline was stopped on the host
+    assert recorder.sleeps == [1.0]
+    assert any(line.startswith("fetch failed with LostAnswerFailure") for line in recorder.logs)
+
+
+def test_a_fetch_cut_off_every_time_gives_up_after_the_retries(
+    remote: FakeRemote, tmp_path: Path
+) -> None:
+    remote.files["C:\\x.bin"] = os.urandom(600_001)
+    _cut_first_fetches(remote, 4)
+    session, recorder = open_session()
+    target = tmp_path / "x.bin"
+    with pytest.raises(AnsibleConnectionFailure, match="the connection broke while the host"):
+        session.fetch_file("C:\\x.bin", str(target))
+    assert not target.exists()
+    assert len([p for p in remote.pipelines if p.script == _transfer.FETCH_SCRIPT]) == 4
+    assert recorder.sleeps == [1.0, 2.0, 4.0]
+
+
+def test_a_command_cut_off_mid_answer_is_not_run_again(remote: FakeRemote) -> None:
+    remote.plans["script"] = [("out", ["part"]), answer_cut_off(), ("rc", 0)]
+    session, recorder = open_session()
+    with pytest.raises(AnsibleConnectionFailure) as raised:
+        session.run("script")
+    assert answer_lost(raised.value)  # the one signal a fetch restarts on
+    assert len(remote.pipelines) == 1
+    assert recorder.sleeps == []
+
+
+def test_a_pipeline_that_never_started_lost_no_answer(remote: FakeRemote) -> None:
+    remote.begin_error = answer_cut_off()
+    session, _recorder = open_session()
+    with pytest.raises(AnsibleConnectionFailure) as raised:
+        session.run("script")
+    assert not answer_lost(raised.value)
 
 
 @pytest.mark.parametrize("max_envelope_size", [153600, 512000, 32768])

@@ -900,6 +900,37 @@ def test_fetch_streams_per_receive(host: Harness, tmp_path: t.Any) -> None:
     assert [end for _, end in host.protocol.names("send")] == [True]
 
 
+def test_fetch_whose_output_was_cut_off_starts_again(host: Harness, tmp_path: t.Any) -> None:
+    data = os.urandom(300_000)
+    host.program(FetchHost(lambda: iter([data])), FetchHost(lambda: iter([data])))
+    host.fail("receive", response_cut_off())
+    target = tmp_path / "fetched.bin"
+    assert host.session.fetch_file("C:\\f.bin", str(target)) == len(data)
+    assert target.read_bytes() == data
+    # The cut Receive is retried (1 s), the loss reported, and the fetch started again (1 s).
+    assert len(host.protocol.names("run_command")) == 2
+    assert host.sleeps == [1.0, 1.0]
+    assert any(m.startswith("fetch failed with OutputLostError") for _, m in host.logs)
+
+
+def test_fetch_cut_off_every_time_gives_up_after_the_retries(
+    host: Harness, tmp_path: t.Any
+) -> None:
+    host.program(*(FetchHost(lambda: iter([b"abc" * 1000])) for _ in range(4)))
+    target = tmp_path / "fetched.bin"
+
+    def cut_each_command_once(_wait: int) -> None:
+        receives = host.protocol.names("receive")
+        if receives.count(receives[-1]) == 1:
+            host.fail("receive", response_cut_off())
+
+    host.protocol.on_receive = cut_each_command_once
+    with pytest.raises(OutputLostError):
+        host.session.fetch_file("C:\\f.bin", str(target))
+    assert len(host.protocol.names("run_command")) == 4  # the first and three restarts
+    assert not target.exists()
+
+
 def test_fetch_sha1_mismatch_leaves_no_file(host: Harness, tmp_path: t.Any) -> None:
     host.program(FetchHost(lambda: iter([b"abc" * 1000]), lie=True))
     target = tmp_path / "fetched.bin"

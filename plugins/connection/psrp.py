@@ -456,7 +456,11 @@ import typing as t
 from ansible.errors import AnsibleError, AnsibleFileNotFound
 from ansible.utils.display import Display
 
+# kept._run_cache is imported before the rest of plugin_utils (only core._redact, which it
+# needs, sorts first): from the run's second task on, their code comes compiled from the run's
+# directory, and the options below come read, instead of being worked out again.
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _run_cache
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._connection import (
     KeptSessionConnection,
 )
@@ -481,7 +485,9 @@ if t.TYPE_CHECKING:
 
 display = Display()
 # Spares every task's worker Ansible's own parse of DOCUMENTATION (options/_definitions.py).
-register_option_definitions("connection", __name__, __file__, DOCUMENTATION)
+register_option_definitions(
+    "connection", __name__, __file__, DOCUMENTATION, remember=_run_cache.remembered
+)
 
 
 # How ansible's powershell shell plugin starts PowerShell; we run what follows in the runspace.

@@ -28,7 +28,7 @@ import threading
 import time
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _channel
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _channel, _run_cache
 
 # How long ending a session (delete shell, close pool) may take before the holder just exits
 # and leaves it to the host's idle timeout: the run is over, nothing should wait longer.
@@ -245,8 +245,10 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
     signal.alarm(END_LIMIT_SECONDS)  # SIGALRM's default action ends the process
     with contextlib.suppress(BaseException):
         session.close()
+    # The run's last holder removes the run directory, and what it kept (kept._run_cache).
+    _run_cache.remove_all(os.path.dirname(path))
     with contextlib.suppress(OSError):
-        os.rmdir(os.path.dirname(path))  # the run's last holder removes the run directory
+        os.rmdir(os.path.dirname(path))
     os._exit(0)
 
 

@@ -11,7 +11,8 @@ our 30 ms plugin load, against 8.5 ms for the builtin plugin's whole load.
 
 ``register_option_definitions`` registers the same options, read with libyaml's C loader
 where PyYAML has it (about 3 ms), and merged with the same documentation fragments by
-Ansible's own ``add_fragments``, so the loader finds them and skips its parse. Only what
+Ansible's own ``add_fragments``, so the loader finds them and skips its parse. From a run's
+second task on, they come as JSON from the run's directory instead (kept._run_cache, 0.1 ms). Only what
 Ansible's loader adds to each value differs: its origin (for messages about the documentation
 itself) and trust as a template, which matters only to a default written as a template. No
 default of ours is one; tests/unit/plugins/connection/test_option_definitions.py checks that,
@@ -39,13 +40,28 @@ def option_definitions(documentation: str, path: str) -> dict[str, t.Any]:
     return t.cast(dict[str, t.Any], doc["options"])
 
 
+# How a caller may keep the definitions it worked out: (name, source file, work it out) -> value.
+Remember = t.Callable[[str, str, t.Callable[[], dict[str, t.Any]]], dict[str, t.Any]]
+
+
 def register_option_definitions(
-    plugin_type: str, module_name: str, path: str, documentation: str
+    plugin_type: str,
+    module_name: str,
+    path: str,
+    documentation: str,
+    remember: Remember | None = None,
 ) -> None:
     """Register a plugin's options with Ansible's config manager unless it has them, under
     the plugin's Python module name: the name the loader looks them up by, and the
-    ``_load_name`` under which the plugin's ``get_option`` reads them."""
-    if not C.config.has_configuration_definition(plugin_type, module_name):
-        C.config.initialize_plugin_configuration_definitions(
-            plugin_type, module_name, option_definitions(documentation, path)
-        )
+    ``_load_name`` under which the plugin's ``get_option`` reads them. ``remember`` may keep
+    them as JSON (kept._run_cache.remembered) so that later tasks of a run need not read them."""
+    if C.config.has_configuration_definition(plugin_type, module_name):
+        return
+
+    def work_out() -> dict[str, t.Any]:
+        return option_definitions(documentation, path)
+
+    definitions = (
+        work_out() if remember is None else remember(f"{module_name}.options", path, work_out)
+    )
+    C.config.initialize_plugin_configuration_definitions(plugin_type, module_name, definitions)

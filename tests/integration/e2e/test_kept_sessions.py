@@ -8,6 +8,7 @@ says what is left on the host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -66,12 +67,39 @@ def test_a_run_logs_on_and_opens_a_shell_or_pool_once_per_host(
 ) -> None:
     host = e2e.matrix_target.name
     before = _tally_when_quiet(e2e, host)
+    directories_before = set(_run_directories())
     run = _run(e2e, plugin, _pings(tmp_path / "pings.yml", TASKS), tmp_path)
     assert run.returncode == 0, run.describe()
     after = _tally(e2e, host)
     assert after["logon"] - before["logon"] == 1, (before, after)
     assert after[OPENED[plugin]] - before[OPENED[plugin]] == 1, (before, after)
     assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
+    # The run's directory held its session's socket and the code and options its later tasks
+    # read (kept._run_cache): its last holder removes them all when the run has ended.
+    assert _ended_runs_left(directories_before, within=30) == {}
+
+
+def _run_directories() -> list[str]:
+    base = _place.base_dir()
+    names = os.listdir(base) if os.path.isdir(base) else []
+    return [os.path.join(base, name) for name in names if name.startswith("run-")]
+
+
+def _ended_runs_left(ignore: set[str], within: float) -> dict[str, list[str]]:
+    """Directories of runs that have ended (their ansible-playbook is gone), not in ``ignore``,
+    still there ``within`` seconds from now; with what each one holds."""
+    deadline = time.monotonic() + within
+    while True:
+        left = {}
+        for path in _run_directories():
+            owner = os.path.basename(path).split("-")[1]
+            if path in ignore or os.path.exists(f"/proc/{owner}"):
+                continue
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile: not left
+                left[path] = sorted(os.listdir(path))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
 
 
 @pytest.mark.parametrize("plugin", OUR_PLUGINS)

@@ -1,0 +1,195 @@
+"""What a run's later tasks need not work out again, kept in the run's private directory.
+
+Internal use only: this module is not part of the collection's public API.
+
+Ansible's collection loader compiles a collection's Python from source in every task's worker
+process and keeps no bytecode, and a collection plugin's options are read from its
+DOCUMENTATION in every worker too: together about 15 ms of every task (docs/benchmarks.md). A
+connection plugin imports this module before the rest of ``plugin_utils``. In a task's worker of
+a run whose directory exists (kept sessions are on and an earlier task made it, kept._place),
+importing it puts a finder in front of Ansible's for ``plugin_utils`` modules, whose code then
+comes from ``<run dir>/<module>-<stamp>.code`` (marshal); and ``remembered`` keeps the
+plugin's option definitions in ``<run dir>/<name>-<stamp>.json``. The first task that works
+one out writes it.
+
+Only speed depends on it: anywhere else (no run directory, outside a worker, a directory open to
+other users, a file that cannot be read or written) everything is worked out as before. The
+stamp holds the source's path, size and modification time and Python's bytecode tag, so a
+changed source is read again. The run's last holder removes the files with the directory
+(``remove_all``). Like Python's own ``__pycache__`` they hold no secret; they are trusted as far
+as the run's private directory is, which already holds the run's sessions.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import contextlib
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import marshal
+import os
+import stat
+import sys
+import tempfile
+import types
+import typing as t
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _place
+
+T = t.TypeVar("T")
+
+# What the finder serves: our shared code, not the plugins (Ansible loads those before this).
+PREFIX = "ansible_collections.winops.remoting.plugins.plugin_utils."
+CODE_SUFFIX = ".code"
+JSON_SUFFIX = ".json"
+_STAGING_SUFFIX = ".staging"
+
+# The run directory install() found (None: nothing is kept, everything is worked out).
+_run_directory: str | None = None
+
+
+class CachedCodeLoader(importlib.abc.Loader):
+    """Executes a module's code from the run's directory, compiling (and keeping) it if absent."""
+
+    def __init__(self, fullname: str, source: str, directory: str) -> None:
+        self.fullname = fullname
+        self.source = source
+        self.directory = directory
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return None  # Python's default module object
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        exec(self.code(), module.__dict__)
+
+    def code(self) -> types.CodeType:
+        path = _entry(self.directory, self.fullname, self.source, CODE_SUFFIX)
+        data = _read(path)
+        if data is not None:
+            with contextlib.suppress(EOFError, ValueError, TypeError):
+                code = marshal.loads(data)
+                if isinstance(code, types.CodeType):
+                    return code
+            # cut short or damaged: compiled again below
+        with open(self.source, "rb") as handle:
+            code = compile(handle.read(), self.source, "exec", dont_inherit=True)
+        _write(path, marshal.dumps(code), self.directory)
+        return code
+
+
+class CachedCodeFinder(importlib.abc.MetaPathFinder):
+    """Finds ``plugin_utils`` modules (not packages: those stay Ansible's) in their package's
+    directories, as Ansible's finder would, and loads them with a CachedCodeLoader."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: c.Sequence[str] | None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith(PREFIX) or not path:
+            return None
+        leaf = fullname.rpartition(".")[2]
+        for entry in path:
+            source = os.path.join(entry, f"{leaf}.py")
+            if os.path.isfile(source):
+                loader = CachedCodeLoader(fullname, source, self.directory)
+                return importlib.util.spec_from_file_location(fullname, source, loader=loader)
+        return None
+
+
+def _entry(directory: str, name: str, source: str, suffix: str) -> str:
+    """The file that keeps ``name`` as worked out from ``source`` as it is now."""
+    info = os.stat(source)
+    stamp = f"{source}\0{info.st_size}\0{info.st_mtime_ns}\0{sys.implementation.cache_tag}"
+    digest = hashlib.sha256(stamp.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return os.path.join(directory, f"{name}-{digest}{suffix}")
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            return handle.read()
+        except OSError:
+            return None
+
+
+def _write(path: str, data: bytes, directory: str) -> None:
+    """Write atomically (a reader sees a whole file or none); a failure only costs speed."""
+    with contextlib.suppress(OSError):
+        fd, staging = tempfile.mkstemp(dir=directory, suffix=_STAGING_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(staging, path)
+        except OSError:
+            os.unlink(staging)
+
+
+def remembered(name: str, source: str, work_out: c.Callable[[], T]) -> T:
+    """``work_out()``, a JSON value worked out from the file ``source``, once per run: later
+    tasks read it from the run's directory. Without one it is worked out every time."""
+    directory = _run_directory
+    if directory is None:
+        return work_out()
+    path = _entry(directory, name, source, JSON_SUFFIX)
+    data = _read(path)
+    if data is not None:
+        with contextlib.suppress(ValueError):
+            return t.cast(T, json.loads(data))
+    value = work_out()
+    _write(path, json.dumps(value).encode("utf-8"), directory)
+    return value
+
+
+def _private(directory: str) -> bool:
+    try:
+        info = os.lstat(directory)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not stat.S_IMODE(info.st_mode) & 0o077
+    )
+
+
+def install() -> bool:
+    """Keep what this task's worker works out in the run's directory, if there is one."""
+    global _run_directory  # noqa: PLW0603 - one run directory per process, found once
+    if _run_directory is not None:
+        return True
+    if not _place.in_ansible_worker():
+        return False
+    directory = _place.run_dir(_place.run_owner(), create=False)
+    if directory is None or not _private(directory):
+        return False
+    _run_directory = directory
+    sys.meta_path.insert(0, CachedCodeFinder(directory))
+    return True
+
+
+def remove_all(directory: str) -> None:
+    """Remove what a run directory keeps, once no session listens in it any more."""
+    with contextlib.suppress(OSError):
+        names = os.listdir(directory)
+        if any(".sock" in name for name in names):
+            return  # another holder of the run still serves: it removes them when it ends
+        for name in names:
+            if name.endswith((CODE_SUFFIX, JSON_SUFFIX, _STAGING_SUFFIX)):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(directory, name))
+
+
+# Importing this module is what installs it (see the docstring above).
+install()

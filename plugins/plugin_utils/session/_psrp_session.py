@@ -287,7 +287,7 @@ class PsrpSession:
 
     def _open_pool(self) -> RunspacePool:
         wsman = WSMan(**self.settings.wsman_kwargs)
-        self._authenticate_new_connections(wsman)
+        self._prepare_transport(wsman)
         # pypsrp's hints say str for the version, but None is its documented "no version".
         host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)  # type: ignore[arg-type]
         pool = RunspacePool(wsman, host=host, configuration_name=self.settings.configuration_name)
@@ -367,20 +367,22 @@ class PsrpSession:
             f"IdleTimeout, 2 hours by default): {type(err).__name__}"
         )
 
-    def _authenticate_new_connections(self, wsman: WSMan) -> None:
-        """Make every request that would go out on a new TCP connection authenticate first.
+    def _prepare_transport(self, wsman: WSMan) -> None:
+        """Adapt pypsrp's HTTP transport to a session that serves many requests.
 
-        pypsrp keeps the message-encryption context of the connection it authenticated on and
-        seals every later message with it; requests opens a new connection silently when the
-        last one was closed (by the host, or after a failed request), and the host cannot
-        decrypt a message sealed with another connection's keys (an empty HTTP 400). Checked
-        before each request, so closing the pool, the stop signal, the pipeline release and
-        every retry are covered, not only the start of a command.
+        - The proxy environment is read once, when the requests session is built, not again for
+          every request (session._pooled).
+        - Every request that would go out on a new TCP connection authenticates first. pypsrp
+          keeps the message-encryption context of the connection it authenticated on and seals
+          every later message with it; requests opens a new connection silently when the last
+          one was closed (by the host, or after a failed request), and the host cannot decrypt a
+          message sealed with another connection's keys (an empty HTTP 400). Checked before each
+          request, so closing the pool, the stop signal, the pipeline release and every retry
+          are covered, not only the start of a command.
         """
         transport: t.Any = getattr(wsman, "transport", None)
         if transport is None:  # a test double without an HTTP transport
             return
-        # One read of the proxy environment per session, not per request (session._pooled).
         transport._build_session = environment_read_once(transport._build_session)
         send = transport.send
 

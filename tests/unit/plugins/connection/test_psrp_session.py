@@ -943,12 +943,20 @@ class FakeTransport:
         raise AssertionError("not sent: the session is not built")
 
 
+def test_the_session_reads_the_proxy_environment_once() -> None:
+    """The requests session pypsrp builds for the pool does not read the proxy variables again
+    for every request (session._pooled.environment_read_once, tested there in full)."""
+    wsman = WSMan("win-01.test", username="admin", password="secret", ssl=False, auth="ntlm")
+    PsrpSession(make_settings())._prepare_transport(wsman)
+    assert wsman.transport._build_session().trust_env is False
+
+
 @pytest.mark.parametrize("connected", [False, None], ids=["closed-by-the-host", "dropped"])
 def test_a_request_on_a_new_connection_authenticates_again(connected: bool | None) -> None:
     http = FakeHttpSession(connected)
     transport = FakeTransport(http)
     session = PsrpSession(make_settings())
-    session._authenticate_new_connections(mock.Mock(transport=transport))
+    session._prepare_transport(mock.Mock(transport=transport))
     transport.send(b"<Signal/>", timeout=5)
     # pypsrp builds a new requests session and authenticates before it seals this message
     assert transport.sent == [(b"<Signal/>", None, None)]
@@ -960,7 +968,7 @@ def test_a_request_on_the_open_connection_keeps_its_context() -> None:
     transport = FakeTransport(http)
     encryption = transport.encryption
     session = PsrpSession(make_settings())
-    session._authenticate_new_connections(mock.Mock(transport=transport))
+    session._prepare_transport(mock.Mock(transport=transport))
     transport.send(b"<Receive/>")
     assert transport.sent == [(b"<Receive/>", http, encryption)]
     assert not http.closed

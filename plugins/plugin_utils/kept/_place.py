@@ -66,6 +66,12 @@ def _private_dir(path: str) -> str:
         pass
     except OSError as err:
         raise PlaceError(f"cannot create {path}: {err.strerror}") from None
+    return check_private(path)
+
+
+def check_private(path: str) -> str:
+    """``path`` when it is a directory of ours that no other user can open; else PlaceError
+    (or the OSError of a path that cannot be read)."""
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode):
         raise PlaceError(f"{path} is not a directory")

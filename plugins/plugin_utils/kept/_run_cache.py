@@ -31,7 +31,6 @@ import importlib.util
 import json
 import marshal
 import os
-import stat
 import sys
 import tempfile
 import types
@@ -152,18 +151,6 @@ def remembered(name: str, source: str, work_out: c.Callable[[], T]) -> T:
     return value
 
 
-def _private(directory: str) -> bool:
-    try:
-        info = os.lstat(directory)
-    except OSError:
-        return False
-    return (
-        stat.S_ISDIR(info.st_mode)
-        and info.st_uid == os.getuid()
-        and not stat.S_IMODE(info.st_mode) & 0o077
-    )
-
-
 def install() -> bool:
     """Keep what this task's worker works out in the run's directory, if there is one."""
     global _run_directory  # noqa: PLW0603 - one run directory per process, found once
@@ -172,7 +159,11 @@ def install() -> bool:
     if not _place.in_ansible_worker():
         return False
     directory = _place.run_dir(_place.run_owner(), create=False)
-    if directory is None or not _private(directory):
+    if directory is None:
+        return False
+    try:
+        _place.check_private(directory)
+    except (_place.PlaceError, OSError):
         return False
     _run_directory = directory
     sys.meta_path.insert(0, CachedCodeFinder(directory))

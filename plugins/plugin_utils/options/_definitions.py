@@ -12,13 +12,14 @@ our 30 ms plugin load, against 8.5 ms for the builtin plugin's whole load.
 ``register_option_definitions`` registers the same options, read with libyaml's C loader
 where PyYAML has it (about 3 ms), and merged with the same documentation fragments by
 Ansible's own ``add_fragments``, so the loader finds them and skips its parse. From a run's
-second task on, they come as JSON from the run's directory instead (kept._run_cache, 0.1 ms). Only what
-Ansible's loader adds to each value differs: its origin (for messages about the documentation
-itself) and trust as a template, which matters only to a default written as a template. No
-default of ours is one; tests/unit/plugins/connection/test_option_definitions.py checks that,
-and that the definitions equal the loader's. Should a later ansible-core look definitions up
-under another name than the module's, or stop skipping a registered plugin, it parses as
-before: slower, never different.
+second task on, they come as JSON from the run's directory instead (kept._run_cache, 0.1 ms).
+Only what Ansible's loader adds to each value differs: its origin (for messages about the
+documentation itself) and trust as a template, which matters only to a default written as a
+template. No default of ours is one:
+tests/unit/plugins/connection/test_option_definitions.py checks that, and that the definitions
+equal the loader's. Should a later ansible-core look definitions up under another name than
+the module's, or stop skipping a registered plugin, it parses as before: slower, never
+different.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 Internal use only: this module is not part of the collection's public API.
 
 Use ``call_with_retry`` only for idempotent steps: creating or deleting a shell or runspace,
-receiving output, Identify, and a whole fetch after its output was lost (it only reads). Never wrap the start of a command (WinRS Command, PSRP pipeline
-invoke): if the request reached the host before the connection broke, a retry would run the
-command twice. A Send is repeated only when ``refused_as_busy``.
+receiving output, Identify, and a whole fetch after its output was lost (it only reads).
+Never wrap the start of a command (WinRS Command, PSRP pipeline invoke): if the request
+reached the host before the connection broke, a retry would run the command twice. A Send is
+repeated only when ``refused_as_busy``.
 
 Decided once for both plugins (docs/troubleshooting.md, "What is retried"): a read timeout is
 never transient (a Receive's lost answer may have held output that Windows hands out once),

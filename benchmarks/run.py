@@ -358,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the Kerberos ticket count (needs the test KDC: krb5-kdc, see tests/kdc)",
     )
     args = parser.parse_args(argv)
+    # Every plugin loads as it does on a user's controller: Python keeps the bytecode of a
+    # plugin file it imports from a writable directory (__pycache__), and pip installed the
+    # builtin plugins' compiled. The Makefile's PYTHONDONTWRITEBYTECODE (which keeps the source
+    # tree clean) would compile only our plugin files from source, in every task's worker.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
     combo = COMBINATIONS_BY_NAME[args.combination]
     results = []

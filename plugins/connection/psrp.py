@@ -456,11 +456,13 @@ import typing as t
 from ansible.errors import AnsibleError, AnsibleFileNotFound
 from ansible.utils.display import Display
 
-# kept._run_cache is imported before the rest of plugin_utils (only core._redact, which it
-# needs, sorts first): from the run's second task on, their code comes compiled from the run's
-# directory, and the options below come read, instead of being worked out again.
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
+# kept._run_cache comes before the rest of plugin_utils: from the run's second task on, their
+# code comes compiled from the run's directory, and the options below come read, instead of
+# being worked out again.
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _run_cache
+
+# isort: split
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._connection import (
     KeptSessionConnection,
 )

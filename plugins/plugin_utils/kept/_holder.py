@@ -28,7 +28,7 @@ import threading
 import time
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _channel, _run_cache
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _channel, _key, _run_cache
 
 # How long ending a session (delete shell, close pool) may take before the holder just exits
 # and leaves it to the host's idle timeout: the run is over, nothing should wait longer.
@@ -246,9 +246,11 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
     with contextlib.suppress(BaseException):
         session.close()
     # The run's last holder removes the run directory, and what it kept (kept._run_cache).
-    _run_cache.remove_all(os.path.dirname(path))
-    with contextlib.suppress(OSError):
-        os.rmdir(os.path.dirname(path))
+    directory = os.path.dirname(path)
+    if not _key.sessions_listening(directory):
+        _run_cache.remove_all(directory)
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
     os._exit(0)
 
 

@@ -2,27 +2,19 @@
 
 Internal use only: this module is not part of the collection's public API.
 
-A kept session is found by its socket path alone, so the path says everything that must
-match: the run (the ansible-playbook process, by pid and start time, so a recycled pid is a
-new run) and the session key (a digest of every connection option except the secrets; the
-secrets are compared by the holder on each request instead, so nothing derived from them is
-written anywhere). Only the standard library is imported: this runs in every task's worker.
+The directory names the run (the ansible-playbook process, by pid and start time, so a recycled
+pid is a new run); kept._key names a session within it. Only the standard library is imported,
+and nothing else of ours: this runs in every task's worker before kept._run_cache can serve
+our code compiled (docs/sessions.md).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import multiprocessing
 import os
 import stat
 import sys
 import tempfile
-import typing as t
-
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
-    is_secret_option,
-)
 
 PRIVATE_MODE = 0o700
 
@@ -50,10 +42,12 @@ def run_owner() -> int:
 
 def _start_time(pid: int) -> str:
     """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    # Read as bytes: decoding text would load a codec, which costs every task's worker more
+    # than the read.
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return fields[19]
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return fields[19].decode("ascii", "replace")
     except (OSError, IndexError):
         return "0"
 
@@ -98,21 +92,3 @@ def run_dir(owner: int, *, create: bool = True) -> str | None:
         path = os.path.join(base_dir(), name)
         return path if os.path.isdir(path) else None
     return _private_dir(os.path.join(_private_dir(base_dir()), name))
-
-
-def session_key(plugin: str, options: t.Mapping[str, t.Any]) -> str:
-    """A digest of the connection options that are not secrets: equal options, one session."""
-    public = {name: value for name, value in options.items() if not is_secret_option(name)}
-    text = json.dumps([plugin, public], sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
-def secrets_digest(options: t.Mapping[str, t.Any]) -> str:
-    """A digest of the secret options, compared in memory by the holder, never stored."""
-    secret = {name: value for name, value in options.items() if is_secret_option(name)}
-    text = json.dumps(secret, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def socket_path(directory: str, key: str) -> str:
-    return os.path.join(directory, f"{key}.sock")

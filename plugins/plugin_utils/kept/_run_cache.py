@@ -171,12 +171,9 @@ def install() -> bool:
 
 
 def remove_all(directory: str) -> None:
-    """Remove what a run directory keeps, once no session listens in it any more."""
+    """Remove what a run directory keeps (its last holder calls this when it ends)."""
     with contextlib.suppress(OSError):
-        names = os.listdir(directory)
-        if any(".sock" in name for name in names):
-            return  # another holder of the run still serves: it removes them when it ends
-        for name in names:
+        for name in os.listdir(directory):
             if name.endswith((CODE_SUFFIX, JSON_SUFFIX, _STAGING_SUFFIX)):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(directory, name))

@@ -18,7 +18,7 @@ import typing as t
 from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
-from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _place
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _key, _place
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._client import (
     KeptSession,
     KeptSessionGone,
@@ -50,8 +50,8 @@ class SessionSlot:
         self._idle_timeout = idle_timeout
         self._wanted = persist
         self._persist = persist and _place.in_ansible_worker()
-        self._key = _place.session_key(plugin, options)
-        self._secrets_digest = _place.secrets_digest(options)
+        self._key = _key.session_key(plugin, options)
+        self._secrets_digest = _key.secrets_digest(options)
         self._owner = _place.run_owner()
         self._session: t.Any = None
 
@@ -67,7 +67,7 @@ class SessionSlot:
         except _place.PlaceError as err:
             self._log(f"sessions are not kept: {err}")
             return None
-        return None if directory is None else _place.socket_path(directory, self._key)
+        return None if directory is None else _key.socket_path(directory, self._key)
 
     def open(self) -> None:
         """Find this run's kept session, or open one (and keep it when persistence is on)."""

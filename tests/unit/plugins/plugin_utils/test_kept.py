@@ -22,6 +22,7 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept import (
     _channel,
     _holder,
+    _key,
     _place,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._client import (
@@ -35,11 +36,11 @@ OPTIONS = {"remote_addr": "win1", "port": 5985, "remote_user": "ansible"}
 def test_the_key_ignores_secrets_and_the_digest_follows_them() -> None:
     with_password = {**OPTIONS, "remote_password": "one", "certificate_key_password": "two"}
     other_password = {**with_password, "remote_password": "three"}
-    assert _place.session_key("p", with_password) == _place.session_key("p", other_password)
-    assert _place.secrets_digest(with_password) != _place.secrets_digest(other_password)
-    assert _place.session_key("p", OPTIONS) != _place.session_key("p", {**OPTIONS, "port": 5986})
-    assert _place.session_key("a", OPTIONS) != _place.session_key("b", OPTIONS)
-    assert "one" not in _place.session_key("p", with_password)
+    assert _key.session_key("p", with_password) == _key.session_key("p", other_password)
+    assert _key.secrets_digest(with_password) != _key.secrets_digest(other_password)
+    assert _key.session_key("p", OPTIONS) != _key.session_key("p", {**OPTIONS, "port": 5986})
+    assert _key.session_key("a", OPTIONS) != _key.session_key("b", OPTIONS)
+    assert "one" not in _key.session_key("p", with_password)
 
 
 def test_run_directories_are_private_and_checked(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import marshal
 import os
+import subprocess
 import sys
 import types
 import typing as t
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from ansible.plugins.loader import connection_loader
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _place, _run_cache
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _key, _place, _run_cache
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._definitions import (
     option_definitions,
 )
@@ -162,11 +163,34 @@ def test_install_only_in_a_worker_with_a_private_run_directory(
     assert sum(isinstance(f, _run_cache.CachedCodeFinder) for f in sys.meta_path) == 1
 
 
-def test_remove_all_waits_for_the_runs_last_holder(run_dir: Path) -> None:
+def test_only_the_run_directorys_location_loads_before_the_finder() -> None:
+    # Ansible's collection loader compiles from source whatever a plugin imports of ours before
+    # the finder is in place: keep that to _run_cache and the standard-library-only _place.
+    dev = Path(__file__).resolve().parents[4] / "build" / "dev"
+    script = (
+        "import sys\n"
+        "from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder\n"
+        f"_AnsibleCollectionFinder(paths=[{str(dev)!r}])._install()\n"
+        f"import {_run_cache.__name__}\n"
+        f"print(' '.join(sorted(m for m in sys.modules if m.startswith({_run_cache.PREFIX!r}))))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    ours = [name.removeprefix(_run_cache.PREFIX) for name in loaded]
+    assert ours == ["kept", "kept._place", "kept._run_cache"]
+
+
+def test_remove_all_removes_only_what_the_run_kept(run_dir: Path) -> None:
     for name in ("m-1.code", "o-2.json", "tmp1.staging", "key.sock", "other.txt"):
         (run_dir / name).write_text("x")
     _run_cache.remove_all(str(run_dir))
-    assert len(list(run_dir.iterdir())) == 5, "a holder still listens: nothing is removed"
-    (run_dir / "key.sock").unlink()
-    _run_cache.remove_all(str(run_dir))
-    assert sorted(path.name for path in run_dir.iterdir()) == ["other.txt"]
+    assert sorted(path.name for path in run_dir.iterdir()) == ["key.sock", "other.txt"]
+
+
+def test_a_run_directory_is_in_use_while_a_session_listens_there(run_dir: Path) -> None:
+    (run_dir / "m-1.code").write_text("x")
+    assert not _key.sessions_listening(str(run_dir))
+    (run_dir / f"{'k' * 32}.sock.1234").write_text("x")  # a holder's staging name
+    assert _key.sessions_listening(str(run_dir))
+    assert _key.sessions_listening(str(run_dir / "gone")), "unreadable: not removed"

@@ -1,0 +1,51 @@
+"""Which kept session a task's connection options name, and where it listens.
+
+Internal use only: this module is not part of the collection's public API.
+
+A kept session is found by its socket path alone, so the path says everything that must match:
+the run (kept._place) and the session key, a digest of every connection option except the
+secrets. The secrets are compared by the holder on each request instead, so nothing derived
+from them is written anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import typing as t
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
+    is_secret_option,
+)
+
+SOCKET_SUFFIX = ".sock"
+
+
+def session_key(plugin: str, options: t.Mapping[str, t.Any]) -> str:
+    """A digest of the connection options that are not secrets: equal options, one session."""
+    public = {name: value for name, value in options.items() if not is_secret_option(name)}
+    text = json.dumps([plugin, public], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def secrets_digest(options: t.Mapping[str, t.Any]) -> str:
+    """A digest of the secret options, compared in memory by the holder, never stored."""
+    secret = {name: value for name, value in options.items() if is_secret_option(name)}
+    text = json.dumps(secret, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def socket_path(directory: str, key: str) -> str:
+    return os.path.join(directory, f"{key}{SOCKET_SUFFIX}")
+
+
+def sessions_listening(directory: str) -> bool:
+    """True while a session of the run still listens in ``directory`` (or it cannot be read).
+
+    A holder binds a staging name that starts with its socket's name, so both count.
+    """
+    try:
+        return any(SOCKET_SUFFIX in name for name in os.listdir(directory))
+    except OSError:
+        return True

@@ -1,6 +1,9 @@
-"""Walking the chain of errors behind an exception.
+"""Walking the chain of errors behind an exception, and what the HTTP libraries' errors say.
 
 Internal use only: this module is not part of the collection's public API.
+
+Errors of libraries this code does not import (requests, urllib3, pywinrm, pypsrp) are
+recognised by their class names, so that the retry rules and the diagnosis read them alike.
 """
 
 from __future__ import annotations
@@ -26,6 +29,51 @@ def exception_chain(exc: BaseException) -> t.Iterator[BaseException]:
         nested = [getattr(current, "reason", None), *current.args]
         nested += [current.__cause__, current.__context__]
         pending.extend(error for error in nested if isinstance(error, BaseException))
+
+
+def class_names(exc: BaseException) -> set[str]:
+    """The names of ``exc``'s class and of all its bases."""
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def library_of(exc: BaseException) -> str:
+    """The top-level package that defines ``exc``'s class ("winrm", "pypsrp", "requests"...)."""
+    return type(exc).__module__.split(".", 1)[0]
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status this one error reports: its requests response's, or the code of
+    pywinrm's and pypsrp's WinRMTransportError (other errors' ``code`` means something else)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        return status
+    if library_of(exc) in ("winrm", "pypsrp") and "WinRMTransportError" in class_names(exc):
+        code = getattr(exc, "code", None)
+        return code if isinstance(code, int) else None
+    return None
+
+
+# How requests and http.client say that an answer broke off: part of it arrived, then the
+# connection ended (urllib3's InvalidChunkLength is an IncompleteRead).
+_PARTIAL_ANSWER = frozenset(("ChunkedEncodingError", "IncompleteRead"))
+
+
+def is_partial_answer(error: BaseException) -> bool:
+    """True when this one error says the connection broke after part of the answer arrived."""
+    return bool(_PARTIAL_ANSWER & class_names(error))
+
+
+def no_whole_answer(exc: BaseException) -> bool:
+    """True when a request went out and no whole answer came back: the answer broke off, or the
+    connection ended before it began (urllib3's ProtocolError, "Connection aborted.").
+
+    Whether the host acted on the request is unknown either way.
+    """
+    return any(
+        is_partial_answer(error) or "ProtocolError" in class_names(error)
+        for error in exception_chain(exc)
+    )
 
 
 class AnswerLost(Exception):

@@ -25,7 +25,11 @@ import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    class_names,
     exception_chain,
+    http_status,
+    is_partial_answer,
+    library_of,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
     Endpoint,
@@ -51,29 +55,10 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording
 REQUESTED_SPN = re.compile(r"Server (\S+?)@\S+ not found")
 
 
-def _class_names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
-def _module_of(exc: BaseException) -> str:
-    return type(exc).__module__.split(".", 1)[0]
-
-
 def _first(
     chain: list[BaseException], test: t.Callable[[BaseException], bool]
 ) -> BaseException | None:
     return next((error for error in chain if test(error)), None)
-
-
-def _http_status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if isinstance(status, int):
-        return status
-    if _module_of(exc) in ("winrm", "pypsrp") and "WinRMTransportError" in _class_names(exc):
-        code = getattr(exc, "code", None)
-        return code if isinstance(code, int) else None
-    return None
 
 
 def _response_headers(chain: list[BaseException]) -> t.Iterator[t.Any]:
@@ -120,7 +105,7 @@ def _diagnose_credssp_status(
     status_error = _first(
         chain,
         lambda e: (
-            _module_of(e) == "requests_credssp" and isinstance(getattr(e, "status", None), int)
+            library_of(e) == "requests_credssp" and isinstance(getattr(e, "status", None), int)
         ),
     )
     if status_error is None:
@@ -140,14 +125,14 @@ def _diagnose_credssp_status(
 def _diagnose_kerberos(
     chain: list[BaseException], transport: str, endpoint: Endpoint, plugin: str
 ) -> Diagnosis | None:
-    kerberos_error = _first(chain, lambda e: "KerberosError" in _class_names(e))
+    kerberos_error = _first(chain, lambda e: "KerberosError" in class_names(e))
     if kerberos_error is not None:
         return describe("kerberos_no_ticket", plugin, str(kerberos_error))
     spnego_error = _first(
         chain,
         lambda e: (
-            _module_of(e) in ("spnego", "gssapi", "krb5", "kerberos")
-            or "KerberosExchangeError" in _class_names(e)  # pywinrm's vendored requests_kerberos
+            library_of(e) in ("spnego", "gssapi", "krb5", "kerberos")
+            or "KerberosExchangeError" in class_names(e)  # pywinrm's vendored requests_kerberos
         ),
     )
     if spnego_error is None:
@@ -226,9 +211,7 @@ def _diagnose_tls(chain: list[BaseException], endpoint: Endpoint, plugin: str) -
     if verify_error is not None:
         detail = getattr(verify_error, "verify_message", None) or str(verify_error)
         return certificate_problem(detail, endpoint, plugin)
-    tls_error = _first(
-        chain, lambda e: isinstance(e, ssl.SSLError) or "SSLError" in _class_names(e)
-    )
+    tls_error = _first(chain, lambda e: isinstance(e, ssl.SSLError) or "SSLError" in class_names(e))
     if tls_error is None:
         return None
     text = str(tls_error)
@@ -261,7 +244,7 @@ def _diagnose_network(
 ) -> Diagnosis | None:
     name_error = _first(
         chain,
-        lambda e: isinstance(e, socket.gaierror) or "NameResolutionError" in _class_names(e),
+        lambda e: isinstance(e, socket.gaierror) or "NameResolutionError" in class_names(e),
     )
     if name_error is not None:
         return describe("name_not_resolved", plugin, str(name_error), host=endpoint.host)
@@ -275,7 +258,7 @@ def _diagnose_network(
     if refused is not None:
         return describe("tcp_refused", plugin, str(refused), port=endpoint.port)
     read_timeout = _first(
-        chain, lambda e: bool({"ReadTimeout", "ReadTimeoutError"} & _class_names(e))
+        chain, lambda e: bool({"ReadTimeout", "ReadTimeoutError"} & class_names(e))
     )
     if read_timeout is not None:
         return describe("read_timeout", plugin, str(read_timeout))
@@ -283,19 +266,14 @@ def _diagnose_network(
         chain,
         lambda e: (
             isinstance(e, (TimeoutError, socket.timeout))
-            or bool({"ConnectTimeout", "ConnectTimeoutError"} & _class_names(e))
+            or bool({"ConnectTimeout", "ConnectTimeoutError"} & class_names(e))
         ),
     )
     if timed_out is not None:
         return describe("tcp_timeout", plugin, str(timed_out), port=endpoint.port)
     # Part of an answer arrived before the connection broke: the host had the request, so
     # this is not a firewall or a wrong port, and what it started may be running.
-    broken_answer = _first(
-        chain,
-        lambda e: bool(
-            {"ChunkedEncodingError", "IncompleteRead", "InvalidChunkLength"} & _class_names(e)
-        ),
-    )
+    broken_answer = _first(chain, is_partial_answer)
     if broken_answer is not None:
         return describe("answer_cut", plugin, str(broken_answer))
     reset = _first(chain, lambda e: isinstance(e, (ConnectionResetError, ConnectionAbortedError)))
@@ -345,7 +323,7 @@ def _host_clock_skew(chain: list[BaseException], plugin: str) -> Diagnosis | Non
 
 
 def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> Diagnosis | None:
-    credssp_error = _first(chain, lambda e: _module_of(e) == "requests_credssp")
+    credssp_error = _first(chain, lambda e: library_of(e) == "requests_credssp")
     if credssp_error is not None:
         # requests-credssp reads the 401 itself and names the header it got in its message.
         text = str(credssp_error)
@@ -359,8 +337,8 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
     auth_error = _first(
         chain,
         lambda e: (
-            _http_status(e) == 401
-            or (_module_of(e) in ("winrm", "pypsrp") and "AuthenticationError" in _class_names(e))
+            http_status(e) == 401
+            or (library_of(e) in ("winrm", "pypsrp") and "AuthenticationError" in class_names(e))
         ),
     )
     if auth_error is None:
@@ -374,7 +352,7 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
     not_offered = auth_not_offered(transport, offered, plugin, evidence)
     if not_offered is not None:
         return not_offered
-    if any(_http_status(e) == 401 and _plain_http_request(e) for e in chain):
+    if any(http_status(e) == 401 and _plain_http_request(e) for e in chain):
         return unencrypted_refused(transport, plugin, evidence)
     if transport == "certificate":
         return describe("client_certificate_refused", plugin, evidence)
@@ -388,13 +366,13 @@ def _answer_text(error: BaseException) -> str:
     return str(getattr(error, "response_text", "") or "")
 
 
-def _diagnose_http_status(
+def _diagnosehttp_status(
     chain: list[BaseException], plugin: str, encrypted_http: bool
 ) -> Diagnosis | None:
-    status_error = _first(chain, lambda e: _http_status(e) is not None)
+    status_error = _first(chain, lambda e: http_status(e) is not None)
     if status_error is None:
         return None
-    status = _http_status(status_error)
+    status = http_status(status_error)
     if status == 404:
         return describe("wsman_not_found", plugin, str(status_error))
     if status == 413:
@@ -408,9 +386,9 @@ def _diagnose_http_status(
 
 
 def _diagnose_wsman(chain: list[BaseException], plugin: str) -> Diagnosis | None:
-    if _first(chain, lambda e: "WinRMOperationTimeoutError" in _class_names(e)) is not None:
+    if _first(chain, lambda e: "WinRMOperationTimeoutError" in class_names(e)) is not None:
         return describe("operation_timeout", plugin, "WinRMOperationTimeoutError")
-    fault = _first(chain, lambda e: "WSManFaultError" in _class_names(e))
+    fault = _first(chain, lambda e: "WSManFaultError" in class_names(e))
     if fault is None:
         return None
     code = fault_code(fault)
@@ -433,7 +411,7 @@ def _diagnose_wsman(chain: list[BaseException], plugin: str) -> Diagnosis | None
 
 
 def _diagnose_other(chain: list[BaseException], transport: str, plugin: str) -> Diagnosis | None:
-    transfer_error = _first(chain, lambda e: "TransferError" in _class_names(e))
+    transfer_error = _first(chain, lambda e: "TransferError" in class_names(e))
     if transfer_error is not None:
         return describe("transfer_failed", plugin, str(transfer_error))
     encryption_error = _first(chain, lambda e: "encrypt" in str(e).lower())
@@ -470,7 +448,7 @@ def diagnose(
         lambda: _diagnose_network(chain, endpoint, plugin),
         lambda: _diagnose_auth(chain, transport, plugin),
         lambda: _diagnose_wsman(chain, plugin),
-        lambda: _diagnose_http_status(chain, plugin, encrypted_http),
+        lambda: _diagnosehttp_status(chain, plugin, encrypted_http),
         lambda: _diagnose_other(chain, transport, plugin),
     ):
         diagnosis = step()

@@ -30,6 +30,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
     answer_lost,
     exception_chain,
+    no_whole_answer,
     raise_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
@@ -283,7 +284,7 @@ class PsrpSession:
         """
         if self._open_waited_out:
             return False
-        return is_transient(err) or (self._open_left_nothing and _retry.answer_was_cut(err))
+        return is_transient(err) or (self._open_left_nothing and no_whole_answer(err))
 
     def _open_pool(self) -> RunspacePool:
         wsman = WSMan(**self.settings.wsman_kwargs)
@@ -539,7 +540,7 @@ class PsrpSession:
             if isinstance(err, wire_errors()):
                 # A Receive cut off mid-answer is not repeated (pypsrp cannot ask for its
                 # fragments again): the pipeline ran, and its output is incomplete.
-                lost = began and _retry.answer_was_cut(err)
+                lost = began and no_whole_answer(err)
                 raise_failure(self._failure(err, answer_lost=lost))
             raise
         self._finished_pipeline = pipeline

@@ -24,7 +24,12 @@ import time
 import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import exception_chain
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    class_names,
+    exception_chain,
+    http_status,
+    no_whole_answer,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import RetryPolicy
 
@@ -35,8 +40,6 @@ TRANSIENT_HTTP_STATUSES = frozenset((502, 503, 504))
 _TRANSIENT_ERRNOS = frozenset(
     (errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT)
 )
-# How requests, urllib3 and http.client report a response cut off by a dropped connection.
-_CUT_ANSWER = frozenset(("ChunkedEncodingError", "IncompleteRead", "ProtocolError"))
 
 
 def call_with_retry(  # noqa: PLR0917 - the signature both plugins code against
@@ -69,37 +72,24 @@ def call_with_retry(  # noqa: PLR0917 - the signature both plugins code against
             sleep(delay)
 
 
-def _http_status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if isinstance(status, int):
-        return status
-    code = getattr(exc, "code", None)  # pywinrm / pypsrp WinRMTransportError
-    return code if isinstance(code, int) else None
-
-
-def _class_names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
 def _is_name_or_tls_error(exc: BaseException) -> bool:
     if isinstance(exc, (socket.gaierror, ssl.SSLError)):
         return True
     # requests and urllib3 have their own SSLError/NameResolutionError classes; match by name
     # so that this module does not need either library.
-    return bool({"SSLError", "NameResolutionError"} & _class_names(exc))
+    return bool({"SSLError", "NameResolutionError"} & class_names(exc))
 
 
 def _is_connect_failure(exc: BaseException) -> bool:
     """The TCP connection was never made: refused, or the connect timed out."""
     return isinstance(exc, ConnectionRefusedError) or bool(
-        {"ConnectTimeoutError", "NewConnectionError", "ConnectTimeout"} & _class_names(exc)
+        {"ConnectTimeoutError", "NewConnectionError", "ConnectTimeout"} & class_names(exc)
     )
 
 
 def _is_operation_timeout(exc: BaseException) -> bool:
     return (
-        "WinRMOperationTimeoutError" in _class_names(exc)
+        "WinRMOperationTimeoutError" in class_names(exc)
         or fault_code(exc) == _wsman_faults.OPERATION_TIMEOUT
     )
 
@@ -130,31 +120,27 @@ def refused_as_busy(exc: BaseException) -> bool:
     return any(fault_code(error) == _wsman_faults.BUSY for error in exception_chain(exc))
 
 
-def answer_was_cut(exc: BaseException) -> bool:
-    """True when the host's answer was cut off mid-response by a dropped connection."""
-    return any(_CUT_ANSWER & _class_names(error) for error in exception_chain(exc))
-
-
 def is_transient(exc: BaseException, rules: TransientRules) -> bool:
     """True when repeating a safe operation may succeed where this attempt failed.
 
     Transient: a refused, reset or aborted connection; HTTP 502/503/504 (a proxy, a load
     balancer or the WinRM service restarting); a WSMan OperationTimeout; and, per ``rules``,
-    a response cut off by a dropped connection. Never transient: name resolution and TLS
-    failures (retrying cannot fix a wrong name or an untrusted certificate, it only delays
-    the real message), and per ``rules`` a connect the library has already retried.
+    a request that got no whole answer (core._chain.no_whole_answer). Never transient: name
+    resolution and TLS failures (retrying cannot fix a wrong name or an untrusted
+    certificate, it only delays the real message), and per ``rules`` a connect the library
+    has already retried.
     """
     chain = list(exception_chain(exc))
     if any(_is_name_or_tls_error(error) for error in chain):
         return False
     if rules.library_retries_connect and any(_is_connect_failure(error) for error in chain):
         return False
+    if rules.retries_cut_answers and no_whole_answer(exc):
+        return True
     for error in chain:
         if _is_operation_timeout(error):
             return True
-        if rules.retries_cut_answers and _CUT_ANSWER & _class_names(error):
-            return True
-        if _http_status(error) in TRANSIENT_HTTP_STATUSES:
+        if http_status(error) in TRANSIENT_HTTP_STATUSES:
             return True
         if isinstance(
             error, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import ssl
 
+import pypsrp.exceptions
 import pytest
 import requests
 import urllib3.exceptions
+import urllib3.response
+import winrm.exceptions
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    exception_chain,
+    is_partial_answer,
+    no_whole_answer,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
     RetryPolicy,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     PSRP_RULES,
     WINRM_RULES,
-    answer_was_cut,
     call_with_retry,
     is_transient,
 )
@@ -164,11 +172,15 @@ def _wrapped_connection_error(reason: BaseException) -> requests.ConnectionError
         return err
 
 
-class FakeTransportError(Exception):
-    """Shaped like pywinrm/pypsrp WinRMTransportError: an HTTP code attribute."""
+def winrm_http_error(code: int) -> BaseException:
+    return winrm.exceptions.WinRMTransportError("http", code, "Bad HTTP response")
+
+
+class CodedError(Exception):
+    """An error whose ``code`` is not an HTTP status (as WSManFaultError's is a WSMan code)."""
 
     def __init__(self, code: int) -> None:
-        super().__init__(f"Bad HTTP response returned from server. Code {code}")
+        super().__init__(f"code {code}")
         self.code = code
 
 
@@ -191,10 +203,12 @@ class FakeTransportError(Exception):
             False,
         ),
         (requests.exceptions.SSLError("bad handshake"), False),
-        (FakeTransportError(503), True),
-        (FakeTransportError(502), True),
-        (FakeTransportError(401), False),
-        (FakeTransportError(500), False),
+        (winrm_http_error(503), True),
+        (winrm_http_error(502), True),
+        (pypsrp.exceptions.WinRMTransportError("http", 504, "Gateway Timeout"), True),
+        (winrm_http_error(401), False),
+        (winrm_http_error(500), False),
+        (CodedError(503), False),
         (ValueError("bad"), False),
     ],
 )
@@ -217,6 +231,10 @@ def test_classifier_survives_cyclic_chains() -> None:
     assert is_transient(first, WINRM_RULES) is False
 
 
+def _half_read_response() -> urllib3.response.HTTPResponse:
+    return urllib3.response.HTTPResponse(body=io.BytesIO(b"part"), preload_content=False)
+
+
 def _cut_answer() -> BaseException:
     return requests.exceptions.ChunkedEncodingError(
         urllib3.exceptions.ProtocolError("Response ended prematurely")
@@ -227,7 +245,7 @@ def _cut_answer() -> BaseException:
     ("error", "winrm", "psrp"),
     [
         pytest.param(ConnectionResetError(104, "reset"), True, True, id="reset"),
-        pytest.param(FakeTransportError(503), True, True, id="503"),
+        pytest.param(winrm_http_error(503), True, True, id="503"),
         pytest.param(socket.gaierror(-2, "unknown"), False, False, id="dns"),
         # pypsrp's urllib3 retried the connect already; pywinrm's did not.
         pytest.param(ConnectionRefusedError(111, "refused"), True, False, id="refused"),
@@ -243,21 +261,39 @@ def test_one_classifier_differs_only_by_the_documented_rules(
 
 
 @pytest.mark.parametrize(
-    ("error", "cut"),
+    ("error", "unanswered", "partial"),
     [
-        pytest.param(_cut_answer(), True, id="chunked"),
+        pytest.param(_cut_answer(), True, True, id="chunked"),
+        pytest.param(
+            requests.exceptions.ChunkedEncodingError(
+                urllib3.exceptions.ProtocolError(
+                    "Connection broken",
+                    urllib3.exceptions.InvalidChunkLength(_half_read_response(), b"zz"),
+                )
+            ),
+            True,
+            True,
+            id="invalid-chunk-length",
+        ),
         pytest.param(
             _wrapped_connection_error(
                 urllib3.exceptions.ProtocolError("aborted", ConnectionResetError(104, "reset"))
             ),
             True,
+            False,
             id="aborted",
         ),
-        pytest.param(requests.exceptions.ReadTimeout("read timed out"), False, id="read-timeout"),
-        pytest.param(ConnectionRefusedError(111, "refused"), False, id="refused"),
+        pytest.param(
+            requests.exceptions.ReadTimeout("read timed out"), False, False, id="read-timeout"
+        ),
+        pytest.param(ConnectionRefusedError(111, "refused"), False, False, id="refused"),
     ],
 )
-def test_a_cut_answer_is_told_apart_for_the_psrp_pool_open(error: BaseException, cut: bool) -> None:
-    # The psrp session repeats a pool open after a cut answer once the pool is deleted; a read
-    # timeout (the host may still create the pool) never counts as cut.
-    assert answer_was_cut(error) is cut
+def test_a_missing_answer_is_told_apart_from_one_that_broke_off(
+    error: BaseException, unanswered: bool, partial: bool
+) -> None:
+    # No whole answer (the psrp pool open is repeated once its pool is deleted, a fetch is
+    # restarted); part of one (the diagnosis says the host had the request). A read timeout
+    # (the host may still act) is neither.
+    assert no_whole_answer(error) is unanswered
+    assert any(is_partial_answer(e) for e in exception_chain(error)) is partial

@@ -1,18 +1,24 @@
-"""What a run's later tasks need not work out again, kept in the run's private directory.
+"""What a run's later tasks need not work out again: our compiled code and the options.
 
 Internal use only: this module is not part of the collection's public API.
 
 Ansible's collection loader compiles a collection's Python from source in every task's worker
 process and keeps no bytecode, and a collection plugin's options are read from its
 DOCUMENTATION in every worker too: together about 15 ms of every task (docs/benchmarks.md). A
-connection plugin imports this module before the rest of ``plugin_utils``. In a task's worker of
-a run whose directory exists (kept sessions are on and an earlier task made it, kept._place),
-importing it puts a finder in front of Ansible's for ``plugin_utils`` modules, whose code then
-comes from ``<run dir>/<module>-<stamp>.code`` (marshal); and ``remembered`` keeps the
-plugin's option definitions in ``<run dir>/<name>-<stamp>.json``. The first task that works
-one out writes it.
+connection plugin imports this module before the rest of ``plugin_utils``. In a task's worker,
+importing it puts a finder in front of Ansible's for ``plugin_utils`` modules. Their code comes
+from the first of:
 
-Only speed depends on it: anywhere else (no run directory, outside a worker, a directory open to
+- ``<run dir>/<module>-<stamp>.code`` (marshal), when the run's directory exists (kept sessions
+  are on and an earlier task made it, kept._place);
+- the module's bytecode in ``__pycache__``, read and written as Python does for any module it
+  imports (so not written under PYTHONDONTWRITEBYTECODE or where we may not write);
+- its source, compiled.
+
+What was not in the run's directory is written there. ``remembered`` keeps the plugin's option
+definitions in ``<run dir>/<name>-<stamp>.json`` the same way.
+
+Only speed depends on it: anywhere else (outside a worker, no run directory, a directory open to
 other users, a file that cannot be read or written) everything is worked out as before. The
 stamp holds the source's path, size and modification time and Python's bytecode tag, so a
 changed source is read again. The run's last holder removes the files with the directory
@@ -46,14 +52,16 @@ CODE_SUFFIX = ".code"
 JSON_SUFFIX = ".json"
 _STAGING_SUFFIX = ".staging"
 
-# The run directory install() found (None: nothing is kept, everything is worked out).
+# The run directory install() found (None: nothing is kept in one, everything is worked out).
 _run_directory: str | None = None
+_installed = False
 
 
 class CachedCodeLoader(importlib.abc.Loader):
-    """Executes a module's code from the run's directory, compiling (and keeping) it if absent."""
+    """Executes a module's code from the run's directory (if any), else from its bytecode or
+    source, keeping it in the run's directory for the later tasks."""
 
-    def __init__(self, fullname: str, source: str, directory: str) -> None:
+    def __init__(self, fullname: str, source: str, directory: str | None) -> None:
         self.fullname = fullname
         self.source = source
         self.directory = directory
@@ -65,6 +73,8 @@ class CachedCodeLoader(importlib.abc.Loader):
         exec(self.code(), module.__dict__)
 
     def code(self) -> types.CodeType:
+        if self.directory is None:
+            return _bytecode_or_compiled(self.fullname, self.source)
         path = _entry(self.directory, self.fullname, self.source, CODE_SUFFIX)
         data = _read(path)
         if data is not None:
@@ -72,9 +82,8 @@ class CachedCodeLoader(importlib.abc.Loader):
                 code = marshal.loads(data)
                 if isinstance(code, types.CodeType):
                     return code
-            # cut short or damaged: compiled again below
-        with open(self.source, "rb") as handle:
-            code = compile(handle.read(), self.source, "exec", dont_inherit=True)
+            # cut short or damaged: read or compiled again below
+        code = _bytecode_or_compiled(self.fullname, self.source)
         _write(path, marshal.dumps(code), self.directory)
         return code
 
@@ -83,7 +92,7 @@ class CachedCodeFinder(importlib.abc.MetaPathFinder):
     """Finds ``plugin_utils`` modules (not packages: those stay Ansible's) in their package's
     directories, as Ansible's finder would, and loads them with a CachedCodeLoader."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str | None) -> None:
         self.directory = directory
 
     def find_spec(
@@ -101,6 +110,15 @@ class CachedCodeFinder(importlib.abc.MetaPathFinder):
                 loader = CachedCodeLoader(fullname, source, self.directory)
                 return importlib.util.spec_from_file_location(fullname, source, loader=loader)
         return None
+
+
+def _bytecode_or_compiled(fullname: str, source: str) -> types.CodeType:
+    """The module's code as Python's own loader gets it: the bytecode in ``__pycache__`` while
+    it matches the source, else compiled and written there where Python may write."""
+    code = importlib.machinery.SourceFileLoader(fullname, source).get_code(fullname)
+    if code is None:  # only for an empty path; never for a file the finder found
+        raise ImportError(f"no code for {fullname}", name=fullname)
+    return code
 
 
 def _entry(directory: str, name: str, source: str, suffix: str) -> str:
@@ -152,20 +170,21 @@ def remembered(name: str, source: str, work_out: c.Callable[[], T]) -> T:
 
 
 def install() -> bool:
-    """Keep what this task's worker works out in the run's directory, if there is one."""
-    global _run_directory  # noqa: PLW0603 - one run directory per process, found once
-    if _run_directory is not None:
+    """In a task's worker, load our code through the finder, keeping what this worker works out
+    in the run's directory if there is one; True when the finder is in place."""
+    global _run_directory, _installed  # noqa: PLW0603 - one finder per process, put in once
+    if _installed:
         return True
     if not _place.in_ansible_worker():
         return False
     directory = _place.run_dir(_place.run_owner(), create=False)
-    if directory is None:
-        return False
-    try:
-        _place.check_private(directory)
-    except (_place.PlaceError, OSError):
-        return False
+    if directory is not None:
+        try:
+            _place.check_private(directory)
+        except (_place.PlaceError, OSError):
+            directory = None
     _run_directory = directory
+    _installed = True
     sys.meta_path.insert(0, CachedCodeFinder(directory))
     return True
 

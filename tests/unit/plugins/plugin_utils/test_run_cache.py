@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import marshal
 import os
+import py_compile
 import subprocess
 import sys
 import types
@@ -145,22 +146,74 @@ def test_remembered_option_definitions_are_the_plugins(
     assert _run_cache.remembered("options", source, work_out) == work_out()
 
 
-def test_install_only_in_a_worker_with_a_private_run_directory(
+def test_install_only_in_a_worker_and_keep_only_in_a_private_run_directory(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_run_cache, "_run_directory", None)
+    monkeypatch.setattr(_run_cache, "_installed", False)
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
     monkeypatch.setattr(_place, "run_dir", lambda owner, create: str(run_dir))
-    assert not _run_cache.install(), "outside a task's worker nothing is kept"
+    assert not _run_cache.install(), "outside a task's worker the finder is not put in"
 
     monkeypatch.setattr(_place, "in_ansible_worker", lambda: True)
     os.chmod(run_dir, 0o755)
-    assert not _run_cache.install(), "a directory other users can read is not used"
+    assert _run_cache.install()
+    assert sys.meta_path[0].directory is None, "a directory other users can read is not used"
+
+    monkeypatch.setattr(_run_cache, "_installed", False)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path[1:]))
     os.chmod(run_dir, 0o700)
     assert _run_cache.install()
     assert isinstance(sys.meta_path[0], _run_cache.CachedCodeFinder)
+    assert sys.meta_path[0].directory == str(run_dir)
     assert _run_cache.install()
     assert sum(isinstance(f, _run_cache.CachedCodeFinder) for f in sys.meta_path) == 1
+
+
+def _load_without_run_directory(source_dir: Path) -> types.ModuleType:
+    spec = _run_cache.CachedCodeFinder(None).find_spec(NAME, [str(source_dir)])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _plant_bytecode(source: Path, scratch: Path, value: str) -> None:
+    """Write __pycache__ bytecode that sets VALUE = value and matches ``source`` as Python
+    checks it (size and modification time), so that only a loader that reads it sees value."""
+    other = scratch / "other.py"
+    line = f"VALUE = {value!r}"
+    other.write_text(line + " " * (source.stat().st_size - len(line) - 1) + "\n")
+    assert other.stat().st_size == source.stat().st_size
+    py_compile.compile(str(other), cfile=importlib.util.cache_from_source(str(source)))
+    stamp = other.stat().st_mtime_ns
+    os.utime(source, ns=(stamp, stamp))
+
+
+def test_without_a_run_directory_bytecode_is_read_and_kept_as_python_does(
+    source_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = source_dir / "_module.py"
+    bytecode = Path(importlib.util.cache_from_source(str(source)))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    assert _load_without_run_directory(source_dir).VALUE == "from source"
+    assert not bytecode.exists(), "PYTHONDONTWRITEBYTECODE is obeyed"
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    assert _load_without_run_directory(source_dir).VALUE == "from source"
+    assert bytecode.exists(), "the bytecode is kept in __pycache__"
+    _plant_bytecode(source, tmp_path, "bytecode")
+    assert _load_without_run_directory(source_dir).VALUE == "bytecode"
+
+
+def test_the_run_directory_comes_first_then_bytecode_then_source(
+    run_dir: Path, source_dir: Path, tmp_path: Path
+) -> None:
+    _plant_bytecode(source_dir / "_module.py", tmp_path, "bytecode")
+    assert _load(run_dir, source_dir).VALUE == "bytecode"
+    [kept] = _kept(run_dir, _run_cache.CODE_SUFFIX)
+    kept.write_bytes(marshal.dumps(compile("VALUE = 'kept'", "x", "exec")))
+    assert _load(run_dir, source_dir).VALUE == "kept"
 
 
 def test_only_the_run_directorys_location_loads_before_the_finder() -> None:

@@ -446,9 +446,9 @@ import typing as t
 from ansible.errors import AnsibleError, AnsibleFileNotFound
 from ansible.utils.display import Display
 
-# kept._run_cache comes before the rest of plugin_utils: from the run's second task on, their
-# code comes compiled from the run's directory, and the options below come read, instead of
-# being worked out again.
+# kept._run_cache comes before the rest of plugin_utils: their code then comes compiled (from
+# the run's directory, else __pycache__), and from a run's second task on the options below
+# come read, instead of being worked out again.
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _run_cache
 
 # isort: split

@@ -64,16 +64,16 @@ def is_partial_answer(error: BaseException) -> bool:
     return bool(_PARTIAL_ANSWER & class_names(error))
 
 
-def no_whole_answer(exc: BaseException) -> bool:
-    """True when a request went out and no whole answer came back: the answer broke off, or the
-    connection ended before it began (urllib3's ProtocolError, "Connection aborted.").
+def is_unanswered(error: BaseException) -> bool:
+    """True when this one error says no whole answer came back: it broke off, or the connection
+    ended before it began (urllib3's ProtocolError, "Connection aborted.")."""
+    return is_partial_answer(error) or "ProtocolError" in class_names(error)
 
-    Whether the host acted on the request is unknown either way.
-    """
-    return any(
-        is_partial_answer(error) or "ProtocolError" in class_names(error)
-        for error in exception_chain(exc)
-    )
+
+def no_whole_answer(exc: BaseException) -> bool:
+    """True when a request went out and no whole answer came back (``is_unanswered`` anywhere in
+    the chain). Whether the host acted on the request is unknown either way."""
+    return any(is_unanswered(error) for error in exception_chain(exc))
 
 
 class AnswerLost(Exception):

@@ -366,7 +366,7 @@ def _answer_text(error: BaseException) -> str:
     return str(getattr(error, "response_text", "") or "")
 
 
-def _diagnosehttp_status(
+def _diagnose_http_status(
     chain: list[BaseException], plugin: str, encrypted_http: bool
 ) -> Diagnosis | None:
     status_error = _first(chain, lambda e: http_status(e) is not None)
@@ -448,7 +448,7 @@ def diagnose(
         lambda: _diagnose_network(chain, endpoint, plugin),
         lambda: _diagnose_auth(chain, transport, plugin),
         lambda: _diagnose_wsman(chain, plugin),
-        lambda: _diagnosehttp_status(chain, plugin, encrypted_http),
+        lambda: _diagnose_http_status(chain, plugin, encrypted_http),
         lambda: _diagnose_other(chain, transport, plugin),
     ):
         diagnosis = step()

@@ -28,7 +28,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import
     class_names,
     exception_chain,
     http_status,
-    no_whole_answer,
+    is_unanswered,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import RetryPolicy
@@ -125,7 +125,7 @@ def is_transient(exc: BaseException, rules: TransientRules) -> bool:
 
     Transient: a refused, reset or aborted connection; HTTP 502/503/504 (a proxy, a load
     balancer or the WinRM service restarting); a WSMan OperationTimeout; and, per ``rules``,
-    a request that got no whole answer (core._chain.no_whole_answer). Never transient: name
+    a request that got no whole answer (core._chain.is_unanswered). Never transient: name
     resolution and TLS failures (retrying cannot fix a wrong name or an untrusted
     certificate, it only delays the real message), and per ``rules`` a connect the library
     has already retried.
@@ -135,10 +135,10 @@ def is_transient(exc: BaseException, rules: TransientRules) -> bool:
         return False
     if rules.library_retries_connect and any(_is_connect_failure(error) for error in chain):
         return False
-    if rules.retries_cut_answers and no_whole_answer(exc):
-        return True
     for error in chain:
         if _is_operation_timeout(error):
+            return True
+        if rules.retries_cut_answers and is_unanswered(error):
             return True
         if http_status(error) in TRANSIENT_HTTP_STATUSES:
             return True

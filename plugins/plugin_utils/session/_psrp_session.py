@@ -97,6 +97,15 @@ PSRP_ENVELOPE_OVERHEAD = 4096
 
 HOST_NAME = "winops.remoting.psrp"
 
+# A kept pool is renewed (closed, and a new one opened) between tasks once it has run this many
+# pipelines. A pool is one wsmprovhost process, and every Ansible module run compiles its C#
+# utils into a new assembly that the process cannot unload, so a pool kept for a whole run
+# grows with every task towards the shell's memory quota (MaxMemoryPerShellMB), past which
+# Windows ends it in the middle of a task. The sources are in docs/winhost-behaviours.md
+# (Kept sessions); 100 is our margin, not a measured figure: a renewal costs one pool open in
+# a hundred tasks.
+PIPELINES_PER_POOL = 100
+
 
 class CommandTimeoutError(AnsibleError):
     """A pipeline ran longer than command_timeout and was stopped on the host."""
@@ -206,6 +215,8 @@ class PsrpSession:
         # Whether the last failed attempt to open a pool left nothing on the host (its pool was
         # deleted, or its Create never reached the host): only then may a cut answer be repeated.
         self._open_left_nothing = False
+        # Pipelines started in the open pool, towards PIPELINES_PER_POOL.
+        self._pipelines_in_pool = 0
 
     @property
     def is_open(self) -> bool:
@@ -247,6 +258,7 @@ class PsrpSession:
                     log=self._log,
                     sleep=self._sleep,
                 )
+            self._pipelines_in_pool = 0
         except BaseException as err:
             # No pool, no use for the ticket: do not leave the cache behind on disk.
             self._remove_ccache()
@@ -450,23 +462,27 @@ class PsrpSession:
 
     def close(self) -> None:
         """Close the runspace pool and remove any Kerberos cache; safe to call repeatedly."""
-        pool, self._pool = self._pool, None
-        self._finished_pipeline = None
         try:
-            if pool is not None:
-                try:
-                    with self._credentials():
-                        self._retry("close runspace pool", pool.close)
-                except wire_errors() as err:
-                    self._log(f"closing the runspace pool failed: {err}")
-                    # The host drops an abandoned pool after its idle timeout; say which, unless
-                    # the host answered that it has none (a reboot or a WinRM restart ended it).
-                    if fault_code(err) != _wsman_faults.SHELL_NOT_FOUND:
-                        self._warn_pool_left(pool, err)
-                finally:
-                    pool.connection.close()
+            self._close_pool()
         finally:
             self._remove_ccache()
+
+    def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        self._finished_pipeline = None
+        if pool is None:
+            return
+        try:
+            with self._credentials():
+                self._retry("close runspace pool", pool.close)
+        except wire_errors() as err:
+            self._log(f"closing the runspace pool failed: {err}")
+            # The host drops an abandoned pool after its idle timeout; say which, unless the
+            # host answered that it has none (a reboot or a WinRM restart ended it).
+            if fault_code(err) != _wsman_faults.SHELL_NOT_FOUND:
+                self._warn_pool_left(pool, err)
+        finally:
+            pool.connection.close()
 
     def _remove_ccache(self) -> None:
         cache, self._ccache = self._ccache, None
@@ -526,6 +542,7 @@ class PsrpSession:
                     pipeline = self._pipeline(script, arguments)
                     pipeline.begin_invoke(pipeline_input)
                 began = True
+                self._pipelines_in_pool += 1
                 while pipeline.state == PSInvocationState.RUNNING:
                     poll_timeout = self._poll_timeout(deadline)
                     self._retry(
@@ -597,12 +614,19 @@ class PsrpSession:
             self._log(f"stopping the remote pipeline {pipeline.id} failed: {err}")
 
     def settle(self) -> None:
-        """Release the last finished pipeline on the host, between tasks: a holder calls it
-        after answering (kept._holder), so no task waits for it. Otherwise the next pipeline or
-        the pool's close releases it."""
-        if self._finished_pipeline is None:
-            return
-        self._release_finished_pipeline()
+        """Release the last finished pipeline on the host, and renew a pool that has run
+        PIPELINES_PER_POOL pipelines, between tasks: a holder calls it after answering
+        (kept._holder), so no task waits for it. Otherwise the next pipeline or the pool's
+        close releases it, and a pool that is not kept ends with its task anyway."""
+        if self._finished_pipeline is not None:
+            self._release_finished_pipeline()
+        if self._pool is not None and self._pipelines_in_pool >= PIPELINES_PER_POOL:
+            self._log(
+                f"renewing the runspace pool after {self._pipelines_in_pool} pipelines "
+                "(what they loaded into its wsmprovhost process stays until it ends)"
+            )
+            self._close_pool()
+            self.open()
 
     def _release_finished_pipeline(self) -> None:
         pipeline, self._finished_pipeline = self._finished_pipeline, None

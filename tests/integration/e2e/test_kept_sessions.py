@@ -23,6 +23,9 @@ from ansible_run import ansible_environment, ansible_playbook_executable, write_
 from connection_matrix import COMBINATIONS_BY_NAME, OUR_PLUGINS
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _channel, _place
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
+    PIPELINES_PER_POOL,
+)
 
 COMBINATION = COMBINATIONS_BY_NAME["http-ntlm-encrypted"]
 TASKS = 8
@@ -77,6 +80,33 @@ def test_a_run_logs_on_and_opens_a_shell_or_pool_once_per_host(
     # The run's directory held its session's socket and the code and options its later tasks
     # read (kept._run_cache): its last holder removes them all when the run has ended.
     assert _ended_runs_left(directories_before, within=30) == {}
+
+
+def test_a_kept_pool_is_renewed_after_its_share_of_pipelines(e2e: t.Any, tmp_path: Path) -> None:
+    """What each module run loads into a pool's wsmprovhost process stays there (docs/sessions.md),
+    so the holder replaces a pool between tasks once it has run PIPELINES_PER_POOL pipelines."""
+    import yaml
+
+    host = e2e.matrix_target.name
+    pings = PIPELINES_PER_POOL + 5
+    loop = {
+        "name": "ping in a loop",
+        "ansible.windows.win_ping": {},
+        "loop": list(range(pings)),
+    }
+    play = {"name": "a long run", "hosts": "{{ e2e_target }}", "gather_facts": False}
+    playbook = tmp_path / "loop.yml"
+    playbook.write_text(yaml.safe_dump([{**play, "tasks": [loop]}], sort_keys=False))
+    before = _tally_when_quiet(e2e, host)
+    commands_before = e2e.commands_started(host)
+    run = _run(e2e, "winops.remoting.psrp", playbook, tmp_path)
+    assert run.returncode == 0, run.describe()
+    after = _tally(e2e, host)
+    assert after["pool_open"] - before["pool_open"] == 2, (before, after)
+    assert after["logon"] - before["logon"] == 2, (before, after)
+    # One pipeline per ping, none run twice across the renewal; the first pool was closed.
+    assert e2e.commands_started(host) - commands_before == pings
+    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
 
 
 def _run_directories() -> list[str]:

@@ -27,6 +27,7 @@ from pypsrp.wsman import NAMESPACES
 from test_psrp_session import make_settings
 from test_psrp_support import OURS, load_connection, no_network
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_session
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
     CommandTimeoutError,
     PsrpSession,
@@ -49,6 +50,8 @@ class ServerSide:
         self.sent_sizes: list[int] = []
         self.pending: dict[uuid.UUID | None, bytearray] = {}
         self.files: dict[str, bytes] = {}
+        self.pools_opened = 0
+        self.pools_closed = 0
 
     def feed(self, data: bytes, pipeline_id: uuid.UUID | None) -> None:
         self.pool.receive_data(psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline_id))
@@ -96,6 +99,9 @@ class LoopbackShell:
     def open(self, options: t.Any = None, open_content: ET.Element | None = None) -> None:
         assert open_content is not None
         self.opened = True
+        if self.server.pools_opened:  # a pool after the first: a new one on the host too
+            self.server.pool = psrpcore.ServerRunspacePool()
+        self.server.pools_opened += 1
         self.server.feed(base64.b64decode(open_content.text or ""), None)
 
     def command(self, executable: str, arguments: list[str], command_id: str) -> ET.Element:
@@ -130,6 +136,7 @@ class LoopbackShell:
 
     def close(self) -> None:
         self.opened = False
+        self.server.pools_closed += 1
 
 
 # --- server-side scripts -----------------------------------------------------------------------
@@ -225,6 +232,27 @@ def test_settle_releases_the_finished_pipeline_between_tasks(server: ServerSide)
     session.run("echo", ["two"])
     assert len(server.signals) == 1, "the next pipeline had nothing left to release"
     session.close()
+
+
+def test_settle_renews_a_pool_that_ran_its_share_of_pipelines(
+    server: ServerSide, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What pipelines load into a pool's process stays there (session._psrp_session), so a kept
+    pool is replaced between tasks once it has run PIPELINES_PER_POOL of them."""
+    monkeypatch.setattr(_psrp_session, "PIPELINES_PER_POOL", 3)
+    session = open_real_session()
+    for number in range(3):
+        assert session.run("echo", [str(number)]).stdout == f"got {number}"
+        assert (server.pools_opened, server.pools_closed) == (1, 0)
+        session.settle()
+    # The third pipeline's settle released it, closed the pool and opened another.
+    assert (server.pools_opened, server.pools_closed) == (2, 1)
+    assert [code for code, _id in server.signals] == [SignalCode.TERMINATE] * 3
+    assert session.run("echo", ["again"]).stdout == "got again"
+    session.settle()
+    assert (server.pools_opened, server.pools_closed) == (2, 1)
+    session.close()
+    assert server.pools_closed == 2
 
 
 def test_module_payload_lines_arrive_intact(server: ServerSide) -> None:

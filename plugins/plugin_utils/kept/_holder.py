@@ -67,6 +67,11 @@ class Holder(t.NamedTuple):
     path: str
 
 
+class NotKept(Exception):
+    """The holder could not take the session over; the text says why. The caller still owns
+    the session."""
+
+
 def start(
     session: t.Any,
     operations: c.Collection[str],
@@ -75,8 +80,8 @@ def start(
     owner: int,
     idle_timeout: float,
     secrets_digest: str,
-) -> Holder | None:
-    """Fork a holder for the open ``session``; None when it could not listen (another task
+) -> Holder:
+    """Fork a holder for the open ``session``; NotKept when it could not listen (another task
     keeps a session under the same key, say), in which case the caller still owns ``session``.
 
     When a Holder is returned, the session belongs to the holder: the caller must drop its
@@ -106,12 +111,14 @@ def start(
     os.waitpid(child, 0)
     try:
         readable, _w, _x = select.select([ready_read], [], [], READY_SECONDS)
-        answer = os.read(ready_read, 32) if readable else b""
+        answer = os.read(ready_read, 512) if readable else b""
     finally:
         os.close(ready_read)
-    if not answer.startswith(b"ready "):
-        return None
-    return Holder(int(answer.split()[1]), path)
+    if answer.startswith(b"ready "):
+        return Holder(int(answer.split()[1]), path)
+    if answer.startswith(b"not "):
+        raise NotKept(answer[4:].decode("utf-8", "replace"))
+    raise NotKept(f"its process did not say it was listening within {READY_SECONDS:g} s")
 
 
 def _detach_descriptors(keep: set[int]) -> None:
@@ -213,14 +220,20 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for ansible-playbook; we follow it
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_exit)
+    listener = None
     try:
         _detach_descriptors({ready})
         recorder = _take_over_display()
-        listener = _listen(path) if _owner_alive(owner) else None
-    except BaseException:
-        listener = None
+        if _owner_alive(owner):
+            listener = _listen(path)
+        else:
+            reason = "ansible-playbook has ended"
+    except BaseException as err:
+        reason = f"{type(err).__name__}: {err} ({path})"
     if listener is None:
         # Not ready: the opening task still owns the session and closes it itself.
+        with contextlib.suppress(OSError):
+            os.write(ready, f"not {reason}".encode("utf-8", "replace")[:512])
         os._exit(0)
     inode = os.stat(path).st_ino
     try:

@@ -76,12 +76,32 @@ def check_private(path: str) -> str:
     return path
 
 
+# A Unix socket's path must fit sun_path with its terminating NUL: 108 bytes on Linux, 104 on
+# macOS and the BSDs. A longer one cannot be bound, and the session would not be kept.
+SOCKET_PATH_LIMIT = 103
+# The longest path a run's socket has below the base directory: /run-<pid>-<start time>/ (pid
+# up to 7 digits, start time in clock ticks up to 12), <key>.sock (kept._key: 32 characters
+# and the suffix), and the holder's staging name, which adds .<holder pid> (kept._holder).
+LONGEST_BELOW_BASE = len("/run-1234567-123456789012/") + 32 + len(".sock") + len(".1234567")
+
+
 def base_dir() -> str:
-    """The user's private directory for kept sessions, under $XDG_RUNTIME_DIR or /tmp."""
-    root = os.environ.get("XDG_RUNTIME_DIR") or ""
-    if not root or not os.path.isdir(root):
-        root = tempfile.gettempdir()
-    return os.path.join(root, f"winops-remoting-{os.getuid()}")
+    """The user's private directory for kept sessions: under $XDG_RUNTIME_DIR, else the
+    temporary directory ($TMPDIR), else /tmp, the first where a socket's path fits.
+
+    macOS gives every user a TMPDIR of about 50 characters, and test runners and CI jobs set
+    long ones, with which no session could be kept. Every process of a run sees the same
+    environment, so all of them choose the same directory.
+    """
+    name = f"winops-remoting-{os.getuid()}"
+    roots = [os.environ.get("XDG_RUNTIME_DIR") or "", tempfile.gettempdir(), "/tmp"]
+    existing = [root for root in roots if root and os.path.isdir(root)] or ["/tmp"]
+    for root in existing:
+        path = os.path.join(root, name)
+        if len(os.fsencode(path)) + LONGEST_BELOW_BASE <= SOCKET_PATH_LIMIT:
+            return path
+    # Too long everywhere: the holder cannot bind, and the task says so (kept._holder).
+    return os.path.join(existing[0], name)
 
 
 def run_dir(owner: int, *, create: bool = True) -> str | None:

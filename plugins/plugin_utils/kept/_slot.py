@@ -87,16 +87,17 @@ class SessionSlot:
         # Imported here: a task that finds its session kept never starts a holder.
         from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _holder
 
-        holder = _holder.start(
-            session,
-            self._operations,
-            path=path,
-            owner=self._owner,
-            idle_timeout=self._idle_timeout,
-            secrets_digest=self._secrets_digest,
-        )
-        if holder is None:
-            self._log("NEW SESSION, used by this task only (it could not be kept)")
+        try:
+            holder = _holder.start(
+                session,
+                self._operations,
+                path=path,
+                owner=self._owner,
+                idle_timeout=self._idle_timeout,
+                secrets_digest=self._secrets_digest,
+            )
+        except _holder.NotKept as reason:
+            self._log(f"NEW SESSION, used by this task only (it could not be kept: {reason})")
             self._session = session
             return
         # The holder owns the session now: dropped here without a word to the host.

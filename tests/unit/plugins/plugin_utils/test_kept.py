@@ -43,10 +43,19 @@ def test_the_key_ignores_secrets_and_the_digest_follows_them() -> None:
     assert "one" not in _key.session_key("p", with_password)
 
 
+@pytest.fixture
+def short_dir() -> t.Iterator[Path]:
+    """A directory with a path short enough to hold sockets (pytest's tmp_path may not be)."""
+    path = Path(tempfile.mkdtemp(prefix="k", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def test_run_directories_are_private_and_checked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
+    assert _place.base_dir().startswith(str(short_dir))
     run = _place.run_dir(os.getpid())
     assert run is not None
     for directory in (run, os.path.dirname(run)):
@@ -57,13 +66,60 @@ def test_run_directories_are_private_and_checked(
         _place.run_dir(os.getpid())
 
 
-def test_a_planted_symlink_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    elsewhere = tmp_path / "elsewhere"
+def test_a_planted_symlink_is_refused(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
+    elsewhere = short_dir / "elsewhere"
     elsewhere.mkdir(mode=0o700)
+    assert _place.base_dir().startswith(str(short_dir))
     os.symlink(elsewhere, _place.base_dir())
     with pytest.raises(_place.PlaceError, match="not a directory"):
         _place.run_dir(os.getpid())
+
+
+def test_the_base_directory_is_one_where_a_socket_fits(
+    short_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XDG_RUNTIME_DIR first, then TMPDIR, then /tmp: the first whose socket paths fit, so a
+    long TMPDIR (macOS gives every user one) does not leave every session unkept."""
+    long_dir = tmp_path / ("x" * 60)
+    long_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+
+    def chosen_root() -> str:
+        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+        return os.path.dirname(_place.base_dir())
+
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("TMPDIR", str(short_dir))
+    assert chosen_root() == str(short_dir)
+    monkeypatch.setenv("TMPDIR", str(long_dir))
+    assert chosen_root() == "/tmp"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(long_dir))
+    assert chosen_root() == "/tmp"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir / "missing"))
+    monkeypatch.setenv("TMPDIR", str(short_dir))
+    assert chosen_root() == str(short_dir)
+    # The longest socket path the chosen directory can get (kept._key, kept._holder) fits.
+    run = f"run-{'9' * 7}-{'9' * 12}"
+    longest = _key.socket_path(os.path.join(_place.base_dir(), run), "f" * 32) + ".9999999"
+    assert len(_key.session_key("p", OPTIONS)) == 32
+    assert len(longest) <= _place.SOCKET_PATH_LIMIT
+    assert len(longest) == len(_place.base_dir()) + _place.LONGEST_BELOW_BASE
+
+
+def test_a_holder_that_cannot_listen_says_why(tmp_path: Path) -> None:
+    directory = tmp_path / ("run" + "x" * 120)
+    directory.mkdir(mode=0o700)
+    record = tmp_path / "record.txt"
+    with pytest.raises(_holder.NotKept, match="path too long"):
+        _holder.start(
+            StandIn(record),
+            ("echo",),
+            path=str(directory / "key.sock"),
+            owner=os.getpid(),
+            idle_timeout=30,
+            secrets_digest="digest",
+        )
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to connect as another user")
@@ -146,7 +202,6 @@ def _start(
         idle_timeout=idle,
         secrets_digest="digest",
     )
-    assert holder is not None
     return holder, record
 
 
@@ -235,7 +290,6 @@ def test_the_end_of_ansible_playbook_interrupts_a_running_operation(tmp_path: Pa
         idle_timeout=30,
         secrets_digest="digest",
     )
-    assert holder is not None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.connect(holder.path)
         _channel.send(connection, {"op": "slow", "args": (60,), "secrets": "digest"})

@@ -51,8 +51,10 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry imp
     call_with_retry,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+    KerberosLogon,
     acquire_ticket,
     ticket_environment,
+    ticket_for_new_logon,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 
@@ -217,6 +219,7 @@ class PsrpSession:
         self._open_left_nothing = False
         # Pipelines started in the open pool, towards PIPELINES_PER_POOL.
         self._pipelines_in_pool = 0
+        self._logon = KerberosLogon()  # when a Kerberos logon must be made again
 
     @property
     def is_open(self) -> bool:
@@ -243,6 +246,10 @@ class PsrpSession:
         if self.settings.kinit is not None and self._ccache is None:
             self._log(f"acquiring a Kerberos ticket for {self.settings.kinit.principal} (kinit)")
             self._ccache = acquire_ticket(self.settings.kinit)
+        elif self.settings.kinit is not None and self._ccache is not None:
+            # A new pool of a kept session (renewed, or after the host lost the last one).
+            self._ccache = ticket_for_new_logon(self.settings.kinit, self._ccache)
+        self._note_logon()
         try:
             self._resolve_host()
             self._open_waited_out = False
@@ -285,6 +292,13 @@ class PsrpSession:
         if kwargs.get("no_proxy"):
             return False
         return bool(requests.utils.get_environ_proxies(self.settings.endpoint.url))
+
+    def _note_logon(self) -> None:
+        """A logon is about to be made: watch its ticket when it is a Kerberos one."""
+        if self.settings.auth in ("kerberos", "negotiate"):
+            self._logon.logged_on(self._ccache)
+        else:
+            self._logon.not_kerberos()
 
     def _open_is_repeatable(self, err: BaseException) -> bool:
         """A failed open is tried again with a new pool only for a transient failure that did
@@ -401,11 +415,18 @@ class PsrpSession:
 
         def send_on_an_authenticated_connection(message: bytes, **kwargs: t.Any) -> t.Any:
             http: t.Any = transport.session
-            if connection_lost(http):
-                self._log("the connection to the host was closed; authenticating again")
+            ticket_ends = http is not None and self._logon.due()
+            if ticket_ends or connection_lost(http):
+                if ticket_ends:
+                    self._log("the Kerberos ticket of this logon ends soon; logging on again")
+                else:
+                    self._log("the connection to the host was closed; authenticating again")
                 http.close()
                 transport.session = None
                 transport.encryption = None
+                if self.settings.kinit is not None and self._ccache is not None:
+                    self._ccache = ticket_for_new_logon(self.settings.kinit, self._ccache)
+                self._note_logon()
             return send(message, **kwargs)
 
         transport.send = send_on_an_authenticated_connection

@@ -10,6 +10,8 @@ a session module is loaded.
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 import typing as t
 
 if t.TYPE_CHECKING:
@@ -28,6 +30,24 @@ def acquire_ticket(request: KinitRequest) -> CredentialCache:
     return _kerberos.acquire_ticket(request)
 
 
+def ticket_for_new_logon(
+    request: KinitRequest,
+    cache: CredentialCache,
+    acquire: t.Callable[[KinitRequest], CredentialCache] = acquire_ticket,
+) -> CredentialCache:
+    """The cache a session logs on again with: the run's shared cache after the store has
+    replaced a ticket that is about to expire (the same file), a private cache as it is.
+
+    A kept session may log on again hours after it opened, when the host closed its
+    connection; the connection it authenticated keeps working past the ticket's end, but a
+    new logon needs a ticket that has not expired. The session's ticket came from the store
+    when the session opened, and nothing else renews it when no other task needs one.
+    """
+    if not cache.shared:
+        return cache
+    return acquire(request)
+
+
 def ticket_environment(cache: CredentialCache | None) -> t.ContextManager[None]:
     """KRB5CCNAME pointing at ``cache`` for a block; the environment untouched without one."""
     if cache is None:
@@ -35,3 +55,59 @@ def ticket_environment(cache: CredentialCache | None) -> t.ContextManager[None]:
     from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import _kerberos
 
     return _kerberos.ccache_environment(cache)
+
+
+# Log on again when the logon's ticket has less than this left (half its life for a shorter
+# ticket): room for the longest request, which seals before it is sent and unseals the answer.
+LOGON_MARGIN = 60.0
+
+
+def ticket_times(cache: CredentialCache | None) -> tuple[int, int] | None:
+    """(start, end) of the ticket-granting ticket a Kerberos logon made now would use: the one
+    in ``cache``, else in the FILE cache KRB5CCNAME names; None when there is none to read
+    (not Kerberos, or a KEYRING or KCM cache)."""
+    if cache is not None:
+        path = cache.path
+    else:
+        name = os.environ.get("KRB5CCNAME", "")
+        kind, colon, rest = name.partition(":")
+        if not name or (colon and kind.upper() != "FILE"):
+            return None
+        path = rest if colon else name
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+        read_ccache,
+    )
+
+    summary = read_ccache(path)
+    tgt = summary.tgt() if summary else None
+    return None if tgt is None else (tgt.starttime, tgt.endtime)
+
+
+class KerberosLogon:
+    """Whether a session's Kerberos logon must be made again before its next request.
+
+    An established Kerberos context seals and unseals messages only until its ticket ends
+    (MIT's GSSAPI allows the clock skew past that, five minutes by default, then fails with
+    "The referenced context has expired"), and a kept session can outlive its ticket. Before
+    that happens the session logs on again, with the ticket the run's store has renewed
+    (managed kinit) or whatever the user's cache holds by then.
+    """
+
+    def __init__(self, clock: t.Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._times: tuple[int, int] | None = None
+
+    def logged_on(self, cache: CredentialCache | None) -> None:
+        """A Kerberos logon is made (or about to be) with the ticket of ``cache``."""
+        self._times = ticket_times(cache)
+
+    def not_kerberos(self) -> None:
+        """The session logs on without Kerberos: nothing to watch."""
+        self._times = None
+
+    def due(self) -> bool:
+        if self._times is None:
+            return False
+        start, end = self._times
+        margin = min(LOGON_MARGIN, max(end - start, 0) / 2)
+        return end - self._clock() <= margin

@@ -49,8 +49,10 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry imp
     call_with_retry,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+    KerberosLogon,
     acquire_ticket,
     ticket_environment,
+    ticket_for_new_logon,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
@@ -283,6 +285,7 @@ class WinRMSession:
         self.shell_id: str | None = None
         self._ccache: CredentialCache | None = None
         self._reconnect = False  # the last request broke its connection
+        self._logon = KerberosLogon()  # when a Kerberos logon must be made again
         # A command that ended but is not yet released on the host (see ``settle``).
         self._finished_command: str | None = None
         # The largest request to send; lowered once if the host refuses one as too large.
@@ -340,11 +343,24 @@ class WinRMSession:
         pywinrm seals the message with the old connection's keys. Closing pywinrm's session
         makes it authenticate (and set up encryption) afresh on the next request.
         """
-        if self._reconnect or connection_lost(getattr(protocol.transport, "session", None)):
-            if not self._reconnect:
+        ticket_ends = self._logon.due()
+        if (
+            self._reconnect
+            or ticket_ends
+            or connection_lost(getattr(protocol.transport, "session", None))
+        ):
+            if ticket_ends:
+                self._log(5, "WINRM: the Kerberos ticket of this logon ends soon; logging on again")
+            elif not self._reconnect:
                 self._log(5, "WINRM: the host closed the connection; authenticating again")
             protocol.transport.close_session()
             self._reconnect = False
+            if self.settings.kinit is not None and self._ccache is not None:
+                self._ccache = ticket_for_new_logon(
+                    self.settings.kinit, self._ccache, self._acquire
+                )
+            if self.transport == "kerberos":
+                self._logon.logged_on(self._ccache)
 
     def _call_safe(
         self,
@@ -395,6 +411,9 @@ class WinRMSession:
     def _open_with(self, transport: str) -> None:
         if transport == "kerberos":
             self._kinit()
+            self._logon.logged_on(self._ccache)
+        else:
+            self._logon.not_kerberos()
         protocol = self._new_protocol(transport)
         self.transport = transport
         endpoint = self.settings.endpoint

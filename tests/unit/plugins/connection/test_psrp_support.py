@@ -47,7 +47,9 @@ class FakeCredentialCache:
     """Stands in for _kerberos.CredentialCache: a name for KRB5CCNAME, a remove() to count."""
 
     def __init__(self) -> None:
-        self.name = "FILE:/nonexistent/winops-test-ccache"
+        self.path = "/nonexistent/winops-test-ccache"
+        self.name = f"FILE:{self.path}"
+        self.shared = True
         self.removed = False
 
     def remove(self) -> None:

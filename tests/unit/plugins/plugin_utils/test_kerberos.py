@@ -437,3 +437,42 @@ def test_describe_failure_unknown_text_is_passed_through() -> None:
         "Kerberos: could not get a ticket for x@R: the KDC or kinit refused the request "
         "(something odd). Fix: check ansible_user (user@REALM) and ansible_password"
     )
+
+
+def test_a_kerberos_logon_is_due_again_before_its_ticket_ends(tmp_path, monkeypatch) -> None:
+    """Kept sessions log on again before an established context stops sealing messages."""
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+        LOGON_MARGIN,
+        KerberosLogon,
+        ticket_times,
+    )
+
+    path = tmp_path / "cc"
+    path.write_bytes(ccache_bytes("u@R.TEST", 36000, start=1000))
+    cache = CredentialCache(str(path), shared=True)
+    now = [1000.0]
+    logon = KerberosLogon(clock=lambda: now[0])
+    assert not logon.due()  # nothing logged on yet
+    logon.logged_on(cache)
+    now[0] = 1000 + 36000 - LOGON_MARGIN - 1
+    assert not logon.due()
+    now[0] += 2
+    assert logon.due()
+    logon.not_kerberos()
+    assert not logon.due()
+    # A short ticket: half its life is the margin.
+    path.write_bytes(ccache_bytes("u@R.TEST", 20, start=1000))
+    logon.logged_on(cache)
+    now[0] = 1009.0
+    assert not logon.due()
+    now[0] = 1010.0
+    assert logon.due()
+    # The user's own cache, as KRB5CCNAME names it; none for a cache that is not a file.
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{path}")
+    assert ticket_times(None) == (1000, 1020)
+    monkeypatch.setenv("KRB5CCNAME", str(path))
+    assert ticket_times(None) == (1000, 1020)
+    monkeypatch.setenv("KRB5CCNAME", "KEYRING:persistent:0")
+    assert ticket_times(None) is None
+    monkeypatch.delenv("KRB5CCNAME")
+    assert ticket_times(None) is None

@@ -296,7 +296,7 @@ class PsrpSession:
     def _note_logon(self) -> None:
         """A logon is about to be made: watch its ticket when it is a Kerberos one."""
         if self.settings.auth in ("kerberos", "negotiate"):
-            self._logon.logged_on(self._ccache)
+            self._logon.logged_on(self._ccache, renewable=self.settings.kinit is not None)
         else:
             self._logon.not_kerberos()
 
@@ -415,13 +415,14 @@ class PsrpSession:
 
         def send_on_an_authenticated_connection(message: bytes, **kwargs: t.Any) -> t.Any:
             http: t.Any = transport.session
-            ticket_ends = http is not None and self._logon.due()
+            ticket_ends = self._logon.due()
             if ticket_ends or connection_lost(http):
                 if ticket_ends:
                     self._log("the Kerberos ticket of this logon ends soon; logging on again")
                 else:
                     self._log("the connection to the host was closed; authenticating again")
-                http.close()
+                if http is not None:
+                    http.close()
                 transport.session = None
                 transport.encryption = None
                 if self.settings.kinit is not None and self._ccache is not None:

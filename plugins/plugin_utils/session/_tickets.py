@@ -38,10 +38,10 @@ def ticket_for_new_logon(
     """The cache a session logs on again with: the run's shared cache after the store has
     replaced a ticket that is about to expire (the same file), a private cache as it is.
 
-    A kept session may log on again hours after it opened, when the host closed its
-    connection; the connection it authenticated keeps working past the ticket's end, but a
-    new logon needs a ticket that has not expired. The session's ticket came from the store
-    when the session opened, and nothing else renews it when no other task needs one.
+    A kept session may log on again hours after it opened (its ticket ends soon, or the host
+    closed its connection), and a new logon needs a ticket that has not expired. The
+    session's ticket came from the store when the session opened, and nothing else renews it
+    when no other task needs one.
     """
     if not cache.shared:
         return cache
@@ -89,16 +89,22 @@ class KerberosLogon:
     An established Kerberos context seals and unseals messages only until its ticket ends
     (MIT's GSSAPI allows the clock skew past that, five minutes by default, then fails with
     "The referenced context has expired"), and a kept session can outlive its ticket. Before
-    that happens the session logs on again, with the ticket the run's store has renewed
-    (managed kinit) or whatever the user's cache holds by then.
+    that happens the session logs on again, with the ticket the run's store renews (managed
+    kinit) or a newer one the user's cache holds by then; with neither, logging on again
+    would not help, and the session goes on until the host or the library refuses.
     """
 
     def __init__(self, clock: t.Callable[[], float] = time.time) -> None:
         self._clock = clock
+        self._cache: CredentialCache | None = None
+        self._renewable = False
         self._times: tuple[int, int] | None = None
 
-    def logged_on(self, cache: CredentialCache | None) -> None:
-        """A Kerberos logon is made (or about to be) with the ticket of ``cache``."""
+    def logged_on(self, cache: CredentialCache | None, *, renewable: bool) -> None:
+        """A Kerberos logon is made (or about to be) with the ticket of ``cache`` (None: the
+        user's cache); ``renewable`` when the run's store renews it (managed kinit)."""
+        self._cache = cache
+        self._renewable = renewable
         self._times = ticket_times(cache)
 
     def not_kerberos(self) -> None:
@@ -110,4 +116,9 @@ class KerberosLogon:
             return False
         start, end = self._times
         margin = min(LOGON_MARGIN, max(end - start, 0) / 2)
-        return end - self._clock() <= margin
+        if end - self._clock() > margin:
+            return False
+        if self._renewable:
+            return True
+        newer = ticket_times(self._cache)
+        return newer is not None and newer[1] > end

@@ -360,7 +360,7 @@ class WinRMSession:
                     self.settings.kinit, self._ccache, self._acquire
                 )
             if self.transport == "kerberos":
-                self._logon.logged_on(self._ccache)
+                self._logon.logged_on(self._ccache, renewable=self.settings.kinit is not None)
 
     def _call_safe(
         self,
@@ -411,7 +411,7 @@ class WinRMSession:
     def _open_with(self, transport: str) -> None:
         if transport == "kerberos":
             self._kinit()
-            self._logon.logged_on(self._ccache)
+            self._logon.logged_on(self._ccache, renewable=self.settings.kinit is not None)
         else:
             self._logon.not_kerberos()
         protocol = self._new_protocol(transport)

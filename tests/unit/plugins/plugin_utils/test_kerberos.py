@@ -444,7 +444,6 @@ def test_a_kerberos_logon_is_due_again_before_its_ticket_ends(tmp_path, monkeypa
     from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
         LOGON_MARGIN,
         KerberosLogon,
-        ticket_times,
     )
 
     path = tmp_path / "cc"
@@ -453,21 +452,34 @@ def test_a_kerberos_logon_is_due_again_before_its_ticket_ends(tmp_path, monkeypa
     now = [1000.0]
     logon = KerberosLogon(clock=lambda: now[0])
     assert not logon.due()  # nothing logged on yet
-    logon.logged_on(cache)
+    logon.logged_on(cache, renewable=True)
     now[0] = 1000 + 36000 - LOGON_MARGIN - 1
     assert not logon.due()
     now[0] += 2
-    assert logon.due()
+    assert logon.due()  # the store renews a managed ticket when the session logs on again
     logon.not_kerberos()
     assert not logon.due()
     # A short ticket: half its life is the margin.
     path.write_bytes(ccache_bytes("u@R.TEST", 20, start=1000))
-    logon.logged_on(cache)
+    logon.logged_on(cache, renewable=True)
     now[0] = 1009.0
     assert not logon.due()
     now[0] = 1010.0
     assert logon.due()
-    # The user's own cache, as KRB5CCNAME names it; none for a cache that is not a file.
+    # The user's own ticket: logging on again helps only once the cache holds a newer one.
+    logon.logged_on(cache, renewable=False)
+    assert not logon.due()
+    path.write_bytes(ccache_bytes("u@R.TEST", 20, start=1008))
+    assert logon.due()
+
+
+def test_the_users_ticket_is_read_from_the_file_krb5ccname_names(tmp_path, monkeypatch) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+        ticket_times,
+    )
+
+    path = tmp_path / "cc"
+    path.write_bytes(ccache_bytes("u@R.TEST", 20, start=1000))
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{path}")
     assert ticket_times(None) == (1000, 1020)
     monkeypatch.setenv("KRB5CCNAME", str(path))

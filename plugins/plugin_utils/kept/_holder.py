@@ -221,6 +221,7 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_exit)
     listener = None
+    reason = "it could not listen"
     try:
         _detach_descriptors({ready})
         recorder = _take_over_display()

@@ -111,3 +111,19 @@ def kerberos_hosts(
     """Three Kerberos-serving winhost hosts (win201-win203); yields (hosts, recorder)."""
     with serve_kerberos_hosts(kerberos_env, tmp_path / "winhost", 3) as served:
         yield served
+
+
+@pytest.fixture
+def strict_clock_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> t.Iterator[tuple[kdc.KDC, t.Any, Recorder]]:
+    """A KDC whose realm accepts a ticket at most one second past its end (not five minutes),
+    with this test's Kerberos libraries pointed at it, and one host (win201) served from this
+    process for it; yields (kdc, host, recorder)."""
+    with kdc.KDC(tmp_path / "strict-kdc", clockskew=1) as server:
+        for name, value in server.environment().items():
+            monkeypatch.setenv(name, value)
+        for name in ("KRB5CCNAME", "KRB5_KTNAME", "KRB5_CLIENT_KTNAME"):
+            monkeypatch.delenv(name, raising=False)
+        with serve_kerberos_hosts(server, tmp_path / "winhost", 1) as (hosts, recorder):
+            yield server, hosts[0], recorder

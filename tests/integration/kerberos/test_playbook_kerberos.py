@@ -251,22 +251,10 @@ OUTLIVE_PLAYBOOK = """
 """
 
 
-@pytest.fixture
-def strict_clock_kdc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> t.Iterator[kdc.KDC]:
-    """A KDC whose realm accepts a ticket at most one second past its end (not five minutes),
-    with this test's Kerberos libraries pointed at it."""
-    with kdc.KDC(tmp_path / "strict-kdc", clockskew=1) as server:
-        for name, value in server.environment().items():
-            monkeypatch.setenv(name, value)
-        for name in ("KRB5CCNAME", "KRB5_KTNAME", "KRB5_CLIENT_KTNAME"):
-            monkeypatch.delenv(name, raising=False)
-        yield server
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("plugin", ["winrm", "psrp"])
 def test_a_session_logs_on_again_after_its_ticket_expired(
-    strict_clock_kdc: kdc.KDC, tmp_path: Path, plugin: str
+    strict_clock_host: tuple[kdc.KDC, t.Any, t.Any], tmp_path: Path, plugin: str
 ) -> None:
     """A kept session outlives its managed ticket. Its established context stops sealing once
     the ticket has ended (MIT: "The referenced context has expired"), and the KDC refuses a
@@ -274,36 +262,33 @@ def test_a_session_logs_on_again_after_its_ticket_expired(
     again with a ticket the run's store renewed; and again, with that ticket, when the host
     then closes the connection (HTTP.sys does after 120 s idle; here winhost's close fault).
     Both plugins fail this without the renewal (checked)."""
-    from conftest import serve_kerberos_hosts
-
     from winhost import faults
 
-    with serve_kerberos_hosts(strict_clock_kdc, tmp_path / "winhost", 1) as (hosts, recorder):
-        host = hosts[0]
-        host_vars = _host_vars(host, (plugin, "http", "managed", False))
-        host_vars[f"ansible_{plugin}_kinit_args"] = f"-l {SHORT_TICKET_SECONDS}s"
-        # kinit_args runs the kinit program, which sees only the variables named here.
-        host_vars[f"ansible_{plugin}_kinit_env_vars"] = ["KRB5_CONFIG"]
-        marker = tmp_path / "outliving"
-        playbook = OUTLIVE_PLAYBOOK.replace("{{ marker }}", str(marker)).replace(
-            "{{ wait }}", str(SHORT_TICKET_SECONDS + 3)
-        )
+    strict_clock_kdc, host, recorder = strict_clock_host
+    host_vars = _host_vars(host, (plugin, "http", "managed", False))
+    host_vars[f"ansible_{plugin}_kinit_args"] = f"-l {SHORT_TICKET_SECONDS}s"
+    # kinit_args runs the kinit program, which sees only the variables named here.
+    host_vars[f"ansible_{plugin}_kinit_env_vars"] = ["KRB5_CONFIG"]
+    marker = tmp_path / "outliving"
+    playbook = OUTLIVE_PLAYBOOK.replace("{{ marker }}", str(marker)).replace(
+        "{{ wait }}", str(SHORT_TICKET_SECONDS + 3)
+    )
 
-        def close_the_connection_once_waiting() -> None:
-            deadline = time.monotonic() + 120
-            while not marker.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            faults.inject(host.name, "close", count=1)
+    def close_the_connection_once_waiting() -> None:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        faults.inject(host.name, "close", count=1)
 
-        closer = threading.Thread(target=close_the_connection_once_waiting, daemon=True)
-        closer.start()
-        before = len(strict_clock_kdc.log_lines())
-        inventory = {"windows": {"hosts": {host.name: host_vars}}}
-        result = _run(tmp_path, strict_clock_kdc, inventory, playbook)
-        closer.join(timeout=5)
-        output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
-        assert result.returncode == 0, output
-        assert ADMIN.password not in output
-        # The ticket of the first logon, and the one the store renewed for the second.
-        assert strict_clock_kdc.as_req_count(ADMIN.principal, since=before) == 2, output
-        assert len(recorder.completed()) >= 2
+    closer = threading.Thread(target=close_the_connection_once_waiting, daemon=True)
+    closer.start()
+    before = len(strict_clock_kdc.log_lines())
+    inventory = {"windows": {"hosts": {host.name: host_vars}}}
+    result = _run(tmp_path, strict_clock_kdc, inventory, playbook)
+    closer.join(timeout=5)
+    output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+    assert result.returncode == 0, output
+    assert ADMIN.password not in output
+    # The ticket of the first logon, and the one the store renewed for the second.
+    assert strict_clock_kdc.as_req_count(ADMIN.principal, since=before) == 2, output
+    assert len(recorder.completed()) >= 2

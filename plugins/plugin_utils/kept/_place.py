@@ -15,6 +15,7 @@ import os
 import stat
 import sys
 import tempfile
+import typing as t
 
 PRIVATE_MODE = 0o700
 
@@ -94,14 +95,25 @@ def base_dir() -> str:
     environment, so all of them choose the same directory.
     """
     name = f"winops-remoting-{os.getuid()}"
-    roots = [os.environ.get("XDG_RUNTIME_DIR") or "", tempfile.gettempdir(), "/tmp"]
-    existing = [root for root in roots if root and os.path.isdir(root)] or ["/tmp"]
-    for root in existing:
+    first = None
+    # Looked at in turn: every task's worker asks, and the first root usually does.
+    for root in _roots():
+        if not os.path.isdir(root):
+            continue
         path = os.path.join(root, name)
         if len(os.fsencode(path)) + LONGEST_BELOW_BASE <= SOCKET_PATH_LIMIT:
             return path
+        first = first or path
     # Too long everywhere: the holder cannot bind, and the task says so (kept._holder).
-    return os.path.join(existing[0], name)
+    return first or os.path.join("/tmp", name)
+
+
+def _roots() -> t.Iterator[str]:
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        yield xdg
+    yield tempfile.gettempdir()
+    yield "/tmp"
 
 
 def run_dir(owner: int, *, create: bool = True) -> str | None:

@@ -246,7 +246,7 @@ class PsrpSession:
         if self.settings.kinit is not None and self._ccache is None:
             self._log(f"acquiring a Kerberos ticket for {self.settings.kinit.principal} (kinit)")
             self._ccache = acquire_ticket(self.settings.kinit)
-        elif self.settings.kinit is not None and self._ccache is not None:
+        else:
             # A new pool of a kept session (renewed, or after the host lost the last one).
             self._ccache = ticket_for_new_logon(self.settings.kinit, self._ccache)
         self._note_logon()
@@ -425,8 +425,7 @@ class PsrpSession:
                     http.close()
                 transport.session = None
                 transport.encryption = None
-                if self.settings.kinit is not None and self._ccache is not None:
-                    self._ccache = ticket_for_new_logon(self.settings.kinit, self._ccache)
+                self._ccache = ticket_for_new_logon(self.settings.kinit, self._ccache)
                 self._note_logon()
             return send(message, **kwargs)
 

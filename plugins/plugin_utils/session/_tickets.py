@@ -31,19 +31,20 @@ def acquire_ticket(request: KinitRequest) -> CredentialCache:
 
 
 def ticket_for_new_logon(
-    request: KinitRequest,
-    cache: CredentialCache,
+    request: KinitRequest | None,
+    cache: CredentialCache | None,
     acquire: t.Callable[[KinitRequest], CredentialCache] = acquire_ticket,
-) -> CredentialCache:
+) -> CredentialCache | None:
     """The cache a session logs on again with: the run's shared cache after the store has
-    replaced a ticket that is about to expire (the same file), a private cache as it is.
+    replaced a ticket that is about to expire (the same file); a private cache, or none
+    (no managed kinit, or no ticket yet), as it is.
 
     A kept session may log on again hours after it opened (its ticket ends soon, or the host
     closed its connection), and a new logon needs a ticket that has not expired. The
     session's ticket came from the store when the session opened, and nothing else renews it
     when no other task needs one.
     """
-    if not cache.shared:
+    if request is None or cache is None or not cache.shared:
         return cache
     return acquire(request)
 

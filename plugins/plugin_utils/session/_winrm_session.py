@@ -355,10 +355,7 @@ class WinRMSession:
                 self._log(5, "WINRM: the host closed the connection; authenticating again")
             protocol.transport.close_session()
             self._reconnect = False
-            if self.settings.kinit is not None and self._ccache is not None:
-                self._ccache = ticket_for_new_logon(
-                    self.settings.kinit, self._ccache, self._acquire
-                )
+            self._ccache = ticket_for_new_logon(self.settings.kinit, self._ccache, self._acquire)
             if self.transport == "kerberos":
                 self._logon.logged_on(self._ccache, renewable=self.settings.kinit is not None)
 

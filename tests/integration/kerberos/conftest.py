@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "kdc"))
 
 import kdc
 from address_blocks import block
-from kdc.pytest_plugin import kdc_server, kerberos_env  # noqa: F401
+from kdc.pytest_plugin import kdc_server, kerberos_env, point_at  # noqa: F401
 
 # win201.. on 127.0.10.201..203, the `kerberos` block of address_blocks.py; KERBEROS_FIRST
 # moves them for a second session beside this one.
@@ -121,9 +121,6 @@ def strict_clock_host(
     with this test's Kerberos libraries pointed at it, and one host (win201) served from this
     process for it; yields (kdc, host, recorder)."""
     with kdc.KDC(tmp_path / "strict-kdc", clockskew=1) as server:
-        for name, value in server.environment().items():
-            monkeypatch.setenv(name, value)
-        for name in ("KRB5CCNAME", "KRB5_KTNAME", "KRB5_CLIENT_KTNAME"):
-            monkeypatch.delenv(name, raising=False)
+        point_at(server, monkeypatch)
         with serve_kerberos_hosts(server, tmp_path / "winhost", 1) as (hosts, recorder):
             yield server, hosts[0], recorder

@@ -22,9 +22,14 @@ def kdc_server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[KDC]:
 @pytest.fixture
 def kerberos_env(kdc_server: KDC, monkeypatch: pytest.MonkeyPatch) -> KDC:
     """Point this test's Kerberos libraries and tools at the test KDC's files only."""
-    for name, value in kdc_server.environment().items():
+    return point_at(kdc_server, monkeypatch)
+
+
+def point_at(server: KDC, monkeypatch: pytest.MonkeyPatch) -> KDC:
+    """Point this test's Kerberos libraries and tools at ``server``'s files only."""
+    for name, value in server.environment().items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("KRB5CCNAME", raising=False)
     monkeypatch.delenv("KRB5_KTNAME", raising=False)
     monkeypatch.delenv("KRB5_CLIENT_KTNAME", raising=False)
-    return kdc_server
+    return server

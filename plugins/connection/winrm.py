@@ -449,7 +449,16 @@ from ansible.utils.display import Display
 # kept._run_cache comes before the rest of plugin_utils: their code then comes compiled (from
 # the run's directory, else __pycache__), and from a run's second task on the options below
 # come read, instead of being worked out again.
-from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _run_cache
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._bytecode import (
+    import_from_bytecode,
+)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _run_cache
+else:  # from __pycache__: Ansible's loader would compile it from source (kept._bytecode)
+    _run_cache = import_from_bytecode(
+        "ansible_collections.winops.remoting.plugins.plugin_utils.kept._run_cache"
+    )
 
 # isort: split
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact

@@ -42,7 +42,14 @@ import tempfile
 import types
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _place
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._bytecode import (
+    import_from_bytecode,
+)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _place
+else:  # loads before this module's finder is in place (kept._bytecode)
+    _place = import_from_bytecode(f"{__package__}._place")
 
 T = t.TypeVar("T")
 

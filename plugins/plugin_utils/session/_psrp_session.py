@@ -47,6 +47,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_outp
     PipelineResult,
     collect_result,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_strings import (
+    skip_needless_escaping,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
 )
@@ -318,6 +321,8 @@ class PsrpSession:
         # pypsrp's hints say str for the version, but None is its documented "no version".
         host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)  # type: ignore[arg-type]
         pool = RunspacePool(wsman, host=host, configuration_name=self.settings.configuration_name)
+        # The pool's one Serializer writes pipeline input and reads output (session._psrp_strings).
+        skip_needless_escaping(getattr(pool, "_serializer", None))
         # pypsrp's open() gives up on the first OperationTimeout answer to its Receive; that
         # answer only means the host is still starting the runspace, so receive again on the
         # same shell (a reopen would leave the first shell behind on the host).

@@ -217,8 +217,8 @@ def test_the_run_directory_comes_first_then_bytecode_then_source(
 
 
 def test_only_the_run_directorys_location_loads_before_the_finder() -> None:
-    # Ansible's collection loader compiles from source whatever a plugin imports of ours before
-    # the finder is in place: keep that to _run_cache and the standard-library-only _place.
+    # Whatever a plugin imports of ours before the finder is in place: _run_cache and the
+    # standard-library-only _place (from __pycache__), and the small _bytecode that loads them.
     dev = Path(__file__).resolve().parents[4] / "build" / "dev"
     script = (
         "import sys\n"
@@ -231,7 +231,7 @@ def test_only_the_run_directorys_location_loads_before_the_finder() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout.split()
     ours = [name.removeprefix(_run_cache.PREFIX) for name in loaded]
-    assert ours == ["kept", "kept._place", "kept._run_cache"]
+    assert ours == ["kept", "kept._bytecode", "kept._place", "kept._run_cache"]
 
 
 def test_remove_all_removes_only_what_the_run_kept(run_dir: Path) -> None:

@@ -298,10 +298,8 @@ class PsrpSession:
 
     def _note_logon(self) -> None:
         """A logon is about to be made: watch its ticket when it is a Kerberos one."""
-        if self.settings.auth in ("kerberos", "negotiate"):
-            self._logon.logged_on(self._ccache, renewable=self.settings.kinit is not None)
-        else:
-            self._logon.not_kerberos()
+        kerberos = self.settings.auth in ("kerberos", "negotiate")
+        self._logon.logging_on(self._ccache, self.settings.kinit, kerberos=kerberos)
 
     def _open_is_repeatable(self, err: BaseException) -> bool:
         """A failed open is tried again with a new pool only for a transient failure that did

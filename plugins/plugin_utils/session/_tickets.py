@@ -101,16 +101,15 @@ class KerberosLogon:
         self._renewable = False
         self._times: tuple[int, int] | None = None
 
-    def logged_on(self, cache: CredentialCache | None, *, renewable: bool) -> None:
-        """A Kerberos logon is made (or about to be) with the ticket of ``cache`` (None: the
-        user's cache); ``renewable`` when the run's store renews it (managed kinit)."""
+    def logging_on(
+        self, cache: CredentialCache | None, request: KinitRequest | None, *, kerberos: bool
+    ) -> None:
+        """A logon is about to be made. A Kerberos one uses the ticket of ``cache`` (None: the
+        user's cache), which the run's store renews when the session has a managed kinit
+        ``request``; any other logon leaves nothing to watch."""
         self._cache = cache
-        self._renewable = renewable
-        self._times = ticket_times(cache)
-
-    def not_kerberos(self) -> None:
-        """The session logs on without Kerberos: nothing to watch."""
-        self._times = None
+        self._renewable = request is not None
+        self._times = ticket_times(cache) if kerberos else None
 
     def due(self) -> bool:
         if self._times is None:

@@ -356,8 +356,9 @@ class WinRMSession:
             protocol.transport.close_session()
             self._reconnect = False
             self._ccache = ticket_for_new_logon(self.settings.kinit, self._ccache, self._acquire)
-            if self.transport == "kerberos":
-                self._logon.logged_on(self._ccache, renewable=self.settings.kinit is not None)
+            self._logon.logging_on(
+                self._ccache, self.settings.kinit, kerberos=self.transport == "kerberos"
+            )
 
     def _call_safe(
         self,
@@ -408,9 +409,7 @@ class WinRMSession:
     def _open_with(self, transport: str) -> None:
         if transport == "kerberos":
             self._kinit()
-            self._logon.logged_on(self._ccache, renewable=self.settings.kinit is not None)
-        else:
-            self._logon.not_kerberos()
+        self._logon.logging_on(self._ccache, self.settings.kinit, kerberos=transport == "kerberos")
         protocol = self._new_protocol(transport)
         self.transport = transport
         endpoint = self.settings.endpoint

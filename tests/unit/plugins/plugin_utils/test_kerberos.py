@@ -450,24 +450,25 @@ def test_a_kerberos_logon_is_due_again_before_its_ticket_ends(tmp_path, monkeypa
     path.write_bytes(ccache_bytes("u@R.TEST", 36000, start=1000))
     cache = CredentialCache(str(path), shared=True)
     now = [1000.0]
+    managed = KinitRequest(PRINCIPAL, PASSWORD)
     logon = KerberosLogon(clock=lambda: now[0])
     assert not logon.due()  # nothing logged on yet
-    logon.logged_on(cache, renewable=True)
+    logon.logging_on(cache, managed, kerberos=True)
     now[0] = 1000 + 36000 - LOGON_MARGIN - 1
     assert not logon.due()
     now[0] += 2
     assert logon.due()  # the store renews a managed ticket when the session logs on again
-    logon.not_kerberos()
+    logon.logging_on(cache, managed, kerberos=False)
     assert not logon.due()
     # A short ticket: half its life is the margin.
     path.write_bytes(ccache_bytes("u@R.TEST", 20, start=1000))
-    logon.logged_on(cache, renewable=True)
+    logon.logging_on(cache, managed, kerberos=True)
     now[0] = 1009.0
     assert not logon.due()
     now[0] = 1010.0
     assert logon.due()
     # The user's own ticket: logging on again helps only once the cache holds a newer one.
-    logon.logged_on(cache, renewable=False)
+    logon.logging_on(cache, None, kerberos=True)
     assert not logon.due()
     path.write_bytes(ccache_bytes("u@R.TEST", 20, start=1008))
     assert logon.due()

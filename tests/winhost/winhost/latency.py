@@ -6,7 +6,7 @@ connection, a process per WinRS shell and command, a wsmprovhost.exe per runspac
 profile, chosen per host at start (`python -m winhost start --latency windows`, the fixture's
 WINHOST_LATENCY), makes winhost sleep for those costs at the points where Windows pays them.
 
-Every figure names its source or says "assumed"; docs/winhost-behaviours.md (## Cost model)
+Every figure names its source; docs/winhost-behaviours.md (## Cost model)
 and docs/benchmarks.md list them with their sources. The profile "none" (the default) adds
 nothing; under every profile the host's state JSON counts each operation (`latency.paid`), so
 tests can see logons, shells and pools per run. No test asserts our plugins' timings against these figures: they make a benchmark's
@@ -64,32 +64,37 @@ class CostModel:
 
 NONE = CostModel("none", {})
 
-# Sources (full citations in docs/winhost-behaviours.md, ## Cost model):
+# Sources (full citations in docs/winhost-behaviours.md, ## Cost model). Where sources give a
+# range, the cheap end is used: the model is a lower bound of what a host costs.
 WINDOWS = CostModel(
     "windows",
     {
-        # assumed: a client and server on one switched LAN (about 1 ms); TCP and TLS handshakes
-        # are not charged separately.
-        ROUND_TRIP: 0.001,
-        # assumed: LsaLogonUser of a local account for an NTLM/Kerberos network logon (no
-        # published measurement found); the extra HTTP legs of the handshake pay ROUND_TRIP.
-        LOGON: 0.010,
-        # assumed: winrshost.exe is started per shell (a process start, like cmd.exe below,
-        # plus loading the user's profile; no published measurement found).
-        SHELL_CREATE: 0.050,
-        # assumed: a small console process start on Windows (no published figure found; WinRS
-        # starts every command through cmd.exe, pypsrp's recording test_winrs_no_cmd_shell.yml).
-        PROCESS_CMD: 0.015,
+        # "Round trip within same datacenter: 500,000 ns" (Jeff Dean's latency numbers); TCP
+        # and TLS handshakes are not charged separately.
+        ROUND_TRIP: 0.0005,
+        # not charged: no published measurement of a network logon (LsaLogonUser) was found.
+        # Its cost is only the handshake's extra HTTP legs, which pay ROUND_TRIP. The operation
+        # is still counted, so tests and benchmarks see how often a client logs on.
+        LOGON: 0.0,
+        # a process start: WinRS starts winrshost.exe for the user (winrm4j#169, SigmaHQ#5604).
+        # No measurement of Create itself was found, so it is charged the process start below.
+        SHELL_CREATE: 0.020,
+        # measured: a process start on Windows 18.9 ms (MajorPrivacy#107), `cmd /c findstr`
+        # 22.3 ms (ProcessKit-rs), `cmd /c exit` 42 ms (PowerShell#6443); WinRS starts every
+        # command through cmd.exe (pypsrp's recording test_winrs_no_cmd_shell.yml).
+        PROCESS_CMD: 0.020,
         # measured: `Measure-Command { powershell.exe -command "&{12}" }` took 0.187-0.205 s
         # on Windows Server 2019 (build 17763) before a regression (PowerShell/PowerShell#12843);
-        # Windows PowerShell 5.1 start-up was 600 ms on a Windows 10 desktop
-        # (PowerShell/PowerShell#4239, SteveL-MSFT). The server figure is used.
+        # 0.23-0.33 s elsewhere (PowerShell#6443, PowerShell PR#8341), 600 ms on a Windows 10
+        # desktop (PowerShell#4239). The server figure is used.
         PROCESS_POWERSHELL: 0.19,
-        # partly assumed: wsmprovhost.exe loads the same CLR and System.Management.Automation as
-        # powershell.exe and opens a runspace, so it is charged the powershell.exe start-up above.
+        # "a powershell session takes ... over winrm ... on the order of 200ms" once its
+        # assemblies are precompiled (GoogleCloudPlatform/compute-image-windows#174); about
+        # 1 s for a PSSession into a container (microsoft/navcontainerhelper#2469).
         POOL_OPEN: 0.19,
-        # assumed: a pipeline on an open pool is "just a matter of it creating a new thread and
-        # not a whole new PowerShell process" (jborean93, ansible/ansible#47707); 5 ms.
+        # "Subsequent invokes to that PsSession ... around 5 ms" (freddydk,
+        # microsoft/navcontainerhelper#2469); a pipeline is a thread in the pool's process,
+        # not a process (jborean93, ansible/ansible#47707).
         PIPELINE: 0.005,
     },
 )

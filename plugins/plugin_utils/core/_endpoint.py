@@ -5,10 +5,10 @@ Internal use only: this module is not part of the collection's public API.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import Record
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
 
 HTTP_PORT = 5985
@@ -33,8 +33,7 @@ def _is_ipv6_literal(name: str) -> bool:
     return True
 
 
-@dataclasses.dataclass(frozen=True)
-class Endpoint:
+class Endpoint(Record):
     """Where the WinRM listener is: host (IPv6 without brackets), port, scheme and path."""
 
     host: str

@@ -10,7 +10,6 @@ ticket itself is left to that session: it runs kinit exactly as the plugin does.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 import re
@@ -19,6 +18,7 @@ import time
 import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import realm_from_user
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import replace
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis import _wording
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
     Layer,
@@ -248,7 +248,7 @@ def check_ticket(target: Target, context: Context) -> str:
     the user's own cache must hold a ticket-granting ticket that has not expired."""
     _require_kerberos(target)
     if target.kinit is not None:
-        request = dataclasses.replace(target.kinit, reuse=False)
+        request = replace(target.kinit, reuse=False)
         try:
             cache = acquire_ticket(request)
         except KerberosError as err:

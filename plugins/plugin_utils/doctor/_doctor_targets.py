@@ -10,9 +10,9 @@ plugin's own session class once, without retries, and closes it again.
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import replace
 from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor import Target
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
     PsrpSettings,
@@ -55,9 +55,7 @@ def _target(
 
 def winrm_target(settings: WinRMSettings) -> Target:
     """The target for winops.remoting.winrm; only the first configured transport is checked."""
-    single = dataclasses.replace(
-        settings, transports=(settings.auth,), retry_policy=RetryPolicy(retries=0)
-    )
+    single = replace(settings, transports=(settings.auth,), retry_policy=RetryPolicy(retries=0))
 
     def open_session() -> None:
         from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
@@ -74,7 +72,7 @@ def winrm_target(settings: WinRMSettings) -> Target:
 
 def psrp_target(settings: PsrpSettings) -> Target:
     """The target for winops.remoting.psrp."""
-    single = dataclasses.replace(
+    single = replace(
         settings,
         retry_policy=RetryPolicy(retries=0),
         wsman_kwargs={**settings.wsman_kwargs, "reconnection_retries": 0},

@@ -12,12 +12,12 @@ level, so a missing library is reported when a connection is made, not when opti
 from __future__ import annotations
 
 import collections.abc as c
-import dataclasses
 import inspect
 import os
 import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import field
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     PSRP_EXTRAS_PREFIX,
@@ -82,11 +82,10 @@ _OPTION_KWARGS = frozenset(
 )
 
 
-@dataclasses.dataclass(frozen=True)
 class PsrpSettings(ConnectionSettings):
     """Everything a PSRP session needs: the common core plus pypsrp's arguments."""
 
-    wsman_kwargs: dict[str, t.Any] = dataclasses.field(repr=False)  # password, proxy
+    wsman_kwargs: dict[str, t.Any] = field(repr=False)  # password, proxy
     configuration_name: str
 
 

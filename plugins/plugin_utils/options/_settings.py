@@ -11,7 +11,6 @@ parts of option validation that both plugins do the same way.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shlex
 import urllib.parse
@@ -21,6 +20,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint imp
     Endpoint,
     resolve_endpoint,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import Record, field
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     OptionSource,
@@ -29,8 +29,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_so
 DEFAULT_KINIT_TIMEOUT = 60.0
 
 
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Record):
     """How often and how patiently to retry: ``retries`` extra attempts after the first."""
 
     retries: int = 3
@@ -50,8 +49,7 @@ class RetryPolicy:
         return float(min(self.backoff * 2 ** (retry_number - 1), self.max_backoff))
 
 
-@dataclasses.dataclass
-class KinitRequest:
+class KinitRequest(Record):
     """What to ask the KDC for, and how to run kinit.
 
     ``kinit_args`` replaces the default arguments when given (``-f`` is then not added even
@@ -62,10 +60,10 @@ class KinitRequest:
     """
 
     principal: str
-    password: str = dataclasses.field(repr=False)
+    password: str = field(repr=False)
     kinit_cmd: str = "kinit"
     kinit_args: list[str] | None = None
-    env_vars: dict[str, str] = dataclasses.field(default_factory=dict)
+    env_vars: dict[str, str] = field(default_factory=dict)
     forwardable: bool = False
     timeout: float = DEFAULT_KINIT_TIMEOUT
     reuse: bool = True
@@ -89,8 +87,7 @@ def kerberos_principal(user: str, realm: str | None = None) -> str:
     return user
 
 
-@dataclasses.dataclass(frozen=True)
-class ConnectionSettings:
+class ConnectionSettings(Record):
     """What every WinRM connection needs, resolved and validated, whichever plugin reads it."""
 
     plugin: str  # "winrm" or "psrp": whose variables messages name
@@ -110,7 +107,7 @@ class ConnectionSettings:
     command_timeout: float  # seconds, 0 = no limit
     max_envelope_size: int
     # Values never to be shown; not in repr(), like the library arguments that hold them.
-    secrets: tuple[str, ...] = dataclasses.field(repr=False)
+    secrets: tuple[str, ...] = field(repr=False)
 
 
 def read_endpoint(source: OptionSource, scheme_option: str) -> Endpoint:

@@ -10,12 +10,12 @@ naming the setting the user gave (``OptionSource.label``), the value and what is
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import is_upn
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import field
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     OptionSource,
@@ -66,7 +66,6 @@ MIN_MAX_ENVELOPE_SIZE = 16384  # room for the SOAP header and a useful file chun
 _OWN_PROTOCOL_ARGUMENTS = frozenset(("self", "endpoint", "transport", "username", "password"))
 
 
-@dataclasses.dataclass(frozen=True)
 class WinRMSettings(ConnectionSettings):
     """Everything a WinRM session needs: the common core plus pywinrm's arguments."""
 
@@ -76,7 +75,7 @@ class WinRMSettings(ConnectionSettings):
     # as too large is sent again in max_envelope_size pieces.
     send_envelope_size: int
     # For transports[0] (see kwargs_for()); holds the password and the proxy URL.
-    protocol_kwargs: dict[str, t.Any] = dataclasses.field(repr=False)
+    protocol_kwargs: dict[str, t.Any] = field(repr=False)
     ignored_extras: tuple[str, ...]  # ansible_winrm_* names pywinrm does not accept
 
     def kwargs_for(self, transport: str) -> dict[str, t.Any]:

@@ -10,17 +10,16 @@ and error messages stay readable.
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import Record
 
 # Error ids PowerShell uses for lines a native program wrote to stderr: shown as the raw text.
 _NATIVE_STDERR_IDS = frozenset(("NativeCommandError", "NativeCommandErrorMessage"))
 
 
-@dataclasses.dataclass(frozen=True)
-class PipelineResult:
+class PipelineResult(Record):
     """What a pipeline produced, in the shape ConnectionBase.exec_command returns."""
 
     rc: int

@@ -16,7 +16,6 @@ either on its own.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import socket
 import ssl
@@ -30,6 +29,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import
     http_status,
     is_unanswered,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import Record
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import RetryPolicy
 
@@ -94,8 +94,7 @@ def _is_operation_timeout(exc: BaseException) -> bool:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class TransientRules:
+class TransientRules(Record):
     """What a plugin's library already does about failures, which decides what we retry."""
 
     # pypsrp hands reconnection_retries to urllib3, which retries a refused or timed-out

@@ -13,7 +13,6 @@ sent at most once per call to ``run``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import inspect
 import math
@@ -32,6 +31,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import
     raise_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import Record
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
@@ -186,8 +186,7 @@ class OutputLostError(AnsibleError, AnswerLost):
     """Part of a command's output was lost with a broken connection."""
 
 
-@dataclasses.dataclass(frozen=True)
-class CommandResult:
+class CommandResult(Record):
     """What a finished command left behind. stdout is empty when a sink consumed it."""
 
     rc: int

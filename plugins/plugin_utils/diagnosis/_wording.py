@@ -386,7 +386,7 @@ WORDING: dict[str, Wording] = {
     "kerberos_cache_other_principal": Wording(
         Layer.KERBEROS,
         "the ticket cache holds a ticket for {cached}, not for {wanted}",
-        "kdestroy, then kinit {wanted} (manual mode uses the cache KRB5CCNAME names); if "
+        "kdestroy, then kinit {wanted} (manual mode uses the default cache klist shows); if "
         "kinit -C {wanted} also ends in a ticket of another realm (klist), krb5.conf names the "
         "domain by an alias: write the realm klist shows in [realms], [domain_realm] and "
         "ansible_user",

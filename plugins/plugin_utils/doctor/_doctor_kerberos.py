@@ -35,7 +35,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos
     acquire_ticket,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
-    read_ccache,
+    CcacheUnavailable,
+    default_ccache_name,
+    load_ccache,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
     kerberos_principal,
@@ -212,11 +214,6 @@ def check_clock_skew(
     return _wording.host_clock_evidence(server_date, skew)
 
 
-def _default_ccache() -> str:
-    name = os.environ.get("KRB5CCNAME") or f"FILE:/tmp/krb5cc_{os.getuid()}"
-    return name.removeprefix("FILE:")
-
-
 # The forwardable flag of a ticket as MIT's ccache stores TicketFlags (RFC 4120 5.3, bit 1 of a
 # 32-bit field whose bit 0 is the most significant: krb5.h TKT_FLG_FORWARDABLE).
 TKT_FLG_FORWARDABLE = 0x40000000
@@ -257,27 +254,28 @@ def check_ticket(target: Target, context: Context) -> str:
         return f"kinit got a ticket for {request.principal} (managed mode)" + _delegation_note(
             target
         )
-    path = _default_ccache()
-    summary = read_ccache(path)
-    tgt = summary.tgt() if summary else None
-    if summary is None or tgt is None or tgt.endtime <= time.time():
+    # The user's default cache as the Kerberos library resolves it: the one a manual-mode logon
+    # uses, and the one a kept session watches for a renewed ticket (session._tickets).
+    name = default_ccache_name()
+    try:
+        summary = load_ccache(name)
+    except CcacheUnavailable as err:
+        raise CheckFailed(describe("kerberos_no_manual_ticket", target.plugin, str(err))) from err
+    tgt = summary.tgt()
+    if tgt is None or tgt.endtime <= time.time():
         seen = (
-            "no readable ticket cache"
-            if summary is None
-            else (
-                f"{summary.principal}: no ticket-granting ticket"
-                if tgt is None
-                else f"{summary.principal}: the ticket-granting ticket expired"
-            )
+            f"{summary.principal}: no ticket-granting ticket"
+            if tgt is None
+            else f"{summary.principal}: the ticket-granting ticket expired"
         )
-        raise CheckFailed(describe("kerberos_no_manual_ticket", target.plugin, f"{seen} at {path}"))
+        raise CheckFailed(describe("kerberos_no_manual_ticket", target.plugin, f"{seen} at {name}"))
     wanted = kerberos_principal(target.user, target.kerberos_realm) if target.user else None
     if wanted is not None and not _same_principal(summary.principal, wanted):
         raise CheckFailed(
             describe(
                 "kerberos_cache_other_principal",
                 target.plugin,
-                f"{path} belongs to {summary.principal}; ansible_user asks for {wanted}",
+                f"{name} belongs to {summary.principal}; ansible_user asks for {wanted}",
                 cached=summary.principal,
                 wanted=wanted,
             )
@@ -287,13 +285,13 @@ def check_ticket(target: Target, context: Context) -> str:
             describe(
                 "kerberos_tgt_not_forwardable",
                 target.plugin,
-                f"the ticket-granting ticket of {summary.principal} in {path} has no "
+                f"the ticket-granting ticket of {summary.principal} in {name} has no "
                 "forwardable flag (klist -f shows no F)",
                 principal=summary.principal,
             )
         )
     ends = datetime.datetime.fromtimestamp(tgt.endtime, datetime.timezone.utc)
-    evidence = f"{summary.principal} has a ticket until {ends:%Y-%m-%d %H:%M} UTC in {path}"
+    evidence = f"{summary.principal} has a ticket until {ends:%Y-%m-%d %H:%M} UTC in {name}"
     return evidence + _delegation_note(target)
 
 

@@ -37,7 +37,6 @@ import contextlib
 import fcntl
 import functools
 import hashlib
-import importlib
 import json
 import multiprocessing
 import os
@@ -51,6 +50,9 @@ import tempfile
 import time
 import typing as t
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+    krb5_module as _krb5_module,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
     read_ccache,
 )
@@ -217,13 +219,6 @@ class Krb5Backend:
             # The message already carries the library's text; chaining would repeat it
             # (ansible-core 2.19 appends the cause's message).
             raise describe_failure(request.principal, str(err), [request.password]) from None
-
-
-def _krb5_module() -> t.Any:
-    try:
-        return importlib.import_module("krb5")
-    except ImportError:
-        return None
 
 
 def default_backend(request: KinitRequest) -> TicketBackend:

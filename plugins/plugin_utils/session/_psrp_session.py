@@ -299,7 +299,12 @@ class PsrpSession:
     def _note_logon(self) -> None:
         """A logon is about to be made: watch its ticket when it is a Kerberos one."""
         kerberos = self.settings.auth in ("kerberos", "negotiate")
-        self._logon.logging_on(self._ccache, self.settings.kinit, kerberos=kerberos)
+        unwatched = self._logon.logging_on(self._ccache, self.settings.kinit, kerberos=kerberos)
+        if unwatched and self.settings.auth == "negotiate":
+            # Negotiate may well pick NTLM, which has no ticket to watch.
+            self._log(f"if negotiate picks Kerberos: {unwatched}")
+        elif unwatched:
+            self._log(unwatched)
 
     def _open_is_repeatable(self, err: BaseException) -> bool:
         """A failed open is tried again with a new pool only for a transient failure that did

@@ -10,7 +10,6 @@ a session module is loaded.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import typing as t
 
@@ -63,25 +62,35 @@ def ticket_environment(cache: CredentialCache | None) -> t.ContextManager[None]:
 LOGON_MARGIN = 60.0
 
 
-def ticket_times(cache: CredentialCache | None) -> tuple[int, int] | None:
+def read_ticket_times(cache: CredentialCache | None) -> tuple[int, int]:
     """(start, end) of the ticket-granting ticket a Kerberos logon made now would use: the one
-    in ``cache``, else in the FILE cache KRB5CCNAME names; None when there is none to read
-    (not Kerberos, or a KEYRING or KCM cache)."""
-    if cache is not None:
-        path = cache.path
-    else:
-        name = os.environ.get("KRB5CCNAME", "")
-        kind, colon, rest = name.partition(":")
-        if not name or (colon and kind.upper() != "FILE"):
-            return None
-        path = rest if colon else name
-    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
-        read_ccache,
+    in ``cache``, else in the user's default cache as the Kerberos library resolves it
+    (KRB5CCNAME, else krb5.conf's default_ccache_name, else /tmp/krb5cc_<uid>). Raises
+    CcacheUnavailable saying why there is none to read."""
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import (
+        _kerberos_ccache,
     )
 
-    summary = read_ccache(path)
-    tgt = summary.tgt() if summary else None
-    return None if tgt is None else (tgt.starttime, tgt.endtime)
+    name = cache.name if cache is not None else _kerberos_ccache.default_ccache_name()
+    summary = _kerberos_ccache.load_ccache(name)
+    tgt = summary.tgt()
+    if tgt is None:
+        raise _kerberos_ccache.CcacheUnavailable(
+            f"the ticket cache {name} holds no ticket-granting ticket of {summary.principal}"
+        )
+    return tgt.starttime, tgt.endtime
+
+
+def ticket_times(cache: CredentialCache | None) -> tuple[int, int] | None:
+    """``read_ticket_times``, or None when there is no ticket to read."""
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+        CcacheUnavailable,
+    )
+
+    try:
+        return read_ticket_times(cache)
+    except CcacheUnavailable:
+        return None
 
 
 class KerberosLogon:
@@ -103,13 +112,30 @@ class KerberosLogon:
 
     def logging_on(
         self, cache: CredentialCache | None, request: KinitRequest | None, *, kerberos: bool
-    ) -> None:
+    ) -> str | None:
         """A logon is about to be made. A Kerberos one uses the ticket of ``cache`` (None: the
         user's cache), which the run's store renews when the session has a managed kinit
-        ``request``; any other logon leaves nothing to watch."""
+        ``request``; any other logon leaves nothing to watch. Returns, for the session's log,
+        why a Kerberos logon's ticket cannot be watched (None when it can be, or no need)."""
         self._cache = cache
         self._renewable = request is not None
-        self._times = ticket_times(cache) if kerberos else None
+        self._times = None
+        if not kerberos:
+            return None
+        from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+            CcacheUnavailable,
+        )
+
+        try:
+            self._times = read_ticket_times(cache)
+        except CcacheUnavailable as err:
+            # The logon may still succeed (GSSAPI can find credentials elsewhere, a keytab
+            # say), but its end is unknown: the session cannot log on again before it.
+            return (
+                f"the end of this Kerberos logon's ticket is unknown ({err}); the session will "
+                "not log on again when the ticket is renewed or before it expires"
+            )
+        return None
 
     def due(self) -> bool:
         if self._times is None:

@@ -355,9 +355,7 @@ class WinRMSession:
             protocol.transport.close_session()
             self._reconnect = False
             self._ccache = ticket_for_new_logon(self.settings.kinit, self._ccache, self._acquire)
-            self._logon.logging_on(
-                self._ccache, self.settings.kinit, kerberos=self.transport == "kerberos"
-            )
+            self._note_logon(self.transport == "kerberos")
 
     def _call_safe(
         self,
@@ -387,6 +385,12 @@ class WinRMSession:
 
     # -- shell lifecycle ------------------------------------------------------------------
 
+    def _note_logon(self, kerberos: bool) -> None:
+        """A logon is about to be made: watch its ticket when it is a Kerberos one."""
+        unwatched = self._logon.logging_on(self._ccache, self.settings.kinit, kerberos=kerberos)
+        if unwatched:
+            self._log(5, f"WINRM: {unwatched}")
+
     def _kinit(self) -> None:
         request = self.settings.kinit
         if request is None or self._ccache is not None:
@@ -408,7 +412,7 @@ class WinRMSession:
     def _open_with(self, transport: str) -> None:
         if transport == "kerberos":
             self._kinit()
-        self._logon.logging_on(self._ccache, self.settings.kinit, kerberos=transport == "kerberos")
+        self._note_logon(transport == "kerberos")
         protocol = self._new_protocol(transport)
         self.transport = transport
         endpoint = self.settings.endpoint

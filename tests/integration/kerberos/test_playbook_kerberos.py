@@ -152,8 +152,13 @@ def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
 
 
 def _run(
-    tmp_path: Path, server: kdc.KDC, inventory: dict, playbook: str = PLAYBOOK
+    tmp_path: Path,
+    server: kdc.KDC,
+    inventory: dict,
+    playbook: str = PLAYBOOK,
+    krb5_config: Path | None = None,
 ) -> subprocess.CompletedProcess:
+    """ansible-playbook pointed at ``server`` (through ``krb5_config`` when given)."""
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
     (tmp_path / "play.yml").write_text(playbook)
     private_tmp = tmp_path / "tmp"
@@ -161,6 +166,7 @@ def _run(
     env = {
         **os.environ,
         **server.environment(),
+        **({"KRB5_CONFIG": str(krb5_config)} if krb5_config else {}),
         "ANSIBLE_COLLECTIONS_PATH": collections_path(),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
         "TMPDIR": str(private_tmp),
@@ -290,5 +296,65 @@ def test_a_session_logs_on_again_after_its_ticket_expired(
     assert result.returncode == 0, output
     assert ADMIN.password not in output
     # The ticket of the first logon, and the one the store renewed for the second.
+    assert strict_clock_kdc.as_req_count(ADMIN.principal, since=before) == 2, output
+    assert len(recorder.completed()) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_a_session_on_a_plain_kinit_ticket_logs_on_again_once_the_user_renews_it(
+    strict_clock_host: tuple[kdc.KDC, t.Any, t.Any], tmp_path: Path, plugin: str
+) -> None:
+    """Manual mode as most users run it: a plain kinit, no KRB5CCNAME, the ticket where
+    krb5.conf's default_ccache_name says. A kept session outlives that ticket; the user gets a
+    new one meanwhile, and before its next request the session must log on again with it, or
+    its established context has expired. Both plugins fail this when the session watches only
+    the cache KRB5CCNAME names (checked)."""
+    strict_clock_kdc, host, recorder = strict_clock_host
+    krb5_config = tmp_path / "krb5.conf"
+    krb5_config.write_text(
+        strict_clock_kdc.krb5_conf.read_text(encoding="utf-8").replace(
+            "[libdefaults]\n",
+            f"[libdefaults]\n default_ccache_name = FILE:{tmp_path}/krb5cc_%{{uid}}\n",
+            1,
+        ),
+        encoding="utf-8",
+    )
+
+    def plain_kinit(lifetime: str) -> None:
+        env = {"PATH": os.environ["PATH"], "KRB5_CONFIG": str(krb5_config)}
+        subprocess.run(
+            [kdc.find_tool("kinit"), "-l", lifetime, ADMIN.principal],
+            input=f"{ADMIN.password}\n".encode(),
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+
+    before = len(strict_clock_kdc.log_lines())
+    plain_kinit(f"{SHORT_TICKET_SECONDS}s")
+    assert (tmp_path / f"krb5cc_{os.getuid()}").exists()
+    marker = tmp_path / "outliving"
+    playbook = OUTLIVE_PLAYBOOK.replace("{{ marker }}", str(marker)).replace(
+        "{{ wait }}", str(SHORT_TICKET_SECONDS + 3)
+    )
+
+    def renew_once_waiting() -> None:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        plain_kinit("1h")
+
+    renewer = threading.Thread(target=renew_once_waiting, daemon=True)
+    renewer.start()
+    inventory = {
+        "windows": {"hosts": {host.name: _host_vars(host, (plugin, "http", "manual", False))}}
+    }
+    result = _run(tmp_path, strict_clock_kdc, inventory, playbook, krb5_config=krb5_config)
+    renewer.join(timeout=30)
+    output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+    assert result.returncode == 0, output
+    assert ADMIN.password not in output
+    # The user's two tickets, and nothing of the plugins' own.
     assert strict_clock_kdc.as_req_count(ADMIN.principal, since=before) == 2, output
     assert len(recorder.completed()) >= 2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
 import socket
 import typing as t
 from pathlib import Path
@@ -228,3 +230,76 @@ def test_manual_delegation_needs_a_forwardable_ticket(
     evidence = _doctor_kerberos.check_ticket(target, Context())
     assert "trusted for delegation" in evidence and "Protected Users" in evidence
     assert "docs/troubleshooting.md" in evidence
+
+
+def test_manual_mode_reads_the_cache_krb5_conf_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a plain kinit (no KRB5CCNAME) the ticket is where krb5.conf's default_ccache_name
+    says, %{uid} expanded, and that is the cache the doctor checks."""
+    pytest.importorskip("krb5")
+    from test_kerberos import ccache_bytes, plain_kinit_setup
+
+    plain_kinit_setup(tmp_path, monkeypatch, f"FILE:{tmp_path}/cc_%{{uid}}")
+    path = tmp_path / f"cc_{os.getuid()}"
+    with pytest.raises(CheckFailed) as caught:
+        _doctor_kerberos.check_ticket(_manual_target("ansible@WINOPS.TEST"), Context())
+    assert caught.value.diagnosis.evidence == (
+        f"cannot read the ticket cache FILE:{path}: No such file or directory"
+    )
+    path.write_bytes(ccache_bytes("ansible@WINOPS.TEST", 3600))
+    evidence = _doctor_kerberos.check_ticket(_manual_target("ansible@WINOPS.TEST"), Context())
+    assert evidence.startswith("ansible@WINOPS.TEST has a ticket until")
+    assert evidence.endswith(f" UTC in FILE:{path}")
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_the_doctor_checks_the_cache_a_kept_session_watches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configured: bool
+) -> None:
+    pytest.importorskip("krb5")
+    from test_kerberos import plain_kinit_setup
+
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import (
+        _kerberos_ccache,
+    )
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+        ticket_times,
+    )
+
+    plain_kinit_setup(tmp_path, monkeypatch, f"FILE:{tmp_path}/cc_%{{uid}}" if configured else None)
+    read: list[str] = []
+    load = _kerberos_ccache.load_ccache
+
+    def recording(name: str) -> _kerberos_ccache.CcacheSummary:
+        # Without default_ccache_name this is the real /tmp/krb5cc_<uid>: only read, whatever
+        # it holds.
+        read.append(name)
+        return load(name)
+
+    monkeypatch.setattr(_doctor_kerberos, "load_ccache", recording)
+    with contextlib.suppress(CheckFailed):
+        _doctor_kerberos.check_ticket(_manual_target("ansible@WINOPS.TEST"), Context())
+    monkeypatch.setattr(_kerberos_ccache, "load_ccache", recording)
+    ticket_times(None)
+    uid = os.getuid()
+    expected = f"FILE:{tmp_path}/cc_{uid}" if configured else f"FILE:/tmp/krb5cc_{uid}"
+    assert read == [expected, expected]
+
+
+def test_manual_mode_without_the_krb5_library_names_what_it_cannot_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import (
+        _kerberos_ccache,
+    )
+
+    monkeypatch.setattr(_kerberos_ccache, "krb5_module", lambda: None)
+    monkeypatch.setenv("KRB5CCNAME", "KCM:1000")
+    with pytest.raises(CheckFailed) as caught:
+        _doctor_kerberos.check_ticket(_manual_target("ansible@WINOPS.TEST"), Context())
+    assert caught.value.diagnosis.summary == "no valid Kerberos ticket for manual mode"
+    assert caught.value.diagnosis.evidence == (
+        "the ticket cache KCM:1000 is a KCM cache, which only the krb5 Python library reads, "
+        "and it is not installed (pip install krb5)"
+    )

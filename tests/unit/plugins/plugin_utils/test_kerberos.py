@@ -474,6 +474,18 @@ def test_a_kerberos_logon_is_due_again_before_its_ticket_ends(tmp_path, monkeypa
     assert logon.due()
 
 
+def plain_kinit_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_ccache_name: str | None
+) -> None:
+    """The commonest manual set-up: no KRB5CCNAME, and the krb5.conf Kerberos reads (here our
+    own, through KRB5_CONFIG) naming the default cache or not."""
+    config = tmp_path / "krb5.conf"
+    line = f" default_ccache_name = {default_ccache_name}\n" if default_ccache_name else ""
+    config.write_text(f"[libdefaults]\n default_realm = R.TEST\n{line}", encoding="utf-8")
+    monkeypatch.setenv("KRB5_CONFIG", str(config))
+    monkeypatch.delenv("KRB5CCNAME", raising=False)
+
+
 def test_the_users_ticket_is_read_from_the_file_krb5ccname_names(tmp_path, monkeypatch) -> None:
     from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
         ticket_times,
@@ -485,7 +497,124 @@ def test_the_users_ticket_is_read_from_the_file_krb5ccname_names(tmp_path, monke
     assert ticket_times(None) == (1000, 1020)
     monkeypatch.setenv("KRB5CCNAME", str(path))
     assert ticket_times(None) == (1000, 1020)
-    monkeypatch.setenv("KRB5CCNAME", "KEYRING:persistent:0")
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'missing'}")
     assert ticket_times(None) is None
-    monkeypatch.delenv("KRB5CCNAME")
+
+
+def test_without_krb5ccname_the_ticket_is_read_from_the_cache_krb5_conf_names(
+    tmp_path, monkeypatch
+) -> None:
+    """A plain kinit writes where krb5.conf's default_ccache_name says (%{uid} expanded): the
+    cache a kept session watches for the renewed ticket."""
+    pytest.importorskip("krb5")
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+        default_ccache_name,
+    )
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+        ticket_times,
+    )
+
+    plain_kinit_setup(tmp_path, monkeypatch, f"FILE:{tmp_path}/cc_%{{uid}}")
+    path = tmp_path / f"cc_{os.getuid()}"
+    assert default_ccache_name() == f"FILE:{path}"
+    assert ticket_times(None) is None  # no kinit yet
+    path.write_bytes(ccache_bytes("u@R.TEST", 20, start=1000))
+    assert ticket_times(None) == (1000, 1020)
+    # KRB5CCNAME still comes first.
+    other = tmp_path / "other"
+    other.write_bytes(ccache_bytes("u@R.TEST", 30, start=2000))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{other}")
+    assert default_ccache_name() == f"FILE:{other}"
+    assert ticket_times(None) == (2000, 2030)
+
+
+def test_without_krb5ccname_or_a_configured_name_the_cache_is_mits_default(
+    tmp_path, monkeypatch
+) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import (
+        _kerberos_ccache,
+    )
+
+    plain_kinit_setup(tmp_path, monkeypatch, None)
+    expected = f"FILE:/tmp/krb5cc_{os.getuid()}"
+    assert _kerberos_ccache.default_ccache_name() == expected
+    # Without the krb5 library: the same answer, from KRB5CCNAME or the compiled-in default.
+    monkeypatch.setattr(_kerberos_ccache, "krb5_module", lambda: None)
+    assert _kerberos_ccache.default_ccache_name() == expected
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path}/cc")
+    assert _kerberos_ccache.default_ccache_name() == f"FILE:{tmp_path}/cc"
+
+
+def test_a_cache_of_another_type_is_read_through_the_krb5_library(tmp_path, monkeypatch) -> None:
+    """A DIR cache (a KEYRING or KCM one alike) has no file format of ours to parse: the krb5
+    library reads it, and finds what the FILE parser finds in the same credentials."""
+    krb5 = pytest.importorskip("krb5")
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
+        load_ccache,
+        parse_ccache,
+    )
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+        ticket_times,
+    )
+
+    plain_kinit_setup(tmp_path, monkeypatch, f"DIR:{tmp_path}/collection")
+    assert ticket_times(None) is None  # no kinit yet
+    data = ccache_bytes("u@R.TEST", 20, start=1000)
+    (tmp_path / "source").write_bytes(data)
+    context = krb5.init_context()
+    source = krb5.cc_resolve(context, f"FILE:{tmp_path}/source".encode())
+    target = krb5.cc_resolve(context, f"DIR:{tmp_path}/collection".encode())
+    krb5.cc_initialize(context, target, source.principal)
+    for creds in source:
+        krb5.cc_store_cred(context, target, creds)
+    assert load_ccache(f"DIR:{tmp_path}/collection") == parse_ccache(data)
+    assert ticket_times(None) == (1000, 1020)
+
+
+def test_without_the_krb5_library_another_type_is_unreadable_and_says_why(
+    tmp_path, monkeypatch
+) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos import (
+        _kerberos_ccache,
+    )
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+        KerberosLogon,
+        ticket_times,
+    )
+
+    monkeypatch.setattr(_kerberos_ccache, "krb5_module", lambda: None)
+    monkeypatch.setenv("KRB5CCNAME", "KEYRING:persistent:1000")
     assert ticket_times(None) is None
+    note = KerberosLogon().logging_on(None, None, kerberos=True)
+    assert note is not None
+    assert "KEYRING:persistent:1000 is a KEYRING cache, which only the krb5 Python library" in note
+    assert "will not log on again" in note
+    assert KerberosLogon().logging_on(None, None, kerberos=False) is None
+    # A FILE cache needs no library.
+    path = tmp_path / "cc"
+    path.write_bytes(ccache_bytes("u@R.TEST", 20, start=1000))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{path}")
+    assert ticket_times(None) == (1000, 1020)
+    assert KerberosLogon().logging_on(None, None, kerberos=True) is None
+
+
+def test_a_kept_session_on_a_plain_kinit_ticket_logs_on_again_once_it_is_renewed(
+    tmp_path, monkeypatch
+) -> None:
+    """The commonest manual set-up (kinit, no KRB5CCNAME): the session watches the user's
+    default cache, and logs on again with the renewed ticket before the old one ends."""
+    pytest.importorskip("krb5")
+    from ansible_collections.winops.remoting.plugins.plugin_utils.session._tickets import (
+        KerberosLogon,
+    )
+
+    plain_kinit_setup(tmp_path, monkeypatch, f"FILE:{tmp_path}/cc_%{{uid}}")
+    path = tmp_path / f"cc_{os.getuid()}"
+    path.write_bytes(ccache_bytes("u@R.TEST", 20, start=1000))
+    now = [1000.0]
+    logon = KerberosLogon(clock=lambda: now[0])
+    assert logon.logging_on(None, None, kerberos=True) is None
+    now[0] = 1015.0
+    assert not logon.due()  # the ticket ends soon, but there is no newer one yet
+    path.write_bytes(ccache_bytes("u@R.TEST", 20, start=1014))  # kinit -R, say
+    assert logon.due()

@@ -12,6 +12,7 @@ sent at most once per call to ``run``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import inspect
@@ -41,6 +42,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_opt
     WinRMSettings,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._ahead import worked_ahead
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled import (
     connection_lost,
     environment_read_once,
@@ -84,6 +86,7 @@ PLUGIN_NAME = "winops.remoting.winrm"
 UTF8_CODEPAGE = 65001
 CMD_SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
 _TRANSFER_CREATE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create"
+_SHELL_SEND = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send"
 _ENUMERATION = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
 _XML_NAMESPACES = {
     "rsp": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell",
@@ -147,6 +150,25 @@ class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
             if node.get("Name") == "ShellId" and node.text:
                 return node.text
         raise WinRMError("the host answered the shell Create without a ShellId")
+
+    def stdin_message(self, shell_id: str, command_id: str, data: bytes, end: bool) -> str:
+        """The WinRS Send of ``data`` to a command's stdin (MS-WSMV 3.1.4.11), built apart from
+        sending it: the session builds the next one while the host reads this one (_ahead)."""
+        envelope = self.build_wsman_header(
+            action=_SHELL_SEND, resource_uri=CMD_SHELL_URI, shell_id=shell_id
+        )
+        envelope["env:Body"] = {
+            "rsp:Send": {
+                "rsp:Stream": {
+                    "@xmlns:rsp": _XML_NAMESPACES["rsp"],
+                    "@Name": "stdin",
+                    "@CommandId": command_id,
+                    "@End": "true" if end else "false",
+                    "#text": base64.b64encode(data).decode("ascii"),
+                }
+            }
+        }
+        return str(xmltodict.unparse({"env:Envelope": envelope}))
 
     def list_shells(self) -> list[tuple[str, str | None]]:
         """(ShellId, Name) of every cmd shell the host lists for this user."""
@@ -599,7 +621,9 @@ class WinRMSession:
                 # character boundary.
                 text_sink(data.decode("utf-8", errors="replace"))
 
-        result = self.run(powershell_command_line(script), stdin=stdin, stdout_sink=sink)
+        result = self.run(
+            powershell_command_line(script), stdin=stdin, stdout_sink=sink, build_ahead=True
+        )
         stderr = clean_stderr(result.stderr.decode("utf-8", errors="replace"))
         return ScriptResult(result.rc, result.stdout.decode("utf-8", errors="replace"), stderr)
 
@@ -627,11 +651,14 @@ class WinRMSession:
         command_line: str,
         stdin: t.Iterable[bytes] | None = None,
         stdout_sink: t.Callable[[bytes], None] | None = None,
+        *,
+        build_ahead: bool = False,
     ) -> CommandResult:
         """Run one command line in the shell and wait for it to end.
 
         ``stdin`` items are sent as separate WinRS Sends (each must fit an envelope; see
-        ``stdin_chunk_size``). With ``stdout_sink`` every Receive's stdout goes there as it
+        ``stdin_chunk_size``); with ``build_ahead`` (a stream of many) the next Send is read
+        and built in a thread while the host reads the last one (_ahead). With ``stdout_sink`` every Receive's stdout goes there as it
         arrives and is not kept. The command is stopped with a WinRS terminate signal when it
         ends, when command_timeout passes, and when anything (Ansible's task timeout
         included) interrupts the wait.
@@ -644,7 +671,7 @@ class WinRMSession:
             with self._credentials():
                 self._release_finished_command()
                 command_id = self._start(command_line, console_mode_stdin=stdin is None)
-                return self._finish(command_id, stdin, stdout_sink, deadline)
+                return self._finish(command_id, stdin, stdout_sink, deadline, build_ahead)
         except AnsibleError:
             raise
         except Exception as err:
@@ -714,13 +741,14 @@ class WinRMSession:
         stdin: t.Iterable[bytes] | None,
         stdout_sink: t.Callable[[bytes], None] | None,
         deadline: float | None,
+        build_ahead: bool,
     ) -> CommandResult:
         stdout_parts: list[bytes] = []
         sink = stdout_sink or stdout_parts.append
         completed = False
         try:
             if stdin is not None:
-                self._send_stdin(command_id, stdin, deadline)
+                self._send_stdin(command_id, stdin, deadline, build_ahead=build_ahead)
             rc, stderr = self._receive_all(command_id, sink, deadline)
             completed = True
         finally:
@@ -746,18 +774,44 @@ class WinRMSession:
         return remaining
 
     def _send_stdin(
-        self, command_id: str, stdin: t.Iterable[bytes], deadline: float | None
+        self,
+        command_id: str,
+        stdin: t.Iterable[bytes],
+        deadline: float | None,
+        *,
+        build_ahead: bool = False,
     ) -> None:
         protocol, shell_id = self.protocol, self.shell_id
         if protocol is None or shell_id is None:
             raise RuntimeError("internal error: protocol or shell_id is not set")
-        for data, is_last in _with_last(stdin):
-            self._check_deadline(deadline)
-            self._send_block(protocol, shell_id, command_id, data, is_last)
+
+        def with_messages() -> t.Iterator[tuple[bytes, bool, str | None]]:
+            for data, end in _with_last(stdin):
+                message = protocol.stdin_message(shell_id, command_id, data, end)
+                yield data, end, message
+
+        if not build_ahead:
+            for data, end in _with_last(stdin):
+                self._check_deadline(deadline)
+                self._send_block(protocol, shell_id, command_id, data, end)
+            return
+        with worked_ahead(with_messages()) as blocks:
+            for data, end, message in blocks:
+                self._check_deadline(deadline)
+                self._send_block(protocol, shell_id, command_id, data, end, message=message)
 
     def _send_block(
-        self, protocol: Protocol, shell_id: str, command_id: str, data: bytes, end: bool
+        self,
+        protocol: Protocol,
+        shell_id: str,
+        command_id: str,
+        data: bytes,
+        end: bool,
+        *,
+        message: str | None = None,
     ) -> None:
+        """Send ``data`` (as ``message`` when it was built ahead for the current envelope
+        size); a repeat after a busy refusal is built afresh, with a new MessageID."""
         piece = stdin_chunk_size(self._send_envelope_size)
         if len(data) > piece:
             # Cut before the host's smaller limit was learnt (see below).
@@ -767,13 +821,15 @@ class WinRMSession:
                     protocol, shell_id, command_id, data[offset : offset + piece], end and last
                 )
             return
+        built = [message] if message is not None else []
+
+        def send() -> None:
+            text = built.pop() if built else protocol.stdin_message(shell_id, command_id, data, end)
+            protocol.send_message(text)
+
         try:
             # Only a Send refused as busy is repeated: the host did not take its data.
-            self._call_safe(
-                "send input",
-                functools.partial(protocol.send_command_input, shell_id, command_id, data, end=end),
-                is_retryable=_retry.refused_as_busy,
-            )
+            self._call_safe("send input", send, is_retryable=_retry.refused_as_busy)
         except WinRMOperationTimeoutError:
             # A loaded host can answer a Send with OperationTimeout after taking its data
             # (ansible.builtin.winrm relies on this too); sending it again would duplicate it.

@@ -307,7 +307,10 @@ class FailingWinRMProtocol:
         self._fail_at("command")
         return "COMMAND-1"
 
-    def send_command_input(self, *args: t.Any, **kwargs: t.Any) -> None:
+    def stdin_message(self, *args: t.Any) -> str:
+        return "<Send/>"
+
+    def send_message(self, message: str) -> None:
         self._fail_at("put")
 
     def get_command_output_raw(self, *args: t.Any) -> tuple[bytes, bytes, int, bool]:

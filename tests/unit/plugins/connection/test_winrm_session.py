@@ -246,7 +246,7 @@ class FakeProtocol:
         self.programs = list(programs or [])
         self.running: dict[str, Program] = {}
         self.calls: list[tuple[str, t.Any]] = []
-        self.failures: dict[str, list[BaseException]] = {}
+        self.failures: dict[str, list[BaseException | None]] = {}
         self.shells = 0
         self.receive_waits: list[int] = []
         self.on_receive: t.Callable[[int], None] | None = None
@@ -256,7 +256,9 @@ class FakeProtocol:
     def _maybe_fail(self, operation: str) -> None:
         pending = self.failures.get(operation)
         if pending:
-            raise pending.pop(0)
+            error = pending.pop(0)
+            if error is not None:  # None: this call succeeds, a later one fails
+                raise error
 
     def names(self, operation: str) -> list[t.Any]:
         return [detail for name, detail in self.calls if name == operation]
@@ -291,9 +293,14 @@ class FakeProtocol:
         self.running[command_id] = self.programs.pop(0)
         return command_id
 
-    def send_command_input(
-        self, shell_id: str, command_id: str, stdin_input: bytes, end: bool = False
-    ) -> None:
+    def stdin_message(
+        self, shell_id: str, command_id: str, data: bytes, end: bool
+    ) -> tuple[str, str, bytes, bool]:
+        self.calls.append(("build", (len(data), end)))
+        return (shell_id, command_id, data, end)
+
+    def send_message(self, message: tuple[str, str, bytes, bool]) -> None:
+        _shell_id, command_id, stdin_input, end = message
         envelope = len(base64.b64encode(stdin_input)) + DEFAULT_ENVELOPE_OVERHEAD
         if self.refuse_larger is not None and envelope > self.refuse_larger:
             # An older host's MaxEnvelopeSizekb: HTTP 413, nothing taken.
@@ -377,7 +384,7 @@ class Harness:
     def program(self, *programs: Program) -> None:
         self.protocol.programs.extend(programs)
 
-    def fail(self, operation: str, *errors: BaseException) -> None:
+    def fail(self, operation: str, *errors: BaseException | None) -> None:
         self.protocol.failures.setdefault(operation, []).extend(errors)
 
 
@@ -852,6 +859,56 @@ def _header_line(path: str) -> bytes:
     )
 
     return encode_header({"path": path}).encode() + b"\r\n"
+
+
+def test_a_put_builds_each_send_once_and_a_busy_one_again(host: Harness, tmp_path: t.Any) -> None:
+    """A put's Sends are built ahead in a thread (session._ahead); the Send a busy host
+    refused goes again as a new message, and the file arrives whole and in order."""
+    source = tmp_path / "file.bin"
+    content = os.urandom(3 * 100_000 + 7)
+    source.write_bytes(content)
+    files: dict[str, bytes] = {}
+    host.program(PutHost(files))
+    host.fail("send", None, None, fault(wsman_code=170))
+    size = host.session.put_file(str(source), "C:\\file.bin")
+    assert files == {"C:\\file.bin": content}
+    assert size == len(content)
+    sends = host.protocol.names("send")
+    builds = host.protocol.names("build")
+    # The refused third Send went twice, built afresh for the second time (the thread may
+    # have built later ones before that, so the order of building differs).
+    assert len(sends) >= 4
+    assert sorted(builds) == sorted(sends)
+    assert sends[2] == sends[3]
+    assert sends[-1][1] is True and not any(end for _, end in sends[:-1])
+
+
+def test_our_stdin_send_is_the_message_pywinrm_builds() -> None:
+    """Protocol.stdin_message builds what pywinrm's send_command_input sends, but for its
+    MessageID: the same action, resource, shell selector and Stream element."""
+    import xml.etree.ElementTree as ET
+
+    from winrm.protocol import Protocol as PywinrmProtocol
+
+    sent: list[str] = []
+    ours = _winrm_session.Protocol("http://win01:5985/wsman", username="u", password="p")
+    theirs = PywinrmProtocol("http://win01:5985/wsman", username="u", password="p")
+    theirs.send_message = sent.append  # type: ignore[method-assign]
+    for data, end in ((b"line one\r\n", False), (b"", True), (bytes(range(256)), True)):
+        theirs.send_command_input("SHELL-1", "CMD-1", data, end=end)
+        mine = ours.stdin_message("SHELL-1", "CMD-1", data, end)
+        assert _comparable(ET.fromstring(mine)) == _comparable(ET.fromstring(sent[-1]))
+
+
+def _comparable(element: t.Any) -> t.Any:
+    """An element as nested tuples, its attributes sorted, MessageID's value left out."""
+    text = None if element.tag.endswith("}MessageID") else (element.text or "").strip()
+    return (
+        element.tag,
+        tuple(sorted(element.attrib.items())),
+        text,
+        tuple(_comparable(child) for child in element),
+    )
 
 
 def test_put_sha1_mismatch_is_an_error(host: Harness, tmp_path: t.Any) -> None:

@@ -257,6 +257,24 @@ OUTLIVE_PLAYBOOK = """
 """
 
 
+def _outliving(marker: Path, action: t.Callable[[], None]) -> tuple[str, threading.Thread]:
+    """The playbook that outlives a short ticket, and a started thread that runs ``action``
+    once the playbook is waiting (its marker file exists)."""
+    playbook = OUTLIVE_PLAYBOOK.replace("{{ marker }}", str(marker)).replace(
+        "{{ wait }}", str(SHORT_TICKET_SECONDS + 3)
+    )
+
+    def once_waiting() -> None:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        action()
+
+    thread = threading.Thread(target=once_waiting, daemon=True)
+    thread.start()
+    return playbook, thread
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("plugin", ["winrm", "psrp"])
 def test_a_session_logs_on_again_after_its_ticket_expired(
@@ -275,19 +293,9 @@ def test_a_session_logs_on_again_after_its_ticket_expired(
     host_vars[f"ansible_{plugin}_kinit_args"] = f"-l {SHORT_TICKET_SECONDS}s"
     # kinit_args runs the kinit program, which sees only the variables named here.
     host_vars[f"ansible_{plugin}_kinit_env_vars"] = ["KRB5_CONFIG"]
-    marker = tmp_path / "outliving"
-    playbook = OUTLIVE_PLAYBOOK.replace("{{ marker }}", str(marker)).replace(
-        "{{ wait }}", str(SHORT_TICKET_SECONDS + 3)
+    playbook, closer = _outliving(
+        tmp_path / "outliving", lambda: faults.inject(host.name, "close", count=1)
     )
-
-    def close_the_connection_once_waiting() -> None:
-        deadline = time.monotonic() + 120
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        faults.inject(host.name, "close", count=1)
-
-    closer = threading.Thread(target=close_the_connection_once_waiting, daemon=True)
-    closer.start()
     before = len(strict_clock_kdc.log_lines())
     inventory = {"windows": {"hosts": {host.name: host_vars}}}
     result = _run(tmp_path, strict_clock_kdc, inventory, playbook)
@@ -334,19 +342,7 @@ def test_a_session_on_a_plain_kinit_ticket_logs_on_again_once_the_user_renews_it
     before = len(strict_clock_kdc.log_lines())
     plain_kinit(f"{SHORT_TICKET_SECONDS}s")
     assert (tmp_path / f"krb5cc_{os.getuid()}").exists()
-    marker = tmp_path / "outliving"
-    playbook = OUTLIVE_PLAYBOOK.replace("{{ marker }}", str(marker)).replace(
-        "{{ wait }}", str(SHORT_TICKET_SECONDS + 3)
-    )
-
-    def renew_once_waiting() -> None:
-        deadline = time.monotonic() + 120
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        plain_kinit("1h")
-
-    renewer = threading.Thread(target=renew_once_waiting, daemon=True)
-    renewer.start()
+    playbook, renewer = _outliving(tmp_path / "outliving", lambda: plain_kinit("1h"))
     inventory = {
         "windows": {"hosts": {host.name: _host_vars(host, (plugin, "http", "manual", False))}}
     }

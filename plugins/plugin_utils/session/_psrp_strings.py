@@ -5,8 +5,8 @@ Internal use only: this module is not part of the collection's public API.
 A PSRP string (MS-PSRP 2.2.5.1.1, encoded as 2.2.5.3.2 says) carries a character XML cannot
 carry, and every ``_x`` (which would otherwise read as the start of an escape), as ``_xHHHH_``.
 pypsrp's Serializer applies two regular expressions to every string it writes and decodes every
-string it reads to UTF-16 and back to apply a third. A file transfer's base64 lines (tens of megabytes) never need it, yet
-it took about a fifth of a 50 MB put's time (docs/benchmarks.md).
+string it reads to UTF-16 and back to apply a third. A file transfer's base64 lines (tens of
+megabytes) never need it, yet it took about a fifth of a 50 MB put's time (docs/benchmarks.md).
 
 ``skip_needless_escaping`` gives one pypsrp Serializer a shortcut for the strings those
 expressions would return unchanged, and hands every other string to pypsrp as before:

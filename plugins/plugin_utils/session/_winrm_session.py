@@ -111,10 +111,11 @@ class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
     """pywinrm's Protocol, with shells that carry a name and a way to list the user's shells.
 
     A shell Create whose answer is lost may still have created the shell (the host answers
-    a Create once it has made the shell: MS-WSMV 3.1.4.5.2, MS-PSRP 3.1.5.3.2). Naming each shell on Create (rsp:Name, the
-    Shell type of MS-WSMV 2.2.4.37) and listing the user's shells (WS-Enumeration of the cmd
-    shell resource, MS-WSMV 3.1.4.8.2) lets the session find such a shell and delete it;
-    pywinrm's own open_shell takes no name and pywinrm cannot enumerate.
+    a Create once it has made the shell: MS-WSMV 3.1.4.5.2, MS-PSRP 3.1.5.3.2). Naming each
+    shell on Create (rsp:Name, the Shell type of MS-WSMV 2.2.4.37) and listing the user's
+    shells (WS-Enumeration of the cmd shell resource, MS-WSMV 3.1.4.8.2) lets the session
+    find such a shell and delete it; pywinrm's own open_shell takes no name and pywinrm
+    cannot enumerate.
     """
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -658,10 +659,10 @@ class WinRMSession:
 
         ``stdin`` items are sent as separate WinRS Sends (each must fit an envelope; see
         ``stdin_chunk_size``); with ``build_ahead`` (a stream of many) the next Send is read
-        and built in a thread while the host reads the last one (_ahead). With ``stdout_sink`` every Receive's stdout goes there as it
-        arrives and is not kept. The command is stopped with a WinRS terminate signal when it
-        ends, when command_timeout passes, and when anything (Ansible's task timeout
-        included) interrupts the wait.
+        and built in a thread while the host reads the last one (_ahead). With
+        ``stdout_sink`` every Receive's stdout goes there as it arrives and is not kept. The
+        command is stopped with a WinRS terminate signal when it ends, when command_timeout
+        passes, and when anything (Ansible's task timeout included) interrupts the wait.
         """
         if not self.is_open:
             self.open()

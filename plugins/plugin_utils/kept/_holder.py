@@ -241,10 +241,16 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
         watch = _owner_watch(owner)
         os.write(ready, f"ready {os.getpid()}".encode("ascii"))
         os.close(ready)
-        server = _Server(session, operations, recorder, secrets_digest, owner_watch=watch)
+
+        def unlist() -> None:
+            _unlist(path, inode)
+
+        server = _Server(
+            session, operations, recorder, secrets_digest, owner_watch=watch, unlist=unlist
+        )
         _answer_requests(
             listener,
-            unlist=lambda: _unlist(path, inode),
+            unlist=unlist,
             watch=watch,
             owner=owner,
             serve=server,
@@ -326,8 +332,10 @@ class _Server:
         secrets_digest: str,
         *,
         owner_watch: int | None,
+        unlist: c.Callable[[], None],
     ) -> None:
         self.session = session
+        self.unlist = unlist  # removes the socket path, so that no later task finds us
         self.operations = operations
         self.recorder = recorder
         self.secrets_digest = secrets_digest
@@ -359,6 +367,11 @@ class _Server:
                     self.session, self.operations, request.get("op"), request.get("args", ())
                 )
             answer.update(holder=os.getpid(), served=self.served, display=self.recorder.take())
+            if failed:
+                # Gone from the directory before the task hears of the failure: the task's next
+                # call (its action's clean-up, say) must open a fresh session, not connect to
+                # a holder about to close its listener unanswered (a reset, not the failure).
+                self.unlist()
             try:
                 _channel.send(connection, answer)
             except OSError:

@@ -244,9 +244,47 @@ def test_a_failed_operation_ends_the_holder(tmp_path: Path) -> None:
     kept = KeptSession(holder.path, "digest")
     with pytest.raises(AnsibleConnectionFailure, match="the host went away"):
         kept.call("fail")
+    # Unlisted before it answered: the task's next call opens a fresh session at once rather
+    # than reaching a holder that closes its listener without answering.
+    assert not os.path.exists(holder.path)
     assert _lines(record, "closed") == ["fail", "closed"]
     with pytest.raises(KeptSessionGone):
         kept.call("echo", 1)
+
+
+def test_a_failed_operation_is_unlisted_before_it_is_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order, seen in one process: the socket path goes first, then the answer. A task
+    that calls again on hearing of the failure (its action's clean-up) must find no holder,
+    never one that closes its listener without answering."""
+    order: list[str] = []
+    sent = _channel.send
+
+    def send(connection: socket.socket, message: dict[str, t.Any]) -> None:
+        order.append(f"answer {message['status']}")
+        sent(connection, message)
+
+    monkeypatch.setattr(_holder._channel, "send", send)
+    server = _holder._Server(
+        StandIn(tmp_path / "record.txt"),
+        ("echo", "fail"),
+        _holder.DisplayRecorder(),
+        "digest",
+        owner_watch=None,
+        unlist=lambda: order.append("unlist"),
+    )
+    task, holder_end = socket.socketpair()
+
+    class Listener:
+        def accept(self) -> tuple[socket.socket, None]:
+            return holder_end, None
+
+    with task:
+        sent(task, {"op": "fail", "args": (), "secrets": "digest"})
+        assert server(Listener()) is False  # type: ignore[arg-type]
+        assert _channel.receive(task)["status"] == "error"
+    assert order == ["unlist", "answer error"]
 
 
 def test_an_operation_outside_the_list_is_refused(tmp_path: Path) -> None:

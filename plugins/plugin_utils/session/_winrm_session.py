@@ -786,18 +786,13 @@ class WinRMSession:
         if protocol is None or shell_id is None:
             raise RuntimeError("internal error: protocol or shell_id is not set")
 
-        def with_messages() -> t.Iterator[tuple[bytes, bool, str | None]]:
-            for data, end in _with_last(stdin):
-                message = protocol.stdin_message(shell_id, command_id, data, end)
-                yield data, end, message
-
-        if not build_ahead:
-            for data, end in _with_last(stdin):
-                self._check_deadline(deadline)
-                self._send_block(protocol, shell_id, command_id, data, end)
-            return
-        with worked_ahead(with_messages()) as blocks:
-            for data, end, message in blocks:
+        blocks = (
+            (data, end, protocol.stdin_message(shell_id, command_id, data, end))
+            for data, end in _with_last(stdin)
+        )
+        ordered = worked_ahead(blocks) if build_ahead else contextlib.nullcontext(blocks)
+        with ordered as sendable:
+            for data, end, message in sendable:
                 self._check_deadline(deadline)
                 self._send_block(protocol, shell_id, command_id, data, end, message=message)
 

@@ -22,6 +22,11 @@ class KeptSessionGone(Exception):
     Nothing was sent to the host, so the caller may open a session of its own."""
 
 
+class KeptSessionBusy(Exception):
+    """The holder is running another task's operation (``delegate_to`` from many hosts to
+    one). Nothing was sent to the host: the caller uses a session of its own for this task."""
+
+
 class KeptSession:
     """Calls a kept session's operations as if the session object were here."""
 
@@ -54,6 +59,10 @@ class KeptSession:
         status = answer.get("status")
         if status == "refused":
             raise KeptSessionGone("the kept session was opened with other credentials")
+        if status == "gone":
+            raise KeptSessionGone("the kept session ended before it took this request")
+        if status == "busy":
+            raise KeptSessionBusy(f"process {self.holder} is busy with another task")
         if status == "error":
             raise answer["value"]
         return answer.get("value")

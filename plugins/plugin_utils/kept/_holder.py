@@ -12,6 +12,11 @@ deleting the shell or closing the pool on the host, when any of these happens:
 - a request asks for the end (``reset()``: ``meta: reset_connection``, win_reboot);
 - an operation failed: the next task opens a fresh session rather than trusting this one.
 Secrets never leave memory: the forked process has the session object, not a password.
+
+A task that asks while another task's operation runs (``delegate_to`` from many hosts to one
+Windows host) is answered "busy" at once and uses a session of its own, as the builtin
+plugins' tasks do, rather than wait its turn. Tasks still queued when the holder ends are
+answered "gone", which tells them that nothing ran, so they open a fresh session.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ END_LIMIT_SECONDS = 15
 # How long the opening task waits for the holder to listen before it keeps its session itself.
 READY_SECONDS = 10.0
 _POLL_SECONDS = 1.0
+# How long a task that connected may take to send its request when it is only to be told that
+# the holder is busy or gone: a stalled peer must not stall the holder's watcher or its end.
+_TURN_AWAY_SECONDS = 5.0
 
 
 class DisplayRecorder:
@@ -260,6 +268,11 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
         pass  # whatever ended the serving, the session is ended below
     finally:
         _unlist(path, inode)
+        # Tasks that connected before the unlist get "gone" (nothing ran) and open a fresh
+        # session, rather than a reset from a listener closed under them.
+        with contextlib.suppress(BaseException):
+            while select.select([listener], [], [], 0)[0]:
+                _turn_away(listener, secrets_digest, lambda request: {"status": "gone"})
         listener.close()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.alarm(END_LIMIT_SECONDS)  # SIGALRM's default action ends the process
@@ -341,17 +354,26 @@ class _Server:
         self.secrets_digest = secrets_digest
         self.served = 0
         self.owner_watch = owner_watch  # ansible-playbook's pidfd, None without pidfds
+        self.end_asked = False  # set while busy by a task's reset(): end after this operation
+
+    def _turn_away_busy(self, listener: socket.socket) -> None:
+        """Answer a task that asks while an operation runs (in the watcher thread)."""
+        _turn_away(listener, self.secrets_digest, self._answer_while_busy)
+
+    def _answer_while_busy(self, request: dict[str, t.Any]) -> dict[str, t.Any]:
+        if request.get("op") == "end":
+            # No later task may find this session; the running operation still gets its
+            # answer, then the holder ends (reset_connection, win_reboot during another task).
+            self.unlist()
+            self.end_asked = True
+            return {"status": "ended", "holder": os.getpid()}
+        return {"status": "busy", "holder": os.getpid()}  # the doctor's hello too
 
     def __call__(self, listener: socket.socket) -> bool:
         connection, _address = listener.accept()
         with connection:
-            try:
-                _channel.check_peer(connection)
-                request = _channel.receive(connection)
-            except (_channel.ChannelError, OSError):
-                return True
-            if request.get("secrets") != self.secrets_digest:
-                _channel.send(connection, {"status": "refused", "holder": os.getpid()})
+            request = _admitted(connection, self.secrets_digest)
+            if request is None:
                 return True
             if request.get("op") == "hello":  # the doctor asks who keeps the session
                 _channel.send(
@@ -362,7 +384,9 @@ class _Server:
                 _channel.send(connection, {"status": "ended", "holder": os.getpid()})
                 return False
             self.served += 1
-            with _interrupted_if_gone(connection, self.owner_watch):
+            with _interrupted_if_gone(
+                connection, self.owner_watch, arrival=(listener, self._turn_away_busy)
+            ):
                 answer, failed = _perform(
                     self.session, self.operations, request.get("op"), request.get("args", ())
                 )
@@ -376,7 +400,7 @@ class _Server:
                 _channel.send(connection, answer)
             except OSError:
                 return False  # the task is gone with its result: start afresh next time
-        if failed:
+        if failed or self.end_asked:
             return False
         # The host's bookkeeping of the finished command or pipeline, off the task's path: the
         # next request waits in the listen queue meanwhile, and sees what it displayed.
@@ -399,28 +423,77 @@ def _raise_task_gone(signum: int, frame: t.Any) -> None:
     raise TaskGone()
 
 
+def _admitted(connection: socket.socket, secrets_digest: str) -> dict[str, t.Any] | None:
+    """The request on ``connection`` from a task of this user with these secrets; None when
+    it was refused here or could not be read."""
+    try:
+        _channel.check_peer(connection)
+        request = _channel.receive(connection)
+    except (_channel.ChannelError, OSError):
+        return None
+    if not isinstance(request, dict) or request.get("secrets") != secrets_digest:
+        with contextlib.suppress(OSError):
+            _channel.send(connection, {"status": "refused", "holder": os.getpid()})
+        return None
+    return request
+
+
+def _turn_away(
+    listener: socket.socket,
+    secrets_digest: str,
+    answer: c.Callable[[dict[str, t.Any]], dict[str, t.Any]],
+) -> None:
+    """Accept one waiting task and answer its request with ``answer(request)`` without
+    performing it. The request is read first: closing a socket with unread data resets it,
+    and the task would not learn that nothing ran."""
+    try:
+        connection, _address = listener.accept()
+    except OSError:
+        return
+    with connection:
+        connection.settimeout(_TURN_AWAY_SECONDS)
+        request = _admitted(connection, secrets_digest)
+        if request is not None:
+            with contextlib.suppress(OSError):
+                _channel.send(connection, answer(request))
+
+
 @contextlib.contextmanager
-def _interrupted_if_gone(connection: socket.socket, owner_watch: int | None) -> t.Iterator[None]:
+def _interrupted_if_gone(
+    connection: socket.socket,
+    owner_watch: int | None,
+    arrival: tuple[socket.socket, c.Callable[[socket.socket], None]] | None = None,
+) -> t.Iterator[None]:
     """Interrupt the operation in this (main) thread with TaskGone when the task hangs up or
-    ansible-playbook ends (a command without a time limit must not outlive the run)."""
+    ansible-playbook ends (a command without a time limit must not outlive the run).
+    Meanwhile, with ``arrival`` (listener, handler), hand each task that connects to the
+    handler, which answers it without waiting for the operation."""
     finished_read, finished_write = os.pipe()
 
     def watch() -> None:
         watched: list[t.Any] = [connection, finished_read]
         if owner_watch is not None:
             watched.append(owner_watch)
-        readable, _w, _x = select.select(watched, [], [])
-        if finished_read in readable:
-            return
-        if owner_watch in readable:
-            os.kill(os.getpid(), signal.SIGUSR1)
-            return
-        try:
-            closed = connection.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            closed = True
-        if closed:
-            os.kill(os.getpid(), signal.SIGUSR1)
+        if arrival is not None:
+            watched.append(arrival[0])
+        while True:
+            readable, _w, _x = select.select(watched, [], [])
+            if finished_read in readable:
+                return
+            if owner_watch in readable:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+            if connection in readable:
+                try:
+                    closed = connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    closed = True
+                if closed:
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                    return
+                watched.remove(connection)  # more from the task than its request: ignored
+            if arrival is not None and arrival[0] in readable:
+                arrival[1](arrival[0])
 
     signal.signal(signal.SIGUSR1, _raise_task_gone)
     watcher = threading.Thread(target=watch, daemon=True)

@@ -21,6 +21,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core import _valid
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _key, _place
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._client import (
     KeptSession,
+    KeptSessionBusy,
     KeptSessionGone,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
@@ -113,6 +114,12 @@ class SessionSlot:
         fresh = session.holder is not None
         try:
             result = session.call(operation, *args)
+        except KeptSessionBusy as busy:
+            # Another task's operation runs there: this task does not wait its turn, it opens
+            # a session of its own as the builtin plugins do, and closes it at its end.
+            self._log(f"NEW SESSION, used by this task only (the kept session is busy: {busy})")
+            self._session = self._open_session()
+            return getattr(self._session, operation)(*args)
         except KeptSessionGone as gone:
             if not reopen:
                 raise AnsibleConnectionFailure(
@@ -145,6 +152,11 @@ class SessionSlot:
                 kept.call("hello")
             except KeptSessionGone:
                 pass
+            except KeptSessionBusy:
+                return (
+                    f"kept: process {kept.holder} keeps a session with these settings for this "
+                    "run and is running a task now (a task that comes meanwhile opens its own)"
+                )
             else:
                 return (
                     f"kept: process {kept.holder} keeps a session with these settings for this "

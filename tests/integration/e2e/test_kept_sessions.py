@@ -9,6 +9,7 @@ says what is left on the host.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import signal
 import socket
@@ -106,6 +107,48 @@ def test_a_kept_pool_is_renewed_after_its_share_of_pipelines(e2e: t.Any, tmp_pat
     assert after["logon"] - before["logon"] == 2, (before, after)
     # One pipeline per ping, none run twice across the renewal; the first pool was closed.
     assert e2e.commands_started(host) - commands_before == pings
+    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
+
+
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_tasks_delegated_to_one_host_at_once_do_not_wait_for_its_kept_session(
+    e2e: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    """delegate_to from several hosts to one Windows host (a domain controller, say): a task
+    that comes while the kept session runs another task's command does not wait its turn. It
+    opens a session of its own, as the builtin plugins' tasks do, and closes it."""
+    import yaml
+
+    host = e2e.matrix_target.name
+    delegators = [f"delegator-{number}" for number in range(1, 4)]
+    on_host = {"delegate_to": "{{ e2e_target }}"}
+    tasks = [
+        {"name": "open the kept session", "ansible.windows.win_ping": {}, "run_once": True},
+        {"name": "sleep on the host", "ansible.windows.win_shell": "Start-Sleep -Seconds 3"},
+    ]
+    play = {"name": "delegated", "hosts": ",".join(delegators), "gather_facts": False}
+    playbook = tmp_path / "delegated.yml"
+    playbook.write_text(
+        yaml.safe_dump([{**play, "tasks": [{**task, **on_host} for task in tasks]}])
+    )
+    overlay = {
+        host: e2e.host_vars(plugin, COMBINATION, e2e.matrix_target),
+        **{name: {"ansible_connection": "local"} for name in delegators},
+    }
+    before = _tally_when_quiet(e2e, host)
+    run = e2e.run(str(playbook), overlay, tmp_path, {"e2e_target": host}, forks=3)
+    assert run.returncode == 0, run.describe()
+    spans = []
+    for name in delegators:
+        result = run.task(name, "sleep on the host").result
+        spans.append(
+            tuple(datetime.datetime.fromisoformat(result[key]) for key in ("start", "end"))
+        )
+    # The three sleeps ran on the host at the same time, so in three sessions: the kept one
+    # and two of the tasks' own, closed when their tasks ended.
+    assert max(start for start, _end in spans) < min(end for _start, end in spans), spans
+    after = _tally(e2e, host)
+    assert after[OPENED[plugin]] - before[OPENED[plugin]] == 3, (before, after)
     assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
 
 

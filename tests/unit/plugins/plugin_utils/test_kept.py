@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import typing as t
 from pathlib import Path
@@ -27,8 +29,10 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.kept import (
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._client import (
     KeptSession,
+    KeptSessionBusy,
     KeptSessionGone,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._slot import SessionSlot
 
 OPTIONS = {"remote_addr": "win1", "port": 5985, "remote_user": "ansible"}
 
@@ -171,6 +175,7 @@ class StandIn:
         raise AnsibleConnectionFailure("the host went away")
 
     def slow(self, seconds: float) -> None:
+        self._note("slow started")
         try:
             time.sleep(seconds)
         except BaseException as interruption:
@@ -276,15 +281,22 @@ def test_a_failed_operation_is_unlisted_before_it_is_answered(
     )
     task, holder_end = socket.socketpair()
 
+    quiet_read, quiet_write = os.pipe()  # what the holder watches for other tasks: none come
+
     class Listener:
         def accept(self) -> tuple[socket.socket, None]:
             return holder_end, None
+
+        def fileno(self) -> int:
+            return quiet_read
 
     with task:
         sent(task, {"op": "fail", "args": (), "secrets": "digest"})
         assert server(Listener()) is False  # type: ignore[arg-type]
         assert _channel.receive(task)["status"] == "error"
     assert order == ["unlist", "answer error"]
+    os.close(quiet_read)
+    os.close(quiet_write)
 
 
 def test_an_operation_outside_the_list_is_refused(tmp_path: Path) -> None:
@@ -312,7 +324,7 @@ def test_a_task_that_hangs_up_interrupts_its_operation(tmp_path: Path) -> None:
         _channel.send(connection, {"op": "slow", "args": (30,), "secrets": "digest"})
         time.sleep(0.5)
     lines = _lines(record, "closed", seconds=10)
-    assert lines == ["interrupted by TaskGone", "closed"]
+    assert lines == ["slow started", "interrupted by TaskGone", "closed"]
 
 
 def test_the_end_of_ansible_playbook_interrupts_a_running_operation(tmp_path: Path) -> None:
@@ -335,4 +347,103 @@ def test_the_end_of_ansible_playbook_interrupts_a_running_operation(tmp_path: Pa
         owner.kill()
         owner.wait()
         # the task is still connected: only the owner's end can stop the operation
-        assert _lines(record, "closed", seconds=10) == ["interrupted by TaskGone", "closed"]
+        assert _lines(record, "closed", seconds=10) == [
+            "slow started",
+            "interrupted by TaskGone",
+            "closed",
+        ]
+
+
+def _in_background(call: t.Callable[[], t.Any]) -> tuple[threading.Thread, list[t.Any]]:
+    outcome: list[t.Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_task_that_asks_while_another_task_runs_is_told_busy(tmp_path: Path) -> None:
+    """delegate_to from many hosts to one: the second task must not queue behind the first."""
+    holder, record = _start(tmp_path)
+    first, outcome = _in_background(lambda: KeptSession(holder.path, "digest").call("slow", 2))
+    _lines(record, "slow started")
+    with pytest.raises(KeptSessionBusy, match=f"process {holder.pid} is busy"):
+        KeptSession(holder.path, "digest").call("echo", 1)
+    assert "slow finished" not in _lines(record, "slow started"), "it waited for the first"
+    with pytest.raises(KeptSessionGone):  # other secrets are still refused, busy or not
+        KeptSession(holder.path, "other secrets").call("echo", 1)
+    first.join()
+    assert outcome == [None]
+    kept = KeptSession(holder.path, "digest")
+    assert kept.call("echo", 2) == 2  # free again: served
+    kept.end()
+    assert _lines(record, "closed") == [
+        "slow started",
+        "slow finished",
+        "settled",
+        "echo 2",
+        "settled",
+        "closed",
+    ]
+
+
+def test_an_end_asked_while_busy_ends_the_holder_after_the_running_operation(
+    tmp_path: Path,
+) -> None:
+    """reset_connection (or win_reboot) in one task while another task's command runs."""
+    holder, record = _start(tmp_path)
+    first, outcome = _in_background(lambda: KeptSession(holder.path, "digest").call("slow", 2))
+    _lines(record, "slow started")
+    assert KeptSession(holder.path, "digest").end()
+    assert not os.path.exists(holder.path), "a later task must find no session to reuse"
+    assert "slow finished" not in _lines(record, "slow started")
+    first.join()
+    assert outcome == [None], "the running operation still gets its answer"
+    assert _lines(record, "closed") == ["slow started", "slow finished", "closed"]
+
+
+def test_a_task_queued_when_the_holder_ends_is_told_nothing_ran(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    holder, record = _start(tmp_path, gate=gate)
+    assert KeptSession(holder.path, "digest").call("echo", 1) == 1  # settle() now waits
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as queued:
+        queued.connect(holder.path)  # in the listen queue: nobody accepts during settle()
+        _channel.send(queued, {"op": "echo", "args": (2,), "secrets": "digest"})
+        os.kill(holder.pid, signal.SIGTERM)
+        assert _channel.receive(queued)["status"] == "gone"
+    assert _lines(record, "closed") == ["echo 1", "closed"]
+
+
+def test_a_busy_kept_session_gives_the_task_a_session_of_its_own(tmp_path: Path) -> None:
+    holder, record = _start(tmp_path)
+    first, _outcome = _in_background(lambda: KeptSession(holder.path, "digest").call("slow", 2))
+    _lines(record, "slow started")
+    own_record = tmp_path / "own.txt"
+    logged: list[str] = []
+    slot = SessionSlot(
+        "winops.remoting.winrm",
+        OPTIONS,
+        lambda: StandIn(own_record),
+        ("echo",),
+        logged.append,
+        persist=False,
+        idle_timeout=30,
+    )
+    slot._session = KeptSession(holder.path, "digest")
+    assert slot.call("echo", 5) == 5
+    assert slot.call("echo", 6) == 6  # the rest of the task stays on its own session
+    slot.close()
+    assert own_record.read_text(encoding="utf-8").splitlines() == ["echo 5", "echo 6", "closed"]
+    assert logged == [
+        f"NEW SESSION, used by this task only (the kept session is busy: process {holder.pid} "
+        "is busy with another task)"
+    ]
+    first.join()
+    KeptSession(holder.path, "digest").end()
+    assert "echo 5" not in _lines(record, "closed")

@@ -384,9 +384,7 @@ class _Server:
                 _channel.send(connection, {"status": "ended", "holder": os.getpid()})
                 return False
             self.served += 1
-            with _interrupted_if_gone(
-                connection, self.owner_watch, arrival=(listener, self._turn_away_busy)
-            ):
+            with _interrupted_if_gone(connection, self.owner_watch, listener, self._turn_away_busy):
                 answer, failed = _perform(
                     self.session, self.operations, request.get("op"), request.get("args", ())
                 )
@@ -462,20 +460,19 @@ def _turn_away(
 def _interrupted_if_gone(
     connection: socket.socket,
     owner_watch: int | None,
-    arrival: tuple[socket.socket, c.Callable[[socket.socket], None]] | None = None,
+    listener: socket.socket,
+    arrived: c.Callable[[socket.socket], None],
 ) -> t.Iterator[None]:
     """Interrupt the operation in this (main) thread with TaskGone when the task hangs up or
     ansible-playbook ends (a command without a time limit must not outlive the run).
-    Meanwhile, with ``arrival`` (listener, handler), hand each task that connects to the
-    handler, which answers it without waiting for the operation."""
+    Meanwhile each task that connects to ``listener`` goes to ``arrived``, which answers it
+    without waiting for the operation."""
     finished_read, finished_write = os.pipe()
 
     def watch() -> None:
-        watched: list[t.Any] = [connection, finished_read]
+        watched: list[t.Any] = [connection, finished_read, listener]
         if owner_watch is not None:
             watched.append(owner_watch)
-        if arrival is not None:
-            watched.append(arrival[0])
         while True:
             readable, _w, _x = select.select(watched, [], [])
             if finished_read in readable:
@@ -492,8 +489,8 @@ def _interrupted_if_gone(
                     os.kill(os.getpid(), signal.SIGUSR1)
                     return
                 watched.remove(connection)  # more from the task than its request: ignored
-            if arrival is not None and arrival[0] in readable:
-                arrival[1](arrival[0])
+            if listener in readable:
+                arrived(listener)
 
     signal.signal(signal.SIGUSR1, _raise_task_gone)
     watcher = threading.Thread(target=watch, daemon=True)

@@ -377,6 +377,22 @@ options:
     ini:
       - section: winops_remoting
         key: session_idle_timeout
+  session_max_kept:
+    description:
+      - At most this many sessions (O(session_persist)) are kept at once in one
+        C(ansible-playbook) run, one per host, user and set of connection options. Each is kept
+        by a process on the controller that holds about 25 MB of memory of its own. A task
+        that would keep one more uses a session of its own instead, as with
+        O(session_persist=false).
+    default: 100
+    type: int
+    vars:
+      - name: ansible_winrm_session_max_kept
+    env:
+      - name: WINOPS_REMOTING_SESSION_MAX_KEPT
+    ini:
+      - section: winops_remoting
+        key: session_max_kept
   reconnection_retries:
     description:
       - How many times an operation that is safe to repeat (creating or deleting the shell,

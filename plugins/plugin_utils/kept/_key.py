@@ -49,3 +49,11 @@ def sessions_listening(directory: str) -> bool:
         return any(SOCKET_SUFFIX in name for name in os.listdir(directory))
     except OSError:
         return True
+
+
+def sessions_kept(directory: str) -> int:
+    """How many sessions of the run listen in ``directory`` (staging names not counted)."""
+    try:
+        return sum(name.endswith(SOCKET_SUFFIX) for name in os.listdir(directory))
+    except OSError:
+        return 0

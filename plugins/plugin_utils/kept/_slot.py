@@ -44,11 +44,13 @@ class SessionSlot:
         *,
         persist: bool,
         idle_timeout: float,
+        max_kept: int,
     ) -> None:
         self._open_session = open_session
         self._operations = frozenset(operations)
         self._log = log
         self._idle_timeout = idle_timeout
+        self._max_kept = max_kept
         self._wanted = persist
         self._persist = persist and _place.in_ansible_worker()
         self._key = _key.session_key(plugin, options)
@@ -83,6 +85,15 @@ class SessionSlot:
     def _open_new(self, path: str | None) -> None:
         session = self._open_session()
         if path is None:
+            self._session = session
+            return
+        kept = _key.sessions_kept(os.path.dirname(path))
+        if kept >= self._max_kept:
+            # Each holder is a process with its own memory (docs/sessions.md): bounded per run.
+            self._log(
+                "NEW SESSION, used by this task only (it could not be kept: this run keeps "
+                f"{kept} sessions already, session_max_kept is {self._max_kept})"
+            )
             self._session = session
             return
         # Imported here: a task that finds its session kept never starts a holder.
@@ -185,12 +196,14 @@ def session_slot(
     operations: c.Collection[str],
     log: c.Callable[[str], None],
 ) -> SessionSlot:
-    """The slot for a plugin's current options, with session_persist and session_idle_timeout
-    read and checked (an error names the variable that set the bad value)."""
+    """The slot for a plugin's current options, with session_persist, session_idle_timeout and
+    session_max_kept read and checked (an error names the variable that set the bad value)."""
     value, label = source.read("session_persist")
     persist = _validation.boolean(label, value)
     value, label = source.read("session_idle_timeout")
     idle = _validation.integer(label, value, minimum=1)
+    value, label = source.read("session_max_kept")
+    max_kept = _validation.integer(label, value, minimum=1)
     return SessionSlot(
         plugin,
         source.values(),
@@ -199,4 +212,5 @@ def session_slot(
         log,
         persist=persist,
         idle_timeout=float(idle),
+        max_kept=max_kept,
     )

@@ -152,6 +152,32 @@ def test_tasks_delegated_to_one_host_at_once_do_not_wait_for_its_kept_session(
     assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
 
 
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_a_run_keeps_no_more_sessions_than_session_max_kept(
+    e2e: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    """Every kept session is a process on the controller (docs/sessions.md): past the limit,
+    a host's tasks open and close their own, as with persistence off."""
+    targets = [e2e.matrix_target, e2e.negative_target]
+    assert len({target.name for target in targets}) == 2, "winhost serves one host only"
+    variable = f"ansible_{plugin.rsplit('.', 1)[1]}_session_max_kept"
+    overlay = {
+        target.name: {**e2e.host_vars(plugin, COMBINATION, target), variable: 1}
+        for target in targets
+    }
+    before = {target.name: _tally_when_quiet(e2e, target.name) for target in targets}
+    playbook = _pings(tmp_path / "pings.yml", TASKS)
+    hosts = ",".join(target.name for target in targets)
+    run = e2e.run(str(playbook), overlay, tmp_path, {"e2e_target": hosts}, forks=1)
+    assert run.returncode == 0, run.describe()
+    opened = sorted(
+        _tally(e2e, name)[OPENED[plugin]] - tally[OPENED[plugin]] for name, tally in before.items()
+    )
+    assert opened == [1, TASKS], before
+    for name, tally in before.items():
+        assert e2e.open_shells_at_most(name, tally["open_shells"]) == tally["open_shells"]
+
+
 def _run_directories() -> list[str]:
     base = _place.base_dir()
     names = os.listdir(base) if os.path.isdir(base) else []

@@ -580,3 +580,13 @@ def test_a_kerberos_ticket_failure_names_no_plugin_specific_variable() -> None:
         "admin@EXAMPLE.COM", "Client 'admin@EXAMPLE.COM' not found in Kerberos database"
     )
     assert not re.search(r"ansible_(winrm|psrp)_", str(error))
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("value", [0, "many"])
+def test_a_bad_session_max_kept_names_its_variable(plugin: str, value: t.Any) -> None:
+    variable = f"ansible_{plugin.rsplit('.', 1)[1]}_session_max_kept"
+    connection = load_connection(plugin, {**BASE, variable: value})
+    with pytest.raises(OptionError) as raised:
+        connection._new_slot()
+    assert str(raised.value).startswith(f"Invalid value {value!r} for {variable}: expected")

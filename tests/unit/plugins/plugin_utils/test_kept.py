@@ -434,6 +434,7 @@ def test_a_busy_kept_session_gives_the_task_a_session_of_its_own(tmp_path: Path)
         logged.append,
         persist=False,
         idle_timeout=30,
+        max_kept=100,
     )
     slot._session = KeptSession(holder.path, "digest")
     assert slot.call("echo", 5) == 5
@@ -447,3 +448,56 @@ def test_a_busy_kept_session_gives_the_task_a_session_of_its_own(tmp_path: Path)
     first.join()
     KeptSession(holder.path, "digest").end()
     assert "echo 5" not in _lines(record, "closed")
+
+
+@pytest.fixture
+def in_a_worker(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """As in an Ansible task's worker of a run whose ansible-playbook is this process."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
+    monkeypatch.setattr(_place, "in_ansible_worker", lambda: True)
+    monkeypatch.setattr(_place, "run_owner", os.getpid)
+    return short_dir
+
+
+def test_a_run_keeps_at_most_session_max_kept_sessions(in_a_worker: Path, tmp_path: Path) -> None:
+    """Each holder is a process with memory of its own: a run with many hosts must not keep
+    one for every host when told not to."""
+    logged: list[str] = []
+
+    def task_slot(host: str) -> SessionSlot:
+        return SessionSlot(
+            "winops.remoting.winrm",
+            {**OPTIONS, "remote_addr": host},
+            lambda: StandIn(tmp_path / f"{host}.txt"),
+            ("echo",),
+            logged.append,
+            persist=True,
+            idle_timeout=30,
+            max_kept=2,
+        )
+
+    slots = [task_slot(host) for host in ("win1", "win2", "win3")]
+    for number, slot in enumerate(slots):
+        assert slot.call("echo", number) == number
+    kept = [slot.session for slot in slots if isinstance(slot.session, KeptSession)]
+    assert len(kept) == 2
+    assert not isinstance(slots[2].session, KeptSession)
+    assert logged[-1] == (
+        "NEW SESSION, used by this task only (it could not be kept: this run keeps 2 sessions "
+        "already, session_max_kept is 2)"
+    )
+    for slot in slots:
+        slot.close()
+    assert (tmp_path / "win3.txt").read_text(encoding="utf-8").splitlines() == [
+        "echo 2",
+        "closed",
+    ]
+    assert all(session.end() for session in kept)
+    deadline = time.monotonic() + 10
+    while list(in_a_worker.rglob("*.sock")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # a holder unlists its socket just after it answers "ended"
+    # Once they ended, the task of yet another host keeps its session again.
+    again = task_slot("win4")
+    assert again.call("echo", 4) == 4
+    assert isinstance(again.session, KeptSession)
+    assert again.session.end()

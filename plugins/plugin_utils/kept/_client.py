@@ -22,6 +22,11 @@ class KeptSessionGone(Exception):
     Nothing was sent to the host, so the caller may open a session of its own."""
 
 
+class KeptSessionStale(KeptSessionGone):
+    """The holder keeps a session opened with other credentials than the task's (the password
+    was changed during the run, say): no later task can use it."""
+
+
 class KeptSessionBusy(Exception):
     """The holder is running another task's operation (``delegate_to`` from many hosts to
     one). Nothing was sent to the host: the caller uses a session of its own for this task."""
@@ -58,7 +63,7 @@ class KeptSession:
         self.holder = answer.get("holder", self.holder)
         status = answer.get("status")
         if status == "refused":
-            raise KeptSessionGone("the kept session was opened with other credentials")
+            raise KeptSessionStale("the kept session was opened with other credentials")
         if status == "gone":
             raise KeptSessionGone("the kept session ended before it took this request")
         if status == "busy":

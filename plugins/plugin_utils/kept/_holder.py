@@ -33,7 +33,12 @@ import threading
 import time
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _channel, _key, _run_cache
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import (
+    _channel,
+    _key,
+    _place,
+    _run_cache,
+)
 
 # How long ending a session (delete shell, close pool) may take before the holder just exits
 # and leaves it to the host's idle timeout: the run is over, nothing should wait longer.
@@ -234,7 +239,10 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
         _detach_descriptors({ready})
         recorder = _take_over_display()
         if _owner_alive(owner):
-            listener = _listen(path)
+            with _place.changing_runs():
+                # The run's last holder may have removed the directory since the task made it.
+                _place.private_dir(os.path.dirname(path))
+                listener = _listen(path)
         else:
             reason = "ansible-playbook has ended"
     except BaseException as err:
@@ -280,10 +288,11 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
         session.close()
     # The run's last holder removes the run directory, and what it kept (kept._run_cache).
     directory = os.path.dirname(path)
-    if not _key.sessions_listening(directory):
-        _run_cache.remove_all(directory)
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)
+    with contextlib.suppress(BaseException), _place.changing_runs():
+        if not _key.sessions_listening(directory):
+            _run_cache.remove_all(directory)
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
     os._exit(0)
 
 
@@ -381,6 +390,9 @@ class _Server:
                 )
                 return True
             if request.get("op") == "end":
+                # Unlisted before the answer: the asking task may keep a new session under
+                # the same name at once (after a reset, or with new credentials).
+                self.unlist()
                 _channel.send(connection, {"status": "ended", "holder": os.getpid()})
                 return False
             self.served += 1
@@ -423,13 +435,21 @@ def _raise_task_gone(signum: int, frame: t.Any) -> None:
 
 def _admitted(connection: socket.socket, secrets_digest: str) -> dict[str, t.Any] | None:
     """The request on ``connection`` from a task of this user with these secrets; None when
-    it was refused here or could not be read."""
+    it was refused here or could not be read.
+
+    An ``end`` is taken whatever the secrets: a task whose inventory now has other
+    credentials (a rotated password) ends the session kept with the old ones, which no later
+    task can use, and keeps its own. Only this user reaches the socket, and could end the
+    process anyway.
+    """
     try:
         _channel.check_peer(connection)
         request = _channel.receive(connection)
     except (_channel.ChannelError, OSError):
         return None
-    if not isinstance(request, dict) or request.get("secrets") != secrets_digest:
+    if not isinstance(request, dict):
+        return None
+    if request.get("secrets") != secrets_digest and request.get("op") != "end":
         with contextlib.suppress(OSError):
             _channel.send(connection, {"status": "refused", "holder": os.getpid()})
         return None

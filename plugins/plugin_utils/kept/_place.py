@@ -10,6 +10,8 @@ our code compiled (docs/sessions.md).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import multiprocessing
 import os
 import stat
@@ -53,7 +55,7 @@ def _start_time(pid: int) -> str:
         return "0"
 
 
-def _private_dir(path: str) -> str:
+def private_dir(path: str) -> str:
     """Create ``path`` (mode 0700) or check that the existing one is ours and private."""
     try:
         os.mkdir(path, PRIVATE_MODE)
@@ -123,4 +125,19 @@ def run_dir(owner: int, *, create: bool = True) -> str | None:
     if not create:
         path = os.path.join(base_dir(), name)
         return path if os.path.isdir(path) else None
-    return _private_dir(os.path.join(_private_dir(base_dir()), name))
+    return private_dir(os.path.join(private_dir(base_dir()), name))
+
+
+@contextlib.contextmanager
+def changing_runs() -> t.Iterator[None]:
+    """Held while a holder starts listening in its run's directory (creating it again if need
+    be) and while the run's last holder empties and removes it, so that neither happens in
+    the middle of the other: a task that keeps a new session just as the last one ends (after
+    a reset, say) would otherwise bind in a directory being removed. The lock is on the
+    user's base directory, which outlives the runs: nothing is left to clean up."""
+    descriptor = os.open(private_dir(base_dir()), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)

@@ -23,6 +23,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.kept._client impor
     KeptSession,
     KeptSessionBusy,
     KeptSessionGone,
+    KeptSessionStale,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     OptionSource,
@@ -138,6 +139,9 @@ class SessionSlot:
                 ) from None
             # Nothing reached the host: open a new session and ask it instead.
             self._log(f"the kept session is gone ({gone}); opening a new one")
+            if isinstance(gone, KeptSessionStale) and session.end():
+                # Kept with the old credentials: of no use to later tasks, which keep ours.
+                self._log(f"ENDED THE KEPT SESSION (process {session.holder}): {gone}")
             self._session = None
             self._open_new(self._kept_path(create=True))
             return self.call(operation, *args, reopen=False)

@@ -178,6 +178,28 @@ def test_a_run_keeps_no_more_sessions_than_session_max_kept(
         assert e2e.open_shells_at_most(name, tally["open_shells"]) == tally["open_shells"]
 
 
+def test_new_credentials_during_a_run_replace_the_kept_session(e2e: t.Any, tmp_path: Path) -> None:
+    """A secret changed during the run (a rotated password set with set_fact): the session kept
+    with the old secrets is of no use to later tasks, so the next task ends it and keeps its
+    own. winhost has one password per user, so the changed secret is one NTLM does not use
+    (the key password of a client certificate): the slot compares all secrets alike."""
+    host = e2e.matrix_target.name
+    rotate = [
+        {
+            "name": "change a secret of the connection",
+            "ansible.builtin.set_fact": {"ansible_psrp_certificate_key_password": "rotated"},
+        }
+    ]
+    before = _tally_when_quiet(e2e, host)
+    playbook = _pings(tmp_path / "rotated.yml", 3, between=rotate)
+    run = _run(e2e, "winops.remoting.psrp", playbook, tmp_path)
+    assert run.returncode == 0, run.describe()
+    after = _tally(e2e, host)
+    # ping 0 | new secret | ping 1, ping 2: two pools, the first one closed by ping 1.
+    assert after["pool_open"] - before["pool_open"] == 2, (before, after)
+    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
+
+
 def _run_directories() -> list[str]:
     base = _place.base_dir()
     names = os.listdir(base) if os.path.isdir(base) else []

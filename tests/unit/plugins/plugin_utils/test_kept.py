@@ -493,11 +493,48 @@ def test_a_run_keeps_at_most_session_max_kept_sessions(in_a_worker: Path, tmp_pa
         "closed",
     ]
     assert all(session.end() for session in kept)
-    deadline = time.monotonic() + 10
-    while list(in_a_worker.rglob("*.sock")) and time.monotonic() < deadline:
-        time.sleep(0.05)  # a holder unlists its socket just after it answers "ended"
     # Once they ended, the task of yet another host keeps its session again.
     again = task_slot("win4")
     assert again.call("echo", 4) == 4
     assert isinstance(again.session, KeptSession)
     assert again.session.end()
+
+
+def test_a_task_with_new_credentials_ends_the_session_kept_with_the_old_ones(
+    in_a_worker: Path, tmp_path: Path
+) -> None:
+    """A password changed during the run (set_fact after win_user, say): the session kept with
+    the old one is of no use to later tasks, so the first task with the new one ends it and
+    keeps its own."""
+    logged: list[str] = []
+
+    def task_slot(password: str, record: Path) -> SessionSlot:
+        return SessionSlot(
+            "winops.remoting.winrm",
+            {**OPTIONS, "remote_password": password},
+            lambda: StandIn(record),
+            ("echo",),
+            logged.append,
+            persist=True,
+            idle_timeout=30,
+            max_kept=100,
+        )
+
+    old, new = tmp_path / "old.txt", tmp_path / "new.txt"
+    first = task_slot("old password", old)
+    assert first.call("echo", 1) == 1
+    assert isinstance(first.session, KeptSession)
+    old_holder = first.session.holder
+    first.close()
+    second = task_slot("new password", new)
+    assert second.call("echo", 2) == 2
+    assert isinstance(second.session, KeptSession), logged
+    assert second.session.holder not in (None, old_holder)
+    second.close()
+    assert _lines(old, "closed") == ["echo 1", "settled", "closed"]
+    assert any(line.startswith("ENDED THE KEPT SESSION") for line in logged), logged
+    third = task_slot("new password", tmp_path / "never.txt")
+    assert third.call("echo", 3) == 3  # in the session kept by the second task
+    assert third.session.end()
+    assert _lines(new, "closed") == ["echo 2", "settled", "echo 3", "settled", "closed"]
+    assert not (tmp_path / "never.txt").exists()

@@ -220,6 +220,27 @@ def _lines(record: Path, wanted: str, seconds: float = 10) -> list[str]:
     raise AssertionError(f"{wanted!r} never appeared; saw {lines}")
 
 
+def _task_slot(
+    record: Path,
+    logged: list[str],
+    *,
+    persist: bool = True,
+    max_kept: int = 100,
+    **options: t.Any,
+) -> SessionSlot:
+    """A task's slot whose own session is a StandIn writing to ``record``."""
+    return SessionSlot(
+        "winops.remoting.winrm",
+        {**OPTIONS, **options},
+        lambda: StandIn(record),
+        ("echo",),
+        logged.append,
+        persist=persist,
+        idle_timeout=30,
+        max_kept=max_kept,
+    )
+
+
 def test_calls_reach_the_holder_and_end_closes_the_session(tmp_path: Path) -> None:
     holder, record = _start(tmp_path)
     kept = KeptSession(holder.path, "digest")
@@ -426,16 +447,7 @@ def test_a_busy_kept_session_gives_the_task_a_session_of_its_own(tmp_path: Path)
     _lines(record, "slow started")
     own_record = tmp_path / "own.txt"
     logged: list[str] = []
-    slot = SessionSlot(
-        "winops.remoting.winrm",
-        OPTIONS,
-        lambda: StandIn(own_record),
-        ("echo",),
-        logged.append,
-        persist=False,
-        idle_timeout=30,
-        max_kept=100,
-    )
+    slot = _task_slot(own_record, logged, persist=False)
     slot._session = KeptSession(holder.path, "digest")
     assert slot.call("echo", 5) == 5
     assert slot.call("echo", 6) == 6  # the rest of the task stays on its own session
@@ -465,16 +477,7 @@ def test_a_run_keeps_at_most_session_max_kept_sessions(in_a_worker: Path, tmp_pa
     logged: list[str] = []
 
     def task_slot(host: str) -> SessionSlot:
-        return SessionSlot(
-            "winops.remoting.winrm",
-            {**OPTIONS, "remote_addr": host},
-            lambda: StandIn(tmp_path / f"{host}.txt"),
-            ("echo",),
-            logged.append,
-            persist=True,
-            idle_timeout=30,
-            max_kept=2,
-        )
+        return _task_slot(tmp_path / f"{host}.txt", logged, max_kept=2, remote_addr=host)
 
     slots = [task_slot(host) for host in ("win1", "win2", "win3")]
     for number, slot in enumerate(slots):
@@ -509,16 +512,7 @@ def test_a_task_with_new_credentials_ends_the_session_kept_with_the_old_ones(
     logged: list[str] = []
 
     def task_slot(password: str, record: Path) -> SessionSlot:
-        return SessionSlot(
-            "winops.remoting.winrm",
-            {**OPTIONS, "remote_password": password},
-            lambda: StandIn(record),
-            ("echo",),
-            logged.append,
-            persist=True,
-            idle_timeout=30,
-            max_kept=100,
-        )
+        return _task_slot(record, logged, remote_password=password)
 
     old, new = tmp_path / "old.txt", tmp_path / "new.txt"
     first = task_slot("old password", old)

@@ -125,7 +125,48 @@ def run_dir(owner: int, *, create: bool = True) -> str | None:
     if not create:
         path = os.path.join(base_dir(), name)
         return path if os.path.isdir(path) else None
-    return private_dir(os.path.join(private_dir(base_dir()), name))
+    base = private_dir(base_dir())
+    path = os.path.join(base, name)
+    if not os.path.isdir(path):  # the run's first task: clear what ended runs left behind
+        _remove_ended_runs(base)
+    return private_dir(path)
+
+
+def _remove_ended_runs(base: str) -> None:
+    """Remove the directories of runs whose ansible-playbook has ended.
+
+    A run's last holder removes its directory, but a run that kept no session (every host
+    unreachable, say) leaves the one its first task made, with what its tasks kept there
+    (kept._run_cache): without this, one directory more in every such run.
+    """
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if len(parts) != 3 or parts[0] != "run" or not parts[1].isdigit():
+            continue
+        if _running(int(parts[1]), parts[2]):
+            continue
+        directory = os.path.join(base, name)
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(directory):
+                if not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.path)
+            os.rmdir(directory)
+
+
+def _running(pid: int, start: str) -> bool:
+    """Whether the run that process ``pid``, started at ``start``, began is still going."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # another user's process has the pid now: ours has ended
+    # Where there is no /proc, the start time is always "0" and the pid alone must do.
+    return _start_time(pid) == start
 
 
 @contextlib.contextmanager

@@ -200,6 +200,32 @@ def test_new_credentials_during_a_run_replace_the_kept_session(e2e: t.Any, tmp_p
     assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
 
 
+def test_a_run_that_kept_no_session_leaves_nothing_once_the_next_run_starts(
+    e2e: t.Any, tmp_path: Path
+) -> None:
+    """A run whose tasks never kept a session (its host refused every connection) has no
+    holder to remove the run's directory and the compiled code its tasks kept there: the
+    next run's first task removes it."""
+    target = e2e.matrix_target
+    directories_before = set(_run_directories())
+    refused = {
+        **e2e.host_vars("winops.remoting.winrm", COMBINATION, target),
+        "ansible_port": 1,  # nothing listens there
+        "ansible_winrm_reconnection_retries": 0,
+    }
+    failed = e2e.run(
+        str(_pings(tmp_path / "refused.yml", 1)),
+        {target.name: refused},
+        tmp_path / "refused",
+        {"e2e_target": target.name},
+    )
+    assert failed.returncode != 0, failed.describe()
+    assert len(_ended_runs_left(directories_before, within=0)) == 1
+    run = _run(e2e, "winops.remoting.winrm", _pings(tmp_path / "pings.yml", 1), tmp_path)
+    assert run.returncode == 0, run.describe()
+    assert _ended_runs_left(directories_before, within=30) == {}
+
+
 def _run_directories() -> list[str]:
     base = _place.base_dir()
     names = os.listdir(base) if os.path.isdir(base) else []

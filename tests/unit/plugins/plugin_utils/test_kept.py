@@ -70,6 +70,35 @@ def test_run_directories_are_private_and_checked(
         _place.run_dir(os.getpid())
 
 
+def test_a_run_s_first_task_removes_what_ended_runs_left(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that kept no session (every host unreachable) has no holder to remove its
+    directory: the next run's first task removes it, and leaves the live runs' alone."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
+    ended = subprocess.Popen(["sleep", "60"])
+    ended_start = _place._start_time(ended.pid)
+    ended.kill()
+    ended.wait()
+    base = Path(_place.base_dir())
+    base.mkdir(mode=0o700)
+    left = base / f"run-{ended.pid}-{ended_start}"
+    left.mkdir(mode=0o700)
+    (left / "module-1234.code").write_bytes(b"compiled")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead_holder:
+        dead_holder.bind(str(left / "key.sock"))
+    live = Path(_place.run_dir(os.getppid()) or "")  # pytest's parent: a run still going
+    (live / "module-1234.code").write_bytes(b"compiled")
+    not_ours = base / "notes"
+    not_ours.mkdir()
+    this_run = _place.run_dir(os.getpid())
+    assert this_run is not None
+    assert sorted(path.name for path in base.iterdir()) == sorted(
+        [live.name, Path(this_run).name, "notes"]
+    )
+    assert (live / "module-1234.code").exists()
+
+
 def test_a_planted_symlink_is_refused(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
     elsewhere = short_dir / "elsewhere"

@@ -165,6 +165,11 @@ class SessionSlot:
             kept = KeptSession(path, self._secrets_digest)
             try:
                 kept.call("hello")
+            except KeptSessionStale:
+                return (
+                    f"kept with other credentials by process {kept.holder}: the next task ends "
+                    "that session and keeps its own"
+                )
             except KeptSessionGone:
                 pass
             except KeptSessionBusy:
@@ -177,6 +182,12 @@ class SessionSlot:
                     f"kept: process {kept.holder} keeps a session with these settings for this "
                     "run, and the next task uses it (the doctor's own checks open a new one)"
                 )
+        kept_now = 0 if path is None else _key.sessions_kept(os.path.dirname(path))
+        if kept_now >= self._max_kept:
+            return (
+                f"not kept: this run keeps {kept_now} sessions already (session_max_kept is "
+                f"{self._max_kept}), so each task opens and closes its own session"
+            )
         return "none kept yet: the next task opens a session and keeps it for this run"
 
     def end(self) -> None:

@@ -561,3 +561,26 @@ def test_a_task_with_new_credentials_ends_the_session_kept_with_the_old_ones(
     assert third.session.end()
     assert _lines(new, "closed") == ["echo 2", "settled", "echo 3", "settled", "closed"]
     assert not (tmp_path / "never.txt").exists()
+
+
+def test_the_doctor_is_told_when_no_more_sessions_are_kept_or_one_has_old_credentials(
+    in_a_worker: Path, tmp_path: Path
+) -> None:
+    logged: list[str] = []
+    first = _task_slot(tmp_path / "first.txt", logged, max_kept=1)
+    assert first.describe() == (
+        "none kept yet: the next task opens a session and keeps it for this run"
+    )
+    assert first.call("echo", 1) == 1
+    other_host = _task_slot(tmp_path / "other.txt", logged, max_kept=1, remote_addr="win2")
+    assert other_host.describe() == (
+        "not kept: this run keeps 1 sessions already (session_max_kept is 1), so each task "
+        "opens and closes its own session"
+    )
+    rotated = _task_slot(tmp_path / "rotated.txt", logged, max_kept=1, remote_password="new")
+    assert isinstance(first.session, KeptSession)
+    assert rotated.describe() == (
+        f"kept with other credentials by process {first.session.holder}: the next task ends "
+        "that session and keeps its own"
+    )
+    assert first.session.end()

@@ -149,8 +149,13 @@ def _read(path: str) -> bytes | None:
 
 
 def _write(path: str, data: bytes, directory: str) -> None:
-    """Write atomically (a reader sees a whole file or none); a failure only costs speed."""
-    with contextlib.suppress(OSError):
+    """Write atomically (a reader sees a whole file or none); a failure only costs speed.
+
+    Under the lock the run's last holder takes to empty and remove the directory: a task that
+    starts as the run ends (killed during the next task, say) must not put a file in it after
+    it was emptied, which would leave it behind.
+    """
+    with contextlib.suppress(OSError, _place.PlaceError), _place.changing_runs():
         fd, staging = tempfile.mkstemp(dir=directory, suffix=_STAGING_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as handle:

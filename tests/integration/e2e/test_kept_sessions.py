@@ -362,7 +362,8 @@ def test_killing_ansible_playbook_ends_the_holder_and_its_shell(
         # the orphaned worker still sits in its pause: end it too (Ansible's, not ours)
         subprocess.run(["pkill", "-KILL", "-f", str(playbook)], check=False)
     assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
-    assert not os.path.exists(directory), "the run's directory was left behind"
+    left = sorted(os.listdir(directory)) if os.path.exists(directory) else None
+    assert left is None, f"the run's directory was left behind, holding {left}"
 
 
 def _wait_for_kept_session(process: subprocess.Popen[bytes]) -> str:

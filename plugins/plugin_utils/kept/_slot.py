@@ -88,9 +88,8 @@ class SessionSlot:
         if path is None:
             self._session = session
             return
-        kept = _key.sessions_kept(os.path.dirname(path))
-        if kept >= self._max_kept:
-            # Each holder is a process with its own memory (docs/sessions.md): bounded per run.
+        kept = self._kept_at_limit(path)
+        if kept is not None:
             self._log(
                 "NEW SESSION, used by this task only (it could not be kept: this run keeps "
                 f"{kept} sessions already, session_max_kept is {self._max_kept})"
@@ -116,6 +115,12 @@ class SessionSlot:
         # The holder owns the session now: dropped here without a word to the host.
         self._log(f"NEW SESSION, kept for the rest of the run by process {holder.pid}")
         self._session = KeptSession(holder.path, self._secrets_digest, holder.pid)
+
+    def _kept_at_limit(self, path: str) -> int | None:
+        """How many sessions the run keeps, when that is session_max_kept or more (each holder
+        is a process with memory of its own, docs/sessions.md); None below the limit."""
+        kept = _key.sessions_kept(os.path.dirname(path))
+        return kept if kept >= self._max_kept else None
 
     def call(self, operation: str, *args: t.Any, reopen: bool = True) -> t.Any:
         """Run one of the session's operations, in the holder when the session is kept."""
@@ -182,8 +187,8 @@ class SessionSlot:
                     f"kept: process {kept.holder} keeps a session with these settings for this "
                     "run, and the next task uses it (the doctor's own checks open a new one)"
                 )
-        kept_now = 0 if path is None else _key.sessions_kept(os.path.dirname(path))
-        if kept_now >= self._max_kept:
+        kept_now = None if path is None else self._kept_at_limit(path)
+        if kept_now is not None:
             return (
                 f"not kept: this run keeps {kept_now} sessions already (session_max_kept is "
                 f"{self._max_kept}), so each task opens and closes its own session"

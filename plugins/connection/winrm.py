@@ -393,6 +393,28 @@ options:
     ini:
       - section: winops_remoting
         key: session_max_kept
+  session_start_ahead:
+    description:
+      - With a kept session (O(session_persist)), start the next module's C(powershell.exe) on
+        the host as soon as a module task ends, so that the next module task only sends its
+        input. The process's start-up (about 0.2 seconds on a warm Windows Server, more on a
+        busy one) then overlaps the controller's work between the tasks.
+      - Only the command line of Ansible's module bootstrap is started ahead. It reads all its
+        input before it does anything, so a process that no task uses has done nothing when
+        the session ends and deleting the shell ends it.
+      - Costs one idle C(powershell.exe) per kept session on the host, counted in the shell's
+        memory quota (C(MaxMemoryPerShellMB)), and one more process start per session in the
+        host's process-creation and PowerShell logs. V(false) starts each command when its task
+        asks for it, as the builtin plugin does.
+    default: true
+    type: bool
+    vars:
+      - name: ansible_winrm_session_start_ahead
+    env:
+      - name: WINOPS_REMOTING_WINRM_START_AHEAD
+    ini:
+      - section: winops_remoting
+        key: winrm_session_start_ahead
   reconnection_retries:
     description:
       - How many times an operation that is safe to repeat (creating or deleting the shell,
@@ -633,6 +655,16 @@ class Connection(TypedOptions, KeptSessionConnection):
             return cmd
         return self._shell._encode_script(cmd, as_list=False, strict_mode=False, preserve_rc=False)
 
+    def _is_module_bootstrap(self, cmd: str) -> bool:
+        """Whether ``cmd`` is the shell plugin's command line for a module whose code comes on
+        stdin: the bootstrap reads all its input before it does anything (ansible-core's
+        executor/powershell/bootstrap_wrapper.ps1), so it is safe to start ahead."""
+        try:
+            bootstrap = self._shell.build_module_command("", "#!powershell", "")
+        except Exception:
+            return False
+        return isinstance(bootstrap, str) and cmd == bootstrap.strip()
+
     def exec_command(
         self, cmd: str, in_data: bytes | None = None, sudoable: bool = True
     ) -> tuple[int, bytes, bytes]:
@@ -641,7 +673,9 @@ class Connection(TypedOptions, KeptSessionConnection):
         self._log(3, "EXEC (via pipeline wrapper)" if in_data else "EXEC")
         if not no_log and display.verbosity >= 5:  # the repr of a whole command costs every task
             self._log(5, f"WINRM EXEC {cmd!r}")
-        rc, raw_stdout, raw_stderr = self._call("execute", self._command_line(cmd), in_data)
+        rc, raw_stdout, raw_stderr = self._call(
+            "execute", self._command_line(cmd), in_data, self._is_module_bootstrap(cmd)
+        )
         stdout = raw_stdout.decode("utf-8", errors="surrogateescape")
         stderr = raw_stderr.decode("utf-8", errors="surrogateescape")
         if display.verbosity >= 5:  # a repr of the module's whole output costs every task

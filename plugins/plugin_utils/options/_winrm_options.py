@@ -77,6 +77,8 @@ class WinRMSettings(ConnectionSettings):
     # For transports[0] (see kwargs_for()); holds the password and the proxy URL.
     protocol_kwargs: dict[str, t.Any] = field(repr=False)
     ignored_extras: tuple[str, ...]  # ansible_winrm_* names pywinrm does not accept
+    # A kept session starts the next module's powershell.exe when a module task ends.
+    start_ahead: bool = True
 
     def kwargs_for(self, transport: str) -> dict[str, t.Any]:
         """The Protocol keyword arguments for one of the transports."""
@@ -409,4 +411,7 @@ def build_settings(
         transports=tuple(transports),
         protocol_kwargs=kwargs,
         ignored_extras=ignored,
+        start_ahead=_validation.boolean(
+            source.label("session_start_ahead"), source.value("session_start_ahead")
+        ),
     )

@@ -16,6 +16,7 @@ import base64
 import contextlib
 import functools
 import inspect
+import itertools
 import math
 import time
 import typing as t
@@ -310,6 +311,10 @@ class WinRMSession:
         self._logon = KerberosLogon()  # when a Kerberos logon must be made again
         # A command that ended but is not yet released on the host (see ``settle``).
         self._finished_command: str | None = None
+        # The command line ``settle`` starts ahead for the next task, and the command it
+        # started: (command line, command id). See ``execute``.
+        self._line_to_start_ahead: str | None = None
+        self._started_ahead: tuple[str, str] | None = None
         # The largest request to send; lowered once if the host refuses one as too large.
         self._send_envelope_size = settings.send_envelope_size
         # Why a Receive answer may have been lost in the current command, if it was.
@@ -562,6 +567,7 @@ class WinRMSession:
                 self._call_safe("delete shell", lambda: protocol.close_shell(old_shell, False))
             except Exception as err:
                 self._log(5, f"WINRM: deleting shell {old_shell} failed: {err}")
+        self._started_ahead = None  # it went with the old shell
         self.shell_id = self._create_shell(protocol)
 
     def close(self) -> None:
@@ -569,8 +575,10 @@ class WinRMSession:
         protocol, shell_id = self.protocol, self.shell_id
         self.protocol = None
         self.shell_id = None
-        # Deleting the shell frees its commands (MS-WSMV 3.1.4.4.1): no signal for a finished one.
+        # Deleting the shell frees its commands (MS-WSMV 3.1.4.4.1): no signal for a finished one,
+        # and it ends a command started ahead.
         self._finished_command = None
+        self._started_ahead = None
         try:
             if protocol is not None and shell_id is not None:
                 self._delete_shell(protocol, shell_id)
@@ -654,6 +662,7 @@ class WinRMSession:
         stdout_sink: t.Callable[[bytes], None] | None = None,
         *,
         build_ahead: bool = False,
+        start_ahead: bool = False,
     ) -> CommandResult:
         """Run one command line in the shell and wait for it to end.
 
@@ -671,35 +680,100 @@ class WinRMSession:
         try:
             with self._credentials():
                 self._release_finished_command()
-                command_id = self._start(command_line, console_mode_stdin=stdin is None)
-                return self._finish(command_id, stdin, stdout_sink, deadline, build_ahead)
+                command_id = None
+                if start_ahead and stdin is not None:
+                    command_id, stdin = self._use_started_ahead(command_line, stdin)
+                if command_id is None:
+                    command_id = self._start(command_line, console_mode_stdin=stdin is None)
+                result = self._finish(command_id, stdin, stdout_sink, deadline, build_ahead)
+                self._line_to_start_ahead = command_line if start_ahead else None
+                return result
         except AnsibleError:
             raise
         except Exception as err:
             raise_failure(self._failure(err))
 
     def settle(self) -> None:
-        """Release the last finished command on the host, between tasks: a holder calls it
-        after answering (kept._holder), so no task waits for it. Otherwise the next command or
-        the shell's deletion releases it."""
-        if self._finished_command is None or not self.is_open:
+        """Release the last finished command on the host and start the next module's command
+        ahead (``_start_ahead``), between tasks: a holder calls it after answering
+        (kept._holder), so no task waits for it. Without a holder the next command or the
+        shell's deletion releases a finished command, and nothing is started ahead."""
+        if not self.is_open:
             return
         with self._credentials():
             self._release_finished_command()
+            self._start_ahead()
+
+    def _start_ahead(self) -> None:
+        """Start the last task's command line again for the next task, which then only sends
+        its input: a module's powershell.exe starts while the controller prepares that task.
+        Only for command lines that read all their input before they do anything (``execute``),
+        so one that is never used has done nothing when the shell's deletion ends it."""
+        line = self._line_to_start_ahead
+        if line is None or (self._started_ahead is not None and self._started_ahead[0] == line):
+            return
+        if self._started_ahead is not None:
+            self._terminate(self._started_ahead[1], interrupted=False)
+            self._started_ahead = None
+        try:
+            command_id = self._start(line, console_mode_stdin=False)
+        except Exception as err:
+            self._log(5, f"WINRM: starting the next task's command ahead failed: {err}")
+            return
+        self._started_ahead = (line, command_id)
+        self._log(5, f"WINRM: started command {command_id} ahead for the next task")
+
+    def _use_started_ahead(
+        self, command_line: str, stdin: t.Iterable[bytes]
+    ) -> tuple[str | None, t.Iterable[bytes] | None]:
+        """Send the first input to the command started ahead with ``command_line``: its id and
+        the input still to send; no id when there is none, or when the host refused the
+        input because that command or its shell is gone (nothing ran: start it afresh)."""
+        ahead = self._started_ahead
+        if ahead is None or ahead[0] != command_line:
+            return None, stdin
+        self._started_ahead = None
+        command_id = ahead[1]
+        blocks = _with_last(stdin)
+        first, end = next(blocks)
+        rest = [data for data, _end in blocks]
+        protocol, shell_id = self.protocol, self.shell_id
+        if protocol is None or shell_id is None:
+            raise RuntimeError("internal error: protocol or shell_id is not set")
+        try:
+            self._send_block(protocol, shell_id, command_id, first, end)
+        except WSManFaultError as fault:
+            if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
+                self._terminate(command_id, interrupted=True)
+                raise
+            self._log(5, f"WINRM: the command started ahead is gone ({fault}); starting it now")
+            return None, itertools.chain([first], rest)
+        except BaseException:
+            self._terminate(command_id, interrupted=True)
+            raise
+        self._log(3, f"WINRM: using command {command_id}, started ahead after the last task")
+        return command_id, (rest or None)
 
     def _release_finished_command(self) -> None:
         command_id, self._finished_command = self._finished_command, None
         if command_id is not None:
             self._terminate(command_id, interrupted=False)
 
-    def execute(self, command_line: str, in_data: bytes | None) -> tuple[int, bytes, bytes]:
+    def execute(
+        self, command_line: str, in_data: bytes | None, reads_input_first: bool = False
+    ) -> tuple[int, bytes, bytes]:
         """``run`` for a task: ``in_data`` goes to stdin in Sends that fit an envelope. Plain
-        values come back, so a task reading them from a kept session needs no pywinrm."""
+        values come back, so a task reading them from a kept session needs no pywinrm.
+
+        ``reads_input_first`` says the command line does nothing before it has read all its
+        input (Ansible's module bootstrap): a kept session then starts it ahead for the next
+        task (``settle``)."""
         stdin = None
         if in_data:
             size = stdin_chunk_size(self._send_envelope_size)
             stdin = (in_data[offset : offset + size] for offset in range(0, len(in_data), size))
-        result = self.run(command_line, stdin=stdin)
+        start_ahead = reads_input_first and bool(in_data) and self.settings.start_ahead
+        result = self.run(command_line, stdin=stdin, start_ahead=start_ahead)
         return result.rc, result.stdout, result.stderr
 
     def _start(self, command_line: str, console_mode_stdin: bool) -> str:

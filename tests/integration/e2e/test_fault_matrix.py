@@ -11,7 +11,7 @@ checks what must hold either way:
   stage_bounds.kept_close_bound after the run), the host holds no more shells or runspace pools
   than before (winhost's counters.open_shells);
 - ran twice: winhost started no more commands than the same operation starts without a fault
-  (counters.commands_started, the clean cells of the same run are the reference);
+  (counters.commands_run, the clean cells of the same run are the reference);
 - files: a put leaves the file on the host intact or absent, a fetch the local copy;
 - the fault was hit (a counted fault still armed proves nothing);
 - a fetch whose output was cut off (drop-receive-fetch) survives: the sessions start the
@@ -329,7 +329,7 @@ class Matrix:
 
     def counters(self, host: str) -> tuple[int, int]:
         counters = self.session_of[host].state(host)["counters"]
-        return int(counters["commands_started"]), int(counters["open_shells"])
+        return int(counters["commands_run"]), int(counters["open_shells"])
 
     def wait_for_holders(self, before: dict[str, tuple[int, int]], limit: float) -> None:
         """Until every host holds no more shells or pools than before, or `limit` seconds."""

@@ -153,14 +153,14 @@ def test_fault(plugin, case: FaultCase, e2e, tmp_path):
 
     e2e.winhost.fault(target.name, "clear")
     clean_run_commands = e2e.commands_of_clean_run(case.playbook, hostvars, tmp_path / "clean")
-    before = e2e.commands_started(target.name)
+    before = e2e.commands_run(target.name)
     e2e.winhost.fault(target.name, case.kind, **case.options)
     try:
         run = e2e.run(case.playbook, {target.name: hostvars}, tmp_path / "faulted", extra)
         remaining = e2e.armed_faults(target.name)
     finally:
         e2e.winhost.fault(target.name, "clear")
-    started = e2e.commands_started(target.name) - before
+    started = e2e.commands_run(target.name) - before
 
     if case.kind not in {"reboot", "receive_timeout"}:
         assert not remaining, f"the {case.kind} fault was never hit: {remaining}\n{run.describe()}"

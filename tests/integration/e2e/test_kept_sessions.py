@@ -83,6 +83,44 @@ def test_a_run_logs_on_and_opens_a_shell_or_pool_once_per_host(
     assert _ended_runs_left(directories_before, within=30) == {}
 
 
+@pytest.mark.parametrize("start_ahead", [True, False], ids=["start-ahead", "off"])
+def test_winrm_starts_the_next_module_ahead_and_runs_each_once(
+    e2e: t.Any, tmp_path: Path, start_ahead: bool
+) -> None:
+    """With session_start_ahead, each module task after the first finds its powershell.exe
+    started: the host starts one command more than there are tasks, the one started for a task
+    that never came, which runs nothing and ends with the shell."""
+    host = e2e.matrix_target.name
+    before = _tally_when_quiet(e2e, host)
+    counters_before = e2e.winhost.state(host)["counters"]
+    run_before = e2e.commands_run(host)
+    run = _run(
+        e2e,
+        "winops.remoting.winrm",
+        _pings(tmp_path / "pings.yml", TASKS),
+        tmp_path,
+        ansible_winrm_session_start_ahead=start_ahead,
+    )
+    assert run.returncode == 0, run.describe()
+    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
+    counters = _counters_when_stopped(e2e, host, counters_before["running_commands"])
+    assert e2e.commands_run(host) - run_before == TASKS
+    started = counters["commands_started"] - counters_before["commands_started"]
+    assert started == TASKS + (1 if start_ahead else 0), run.describe()
+    assert counters["running_commands"] == counters_before["running_commands"]
+
+
+def _counters_when_stopped(e2e: t.Any, host: str, running: int) -> dict[str, t.Any]:
+    """winhost's counters once no more commands run than ``running`` (a deleted shell's
+    commands end at once; their threads a moment later), or after 10 seconds."""
+    deadline = time.monotonic() + 10
+    while True:
+        counters = e2e.winhost.state(host)["counters"]
+        if counters["running_commands"] <= running or time.monotonic() > deadline:
+            return dict(counters)
+        time.sleep(0.2)
+
+
 def test_a_kept_pool_is_renewed_after_its_share_of_pipelines(e2e: t.Any, tmp_path: Path) -> None:
     """What each module run loads into a pool's wsmprovhost process stays there (docs/sessions.md),
     so the holder replaces a pool between tasks once it has run PIPELINES_PER_POOL pipelines."""
@@ -99,14 +137,14 @@ def test_a_kept_pool_is_renewed_after_its_share_of_pipelines(e2e: t.Any, tmp_pat
     playbook = tmp_path / "loop.yml"
     playbook.write_text(yaml.safe_dump([{**play, "tasks": [loop]}], sort_keys=False))
     before = _tally_when_quiet(e2e, host)
-    commands_before = e2e.commands_started(host)
+    commands_before = e2e.commands_run(host)
     run = _run(e2e, "winops.remoting.psrp", playbook, tmp_path)
     assert run.returncode == 0, run.describe()
     after = _tally(e2e, host)
     assert after["pool_open"] - before["pool_open"] == 2, (before, after)
     assert after["logon"] - before["logon"] == 2, (before, after)
     # One pipeline per ping, none run twice across the renewal; the first pool was closed.
-    assert e2e.commands_started(host) - commands_before == pings
+    assert e2e.commands_run(host) - commands_before == pings
     assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
 
 
@@ -308,13 +346,13 @@ def test_a_winrm_restart_between_tasks_is_survived_without_running_twice(
         {"name": "wait for the host", "ansible.builtin.pause": {"seconds": 3}},
     ]
     before = _tally_when_quiet(e2e, host)
-    commands_before = e2e.commands_started(host)
+    commands_before = e2e.commands_run(host)
     run = _run(e2e, plugin, _pings(tmp_path / "restart.yml", 2, between=restart), tmp_path)
     assert run.returncode == 0, run.describe()
     after = _tally(e2e, host)
     assert after[OPENED[plugin]] - before[OPENED[plugin]] == 2, (before, after)
     # One command per ping: the one after the restart was not sent twice.
-    assert e2e.commands_started(host) - commands_before == 2
+    assert e2e.commands_run(host) - commands_before == 2
 
 
 @pytest.mark.parametrize("plugin", OUR_PLUGINS)

@@ -103,7 +103,7 @@ def test_nothing_is_left_after_a_fault(
     clean_commands = _commands_of_clean_run(e2e, fault.playbook, hostvars, tmp_path, extra)
     fetched.unlink(missing_ok=True)
     assert e2e.open_shells_at_most(host, shells_before) == shells_before
-    commands_before = e2e.commands_started(host)
+    commands_before = e2e.commands_run(host)
     e2e.winhost.fault(host, fault.kind, **fault.options)
     try:
         run = e2e.run(fault.playbook, {host: hostvars}, tmp_path / "faulted", extra)
@@ -112,7 +112,7 @@ def test_nothing_is_left_after_a_fault(
         unhit = e2e.armed_faults(host)
     finally:
         e2e.winhost.fault(host, "clear")
-    started = e2e.commands_started(host) - commands_before
+    started = e2e.commands_run(host) - commands_before
     failure = run.first_failure(host)
     e2e.log.record(
         "winrm cleanup",
@@ -140,10 +140,10 @@ def _commands_of_clean_run(
     e2e: t.Any, playbook: str, hostvars: dict[str, t.Any], tmp_path: Path, extra: dict[str, t.Any]
 ) -> int:
     host = e2e.fault_target.name
-    before = e2e.commands_started(host)
+    before = e2e.commands_run(host)
     run = e2e.run(playbook, {host: hostvars}, tmp_path / "clean", extra)
     assert run.returncode == 0, f"the clean run failed\n{run.describe()}"
-    return e2e.commands_started(host) - before
+    return e2e.commands_run(host) - before
 
 
 @pytest.mark.parametrize("persist", [True, False], ids=["kept", "not-kept"])

@@ -543,4 +543,5 @@ class WinHost:
         from winhost.execution import process
 
         data["counters"]["running_commands"] = process.running_programs(self.computer_name)
+        data["counters"]["commands_run"] = process.programs_run(self.computer_name)
         return data

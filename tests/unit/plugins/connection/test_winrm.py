@@ -111,6 +111,17 @@ def test_exec_command_keeps_an_encoded_command_line(host: Host) -> None:
     assert command[3] is True  # no stdin: console mode
 
 
+def test_only_the_module_bootstrap_counts_as_reading_its_input_first() -> None:
+    """What a kept session may start ahead (session_start_ahead): the shell plugin's
+    pipelining command line, whose bootstrap reads all its input before it acts."""
+    connection = load()
+    bootstrap = connection._shell.build_module_command("", "#!powershell", "")
+    assert connection._is_module_bootstrap(bootstrap.strip())
+    assert not connection._is_module_bootstrap("PowerShell -NoProfile -")
+    not_pipelined = connection._shell.build_module_command("", "#!powershell", "win_ping.ps1")
+    assert not connection._is_module_bootstrap(not_pipelined.strip())
+
+
 def test_exec_command_cleans_clixml_stderr(host: Host) -> None:
     clixml = (
         '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'

@@ -347,6 +347,7 @@ DEFAULTS: dict[str, t.Any] = {
     "max_envelope_size": 153600,
     "kerberos_command": "kinit",
     "kinit_env_vars": [],
+    "session_start_ahead": True,
 }
 
 
@@ -728,6 +729,104 @@ def test_deleting_the_shell_frees_a_finished_command(host: Harness) -> None:
     host.session.close()
     assert host.protocol.names("signal_terminate") == []
     assert host.protocol.names("close_shell") == ["SHELL-1"]
+
+
+# -- commands started ahead for the next task (kept sessions) -----------------------------------
+
+MODULE_LINE = "PowerShell -NoProfile -NonInteractive -EncodedCommand Ym9vdHN0cmFw"
+PAYLOAD = b"module payload\r\n"
+SHELL_GONE = 2150858843  # ERROR_WSMAN_SHELL_NOT_FOUND, also for an unknown command id
+
+
+def _commands(host: Harness) -> list[t.Any]:
+    return [detail for name, detail in host.protocol.calls if name == "run_command"]
+
+
+def test_a_module_command_is_started_ahead_and_used_by_the_next_task(host: Harness) -> None:
+    first, ahead = Scripted([OK]), Scripted([OK])
+    host.program(first, ahead)
+    assert host.session.execute(MODULE_LINE, PAYLOAD, True) == (0, b"ok\r\n", b"")
+    assert len(_commands(host)) == 1  # nothing started before the answer
+    host.session.settle()
+    started = _commands(host)
+    assert len(started) == 2 and started[1] == started[0]  # same line, stdin a pipe
+    calls_before = len(host.protocol.calls)
+    assert host.session.execute(MODULE_LINE, PAYLOAD, True) == (0, b"ok\r\n", b"")
+    assert ("run_command", started[0]) not in host.protocol.calls[calls_before:]
+    assert ahead.stdin == PAYLOAD and ahead.ended
+    assert any("started ahead after the last task" in message for _, message in host.logs)
+
+
+@pytest.mark.parametrize(
+    ("in_data", "reads_input_first"),
+    [(PAYLOAD, False), (None, True)],
+    ids=["not-said-to-read-input-first", "no-input"],
+)
+def test_only_a_command_that_reads_its_input_first_is_started_ahead(
+    host: Harness, in_data: bytes | None, reads_input_first: bool
+) -> None:
+    host.program(Scripted([OK]), Scripted([OK]))
+    host.session.execute(MODULE_LINE, in_data, reads_input_first)
+    host.session.settle()
+    assert len(_commands(host)) == 1
+
+
+def test_session_start_ahead_false_starts_nothing_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    harness = Harness(monkeypatch, session_start_ahead=False)
+    harness.program(Scripted([OK]), Scripted([OK]))
+    harness.session.execute(MODULE_LINE, PAYLOAD, True)
+    harness.session.settle()
+    assert len(_commands(harness)) == 1
+
+
+def test_another_command_leaves_the_one_started_ahead_for_a_later_module(host: Harness) -> None:
+    first, ahead, other = Scripted([OK]), Scripted([OK]), Scripted([OK])
+    host.program(first, ahead, other)
+    host.session.execute(MODULE_LINE, PAYLOAD, True)
+    host.session.settle()
+    host.session.execute("hostname.exe", None)
+    host.session.settle()
+    assert len(_commands(host)) == 3
+    host.session.execute(MODULE_LINE, PAYLOAD, True)
+    assert len(_commands(host)) == 3
+    assert ahead.stdin == PAYLOAD and other.stdin == b""
+
+
+def test_a_command_started_ahead_that_is_gone_is_started_afresh_once(host: Harness) -> None:
+    """The host refused the input (the WinRM service restarted, say): nothing ran, so the
+    task's command starts now, once."""
+    first, lost, fresh = Scripted([OK]), Scripted([OK]), Scripted([OK])
+    host.program(first, lost, fresh)
+    host.session.execute(MODULE_LINE, PAYLOAD, True)
+    host.session.settle()
+    host.fail("send", fault(wsman_code=SHELL_GONE))
+    assert host.session.execute(MODULE_LINE, PAYLOAD, True) == (0, b"ok\r\n", b"")
+    assert len(_commands(host)) == 3
+    assert lost.stdin == b"" and fresh.stdin == PAYLOAD
+
+
+def test_a_broken_send_to_a_command_started_ahead_starts_nothing_else(host: Harness) -> None:
+    """The host may have taken the input: the command is stopped, and not started again."""
+    host.program(Scripted([OK]), Scripted([OK]), Scripted([OK]))
+    host.session.execute(MODULE_LINE, PAYLOAD, True)
+    host.session.settle()
+    host.fail("send", connection_reset())
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.execute(MODULE_LINE, PAYLOAD, True)
+    assert len(_commands(host)) == 2
+    assert host.protocol.names("signal_terminate")[-1] == "CMD-2"
+
+
+@pytest.mark.parametrize("replace", ["close", "reopen_shell"])
+def test_a_new_shell_forgets_the_command_started_ahead(host: Harness, replace: str) -> None:
+    """Deleting the shell ends the command in it (MS-WSMV 3.1.4.4.1)."""
+    host.program(Scripted([OK]), Scripted([OK]), Scripted([OK]))
+    host.session.execute(MODULE_LINE, PAYLOAD, True)
+    host.session.settle()
+    getattr(host.session, replace)()
+    host.session.execute(MODULE_LINE, PAYLOAD, True)
+    assert len(_commands(host)) == 3
+    assert "CMD-2" not in host.protocol.names("signal_terminate")
 
 
 def test_command_timeout_stops_the_command(monkeypatch: pytest.MonkeyPatch) -> None:

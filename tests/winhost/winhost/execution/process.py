@@ -56,6 +56,17 @@ class ProgramIO:
         # fails with it; powershell.exe's console host reports it and goes on.
         self.command_not_found_terminates = False
         self.terminating_error: PSError | None = None
+        # Called once, when the program first does anything but wait for its first input
+        # (reads a line or the end of input, writes, sleeps, exits or returns).
+        self.on_first_act: t.Callable[[], None] | None = None
+        self._acted = False
+
+    def acted(self) -> None:
+        if self._acted:
+            return
+        self._acted = True
+        if self.on_first_act is not None:
+            self.on_first_act()
 
     # -- input -----------------------------------------------------------------------------
 
@@ -87,6 +98,7 @@ class ProgramIO:
                 self._cond.wait(1.0)
             if self._terminated:
                 raise Terminated()
+            self.acted()
             if self._in_lines:
                 return self._in_lines.pop(0)
             return None
@@ -100,6 +112,7 @@ class ProgramIO:
     def write(self, obj: t.Any) -> None:
         """One output object (PSRP) / one line of stdout (WinRS)."""
         size = len(obj) if isinstance(obj, str) else 64
+        self.acted()
         with self._cond:
             while self._out_size > _OUTPUT_HIGH_WATER and not self._terminated:
                 self._cond.wait(1.0)
@@ -111,6 +124,7 @@ class ProgramIO:
 
     def error(self, err: PSError) -> None:
         """A non-terminating error record."""
+        self.acted()
         with self._cond:
             self._errors.append(err)
             self._cond.notify_all()
@@ -121,6 +135,7 @@ class ProgramIO:
 
     def fail(self, err: PSError) -> t.NoReturn:
         """A terminating error: the script stops and the pipeline fails with `err`."""
+        self.acted()
         with self._cond:
             self.terminating_error = err
             self._cond.notify_all()
@@ -128,11 +143,13 @@ class ProgramIO:
 
     def stderr_line(self, text: str) -> None:
         """Text a native program writes to stderr ($host.UI.WriteErrorLine / cmd.exe)."""
+        self.acted()
         with self._cond:
             self._raw_stderr.append(text)
             self._cond.notify_all()
 
     def exit(self, code: int) -> t.NoReturn:
+        self.acted()
         self.exit_code = code
         raise ExitRequested()
 
@@ -169,6 +186,7 @@ class ProgramIO:
 
     def sleep(self, seconds: float) -> None:
         """Wait `seconds` (Start-Sleep), ending at once when the process is terminated."""
+        self.acted()
         deadline = time.monotonic() + seconds
         with self._cond:
             while not self._terminated:
@@ -185,11 +203,13 @@ Program = t.Callable[[ProgramIO], None]
 def _run(program: Program, io: ProgramIO) -> None:
     try:
         program(io)
+        io.acted()
     except ExitRequested:
         pass
     except Terminated:
         io.exit_code = io.exit_code if io.exit_code is not None else 1
     except Exception as err:  # a bug in an emulation must surface, not hang the client
+        io.acted()
         io.error(
             PSError(
                 message=f"winhost internal error while emulating this command: {type(err).__name__}: {err}",
@@ -203,6 +223,9 @@ def _run(program: Program, io: ProgramIO) -> None:
 
 # Programs still running, per host (what a test reads to see that a stopped command stopped).
 _RUNNING: dict[str, int] = {}
+# Programs that did anything but wait for their first input, per host (what a test reads to
+# see that nothing ran twice: a command started ahead and ended unused has run nothing).
+_RAN: dict[str, int] = {}
 _RUNNING_LOCK = threading.Lock()
 
 
@@ -210,6 +233,19 @@ def running_programs(host: str) -> int:
     """How many programs started for `host` have not ended yet."""
     with _RUNNING_LOCK:
         return _RUNNING.get(host.lower(), 0)
+
+
+def programs_run(host: str) -> int:
+    """How many programs started for `host` have done anything but wait for their first
+    input: ansible-core's module bootstrap reads all its input before it acts, so one ended
+    before its input came has run nothing of the module."""
+    with _RUNNING_LOCK:
+        return _RAN.get(host.lower(), 0)
+
+
+def _count_run(key: str) -> None:
+    with _RUNNING_LOCK:
+        _RAN[key] = _RAN.get(key, 0) + 1
 
 
 def _run_counted(program: Program, io: ProgramIO, host: str) -> None:
@@ -224,6 +260,7 @@ class _BaseProcess:
     def __init__(self, program: Program, name: str, host: str = "") -> None:
         self.io = ProgramIO()
         key = host.lower()
+        self.io.on_first_act = lambda: _count_run(key)
         with _RUNNING_LOCK:
             _RUNNING[key] = _RUNNING.get(key, 0) + 1
         self._thread = threading.Thread(

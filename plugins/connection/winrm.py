@@ -396,8 +396,8 @@ options:
   session_start_ahead:
     description:
       - With a kept session (O(session_persist)), start the next module's C(powershell.exe) on
-        the host as soon as a module task ends, so that the next module task only sends its
-        input. The process's start-up (about 0.2 seconds on a warm Windows Server, more on a
+        the host when a task that ran a module ends, so that the next module task only sends
+        its input. The process's start-up (about 0.2 seconds on a warm Windows Server, more on a
         busy one) then overlaps the controller's work between the tasks.
       - Only the command line of Ansible's module bootstrap is started ahead. It reads all its
         input before it does anything, so a process that no task uses has done nothing when
@@ -536,13 +536,15 @@ class Connection(TypedOptions, KeptSessionConnection):
     whose session is kept by an earlier task's holder process (kept._slot) never loads them.
     """
 
-    session_operations = ("execute", "put_file", "fetch_file")
+    session_operations = ("execute", "put_file", "fetch_file", "start_ahead")
     transport = "winops.remoting.winrm"
     module_implementation_preferences = (".ps1", ".exe", "")
     allow_executable = False
     has_pipelining = True
     allow_extras = True
     always_pipeline_modules = True
+    # The module bootstrap this task ran, which its end asks a kept session to start ahead.
+    _module_command_line: str | None = None
     has_native_async = True
     _shell_type = "powershell"
 
@@ -673,9 +675,10 @@ class Connection(TypedOptions, KeptSessionConnection):
         self._log(3, "EXEC (via pipeline wrapper)" if in_data else "EXEC")
         if not no_log and display.verbosity >= 5:  # the repr of a whole command costs every task
             self._log(5, f"WINRM EXEC {cmd!r}")
-        rc, raw_stdout, raw_stderr = self._call(
-            "execute", self._command_line(cmd), in_data, self._is_module_bootstrap(cmd)
-        )
+        command_line = self._command_line(cmd)
+        if in_data and self._is_module_bootstrap(cmd):
+            self._module_command_line = command_line
+        rc, raw_stdout, raw_stderr = self._call("execute", command_line, in_data)
         stdout = raw_stdout.decode("utf-8", errors="surrogateescape")
         stderr = raw_stderr.decode("utf-8", errors="surrogateescape")
         if display.verbosity >= 5:  # a repr of the module's whole output costs every task
@@ -691,6 +694,14 @@ class Connection(TypedOptions, KeptSessionConnection):
 
         cleaned = clean_stderr(stderr)
         return rc, raw_stdout, cleaned.encode("utf-8", errors="surrogateescape")
+
+    def close(self) -> None:
+        # The task has ended: a kept session starts the next module task's powershell.exe now,
+        # while the controller prepares that task (session_start_ahead).
+        line, self._module_command_line = self._module_command_line, None
+        if line is not None and self._slot is not None:
+            self._slot.tell_kept("start_ahead", line)
+        super().close()
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)

@@ -154,6 +154,18 @@ class SessionSlot:
             self._log(f"KEPT SESSION, opened by an earlier task, kept by process {session.holder}")
         return result
 
+    def tell_kept(self, operation: str, *args: t.Any) -> None:
+        """Ask the holder for ``operation`` when this task's session is kept, and nothing
+        otherwise: never opens a session, and a holder that is busy or gone is left alone
+        (what it is told is a hint for the next task, not work the task needs done)."""
+        session = self._session
+        if not isinstance(session, KeptSession):
+            return
+        try:
+            session.call(operation, *args)
+        except (KeptSessionGone, KeptSessionBusy, AnsibleConnectionFailure) as err:
+            self._log(f"the kept session was not told to {operation}: {err}")
+
     def close(self) -> None:
         """End of the task: close a session of our own; a kept one stays for the next task."""
         session, self._session = self._session, None

@@ -312,7 +312,7 @@ class WinRMSession:
         # A command that ended but is not yet released on the host (see ``settle``).
         self._finished_command: str | None = None
         # The command line ``settle`` starts ahead for the next task, and the command it
-        # started: (command line, command id). See ``execute``.
+        # started: (command line, command id). See ``start_ahead``.
         self._line_to_start_ahead: str | None = None
         self._started_ahead: tuple[str, str] | None = None
         # The largest request to send; lowered once if the host refuses one as too large.
@@ -662,7 +662,6 @@ class WinRMSession:
         stdout_sink: t.Callable[[bytes], None] | None = None,
         *,
         build_ahead: bool = False,
-        start_ahead: bool = False,
     ) -> CommandResult:
         """Run one command line in the shell and wait for it to end.
 
@@ -681,13 +680,11 @@ class WinRMSession:
             with self._credentials():
                 self._release_finished_command()
                 command_id = None
-                if start_ahead and stdin is not None:
+                if stdin is not None:
                     command_id, stdin = self._use_started_ahead(command_line, stdin)
                 if command_id is None:
                     command_id = self._start(command_line, console_mode_stdin=stdin is None)
-                result = self._finish(command_id, stdin, stdout_sink, deadline, build_ahead)
-                self._line_to_start_ahead = command_line if start_ahead else None
-                return result
+                return self._finish(command_id, stdin, stdout_sink, deadline, build_ahead)
         except AnsibleError:
             raise
         except Exception as err:
@@ -704,12 +701,20 @@ class WinRMSession:
             self._release_finished_command()
             self._start_ahead()
 
+    def start_ahead(self, command_line: str) -> None:
+        """Between tasks (a task's end tells the holder, kept._slot): start ``command_line``
+        for the next module task in ``settle``, after the answer, so that the next task only
+        sends its input and its powershell.exe starts while the controller prepares it.
+
+        Only for a command line that reads all its input before it does anything (Ansible's
+        module bootstrap, as the connection plugin tells), so one that no task uses has done
+        nothing when the shell's deletion ends it. Not within a task: a command the task sends
+        next (a put after a module, say) would wait for this one's start."""
+        if self.settings.start_ahead and self.is_open:
+            self._line_to_start_ahead = command_line
+
     def _start_ahead(self) -> None:
-        """Start the last task's command line again for the next task, which then only sends
-        its input: a module's powershell.exe starts while the controller prepares that task.
-        Only for command lines that read all their input before they do anything (``execute``),
-        so one that is never used has done nothing when the shell's deletion ends it."""
-        line = self._line_to_start_ahead
+        line, self._line_to_start_ahead = self._line_to_start_ahead, None
         if line is None or (self._started_ahead is not None and self._started_ahead[0] == line):
             return
         if self._started_ahead is not None:
@@ -759,21 +764,15 @@ class WinRMSession:
         if command_id is not None:
             self._terminate(command_id, interrupted=False)
 
-    def execute(
-        self, command_line: str, in_data: bytes | None, reads_input_first: bool = False
-    ) -> tuple[int, bytes, bytes]:
-        """``run`` for a task: ``in_data`` goes to stdin in Sends that fit an envelope. Plain
-        values come back, so a task reading them from a kept session needs no pywinrm.
-
-        ``reads_input_first`` says the command line does nothing before it has read all its
-        input (Ansible's module bootstrap): a kept session then starts it ahead for the next
-        task (``settle``)."""
+    def execute(self, command_line: str, in_data: bytes | None) -> tuple[int, bytes, bytes]:
+        """``run`` for a task: ``in_data`` goes to stdin in Sends that fit an envelope, to the
+        command started ahead with this command line if there is one (``start_ahead``). Plain
+        values come back, so a task reading them from a kept session needs no pywinrm."""
         stdin = None
         if in_data:
             size = stdin_chunk_size(self._send_envelope_size)
             stdin = (in_data[offset : offset + size] for offset in range(0, len(in_data), size))
-        start_ahead = reads_input_first and bool(in_data) and self.settings.start_ahead
-        result = self.run(command_line, stdin=stdin, start_ahead=start_ahead)
+        result = self.run(command_line, stdin=stdin)
         return result.rc, result.stdout, result.stderr
 
     def _start(self, command_line: str, console_mode_stdin: bool) -> str:

@@ -111,6 +111,22 @@ def test_exec_command_keeps_an_encoded_command_line(host: Host) -> None:
     assert command[3] is True  # no stdin: console mode
 
 
+def test_a_task_that_ran_a_module_asks_its_kept_session_to_start_the_next_ahead(
+    host: Host,
+) -> None:
+    """At the task's end, and only for the shell plugin's module bootstrap (run with input)."""
+    host.protocol.programs.extend([Scripted([OK]), Scripted([OK])])
+    connection = load()
+    told: list[tuple[str, tuple[t.Any, ...]]] = []
+    bootstrap = connection._shell.build_module_command("", "#!powershell", "").strip()
+    connection.exec_command("Write-Output hi")
+    connection.exec_command(bootstrap, in_data=b"payload")
+    connection._slot.tell_kept = lambda operation, *args: told.append((operation, args))
+    assert told == []
+    connection.close()
+    assert told == [("start_ahead", (bootstrap,))]
+
+
 def test_only_the_module_bootstrap_counts_as_reading_its_input_first() -> None:
     """What a kept session may start ahead (session_start_ahead): the shell plugin's
     pipelining command line, whose bootstrap reads all its input before it acts."""

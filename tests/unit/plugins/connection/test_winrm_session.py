@@ -742,52 +742,48 @@ def _commands(host: Harness) -> list[t.Any]:
     return [detail for name, detail in host.protocol.calls if name == "run_command"]
 
 
+def _task(host: Harness, line: str = MODULE_LINE, in_data: bytes | None = PAYLOAD) -> t.Any:
+    """One task as a kept session's holder serves it: the command, its end, the settle."""
+    result = host.session.execute(line, in_data)
+    host.session.settle()
+    host.session.start_ahead(MODULE_LINE)
+    host.session.settle()
+    return result
+
+
 def test_a_module_command_is_started_ahead_and_used_by_the_next_task(host: Harness) -> None:
     first, ahead = Scripted([OK]), Scripted([OK])
     host.program(first, ahead)
-    assert host.session.execute(MODULE_LINE, PAYLOAD, True) == (0, b"ok\r\n", b"")
-    assert len(_commands(host)) == 1  # nothing started before the answer
+    assert host.session.execute(MODULE_LINE, PAYLOAD) == (0, b"ok\r\n", b"")
+    host.session.settle()
+    assert len(_commands(host)) == 1  # within a task nothing is started ahead
+    host.session.start_ahead(MODULE_LINE)  # the task's end
+    assert len(_commands(host)) == 1  # only once the holder has answered
     host.session.settle()
     started = _commands(host)
     assert len(started) == 2 and started[1] == started[0]  # same line, stdin a pipe
     calls_before = len(host.protocol.calls)
-    assert host.session.execute(MODULE_LINE, PAYLOAD, True) == (0, b"ok\r\n", b"")
+    assert host.session.execute(MODULE_LINE, PAYLOAD) == (0, b"ok\r\n", b"")
     assert ("run_command", started[0]) not in host.protocol.calls[calls_before:]
     assert ahead.stdin == PAYLOAD and ahead.ended
     assert any("started ahead after the last task" in message for _, message in host.logs)
 
 
-@pytest.mark.parametrize(
-    ("in_data", "reads_input_first"),
-    [(PAYLOAD, False), (None, True)],
-    ids=["not-said-to-read-input-first", "no-input"],
-)
-def test_only_a_command_that_reads_its_input_first_is_started_ahead(
-    host: Harness, in_data: bytes | None, reads_input_first: bool
-) -> None:
-    host.program(Scripted([OK]), Scripted([OK]))
-    host.session.execute(MODULE_LINE, in_data, reads_input_first)
-    host.session.settle()
-    assert len(_commands(host)) == 1
-
-
 def test_session_start_ahead_false_starts_nothing_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
     harness = Harness(monkeypatch, session_start_ahead=False)
     harness.program(Scripted([OK]), Scripted([OK]))
-    harness.session.execute(MODULE_LINE, PAYLOAD, True)
-    harness.session.settle()
+    _task(harness)
     assert len(_commands(harness)) == 1
 
 
 def test_another_command_leaves_the_one_started_ahead_for_a_later_module(host: Harness) -> None:
     first, ahead, other = Scripted([OK]), Scripted([OK]), Scripted([OK])
     host.program(first, ahead, other)
-    host.session.execute(MODULE_LINE, PAYLOAD, True)
-    host.session.settle()
+    _task(host)
     host.session.execute("hostname.exe", None)
     host.session.settle()
     assert len(_commands(host)) == 3
-    host.session.execute(MODULE_LINE, PAYLOAD, True)
+    host.session.execute(MODULE_LINE, PAYLOAD)
     assert len(_commands(host)) == 3
     assert ahead.stdin == PAYLOAD and other.stdin == b""
 
@@ -797,10 +793,9 @@ def test_a_command_started_ahead_that_is_gone_is_started_afresh_once(host: Harne
     task's command starts now, once."""
     first, lost, fresh = Scripted([OK]), Scripted([OK]), Scripted([OK])
     host.program(first, lost, fresh)
-    host.session.execute(MODULE_LINE, PAYLOAD, True)
-    host.session.settle()
+    _task(host)
     host.fail("send", fault(wsman_code=SHELL_GONE))
-    assert host.session.execute(MODULE_LINE, PAYLOAD, True) == (0, b"ok\r\n", b"")
+    assert host.session.execute(MODULE_LINE, PAYLOAD) == (0, b"ok\r\n", b"")
     assert len(_commands(host)) == 3
     assert lost.stdin == b"" and fresh.stdin == PAYLOAD
 
@@ -808,11 +803,10 @@ def test_a_command_started_ahead_that_is_gone_is_started_afresh_once(host: Harne
 def test_a_broken_send_to_a_command_started_ahead_starts_nothing_else(host: Harness) -> None:
     """The host may have taken the input: the command is stopped, and not started again."""
     host.program(Scripted([OK]), Scripted([OK]), Scripted([OK]))
-    host.session.execute(MODULE_LINE, PAYLOAD, True)
-    host.session.settle()
+    _task(host)
     host.fail("send", connection_reset())
     with pytest.raises(AnsibleConnectionFailure):
-        host.session.execute(MODULE_LINE, PAYLOAD, True)
+        host.session.execute(MODULE_LINE, PAYLOAD)
     assert len(_commands(host)) == 2
     assert host.protocol.names("signal_terminate")[-1] == "CMD-2"
 
@@ -821,10 +815,9 @@ def test_a_broken_send_to_a_command_started_ahead_starts_nothing_else(host: Harn
 def test_a_new_shell_forgets_the_command_started_ahead(host: Harness, replace: str) -> None:
     """Deleting the shell ends the command in it (MS-WSMV 3.1.4.4.1)."""
     host.program(Scripted([OK]), Scripted([OK]), Scripted([OK]))
-    host.session.execute(MODULE_LINE, PAYLOAD, True)
-    host.session.settle()
+    _task(host)
     getattr(host.session, replace)()
-    host.session.execute(MODULE_LINE, PAYLOAD, True)
+    host.session.execute(MODULE_LINE, PAYLOAD)
     assert len(_commands(host)) == 3
     assert "CMD-2" not in host.protocol.names("signal_terminate")
 

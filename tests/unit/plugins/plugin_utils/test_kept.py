@@ -491,6 +491,27 @@ def test_a_busy_kept_session_gives_the_task_a_session_of_its_own(tmp_path: Path)
     assert "echo 5" not in _lines(record, "closed")
 
 
+def test_telling_the_kept_session_never_opens_one(tmp_path: Path) -> None:
+    """tell_kept reaches the holder of a kept session; with a session of the task's own, or a
+    holder that is gone, it does nothing (it is a hint for the next task, not work)."""
+    holder, record = _start(tmp_path)
+    own_record = tmp_path / "own.txt"
+    logged: list[str] = []
+    slot = _task_slot(own_record, logged, persist=False)
+    slot._session = KeptSession(holder.path, "digest")
+    slot.tell_kept("echo", "next")
+    _lines(record, "echo next")  # fails unless the holder performed it
+    KeptSession(holder.path, "digest").end()
+    _lines(record, "closed")
+    slot.tell_kept("echo", "gone")
+    assert not own_record.exists()
+    assert logged[-1].startswith("the kept session was not told to echo:")
+    own = _task_slot(own_record, logged, persist=False)
+    own.call("echo", 1)
+    own.tell_kept("echo", 2)
+    assert own_record.read_text(encoding="utf-8").splitlines() == ["echo 1"]
+
+
 @pytest.fixture
 def in_a_worker(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """As in an Ansible task's worker of a run whose ansible-playbook is this process."""

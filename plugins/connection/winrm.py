@@ -699,7 +699,8 @@ class Connection(TypedOptions, KeptSessionConnection):
         # The task has ended: a kept session starts the next module task's powershell.exe now,
         # while the controller prepares that task (session_start_ahead).
         line, self._module_command_line = self._module_command_line, None
-        if line is not None and self._slot is not None:
+        wanted = self.get_option("session_start_ahead") is not False  # else validated already
+        if line is not None and self._slot is not None and wanted:
             self._slot.tell_kept("start_ahead", line)
         super().close()
 

@@ -127,6 +127,17 @@ def test_a_task_that_ran_a_module_asks_its_kept_session_to_start_the_next_ahead(
     assert told == [("start_ahead", (bootstrap,))]
 
 
+def test_a_task_with_session_start_ahead_false_asks_for_nothing(host: Host) -> None:
+    host.protocol.programs.append(Scripted([OK]))
+    connection = load({"ansible_winrm_session_start_ahead": "no"})
+    told: list[tuple[str, tuple[t.Any, ...]]] = []
+    bootstrap = connection._shell.build_module_command("", "#!powershell", "").strip()
+    connection.exec_command(bootstrap, in_data=b"payload")
+    connection._slot.tell_kept = lambda operation, *args: told.append((operation, args))
+    connection.close()
+    assert told == []
+
+
 def test_only_the_module_bootstrap_counts_as_reading_its_input_first() -> None:
     """What a kept session may start ahead (session_start_ahead): the shell plugin's
     pipelining command line, whose bootstrap reads all its input before it acts."""

@@ -10,7 +10,7 @@ checks what must hold either way:
 - leftovers: once the run has ended and its kept sessions' holders have closed them (at most
   stage_bounds.kept_close_bound after the run), the host holds no more shells or runspace pools
   than before (winhost's counters.open_shells);
-- ran twice: winhost started no more commands than the same operation starts without a fault
+- ran twice: winhost ran no more commands than the same operation runs without a fault
   (counters.commands_run, the clean cells of the same run are the reference);
 - files: a put leaves the file on the host intact or absent, a fetch the local copy;
 - the fault was hit (a counted fault still armed proves nothing);

@@ -732,8 +732,9 @@ class WinRMSession:
         self, command_line: str, stdin: t.Iterable[bytes]
     ) -> tuple[str | None, t.Iterable[bytes] | None]:
         """Send the first input to the command started ahead with ``command_line``: its id and
-        the input still to send; no id when there is none, or when the host refused the
-        input because that command or its shell is gone (nothing ran: start it afresh)."""
+        the input still to send; no id when there is none, or when the host answered that
+        Send with a fault: it took nothing (that command or its shell is gone, or its process
+        ended on its own), so the task's command is started afresh, for the first time."""
         ahead = self._started_ahead
         if ahead is None or ahead[0] != command_line:
             return None, stdin
@@ -748,10 +749,11 @@ class WinRMSession:
         try:
             self._send_block(protocol, shell_id, command_id, first, end)
         except WSManFaultError as fault:
+            self._log(
+                5, f"WINRM: the command started ahead took no input ({fault}); starting it now"
+            )
             if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
-                self._terminate(command_id, interrupted=True)
-                raise
-            self._log(5, f"WINRM: the command started ahead is gone ({fault}); starting it now")
+                self._terminate(command_id, interrupted=False)
             return None, itertools.chain([first], rest)
         except BaseException:
             self._terminate(command_id, interrupted=True)

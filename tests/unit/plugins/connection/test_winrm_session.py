@@ -788,16 +788,21 @@ def test_another_command_leaves_the_one_started_ahead_for_a_later_module(host: H
     assert ahead.stdin == PAYLOAD and other.stdin == b""
 
 
-def test_a_command_started_ahead_that_is_gone_is_started_afresh_once(host: Harness) -> None:
-    """The host refused the input (the WinRM service restarted, say): nothing ran, so the
-    task's command starts now, once."""
+@pytest.mark.parametrize("code", [SHELL_GONE, None], ids=["gone", "other-fault"])
+def test_a_command_started_ahead_that_refuses_its_input_is_started_afresh_once(
+    host: Harness, code: int | None
+) -> None:
+    """The host answered the Send with a fault (the WinRM service restarted, say): it took
+    nothing, so the task's command starts now, once."""
     first, lost, fresh = Scripted([OK]), Scripted([OK]), Scripted([OK])
     host.program(first, lost, fresh)
     _task(host)
-    host.fail("send", fault(wsman_code=SHELL_GONE))
+    host.fail("send", fault(wsman_code=code))
     assert host.session.execute(MODULE_LINE, PAYLOAD) == (0, b"ok\r\n", b"")
     assert len(_commands(host)) == 3
     assert lost.stdin == b"" and fresh.stdin == PAYLOAD
+    # A command the host still has is stopped; a gone one cannot be.
+    assert ("CMD-2" in host.protocol.names("signal_terminate")) == (code is None)
 
 
 def test_a_broken_send_to_a_command_started_ahead_starts_nothing_else(host: Harness) -> None:

@@ -347,12 +347,17 @@ def test_a_winrm_restart_between_tasks_is_survived_without_running_twice(
     ]
     before = _tally_when_quiet(e2e, host)
     commands_before = e2e.commands_run(host)
+    started_before = e2e.winhost.state(host)["counters"]["commands_started"]
     run = _run(e2e, plugin, _pings(tmp_path / "restart.yml", 2, between=restart), tmp_path)
     assert run.returncode == 0, run.describe()
     after = _tally(e2e, host)
     assert after[OPENED[plugin]] - before[OPENED[plugin]] == 2, (before, after)
     # One command per ping: the one after the restart was not sent twice.
     assert e2e.commands_run(host) - commands_before == 2
+    # winrm: the process started ahead after ping 0 went with the restart; ping 1's input was
+    # refused by the host, so ping 1 started its own (and one more was started after it).
+    started = e2e.winhost.state(host)["counters"]["commands_started"] - started_before
+    assert started == (4 if plugin == "winops.remoting.winrm" else 2), run.describe()
 
 
 @pytest.mark.parametrize("plugin", OUR_PLUGINS)

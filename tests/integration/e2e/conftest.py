@@ -143,6 +143,16 @@ class EndToEnd:
                 return open_now
             time.sleep(0.2)
 
+    def running_commands_at_most(self, host: str, most: int, limit: float = 10) -> int:
+        """The commands and pipelines running on `host` once no more than `most` are (or after
+        `limit` seconds): a stopped one, or one whose shell was deleted, ends within moments."""
+        deadline = time.monotonic() + limit
+        while True:
+            running = int(self.winhost.state(host)["counters"]["running_commands"])
+            if running <= most or time.monotonic() > deadline:
+                return running
+            time.sleep(0.2)
+
     def open_shells_when_quiet(self, host: str) -> int:
         """The shells and pools open on `host` once earlier tests' are closed: under load one
         may still be open when the next test starts, and a count taken then would be one too

@@ -103,22 +103,13 @@ def test_winrm_starts_the_next_module_ahead_and_runs_each_once(
     )
     assert run.returncode == 0, run.describe()
     assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
-    counters = _counters_when_stopped(e2e, host, counters_before["running_commands"])
+    running_before = counters_before["running_commands"]
+    assert e2e.running_commands_at_most(host, running_before) == running_before
     assert e2e.commands_run(host) - run_before == TASKS
-    started = counters["commands_started"] - counters_before["commands_started"]
-    assert started == TASKS + (1 if start_ahead else 0), run.describe()
-    assert counters["running_commands"] == counters_before["running_commands"]
-
-
-def _counters_when_stopped(e2e: t.Any, host: str, running: int) -> dict[str, t.Any]:
-    """winhost's counters once no more commands run than ``running`` (a deleted shell's
-    commands end at once; their threads a moment later), or after 10 seconds."""
-    deadline = time.monotonic() + 10
-    while True:
-        counters = e2e.winhost.state(host)["counters"]
-        if counters["running_commands"] <= running or time.monotonic() > deadline:
-            return dict(counters)
-        time.sleep(0.2)
+    started = e2e.winhost.state(host)["counters"]["commands_started"]
+    assert started - counters_before["commands_started"] == TASKS + (1 if start_ahead else 0), (
+        run.describe()
+    )
 
 
 def test_a_kept_pool_is_renewed_after_its_share_of_pipelines(e2e: t.Any, tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 import typing as t
 from pathlib import Path
 
@@ -153,7 +152,7 @@ def test_a_task_timeout_stops_the_command_and_deletes_the_shell(
     host = e2e.fault_target.name
     e2e.winhost.fault(host, "clear")
     shells_before = e2e.open_shells_when_quiet(host)
-    running_before = _running_commands(e2e, host)
+    running_before = e2e.running_commands_at_most(host, 0, limit=5)
     run = e2e.run(
         "long-command.yml", {host: _hostvars(e2e, persist)}, tmp_path, e2e.fault_extra_vars
     )
@@ -173,17 +172,7 @@ def test_a_task_timeout_stops_the_command_and_deletes_the_shell(
         f"task timeout ({'kept' if persist else 'not kept'})",
         "failed",
         seconds=run.seconds,
-        note=f"shells {shells_before}->{left}; running {_running_commands(e2e, host)}",
+        note=f"shells {shells_before}->{left}; running {e2e.running_commands_at_most(host, 0, limit=5)}",
     )
-    assert _running_commands(e2e, host) == running_before, run.describe()
+    assert e2e.running_commands_at_most(host, 0, limit=5) == running_before, run.describe()
     assert left == shells_before, run.describe()
-
-
-def _running_commands(e2e: t.Any, host: str) -> int:
-    """Commands (and pipelines) still running on the host: a stopped one is not among them."""
-    deadline = time.monotonic() + 5  # a terminated program ends within moments
-    while True:
-        running = int(e2e.winhost.state(host)["counters"]["running_commands"])
-        if running == 0 or time.monotonic() > deadline:
-            return running
-        time.sleep(0.2)

@@ -209,7 +209,6 @@ def _run(program: Program, io: ProgramIO) -> None:
     except Terminated:
         io.exit_code = io.exit_code if io.exit_code is not None else 1
     except Exception as err:  # a bug in an emulation must surface, not hang the client
-        io.acted()
         io.error(
             PSError(
                 message=f"winhost internal error while emulating this command: {type(err).__name__}: {err}",

@@ -51,7 +51,9 @@ def test_the_windows_profile_sleeps_at_logon_shell_process_pool_and_pipeline(
         command_id = protocol.run_command(
             shell_id, "powershell.exe", ["-NoProfile", "-Command", "'latency'"]
         )
+        answered = time.monotonic()
         stdout, _, rc = protocol.get_command_output(shell_id, command_id)
+        output_seconds = time.monotonic() - answered
         protocol.cleanup_command(shell_id, command_id)
         protocol.close_shell(shell_id)
         assert (rc, stdout.strip()) == (0, b"latency")
@@ -73,6 +75,9 @@ def test_the_windows_profile_sleeps_at_logon_shell_process_pool_and_pipeline(
             assert entry["seconds"] == pytest.approx(entry["count"] * WINDOWS.cost(operation))
         # The sleep really delays the answer: Create waited at least logon + shell start.
         assert shell_seconds >= WINDOWS.cost("logon") + WINDOWS.cost("shell_create")
+        # cmd.exe and powershell.exe start themselves after the Command's answer (CreateProcess
+        # does not wait for that): the command's output waits for both.
+        assert output_seconds >= WINDOWS.cost("process_cmd") + WINDOWS.cost("process_powershell")
 
         # PSRP: a second connection (a second logon), one pool, one pipeline.
         wsman = WSMan(
@@ -128,30 +133,18 @@ def test_an_unknown_profile_is_refused_before_anything_starts(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("action", "uri", "line", "expected"),
+    ("action", "uri", "expected"),
     [
-        ("transfer/Create", "windows/shell/cmd", None, ["shell_create"]),
-        ("transfer/Create", "powershell/Microsoft.PowerShell", None, ["pool_open"]),
-        ("shell/Command", "windows/shell/cmd", "ipconfig", ["process_cmd"]),
-        (
-            "shell/Command",
-            "windows/shell/cmd",
-            "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\PowerShell.EXE -NoProfile",
-            ["process_cmd", "process_powershell"],
-        ),
-        (
-            "shell/Command",
-            "windows/shell/cmd",
-            "pwsh.exe -c 1",
-            ["process_cmd", "process_powershell"],
-        ),
-        ("shell/Command", "powershell/Microsoft.PowerShell", None, ["pipeline"]),
-        ("shell/Receive", "windows/shell/cmd", None, []),
-        ("shell/Send", "powershell/Microsoft.PowerShell", None, []),
+        ("transfer/Create", "windows/shell/cmd", ["shell_create"]),
+        ("transfer/Create", "powershell/Microsoft.PowerShell", ["pool_open"]),
+        ("shell/Command", "windows/shell/cmd", []),
+        ("shell/Command", "powershell/Microsoft.PowerShell", ["pipeline"]),
+        ("shell/Receive", "windows/shell/cmd", []),
+        ("shell/Send", "powershell/Microsoft.PowerShell", []),
     ],
 )
-def test_each_shell_request_pays_the_operations_windows_performs(
-    action: str, uri: str, line: str | None, expected: list[str]
+def test_each_shell_request_pays_the_operations_windows_performs_before_answering(
+    action: str, uri: str, expected: list[str]
 ) -> None:
     prefix = {
         "transfer/Create": "http://schemas.xmlsoap.org/ws/2004/09/",
@@ -164,7 +157,25 @@ def test_each_shell_request_pays_the_operations_windows_performs(
         if uri.startswith("powershell/")
         else f"http://schemas.microsoft.com/wbem/wsman/1/{uri}"
     )
-    assert latency.shell_operations(prefix + action, resource, line) == expected
+    assert latency.shell_operations(prefix + action, resource) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("ipconfig", ["process_cmd"]),
+        (
+            "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\PowerShell.EXE -NoProfile",
+            ["process_cmd", "process_powershell"],
+        ),
+        ("pwsh.exe -c 1", ["process_cmd", "process_powershell"]),
+        ('"powershell" -EncodedCommand AA==', ["process_cmd", "process_powershell"]),
+    ],
+)
+def test_a_winrs_command_pays_its_processes_start_up_after_the_answer(
+    line: str, expected: list[str]
+) -> None:
+    assert latency.start_up_operations(line) == expected
 
 
 def test_a_cost_of_an_unmodelled_operation_fails_loudly() -> None:

@@ -158,6 +158,11 @@ class HostView(t.Protocol):
         """An account by "user", "DOMAIN\\user" or "user@realm" (case-insensitive)."""
         ...
 
+    def pay(self, operation: str) -> None:
+        """Sleep what `operation` (winhost.latency) costs under the host's latency profile, in
+        the calling thread, and count it."""
+        ...
+
     def winrm_setting(self, path: str) -> str:
         """A WinRM configuration value by path, e.g. "Service/MaxConcurrentOperationsPerUser",
         "Shell/IdleTimeout" (milliseconds), "MaxEnvelopeSizekb"."""

@@ -81,12 +81,14 @@ WINDOWS = CostModel(
         SHELL_CREATE: 0.020,
         # measured: a process start on Windows 18.9 ms (MajorPrivacy#107), `cmd /c findstr`
         # 22.3 ms (ProcessKit-rs), `cmd /c exit` 42 ms (PowerShell#6443); WinRS starts every
-        # command through cmd.exe (pypsrp's recording test_winrs_no_cmd_shell.yml).
+        # command through cmd.exe (pypsrp's recording test_winrs_no_cmd_shell.yml). Paid in the
+        # process, after the Command's answer (start_up_operations).
         PROCESS_CMD: 0.020,
         # measured: `Measure-Command { powershell.exe -command "&{12}" }` took 0.187-0.205 s
         # on Windows Server 2019 (build 17763) before a regression (PowerShell/PowerShell#12843);
         # 0.23-0.33 s elsewhere (PowerShell#6443, PowerShell PR#8341), 600 ms on a Windows 10
-        # desktop (PowerShell#4239). The server figure is used.
+        # desktop (PowerShell#4239). The server figure is used. Paid in the process, after
+        # cmd.exe's start-up (start_up_operations).
         PROCESS_POWERSHELL: 0.19,
         # "a powershell session takes ... over winrm ... on the order of 200ms" once its
         # assemblies are precompiled (GoogleCloudPlatform/compute-image-windows#174); about
@@ -110,24 +112,38 @@ def model(name: str) -> CostModel:
     return found
 
 
-def shell_operations(action: str, resource_uri: str, command_line: str | None) -> list[str]:
-    """The priced operations one shell request performs, from its action and resource URI.
+def shell_operations(action: str, resource_uri: str) -> list[str]:
+    """The priced operations one shell request performs before it is answered, from its
+    action and resource URI.
 
-    A WinRS Command starts cmd.exe, which starts the program the line names: powershell.exe
-    costs its own start-up on top. A PSRP Command starts a pipeline in the open pool.
+    A WinRS Command is answered once its cmd.exe was created; the processes' start-up is paid
+    in them, after the answer (``start_up_operations``). A PSRP Command starts a pipeline in
+    the open pool.
     """
     uri = resource_uri.lower()
     psrp = uri.startswith("http://schemas.microsoft.com/powershell/")
     if action.endswith("/transfer/Create"):
         return [POOL_OPEN if psrp else SHELL_CREATE]
     if action.endswith("/Command"):
-        if psrp:
-            return [PIPELINE]
-        operations = [PROCESS_CMD]
-        if _first_program(command_line or "") in _POWERSHELL_IMAGES:
-            operations.append(PROCESS_POWERSHELL)
-        return operations
+        return [PIPELINE] if psrp else []
     return []
+
+
+def start_up_operations(command_line: str) -> list[str]:
+    """The priced operations a WinRS command's processes perform themselves, after the
+    Command was answered and before the command does anything: cmd.exe's start-up, then
+    powershell.exe's when the line names it.
+
+    CreateProcess returns before the new process has initialized itself: loading its DLLs
+    and running up to its entry point happen in the new process (Raymond Chen, "CreateProcess
+    does not wait for the process to start", devblogs.microsoft.com/oldnewthing/20050119-00).
+    So the client's next requests (its input, its Receive) overlap the start-up, and the
+    command's first output waits for it.
+    """
+    operations = [PROCESS_CMD]
+    if _first_program(command_line) in _POWERSHELL_IMAGES:
+        operations.append(PROCESS_POWERSHELL)
+    return operations
 
 
 def _first_program(command_line: str) -> str:

@@ -8,7 +8,7 @@ recognised; everything else fails loudly, the way Windows reports an unknown com
 
 from __future__ import annotations
 
-from winhost import api
+from winhost import api, latency
 from winhost.execution.commandline import join_command
 from winhost.execution.context import ExecContext
 from winhost.execution.errors import not_modelled
@@ -30,6 +30,9 @@ class ExecutionEngine:
         line = join_command(command, arguments)
 
         def program(io: ProgramIO) -> None:
+            # The process's own start-up, after the Command was answered (latency.py).
+            for operation in latency.start_up_operations(line):
+                host.pay(operation)
             ctx = ExecContext.for_principal(host, principal)
             run_cmd_line(line, ctx, io)
 

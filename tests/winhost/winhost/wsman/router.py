@@ -62,12 +62,6 @@ def identify_response(facts: dict[str, t.Any], anonymous: bool) -> api.WSManResp
     return api.WSManResponse(IDENTIFY_ACTION + "Response", [node])
 
 
-def _command_line(request: api.WSManRequest) -> str | None:
-    """The program a WinRS Command names (rsp:CommandLine/rsp:Command), if any."""
-    node = request.body.find(f"{{{NS['rsp']}}}CommandLine/{{{NS['rsp']}}}Command")
-    return None if node is None else (node.text or "").strip()
-
-
 class RouterHost(config.ConfigHost, api.HostView, t.Protocol):
     def count(self, counter: str) -> None: ...
 
@@ -141,12 +135,12 @@ class Router:
             if request.action.endswith("/Command"):
                 # A WinRS command or PSRP pipeline really started (tests check "never twice").
                 self.host.count("commands_started")
-            # What the shell, process or pool that really started costs on Windows (nothing
+            # What the shell, pool or pipeline that really started costs on Windows (nothing
             # unless a latency profile is chosen); paid before the answer leaves, as Windows
-            # answers Create and Command once winrshost/wsmprovhost/cmd.exe were started.
-            for operation in latency.shell_operations(
-                request.action, request.resource_uri, _command_line(request)
-            ):
+            # answers Create once winrshost/wsmprovhost started. A WinRS command's processes
+            # pay their start-up in the command's thread, after the answer
+            # (execution.ExecutionEngine, latency.start_up_operations).
+            for operation in latency.shell_operations(request.action, request.resource_uri):
                 self.host.pay(operation)
             return response
         if request.resource_uri.lower().startswith(SHELL_URI_PREFIXES) and self._shell_error:

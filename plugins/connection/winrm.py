@@ -395,17 +395,19 @@ options:
         key: session_max_kept
   session_start_ahead:
     description:
-      - With a kept session (O(session_persist)), start the next module's C(powershell.exe) on
-        the host when a task that ran a module ends, so that the next module task only sends
-        its input. The process's start-up (about 0.2 seconds on a warm Windows Server, more on a
-        busy one) then overlaps the controller's work between the tasks.
+      - With a kept session (O(session_persist)), keep two module processes
+        (C(powershell.exe)) started ahead on the host. When a task that ran a module ends, the
+        session starts them until two wait, and the next module task only sends its input to
+        the older one. Its start-up (about 0.2 seconds on a warm Windows Server, more on a busy
+        one) then overlaps the task before and the controller's work between the tasks.
       - Only the command line of Ansible's module bootstrap is started ahead. It reads all its
         input before it does anything, so a process that no task uses has done nothing when
         the session ends and deleting the shell ends it.
-      - Costs one idle C(powershell.exe) per kept session on the host, counted in the shell's
-        memory quota (C(MaxMemoryPerShellMB)), and one more process start per session in the
-        host's process-creation and PowerShell logs. V(false) starts each command when its task
-        asks for it, as the builtin plugin does.
+      - Costs two idle C(powershell.exe) (each with its C(cmd.exe)) per kept session on the
+        host, counted in the shell's memory and process quotas (C(MaxMemoryPerShellMB),
+        C(MaxProcessesPerShell)), and two more process starts per session in the host's
+        process-creation and PowerShell logs. V(false) starts each command when its task asks
+        for it, as the builtin plugin does.
     default: true
     type: bool
     vars:

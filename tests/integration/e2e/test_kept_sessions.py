@@ -88,8 +88,8 @@ def test_winrm_starts_the_next_module_ahead_and_runs_each_once(
     e2e: t.Any, tmp_path: Path, start_ahead: bool
 ) -> None:
     """With session_start_ahead, each module task after the first finds its powershell.exe
-    started: the host starts one command more than there are tasks, the one started for a task
-    that never came, which runs nothing and ends with the shell."""
+    started: the host starts two commands more than there are tasks, the ones started for
+    tasks that never came, which run nothing and end with the shell."""
     host = e2e.matrix_target.name
     before = _tally_when_quiet(e2e, host)
     counters_before = e2e.winhost.state(host)["counters"]
@@ -107,7 +107,7 @@ def test_winrm_starts_the_next_module_ahead_and_runs_each_once(
     assert e2e.running_commands_at_most(host, running_before) == running_before
     assert e2e.commands_run(host) - run_before == TASKS
     started = e2e.winhost.state(host)["counters"]["commands_started"]
-    assert started - counters_before["commands_started"] == TASKS + (1 if start_ahead else 0), (
+    assert started - counters_before["commands_started"] == TASKS + (2 if start_ahead else 0), (
         run.describe()
     )
 
@@ -345,10 +345,10 @@ def test_a_winrm_restart_between_tasks_is_survived_without_running_twice(
     assert after[OPENED[plugin]] - before[OPENED[plugin]] == 2, (before, after)
     # One command per ping: the one after the restart was not sent twice.
     assert e2e.commands_run(host) - commands_before == 2
-    # winrm: the process started ahead after ping 0 went with the restart; ping 1's input was
-    # refused by the host, so ping 1 started its own (and one more was started after it).
+    # winrm: the two processes started ahead after ping 0 went with the restart; ping 1's input
+    # was refused by the host, so ping 1 started its own (and two more were started after it).
     started = e2e.winhost.state(host)["counters"]["commands_started"] - started_before
-    assert started == (4 if plugin == "winops.remoting.winrm" else 2), run.describe()
+    assert started == (6 if plugin == "winops.remoting.winrm" else 2), run.describe()
 
 
 @pytest.mark.parametrize("plugin", OUR_PLUGINS)

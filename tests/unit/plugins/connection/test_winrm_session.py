@@ -731,7 +731,7 @@ def test_deleting_the_shell_frees_a_finished_command(host: Harness) -> None:
     assert host.protocol.names("close_shell") == ["SHELL-1"]
 
 
-# -- commands started ahead for the next task (kept sessions) -----------------------------------
+# -- commands started ahead for the next tasks (kept sessions) ----------------------------------
 
 MODULE_LINE = "PowerShell -NoProfile -NonInteractive -EncodedCommand Ym9vdHN0cmFw"
 PAYLOAD = b"module payload\r\n"
@@ -751,9 +751,9 @@ def _task(host: Harness, line: str = MODULE_LINE, in_data: bytes | None = PAYLOA
     return result
 
 
-def test_a_module_command_is_started_ahead_and_used_by_the_next_task(host: Harness) -> None:
-    first, ahead = Scripted([OK]), Scripted([OK])
-    host.program(first, ahead)
+def test_module_commands_are_started_ahead_and_used_oldest_first(host: Harness) -> None:
+    first, older, newer, third = (Scripted([OK]) for _ in range(4))
+    host.program(first, older, newer, third)
     assert host.session.execute(MODULE_LINE, PAYLOAD) == (0, b"ok\r\n", b"")
     host.session.settle()
     assert len(_commands(host)) == 1  # within a task nothing is started ahead
@@ -761,12 +761,20 @@ def test_a_module_command_is_started_ahead_and_used_by_the_next_task(host: Harne
     assert len(_commands(host)) == 1  # only once the holder has answered
     host.session.settle()
     started = _commands(host)
-    assert len(started) == 2 and started[1] == started[0]  # same line, stdin a pipe
+    assert len(started) == 3 and started[1] == started[2] == started[0]  # same line
     calls_before = len(host.protocol.calls)
     assert host.session.execute(MODULE_LINE, PAYLOAD) == (0, b"ok\r\n", b"")
     assert ("run_command", started[0]) not in host.protocol.calls[calls_before:]
-    assert ahead.stdin == PAYLOAD and ahead.ended
-    assert any("started ahead after the last task" in message for _, message in host.logs)
+    assert older.stdin == PAYLOAD and older.ended
+    assert newer.stdin == b"" and not newer.ended
+    assert any("started ahead after an earlier task" in message for _, message in host.logs)
+    # The next task's end starts one more: two wait again.
+    host.session.settle()
+    host.session.start_ahead(MODULE_LINE)
+    host.session.settle()
+    assert len(_commands(host)) == 4
+    host.session.execute(MODULE_LINE, PAYLOAD)
+    assert newer.stdin == PAYLOAD and third.stdin == b""
 
 
 def test_session_start_ahead_false_starts_nothing_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -776,15 +784,15 @@ def test_session_start_ahead_false_starts_nothing_ahead(monkeypatch: pytest.Monk
     assert len(_commands(harness)) == 1
 
 
-def test_another_command_leaves_the_one_started_ahead_for_a_later_module(host: Harness) -> None:
-    first, ahead, other = Scripted([OK]), Scripted([OK]), Scripted([OK])
-    host.program(first, ahead, other)
+def test_another_command_leaves_those_started_ahead_for_later_modules(host: Harness) -> None:
+    first, ahead, second_ahead, other = (Scripted([OK]) for _ in range(4))
+    host.program(first, ahead, second_ahead, other)
     _task(host)
     host.session.execute("hostname.exe", None)
     host.session.settle()
-    assert len(_commands(host)) == 3
+    assert len(_commands(host)) == 4
     host.session.execute(MODULE_LINE, PAYLOAD)
-    assert len(_commands(host)) == 3
+    assert len(_commands(host)) == 4
     assert ahead.stdin == PAYLOAD and other.stdin == b""
 
 
@@ -793,38 +801,43 @@ def test_a_command_started_ahead_that_refuses_its_input_is_started_afresh_once(
     host: Harness, code: int | None
 ) -> None:
     """The host answered the Send with a fault (the WinRM service restarted, say): it took
-    nothing, so the task's command starts now, once."""
-    first, lost, fresh = Scripted([OK]), Scripted([OK]), Scripted([OK])
-    host.program(first, lost, fresh)
+    nothing, so the task's command starts now, once, and the other command started ahead,
+    gone the same way, is not used either."""
+    first, lost, also_lost, fresh, later = (Scripted([OK]) for _ in range(5))
+    host.program(first, lost, also_lost, fresh, later)
     _task(host)
     host.fail("send", fault(wsman_code=code))
     assert host.session.execute(MODULE_LINE, PAYLOAD) == (0, b"ok\r\n", b"")
-    assert len(_commands(host)) == 3
+    assert len(_commands(host)) == 4
     assert lost.stdin == b"" and fresh.stdin == PAYLOAD
-    # A command the host still has is stopped; a gone one cannot be.
-    assert ("CMD-2" in host.protocol.names("signal_terminate")) == (code is None)
+    # Commands the host still has are stopped; gone ones cannot be.
+    stopped = host.protocol.names("signal_terminate")
+    assert [command in stopped for command in ("CMD-2", "CMD-3")] == [code is None] * 2
+    host.session.execute(MODULE_LINE, PAYLOAD)
+    assert also_lost.stdin == b"" and later.stdin == PAYLOAD
 
 
 def test_a_broken_send_to_a_command_started_ahead_starts_nothing_else(host: Harness) -> None:
     """The host may have taken the input: the command is stopped, and not started again."""
-    host.program(Scripted([OK]), Scripted([OK]), Scripted([OK]))
+    host.program(*(Scripted([OK]) for _ in range(4)))
     _task(host)
     host.fail("send", connection_reset())
     with pytest.raises(AnsibleConnectionFailure):
         host.session.execute(MODULE_LINE, PAYLOAD)
-    assert len(_commands(host)) == 2
+    assert len(_commands(host)) == 3
     assert host.protocol.names("signal_terminate")[-1] == "CMD-2"
 
 
 @pytest.mark.parametrize("replace", ["close", "reopen_shell"])
 def test_a_new_shell_forgets_the_command_started_ahead(host: Harness, replace: str) -> None:
-    """Deleting the shell ends the command in it (MS-WSMV 3.1.4.4.1)."""
-    host.program(Scripted([OK]), Scripted([OK]), Scripted([OK]))
+    """Deleting the shell ends the commands in it (MS-WSMV 3.1.4.4.1)."""
+    host.program(*(Scripted([OK]) for _ in range(4)))
     _task(host)
     getattr(host.session, replace)()
     host.session.execute(MODULE_LINE, PAYLOAD)
-    assert len(_commands(host)) == 3
-    assert "CMD-2" not in host.protocol.names("signal_terminate")
+    assert len(_commands(host)) == 4
+    stopped = host.protocol.names("signal_terminate")
+    assert "CMD-2" not in stopped and "CMD-3" not in stopped
 
 
 def test_command_timeout_stops_the_command(monkeypatch: pytest.MonkeyPatch) -> None:

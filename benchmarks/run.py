@@ -17,7 +17,9 @@ modelled run transfers a smaller file by default (--modelled-size-mb) to stay af
 Each table shows medians and the ratio ours / builtin for the same library (winrm with
 pywinrm, psrp with pypsrp). winhost's own cost per request is measured with anonymous
 WS-Management Identify round trips on one keep-alive connection, so its share of the totals
-is visible. Nothing here asserts a timing; it prints numbers.
+is visible. The ping and fan-out playbooks also run through a connection that answers without
+any I/O (connection_plugins/answer_ping.py): that floor is what ansible-playbook itself spends,
+and the lowest ratio any plugin could show. Nothing here asserts a timing; it prints numbers.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ IDENTIFY_BODY = (
     b"<s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"
 )
 REMOTE_FILE = r"C:\Temp\winops-bench\payload.bin"
+# The floor's connection plugin (answers every command with win_ping's result, no I/O).
+FLOOR_PLUGINS = Path(__file__).resolve().parent / "connection_plugins"
+PING_WORKLOAD = f"{PING_TASKS} x win_ping, 1 host"
+FANOUT_WORKLOAD = f"{FANOUT_TASKS} tasks x {FANOUT_HOSTS} hosts, forks {FANOUT_HOSTS}"
 LATENCY_TITLES = {
     "none": "zero-cost winhost",
     "windows": "modelled Windows (winhost --latency windows)",
@@ -126,6 +132,8 @@ class Bench:
         self.server: dict[str, list[float]] = {}
         # per plugin: modelled operations winhost slept for (logons, shells, pools...)
         self.paid: dict[str, collections.Counter[str]] = {}
+        # per workload: seconds through the floor's connection (run_floor)
+        self.floor: dict[str, list[float]] = {}
 
     def _server_totals(self) -> tuple[int, float, collections.Counter[str]]:
         requests, seconds = 0, 0.0
@@ -157,33 +165,53 @@ class Bench:
         totals[1] += seconds_after - seconds_before
         self.paid.setdefault(plugin, collections.Counter()).update(paid_after - paid_before)
 
+    def run_floor(self, repetition: int) -> None:
+        """The ping and fan-out workloads through the floor's connection (FLOOR_PLUGINS)."""
+        run_dir = self.work / f"floor-{repetition}"
+        run_dir.mkdir(parents=True)
+        hosts = {
+            target.name: {"ansible_connection": "answer_ping", "ansible_shell_type": "powershell"}
+            for target in self.targets
+        }
+        inventories = [self.inventory, write_overlay(run_dir / "overlay.yml", hosts)]
+        environment = {"ANSIBLE_CONNECTION_PLUGINS": str(FLOOR_PLUGINS)}
+        for workload, seconds in self._ping_workloads("floor", run_dir, inventories, environment):
+            self.floor.setdefault(workload, []).append(seconds)
+
+    def _ping_workloads(
+        self,
+        plugin: str,
+        run_dir: Path,
+        inventories: list[Path],
+        environment: dict[str, str] | None = None,
+    ) -> list[tuple[str, float]]:
+        """The sequential pings and the fan-out: (workload, seconds) of each that passed."""
+        first = self.targets[0].name
+        hosts = ":".join(target.name for target in self.targets[:FANOUT_HOSTS])
+        timings = []
+        for workload, name, tasks, pattern, forks in (
+            (PING_WORKLOAD, "ping", PING_TASKS, first, 5),
+            (FANOUT_WORKLOAD, "fan-out", FANOUT_TASKS, hosts, FANOUT_HOSTS),
+        ):
+            run = run_playbook(
+                _ping_playbook(run_dir / f"{name}.yml", tasks, pattern),
+                inventories,
+                run_dir / name,
+                forks=forks,
+                environment=environment,
+            )
+            self._check(plugin, name, run.returncode, run.describe)
+            if run.returncode == 0:
+                timings.append((workload, run.seconds))
+        return timings
+
     def _workloads(self, plugin: str, repetition: int, payload: Path, payload_sha1: str) -> None:
         run_dir = self.work / f"{plugin}-{repetition}"
         run_dir.mkdir(parents=True)
         inventories = [self.inventory, self._overlay(plugin, run_dir)]
         first = self.targets[0].name
-        hosts = ":".join(target.name for target in self.targets[:FANOUT_HOSTS])
-
-        ping = run_playbook(
-            _ping_playbook(run_dir / "ping.yml", PING_TASKS, first),
-            inventories,
-            run_dir / "ping",
-        )
-        self._check(plugin, "ping", ping.returncode, ping.describe)
-        self._record(plugin, f"{PING_TASKS} x win_ping, 1 host", ping.seconds)
-
-        fanout = run_playbook(
-            _ping_playbook(run_dir / "fanout.yml", FANOUT_TASKS, hosts),
-            inventories,
-            run_dir / "fanout",
-            forks=FANOUT_HOSTS,
-        )
-        self._check(plugin, "fan-out", fanout.returncode, fanout.describe)
-        self._record(
-            plugin,
-            f"{FANOUT_TASKS} tasks x {FANOUT_HOSTS} hosts, forks {FANOUT_HOSTS}",
-            fanout.seconds,
-        )
+        for workload, seconds in self._ping_workloads(plugin, run_dir, inventories):
+            self._record(plugin, workload, seconds)
 
         fetched = run_dir / "fetched.bin"
         transfer = run_playbook(
@@ -285,6 +313,8 @@ def _run_profile(
             for plugin in args.plugins:
                 print(f"{latency}: repetition {repetition + 1}/{args.repeat}: {plugin}", flush=True)
                 bench.run_once(plugin, repetition, payload, payload_sha1)
+            print(f"{latency}: repetition {repetition + 1}/{args.repeat}: floor", flush=True)
+            bench.run_floor(repetition)
         identify = identify_round_trips(targets[0].address, IDENTIFY_ROUNDS)
     payload.unlink()
     return ProfileRun(latency, size_mb, bench, identify, time.monotonic() - started)
@@ -298,6 +328,8 @@ def _report(run: ProfileRun, args: argparse.Namespace, combo: Combination) -> No
         f"median of {args.repeat}, {size_mb} MB file, {run.seconds:.0f}s"
     )
     print(_table(bench, args.plugins).replace("put file", f"put {size_mb} MB file"))
+    print()
+    print(_floor_report(bench, args.plugins))
     print()
     print(
         f"winhost cost per request: median {statistics.median(identify) * 1000:.2f} ms, "
@@ -324,6 +356,28 @@ def _report(run: ProfileRun, args: argparse.Namespace, combo: Combination) -> No
                     f"{operation} {count / runs:g}" for operation, count in sorted(paid.items())
                 )
             )
+
+
+def _floor_report(bench: Bench, plugins: t.Sequence[str]) -> str:
+    """The floor's medians, and the lowest ratio they leave any plugin against each builtin."""
+    lines = [
+        "floor: the same playbooks through a connection that answers every command with "
+        "win_ping's result, without I/O (benchmarks/connection_plugins/answer_ping.py): what "
+        "ansible-playbook itself spends"
+    ]
+    for workload, samples in bench.floor.items():
+        floor = statistics.median(samples)
+        lowest = [
+            f"{plugin.rsplit('.', 1)[1]} {floor / statistics.median(builtin):.2f}"
+            for plugin in plugins
+            if plugin.startswith("ansible.builtin.")
+            and (builtin := bench.samples.get((plugin, workload)))
+        ]
+        lines.append(
+            f"  {workload:34}{floor:.2f}s; lowest possible ratio against the builtin "
+            f"{', '.join(lowest) or '-'}"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

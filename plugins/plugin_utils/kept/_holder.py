@@ -210,16 +210,6 @@ def _owner_watch(owner: int) -> int | None:
         return None
 
 
-def _owner_alive(owner: int) -> bool:
-    try:
-        os.kill(owner, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/integration
     session: t.Any,
     *,
@@ -238,7 +228,7 @@ def _serve(  # pragma: no cover - runs in the forked holder; covered by tests/in
     try:
         _detach_descriptors({ready})
         recorder = _take_over_display()
-        if _owner_alive(owner):
+        if not _place.run_ended(owner, ""):
             with _place.changing_runs():
                 # The run's last holder may have removed the directory since the task made it.
                 _place.private_dir(os.path.dirname(path))
@@ -335,7 +325,7 @@ def _answer_requests(
         readable, _w, _x = select.select(watched, [], [], wait)
         if watch is not None and watch in readable:
             return
-        if watch is None and not _owner_alive(owner):
+        if watch is None and _place.run_ended(owner, ""):
             return
         if listener in readable:
             if not serve(listener):

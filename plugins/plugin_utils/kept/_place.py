@@ -43,8 +43,9 @@ def run_owner() -> int:
     return os.getppid() if in_ansible_worker() else os.getpid()
 
 
-def _start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+def start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), which
+    tells a process from a later one with its pid; empty where /proc cannot tell."""
     # Read as bytes: decoding text would load a codec, which costs every task's worker more
     # than the read.
     try:
@@ -52,7 +53,39 @@ def _start_time(pid: int) -> str:
             fields = handle.read().rsplit(b")", 1)[1].split()
         return fields[19].decode("ascii", "replace")
     except (OSError, IndexError):
-        return "0"
+        return ""
+
+
+def run_ended(pid: int, start: str) -> bool:
+    """Whether the run whose process is ``pid``, started at ``start`` (empty: not known), has
+    ended. Runs are this user's: a pid that is now another user's process is ended. Where a
+    start time is not known on either side, the pid alone must do. Used for kept sessions'
+    and Kerberos tickets' run directories (kerberos._kerberos), and by a holder for its owner."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return True
+    if not start:
+        return False
+    now = start_time(pid)
+    return bool(now) and now != start
+
+
+def run_name(pid: int) -> str:
+    """The directory name of the run of process ``pid``: run-<pid>-<start time, or x>."""
+    return f"run-{pid}-{start_time(pid) or 'x'}"
+
+
+def parse_run_name(name: str) -> tuple[int, str] | None:
+    """The pid and start time (empty: not known) a ``run_name`` holds; None for another name."""
+    parts = name.split("-")
+    if len(parts) != 3 or parts[0] != "run" or not parts[1].isdigit():
+        return None
+    if parts[2] != "x" and not parts[2].isdigit():
+        return None
+    return int(parts[1]), "" if parts[2] == "x" else parts[2]
 
 
 def private_dir(path: str) -> str:
@@ -119,9 +152,9 @@ def _roots() -> t.Iterator[str]:
 
 
 def run_dir(owner: int, *, create: bool = True) -> str | None:
-    """This run's private directory, <base>/run-<pid>-<start time>, created if asked (None when
-    it does not exist and was not to be created)."""
-    name = f"run-{owner}-{_start_time(owner)}"
+    """This run's private directory, <base>/<run_name>, created if asked (None when it does
+    not exist and was not to be created)."""
+    name = run_name(owner)
     if not create:
         path = os.path.join(base_dir(), name)
         return path if os.path.isdir(path) else None
@@ -144,10 +177,8 @@ def _remove_ended_runs(base: str) -> None:
     except OSError:
         return
     for name in names:
-        parts = name.split("-")
-        if len(parts) != 3 or parts[0] != "run" or not parts[1].isdigit():
-            continue
-        if _running(int(parts[1]), parts[2]):
+        run = parse_run_name(name)
+        if run is None or not run_ended(*run):
             continue
         directory = os.path.join(base, name)
         with contextlib.suppress(OSError):
@@ -155,18 +186,6 @@ def _remove_ended_runs(base: str) -> None:
                 if not entry.is_dir(follow_symlinks=False):
                     os.unlink(entry.path)
             os.rmdir(directory)
-
-
-def _running(pid: int, start: str) -> bool:
-    """Whether the run that process ``pid``, started at ``start``, began is still going."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # another user's process has the pid now: ours has ended
-    # Where there is no /proc, the start time is always "0" and the pid alone must do.
-    return _start_time(pid) == start
 
 
 @contextlib.contextmanager

@@ -40,7 +40,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import re
 import secrets
 import shutil
 import stat
@@ -50,6 +49,7 @@ import tempfile
 import time
 import typing as t
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _place
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos_ccache import (
     krb5_module as _krb5_module,
 )
@@ -231,50 +231,33 @@ def default_backend(request: KinitRequest) -> TicketBackend:
 
 
 # --- the run's ticket store --------------------------------------------------------------------
-def _process_start(pid: int) -> str:
-    """The process's start time (Linux /proc), to tell a process from a later one with its pid;
-    empty where /proc is not available (liveness then rests on the pid alone)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            fields = handle.read().rpartition(")")[2].split()
-        return fields[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def _alive(pid: int, start: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not start or _process_start(pid) in ("", start)
-
-
 def run_owner() -> int:
-    """The process whose lifetime is the run: an Ansible worker's parent, else ourselves."""
+    """The process whose lifetime is the run: an Ansible worker's parent, else ourselves.
+
+    Not kept._place.run_owner: a kept session's holder (forked twice from a worker) asks too,
+    and its parent process is init, where multiprocessing still knows ansible-playbook."""
     parent = multiprocessing.parent_process()
     return parent.pid if parent is not None and parent.pid else os.getpid()
 
 
+# kept._place.run_ended, written out: the watcher runs in a bare interpreter, which has no
+# collection loader to import it with.
 _WATCHER = """
 import os, shutil, sys, time
 directory, pid, start = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def alive():
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
-    except PermissionError:
-        return True
     if not start:
         return True
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rpartition(")")[2].split()[19] == start
+            now = handle.read().rpartition(")")[2].split()[19]
     except (OSError, IndexError):
         return True
+    return now == start
 while os.path.isdir(directory) and alive():
     time.sleep(1)
 shutil.rmtree(directory, ignore_errors=True)
@@ -320,8 +303,8 @@ class TicketStore:
         """This run's directory (created, with its watcher, on first use)."""
         _private_directory(self.base_dir)
         pid = self._owner or run_owner()
-        start = _process_start(pid)
-        path = os.path.join(self.base_dir, f"run-{pid}-{start or 'x'}")
+        start = _place.start_time(pid)
+        path = os.path.join(self.base_dir, _place.run_name(pid))
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
@@ -347,11 +330,8 @@ class TicketStore:
         """Delete the directories of runs whose process has ended; returns what was removed."""
         removed = []
         for entry in os.listdir(self.base_dir):
-            match = re.fullmatch(r"run-(\d+)-(\d+|x)", entry)
-            if not match:
-                continue
-            start = "" if match.group(2) == "x" else match.group(2)
-            if not _alive(int(match.group(1)), start):
+            run = _place.parse_run_name(entry)
+            if run is not None and _place.run_ended(*run):
                 shutil.rmtree(os.path.join(self.base_dir, entry), ignore_errors=True)
                 removed.append(entry)
         return removed

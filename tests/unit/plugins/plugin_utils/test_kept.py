@@ -77,7 +77,7 @@ def test_a_run_s_first_task_removes_what_ended_runs_left(
     directory: the next run's first task removes it, and leaves the live runs' alone."""
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
     ended = subprocess.Popen(["sleep", "60"])
-    ended_start = _place._start_time(ended.pid)
+    ended_start = _place.start_time(ended.pid)
     ended.kill()
     ended.wait()
     base = Path(_place.base_dir())
@@ -97,6 +97,54 @@ def test_a_run_s_first_task_removes_what_ended_runs_left(
         [live.name, Path(this_run).name, "notes"]
     )
     assert (live / "module-1234.code").exists()
+
+
+def test_a_run_has_ended_when_its_process_is_gone_or_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One test of "has this run ended" for kept sessions' and Kerberos tickets' directories
+    and a holder's owner: the pid, and the start time where it is known."""
+    own = _place.start_time(os.getpid())
+    assert own.isdigit()
+    assert not _place.run_ended(os.getpid(), own)
+    assert not _place.run_ended(os.getpid(), "")  # not known: the pid alone
+    assert _place.run_ended(os.getpid(), str(int(own) + 1))  # a later process with our pid
+    ended = subprocess.Popen(["sleep", "60"])
+    ended.kill()
+    ended.wait()
+    assert _place.run_ended(ended.pid, "")
+    assert _place.start_time(ended.pid) == ""
+
+    def owned_by_another_user(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", owned_by_another_user)
+    assert _place.run_ended(os.getpid(), own)  # runs are this user's: ours has gone
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("run-123-456", (123, "456")),
+        ("run-123-x", (123, "")),
+        ("run-123-", None),
+        ("run-abc-456", None),
+        ("run-123-45a", None),
+        ("notes", None),
+        ("run-1-2-3", None),
+    ],
+)
+def test_a_run_directory_name_holds_its_pid_and_start_time(
+    name: str, expected: tuple[int, str] | None
+) -> None:
+    assert _place.parse_run_name(name) == expected
+
+
+def test_a_run_name_is_read_back() -> None:
+    assert _place.parse_run_name(_place.run_name(os.getpid())) == (
+        os.getpid(),
+        _place.start_time(os.getpid()),
+    )
 
 
 def test_a_planted_symlink_is_refused(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

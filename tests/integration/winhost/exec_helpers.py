@@ -27,6 +27,8 @@ class FakeHost:
     model_facts: dict[str, t.Any] = dataclasses.field(
         default_factory=lambda: {"ip_addresses": ["127.0.10.1", "fe80::1"], "timezone": "UTC"}
     )
+    # The modelled costs the commands paid (no latency profile here: nothing is slept).
+    paid: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def computer_name(self) -> str:
@@ -46,6 +48,9 @@ class FakeHost:
 
     def winrm_setting(self, path: str) -> str:
         raise KeyError(path)
+
+    def pay(self, operation: str) -> None:
+        self.paid.append(operation)
 
     def facts(self) -> dict[str, t.Any]:
         return dict(self.model_facts)

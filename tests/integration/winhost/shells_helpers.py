@@ -47,6 +47,9 @@ class SettingsHost:
     def find_account(self, name: str) -> api.Account | None:
         return None
 
+    def pay(self, operation: str) -> None:
+        pass  # no latency profile: nothing is slept
+
     def winrm_setting(self, path: str) -> str:
         for key, value in self.settings.items():
             if key.lower() == path.lower():

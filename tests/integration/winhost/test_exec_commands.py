@@ -191,6 +191,8 @@ def test_powershell_command_dash_reads_the_script_from_stdin(
         engine, host, "powershell.exe -NoProfile -Command -", stdin=b"hostname\r\nexit 4\r\n"
     )
     assert (batch.stdout, batch.exit_code) == (b"WIN1\r\n", 4)
+    # The command's processes paid their start-up themselves (winhost.latency).
+    assert host.paid == ["process_cmd", "process_powershell"]
 
 
 def test_pipeline_raw_script_output_and_exit_code(

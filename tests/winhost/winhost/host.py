@@ -252,15 +252,16 @@ class WinHost:
             self._counters[counter] += 1
 
     def pay(self, operation: str) -> None:
-        """Sleep what `operation` costs under the host's latency profile (winhost.latency;
-        nothing under "none") and tally it: the tallies show logons, shells and pools per run
-        whatever the profile."""
+        """Tally `operation` and sleep what it costs under the host's latency profile
+        (winhost.latency; nothing under "none"): the tallies show logons, shells and pools per
+        run whatever the profile. Tallied first, so that a reader right after a run sees the
+        start-up of a command started ahead that its thread is still sleeping."""
         seconds = self._cost.cost(operation)
-        if seconds > 0:
-            time.sleep(seconds)
         with self._lock:
             count, total = self._paid.get(operation, (0, 0.0))
             self._paid[operation] = (count + 1, total + seconds)
+        if seconds > 0:
+            time.sleep(seconds)
 
     def record_request(self, seconds: float) -> None:
         with self._lock:

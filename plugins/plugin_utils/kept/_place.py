@@ -73,9 +73,10 @@ def run_ended(pid: int, start: str) -> bool:
     return bool(now) and now != start
 
 
-def run_name(pid: int) -> str:
-    """The directory name of the run of process ``pid``: run-<pid>-<start time, or x>."""
-    return f"run-{pid}-{start_time(pid) or 'x'}"
+def run_name(pid: int, start: str) -> str:
+    """The directory name of the run of process ``pid`` started at ``start`` (``start_time``):
+    run-<pid>-<start time, or x where it is not known>."""
+    return f"run-{pid}-{start or 'x'}"
 
 
 def parse_run_name(name: str) -> tuple[int, str] | None:
@@ -154,7 +155,7 @@ def _roots() -> t.Iterator[str]:
 def run_dir(owner: int, *, create: bool = True) -> str | None:
     """This run's private directory, <base>/<run_name>, created if asked (None when it does
     not exist and was not to be created)."""
-    name = run_name(owner)
+    name = run_name(owner, start_time(owner))
     if not create:
         path = os.path.join(base_dir(), name)
         return path if os.path.isdir(path) else None

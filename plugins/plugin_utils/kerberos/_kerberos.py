@@ -304,7 +304,7 @@ class TicketStore:
         _private_directory(self.base_dir)
         pid = self._owner or run_owner()
         start = _place.start_time(pid)
-        path = os.path.join(self.base_dir, _place.run_name(pid))
+        path = os.path.join(self.base_dir, _place.run_name(pid, start))
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:

@@ -140,11 +140,9 @@ def test_a_run_directory_name_holds_its_pid_and_start_time(
     assert _place.parse_run_name(name) == expected
 
 
-def test_a_run_name_is_read_back() -> None:
-    assert _place.parse_run_name(_place.run_name(os.getpid())) == (
-        os.getpid(),
-        _place.start_time(os.getpid()),
-    )
+@pytest.mark.parametrize("start", ["4242", ""])
+def test_a_run_name_is_read_back(start: str) -> None:
+    assert _place.parse_run_name(_place.run_name(os.getpid(), start)) == (os.getpid(), start)
 
 
 def test_a_planted_symlink_is_refused(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

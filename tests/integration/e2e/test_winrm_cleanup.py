@@ -166,13 +166,14 @@ def test_a_task_timeout_stops_the_command_and_deletes_the_shell(
     # The command sleeps 120 s; the task's timeout is 5 s.
     assert run.seconds < 60, run.describe()
     left = e2e.open_shells_at_most(host, shells_before)
+    running = e2e.running_commands_at_most(host, 0, limit=5)
     e2e.log.record(
         "winrm cleanup",
         PLUGIN,
         f"task timeout ({'kept' if persist else 'not kept'})",
         "failed",
         seconds=run.seconds,
-        note=f"shells {shells_before}->{left}; running {e2e.running_commands_at_most(host, 0, limit=5)}",
+        note=f"shells {shells_before}->{left}; running {running}",
     )
-    assert e2e.running_commands_at_most(host, 0, limit=5) == running_before, run.describe()
+    assert running == running_before, run.describe()
     assert left == shells_before, run.describe()

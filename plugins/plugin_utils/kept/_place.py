@@ -63,9 +63,7 @@ def run_ended(pid: int, start: str) -> bool:
     and Kerberos tickets' run directories (kerberos._kerberos), and by a holder for its owner."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
+    except (ProcessLookupError, PermissionError):
         return True
     if not start:
         return False

@@ -132,16 +132,23 @@ def builtin_module() -> types.ModuleType:
 
 
 @pytest.fixture
-def kinit_requests(monkeypatch: pytest.MonkeyPatch) -> list[t.Any]:
-    """Managed Kerberos without kinit: record the request, hand out an empty private cache."""
+def kinit_requests(monkeypatch: pytest.MonkeyPatch) -> t.Iterator[list[t.Any]]:
+    """Managed Kerberos without kinit: record the request, hand out an empty private cache.
+
+    The tests never close their sessions, which is where a cache is removed: each one handed
+    out is removed at the end instead, or its directory stays in the temporary directory."""
     requests: list[t.Any] = []
+    caches: list[CredentialCache] = []
 
     def acquire(request: t.Any) -> CredentialCache:
         requests.append(request)
-        return CredentialCache()
+        caches.append(CredentialCache())
+        return caches[-1]
 
     monkeypatch.setattr(_winrm_session, "acquire_ticket", acquire)
-    return requests
+    yield requests
+    for cache in caches:
+        cache.remove()
 
 
 def load_connection(name: str, variables: dict[str, t.Any]) -> t.Any:

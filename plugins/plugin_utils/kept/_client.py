@@ -40,18 +40,28 @@ class KeptSession:
         self.holder = holder
         self._secrets_digest = secrets_digest
 
+    def _ask(self, connection: socket.socket, request: dict[str, t.Any]) -> None:
+        try:
+            connection.connect(self.path)
+            _channel.check_peer(connection)
+            _channel.send(connection, {**request, "secrets": self._secrets_digest})
+        except (OSError, _channel.ChannelError) as err:
+            raise KeptSessionGone(str(err)) from None
+
+    def tell(self, operation: str, *args: t.Any) -> None:
+        """Ask the holder for ``operation`` and go on without waiting for it or its answer,
+        for what the task needs nothing back from (at its end, a hint for the next task).
+        The holder performs it in turn, after the requests that came before it; what it
+        displays comes with the next answer."""
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with connection:
+            self._ask(connection, {"op": operation, "args": args, "answer": False})
+
     def call(self, operation: str, *args: t.Any) -> t.Any:
         """Run ``operation`` in the holder; raise what it raised, show what it displayed."""
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with connection:
-            try:
-                connection.connect(self.path)
-                _channel.check_peer(connection)
-                _channel.send(
-                    connection, {"op": operation, "args": args, "secrets": self._secrets_digest}
-                )
-            except (OSError, _channel.ChannelError) as err:
-                raise KeptSessionGone(str(err)) from None
+            self._ask(connection, {"op": operation, "args": args})
             try:
                 answer = _channel.receive(connection)
             except (OSError, _channel.ChannelError) as err:

@@ -385,22 +385,19 @@ class _Server:
                 self.unlist()
                 _channel.send(connection, {"status": "ended", "holder": os.getpid()})
                 return False
-            self.served += 1
-            with _interrupted_if_gone(connection, self.owner_watch, listener, self._turn_away_busy):
-                answer, failed = _perform(
-                    self.session, self.operations, request.get("op"), request.get("args", ())
-                )
-            answer.update(holder=os.getpid(), served=self.served, display=self.recorder.take())
-            if failed:
-                # Gone from the directory before the task hears of the failure: the task's next
-                # call (its action's clean-up, say) must open a fresh session, not connect to
-                # a holder about to close its listener unanswered (a reset, not the failure).
-                self.unlist()
-            try:
-                _channel.send(connection, answer)
-            except OSError:
-                return False  # the task is gone with its result: start afresh next time
-        if failed or self.end_asked:
+            operation, args = request.get("op"), request.get("args", ())
+            if request.get("answer") is False:
+                # Told by a task that has gone on (kept._client.tell): no one waits for an
+                # answer, and its hang-up interrupts nothing. Its display waits for the next.
+                _result, failed = _perform(self.session, self.operations, operation, args)
+                if failed:
+                    self.unlist()
+                    return False
+            else:
+                self.served += 1
+                if not self._answer(connection, listener, operation, args):
+                    return False
+        if self.end_asked:
             return False
         # The host's bookkeeping of the finished command or pipeline, off the task's path: the
         # next request waits in the listen queue meanwhile, and sees what it displayed.
@@ -409,6 +406,24 @@ class _Server:
         except BaseException:
             return False
         return True
+
+    def _answer(
+        self, connection: socket.socket, listener: socket.socket, operation: t.Any, args: t.Any
+    ) -> bool:
+        """Perform a task's request and send it the answer; False when the holder ends."""
+        with _interrupted_if_gone(connection, self.owner_watch, listener, self._turn_away_busy):
+            answer, failed = _perform(self.session, self.operations, operation, args)
+        answer.update(holder=os.getpid(), served=self.served, display=self.recorder.take())
+        if failed:
+            # Gone from the directory before the task hears of the failure: the task's next
+            # call (its action's clean-up, say) must open a fresh session, not connect to a
+            # holder about to close its listener unanswered (a reset, not the failure).
+            self.unlist()
+        try:
+            _channel.send(connection, answer)
+        except OSError:
+            return False  # the task is gone with its result: start afresh next time
+        return not failed
 
 
 class TaskGone(BaseException):

@@ -155,15 +155,16 @@ class SessionSlot:
         return result
 
     def tell_kept(self, operation: str, *args: t.Any) -> None:
-        """Ask the holder for ``operation`` when this task's session is kept, and nothing
-        otherwise: never opens a session, and a holder that is busy or gone is left alone
-        (what it is told is a hint for the next task, not work the task needs done)."""
+        """Tell the holder to ``operation`` when this task's session is kept, and nothing
+        otherwise: never opens a session, and waits for neither the operation nor its answer
+        (KeptSession.tell): it is a hint for the next task, not work this task needs done.
+        A holder that is busy then drops it; one that is gone is left alone."""
         session = self._session
         if not isinstance(session, KeptSession):
             return
         try:
-            session.call(operation, *args)
-        except (KeptSessionGone, KeptSessionBusy, AnsibleConnectionFailure) as err:
+            session.tell(operation, *args)
+        except KeptSessionGone as err:
             self._log(f"the kept session was not told to {operation}: {err}")
 
     def close(self) -> None:

@@ -537,6 +537,41 @@ def test_a_busy_kept_session_gives_the_task_a_session_of_its_own(tmp_path: Path)
     assert "echo 5" not in _lines(record, "closed")
 
 
+def test_a_told_operation_is_performed_in_turn_and_waited_for_by_no_one(tmp_path: Path) -> None:
+    """tell() returns while the holder is still busy with what came before (here, settling
+    after the first call), and the holder performs it before the requests that follow it."""
+    gate = tmp_path / "gate"
+    holder, record = _start(tmp_path, gate=gate)
+    kept = KeptSession(holder.path, "digest")
+    assert kept.call("echo", 1) == 1
+    kept.tell("echo", "hint")  # returns although settle() waits for the gate
+    KeptSession(holder.path, "other secrets").tell("echo", "refused")
+    assert record.read_text(encoding="utf-8").splitlines() == ["echo 1"]
+    gate.touch()
+    assert kept.call("echo", 2) == 2
+    kept.end()
+    assert _lines(record, "closed") == [
+        "echo 1",
+        "settled",
+        "echo hint",
+        "settled",
+        "echo 2",
+        "settled",
+        "closed",
+    ]
+    with pytest.raises(KeptSessionGone):
+        kept.tell("echo", "after the end")
+
+
+def test_a_told_operation_that_fails_ends_the_holder(tmp_path: Path) -> None:
+    holder, record = _start(tmp_path)
+    kept = KeptSession(holder.path, "digest")
+    kept.tell("fail")
+    assert _lines(record, "closed") == ["fail", "closed"]
+    with pytest.raises(KeptSessionGone):
+        kept.call("echo", 1)
+
+
 def test_telling_the_kept_session_never_opens_one(tmp_path: Path) -> None:
     """tell_kept reaches the holder of a kept session; with a session of the task's own, or a
     holder that is gone, it does nothing (it is a hint for the next task, not work)."""

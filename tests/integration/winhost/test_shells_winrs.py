@@ -244,21 +244,26 @@ def test_remote_shell_access_disabled(server: InProcessServer, host: SettingsHos
 
 
 def test_operations_quota(server: InProcessServer, host: SettingsHost) -> None:
+    """A cmd shell's commands hold their operations until the shell is deleted: neither a
+    terminate signal (MS-WSMV 3.1.4.12, note 118) nor the command's end gives one back."""
     host.settings["Service/MaxConcurrentOperationsPerUser"] = "3"
     protocol = server.pywinrm()
     shell_id = protocol.open_shell()
     first = protocol.run_command(shell_id, "echo", ["1"])
-    protocol.run_command(shell_id, "echo", ["2"])
+    assert protocol.get_command_output(shell_id, first) == (b"1\r\n", b"", 0)
+    protocol.cleanup_command(shell_id, first)
+    second = protocol.run_command(shell_id, "echo", ["2"])
+    assert protocol.get_command_output(shell_id, second) == (b"2\r\n", b"", 0)
+    protocol.cleanup_command(shell_id, second)
     with pytest.raises(WSManFaultError) as err:
         protocol.run_command(shell_id, "echo", ["3"])
     assert err.value.wsman_fault_code == 2150859174
     assert "maximum number of 3 concurrent operations" in err.value.reason
-    protocol.cleanup_command(shell_id, first)  # a terminated command frees its operation
+    protocol.close_shell(shell_id)  # the shell's deletion frees them all
+    shell_id = protocol.open_shell()
     third = protocol.run_command(shell_id, "echo", ["3"])
-    # So does one whose final state was received; its id still takes terminate afterwards.
     assert protocol.get_command_output(shell_id, third) == (b"3\r\n", b"", 0)
-    protocol.run_command(shell_id, "echo", ["4"])
-    protocol.cleanup_command(shell_id, third)
+    protocol.close_shell(shell_id)
 
 
 def test_output_is_chunked_to_the_clients_envelope(server: InProcessServer) -> None:

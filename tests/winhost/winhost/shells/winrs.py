@@ -85,6 +85,14 @@ class CmdShell(common.CommandShell[CmdCommand]):
         self.codec = _codec_for(codepage)
         self.input_streams = input_streams.split()
         self.output_streams = output_streams.split()
+        self.commands_started = 0
+
+    def operation_count(self) -> int:
+        # Windows does not give a text-based shell's command back to MaxConcurrentOperationsPerUser
+        # when it is terminated (MS-WSMV 3.1.4.12, note 118), nor when it ends: only deleting the
+        # shell does (docs/winhost-behaviours.md).
+        with self.lock:
+            return 1 + self.commands_started
 
     def close(self) -> None:
         with self.lock:
@@ -183,6 +191,7 @@ class CmdShellHandler:
                 raise common.bad_request_fault(f"A command with CommandId {command_id} exists.")
             process = self.engine.start_command_line(self.host, shell.owner, command, arguments)
             shell.commands[command_id] = CmdCommand(command_id, process)
+            shell.commands_started += 1
         return common.command_response(command_id)
 
     def _send(self, request: api.WSManRequest, shell: common.Shell) -> api.WSManResponse:

@@ -16,8 +16,9 @@ OPERATION_TIMEOUT = 2150858793
 SHELL_NOT_FOUND = 2150858843
 # A Send was refused because the previous one is still processed (ERROR_BUSY).
 BUSY = 170
-# MSFT_WmiError code: the shell has run too many commands (ERROR_WSMAN_QUOTA_MAX_OPERATIONS).
-QUOTA_MAX_OPERATIONS = 0x803381A6
+# The user's operations are at MaxConcurrentOperationsPerUser: the shell has run too many
+# commands (ERROR_WSMAN_QUOTA_MAX_OPERATIONS, 0x803381A6).
+QUOTA_MAX_OPERATIONS = 2150859174
 # The request's XML does not fit the schema (ERROR_WSMAN_SCHEMA_VALIDATION_ERROR, 0x80338041).
 SCHEMA_VALIDATION = 2150858817
 # A request larger than the host's MaxEnvelopeSizekb, answered with HTTP 413
@@ -31,6 +32,16 @@ def refused_as_too_large(error: BaseException) -> bool:
         return True
     # pywinrm's WinRMTransportError when the 413 came without a readable fault.
     return getattr(error, "code", None) == 413 and "Transport" in type(error).__name__
+
+
+def over_operations_quota(error: BaseException) -> bool:
+    """The host refused a request for the user's MaxConcurrentOperationsPerUser. Windows hosts
+    have been seen to send the code as the WSManFault's Code (WinRb and Vagrant users quote
+    ``<f:WSManFault Code='2150859174'``) and in an MSFT_WmiError's error_Code, which
+    ansible-core's builtin winrm plugin reads (ansible/ansible#83656): either will do."""
+    if getattr(error, "wmierror_code", None) == QUOTA_MAX_OPERATIONS:
+        return True
+    return fault_code(error) == QUOTA_MAX_OPERATIONS
 
 
 def fault_code(error: BaseException) -> int | None:

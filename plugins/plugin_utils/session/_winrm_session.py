@@ -104,6 +104,14 @@ _MAX_PULLS = 100
 # winhost's cost model: 0.78 of the builtin plugin's time with one, 0.45 with two, 0.33 with
 # three). Each costs an idle powershell.exe and its cmd.exe in the shell, so two, not more.
 _COMMANDS_AHEAD = 2
+# A kept shell is replaced between tasks once it has started this many commands. Windows counts
+# every command of a cmd shell against the user's MaxConcurrentOperationsPerUser (1500 by
+# default) until the shell is deleted: neither a terminate signal (MS-WSMV 3.1.4.12, note 118)
+# nor the command's end gives it back (docs/winhost-behaviours.md). A shell kept for a whole run
+# would otherwise hold the user's quota, and other clients of the same user on that host (another
+# run, the builtin plugins) would be refused. 100, as for a psrp pool (_psrp_session), is our
+# margin: a new shell costs one Delete and one Create in a hundred commands.
+COMMANDS_PER_SHELL = 100
 
 Log = t.Callable[[int, str], None]  # (verbosity level, already redacted message)
 Warn = t.Callable[[str], None]
@@ -250,9 +258,15 @@ def breaks_connection(exc: BaseException) -> bool:
 
     requests' own exceptions are OSErrors, so this covers refused, reset, cut-off and timed
     out requests, but not an HTTP error status or a WSMan fault, after which the connection
-    (and its authentication) is fine.
+    (and its authentication) is fine. requests' HTTPError for such a status is an OSError too,
+    and pywinrm leaves it behind every WSMan fault (the fault is parsed out of the
+    WinRMTransportError raised while handling it): an error that carries the host's whole
+    answer (``response``) does not count.
     """
-    return any(isinstance(item, OSError) for item in exception_chain(exc))
+    return any(
+        isinstance(item, OSError) and getattr(item, "response", None) is None
+        for item in exception_chain(exc)
+    )
 
 
 def _never_sent(exc: BaseException) -> bool:
@@ -322,6 +336,8 @@ class WinRMSession:
         # started, oldest first: (command line, command id). See ``start_ahead``.
         self._line_to_start_ahead: str | None = None
         self._started_ahead: list[tuple[str, str]] = []
+        # Commands started in the current shell, towards COMMANDS_PER_SHELL.
+        self._commands_in_shell = 0
         # The largest request to send; lowered once if the host refuses one as too large.
         self._send_envelope_size = settings.send_envelope_size
         # Why a Receive answer may have been lost in the current command, if it was.
@@ -493,6 +509,7 @@ class WinRMSession:
             raise
         if maybe_created:
             self._delete_unanswered_shells(protocol, name, shell_id)
+        self._commands_in_shell = 0
         return shell_id
 
     def _delete_unanswered_shells(
@@ -698,15 +715,32 @@ class WinRMSession:
             raise_failure(self._failure(err))
 
     def settle(self) -> None:
-        """Release the last finished command on the host and start the next module's command
-        ahead (``_start_ahead``), between tasks: a holder calls it after answering
-        (kept._holder), so no task waits for it. Without a holder the next command or the
-        shell's deletion releases a finished command, and nothing is started ahead."""
+        """Release the last finished command on the host, replace a shell that has started
+        COMMANDS_PER_SHELL commands and start the next module's command ahead
+        (``_start_ahead``), between tasks: a holder calls it after answering (kept._holder), so
+        no task waits for it. Without a holder the next command or the shell's deletion
+        releases a finished command, a shell lasts one task, and nothing is started ahead."""
         if not self.is_open:
             return
         with self._credentials():
             self._release_finished_command()
+            self._renew_used_shell()
             self._start_ahead()
+
+    def _renew_used_shell(self) -> None:
+        """Replace the shell once it has started COMMANDS_PER_SHELL commands, so that a kept
+        shell never holds more of the user's operations quota than that. The commands started
+        ahead go with the old shell: the same command line is started ahead in the new one."""
+        if self._commands_in_shell < COMMANDS_PER_SHELL:
+            return
+        if self._started_ahead and self._line_to_start_ahead is None:
+            self._line_to_start_ahead = self._started_ahead[0][0]
+        self._log(
+            3,
+            f"WINRM: replacing the shell after {self._commands_in_shell} commands (Windows "
+            "counts each against the user's MaxConcurrentOperationsPerUser until the shell ends)",
+        )
+        self.reopen_shell()
 
     def start_ahead(self, command_line: str) -> None:
         """Between tasks (a task's end tells the holder, kept._slot): in ``settle``, after the
@@ -802,17 +836,19 @@ class WinRMSession:
             protocol, shell_id = self.protocol, self.shell_id
             if protocol is None or shell_id is None:
                 raise RuntimeError("internal error: protocol or shell_id is not set")
-            return self._request(
+            command_id = self._request(
                 protocol,
                 lambda: protocol.run_command(
                     shell_id, command, args, console_mode_stdin=console_mode_stdin
                 ),
             )
+            self._commands_in_shell += 1
+            return command_id
 
         try:
             return start()
         except WSManFaultError as fault:
-            if fault.wmierror_code == _wsman_faults.QUOTA_MAX_OPERATIONS:
+            if _wsman_faults.over_operations_quota(fault):
                 reason = "the shell reached its operation quota"
             elif fault_code(fault) == _wsman_faults.SHELL_NOT_FOUND:
                 # A kept shell ends with the WinRM service (a restart, a reboot) or its idle

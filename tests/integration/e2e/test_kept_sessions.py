@@ -27,6 +27,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _chann
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
     PIPELINES_PER_POOL,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
+    COMMANDS_PER_SHELL,
+)
 
 COMBINATION = COMBINATIONS_BY_NAME["http-ntlm-encrypted"]
 TASKS = 8
@@ -63,6 +66,15 @@ def _run(e2e: t.Any, plugin: str, playbook: Path, work_dir: Path, **hostvars: t.
     target = e2e.matrix_target
     overlay = {target.name: {**e2e.host_vars(plugin, COMBINATION, target), **hostvars}}
     return e2e.run(str(playbook), overlay, work_dir, {"e2e_target": target.name})
+
+
+def _ping_loop(path: Path, pings: int) -> Path:
+    import yaml
+
+    loop = {"name": "ping in a loop", "ansible.windows.win_ping": {}, "loop": list(range(pings))}
+    play = {"name": "a long run", "hosts": "{{ e2e_target }}", "gather_facts": False}
+    path.write_text(yaml.safe_dump([{**play, "tasks": [loop]}], sort_keys=False))
+    return path
 
 
 @pytest.mark.parametrize("plugin", OUR_PLUGINS)
@@ -115,27 +127,69 @@ def test_winrm_starts_the_next_module_ahead_and_runs_each_once(
 def test_a_kept_pool_is_renewed_after_its_share_of_pipelines(e2e: t.Any, tmp_path: Path) -> None:
     """What each module run loads into a pool's wsmprovhost process stays there (docs/sessions.md),
     so the holder replaces a pool between tasks once it has run PIPELINES_PER_POOL pipelines."""
-    import yaml
-
     host = e2e.matrix_target.name
     pings = PIPELINES_PER_POOL + 5
-    loop = {
-        "name": "ping in a loop",
-        "ansible.windows.win_ping": {},
-        "loop": list(range(pings)),
-    }
-    play = {"name": "a long run", "hosts": "{{ e2e_target }}", "gather_facts": False}
-    playbook = tmp_path / "loop.yml"
-    playbook.write_text(yaml.safe_dump([{**play, "tasks": [loop]}], sort_keys=False))
     before = _tally_when_quiet(e2e, host)
     commands_before = e2e.commands_run(host)
-    run = _run(e2e, "winops.remoting.psrp", playbook, tmp_path)
+    run = _run(e2e, "winops.remoting.psrp", _ping_loop(tmp_path / "loop.yml", pings), tmp_path)
     assert run.returncode == 0, run.describe()
     after = _tally(e2e, host)
     assert after["pool_open"] - before["pool_open"] == 2, (before, after)
     assert after["logon"] - before["logon"] == 2, (before, after)
     # One pipeline per ping, none run twice across the renewal; the first pool was closed.
     assert e2e.commands_run(host) - commands_before == pings
+    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
+
+
+def test_a_kept_shell_is_replaced_after_its_share_of_commands(e2e: t.Any, tmp_path: Path) -> None:
+    """Windows holds every command of a cmd shell against the user's operations quota until the
+    shell is deleted (docs/winhost-behaviours.md), so the holder replaces a kept shell between
+    commands once it has started COMMANDS_PER_SHELL, on the same logon."""
+    host = e2e.matrix_target.name
+    pings = COMMANDS_PER_SHELL + 5
+    before = _tally_when_quiet(e2e, host)
+    commands_before = e2e.commands_run(host)
+    run = _run(e2e, "winops.remoting.winrm", _ping_loop(tmp_path / "loop.yml", pings), tmp_path)
+    assert run.returncode == 0, run.describe()
+    after = _tally(e2e, host)
+    assert after["shell_create"] - before["shell_create"] == 2, (before, after)
+    assert after["logon"] - before["logon"] == 1, (before, after)
+    assert e2e.commands_run(host) - commands_before == pings
+    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
+
+
+def _set_operations_quota(e2e: t.Any, value: int) -> None:
+    """`winrm set winrm/config/service @{MaxConcurrentOperationsPerUser="N"}` (a WS-Management
+    Put, as `winrm set` sends)."""
+    import xml.etree.ElementTree as ET
+
+    service = "http://schemas.microsoft.com/wbem/wsman/1/config/service"
+    node = ET.Element(f"{{{service}}}Service")
+    ET.SubElement(node, f"{{{service}}}MaxConcurrentOperationsPerUser").text = str(value)
+    with e2e.wsman(e2e.matrix_target) as wsman:
+        wsman.put(service, node)
+
+
+def test_a_host_with_a_small_operations_quota_gets_a_new_shell_when_it_refuses(
+    e2e: t.Any, tmp_path: Path
+) -> None:
+    """A host whose MaxConcurrentOperationsPerUser was lowered refuses a Command in the kept
+    shell before COMMANDS_PER_SHELL: the session replaces the shell and starts the command
+    there once, and the run goes on."""
+    host = e2e.matrix_target.name
+    tasks = 14
+    _set_operations_quota(e2e, 10)
+    try:
+        before = _tally_when_quiet(e2e, host)
+        commands_before = e2e.commands_run(host)
+        run = _run(e2e, "winops.remoting.winrm", _pings(tmp_path / "pings.yml", tasks), tmp_path)
+        after = _tally(e2e, host)
+    finally:
+        _set_operations_quota(e2e, 1500)
+    assert run.returncode == 0, run.describe()
+    assert after["shell_create"] - before["shell_create"] >= 2, (before, after)
+    assert after["logon"] - before["logon"] == 1, (before, after)
+    assert e2e.commands_run(host) - commands_before == tasks
     assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
 
 

@@ -104,6 +104,24 @@ def fault(wsman_code: int | None = None, wmi_code: int | None = None) -> WSManFa
     )
 
 
+def as_pywinrm_raises(error: WSManFaultError) -> WSManFaultError:
+    """``error`` with the context pywinrm leaves behind a WSMan fault: it parses the fault out
+    of the WinRMTransportError it raised for the HTTP 500 while handling requests' HTTPError
+    (an OSError, as all of requests' errors are)."""
+    answer = requests.Response()
+    answer.status_code = 500
+    try:
+        try:
+            try:
+                raise requests.exceptions.HTTPError("500 Server Error", response=answer)
+            except requests.exceptions.HTTPError:
+                raise WinRMTransportError("http", 500, "<fault/>")  # noqa: B904 - as pywinrm
+        except WinRMTransportError:
+            raise error  # noqa: B904 - as pywinrm
+    except WSManFaultError as raised:
+        return raised
+
+
 Reply = tuple[bytes, bytes, int, bool]
 
 
@@ -668,15 +686,29 @@ def test_operation_timeout_on_send_is_not_resent(host: Harness) -> None:
     assert "answered a stdin Send with OperationTimeout" in host.warnings[0]
 
 
-def test_quota_fault_replaces_the_shell(host: Harness) -> None:
+@pytest.mark.parametrize(
+    "refusal",
+    [fault(wmi_code=0x803381A6), fault(wsman_code=2150859174)],
+    ids=["wmi-error", "wsman-fault"],
+)
+def test_quota_fault_replaces_the_shell(host: Harness, refusal: WSManFaultError) -> None:
+    """ERROR_WSMAN_QUOTA_MAX_OPERATIONS, in an MSFT_WmiError or as the WSManFault's code; the
+    fault is a whole answer, so the new shell is made on the same logon."""
     host.program(Scripted([OK]))
     host.session.open()
-    host.fail("run_command", fault(wmi_code=0x803381A6))
+    host.fail("run_command", as_pywinrm_raises(refusal))
     assert host.session.run("whoami.exe").stdout == b"ok\r\n"
     starts = host.protocol.names("run_command")
     # Refused in the full shell, started once in the new one.
     assert [shell for shell, *_ in starts] == ["SHELL-1", "SHELL-2"]
     assert host.protocol.names("close_shell") == ["SHELL-1"]
+    assert host.protocol.transport.sessions_closed == 0
+
+
+def test_a_wsman_fault_leaves_the_connection_and_a_cut_request_does_not() -> None:
+    assert not _winrm_session.breaks_connection(as_pywinrm_raises(fault(wsman_code=170)))
+    assert _winrm_session.breaks_connection(response_cut_off())
+    assert _winrm_session.breaks_connection(requests.exceptions.ConnectionError("reset"))
 
 
 def test_stdin_sets_console_mode_and_end(host: Harness) -> None:
@@ -775,6 +807,28 @@ def test_module_commands_are_started_ahead_and_used_oldest_first(host: Harness) 
     assert len(_commands(host)) == 4
     host.session.execute(MODULE_LINE, PAYLOAD)
     assert newer.stdin == PAYLOAD and third.stdin == b""
+
+
+def test_a_kept_shell_is_replaced_between_tasks_after_its_share_of_commands(
+    host: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows holds every command of a cmd shell against the user's operations quota until the
+    shell is deleted, so a kept shell is replaced once it has started COMMANDS_PER_SHELL; the
+    command line started ahead in it is started ahead again in the new one."""
+    monkeypatch.setattr(_winrm_session, "COMMANDS_PER_SHELL", 3)
+    programs = [Scripted([OK]) for _ in range(5)]
+    host.program(*programs)
+    _task(host)  # its command and two started ahead: three in SHELL-1
+    assert host.protocol.names("close_shell") == []
+    _task(host)  # uses one started ahead; the settle after it replaces the shell
+    assert programs[1].stdin == PAYLOAD
+    assert host.protocol.names("close_shell") == ["SHELL-1"]
+    shells = [shell for shell, *_ in host.protocol.names("run_command")]
+    assert shells == ["SHELL-1"] * 3 + ["SHELL-2"] * 2
+    assert any("replacing the shell after 3 commands" in message for _, message in host.logs)
+    assert host.session.execute(MODULE_LINE, PAYLOAD) == (0, b"ok\r\n", b"")
+    assert programs[3].stdin == PAYLOAD and programs[2].stdin == b""
+    assert len(host.protocol.names("run_command")) == 5  # no command started twice
 
 
 def test_session_start_ahead_false_starts_nothing_ahead(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,13 +104,14 @@ _MAX_PULLS = 100
 # winhost's cost model: 0.78 of the builtin plugin's time with one, 0.45 with two, 0.33 with
 # three). Each costs an idle powershell.exe and its cmd.exe in the shell, so two, not more.
 _COMMANDS_AHEAD = 2
-# A kept shell is replaced between tasks once it has started this many commands. Windows counts
-# every command of a cmd shell against the user's MaxConcurrentOperationsPerUser (1500 by
-# default) until the shell is deleted: neither a terminate signal (MS-WSMV 3.1.4.12, note 118)
-# nor the command's end gives it back (docs/winhost-behaviours.md). A shell kept for a whole run
-# would otherwise hold the user's quota, and other clients of the same user on that host (another
-# run, the builtin plugins) would be refused. 100, as for a psrp pool (_psrp_session), is our
-# margin: a new shell costs one Delete and one Create in a hundred commands.
+# A kept shell is replaced once it has started this many commands, after an answer (the
+# holder's settle), never within a command. Windows counts every command of a cmd shell against
+# the user's MaxConcurrentOperationsPerUser (1500 by default) until the shell is deleted: neither
+# a terminate signal (MS-WSMV 3.1.4.12, note 118) nor the command's end gives it back
+# (docs/winhost-behaviours.md). A shell kept for a whole run would otherwise hold the user's
+# quota, and other clients of the same user on that host (another run, the builtin plugins)
+# would be refused. 100, as for a psrp pool (_psrp_session), is our margin: a new shell costs
+# one Delete and one Create in a hundred commands.
 COMMANDS_PER_SHELL = 100
 
 Log = t.Callable[[int, str], None]  # (verbosity level, already redacted message)

@@ -124,36 +124,34 @@ def test_winrm_starts_the_next_module_ahead_and_runs_each_once(
     )
 
 
-def test_a_kept_pool_is_renewed_after_its_share_of_pipelines(e2e: t.Any, tmp_path: Path) -> None:
-    """What each module run loads into a pool's wsmprovhost process stays there (docs/sessions.md),
-    so the holder replaces a pool between tasks once it has run PIPELINES_PER_POOL pipelines."""
-    host = e2e.matrix_target.name
-    pings = PIPELINES_PER_POOL + 5
-    before = _tally_when_quiet(e2e, host)
-    commands_before = e2e.commands_run(host)
-    run = _run(e2e, "winops.remoting.psrp", _ping_loop(tmp_path / "loop.yml", pings), tmp_path)
-    assert run.returncode == 0, run.describe()
-    after = _tally(e2e, host)
-    assert after["pool_open"] - before["pool_open"] == 2, (before, after)
-    assert after["logon"] - before["logon"] == 2, (before, after)
-    # One pipeline per ping, none run twice across the renewal; the first pool was closed.
-    assert e2e.commands_run(host) - commands_before == pings
-    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
+# Commands a kept session runs before it is renewed, and the logons a renewal costs: a new
+# pool is a new connection, a new shell is made on the same one.
+RENEWAL = {
+    "winops.remoting.psrp": (PIPELINES_PER_POOL, 2),
+    "winops.remoting.winrm": (COMMANDS_PER_SHELL, 1),
+}
 
 
-def test_a_kept_shell_is_replaced_after_its_share_of_commands(e2e: t.Any, tmp_path: Path) -> None:
-    """Windows holds every command of a cmd shell against the user's operations quota until the
-    shell is deleted (docs/winhost-behaviours.md), so the holder replaces a kept shell between
-    commands once it has started COMMANDS_PER_SHELL, on the same logon."""
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_a_kept_shell_or_pool_is_renewed_after_its_share_of_commands(
+    e2e: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    """psrp: what each module run loads into a pool's wsmprovhost process stays there
+    (docs/sessions.md); winrm: Windows holds every command of a cmd shell against the user's
+    operations quota until the shell is deleted (docs/winhost-behaviours.md). So the holder
+    replaces a pool after PIPELINES_PER_POOL pipelines and a shell after COMMANDS_PER_SHELL
+    commands, between two of them."""
     host = e2e.matrix_target.name
-    pings = COMMANDS_PER_SHELL + 5
+    share, logons = RENEWAL[plugin]
+    pings = share + 5
     before = _tally_when_quiet(e2e, host)
     commands_before = e2e.commands_run(host)
-    run = _run(e2e, "winops.remoting.winrm", _ping_loop(tmp_path / "loop.yml", pings), tmp_path)
+    run = _run(e2e, plugin, _ping_loop(tmp_path / "loop.yml", pings), tmp_path)
     assert run.returncode == 0, run.describe()
     after = _tally(e2e, host)
-    assert after["shell_create"] - before["shell_create"] == 2, (before, after)
-    assert after["logon"] - before["logon"] == 1, (before, after)
+    assert after[OPENED[plugin]] - before[OPENED[plugin]] == 2, (before, after)
+    assert after["logon"] - before["logon"] == logons, (before, after)
+    # One command per ping, none run twice across the renewal; the first one was closed.
     assert e2e.commands_run(host) - commands_before == pings
     assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
 

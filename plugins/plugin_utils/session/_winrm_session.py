@@ -30,6 +30,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import
     AnswerLost,
     answer_lost,
     exception_chain,
+    http_status,
     raise_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
@@ -261,12 +262,11 @@ def breaks_connection(exc: BaseException) -> bool:
     out requests, but not an HTTP error status or a WSMan fault, after which the connection
     (and its authentication) is fine. requests' HTTPError for such a status is an OSError too,
     and pywinrm leaves it behind every WSMan fault (the fault is parsed out of the
-    WinRMTransportError raised while handling it): an error that carries the host's whole
-    answer (``response``) does not count.
+    WinRMTransportError raised while handling it): an error that reports the host's HTTP
+    status (core._chain.http_status) came with a whole answer and does not count.
     """
     return any(
-        isinstance(item, OSError) and getattr(item, "response", None) is None
-        for item in exception_chain(exc)
+        isinstance(item, OSError) and http_status(item) is None for item in exception_chain(exc)
     )
 
 

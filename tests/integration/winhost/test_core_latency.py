@@ -170,6 +170,12 @@ def test_each_shell_request_pays_the_operations_windows_performs_before_answerin
         ),
         ("pwsh.exe -c 1", ["process_cmd", "process_powershell"]),
         ('"powershell" -EncodedCommand AA==', ["process_cmd", "process_powershell"]),
+        (
+            '"C:\\Program Files\\PowerShell\\7\\pwsh.exe" -c 1',
+            ["process_cmd", "process_powershell"],
+        ),
+        ('"C:\\Program Files\\tool.exe" powershell', ["process_cmd"]),
+        ("", ["process_cmd"]),
     ],
 )
 def test_a_winrs_command_pays_its_processes_start_up_after_the_answer(

@@ -16,7 +16,7 @@ ratios closer to what users see, nothing more.
 from __future__ import annotations
 
 import dataclasses
-import shlex
+import re
 import typing as t
 
 # The operations a profile prices, in the order a client meets them.
@@ -146,15 +146,18 @@ def start_up_operations(command_line: str) -> list[str]:
     return operations
 
 
+_FIRST_WORD = re.compile(r'[ \t]*(?:"([^"]*)|([^ \t]*))')
+
+
 def _first_program(command_line: str) -> str:
-    try:
-        words = shlex.split(command_line, posix=False)
-    except ValueError:
-        words = command_line.split()
-    if not words:
-        return ""
-    program = words[0].strip('"').replace("/", "\\").rsplit("\\", 1)[-1]
-    return program.lower()
+    """The program a command line starts, as CreateProcess reads its first word: up to the
+    next quote when it starts with one, else up to the first blank (the rule for argv[0] in
+    Microsoft's "Parsing C++ command-line arguments"). The rest of the line is not read: a
+    module's line is kilobytes of -EncodedCommand, and splitting all of it cost winhost
+    2.5 ms of every command."""
+    match = _FIRST_WORD.match(command_line)  # never None: every part of it may be empty
+    program = match.group(1) if match.group(1) is not None else match.group(2)
+    return program.replace("/", "\\").rsplit("\\", 1)[-1].lower()
 
 
 def counters(paid: t.Mapping[str, tuple[int, float]]) -> dict[str, dict[str, float]]:

@@ -14,6 +14,7 @@ enables it; issue 4 registers "Kerberos" here (a gssapi acceptor with a keytab).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import threading
 import typing as t
@@ -70,13 +71,20 @@ class AcceptorHost(t.Protocol):
     def private_dir(self) -> Path: ...
 
 
+@functools.lru_cache(maxsize=256)
+def _password_hashes(password: str) -> tuple[str, str]:
+    """The LM and NT hashes of a password for the store. Kept: spnego computes the LM hash
+    with pure-Python DES (0.8 ms), and every logon builds the store's text afresh, where Windows
+    keeps each account's hashes from the day its password was set."""
+    return lmowfv1(password).hex().upper(), ntowfv1(password).hex().upper()
+
+
 def _store_text(host: AcceptorHost) -> str:
     lines = []
     for account in host.accounts():
         if not account.enabled:
             continue
-        lm_hash = lmowfv1(account.password).hex().upper()
-        nt_hash = ntowfv1(account.password).hex().upper()
+        lm_hash, nt_hash = _password_hashes(account.password)
         names = [account.name]
         if account.domain.upper() == host.computer_name.upper():
             names += [f"{host.computer_name}\\{account.name}", f".\\{account.name}"]

@@ -400,9 +400,11 @@ options:
         session starts them until two wait, and the next module task only sends its input to
         the older one. Its start-up (about 0.2 seconds on a warm Windows Server, more on a busy
         one) then overlaps the task before and the controller's work between the tasks.
-      - Only the command line of Ansible's module bootstrap is started ahead. It reads all its
-        input before it does anything, so a process that no task uses has done nothing when
-        the session ends and deleting the shell ends it.
+      - Only the command line of Ansible's module bootstrap is started ahead. It runs no module
+        code before it has read the module's code from its input (before that it only checks
+        the PowerShell version and, with ansible-core 2.17, sets its console's code page), so a
+        process that no task uses has run no module when the session ends and deleting the
+        shell ends it.
       - Costs two idle C(powershell.exe) (each with its C(cmd.exe)) per kept session on the
         host, counted in the shell's memory and process quotas (C(MaxMemoryPerShellMB),
         C(MaxProcessesPerShell)), and two more process starts per session in the host's
@@ -661,8 +663,9 @@ class Connection(TypedOptions, KeptSessionConnection):
 
     def _is_module_bootstrap(self, cmd: str) -> bool:
         """Whether ``cmd`` is the shell plugin's command line for a module whose code comes on
-        stdin: the bootstrap reads all its input before it does anything (ansible-core's
-        executor/powershell/bootstrap_wrapper.ps1), so it is safe to start ahead."""
+        stdin: the bootstrap runs no module code before it has read it (ansible-core's
+        executor/powershell/bootstrap_wrapper.ps1: 2.19 reads up to a line of four NUL
+        characters, 2.17 all of its input), so it is safe to start ahead."""
         try:
             bootstrap = self._shell.build_module_command("", "#!powershell", "")
         except Exception:

@@ -751,8 +751,9 @@ class WinRMSession:
 
         Only for a command line that runs nothing of a module before it has read the module
         from its input (Ansible's module bootstrap, as the connection plugin tells), so one that
-        no task uses has run no module when the shell's deletion ends it. Not within a task: a command the task sends
-        next (a put after a module, say) would wait for this one's start."""
+        no task uses has run no module when the shell's deletion ends it. Not within a task: a
+        command the task sends next (a put after a module, say) would wait for this one's
+        start."""
         if self.settings.start_ahead and self.is_open:
             self._line_to_start_ahead = command_line
 

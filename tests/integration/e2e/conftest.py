@@ -96,17 +96,22 @@ class EndToEnd:
         finally:
             client.close()
 
-    def enable_service_auth(self, target: Target, **flags: bool) -> None:
-        """Turn WinRM service authentication methods on or off through WS-Management Put on
-        winrm/config/service/auth (what `winrm set` does)."""
+    def winrm_set(self, target: Target, path: str, element: str, **values: str) -> None:
+        """`winrm set winrm/<path> @{Name="value"; ...}`: a WS-Management Put of ``element``
+        (Config, Service, Auth, ...) holding ``values``, as `winrm set` sends it."""
         import xml.etree.ElementTree as ET
 
-        namespace = "http://schemas.microsoft.com/wbem/wsman/1/config/service/auth"
-        auth = ET.Element(f"{{{namespace}}}Auth")
-        for name, value in flags.items():
-            ET.SubElement(auth, f"{{{namespace}}}{name}").text = str(value).lower()
+        namespace = f"http://schemas.microsoft.com/wbem/wsman/1/{path}"
+        node = ET.Element(f"{{{namespace}}}{element}")
+        for name, value in values.items():
+            ET.SubElement(node, f"{{{namespace}}}{name}").text = value
         with self.wsman(target) as client:
-            client.put(namespace, auth)
+            client.put(namespace, node)
+
+    def enable_service_auth(self, target: Target, **flags: bool) -> None:
+        """Turn WinRM service authentication methods on or off (winrm/config/service/auth)."""
+        values = {name: str(value).lower() for name, value in flags.items()}
+        self.winrm_set(target, "config/service/auth", "Auth", **values)
 
     # -- what winhost saw ------------------------------------------------------------------
     def commands_run(self, host: str) -> int:

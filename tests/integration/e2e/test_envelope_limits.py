@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import typing as t
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from connection_matrix import COMBINATIONS_BY_NAME, Target
@@ -19,15 +18,11 @@ from payloads import random_file
 
 COMBINATION = COMBINATIONS_BY_NAME["http-ntlm-encrypted"]
 PLUGIN = "winops.remoting.winrm"
-CONFIG = "http://schemas.microsoft.com/wbem/wsman/1/config"
 
 
 def _set_max_envelope_size_kb(e2e: t.Any, target: Target, value: int) -> None:
-    """`winrm set winrm/config @{MaxEnvelopeSizekb="N"}`: a WS-Management Put on winrm/config."""
-    config = ET.Element(f"{{{CONFIG}}}Config")
-    ET.SubElement(config, f"{{{CONFIG}}}MaxEnvelopeSizekb").text = str(value)
-    with e2e.wsman(target) as wsman:
-        wsman.put(CONFIG, config)
+    """`winrm set winrm/config @{MaxEnvelopeSizekb="N"}`."""
+    e2e.winrm_set(target, "config", "Config", MaxEnvelopeSizekb=str(value))
 
 
 @contextlib.contextmanager

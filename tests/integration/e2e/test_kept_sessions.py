@@ -157,15 +157,10 @@ def test_a_kept_shell_or_pool_is_renewed_after_its_share_of_commands(
 
 
 def _set_operations_quota(e2e: t.Any, value: int) -> None:
-    """`winrm set winrm/config/service @{MaxConcurrentOperationsPerUser="N"}` (a WS-Management
-    Put, as `winrm set` sends)."""
-    import xml.etree.ElementTree as ET
-
-    service = "http://schemas.microsoft.com/wbem/wsman/1/config/service"
-    node = ET.Element(f"{{{service}}}Service")
-    ET.SubElement(node, f"{{{service}}}MaxConcurrentOperationsPerUser").text = str(value)
-    with e2e.wsman(e2e.matrix_target) as wsman:
-        wsman.put(service, node)
+    """`winrm set winrm/config/service @{MaxConcurrentOperationsPerUser="N"}`."""
+    e2e.winrm_set(
+        e2e.matrix_target, "config/service", "Service", MaxConcurrentOperationsPerUser=str(value)
+    )
 
 
 def test_a_host_with_a_small_operations_quota_gets_a_new_shell_when_it_refuses(

@@ -101,6 +101,39 @@ def test_stop_terminates_the_running_pipeline(
         assert again.invoke() == ["one", 2, True]
 
 
+def test_a_pipeline_beyond_the_pools_runspaces_is_refused_loudly(server: InProcessServer) -> None:
+    """Windows queues a pipeline until one of the pool's MaxRunspaces runspaces is free, so a
+    client that starts one behind a pipeline that waits (for its input, say) waits for good;
+    winhost refuses it with a fault naming what it does not model instead of hanging."""
+    with RunspacePool(server.pypsrp(operation_timeout=1)) as pool:
+        waiting = PowerShell(pool)
+        waiting.add_script("sleep")
+        waiting.begin_invoke()
+        second = PowerShell(pool)
+        second.add_script("objects")
+        with pytest.raises(WSManFaultError) as err:
+            second.invoke()
+        assert "queued for a runspace" in err.value.reason
+        waiting.stop()
+        # A runspace is free again once the first pipeline has ended.
+        third = PowerShell(pool)
+        third.add_script("objects")
+        assert third.invoke() == ["one", 2, True]
+
+
+def test_a_pool_of_two_runspaces_runs_a_second_pipeline_beside_a_waiting_one(
+    server: InProcessServer,
+) -> None:
+    with RunspacePool(server.pypsrp(operation_timeout=1), max_runspaces=2) as pool:
+        waiting = PowerShell(pool)
+        waiting.add_script("sleep")
+        waiting.begin_invoke()
+        second = PowerShell(pool)
+        second.add_script("objects")
+        assert second.invoke() == ["one", 2, True]
+        waiting.stop()
+
+
 def test_stop_as_ms_psrp_spells_it_reports_stopped(
     server: InProcessServer, engine: ScriptedEngine
 ) -> None:

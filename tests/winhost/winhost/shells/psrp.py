@@ -359,6 +359,15 @@ class PowerShellHandler:
             )
         if described.is_nested:
             raise common.not_modelled_fault("nested PSRP pipelines")
+        busy = sum(1 for p in shell.commands.values() if p.process is not None and not p.ended)
+        if busy >= shell.pool.max_runspaces:
+            # Windows queues it until a runspace is free (RunspacePool.SetMaxRunspaces: "All
+            # requests above that number remain queued until runspaces become available"), so
+            # behind a pipeline waiting for input it would wait for good.
+            raise common.not_modelled_fault(
+                f"a pipeline queued for a runspace (all {shell.pool.max_runspaces} of the "
+                "pool's runspaces run pipelines; Windows would queue it until one ends)"
+            )
         converted = [
             api.PipelineCommand(
                 text=c.command_text, is_script=c.is_script, parameters=list(c.parameters)

@@ -400,6 +400,30 @@ options:
     ini:
       - section: winops_remoting
         key: session_max_kept
+  session_start_ahead:
+    description:
+      - With a kept session (O(session_persist)), create the next module task's pipeline
+        ahead. When a task that ran a module ends, the session creates a pipeline for Ansible's
+        module bootstrap that waits for its input, and the next module task only sends its
+        input to it, one request fewer while the task waits.
+      - Only Ansible's module bootstrap is created ahead. It runs no module code before it has
+        read the module's code from its input (before that it only checks the PowerShell
+        version and, with ansible-core 2.17, sets the code page with C(chcp.com)), so a pipeline
+        that no task uses has run no module when the session ends and closing the pool ends it.
+      - The kept pool is opened with two runspaces instead of one, so that a task that runs
+        something else first (C(raw), a file transfer) runs beside the waiting pipeline (Windows
+        would queue it behind that pipeline). The second runspace is created in the pool's
+        C(wsmprovhost) process only when such a task comes. V(false) creates each pipeline when
+        its task asks for it, in a pool of one runspace, as the builtin plugin does.
+    default: true
+    type: bool
+    vars:
+      - name: ansible_psrp_session_start_ahead
+    env:
+      - name: WINOPS_REMOTING_PSRP_START_AHEAD
+    ini:
+      - section: winops_remoting
+        key: psrp_session_start_ahead
   reconnection_retries:
     description:
       - Extra attempts after a transient failure. pypsrp retries refused or timed-out TCP
@@ -563,12 +587,15 @@ class Connection(TypedOptions, KeptSessionConnection):
     task whose pool is kept by an earlier task's holder process (kept._slot) never loads them.
     """
 
-    session_operations = ("execute", "put_file", "fetch_file")
+    session_operations = ("execute", "put_file", "fetch_file", "start_ahead")
     transport = "winops.remoting.psrp"
     module_implementation_preferences = (".ps1", ".exe", "")
     allow_executable = False
     has_pipelining = True
     allow_extras = True
+    # The module bootstrap this task ran (script, arguments), which its end asks a kept session
+    # to create ahead for the next module task.
+    _module_invocation: tuple[str, tuple[str, ...]] | None = None
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self.always_pipeline_modules = True
@@ -622,6 +649,7 @@ class Connection(TypedOptions, KeptSessionConnection):
             log=self._log_vvvvv,
             include_stacktrace=display.verbosity >= 3,
             warn=self._warn,
+            pipeline_ahead=settings.start_ahead and self._slot is not None and self._slot.may_keep,
         )
         session.open()
         return session
@@ -635,6 +663,8 @@ class Connection(TypedOptions, KeptSessionConnection):
         invocation = self._invocation_for(cmd, in_data)
         if invocation.description is None:
             display.vvv("PSRP EXEC (pipelined module bootstrap)", host=self._remote_host)
+            if invocation.input_lines:
+                self._module_invocation = (invocation.script, tuple(invocation.arguments))
         else:
             display.vvv(f"PSRP EXEC {self._redact(invocation.description)}", host=self._remote_host)
         rc, stdout, stderr = self._call(
@@ -676,6 +706,15 @@ class Connection(TypedOptions, KeptSessionConnection):
 
         # Anything else is PowerShell text; pass the exit code of a native program on.
         return _Invocation(f"{cmd}\nexit $LASTEXITCODE", input_lines, [], cmd)
+
+    def close(self) -> None:
+        # The task has ended: a kept session creates the next module task's pipeline now,
+        # while the controller prepares that task (session_start_ahead).
+        invocation, self._module_invocation = self._module_invocation, None
+        wanted = self.get_option("session_start_ahead") is not False  # else validated already
+        if invocation is not None and self._slot is not None and wanted:
+            self._slot.tell_kept("start_ahead", *invocation)
+        super().close()
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)

@@ -60,6 +60,12 @@ class SessionSlot:
         self._session: t.Any = None
 
     @property
+    def may_keep(self) -> bool:
+        """Whether a session this slot opens may be kept for later tasks (persistence is on,
+        in an Ansible worker), so that its opener can prepare it for what a kept one does."""
+        return self._persist
+
+    @property
     def session(self) -> t.Any:
         """The session in use: the task's own, a KeptSession, or None before ``open()``."""
         return self._session

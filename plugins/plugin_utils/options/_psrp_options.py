@@ -87,6 +87,8 @@ class PsrpSettings(ConnectionSettings):
 
     wsman_kwargs: dict[str, t.Any] = field(repr=False)  # password, proxy
     configuration_name: str
+    # A kept session creates the next module task's pipeline when a module task ends.
+    start_ahead: bool = True
 
 
 def passthrough_kwargs() -> frozenset[str]:
@@ -423,4 +425,7 @@ def read_settings(
         + proxy_secrets(proxy),
         wsman_kwargs=wsman_kwargs,
         configuration_name=configuration_name,
+        start_ahead=_validation.boolean(
+            source.label("session_start_ahead"), source.value("session_start_ahead")
+        ),
     )

@@ -43,6 +43,11 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled im
     connection_lost,
     environment_read_once,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_ahead import (
+    InputRefused,
+    create_waiting_for_input,
+    send_input,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_output import (
     PipelineResult,
     collect_result,
@@ -110,6 +115,20 @@ HOST_NAME = "winops.remoting.psrp"
 # (Kept sessions); 100 is our margin, not a measured figure: a renewal costs one pool open in
 # a hundred tasks.
 PIPELINES_PER_POOL = 100
+
+# The runspaces of a pool that keeps a module pipeline created ahead: that pipeline waits for
+# its input in one, and Windows queues any other pipeline until a runspace is free
+# (RunspacePool.SetMaxRunspaces), so a task that runs something else first (raw, a put) needs
+# the second. One pipeline of the session runs at a time, so two are never short.
+RUNSPACES_WITH_A_PIPELINE_AHEAD = 2
+
+
+class _PipelineAhead(t.NamedTuple):
+    """A module pipeline created ahead of the task that will send its input (start_ahead)."""
+
+    request: tuple[str, tuple[str, ...]]  # its script and arguments
+    pipeline: PowerShell
+    pool: RunspacePool
 
 
 class CommandTimeoutError(AnsibleError):
@@ -198,7 +217,10 @@ class PsrpSession:
         sleep: c.Callable[[float], None] = time.sleep,
         clock: c.Callable[[], float] = time.monotonic,
         warn: c.Callable[[str], None] | None = None,
+        pipeline_ahead: bool = False,
     ) -> None:
+        """``pipeline_ahead``: this session may be kept and create module pipelines ahead
+        (start_ahead), so its pools open with RUNSPACES_WITH_A_PIPELINE_AHEAD runspaces."""
         self.settings = settings
         self._log = log or (lambda message: None)
         # What the user must hear of (a pool left on the host), at any verbosity.
@@ -222,6 +244,10 @@ class PsrpSession:
         self._open_left_nothing = False
         # Pipelines started in the open pool, towards PIPELINES_PER_POOL.
         self._pipelines_in_pool = 0
+        self._pipeline_ahead_allowed = pipeline_ahead
+        # The module pipeline waiting for the next module task's input, and the one asked for.
+        self._ahead: _PipelineAhead | None = None
+        self._request_to_start_ahead: tuple[str, tuple[str, ...]] | None = None
         self._logon = KerberosLogon()  # when a Kerberos logon must be made again
 
     @property
@@ -323,7 +349,14 @@ class PsrpSession:
         self._prepare_transport(wsman)
         # pypsrp's hints say str for the version, but None is its documented "no version".
         host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)  # type: ignore[arg-type]
-        pool = RunspacePool(wsman, host=host, configuration_name=self.settings.configuration_name)
+        # One runspace (pypsrp's default, what the builtin plugin asks for) unless a pipeline may
+        # wait in one for the next module task.
+        runspaces: dict[str, t.Any] = {}
+        if self._pipeline_ahead_allowed:
+            runspaces["max_runspaces"] = RUNSPACES_WITH_A_PIPELINE_AHEAD
+        pool = RunspacePool(
+            wsman, host=host, configuration_name=self.settings.configuration_name, **runspaces
+        )
         # The pool's one Serializer writes pipeline input and reads output (session._psrp_strings).
         skip_needless_escaping(getattr(pool, "_serializer", None))
         # pypsrp's open() gives up on the first OperationTimeout answer to its Receive; that
@@ -499,6 +532,7 @@ class PsrpSession:
     def _close_pool(self) -> None:
         pool, self._pool = self._pool, None
         self._finished_pipeline = None
+        self._ahead = None  # ends with its pool
         if pool is None:
             return
         try:
@@ -544,7 +578,8 @@ class PsrpSession:
         off the result, so large outputs need not be held in memory.
         """
         self._release_finished_pipeline()
-        pipeline = self._pipeline(script, arguments)
+        ahead = self._take_ahead(script, arguments, input_lines)
+        pipeline = ahead or self._pipeline(script, arguments)
 
         deadline = None
         if self.settings.command_timeout:
@@ -557,21 +592,12 @@ class PsrpSession:
         began = False
         try:
             with self._credentials():
-                # Create + Send: never repeated, whatever happens...
-                try:
-                    pipeline.begin_invoke(pipeline_input)
-                except WSManFaultError as fault:
-                    # ...except when the host answered that it no longer has the pool (a kept
-                    # pool ends with a WinRM restart or a reboot): nothing was started.
-                    if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
-                        raise
-                    self._log("the host no longer has the runspace pool; opening a new one")
-                    self._forget_pool()
-                    self.open()
+                if ahead is not None and not self._send_input_to_ahead(ahead, pipeline_input):
+                    ahead = None
                     pipeline = self._pipeline(script, arguments)
-                    pipeline.begin_invoke(pipeline_input)
+                if ahead is None:
+                    pipeline = self._begin(pipeline, script, arguments, pipeline_input)
                 began = True
-                self._pipelines_in_pool += 1
                 while pipeline.state == PSInvocationState.RUNNING:
                     poll_timeout = self._poll_timeout(deadline)
                     self._retry(
@@ -592,6 +618,96 @@ class PsrpSession:
         self._finished_pipeline = pipeline
         return self._result(pipeline)
 
+    def _begin(
+        self, pipeline: PowerShell, script: str, arguments: c.Sequence[str], pipeline_input: t.Any
+    ) -> PowerShell:
+        """Create + Send: never repeated, whatever happens, except when the host answered that
+        it no longer has the pool (a kept pool ends with a WinRM restart or a reboot): nothing
+        was started, and the pipeline that runs is created in a new pool."""
+        try:
+            pipeline.begin_invoke(pipeline_input)
+        except WSManFaultError as fault:
+            if fault_code(fault) != _wsman_faults.SHELL_NOT_FOUND:
+                raise
+            self._log("the host no longer has the runspace pool; opening a new one")
+            self._forget_pool()
+            self.open()
+            pipeline = self._pipeline(script, arguments)
+            pipeline.begin_invoke(pipeline_input)
+        self._pipelines_in_pool += 1
+        return pipeline
+
+    def _take_ahead(
+        self, script: str, arguments: c.Sequence[str], input_lines: c.Iterable[str] | None
+    ) -> PowerShell | None:
+        """The pipeline created ahead for this script and these arguments, taken for this
+        run; None when there is none (a pipeline ahead for something else stays)."""
+        ahead = self._ahead
+        if ahead is None or ahead.pool is not self._pool:
+            return None
+        if input_lines is None or isinstance(input_lines, c.Iterator):
+            return None  # only a module's input, a list, goes to a pipeline created ahead
+        if ahead.request != (script, tuple(arguments)):
+            return None
+        self._ahead = None
+        return ahead.pipeline
+
+    def _send_input_to_ahead(self, pipeline: PowerShell, pipeline_input: t.Any) -> bool:
+        """Send the input to a pipeline created ahead; False when the host took none of it
+        (any fault to the first Send), and the run's own pipeline is created afresh, for the
+        first time, by ``_begin`` (which opens a new pool when the host has lost this one)."""
+        try:
+            send_input(pipeline, pipeline_input or [])
+        except InputRefused as refused:
+            self._log(f"the pipeline created ahead took no input ({refused}); creating it now")
+            if fault_code(refused.fault) == _wsman_faults.SHELL_NOT_FOUND:
+                # The pipeline or its whole pool is gone (Windows answers both with this code,
+                # pypsrp recording test_winrs_bad_cmd_id.yml): nothing to stop.
+                self._require_pool().pipelines.pop(pipeline.id, None)
+            else:
+                self._stop(pipeline, refused.fault)
+            return False
+        self._log(f"using pipeline {pipeline.id}, created ahead after an earlier task")
+        return True
+
+    def start_ahead(self, script: str, arguments: c.Sequence[str]) -> None:
+        """Between tasks (a module task's end tells the holder, kept._slot): in ``settle``,
+        after the answer, create a pipeline for this script and these arguments that waits for
+        its input, so that the next module task only sends its input (session._psrp_ahead).
+
+        Only for Ansible's module bootstrap, which runs no module code before it has read the
+        module from its input (as the connection plugin tells), so a pipeline that no task uses
+        has run no module when the pool's close ends it. Not within a task: one at a time."""
+        if self._pipeline_ahead_allowed and self.settings.start_ahead and self.is_open:
+            self._request_to_start_ahead = (script, tuple(arguments))
+
+    def _start_ahead(self) -> None:
+        request, self._request_to_start_ahead = self._request_to_start_ahead, None
+        pool = self._pool
+        if request is None or pool is None:
+            return
+        if self._ahead is not None:
+            if self._ahead.request == request:
+                return  # one waits already
+            stale, self._ahead = self._ahead, None
+            self._stop(stale.pipeline, RuntimeError("another module bootstrap"))
+        pipeline = self._pipeline(*request)
+        try:
+            with self._credentials():
+                create_waiting_for_input(pipeline)
+        except Exception as err:
+            self._log(f"creating a pipeline ahead for the next module task failed: {err}")
+            if pipeline.state == PSInvocationState.RUNNING:
+                self._stop(pipeline, err)
+            elif not isinstance(err, WSManFaultError):
+                # The host may have created it without our hearing of it: a pipeline waiting
+                # for input that nothing stops would hold a runspace. A new pool starts clean.
+                self._close_pool()
+            return
+        self._pipelines_in_pool += 1
+        self._ahead = _PipelineAhead(request, pipeline, pool)
+        self._log(f"created pipeline {pipeline.id} ahead for the next module task")
+
     def _pipeline(self, script: str, arguments: c.Sequence[str]) -> PowerShell:
         pipeline = PowerShell(self._require_pool())
         pipeline.add_script(script, use_local_scope=True)
@@ -603,6 +719,7 @@ class PsrpSession:
         """Drop a pool the host no longer has, without asking the host to close it."""
         pool, self._pool = self._pool, None
         self._finished_pipeline = None
+        self._ahead = None
         if pool is not None:
             pool.connection.close()
 
@@ -654,8 +771,11 @@ class PsrpSession:
                 f"renewing the runspace pool after {self._pipelines_in_pool} pipelines "
                 "(what they loaded into its wsmprovhost process stays until it ends)"
             )
+            if self._ahead is not None and self._request_to_start_ahead is None:
+                self._request_to_start_ahead = self._ahead.request  # again, in the new pool
             self._close_pool()
             self.open()
+        self._start_ahead()
 
     def _release_finished_pipeline(self) -> None:
         pipeline, self._finished_pipeline = self._finished_pipeline, None

@@ -124,6 +124,41 @@ def test_winrm_starts_the_next_module_ahead_and_runs_each_once(
     )
 
 
+@pytest.mark.parametrize("start_ahead", [True, False], ids=["start-ahead", "off"])
+def test_psrp_creates_the_next_module_pipeline_ahead_and_runs_each_once(
+    e2e: t.Any, tmp_path: Path, start_ahead: bool
+) -> None:
+    """With session_start_ahead, each module task after the first finds its pipeline created:
+    the host gets one Command more than there are tasks, for the task that never came, which
+    ran nothing and ends with the pool. A raw task between them runs beside the pipeline that
+    waits (the kept pool has two runspaces; with one, Windows would queue it for good, which
+    winhost refuses)."""
+    host = e2e.matrix_target.name
+    before = _tally_when_quiet(e2e, host)
+    counters_before = e2e.winhost.state(host)["counters"]
+    run_before = e2e.commands_run(host)
+    raw = {"name": "raw in between", "ansible.builtin.raw": "Write-Output between"}
+    run = _run(
+        e2e,
+        "winops.remoting.psrp",
+        _pings(tmp_path / "pings.yml", TASKS, between=[raw]),
+        tmp_path,
+        ansible_psrp_session_start_ahead=start_ahead,
+    )
+    assert run.returncode == 0, run.describe()
+    assert "between" in run.describe()
+    assert e2e.open_shells_at_most(host, before["open_shells"]) == before["open_shells"]
+    running_before = counters_before["running_commands"]
+    assert e2e.running_commands_at_most(host, running_before) == running_before
+    assert e2e.commands_run(host) - run_before == TASKS + 1
+    started = e2e.winhost.state(host)["counters"]["commands_started"]
+    assert started - counters_before["commands_started"] == TASKS + 1 + (1 if start_ahead else 0), (
+        run.describe()
+    )
+    after = _tally(e2e, host)
+    assert after["pool_open"] - before["pool_open"] == 1, (before, after)
+
+
 # Commands a kept session runs before it is renewed, and the logons a renewal costs: a new
 # pool is a new connection, a new shell is made on the same one.
 RENEWAL = {
@@ -394,8 +429,9 @@ def test_a_winrm_restart_between_tasks_is_survived_without_running_twice(
     assert e2e.commands_run(host) - commands_before == 2
     # winrm: the two processes started ahead after ping 0 went with the restart; ping 1's input
     # was refused by the host, so ping 1 started its own (and two more were started after it).
+    # psrp: the same with one pipeline created ahead, and ping 1's in the new pool.
     started = e2e.winhost.state(host)["counters"]["commands_started"] - started_before
-    assert started == (6 if plugin == "winops.remoting.winrm" else 2), run.describe()
+    assert started == (6 if plugin == "winops.remoting.winrm" else 4), run.describe()
 
 
 @pytest.mark.parametrize("plugin", OUR_PLUGINS)

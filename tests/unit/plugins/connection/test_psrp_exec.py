@@ -12,6 +12,7 @@ from ansible.errors import AnsibleError, AnsibleFileNotFound
 from test_psrp_support import OURS, load_connection
 
 from ansible_collections.winops.remoting.plugins.connection import psrp
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _slot
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_session
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_output import (
     PipelineResult,
@@ -33,6 +34,7 @@ class FakeSession:
 
     def __init__(self, settings: t.Any, **kwargs: t.Any) -> None:
         self.settings = settings
+        self.kwargs = kwargs
         self.runs: list[tuple[str, list[str] | None, list[str]]] = []
         self.puts: list[tuple[str, str]] = []
         self.fetches: list[tuple[str, str]] = []
@@ -112,6 +114,50 @@ def test_pipelined_module_runs_the_bootstrap_in_the_runspace(
     assert arguments == []
     assert "PSRP EXEC (pipelined module bootstrap)" in shown.lines
     assert script not in shown.text
+
+
+def _told_at_close(connection: t.Any) -> list[tuple[str, tuple[t.Any, ...]]]:
+    told: list[tuple[str, tuple[t.Any, ...]]] = []
+    connection._slot.tell_kept = lambda operation, *args: told.append((operation, args))
+    connection.close()
+    return told
+
+
+def test_a_task_that_ran_a_module_asks_its_kept_session_to_create_the_next_ahead(
+    connection: t.Any,
+) -> None:
+    """At the task's end, and only for the module bootstrap (run with input)."""
+    bootstrap = connection._shell.build_module_command("", "", "")
+    connection.exec_command("hostname")
+    connection.exec_command(bootstrap, in_data=b"payload")
+    (script, _input, arguments) = session().runs[-1]
+    assert _told_at_close(connection) == [("start_ahead", (script, tuple(arguments)))]
+
+
+def test_a_task_without_a_module_asks_for_nothing(connection: t.Any) -> None:
+    connection.exec_command("hostname")
+    assert _told_at_close(connection) == []
+
+
+def test_session_start_ahead_false_asks_for_nothing_and_keeps_one_runspace() -> None:
+    FakeSession.instances.clear()
+    with mock.patch.object(_psrp_session, "PsrpSession", FakeSession):
+        connection = load_connection(OURS, {**VARIABLES, "ansible_psrp_session_start_ahead": "no"})
+        connection.exec_command(connection._shell.build_module_command("", "", ""), b"payload")
+        assert session().kwargs["pipeline_ahead"] is False
+        assert _told_at_close(connection) == []
+
+
+def test_a_session_that_cannot_be_kept_opens_a_pool_of_one_runspace(connection: t.Any) -> None:
+    """Outside an Ansible worker no session is kept, so no pipeline will wait in the pool."""
+    connection.exec_command("hostname")
+    assert session().kwargs["pipeline_ahead"] is False
+
+
+def test_a_session_that_may_be_kept_opens_a_pool_for_a_pipeline_ahead(connection: t.Any) -> None:
+    with mock.patch.object(_slot.SessionSlot, "may_keep", True):
+        connection.exec_command("hostname")
+    assert session().kwargs["pipeline_ahead"] is True
 
 
 def test_encoded_script_is_decoded_and_shown(connection: t.Any, shown: Shown) -> None:

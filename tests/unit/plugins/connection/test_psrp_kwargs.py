@@ -388,6 +388,7 @@ def test_wsman_arguments_match_the_builtin(index: int, pem_files: dict[str, str]
     ours, _connection = connect_ours(variables)
     expected = {**BASE_EXPECTED, **row.expected}
     assert ours.wsman_kwargs == expected
+    # P21: outside an Ansible worker no session is kept, so the pool has one runspace.
     assert ours.runspace_kwargs == {"configuration_name": row.configuration_name}
 
     if row.builtin_delta == BUILTIN_RAISES:

@@ -52,6 +52,10 @@ class ServerSide:
         self.files: dict[str, bytes] = {}
         self.pools_opened = 0
         self.pools_closed = 0
+        # Faults the host answers the next Command or Send with (what a pool or pipeline that
+        # is gone gets), in order.
+        self.command_faults: list[BaseException] = []
+        self.send_faults: list[BaseException] = []
 
     def feed(self, data: bytes, pipeline_id: uuid.UUID | None) -> None:
         self.pool.receive_data(psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline_id))
@@ -105,6 +109,8 @@ class LoopbackShell:
         self.server.feed(base64.b64decode(open_content.text or ""), None)
 
     def command(self, executable: str, arguments: list[str], command_id: str) -> ET.Element:
+        if self.server.command_faults:
+            raise self.server.command_faults.pop(0)
         pipeline_id = uuid.UUID(command_id)
         self.server.commands_started.append(command_id)
         psrpcore.ServerPipeline(self.server.pool, pipeline_id)
@@ -116,6 +122,8 @@ class LoopbackShell:
         return body
 
     def send(self, stream: str, data: bytes, command_id: str | None = None) -> None:
+        if self.server.send_faults:
+            raise self.server.send_faults.pop(0)
         self.server.sent_sizes.append(len(base64.b64encode(data)))
         self.server.feed(data, uuid.UUID(command_id) if command_id else None)
 
@@ -202,12 +210,141 @@ def server() -> t.Iterator[ServerSide]:
         yield side
 
 
-def open_real_session(**overrides: t.Any) -> PsrpSession:
+def open_real_session(*, pipeline_ahead: bool = False, **overrides: t.Any) -> PsrpSession:
     settings = make_settings(**overrides)
     settings.wsman_kwargs.update(server="win-01.example.com", port=5986, ssl=True)
-    session = PsrpSession(settings, sleep=lambda seconds: None)
+    session = PsrpSession(settings, sleep=lambda seconds: None, pipeline_ahead=pipeline_ahead)
     session.open()
     return session
+
+
+def _one_task(session: PsrpSession, line: str) -> str:
+    """A module task through a kept session: its run, then what the holder does after it."""
+    stdout = session.run("echo", [line]).stdout
+    session.settle()
+    session.start_ahead("echo", ())  # the task's end tells the holder (kept._slot)
+    session.settle()
+    return stdout
+
+
+def _gone_fault() -> WSManFaultError:
+    return WSManFaultError(
+        _psrp_session._wsman_faults.SHELL_NOT_FOUND,
+        "loopback",
+        "the shell was not found",
+        "",
+        "",
+        "",
+    )
+
+
+def test_the_next_module_pipeline_is_created_ahead_and_takes_the_next_tasks_input(
+    server: ServerSide,
+) -> None:
+    """session_start_ahead: the host gets the next module task's Command between tasks, and
+    the task only sends its input there; every input runs once, in its own pipeline."""
+    session = open_real_session(pipeline_ahead=True)
+    assert session._require_pool().max_runspaces == 2
+    assert _one_task(session, "one") == "got one"
+    first, ahead = server.commands_started
+    assert server.inputs[uuid.UUID(ahead)] == []  # created, and waiting for its input
+    assert _one_task(session, "two") == "got two"
+    assert server.commands_started[:2] == [first, ahead]
+    assert server.inputs[uuid.UUID(ahead)] == ["two"]
+    assert len(server.commands_started) == 3  # the next one waits already
+    assert [inputs for inputs in server.inputs.values() if inputs] == [["one"], ["two"]]
+    session.close()
+    assert server.pools_closed == 1
+
+
+def test_without_a_kept_pool_nothing_is_created_ahead(server: ServerSide) -> None:
+    session = open_real_session()
+    assert session._require_pool().max_runspaces == 1
+    assert _one_task(session, "one") == "got one"
+    assert _one_task(session, "two") == "got two"
+    assert len(server.commands_started) == 2
+    session.close()
+
+
+def test_a_pipeline_ahead_stays_for_a_module_while_other_scripts_run(server: ServerSide) -> None:
+    session = open_real_session(pipeline_ahead=True)
+    _one_task(session, "one")
+    ahead = server.commands_started[1]
+    assert session.run("Get-Item C:\\nope").rc == 0  # another script: its own pipeline
+    assert server.inputs[uuid.UUID(ahead)] == []
+    assert session.run("echo", ["two"]).stdout == "got two"
+    assert server.inputs[uuid.UUID(ahead)] == ["two"]
+    assert len(server.commands_started) == 3
+    session.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "stopped"),
+    [(_psrp_session._wsman_faults.SHELL_NOT_FOUND, False), (2150858770, True)],
+    ids=["pipeline-gone", "other-fault"],
+)
+def test_a_pipeline_ahead_that_took_no_input_is_replaced_and_the_task_runs_once(
+    server: ServerSide, code: int, stopped: bool
+) -> None:
+    """Any fault to the first Send means the host took none of the input: the task's own
+    pipeline is created then, for the first time, in the same pool. One the host still has is
+    stopped; for an unknown command id (ERROR_WSMAN_SHELL_NOT_FOUND) there is nothing to stop."""
+    session = open_real_session(pipeline_ahead=True)
+    _one_task(session, "one")
+    ahead = server.commands_started[1]
+    server.send_faults.append(WSManFaultError(code, "loopback", "refused", "", "", ""))
+    assert session.run("echo", ["two"]).stdout == "got two"
+    assert ((SignalCode.PS_CTRL_C, ahead.upper()) in server.signals) == stopped
+    assert server.inputs[uuid.UUID(ahead)] == []
+    assert [inputs for inputs in server.inputs.values() if inputs] == [["one"], ["two"]]
+    assert server.pools_opened == 1
+    session.close()
+
+
+def test_a_pipeline_ahead_whose_pool_is_gone_runs_the_task_in_a_new_pool(
+    server: ServerSide,
+) -> None:
+    """After a WinRM restart the host no longer has the kept pool: the first Send to the
+    pipeline created ahead and the Command that replaces it are answered
+    ERROR_WSMAN_SHELL_NOT_FOUND, nothing ran, and the task runs once in a new pool."""
+    session = open_real_session(pipeline_ahead=True)
+    _one_task(session, "one")
+    server.send_faults.append(_gone_fault())
+    server.command_faults.append(_gone_fault())
+    assert session.run("echo", ["two"]).stdout == "got two"
+    assert server.pools_opened == 2
+    assert [inputs for inputs in server.inputs.values() if inputs] == [["one"], ["two"]]
+    session.close()
+
+
+def test_a_failed_creation_ahead_leaves_the_next_task_to_create_its_pipeline(
+    server: ServerSide,
+) -> None:
+    session = open_real_session(pipeline_ahead=True)
+    assert session.run("echo", ["one"]).stdout == "got one"
+    session.settle()
+    server.command_faults.append(_gone_fault())
+    session.start_ahead("echo", ())
+    session.settle()
+    assert len(server.commands_started) == 1  # refused: nothing waits
+    assert session.run("echo", ["two"]).stdout == "got two"
+    assert len(server.commands_started) == 2
+    session.close()
+
+
+def test_a_renewed_pool_gets_the_pipeline_ahead_again(
+    server: ServerSide, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_psrp_session, "PIPELINES_PER_POOL", 3)
+    session = open_real_session(pipeline_ahead=True)
+    for number in range(4):
+        assert _one_task(session, str(number)) == f"got {number}"
+    # Pipelines 1 and 2 ran, 3 was created ahead: the pool was renewed between tasks, and the
+    # next module pipeline created ahead in the new one.
+    assert (server.pools_opened, server.pools_closed) == (2, 1)
+    assert session.run("echo", ["again"]).stdout == "got again"
+    assert [inputs for inputs in server.inputs.values() if inputs][-1] == ["again"]
+    session.close()
 
 
 def test_command_output_input_and_exit_code(server: ServerSide) -> None:

@@ -153,8 +153,11 @@ class FakeRemote:
 class FakeRunspacePool:
     remote: FakeRemote
 
-    def __init__(self, connection: FakeWSMan, host: t.Any, configuration_name: str) -> None:
+    def __init__(
+        self, connection: FakeWSMan, host: t.Any, configuration_name: str, max_runspaces: int = 1
+    ) -> None:
         self.connection = connection
+        self.max_runspaces = max_runspaces
         self.host = host
         self.configuration_name = configuration_name
         self.id = str(uuid.uuid4()).upper()

@@ -1,0 +1,71 @@
+"""A PSRP pipeline created before its input exists, and that input sent to it later.
+
+Internal use only: this module is not part of the collection's public API.
+
+pypsrp's ``PowerShell.begin_invoke`` sends a pipeline's CREATE_PIPELINE (the WinRS Command) and
+its input (Sends) in one call. A kept session creates the next module task's pipeline between
+tasks, off the task's path (session._psrp_session ``start_ahead``), and the task then only
+sends its input: one request fewer while the task waits (docs/sessions.md).
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import typing as t
+
+if t.TYPE_CHECKING:
+    from pypsrp.powershell import PowerShell
+
+
+class InputRefused(Exception):
+    """The host answered a pipeline's first input Send with a WS-Management fault, so it took
+    none of the input (the pipeline or its pool is gone): the task may create its pipeline
+    afresh, for the first time."""
+
+    def __init__(self, fault: BaseException) -> None:
+        super().__init__(str(fault))
+        self.fault = fault
+
+
+class _InputComesLater(Exception):
+    """Stops pypsrp's begin_invoke where it asks for the first input."""
+
+
+def _input_comes_later() -> c.Iterator[t.Any]:
+    raise _InputComesLater
+    yield  # a generator: begin_invoke takes input from a generator one item at a time
+
+
+def create_waiting_for_input(pipeline: PowerShell) -> None:
+    """Create ``pipeline`` on the host as pypsrp creates one that takes input (CREATE_PIPELINE
+    with NoInput false), and send no input: on the host its script runs until it reads its
+    input, and waits there."""
+    from pypsrp.complex_objects import PSInvocationState
+
+    try:
+        pipeline.begin_invoke(_input_comes_later())
+    except _InputComesLater:
+        pass
+    if pipeline.state != PSInvocationState.RUNNING:
+        raise RuntimeError("internal error: pypsrp asked for input before creating the pipeline")
+
+
+def send_input(pipeline: PowerShell, lines: c.Sequence[str]) -> None:
+    """Send ``lines`` as the pipeline's input objects and end its input, as begin_invoke sends
+    a list. InputRefused when the host faulted the first Send (it took nothing); a failure of
+    a later Send is raised as it is (the host has part of the input)."""
+    from pypsrp.exceptions import WSManFaultError
+    from pypsrp.messages import EndOfPipelineInput, PipelineInput
+
+    pool = pipeline.runspace_pool
+    messages: list[t.Any] = [PipelineInput(data=line) for line in lines]
+    messages.append(EndOfPipelineInput())
+    fragments = pool._fragmenter.fragment_multiple(messages, pool.id, pipeline.id)
+    command_id = pipeline._command_id
+    for number, fragment in enumerate(fragments):
+        try:
+            pool.shell.send("stdin", fragment, command_id=command_id)
+        except WSManFaultError as fault:
+            if number == 0:
+                raise InputRefused(fault) from None
+            raise

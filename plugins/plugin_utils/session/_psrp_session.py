@@ -701,8 +701,10 @@ class PsrpSession:
                 self._stop(pipeline, err)
             elif not isinstance(err, WSManFaultError):
                 # The host may have created it without our hearing of it: a pipeline waiting
-                # for input that nothing stops would hold a runspace. A new pool starts clean.
+                # for input that nothing stops would hold a runspace. A new pool starts clean
+                # (should that fail, the holder ends and the next task opens its own).
                 self._close_pool()
+                self.open()
             return
         self._pipelines_in_pool += 1
         self._ahead = _PipelineAhead(request, pipeline, pool)

@@ -20,6 +20,7 @@ from unittest import mock
 
 import psrpcore
 import pytest
+import requests
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, HostMethodIdentifier, NETException
 from pypsrp.exceptions import WSManFaultError
 from pypsrp.shell import SignalCode
@@ -329,6 +330,20 @@ def test_a_failed_creation_ahead_leaves_the_next_task_to_create_its_pipeline(
     assert len(server.commands_started) == 1  # refused: nothing waits
     assert session.run("echo", ["two"]).stdout == "got two"
     assert len(server.commands_started) == 2
+    session.close()
+
+
+def test_a_creation_ahead_cut_off_replaces_the_pool(server: ServerSide) -> None:
+    """A Command whose answer never came may have created the pipeline, which would then wait
+    in a runspace for input that never comes: the pool is replaced, and the next task runs."""
+    session = open_real_session(pipeline_ahead=True)
+    assert session.run("echo", ["one"]).stdout == "got one"
+    session.settle()
+    server.command_faults.append(requests.ConnectionError("Connection aborted."))
+    session.start_ahead("echo", ())
+    session.settle()
+    assert (server.pools_opened, server.pools_closed) == (2, 1)
+    assert session.run("echo", ["two"]).stdout == "got two"
     session.close()
 
 

@@ -115,6 +115,11 @@ BAD_VALUES: list[tuple[str, dict[str, t.Any], str]] = [
         f"Invalid value 'maybe' for ansible_psrp_ignore_proxy: expected {BOOLEAN}",
     ),
     (
+        "session_start_ahead maybe",
+        {"ansible_psrp_session_start_ahead": "maybe"},
+        f"Invalid value 'maybe' for ansible_psrp_session_start_ahead: expected {BOOLEAN}",
+    ),
+    (
         "negotiate_delegate perhaps",
         {"ansible_psrp_negotiate_delegate": "perhaps"},
         f"Invalid value 'perhaps' for ansible_psrp_negotiate_delegate: expected {BOOLEAN}",

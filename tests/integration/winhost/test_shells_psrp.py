@@ -106,32 +106,35 @@ def test_a_pipeline_beyond_the_pools_runspaces_is_refused_loudly(server: InProce
     client that starts one behind a pipeline that waits (for its input, say) waits for good;
     winhost refuses it with a fault naming what it does not model instead of hanging."""
     with RunspacePool(server.pypsrp(operation_timeout=1)) as pool:
-        waiting = PowerShell(pool)
-        waiting.add_script("sleep")
-        waiting.begin_invoke()
-        second = PowerShell(pool)
-        second.add_script("objects")
+        waiting = _sleeping(pool)
         with pytest.raises(WSManFaultError) as err:
-            second.invoke()
+            _script(pool, "objects").invoke()
         assert "queued for a runspace" in err.value.reason
         waiting.stop()
         # A runspace is free again once the first pipeline has ended.
-        third = PowerShell(pool)
-        third.add_script("objects")
-        assert third.invoke() == ["one", 2, True]
+        assert _script(pool, "objects").invoke() == ["one", 2, True]
 
 
 def test_a_pool_of_two_runspaces_runs_a_second_pipeline_beside_a_waiting_one(
     server: InProcessServer,
 ) -> None:
     with RunspacePool(server.pypsrp(operation_timeout=1), max_runspaces=2) as pool:
-        waiting = PowerShell(pool)
-        waiting.add_script("sleep")
-        waiting.begin_invoke()
-        second = PowerShell(pool)
-        second.add_script("objects")
-        assert second.invoke() == ["one", 2, True]
+        waiting = _sleeping(pool)
+        assert _script(pool, "objects").invoke() == ["one", 2, True]
         waiting.stop()
+
+
+def _script(pool: RunspacePool, script: str) -> PowerShell:
+    pipeline = PowerShell(pool)
+    pipeline.add_script(script)
+    return pipeline
+
+
+def _sleeping(pool: RunspacePool) -> PowerShell:
+    """A pipeline that runs until it is stopped."""
+    pipeline = _script(pool, "sleep")
+    pipeline.begin_invoke()
+    return pipeline
 
 
 def test_stop_as_ms_psrp_spells_it_reports_stopped(
@@ -265,13 +268,9 @@ def test_finished_pipelines_free_their_operation(
             ps = PowerShell(pool)
             ps.add_script("objects")
             assert ps.invoke() == ["one", 2, True]
-        running = PowerShell(pool)
-        running.add_script("sleep")
-        running.begin_invoke()
-        another = PowerShell(pool)
-        another.add_script("objects")
+        running = _sleeping(pool)
         with pytest.raises(WSManFaultError) as err:
-            another.invoke()
+            _script(pool, "objects").invoke()
         assert err.value.code == 2150859174
         running.stop()
 

@@ -32,8 +32,9 @@ class _InputComesLater(Exception):
 
 
 def _input_comes_later() -> c.Iterator[t.Any]:
+    """A generator (begin_invoke takes input from one item at a time) without a first item."""
+    yield from ()
     raise _InputComesLater
-    yield  # a generator: begin_invoke takes input from a generator one item at a time
 
 
 def create_waiting_for_input(pipeline: PowerShell) -> None:

@@ -593,9 +593,6 @@ class Connection(TypedOptions, KeptSessionConnection):
     allow_executable = False
     has_pipelining = True
     allow_extras = True
-    # The module bootstrap this task ran (script, arguments), which its end asks a kept session
-    # to create ahead for the next module task.
-    _module_invocation: tuple[str, tuple[str, ...]] | None = None
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self.always_pipeline_modules = True
@@ -664,7 +661,7 @@ class Connection(TypedOptions, KeptSessionConnection):
         if invocation.description is None:
             display.vvv("PSRP EXEC (pipelined module bootstrap)", host=self._remote_host)
             if invocation.input_lines:
-                self._module_invocation = (invocation.script, tuple(invocation.arguments))
+                self._next_module_ahead = (invocation.script, tuple(invocation.arguments))
         else:
             display.vvv(f"PSRP EXEC {self._redact(invocation.description)}", host=self._remote_host)
         rc, stdout, stderr = self._call(
@@ -706,15 +703,6 @@ class Connection(TypedOptions, KeptSessionConnection):
 
         # Anything else is PowerShell text; pass the exit code of a native program on.
         return _Invocation(f"{cmd}\nexit $LASTEXITCODE", input_lines, [], cmd)
-
-    def close(self) -> None:
-        # The task has ended: a kept session creates the next module task's pipeline now,
-        # while the controller prepares that task (session_start_ahead).
-        invocation, self._module_invocation = self._module_invocation, None
-        wanted = self.get_option("session_start_ahead") is not False  # else validated already
-        if invocation is not None and self._slot is not None and wanted:
-            self._slot.tell_kept("start_ahead", *invocation)
-        super().close()
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)

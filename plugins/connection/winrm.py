@@ -547,8 +547,6 @@ class Connection(TypedOptions, KeptSessionConnection):
     has_pipelining = True
     allow_extras = True
     always_pipeline_modules = True
-    # The module bootstrap this task ran, which its end asks a kept session to start ahead.
-    _module_command_line: str | None = None
     has_native_async = True
     _shell_type = "powershell"
 
@@ -682,7 +680,7 @@ class Connection(TypedOptions, KeptSessionConnection):
             self._log(5, f"WINRM EXEC {cmd!r}")
         command_line = self._command_line(cmd)
         if in_data and self._is_module_bootstrap(cmd):
-            self._module_command_line = command_line
+            self._next_module_ahead = (command_line,)
         rc, raw_stdout, raw_stderr = self._call("execute", command_line, in_data)
         stdout = raw_stdout.decode("utf-8", errors="surrogateescape")
         stderr = raw_stderr.decode("utf-8", errors="surrogateescape")
@@ -699,15 +697,6 @@ class Connection(TypedOptions, KeptSessionConnection):
 
         cleaned = clean_stderr(stderr)
         return rc, raw_stdout, cleaned.encode("utf-8", errors="surrogateescape")
-
-    def close(self) -> None:
-        # The task has ended: a kept session starts the next module task's powershell.exe now,
-        # while the controller prepares that task (session_start_ahead).
-        line, self._module_command_line = self._module_command_line, None
-        wanted = self.get_option("session_start_ahead") is not False  # else validated already
-        if line is not None and self._slot is not None and wanted:
-            self._slot.tell_kept("start_ahead", line)
-        super().close()
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)

@@ -27,6 +27,9 @@ class KeptSessionConnection(ConnectionBase):
 
     # The session methods a task may call, here or in the holder that keeps the session.
     session_operations: tuple[str, ...] = ()
+    # What this task's end asks a kept session to start ahead for the next module task (the
+    # arguments of the session's start_ahead; session_start_ahead), set when a module ran.
+    _next_module_ahead: tuple[t.Any, ...] | None = None
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._slot: SessionSlot | None = None
@@ -72,7 +75,12 @@ class KeptSessionConnection(ConnectionBase):
 
     def close(self) -> None:
         slot, self._slot = self._slot, None
+        ahead, self._next_module_ahead = self._next_module_ahead, None
         if slot is not None:
+            # The task has ended: a kept session starts the next module task's work now, while
+            # the controller prepares that task (a bad option value failed the task already).
+            if ahead is not None and self.get_option("session_start_ahead") is not False:
+                slot.tell_kept("start_ahead", *ahead)
             slot.close()
         self._connected = False
 

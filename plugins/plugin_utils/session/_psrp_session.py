@@ -127,8 +127,7 @@ class _PipelineAhead(t.NamedTuple):
     """A module pipeline created ahead of the task that will send its input (start_ahead)."""
 
     request: tuple[str, tuple[str, ...]]  # its script and arguments
-    pipeline: PowerShell
-    pool: RunspacePool
+    pipeline: PowerShell  # in the open pool: closing or forgetting a pool drops it
 
 
 class CommandTimeoutError(AnsibleError):
@@ -220,7 +219,8 @@ class PsrpSession:
         pipeline_ahead: bool = False,
     ) -> None:
         """``pipeline_ahead``: this session may be kept and create module pipelines ahead
-        (start_ahead), so its pools open with RUNSPACES_WITH_A_PIPELINE_AHEAD runspaces."""
+        (start_ahead), so its pools open with RUNSPACES_WITH_A_PIPELINE_AHEAD runspaces; the
+        connection decides it from session_start_ahead and whether its session may be kept."""
         self.settings = settings
         self._log = log or (lambda message: None)
         # What the user must hear of (a pool left on the host), at any verbosity.
@@ -643,7 +643,7 @@ class PsrpSession:
         """The pipeline created ahead for this script and these arguments, taken for this
         run; None when there is none (a pipeline ahead for something else stays)."""
         ahead = self._ahead
-        if ahead is None or ahead.pool is not self._pool:
+        if ahead is None:
             return None
         if input_lines is None or isinstance(input_lines, c.Iterator):
             return None  # only a module's input, a list, goes to a pipeline created ahead
@@ -678,13 +678,12 @@ class PsrpSession:
         Only for Ansible's module bootstrap, which runs no module code before it has read the
         module from its input (as the connection plugin tells), so a pipeline that no task uses
         has run no module when the pool's close ends it. Not within a task: one at a time."""
-        if self._pipeline_ahead_allowed and self.settings.start_ahead and self.is_open:
+        if self._pipeline_ahead_allowed and self.is_open:
             self._request_to_start_ahead = (script, tuple(arguments))
 
     def _start_ahead(self) -> None:
         request, self._request_to_start_ahead = self._request_to_start_ahead, None
-        pool = self._pool
-        if request is None or pool is None:
+        if request is None or self._pool is None:
             return
         if self._ahead is not None:
             if self._ahead.request == request:
@@ -707,7 +706,7 @@ class PsrpSession:
                 self.open()
             return
         self._pipelines_in_pool += 1
-        self._ahead = _PipelineAhead(request, pipeline, pool)
+        self._ahead = _PipelineAhead(request, pipeline)
         self._log(f"created pipeline {pipeline.id} ahead for the next module task")
 
     def _pipeline(self, script: str, arguments: c.Sequence[str]) -> PowerShell:

@@ -110,6 +110,11 @@ class PSShell(common.CommandShell[PSPipeline]):
         if moved:
             self.data_ready.notify_all()
 
+    def pipelines_running(self, besides: PSPipeline | None = None) -> int:
+        """The pool's pipelines in a runspace: each one not ended (one whose CREATE_PIPELINE is
+        still arriving will take one too), but ``besides``."""
+        return sum(1 for p in self.commands.values() if p is not besides and not p.ended)
+
     def take(self, target: uuid.UUID | None, budget: int) -> bytes:
         """Queued data for one target, whole payloads up to `budget` bytes (at least one)."""
         queue = self.outbox.get(target, [])
@@ -328,8 +333,7 @@ class PowerShellHandler:
         elif isinstance(event, psrpcore.EndOfPipelineInputEvent):
             self._process_of(shell, event.pipeline_id).send_input([], True)
         elif isinstance(event, psrpcore.GetAvailableRunspacesEvent):
-            running = sum(1 for p in shell.commands.values() if not p.ended)
-            available = max(0, shell.pool.max_runspaces - running)
+            available = max(0, shell.pool.max_runspaces - shell.pipelines_running())
             shell.pool.runspace_availability_response(event.ci, available)
         elif isinstance(event, psrpcore.SetMaxRunspacesEvent | psrpcore.SetMinRunspacesEvent):
             shell.pool.runspace_availability_response(event.ci, True)
@@ -359,8 +363,7 @@ class PowerShellHandler:
             )
         if described.is_nested:
             raise common.not_modelled_fault("nested PSRP pipelines")
-        busy = sum(1 for p in shell.commands.values() if p.process is not None and not p.ended)
-        if busy >= shell.pool.max_runspaces:
+        if shell.pipelines_running(besides=found) >= shell.pool.max_runspaces:
             # Windows queues it until a runspace is free (RunspacePool.SetMaxRunspaces: "All
             # requests above that number remain queued until runspaces become available"), so
             # behind a pipeline waiting for input it would wait for good.

@@ -2,7 +2,8 @@
 
 One real `ansible-playbook` run per (plugin, combination) against winhost: win_ping, facts, a
 10 MB random file copied with win_copy, checked with win_stat (SHA-1 equal to the local one),
-fetched back and compared, and a `become: true` (runas) task that reports the become user.
+fetched back and compared, a `become: true` (runas) task that reports the become user, and
+win_ping as an async job (`async:` with `poll: 0`) waited for with async_status.
 
 Where a builtin plugin or its library cannot do a combination, EXPECTED_FAILURES names it with
 the reason and the test asserts the exact failure the run ends with; nothing is skipped.
@@ -106,3 +107,9 @@ def test_plugin_combination(plugin, combo: Combination, e2e, payload_10mb, tmp_p
     identity = run.task(target.name, "Report the become user").result
     assert identity["account"]["account_name"] == "SYSTEM", identity
     assert identity["account"]["domain_name"] == "NT AUTHORITY", identity
+    job = run.task(target.name, "Start a module as an async job").result
+    assert job["started"] and not job["finished"], job
+    waited = run.task(target.name, "Wait for the async job").result
+    assert waited["finished"] and waited["ping"] == "from the job", waited
+    erased = run.task(target.name, "Check the job's result and erase it").result
+    assert erased["erased"] == job["results_file"], erased

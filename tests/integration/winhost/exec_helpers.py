@@ -109,8 +109,13 @@ def module_payload(
     args: dict[str, t.Any],
     become_user: str | None = None,
     become_pass: str | None = None,
+    *,
+    async_timeout: int = 0,
+    environment: dict[str, str] | None = None,
 ) -> bytes:
-    """The exact stdin ansible-core 2.19 sends to the bootstrap wrapper for a module."""
+    """The exact stdin ansible-core 2.19 sends to the bootstrap wrapper for a module (with
+    `async_timeout`, the manifest of a task with `async:`; it needs ANSIBLE_ASYNC_DIR in
+    `environment`, as ActionBase adds it)."""
     from ansible.executor.module_common import modify_module
     from ansible.parsing.dataloader import DataLoader
     from ansible.plugins.loader import become_loader, module_loader
@@ -133,6 +138,8 @@ def module_payload(
         templar=Templar(loader=DataLoader()),
         task_vars={},
         become_plugin=become,
+        async_timeout=async_timeout,
+        environment=environment or {},
     )
     return built.b_module_data
 
@@ -187,3 +194,68 @@ class EngineWinRM:
         conn._winrm_host = "127.0.10.1"
         conn._connected = True
         self.connection = conn
+
+
+# The powershell shell plugin's default async_dir, which ActionBase passes as ANSIBLE_ASYNC_DIR.
+ASYNC_DIR = "%USERPROFILE%\\.ansible_async"
+
+
+def task_args(module: str, check_mode: bool = False, **args: t.Any) -> dict[str, t.Any]:
+    """Module args plus the _ansible_* keys ActionBase adds."""
+    return {
+        **args,
+        "_ansible_check_mode": check_mode,
+        "_ansible_no_log": False,
+        "_ansible_debug": False,
+        "_ansible_diff": False,
+        "_ansible_verbosity": 0,
+        "_ansible_version": "2.19.0",
+        "_ansible_module_name": module,
+        "_ansible_syslog_facility": "LOG_USER",
+        "_ansible_selinux_special_fs": [],
+        "_ansible_string_conversion_action": "warn",
+        "_ansible_socket": None,
+        "_ansible_shell_executable": "/bin/sh",
+        "_ansible_keep_remote_files": False,
+        "_ansible_tmpdir": None,
+        "_ansible_remote_tmp": "%TEMP%",
+    }
+
+
+def run_module(
+    engine: api.ExecutionEngine,
+    host: FakeHost,
+    module: str,
+    principal: api.Principal = ADMIN,
+    *,
+    become_user: str | None = None,
+    become_pass: str | None = None,
+    check_mode: bool = False,
+    async_timeout: int = 0,
+    **args: t.Any,
+) -> tuple[int, dict[str, t.Any]]:
+    """Run a module through ansible-core's winrm plugin: (rc, its one JSON line). With
+    `async_timeout`, as a task with `async:` (its async directory the shell's default)."""
+    environment = {"ANSIBLE_ASYNC_DIR": ASYNC_DIR} if async_timeout else None
+    payload = module_payload(
+        module,
+        task_args(module, check_mode, **args),
+        become_user,
+        become_pass,
+        async_timeout=async_timeout,
+        environment=environment,
+    )
+    return run_payload(engine, host, payload, principal)
+
+
+def run_payload(
+    engine: api.ExecutionEngine, host: FakeHost, payload: bytes, principal: api.Principal = ADMIN
+) -> tuple[int, dict[str, t.Any]]:
+    """Send a bootstrap wrapper's input as ansible-core's winrm plugin does: (rc, JSON line)."""
+    conn = EngineWinRM(engine, host, principal).connection
+    rc, stdout, stderr = conn.exec_command(
+        shell_plugin().build_module_command("", "", ""), in_data=payload
+    )
+    lines = [line for line in stdout.decode().splitlines() if line.strip()]
+    assert len(lines) == 1, (stdout, stderr)
+    return rc, json.loads(lines[0])

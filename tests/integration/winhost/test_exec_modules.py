@@ -19,8 +19,10 @@ from exec_helpers import (
     EngineWinRM,
     FakeHost,
     module_payload,
+    run_module,
     run_to_end,
     shell_plugin,
+    task_args,
 )
 
 from winhost import api
@@ -35,51 +37,6 @@ def host(tmp_path: Path) -> FakeHost:
 @pytest.fixture
 def engine() -> api.ExecutionEngine:
     return create_engine()
-
-
-def task_args(module: str, check_mode: bool = False, **args: t.Any) -> dict[str, t.Any]:
-    """Module args plus the _ansible_* keys ActionBase adds."""
-    return {
-        **args,
-        "_ansible_check_mode": check_mode,
-        "_ansible_no_log": False,
-        "_ansible_debug": False,
-        "_ansible_diff": False,
-        "_ansible_verbosity": 0,
-        "_ansible_version": "2.19.0",
-        "_ansible_module_name": module,
-        "_ansible_syslog_facility": "LOG_USER",
-        "_ansible_selinux_special_fs": [],
-        "_ansible_string_conversion_action": "warn",
-        "_ansible_socket": None,
-        "_ansible_shell_executable": "/bin/sh",
-        "_ansible_keep_remote_files": False,
-        "_ansible_tmpdir": None,
-        "_ansible_remote_tmp": "%TEMP%",
-    }
-
-
-def run_module(
-    engine: api.ExecutionEngine,
-    host: FakeHost,
-    module: str,
-    principal: api.Principal = ADMIN,
-    *,
-    become_user: str | None = None,
-    become_pass: str | None = None,
-    check_mode: bool = False,
-    **args: t.Any,
-) -> tuple[int, dict[str, t.Any]]:
-    payload = module_payload(
-        module, task_args(module, check_mode, **args), become_user, become_pass
-    )
-    conn = EngineWinRM(engine, host, principal).connection
-    rc, stdout, stderr = conn.exec_command(
-        shell_plugin().build_module_command("", "", ""), in_data=payload
-    )
-    lines = [line for line in stdout.decode().splitlines() if line.strip()]
-    assert len(lines) == 1, (stdout, stderr)
-    return rc, json.loads(lines[0])
 
 
 def test_win_ping_and_its_crash_mode(engine: api.ExecutionEngine, host: FakeHost) -> None:

@@ -9,8 +9,9 @@ Input (stdin lines or PSRP input objects), as module_manifest.py builds it:
 
 The actions are run in order: become_wrapper.ps1 switches the effective user (runas), and the
 last action does the work: module_wrapper.ps1 (a module, emulated in winhost.modules),
-powershell_mkdtemp.ps1, powershell_expand_user.ps1, the builtin put/fetch scripts. Any other
-action (async, coverage...) fails loudly. A failure inside the wrapper is reported as the exec
+powershell_mkdtemp.ps1, powershell_expand_user.ps1, the builtin put/fetch scripts;
+async_wrapper.ps1 runs the rest in the background (execution.async_job). Any other action
+(coverage...) fails loudly. A failure inside the wrapper is reported as the exec
 wrapper does: one JSON line {"failed": true, "msg": "failure during exec_wrapper: ...",
 "exception": ...} on stdout and exit code 1.
 """
@@ -21,7 +22,7 @@ import functools
 import json
 import typing as t
 
-from winhost.execution import become, transfer
+from winhost.execution import async_job, become, transfer
 from winhost.execution.context import ExecContext, expand_user
 from winhost.execution.errors import WrapperFailure
 from winhost.execution.process import ProgramIO
@@ -74,10 +75,9 @@ def run_bootstrap(ctx: ExecContext, io: ProgramIO) -> None:
         if not isinstance(manifest, dict) or not isinstance(manifest.get("actions"), list):
             raise WrapperFailure("the exec wrapper manifest has no 'actions' list")
         _check_versions(params)
-        run_actions(ctx, io, manifest, temp_path=params.get("TempPath"))
-    except (WrapperFailure, ActionFailure) as err:
-        exception = err.exception if isinstance(err, WrapperFailure) else err.message
-        report_wrapper_failure(io, err.message, exception)
+    except WrapperFailure as err:
+        report_wrapper_failure(io, err.message, err.exception)
+    run_wrapped(ctx, io, manifest, params.get("TempPath"))
 
 
 def report_wrapper_failure(io: ProgramIO, message: str, exception: str) -> t.NoReturn:
@@ -130,6 +130,17 @@ def run_actions(
         if name == "become_wrapper.ps1":
             ctx = become.become(ctx, params, secure)
             continue
+        if name == "async_wrapper.ps1":
+            async_job.start(
+                ctx,
+                io,
+                params,
+                actions,
+                lambda job_ctx, job_io, rest: run_wrapped(
+                    job_ctx, job_io, {"scripts": scripts, "actions": rest}, temp_path
+                ),
+            )
+            return
         if actions:
             raise WrapperFailure(
                 f"winhost does not model the exec-wrapper action '{name}' (it is followed by "
@@ -139,12 +150,23 @@ def run_actions(
         handler = _FINAL_ACTIONS.get(name)
         if handler is None:
             raise WrapperFailure(
-                f"winhost does not model the exec-wrapper action '{name}' (async, coverage and "
-                "other wrappers are not emulated)"
+                f"winhost does not model the exec-wrapper action '{name}' (coverage and other "
+                "wrappers are not emulated)"
             )
         handler(ctx, io, params, scripts, temp_path)
         return
     raise WrapperFailure("the exec wrapper manifest has no actions")
+
+
+def run_wrapped(
+    ctx: ExecContext, io: ProgramIO, manifest: dict[str, t.Any], temp_path: str | None
+) -> None:
+    """The exec wrapper running a manifest's actions: a failure is reported as its JSON."""
+    try:
+        run_actions(ctx, io, manifest, temp_path)
+    except (WrapperFailure, ActionFailure) as err:
+        exception = err.exception if isinstance(err, WrapperFailure) else err.message
+        report_wrapper_failure(io, err.message, exception)
 
 
 def _mkdtemp(ctx: ExecContext, io: ProgramIO, params: dict[str, t.Any]) -> None:

@@ -200,7 +200,8 @@ class ProgramIO:
 Program = t.Callable[[ProgramIO], None]
 
 
-def _run(program: Program, io: ProgramIO) -> None:
+def run_program(program: Program, io: ProgramIO) -> None:
+    """Run `program` to its end in this thread: its exit code set, its io marked finished."""
     try:
         program(io)
         io.acted()
@@ -249,7 +250,7 @@ def _count_run(key: str) -> None:
 
 def _run_counted(program: Program, io: ProgramIO, host: str) -> None:
     try:
-        _run(program, io)
+        run_program(program, io)
     finally:
         with _RUNNING_LOCK:
             _RUNNING[host] -= 1
@@ -273,6 +274,12 @@ class _BaseProcess:
 
     def terminate(self) -> None:
         self.io.terminate()
+
+
+class DetachedProcess(_BaseProcess):
+    """A process no client reads and no shell owns: it runs until its program ends, whatever
+    happens to the command that started it (async_wrapper.ps1's watchdog, which Windows starts
+    outside the command's job). It counts among the host's running programs while it runs."""
 
 
 class CommandLineProcess(_BaseProcess):

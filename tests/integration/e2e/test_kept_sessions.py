@@ -377,6 +377,36 @@ def test_with_persistence_off_every_task_logs_on_and_cleans_up(
 
 
 @pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_become_applies_to_its_own_task_in_a_kept_session(
+    e2e: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    """runas is part of each task's module payload, not of the kept shell or pool: tasks with
+    and without become take turns in one session, each as its own user."""
+    import yaml
+
+    host = e2e.matrix_target.name
+    turns = [("as the user", False), ("as SYSTEM", True), ("as the user again", False)]
+    turns.append(("as SYSTEM again", True))
+    steps = [
+        {"name": name, "ansible.windows.win_whoami": {}, "become": become}
+        for name, become in turns
+    ]
+    play = {"name": "become per task", "hosts": "{{ e2e_target }}", "gather_facts": False}
+    playbook = tmp_path / "become.yml"
+    playbook.write_text(yaml.safe_dump([{**play, "tasks": steps}], sort_keys=False))
+    before = _tally_when_quiet(e2e, host)
+    run = _run(e2e, plugin, playbook, tmp_path)
+    assert run.returncode == 0, run.describe()
+    for name, become in turns:
+        account = run.task(host, name).result["account"]
+        expected = "SYSTEM" if become else e2e.matrix_target.user
+        assert account["account_name"].lower() == expected.lower(), (name, account)
+    after = _tally(e2e, host)
+    assert after["logon"] - before["logon"] == 1, (before, after)
+    assert after[OPENED[plugin]] - before[OPENED[plugin]] == 1, (before, after)
+
+
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
 def test_reset_connection_gets_a_fresh_session(e2e: t.Any, plugin: str, tmp_path: Path) -> None:
     host = e2e.matrix_target.name
     reset = [{"name": "reset", "ansible.builtin.meta": "reset_connection"}]

@@ -89,6 +89,10 @@ UTF8_CODEPAGE = 65001
 CMD_SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
 _TRANSFER_CREATE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create"
 _SHELL_SEND = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send"
+# Where a Send's base64 stdin goes into the envelope xmltodict writes (stdin_message). The
+# stream's text is the last text of the envelope, so its mark is the last one, whatever the
+# header holds.
+_STDIN_MARK = "@winops-stdin@"
 _ENUMERATION = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
 _XML_NAMESPACES = {
     "rsp": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell",
@@ -183,11 +187,16 @@ class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
                     "@Name": "stdin",
                     "@CommandId": command_id,
                     "@End": "true" if end else "false",
-                    "#text": base64.b64encode(data).decode("ascii"),
+                    "#text": _STDIN_MARK,
                 }
             }
         }
-        return str(xmltodict.unparse({"env:Envelope": envelope}))
+        # The stream's text goes in after xmltodict has written the rest: base64 holds no
+        # character XML escapes, so the result is the same, without xmltodict scanning up to
+        # 500 KB of text three times for '&', '<' and '>' (an eighth of a put's CPU in the
+        # holder).
+        head, tail = str(xmltodict.unparse({"env:Envelope": envelope})).rsplit(_STDIN_MARK, 1)
+        return f"{head}{base64.b64encode(data).decode('ascii')}{tail}"
 
     def list_shells(self) -> list[tuple[str, str | None]]:
         """(ShellId, Name) of every cmd shell the host lists for this user."""

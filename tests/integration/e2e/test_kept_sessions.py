@@ -388,8 +388,7 @@ def test_become_applies_to_its_own_task_in_a_kept_session(
     turns = [("as the user", False), ("as SYSTEM", True), ("as the user again", False)]
     turns.append(("as SYSTEM again", True))
     steps = [
-        {"name": name, "ansible.windows.win_whoami": {}, "become": become}
-        for name, become in turns
+        {"name": name, "ansible.windows.win_whoami": {}, "become": become} for name, become in turns
     ]
     play = {"name": "become per task", "hosts": "{{ e2e_target }}", "gather_facts": False}
     playbook = tmp_path / "become.yml"

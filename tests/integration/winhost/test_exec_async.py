@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import time
 import typing as t
-from pathlib import Path
 
-import pytest
 from exec_helpers import (
     ASYNC_DIR,
     FakeHost,
@@ -19,19 +17,9 @@ from exec_helpers import (
 )
 
 from winhost import api
-from winhost.execution import create_engine, process
+from winhost.execution import process
 
 JOBS = "C:\\Users\\ansible\\.ansible_async"
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> FakeHost:
-    return FakeHost(tmp_path / "C")
-
-
-@pytest.fixture
-def engine() -> api.ExecutionEngine:
-    return create_engine()
 
 
 def _status(

@@ -24,18 +24,8 @@ from exec_helpers import (
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 from winhost import api
-from winhost.execution import commandline, create_engine
+from winhost.execution import commandline
 from winhost.execution.sandbox import Sandbox, SandboxError
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> FakeHost:
-    return FakeHost(tmp_path / "C")
-
-
-@pytest.fixture
-def engine() -> api.ExecutionEngine:
-    return create_engine()
 
 
 @pytest.fixture

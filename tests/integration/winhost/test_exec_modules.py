@@ -26,17 +26,6 @@ from exec_helpers import (
 )
 
 from winhost import api
-from winhost.execution import create_engine
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> FakeHost:
-    return FakeHost(tmp_path / "C")
-
-
-@pytest.fixture
-def engine() -> api.ExecutionEngine:
-    return create_engine()
 
 
 def test_win_ping_and_its_crash_mode(engine: api.ExecutionEngine, host: FakeHost) -> None:

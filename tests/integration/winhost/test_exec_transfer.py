@@ -16,17 +16,6 @@ from exec_helpers import ADMIN, EngineWinRM, FakeHost, run_to_end
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
 from winhost import api
-from winhost.execution import create_engine
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> FakeHost:
-    return FakeHost(tmp_path / "C")
-
-
-@pytest.fixture
-def engine() -> api.ExecutionEngine:
-    return create_engine()
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import json
 import threading
 import time
 import typing as t
+from pathlib import Path
 
 from winhost.execution.context import ExecContext
 from winhost.execution.errors import WrapperFailure
@@ -35,6 +36,8 @@ from winhost.execution.transfer import ActionFailure
 # Process ids for the jid suffix and ansible_async_watchdog_pid: Windows hands out multiples
 # of four (https://devblogs.microsoft.com/oldnewthing/20080228-00/?p=23283).
 _PIDS = itertools.count(4104, 4)
+# run_rest(ctx, io, actions): the exec wrapper running the manifest's remaining actions.
+RunActions = t.Callable[[ExecContext, ProgramIO, list[dict[str, t.Any]]], None]
 _PIDS_LOCK = threading.Lock()
 
 
@@ -48,7 +51,7 @@ def start(
     io: ProgramIO,
     params: dict[str, t.Any],
     rest: list[dict[str, t.Any]],
-    run_rest: t.Callable[[ExecContext, ProgramIO, list[dict[str, t.Any]]], None],
+    run_rest: RunActions,
 ) -> None:
     """async_wrapper.ps1: the results file, the watchdog started, its first JSON written.
 
@@ -109,9 +112,9 @@ class _Watchdog:
 
     ctx: ExecContext
     module_actions: list[dict[str, t.Any]]
-    run_rest: t.Callable[[ExecContext, ProgramIO, list[dict[str, t.Any]]], None]
+    run_rest: RunActions
     result: dict[str, t.Any]
-    results_file: t.Any  # pathlib.Path of the results file in the sandbox
+    results_file: Path  # in the sandbox
     timeout: int
 
     def run(self, io: ProgramIO) -> None:

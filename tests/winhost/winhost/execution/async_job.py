@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import ntpath
 import threading
 import time
 import typing as t
@@ -71,7 +72,8 @@ def start(
     try:
         directory = ctx.resolve(async_dir)
         local_jid = f"{jid}.{_next_pid()}"
-        results = ctx.resolve(async_dir.rstrip("\\/") + "\\" + local_jid)
+        # [Path]::Combine, as async_status joins them to read the file back.
+        results = ctx.resolve(ntpath.join(async_dir, local_jid))
     except SandboxError as err:
         raise ActionFailure(err.message) from err
     directory.local.mkdir(parents=True, exist_ok=True)

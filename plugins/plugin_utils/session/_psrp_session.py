@@ -21,6 +21,7 @@ import functools
 import math
 import socket
 import ssl
+import threading
 import time
 import typing as t
 
@@ -38,7 +39,8 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_opti
     PLUGIN_NAME,
     PsrpSettings,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.session import _retry
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_stream, _retry
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._ahead import WorkedBehind
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled import (
     connection_lost,
     environment_read_once,
@@ -54,6 +56,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_outp
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_strings import (
     skip_needless_escaping,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_unwrap import (
+    unwrap_one_part_directly,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
@@ -447,14 +452,24 @@ class PsrpSession:
           message sealed with another connection's keys (an empty HTTP 400). Checked before each
           request, so closing the pool, the stop signal, the pipeline release and every retry
           are covered, not only the start of a command.
+        - One request at a time, whichever thread sends it.
+        - An encrypted answer in one part is unwrapped without pypsrp's regular expressions
+          (session._psrp_unwrap).
         """
         transport: t.Any = getattr(wsman, "transport", None)
         if transport is None:  # a test double without an HTTP transport
             return
         transport._build_session = environment_read_once(transport._build_session)
         send = transport.send
+        # The session has one connection and one encryption context for all threads.
+        one_at_a_time = threading.Lock()
+        unwrapping: list[t.Any] = []  # the encryption context given a faster unwrap
 
         def send_on_an_authenticated_connection(message: bytes, **kwargs: t.Any) -> t.Any:
+            with one_at_a_time:
+                return send_authenticated(message, **kwargs)
+
+        def send_authenticated(message: bytes, **kwargs: t.Any) -> t.Any:
             http: t.Any = transport.session
             ticket_ends = self._logon.due()
             if ticket_ends or connection_lost(http):
@@ -468,6 +483,10 @@ class PsrpSession:
                 transport.encryption = None
                 self._ccache = ticket_for_new_logon(self.settings.kinit, self._ccache)
                 self._note_logon()
+            encryption = transport.encryption  # made by the first send that encrypts
+            if encryption is not None and encryption not in unwrapping:
+                unwrap_one_part_directly(encryption)
+                unwrapping[:] = [encryption]
             return send(message, **kwargs)
 
         transport.send = send_on_an_authenticated_connection
@@ -598,15 +617,15 @@ class PsrpSession:
                 if ahead is None:
                     pipeline = self._begin(pipeline, script, arguments, pipeline_input)
                 began = True
-                while pipeline.state == PSInvocationState.RUNNING:
-                    poll_timeout = self._poll_timeout(deadline)
-                    self._retry(
-                        "receive pipeline output",
-                        functools.partial(pipeline.poll_invoke, timeout=poll_timeout),
-                    )
-                    if on_output is not None and pipeline.output:
-                        batch, pipeline.output = pipeline.output, []
-                        on_output(batch)
+                if on_output is None:
+                    while pipeline.state == PSInvocationState.RUNNING:
+                        poll_timeout = self._poll_timeout(deadline)
+                        self._retry(
+                            "receive pipeline output",
+                            functools.partial(pipeline.poll_invoke, timeout=poll_timeout),
+                        )
+                else:
+                    self._stream_output(pipeline, deadline, on_output)
         except BaseException as err:
             self._stop(pipeline, err)
             if isinstance(err, wire_errors()):
@@ -730,6 +749,45 @@ class PsrpSession:
             f"({self.settings.command_timeout:g}s, ansible_psrp_command_timeout) and was "
             "stopped on the host"
         )
+
+    def _stream_output(
+        self,
+        pipeline: PowerShell,
+        deadline: float | None,
+        on_output: c.Callable[[list[t.Any]], None],
+    ) -> None:
+        """What poll_invoke does until the pipeline ends, for a long stream of output: each
+        Receive goes out while the answer before it is parsed (session._ahead). The parse sends
+        nothing for the transfer scripts, which call no host method that is answered; should it,
+        the transport still takes one request at a time (_prepare_transport)."""
+
+        def parse(answer: _psrp_stream.Answer) -> None:
+            objects = _psrp_stream.output_of(pipeline, answer)
+            if objects:
+                on_output(objects)
+
+        with WorkedBehind(parse) as parser:
+            done = False
+            # The pipeline's state, which the parsing thread sets, ends the loop only for a host
+            # that does not end the command as Windows does (session._psrp_stream).
+            while not done and pipeline.state == PSInvocationState.RUNNING:
+                poll_timeout = self._poll_timeout(deadline)
+                try:
+                    done, answer = self._retry(
+                        "receive pipeline output",
+                        functools.partial(_psrp_stream.send_receive, pipeline, poll_timeout),
+                    )
+                except WSManFaultError as err:
+                    if fault_code(err) != _wsman_faults.OPERATION_TIMEOUT:
+                        raise
+                    continue  # nothing within the operation timeout: ask again
+                parser.give(answer)
+            parser.finish()
+        if pipeline.state == PSInvocationState.RUNNING:
+            raise AnsibleConnectionFailure(
+                f"{PLUGIN_NAME}: the host ended the command of pipeline {pipeline.id} before "
+                "the pipeline's final state arrived"
+            )
 
     def _stream_input(self, lines: c.Iterator[str], deadline: float | None) -> c.Iterator[str]:
         # A generator, because pypsrp streams only generators item by item; the deadline is

@@ -335,9 +335,13 @@ class FailingPsrp:
 
         from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
             _psrp_session,
+            _psrp_stream,
         )
 
         remote = self
+
+        def send_receive(pipeline: t.Any, timeout: int) -> t.NoReturn:
+            raise remote.error  # a fetch's Receives go out without poll_invoke
 
         class WSMan:
             def __init__(self, **kwargs: t.Any) -> None:
@@ -389,6 +393,7 @@ class FailingPsrp:
         monkeypatch.setattr(_psrp_session, "WSMan", WSMan)
         monkeypatch.setattr(_psrp_session, "RunspacePool", RunspacePool)
         monkeypatch.setattr(_psrp_session, "PowerShell", PowerShell)
+        monkeypatch.setattr(_psrp_stream, "send_receive", send_receive)
 
 
 def chained_errors(error: BaseException) -> t.Iterator[BaseException]:

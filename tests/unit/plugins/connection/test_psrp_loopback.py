@@ -23,8 +23,8 @@ import pytest
 import requests
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, HostMethodIdentifier, NETException
 from pypsrp.exceptions import WSManFaultError
-from pypsrp.shell import SignalCode
-from pypsrp.wsman import NAMESPACES
+from pypsrp.shell import CommandState, SignalCode
+from pypsrp.wsman import NAMESPACES, SelectorSet
 from test_psrp_session import make_settings
 from test_psrp_support import OURS, load_connection, no_network
 
@@ -34,6 +34,12 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_sess
     PsrpSession,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.transfer import _transfer
+
+_ENDED_STATES = (
+    psrpcore.types.PSInvocationState.Completed,
+    psrpcore.types.PSInvocationState.Failed,
+    psrpcore.types.PSInvocationState.Stopped,
+)
 
 Handler = t.Callable[["ServerSide", psrpcore.ServerPipeline, list[t.Any]], bool]
 
@@ -57,6 +63,9 @@ class ServerSide:
         # is gone gets), in order.
         self.command_faults: list[BaseException] = []
         self.send_faults: list[BaseException] = []
+        # The commands whose Receives came over HTTP, one entry per Receive, and those ended.
+        self.http_receives: list[str] = []
+        self.commands_done: set[str] = set()
 
     def feed(self, data: bytes, pipeline_id: uuid.UUID | None) -> None:
         self.pool.receive_data(psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline_id))
@@ -89,6 +98,45 @@ class ServerSide:
         self.collect()
         return bytes(self.pending.pop(pipeline_id, b""))
 
+    def answer_request(self, message: bytes) -> bytes:
+        """A Receive that reached pypsrp's HTTP transport (the session sends a streamed
+        pipeline's Receives itself, session._psrp_stream), answered as Windows answers it: the
+        output, with CommandState Done in the answer that carries the pipeline's end."""
+        request = ET.fromstring(message)
+        action = request.findtext("s:Header/wsa:Action", namespaces=NAMESPACES)
+        desired = request.find("s:Body/rsp:Receive/rsp:DesiredStream", namespaces=NAMESPACES)
+        if desired is None or not (action or "").endswith("/Receive"):
+            pytest.fail(f"the loopback has no answer for {action} over HTTP")
+        command_id = desired.attrib["CommandId"]
+        pipeline_id = uuid.UUID(command_id)
+        if command_id in self.commands_done:
+            pytest.fail(f"a Receive for command {command_id} after it ended")
+        self.http_receives.append(command_id)
+        data = self.take(pipeline_id)
+        pipeline = self.pool.pipeline_table.get(pipeline_id)
+        ended = pipeline is None or pipeline.state in _ENDED_STATES
+        if not (data or ended):
+            pytest.fail("a Receive the loopback would answer only after the operation timeout")
+        rsp, wsa = NAMESPACES["rsp"], NAMESPACES["wsa"]
+        envelope = ET.Element(f"{{{NAMESPACES['s']}}}Envelope")
+        header = ET.SubElement(envelope, f"{{{NAMESPACES['s']}}}Header")
+        message_id = request.findtext("s:Header/wsa:MessageID", namespaces=NAMESPACES)
+        ET.SubElement(header, f"{{{wsa}}}RelatesTo").text = message_id
+        body = ET.SubElement(envelope, f"{{{NAMESPACES['s']}}}Body")
+        response = ET.SubElement(body, f"{{{rsp}}}ReceiveResponse")
+        if data:
+            stream = ET.SubElement(response, f"{{{rsp}}}Stream", Name="stdout")
+            stream.attrib["CommandId"] = command_id
+            stream.text = base64.b64encode(data).decode()
+        state = ET.SubElement(response, f"{{{rsp}}}CommandState", CommandId=command_id)
+        if ended:
+            self.commands_done.add(command_id)
+            state.attrib["State"] = CommandState.DONE
+            ET.SubElement(state, f"{{{rsp}}}ExitCode").text = "0"
+        else:
+            state.attrib["State"] = CommandState.RUNNING
+        return ET.tostring(envelope)
+
 
 class LoopbackShell:
     """Stands in for pypsrp.shell.WinRS: the calls pypsrp makes, answered by ServerSide."""
@@ -104,6 +152,8 @@ class LoopbackShell:
     def open(self, options: t.Any = None, open_content: ET.Element | None = None) -> None:
         assert open_content is not None
         self.opened = True
+        self._selector_set = SelectorSet()  # what pypsrp's WinRS keeps once the host created it
+        self._selector_set.add_option("ShellId", self.id.upper())
         if self.server.pools_opened:  # a pool after the first: a new one on the host too
             self.server.pool = psrpcore.ServerRunspacePool()
         self.server.pools_opened += 1
@@ -207,7 +257,14 @@ HANDLERS: dict[str, Handler] = {
 def server() -> t.Iterator[ServerSide]:
     side = ServerSide(HANDLERS)
     shell_class = type("BoundLoopbackShell", (LoopbackShell,), {"server": side})
-    with mock.patch("pypsrp.powershell.WinRS", shell_class):
+
+    def answer(transport: t.Any, message: bytes, **kwargs: t.Any) -> bytes:
+        return side.answer_request(message)
+
+    with (
+        mock.patch("pypsrp.powershell.WinRS", shell_class),
+        mock.patch("pypsrp.wsman._TransportHTTP.send", answer),
+    ):
         yield side
 
 
@@ -459,6 +516,10 @@ def test_file_round_trip_through_real_psrp_framing(
     target = tmp_path / "out.bin"
     assert session.fetch_file("C:\\Windows\\Temp\\ïn.bin", str(target)) == size
     assert target.read_bytes() == data
+    # The fetch's Receives went out on their own (session._psrp_stream) and stopped at the
+    # answer that ended the command (the loopback fails a test on any Receive after it).
+    (fetch_command,) = set(server.http_receives)
+    assert fetch_command in server.commands_done
 
 
 def test_the_plugin_end_to_end_over_real_pypsrp(server: ServerSide, tmp_path: Path) -> None:

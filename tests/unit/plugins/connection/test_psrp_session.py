@@ -14,7 +14,9 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
+import types
 import typing as t
 import uuid
 from http.client import IncompleteRead
@@ -42,7 +44,10 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
     KinitRequest,
     RetryPolicy,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+    _psrp_session,
+    _psrp_stream,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_session import (
     CommandTimeoutError,
     PsrpSession,
@@ -223,10 +228,18 @@ class FakePowerShell:
         self.plan = self.remote.plan_for(self)
 
     def poll_invoke(self, timeout: int | None = None) -> None:
+        self.take_step(self.next_step(timeout))
+
+    def next_step(self, timeout: int | None) -> t.Any:
+        """The host's next answer: what a Receive sent with ``timeout`` gets."""
         self.poll_timeouts.append(timeout)
         step = self.plan.pop(0) if self.plan else "wait"
         if isinstance(step, BaseException):
             raise step
+        return step
+
+    def take_step(self, step: t.Any) -> None:
+        """What pypsrp does with an answer: output, host calls, the pipeline's state."""
         if callable(step):
             step()
         elif step == "wait":
@@ -279,6 +292,21 @@ def make_settings(**overrides: t.Any) -> PsrpSettings:
     return PsrpSettings(**values)
 
 
+def fake_send_receive(pipeline: FakePowerShell, timeout: int) -> tuple[bool, t.Any]:
+    """session._psrp_stream.send_receive against the fake host: its next answer, unparsed."""
+    step = pipeline.next_step(timeout)
+    if step == "wait":  # what Windows answers when nothing came within the operation timeout
+        raise WSManFaultError(2150858793, "win-01", "The operation timed out", "", "", "")
+    return isinstance(step, tuple) and step[0] == "rc", step
+
+
+def fake_output_of(pipeline: FakePowerShell, step: t.Any) -> list[t.Any]:
+    """session._psrp_stream.output_of against the fake host."""
+    pipeline.take_step(step)
+    output, pipeline.output = pipeline.output, []
+    return output
+
+
 @pytest.fixture
 def remote() -> t.Iterator[FakeRemote]:
     fake = FakeRemote()
@@ -287,6 +315,8 @@ def remote() -> t.Iterator[FakeRemote]:
         mock.patch.object(_psrp_session, "WSMan", FakeWSMan),
         mock.patch.object(_psrp_session, "RunspacePool", pool_class),
         mock.patch.object(_psrp_session, "PowerShell", FakePowerShell),
+        mock.patch.object(_psrp_stream, "send_receive", fake_send_receive),
+        mock.patch.object(_psrp_stream, "output_of", fake_output_of),
     ):
         yield fake
 
@@ -800,6 +830,50 @@ def test_a_fetch_cut_off_every_time_gives_up_after_the_retries(
     assert recorder.sleeps == [1.0, 2.0, 4.0]
 
 
+def test_an_answer_that_cannot_be_parsed_stops_the_fetch_and_its_pipeline(
+    remote: FakeRemote, tmp_path: Path
+) -> None:
+    """A fetch's answers are parsed in a thread of their own (session._ahead WorkedBehind):
+    its error still ends the fetch where the Receives are sent, and the pipeline is stopped."""
+    remote.files["C:\\x.bin"] = os.urandom(600_001)  # several answers
+    parsed: list[t.Any] = []
+
+    def parse(pipeline: FakePowerShell, step: t.Any) -> list[t.Any]:
+        parsed.append(step)
+        if len(parsed) == 2:
+            raise ValueError("corrupt fragment")
+        return fake_output_of(pipeline, step)
+
+    session, _recorder = open_session()
+    target = tmp_path / "x.bin"
+    with mock.patch.object(_psrp_stream, "output_of", parse):
+        with pytest.raises(ValueError, match="corrupt fragment"):
+            session.fetch_file("C:\\x.bin", str(target))
+    assert not target.exists()
+    (fetch,) = remote.pipelines
+    assert fetch.stop_calls == 1
+    assert len(parsed) == 2  # nothing was parsed after the error
+    assert not any(thread.name == "winops-worked-behind" for thread in threading.enumerate())
+    # The session goes on: the next fetch runs in full.
+    assert session.fetch_file("C:\\x.bin", str(target)) == 600_001
+
+
+def test_a_fetch_asks_again_after_an_operation_timeout(remote: FakeRemote, tmp_path: Path) -> None:
+    """Nothing within the operation timeout is no answer (Windows faults the Receive): the
+    fetch sends the next Receive and takes the answers that follow."""
+    remote.files["C:\\x.bin"] = b"data"
+    real_plan = remote.plan_for
+    session, _recorder = open_session()
+    target = tmp_path / "x.bin"
+    with mock.patch.object(
+        remote, "plan_for", lambda pipeline: ["wait", "wait", *real_plan(pipeline)]
+    ):
+        assert session.fetch_file("C:\\x.bin", str(target)) == 4
+    (fetch,) = remote.pipelines
+    assert len(fetch.poll_timeouts) == 5  # two unanswered, the output, the result, the end
+    assert fetch.stop_calls == 0
+
+
 def test_a_command_cut_off_mid_answer_is_not_run_again(remote: FakeRemote) -> None:
     remote.plans["script"] = [("out", ["part"]), answer_cut_off(), ("rc", 0)]
     session, recorder = open_session()
@@ -935,7 +1009,8 @@ class FakeTransport:
 
     def __init__(self, http: FakeHttpSession) -> None:
         self.session: FakeHttpSession | None = http
-        self.encryption: object | None = object()
+        # pypsrp's WinRMEncryption: the security context and the unwrap the session replaces
+        self.encryption: t.Any = types.SimpleNamespace(context=None, unwrap_message=None)
         self.sent: list[tuple[bytes, FakeHttpSession | None, object | None]] = []
 
     def send(self, message: bytes, **kwargs: t.Any) -> bytes:

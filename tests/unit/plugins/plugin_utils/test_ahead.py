@@ -1,15 +1,21 @@
-"""session._ahead.worked_ahead: items worked out in a thread, handed over in order, an error
-where its item would have been, and nothing left running (or open) after the block."""
+"""session._ahead: items worked out ahead of the caller (worked_ahead) or worked on behind it
+(WorkedBehind) in a thread, in order, an error where its item would have been, and nothing left
+running (or open) after the block."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import typing as t
 
 import pytest
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.session._ahead import worked_ahead
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._ahead import (
+    SWITCH_INTERVAL,
+    WorkedBehind,
+    worked_ahead,
+)
 
 
 class Source:
@@ -84,3 +90,106 @@ def test_an_empty_source_gives_nothing() -> None:
     with worked_ahead(iter(Source(0))) as items:
         assert list(items) == []
     assert not _workers()
+
+
+# --- WorkedBehind ------------------------------------------------------------------------------
+
+
+class Sink:
+    """Work that records each item and the thread it ran in; it can fail at one item and wait
+    at each until released."""
+
+    def __init__(self, fail_at: int | None = None, gate: threading.Event | None = None) -> None:
+        self.fail_at = fail_at
+        self.gate = gate
+        self.worked: list[int] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, item: int) -> None:
+        if self.gate is not None:
+            assert self.gate.wait(5)
+        if item == self.fail_at:
+            raise ValueError(f"cannot parse item {item}")
+        self.threads.add(threading.current_thread().name)
+        self.worked.append(item)
+
+
+def _behind() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "winops-worked-behind"]
+
+
+def test_items_given_are_worked_on_in_order_in_another_thread() -> None:
+    sink = Sink()
+    with WorkedBehind(sink) as behind:
+        for item in range(50):
+            behind.give(item)
+        behind.finish()
+        assert sink.worked == list(range(50))  # all of them by the time finish returns
+    assert sink.threads == {"winops-worked-behind"}
+    assert not _behind()
+
+
+def test_an_error_is_raised_by_the_next_give_and_later_items_are_dropped() -> None:
+    sink = Sink(fail_at=3)
+    given = []
+    with pytest.raises(ValueError, match="cannot parse item 3"):
+        with WorkedBehind(sink) as behind:
+            for item in range(1000):
+                behind.give(item)
+                given.append(item)
+            behind.finish()
+    assert sink.worked == [0, 1, 2]
+    assert len(given) < 1000  # the caller stopped sending soon after the failure
+    assert not _behind()
+
+
+def test_finish_raises_an_error_of_the_last_items() -> None:
+    sink = Sink(fail_at=1)
+    with WorkedBehind(sink) as behind:
+        behind.give(0)
+        behind.give(1)
+        with pytest.raises(ValueError, match="cannot parse item 1"):
+            behind.finish()
+    assert sink.worked == [0]
+
+
+def test_at_most_one_item_waits_behind_the_one_in_work() -> None:
+    gate = threading.Event()
+    sink = Sink(gate=gate)
+    with WorkedBehind(sink) as behind:
+        behind.give(0)  # taken into work, which waits at the gate
+        behind.give(1)  # waits
+        third = threading.Thread(target=behind.give, args=(2,))
+        third.start()
+        third.join(0.2)
+        assert third.is_alive()  # the caller waits before it would ask the host for more
+        gate.set()
+        third.join(5)
+        behind.finish()
+    assert sink.worked == [0, 1, 2]
+
+
+def test_leaving_early_finishes_the_item_in_work_and_drops_those_waiting() -> None:
+    gate = threading.Event()
+    sink = Sink(gate=gate)
+    with pytest.raises(RuntimeError, match="the Receive failed"):
+        with WorkedBehind(sink) as behind:
+            behind.give(0)
+            behind.give(1)
+            threading.Timer(0.1, gate.set).start()
+            raise RuntimeError("the Receive failed")
+    assert sink.worked == [0]
+    assert not _behind()
+
+
+def test_the_gil_changes_hands_often_while_a_thread_works_beside_the_caller() -> None:
+    """The caller, back from the host, waits for the GIL at most the switch interval."""
+    before = sys.getswitchinterval()
+    with WorkedBehind(Sink()) as behind:
+        assert sys.getswitchinterval() <= SWITCH_INTERVAL
+        behind.finish()
+    assert sys.getswitchinterval() == before
+    with worked_ahead(iter(Source(3))) as items:
+        assert sys.getswitchinterval() <= SWITCH_INTERVAL
+        assert list(items) == [0, 1, 2]
+    assert sys.getswitchinterval() == before

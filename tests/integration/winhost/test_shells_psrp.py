@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from pypsrp.exceptions import WSManFaultError
 from pypsrp.host import PSHost
+from pypsrp.messages import MessageType
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from pypsrp.shell import CommandState
 from shells_helpers import InProcessServer, ScriptedEngine, SettingsHost
 
 from winhost import api, faults
@@ -236,6 +238,29 @@ def test_large_output_is_fragmented_to_fit(
     assert len(receives) > 3
     assert {limit for _, _, limit in receives} == {declared}
     assert all(status == 200 and size <= declared for status, size, _ in receives)
+
+
+def test_the_command_ends_in_the_answer_with_the_pipelines_final_state(
+    server: InProcessServer,
+) -> None:
+    """As Windows answers (behaviour table, PSRP): CommandState Done arrives with the last
+    PIPELINE_STATE, and not before; session._psrp_stream stops asking there."""
+    with RunspacePool(server.pypsrp(max_envelope_size=153600)) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("many 3000")
+        ps.begin_invoke()
+        answers = []
+        while True:
+            state, _rc, streams = pool.shell.receive("stdout", command_id=ps._command_id)
+            kinds = [m.message_type for m in pool._fragmenter.defragment(streams["stdout"])]
+            answers.append((state, kinds))
+            if state == CommandState.DONE:
+                break
+    assert len(answers) >= 3  # a long output in several answers
+    *running, (_last_state, last_kinds) = answers
+    assert all(state == CommandState.RUNNING for state, _kinds in running)
+    assert all(MessageType.PIPELINE_STATE not in kinds for _state, kinds in running)
+    assert last_kinds[-1] == MessageType.PIPELINE_STATE
 
 
 def test_unknown_shell_and_idle_expiry(server: InProcessServer, host: SettingsHost) -> None:

@@ -40,7 +40,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_opti
     PsrpSettings,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session import _psrp_stream, _retry
-from ansible_collections.winops.remoting.plugins.plugin_utils.session._ahead import WorkedBehind
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled import (
     connection_lost,
     environment_read_once,
@@ -452,7 +451,7 @@ class PsrpSession:
           message sealed with another connection's keys (an empty HTTP 400). Checked before each
           request, so closing the pool, the stop signal, the pipeline release and every retry
           are covered, not only the start of a command.
-        - One request at a time, whichever thread sends it.
+        - One request at a time, whichever thread sends it (session._psrp_stream).
         - An encrypted answer in one part is unwrapped without pypsrp's regular expressions
           (session._psrp_unwrap).
         """
@@ -625,7 +624,14 @@ class PsrpSession:
                             functools.partial(pipeline.poll_invoke, timeout=poll_timeout),
                         )
                 else:
-                    self._stream_output(pipeline, deadline, on_output)
+                    # A long stream of output (a fetch): each Receive goes out while the answer
+                    # before it is parsed.
+                    _psrp_stream.receive_streamed(
+                        pipeline,
+                        on_output,
+                        poll_timeout=functools.partial(self._poll_timeout, deadline),
+                        retry=self._retry,
+                    )
         except BaseException as err:
             self._stop(pipeline, err)
             if isinstance(err, wire_errors()):
@@ -749,45 +755,6 @@ class PsrpSession:
             f"({self.settings.command_timeout:g}s, ansible_psrp_command_timeout) and was "
             "stopped on the host"
         )
-
-    def _stream_output(
-        self,
-        pipeline: PowerShell,
-        deadline: float | None,
-        on_output: c.Callable[[list[t.Any]], None],
-    ) -> None:
-        """What poll_invoke does until the pipeline ends, for a long stream of output: each
-        Receive goes out while the answer before it is parsed (session._ahead). The parse sends
-        nothing for the transfer scripts, which call no host method that is answered; should it,
-        the transport still takes one request at a time (_prepare_transport)."""
-
-        def parse(answer: _psrp_stream.Answer) -> None:
-            objects = _psrp_stream.output_of(pipeline, answer)
-            if objects:
-                on_output(objects)
-
-        with WorkedBehind(parse) as parser:
-            done = False
-            # The pipeline's state, which the parsing thread sets, ends the loop only for a host
-            # that does not end the command as Windows does (session._psrp_stream).
-            while not done and pipeline.state == PSInvocationState.RUNNING:
-                poll_timeout = self._poll_timeout(deadline)
-                try:
-                    done, answer = self._retry(
-                        "receive pipeline output",
-                        functools.partial(_psrp_stream.send_receive, pipeline, poll_timeout),
-                    )
-                except WSManFaultError as err:
-                    if fault_code(err) != _wsman_faults.OPERATION_TIMEOUT:
-                        raise
-                    continue  # nothing within the operation timeout: ask again
-                parser.give(answer)
-            parser.finish()
-        if pipeline.state == PSInvocationState.RUNNING:
-            raise AnsibleConnectionFailure(
-                f"{PLUGIN_NAME}: the host ended the command of pipeline {pipeline.id} before "
-                "the pipeline's final state arrived"
-            )
 
     def _stream_input(self, lines: c.Iterator[str], deadline: float | None) -> c.Iterator[str]:
         # A generator, because pypsrp streams only generators item by item; the deadline is

@@ -4,26 +4,38 @@ Internal use only: this module is not part of the collection's public API.
 
 pypsrp's ``WinRS.receive`` sends a Receive and parses its answer (XML, base64), and
 ``PowerShell.poll_invoke`` then parses the PSRP messages in it, all before the next Receive goes
-out. Split in two here: ``send_receive`` sends the Receive pypsrp's ``WinRS.receive`` sends for a
-pipeline's stdout, through pypsrp's transport (which authenticates and encrypts), and takes the
-answer's XML unparsed; ``output_of`` parses it, in a thread of its own (session._ahead
-``WorkedBehind``) while the session sends the next Receive.
+out. ``receive_streamed`` splits that in two: ``send_receive`` sends the Receive pypsrp's
+``WinRS.receive`` sends for a pipeline's stdout, through pypsrp's transport (which authenticates
+and encrypts), and takes the answer's XML unparsed; ``output_of`` parses it in a thread of its
+own (session._ahead ``WorkedBehind``) while the next Receive is out.
 
-The session never asks past the end: Windows ends the WinRS command (CommandState Done) in the
-Receive answer that carries the pipeline's final state (pypsrp's recordings
-test_client_execute_ps.yml, test_client_execute_ps_failure.yml, test_client_fetch_file.yml), which
-``send_receive`` tells without parsing the answer.
+It never asks past the end: Windows ends the WinRS command (CommandState Done) in the Receive
+answer that carries the pipeline's final state (pypsrp's recordings test_client_execute_ps.yml,
+test_client_execute_ps_failure.yml, test_client_fetch_file.yml), which ``send_receive`` tells
+without parsing the answer.
 """
 
 from __future__ import annotations
 
 import base64
+import collections.abc as c
+import functools
 import re
 import typing as t
 import xml.etree.ElementTree as ET
 
+from ansible.errors import AnsibleConnectionFailure
+
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._psrp_options import (
+    PLUGIN_NAME,
+)
+from ansible_collections.winops.remoting.plugins.plugin_utils.session._ahead import WorkedBehind
+
 if t.TYPE_CHECKING:
     from pypsrp.powershell import PowerShell
+
 
 # The CommandState element that ends the command. ReceiveResponse is a sequence of Streams, then
 # CommandState (MS-WSMV 2.2.4.27); '<' and quotes never occur in a stream's base64.
@@ -32,6 +44,52 @@ _COMMAND_DONE = re.compile(
 )
 # How much of an answer's end is searched for that element: it is a few hundred bytes long.
 _DONE_SEARCH_TAIL = 4096
+
+
+def receive_streamed(
+    pipeline: PowerShell,
+    on_output: c.Callable[[list[t.Any]], None],
+    *,
+    poll_timeout: c.Callable[[], int],
+    retry: c.Callable[[str, c.Callable[[], t.Any]], t.Any],
+) -> None:
+    """What ``poll_invoke`` does until the pipeline ends, each Receive sent while the answer
+    before it is parsed; ``on_output`` gets the output objects in the parsing thread.
+
+    ``poll_timeout`` gives each Receive's operation timeout (and raises when the command ran
+    out of time), ``retry`` repeats a Receive the host did not take. The parse sends nothing for
+    the transfer scripts, which call no host method that is answered; should it, the session's
+    transport still takes one request at a time (session._psrp_session ``_prepare_transport``).
+    """
+    from pypsrp.complex_objects import PSInvocationState
+    from pypsrp.exceptions import WSManFaultError
+
+    def parse(answer: Answer) -> None:
+        objects = output_of(pipeline, answer)
+        if objects:
+            on_output(objects)
+
+    with WorkedBehind(parse) as parser:
+        done = False
+        # The pipeline's state, which the parsing thread sets, ends the loop only for a host that
+        # does not end the command as Windows does.
+        while not done and pipeline.state == PSInvocationState.RUNNING:
+            timeout = poll_timeout()
+            try:
+                done, answer = retry(
+                    "receive pipeline output", functools.partial(send_receive, pipeline, timeout)
+                )
+            except WSManFaultError as err:
+                if fault_code(err) != _wsman_faults.OPERATION_TIMEOUT:
+                    raise
+                continue  # nothing within the operation timeout: ask again
+            parser.give(answer)
+        parser.finish()
+    if pipeline.state == PSInvocationState.RUNNING:
+        raise AnsibleConnectionFailure(
+            f"{PLUGIN_NAME}: the host ended the command of pipeline {pipeline.id} before the "
+            "pipeline's final state arrived"
+        )
 
 
 class Answer(t.NamedTuple):

@@ -42,6 +42,21 @@ PLAYBOOK = """
       delegate_to: localhost
 """
 
+# PLAYBOOK and a file copied to the host and fetched back: over http every answer is sealed with
+# the Kerberos context, and a psrp fetch's answers are unwrapped and parsed on their own
+# (session._psrp_unwrap, session._psrp_stream).
+PLAYBOOK_WITH_FILES = (
+    PLAYBOOK
+    + """    - ansible.windows.win_copy:
+        src: payload.bin
+        dest: C:\\Windows\\Temp\\winops-kerberos.bin
+    - fetch:
+        src: C:\\Windows\\Temp\\winops-kerberos.bin
+        dest: fetched.bin
+        flat: true
+"""
+)
+
 
 def _host_vars(host, case: tuple[str, str, str, bool]) -> dict[str, object]:
     plugin, scheme, mode, delegate = case
@@ -109,7 +124,9 @@ def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
     _plugin, _scheme, mode, delegate = case
     inventory = {"windows": {"hosts": {host.name: _host_vars(host, case)}}}
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
+    (tmp_path / "play.yml").write_text(PLAYBOOK_WITH_FILES)
+    payload = os.urandom(1024 * 1024 + 7)  # several Receives' worth
+    (tmp_path / "payload.bin").write_bytes(payload)
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir(mode=0o700)
     env = {
@@ -141,6 +158,7 @@ def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
     assert ADMIN.password not in output
     who = json.loads((tmp_path / "result.json").read_text())["who"]
     assert who.lower() == f"{kdc.DOMAIN}\\{ADMIN.name}".lower()
+    assert (tmp_path / "fetched.bin").read_bytes() == payload
     done = recorder.completed()
     assert done and {a.client_principal() for a in done} == {ADMIN.principal}
     assert all(a.auth_method == "Kerberos" for a in done)

@@ -18,7 +18,7 @@ description:
     task with a message naming the variable, its value and what is allowed.
 version_added: 0.1.0
 requirements:
-  - pypsrp >= 0.8.1, < 1.0.0 (C(pypsrp[credssp]) for CredSSP, C(pypsrp[kerberos]) for Kerberos);
+  - pypsrp >= 0.9.0, < 1.0.0 (C(pypsrp[credssp]) for CredSSP, C(pypsrp[kerberos]) for Kerberos);
     the plugin uses the 0.x API
   - urllib3 >= 2.0.7 and not 2.1.x for certificate authentication over TLS 1.3
 extends_documentation_fragment:

@@ -75,6 +75,13 @@ if t.TYPE_CHECKING:
         CredentialCache,
     )
 
+
+def sends_without_repeats(wsman_class: type) -> bool:
+    """Whether this pypsrp's ``WSMan.invoke`` can send a request without pypsrp's own repeats
+    (``retries_on_read_timeout``, pypsrp 0.9.0 and later), as every Receive here must be."""
+    return "retries_on_read_timeout" in wsman_class.invoke.__code__.co_varnames  # type: ignore[attr-defined]
+
+
 PYPSRP_IMPORT_ERROR: ImportError | None
 try:
     import requests
@@ -85,6 +92,9 @@ try:
     from pypsrp.shell import SignalCode
     from pypsrp.wsman import NAMESPACES, SelectorSet, WSMan, WSManAction
     from spnego.exceptions import SpnegoError
+
+    if not sends_without_repeats(WSMan):  # pypsrp 0.8.x: every Receive would be a TypeError
+        raise ImportError("pypsrp 0.9.0 or later is needed, and this one is older")
 except ImportError as import_error:
     PYPSRP_IMPORT_ERROR = import_error
 else:
@@ -142,7 +152,8 @@ def require_pypsrp() -> None:
     """Raise a clear AnsibleError when pypsrp (or what it needs) cannot be imported."""
     if PYPSRP_IMPORT_ERROR is not None:
         raise AnsibleError(
-            f"{PLUGIN_NAME} needs the pypsrp Python library (pip install 'pypsrp[credssp]'): "
+            f"{PLUGIN_NAME} needs the pypsrp Python library, 0.9.0 or later and below 1.0.0 "
+            "(pip install 'pypsrp[credssp]>=0.9.0,<1.0.0'): "
             f"{PYPSRP_IMPORT_ERROR}"
         ) from PYPSRP_IMPORT_ERROR
 

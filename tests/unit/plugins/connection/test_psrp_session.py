@@ -25,7 +25,7 @@ from unittest import mock
 
 import pytest
 import requests
-from ansible.errors import AnsibleConnectionFailure
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import WinRMTransportError, WSManFaultError
 from pypsrp.messages import PipelineInput
@@ -954,6 +954,31 @@ def test_a_receive_is_not_repeated_by_pypsrp_after_a_read_timeout() -> None:
         20,
         retries_on_read_timeout=0,
     )
+
+
+def test_pypsrp_older_than_0_9_is_refused_with_the_version_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pypsrp 0.8.x has no WSMan.invoke(retries_on_read_timeout=...): every Receive would fail
+    with a TypeError, so the plugin says which pypsrp it needs instead."""
+
+    class WSManOf081:  # WSMan.invoke's parameters in pypsrp 0.8.1
+        def invoke(  # noqa: PLR0917 - pypsrp's own signature
+            self,
+            action: str,
+            resource_uri: str,
+            resource: t.Any,
+            option_set: t.Any = None,
+            selector_set: t.Any = None,
+            timeout: int | None = None,
+        ) -> t.Any:
+            raise AssertionError("not called")
+
+    assert _psrp_session.sends_without_repeats(WSMan)  # the installed pypsrp
+    assert not _psrp_session.sends_without_repeats(WSManOf081)
+    monkeypatch.setattr(_psrp_session, "PYPSRP_IMPORT_ERROR", ImportError("too old"))
+    with pytest.raises(AnsibleError, match=r"0\.9\.0 or later and below 1\.0\.0"):
+        _psrp_session.require_pypsrp()
 
 
 @pytest.mark.real_name_lookup

@@ -473,13 +473,14 @@ class PsrpSession:
         send = transport.send
         # The session has one connection and one encryption context for all threads.
         one_at_a_time = threading.Lock()
-        unwrapping: list[t.Any] = []  # the encryption context given a faster unwrap
+        unwrapping: t.Any = None  # the encryption context given a faster unwrap
 
         def send_on_an_authenticated_connection(message: bytes, **kwargs: t.Any) -> t.Any:
             with one_at_a_time:
                 return send_authenticated(message, **kwargs)
 
         def send_authenticated(message: bytes, **kwargs: t.Any) -> t.Any:
+            nonlocal unwrapping
             http: t.Any = transport.session
             ticket_ends = self._logon.due()
             if ticket_ends or connection_lost(http):
@@ -494,9 +495,9 @@ class PsrpSession:
                 self._ccache = ticket_for_new_logon(self.settings.kinit, self._ccache)
                 self._note_logon()
             encryption = transport.encryption  # made by the first send that encrypts
-            if encryption is not None and encryption not in unwrapping:
+            if encryption is not None and encryption is not unwrapping:
                 unwrap_one_part_directly(encryption)
-                unwrapping[:] = [encryption]
+                unwrapping = encryption
             return send(message, **kwargs)
 
         transport.send = send_on_an_authenticated_connection

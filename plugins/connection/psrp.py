@@ -342,8 +342,9 @@ options:
         the pipeline is stopped on the host (PSRP stop signal) and the task fails.
       - It also bounds the wait for the host to open the runspace pool; the pool is then
         deleted and the task fails.
-      - V(0) means no limit. A task's C(timeout) keyword also stops the remote pipeline.
-    type: int
+      - V(0) means no limit; fractions of a second are allowed. A task's C(timeout) keyword
+        also stops the remote pipeline.
+    type: float
     default: 0
     vars:
       - name: ansible_psrp_command_timeout

@@ -335,7 +335,7 @@ options:
     description:
       - Longest time in seconds a single command may run. When it passes, the command is
         stopped on the host with a WinRS terminate signal and the task fails. V(0) means no
-        limit.
+        limit; fractions of a second are allowed.
       - The task keyword C(timeout) also stops the remote command the same way.
     default: 0
     type: float
@@ -455,6 +455,7 @@ options:
         default since WinRM 3.0) and answers for 153600. If the host refuses a request as too
         large (HTTP 413, as a WinRM 2.0 host with its 150 KB does), nothing was taken, and
         it and every later one are sent in 153600-byte pieces.
+      - An integer, at least 32768 (the smallest C(MaxEnvelopeSizekb) Windows accepts is 32).
     type: int
     vars:
       - name: ansible_winrm_max_envelope_size

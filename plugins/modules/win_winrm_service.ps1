@@ -190,8 +190,10 @@ foreach ($familyCheck in @(@('ipv4_filter', [System.Net.Sockets.AddressFamily]::
         }
     }
 }
-if ($null -ne $params.max_envelope_size_kb -and $params.max_envelope_size_kb -lt 1) {
-    $module.FailJson("max_envelope_size_kb '$($params.max_envelope_size_kb)' must be a positive number of kilobytes")
+# Windows takes no MaxEnvelopeSizekb below 32 (WSManDsc's WSManConfig: ValidateRange(32, ...));
+# refused here, before any setting is changed.
+if ($null -ne $params.max_envelope_size_kb -and $params.max_envelope_size_kb -lt 32) {
+    $module.FailJson("max_envelope_size_kb '$($params.max_envelope_size_kb)' must be at least 32 kilobytes, the smallest MaxEnvelopeSizekb Windows takes")
 }
 if ($params.certificate_thumbprint) {
     $thumbprint = ConvertTo-Comparable -Value $params.certificate_thumbprint -Kind 'thumbprint'

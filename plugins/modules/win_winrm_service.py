@@ -67,7 +67,10 @@ options:
     description: Like O(ipv4_filter) for IPv6 (C(Service\IPv6Filter)).
     type: str
   max_envelope_size_kb:
-    description: Largest SOAP envelope the service accepts, in kilobytes (C(MaxEnvelopeSizekb)).
+    description:
+      - Largest SOAP envelope the service accepts, in kilobytes (C(MaxEnvelopeSizekb)).
+      - At least V(32), the smallest value Windows takes; a smaller one fails the task before
+        anything is changed.
     type: int
   client:
     description: WinRM client settings of the host, used when it connects onwards (double hop).

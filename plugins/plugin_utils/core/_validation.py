@@ -166,6 +166,20 @@ def boolean(var: str, value: object) -> bool:
     return parsed
 
 
+def optional_string(var: str, value: object, what: str) -> str | None:
+    """``value`` when it is a string, None when it is unset."""
+    if value is None:
+        return None
+    require(isinstance(value, str), var, value, what)
+    return t.cast(str, value)
+
+
+def nonblank_string(var: str, value: object, what: str) -> str:
+    """``value`` when it is a string with something besides blanks in it."""
+    require(isinstance(value, str) and bool(value.strip()), var, value, what)
+    return t.cast(str, value)
+
+
 def existing_file(var: str, value: object) -> str:
     """Return the ``~``-expanded path in ``value`` if it names a readable regular file."""
     if isinstance(value, str) and value.strip():

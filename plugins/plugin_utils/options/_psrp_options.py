@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections.abc as c
 import inspect
-import os
 import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
@@ -28,9 +27,14 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
     KinitRequest,
     kerberos_principal,
     proxy_secrets,
+    read_ca_path,
+    read_command_timeout,
     read_endpoint,
+    read_kerberos_service,
     read_kinit_args,
+    read_kinit_cmd,
     read_kinit_env,
+    read_max_envelope_size,
     read_password,
     read_retry_policy,
     require_read_above_operation,
@@ -45,8 +49,9 @@ MESSAGE_ENCRYPTION_AUTHS = frozenset(("negotiate", "kerberos", "ntlm", "credssp"
 # Auth protocols that log on with a user name and password (Negotiate and Kerberos can use the
 # controller's ticket cache without either).
 USER_REQUIRED_AUTHS = frozenset(("basic", "ntlm", "credssp"))
-# Windows accepts no MaxEnvelopeSizekb below 32; it also leaves file transfers room to work.
-MIN_ENVELOPE_SIZE = 32768
+# pypsrp's own default, the MaxEnvelopeSizekb 150 of WinRM 2.0 hosts; pypsrp raises it when
+# the host says it runs PowerShell 3 or later.
+DEFAULT_MAX_ENVELOPE_SIZE = 153600
 
 # WSMan keyword arguments that our options produce; a passthrough variable may not replace them.
 _OPTION_KWARGS = frozenset(
@@ -110,26 +115,6 @@ def passthrough_kwargs() -> frozenset[str]:
     return frozenset(names - _OPTION_KWARGS)
 
 
-def _optional_str(var: str, value: object, what: str) -> str | None:
-    if value is None:
-        return None
-    _validation.require(isinstance(value, str), var, value, what)
-    return t.cast(str, value)
-
-
-def _required_str(var: str, value: object, what: str) -> str:
-    _validation.require(isinstance(value, str) and bool(value.strip()), var, value, what)
-    return t.cast(str, value)
-
-
-def _existing_path(var: str, value: object, what: str) -> str:
-    # Mirrors what requests accepts for a CA bundle: a file or a c_rehash'ed directory.
-    _validation.require(
-        isinstance(value, str) and os.path.exists(os.path.expanduser(value)), var, value, what
-    )
-    return os.path.expanduser(t.cast(str, value))
-
-
 def _read_kinit(
     source: OptionSource,
     *,
@@ -146,6 +131,10 @@ def _read_kinit(
         if mode_value is None
         else _validation.choice(mode_var, mode_value, ("managed", "manual"))
     )
+    # Checked whether or not they are used, as the winrm plugin checks them.
+    kinit_cmd = read_kinit_cmd(source, "kinit_cmd")
+    kinit_args = read_kinit_args(source, "kinit_args")
+    env_vars = read_kinit_env(source, "kinit_env_vars")
     if mode is None:
         mode = "managed" if auth == "kerberos" and password else "manual"
     if mode == "manual":
@@ -161,12 +150,6 @@ def _read_kinit(
         bool(password), mode_var, mode_value, "manual when no password is set (ansible_password)"
     )
     _validation.require(bool(user), user_var, user, "a user principal such as user@REALM")
-
-    cmd_value, cmd_var = source.read("kinit_cmd")
-    kinit_cmd = _required_str(cmd_var, cmd_value, "the kinit command to run")
-
-    kinit_args = read_kinit_args(source, "kinit_args")
-    env_vars = read_kinit_env(source, "kinit_env_vars")
 
     return KinitRequest(
         # A UPN's realm upper-cased: MIT realms are case-sensitive, AD's are upper case.
@@ -222,7 +205,7 @@ def read_settings(
     https = endpoint.scheme == "https"
 
     user_value, user_var = read("remote_user")
-    user = _optional_str(user_var, user_value, "a user name")
+    user = _validation.optional_string(user_var, user_value, "a user name")
     password = read_password(source)
     password_var = source.label("remote_password")
 
@@ -231,16 +214,11 @@ def read_settings(
 
     validation_value, validation_var = read("cert_validation")
     cert_validation = _validation.choice(validation_var, validation_value, ("validate", "ignore"))
-    ca_cert_value, ca_cert_var = read("ca_cert")
-    ca_cert = _optional_str(ca_cert_var, ca_cert_value, "the path of a PEM CA bundle")
+    ca_cert = read_ca_path(source, "ca_cert", used=https and cert_validation == "validate")
     wsman_cert_validation: bool | str
     if cert_validation == "ignore":
         wsman_cert_validation = False
-    elif ca_cert is not None:
-        if https:
-            ca_cert = _existing_path(
-                ca_cert_var, ca_cert, "the path of an existing PEM CA bundle file or directory"
-            )
+    elif ca_cert:
         wsman_cert_validation = ca_cert
     else:
         wsman_cert_validation = True
@@ -276,8 +254,12 @@ def read_settings(
 
     cert_pem_value, cert_pem_var = read("certificate_pem")
     key_pem_value, key_pem_var = read("certificate_key_pem")
-    cert_pem = _optional_str(cert_pem_var, cert_pem_value, "the path of a PEM certificate")
-    key_pem = _optional_str(key_pem_var, key_pem_value, "the path of a PEM private key")
+    cert_pem = _validation.optional_string(
+        cert_pem_var, cert_pem_value, "the path of a PEM certificate"
+    )
+    key_pem = _validation.optional_string(
+        key_pem_var, key_pem_value, "the path of a PEM private key"
+    )
     if auth == "certificate":
         _validation.require(
             cert_pem is not None,
@@ -343,22 +325,17 @@ def read_settings(
     delegate_value, delegate_var = read("negotiate_delegate")
     delegate = None if delegate_value is None else _validation.boolean(delegate_var, delegate_value)
     override_value, override_var = read("negotiate_hostname_override")
-    hostname_override = _optional_str(override_var, override_value, "a host name")
-    service_value, service_var = read("negotiate_service")
-    service = _required_str(service_var, service_value, "a Kerberos service name such as WSMAN")
+    hostname_override = _validation.optional_string(override_var, override_value, "a host name")
+    service = read_kerberos_service(source, "negotiate_service", "WSMAN")
 
-    envelope_value, envelope_var = read("max_envelope_size")
-    max_envelope_size = _validation.integer(envelope_var, envelope_value, minimum=MIN_ENVELOPE_SIZE)
+    max_envelope_size = read_max_envelope_size(source) or DEFAULT_MAX_ENVELOPE_SIZE
 
     configuration_value, configuration_var = read("configuration_name")
-    configuration_name = _required_str(
+    configuration_name = _validation.nonblank_string(
         configuration_var,
         configuration_value,
         "a PowerShell session configuration name such as Microsoft.PowerShell",
     )
-
-    command_timeout_value, command_timeout_var = read("command_timeout")
-    command_timeout = _validation.integer(command_timeout_var, command_timeout_value, minimum=0)
 
     kinit = _read_kinit(
         source,
@@ -419,7 +396,7 @@ def read_settings(
         operation_timeout=timeouts["operation_timeout"],
         read_timeout=timeouts["read_timeout"],
         retry_policy=retry_policy,
-        command_timeout=command_timeout,
+        command_timeout=read_command_timeout(source),
         max_envelope_size=max_envelope_size,
         secrets=tuple(secret for secret in (password, key_password) if secret)
         + proxy_secrets(proxy),

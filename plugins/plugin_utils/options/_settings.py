@@ -27,6 +27,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_so
 )
 
 DEFAULT_KINIT_TIMEOUT = 60.0
+# Windows takes no MaxEnvelopeSizekb below 32 (WSManDsc's WSManConfig resource: "The minimum
+# value is 32"), so no host's envelope is smaller than this; it also leaves a file chunk room.
+MIN_MAX_ENVELOPE_SIZE = 32 * 1024
 
 
 class RetryPolicy(Record):
@@ -157,6 +160,55 @@ def read_retry_policy(source: OptionSource) -> RetryPolicy:
         retries=_validation.integer(retries_var, retries_value, minimum=0),
         backoff=_validation.number(backoff_var, backoff_value, minimum=0),
     )
+
+
+def read_command_timeout(source: OptionSource) -> float:
+    """command_timeout in seconds, fractions allowed; 0 (and unset) is no limit."""
+    value, var = source.read("command_timeout")
+    return _validation.number(var, 0 if value is None else value, minimum=0)
+
+
+def read_max_envelope_size(source: OptionSource) -> int | None:
+    """max_envelope_size in bytes, at least MIN_MAX_ENVELOPE_SIZE; None when unset."""
+    value, var = source.read("max_envelope_size")
+    if value is None:
+        return None
+    return _validation.integer(var, value, minimum=MIN_MAX_ENVELOPE_SIZE)
+
+
+def read_ca_path(source: OptionSource, option: str, used: bool) -> str | None:
+    """The CA bundle file or directory ``option`` names, ``~`` expanded; checked to exist
+    only when ``used`` (HTTPS with certificate validation), where the library would otherwise
+    fail at the first request. Unused, it is passed on as written, as the builtin plugins do."""
+    value, var = source.read(option)
+    path = _validation.optional_string(var, value, "the path of a CA bundle file or directory")
+    if path is None or not used:
+        return path
+    # What requests accepts for a CA bundle: a file or a c_rehash'ed directory.
+    expanded = os.path.expanduser(path)
+    _validation.require(
+        bool(path.strip()) and os.path.exists(expanded),
+        var,
+        value,
+        "the path of an existing CA bundle file or certificate directory",
+    )
+    return expanded
+
+
+def read_kerberos_service(source: OptionSource, option: str, default: str) -> str:
+    """The service part of the host's SPN; ``default`` when unset, never blank."""
+    value, var = source.read(option)
+    if value is None:
+        return default
+    return _validation.nonblank_string(var, value, f"a Kerberos service name such as {default}")
+
+
+def read_kinit_cmd(source: OptionSource, option: str) -> str:
+    """The kinit program for managed Kerberos; ``kinit`` when unset, never blank."""
+    value, var = source.read(option)
+    if value is None:
+        return "kinit"
+    return _validation.nonblank_string(var, value, "the kinit command to run")
 
 
 def require_read_above_operation(

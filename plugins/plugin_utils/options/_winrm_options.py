@@ -10,13 +10,11 @@ naming the setting the user gave (``OptionSource.label``), the value and what is
 
 from __future__ import annotations
 
-import os
 import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import is_upn
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import field
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     OptionSource,
 )
@@ -25,9 +23,14 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
     KinitRequest,
     kerberos_principal,
     proxy_secrets,
+    read_ca_path,
+    read_command_timeout,
     read_endpoint,
+    read_kerberos_service,
     read_kinit_args,
+    read_kinit_cmd,
     read_kinit_env,
+    read_max_envelope_size,
     read_retry_policy,
     require_read_above_operation,
 )
@@ -59,7 +62,6 @@ DEFAULT_MAX_ENVELOPE_SIZE = 153600
 # max_envelope_size is not set, falling back to DEFAULT_MAX_ENVELOPE_SIZE when the host refuses
 # one as too large (HTTP 413, nothing taken).
 WINDOWS_MAX_ENVELOPE_SIZE = 512000
-MIN_MAX_ENVELOPE_SIZE = 16384  # room for the SOAP header and a useful file chunk
 
 # Protocol arguments that the plugin sets itself; an ansible_winrm_<name> extra never overrides
 # them (the same set ansible.builtin.winrm keeps for itself, plus arguments we own as options).
@@ -86,12 +88,8 @@ class WinRMSettings(ConnectionSettings):
 
 
 def _optional_str(source: OptionSource, option: str) -> str | None:
-    value = source.value(option)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise OptionError(source.label(option), value, "a string")
-    return value
+    value, var = source.read(option)
+    return _validation.optional_string(var, value, "a string")
 
 
 def _proxy(source: OptionSource) -> str | None:
@@ -235,7 +233,7 @@ def _kinit(
             None,
             f"a password when {source.label('kerberos_mode')} is managed (or set it to manual)",
         )
-    kinit_cmd = _optional_str(source, "kerberos_command") or "kinit"
+    kinit_cmd = read_kinit_cmd(source, "kerberos_command")
     kinit_args = read_kinit_args(source, "kinit_args")
     env_vars = read_kinit_env(source, "kinit_env_vars")
     if not (managed and uses_kerberos):
@@ -324,16 +322,9 @@ def build_settings(
     )
     transports = _pywinrm_transports(transports, kerberos_available and kerberos_realm_known)
 
-    ca_trust_path = _optional_str(source, "ca_trust_path")
-    if ca_trust_path is not None:
-        expanded = os.path.expanduser(ca_trust_path)
-        _validation.require(
-            os.path.exists(expanded),
-            source.label("ca_trust_path"),
-            ca_trust_path,
-            "the path of an existing CA bundle file or certificate directory",
-        )
-        ca_trust_path = expanded
+    ca_trust_path = read_ca_path(
+        source, "ca_trust_path", used=endpoint.scheme == "https" and cert_validation == "validate"
+    )
 
     delegation = _validation.boolean(
         source.label("kerberos_delegation"), source.value("kerberos_delegation")
@@ -344,7 +335,7 @@ def build_settings(
         "transport": transports[0],
         "username": user,
         "password": password,
-        "service": _optional_str(source, "service") or "HTTP",
+        "service": read_kerberos_service(source, "service", "HTTP"),
         "server_cert_validation": cert_validation,
         "kerberos_delegation": delegation,
         "read_timeout_sec": read_timeout,
@@ -371,17 +362,11 @@ def build_settings(
     passthrough, ignored = _passthrough(source, protocol_parameters)
     kwargs.update(passthrough)
 
-    command_timeout = _validation.number(
-        source.label("command_timeout"), source.value("command_timeout") or 0, 0
-    )
-    envelope_value = source.value("max_envelope_size")
-    if envelope_value is None:
+    envelope_size = read_max_envelope_size(source)
+    if envelope_size is None:
         max_envelope_size, send_envelope_size = DEFAULT_MAX_ENVELOPE_SIZE, WINDOWS_MAX_ENVELOPE_SIZE
     else:
-        max_envelope_size = _validation.integer(
-            source.label("max_envelope_size"), envelope_value, MIN_MAX_ENVELOPE_SIZE
-        )
-        send_envelope_size = max_envelope_size
+        max_envelope_size = send_envelope_size = envelope_size
     return WinRMSettings(
         plugin=PLUGIN,
         endpoint=endpoint,
@@ -404,7 +389,7 @@ def build_settings(
         operation_timeout=operation_timeout,
         read_timeout=read_timeout,
         retry_policy=read_retry_policy(source),
-        command_timeout=command_timeout,
+        command_timeout=read_command_timeout(source),
         max_envelope_size=max_envelope_size,
         send_envelope_size=send_envelope_size,
         secrets=((password,) if password else ()) + proxy_secrets(kwargs.get("proxy")),

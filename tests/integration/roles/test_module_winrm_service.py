@@ -188,7 +188,13 @@ def test_service_bad_values_fail_naming_the_option(targets: t.Any) -> None:
   winops.remoting.win_winrm_service:
     certificate_thumbprint: "{{ '0' * 40 }}"
   ignore_errors: true
+- name: small envelope
+  winops.remoting.win_winrm_service:
+    auth_basic: true
+    max_envelope_size_kb: 16
+  ignore_errors: true
 """
+    before = targets.state("service")["winrm"]
     run = targets.play("service", tasks, label="bad")
     bad_filter = run.task(host, "bad filter").result
     assert bad_filter["failed"] and bad_filter["msg"] == (
@@ -208,6 +214,13 @@ def test_service_bad_values_fail_naming_the_option(targets: t.Any) -> None:
     assert (
         missing["msg"] == f"certificate_thumbprint '{'0' * 40}' is not in Cert:\\LocalMachine\\My"
     )
+    small = run.task(host, "small envelope").result
+    assert small["failed"] and small["msg"] == (
+        "max_envelope_size_kb '16' must be at least 32 kilobytes, the smallest "
+        "MaxEnvelopeSizekb Windows takes"
+    )
+    # Refused before anything was written: Basic, asked for in the same task, stays off.
+    assert targets.state("service")["winrm"] == before
 
 
 BASIC_POLICY = """\

@@ -595,3 +595,93 @@ def test_a_bad_session_max_kept_names_its_variable(plugin: str, value: t.Any) ->
     with pytest.raises(OptionError) as raised:
         connection._new_slot()
     assert str(raised.value).startswith(f"Invalid value {value!r} for {variable}: expected")
+
+
+# -- one concept, one rule: the options both plugins have under their own names -----------------
+
+# The same concept's variable in each plugin.
+SAME_CONCEPT = {
+    "ca": {"winrm": "ansible_winrm_ca_trust_path", "psrp": "ansible_psrp_ca_cert"},
+    "validation": {
+        "winrm": "ansible_winrm_server_cert_validation",
+        "psrp": "ansible_psrp_cert_validation",
+    },
+    "service": {"winrm": "ansible_winrm_service", "psrp": "ansible_psrp_negotiate_service"},
+    "kinit_cmd": {"winrm": "ansible_winrm_kinit_cmd", "psrp": "ansible_psrp_kinit_cmd"},
+}
+
+
+def family(plugin: str) -> str:
+    return plugin.rsplit(".", 1)[1]
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("value", [1.5, "0.25", 600])
+def test_a_command_timeout_may_be_a_fraction_in_both_plugins(plugin: str, value: t.Any) -> None:
+    # Before: the winrm plugin took 1.5, the psrp plugin refused it as not an integer.
+    variable = f"ansible_{family(plugin)}_command_timeout"
+    settings = load_connection(plugin, {**BASE, variable: value})._read_settings()
+    assert settings.command_timeout == float(value)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_an_envelope_smaller_than_windows_allows_is_refused_by_both(plugin: str) -> None:
+    # Before: the winrm plugin took anything from 16384, the psrp plugin from 32768.
+    variable = f"ansible_{family(plugin)}_max_envelope_size"
+    connection = load_connection(plugin, {**BASE, variable: 20000})
+    with pytest.raises(OptionError) as raised:
+        connection._read_settings()
+    assert str(raised.value) == f"Invalid value 20000 for {variable}: expected an integer >= 32768"
+    settings = load_connection(plugin, {**BASE, variable: 32768})._read_settings()
+    assert settings.max_envelope_size == 32768
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize(
+    ("port", "validation", "refused"),
+    [(5986, "validate", True), (5986, "ignore", False), (5985, "validate", False)],
+)
+def test_a_missing_ca_bundle_is_refused_where_it_is_used(
+    plugin: str, port: int, validation: str, refused: bool
+) -> None:
+    # Before: the winrm plugin refused it over http and with validation off too.
+    variables = {
+        **BASE,
+        "ansible_port": port,
+        SAME_CONCEPT["ca"][family(plugin)]: "/nonexistent/winops/ca.pem",
+        SAME_CONCEPT["validation"][family(plugin)]: validation,
+    }
+    connection = load_connection(plugin, variables)
+    if not refused:
+        connection._read_settings()
+        return
+    with pytest.raises(OptionError) as raised:
+        connection._read_settings()
+    assert str(raised.value) == (
+        f"Invalid value '/nonexistent/winops/ca.pem' for {SAME_CONCEPT['ca'][family(plugin)]}: "
+        "expected the path of an existing CA bundle file or certificate directory"
+    )
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("concept", ["service", "kinit_cmd"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_a_blank_service_or_kinit_command_is_refused_by_both(
+    plugin: str, concept: str, value: str
+) -> None:
+    # Before: the winrm plugin ran "   " as kinit and asked for the SPN "   /host".
+    variable = SAME_CONCEPT[concept][family(plugin)]
+    connection = load_connection(plugin, {**BASE, variable: value})
+    with pytest.raises(OptionError) as raised:
+        connection._read_settings()
+    assert str(raised.value).startswith(f"Invalid value {value!r} for {variable}: expected")
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_bad_kinit_arguments_are_refused_by_both_without_managed_kerberos(plugin: str) -> None:
+    # Before: the psrp plugin looked at them only with kinit_mode managed.
+    variable = f"ansible_{family(plugin)}_kinit_args"
+    connection = load_connection(plugin, {**BASE, variable: "-f 'unterminated"})
+    with pytest.raises(OptionError) as raised:
+        connection._read_settings()
+    assert str(raised.value).startswith(f'Invalid value "-f \'unterminated" for {variable}')

@@ -107,7 +107,7 @@ BAD_VALUES: list[tuple[str, dict[str, t.Any], str]] = [
         "ca_cert that does not exist",
         {"ansible_psrp_ca_cert": "/nonexistent/winops/ca.pem"},
         "Invalid value '/nonexistent/winops/ca.pem' for ansible_psrp_ca_cert: expected the path "
-        "of an existing PEM CA bundle file or directory",
+        "of an existing CA bundle file or certificate directory",
     ),
     (
         "ignore_proxy maybe",
@@ -147,7 +147,7 @@ BAD_VALUES: list[tuple[str, dict[str, t.Any], str]] = [
     (
         "command timeout words",
         {"ansible_psrp_command_timeout": "ten minutes"},
-        "Invalid value 'ten minutes' for ansible_psrp_command_timeout: expected an integer >= 0",
+        "Invalid value 'ten minutes' for ansible_psrp_command_timeout: expected a number >= 0",
     ),
     (
         "credssp mechanism",
@@ -253,7 +253,7 @@ def test_an_environment_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
     with no_network(), pytest.raises(OptionError) as raised:
         connection._connect()
     assert str(raised.value) == (
-        "Invalid value 'forever' for ANSIBLE_PSRP_COMMAND_TIMEOUT: expected an integer >= 0"
+        "Invalid value 'forever' for ANSIBLE_PSRP_COMMAND_TIMEOUT: expected a number >= 0"
     )
 
 

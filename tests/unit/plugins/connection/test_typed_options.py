@@ -346,11 +346,10 @@ def test_ansible_doc_shows_a_type_for_every_option_the_readers_convert(plugin: s
                 "connection_timeout",
                 "read_timeout",
                 "operation_timeout",
-                "command_timeout",
                 "reconnection_retries",
                 "max_envelope_size",
             },
-            "float": {"reconnection_backoff"},
+            "float": {"command_timeout", "reconnection_backoff"},
             "bool": {
                 "ignore_proxy",
                 "credssp_disable_tlsv1_2",

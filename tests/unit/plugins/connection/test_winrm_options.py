@@ -714,7 +714,7 @@ BAD_VALUES = [
     ),
     (
         {"ansible_winrm_max_envelope_size": 1000},
-        "Invalid value 1000 for ansible_winrm_max_envelope_size: expected an integer >= 16384",
+        "Invalid value 1000 for ansible_winrm_max_envelope_size: expected an integer >= 32768",
     ),
     (
         {"ansible_user": None, "ansible_winrm_transport": "ntlm"},

@@ -955,8 +955,8 @@ def test_unstoppable_command_is_reported(host: Harness) -> None:
 
 
 def test_put_chunks_fit_the_envelope(monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any) -> None:
-    harness = Harness(monkeypatch, max_envelope_size=16384)
-    harness.protocol.host_limit = 16384
+    harness = Harness(monkeypatch, max_envelope_size=32768)
+    harness.protocol.host_limit = 32768
     source = tmp_path / "payload.bin"
     data = os.urandom(50_000)
     source.write_bytes(data)
@@ -964,7 +964,7 @@ def test_put_chunks_fit_the_envelope(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     harness.program(PutHost(files))
     harness.session.put_file(str(source), "C:\\Temp\\payload €.bin")
     assert files == {"C:\\Temp\\payload €.bin": data}
-    chunk = put_chunk_size(16384)
+    chunk = put_chunk_size(32768)
     sends = harness.protocol.names("send")
     # The header line, then one line per chunk; every Send fits (FakeProtocol asserts it).
     assert len(sends) == 1 + -(-len(data) // chunk)

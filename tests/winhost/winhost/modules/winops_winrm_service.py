@@ -171,8 +171,11 @@ def _validate(run: ModuleRun, params: dict[str, t.Any], state: HostState) -> Non
                     "'first-last' ranges"
                 )
     size = params["max_envelope_size_kb"]
-    if size is not None and size < 1:
-        raise ModuleFailure(f"max_envelope_size_kb '{size}' must be a positive number of kilobytes")
+    if size is not None and size < 32:
+        raise ModuleFailure(
+            f"max_envelope_size_kb '{size}' must be at least 32 kilobytes, the smallest "
+            "MaxEnvelopeSizekb Windows takes"
+        )
     if params["certificate_thumbprint"]:
         thumbprint = _comparable(params["certificate_thumbprint"], "thumbprint")
         if not re.fullmatch(r"[0-9A-F]{40}", thumbprint):

@@ -572,13 +572,13 @@ class Connection(TypedOptions, KeptSessionConnection):
             build_settings,
         )
         from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
-            _winrm_session,
+            _winrm_protocol,
         )
 
         settings = build_settings(
             self._option_source(),
-            _winrm_session.protocol_parameters(),
-            _winrm_session.kerberos_available(),
+            _winrm_protocol.protocol_parameters(),
+            _winrm_protocol.kerberos_available(),
         )
         user = settings.protocol_kwargs.get("username")
         if (
@@ -628,13 +628,14 @@ class Connection(TypedOptions, KeptSessionConnection):
             redacted_options,
         )
         from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+            _winrm_protocol,
             _winrm_session,
         )
 
-        if not _winrm_session.HAS_WINRM:
+        if not _winrm_protocol.HAS_WINRM:
             raise AnsibleError(
                 "winops.remoting.winrm needs the pywinrm library, which failed to import: "
-                f"{_winrm_session.WINRM_IMPORT_ERROR}"
+                f"{_winrm_protocol.WINRM_IMPORT_ERROR}"
             )
         settings = self._read_settings()
         endpoint = settings.endpoint

@@ -12,7 +12,7 @@ from pypsrp.exceptions import WSManFaultError as PsrpFault
 from pypsrp.shell import WinRS
 from shells_helpers import ADMIN, OTHER, InProcessServer, ScriptedEngine, SettingsHost
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_protocol
 from winhost import faults
 
 CMD = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
@@ -82,7 +82,7 @@ def test_enumeration_without_optimize_enumeration_is_not_modelled(
 
 
 def test_the_plugin_names_its_shells_and_finds_them(server: InProcessServer) -> None:
-    protocol = server.pywinrm(_winrm_session.Protocol)
+    protocol = server.pywinrm(_winrm_protocol.Protocol)
     first = protocol.open_shell(codepage=65001, name="winops-remoting-test")
     second = protocol.open_shell(codepage=65001)
     assert sorted(protocol.list_shells(), key=lambda shell: shell[1] or "") == sorted(

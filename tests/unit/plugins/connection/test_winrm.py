@@ -26,7 +26,10 @@ from ansible.template import Templar
 from ansible.utils.display import Display
 from test_winrm_session import OK, FakeProtocol, FetchHost, PutHost, Scripted
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+    _winrm_protocol,
+    _winrm_session,
+)
 
 PASSWORD = "Sécret-Pässwörd!42"
 VARIABLES = {
@@ -455,9 +458,9 @@ def test_task_timeout_sends_terminate_in_a_real_playbook(tmp_path: t.Any) -> Non
 
 
 def test_missing_pywinrm_is_reported_when_connecting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_winrm_session, "HAS_WINRM", False)
+    monkeypatch.setattr(_winrm_protocol, "HAS_WINRM", False)
     monkeypatch.setattr(
-        _winrm_session, "WINRM_IMPORT_ERROR", ImportError("No module named 'winrm'")
+        _winrm_protocol, "WINRM_IMPORT_ERROR", ImportError("No module named 'winrm'")
     )
     connection = load()  # loading and setting options works without the library
     with pytest.raises(AnsibleError) as raised:

@@ -33,7 +33,10 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation i
 from ansible_collections.winops.remoting.plugins.plugin_utils.kerberos._kerberos import (
     CredentialCache,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+    _winrm_protocol,
+    _winrm_session,
+)
 
 PROTOCOL_SIGNATURE = inspect.signature(winrm.protocol.Protocol.__init__)
 CORE_2_19_OR_LATER = tuple(int(part) for part in ansible_core_version.split(".")[:2]) >= (2, 19)
@@ -109,13 +112,15 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def kerberos_library(monkeypatch: pytest.MonkeyPatch) -> None:
     """Behave as if pykerberos were installed (rows that need otherwise say so)."""
-    monkeypatch.setattr(_winrm_session, "kerberos_available", lambda: True)
+    monkeypatch.setattr(_winrm_protocol, "kerberos_available", lambda: True)
 
 
 @pytest.fixture
 def recorders(monkeypatch: pytest.MonkeyPatch) -> dict[str, type[RecordingProtocol]]:
     ours, builtin = _recorder("OursProtocol"), _recorder("BuiltinProtocol")
+    # Where the session makes its Protocol, and where the passthrough reads its arguments.
     monkeypatch.setattr(_winrm_session, "Protocol", ours)
+    monkeypatch.setattr(_winrm_protocol, "Protocol", ours)
     module = builtin_module()
     monkeypatch.setattr(module, "Protocol", builtin)
     # The builtin looks for the old pykerberos module; pywinrm >= 0.5 does Kerberos through
@@ -555,7 +560,7 @@ def test_protocol_arguments_match_builtin(
     kinit_requests: list[t.Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_winrm_session, "kerberos_available", lambda: case.kerberos_libs)
+    monkeypatch.setattr(_winrm_protocol, "kerberos_available", lambda: case.kerberos_libs)
     variables = {**BASE_VARS, **case.variables}
     variables = {name: value for name, value in variables.items() if value is not None}
 
@@ -906,7 +911,7 @@ def winrm_plugin_module() -> types.ModuleType:
 def test_upn_without_kerberos_library_warns(
     recorders: dict[str, type[RecordingProtocol]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_winrm_session, "kerberos_available", lambda: False)
+    monkeypatch.setattr(_winrm_protocol, "kerberos_available", lambda: False)
     warnings: list[str] = []
     monkeypatch.setattr(
         winrm_plugin_module().display, "warning", lambda msg, *a, **k: warnings.append(msg)

@@ -33,7 +33,10 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_opt
     WinRMSettings,
     build_settings,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.session import _winrm_session
+from ansible_collections.winops.remoting.plugins.plugin_utils.session import (
+    _winrm_protocol,
+    _winrm_session,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._winrm_session import (
     CommandTimeoutError,
     OutputLostError,
@@ -373,7 +376,7 @@ def make_settings(**options: t.Any) -> WinRMSettings:
     """Settings from a dict of options over the plugin's documented defaults."""
     values = {**DEFAULTS, **options}
     source = OptionSource(values.get, {}, extras_prefix="ansible_winrm_", environ={})
-    return build_settings(source, _winrm_session.protocol_parameters(), False)
+    return build_settings(source, _winrm_protocol.protocol_parameters(), False)
 
 
 class Harness:

@@ -88,6 +88,7 @@ def not_valid_after(cert: x509.Certificate) -> datetime.datetime:
 
 
 def not_valid_before(cert: x509.Certificate) -> datetime.datetime:
+    # As not_valid_after: not_valid_before_utc exists from cryptography 42.
     value = getattr(cert, "not_valid_before_utc", None)
     return (
         value if value is not None else cert.not_valid_before.replace(tzinfo=datetime.timezone.utc)

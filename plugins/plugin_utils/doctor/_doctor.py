@@ -248,6 +248,11 @@ def _describe_certificate(der: bytes | None) -> str:
         from cryptography import x509
     except ImportError:
         return f"certificate of {len(der)} bytes (install cryptography for details)"
+    from ansible_collections.winops.remoting.plugins.module_utils._client_certificate import (
+        not_valid_after,
+        not_valid_before,
+    )
+
     cert = x509.load_der_x509_certificate(der)
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -257,8 +262,8 @@ def _describe_certificate(der: bytes | None) -> str:
         names = []
     return (
         f"subject {cert.subject.rfc4514_string()}, issuer {cert.issuer.rfc4514_string()}, "
-        f"SANs {', '.join(names) or 'none'}, valid {cert.not_valid_before_utc:%Y-%m-%d} to "
-        f"{cert.not_valid_after_utc:%Y-%m-%d}"
+        f"SANs {', '.join(names) or 'none'}, valid {not_valid_before(cert):%Y-%m-%d} to "
+        f"{not_valid_after(cert):%Y-%m-%d}"
     )
 
 

@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VENV_OLDEST := $(CURDIR)/.venv-2.17
+# ansible-core 2.18, between the oldest and the newest: its own unit run.
+VENV_2_18 := $(CURDIR)/.venv-2.18
 # Galaxy / Automation Hub review tools (ansible-lint, antsibull-*, ansible-builder), apart from
 # the versions the collection is tested with.
 VENV_LINT := $(CURDIR)/.venv-lint
@@ -18,7 +20,7 @@ TARBALL := $(CURDIR)/dist/winops-remoting-$(VERSION).tar.gz
 STATE_DIR ?= $(CURDIR)/build/demo-state
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test demo deps system-deps lint unit unit-oldest units build install integration molecule \
+.PHONY: test demo deps system-deps lint unit unit-oldest unit-2.18 units build install integration molecule \
 	integration-and-molecule benchmark clean \
 	galaxy changelog docs-lint ansible-lint execution-environment sanity
 
@@ -41,7 +43,7 @@ build/.system-deps: tests/system-packages.txt
 	fi
 	@touch $@
 
-deps: system-deps $(VENV)/.installed $(VENV_OLDEST)/.installed $(DEV_COLLECTIONS)/ansible_collections/winops/remoting
+deps: system-deps $(VENV)/.installed $(VENV_OLDEST)/.installed $(VENV_2_18)/.installed $(DEV_COLLECTIONS)/ansible_collections/winops/remoting
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +54,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 $(VENV_OLDEST)/.installed: requirements.txt tests/requirements-ansible-2.17.txt
 	$(PYTHON) -m venv $(VENV_OLDEST)
 	$(VENV_OLDEST)/bin/pip install -q -r tests/requirements-ansible-2.17.txt
+	@touch $@
+
+$(VENV_2_18)/.installed: requirements.txt tests/requirements-ansible-2.18.txt
+	$(PYTHON) -m venv $(VENV_2_18)
+	$(VENV_2_18)/bin/pip install -q -r tests/requirements-ansible-2.18.txt
 	@touch $@
 
 $(VENV_LINT)/.installed: tests/requirements-lint.txt
@@ -75,9 +82,12 @@ unit: deps
 unit-oldest: deps
 	$(VENV_OLDEST)/bin/python -m pytest tests/unit/plugins -q -p no:cacheprovider
 
-# Both unit runs side by side (one core each); each one's output is shown when it ends.
+unit-2.18: deps
+	$(VENV_2_18)/bin/python -m pytest tests/unit/plugins -q -p no:cacheprovider
+
+# The unit runs side by side (two at a time); each one's output is shown when it ends.
 units: deps
-	$(MAKE) --no-print-directory -j2 --output-sync=target unit unit-oldest
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit unit-oldest unit-2.18
 
 build: deps
 	@mkdir -p dist
@@ -177,4 +187,4 @@ demo: install
 	WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) STATE_DIR=$(STATE_DIR) $(BIN)/python tests/demo.py
 
 clean:
-	rm -rf build dist .venv .venv-2.17 .venv-lint .ansible
+	rm -rf build dist .venv .venv-2.17 .venv-2.18 .venv-lint .ansible

@@ -1,10 +1,10 @@
 """The controller libraries' declared minimums are the versions one of the unit runs uses.
 
 requirements.txt says which versions of pywinrm, pypsrp and the libraries under them the
-collection supports. The unit tests run twice (Makefile ``units``): with the newest
-ansible-core and libraries, and in the oldest venv with ansible-core 2.17 and every library at
-the lowest version requirements.txt allows (tests/requirements-ansible-2.17.txt pins them), so
-that a feature used beyond a declared minimum fails a test instead of a user's task.
+collection supports. Among the unit runs (Makefile ``units``), the oldest venv has ansible-core
+2.17 and every library at the lowest version requirements.txt allows
+(tests/requirements-ansible-2.17.txt pins them), so that a feature used beyond a declared minimum
+fails a test instead of a user's task; the others have the newest libraries.
 """
 
 from __future__ import annotations

@@ -150,6 +150,11 @@ def _roots() -> t.Iterator[str]:
     yield "/tmp"
 
 
+# How often a run's directory is made again when it vanished as it was made (run_dir): the
+# run's holders end one at a time, and only the last one removes it.
+_RECREATE_ATTEMPTS = 3
+
+
 def run_dir(owner: int, *, create: bool = True) -> str | None:
     """This run's private directory, <base>/<run_name>, created if asked (None when it does
     not exist and was not to be created)."""
@@ -161,6 +166,12 @@ def run_dir(owner: int, *, create: bool = True) -> str | None:
     path = os.path.join(base, name)
     if not os.path.isdir(path):  # the run's first task: clear what ended runs left behind
         _remove_ended_runs(base)
+    # The run's last holder removes the directory when it ends (after `meta: reset_connection`,
+    # say) while the run goes on, and may do so between the mkdir and the check here: then the
+    # directory is made again, as the next holder would make it (kept._holder).
+    for _attempt in range(_RECREATE_ATTEMPTS - 1):
+        with contextlib.suppress(FileNotFoundError):
+            return private_dir(path)
     return private_dir(path)
 
 

@@ -70,6 +70,30 @@ def test_run_directories_are_private_and_checked(
         _place.run_dir(os.getpid())
 
 
+def test_a_run_directory_removed_while_it_is_made_is_made_again(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run's last holder ends (after meta: reset_connection) and removes the directory
+    # between a task's mkdir and its check: the task failed with "[Errno 2] No such file or
+    # directory: '.../run-<pid>-<start>'" in a clean-clone make test.
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
+    run = _place.run_dir(os.getpid())
+    assert run is not None
+    real_check = _place.check_private
+    removed: list[str] = []
+
+    def removed_by_the_last_holder(path: str) -> str:
+        if path == run and not removed:
+            os.rmdir(path)
+            removed.append(path)
+        return real_check(path)
+
+    monkeypatch.setattr(_place, "check_private", removed_by_the_last_holder)
+    assert _place.run_dir(os.getpid()) == run
+    assert removed == [run]
+    assert os.stat(run).st_mode & 0o777 == 0o700
+
+
 def test_a_run_s_first_task_removes_what_ended_runs_left(
     short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_so
     OptionSource,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    DEFAULT_MAX_ENVELOPE_SIZE,
     ConnectionSettings,
     KinitRequest,
     kerberos_principal,
@@ -49,9 +50,6 @@ MESSAGE_ENCRYPTION_AUTHS = frozenset(("negotiate", "kerberos", "ntlm", "credssp"
 # Auth protocols that log on with a user name and password (Negotiate and Kerberos can use the
 # controller's ticket cache without either).
 USER_REQUIRED_AUTHS = frozenset(("basic", "ntlm", "credssp"))
-# pypsrp's own default, the MaxEnvelopeSizekb 150 of WinRM 2.0 hosts; pypsrp raises it when
-# the host says it runs PowerShell 3 or later.
-DEFAULT_MAX_ENVELOPE_SIZE = 153600
 
 # WSMan keyword arguments that our options produce; a passthrough variable may not replace them.
 _OPTION_KWARGS = frozenset(

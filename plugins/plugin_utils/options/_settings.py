@@ -30,6 +30,10 @@ DEFAULT_KINIT_TIMEOUT = 60.0
 # Windows takes no MaxEnvelopeSizekb below 32 (WSManDsc's WSManConfig resource: "The minimum
 # value is 32"), so no host's envelope is smaller than this; it also leaves a file chunk room.
 MIN_MAX_ENVELOPE_SIZE = 32 * 1024
+# MaxEnvelopeSizekb 150 of WinRM 2.0 hosts, which every Windows takes, and the default of both
+# libraries (pywinrm's Protocol.DEFAULT_MAX_ENV_SIZE, pypsrp's WSMan max_envelope_size; pypsrp
+# raises it when the host says it runs PowerShell 3 or later).
+DEFAULT_MAX_ENVELOPE_SIZE = 153600
 
 
 class RetryPolicy(Record):

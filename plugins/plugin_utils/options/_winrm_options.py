@@ -19,6 +19,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_so
     OptionSource,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    DEFAULT_MAX_ENVELOPE_SIZE,
     ConnectionSettings,
     KinitRequest,
     kerberos_principal,
@@ -55,9 +56,8 @@ ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "kerberos", "credssp", "negotiate"))
 # These authenticate with a client certificate (ssl only when a certificate is given).
 CERTIFICATE_TRANSPORTS = frozenset(("certificate", "ssl"))
 
-# pywinrm's default (winrm.protocol.Protocol.DEFAULT_MAX_ENV_SIZE), and MaxEnvelopeSizekb 150
-# of WinRM 2.0 hosts: the answers we ask for, and the requests an older host takes.
-DEFAULT_MAX_ENVELOPE_SIZE = 153600
+# DEFAULT_MAX_ENVELOPE_SIZE (options._settings) is the size of the answers we ask for, and of
+# the requests a WinRM 2.0 host takes.
 # MaxEnvelopeSizekb 500, Windows' default since WinRM 3.0: the requests we send when
 # max_envelope_size is not set, falling back to DEFAULT_MAX_ENVELOPE_SIZE when the host refuses
 # one as too large (HTTP 413, nothing taken).

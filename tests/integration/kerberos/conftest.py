@@ -29,10 +29,12 @@ class Recorder:
 
     def __init__(self) -> None:
         self.acceptors: list[t.Any] = []
+        self._made_at: dict[int, float] = {}
 
     def wrap(self, factory: t.Callable[[t.Any], t.Any]) -> t.Callable[[t.Any], t.Any]:
         def build(host: t.Any) -> t.Any:
             acceptor = factory(host)
+            self._made_at[id(acceptor)] = time.monotonic()
             self.acceptors.append(acceptor)
             return acceptor
 
@@ -40,6 +42,26 @@ class Recorder:
 
     def completed(self) -> list[t.Any]:
         return [acceptor for acceptor in self.acceptors if acceptor.complete]
+
+    def timeline(self, started: float, ended: float) -> str:
+        """Each completed logon, when it began against a run from ``started`` to ``ended``
+        (time.monotonic), for a failure message: a logon outside the run is a process of an
+        earlier test (a kept session's holder ending late) reaching this test's host."""
+        lines = []
+        for acceptor in self.completed():
+            at = self._made_at[id(acceptor)] - started
+            if at < 0:
+                where = "before the run"
+            elif at > ended - started:
+                where = "after the run"
+            else:
+                where = "during the run"
+            lines.append(
+                f"{at:+.2f}s ({where}, run {ended - started:.2f}s): "
+                f"{acceptor.client_principal()} {acceptor.auth_method} "
+                f"delegated={acceptor.delegated}"
+            )
+        return "\n".join(lines)
 
 
 @contextlib.contextmanager

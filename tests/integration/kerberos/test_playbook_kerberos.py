@@ -140,6 +140,7 @@ def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
     if mode == "manual":
         env["KRB5CCNAME"] = _manual_ticket(kerberos_env, tmp_path / "manual.ccache")
     before = len(kerberos_env.log_lines())
+    started = time.monotonic()
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "ansible-playbook"),
@@ -153,6 +154,7 @@ def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
         check=False,
         timeout=600,
     )
+    ended = time.monotonic()
     output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
     assert result.returncode == 0, output
     assert ADMIN.password not in output
@@ -160,13 +162,14 @@ def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
     assert who.lower() == f"{kdc.DOMAIN}\\{ADMIN.name}".lower()
     assert (tmp_path / "fetched.bin").read_bytes() == payload
     done = recorder.completed()
-    assert done and {a.client_principal() for a in done} == {ADMIN.principal}
-    assert all(a.auth_method == "Kerberos" for a in done)
+    logons = recorder.timeline(started, ended)
+    assert done and {a.client_principal() for a in done} == {ADMIN.principal}, logons
+    assert all(a.auth_method == "Kerberos" for a in done), logons
     # Managed: one ticket for the whole run; manual: the user's ticket, none from the plugins.
     issued = kerberos_env.as_req_count(ADMIN.principal, since=before)
     assert issued == (1 if mode == "managed" else 0)
     # Delegation: a forwarded TGT arrived exactly when asked (manual tickets come from kinit -f).
-    assert all(a.delegated is delegate for a in done)
+    assert all(a.delegated is delegate for a in done), logons
 
 
 def _run(

@@ -197,3 +197,43 @@ def test_client_false_removes_the_wsman_entries_as_disable_wsmancredssp(targets:
     again = targets.play("policy", CLIENT_OFF, label="client-off-again")
     assert result_of(again, host)["changed"] is False
     assert again.stats(host).get("changed") == 0, again.describe()
+
+
+ROLE_DEFAULTS = """\
+- name: credssp role
+  ansible.builtin.include_role:
+    name: winops.remoting.credssp_delegation
+"""
+ROLE_TASK = "winops.remoting.credssp_delegation : Set the CredSSP server and client roles and the delegation lists"
+
+
+@pytest.mark.slow
+def test_role_with_its_defaults_keeps_other_services_entries(targets: t.Any) -> None:
+    """The credssp_delegation role run for the server role alone (client false and no lists,
+    its defaults) used to hand the module empty lists, which emptied "Allow delegating fresh
+    credentials" and took Remote Desktop's TERMSRV/* with it. Not given, the lists are left
+    to `client: false`, which takes out only the wsman/ entries (Disable-WSManCredSSP)."""
+    host = targets.name("policy")
+    listed = f"{DELEGATION}\\AllowFreshCredentials"
+    ntlm_listed = f"{DELEGATION}\\AllowFreshCredentialsWhenNTLMOnly"
+    both_lists = (
+        "- name: credssp\n  winops.remoting.win_credssp:\n    client: true\n"
+        "    delegate_computers: [x.winops.test, TERMSRV/*]\n"
+        "    delegate_computers_ntlm_only: [TERMSRV/legacy.winops.test]\n"
+    )
+    result_of(targets.play("policy", both_lists, label="role-before"), host)
+
+    run = targets.play("policy", ROLE_DEFAULTS, label="role-defaults")
+    assert run.returncode == 0, run.describe()
+    applied = run.task(host, ROLE_TASK).result
+    assert applied["changed"] is True
+    assert applied["delegate_computers"] == ["TERMSRV/*"], applied
+    state = targets.state("policy")
+    assert state["winrm"]["Client"]["Auth"]["CredSSP"] == "false"
+    assert state["registry"][listed] == {"1": "TERMSRV/*"}
+    assert state["local_group_policy"][listed] == {"1": "TERMSRV/*"}
+    assert state["registry"][ntlm_listed] == {"1": "TERMSRV/legacy.winops.test"}
+
+    again = targets.play("policy", ROLE_DEFAULTS, label="role-defaults-again")
+    assert again.returncode == 0, again.describe()
+    assert again.task(host, ROLE_TASK).result["changed"] is False

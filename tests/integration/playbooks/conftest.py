@@ -5,7 +5,8 @@ Before the server starts, the hosts harden.yml meets get what an administrator w
 up would have left (PERMISSIVE): Basic on and unencrypted traffic allowed, next to the `default`
 profile's HTTPS firewall rule open to Any, so that every refusal the hardening promises is
 first seen to succeed. The brownfield firewall host gets the HTTPS rules that set-up scripts
-and Group Policy leave (playbook_firewall.py).
+and Group Policy leave (playbook_firewall.py), and one host an HTTPS listener whose address is
+written in lower case (playbook_listeners.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ sys.path.insert(0, str(HERE))
 
 from playbook_firewall import open_firewall_as_found  # noqa: E402
 from playbook_hosts import FIRST, OFFSETS, PERMISSIVE, PlaybookTargets  # noqa: E402
+from playbook_listeners import add_listener_in_lower_case  # noqa: E402
 
 from winhost import profiles  # noqa: E402
 from winhost.pytest_plugin import start_session, stop_session  # noqa: E402
@@ -37,6 +39,7 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[PlaybookTarg
         opened.set_winrm_setting("Service/AllowUnencrypted", "true")
         opened.save()
     open_firewall_as_found(states[OFFSETS["harden_brownfield_firewall"]])
+    add_listener_in_lower_case(states[OFFSETS["listener_address_case"]])
     session = start_session(state_dir, len(OFFSETS), "default", first=FIRST)
     try:
         yield PlaybookTargets(session, tmp_path_factory.mktemp("playbook-runs"))

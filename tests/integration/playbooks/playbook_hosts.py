@@ -45,6 +45,7 @@ OFFSETS = {
     "enrolled_setup": 12,
     "harden_brownfield_firewall": 13,
     "renewal_remove_replaced": 14,
+    "listener_address_case": 15,
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")

@@ -17,6 +17,11 @@ description:
     connections (the second hop, downloads).
   - SCHANNEL reads these values at start-up. RV(reboot_required) is true whenever something
     changed; reboot (for example with M(ansible.windows.win_reboot)) before relying on it.
+  - V(TLS 1.3) with O(state=enabled) is refused, before anything is written, on builds before
+    20348 (Windows Server 2022, Windows 11). Microsoft supports TLS 1.3 in SCHANNEL from those
+    releases and calls enabling it on earlier ones not a safe configuration; Windows 10 and
+    Windows Server 2019 carry an experimental TLS 1.3 that these values would switch on.
+    Disabling it or restoring the default is allowed everywhere.
 version_added: 0.1.0
 options:
   protocol:
@@ -50,7 +55,7 @@ attributes:
     details: Shows both values of each side before and after; null means not set.
   platform:
     support: full
-    details: Windows hosts; TLS 1.3 needs Windows Server 2022 or Windows 11 to take effect.
+    details: Windows hosts; enabling TLS 1.3 needs Windows Server 2022 or Windows 11 (build 20348).
 seealso:
   - module: ansible.windows.win_reboot
 author:

@@ -40,6 +40,17 @@ TLS12_ROLE = """
 """
 
 
+TLS13_ROLE = """
+- hosts: HOST
+  gather_facts: false
+  roles:
+    - role: winops.remoting.tls12
+      vars:
+        tls12_enable_tls13: true
+"""
+TLS13_CHECK = "Check that this Windows takes TLS 1.3 before changing anything"
+
+
 def _boot_time(state: dict[str, t.Any]) -> datetime.datetime:
     return datetime.datetime.fromisoformat(state["runtime"]["last_boot_time"])
 
@@ -106,3 +117,23 @@ def test_tls12_role_over_http_reboots_and_https_then_works(tls_targets: TlsTarge
     assert again.returncode == 0, again.describe()
     assert again.stats(host)["changed"] == 0, again.describe()
     assert _boot_time(tls_targets.state("fix")) == _boot_time(after)
+
+
+def test_tls12_role_refuses_tls13_on_an_older_build_before_any_change(
+    tls_targets: TlsTargets,
+) -> None:
+    """Microsoft supports TLS 1.3 in SCHANNEL from Windows Server 2022 (build 20348) and calls
+    enabling it on earlier versions unsafe; the role used to write it on any build, after TLS 1.2
+    was already enabled. Now it stops at its check, and the host (2008 R2, build 7601) is as
+    it was."""
+    host = tls_targets.name("refuse")
+    before = tls_targets.state("refuse")
+    run = tls_targets.play("refuse", "winrm", "http", TLS13_ROLE, label="tls13")
+    assert run.returncode != 0, run.describe()
+    refused = run.task(host, f"{ROLE} : {TLS13_CHECK}").result
+    assert refused.get("failed") is True, run.describe()
+    assert "protocol 'TLS 1.3' with state 'enabled' is refused on build 7601" in refused["msg"]
+    assert "build 20348 and later" in refused["msg"]
+    after = tls_targets.state("refuse")
+    assert after["registry"] == before["registry"]
+    assert after["runtime"]["tls_versions"] == ["TLS 1.0"]

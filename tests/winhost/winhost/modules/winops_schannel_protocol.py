@@ -5,13 +5,14 @@ HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols
 <Server|Client>, both written (or both removed for state=default). winhost reads the Server
 values of TLS 1.0 to 1.3 at boot (winhost.schannel), so, as on Windows, the change takes effect
 after a reboot (win_reboot or the `reboot` fault); SSL 2.0/3.0 and the Client side are stored
-only.
+only. Enabling TLS 1.3 is refused below build 20348, as the module does.
 """
 
 from __future__ import annotations
 
 import typing as t
 
+from winhost import registry, releases
 from winhost.host import SCHANNEL_KEY
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
 from winhost.modules.winops_common import check_choice, host_model
@@ -25,6 +26,10 @@ WANTED: dict[str, dict[str, int | None]] = {
     "default": {"Enabled": None, "DisabledByDefault": None},
 }
 VALUE_NAMES = ("Enabled", "DisabledByDefault")
+# The first build whose SCHANNEL supports TLS 1.3 (Windows Server 2022; Windows 11 is 22000):
+# the module refuses to enable it below (docs/winhost-behaviours.md, "TLS 1.3 before Windows
+# Server 2022").
+TLS13_FIRST_BUILD = 20348
 
 OPTIONS = {
     "protocol": Option(
@@ -62,6 +67,20 @@ def win_schannel_protocol(run: ModuleRun) -> dict[str, t.Any]:
     after: dict[str, t.Any] = {}
     changed = False
     with host_model(run) as state:
+        if canonical == "TLS 1.3" and state_wanted.lower() == "enabled":
+            build_value = registry.read_value(
+                state, releases.CURRENT_VERSION_KEY, "CurrentBuildNumber"
+            )
+            build = int(
+                build_value.data if build_value is not None else releases.DEFAULT_RELEASE.build
+            )
+            if build < TLS13_FIRST_BUILD:
+                raise ModuleFailure(
+                    f"protocol 'TLS 1.3' with state 'enabled' is refused on build {build}: "
+                    "SCHANNEL supports TLS 1.3 from Windows Server 2022 and Windows 11 (build "
+                    f"{TLS13_FIRST_BUILD} and later), and Microsoft calls enabling it on earlier "
+                    "versions not a safe configuration. Nothing was changed"
+                )
         # Sort-Object -Unique: case-insensitive, sorted.
         unique = sorted({side.lower(): side for side in sides}.values(), key=str.lower)
         for side in unique:

@@ -124,6 +124,19 @@ needs_allow_unencrypted:
   description: Whether the connection sends clear messages over HTTP (Basic, or message encryption V(never)).
   returned: when depends_on_winrm
   type: bool
+sends_channel_binding:
+  description:
+    - Whether an NTLM or Kerberos logon of the connection carries the TLS channel binding token
+      (C(ansible_winrm_send_cbt), C(ansible_psrp_negotiate_send_cbt); both default to true).
+  returned: when depends_on_winrm
+  type: bool
+refused_by_strict_cbt:
+  description:
+    - Whether C(Service\Auth\CbtHardeningLevel=Strict) would refuse the connection, which it
+      does when the connection runs over HTTPS with the V(Negotiate) scheme (NTLM, Kerberos)
+      and sends no channel binding token.
+  returned: when depends_on_winrm
+  type: bool
 addresses:
   description: The addresses the host name resolves to on the controller.
   returned: when depends_on_winrm

@@ -25,6 +25,8 @@ import socket
 import typing as t
 import urllib.parse
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import as_boolean
+
 # Plugins whose connection does not go through the WinRM service at all.
 _NOT_WINRM = frozenset(("ssh", "paramiko_ssh", "local"))
 _WINRM_PLUGINS = ("winrm", "psrp")
@@ -56,6 +58,9 @@ class ConnectionAuth:
     port: int
     message_encryption: str  # auto, always, never (as the plugin spells it)
     addresses: tuple[str, ...]  # what the controller connects to, resolved
+    # Whether an NTLM or Kerberos logon carries the TLS channel binding token (pywinrm send_cbt,
+    # pypsrp negotiate_send_cbt; both on by default).
+    sends_channel_binding: bool = True
 
     @property
     def needs_allow_unencrypted(self) -> bool:
@@ -64,6 +69,12 @@ class ConnectionAuth:
         if self.https:
             return False
         return self.http_scheme == "Basic" or self.message_encryption == "never"
+
+    @property
+    def refused_by_strict_cbt(self) -> bool:
+        """Over HTTPS, CbtHardeningLevel=Strict denies every request without a channel binding
+        token; a Negotiate logon (NTLM, Kerberos) whose client sends none would be refused."""
+        return self.https and self.http_scheme == "Negotiate" and not self.sends_channel_binding
 
     def as_result(self) -> dict[str, t.Any]:
         return {
@@ -78,6 +89,8 @@ class ConnectionAuth:
             "host": self.host,
             "port": self.port,
             "needs_allow_unencrypted": self.needs_allow_unencrypted,
+            "sends_channel_binding": self.sends_channel_binding,
+            "refused_by_strict_cbt": self.refused_by_strict_cbt,
             "addresses": list(self.addresses),
         }
 
@@ -194,6 +207,7 @@ def _ours_winrm(connection: t.Any, name: str) -> ConnectionAuth:
         port=int(endpoint.port),
         message_encryption=str(kwargs.get("message_encryption") or "auto"),
         addresses=resolve_addresses(endpoint.host, int(endpoint.port)),
+        sends_channel_binding=bool(kwargs.get("send_cbt", True)),
     )
 
 
@@ -211,6 +225,7 @@ def _ours_psrp(connection: t.Any, name: str) -> ConnectionAuth:
         port=int(endpoint.port),
         message_encryption=str(settings.wsman_kwargs.get("encryption") or "auto"),
         addresses=resolve_addresses(endpoint.host, int(endpoint.port)),
+        sends_channel_binding=bool(settings.wsman_kwargs.get("negotiate_send_cbt", True)),
     )
 
 
@@ -233,6 +248,7 @@ def _builtin_winrm(connection: t.Any, name: str) -> ConnectionAuth:
         port=port,
         message_encryption=str(getattr(transport, "message_encryption", "auto") or "auto"),
         addresses=resolve_addresses(host, port),
+        sends_channel_binding=bool(getattr(transport, "send_cbt", True)),
     )
 
 
@@ -257,7 +273,14 @@ def _builtin_psrp(connection: t.Any, name: str) -> ConnectionAuth:
         port=int(port),
         message_encryption=str(connection.get_option("message_encryption") or "auto"),
         addresses=resolve_addresses(host, int(port)),
+        sends_channel_binding=_option_true(connection, "negotiate_send_cbt"),
     )
+
+
+def _option_true(connection: t.Any, option: str) -> bool:
+    """A boolean option of ansible.builtin.psrp that defaults to true: false only when set to
+    a false value."""
+    return as_boolean(connection.get_option(option)) is not False
 
 
 def resolve_addresses(host: str, port: int) -> tuple[str, ...]:

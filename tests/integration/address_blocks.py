@@ -227,7 +227,7 @@ BLOCKS: dict[str, AddressBlock] = {
         AddressBlock(
             "guards",
             240,
-            8,
+            10,
             "the guards that keep roles from cutting the play off (tests/integration/guards), "
             "a session-scoped fixture alive until the end of the run",
             env="GUARDS_FIRST",

@@ -2,7 +2,7 @@
 2 and 12, and the address filters of item 13).
 
 One winhost session of its own: hosts FIRST + OFFSETS[case] on the `guards` block of
-address_blocks.py (127.0.10.240-247 unless GUARDS_FIRST moves it), `open` profile (Basic and AllowUnencrypted on, certificate authentication
+address_blocks.py (127.0.10.240-249 unless GUARDS_FIRST moves it), `open` profile (Basic and AllowUnencrypted on, certificate authentication
 mapped for the test client certificate, CredSSP on), so that a play can connect with the
 default transport (Basic) and the changes these tests make reach no other test's hosts.
 Playbooks run through the real ansible-playbook (tests/integration/e2e/ansible_run.py) with
@@ -38,6 +38,8 @@ OFFSETS = {
     "filter_psrp": 5,
     "filter_builtin_psrp": 6,
     "credssp_included": 7,
+    "cbt_winrm": 8,
+    "cbt_psrp": 9,
 }
 assert sorted(OFFSETS.values()) == list(range(len(OFFSETS))) and len(OFFSETS) <= BLOCK.size
 

@@ -259,3 +259,61 @@ def test_ipv4_filter_must_keep_the_play_address(guards: t.Any, case: str, connec
     again = guards.play(case, keeping, variables, label="keeping-again")
     assert again.returncode == 0, again.describe()
     assert again.stats(host)["changed"] == 0, again.describe()
+
+
+# (f) CbtHardeningLevel Strict (both roles' default) denies an HTTPS logon without a channel
+# binding token: a play whose NTLM logon sends none (send_cbt false) would be cut off.
+CBT_CONNECTIONS = {
+    "cbt_winrm": ("ansible_winrm_send_cbt", "ntlm"),
+    "cbt_psrp": ("ansible_psrp_negotiate_send_cbt", "ntlm"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CBT_CONNECTIONS))
+def test_strict_channel_binding_is_refused_for_a_connection_that_sends_none(
+    guards: t.Any, case: str
+) -> None:
+    host = guards.name(case)
+    switch, auth = CBT_CONNECTIONS[case]
+    if case == "cbt_winrm":
+        variables = winrm_https(
+            guards, case, "winops.remoting.winrm", ansible_winrm_transport=auth, **{switch: False}
+        )
+    else:
+        variables = {**psrp_https(guards, case), "ansible_psrp_auth": auth, switch: False}
+    assert service(guards, case)["Auth"]["CbtHardeningLevel"] == "Relaxed"
+
+    run = guards.play(case, role_play("winrm_auth"), variables, label="auth")
+    message = refusal(run, host)
+    assert "winrm_auth_cbt_hardening_level strict denies every HTTPS logon" in message, message
+    assert f"with '{auth}' and channel binding switched off" in message, message
+    run = guards.play(
+        case,
+        role_play("winrm_hardening", {"winrm_hardening_restrict_remoting": False}),
+        variables,
+        label="harden",
+    )
+    message = refusal(run, host)
+    assert "winrm_hardening_cbt_hardening_level strict denies" in message, message
+    assert service(guards, case)["Auth"]["CbtHardeningLevel"] == "Relaxed"
+    assert_still_connects(guards, case, variables)
+
+    # Relaxed takes a logon without a token: the role goes through and the play stays in.
+    run = guards.play(
+        case,
+        role_play("winrm_auth", {"winrm_auth_cbt_hardening_level": "relaxed"}),
+        variables,
+        label="auth-relaxed",
+    )
+    assert run.returncode == 0, run.describe()
+    assert_still_connects(guards, case, variables)
+
+    # What the guard kept away: Strict set without it, the next logon is denied.
+    strict = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: strict\n"
+        "      winops.remoting.win_winrm_service:\n        cbt_hardening_level: strict\n"
+    )
+    assert guards.play(case, strict, variables, label="strict").returncode == 0
+    assert service(guards, case)["Auth"]["CbtHardeningLevel"] == "Strict"
+    ping = guards.play(case, PING, variables, label="ping-strict")
+    assert ping.returncode != 0, ping.describe()

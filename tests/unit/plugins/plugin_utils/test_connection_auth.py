@@ -3,6 +3,8 @@ the plugin names it knows, and IPv4Filter/IPv6Filter matching."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ansible_collections.winops.remoting.plugins.plugin_utils._connection_auth import (
@@ -157,3 +159,20 @@ def test_result_names_settings_and_listener() -> None:
     assert result["service_settings"] == ["Service\\Auth\\Basic"]
     assert result["listener"] == {"transport": "HTTP", "port": 5985}
     assert result["needs_allow_unencrypted"] is True
+
+
+@pytest.mark.parametrize(
+    ("https", "scheme", "sends", "refused"),
+    [
+        (True, "Negotiate", False, True),
+        (True, "Negotiate", True, False),
+        # Strict checks bindings over HTTPS only; Basic, CredSSP and certificates carry none.
+        (False, "Negotiate", False, False),
+        (True, "Basic", False, False),
+        (True, "Certificate", False, False),
+    ],
+)
+def test_refused_by_strict_cbt(https: bool, scheme: str, sends: bool, refused: bool) -> None:
+    auth = dataclasses.replace(_auth(https, scheme), sends_channel_binding=sends)
+    assert auth.refused_by_strict_cbt is refused
+    assert auth.as_result()["refused_by_strict_cbt"] is refused

@@ -22,7 +22,9 @@ description:
     builds are refused; manage them with Group Policy.
   - Windows reads the list at start-up. RV(reboot_required) is true whenever something changed;
     reboot before relying on it. A domain GPO that sets the same policy overwrites the value at
-    its next refresh.
+    its next refresh, and so does the local Group Policy Object when the policy was set there
+    (gpedit.msc), unlike M(winops.remoting.win_credssp), which writes the local GPO as well.
+    Neither is detected; change the list in that GPO instead.
   - The module cannot tell whether the controller can still negotiate with the list; the
     C(winops.remoting.controller_cipher_suites) filter can, and the C(winops.remoting.tls12)
     role checks it before calling this module.

@@ -283,7 +283,7 @@ if ($source -eq 'pfx') {
         $pfxData = if ($null -ne $securePassword) { Get-PfxData -FilePath $pfxPath -Password $securePassword -ErrorAction Stop } else { Get-PfxData -FilePath $pfxPath -ErrorAction Stop }
     }
     catch {
-        $module.FailJson("cannot open pfx_path '$pfxPath' (wrong pfx_password or not a PFX file): $($_.Exception.Message)", $_)
+        $module.FailJson("cannot open pfx_path '$pfxPath' (wrong pfx_password, not a PFX file, or a PFX encrypted with AES-256, OpenSSL 3's default, which Windows Server 2016 and older cannot read and report as a wrong password: export it with 3DES, for example openssl pkcs12 -export -legacy): $($_.Exception.Message)", $_)
     }
     $leaf = @($pfxData.EndEntityCertificates) | Select-Object -First 1
     if ($null -eq $leaf) {

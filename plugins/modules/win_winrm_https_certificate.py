@@ -102,7 +102,11 @@ options:
     description: Thumbprint of an existing certificate, with O(source=thumbprint).
     type: str
   pfx_path:
-    description: Path on the host of the PFX file, with O(source=pfx).
+    description:
+      - Path on the host of the PFX file, with O(source=pfx).
+      - Windows Server 2016 and older cannot read a PFX whose key is encrypted with AES-256
+        (OpenSSL 3's default) and report a wrong password; make it with 3DES there
+        (C(openssl pkcs12 -export -legacy)).
     type: path
   pfx_password:
     description: Password of the PFX file; never returned.

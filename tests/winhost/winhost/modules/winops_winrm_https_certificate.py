@@ -264,7 +264,10 @@ def _pfx_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -> dict[s
             continue
     if bundle is None:
         raise ModuleFailure(
-            f"cannot open pfx_path '{pfx_path}' (wrong pfx_password or not a PFX file): "
+            f"cannot open pfx_path '{pfx_path}' (wrong pfx_password, not a PFX file, or a PFX "
+            "encrypted with AES-256, OpenSSL 3's default, which Windows Server 2016 and older "
+            "cannot read and report as a wrong password: export it with 3DES, for example "
+            "openssl pkcs12 -export -legacy): "
             "The specified network password is not correct."
         )
     if bundle.cert is None or bundle.key is None:

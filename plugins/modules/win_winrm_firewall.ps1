@@ -181,13 +181,13 @@ function Get-PortCoverage {
     return $coverage
 }
 
-function Get-OtherAdmittingRule {
+function Get-InboundTcpAllowRule {
     <#
-    Every other enabled inbound allow rule of the ActiveStore (local and Group Policy rules, as
-    Windows applies them) that admits TCP $Port from addresses other than $Wanted. Filters are
-    read once per store and matched by InstanceID, the rule's Name.
+    Every enabled inbound allow rule for TCP of the ActiveStore (local and Group Policy rules,
+    as Windows applies them) but $OwnName, with its ports and addresses. Filters are read once
+    per store and matched by InstanceID, the rule's Name.
     #>
-    param([int]$Port, [string]$OwnName, [string[]]$Wanted)
+    param([string]$OwnName)
 
     $rules = @(Get-NetFirewallRule -PolicyStore ActiveStore -TracePolicyStore -Direction Inbound -Action Allow -Enabled True -ErrorAction Stop)
     $portFilters = @{}
@@ -210,21 +210,37 @@ function Get-OtherAdmittingRule {
         if (@('TCP', 'Any', '6') -notcontains [string]$portFilter.Protocol) {
             continue
         }
-        $coverage = Get-PortCoverage -LocalPort @($portFilter.LocalPort) -Port $Port
+        @{
+            rule = $rule
+            local_ports = @(@($portFilter.LocalPort) | ForEach-Object { [string]$_ })
+            remote_addresses = @(@($addressFilter.RemoteAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
+            local_addresses = @(@($addressFilter.LocalAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
+        }
+    }
+}
+
+function Get-OtherAdmittingRule {
+    <#
+    Every other enabled inbound allow rule of the ActiveStore that admits TCP $Port from
+    addresses other than $Wanted.
+    #>
+    param([int]$Port, [string]$OwnName, [string[]]$Wanted)
+
+    foreach ($found in @(Get-InboundTcpAllowRule -OwnName $OwnName)) {
+        $coverage = Get-PortCoverage -LocalPort $found.local_ports -Port $Port
         if ($null -eq $coverage) {
             continue
         }
-        $remote = @(@($addressFilter.RemoteAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
-        if ($null -ne $Wanted -and (Test-SameAddressSet -Left $remote -Right $Wanted)) {
+        if ($null -ne $Wanted -and (Test-SameAddressSet -Left $found.remote_addresses -Right $Wanted)) {
             continue
         }
         @{
-            name = [string]$rule.Name
-            display_name = [string]$rule.DisplayName
-            local_ports = @(@($portFilter.LocalPort) | ForEach-Object { [string]$_ })
-            remote_addresses = $remote
-            policy_store_source_type = [string]$rule.PolicyStoreSourceType
-            policy_store_source = [string]$rule.PolicyStoreSource
+            name = [string]$found.rule.Name
+            display_name = [string]$found.rule.DisplayName
+            local_ports = $found.local_ports
+            remote_addresses = $found.remote_addresses
+            policy_store_source_type = [string]$found.rule.PolicyStoreSourceType
+            policy_store_source = [string]$found.rule.PolicyStoreSource
             coverage = $coverage
         }
     }
@@ -297,41 +313,6 @@ function Invoke-OtherRule {
         $module.Diff.before.other_rules = $diffBefore
         $module.Diff.after.other_rules = $diffAfter
     }
-}
-
-$rule = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
-$current = $null
-if ($null -ne $rule) {
-    $portFilter = Get-NetFirewallPortFilter -AssociatedNetFirewallRule $rule
-    $addressFilter = Get-NetFirewallAddressFilter -AssociatedNetFirewallRule $rule
-    $current = @{
-        display_name = [string]$rule.DisplayName
-        description = [string]$rule.Description
-        enabled = [string]$rule.Enabled -eq 'True'
-        profiles = ConvertTo-ProfileSet -Profiles ([string]$rule.Profile)
-        port = (@($portFilter.LocalPort) -join ',')
-        protocol = [string]$portFilter.Protocol
-        remote_addresses = @(@($addressFilter.RemoteAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
-        local_addresses = @(@($addressFilter.LocalAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
-    }
-}
-$module.Diff.before = if ($null -ne $current) { $current.Clone() } else { @{} }
-
-if ($module.Params.state -eq 'absent') {
-    if ($null -ne $rule) {
-        if (-not $module.CheckMode) {
-            try {
-                Remove-NetFirewallRule -Name $name -ErrorAction Stop
-            }
-            catch {
-                $module.FailJson("cannot remove firewall rule name '$name': $($_.Exception.Message)", $_)
-            }
-        }
-        $module.Result.changed = $true
-    }
-    $module.Diff.after = @{}
-    $module.Result.rule = $null
-    $module.ExitJson()
 }
 
 function ConvertTo-ProfileParameter {
@@ -445,8 +426,8 @@ function Test-AddressInScope {
 function Get-WinRMConnection {
     <#
     The established TCP connections to a WinRM port (the default ports, the rule's port and
-    every listener's), each with the host's address it arrived on (LocalAddress) and the
-    client's (RemoteAddress). The play's own connection is one of them.
+    every listener's), each with the host's address and port it arrived on (LocalAddress,
+    LocalPort) and the client's address (RemoteAddress). The play's own connection is one.
     #>
     $ports = [System.Collections.Generic.List[int]]::new()
     foreach ($known in @(5985, 5986, $port)) {
@@ -462,7 +443,7 @@ function Get-WinRMConnection {
         $null = $_
     }
     return @(Get-NetTCPConnection -State Established -LocalPort @($ports | Sort-Object -Unique) -ErrorAction SilentlyContinue | ForEach-Object {
-            @{ local = [string]$_.LocalAddress; remote = [string]$_.RemoteAddress }
+            @{ local = [string]$_.LocalAddress; port = [int]$_.LocalPort; remote = [string]$_.RemoteAddress }
         })
 }
 
@@ -509,6 +490,68 @@ function Assert-ControllerKeepsAccess {
     $module.FailJson("other_rules '$otherRules' would cut this play off: none of the clients connected to WinRM now ($($peers -join ', ')) is in remote_addresses ($($wanted.remote_addresses -join ', ')), and the other rules that admit port $port are what lets them in; add the controllers' addresses to remote_addresses (or use other_rules 'keep'). Nothing was changed.")
 }
 
+function Test-FilterAdmit {
+    <# Whether rule ports and addresses (in the form Windows reports them) admit a connection. #>
+    param([string[]]$LocalPort, [string[]]$RemoteAddress, [string[]]$LocalAddress, [Hashtable]$Connection, [object[]]$LocalSubnets)
+
+    if ($null -eq (Get-PortCoverage -LocalPort $LocalPort -Port $Connection.port)) {
+        return $false
+    }
+    if (-not (Test-AddressInScope -Address $Connection.remote -Entries $RemoteAddress -LocalSubnets $LocalSubnets)) {
+        return $false
+    }
+    return (Test-AddressInScope -Address $Connection.local -Entries $LocalAddress -LocalSubnets $LocalSubnets)
+}
+
+function Assert-RuleChangeKeepsController {
+    <#
+    Refuses, before anything changes, to remove this rule, switch it off or narrow what it
+    admits ($Changed: its ports and addresses afterwards, $null when it will admit nothing)
+    when it lets in WinRM clients connected now and afterwards none of those clients would be
+    admitted, by this rule or by another enabled allow rule. The play's own connection is one
+    of them. Profiles are not compared, and a host whose firewall is off is not refused.
+    #>
+    param([Hashtable]$Current, [Hashtable]$Changed)
+
+    $connections = @(Get-WinRMConnection)
+    if ($connections.Count -eq 0) {
+        return
+    }
+    $subnets = @(Get-NetIPAddress -ErrorAction SilentlyContinue)
+    $currentPorts = @($Current.port -split ',')
+    $letIn = @($connections | Where-Object { Test-FilterAdmit -LocalPort $currentPorts -RemoteAddress $Current.remote_addresses -LocalAddress $Current.local_addresses -Connection $_ -LocalSubnets $subnets })
+    if ($letIn.Count -eq 0) {
+        return
+    }
+    if ($null -ne $Changed) {
+        $changedPorts = @($Changed.port -split ',')
+        foreach ($connection in $connections) {
+            if (Test-FilterAdmit -LocalPort $changedPorts -RemoteAddress $Changed.remote_addresses -LocalAddress $Changed.local_addresses -Connection $connection -LocalSubnets $subnets) {
+                return
+            }
+        }
+    }
+    try {
+        $others = @(Get-InboundTcpAllowRule -OwnName $name)
+    }
+    catch {
+        $module.FailJson("cannot read the firewall rules of the ActiveStore to check that firewall rule name '$name' is not what admits this play: $($_.Exception.Message)", $_)
+    }
+    foreach ($connection in $connections) {
+        foreach ($other in $others) {
+            if (Test-FilterAdmit -LocalPort $other.local_ports -RemoteAddress $other.remote_addresses -LocalAddress $other.local_addresses -Connection $connection -LocalSubnets $subnets) {
+                return
+            }
+        }
+    }
+    if (@(Get-NetFirewallProfile -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Where-Object { [string]$_.Enabled -eq 'True' }).Count -eq 0) {
+        return
+    }
+    $clients = @($letIn | ForEach-Object { "$($_.remote) on port $($_.port)" } | Sort-Object -Unique) -join ', '
+    $change = if ($module.Params.state -eq 'absent') { 'removing' } elseif (-not $wanted.enabled) { 'switching off' } else { 'narrowing' }
+    $module.FailJson("$change firewall rule name '$name' would cut this play off: it admits the clients connected to WinRM now ($clients), and afterwards no enabled rule would admit any of them; connect through a port another rule admits, or add such a rule first. Nothing was changed.")
+}
+
 # Both guards run before anything changes. 'Any' among local_addresses admits every local
 # address; a switched-off rule admits nothing, so its scope cannot cut anyone off.
 if ($module.Params.state -eq 'present' -and $wanted.enabled -and $wanted.ContainsKey('local_addresses') -and $wanted.local_addresses -notcontains 'Any') {
@@ -529,6 +572,57 @@ if ($module.Params.state -eq 'present' -and $null -ne $port) {
     if ($otherRules -ne 'keep' -and $changing.Count -gt 0) {
         Assert-ControllerKeepsAccess
     }
+}
+
+$rule = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
+$current = $null
+if ($null -ne $rule) {
+    $portFilter = Get-NetFirewallPortFilter -AssociatedNetFirewallRule $rule
+    $addressFilter = Get-NetFirewallAddressFilter -AssociatedNetFirewallRule $rule
+    $current = @{
+        display_name = [string]$rule.DisplayName
+        description = [string]$rule.Description
+        enabled = [string]$rule.Enabled -eq 'True'
+        profiles = ConvertTo-ProfileSet -Profiles ([string]$rule.Profile)
+        port = (@($portFilter.LocalPort) -join ',')
+        protocol = [string]$portFilter.Protocol
+        remote_addresses = @(@($addressFilter.RemoteAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
+        local_addresses = @(@($addressFilter.LocalAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
+    }
+}
+$module.Diff.before = if ($null -ne $current) { $current.Clone() } else { @{} }
+
+# This rule itself may be what lets the play in: removing it, switching it off or narrowing it
+# is refused, before anything changes, when it would leave no client now connected admitted.
+# Not in check mode: there the play's earlier tasks have not moved its connection (the
+# winrm_listener role switches it to HTTPS before it switches the HTTP rules off).
+if ($null -ne $current -and $current.enabled -and -not $module.CheckMode) {
+    $changed = $null
+    if ($module.Params.state -eq 'present' -and $wanted.enabled) {
+        $changed = @{
+            port = if ($wanted.ContainsKey('port')) { $wanted.port } else { $current.port }
+            remote_addresses = if ($wanted.ContainsKey('remote_addresses')) { $wanted.remote_addresses } else { $current.remote_addresses }
+            local_addresses = if ($wanted.ContainsKey('local_addresses')) { $wanted.local_addresses } else { $current.local_addresses }
+        }
+    }
+    Assert-RuleChangeKeepsController -Current $current -Changed $changed
+}
+
+if ($module.Params.state -eq 'absent') {
+    if ($null -ne $rule) {
+        if (-not $module.CheckMode) {
+            try {
+                Remove-NetFirewallRule -Name $name -ErrorAction Stop
+            }
+            catch {
+                $module.FailJson("cannot remove firewall rule name '$name': $($_.Exception.Message)", $_)
+            }
+        }
+        $module.Result.changed = $true
+    }
+    $module.Diff.after = @{}
+    $module.Result.rule = $null
+    $module.ExitJson()
 }
 
 if ($null -eq $rule -and -not $wanted.enabled -and -not $wanted.ContainsKey('port')) {

@@ -22,6 +22,12 @@ description:
     they cannot be found by name. With O(port) given, the module looks in the ActiveStore, Group
     Policy rules included, for every other enabled inbound allow rule that admits that TCP port
     from addresses other than O(remote_addresses), and handles it as O(other_rules) says.
+  - Removing the rule, switching it off, or narrowing its port or addresses is refused, before
+    anything changes, when the rule lets in WinRM clients connected now (the play's own
+    connection is one of them) and afterwards no enabled allow rule of the ActiveStore would
+    admit any of them. Rule profiles are not compared, and a host whose firewall is off in
+    every profile is not refused. Check mode reports the change without this check: there
+    the play's earlier tasks have not moved its connection yet.
 version_added: 0.1.0
 options:
   name:

@@ -57,3 +57,76 @@ def test_other_rules_refuse_to_cut_the_play_off(targets: t.Any) -> None:
     after = rules(targets)
     assert after["WINRM-HTTPS-In-TCP"]["Enabled"] is False
     assert after["winops-guard-In"]["RemoteAddress"] == ["127.0.0.1"]
+
+
+OWN_RULE_TASKS = """\
+- name: only the scoped rule admits 5986
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    port: 5986
+    remote_addresses: [127.0.0.1]
+- name: open rule off
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTPS-In-TCP
+    enabled: false
+- name: switch off the rule the play comes in by
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    enabled: false
+  ignore_errors: true
+- name: remove it
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    state: absent
+  ignore_errors: true
+- name: narrow it to another client
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    remote_addresses: [192.0.2.10]
+  ignore_errors: true
+- name: move it to another port
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    port: 5990
+  ignore_errors: true
+- name: open rule on again
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTPS-In-TCP
+    enabled: true
+- name: switch it off now that another rule admits the play
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    enabled: false
+- name: still connected after
+  ansible.windows.win_ping:
+"""
+
+
+@pytest.mark.slow
+def test_the_rule_that_admits_the_play_is_not_taken_away(targets: t.Any) -> None:
+    """Switching off, removing, narrowing or moving the one rule that admits the connected
+    clients (the module's own example switches a WinRM rule off) used to go through and cut
+    the play off; it is refused before anything changes unless another rule admits them."""
+    host = targets.name("fw_guard")
+    run = targets.play("fw_guard", OWN_RULE_TASKS, label="own-rule")
+    assert run.returncode == 0, run.describe()
+    for task, change in (
+        ("switch off the rule the play comes in by", "switching off"),
+        ("remove it", "removing"),
+        ("narrow it to another client", "narrowing"),
+        ("move it to another port", "narrowing"),
+    ):
+        refused = run.task(host, task).result
+        assert refused.get("failed"), (task, refused)
+        message = refused["msg"]
+        assert message.startswith(
+            f"{change} firewall rule name 'winops-guard-In' would cut this play off"
+        ), message
+        assert "127.0.0.1 on port 5986" in message and "Nothing was changed" in message, message
+    switched = run.task(host, "switch it off now that another rule admits the play").result
+    assert switched["changed"] is True, switched
+    assert run.task(host, "still connected after").result["ping"] == "pong"
+    after = rules(targets)
+    assert after["winops-guard-In"]["Enabled"] is False
+    assert after["winops-guard-In"]["RemoteAddress"] == ["127.0.0.1"]
+    assert after["WINRM-HTTPS-In-TCP"]["Enabled"] is True

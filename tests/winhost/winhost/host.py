@@ -414,10 +414,10 @@ class WinHost:
             runtimes = list(self._listeners.values())
         return sorted({peer for runtime in runtimes for peer in runtime.peers()})
 
-    def established_connections(self) -> list[tuple[str, str]]:
-        """(LocalAddress, RemoteAddress) of the open connections to the host's WinRM listeners
-        (Get-NetTCPConnection -State Established on their ports). Takes the host lock: call it
-        outside the state lock."""
+    def established_connections(self) -> list[tuple[str, int, str]]:
+        """(LocalAddress, LocalPort, RemoteAddress) of the open connections to the host's WinRM
+        listeners (Get-NetTCPConnection -State Established on their ports). Takes the host
+        lock: call it outside the state lock."""
         with self._lock:
             runtimes = list(self._listeners.values())
         return sorted({pair for runtime in runtimes for pair in runtime.connections()})

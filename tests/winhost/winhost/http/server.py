@@ -153,15 +153,16 @@ class ListenerRuntime:
                 continue
         return addresses
 
-    def connections(self) -> list[tuple[str, str]]:
-        """(local address, remote address) of each open connection: the host address it
-        arrived on and the client's."""
+    def connections(self) -> list[tuple[str, int, str]]:
+        """(local address, local port, remote address) of each open connection: the host
+        address and port it arrived on and the client's address."""
         with self._lock:
             sockets = list(self._connections)
         pairs = []
         for sock in sockets:
             try:
-                pairs.append((str(sock.getsockname()[0]), str(sock.getpeername()[0])))
+                local = sock.getsockname()
+                pairs.append((str(local[0]), int(local[1]), str(sock.getpeername()[0])))
             except OSError:  # closed meanwhile
                 continue
         return pairs

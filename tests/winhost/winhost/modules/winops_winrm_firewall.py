@@ -210,7 +210,7 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
     )
     # Read before the state lock is taken (the host takes its own lock first).
     peers = _established_peers(run) if other_rules != "keep" else []
-    connections = _established_connections(run) if local_guard else []
+    connections = _established_connections(run)
     with host_model(run) as state:
         if local_guard:
             _assert_local_scope_keeps_controller(connections, state, wanted["local_addresses"])
@@ -226,6 +226,16 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
         )
         current = _current(rules[index]) if index is not None else None
         diff_before = dict(current) if current is not None else {}
+        # Not in check mode, as the module: earlier tasks have not moved the connection there.
+        if index is not None and netfilter.rule_enabled(rules[index]) and not run.check_mode:
+            _assert_rule_change_keeps_controller(
+                connections,
+                rules,
+                index,
+                name=name,
+                state_wanted=str(state_wanted).lower(),
+                wanted=wanted,
+            )
         if str(state_wanted).lower() == "present" and "port" in wanted and other_rules != "keep":
             changing = [
                 other
@@ -478,9 +488,9 @@ def _established_peers(run: ModuleRun) -> list[str]:
     return list(established())
 
 
-def _established_connections(run: ModuleRun) -> list[tuple[str, str]]:
-    """Get-WinRMConnection: (LocalAddress, RemoteAddress) of Get-NetTCPConnection -State
-    Established on the WinRM listeners' ports."""
+def _established_connections(run: ModuleRun) -> list[tuple[str, int, str]]:
+    """Get-WinRMConnection: (LocalAddress, LocalPort, RemoteAddress) of Get-NetTCPConnection
+    -State Established on the WinRM listeners' ports."""
     established = getattr(run.ctx.host, "established_connections", None)
     if established is None:
         raise ModuleFailure(
@@ -488,6 +498,67 @@ def _established_connections(run: ModuleRun) -> list[tuple[str, str]]:
             f"({type(run.ctx.host).__name__} has no established_connections)"
         )
     return list(established())
+
+
+def _changed_rule(
+    rule: dict[str, t.Any], state_wanted: str, wanted: dict[str, t.Any]
+) -> dict[str, t.Any] | None:
+    """The rule as the task leaves it, for the firewall's matching; None when it will admit
+    nothing (removed or switched off)."""
+    if state_wanted == "absent" or not wanted["enabled"]:
+        return None
+    changed = dict(rule)
+    for option, key in (
+        ("port", "LocalPort"),
+        ("remote_addresses", "RemoteAddress"),
+        ("local_addresses", "LocalAddress"),
+    ):
+        if option in wanted:
+            changed[key] = wanted[option]
+    return changed
+
+
+def _assert_rule_change_keeps_controller(
+    connections: list[tuple[str, int, str]],
+    rules: list[dict[str, t.Any]],
+    index: int,
+    *,
+    name: str,
+    state_wanted: str,
+    wanted: dict[str, t.Any],
+) -> None:
+    """Assert-RuleChangeKeepsController: refuse, before anything changes, to remove, switch off
+    or narrow this rule when it lets in WinRM clients connected now and afterwards the
+    firewall would admit none of them."""
+    if not connections:
+        return
+    let_in = [
+        (local, port, remote)
+        for local, port, remote in connections
+        if netfilter.firewall_admits([rules[index]], remote, port, local)
+    ]
+    if not let_in:
+        return
+    changed = _changed_rule(rules[index], state_wanted, wanted)
+    after = [rule for i, rule in enumerate(rules) if i != index]
+    if changed is not None:
+        after.append(changed)
+    if any(
+        netfilter.firewall_admits(after, remote, port, local) for local, port, remote in connections
+    ):
+        return
+    clients = ", ".join(sorted({f"{remote} on port {port}" for _, port, remote in let_in}))
+    change = (
+        "removing"
+        if state_wanted == "absent"
+        else ("switching off" if not wanted["enabled"] else "narrowing")
+    )
+    raise ModuleFailure(
+        f"{change} firewall rule name '{name}' would cut this play off: it admits the clients "
+        f"connected to WinRM now ({clients}), and afterwards no enabled rule would admit any of "
+        "them; connect through a port another rule admits, or add such a rule first. Nothing "
+        "was changed."
+    )
 
 
 def _in_local_scope(address: str, entries: list[str], state: t.Any) -> bool:
@@ -499,16 +570,16 @@ def _in_local_scope(address: str, entries: list[str], state: t.Any) -> bool:
 
 
 def _assert_local_scope_keeps_controller(
-    connections: list[tuple[str, str]], state: t.Any, local_addresses: list[str]
+    connections: list[tuple[str, int, str]], state: t.Any, local_addresses: list[str]
 ) -> None:
     """Assert-LocalScopeKeepsController: refuse, before anything changes, a local scope that
     none of the host addresses the WinRM clients now connect to is in."""
     if not connections:
         return
-    if any(_in_local_scope(local, local_addresses, state) for local, _ in connections):
+    if any(_in_local_scope(local, local_addresses, state) for local, _, _ in connections):
         return
-    arrivals = ", ".join(sorted({local for local, _ in connections}))
-    clients = ", ".join(sorted({remote for _, remote in connections}))
+    arrivals = ", ".join(sorted({local for local, _, _ in connections}))
+    clients = ", ".join(sorted({remote for _, _, remote in connections}))
     raise ModuleFailure(
         f"local_addresses ({', '.join(local_addresses)}) would cut this play off: the clients "
         f"connected to WinRM now ({clients}) reach this host on {arrivals}, and none of those "

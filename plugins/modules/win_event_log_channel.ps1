@@ -31,9 +31,11 @@ catch {
     $module.FailJson("name '$name' is not an event log channel on this host: $($_.Exception.Message)", $_)
 }
 
+# wevtutil's reference: "The minimum log size is 1048576 bytes (1024KB)". A smaller value is
+# refused here rather than rounded or refused by the event log service after the compare.
 $maxSizeKb = $module.Params.max_size_kb
-if ($null -ne $maxSizeKb -and $maxSizeKb -lt 64) {
-    $module.FailJson("max_size_kb '$maxSizeKb' is too small: the event log needs at least 64 KB")
+if ($null -ne $maxSizeKb -and $maxSizeKb -lt 1024) {
+    $module.FailJson("max_size_kb '$maxSizeKb' is too small: Windows keeps no event log smaller than 1024 KB (1048576 bytes)")
 }
 
 $before = @{ enabled = $channel.IsEnabled; max_size_kb = [int64]($channel.MaximumSizeInBytes / 1024) }

@@ -22,7 +22,9 @@ options:
     type: bool
     default: true
   max_size_kb:
-    description: Maximum size of the log in kilobytes (at least 64); unchanged when omitted.
+    description:
+      - Maximum size of the log in kilobytes, at least 1024 (Windows keeps no smaller log);
+        unchanged when omitted.
     type: int
 extends_documentation_fragment:
   - winops.remoting.attributes

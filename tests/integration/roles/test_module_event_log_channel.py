@@ -62,7 +62,7 @@ def test_event_log_channel_bad_input_fails_clearly(targets: t.Any) -> None:
   winops.remoting.win_event_log_channel: {{name: No-Such/Channel}}
   ignore_errors: true
 - name: too small
-  winops.remoting.win_event_log_channel: {{name: {CHANNEL}, max_size_kb: 32}}
+  winops.remoting.win_event_log_channel: {{name: {CHANNEL}, max_size_kb: 512}}
   ignore_errors: true
 - name: wildcard
   winops.remoting.win_event_log_channel: {{name: "Microsoft-Windows-WinRM/*"}}
@@ -77,7 +77,8 @@ def test_event_log_channel_bad_input_fails_clearly(targets: t.Any) -> None:
     assert msg == {
         "unknown": "name 'No-Such/Channel' is not an event log channel on this host: There is "
         'not an event log on the localhost computer that matches "No-Such/Channel".',
-        "too small": "max_size_kb '32' is too small: the event log needs at least 64 KB",
+        "too small": "max_size_kb '512' is too small: Windows keeps no event log smaller than "
+        "1024 KB (1048576 bytes)",
         "wildcard": "name 'Microsoft-Windows-WinRM/*' contains a wildcard; give the exact name "
         "of one event log channel",
     }

@@ -1,7 +1,7 @@
 """winops.remoting.win_event_log_channel against the host's event log channels.
 
 Follows plugins/modules/win_event_log_channel.ps1: the channel is found by name as
-Get-WinEvent -ListLog finds it (case-insensitive), max_size_kb must be at least 64, and
+Get-WinEvent -ListLog finds it (case-insensitive), max_size_kb must be at least 1024, and
 enabled / max_size_kb are compared and written together (EventLogConfiguration.SaveChanges).
 Channels live in HostState.event_log_channels (Windows' defaults for the channels listed in
 winhost.state.DEFAULT_EVENT_LOG_CHANNELS); winhost records no events in them.
@@ -16,6 +16,9 @@ import typing as t
 
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
 from winhost.modules.winops_common import host_model
+
+# wevtutil: "The minimum log size is 1048576 bytes (1024KB)" (docs/winhost-behaviours.md).
+MIN_SIZE_KB = 1024
 
 OPTIONS = {
     "name": Option(required=True),
@@ -45,9 +48,10 @@ def win_event_log_channel(run: ModuleRun) -> dict[str, t.Any]:
                 f'log on the localhost computer that matches "{name}".'
             )
         max_size_kb = run.params["max_size_kb"]
-        if max_size_kb is not None and max_size_kb < 64:
+        if max_size_kb is not None and max_size_kb < MIN_SIZE_KB:
             raise ModuleFailure(
-                f"max_size_kb '{max_size_kb}' is too small: the event log needs at least 64 KB"
+                f"max_size_kb '{max_size_kb}' is too small: Windows keeps no event log smaller "
+                "than 1024 KB (1048576 bytes)"
             )
         channel = state.event_log_channels[stored]
         before = {

@@ -43,8 +43,11 @@ options:
     type: int
   hostname:
     description:
-      - The Hostname value of the listener. For HTTPS it should match the certificate's subject
-        or a DNS name in it. When omitted an existing listener keeps its hostname.
+      - The Hostname value of the listener.
+      - For HTTPS it must be the certificate's CN (WinRM refuses a listener whose Hostname is
+        not, fault 2150858985); another value is refused before anything changes. When omitted,
+        an HTTPS listener takes its certificate's CN; an HTTP listener, or an HTTPS one whose
+        certificate is not known yet in check mode, keeps its hostname.
     type: str
   certificate_thumbprint:
     description:

@@ -26,7 +26,7 @@ description:
     anything changes, when the rule lets in WinRM clients connected now (the play's own
     connection is one of them) and afterwards no enabled allow rule of the ActiveStore would
     admit any of them. Rule profiles are not compared, and a host whose firewall is off in
-    every profile is not refused. Check mode reports the change without this check: there
+    every profile is not refused. Check mode reports the change without this check, as
     the play's earlier tasks have not moved its connection yet.
 version_added: 0.1.0
 options:

@@ -114,6 +114,9 @@ function ConvertTo-WSManValue {
         'bool' { return ([string][bool]$Value).ToLowerInvariant() }
         'cbt' { return (Get-Culture).TextInfo.ToTitleCase([string]$Value) }
         'list' { return ($Value -join ',') }
+        # As compared and checked: a thumbprint copied from the certificate dialog carries
+        # spaces and an invisible U+200E, which WinRM would store as given.
+        'thumbprint' { return ConvertTo-Comparable -Value $Value -Kind 'thumbprint' }
         default { return [string]$Value }
     }
 }

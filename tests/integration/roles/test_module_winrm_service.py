@@ -8,6 +8,7 @@ Policy owns is reported, not written.
 
 from __future__ import annotations
 
+import json
 import typing as t
 import xml.etree.ElementTree as ET
 
@@ -271,3 +272,22 @@ def test_service_group_policy_value_overrides_the_local_setting(targets: t.Any) 
         assert cleared.returncode == 0, cleared.describe()
         the_task(targets.play("service", basic_off, label="policy-cleanup"), host)
     assert not basic_works(targets, "service", "https")
+
+
+@pytest.mark.slow
+def test_service_thumbprint_is_written_as_it_is_compared(targets: t.Any) -> None:
+    """A thumbprint pasted from the certificate dialog (spaces, lower case, a leading U+200E)
+    was validated and compared without them but written to Service\\CertificateThumbprint as
+    given, where WinRM would look for a certificate of that name."""
+    host = targets.name("service")
+    stored = targets.state("service")["cert_stores"]["LocalMachine\\My"][0]["thumbprint"].upper()
+    pasted = "\u200e" + " ".join(stored[i : i + 2] for i in range(0, 40, 2)).lower()
+    tasks = (
+        "- name: thumbprint\n  winops.remoting.win_winrm_service:\n"
+        f"    certificate_thumbprint: {json.dumps(pasted)}\n"
+    )
+    run = targets.play("service", tasks, label="thumbprint")
+    assert run.returncode == 0, run.describe()
+    assert targets.state("service")["winrm"]["Service"]["CertificateThumbprint"] == stored
+    again = targets.play("service", tasks, label="thumbprint-again")
+    assert again.task(host, "thumbprint").result["changed"] is False, again.describe()

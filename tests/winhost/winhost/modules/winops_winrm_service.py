@@ -147,6 +147,8 @@ def _wsman_value(value: t.Any, kind: str) -> str:
         return str(value).title()
     if kind == "list":
         return ",".join(str(v) for v in value)
+    if kind == "thumbprint":
+        return str(_comparable(value, "thumbprint"))
     return str(value)
 
 

@@ -173,6 +173,10 @@ if ($module.Params.state -eq 'absent') {
 
 $username = $module.Params.username
 $password = $module.Params.password
+# Stored without its '.\' or '<computer>\' prefix, as New-Item WSMan:\localhost\ClientCertificate
+# stores it (PowerShell's ConfigProvider.cs writes NetworkCredential.UserName, which has no
+# domain), so a mapping made that way is not rewritten for the prefix alone.
+$accountName = Get-LocalAccountName -UserName $username
 
 if (-not (Test-Path -LiteralPath "Cert:\LocalMachine\Root\$issuer")) {
     if ($module.CheckMode) {
@@ -207,7 +211,7 @@ $desired = @{
     issuer_thumbprint = $issuer
     subject = $subject
     uri = $uri
-    username = $username
+    username = $accountName
     enabled = $module.Params.enabled
 }
 
@@ -215,7 +219,7 @@ $reason = $null
 if ($null -eq $current) {
     $reason = 'created'
 }
-elseif ($current.username -ne $username) {
+elseif ($current.username -ne $accountName) {
     $reason = 'username_changed'
 }
 elseif ($module.Params.update_password -eq 'always') {
@@ -231,7 +235,7 @@ elseif ($recorded -ne $lastSet) {
 
 $valueSet = @{}
 if ($null -ne $reason) {
-    $valueSet.UserName = $username
+    $valueSet.UserName = $accountName
     $valueSet.Password = $password
 }
 if ($null -eq $current -or $current.enabled -ne $desired.enabled) {

@@ -41,7 +41,11 @@ options:
     type: str
     default: "*"
   username:
-    description: The local account the certificate logs on as. Required with O(state=present).
+    description:
+      - The local account the certificate logs on as. Required with O(state=present).
+      - V(.\\name) and V(<computer>\\name) name the same account and are stored as V(name),
+        as C(New-Item WSMan:\localhost\ClientCertificate -Credential) stores it; another
+        prefix (a domain) is refused.
     type: str
   password:
     description:

@@ -292,3 +292,32 @@ def test_account_restrictions_count_as_a_correct_password(tmp_path: Path) -> Non
     disabled = run_module(host, args)
     assert disabled["msg"].startswith("cannot test the password of username 'ansible'")
     assert "Win32ErrorCode 1331" in disabled["msg"]
+
+
+def test_a_prefixed_local_account_is_stored_as_new_item_stores_it(tmp_path: Path) -> None:
+    """New-Item WSMan:\\localhost\\ClientCertificate -Credential stores the account without
+    its prefix (PowerShell's ConfigProvider.cs writes NetworkCredential.UserName, which has
+    none). The module stored '.\\ansible' as given, so a mapping made that way was rewritten
+    (username_changed) on every first run that named the account with its prefix."""
+    state = profiles.create_state_dir(tmp_path, 1, "default", first=FIRST + OFFSETS["mapping"])[0]
+    host = WinHost(state)
+    host.shutdown()
+    ca = pki.load_cert(tmp_path / "ca" / "ca.pem")
+    client = pki.load_cert(tmp_path / "client" / "ansible.pem")
+    tls = TlsInfo(b"", client.public_bytes(serialization.Encoding.DER), "TLSv1.3")
+    args = {
+        "issuer_thumbprint": pki.thumbprint(ca),
+        "subject": "ansible@localhost",
+        "username": "ansible",
+        "password": state.accounts[0].password,
+    }
+    assert run_module(host, args)["changed"] is True
+    for prefixed in (".\\ansible", f"{host.computer_name}\\ansible"):
+        result = run_module(host, {**args, "username": prefixed})
+        assert result["changed"] is False, (prefixed, result)
+        assert result["mapping"]["username"] == "ansible"
+    created = run_module(host, {**args, "subject": "other@localhost", "username": ".\\ansible"})
+    assert created["changed"] is True
+    stored = {mapping.subject: mapping.username for mapping in state.cert_mappings}
+    assert stored["other@localhost"] == "ansible", stored
+    assert ConnectionAuth(host, tls)._certificate().status == "ok"

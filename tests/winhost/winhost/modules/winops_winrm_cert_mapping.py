@@ -67,18 +67,24 @@ def _as_result(mapping: CertMapping) -> dict[str, t.Any]:
     }
 
 
-def _local_account(state: HostState, username: str) -> api.Account:
-    """Get-LocalUser on the name without a '.\\' or '<computer>\\' prefix (Get-LocalAccountName);
-    any other prefix names a domain account, which a mapping cannot use."""
+def _account_name(state: HostState, username: str) -> str:
+    """Get-LocalAccountName: the name without a '.\\' or '<computer>\\' prefix, as the mapping
+    stores it; any other prefix names a domain account, which a mapping cannot use."""
     prefix, sep, local_name = username.partition("\\")
     if not sep:
-        local_name = username
-    elif prefix != "." and prefix.upper() != state.computer_name.upper():
+        return username
+    if prefix != "." and prefix.upper() != state.computer_name.upper():
         raise ModuleFailure(
             f"username '{username}' names an account of '{prefix}', but a WinRM certificate "
             f"mapping needs a local account of this host ({state.computer_name}); give it as "
             f"'.\\{local_name}' or without a prefix"
         )
+    return local_name
+
+
+def _local_account(state: HostState, username: str) -> api.Account:
+    """Get-LocalUser on the account name (_account_name)."""
+    local_name = _account_name(state, username)
     account = next(
         (
             a
@@ -161,6 +167,8 @@ def win_winrm_cert_mapping(run: ModuleRun) -> dict[str, t.Any]:
                 f"issuer_thumbprint '{issuer}' is not in Cert:\\LocalMachine\\Root yet; "
                 "continuing because this is check mode"
             )
+        # Stored without its prefix, as New-Item WSMan:\\localhost\\ClientCertificate stores it.
+        account_name = _account_name(state, username)
         account = _local_account(state, username)
         restriction = _test_password(account, username, password)
         if restriction:
@@ -170,11 +178,11 @@ def win_winrm_cert_mapping(run: ModuleRun) -> dict[str, t.Any]:
                 "be refused until the restriction is lifted"
             )
         recorded = state.registry.get(MARKER_KEY, {}).get(marker)
-        reason = _update_reason(current, username, params["update_password"], recorded, account)
+        reason = _update_reason(current, account_name, params["update_password"], recorded, account)
         desired = CertMapping(
             subject=current.subject if current is not None else subject,
             issuer=issuer,
-            username=username if reason is not None or current is None else current.username,
+            username=account_name if reason is not None or current is None else current.username,
             password=password if reason is not None else (current.password if current else ""),
             uri=current.uri if current is not None else uri,
             enabled=params["enabled"],
@@ -196,7 +204,7 @@ def win_winrm_cert_mapping(run: ModuleRun) -> dict[str, t.Any]:
         "issuer_thumbprint": issuer,
         "subject": subject,
         "uri": uri,
-        "username": username,
+        "username": account_name,
         "enabled": params["enabled"],
     }
     result["mapping"] = wanted

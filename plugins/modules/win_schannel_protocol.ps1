@@ -29,9 +29,10 @@ $state = $module.Params.state
 # TLS/SSL (Schannel SSP)). Earlier Windows 10 builds carry an experimental TLS 1.3 that these
 # values switch on, so the request is refused there before anything is written.
 $tls13FirstBuild = 20348
+$currentVersion = 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
+$build = [int](Get-ItemProperty -LiteralPath $currentVersion -Name CurrentBuildNumber).CurrentBuildNumber
+$module.Result.build = $build
 if ($protocol -eq 'TLS 1.3' -and $state -eq 'enabled') {
-    $currentVersion = 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
-    $build = [int](Get-ItemProperty -LiteralPath $currentVersion -Name CurrentBuildNumber).CurrentBuildNumber
     if ($build -lt $tls13FirstBuild) {
         $module.FailJson("protocol 'TLS 1.3' with state 'enabled' is refused on build $($build): SCHANNEL supports TLS 1.3 from Windows Server 2022 and Windows 11 (build $tls13FirstBuild and later), and Microsoft calls enabling it on earlier versions not a safe configuration. Nothing was changed")
     }

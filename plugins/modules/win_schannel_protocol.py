@@ -97,4 +97,9 @@ reboot_required:
   returned: always
   type: bool
   sample: true
+build:
+  description: The host's Windows build (C(CurrentBuildNumber)), for the release-specific steps of a play.
+  returned: always
+  type: int
+  sample: 20348
 """

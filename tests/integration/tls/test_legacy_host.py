@@ -49,6 +49,21 @@ TLS13_ROLE = """
         tls12_enable_tls13: true
 """
 TLS13_CHECK = "Check that this Windows takes TLS 1.3 before changing anything"
+# KB3140245: WinHTTP's DefaultSecureProtocols, 64- and 32-bit views; TLS 1.0, 1.1 and 1.2.
+WINHTTP_KEYS = (
+    "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\WinHttp",
+    "HKLM\\SOFTWARE\\Wow6432Node\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\WinHttp",
+)
+
+
+def winhttp_protocols(state: dict[str, t.Any]) -> list[t.Any]:
+    """DefaultSecureProtocols under each WinHTTP key (None where it is not set)."""
+    found = []
+    for wanted in WINHTTP_KEYS:
+        key = next((k for k in state["registry"] if k.lower() == wanted.lower()), None)
+        values = state["registry"].get(key, {}) if key else {}
+        found.append(values.get("DefaultSecureProtocols"))
+    return found
 
 
 def _boot_time(state: dict[str, t.Any]) -> datetime.datetime:
@@ -106,6 +121,9 @@ def test_tls12_role_over_http_reboots_and_https_then_works(tls_targets: TlsTarge
 
     after = tls_targets.wait_until_up("fix")
     assert _boot_time(after) > _boot_time(before)
+    # 2008 R2: WinHTTP programs (the host's WinRM client) get TLS 1.1 and 1.2 as defaults.
+    assert winhttp_protocols(before) == [None, None]
+    assert winhttp_protocols(after) == [0xA80, 0xA80]
     assert after["runtime"]["tls_versions"] == ["TLS 1.0", "TLS 1.2"]
     assert handshake(address, tls_targets.ca_bundle) == "TLSv1.2"
     for plugin in ("winrm", "psrp"):

@@ -67,13 +67,9 @@ def win_schannel_protocol(run: ModuleRun) -> dict[str, t.Any]:
     after: dict[str, t.Any] = {}
     changed = False
     with host_model(run) as state:
+        build_value = registry.read_value(state, releases.CURRENT_VERSION_KEY, "CurrentBuildNumber")
+        build = int(build_value.data if build_value is not None else releases.DEFAULT_RELEASE.build)
         if canonical == "TLS 1.3" and state_wanted.lower() == "enabled":
-            build_value = registry.read_value(
-                state, releases.CURRENT_VERSION_KEY, "CurrentBuildNumber"
-            )
-            build = int(
-                build_value.data if build_value is not None else releases.DEFAULT_RELEASE.build
-            )
             if build < TLS13_FIRST_BUILD:
                 raise ModuleFailure(
                     f"protocol 'TLS 1.3' with state 'enabled' is refused on build {build}: "
@@ -114,6 +110,7 @@ def win_schannel_protocol(run: ModuleRun) -> dict[str, t.Any]:
         "protocol": protocol,
         "sides": after,
         "reboot_required": changed,
+        "build": build,
     }
     if run.diff:
         result["diff"] = {"before": before, "after": after}

@@ -28,7 +28,12 @@ Settings that Group Policy controls are reported and left alone. The issuer of t
 certificate (the certificate itself when self-signed) is written in PEM to -IssuerExportPath;
 copy it to the controller and point ansible_winrm_ca_trust_path / ansible_psrp_ca_cert at it.
 
-Run from an elevated PowerShell 5.1 or later (Windows Server 2016 / Windows 10 or later):
+Run from an elevated Windows PowerShell 5.1 (powershell.exe; Windows Server 2016 / Windows 10
+or later), not PowerShell 7: PowerShell 7 lists and changes only its own session configurations
+(PowerShell's CustomShellCommands.cs filters them by edition), so Microsoft.PowerShell, the one
+the psrp connection uses, would be left as it is. Run it at the console or through a tool other
+than WinRM: it may restart the WinRM service and it removes the plain HTTP listener, and either
+ends WinRM sessions, the one that runs it included.
 
     powershell.exe -NoProfile -ExecutionPolicy Bypass -File .\Enable-WinopsRemoting.ps1 -ControllerAddress 192.0.2.10
 
@@ -94,6 +99,8 @@ as they are, and the first harden run restricts them.
 .PARAMETER EnableLocalAccountTokenFilterPolicy
 Give local administrator accounts other than the built-in Administrator a full token over the
 network (LocalAccountTokenFilterPolicy=1). Needed only to use such accounts with Ansible.
+Without it the value is left as it was; Enable-PSRemoting, which the script runs where remoting
+is not registered yet, sets it to 1, and the script puts the previous value back.
 
 .PARAMETER IssuerExportPath
 Where to write the issuer PEM (default C:\ProgramData\winops\winrm-https-issuer.pem).
@@ -104,6 +111,7 @@ Where to write the issuer PEM (default C:\ProgramData\winops\winrm-https-issuer.
 .EXAMPLE
 .\Enable-WinopsRemoting.ps1 -CertificateThumbprint E6CDAA82EEAF2ECE8546E05DB7F3E01AA47D76CE -HttpListener localhost
 #>
+#Requires -PSEdition Desktop
 [CmdletBinding(SupportsShouldProcess = $true)]
 param (
     [string[]]
@@ -158,6 +166,7 @@ $ErrorActionPreference = 'Stop'
 
 # The same names and values as the winops.remoting roles and modules.
 $certificateFriendlyName = 'winops.remoting WinRM HTTPS'
+$systemPolicy = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System'
 $renewDaysBeforeExpiry = 30
 $firewallRuleName = 'winops-WinRM-HTTPS-In'
 $builtinHttpRules = @('WINRM-HTTP-In-TCP', 'WINRM-HTTP-In-TCP-PUBLIC')
@@ -262,6 +271,12 @@ function Get-FirewallLocalAddress {
 
 function Enable-WinRMService {
     $service = Get-Service -Name WinRM
+    if ([string]$service.StartType -ne 'Automatic') {
+        if ($PSCmdlet.ShouldProcess('WinRM service', 'Start automatically')) {
+            Set-Service -Name WinRM -StartupType Automatic
+        }
+        Write-Step 'WinRM now starts automatically.'
+    }
     $configuration = $null
     if ($service.Status -eq 'Running') {
         try {
@@ -277,10 +292,21 @@ function Enable-WinRMService {
         return
     }
     if ($PSCmdlet.ShouldProcess('WinRM service', 'Start and register PowerShell remoting')) {
-        Set-Service -Name WinRM -StartupType Automatic
         Start-Service -Name WinRM
+        # Enable-PSRemoting grants local administrators a full network token
+        # (LocalAccountTokenFilterPolicy=1, PowerShell's RemotingErrorIdStrings DcsWarningMessage);
+        # without -EnableLocalAccountTokenFilterPolicy the value it found is put back.
+        $tokenPolicy = Get-ItemProperty -LiteralPath $systemPolicy -Name LocalAccountTokenFilterPolicy -ErrorAction SilentlyContinue
         # Registers the session configurations; its HTTP listener is dealt with below.
         Enable-PSRemoting -SkipNetworkProfileCheck -Force | Out-Null
+        if (-not $EnableLocalAccountTokenFilterPolicy) {
+            if ($null -eq $tokenPolicy) {
+                Remove-ItemProperty -LiteralPath $systemPolicy -Name LocalAccountTokenFilterPolicy -ErrorAction SilentlyContinue
+            }
+            else {
+                New-ItemProperty -LiteralPath $systemPolicy -Name LocalAccountTokenFilterPolicy -Value $tokenPolicy.LocalAccountTokenFilterPolicy -PropertyType DWord -Force | Out-Null
+            }
+        }
     }
     Write-Step 'Started WinRM and registered PowerShell remoting.'
 }
@@ -428,7 +454,18 @@ function Get-ListenerCertificate {
 }
 
 function Get-Listener {
-    return @(Get-WSManInstance -ResourceURI $listenerUri -Enumerate)
+    <#
+    The configured listeners. A listener with a Source attribute ('Compatibility' on ports 80 and
+    443, 'GPO' from Group Policy) shares its Address and Transport, the selector, with a
+    configured one and is not changed here (Write-SourcedListener reports it).
+    #>
+    return @(Get-WSManInstance -ResourceURI $listenerUri -Enumerate | Where-Object { -not $_.GetAttribute('Source') })
+}
+
+function Write-SourcedListener {
+    foreach ($listener in @(Get-WSManInstance -ResourceURI $listenerUri -Enumerate | Where-Object { $_.GetAttribute('Source') })) {
+        Write-Warning "The $($listener.Transport) listener on $($listener.Address), port $($listener.Port), comes from $($listener.GetAttribute('Source')) (Group Policy, or EnableCompatibilityHttp(s)Listener) and is left as it is; change it there."
+    }
 }
 
 function Set-HttpsListener {
@@ -530,7 +567,6 @@ function Set-Authentication {
     Set-WSManSetting -Section Client -Path 'AllowUnencrypted' -Value 'false' -PolicyName 'AllowUnencryptedTraffic'
 
     if ($EnableLocalAccountTokenFilterPolicy) {
-        $systemPolicy = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System'
         $current = Get-ItemProperty -LiteralPath $systemPolicy -Name LocalAccountTokenFilterPolicy -ErrorAction SilentlyContinue
         if ($null -eq $current -or $current.LocalAccountTokenFilterPolicy -ne 1) {
             if ($PSCmdlet.ShouldProcess($systemPolicy, 'Set LocalAccountTokenFilterPolicy to 1')) {
@@ -799,6 +835,7 @@ Set-Logging
 $restartWinRM = Set-RemotingAccess -Sids $remotingSids
 # Last, so that a failure above never leaves a host with neither HTTP nor HTTPS.
 Remove-PlainHttp
+Write-SourcedListener
 if ($restartWinRM) {
     # Session configuration descriptors apply to sessions after WinRM restarts
     # (Set-PSSessionConfiguration -NoServiceRestart above, once for all of them).

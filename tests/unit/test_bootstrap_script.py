@@ -112,3 +112,30 @@ def test_firewall_local_address_is_derived_as_the_role_derives_it() -> None:
     assert SCRIPT.index("Assert-FirewallLocalAddress -Address") < SCRIPT.index(
         "Enable-WinRMService\n"
     )
+
+
+def test_script_runs_only_under_windows_powershell() -> None:
+    """PowerShell 7 lists and changes only its own session configurations (PowerShell's
+    CustomShellCommands.cs filters them by edition): the script would leave Microsoft.PowerShell
+    open while saying it restricted it, and run Enable-PSRemoting again on every run."""
+    assert re.search(r"^#Requires -PSEdition Desktop$", SCRIPT, re.MULTILINE)
+
+
+def test_listeners_with_a_source_are_left_out_and_reported() -> None:
+    """Compatibility and Group Policy listeners share Address and Transport with configured
+    ones (the selector); the script must not update or remove them in their place."""
+    listener_function = SCRIPT.split("function Get-Listener {", 1)[1].split("\n}\n", 1)[0]
+    assert "Where-Object { -not $_.GetAttribute('Source') }" in listener_function
+    assert re.search(r"^Write-SourcedListener$", SCRIPT, re.MULTILINE)
+
+
+def test_winrm_start_type_and_token_policy_are_kept_as_promised() -> None:
+    """The service starts automatically even when it was found running (started by hand), and
+    Enable-PSRemoting's LocalAccountTokenFilterPolicy=1 is undone unless asked for."""
+    service_function = SCRIPT.split("function Enable-WinRMService {", 1)[1].split("\n}\n", 1)[0]
+    start_type = service_function.index("$service.StartType -ne 'Automatic'")
+    early_return = service_function.index("return")
+    assert start_type < early_return
+    enable = service_function.index("Enable-PSRemoting -SkipNetworkProfileCheck")
+    assert service_function.index("$tokenPolicy = Get-ItemProperty") < enable
+    assert service_function.index("if (-not $EnableLocalAccountTokenFilterPolicy)") > enable

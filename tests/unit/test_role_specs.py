@@ -284,6 +284,18 @@ def first_failure(record: dict[str, t.Any]) -> tuple[str, str]:
             ["tls12_legacy_protocols", "TLS 1.2"],
             id="tls12-cannot-be-legacy",
         ),
+        # Values as `-e name=value` gives them: strings, which the argument spec accepts but
+        # does not convert. Compared as text, "90" > "100"; a string is no condition in 2.19.
+        pytest.param(
+            "winrm_https_cert",
+            {
+                "winrm_https_cert_validity_days": "90",
+                "winrm_https_cert_renew_days_before_expiry": "100",
+            },
+            "Check that the certificate source has what it needs",
+            ["winrm_https_cert_validity_days (90) must exceed"],
+            id="extra-vars-numbers-compare-as-numbers",
+        ),
     ],
 )
 def test_bad_variable_stops_before_the_host_is_touched(
@@ -303,6 +315,30 @@ def test_valid_variables_pass_the_validation(tmp_path: Path) -> None:
     # The checks pass; the play only stops at the first task that needs a Windows host.
     assert not name.endswith("Check the listener addresses and ports before changing anything")
     assert not name.endswith("Validating arguments against arg spec 'main'")
+
+
+@pytest.mark.parametrize(
+    ("role", "variables", "check"),
+    [
+        # "false" from -e is a non-empty string: true to Jinja's `and`, so the check refused it.
+        (
+            "winrm_auth",
+            {"winrm_auth_methods": ["basic"], "winrm_auth_allow_unencrypted": "false"},
+            "Check that Basic is only asked for together with encryption",
+        ),
+        (
+            "credssp_delegation",
+            {"credssp_delegation_client": "false", "credssp_delegation_delegate_computers": []},
+            "Check that the client role has computers to delegate to",
+        ),
+    ],
+)
+def test_booleans_given_as_extra_vars_strings_pass_the_checks(
+    tmp_path: Path, role: str, variables: dict[str, t.Any], check: str
+) -> None:
+    name, message = first_failure(run_role(tmp_path, role, variables))
+    assert not name.endswith(check), (name, message)
+    assert not name.endswith("Validating arguments against arg spec 'main'"), (name, message)
 
 
 PLAYBOOKS = sorted(p.stem for p in (REPO / "playbooks").glob("*.yml"))
@@ -416,3 +452,43 @@ def test_role_files_use_only_known_role_variables(role: str) -> None:
         used = {m["name"] for m in ROLE_VARIABLE.finditer(path.read_text(encoding="utf-8"))}
         unknown = used - known
         assert unknown == set(), f"{path.relative_to(ROLES_DIR)} uses {sorted(unknown)}"
+
+
+CONDITION_KEYS = ("when", "that", "changed_when", "failed_when")
+
+
+def expressions(node: t.Any, key: str = "") -> t.Iterator[str]:
+    """The Jinja expressions of a role file: conditions, and templated strings other than
+    messages, and a bare `{{ name }}` handed to a module, which converts it itself."""
+    if isinstance(node, dict):
+        for child_key, child in node.items():
+            if child_key not in ("msg", "fail_msg", "success_msg"):
+                yield from expressions(child, str(child_key))
+    elif isinstance(node, list):
+        for child in node:
+            yield from expressions(child, key)
+    elif isinstance(node, str):
+        if key in CONDITION_KEYS:
+            yield node
+        elif "{{" in node and not re.fullmatch(r"\s*\{\{\s*[a-z0-9_]+\s*\}\}\s*", node):
+            yield node
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_bool_and_int_variables_are_converted_where_they_decide(role: str) -> None:
+    """-e name=value gives strings, which the argument spec accepts without converting them:
+    a condition or expression must convert bool and int variables itself (| bool, | int)."""
+    options = role_spec(role)["options"]
+    typed = {
+        name: spec["type"] for name, spec in options.items() if spec.get("type") in ("bool", "int")
+    }
+    unconverted = []
+    for path in sorted((ROLES_DIR / role).glob("*/*.yml")):
+        if path.parent.name not in ("tasks", "handlers", "vars"):
+            continue
+        for text in expressions(load_yaml(path)):
+            for name, kind in typed.items():
+                for found in re.finditer(rf"\b{name}\b", text):
+                    if not re.match(rf"\s*\|\s*{kind}\b", text[found.end() :]):
+                        unconverted.append(f"{path.relative_to(ROLES_DIR)}: {name} in {text!r}")
+    assert not unconverted, "\n".join(unconverted)

@@ -308,6 +308,30 @@ def test_strict_channel_binding_is_refused_for_a_connection_that_sends_none(
     assert run.returncode == 0, run.describe()
     assert_still_connects(guards, case, variables)
 
+    # Over HTTP too (the setup playbook runs winrm_auth there, then moves the play to HTTPS).
+    if case == "cbt_winrm":
+        over_http = {
+            "ansible_connection": "winops.remoting.winrm",
+            "ansible_port": 5985,
+            "ansible_winrm_scheme": "http",
+            "ansible_winrm_transport": auth,
+            "ansible_winrm_message_encryption": "always",
+            "ansible_shell_type": "powershell",
+            switch: False,
+        }
+    else:
+        over_http = {
+            "ansible_connection": "winops.remoting.psrp",
+            "ansible_port": 5985,
+            "ansible_psrp_protocol": "http",
+            "ansible_psrp_auth": auth,
+            "ansible_shell_type": "powershell",
+            switch: False,
+        }
+    run = guards.play(case, role_play("winrm_auth"), over_http, label="auth-http")
+    message = refusal(run, host)
+    assert "winrm_auth_cbt_hardening_level strict denies every HTTPS logon" in message, message
+
     # What the guard kept away: Strict set without it, the next logon is denied.
     strict = (
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: strict\n"
@@ -317,3 +341,29 @@ def test_strict_channel_binding_is_refused_for_a_connection_that_sends_none(
     assert service(guards, case)["Auth"]["CbtHardeningLevel"] == "Strict"
     ping = guards.play(case, PING, variables, label="ping-strict")
     assert ping.returncode != 0, ping.describe()
+
+
+ROLE_VARS_FIRST = """\
+- hosts: all
+  gather_facts: false
+  roles:
+    - role: winops.remoting.credssp_delegation
+      vars:
+        credssp_delegation_server: false
+    - role: winops.remoting.winrm_auth
+"""
+
+
+def test_credssp_delegation_role_vars_hold_for_winrm_auth_after_it(guards: t.Any) -> None:
+    """The vars of a `roles:` entry are that role's alone, while its defaults are the play's:
+    winrm_auth saw credssp_delegation_server at its default (true) and switched CredSSP back
+    on after credssp_delegation had switched it off, on every run. It follows what
+    credssp_delegation applied in the play now."""
+    case = "credssp"
+    host = guards.name(case)
+    ntlm = winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+    for label in ("role-vars", "role-vars-again"):
+        run = guards.play(case, ROLE_VARS_FIRST, ntlm, label=label)
+        assert run.returncode == 0, run.describe()
+        assert service(guards, case)["Auth"]["CredSSP"] == "false", run.describe()
+    assert run.stats(host)["changed"] == 0, run.describe()

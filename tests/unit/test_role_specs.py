@@ -278,6 +278,13 @@ def first_failure(record: dict[str, t.Any]) -> tuple[str, str]:
             id="auth-credssp-contradiction",
         ),
         pytest.param(
+            "winrm_hardening",
+            {},
+            "Check that the remoting accounts are known before restricting remoting",
+            ["winrm_hardening_remoting_accounts", "no ansible_user"],
+            id="hardening-without-ansible-user",
+        ),
+        pytest.param(
             "tls12",
             {"tls12_legacy_protocols": ["TLS 1.2"]},
             "Validating arguments against arg spec 'main'",
@@ -378,7 +385,7 @@ def test_playbook_role_variables_pass_validation(tmp_path: Path, playbook: str) 
     """The role variables the playbooks template (names for an IP target) satisfy the specs."""
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(
-        f"[windows]\nhost1 ansible_host=127.0.10.1 ansible_connection=local ansible_python_interpreter={sys.executable}\n",
+        f"[windows]\nhost1 ansible_host=127.0.10.1 ansible_user=ansible ansible_connection=local ansible_python_interpreter={sys.executable}\n",
         encoding="utf-8",
     )
     env = dict(

@@ -7,6 +7,10 @@ hex digits), so `IP:FD00::A` in winrm_listener_https_addresses updates the host'
 `IP:fd00::a` listener. The role then removed the HTTPS listeners "not listed", comparing
 addresses with case, and took that very listener away: had it been the one the play connects
 through, the play and every later one would have been cut off.
+
+The inventory gives the port as ansible_winrm_port, the plugin's own variable, which outranks
+ansible_port: the role's move to HTTPS set only an ansible_port fact and the play went on
+connecting to 5985, now with TLS, until its wait for HTTPS timed out.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ def test_a_listed_address_in_another_case_is_kept(targets: PlaybookTargets) -> N
     listed = LOWER_CASE_ADDRESS.upper()
     before = {li["address"] for li in https_listeners(targets.state(purpose))}
     assert before == {"*", LOWER_CASE_ADDRESS}
+    # The port as the plugin's own variable: the role's switch to HTTPS must outrank it too
+    # (among a plugin's variables for one option, the last it lists wins over ansible_port).
     setup_vars = {
         **http_negotiate("winrm"),
+        "ansible_winrm_port": 5985,
         "winrm_listener_https_addresses": ["*", listed],
         "winrm_listener_firewall_remote_addresses": [CONTROLLER_ADDRESS],
     }

@@ -74,6 +74,16 @@ def test_pfx_without_password_imports_with_the_default_password(
     thumbprint = server_pfx(tmp_path / "open.pfx", "pfx-open.winops.test", None)
     tasks = role_tasks(tmp_path / "open.pfx", None)
 
+    # Check mode on a first run: the module reads the copied file to say what it would import
+    # (the copy used to be skipped in check mode, and the module failed on the missing file).
+    before = targets.state("cert")["cert_stores"]["LocalMachine\\My"]
+    checked = targets.play("cert", tasks, label="pfx-open-check", check=True)
+    assert checked.returncode == 0, checked.describe()
+    would = checked.task(host, PROVIDE).result
+    assert would["changed"] is True and would["thumbprint"] == thumbprint, would
+    assert targets.state("cert")["cert_stores"]["LocalMachine\\My"] == before
+    assert not copied_pfx(targets).exists()
+
     run = targets.play("cert", tasks, label="pfx-open")
     assert run.returncode == 0, run.describe()
     imported = run.task(host, PROVIDE).result

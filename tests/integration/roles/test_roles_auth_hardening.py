@@ -9,9 +9,15 @@ Runs after the module tests of the same hosts (pytest's file order), whose chang
 
 from __future__ import annotations
 
+import datetime
 import typing as t
 from pathlib import Path
 
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from test_module_cert_mapping import cert_auth_user
 from winrm.exceptions import InvalidCredentialsError
 from winrm.protocol import Protocol
@@ -129,3 +135,64 @@ def test_winrm_auth_removes_a_mapping_without_its_password(targets: t.Any) -> No
     assert "state is present but all of the following are missing: username, password" in (
         refused.stdout
     )
+
+
+def _self_signed_pem(path: Path, name: str) -> str:
+    """A self-signed CA certificate for `name` in PEM at `path`; its thumbprint."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert.fingerprint(hashes.SHA1()).hex().upper()
+
+
+@pytest.mark.slow
+def test_trusted_certificates_of_one_file_name_in_check_mode_then_for_real(
+    targets: t.Any, tmp_path: Path
+) -> None:
+    """winrm_auth copied each certificate to C:\\Windows\\Temp by its file name alone, so
+    ca/cert.pem and client/cert.pem landed on one path and one was imported into both stores;
+    and in check mode the copy was skipped, so the import failed on a missing file."""
+    host = targets.name("certstore")
+    root = _self_signed_pem(tmp_path / "ca" / "cert.pem", "winops-trust-ca")
+    peer = _self_signed_pem(tmp_path / "client" / "cert.pem", "winops-trust-client")
+    tasks = f"""\
+- name: trust
+  ansible.builtin.include_role:
+    name: winops.remoting.winrm_auth
+  vars:
+    winrm_auth_methods: [negotiate, kerberos, certificate]
+    winrm_auth_trusted_certificates:
+      - {{src: "{tmp_path / "ca" / "cert.pem"}", store_name: Root}}
+      - {{src: "{tmp_path / "client" / "cert.pem"}", store_name: TrustedPeople}}
+"""
+
+    def stores() -> dict[str, set[str]]:
+        found = targets.state("certstore")["cert_stores"]
+        return {name: {c["thumbprint"].upper() for c in found.get(name, [])} for name in found}
+
+    before = stores()
+    checked = targets.play("certstore", tasks, check=True, label="trust-check")
+    assert checked.returncode == 0, checked.describe()
+    assert stores() == before
+    run = targets.play("certstore", tasks, label="trust")
+    assert run.returncode == 0, run.describe()
+    after = stores()
+    assert root in after["LocalMachine\\Root"] and root not in after["LocalMachine\\TrustedPeople"]
+    assert peer in after["LocalMachine\\TrustedPeople"] and peer not in after["LocalMachine\\Root"]
+    imports = run.task(
+        host, "winops.remoting.winrm_auth : Import the certificates into the machine stores"
+    )
+    assert imports.result["changed"] is True, imports.result

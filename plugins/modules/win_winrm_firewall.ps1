@@ -72,6 +72,28 @@ function ConvertTo-RuleAddress {
         }
         return $null
     }
+    if ($text -match '^(?<ip>[^/]+)/(?<mask>\d{1,3}(\.\d{1,3}){3})$') {
+        # An IPv4 prefix by mask, the form Windows reports prefixes in (New-NetFirewallRule
+        # -RemoteAddress takes it as well): kept so, a full mask as the bare address.
+        $parsed = ConvertTo-StrictIPAddress -Text $Matches.ip
+        $mask = ConvertTo-StrictIPAddress -Text $Matches.mask
+        if ($null -eq $parsed -or $null -eq $mask -or $parsed.AddressFamily -ne [System.Net.Sockets.AddressFamily]::InterNetwork) {
+            return $null
+        }
+        $maskValue = [uint64]0
+        foreach ($byte in $mask.GetAddressBytes()) {
+            $maskValue = $maskValue * 256 + $byte
+        }
+        $hostBits = [uint64]4294967295 - $maskValue
+        # A mask is ones, then zeros: its host part plus one is a power of two.
+        if ((($hostBits + 1) -band $hostBits) -ne 0) {
+            return $null
+        }
+        if ($hostBits -eq 0) {
+            return "$parsed"
+        }
+        return "$parsed/$mask"
+    }
     if ($text -match '^(?<ip>[^/]+)/(?<prefix>\d{1,3})$') {
         $parsed = ConvertTo-StrictIPAddress -Text $Matches.ip
         if ($null -eq $parsed) {
@@ -110,7 +132,7 @@ function ConvertTo-AddressSet {
     $converted = foreach ($entry in $Entries) {
         $value = ConvertTo-RuleAddress -Entry $entry
         if ($null -eq $value) {
-            $module.FailJson("$Option entry '$entry' is not an IP address, a prefix (a.b.c.d/n), a range (first-last) or one of the keywords $($addressKeywords -join ', ')")
+            $module.FailJson("$Option entry '$entry' is not an IP address, a prefix (a.b.c.d/n or a.b.c.d/255.255.255.0), a range (first-last) or one of the keywords $($addressKeywords -join ', ')")
         }
         $value
     }

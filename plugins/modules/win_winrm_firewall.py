@@ -15,7 +15,8 @@ description:
     ports or scope; a rule to be switched off that does not exist is left absent.
   - Windows reports an IPv4 prefix such as V(10.0.0.0/8) back as C(10.0.0.0/255.0.0.0) and a
     V(/32) as the bare address; the module compares in that form, so give network addresses
-    (V(10.0.0.0/8), not V(10.1.2.3/8)) to stay idempotent.
+    (V(10.0.0.0/8), not V(10.1.2.3/8)) to stay idempotent. The form Windows reports
+    (V(10.0.0.0/255.0.0.0)) is taken as well.
   - A scope means little while another rule admits the same port from anyone. The usual set-up
     scripts make such rules with a random GUID as their name (New-NetFirewallRule without
     C(-Name), C(netsh advfirewall), ConfigureRemotingForAnsible.ps1's C(Allow WinRM HTTPS)), so
@@ -45,7 +46,8 @@ options:
     type: int
   remote_addresses:
     description:
-      - Remote addresses allowed to connect; IP addresses, prefixes (V(192.0.2.0/24)), ranges
+      - Remote addresses allowed to connect; IP addresses, prefixes (V(192.0.2.0/24) or
+        V(192.0.2.0/255.255.255.0)), ranges
         (V(192.0.2.10-192.0.2.20)) or keywords such as V(Any) and V(LocalSubnet). The list is exact.
       - A new rule without it allows V(Any).
     type: list

@@ -100,6 +100,37 @@ def test_firewall_scope_check_mode_then_apply_then_idempotent(targets: t.Any) ->
     assert again.stats(host).get("changed") == 0, again.describe()
 
 
+MASK_FORM = """\
+- name: scope as windows reports it
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTPS-In-TCP
+    port: 5986
+    remote_addresses: [127.0.0.1, 127.0.0.0/255.255.255.252]
+- name: not a mask
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTPS-In-TCP
+    remote_addresses: [127.0.0.0/255.0.255.0]
+  ignore_errors: true
+"""
+
+
+@pytest.mark.slow
+def test_firewall_takes_a_prefix_in_the_form_windows_reports(targets: t.Any) -> None:
+    """New-NetFirewallRule takes "1.2.3.4/255.255.255.0" and Windows reports prefixes so; a
+    scope copied from Get-NetFirewallAddressFilter was refused. Runs after the scope test:
+    the same scope in mask form changes nothing."""
+    host = targets.name("fw")
+    before = rules(targets)
+    run = targets.play("fw", MASK_FORM, label="mask-form")
+    assert run.returncode == 0, run.describe()
+    assert run.task(host, "scope as windows reports it").result["changed"] is False
+    refused = run.task(host, "not a mask").result
+    assert refused["msg"].startswith("remote_addresses entry '127.0.0.0/255.0.255.0' is not"), (
+        refused
+    )
+    assert rules(targets) == before
+
+
 @pytest.mark.slow
 def test_firewall_bad_or_unmodelled_values_fail_naming_them(targets: t.Any) -> None:
     host = targets.name("fw")
@@ -123,7 +154,7 @@ def test_firewall_bad_or_unmodelled_values_fail_naming_them(targets: t.Any) -> N
         run.task(host, "bad address")
         .result["msg"]
         .startswith(
-            "remote_addresses entry '10.0.0.300' is not an IP address, a prefix (a.b.c.d/n), a range"
+            "remote_addresses entry '10.0.0.300' is not an IP address, a prefix (a.b.c.d/n or a.b.c.d/255.255.255.0), a range"
         )
     )
     # .NET would read 10.1 as 10.0.0.1; the module takes IPv4 only as a dotted quad.

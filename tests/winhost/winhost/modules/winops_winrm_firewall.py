@@ -70,6 +70,14 @@ def _rule_address(entry: str) -> str | None:
             first = ipaddress.ip_address(span.group("first"))
             last = ipaddress.ip_address(span.group("last"))
             return f"{first}-{last}" if first.version == last.version else None
+        masked = re.fullmatch(r"(?P<ip>[^/]+)/(?P<mask>\d{1,3}(?:\.\d{1,3}){3})", text)
+        if masked:
+            ip = ipaddress.ip_address(masked.group("ip"))
+            mask = ipaddress.IPv4Address(masked.group("mask"))
+            host_bits = 0xFFFFFFFF - int(mask)
+            if ip.version != 4 or (host_bits + 1) & host_bits:
+                return None
+            return str(ip) if host_bits == 0 else f"{ip}/{mask}"
         prefix = re.fullmatch(r"(?P<ip>[^/]+)/(?P<prefix>\d{1,3})", text)
         if prefix:
             ip = ipaddress.ip_address(prefix.group("ip"))
@@ -100,8 +108,9 @@ def _address_set(entries: list[t.Any], option: str) -> list[str]:
         value = _rule_address(str(entry))
         if value is None:
             raise ModuleFailure(
-                f"{option} entry '{entry}' is not an IP address, a prefix (a.b.c.d/n), a range "
-                f"(first-last) or one of the keywords {', '.join(ADDRESS_KEYWORDS)}"
+                f"{option} entry '{entry}' is not an IP address, a prefix (a.b.c.d/n or "
+                "a.b.c.d/255.255.255.0), a range (first-last) or one of the keywords "
+                f"{', '.join(ADDRESS_KEYWORDS)}"
             )
         converted.append(value)
     return _sorted_unique(converted)

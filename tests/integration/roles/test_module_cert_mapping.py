@@ -224,15 +224,28 @@ def run_module(host: WinHost, args: dict[str, t.Any]) -> dict[str, t.Any]:
     return result
 
 
-def test_changed_account_password_is_noticed_and_rewritten(tmp_path: Path) -> None:
-    # A host model of its own that never listens (shut down: configuration changes open no
-    # sockets); the index only names it.
+class OfflineHost(t.NamedTuple):
+    state: t.Any
+    host: WinHost
+    ca: t.Any
+    tls: TlsInfo
+
+
+def offline_host(tmp_path: Path) -> OfflineHost:
+    """A host model of its own that never listens (shut down: configuration changes open no
+    sockets; the index only names it), its client CA, and the TLS side of a logon with the
+    client certificate it issued to `ansible`."""
     state = profiles.create_state_dir(tmp_path, 1, "default", first=FIRST + OFFSETS["mapping"])[0]
     host = WinHost(state)
     host.shutdown()
     ca = pki.load_cert(tmp_path / "ca" / "ca.pem")
     client = pki.load_cert(tmp_path / "client" / "ansible.pem")
     tls = TlsInfo(b"", client.public_bytes(serialization.Encoding.DER), "TLSv1.3")
+    return OfflineHost(state, host, ca, tls)
+
+
+def test_changed_account_password_is_noticed_and_rewritten(tmp_path: Path) -> None:
+    state, host, ca, tls = offline_host(tmp_path)
     password = state.accounts[0].password
     args = {
         "issuer_thumbprint": pki.thumbprint(ca),
@@ -259,12 +272,7 @@ def test_account_restrictions_count_as_a_correct_password(tmp_path: Path) -> Non
     after the password matched; as ansible.windows' win_user does, they count as a correct
     password (the module warns and stores it). A wrong password still fails, and a disabled
     account fails with LogonUser's error."""
-    state = profiles.create_state_dir(tmp_path, 1, "default", first=FIRST + OFFSETS["mapping"])[0]
-    host = WinHost(state)
-    host.shutdown()
-    ca = pki.load_cert(tmp_path / "ca" / "ca.pem")
-    client = pki.load_cert(tmp_path / "client" / "ansible.pem")
-    tls = TlsInfo(b"", client.public_bytes(serialization.Encoding.DER), "TLSv1.3")
+    state, host, ca, tls = offline_host(tmp_path)
     account = state.accounts[0]
     args = {
         "issuer_thumbprint": pki.thumbprint(ca),
@@ -299,12 +307,7 @@ def test_a_prefixed_local_account_is_stored_as_new_item_stores_it(tmp_path: Path
     its prefix (PowerShell's ConfigProvider.cs writes NetworkCredential.UserName, which has
     none). The module stored '.\\ansible' as given, so a mapping made that way was rewritten
     (username_changed) on every first run that named the account with its prefix."""
-    state = profiles.create_state_dir(tmp_path, 1, "default", first=FIRST + OFFSETS["mapping"])[0]
-    host = WinHost(state)
-    host.shutdown()
-    ca = pki.load_cert(tmp_path / "ca" / "ca.pem")
-    client = pki.load_cert(tmp_path / "client" / "ansible.pem")
-    tls = TlsInfo(b"", client.public_bytes(serialization.Encoding.DER), "TLSv1.3")
+    state, host, ca, tls = offline_host(tmp_path)
     args = {
         "issuer_thumbprint": pki.thumbprint(ca),
         "subject": "ansible@localhost",

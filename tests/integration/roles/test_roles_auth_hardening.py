@@ -9,15 +9,10 @@ Runs after the module tests of the same hosts (pytest's file order), whose chang
 
 from __future__ import annotations
 
-import datetime
 import typing as t
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from test_module_cert_mapping import cert_auth_user
 from winrm.exceptions import InvalidCredentialsError
 from winrm.protocol import Protocol
@@ -139,23 +134,10 @@ def test_winrm_auth_removes_a_mapping_without_its_password(targets: t.Any) -> No
 
 def _self_signed_pem(path: Path, name: str) -> str:
     """A self-signed CA certificate for `name` in PEM at `path`; its thumbprint."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    authority = pki.CertificateAuthority.create(name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert.fingerprint(hashes.SHA1()).hex().upper()
+    pki.write_cert(path, authority.cert)
+    return authority.thumbprint
 
 
 @pytest.mark.slow

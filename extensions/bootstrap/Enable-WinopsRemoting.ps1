@@ -643,7 +643,11 @@ function Set-RemotingAccess {
     $wantedForm = Get-AccessForm -Sddl $exactSddl
     $restart = $false
     foreach ($configuration in @(Get-PSSessionConfiguration -Name '*')) {
-        if ((Get-AccessForm -Sddl ([string]$configuration.SecurityDescriptorSddl)) -eq $wantedForm) {
+        # Get-PSSessionConfiguration adds SecurityDescriptorSddl only to an endpoint that has one
+        # (PowerShell's CustomShellCommands.cs); under strict mode a missing property throws.
+        $sddlProperty = $configuration.PSObject.Properties['SecurityDescriptorSddl']
+        $currentSddl = if ($null -ne $sddlProperty) { [string]$sddlProperty.Value } else { '' }
+        if ($currentSddl -and (Get-AccessForm -Sddl $currentSddl) -eq $wantedForm) {
             continue
         }
         if ($PSCmdlet.ShouldProcess("session configuration $($configuration.Name)", "Restrict to $($RemotingAccount -join ', ')")) {

@@ -139,3 +139,12 @@ def test_winrm_start_type_and_token_policy_are_kept_as_promised() -> None:
     enable = service_function.index("Enable-PSRemoting -SkipNetworkProfileCheck")
     assert service_function.index("$tokenPolicy = Get-ItemProperty") < enable
     assert service_function.index("if (-not $EnableLocalAccountTokenFilterPolicy)") > enable
+
+
+def test_an_endpoint_without_a_descriptor_does_not_stop_the_script() -> None:
+    """Get-PSSessionConfiguration adds SecurityDescriptorSddl only where an endpoint has one
+    (PowerShell's CustomShellCommands.cs); the script runs under Set-StrictMode 2.0, where
+    reading a missing property throws, so it must look the property up."""
+    access_function = SCRIPT.split("function Set-RemotingAccess {", 1)[1].split("\n}\n", 1)[0]
+    assert "$configuration.SecurityDescriptorSddl" not in access_function
+    assert "$configuration.PSObject.Properties['SecurityDescriptorSddl']" in access_function

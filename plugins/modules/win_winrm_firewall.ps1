@@ -613,20 +613,21 @@ if ($null -ne $rule) {
     }
 }
 $module.Diff.before = if ($null -ne $current) { $current.Clone() } else { @{} }
+# The rule as the task leaves it: what is not given stays as it is.
+$after = $null
+if ($null -ne $current) {
+    $after = $current.Clone()
+    foreach ($key in $wanted.Keys) {
+        $after[$key] = $wanted[$key]
+    }
+}
 
 # This rule itself may be what lets the play in: removing it, switching it off or narrowing it
 # is refused, before anything changes, when it would leave no client now connected admitted.
 # Not in check mode: there the play's earlier tasks have not moved its connection (the
 # winrm_listener role switches it to HTTPS before it switches the HTTP rules off).
 if ($null -ne $current -and $current.enabled -and -not $module.CheckMode) {
-    $changed = $null
-    if ($module.Params.state -eq 'present' -and $wanted.enabled) {
-        $changed = @{
-            port = if ($wanted.ContainsKey('port')) { $wanted.port } else { $current.port }
-            remote_addresses = if ($wanted.ContainsKey('remote_addresses')) { $wanted.remote_addresses } else { $current.remote_addresses }
-            local_addresses = if ($wanted.ContainsKey('local_addresses')) { $wanted.local_addresses } else { $current.local_addresses }
-        }
-    }
+    $changed = if ($module.Params.state -eq 'present' -and $wanted.enabled) { $after } else { $null }
     Assert-RuleChangeKeepsController -Current $current -Changed $changed
 }
 
@@ -702,10 +703,6 @@ if ($wanted.ContainsKey('display_name') -and $current.display_name -ne $wanted.d
 if ($wanted.ContainsKey('description') -and $current.description -ne $wanted.description) { $setParams.Description = $wanted.description }
 if ($current.enabled -ne $wanted.enabled) { $setParams.Enabled = if ($wanted.enabled) { 'True' } else { 'False' } }
 
-$after = $current.Clone()
-foreach ($key in $wanted.Keys) {
-    $after[$key] = $wanted[$key]
-}
 if ($setParams.Count -gt 0) {
     if (-not $module.CheckMode) {
         try {

@@ -516,15 +516,7 @@ def _changed_rule(
     nothing (removed or switched off)."""
     if state_wanted == "absent" or not wanted["enabled"]:
         return None
-    changed = dict(rule)
-    for option, key in (
-        ("port", "LocalPort"),
-        ("remote_addresses", "RemoteAddress"),
-        ("local_addresses", "LocalAddress"),
-    ):
-        if option in wanted:
-            changed[key] = wanted[option]
-    return changed
+    return {**rule, **_updates(_current(rule), wanted)}
 
 
 def _assert_rule_change_keeps_controller(

@@ -91,6 +91,13 @@ RELEASES = (WINDOWS_SERVER_2008_R2_SP1, WINDOWS_SERVER_2022)
 DEFAULT_RELEASE = WINDOWS_SERVER_2022
 
 
+def build_of(state: HostState) -> int:
+    """The build number the host's registry names (CurrentBuildNumber), the default release's
+    where it names none (caller holds state.lock)."""
+    value = registry.read_value(state, CURRENT_VERSION_KEY, "CurrentBuildNumber")
+    return int(value.data if value is not None else DEFAULT_RELEASE.build)
+
+
 def release_of(state: HostState) -> Release:
     """The release the host's registry names by its build number (caller holds state.lock)."""
     value = registry.read_value(state, CURRENT_VERSION_KEY, "CurrentBuildNumber")

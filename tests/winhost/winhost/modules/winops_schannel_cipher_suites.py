@@ -86,12 +86,7 @@ def win_schannel_cipher_suites(run: ModuleRun) -> dict[str, t.Any]:
     assert state_wanted is not None
     present = state_wanted.lower() == "present"
     with host_model(run) as state:
-        build_value = registry.read_value(state, releases.CURRENT_VERSION_KEY, "CurrentBuildNumber")
-        build = (
-            int(build_value.data)
-            if build_value is not None
-            else int(releases.DEFAULT_RELEASE.build)
-        )
+        build = releases.build_of(state)
         wanted = _wanted(run.params, build) if present else None
         value = registry.read_value(state, CIPHER_SUITE_POLICY_KEY, CIPHER_SUITE_POLICY_VALUE)
         current = (

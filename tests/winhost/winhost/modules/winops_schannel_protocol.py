@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typing as t
 
-from winhost import registry, releases
+from winhost import releases
 from winhost.host import SCHANNEL_KEY
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
 from winhost.modules.winops_common import check_choice, host_model
@@ -67,8 +67,7 @@ def win_schannel_protocol(run: ModuleRun) -> dict[str, t.Any]:
     after: dict[str, t.Any] = {}
     changed = False
     with host_model(run) as state:
-        build_value = registry.read_value(state, releases.CURRENT_VERSION_KEY, "CurrentBuildNumber")
-        build = int(build_value.data if build_value is not None else releases.DEFAULT_RELEASE.build)
+        build = releases.build_of(state)
         if canonical == "TLS 1.3" and state_wanted.lower() == "enabled":
             if build < TLS13_FIRST_BUILD:
                 raise ModuleFailure(

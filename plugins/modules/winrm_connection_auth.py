@@ -130,11 +130,11 @@ sends_channel_binding:
       (C(ansible_winrm_send_cbt), C(ansible_psrp_negotiate_send_cbt); both default to true).
   returned: when depends_on_winrm
   type: bool
-refused_by_strict_cbt:
+https_logons_refused_by_strict_cbt:
   description:
-    - Whether C(Service\Auth\CbtHardeningLevel=Strict) would refuse the connection, which it
-      does when the connection runs over HTTPS with the V(Negotiate) scheme (NTLM, Kerberos)
-      and sends no channel binding token.
+    - Whether C(Service\Auth\CbtHardeningLevel=Strict) would refuse the connection's logons
+      over HTTPS, which it does for the V(Negotiate) scheme (NTLM, Kerberos) without a channel
+      binding token. Given over HTTP too, for a play that is moved to HTTPS later.
   returned: when depends_on_winrm
   type: bool
 addresses:

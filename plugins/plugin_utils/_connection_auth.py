@@ -71,10 +71,11 @@ class ConnectionAuth:
         return self.http_scheme == "Basic" or self.message_encryption == "never"
 
     @property
-    def refused_by_strict_cbt(self) -> bool:
+    def https_logons_refused_by_strict_cbt(self) -> bool:
         """Over HTTPS, CbtHardeningLevel=Strict denies every request without a channel binding
-        token; a Negotiate logon (NTLM, Kerberos) whose client sends none would be refused."""
-        return self.https and self.http_scheme == "Negotiate" and not self.sends_channel_binding
+        token: a Negotiate logon (NTLM, Kerberos) whose client sends none is refused. Asked
+        over HTTP as well, as a play moved to HTTPS (the setup playbook) keeps its settings."""
+        return self.http_scheme == "Negotiate" and not self.sends_channel_binding
 
     def as_result(self) -> dict[str, t.Any]:
         return {
@@ -90,7 +91,7 @@ class ConnectionAuth:
             "port": self.port,
             "needs_allow_unencrypted": self.needs_allow_unencrypted,
             "sends_channel_binding": self.sends_channel_binding,
-            "refused_by_strict_cbt": self.refused_by_strict_cbt,
+            "https_logons_refused_by_strict_cbt": self.https_logons_refused_by_strict_cbt,
             "addresses": list(self.addresses),
         }
 

@@ -166,13 +166,16 @@ def test_result_names_settings_and_listener() -> None:
     [
         (True, "Negotiate", False, True),
         (True, "Negotiate", True, False),
-        # Strict checks bindings over HTTPS only; Basic, CredSSP and certificates carry none.
-        (False, "Negotiate", False, False),
+        # Asked over HTTP too: a play moved to HTTPS keeps its settings. Basic, CredSSP and
+        # certificates carry no binding of this kind.
+        (False, "Negotiate", False, True),
         (True, "Basic", False, False),
         (True, "Certificate", False, False),
     ],
 )
-def test_refused_by_strict_cbt(https: bool, scheme: str, sends: bool, refused: bool) -> None:
+def test_https_logons_refused_by_strict_cbt(
+    https: bool, scheme: str, sends: bool, refused: bool
+) -> None:
     auth = dataclasses.replace(_auth(https, scheme), sends_channel_binding=sends)
-    assert auth.refused_by_strict_cbt is refused
-    assert auth.as_result()["refused_by_strict_cbt"] is refused
+    assert auth.https_logons_refused_by_strict_cbt is refused
+    assert auth.as_result()["https_logons_refused_by_strict_cbt"] is refused

@@ -625,10 +625,15 @@ if ($null -ne $current) {
 # This rule itself may be what lets the play in: removing it, switching it off or narrowing it
 # is refused, before anything changes, when it would leave no client now connected admitted.
 # Not in check mode: there the play's earlier tasks have not moved its connection (the
-# winrm_listener role switches it to HTTPS before it switches the HTTP rules off).
+# winrm_listener role switches it to HTTPS before it switches the HTTP rules off). A task that
+# leaves its ports and addresses as they are cannot shut anyone out: the connections are not
+# read then, as on most runs.
 if ($null -ne $current -and $current.enabled -and -not $module.CheckMode) {
     $changed = if ($module.Params.state -eq 'present' -and $wanted.enabled) { $after } else { $null }
-    Assert-RuleChangeKeepsController -Current $current -Changed $changed
+    $keepsScope = $null -ne $changed -and $changed.port -eq $current.port -and (Test-SameAddressSet -Left $changed.remote_addresses -Right $current.remote_addresses) -and (Test-SameAddressSet -Left $changed.local_addresses -Right $current.local_addresses)
+    if (-not $keepsScope) {
+        Assert-RuleChangeKeepsController -Current $current -Changed $changed
+    }
 }
 
 if ($module.Params.state -eq 'absent') {

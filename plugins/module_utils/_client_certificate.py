@@ -373,11 +373,18 @@ def write_atomically(path: str, data: bytes, mode: int) -> None:
         raise
 
 
+def issuer_store(issuer: x509.Certificate) -> str:
+    """The host's LocalMachine store for the issuer: Root for a root CA (self-signed), CA
+    (Intermediate Certification Authorities) for an intermediate, which Windows chains to its
+    root in Root."""
+    return "Root" if issuer.issuer == issuer.subject else "CA"
+
+
 def describe(
     cert: x509.Certificate, issuer: x509.Certificate, issuer_path: str
 ) -> dict[str, t.Any]:
     """The facts the module returns about a certificate (never key material); `issuer` is the
-    certificate that goes into the host's Root store (`cert` itself when self-signed)."""
+    certificate that signed it (`cert` itself when self-signed)."""
     return {
         "thumbprint": thumbprint(cert),
         "issuer_thumbprint": thumbprint(issuer),

@@ -178,12 +178,16 @@ $password = $module.Params.password
 # domain), so a mapping made that way is not rewritten for the prefix alone.
 $accountName = Get-LocalAccountName -UserName $username
 
-if (-not (Test-Path -LiteralPath "Cert:\LocalMachine\Root\$issuer")) {
+# The issuer is the certificate that signed the client certificate (MS-WSMV 2.2.4.3): a root
+# CA in Root, or an intermediate in CA (Intermediate Certification Authorities), from which
+# Windows builds the chain to Root.
+$issuerStores = @('Root', 'CA') | Where-Object { Test-Path -LiteralPath "Cert:\LocalMachine\$_\$issuer" }
+if (-not $issuerStores) {
     if ($module.CheckMode) {
-        $module.Warn("issuer_thumbprint '$issuer' is not in Cert:\LocalMachine\Root yet; continuing because this is check mode")
+        $module.Warn("issuer_thumbprint '$issuer' is in neither Cert:\LocalMachine\Root nor Cert:\LocalMachine\CA yet; continuing because this is check mode")
     }
     else {
-        $module.FailJson("issuer_thumbprint '$issuer' is not in Cert:\LocalMachine\Root; import the issuing certificate there first")
+        $module.FailJson("issuer_thumbprint '$issuer' is in neither Cert:\LocalMachine\Root nor Cert:\LocalMachine\CA; import the issuing certificate first (a root CA into Root, an intermediate CA into CA with its root in Root)")
     }
 }
 

@@ -20,14 +20,17 @@ description:
     rewritten with the tested password. RV(update_reason) says why.
   - Certificate authentication also needs C(Service\Auth\Certificate) on (see
     M(winops.remoting.win_winrm_service)), an HTTPS listener, the issuing certificate in
-    C(Cert:\LocalMachine\Root) and the client certificate in C(Cert:\LocalMachine\TrustedPeople)
-    (see M(ansible.windows.win_certificate_store)).
+    C(Cert:\LocalMachine\Root) (a root CA) or C(Cert:\LocalMachine\CA) (an intermediate CA, with
+    its root in C(Root)) and the client certificate in C(Cert:\LocalMachine\TrustedPeople) (see
+    M(ansible.windows.win_certificate_store)).
 version_added: 0.1.0
 options:
   issuer_thumbprint:
     description:
-      - Thumbprint of the certificate that issued the client certificate, in
-        C(Cert:\LocalMachine\Root). For a self-signed client certificate, its own thumbprint.
+      - Thumbprint of the certificate that signed the client certificate, in
+        C(Cert:\LocalMachine\Root) or, for an intermediate CA, in C(Cert:\LocalMachine\CA). For a
+        self-signed client certificate, its own thumbprint. Not the root of a longer chain; the
+        mapping names the direct issuer.
     type: str
     required: true
   subject:

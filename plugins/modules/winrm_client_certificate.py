@@ -17,8 +17,8 @@ description:
     key usage (C(1.3.6.1.5.5.7.3.2)) and a subject alternative name of type UPN
     (C(1.3.6.1.4.1.311.20.2.3)) holding O(upn), by default C(<username>@localhost).
   - Self-signed unless O(ca_path) and O(ca_key_path) name a CA to sign with. The returned
-    RV(issuer_path) is the certificate to import into the host's C(LocalMachine\Root) store (the
-    client certificate itself when self-signed); the client certificate goes into
+    RV(issuer_path) is the certificate to import into the host's store named by RV(issuer_store)
+    (the client certificate itself when self-signed); the client certificate goes into
     C(LocalMachine\TrustedPeople). RV(issuer_thumbprint) and RV(upn) are what the host's
     C(ClientCertificate) mapping needs (see the winops.remoting.winrm_auth role).
   - An existing certificate is kept when it still matches the request (same account, UPN, key
@@ -129,7 +129,7 @@ EXAMPLES = r"""
     winrm_auth_methods: [kerberos, negotiate, certificate]
     winrm_auth_trusted_certificates:
       - src: "{{ client_cert.issuer_path }}"
-        store_name: Root
+        store_name: "{{ client_cert.issuer_store }}"
       - src: "{{ client_cert.path }}"
         store_name: TrustedPeople
     winrm_auth_certificate_mappings:
@@ -163,10 +163,21 @@ key_path:
   type: str
 issuer_path:
   description:
-    - The certificate to import into the host's C(LocalMachine\Root) store - the client
+    - The certificate to import into the host's store named by RV(issuer_store) - the client
       certificate itself when self-signed, O(ca_path) otherwise.
   returned: always
   type: str
+issuer_store:
+  description:
+    - The host's C(LocalMachine) store for RV(issuer_path) - V(Root) when the issuer is
+      self-signed (the client certificate itself, or a root CA), V(CA) (Intermediate
+      Certification Authorities) when O(ca_path) is an intermediate CA, whose root must then be
+      in C(Root) as well.
+    - The host's certificate mapping names this issuer (RV(issuer_thumbprint)) either way; the
+      mapping's issuer is the certificate that signed the client certificate.
+  returned: always
+  type: str
+  sample: Root
 thumbprint:
   description:
     - SHA-1 thumbprint of the client certificate, upper-case hex as Windows shows it.
@@ -378,6 +389,7 @@ def run_module() -> None:
         "path": path,
         "key_path": key_path,
         "issuer_path": issuer_path,
+        "issuer_store": cc.issuer_store(issuer.cert) if issuer else "Root",
         "reasons": reasons,
     }
     if reasons:

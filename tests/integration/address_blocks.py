@@ -128,7 +128,7 @@ BLOCKS: dict[str, AddressBlock] = {
         AddressBlock(
             "certauth",
             100,
-            4,
+            5,
             "certificate authentication end to end (tests/integration/certauth), one host per case",
             env="CERTAUTH_FIRST",
         ),

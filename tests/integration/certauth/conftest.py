@@ -1,7 +1,7 @@
 """winhost targets for certificate authentication end to end (issue 5).
 
 One winhost session of its own: hosts FIRST + OFFSETS[case] on the `certauth` block of
-address_blocks.py (127.0.10.100-103 unless CERTAUTH_FIRST moves it), default profile, so the certificates, stores and mappings these tests change
+address_blocks.py (127.0.10.100-104 unless CERTAUTH_FIRST moves it), default profile, so the certificates, stores and mappings these tests change
 reach no other test's hosts. Playbooks run through the real ansible-playbook: the first play
 connects as the administrator with NTLM over HTTPS (certificate validated against winhost's
 test CA); the plays after it connect with the client certificate alone.
@@ -30,7 +30,7 @@ from module_playbook import PlaybookRun, run_playbook  # noqa: E402
 
 BLOCK = block("certauth")
 FIRST = BLOCK.first
-OFFSETS = {"selfsigned": 0, "casigned": 1, "untrusted": 2, "unmapped": 3}
+OFFSETS = {"selfsigned": 0, "casigned": 1, "untrusted": 2, "unmapped": 3, "intermediate": 4}
 assert sorted(OFFSETS.values()) == list(range(len(OFFSETS))) and len(OFFSETS) <= BLOCK.size
 
 

@@ -1,7 +1,8 @@
 """Certificate authentication end to end through ansible-playbook against winhost.
 
 A play makes the client certificate on the controller (winops.remoting.winrm_client_certificate)
-and the winrm_auth role trusts it (issuer into Root, certificate into TrustedPeople) and maps it
+and the winrm_auth role trusts it (issuer into Root, or an intermediate issuer into CA with its
+root in Root; certificate into TrustedPeople) and maps it
 to the `ansible` account; the following plays connect with the certificate alone (their
 password is wrong on purpose) through winops.remoting.winrm and winops.remoting.psrp over
 HTTPS with validation. A certificate whose issuer is no longer in Root, or that is not mapped,
@@ -17,6 +18,7 @@ from pathlib import Path
 from winhost import pki
 
 ROOT = "LocalMachine\\Root"
+INTERMEDIATE = "LocalMachine\\CA"
 PEOPLE = "LocalMachine\\TrustedPeople"
 PLUGINS = ("winrm", "psrp")
 
@@ -46,6 +48,7 @@ def test_self_signed_certificate_end_to_end(certauth: t.Any) -> None:
     assert made["self_signed"] is True
     assert made["upn"] == "ansible@localhost"
     assert made["issuer_thumbprint"] == made["thumbprint"]
+    assert made["issuer_store"] == "Root"
     key = certauth.cert_dir("selfsigned") / "client.key"
     assert os.stat(key).st_mode & 0o777 == 0o600
 
@@ -85,13 +88,48 @@ def test_ca_signed_certificate_end_to_end(certauth: t.Any) -> None:
     assert_connected_as_ansible(run, host)
     made = run.task(host, "client certificate").result
     assert made["self_signed"] is False
-    assert made["issuer_thumbprint"] == ca_thumbprint
+    assert (made["issuer_thumbprint"], made["issuer_store"]) == (ca_thumbprint, "Root")
     assert made["issuer_path"] == str(ca_path)
     state = certauth.state("casigned")
     assert ca_thumbprint in thumbprints(state, ROOT)
     assert made["thumbprint"] not in thumbprints(state, ROOT)
     assert made["thumbprint"] in thumbprints(state, PEOPLE)
     assert mapping_for(state, ca_thumbprint)[0]["username"] == "ansible"
+
+
+def test_certificate_from_an_intermediate_ca_end_to_end(certauth: t.Any) -> None:
+    """An enterprise PKI's client certificate: signed by an issuing (intermediate) CA under a
+    root. The mapping names the intermediate, the certificate's direct issuer (MS-WSMV 2.2.4.3),
+    which lives in LocalMachine\\CA with its root in Root. The mapping module refused it
+    unless the intermediate was in Root, which would make it a trust anchor of its own."""
+    host = certauth.name("intermediate")
+    directory = certauth.work / "intermediate" / "pki"
+    directory.mkdir(parents=True, exist_ok=True)
+    root = pki.CertificateAuthority.create("winops certauth test root", path_length=1)
+    issuing = root.issue_intermediate("winops certauth issuing CA")
+    root_path = directory / "root.pem"
+    pki.write_cert(root_path, root.cert)
+    issuing_path, issuing_key_path = directory / "issuing.pem", directory / "issuing.key"
+    issuing.save(issuing_path, issuing_key_path)
+
+    run = certauth.run(
+        "intermediate",
+        "first",
+        certauth_account="ansible",
+        certauth_ca_path=str(issuing_path),
+        certauth_ca_key_path=str(issuing_key_path),
+        certauth_chain=[{"src": str(root_path), "store_name": "Root"}],
+    )
+    assert_connected_as_ansible(run, host)
+    made = run.task(host, "client certificate").result
+    assert (made["issuer_thumbprint"], made["issuer_store"]) == (issuing.thumbprint, "CA")
+    state = certauth.state("intermediate")
+    assert root.thumbprint in thumbprints(state, ROOT)
+    assert issuing.thumbprint in thumbprints(state, INTERMEDIATE)
+    assert issuing.thumbprint not in thumbprints(state, ROOT)
+    assert made["thumbprint"] in thumbprints(state, PEOPLE)
+    [mapping] = mapping_for(state, issuing.thumbprint)
+    assert mapping["username"] == "ansible"
 
 
 def _refused(run: t.Any, host: str, plugin: str) -> str:

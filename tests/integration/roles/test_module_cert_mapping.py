@@ -204,8 +204,9 @@ def test_mapping_bad_input_fails_clearly(targets: t.Any, ca_thumbprint: str) -> 
         "domain account": "username 'OTHERDOMAIN\\ansible' names an account of 'OTHERDOMAIN', "
         "but a WinRM certificate mapping needs a local account of this host "
         f"({before['computer_name']}); give it as '.\\ansible' or without a prefix",
-        "issuer not trusted": f"issuer_thumbprint '{'A' * 40}' is not in Cert:\\LocalMachine\\Root; "
-        "import the issuing certificate there first",
+        "issuer not trusted": f"issuer_thumbprint '{'A' * 40}' is in neither "
+        "Cert:\\LocalMachine\\Root nor Cert:\\LocalMachine\\CA; import the issuing certificate "
+        "first (a root CA into Root, an intermediate CA into CA with its root in Root)",
     }
     assert "not-the-password" not in run.stdout
     after = targets.state("mapping")

@@ -39,6 +39,18 @@ LEAF_KEY_USAGE = x509.KeyUsage(
     encipher_only=False,
     decipher_only=False,
 )
+# A CA's: it signs certificates and revocation lists.
+CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 def _new_key() -> rsa.RSAPrivateKey:
@@ -150,7 +162,10 @@ class CertificateAuthority:
         return thumbprint(self.cert)
 
     @classmethod
-    def create(cls, common_name: str = "winhost test CA") -> CertificateAuthority:
+    def create(
+        cls, common_name: str = "winhost test CA", *, path_length: int = 0
+    ) -> CertificateAuthority:
+        """A self-signed root CA; `path_length` 1 lets it sign an intermediate CA."""
         key = _new_key()
         now = datetime.datetime.now(datetime.timezone.utc)
         name = _name(common_name)
@@ -162,25 +177,34 @@ class CertificateAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+            .add_extension(CA_KEY_USAGE, critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
         return cls(cert, key)
+
+    def issue_intermediate(self, common_name: str) -> CertificateAuthority:
+        """An intermediate CA signed by this one (an enterprise PKI's issuing CA)."""
+        key = _new_key()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1825))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(CA_KEY_USAGE, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return CertificateAuthority(cert, key)
 
     @classmethod
     def load(cls, cert_path: Path, key_path: Path) -> CertificateAuthority:

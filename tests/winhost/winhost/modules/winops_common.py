@@ -15,6 +15,7 @@ from winhost.state import HostState, StoredCert
 
 MY_STORE = "LocalMachine\\My"
 ROOT_STORE = "LocalMachine\\Root"
+INTERMEDIATE_STORE = "LocalMachine\\CA"
 
 
 def check_choice(name: str, value: str | None, choices: tuple[str, ...]) -> str | None:

@@ -23,8 +23,17 @@ import typing as t
 
 from winhost import api
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
-from winhost.modules.winops_common import ROOT_STORE, check_choice, host_model, ps_equal, store_cert
+from winhost.modules.winops_common import (
+    INTERMEDIATE_STORE,
+    ROOT_STORE,
+    check_choice,
+    host_model,
+    ps_equal,
+    store_cert,
+)
 from winhost.state import CertMapping, HostState
+
+ISSUER_STORES = (ROOT_STORE, INTERMEDIATE_STORE)
 
 MARKER_KEY = "HKLM\\SOFTWARE\\winops.remoting\\CertificateMappings"
 # .NET ticks (100 ns since 0001-01-01) of the Unix epoch.
@@ -157,15 +166,17 @@ def win_winrm_cert_mapping(run: ModuleRun) -> dict[str, t.Any]:
             return _with_diff(run, result, before, {})
 
         username, password = params["username"], params["password"]
-        if store_cert(state, ROOT_STORE, issuer) is None:
+        # The direct issuer: a root CA in Root or an intermediate in CA (MS-WSMV 2.2.4.3).
+        if all(store_cert(state, store, issuer) is None for store in ISSUER_STORES):
             if not run.check_mode:
                 raise ModuleFailure(
-                    f"issuer_thumbprint '{issuer}' is not in Cert:\\LocalMachine\\Root; import "
-                    "the issuing certificate there first"
+                    f"issuer_thumbprint '{issuer}' is in neither Cert:\\LocalMachine\\Root nor "
+                    "Cert:\\LocalMachine\\CA; import the issuing certificate first (a root CA "
+                    "into Root, an intermediate CA into CA with its root in Root)"
                 )
             run.warnings.append(
-                f"issuer_thumbprint '{issuer}' is not in Cert:\\LocalMachine\\Root yet; "
-                "continuing because this is check mode"
+                f"issuer_thumbprint '{issuer}' is in neither Cert:\\LocalMachine\\Root nor "
+                "Cert:\\LocalMachine\\CA yet; continuing because this is check mode"
             )
         # Stored without its prefix, as New-Item WSMan:\\localhost\\ClientCertificate stores it.
         account_name = _account_name(state, username)

@@ -119,9 +119,12 @@ def _manual_ticket(server: kdc.KDC, path: Path) -> str:
     ],
 )
 def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
-    """case: (plugin, scheme, kinit mode, delegation)."""
+    """case: (plugin, scheme, kinit mode, delegation). Over HTTPS the host requires channel
+    binding (CbtHardeningLevel Strict, what the winrm_auth and winrm_hardening roles set)."""
     host, recorder = kerberos_host
-    _plugin, _scheme, mode, delegate = case
+    _plugin, scheme, mode, delegate = case
+    if scheme == "https":
+        host.state.set_winrm_setting("Service/Auth/CbtHardeningLevel", "Strict")
     inventory = {"windows": {"hosts": {host.name: _host_vars(host, case)}}}
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
     (tmp_path / "play.yml").write_text(PLAYBOOK_WITH_FILES)
@@ -165,6 +168,8 @@ def test_playbook(kerberos_host, kerberos_env, tmp_path, case) -> None:
     logons = recorder.timeline(started, ended)
     assert done and {a.client_principal() for a in done} == {ADMIN.principal}, logons
     assert all(a.auth_method == "Kerberos" for a in done), logons
+    if scheme == "https":
+        assert any(a.channel_bound for a in done), logons
     # Managed: one ticket for the whole run; manual: the user's ticket, none from the plugins.
     issued = kerberos_env.as_req_count(ADMIN.principal, since=before)
     assert issued == (1 if mode == "managed" else 0)

@@ -188,3 +188,44 @@ def test_kerberos_scheme_when_negotiate_is_off(kerberos_host, tmp_path) -> None:
     done = recorder.completed()
     assert done and {a.scheme for a in done} == {"Kerberos"}
     assert {a.encryption_protocol for a in done} == {"application/HTTP-Kerberos-session-encrypted"}
+
+
+@pytest.mark.parametrize("send_cbt", [True, False])
+def test_strict_channel_binding_denies_kerberos_without_a_token(
+    kerberos_host, tmp_path, send_cbt
+) -> None:
+    """CbtHardeningLevel Strict denies a Kerberos logon over HTTPS without a channel binding
+    token (about_WSMan_Provider: "Strict: Any request will be denied unless a channel-binding
+    token is present"). MIT's acceptor alone accepts one (krb5 1.19, ticket 8899), so winhost
+    lets the logon through only when the context reports its bindings matched. pywinrm sends
+    its first Kerberos token before any answer, without bindings, and one with bindings after
+    the 401; with send_cbt false it never sends them and is refused."""
+    from winrm.exceptions import InvalidCredentialsError
+    from winrm.protocol import Protocol
+
+    host, recorder = kerberos_host
+    host.state.set_winrm_setting("Service/Auth/CbtHardeningLevel", "Strict")
+    cache = _ticket(tmp_path, ADMIN, forwardable=False)
+    with ccache_environment(cache):
+        protocol = Protocol(
+            endpoint=f"https://{host.state.address}:{_port(host, 'HTTPS')}/wsman",
+            transport="kerberos",
+            username=ADMIN.principal,
+            kerberos_hostname_override=host.fqdn,
+            server_cert_validation="ignore",
+            send_cbt=send_cbt,
+        )
+        if not send_cbt:
+            with pytest.raises(InvalidCredentialsError):
+                protocol.open_shell()
+            refused = recorder.completed()
+            assert refused and not any(a.channel_bound for a in refused)
+            return
+        shell = protocol.open_shell()
+        command = protocol.run_command(shell, "whoami")
+        stdout, _stderr, code = protocol.get_command_output(shell, command)
+        protocol.cleanup_command(shell, command)
+        protocol.close_shell(shell)
+    assert code == 0
+    assert stdout.decode().strip().lower() == f"{kdc.DOMAIN}\\{ADMIN.name}".lower()
+    assert any(a.channel_bound for a in recorder.completed())

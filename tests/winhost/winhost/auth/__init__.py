@@ -206,10 +206,16 @@ class ConnectionAuth:
             return AuthResult("ok", principal)
         return AuthResult("reject", reason="no ClientCertificate mapping matches")
 
+    def _cbt_level(self) -> str:
+        return self.host.winrm_setting("Service/Auth/CbtHardeningLevel").strip().lower()
+
+    def _strict_cbt(self) -> bool:
+        return self.tls is not None and self._cbt_level() == "strict"
+
     def _bindings_for(self, token: bytes) -> t.Any:
         if self.tls is None:
             return None
-        level = self.host.winrm_setting("Service/Auth/CbtHardeningLevel").strip().lower()
+        level = self._cbt_level()
         if level == "none":
             return None
         sent = cbt.ntlm_authenticate_has_bindings(token)
@@ -232,6 +238,13 @@ class ConnectionAuth:
         header = f"{scheme} {base64.b64encode(out_token).decode()}" if out_token else None
         if not acceptor.complete:
             return AuthResult("continue", token_header=header)
+        if getattr(acceptor, "channel_bound", None) is False and self._strict_cbt():
+            # MIT's acceptor takes a Kerberos token without bindings even when it was given
+            # some (krb5 1.19, ticket 8899); Strict denies it (about_WSMan_Provider).
+            self.acceptor = None
+            return AuthResult(
+                "reject", reason=f"{scheme} logon without a channel binding token under Strict"
+            )
         name = acceptor.client_principal()
         principal = principal_for(
             self.host, name, acceptor.auth_method, delegated=getattr(acceptor, "delegated", False)

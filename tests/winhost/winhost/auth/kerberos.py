@@ -150,6 +150,14 @@ class KerberosAcceptor:
         return self._context is not None and self._context.complete
 
     @property
+    def channel_bound(self) -> bool:
+        """True when the client's token carried channel bindings that matched the ones given.
+        MIT (1.19 and later) accepts a token without any, so the caller enforces Strict."""
+        return self.complete and (
+            gssapi.RequirementFlag.channel_bound in self._context.actual_flags  # type: ignore[union-attr]
+        )
+
+    @property
     def delegated(self) -> bool:
         """True when the client forwarded its TGT (delegation asked and allowed)."""
         return self.complete and self._context.delegated_creds is not None  # type: ignore[union-attr]

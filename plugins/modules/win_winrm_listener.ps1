@@ -70,6 +70,30 @@ function ConvertTo-PlainValue {
     return [string]$Value
 }
 
+function Assert-NoClientConnectedThrough {
+    <#
+    Refuses, in check mode too and before anything changes, to move a listener's port while
+    clients from elsewhere are connected through it (its old port, and its address unless it is
+    '*'): after the move nothing listens there, so their next connection fails. This play's own
+    connection is one of them when it uses this listener; no earlier task of a play moves it.
+    Connections from the host to itself are not counted.
+    #>
+    param([Hashtable]$Listener, [int]$Port)
+
+    # '*' and a MAC: listener (the addresses of one adapter, not told apart here) count every
+    # connection on the port.
+    $wantedLocal = $null
+    if ($Listener.address -like 'IP:*') {
+        $wantedLocal = [System.Net.IPAddress]::Parse($Listener.address.Substring(3))
+    }
+    $through = @(Get-NetTCPConnection -State Established -LocalPort $Listener.port -ErrorAction SilentlyContinue | Where-Object {
+            $_.RemoteAddress -ne $_.LocalAddress -and ($null -eq $wantedLocal -or [System.Net.IPAddress]::Parse([string]$_.LocalAddress).Equals($wantedLocal))
+        } | ForEach-Object { [string]$_.RemoteAddress } | Sort-Object -Unique)
+    if ($through.Count -gt 0) {
+        $module.FailJson("port '$Port' would cut off the clients connected through the $($Listener.transport.ToUpperInvariant()) listener on address '$($Listener.address)' now ($($through -join ', ')), this play's own connection if it is one of them: after the move nothing listens on port $($Listener.port) there, so their next connection fails. Connect through another listener (HTTP, or another address) for the run that moves it. Nothing was changed.")
+    }
+}
+
 function Get-Listener {
     <#
     Every listener as a plain hashtable. source is the Listener element's Source attribute:
@@ -226,6 +250,10 @@ else {
         if ($null -ne $current -and $current.certificate_thumbprint) {
             $module.Result.previous_thumbprint = $current.certificate_thumbprint
         }
+    }
+
+    if ($null -ne $current -and $valueSet.ContainsKey('Port')) {
+        Assert-NoClientConnectedThrough -Listener $current -Port $port
     }
 
     if ($null -eq $current -or $valueSet.Count -gt 0) {

@@ -40,6 +40,11 @@ options:
   port:
     description:
       - TCP port. Defaults to V(5985) for O(transport=http) and V(5986) for O(transport=https).
+      - Moving an existing listener to another port is refused (in check mode too, before
+        anything changes) while clients from elsewhere are connected through it, this play's
+        own connection among them when it uses this listener; after the move nothing listens on
+        the old port, so their next connection would fail. Move it from a connection through
+        another listener.
     type: int
   hostname:
     description:

@@ -231,3 +231,59 @@ def test_certificate_rotation_writes_the_hostname_windows_requires(targets: t.An
     assert run.returncode == 0, run.describe()
     remaining = targets.state("listener")["listeners"]
     assert all(li["address"] != "IP:127.0.0.1" for li in remaining), remaining
+
+
+@pytest.mark.slow
+def test_moving_the_port_of_the_plays_own_listener_is_refused(targets: t.Any) -> None:
+    """The play connects through the HTTPS listener on '*':5986. Moving that listener to
+    another port would leave nothing listening where the play connects (issue found in the
+    2026-12-07 review: winrm_listener_https_port changed while connected over HTTPS): refused,
+    in check mode too, before anything changes. A listener nobody is connected through moves."""
+    host = targets.name("listener")
+    before = targets.state("listener")["listeners"]
+    thumbprint = targets.state("listener")["cert_stores"]["LocalMachine\\My"][0]["thumbprint"]
+    tasks = f"""\
+- name: move the play's listener in check mode
+  winops.remoting.win_winrm_listener:
+    transport: https
+    port: {EXTRA_HTTPS_PORT}
+  check_mode: true
+  ignore_errors: true
+- name: move the play's listener
+  winops.remoting.win_winrm_listener:
+    transport: https
+    port: {EXTRA_HTTPS_PORT}
+  ignore_errors: true
+- name: still connected
+  ansible.windows.win_ping:
+- name: a listener nobody uses
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: IP:127.0.0.1
+    port: {EXTRA_HTTPS_PORT}
+    certificate_thumbprint: {thumbprint}
+- name: move it
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: IP:127.0.0.1
+    port: {EXTRA_HTTPS_PORT + 1}
+- name: remove it
+  winops.remoting.win_winrm_listener:
+    transport: https
+    address: IP:127.0.0.1
+    state: absent
+"""
+    run = targets.play("listener", tasks, label="move-own")
+    assert run.returncode == 0, run.describe()
+    for name in ("move the play's listener in check mode", "move the play's listener"):
+        refused = run.task(host, name).result
+        assert refused.get("failed") is True, refused
+        assert refused["msg"].startswith(
+            f"port '{EXTRA_HTTPS_PORT}' would cut off the clients connected through the HTTPS "
+            "listener on address '*' now ("
+        ), refused["msg"]
+        assert "Nothing was changed." in refused["msg"]
+    assert run.task(host, "still connected").result["ping"] == "pong"
+    moved = run.task(host, "move it").result
+    assert moved["changed"] is True and moved["listener"]["port"] == EXTRA_HTTPS_PORT + 1
+    assert targets.state("listener")["listeners"] == before

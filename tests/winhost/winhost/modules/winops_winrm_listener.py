@@ -165,6 +165,8 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
             )
 
     result: dict[str, t.Any] = {"changed": False, "previous_thumbprint": None}
+    # Read outside the state lock (the host's own lock is taken).
+    connections = _established_connections(run)
     with host_model(run) as state:
         listeners = _all_listeners(state)
         for other in listeners:
@@ -239,6 +241,8 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
                 "certificate_thumbprint": thumbprint or "",
             }
             value_set = _value_set(current, desired, transport)
+            if current is not None and "Port" in value_set:
+                _refuse_moving_connected_clients(connections, current, port)
             if (
                 "CertificateThumbprint" in value_set
                 and current is not None
@@ -257,6 +261,44 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
     if run.diff:
         result["diff"] = {"before": diff_before, "after": diff_after}
     return result
+
+
+def _established_connections(run: ModuleRun) -> list[tuple[str, int, str]]:
+    """(LocalAddress, LocalPort, RemoteAddress) of Get-NetTCPConnection -State Established."""
+    established = getattr(run.ctx.host, "established_connections", None)
+    if established is None:
+        raise ModuleFailure(
+            "winhost does not model Get-NetTCPConnection on this host "
+            f"({type(run.ctx.host).__name__} has no established_connections)"
+        )
+    return list(established())
+
+
+def _refuse_moving_connected_clients(
+    connections: list[tuple[str, int, str]], current: dict[str, t.Any], port: int
+) -> None:
+    """As the module: a listener's port is not moved while clients from elsewhere are connected
+    through it (its old port, and its address unless it is '*')."""
+    address = current["address"]
+    wanted_local = None if address == "*" else ipaddress.ip_address(address.split(":", 1)[1])
+    through = sorted(
+        {
+            remote
+            for local, local_port, remote in connections
+            if local_port == current["port"]
+            and remote != local
+            and (wanted_local is None or ipaddress.ip_address(local) == wanted_local)
+        }
+    )
+    if through:
+        raise ModuleFailure(
+            f"port '{port}' would cut off the clients connected through the "
+            f"{current['transport'].upper()} listener on address '{address}' now "
+            f"({', '.join(through)}), this play's own connection if it is one of them: after "
+            f"the move nothing listens on port {current['port']} there, so their next "
+            "connection fails. Connect through another listener (HTTP, or another address) for "
+            "the run that moves it. Nothing was changed."
+        )
 
 
 def _value_set(

@@ -72,6 +72,30 @@ def test_firewall_rules_decide_which_peers_connect(host: WinHost) -> None:
     assert _identify_from("127.0.0.6", address) == 200
 
 
+def test_a_rule_change_cuts_off_a_kept_connection_too(host: WinHost) -> None:
+    """Windows re-authorizes an established flow at its next packet after a filter change
+    (WFP "ALE Reauthorization"): a keep-alive connection admitted before is not answered once
+    no rule admits its peer. winhost checked the rules only when it accepted a connection."""
+    address = host.state.address
+    rules = host.state.firewall_rules
+    original = [dict(rule) for rule in rules]
+    connection = http.client.HTTPConnection(
+        address, 5985, timeout=10, source_address=("127.0.0.7", 0)
+    )
+    headers = {"WSMANIDENTIFY": "unauthenticated", "Content-Type": "application/soap+xml"}
+    try:
+        connection.request("POST", "/wsman", body=IDENTIFY, headers=headers)
+        assert connection.getresponse().read() and connection.sock is not None
+        rules[0]["RemoteAddress"] = ["10.0.0.0/8"]
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+            connection.request("POST", "/wsman", body=IDENTIFY, headers=headers)
+            connection.getresponse()
+    finally:
+        connection.close()
+        rules[:] = original
+    assert _identify_from("127.0.0.7", address) == 200
+
+
 def test_ipv4_filter_decides_where_listeners_listen(host: WinHost) -> None:
     address = host.state.address
     host.state.set_winrm_setting("Service/IPv4Filter", "127.0.0.1-127.0.0.9")

@@ -292,6 +292,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         host = self.listener.host
+        if not host.admits(self.client_address[0], self.listener.port):
+            # A firewall change re-authorizes established flows at their next packet and drops
+            # the ones no rule admits any more (Windows Filtering Platform, "ALE
+            # Re-authorization"): a kept connection is cut off by the rule change too, not only
+            # new ones. Windows drops the packets; winhost can only close the connection.
+            log.info("winhost %s: firewall now blocks %s", host.name, self.client_address[0])
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.request.shutdown(socket.SHUT_RDWR)
+            return
         body = self._read_body()
         if body is None:
             return

@@ -450,6 +450,9 @@ function Get-WinRMConnection {
     The established TCP connections to a WinRM port (the default ports, the rule's port and
     every listener's), each with the host's address and port it arrived on (LocalAddress,
     LocalPort) and the client's address (RemoteAddress). The play's own connection is one.
+    The host's own connections to itself (remote and local address equal) are left out: rules
+    made with the firewall's tools have no effect on loopback traffic (KB2771908), so such a
+    client neither loses access nor shows that a remote one keeps it.
     #>
     $ports = [System.Collections.Generic.List[int]]::new()
     foreach ($known in @(5985, 5986, $port)) {
@@ -464,7 +467,9 @@ function Get-WinRMConnection {
         # The default ports and the rule's port are still checked.
         $null = $_
     }
-    return @(Get-NetTCPConnection -State Established -LocalPort @($ports | Sort-Object -Unique) -ErrorAction SilentlyContinue | ForEach-Object {
+    return @(Get-NetTCPConnection -State Established -LocalPort @($ports | Sort-Object -Unique) -ErrorAction SilentlyContinue | Where-Object {
+            [string]$_.RemoteAddress -ne [string]$_.LocalAddress
+        } | ForEach-Object {
             @{ local = [string]$_.LocalAddress; port = [int]$_.LocalPort; remote = [string]$_.RemoteAddress }
         })
 }

@@ -8,6 +8,7 @@ the scope the open rule is switched off and the play goes on.
 
 from __future__ import annotations
 
+import socket
 import typing as t
 
 import pytest
@@ -130,3 +131,50 @@ def test_the_rule_that_admits_the_play_is_not_taken_away(targets: t.Any) -> None
     assert after["winops-guard-In"]["Enabled"] is False
     assert after["winops-guard-In"]["RemoteAddress"] == ["127.0.0.1"]
     assert after["WINRM-HTTPS-In-TCP"]["Enabled"] is True
+
+
+HOST_LOCAL_TASKS = """\
+- name: only the scoped rule admits 5986
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    port: 5986
+    remote_addresses: [127.0.0.1]
+    enabled: true
+- name: open rule off
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTPS-In-TCP
+    enabled: false
+- name: narrow it to the host's own subnet
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    remote_addresses: [LocalSubnet]
+  ignore_errors: true
+- name: open rule on again
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTPS-In-TCP
+    enabled: true
+- name: still connected
+  ansible.windows.win_ping:
+"""
+
+
+@pytest.mark.slow
+def test_a_client_on_the_host_itself_does_not_vouch_for_the_play(targets: t.Any) -> None:
+    """A connection the host makes to its own WinRM port (a local tool) is admitted by any
+    scope that takes the host's subnet, and firewall rules have no effect on it anyway
+    (KB2771908). It counted as a client the narrowed rule keeps, so narrowing the play's rule
+    to LocalSubnet went through and cut the play (from 127.0.0.1) off; it is left out now."""
+    host = targets.name("fw_guard")
+    address = targets.address("fw_guard")
+    # Open for the whole play: an established connection from the host's address to itself.
+    with socket.create_connection((address, 5986), source_address=(address, 0)):
+        run = targets.play("fw_guard", HOST_LOCAL_TASKS, label="host-local")
+    assert run.returncode == 0, run.describe()
+    refused = run.task(host, "narrow it to the host's own subnet").result
+    assert refused.get("failed"), refused
+    assert refused["msg"].startswith(
+        "narrowing firewall rule name 'winops-guard-In' would cut this play off"
+    ), refused["msg"]
+    assert address not in refused["msg"].split("(", 1)[1], refused["msg"]
+    assert run.task(host, "still connected").result["ping"] == "pong"
+    assert rules(targets)["winops-guard-In"]["RemoteAddress"] == ["127.0.0.1"]

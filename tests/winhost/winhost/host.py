@@ -406,14 +406,6 @@ class WinHost:
         with self._lock:
             return [dataclasses.asdict(key) for key in self._listeners]
 
-    def established_peers(self) -> list[str]:
-        """Remote addresses of the open connections to the host's WinRM listeners
-        (Get-NetTCPConnection -State Established on their ports). Takes the host lock: call
-        it outside the state lock."""
-        with self._lock:
-            runtimes = list(self._listeners.values())
-        return sorted({peer for runtime in runtimes for peer in runtime.peers()})
-
     def established_connections(self) -> list[tuple[str, int, str]]:
         """(LocalAddress, LocalPort, RemoteAddress) of the open connections to the host's WinRM
         listeners (Get-NetTCPConnection -State Established on their ports). Takes the host

@@ -141,18 +141,6 @@ class ListenerRuntime:
             else:
                 self._connections.pop(sock, None)
 
-    def peers(self) -> list[str]:
-        """The remote addresses of the open connections."""
-        with self._lock:
-            connections = list(self._connections)
-        addresses = []
-        for sock in connections:
-            try:
-                addresses.append(str(sock.getpeername()[0]))
-            except OSError:  # closed meanwhile
-                continue
-        return addresses
-
     def connections(self) -> list[tuple[str, int, str]]:
         """(local address, local port, remote address) of each open connection: the host
         address and port it arrived on and the client's address."""

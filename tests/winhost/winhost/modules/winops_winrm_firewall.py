@@ -218,8 +218,8 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
         and not any(entry.lower() == "any" for entry in wanted["local_addresses"])
     )
     # Read before the state lock is taken (the host takes its own lock first).
-    peers = _established_peers(run) if other_rules != "keep" else []
     connections = _established_connections(run)
+    peers = sorted({remote for _, _, remote in connections}) if other_rules != "keep" else []
     with host_model(run) as state:
         if local_guard:
             _assert_local_scope_keeps_controller(connections, state, wanted["local_addresses"])
@@ -486,27 +486,17 @@ def _other_rules(
         diff_after["other_rules"] = after
 
 
-def _established_peers(run: ModuleRun) -> list[str]:
-    """Get-NetTCPConnection -State Established on the WinRM listeners' ports."""
-    established = getattr(run.ctx.host, "established_peers", None)
-    if established is None:
-        raise ModuleFailure(
-            "winhost does not model Get-NetTCPConnection on this host "
-            f"({type(run.ctx.host).__name__} has no established_peers)"
-        )
-    return list(established())
-
-
 def _established_connections(run: ModuleRun) -> list[tuple[str, int, str]]:
     """Get-WinRMConnection: (LocalAddress, LocalPort, RemoteAddress) of Get-NetTCPConnection
-    -State Established on the WinRM listeners' ports."""
+    -State Established on the WinRM listeners' ports, without the host's connections to itself
+    (remote and local address equal), on which firewall rules have no effect."""
     established = getattr(run.ctx.host, "established_connections", None)
     if established is None:
         raise ModuleFailure(
             "winhost does not model Get-NetTCPConnection on this host "
             f"({type(run.ctx.host).__name__} has no established_connections)"
         )
-    return list(established())
+    return [(local, port, remote) for local, port, remote in established() if remote != local]
 
 
 def _changed_rule(

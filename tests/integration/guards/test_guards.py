@@ -367,3 +367,26 @@ def test_credssp_delegation_role_vars_hold_for_winrm_auth_after_it(guards: t.Any
         assert run.returncode == 0, run.describe()
         assert service(guards, case)["Auth"]["CredSSP"] == "false", run.describe()
     assert run.stats(host)["changed"] == 0, run.describe()
+
+
+# (g) LocalAccountTokenFilterPolicy 0 filters the network token of a local administrator other
+# than the built-in one: winhost's `ansible` is such an account (the Ansible guide's set-up).
+def test_filtered_tokens_are_refused_for_a_play_connecting_as_a_local_administrator(
+    guards: t.Any,
+) -> None:
+    case = "cbt_winrm"
+    host = guards.name(case)
+    variables = winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+    policy_key = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"
+    assert guards.state(case)["registry"][policy_key]["LocalAccountTokenFilterPolicy"] == 1
+    run = guards.play(
+        case,
+        role_play("winrm_auth", {"winrm_auth_local_account_token_filter_policy": "disabled"}),
+        variables,
+        label="latfp",
+    )
+    message = refusal(run, host)
+    assert "winrm_auth_local_account_token_filter_policy disabled" in message, message
+    assert f"{host.upper()}\\ansible, such an account" in message, message
+    assert guards.state(case)["registry"][policy_key]["LocalAccountTokenFilterPolicy"] == 1
+    assert_still_connects(guards, case, variables)

@@ -190,6 +190,46 @@ def win_command(run: ModuleRun) -> dict[str, t.Any]:
     return result
 
 
+def _group(sid: str, domain: str, name: str, kind: str, enabled: bool) -> dict[str, t.Any]:
+    attributes = (
+        ["Mandatory", "Enabled by default", "Enabled"] if enabled else ["Use for deny only"]
+    )
+    return {
+        "sid": sid,
+        "domain_name": domain,
+        "account_name": name,
+        "type": kind,
+        "attributes": attributes,
+    }
+
+
+def _token_groups(run: ModuleRun) -> list[dict[str, t.Any]]:
+    """The groups of the token that matter to the roles' checks (win_whoami lists every group):
+    a local account's carries NT AUTHORITY\\Local account (S-1-5-113) and, for a member of
+    Administrators, Local account and member of Administrators group (S-1-5-114); BUILTIN\\
+    Administrators is enabled only in a token UAC did not filter."""
+    principal = run.ctx.principal
+    if is_system(principal):
+        return [_group("S-1-5-32-544", "BUILTIN", "Administrators", "Alias", True)]
+    groups = []
+    if principal.domain.upper() == run.ctx.host.computer_name.upper():
+        groups.append(_group("S-1-5-113", "NT AUTHORITY", "Local account", "WellKnownGroup", True))
+        if principal.is_admin:
+            groups.append(
+                _group(
+                    "S-1-5-114",
+                    "NT AUTHORITY",
+                    "Local account and member of Administrators group",
+                    "WellKnownGroup",
+                    True,
+                )
+            )
+    if principal.is_admin:
+        elevated = principal.elevated is not False
+        groups.append(_group("S-1-5-32-544", "BUILTIN", "Administrators", "Alias", elevated))
+    return groups
+
+
 @register("ansible.windows.win_whoami", {})
 def win_whoami(run: ModuleRun) -> dict[str, t.Any]:
     principal = run.ctx.principal
@@ -216,7 +256,7 @@ def win_whoami(run: ModuleRun) -> dict[str, t.Any]:
             "type": "Label",
         },
         "privileges": {},
-        "groups": [],
+        "groups": _token_groups(run),
         "token_type": "TokenPrimary",
         "rights": [],
         "logon_type": "Service" if system else "Interactive",

@@ -26,6 +26,7 @@ $spec = @{
         restart_winrm = @{ type = 'bool'; default = $false }
         access = @{ type = 'str'; choices = @('full', 'read_execute'); default = 'full' }
         mode = @{ type = 'str'; choices = @('exact', 'add', 'remove'); default = 'exact' }
+        connection_sids = @{ type = 'list'; elements = 'str' }
     }
     supports_check_mode = $true
 }
@@ -173,12 +174,21 @@ function Get-AccountName {
     }
 }
 
-# Refuse to lock out the account running this task unless asked to.
-$identity = [System.Security.Principal.WindowsIdentity]::GetCurrent()
-$ownSids = @($identity.User.Value) + @($identity.Groups | ForEach-Object { $_.Value })
+# Refuse to lock out the account the play connects as unless asked to: the SIDs of its token
+# when the play gives them (under become the task runs as another account), else the account
+# running this task.
+if ($module.Params.connection_sids) {
+    $ownSids = @($module.Params.connection_sids | ForEach-Object { ConvertTo-Sid -Account $_ })
+    $ownName = "the account this play connects as ($(Get-AccountName -Sid $ownSids[0]))"
+}
+else {
+    $identity = [System.Security.Principal.WindowsIdentity]::GetCurrent()
+    $ownSids = @($identity.User.Value) + @($identity.Groups | ForEach-Object { $_.Value })
+    $ownName = "'$($identity.Name)', which runs this task,"
+}
 $keepsAccess = @($sids | Where-Object { $ownSids -contains $_ }).Count -gt 0
 if ($mode -eq 'exact' -and -not $keepsAccess -and -not $module.Params.allow_lockout) {
-    $module.FailJson("accounts ($(@($sids | ForEach-Object { Get-AccountName -Sid $_ }) -join ', ')) includes neither '$($identity.Name)', which runs this task, nor a group it belongs to; the next connection would be refused. Add it, or set allow_lockout=true")
+    $module.FailJson("accounts ($(@($sids | ForEach-Object { Get-AccountName -Sid $_ }) -join ', ')) includes neither $ownName nor a group it belongs to; the next connection would be refused. Add it, or set allow_lockout=true")
 }
 
 function Assert-KeepsAccess {
@@ -190,7 +200,7 @@ function Assert-KeepsAccess {
         return
     }
     if ((Test-Grant -Sddl $CurrentSddl -Sids $ownSids) -and -not (Test-Grant -Sddl $Sddl -Sids $ownSids)) {
-        $module.FailJson("removing accounts ($(@($sids | ForEach-Object { Get-AccountName -Sid $_ }) -join ', ')) from $Target leaves '$($identity.Name)', which runs this task, without access; the next connection would be refused. Keep it, or set allow_lockout=true")
+        $module.FailJson("removing accounts ($(@($sids | ForEach-Object { Get-AccountName -Sid $_ }) -join ', ')) from $Target leaves $ownName without access; the next connection would be refused. Keep it, or set allow_lockout=true")
     }
 }
 

@@ -22,10 +22,12 @@ description:
     endpoints when it does not) is returned in
     RV(unrestricted_configurations), with a warning. Restrict those with PowerShell 7's
     C(Set-PSSessionConfiguration), or remove them.
-  - Fails when none of O(accounts) is the account running the task or one of its groups
+  - Fails when none of O(accounts) is the account the play connects as or one of its groups
     (O(mode=exact)), or when removing them (O(mode=remove)) turns a descriptor that lets that
     account in into one that does not, unless O(allow_lockout=true), because the play's next
-    connection would be refused. Nothing is written in either case.
+    connection would be refused. Nothing is written in either case. That account is the one
+    running the task unless O(connection_sids) names it (under C(become) the task runs as
+    another account).
   - A changed session configuration takes effect once the WinRM service restarts. Restarting it
     from inside the task would end the task's own WinRM session, so with O(restart_winrm=true)
     the module registers a one-off scheduled task (C(winops.remoting restart WinRM), running as
@@ -58,8 +60,16 @@ options:
     description: Whether to restrict the WinRM service's C(RootSDDL) as well.
     type: bool
     default: true
+  connection_sids:
+    description:
+      - The SIDs of the token the play connects with (its account first, then its groups), for
+        example from M(ansible.windows.win_whoami) run with C(become=false). The lockout checks
+        protect them instead of the account running the task, which under C(become) is another
+        one. Names are taken as for O(accounts).
+    type: list
+    elements: str
   allow_lockout:
-    description: Allow a list that does not include the account running the task.
+    description: Allow a list that does not include the account the play connects as.
     type: bool
     default: false
   restart_winrm:

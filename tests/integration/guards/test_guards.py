@@ -390,3 +390,35 @@ def test_filtered_tokens_are_refused_for_a_play_connecting_as_a_local_administra
     assert f"{host.upper()}\\ansible, such an account" in message, message
     assert guards.state(case)["registry"][policy_key]["LocalAccountTokenFilterPolicy"] == 1
     assert_still_connects(guards, case, variables)
+
+
+# (h) Under become the restriction runs as another account than the one that connects: the
+# lockout check must protect the connecting account, not the become user.
+def test_remoting_restriction_keeps_the_connecting_account_under_become(guards: t.Any) -> None:
+    case = "cbt_psrp"
+    host = guards.name(case)
+    connection = winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+    variables = {
+        **connection,
+        "ansible_become": True,
+        "ansible_become_method": "runas",
+        "ansible_become_user": "SYSTEM",
+    }
+    before = service(guards, case)["RootSDDL"]
+    run = guards.play(
+        case,
+        role_play(
+            "winrm_hardening",
+            {"winrm_hardening_remoting_accounts": ["S-1-5-18"]},  # SYSTEM
+        ),
+        variables,
+        label="become-lockout",
+    )
+    assert run.returncode != 0, run.describe()
+    # The host's answer (asked in check mode, ignored) and the assert that names the variable.
+    message = [result for result in run.tasks(host) if result.failed][-1].message
+    assert message.startswith("winrm_hardening: winrm_hardening_remoting_accounts"), message
+    assert f"neither the account this play connects as ({host.upper()}\\ansible)" in message
+    assert service(guards, case)["RootSDDL"] == before
+    assert service(guards, case)["Auth"]["Basic"] == "true"  # nothing half-applied
+    assert_still_connects(guards, case, connection)

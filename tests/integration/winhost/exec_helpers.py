@@ -46,6 +46,12 @@ class FakeHost:
         short = name.rsplit("\\", maxsplit=1)[-1].split("@", maxsplit=1)[0].lower()
         return next((a for a in self.accounts if a.name.lower() == short), None)
 
+    def account_sid(self, principal: api.Principal) -> str:
+        if principal.username.upper() == "SYSTEM":
+            return "S-1-5-18"
+        names = [a.name.lower() for a in self.accounts]
+        return f"S-1-5-21-1-2-3-{1000 + names.index(principal.username.lower())}"
+
     def winrm_setting(self, path: str) -> str:
         raise KeyError(path)
 

@@ -47,6 +47,9 @@ class SettingsHost:
     def find_account(self, name: str) -> api.Account | None:
         return None
 
+    def account_sid(self, principal: api.Principal) -> str:
+        raise ValueError(f"this test host has no accounts ({principal.qualified_name})")
+
     def pay(self, operation: str) -> None:
         pass  # no latency profile: nothing is slept
 

@@ -158,6 +158,11 @@ class HostView(t.Protocol):
         """An account by "user", "DOMAIN\\user" or "user@realm" (case-insensitive)."""
         ...
 
+    def account_sid(self, principal: Principal) -> str:
+        """The SID of the principal's account, the one the host's access checks (RootSDDL,
+        session configurations) use."""
+        ...
+
     def pay(self, operation: str) -> None:
         """Sleep what `operation` (winhost.latency) costs under the host's latency profile, in
         the calling thread, and count it."""

@@ -40,6 +40,7 @@ from winhost import (
     schannel,
 )
 from winhost.auth import client_trust
+from winhost.execution.context import is_system
 from winhost.http.server import ListenerRuntime, tls_context, trust_client_certificates
 
 # Re-exported: the profiles, the emulations and the tests name the key through this module.
@@ -106,6 +107,15 @@ class WinHost:
 
     def find_account(self, name: str) -> api.Account | None:
         return self.state.find_account(name)
+
+    def account_sid(self, principal: api.Principal) -> str:
+        if is_system(principal):
+            return "S-1-5-18"
+        with self.state.lock:
+            account = self.state.find_account(f"{principal.domain}\\{principal.username}")
+            if account is None:
+                raise ValueError(f"winhost has no account for {principal.qualified_name}")
+            return access.account_sid(self.state, account)
 
     def winrm_setting(self, path: str) -> str:
         return self.state.winrm_setting(path)

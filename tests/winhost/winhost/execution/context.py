@@ -66,20 +66,7 @@ class ExecContext:
 
     @property
     def sid(self) -> str:
-        return account_sid(self.host, self.principal)
-
-
-def account_sid(host: api.HostView, principal: api.Principal) -> str:
-    """A stable SID per account (machine part derived from the computer name)."""
-    if is_system(principal):
-        return "S-1-5-18"
-    machine = sum(ord(c) * 7919**i for i, c in enumerate(host.computer_name)) % 10**9
-    rid = (
-        500
-        if principal.username.lower() in ("administrator",)
-        else 1000 + (sum(ord(c) for c in principal.username.lower()) % 1000)
-    )
-    return f"S-1-5-21-{machine}-{machine // 7 + 1000}-{machine // 13 + 2000}-{rid}"
+        return self.host.account_sid(self.principal)
 
 
 def _environment(host: api.HostView, principal: api.Principal) -> dict[str, str]:

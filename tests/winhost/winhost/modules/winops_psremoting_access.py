@@ -36,6 +36,7 @@ OPTIONS = {
     "configurations": Option(type="list", elements="str", default=["*"]),
     "root_sddl": Option(type="bool", default=True),
     "allow_lockout": Option(type="bool", default=False),
+    "connection_sids": Option(type="list"),
     "restart_winrm": Option(type="bool", default=False),
     "access": Option(type="str", choices=("full", "read_execute"), default="full"),
     "mode": Option(type="str", choices=("exact", "add", "remove"), default="exact"),
@@ -86,6 +87,17 @@ def _matches(pattern: str, name: str) -> bool:
     return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
+def _resolved(state: t.Any, entry: str) -> str:
+    """ConvertTo-Sid: the SID of an account, group or SID, or NTAccount.Translate's failure."""
+    sid = access.resolve(state, _ntaccount_name(state, entry))
+    if sid is None:
+        raise ModuleFailure(
+            f"accounts entry '{entry}' is not an account, group or SID this host knows: "
+            "Some or all identity references could not be translated."
+        )
+    return sid
+
+
 def _identity_name(run: ModuleRun) -> str:
     principal = run.ctx.principal
     return f"{principal.domain}\\{principal.username}"
@@ -98,16 +110,7 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
     schedule = getattr(host, "schedule_winrm_restart", None)
     result: dict[str, t.Any] = {"changed": False}
     with host_model(run) as state:
-        sids_given = []
-        for entry in params["accounts"]:
-            sid = access.resolve(state, _ntaccount_name(state, str(entry)))
-            if sid is None:
-                # ConvertTo-Sid: NTAccount.Translate's IdentityNotMappedException message.
-                raise ModuleFailure(
-                    f"accounts entry '{entry}' is not an account, group or SID this host knows: "
-                    "Some or all identity references could not be translated."
-                )
-            sids_given.append(sid)
+        sids_given = [_resolved(state, str(entry)) for entry in params["accounts"]]
         sids = sorted(set(sids_given), key=_sid_sort_key)
         if not sids:
             raise ModuleFailure("accounts is empty; at least one account must keep remote access")
@@ -121,13 +124,19 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
             _form(current, what)  # an unreadable descriptor fails naming its target
             return access.set_allow(current, sids, rights if mode == "add" else None)
 
-        own = access.principal_sids(state, run.ctx.principal, run.ctx.principal.is_admin)
+        if params["connection_sids"]:
+            # As the module: the token the play connects with, given by the play (become).
+            connection = [_resolved(state, str(entry)) for entry in params["connection_sids"]]
+            own = set(connection)
+            own_name = f"the account this play connects as ({access.name_of(state, connection[0])})"
+        else:
+            own = access.principal_sids(state, run.ctx.principal, run.ctx.principal.is_admin)
+            own_name = f"'{_identity_name(run)}', which runs this task,"
         if mode == "exact" and not own.intersection(sids) and not params["allow_lockout"]:
             names = ", ".join(access.name_of(state, sid) for sid in sids)
             raise ModuleFailure(
-                f"accounts ({names}) includes neither '{_identity_name(run)}', which runs this "
-                "task, nor a group it belongs to; the next connection would be refused. Add it, "
-                "or set allow_lockout=true"
+                f"accounts ({names}) includes neither {own_name} nor a group it belongs to; the "
+                "next connection would be refused. Add it, or set allow_lockout=true"
             )
 
         before: dict[str, str] = {}
@@ -157,9 +166,9 @@ def win_psremoting_access(run: ModuleRun) -> dict[str, t.Any]:
                 if access.grants(current, own) and not access.grants(wanted(current, what), own):
                     names = ", ".join(access.name_of(state, sid) for sid in sids)
                     raise ModuleFailure(
-                        f"removing accounts ({names}) from {what} leaves '{_identity_name(run)}', "
-                        "which runs this task, without access; the next connection would be "
-                        "refused. Keep it, or set allow_lockout=true"
+                        f"removing accounts ({names}) from {what} leaves {own_name} without "
+                        "access; the next connection would be refused. Keep it, or set "
+                        "allow_lockout=true"
                     )
 
         for stored in selected:

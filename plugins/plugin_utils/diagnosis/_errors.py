@@ -333,7 +333,7 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
         not_offered = auth_not_offered(transport, offered, plugin, evidence)
         if not_offered is not None:
             return not_offered
-        return describe("credentials_rejected", plugin, evidence, transport=transport)
+        return describe("logon_refused", plugin, evidence, transport=transport)
     auth_error = _first(
         chain,
         lambda e: (
@@ -356,7 +356,7 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
         return unencrypted_refused(transport, plugin, evidence)
     if transport == "certificate":
         return describe("client_certificate_refused", plugin, evidence)
-    return describe("credentials_rejected", plugin, evidence, transport=transport)
+    return describe("logon_refused", plugin, evidence, transport=transport)
 
 
 def _answer_text(error: BaseException) -> str:

@@ -108,14 +108,16 @@ _PLUGIN_VARS = {
 class Wording:
     """One row of the table: the layer, a summary and a fix (``str.format`` templates).
 
-    ``fix_by_plugin`` replaces ``fix`` for a plugin whose remedy differs (an option the
-    other plugin does not have).
+    ``fix_by_plugin`` and ``summary_by_plugin`` replace ``fix`` and ``summary`` for a plugin
+    whose remedy or failing resource differs (an option the other plugin does not have, the
+    cmd shell against a PowerShell session configuration).
     """
 
     layer: Layer
     summary: str
     fix: str
     fix_by_plugin: t.Mapping[str, str] = dataclasses.field(default_factory=dict)
+    summary_by_plugin: t.Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 _FIREWALL = (
@@ -123,6 +125,26 @@ _FIREWALL = (
     "(winrm_listener_firewall_remote_addresses of the winops.remoting.winrm_listener role)"
 )
 _CREDENTIALS = "check ansible_user and ansible_password for {transport} authentication"
+# How an account is let in to the cmd shell (winrm) or the PowerShell endpoint (psrp): the
+# security descriptors that tests/winhost/winhost/access.py and docs/hardening.md describe.
+_GRANT_ROOT_SDDL = (
+    "make it an administrator or grant it RootSDDL read and execute (winops.remoting."
+    "win_psremoting_access with access: read_execute, mode: add; Remote Management Users is "
+    "not enough for the cmd shell)"
+)
+_GRANT_ENDPOINT = (
+    "make it an administrator, add it to Remote Management Users, or grant it the session "
+    "configuration (winops.remoting.win_psremoting_access with access: read_execute, mode: add, "
+    "restart_winrm: true)"
+)
+# What else Windows refuses with the same 401 as a wrong password (see "logon_refused").
+_OTHER_401_CAUSES = (
+    "; a local administrator other than the built-in Administrator needs "
+    "winrm_auth_local_account_token_filter_policy: enabled (winops.remoting.winrm_auth role); "
+    "with NTLM (ntlm, negotiate, credssp) check that the host's policy does not refuse incoming "
+    "NTLM (Network security: Restrict NTLM: Incoming NTLM traffic)"
+)
+_IF_RIGHT = "; if they are right, the account may not use WinRM: "
 _TIMEOUTS = "raise {v.operation_timeout} and {v.read_timeout} (read above operation)"
 
 WORDING: dict[str, Wording] = {
@@ -225,7 +247,24 @@ WORDING: dict[str, Wording] = {
         "a lab host",
     ),
     # -- HTTP authentication and message encryption ------------------------------------------
+    # The host named the logon itself as failed (a CredSSP error status): the password or user.
     "credentials_rejected": Wording(Layer.HTTP_AUTH, "the credentials were rejected", _CREDENTIALS),
+    # A plain 401. Windows gives it for a wrong password and also for a right one whose account
+    # may not use WinRM (tests/winhost/winhost/access.py, "Service level"): a non-administrator
+    # not granted by RootSDDL or any session configuration (pywinrm#114), a local administrator
+    # other than the built-in one while LocalAccountTokenFilterPolicy is 0, whose network token
+    # is filtered (pywinrm#188, #347; docs/authentication.md), or NTLM refused by the policy
+    # "Network security: Restrict NTLM: Incoming NTLM traffic" (learn.microsoft.com/previous-
+    # versions/windows/it-pro/windows-10/security/threat-protection/security-policy-settings/
+    # network-security-restrict-ntlm-incoming-ntlm-traffic). Remote Management Users is only
+    # granted by the PowerShell endpoint, so it lets a user into psrp, not into winrm's cmd shell.
+    "logon_refused": Wording(
+        Layer.HTTP_AUTH,
+        "the credentials were rejected, or the account may not use WinRM (Windows answers both "
+        "with HTTP 401)",
+        _CREDENTIALS + _IF_RIGHT + _GRANT_ROOT_SDDL + _OTHER_401_CAUSES,
+        fix_by_plugin={"psrp": _CREDENTIALS + _IF_RIGHT + _GRANT_ENDPOINT + _OTHER_401_CAUSES},
+    ),
     "client_certificate_refused": Wording(
         Layer.HTTP_AUTH,
         "the client certificate was refused (not trusted, not mapped, or stale mapping)",
@@ -291,11 +330,28 @@ WORDING: dict[str, Wording] = {
         "a request was larger than the host's MaxEnvelopeSize",
         "lower {v.max_envelope} to the host's MaxEnvelopeSizekb * 1024",
     ),
+    # WSManFault 5: the account passed the service's check but the resource refused it. The
+    # cmd shell (winrm) is granted by RootSDDL, which by default lets in Administrators only:
+    # members of Remote Management Users get this fault there and not over PowerShell remoting
+    # (pywinrm#275, #338; tests/winhost/winhost/access.py, "Resource level"). A PowerShell
+    # session configuration (psrp) is granted by its own descriptor, Microsoft.PowerShell's
+    # including Remote Management Users (docs/hardening.md, "Non-administrator accounts").
     "access_denied": Wording(
         Layer.WSMAN,
-        "the host denied access to the WinRM service",
-        "give ansible_user administrator rights or membership in Remote Management Users "
-        "(winops.remoting.winrm_hardening role)",
+        "the host denied ansible_user access to the WinRM cmd shell",
+        "grant ansible_user read and execute in the WinRM service's RootSDDL, which the cmd shell "
+        "checks (winops.remoting.win_psremoting_access with access: read_execute, mode: add and "
+        "root_sddl: true), or make it an administrator; Remote Management Users is not enough "
+        "for the cmd shell, though the winops.remoting.psrp connection admits its members",
+        fix_by_plugin={
+            "psrp": "grant ansible_user the session configuration ({v.configuration}, default "
+            "Microsoft.PowerShell) with winops.remoting.win_psremoting_access (access: "
+            "read_execute, mode: add, restart_winrm: true), or add it to Remote Management "
+            "Users or Administrators",
+        },
+        summary_by_plugin={
+            "psrp": "the host denied ansible_user access to the PowerShell session configuration",
+        },
     ),
     "no_configuration": Wording(
         Layer.WSMAN,
@@ -479,12 +535,13 @@ def describe(key: str, plugin: str, evidence: str, **values: t.Any) -> Diagnosis
     plugin_key = _plugin_key(plugin)
     wording = WORDING[key]
     names = _PLUGIN_VARS[plugin_key]
-    fix = wording.fix_by_plugin.get(plugin_key)
+    summary = wording.summary_by_plugin.get(plugin_key, wording.summary)
+    fix = wording.fix_by_plugin.get(plugin_key, wording.fix)
     return Diagnosis(
         wording.layer,
-        wording.summary.format(v=names, **values),
+        summary.format(v=names, **values),
         evidence,
-        (fix or wording.fix).format(v=names, **values),
+        fix.format(v=names, **values),
     )
 
 

@@ -460,7 +460,7 @@ def test_plain_soap_refused_over_http_is_message_encryption() -> None:
     assert "ansible_psrp_message_encryption: auto" in diagnosis.fix
     # The empty body pywinrm and pypsrp authenticate with: a plain credentials problem.
     error = _plain_401(endpoint.url, None)
-    assert diagnose(error, endpoint, "ntlm", "psrp").summary == "the credentials were rejected"
+    assert diagnose(error, endpoint, "ntlm", "psrp").summary.startswith("the credentials were")
 
 
 def test_encryption_check_reports_the_hosts_refusal() -> None:

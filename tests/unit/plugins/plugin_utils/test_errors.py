@@ -176,9 +176,42 @@ def test_pywinrm_invalid_credentials_with_offered_schemes() -> None:
     )
     diagnosis = diagnose(error, HTTPS, "ntlm", "winrm")
     assert diagnosis.layer is Layer.HTTP_AUTH
-    assert diagnosis.summary == "the credentials were rejected"
+    assert diagnosis.summary.startswith("the credentials were rejected, or the account may not")
     assert "server offered: Negotiate, Basic" in diagnosis.evidence
     assert "ansible_user" in diagnosis.fix and "ansible_password" in diagnosis.fix
+
+
+@pytest.mark.parametrize(
+    ("plugin", "refusal", "grant"),
+    [
+        (
+            "winrm",
+            winrm.exceptions.InvalidCredentialsError(
+                "the specified credentials were rejected by the server"
+            ),
+            "grant it RootSDDL read and execute",
+        ),
+        (
+            "psrp",
+            pypsrp.exceptions.AuthenticationError("Failed to authenticate the user a with ntlm"),
+            "add it to Remote Management Users",
+        ),
+    ],
+)
+def test_a_401_names_the_accounts_access_as_well_as_its_password(
+    plugin: str, refusal: BaseException, grant: str
+) -> None:
+    # Windows answers the same 401 to a right password of an account that may not use WinRM:
+    # a non-administrator (pywinrm#114), a filtered local administrator (pywinrm#188, #347).
+    error = raised_while_handling(http_error(401, "Negotiate, Kerberos"), refusal)
+    diagnosis = diagnose(error, HTTPS, "ntlm", plugin)
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert "may not use WinRM" in diagnosis.summary
+    assert diagnosis.fix.startswith("check ansible_user and ansible_password for ntlm")
+    assert grant in diagnosis.fix
+    assert "winops.remoting.win_psremoting_access" in diagnosis.fix
+    assert "winrm_auth_local_account_token_filter_policy: enabled" in diagnosis.fix
+    assert "Restrict NTLM" in diagnosis.fix
 
 
 def test_refused_client_certificate_names_trust_and_mapping() -> None:
@@ -293,6 +326,38 @@ def test_pywinrm_wsman_fault_access_denied_is_not_a_plain_http_500() -> None:
     assert diagnosis.layer is Layer.WSMAN
     assert diagnosis.evidence == "WSManFault code 5: Access is denied."
     assert "ansible_user" in diagnosis.fix
+
+
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_access_denied_names_what_grants_the_resource_each_plugin_opens(plugin: str) -> None:
+    # The cmd shell (winrm) is granted by RootSDDL only: Remote Management Users get fault 5
+    # there (pywinrm#275, #338); psrp's session configuration admits them.
+    if plugin == "winrm":
+        fault: BaseException = winrm.exceptions.WSManFaultError(
+            500,
+            "Bad HTTP response returned from server. Code 500",
+            "<s:Envelope/>",
+            "Access is denied.",
+            "s:Sender",
+            "w:AccessDenied",
+            wsman_fault_code=5,
+        )
+    else:
+        fault = pypsrp.exceptions.WSManFaultError(5, "win01", "Access is denied.", None, None, None)
+    diagnosis = diagnose(fault, HTTPS, "ntlm", plugin)
+    assert diagnosis.layer is Layer.WSMAN
+    assert "win_psremoting_access" in diagnosis.fix
+    assert "winrm_hardening" not in diagnosis.fix
+    if plugin == "winrm":
+        assert "cmd shell" in diagnosis.summary
+        assert "RootSDDL" in diagnosis.fix and "root_sddl: true" in diagnosis.fix
+        assert "Remote Management Users is not enough" in diagnosis.fix
+        assert "winops.remoting.psrp" in diagnosis.fix
+    else:
+        assert "session configuration" in diagnosis.summary
+        assert "ansible_psrp_configuration_name" in diagnosis.fix
+        assert "add it to Remote Management Users" in diagnosis.fix
+        assert "RootSDDL" not in diagnosis.fix
 
 
 def test_wsman_fault_max_envelope() -> None:
@@ -486,8 +551,10 @@ def test_wrong_password_over_http_with_encryption_is_a_credentials_problem(plugi
     )
     diagnosis = diagnose(error, HTTP, "ntlm", plugin)
     assert diagnosis.layer is Layer.HTTP_AUTH
-    assert diagnosis.summary == "the credentials were rejected"
-    assert diagnosis.fix == "check ansible_user and ansible_password for ntlm authentication"
+    assert diagnosis.summary.startswith("the credentials were rejected")
+    assert diagnosis.fix.startswith(
+        "check ansible_user and ansible_password for ntlm authentication"
+    )
 
 
 def test_plain_soap_refused_over_http_is_still_message_encryption() -> None:

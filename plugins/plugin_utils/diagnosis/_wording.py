@@ -281,7 +281,7 @@ WORDING: dict[str, Wording] = {
     "auth_not_offered": Wording(
         Layer.HTTP_AUTH,
         "the listener does not offer {method} authentication",
-        "{choice}enable {method} on the host with the {role} role",
+        "{choice}enable {method} on the host ({enabling})",
     ),
     "unencrypted_refused": Wording(
         Layer.MESSAGE_ENCRYPTION,
@@ -545,11 +545,15 @@ def describe(key: str, plugin: str, evidence: str, **values: t.Any) -> Diagnosis
     )
 
 
-# Which WWW-Authenticate scheme each transport needs from the listener.
+# Windows lists certificate authentication in WWW-Authenticate by its WS-Management security
+# profile, while Service\Auth\Certificate is true (MS-WSMV 3.1.4.1.29.2; a real header in
+# requests-credssp#29: "Negotiate, Kerberos, http://schemas.dmtf.org/wbem/wsman/1/wsman/
+# secprofile/https/mutual, Basic realm="WSMAN", CredSSP").
+CERTIFICATE_SCHEME = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+# Which WWW-Authenticate scheme (lower case) each authentication method needs from the listener.
 _TRANSPORT_SCHEMES = {
     "basic": ("basic",),
-    "plaintext": ("basic",),
-    "ssl": ("basic",),
+    "certificate": (CERTIFICATE_SCHEME,),
     "ntlm": ("negotiate", "ntlm"),
     "negotiate": ("negotiate",),
     "kerberos": ("kerberos", "negotiate"),
@@ -559,11 +563,20 @@ _TRANSPORT_SCHEMES = {
 UNKNOWN_SERVICE = re.compile(r"not found in Kerberos database|S_PRINCIPAL_UNKNOWN", re.I)
 # Transports whose security context encrypts WinRM messages over plain HTTP.
 ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "negotiate", "kerberos", "credssp"))
-# The role that turns a transport on where the default (winrm_auth) is not the right one.
-_ENABLING_ROLES = {"credssp": "winops.remoting.credssp_delegation"}
+# How each method is switched on: its name in winrm_auth_methods of the winrm_auth role (NTLM
+# rides on Negotiate), or CredSSP's own role, which also sets up the delegation it is for.
+_ENABLING = {
+    "basic": "add basic to winrm_auth_methods of the winops.remoting.winrm_auth role",
+    "certificate": "add certificate to winrm_auth_methods of the winops.remoting.winrm_auth role",
+    "ntlm": "add negotiate to winrm_auth_methods of the winops.remoting.winrm_auth role",
+    "negotiate": "add negotiate to winrm_auth_methods of the winops.remoting.winrm_auth role",
+    "kerberos": "add kerberos to winrm_auth_methods of the winops.remoting.winrm_auth role",
+    "credssp": "credssp_delegation_server: true of the winops.remoting.credssp_delegation role",
+}
 # And the transports a scheme the listener offers makes possible, for the fix hint.
 _SCHEME_TRANSPORTS = {
     "basic": "basic",
+    CERTIFICATE_SCHEME: "certificate",
     "negotiate": "negotiate or ntlm",
     "kerberos": "kerberos",
     "credssp": "credssp",
@@ -595,8 +608,9 @@ def auth_not_offered(
 ) -> Diagnosis | None:
     """The diagnosis when the listener offers none of the schemes ``transport`` needs.
 
-    None when it offers one of them, or when nothing is known (no schemes, or a transport
-    such as certificate that is not negotiated through WWW-Authenticate).
+    ``transport`` is the method the host sees (``ConnectionSettings.auth_method``: basic or
+    certificate, never pywinrm's legacy ssl or plaintext). None when the listener offers one
+    of its schemes, or when nothing is known (no schemes, or a method not listed above).
     """
     names = variable_names(plugin)
     needed = _TRANSPORT_SCHEMES.get(transport, ())
@@ -605,10 +619,14 @@ def auth_not_offered(
         return None
     usable = [_SCHEME_TRANSPORTS[s] for s in offered_lower if s in _SCHEME_TRANSPORTS]
     choice = f"set {names.auth} to {' or '.join(usable)}, or " if usable else ""
-    # plaintext and ssl are pywinrm's legacy names of Basic; the host calls it Basic.
-    method = "basic" if transport in ("plaintext", "ssl") else transport
-    role = _ENABLING_ROLES.get(transport, "winops.remoting.winrm_auth")
-    return describe("auth_not_offered", plugin, evidence, method=method, choice=choice, role=role)
+    return describe(
+        "auth_not_offered",
+        plugin,
+        evidence,
+        method=transport,
+        choice=choice,
+        enabling=_ENABLING[transport],
+    )
 
 
 def kerberos_by_address(endpoint: Endpoint, plugin: str, evidence: str) -> Diagnosis:

@@ -214,10 +214,15 @@ def test_a_401_names_the_accounts_access_as_well_as_its_password(
     assert "Restrict NTLM" in diagnosis.fix
 
 
+# Windows' name for certificate authentication in WWW-Authenticate, listed while
+# Service\Auth\Certificate is true (a real header quoted in requests-credssp#29).
+MUTUAL = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+
+
 def test_refused_client_certificate_names_trust_and_mapping() -> None:
-    # Windows offers no scheme for certificate authentication; a refused certificate is a 401.
+    # The host offers certificate authentication and still refuses the certificate: a 401.
     error = raised_while_handling(
-        http_error(401, "Negotiate, Kerberos"),
+        http_error(401, f"Negotiate, Kerberos, {MUTUAL}"),
         winrm.exceptions.InvalidCredentialsError(
             "the specified credentials were rejected by the server"
         ),
@@ -241,7 +246,7 @@ def test_winrm_transport_error_401_when_transport_not_offered() -> None:
     assert diagnosis.evidence.endswith("server offered: Negotiate, Kerberos")
     assert diagnosis.fix == (
         "set ansible_winrm_transport to negotiate or ntlm or kerberos, or enable basic on the "
-        "host with the winops.remoting.winrm_auth role"
+        "host (add basic to winrm_auth_methods of the winops.remoting.winrm_auth role)"
     )
 
 

@@ -154,13 +154,17 @@ WORDING: dict[str, Wording] = {
         "the host name {host!r} could not be resolved",
         "set ansible_host to a resolvable name or to the host's IP address",
     ),
+    # Not `winrm quickconfig`, which a Windows client's WSManFault 2150858770 suggests: it also
+    # makes a listener on every address and opens the firewall for it (Microsoft Learn,
+    # "Installation and configuration for Windows Remote Management"), undoing the hardening
+    # the winrm_listener and winrm_hardening roles apply.
     "tcp_refused": Wording(
         Layer.TCP,
         "nothing accepted the connection on port {port}",
         "check ansible_port (5985 for HTTP, 5986 for HTTPS) and create the listener with the "
         "winops.remoting.winrm_listener role; if the listener exists, the WinRM service is "
-        "stopped or restarting (a reboot): start it on the host (Start-Service WinRM, or "
-        "winrm quickconfig, the fix of a Windows client's WSManFault 2150858770)",
+        "stopped or restarting (a reboot; a Windows client reports WSManFault 2150858770): "
+        "start it on the host (Set-Service WinRM -StartupType Automatic; Start-Service WinRM)",
     ),
     "tcp_timeout": Wording(
         Layer.TCP,

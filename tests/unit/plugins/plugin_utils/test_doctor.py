@@ -204,7 +204,10 @@ def test_tcp_refused_names_a_stopped_winrm_service() -> None:
     with pytest.raises(CheckFailed) as caught:
         _doctor.check_tcp(_target(port=port), Context(addresses=["127.0.0.1"]))
     fix = caught.value.diagnosis.fix
-    assert "Start-Service WinRM" in fix and "winrm quickconfig" in fix
+    assert "Set-Service WinRM -StartupType Automatic; Start-Service WinRM" in fix
+    assert "winops.remoting.winrm_listener" in fix
+    # quickconfig would add a listener on every address and a firewall exception.
+    assert "quickconfig" not in fix
     assert "2150858770" in fix
 
 

@@ -395,8 +395,13 @@ def _diagnose_wsman(chain: list[BaseException], plugin: str) -> Diagnosis | None
     reason = str(getattr(fault, "reason", "") or fault)
     evidence = f"WSManFault code {code}: {reason}"
     lowered = reason.lower()
+    # The codes decide first; the reason's words only where no code we know says more.
     if code == _wsman_faults.OPERATION_TIMEOUT:
         key = "operation_timeout"
+    elif _wsman_faults.over_operations_quota(fault):
+        key = "operations_quota_exhausted"
+    elif code == _wsman_faults.QUOTA_MAX_SHELLS:
+        key = "shells_quota_exhausted"
     elif "maxenvelopesize" in lowered or "envelope size" in lowered:
         key = "envelope_too_large"
     elif "access is denied" in lowered or code == 5:

@@ -366,10 +366,25 @@ WORDING: dict[str, Wording] = {
             "psrp": "set {v.configuration} to a session configuration the host has",
         },
     ),
+    # Quotas and their defaults: Microsoft Learn, "Quotas for Windows Remote Management"
+    # (https://learn.microsoft.com/en-us/windows/win32/winrm/quotas).
+    "shells_quota_exhausted": Wording(
+        Layer.WSMAN,
+        "the host refused another shell: ansible_user has MaxShellsPerUser shells open",
+        "close other sessions of ansible_user (shells a failed run left end at the host's "
+        "Winrs IdleTimeout) or raise MaxShellsPerUser (winrm/config/winrs) on the host",
+    ),
+    "operations_quota_exhausted": Wording(
+        Layer.WSMAN,
+        "the host refused another operation: ansible_user is at MaxConcurrentOperationsPerUser",
+        "raise MaxConcurrentOperationsPerUser (winrm/config/service) on the host, or close "
+        "other sessions of ansible_user",
+    ),
     "quota_exhausted": Wording(
         Layer.WSMAN,
-        "the host refused another shell: a quota is exhausted",
-        "close other sessions of ansible_user or raise MaxShellsPerUser on the host",
+        "the host refused the request: a WinRM quota is exhausted",
+        "read the fault reason for the quota it names; WinRM's quotas are set under "
+        "winrm/config/service and winrm/config/winrs on the host",
     ),
     "wsman_fault": Wording(
         Layer.WSMAN,

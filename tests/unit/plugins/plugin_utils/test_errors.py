@@ -365,6 +365,41 @@ def test_access_denied_names_what_grants_the_resource_each_plugin_opens(plugin: 
         assert "RootSDDL" not in diagnosis.fix
 
 
+@pytest.mark.parametrize(
+    ("code", "reason", "setting", "other"),
+    [
+        (
+            2150859174,
+            "The WS-Management service cannot process the request. This user is allowed a "
+            "maximum number of 1500 concurrent operations, which has been exceeded. Close "
+            "existing operations for this user, or raise the quota for this user.",
+            "MaxConcurrentOperationsPerUser",
+            "MaxShellsPerUser",
+        ),
+        (
+            2150859173,
+            "The WS-Management service cannot process the request. This user is allowed a "
+            "maximum number of 30 concurrent shells, which has been exceeded. Close existing "
+            "shells or raise the quota for this user.",
+            "MaxShellsPerUser",
+            "MaxConcurrentOperationsPerUser",
+        ),
+    ],
+)
+def test_quota_faults_name_the_quota_their_code_names(
+    code: int, reason: str, setting: str, other: str
+) -> None:
+    # ERROR_WSMAN_QUOTA_MAX_OPERATIONS (0x803381A6) and ERROR_WSMAN_QUOTA_MAX_SHELLS
+    # (0x803381A5), as pywinrm raises them for a w:QuotaLimit fault.
+    fault = winrm.exceptions.WSManFaultError(
+        500, "Bad HTTP response", "<s:Envelope/>", reason, wsman_fault_code=code
+    )
+    diagnosis = diagnose(fault, HTTPS, "ntlm", "winrm")
+    assert diagnosis.layer is Layer.WSMAN
+    assert setting in diagnosis.summary and setting in diagnosis.fix
+    assert other not in diagnosis.fix
+
+
 def test_wsman_fault_max_envelope() -> None:
     fault = pypsrp.exceptions.WSManFaultError(
         2150858761, None, "The request exceeded MaxEnvelopeSize quota.", None, None, None

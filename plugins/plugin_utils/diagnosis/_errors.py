@@ -236,6 +236,8 @@ def _diagnose_tls(chain: list[BaseException], endpoint: Endpoint, plugin: str) -
         )
     if no_shared_version:
         return describe("tls_no_shared_version", plugin, f"{text}; {controller.describe()}")
+    if any(word in text for word in ("ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER")):
+        return describe("tls_no_shared_cipher", plugin, text)
     return describe("tls_handshake_failed", plugin, text)
 
 

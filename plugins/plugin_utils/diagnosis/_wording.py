@@ -217,6 +217,21 @@ WORDING: dict[str, Wording] = {
         "and validate the server certificate ({v.cert_validation}), or leave TLS 1.3 off on "
         "the host (tls12_enable_tls13: false of the winops.remoting.tls12 role)",
     ),
+    # TLS alert 40, handshake_failure: the sender could not agree on a set of security
+    # parameters (RFC 8446 6.2). From Windows it is what SCHANNEL sends when no cipher suite of
+    # the client's is enabled on the host (Schannel event 36888 with alert 40 in
+    # requests-credssp#18; "none of the cipher suites supported by the client application are
+    # supported by the server" in rundeck-plugins/py-winrm-plugin#84; docs/tls.md).
+    "tls_no_shared_cipher": Wording(
+        Layer.TLS,
+        "the host ended the TLS handshake (handshake_failure): most likely the host and the "
+        "controller share no cipher suite",
+        "compare the host's cipher suite order (tls12_cipher_suites or "
+        "tls12_hardened_cipher_suites of the winops.remoting.tls12 role) with what this "
+        "controller offers: the winops.remoting.controller_cipher_suites filter returns the "
+        "suites of a list that the controller can negotiate; ECDSA suites also need an ECDSA "
+        "listener certificate",
+    ),
     "tls_handshake_failed": Wording(
         Layer.TLS,
         "the TLS handshake failed",

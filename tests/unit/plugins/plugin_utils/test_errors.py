@@ -167,6 +167,22 @@ def test_requests_ssl_error_protocol_version_points_to_tls12_role() -> None:
     assert "winops.remoting.tls12" in diagnosis.fix
 
 
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_handshake_failure_alert_names_the_cipher_suites(plugin: str) -> None:
+    # SCHANNEL's answer to a client none of whose cipher suites it has enabled (docs/tls.md).
+    inner = ssl.SSLError(
+        1, "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure (_ssl.c:1006)"
+    )
+    pool = urllib3.exceptions.MaxRetryError(None, "/wsman", urllib3.exceptions.SSLError(inner))
+    error = raised_chain(inner, pool, requests.exceptions.SSLError(pool))
+    diagnosis = diagnose(error, HTTPS, "ntlm", plugin)
+    assert diagnosis.layer is Layer.TLS
+    assert "cipher suite" in diagnosis.summary
+    assert "SSLV3_ALERT_HANDSHAKE_FAILURE" in diagnosis.evidence
+    assert "tls12_cipher_suites" in diagnosis.fix
+    assert "winops.remoting.controller_cipher_suites" in diagnosis.fix
+
+
 def test_pywinrm_invalid_credentials_with_offered_schemes() -> None:
     error = raised_while_handling(
         http_error(401, 'Negotiate, Basic realm="WSMAN"'),

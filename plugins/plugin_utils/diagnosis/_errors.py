@@ -39,6 +39,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
     ENCRYPTING_TRANSPORTS,
     MAX_KERBEROS_CLOCK_SKEW,
+    SERVICE_TICKET_KEYS,
     UNKNOWN_SERVICE,
     Diagnosis,
     auth_not_offered,
@@ -47,6 +48,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording
     describe,
     kerberos_by_address,
     kerberos_clock_skew,
+    kerberos_message_key,
     kerberos_unknown_service,
     unencrypted_refused,
 )
@@ -145,6 +147,9 @@ def _diagnose_kerberos(
         if is_ip_literal(spn.partition("/")[2]):
             return kerberos_by_address(endpoint, plugin, text)
         return kerberos_unknown_service(spn, plugin, text)
+    known = kerberos_message_key(str(spnego_error))
+    if known in SERVICE_TICKET_KEYS:
+        return describe(known, plugin, str(spnego_error))
     if transport == "kerberos" or "kerberos" in str(spnego_error).lower():
         return describe("kerberos_no_context", plugin, str(spnego_error))
     return describe("security_context_failed", plugin, str(spnego_error), transport=transport)
@@ -345,7 +350,9 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
     )
     if auth_error is None:
         return None
-    if transport == "kerberos":
+    # Negotiate uses Kerberos whenever it can (a domain account, an SPN), so the host's clock
+    # can refuse it as well; NTLM has no such check.
+    if transport in ("kerberos", "negotiate"):
         skewed = _host_clock_skew(chain, plugin)
         if skewed is not None:
             return skewed

@@ -450,6 +450,15 @@ WORDING: dict[str, Wording] = {
         "synchronise both clocks with the domain's time source (NTP on the controller, "
         "w32time on the host)",
     ),
+    # KRB5KRB_AP_ERR_TKT_EXPIRED: the ticket-granting ticket the service ticket was asked with
+    # has expired; in managed mode the plugins renew theirs, so it is the user's own cache.
+    "kerberos_ticket_expired": Wording(
+        Layer.KERBEROS,
+        "the Kerberos ticket in use has expired",
+        "run kinit user@REALM again (klist shows when the ticket ends; manual mode uses the "
+        "default cache), or give ansible_password so the plugin gets and renews its tickets "
+        "itself (managed mode)",
+    ),
     "kerberos_no_realm": Wording(
         Layer.KERBEROS,
         "no Kerberos realm is known for the user",
@@ -595,6 +604,34 @@ _TRANSPORT_SCHEMES = {
 }
 # How MIT, Heimdal and Windows say that the KDC has no principal for the service asked for.
 UNKNOWN_SERVICE = re.compile(r"not found in Kerberos database|S_PRINCIPAL_UNKNOWN", re.I)
+# The message patterns of MIT and Heimdal Kerberos, from kinit, the krb5 library or GSSAPI, and
+# the wording row each one selects. The same words reach pywinrm's KerberosExchangeError
+# ("authGSSClientStep() failed: ... ('Clock skew too great', -1765328347)") and pyspnego's
+# GSSError when a service ticket is asked for.
+_KERBEROS_MESSAGES = (
+    (re.compile(r"Client .* not found in Kerberos database|CLIENT_NOT_FOUND", re.I),
+     "kinit_unknown_principal"),
+    (re.compile(r"Password incorrect|Preauthentication failed|Integrity check", re.I),
+     "kinit_bad_password"),
+    (re.compile(r"Clock skew too great", re.I), "kinit_clock_skew"),
+    (re.compile(r"Cannot find KDC for realm|Cannot resolve network address for KDC", re.I),
+     "kinit_no_kdc_for_realm"),
+    (re.compile(r"Cannot contact any KDC", re.I), "kinit_kdc_silent"),
+    (re.compile(r"credentials have been revoked|Clients credentials have been revoked", re.I),
+     "kinit_account_revoked"),
+    (re.compile(r"Password has expired", re.I), "kinit_password_expired"),
+    (re.compile(r"Ticket expired", re.I), "kerberos_ticket_expired"),
+)  # fmt: skip
+# The rows of those that also explain a failed service ticket request: they name no
+# principal, realm or configuration file, which a connection's error does not carry.
+SERVICE_TICKET_KEYS = frozenset(("kinit_clock_skew", "kerberos_ticket_expired"))
+
+
+def kerberos_message_key(message: str) -> str | None:
+    """The wording row for a Kerberos library's or kinit's message, None when none fits."""
+    return next((key for pattern, key in _KERBEROS_MESSAGES if pattern.search(message)), None)
+
+
 # Transports whose security context encrypts WinRM messages over plain HTTP.
 ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "negotiate", "kerberos", "credssp"))
 # How each method is switched on: its name in winrm_auth_methods of the winrm_auth role (NTLM

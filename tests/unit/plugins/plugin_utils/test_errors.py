@@ -444,6 +444,69 @@ def test_spnego_error_with_kerberos() -> None:
     assert "ansible_host" in diagnosis.fix
 
 
+def pywinrm_gss_failure(minor: str, code: int) -> BaseException:
+    """What pywinrm's vendored requests_kerberos raises when a service ticket is refused."""
+    from winrm.vendor.requests_kerberos.exceptions import KerberosExchangeError
+
+    return KerberosExchangeError(
+        "authGSSClientStep() failed: (('Unspecified GSS failure.  Minor code may provide more "
+        f"information', 851968), ('{minor}', {code}))"
+    )
+
+
+def pyspnego_gss_failure(minor: str) -> BaseException:
+    """pyspnego's error for the same refusal, as pypsrp sees it."""
+    return spnego.exceptions.SpnegoError(
+        spnego.exceptions.ErrorCode.failure,
+        context_msg="Processing security token: Unspecified GSS failure.  Minor code may "
+        f"provide more information, {minor}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("plugin", "error"),
+    [
+        ("winrm", pywinrm_gss_failure("Clock skew too great", -1765328347)),
+        ("psrp", pyspnego_gss_failure("Clock skew too great")),
+    ],
+)
+def test_kerberos_clock_skew_from_the_kdc_is_not_an_spn_problem(
+    plugin: str, error: BaseException
+) -> None:
+    diagnosis = diagnose(error, HTTPS, "kerberos", plugin)
+    assert diagnosis.layer is Layer.KERBEROS
+    assert "clock" in diagnosis.summary
+    assert "synchronise the controller's clock" in diagnosis.fix
+    assert "SPN" not in diagnosis.fix
+
+
+@pytest.mark.parametrize(
+    ("plugin", "error"),
+    [
+        ("winrm", pywinrm_gss_failure("Ticket expired", -1765328352)),
+        ("psrp", pyspnego_gss_failure("Ticket expired")),
+    ],
+)
+def test_an_expired_kerberos_ticket_is_renewed_not_an_spn_problem(
+    plugin: str, error: BaseException
+) -> None:
+    diagnosis = diagnose(error, HTTPS, "kerberos", plugin)
+    assert diagnosis.layer is Layer.KERBEROS
+    assert diagnosis.summary == "the Kerberos ticket in use has expired"
+    assert "kinit" in diagnosis.fix and "SPN" not in diagnosis.fix
+
+
+def test_negotiate_refused_by_a_host_with_a_skewed_clock_names_the_clock() -> None:
+    # psrp's default auth is negotiate, which uses Kerberos for a domain account.
+    error = raised_while_handling(
+        dated_401(900),
+        pypsrp.exceptions.AuthenticationError("Failed to authenticate the user a with negotiate"),
+    )
+    diagnosis = diagnose(error, HTTP, "negotiate", "psrp")
+    assert diagnosis.layer is Layer.KERBEROS
+    assert "clocks of the host and the controller differ" in diagnosis.summary
+
+
 @pytest.mark.parametrize("plugin", ["winrm", "psrp"])
 def test_unknown_service_principal_for_an_address(plugin: str) -> None:
     error = raised_chain(

@@ -241,8 +241,13 @@ def _diagnose_tls(chain: list[BaseException], endpoint: Endpoint, plugin: str) -
         )
     if no_shared_version:
         return describe("tls_no_shared_version", plugin, f"{text}; {controller.describe()}")
-    if any(word in text for word in ("ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER")):
-        return describe("tls_no_shared_cipher", plugin, text)
+    # Any error of the chain may carry OpenSSL's reason: requests' own SSLError may not.
+    alert = _first(
+        chain,
+        lambda e: any(word in str(e) for word in ("ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER")),
+    )
+    if alert is not None:
+        return describe("tls_no_shared_cipher", plugin, str(alert))
     return describe("tls_handshake_failed", plugin, text)
 
 

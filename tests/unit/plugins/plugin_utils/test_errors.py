@@ -181,6 +181,11 @@ def test_handshake_failure_alert_names_the_cipher_suites(plugin: str) -> None:
     assert "SSLV3_ALERT_HANDSHAKE_FAILURE" in diagnosis.evidence
     assert "tls12_cipher_suites" in diagnosis.fix
     assert "winops.remoting.controller_cipher_suites" in diagnosis.fix
+    # Also when the outermost error does not repeat OpenSSL's reason.
+    bare = raised_chain(
+        inner, urllib3.exceptions.SSLError(inner), requests.exceptions.SSLError("x")
+    )
+    assert "cipher suite" in diagnose(bare, HTTPS, "ntlm", plugin).summary
 
 
 def test_pywinrm_invalid_credentials_with_offered_schemes() -> None:

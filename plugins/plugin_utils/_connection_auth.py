@@ -26,6 +26,9 @@ import typing as t
 import urllib.parse
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import as_boolean
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._winrm_options import (
+    host_auth_method,
+)
 
 # Plugins whose connection does not go through the WinRM service at all.
 _NOT_WINRM = frozenset(("ssh", "paramiko_ssh", "local"))
@@ -114,11 +117,9 @@ def pywinrm_client_auth(transport: str, has_client_certificate: bool) -> ClientA
     (a raw Kerberos token under ``Authorization: Negotiate``) and ntlm answers the Negotiate
     that Windows offers, so both need Service\\Auth\\Negotiate; ssl is Basic unless a client
     certificate is given, which makes it certificate authentication."""
-    name = transport.strip().lower()
-    if name in ("basic", "plaintext"):
+    name = host_auth_method(transport.strip().lower(), has_client_certificate)
+    if name == "basic":
         return _BASIC
-    if name == "ssl":
-        return _CERTIFICATE if has_client_certificate else _BASIC
     if name == "certificate":
         return _CERTIFICATE
     if name in ("ntlm", "kerberos"):

@@ -16,13 +16,15 @@ OPERATION_TIMEOUT = 2150858793
 SHELL_NOT_FOUND = 2150858843
 # A Send was refused because the previous one is still processed (ERROR_BUSY).
 BUSY = 170
+# The user has MaxShellsPerUser shells open (ERROR_WSMAN_QUOTA_MAX_SHELLS, 0x803381A5).
+QUOTA_MAX_SHELLS = 2150859173
 # The user's operations are at MaxConcurrentOperationsPerUser: the shell has run too many
 # commands (ERROR_WSMAN_QUOTA_MAX_OPERATIONS, 0x803381A6).
 QUOTA_MAX_OPERATIONS = 2150859174
 # The request's XML does not fit the schema (ERROR_WSMAN_SCHEMA_VALIDATION_ERROR, 0x80338041).
 SCHEMA_VALIDATION = 2150858817
 # A request larger than the host's MaxEnvelopeSizekb, answered with HTTP 413
-# (ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED, 0x80338148).
+# (ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED, 0x80338048).
 MAX_ENVELOPE_SIZE_EXCEEDED = 2150858824
 
 

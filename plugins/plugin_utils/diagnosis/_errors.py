@@ -39,6 +39,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
     ENCRYPTING_TRANSPORTS,
     MAX_KERBEROS_CLOCK_SKEW,
+    SERVICE_TICKET_KEYS,
     UNKNOWN_SERVICE,
     Diagnosis,
     auth_not_offered,
@@ -47,6 +48,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording
     describe,
     kerberos_by_address,
     kerberos_clock_skew,
+    kerberos_message_key,
     kerberos_unknown_service,
     unencrypted_refused,
 )
@@ -145,6 +147,9 @@ def _diagnose_kerberos(
         if is_ip_literal(spn.partition("/")[2]):
             return kerberos_by_address(endpoint, plugin, text)
         return kerberos_unknown_service(spn, plugin, text)
+    known = kerberos_message_key(str(spnego_error))
+    if known in SERVICE_TICKET_KEYS:
+        return describe(known, plugin, str(spnego_error))
     if transport == "kerberos" or "kerberos" in str(spnego_error).lower():
         return describe("kerberos_no_context", plugin, str(spnego_error))
     return describe("security_context_failed", plugin, str(spnego_error), transport=transport)
@@ -236,6 +241,13 @@ def _diagnose_tls(chain: list[BaseException], endpoint: Endpoint, plugin: str) -
         )
     if no_shared_version:
         return describe("tls_no_shared_version", plugin, f"{text}; {controller.describe()}")
+    # Any error of the chain may carry OpenSSL's reason: requests' own SSLError may not.
+    alert = _first(
+        chain,
+        lambda e: any(word in str(e) for word in ("ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER")),
+    )
+    if alert is not None:
+        return describe("tls_no_shared_cipher", plugin, str(alert))
     return describe("tls_handshake_failed", plugin, text)
 
 
@@ -333,7 +345,7 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
         not_offered = auth_not_offered(transport, offered, plugin, evidence)
         if not_offered is not None:
             return not_offered
-        return describe("credentials_rejected", plugin, evidence, transport=transport)
+        return describe("logon_refused", plugin, evidence, transport=transport)
     auth_error = _first(
         chain,
         lambda e: (
@@ -343,7 +355,9 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
     )
     if auth_error is None:
         return None
-    if transport == "kerberos":
+    # Negotiate uses Kerberos whenever it can (a domain account, an SPN), so the host's clock
+    # can refuse it as well; NTLM has no such check.
+    if transport in ("kerberos", "negotiate"):
         skewed = _host_clock_skew(chain, plugin)
         if skewed is not None:
             return skewed
@@ -356,7 +370,7 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
         return unencrypted_refused(transport, plugin, evidence)
     if transport == "certificate":
         return describe("client_certificate_refused", plugin, evidence)
-    return describe("credentials_rejected", plugin, evidence, transport=transport)
+    return describe("logon_refused", plugin, evidence, transport=transport)
 
 
 def _answer_text(error: BaseException) -> str:
@@ -395,8 +409,13 @@ def _diagnose_wsman(chain: list[BaseException], plugin: str) -> Diagnosis | None
     reason = str(getattr(fault, "reason", "") or fault)
     evidence = f"WSManFault code {code}: {reason}"
     lowered = reason.lower()
+    # The codes decide first; the reason's words only where no code we know says more.
     if code == _wsman_faults.OPERATION_TIMEOUT:
         key = "operation_timeout"
+    elif _wsman_faults.over_operations_quota(fault):
+        key = "operations_quota_exhausted"
+    elif code == _wsman_faults.QUOTA_MAX_SHELLS:
+        key = "shells_quota_exhausted"
     elif "maxenvelopesize" in lowered or "envelope size" in lowered:
         key = "envelope_too_large"
     elif "access is denied" in lowered or code == 5:

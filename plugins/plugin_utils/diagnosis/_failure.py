@@ -96,7 +96,7 @@ def connection_failure(
         diagnosis = diagnose(
             exc,
             settings.endpoint,
-            auth or settings.auth,
+            settings.auth_method(auth or settings.auth),
             settings.plugin,
             message_encryption=settings.message_encryption,
         )

@@ -108,14 +108,16 @@ _PLUGIN_VARS = {
 class Wording:
     """One row of the table: the layer, a summary and a fix (``str.format`` templates).
 
-    ``fix_by_plugin`` replaces ``fix`` for a plugin whose remedy differs (an option the
-    other plugin does not have).
+    ``fix_by_plugin`` and ``summary_by_plugin`` replace ``fix`` and ``summary`` for a plugin
+    whose remedy or failing resource differs (an option the other plugin does not have, the
+    cmd shell against a PowerShell session configuration).
     """
 
     layer: Layer
     summary: str
     fix: str
     fix_by_plugin: t.Mapping[str, str] = dataclasses.field(default_factory=dict)
+    summary_by_plugin: t.Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 _FIREWALL = (
@@ -123,6 +125,26 @@ _FIREWALL = (
     "(winrm_listener_firewall_remote_addresses of the winops.remoting.winrm_listener role)"
 )
 _CREDENTIALS = "check ansible_user and ansible_password for {transport} authentication"
+# How an account is let in to the cmd shell (winrm) or the PowerShell endpoint (psrp): the
+# security descriptors that tests/winhost/winhost/access.py and docs/hardening.md describe.
+_GRANT_ROOT_SDDL = (
+    "make it an administrator or grant it RootSDDL read and execute (winops.remoting."
+    "win_psremoting_access with access: read_execute, mode: add; Remote Management Users is "
+    "not enough for the cmd shell)"
+)
+_GRANT_ENDPOINT = (
+    "make it an administrator, add it to Remote Management Users, or grant it the session "
+    "configuration (winops.remoting.win_psremoting_access with access: read_execute, mode: add, "
+    "restart_winrm: true)"
+)
+# What else Windows refuses with the same 401 as a wrong password (see "logon_refused").
+_OTHER_401_CAUSES = (
+    "; a local administrator other than the built-in Administrator needs "
+    "winrm_auth_local_account_token_filter_policy: enabled (winops.remoting.winrm_auth role); "
+    "with NTLM (ntlm, negotiate, credssp) check that the host's policy does not refuse incoming "
+    "NTLM (Network security: Restrict NTLM: Incoming NTLM traffic)"
+)
+_IF_RIGHT = "; if they are right, the account may not use WinRM: "
 _TIMEOUTS = "raise {v.operation_timeout} and {v.read_timeout} (read above operation)"
 
 WORDING: dict[str, Wording] = {
@@ -132,13 +154,17 @@ WORDING: dict[str, Wording] = {
         "the host name {host!r} could not be resolved",
         "set ansible_host to a resolvable name or to the host's IP address",
     ),
+    # Not `winrm quickconfig`, which a Windows client's WSManFault 2150858770 suggests: it also
+    # makes a listener on every address and opens the firewall for it (Microsoft Learn,
+    # "Installation and configuration for Windows Remote Management"), undoing the hardening
+    # the winrm_listener and winrm_hardening roles apply.
     "tcp_refused": Wording(
         Layer.TCP,
         "nothing accepted the connection on port {port}",
         "check ansible_port (5985 for HTTP, 5986 for HTTPS) and create the listener with the "
         "winops.remoting.winrm_listener role; if the listener exists, the WinRM service is "
-        "stopped or restarting (a reboot): start it on the host (Start-Service WinRM, or "
-        "winrm quickconfig, the fix of a Windows client's WSManFault 2150858770)",
+        "stopped or restarting (a reboot; a Windows client reports WSManFault 2150858770): "
+        "start it on the host (Set-Service WinRM -StartupType Automatic; Start-Service WinRM)",
     ),
     "tcp_timeout": Wording(
         Layer.TCP,
@@ -191,6 +217,21 @@ WORDING: dict[str, Wording] = {
         "and validate the server certificate ({v.cert_validation}), or leave TLS 1.3 off on "
         "the host (tls12_enable_tls13: false of the winops.remoting.tls12 role)",
     ),
+    # TLS alert 40, handshake_failure: the sender could not agree on a set of security
+    # parameters (RFC 8446 6.2). From Windows it is what SCHANNEL sends when no cipher suite of
+    # the client's is enabled on the host (Schannel event 36888 with alert 40 in
+    # requests-credssp#18; "none of the cipher suites supported by the client application are
+    # supported by the server" in rundeck-plugins/py-winrm-plugin#84; docs/tls.md).
+    "tls_no_shared_cipher": Wording(
+        Layer.TLS,
+        "the host ended the TLS handshake (handshake_failure): most likely the host and the "
+        "controller share no cipher suite",
+        "compare the host's cipher suite order (tls12_cipher_suites or "
+        "tls12_hardened_cipher_suites of the winops.remoting.tls12 role) with what this "
+        "controller offers: the winops.remoting.controller_cipher_suites filter returns the "
+        "suites of a list that the controller can negotiate; ECDSA suites also need an ECDSA "
+        "listener certificate",
+    ),
     "tls_handshake_failed": Wording(
         Layer.TLS,
         "the TLS handshake failed",
@@ -225,7 +266,24 @@ WORDING: dict[str, Wording] = {
         "a lab host",
     ),
     # -- HTTP authentication and message encryption ------------------------------------------
+    # The host named the logon itself as failed (a CredSSP error status): the password or user.
     "credentials_rejected": Wording(Layer.HTTP_AUTH, "the credentials were rejected", _CREDENTIALS),
+    # A plain 401. Windows gives it for a wrong password and also for a right one whose account
+    # may not use WinRM (tests/winhost/winhost/access.py, "Service level"): a non-administrator
+    # not granted by RootSDDL or any session configuration (pywinrm#114), a local administrator
+    # other than the built-in one while LocalAccountTokenFilterPolicy is 0, whose network token
+    # is filtered (pywinrm#188, #347; docs/authentication.md), or NTLM refused by the policy
+    # "Network security: Restrict NTLM: Incoming NTLM traffic" (learn.microsoft.com/previous-
+    # versions/windows/it-pro/windows-10/security/threat-protection/security-policy-settings/
+    # network-security-restrict-ntlm-incoming-ntlm-traffic). Remote Management Users is only
+    # granted by the PowerShell endpoint, so it lets a user into psrp, not into winrm's cmd shell.
+    "logon_refused": Wording(
+        Layer.HTTP_AUTH,
+        "the credentials were rejected, or the account may not use WinRM (Windows answers both "
+        "with HTTP 401)",
+        _CREDENTIALS + _IF_RIGHT + _GRANT_ROOT_SDDL + _OTHER_401_CAUSES,
+        fix_by_plugin={"psrp": _CREDENTIALS + _IF_RIGHT + _GRANT_ENDPOINT + _OTHER_401_CAUSES},
+    ),
     "client_certificate_refused": Wording(
         Layer.HTTP_AUTH,
         "the client certificate was refused (not trusted, not mapped, or stale mapping)",
@@ -242,7 +300,7 @@ WORDING: dict[str, Wording] = {
     "auth_not_offered": Wording(
         Layer.HTTP_AUTH,
         "the listener does not offer {method} authentication",
-        "{choice}enable {method} on the host with the {role} role",
+        "{choice}enable {method} on the host ({enabling})",
     ),
     "unencrypted_refused": Wording(
         Layer.MESSAGE_ENCRYPTION,
@@ -291,11 +349,28 @@ WORDING: dict[str, Wording] = {
         "a request was larger than the host's MaxEnvelopeSize",
         "lower {v.max_envelope} to the host's MaxEnvelopeSizekb * 1024",
     ),
+    # WSManFault 5: the account passed the service's check but the resource refused it. The
+    # cmd shell (winrm) is granted by RootSDDL, which by default lets in Administrators only:
+    # members of Remote Management Users get this fault there and not over PowerShell remoting
+    # (pywinrm#275, #338; tests/winhost/winhost/access.py, "Resource level"). A PowerShell
+    # session configuration (psrp) is granted by its own descriptor, Microsoft.PowerShell's
+    # including Remote Management Users (docs/hardening.md, "Non-administrator accounts").
     "access_denied": Wording(
         Layer.WSMAN,
-        "the host denied access to the WinRM service",
-        "give ansible_user administrator rights or membership in Remote Management Users "
-        "(winops.remoting.winrm_hardening role)",
+        "the host denied ansible_user access to the WinRM cmd shell",
+        "grant ansible_user read and execute in the WinRM service's RootSDDL, which the cmd shell "
+        "checks (winops.remoting.win_psremoting_access with access: read_execute, mode: add and "
+        "root_sddl: true), or make it an administrator; Remote Management Users is not enough "
+        "for the cmd shell, though the winops.remoting.psrp connection admits its members",
+        fix_by_plugin={
+            "psrp": "grant ansible_user the session configuration ({v.configuration}, default "
+            "Microsoft.PowerShell) with winops.remoting.win_psremoting_access (access: "
+            "read_execute, mode: add, restart_winrm: true), or add it to Remote Management "
+            "Users or Administrators",
+        },
+        summary_by_plugin={
+            "psrp": "the host denied ansible_user access to the PowerShell session configuration",
+        },
     ),
     "no_configuration": Wording(
         Layer.WSMAN,
@@ -306,10 +381,25 @@ WORDING: dict[str, Wording] = {
             "psrp": "set {v.configuration} to a session configuration the host has",
         },
     ),
+    # Quotas and their defaults: Microsoft Learn, "Quotas for Windows Remote Management"
+    # (https://learn.microsoft.com/en-us/windows/win32/winrm/quotas).
+    "shells_quota_exhausted": Wording(
+        Layer.WSMAN,
+        "the host refused another shell: ansible_user has MaxShellsPerUser shells open",
+        "close other sessions of ansible_user (shells a failed run left end at the host's "
+        "Winrs IdleTimeout) or raise MaxShellsPerUser (winrm/config/winrs) on the host",
+    ),
+    "operations_quota_exhausted": Wording(
+        Layer.WSMAN,
+        "the host refused another operation: ansible_user is at MaxConcurrentOperationsPerUser",
+        "raise MaxConcurrentOperationsPerUser (winrm/config/service) on the host, or close "
+        "other sessions of ansible_user",
+    ),
     "quota_exhausted": Wording(
         Layer.WSMAN,
-        "the host refused another shell: a quota is exhausted",
-        "close other sessions of ansible_user or raise MaxShellsPerUser on the host",
+        "the host refused the request: a WinRM quota is exhausted",
+        "read the fault reason for the quota it names; WinRM's quotas are set under "
+        "winrm/config/service and winrm/config/winrs on the host",
     ),
     "wsman_fault": Wording(
         Layer.WSMAN,
@@ -359,6 +449,15 @@ WORDING: dict[str, Wording] = {
         "the clocks of the host and the controller differ by more than Kerberos allows",
         "synchronise both clocks with the domain's time source (NTP on the controller, "
         "w32time on the host)",
+    ),
+    # KRB5KRB_AP_ERR_TKT_EXPIRED: the ticket-granting ticket the service ticket was asked with
+    # has expired; in managed mode the plugins renew theirs, so it is the user's own cache.
+    "kerberos_ticket_expired": Wording(
+        Layer.KERBEROS,
+        "the Kerberos ticket in use has expired",
+        "run kinit user@REALM again (klist shows when the ticket ends; manual mode uses the "
+        "default cache), or give ansible_password so the plugin gets and renews its tickets "
+        "itself (managed mode)",
     ),
     "kerberos_no_realm": Wording(
         Layer.KERBEROS,
@@ -479,20 +578,25 @@ def describe(key: str, plugin: str, evidence: str, **values: t.Any) -> Diagnosis
     plugin_key = _plugin_key(plugin)
     wording = WORDING[key]
     names = _PLUGIN_VARS[plugin_key]
-    fix = wording.fix_by_plugin.get(plugin_key)
+    summary = wording.summary_by_plugin.get(plugin_key, wording.summary)
+    fix = wording.fix_by_plugin.get(plugin_key, wording.fix)
     return Diagnosis(
         wording.layer,
-        wording.summary.format(v=names, **values),
+        summary.format(v=names, **values),
         evidence,
-        (fix or wording.fix).format(v=names, **values),
+        fix.format(v=names, **values),
     )
 
 
-# Which WWW-Authenticate scheme each transport needs from the listener.
+# Windows lists certificate authentication in WWW-Authenticate by its WS-Management security
+# profile, while Service\Auth\Certificate is true (MS-WSMV 3.1.4.1.29.2; a real header in
+# requests-credssp#29: "Negotiate, Kerberos, http://schemas.dmtf.org/wbem/wsman/1/wsman/
+# secprofile/https/mutual, Basic realm="WSMAN", CredSSP").
+CERTIFICATE_SCHEME = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+# Which WWW-Authenticate scheme (lower case) each authentication method needs from the listener.
 _TRANSPORT_SCHEMES = {
     "basic": ("basic",),
-    "plaintext": ("basic",),
-    "ssl": ("basic",),
+    "certificate": (CERTIFICATE_SCHEME,),
     "ntlm": ("negotiate", "ntlm"),
     "negotiate": ("negotiate",),
     "kerberos": ("kerberos", "negotiate"),
@@ -500,13 +604,50 @@ _TRANSPORT_SCHEMES = {
 }
 # How MIT, Heimdal and Windows say that the KDC has no principal for the service asked for.
 UNKNOWN_SERVICE = re.compile(r"not found in Kerberos database|S_PRINCIPAL_UNKNOWN", re.I)
+# The message patterns of MIT and Heimdal Kerberos, from kinit, the krb5 library or GSSAPI, and
+# the wording row each one selects. The same words reach pywinrm's KerberosExchangeError
+# ("authGSSClientStep() failed: ... ('Clock skew too great', -1765328347)") and pyspnego's
+# GSSError when a service ticket is asked for.
+_KERBEROS_MESSAGES = (
+    (re.compile(r"Client .* not found in Kerberos database|CLIENT_NOT_FOUND", re.I),
+     "kinit_unknown_principal"),
+    (re.compile(r"Password incorrect|Preauthentication failed|Integrity check", re.I),
+     "kinit_bad_password"),
+    (re.compile(r"Clock skew too great", re.I), "kinit_clock_skew"),
+    (re.compile(r"Cannot find KDC for realm|Cannot resolve network address for KDC", re.I),
+     "kinit_no_kdc_for_realm"),
+    (re.compile(r"Cannot contact any KDC", re.I), "kinit_kdc_silent"),
+    (re.compile(r"credentials have been revoked|Clients credentials have been revoked", re.I),
+     "kinit_account_revoked"),
+    (re.compile(r"Password has expired", re.I), "kinit_password_expired"),
+    (re.compile(r"Ticket expired", re.I), "kerberos_ticket_expired"),
+)  # fmt: skip
+# The rows of those that also explain a failed service ticket request: they name no
+# principal, realm or configuration file, which a connection's error does not carry.
+SERVICE_TICKET_KEYS = frozenset(("kinit_clock_skew", "kerberos_ticket_expired"))
+
+
+def kerberos_message_key(message: str) -> str | None:
+    """The wording row for a Kerberos library's or kinit's message, None when none fits."""
+    return next((key for pattern, key in _KERBEROS_MESSAGES if pattern.search(message)), None)
+
+
 # Transports whose security context encrypts WinRM messages over plain HTTP.
 ENCRYPTING_TRANSPORTS = frozenset(("ntlm", "negotiate", "kerberos", "credssp"))
-# The role that turns a transport on where the default (winrm_auth) is not the right one.
-_ENABLING_ROLES = {"credssp": "winops.remoting.credssp_delegation"}
+# How each method is switched on: its name in winrm_auth_methods of the winrm_auth role (NTLM
+# rides on Negotiate), or CredSSP's own role, which also sets up the delegation it is for.
+_ENABLING = {
+    "basic": "add basic to winrm_auth_methods of the winops.remoting.winrm_auth role",
+    "certificate": "add certificate to winrm_auth_methods of the winops.remoting.winrm_auth role",
+    "ntlm": "add negotiate to winrm_auth_methods of the winops.remoting.winrm_auth role",
+    "negotiate": "add negotiate to winrm_auth_methods of the winops.remoting.winrm_auth role",
+    "kerberos": "add kerberos to winrm_auth_methods of the winops.remoting.winrm_auth role",
+    "credssp": "credssp_delegation_server: true of the winops.remoting.credssp_delegation role",
+}
 # And the transports a scheme the listener offers makes possible, for the fix hint.
 _SCHEME_TRANSPORTS = {
     "basic": "basic",
+    CERTIFICATE_SCHEME: "certificate",
     "negotiate": "negotiate or ntlm",
     "kerberos": "kerberos",
     "credssp": "credssp",
@@ -538,8 +679,9 @@ def auth_not_offered(
 ) -> Diagnosis | None:
     """The diagnosis when the listener offers none of the schemes ``transport`` needs.
 
-    None when it offers one of them, or when nothing is known (no schemes, or a transport
-    such as certificate that is not negotiated through WWW-Authenticate).
+    ``transport`` is the method the host sees (``ConnectionSettings.auth_method``: basic or
+    certificate, never pywinrm's legacy ssl or plaintext). None when the listener offers one
+    of its schemes, or when nothing is known (no schemes, or a method not listed above).
     """
     names = variable_names(plugin)
     needed = _TRANSPORT_SCHEMES.get(transport, ())
@@ -548,10 +690,14 @@ def auth_not_offered(
         return None
     usable = [_SCHEME_TRANSPORTS[s] for s in offered_lower if s in _SCHEME_TRANSPORTS]
     choice = f"set {names.auth} to {' or '.join(usable)}, or " if usable else ""
-    # plaintext and ssl are pywinrm's legacy names of Basic; the host calls it Basic.
-    method = "basic" if transport in ("plaintext", "ssl") else transport
-    role = _ENABLING_ROLES.get(transport, "winops.remoting.winrm_auth")
-    return describe("auth_not_offered", plugin, evidence, method=method, choice=choice, role=role)
+    return describe(
+        "auth_not_offered",
+        plugin,
+        evidence,
+        method=transport,
+        choice=choice,
+        enabling=_ENABLING[transport],
+    )
 
 
 def kerberos_by_address(endpoint: Endpoint, plugin: str, evidence: str) -> Diagnosis:

@@ -61,7 +61,9 @@ class Target:
 
     plugin: str  # "winrm" or "psrp": decides the variable names in fixes
     endpoint: Endpoint
-    transport: str  # the authentication in use (first of ansible_winrm_transport)
+    # The authentication the host sees for the first of ansible_winrm_transport (basic or
+    # certificate for pywinrm's legacy ssl and plaintext) or for ansible_psrp_auth.
+    transport: str
     user: str | None
     cert_validation: bool
     ca_path: str | None
@@ -380,9 +382,8 @@ def check_auth_methods(target: Target, context: Context) -> str:
     context.offered_schemes = _errors.auth_schemes(header)
     offered = ", ".join(context.offered_schemes) or "none"
     evidence = f"HTTP {response.status_code}; offered: {offered}; configured: {target.transport}"
-    if target.transport in ("certificate", "ssl") and target.endpoint.scheme == "https":
+    if target.transport == "certificate":
         _check_post_handshake_auth(target, context)
-        return f"{evidence} (certificate authentication is not listed; it rides on TLS)"
     diagnosis = _wording.auth_not_offered(
         target.transport, context.offered_schemes, target.plugin, evidence
     )

@@ -38,7 +38,7 @@ def _target(
     return Target(
         plugin=settings.plugin,
         endpoint=settings.endpoint,
-        transport=settings.auth,
+        transport=settings.auth_method(settings.auth),
         user=settings.user,
         cert_validation=settings.cert_validation,
         ca_path=settings.ca_path,

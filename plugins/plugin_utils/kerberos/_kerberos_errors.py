@@ -3,14 +3,14 @@
 Internal use only: this module is not part of the collection's public API.
 
 MIT's messages are the same whether they come from the kinit program or the krb5 library, so
-one list of patterns classifies both; the message keeps the library's own words in
-parentheses. The wording itself is in ``diagnosis._wording``.
+one list of patterns classifies both (``diagnosis._wording.kerberos_message_key``, which also
+reads the GSSAPI errors of a service ticket request); the message keeps the library's own
+words in parentheses. The wording itself is in ``diagnosis._wording``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
@@ -21,21 +21,6 @@ if t.TYPE_CHECKING:
     from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
         Diagnosis,
     )
-
-# The message patterns of MIT and Heimdal Kerberos, and the wording row each one selects.
-_PATTERNS = (
-    (re.compile(r"Client .* not found in Kerberos database|CLIENT_NOT_FOUND", re.I),
-     "kinit_unknown_principal"),
-    (re.compile(r"Password incorrect|Preauthentication failed|Integrity check", re.I),
-     "kinit_bad_password"),
-    (re.compile(r"Clock skew too great", re.I), "kinit_clock_skew"),
-    (re.compile(r"Cannot find KDC for realm|Cannot resolve network address for KDC", re.I),
-     "kinit_no_kdc_for_realm"),
-    (re.compile(r"Cannot contact any KDC", re.I), "kinit_kdc_silent"),
-    (re.compile(r"credentials have been revoked|Clients credentials have been revoked", re.I),
-     "kinit_account_revoked"),
-    (re.compile(r"Password has expired", re.I), "kinit_password_expired"),
-)  # fmt: skip
 
 
 class KerberosError(AnsibleConnectionFailure):
@@ -78,7 +63,9 @@ def ticket_failure(
 
 def describe_failure(principal: str, native: str, secrets_: t.Sequence[str] = ()) -> KerberosError:
     """The error for a failed ticket request, from the library's or kinit's own message."""
-    for pattern, key in _PATTERNS:
-        if pattern.search(native):
-            return ticket_failure(key, principal, native, secrets_)
-    return ticket_failure("kinit_failed", principal, native, secrets_)
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+        kerberos_message_key,
+    )
+
+    key = kerberos_message_key(native) or "kinit_failed"
+    return ticket_failure(key, principal, native, secrets_)

@@ -116,6 +116,11 @@ class ConnectionSettings(Record):
     # Values never to be shown; not in repr(), like the library arguments that hold them.
     secrets: tuple[str, ...] = field(repr=False)
 
+    def auth_method(self, auth: str) -> str:
+        """The authentication the host sees for ``auth`` (a value of the plugin's auth
+        option): the name a diagnosis and the doctor's checks work with."""
+        return auth
+
 
 def read_endpoint(source: OptionSource, scheme_option: str) -> Endpoint:
     """The endpoint from remote_addr, port, path and the plugin's scheme option."""

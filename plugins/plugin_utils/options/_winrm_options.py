@@ -86,6 +86,20 @@ class WinRMSettings(ConnectionSettings):
         """The Protocol keyword arguments for one of the transports."""
         return {**self.protocol_kwargs, "transport": transport}
 
+    def auth_method(self, auth: str) -> str:
+        return host_auth_method(auth, self.protocol_kwargs.get("cert_pem") is not None)
+
+
+def host_auth_method(transport: str, has_client_certificate: bool) -> str:
+    """The authentication the host sees for a pywinrm transport. The legacy names are Basic
+    (plaintext, and ssl without a client certificate) or certificate authentication (ssl with
+    one): pywinrm 0.5.0 winrm/transport.py, build_session."""
+    if transport == "plaintext" or (transport == "ssl" and not has_client_certificate):
+        return "basic"
+    if transport == "ssl":
+        return "certificate"
+    return transport
+
 
 def _optional_str(source: OptionSource, option: str) -> str | None:
     value, var = source.read(option)

@@ -185,7 +185,11 @@ SERVICE_DOWN_SETUP = SetUp(
     "service_down",
     5986,
     layer="TCP connection",
-    fix_mentions=("Start-Service WinRM", "winrm quickconfig", "ansible_port"),
+    fix_mentions=(
+        "Set-Service WinRM -StartupType Automatic",
+        "Start-Service WinRM",
+        "ansible_port",
+    ),
 )
 
 

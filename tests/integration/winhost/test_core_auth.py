@@ -182,7 +182,12 @@ def test_basic_refused_on_default_with_the_offered_schemes(target: dict[str, t.A
         target["ansible_host"], 5986, b"<x/>", {"Authorization": f"Basic {token}"}, context
     )
     assert status == 401
-    assert headers.get_all("WWW-Authenticate") == ["Negotiate", "CredSSP"]
+    # Over HTTPS the default profile's certificate authentication is listed too.
+    assert headers.get_all("WWW-Authenticate") == [
+        "Negotiate",
+        "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual",
+        "CredSSP",
+    ]
 
 
 def test_basic_on_the_open_profile(open_host: WinhostSession) -> None:

@@ -500,7 +500,7 @@ TEMPLATE_VALUES: dict[str, t.Any] = {
     "error_type": "ValueError",
     "method": "basic",
     "choice": "",
-    "role": "winops.remoting.winrm_auth",
+    "enabling": "add basic to winrm_auth_methods of the winops.remoting.winrm_auth role",
     "change": "use https",
     "spn": "HTTP/win-01.example.com",
     "realm": "EXAMPLE.COM",
@@ -574,6 +574,65 @@ def test_a_missing_session_configuration_is_fixed_with_the_plugins_variable(plug
     other = "ansible_psrp_" if plugin.endswith("winrm") else "ansible_winrm_"
     assert other not in diagnosis.fix
     assert set(re.findall(r"\bansible_\w+", diagnosis.fix)) <= documented_variables(plugin)
+
+
+# pywinrm's ssl transport is certificate authentication with a client certificate, else Basic
+# (pywinrm 0.5.0 winrm/transport.py). Any existing files do for the paths: nothing reads them.
+CLIENT_CERTIFICATE = {"ansible_winrm_cert_pem": __file__, "ansible_winrm_cert_key_pem": __file__}
+MUTUAL = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+
+
+def _refused_with(www_authenticate: str) -> BaseException:
+    """pywinrm's InvalidCredentialsError raised while handling the host's 401."""
+    import requests
+    from winrm.exceptions import InvalidCredentialsError
+
+    response = requests.Response()
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = www_authenticate
+    try:
+        try:
+            raise requests.HTTPError("401 Client Error", response=response)
+        except requests.HTTPError:
+            raise InvalidCredentialsError(  # noqa: B904 - pywinrm chains it implicitly
+                "the specified credentials were rejected by the server"
+            )
+    except InvalidCredentialsError as err:
+        return err
+
+
+@pytest.mark.parametrize(
+    ("client_certificate", "method"), [(True, "certificate"), (False, "basic")]
+)
+def test_pywinrm_ssl_is_diagnosed_as_the_method_the_host_sees(
+    client_certificate: bool, method: str
+) -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
+        connection_failure,
+    )
+    from ansible_collections.winops.remoting.plugins.plugin_utils.doctor._doctor_targets import (
+        winrm_target,
+    )
+
+    variables = {**BASE, "ansible_winrm_transport": "ssl"}
+    if client_certificate:
+        variables.update(CLIENT_CERTIFICATE)
+    settings = load_connection("winops.remoting.winrm", variables)._read_settings()
+    assert winrm_target(settings).transport == method
+
+    # The host lists neither Basic nor certificate authentication.
+    failure = connection_failure(_refused_with("Negotiate, Kerberos"), settings, "ssl")
+    diagnosis = failure.diagnosis  # type: ignore[attr-defined]
+    assert diagnosis.summary == f"the listener does not offer {method} authentication"
+    assert f"add {method} to winrm_auth_methods" in diagnosis.fix
+    if client_certificate:
+        assert "basic" not in diagnosis.fix
+        # Offered and still refused: the certificate's trust or mapping.
+        failure = connection_failure(
+            _refused_with(f"Negotiate, Kerberos, {MUTUAL}"), settings, "ssl"
+        )
+        refused = failure.diagnosis  # type: ignore[attr-defined]
+        assert refused.summary.startswith("the client certificate was refused")
 
 
 def test_a_kerberos_ticket_failure_names_no_plugin_specific_variable() -> None:

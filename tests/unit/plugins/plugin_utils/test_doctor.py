@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import http.server
 import ipaddress
 import socket
 import ssl
@@ -203,7 +204,10 @@ def test_tcp_refused_names_a_stopped_winrm_service() -> None:
     with pytest.raises(CheckFailed) as caught:
         _doctor.check_tcp(_target(port=port), Context(addresses=["127.0.0.1"]))
     fix = caught.value.diagnosis.fix
-    assert "Start-Service WinRM" in fix and "winrm quickconfig" in fix
+    assert "Set-Service WinRM -StartupType Automatic; Start-Service WinRM" in fix
+    assert "winops.remoting.winrm_listener" in fix
+    # quickconfig would add a listener on every address and a firewall exception.
+    assert "quickconfig" not in fix
     assert "2150858770" in fix
 
 
@@ -460,7 +464,7 @@ def test_plain_soap_refused_over_http_is_message_encryption() -> None:
     assert "ansible_psrp_message_encryption: auto" in diagnosis.fix
     # The empty body pywinrm and pypsrp authenticate with: a plain credentials problem.
     error = _plain_401(endpoint.url, None)
-    assert diagnose(error, endpoint, "ntlm", "psrp").summary == "the credentials were rejected"
+    assert diagnose(error, endpoint, "ntlm", "psrp").summary.startswith("the credentials were")
 
 
 def test_encryption_check_reports_the_hosts_refusal() -> None:
@@ -518,7 +522,7 @@ def test_certificate_problem_wording(message: str, summary: str) -> None:
 def test_auth_not_offered_needs_evidence_of_schemes() -> None:
     assert _errors.auth_not_offered("basic", [], "winrm", "") is None
     assert _errors.auth_not_offered("ntlm", ["Negotiate"], "winrm", "") is None
-    assert _errors.auth_not_offered("certificate", ["Negotiate"], "winrm", "") is None
+    assert _errors.auth_not_offered("certificate", ["Negotiate", MUTUAL], "winrm", "") is None
     diagnosis = _errors.auth_not_offered("basic", ["Negotiate"], "psrp", "seen")
     assert diagnosis is not None
     assert diagnosis.fix.startswith("set ansible_psrp_auth to negotiate or ntlm")
@@ -535,10 +539,54 @@ def test_tcp_tries_every_resolved_address_in_order() -> None:
     assert context.addresses == ["127.0.0.1", "127.0.0.2"]
 
 
-def test_legacy_basic_names_are_called_basic() -> None:
-    diagnosis = _errors.auth_not_offered("plaintext", ["Negotiate"], "winrm", "seen")
-    assert diagnosis is not None
-    assert diagnosis.summary == "the listener does not offer basic authentication"
-    assert diagnosis.fix.endswith(
-        "enable basic on the host with the winops.remoting.winrm_auth role"
+# Windows' name for certificate authentication in WWW-Authenticate (requests-credssp#29).
+MUTUAL = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+
+
+def _listener_offering(*schemes: str) -> tuple[int, http.server.ThreadingHTTPServer]:
+    """A listener that answers every POST with 401 and one WWW-Authenticate per scheme."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(401)
+            for scheme in schemes:
+                self.send_header("WWW-Authenticate", scheme)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: t.Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1], server
+
+
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_certificate_auth_switched_off_on_the_host_fails_auth_methods(plugin: str) -> None:
+    # Certificate=false: Windows leaves the https/mutual profile out of its 401.
+    port, server = _listener_offering("Negotiate", "Kerberos", 'Basic realm="WSMAN"', "CredSSP")
+    endpoint = resolve_endpoint("127.0.0.1", port, "http", None)
+    target = _target(plugin=plugin, transport="certificate", endpoint=endpoint)
+    try:
+        with pytest.raises(CheckFailed) as caught:
+            _doctor.check_auth_methods(target, Context())
+    finally:
+        server.shutdown()
+    diagnosis = caught.value.diagnosis
+    assert diagnosis.summary == "the listener does not offer certificate authentication"
+    assert "add certificate to winrm_auth_methods of the winops.remoting.winrm_auth role" in (
+        diagnosis.fix
     )
+
+
+def test_certificate_auth_listed_by_the_host_passes_auth_methods() -> None:
+    port, server = _listener_offering("Negotiate", "Kerberos", MUTUAL, 'Basic realm="WSMAN"')
+    endpoint = resolve_endpoint("127.0.0.1", port, "http", None)
+    target = _target(transport="certificate", endpoint=endpoint)
+    try:
+        evidence = _doctor.check_auth_methods(target, Context())
+    finally:
+        server.shutdown()
+    assert MUTUAL in evidence

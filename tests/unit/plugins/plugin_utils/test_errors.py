@@ -167,6 +167,27 @@ def test_requests_ssl_error_protocol_version_points_to_tls12_role() -> None:
     assert "winops.remoting.tls12" in diagnosis.fix
 
 
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_handshake_failure_alert_names_the_cipher_suites(plugin: str) -> None:
+    # SCHANNEL's answer to a client none of whose cipher suites it has enabled (docs/tls.md).
+    inner = ssl.SSLError(
+        1, "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure (_ssl.c:1006)"
+    )
+    pool = urllib3.exceptions.MaxRetryError(None, "/wsman", urllib3.exceptions.SSLError(inner))
+    error = raised_chain(inner, pool, requests.exceptions.SSLError(pool))
+    diagnosis = diagnose(error, HTTPS, "ntlm", plugin)
+    assert diagnosis.layer is Layer.TLS
+    assert "cipher suite" in diagnosis.summary
+    assert "SSLV3_ALERT_HANDSHAKE_FAILURE" in diagnosis.evidence
+    assert "tls12_cipher_suites" in diagnosis.fix
+    assert "winops.remoting.controller_cipher_suites" in diagnosis.fix
+    # Also when the outermost error does not repeat OpenSSL's reason.
+    bare = raised_chain(
+        inner, urllib3.exceptions.SSLError(inner), requests.exceptions.SSLError("x")
+    )
+    assert "cipher suite" in diagnose(bare, HTTPS, "ntlm", plugin).summary
+
+
 def test_pywinrm_invalid_credentials_with_offered_schemes() -> None:
     error = raised_while_handling(
         http_error(401, 'Negotiate, Basic realm="WSMAN"'),
@@ -176,15 +197,53 @@ def test_pywinrm_invalid_credentials_with_offered_schemes() -> None:
     )
     diagnosis = diagnose(error, HTTPS, "ntlm", "winrm")
     assert diagnosis.layer is Layer.HTTP_AUTH
-    assert diagnosis.summary == "the credentials were rejected"
+    assert diagnosis.summary.startswith("the credentials were rejected, or the account may not")
     assert "server offered: Negotiate, Basic" in diagnosis.evidence
     assert "ansible_user" in diagnosis.fix and "ansible_password" in diagnosis.fix
 
 
+@pytest.mark.parametrize(
+    ("plugin", "refusal", "grant"),
+    [
+        (
+            "winrm",
+            winrm.exceptions.InvalidCredentialsError(
+                "the specified credentials were rejected by the server"
+            ),
+            "grant it RootSDDL read and execute",
+        ),
+        (
+            "psrp",
+            pypsrp.exceptions.AuthenticationError("Failed to authenticate the user a with ntlm"),
+            "add it to Remote Management Users",
+        ),
+    ],
+)
+def test_a_401_names_the_accounts_access_as_well_as_its_password(
+    plugin: str, refusal: BaseException, grant: str
+) -> None:
+    # Windows answers the same 401 to a right password of an account that may not use WinRM:
+    # a non-administrator (pywinrm#114), a filtered local administrator (pywinrm#188, #347).
+    error = raised_while_handling(http_error(401, "Negotiate, Kerberos"), refusal)
+    diagnosis = diagnose(error, HTTPS, "ntlm", plugin)
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert "may not use WinRM" in diagnosis.summary
+    assert diagnosis.fix.startswith("check ansible_user and ansible_password for ntlm")
+    assert grant in diagnosis.fix
+    assert "winops.remoting.win_psremoting_access" in diagnosis.fix
+    assert "winrm_auth_local_account_token_filter_policy: enabled" in diagnosis.fix
+    assert "Restrict NTLM" in diagnosis.fix
+
+
+# Windows' name for certificate authentication in WWW-Authenticate, listed while
+# Service\Auth\Certificate is true (a real header quoted in requests-credssp#29).
+MUTUAL = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+
+
 def test_refused_client_certificate_names_trust_and_mapping() -> None:
-    # Windows offers no scheme for certificate authentication; a refused certificate is a 401.
+    # The host offers certificate authentication and still refuses the certificate: a 401.
     error = raised_while_handling(
-        http_error(401, "Negotiate, Kerberos"),
+        http_error(401, f"Negotiate, Kerberos, {MUTUAL}"),
         winrm.exceptions.InvalidCredentialsError(
             "the specified credentials were rejected by the server"
         ),
@@ -208,7 +267,7 @@ def test_winrm_transport_error_401_when_transport_not_offered() -> None:
     assert diagnosis.evidence.endswith("server offered: Negotiate, Kerberos")
     assert diagnosis.fix == (
         "set ansible_winrm_transport to negotiate or ntlm or kerberos, or enable basic on the "
-        "host with the winops.remoting.winrm_auth role"
+        "host (add basic to winrm_auth_methods of the winops.remoting.winrm_auth role)"
     )
 
 
@@ -295,6 +354,73 @@ def test_pywinrm_wsman_fault_access_denied_is_not_a_plain_http_500() -> None:
     assert "ansible_user" in diagnosis.fix
 
 
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_access_denied_names_what_grants_the_resource_each_plugin_opens(plugin: str) -> None:
+    # The cmd shell (winrm) is granted by RootSDDL only: Remote Management Users get fault 5
+    # there (pywinrm#275, #338); psrp's session configuration admits them.
+    if plugin == "winrm":
+        fault: BaseException = winrm.exceptions.WSManFaultError(
+            500,
+            "Bad HTTP response returned from server. Code 500",
+            "<s:Envelope/>",
+            "Access is denied.",
+            "s:Sender",
+            "w:AccessDenied",
+            wsman_fault_code=5,
+        )
+    else:
+        fault = pypsrp.exceptions.WSManFaultError(5, "win01", "Access is denied.", None, None, None)
+    diagnosis = diagnose(fault, HTTPS, "ntlm", plugin)
+    assert diagnosis.layer is Layer.WSMAN
+    assert "win_psremoting_access" in diagnosis.fix
+    assert "winrm_hardening" not in diagnosis.fix
+    if plugin == "winrm":
+        assert "cmd shell" in diagnosis.summary
+        assert "RootSDDL" in diagnosis.fix and "root_sddl: true" in diagnosis.fix
+        assert "Remote Management Users is not enough" in diagnosis.fix
+        assert "winops.remoting.psrp" in diagnosis.fix
+    else:
+        assert "session configuration" in diagnosis.summary
+        assert "ansible_psrp_configuration_name" in diagnosis.fix
+        assert "add it to Remote Management Users" in diagnosis.fix
+        assert "RootSDDL" not in diagnosis.fix
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "setting", "other"),
+    [
+        (
+            2150859174,
+            "The WS-Management service cannot process the request. This user is allowed a "
+            "maximum number of 1500 concurrent operations, which has been exceeded. Close "
+            "existing operations for this user, or raise the quota for this user.",
+            "MaxConcurrentOperationsPerUser",
+            "MaxShellsPerUser",
+        ),
+        (
+            2150859173,
+            "The WS-Management service cannot process the request. This user is allowed a "
+            "maximum number of 30 concurrent shells, which has been exceeded. Close existing "
+            "shells or raise the quota for this user.",
+            "MaxShellsPerUser",
+            "MaxConcurrentOperationsPerUser",
+        ),
+    ],
+)
+def test_quota_faults_name_the_quota_their_code_names(
+    code: int, reason: str, setting: str, other: str
+) -> None:
+    # ERROR_WSMAN_QUOTA_MAX_OPERATIONS (0x803381A6) and ERROR_WSMAN_QUOTA_MAX_SHELLS
+    # (0x803381A5), as pywinrm raises them for a w:QuotaLimit fault.
+    fault = winrm.exceptions.WSManFaultError(
+        500, "Bad HTTP response", "<s:Envelope/>", reason, wsman_fault_code=code
+    )
+    diagnosis = diagnose(fault, HTTPS, "ntlm", "winrm")
+    assert diagnosis.layer is Layer.WSMAN
+    assert setting in diagnosis.summary and setting in diagnosis.fix
+    assert other not in diagnosis.fix
+
+
 def test_wsman_fault_max_envelope() -> None:
     fault = pypsrp.exceptions.WSManFaultError(
         2150858761, None, "The request exceeded MaxEnvelopeSize quota.", None, None, None
@@ -321,6 +447,69 @@ def test_spnego_error_with_kerberos() -> None:
     diagnosis = diagnose(error, HTTPS, "kerberos", "psrp")
     assert diagnosis.layer is Layer.KERBEROS
     assert "ansible_host" in diagnosis.fix
+
+
+def pywinrm_gss_failure(minor: str, code: int) -> BaseException:
+    """What pywinrm's vendored requests_kerberos raises when a service ticket is refused."""
+    from winrm.vendor.requests_kerberos.exceptions import KerberosExchangeError
+
+    return KerberosExchangeError(
+        "authGSSClientStep() failed: (('Unspecified GSS failure.  Minor code may provide more "
+        f"information', 851968), ('{minor}', {code}))"
+    )
+
+
+def pyspnego_gss_failure(minor: str) -> BaseException:
+    """pyspnego's error for the same refusal, as pypsrp sees it."""
+    return spnego.exceptions.SpnegoError(
+        spnego.exceptions.ErrorCode.failure,
+        context_msg="Processing security token: Unspecified GSS failure.  Minor code may "
+        f"provide more information, {minor}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("plugin", "error"),
+    [
+        ("winrm", pywinrm_gss_failure("Clock skew too great", -1765328347)),
+        ("psrp", pyspnego_gss_failure("Clock skew too great")),
+    ],
+)
+def test_kerberos_clock_skew_from_the_kdc_is_not_an_spn_problem(
+    plugin: str, error: BaseException
+) -> None:
+    diagnosis = diagnose(error, HTTPS, "kerberos", plugin)
+    assert diagnosis.layer is Layer.KERBEROS
+    assert "clock" in diagnosis.summary
+    assert "synchronise the controller's clock" in diagnosis.fix
+    assert "SPN" not in diagnosis.fix
+
+
+@pytest.mark.parametrize(
+    ("plugin", "error"),
+    [
+        ("winrm", pywinrm_gss_failure("Ticket expired", -1765328352)),
+        ("psrp", pyspnego_gss_failure("Ticket expired")),
+    ],
+)
+def test_an_expired_kerberos_ticket_is_renewed_not_an_spn_problem(
+    plugin: str, error: BaseException
+) -> None:
+    diagnosis = diagnose(error, HTTPS, "kerberos", plugin)
+    assert diagnosis.layer is Layer.KERBEROS
+    assert diagnosis.summary == "the Kerberos ticket in use has expired"
+    assert "kinit" in diagnosis.fix and "SPN" not in diagnosis.fix
+
+
+def test_negotiate_refused_by_a_host_with_a_skewed_clock_names_the_clock() -> None:
+    # psrp's default auth is negotiate, which uses Kerberos for a domain account.
+    error = raised_while_handling(
+        dated_401(900),
+        pypsrp.exceptions.AuthenticationError("Failed to authenticate the user a with negotiate"),
+    )
+    diagnosis = diagnose(error, HTTP, "negotiate", "psrp")
+    assert diagnosis.layer is Layer.KERBEROS
+    assert "clocks of the host and the controller differ" in diagnosis.summary
 
 
 @pytest.mark.parametrize("plugin", ["winrm", "psrp"])
@@ -486,8 +675,10 @@ def test_wrong_password_over_http_with_encryption_is_a_credentials_problem(plugi
     )
     diagnosis = diagnose(error, HTTP, "ntlm", plugin)
     assert diagnosis.layer is Layer.HTTP_AUTH
-    assert diagnosis.summary == "the credentials were rejected"
-    assert diagnosis.fix == "check ansible_user and ansible_password for ntlm authentication"
+    assert diagnosis.summary.startswith("the credentials were rejected")
+    assert diagnosis.fix.startswith(
+        "check ansible_user and ansible_password for ntlm authentication"
+    )
 
 
 def test_plain_soap_refused_over_http_is_still_message_encryption() -> None:

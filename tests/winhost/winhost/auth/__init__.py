@@ -112,6 +112,12 @@ class ConnectionAuth:
                 continue
             if self.host.winrm_flag(registration.setting):
                 offered.append(registration.scheme)
+        # Certificate authentication is listed by its security profile, after Kerberos and
+        # before Basic (a real Windows header in requests-credssp#29), while
+        # Service\Auth\Certificate is true (MS-WSMV 3.1.4.1.29.2). Only over HTTPS, where the
+        # profile is defined (assumed: no capture of an HTTP listener's 401 with it on).
+        if self.tls is not None and self.host.winrm_flag("Service/Auth/Certificate"):
+            offered.append(CERTIFICATE_AUTH_HEADER)
         if self.host.winrm_flag("Service/Auth/Basic"):
             offered.append(BASIC_REALM)
         credssp = ACCEPTORS.get("credssp")

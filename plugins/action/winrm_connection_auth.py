@@ -12,32 +12,21 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.winops.remoting.plugins.plugin_utils._connection_auth import (
     ConnectionAuthError,
-    FilterSyntaxError,
     depends_on_winrm,
     describe_connection,
-    filters_keep_connection,
     plugin_name,
 )
-
-_FILTER_ARGS = ("ipv4_filter", "ipv6_filter")
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(_FILTER_ARGS)
+    _VALID_ARGS: frozenset[str] = frozenset()
 
     def run(
         self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None
     ) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
         del tmp
-        filters: dict[str, str | None] = {}
-        for name in _FILTER_ARGS:
-            value = self._task.args.get(name)
-            if value is not None and not isinstance(value, str):
-                raise AnsibleError(f"{name} must be a string (an IPv{name[3]}Filter value)")
-            filters[name] = value
-
         name = plugin_name(self._connection)
         winrm = depends_on_winrm(name)
         if winrm is False:
@@ -60,12 +49,4 @@ class ActionModule(ActionBase):
             raise AnsibleError(f"winrm_connection_auth: {err}") from err
         result.update(auth.as_result())
         result.update(depends_on_winrm=True, changed=False)
-        if filters["ipv4_filter"] is not None or filters["ipv6_filter"] is not None:
-            try:
-                kept = filters_keep_connection(
-                    auth.addresses, filters["ipv4_filter"], filters["ipv6_filter"]
-                )
-            except FilterSyntaxError as err:
-                raise AnsibleError(f"winrm_connection_auth: a filter is invalid: {err}") from err
-            result["filters_keep_connection"] = bool(auth.addresses) and kept
         return result

@@ -182,6 +182,92 @@ function Update-Setting {
     $module.Result.changed = $true
 }
 
+function Test-FilterAdmit {
+    <# Whether an IPv4Filter/IPv6Filter value (validated) lets listeners use $Address: '*' all,
+       '' none, else comma-separated addresses and 'first-last' ranges. #>
+    param([System.Net.IPAddress]$Address, [string]$Filter)
+
+    $text = $Filter.Trim()
+    if ($text -eq '*') {
+        return $true
+    }
+    $bytes = $Address.GetAddressBytes()
+    foreach ($range in $text.Split(',')) {
+        $ends = @($range.Split('-') | ForEach-Object { $_.Trim() } | Where-Object { $_ })
+        if ($ends.Count -eq 0) {
+            continue
+        }
+        $low = [System.Net.IPAddress]::Parse($ends[0])
+        $high = [System.Net.IPAddress]::Parse($ends[-1])
+        if ($low.AddressFamily -ne $Address.AddressFamily) {
+            continue
+        }
+        if ((Compare-AddressByte -Left $low.GetAddressBytes() -Right $bytes) -le 0 -and (Compare-AddressByte -Left $bytes -Right $high.GetAddressBytes()) -le 0) {
+            return $true
+        }
+    }
+    return $false
+}
+
+function Compare-AddressByte {
+    <# -1, 0 or 1: two addresses of one family compared as unsigned big-endian numbers. #>
+    param([byte[]]$Left, [byte[]]$Right)
+
+    for ($i = 0; $i -lt $Left.Length; $i++) {
+        if ($Left[$i] -ne $Right[$i]) {
+            return [Math]::Sign([int]$Left[$i] - [int]$Right[$i])
+        }
+    }
+    return 0
+}
+
+function Assert-FiltersKeepConnection {
+    <#
+    IPv4Filter/IPv6Filter name the host's addresses listeners may use. Refuses, in check mode
+    too and before anything changes, filters that leave out every address the WinRM clients
+    connected now arrive on (Get-NetTCPConnection's LocalAddress): WinRM would stop listening
+    there and the play be cut off. The host's own addresses, not the one the controller
+    connects to: behind NAT they differ. Connections from the host to itself do not count.
+    #>
+    $ports = [System.Collections.Generic.List[int]]::new()
+    $ports.Add(5985)
+    $ports.Add(5986)
+    foreach ($listener in @(Get-WSManInstance -ResourceURI winrm/config/listener -Enumerate -ErrorAction SilentlyContinue)) {
+        $ports.Add([int]([string]$listener.Port))
+    }
+    $connections = @(Get-NetTCPConnection -State Established -LocalPort @($ports | Sort-Object -Unique) -ErrorAction SilentlyContinue | Where-Object {
+            [string]$_.RemoteAddress -ne [string]$_.LocalAddress
+        })
+    if ($connections.Count -eq 0) {
+        return
+    }
+    # Each family's filter as the task leaves it: a value Group Policy sets stays.
+    $filters = @{}
+    foreach ($name in @('ipv4_filter', 'ipv6_filter')) {
+        $definition = $serviceSettings[$name]
+        $requested = $params[$name]
+        if ($null -ne $requested -and $null -eq (Get-PolicyValue -Policy $definition.Policy)) {
+            $filters[$name] = [string]$requested
+        }
+        else {
+            $filters[$name] = [string](Get-Item -LiteralPath "WSMan:\localhost\$($definition.Path)").Value
+        }
+    }
+    foreach ($connection in $connections) {
+        $local = [System.Net.IPAddress]::Parse([string]$connection.LocalAddress)
+        if ($local.IsIPv4MappedToIPv6) {
+            $local = $local.MapToIPv4()
+        }
+        $family = if ($local.AddressFamily -eq [System.Net.Sockets.AddressFamily]::InterNetwork) { 'ipv4_filter' } else { 'ipv6_filter' }
+        if (Test-FilterAdmit -Address $local -Filter $filters[$family]) {
+            return
+        }
+    }
+    $arrivals = @($connections | ForEach-Object { [string]$_.LocalAddress } | Sort-Object -Unique) -join ', '
+    $clients = @($connections | ForEach-Object { [string]$_.RemoteAddress } | Sort-Object -Unique) -join ', '
+    $module.FailJson("ipv4_filter '$($filters.ipv4_filter)' and ipv6_filter '$($filters.ipv6_filter)' would cut this play off: the clients connected to WinRM now ($clients) arrive on $arrivals, which the filters leave out, so WinRM would stop listening there. Include one of those addresses (this host's own: behind NAT not the one the controller connects to) or '*'. Nothing was changed.")
+}
+
 # Validate every input before touching anything.
 $params = $module.Params
 foreach ($familyCheck in @(@('ipv4_filter', [System.Net.Sockets.AddressFamily]::InterNetwork), @('ipv6_filter', [System.Net.Sockets.AddressFamily]::InterNetworkV6))) {
@@ -211,6 +297,10 @@ if ($params.certificate_thumbprint) {
             $module.FailJson("certificate_thumbprint '$thumbprint' is not in Cert:\LocalMachine\My")
         }
     }
+}
+
+if ($null -ne $params.ipv4_filter -or $null -ne $params.ipv6_filter) {
+    Assert-FiltersKeepConnection
 }
 
 $before = [ordered]@{}

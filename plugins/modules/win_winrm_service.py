@@ -62,6 +62,11 @@ options:
     description:
       - IPv4 addresses the service listens on (C(Service\IPv4Filter)), V(*) for all, an empty
         string for none, or comma-separated C(first-last) ranges.
+      - Filters (this and O(ipv6_filter) as the task leaves them) that leave out every host
+        address the WinRM clients connected now arrive on are refused, in check mode too and
+        before anything changes; the play's own connection is one of them. These are the
+        host's own addresses, which behind NAT differ from the one the controller connects to.
+        Connections from the host to itself do not count.
     type: str
   ipv6_filter:
     description: Like O(ipv4_filter) for IPv6 (C(Service\IPv6Filter)).

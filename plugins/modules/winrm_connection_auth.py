@@ -11,9 +11,11 @@ description:
     HTTP authentication scheme that connection sends (V(Basic), V(Negotiate), V(CredSSP) or
     V(Certificate)), whether it runs over HTTPS, which C(Service\Auth) settings accept that
     scheme (any one of them keeps the connection), whether it needs
-    C(Service\AllowUnencrypted), and the addresses the controller connects to.
-  - The roles of this collection call it before they change authentication, encryption or
-    address filters, so that they refuse a change that would cut the play off.
+    C(Service\AllowUnencrypted), and whether its logons carry a channel binding token.
+  - The roles of this collection call it before they change authentication or encryption, so
+    that they refuse a change that would cut the play off. What only the host knows (the
+    addresses the play's connection arrives on, behind NAT not the ones the controller
+    connects to) the roles ask the host's modules in check mode.
   - The scheme is the one the connection really uses, as resolved by the plugin's own option
     handling, including an unset O(ignore:ansible_winrm_transport) (Basic under the names
     C(ssl) and C(plaintext), or Kerberos for a user principal name), C(ssl) with a client
@@ -23,17 +25,7 @@ description:
     C(ansible.builtin.psrp). For C(ssh) and C(local) connections it returns
     RV(depends_on_winrm=false); any other plugin is an error.
 version_added: 0.1.0
-options:
-  ipv4_filter:
-    description:
-      - An C(IPv4Filter) value to check (V(*), an empty string, or comma-separated addresses
-        and C(first-last) ranges). When this or O(ipv6_filter) is given,
-        RV(filters_keep_connection) says whether the service would still listen on one of the
-        addresses the controller connects to.
-    type: str
-  ipv6_filter:
-    description: Like O(ipv4_filter) for C(IPv6Filter).
-    type: str
+options: {}
 extends_documentation_fragment:
   - winops.remoting.attributes
   - winops.remoting.attributes.action
@@ -45,9 +37,6 @@ attributes:
     support: none
   action:
     support: full
-notes:
-  - The addresses are those the controller resolves the host to. Behind network address
-    translation the host sees another address, which this check cannot know.
 author:
   - winops.remoting contributors (@winops)
 """
@@ -136,17 +125,5 @@ https_logons_refused_by_strict_cbt:
       over HTTPS, which it does for the V(Negotiate) scheme (NTLM, Kerberos) without a channel
       binding token. Given over HTTP too, for a play that is moved to HTTPS later.
   returned: when depends_on_winrm
-  type: bool
-addresses:
-  description: The addresses the host name resolves to on the controller.
-  returned: when depends_on_winrm
-  type: list
-  elements: str
-filters_keep_connection:
-  description:
-    - Whether the service would still listen on one of RV(addresses) with the given filters
-      (a family whose filter is not given counts as unchanged). False when the name does not
-      resolve.
-  returned: when ipv4_filter or ipv6_filter is given
   type: bool
 """

@@ -4,11 +4,11 @@
 
 Internal use only: this module is not part of the collection's public API.
 
-The roles that change the service's authentication, encryption or address filters must not
-take away what the play itself connects with. ``describe_connection`` answers, for the
+The roles that change the service's authentication or encryption must not take away what the
+play itself connects with. ``describe_connection`` answers, for the
 connection a task runs on, which HTTP authentication scheme it sends, over HTTP or HTTPS,
 which ``Service\\Auth`` settings accept that scheme (any one of them keeps the connection),
-whether it needs ``Service\\AllowUnencrypted``, and the addresses the controller connects to.
+and whether it needs ``Service\\AllowUnencrypted``.
 
 The scheme comes from what the connection really uses: for our plugins the settings their own
 option code resolved (and, for winrm, the transport the open session settled on); for
@@ -20,8 +20,6 @@ recorded with its source in docs/winhost-behaviours.md ("Authentication schemes 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import socket
 import typing as t
 import urllib.parse
 
@@ -60,7 +58,6 @@ class ConnectionAuth:
     host: str
     port: int
     message_encryption: str  # auto, always, never (as the plugin spells it)
-    addresses: tuple[str, ...]  # what the controller connects to, resolved
     # Whether an NTLM or Kerberos logon carries the TLS channel binding token (pywinrm send_cbt,
     # pypsrp negotiate_send_cbt; both on by default).
     sends_channel_binding: bool = True
@@ -95,7 +92,6 @@ class ConnectionAuth:
             "needs_allow_unencrypted": self.needs_allow_unencrypted,
             "sends_channel_binding": self.sends_channel_binding,
             "https_logons_refused_by_strict_cbt": self.https_logons_refused_by_strict_cbt,
-            "addresses": list(self.addresses),
         }
 
 
@@ -208,7 +204,6 @@ def _ours_winrm(connection: t.Any, name: str) -> ConnectionAuth:
         host=endpoint.host,
         port=int(endpoint.port),
         message_encryption=str(kwargs.get("message_encryption") or "auto"),
-        addresses=resolve_addresses(endpoint.host, int(endpoint.port)),
         sends_channel_binding=bool(kwargs.get("send_cbt", True)),
     )
 
@@ -226,7 +221,6 @@ def _ours_psrp(connection: t.Any, name: str) -> ConnectionAuth:
         host=endpoint.host,
         port=int(endpoint.port),
         message_encryption=str(settings.wsman_kwargs.get("encryption") or "auto"),
-        addresses=resolve_addresses(endpoint.host, int(endpoint.port)),
         sends_channel_binding=bool(settings.wsman_kwargs.get("negotiate_send_cbt", True)),
     )
 
@@ -249,7 +243,6 @@ def _builtin_winrm(connection: t.Any, name: str) -> ConnectionAuth:
         host=host,
         port=port,
         message_encryption=str(getattr(transport, "message_encryption", "auto") or "auto"),
-        addresses=resolve_addresses(host, port),
         sends_channel_binding=bool(getattr(transport, "send_cbt", True)),
     )
 
@@ -274,7 +267,6 @@ def _builtin_psrp(connection: t.Any, name: str) -> ConnectionAuth:
         host=host,
         port=int(port),
         message_encryption=str(connection.get_option("message_encryption") or "auto"),
-        addresses=resolve_addresses(host, int(port)),
         sends_channel_binding=_option_true(connection, "negotiate_send_cbt"),
     )
 
@@ -283,64 +275,3 @@ def _option_true(connection: t.Any, option: str) -> bool:
     """A boolean option of ansible.builtin.psrp that defaults to true: false only when set to
     a false value."""
     return as_boolean(connection.get_option(option)) is not False
-
-
-def resolve_addresses(host: str, port: int) -> tuple[str, ...]:
-    """The addresses ``host`` resolves to, in resolver order, without duplicates; empty when
-    it does not resolve here."""
-    literal = host.strip("[]").split("%", 1)[0]
-    try:
-        return (str(ipaddress.ip_address(literal)),)
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return ()
-    found: list[str] = []
-    for info in infos:
-        address = str(info[4][0]).split("%", 1)[0]
-        if address not in found:
-            found.append(address)
-    return tuple(found)
-
-
-class FilterSyntaxError(ValueError):
-    """An IPv4Filter/IPv6Filter value this check cannot read; the message quotes it."""
-
-
-def filter_admits(address: str, value: str) -> bool:
-    """Whether a WinRM IPv4Filter/IPv6Filter ``value`` lets listeners use ``address``:
-    ``*`` admits every address, an empty value none, otherwise comma-separated addresses
-    and ``first-last`` ranges of the filter's family."""
-    ip = ipaddress.ip_address(address)
-    text = value.strip()
-    if text == "*":
-        return True
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
-        ends = [end.strip() for end in entry.split("-")]
-        try:
-            bounds = [ipaddress.ip_address(end) for end in ends]
-        except ValueError as err:
-            raise FilterSyntaxError(f"{entry!r} is not an address or a first-last range") from err
-        if len(bounds) > 2 or any(bound.version != ip.version for bound in bounds):
-            continue
-        low, high = bounds[0], bounds[-1]
-        if low <= ip <= high:  # type: ignore[operator]
-            return True
-    return False
-
-
-def filters_keep_connection(
-    addresses: t.Sequence[str], ipv4_filter: str | None, ipv6_filter: str | None
-) -> bool:
-    """Whether listeners still use one of ``addresses`` under the given filters; a family
-    whose filter is None (not changed) counts as still admitted."""
-    for address in addresses:
-        version = ipaddress.ip_address(address).version
-        value = ipv4_filter if version == 4 else ipv6_filter
-        if value is None or filter_admits(address, value):
-            return True
-    return False

@@ -51,11 +51,13 @@ def test_validate_entry_point_matches_main_and_runs_first(role: str) -> None:
     first = load_yaml(ROLES_DIR / role / "tasks" / "main.yml")[0]
     assert first.get("ansible.builtin.import_tasks") == "validate.yml", first
     # Only checks: asserts, and the read-only questions that the cut-off guards assert on: to
-    # the play's own connection, or to the host through a module forced into check mode.
+    # the play's own connection, or to the host through a module forced into check mode (ours,
+    # or win_whoami for the account the play connects as).
     checks = {"ansible.builtin.assert", "winops.remoting.winrm_connection_auth"}
     for task in load_yaml(ROLES_DIR / role / "tasks" / "validate.yml"):
         asks_in_check_mode = task.get("check_mode") is True and any(
-            key.startswith("winops.remoting.win_") for key in task
+            key.startswith("winops.remoting.win_") or key == "ansible.windows.win_whoami"
+            for key in task
         )
         assert checks & set(task) or asks_in_check_mode, (
             f"{role}/tasks/validate.yml: {task.get('name')}"

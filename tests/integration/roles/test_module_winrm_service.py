@@ -291,3 +291,36 @@ def test_service_thumbprint_is_written_as_it_is_compared(targets: t.Any) -> None
     assert targets.state("service")["winrm"]["Service"]["CertificateThumbprint"] == stored
     again = targets.play("service", tasks, label="thumbprint-again")
     assert again.task(host, "thumbprint").result["changed"] is False, again.describe()
+
+
+def test_service_filters_are_checked_against_where_connections_arrive(
+    tmp_path: t.Any,
+) -> None:
+    """Behind NAT the controller connects to a public address the host does not have, and the
+    play's connection arrives on the host's own (private) one: the filter check looks at the
+    latter (Get-NetTCPConnection's LocalAddress). The emulation's check, on a host model with a
+    connection that arrives on 10.0.0.5 from 198.51.100.7 (a controller connecting to
+    203.0.113.5, forwarded)."""
+    from roles_hosts import FIRST
+
+    from winhost import profiles
+    from winhost.modules import ModuleFailure
+    from winhost.modules.winops_winrm_service import _assert_filters_keep_connection
+
+    # A host model of its own that never listens (the index only names it).
+    state = profiles.create_state_dir(tmp_path, 1, "default", first=FIRST)[0]
+    nat = [("10.0.0.5", 5986, "198.51.100.7")]
+
+    def check(ipv4: str | None, ipv6: str | None = None) -> None:
+        _assert_filters_keep_connection({"ipv4_filter": ipv4, "ipv6_filter": ipv6}, state, nat)
+
+    check("10.0.0.1-10.0.0.9")
+    check(None, "")  # IPv4 left as it is ('*'): the connection keeps its address
+    with pytest.raises(ModuleFailure) as refused:
+        check("203.0.113.5")  # the address the controller connects to
+    assert str(refused.value).startswith(
+        "ipv4_filter '203.0.113.5' and ipv6_filter '*' would cut this play off: the clients "
+        "connected to WinRM now (198.51.100.7) arrive on 10.0.0.5"
+    ), refused.value
+    with pytest.raises(ModuleFailure):
+        check("")

@@ -1,5 +1,5 @@
 """Tests for _connection_auth: which HTTP scheme and Service\\Auth settings a connection needs,
-the plugin names it knows, and IPv4Filter/IPv6Filter matching."""
+and the plugin names it knows."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ import pytest
 from ansible_collections.winops.remoting.plugins.plugin_utils._connection_auth import (
     ConnectionAuth,
     ConnectionAuthError,
-    FilterSyntaxError,
     depends_on_winrm,
-    filter_admits,
-    filters_keep_connection,
     plugin_name,
     pypsrp_client_auth,
     pywinrm_client_auth,
@@ -107,7 +104,6 @@ def _auth(https: bool, scheme: str, encryption: str = "auto") -> ConnectionAuth:
         host="h",
         port=5985,
         message_encryption=encryption,
-        addresses=("192.0.2.1",),
     )
 
 
@@ -123,35 +119,6 @@ def _auth(https: bool, scheme: str, encryption: str = "auto") -> ConnectionAuth:
 )
 def test_needs_allow_unencrypted(https: bool, scheme: str, encryption: str, needs: bool) -> None:
     assert _auth(https, scheme, encryption).needs_allow_unencrypted is needs
-
-
-@pytest.mark.parametrize(
-    ("address", "value", "admitted"),
-    [
-        ("192.0.2.10", "*", True),
-        ("192.0.2.10", "", False),
-        ("192.0.2.10", "192.0.2.10", True),
-        ("192.0.2.10", "10.0.0.1, 192.0.2.1-192.0.2.20", True),
-        ("192.0.2.10", "192.0.2.11-192.0.2.20", False),
-        ("2001:db8::5", "2001:db8::1-2001:db8::9", True),
-        ("2001:db8::5", "192.0.2.1-192.0.2.9", False),
-    ],
-)
-def test_filter_admits(address: str, value: str, admitted: bool) -> None:
-    assert filter_admits(address, value) is admitted
-
-
-def test_filter_syntax_error_quotes_the_entry() -> None:
-    with pytest.raises(FilterSyntaxError, match=r"'10\.0\.0\.1-nope'"):
-        filter_admits("10.0.0.1", "10.0.0.1-nope")
-
-
-def test_filters_keep_connection_when_one_family_still_listens() -> None:
-    addresses = ("2001:db8::5", "192.0.2.10")
-    assert filters_keep_connection(addresses, "192.0.2.10", "")
-    assert filters_keep_connection(addresses, None, "")  # IPv4 left as it is
-    assert not filters_keep_connection(addresses, "10.0.0.1", "")
-    assert not filters_keep_connection((), "*", "*")
 
 
 def test_result_names_settings_and_listener() -> None:

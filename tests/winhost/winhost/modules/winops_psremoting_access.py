@@ -36,7 +36,7 @@ OPTIONS = {
     "configurations": Option(type="list", elements="str", default=["*"]),
     "root_sddl": Option(type="bool", default=True),
     "allow_lockout": Option(type="bool", default=False),
-    "connection_sids": Option(type="list"),
+    "connection_sids": Option(type="list", elements="str"),
     "restart_winrm": Option(type="bool", default=False),
     "access": Option(type="str", choices=("full", "read_execute"), default="full"),
     "mode": Option(type="str", choices=("exact", "add", "remove"), default="exact"),

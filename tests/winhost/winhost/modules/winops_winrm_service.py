@@ -16,6 +16,7 @@ import ipaddress
 import re
 import typing as t
 
+from winhost import netfilter
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
 from winhost.modules.winops_common import (
     MY_STORE,
@@ -196,6 +197,46 @@ def _validate(run: ModuleRun, params: dict[str, t.Any], state: HostState) -> Non
             )
 
 
+def _established_connections(run: ModuleRun) -> list[tuple[str, int, str]]:
+    """Get-NetTCPConnection -State Established on the WinRM ports, without the host's
+    connections to itself."""
+    established = getattr(run.ctx.host, "established_connections", None)
+    if established is None:
+        raise ModuleFailure(
+            "winhost does not model Get-NetTCPConnection on this host "
+            f"({type(run.ctx.host).__name__} has no established_connections)"
+        )
+    return [(local, port, remote) for local, port, remote in established() if remote != local]
+
+
+def _assert_filters_keep_connection(
+    params: dict[str, t.Any], state: HostState, connections: list[tuple[str, int, str]]
+) -> None:
+    """As the module: filters that leave out every host address the WinRM clients arrive on
+    are refused before anything changes (WinRM would stop listening there)."""
+    filters = {}
+    for name in ("ipv4_filter", "ipv6_filter"):
+        setting = SERVICE_SETTINGS[name]
+        requested = params[name]
+        if requested is not None and _policy_value(state, setting.policy) is None:
+            filters[name] = str(requested)
+        else:
+            filters[name] = state.winrm_setting(setting.path.replace("\\", "/"))
+    for local, _port, _remote in connections:
+        family = "ipv4_filter" if ipaddress.ip_address(local).version == 4 else "ipv6_filter"
+        if filters[family].strip() and netfilter.address_matches(local, filters[family]):
+            return
+    arrivals = ", ".join(sorted({local for local, _, _ in connections}))
+    clients = ", ".join(sorted({remote for _, _, remote in connections}))
+    raise ModuleFailure(
+        f"ipv4_filter '{filters['ipv4_filter']}' and ipv6_filter '{filters['ipv6_filter']}' would "
+        f"cut this play off: the clients connected to WinRM now ({clients}) arrive on "
+        f"{arrivals}, which the filters leave out, so WinRM would stop listening there. Include "
+        "one of those addresses (this host's own: behind NAT not the one the controller "
+        "connects to) or '*'. Nothing was changed."
+    )
+
+
 @register("winops.remoting.win_winrm_service", OPTIONS)
 def win_winrm_service(run: ModuleRun) -> dict[str, t.Any]:
     params = dict(run.params)
@@ -205,8 +246,13 @@ def win_winrm_service(run: ModuleRun) -> dict[str, t.Any]:
     after: dict[str, t.Any] = {}
     managed: list[dict[str, t.Any]] = []
     changed = False
+    filters_given = params["ipv4_filter"] is not None or params["ipv6_filter"] is not None
+    # Read outside the state lock (the host takes its own lock).
+    connections = _established_connections(run) if filters_given else []
     with host_model(run) as state:
         _validate(run, params, state)
+        if connections:
+            _assert_filters_keep_connection(params, state, connections)
         requests = [
             ("service", name, setting, params[name])
             for name, setting in SERVICE_SETTINGS.items()

@@ -75,7 +75,12 @@ options:
   configuration_name:
     description:
       - PowerShell session configuration (endpoint) to open the runspace pool in, for example
-        a Just Enough Administration (JEA) endpoint.
+        one registered with C(Register-PSSessionConfiguration) to run as a virtual account or to
+        keep transcripts.
+      - Modules run as PowerShell scripts inside that runspace, so the configuration must use
+        the C(FullLanguage) mode. A Just Enough Administration (JEA) endpoint, or any
+        configuration in C(NoLanguage) or C(RestrictedLanguage) mode, cannot run Ansible
+        modules.
     type: str
     default: Microsoft.PowerShell
     vars:
@@ -476,15 +481,19 @@ EXAMPLES = r"""
 # ansible_password={{ vault_ansible_password }}
 # ansible_psrp_ca_cert=/etc/pki/winrm-ca.pem
 
-- name: Run a command through a JEA endpoint with a time limit
+# Ansible.Admin: a FullLanguage configuration registered on the host beforehand, for example
+# Register-PSSessionConfiguration -Name Ansible.Admin -Path .\ansible-admin.pssc
+# (a file with SessionType Default and TranscriptDirectory set). A JEA endpoint would not do.
+- name: Run modules in a session configuration of your own, with a time limit
   hosts: windows
   vars:
     ansible_connection: winops.remoting.psrp
-    ansible_psrp_configuration_name: AnsibleJEA
+    ansible_psrp_configuration_name: Ansible.Admin
     ansible_psrp_command_timeout: 600
   tasks:
-    - name: Show the services
-      ansible.windows.win_shell: Get-Service | Select-Object -First 5
+    - name: Show the WinRM service
+      ansible.windows.win_service_info:
+        name: WinRM
 """
 
 import base64

@@ -259,10 +259,14 @@ options:
       - name: ansible_psrp_negotiate_service
   kinit_mode:
     description:
-      - V(managed) gets a Kerberos ticket with C(kinit) for O(remote_user) and
-        O(remote_password) into a private credential cache that lives as long as the
-        connection; the password is given to C(kinit) on its standard input only and pypsrp
-        uses the cache.
+      - V(managed) gets a Kerberos ticket for O(remote_user) with O(remote_password),
+        in-process with the C(krb5) Python library when it is installed and O(kinit_cmd) and
+        O(kinit_args) are left unset, else with O(kinit_cmd) (the password on its standard
+        input only); pypsrp gets no password and uses the ticket. The ticket is shared by every
+        task and host of the run that asks for the same principal with the same delegation and
+        kinit settings, kept in a private directory of the run until C(ansible-playbook) ends,
+        and replaced shortly before it expires. While it is valid, a different password given
+        for the same principal later in the run is not used.
       - V(manual) uses the tickets already in the controller's credential cache, or lets
         pypsrp use the password directly.
       - Without a value, V(managed) when O(auth=kerberos) and a password is set, else
@@ -280,7 +284,8 @@ options:
         key: kinit_mode
   kinit_cmd:
     description:
-      - The C(kinit) program to run for O(kinit_mode=managed).
+      - The C(kinit) program to run for O(kinit_mode=managed). Any other value than V(kinit)
+        makes the plugin run it instead of getting the ticket with the C(krb5) Python library.
     type: str
     default: kinit
     vars:

@@ -75,7 +75,12 @@ options:
   configuration_name:
     description:
       - PowerShell session configuration (endpoint) to open the runspace pool in, for example
-        a Just Enough Administration (JEA) endpoint.
+        one registered with C(Register-PSSessionConfiguration) to run as a virtual account or to
+        keep transcripts.
+      - Modules run as PowerShell scripts inside that runspace, so the configuration must use
+        the C(FullLanguage) mode. A Just Enough Administration (JEA) endpoint, or any
+        configuration in C(NoLanguage) or C(RestrictedLanguage) mode, cannot run Ansible
+        modules.
     type: str
     default: Microsoft.PowerShell
     vars:
@@ -254,10 +259,14 @@ options:
       - name: ansible_psrp_negotiate_service
   kinit_mode:
     description:
-      - V(managed) gets a Kerberos ticket with C(kinit) for O(remote_user) and
-        O(remote_password) into a private credential cache that lives as long as the
-        connection; the password is given to C(kinit) on its standard input only and pypsrp
-        uses the cache.
+      - V(managed) gets a Kerberos ticket for O(remote_user) with O(remote_password),
+        in-process with the C(krb5) Python library when it is installed and O(kinit_cmd) and
+        O(kinit_args) are left unset, else with O(kinit_cmd) (the password on its standard
+        input only); pypsrp gets no password and uses the ticket. The ticket is shared by every
+        task and host of the run that asks for the same principal with the same delegation and
+        kinit settings, kept in a private directory of the run until C(ansible-playbook) ends,
+        and replaced shortly before it expires. While it is valid, a different password given
+        for the same principal later in the run is not used.
       - V(manual) uses the tickets already in the controller's credential cache, or lets
         pypsrp use the password directly.
       - Without a value, V(managed) when O(auth=kerberos) and a password is set, else
@@ -275,7 +284,8 @@ options:
         key: kinit_mode
   kinit_cmd:
     description:
-      - The C(kinit) program to run for O(kinit_mode=managed).
+      - The C(kinit) program to run for O(kinit_mode=managed). Any other value than V(kinit)
+        makes the plugin run it instead of getting the ticket with the C(krb5) Python library.
     type: str
     default: kinit
     vars:
@@ -476,15 +486,19 @@ EXAMPLES = r"""
 # ansible_password={{ vault_ansible_password }}
 # ansible_psrp_ca_cert=/etc/pki/winrm-ca.pem
 
-- name: Run a command through a JEA endpoint with a time limit
+# Ansible.Admin: a FullLanguage configuration registered on the host beforehand, for example
+# Register-PSSessionConfiguration -Name Ansible.Admin -Path .\ansible-admin.pssc
+# (a file with SessionType Default and TranscriptDirectory set). A JEA endpoint would not do.
+- name: Run modules in a session configuration of your own, with a time limit
   hosts: windows
   vars:
     ansible_connection: winops.remoting.psrp
-    ansible_psrp_configuration_name: AnsibleJEA
+    ansible_psrp_configuration_name: Ansible.Admin
     ansible_psrp_command_timeout: 600
   tasks:
-    - name: Show the services
-      ansible.windows.win_shell: Get-Service | Select-Object -First 5
+    - name: Show the WinRM service
+      ansible.windows.win_service_info:
+        name: WinRM
 """
 
 import base64

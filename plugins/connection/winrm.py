@@ -226,9 +226,15 @@ options:
   # -- Kerberos -----------------------------------------------------------------------------
   kerberos_mode:
     description:
-      - V(managed) runs C(kinit) for O(remote_user) with O(remote_password) into a private
-        ticket cache for this connection; V(manual) uses the ticket cache the user already
-        has (C(KRB5CCNAME) or the default one).
+      - V(managed) gets a ticket for O(remote_user) with O(remote_password), in-process with
+        the C(krb5) Python library when it is installed and O(kerberos_command) and
+        O(kinit_args) are left unset, else with O(kerberos_command). The ticket is shared by
+        every task and host of the run that asks for the same principal with the same
+        delegation and kinit settings, kept in a private directory of the run until
+        C(ansible-playbook) ends, and replaced shortly before it expires. While it is valid, a
+        different password given for the same principal later in the run is not used.
+      - V(manual) uses the ticket cache the user already has (C(KRB5CCNAME) or the default
+        one).
       - When unset, managed if O(transport) includes V(kerberos) and a password is set.
     type: str
     choices:
@@ -238,7 +244,8 @@ options:
       - name: ansible_winrm_kinit_mode
   kerberos_command:
     description:
-      - The C(kinit) program used by managed Kerberos.
+      - The C(kinit) program used by managed Kerberos. Any other value than V(kinit) makes the
+        plugin run it instead of getting the ticket with the C(krb5) Python library.
     default: kinit
     type: str
     vars:

@@ -53,14 +53,16 @@ author:
 """
 
 EXAMPLES = r"""
+# A broken layer fails the task; ignore_errors lets the next task show the result.
 - name: Explain why a host does not answer
   winops.remoting.winrm_doctor:
   register: doctor
+  ignore_errors: true
 
 - name: Show the fix
   ansible.builtin.debug:
     msg: "{{ doctor.failed_layer }}: {{ doctor.fix }}"
-  when: doctor.failed_layer
+  when: doctor is failed
 
 - name: Check the variables of the psrp plugin for a host that uses winrm
   winops.remoting.winrm_doctor:

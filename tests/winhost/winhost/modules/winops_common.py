@@ -69,3 +69,17 @@ def ps_equal(left: t.Any, right: t.Any) -> bool:
     if isinstance(left, str) and isinstance(right, str):
         return left.lower() == right.lower()
     return left == right
+
+
+def established_connections(run: ModuleRun) -> list[tuple[str, int, str]]:
+    """(LocalAddress, LocalPort, RemoteAddress) of Get-NetTCPConnection -State Established on
+    the host's WinRM listeners, without the host's connections to itself (client and local
+    address equal): the modules' guards leave those out, as firewall rules have no effect on
+    loopback traffic. Takes the host's lock: call it outside the state lock."""
+    established = getattr(run.ctx.host, "established_connections", None)
+    if established is None:
+        raise ModuleFailure(
+            "winhost does not model Get-NetTCPConnection on this host "
+            f"({type(run.ctx.host).__name__} has no established_connections)"
+        )
+    return [(local, port, remote) for local, port, remote in established() if remote != local]

@@ -25,7 +25,12 @@ import typing as t
 
 from winhost import netfilter
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
-from winhost.modules.winops_common import check_choice, host_model, ps_equal
+from winhost.modules.winops_common import (
+    check_choice,
+    established_connections,
+    host_model,
+    ps_equal,
+)
 
 ADDRESS_KEYWORDS = (
     "Any",
@@ -218,7 +223,7 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
         and not any(entry.lower() == "any" for entry in wanted["local_addresses"])
     )
     # Read before the state lock is taken (the host takes its own lock first).
-    connections = _established_connections(run)
+    connections = established_connections(run)
     peers = sorted({remote for _, _, remote in connections}) if other_rules != "keep" else []
     with host_model(run) as state:
         if local_guard:
@@ -484,19 +489,6 @@ def _other_rules(
     if before:
         diff_before["other_rules"] = before
         diff_after["other_rules"] = after
-
-
-def _established_connections(run: ModuleRun) -> list[tuple[str, int, str]]:
-    """Get-WinRMConnection: (LocalAddress, LocalPort, RemoteAddress) of Get-NetTCPConnection
-    -State Established on the WinRM listeners' ports, without the host's connections to itself
-    (remote and local address equal), on which firewall rules have no effect."""
-    established = getattr(run.ctx.host, "established_connections", None)
-    if established is None:
-        raise ModuleFailure(
-            "winhost does not model Get-NetTCPConnection on this host "
-            f"({type(run.ctx.host).__name__} has no established_connections)"
-        )
-    return [(local, port, remote) for local, port, remote in established() if remote != local]
 
 
 def _changed_rule(

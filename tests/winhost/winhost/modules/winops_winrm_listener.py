@@ -22,7 +22,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from winhost import compatibility, pki
 from winhost.modules import ModuleFailure, ModuleRun, Option, register
-from winhost.modules.winops_common import MY_STORE, check_choice, host_model, ps_equal, store_cert
+from winhost.modules.winops_common import (
+    MY_STORE,
+    check_choice,
+    established_connections,
+    host_model,
+    ps_equal,
+    store_cert,
+)
 from winhost.state import HostState, Listener
 from winhost.wsman.config import certificate_hostname_problem
 
@@ -166,7 +173,7 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
 
     result: dict[str, t.Any] = {"changed": False, "previous_thumbprint": None}
     # Read outside the state lock (the host's own lock is taken).
-    connections = _established_connections(run)
+    connections = established_connections(run)
     with host_model(run) as state:
         listeners = _all_listeners(state)
         for other in listeners:
@@ -263,17 +270,6 @@ def win_winrm_listener(run: ModuleRun) -> dict[str, t.Any]:
     return result
 
 
-def _established_connections(run: ModuleRun) -> list[tuple[str, int, str]]:
-    """(LocalAddress, LocalPort, RemoteAddress) of Get-NetTCPConnection -State Established."""
-    established = getattr(run.ctx.host, "established_connections", None)
-    if established is None:
-        raise ModuleFailure(
-            "winhost does not model Get-NetTCPConnection on this host "
-            f"({type(run.ctx.host).__name__} has no established_connections)"
-        )
-    return list(established())
-
-
 def _refuse_moving_connected_clients(
     connections: list[tuple[str, int, str]], current: dict[str, t.Any], port: int
 ) -> None:
@@ -286,7 +282,6 @@ def _refuse_moving_connected_clients(
             remote
             for local, local_port, remote in connections
             if local_port == current["port"]
-            and remote != local
             and (wanted_local is None or ipaddress.ip_address(local) == wanted_local)
         }
     )

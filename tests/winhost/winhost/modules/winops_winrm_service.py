@@ -21,6 +21,7 @@ from winhost.modules import ModuleFailure, ModuleRun, Option, register
 from winhost.modules.winops_common import (
     MY_STORE,
     check_choice,
+    established_connections,
     host_model,
     ps_equal,
     store_cert,
@@ -197,18 +198,6 @@ def _validate(run: ModuleRun, params: dict[str, t.Any], state: HostState) -> Non
             )
 
 
-def _established_connections(run: ModuleRun) -> list[tuple[str, int, str]]:
-    """Get-NetTCPConnection -State Established on the WinRM ports, without the host's
-    connections to itself."""
-    established = getattr(run.ctx.host, "established_connections", None)
-    if established is None:
-        raise ModuleFailure(
-            "winhost does not model Get-NetTCPConnection on this host "
-            f"({type(run.ctx.host).__name__} has no established_connections)"
-        )
-    return [(local, port, remote) for local, port, remote in established() if remote != local]
-
-
 def _assert_filters_keep_connection(
     params: dict[str, t.Any], state: HostState, connections: list[tuple[str, int, str]]
 ) -> None:
@@ -248,7 +237,7 @@ def win_winrm_service(run: ModuleRun) -> dict[str, t.Any]:
     changed = False
     filters_given = params["ipv4_filter"] is not None or params["ipv6_filter"] is not None
     # Read outside the state lock (the host takes its own lock).
-    connections = _established_connections(run) if filters_given else []
+    connections = established_connections(run) if filters_given else []
     with host_model(run) as state:
         _validate(run, params, state)
         if connections:

@@ -345,6 +345,8 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
         not_offered = auth_not_offered(transport, offered, plugin, evidence)
         if not_offered is not None:
             return not_offered
+        if "after step TLS Handshake" in text:
+            return describe("credssp_tls_refused", plugin, evidence, transport=transport)
         return describe("logon_refused", plugin, evidence, transport=transport)
     auth_error = _first(
         chain,

@@ -64,6 +64,7 @@ class PluginVars:
     hostname_override: str
     spn_service: str  # the default service part of the SPN the plugin's library asks for
     configuration: str | None
+    credssp_tls_1_0: str  # the variable that makes requests-credssp use TLS 1.0 inside CredSSP
 
 
 _PLUGIN_VARS = {
@@ -83,6 +84,7 @@ _PLUGIN_VARS = {
         hostname_override="ansible_winrm_kerberos_hostname_override",
         spn_service="HTTP",
         configuration=None,
+        credssp_tls_1_0="ansible_winrm_credssp_disable_tlsv1_2",
     ),
     "psrp": PluginVars(
         auth="ansible_psrp_auth",
@@ -100,6 +102,7 @@ _PLUGIN_VARS = {
         hostname_override="ansible_psrp_negotiate_hostname_override",
         spn_service="WSMAN",
         configuration="ansible_psrp_configuration_name",
+        credssp_tls_1_0="ansible_psrp_credssp_disable_tlsv1_2",
     ),
 }
 
@@ -284,11 +287,27 @@ WORDING: dict[str, Wording] = {
         _CREDENTIALS + _IF_RIGHT + _GRANT_ROOT_SDDL + _OTHER_401_CAUSES,
         fix_by_plugin={"psrp": _CREDENTIALS + _IF_RIGHT + _GRANT_ENDPOINT + _OTHER_401_CAUSES},
     ),
+    # requests-credssp raises "did not response with a CredSSP token after step TLS
+    # Handshake" when the host answers the TLS ClientHello inside CredSSP without a token: the
+    # host's CredSSP could not speak the TLS version asked for. requests-credssp asks for TLS
+    # 1.2, which Server 2008 R2 and Windows 7 speak inside CredSSP only with TLS 1.2 enabled
+    # and the update of KB3080079 (Ansible's WinRM guide, "CredSSP and TLS 1.2";
+    # requests-credssp#18, #20).
+    "credssp_tls_refused": Wording(
+        Layer.HTTP_AUTH,
+        "the host ended the TLS handshake inside CredSSP: its CredSSP does not speak the TLS "
+        "version the controller asked for (TLS 1.2)",
+        "enable TLS 1.2 on the host with the winops.remoting.tls12 role (a reboot applies it) "
+        "and, on Server 2008 R2 and Windows 7, install the update of KB3080079 for CredSSP; "
+        "only where neither is possible (Server 2008), {v.credssp_tls_1_0}: true makes "
+        "CredSSP use TLS 1.0, which protects the delegated credentials less",
+    ),
     "client_certificate_refused": Wording(
         Layer.HTTP_AUTH,
         "the client certificate was refused (not trusted, not mapped, or stale mapping)",
         "make the host trust and map the client certificate with the winops.remoting.winrm_auth "
-        "role: its issuer in LocalMachine\\Root and the certificate in TrustedPeople "
+        "role: its issuer in LocalMachine\\Root (an intermediate CA in LocalMachine\\CA, its "
+        "root in Root) and the certificate in TrustedPeople "
         "(winrm_auth_trusted_certificates), a mapping of its UPN and issuer thumbprint to a "
         "local account with that account's current password (winrm_auth_certificate_mappings)",
     ),

@@ -711,6 +711,31 @@ def test_credssp_logon_refused_is_rejected_credentials(plugin: str, status: int)
     assert diagnosis.fix == "check ansible_user and ansible_password for credssp authentication"
 
 
+@pytest.mark.parametrize(
+    ("plugin", "variable"),
+    [
+        ("winrm", "ansible_winrm_credssp_disable_tlsv1_2"),
+        ("psrp", "ansible_psrp_credssp_disable_tlsv1_2"),
+    ],
+)
+def test_credssp_inner_tls_refused_names_tls_1_2_not_the_password(
+    plugin: str, variable: str
+) -> None:
+    """requests-credssp's error when the host answers CredSSP's inner TLS ClientHello without
+    a token (Server 2008 R2 without TLS 1.2 for CredSSP: requests-credssp#18, #20). It was
+    read as a wrong password."""
+    error = requests_credssp.exceptions.AuthenticationException(
+        "Server did not response with a CredSSP token after step TLS Handshake - actual "
+        "'Negotiate, CredSSP'"
+    )
+    diagnosis = diagnose(error, HTTP, "credssp", plugin)
+    assert diagnosis.layer is Layer.HTTP_AUTH
+    assert diagnosis.summary.startswith("the host ended the TLS handshake inside CredSSP")
+    assert "winops.remoting.tls12" in diagnosis.fix and "KB3080079" in diagnosis.fix
+    assert f"{variable}: true" in diagnosis.fix
+    assert "ansible_password" not in diagnosis.fix
+
+
 def test_credssp_other_status_is_a_failed_security_context() -> None:
     diagnosis = diagnose(credssp_status_error(0xC000009A), HTTP, "credssp", "psrp")
     assert diagnosis.layer is Layer.HTTP_AUTH

@@ -31,6 +31,12 @@ DOCTOR = """
       ignore_errors: true
 """
 
+# CredSSP logons over HTTP (message encryption by CredSSP itself).
+CREDSSP = {
+    "winrm": {"ansible_winrm_transport": "credssp"},
+    "psrp": {"ansible_psrp_auth": "credssp"},
+}
+
 ROLE = "winops.remoting.tls12"
 TLS12_ROLE = """
 - hosts: HOST
@@ -110,6 +116,16 @@ def test_tls12_role_over_http_reboots_and_https_then_works(tls_targets: TlsTarge
     address = tls_targets.address("fix")
     before = tls_targets.state("fix")
     assert before["runtime"]["tls_versions"] == ["TLS 1.0"]
+    # CredSSP runs a TLS handshake of its own inside HTTP authentication, over HTTP too: it
+    # fails for want of TLS 1.2 as well, and is reported as that, not as a wrong password.
+    assert before["winrm"]["Service"]["Auth"]["CredSSP"] == "true"
+    for plugin in ("winrm", "psrp"):
+        refused = tls_targets.play(
+            "fix", plugin, "http", PING, label="credssp-before", extra_vars=CREDSSP[plugin]
+        )
+        message = refused.task(host, "ping").result["msg"]
+        assert "the host ended the TLS handshake inside CredSSP" in message, message
+        assert "after step TLS Handshake" in message and "KB3080079" in message, message
 
     with RefusalWatch(address) as watch:
         run = tls_targets.play("fix", "winrm", "http", TLS12_ROLE, label="role")
@@ -129,6 +145,10 @@ def test_tls12_role_over_http_reboots_and_https_then_works(tls_targets: TlsTarge
     for plugin in ("winrm", "psrp"):
         ping = tls_targets.play("fix", plugin, "https", PING, label="https-after")
         assert ping.task(host, "ping").result.get("ping") == "pong", ping.describe()
+        credssp = tls_targets.play(
+            "fix", plugin, "http", PING, label="credssp-after", extra_vars=CREDSSP[plugin]
+        )
+        assert credssp.task(host, "ping").result.get("ping") == "pong", credssp.describe()
 
     # Nothing left to change: no task changes and the handler does not reboot again.
     again = tls_targets.play("fix", "psrp", "https", TLS12_ROLE, label="again")

@@ -16,11 +16,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import ssl
+import tempfile
 import threading
 import typing as t
 from pathlib import Path
 
 import spnego
+import spnego.tls
 from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
 from spnego.channel_bindings import GssChannelBindings
 
@@ -69,6 +72,9 @@ class AcceptorHost(t.Protocol):
     def accounts(self) -> list[api.Account]: ...
 
     def private_dir(self) -> Path: ...
+
+    @property
+    def tls_versions(self) -> tuple[str, ...]: ...  # what SCHANNEL offers, "TLS 1.0".."TLS 1.3"
 
 
 @functools.lru_cache(maxsize=256)
@@ -120,6 +126,42 @@ class _NtlmStoreScope:
         _NTLM_ENV_LOCK.release()
 
 
+# CredSSP's own TLS handshake (MS-CSSP 3.1.5) is SCHANNEL's as well: a host whose SCHANNEL
+# offers no TLS 1.2 (2008 R2 as installed) ends a client's TLS 1.2 ClientHello there, which is
+# why CredSSP fails on such hosts until TLS 1.2 is enabled (Ansible's WinRM guide, "CredSSP and
+# TLS 1.2"; requests-credssp#18, #20). Assumed: once SCHANNEL offers TLS 1.2, CredSSP does too,
+# i.e. a 2008 R2 host also has the update of KB3080079 (winhost models no updates).
+_SSL_VERSIONS = {
+    "TLS 1.0": ssl.TLSVersion.TLSv1,
+    "TLS 1.1": ssl.TLSVersion.TLSv1_1,
+    "TLS 1.2": ssl.TLSVersion.TLSv1_2,
+    "TLS 1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _credssp_certificate() -> tuple[bytes, bytes, bytes]:
+    """One self-signed CredSSP certificate per process (PEM, key PEM, public key), as WinRM's
+    CredSSP uses one of its own."""
+    return spnego.tls.generate_tls_certificate()
+
+
+def _credssp_tls_context(versions: tuple[str, ...]) -> spnego.tls.CredSSPTLSContext:
+    context = spnego.tls.default_tls_context(usage="accept")
+    offered = [_SSL_VERSIONS[v] for v in versions if v in _SSL_VERSIONS]
+    if offered and max(offered) < ssl.TLSVersion.TLSv1_2:
+        # Below pyspnego's TLS 1.2 floor: nothing a client asking for TLS 1.2 can agree on.
+        context.context.minimum_version = min(offered)
+        context.context.maximum_version = max(offered)
+    cert_pem, key_pem, public_key = _credssp_certificate()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "credssp.pem"
+        path.write_bytes(cert_pem + key_pem)
+        context.context.load_cert_chain(str(path))
+    context.public_key = public_key
+    return context
+
+
 class SpnegoAcceptor:
     """Negotiate (SPNEGO, or raw NTLM sent under the Negotiate scheme as requests-ntlm does)
     and CredSSP, through pyspnego's acceptors."""
@@ -129,8 +171,13 @@ class SpnegoAcceptor:
         self._protocol = protocol
         self.scheme = "CredSSP" if protocol == "credssp" else "Negotiate"
         self.encryption_protocol = CREDSSP_ENCRYPTED if protocol == "credssp" else SPNEGO_ENCRYPTED
+        extra: dict[str, t.Any] = {}
+        if protocol == "credssp":
+            extra["credssp_tls_context"] = _credssp_tls_context(host.tls_versions)
         with _NtlmStoreScope(host):
-            self._context = spnego.server(hostname=host.fqdn, service="HTTP", protocol=protocol)
+            self._context = spnego.server(
+                hostname=host.fqdn, service="HTTP", protocol=protocol, **extra
+            )
 
     @property
     def complete(self) -> bool:

@@ -66,7 +66,9 @@ $clientSettings = [ordered]@{
     auth_certificate = @{ Path = 'Client\Auth\Certificate'; Kind = 'bool'; Policy = $null }
     auth_credssp = @{ Path = 'Client\Auth\CredSSP'; Kind = 'bool'; Policy = 'Client\AllowCredSSP' }
     allow_unencrypted = @{ Path = 'Client\AllowUnencrypted'; Kind = 'bool'; Policy = 'Client\AllowUnencryptedTraffic' }
-    trusted_hosts = @{ Path = 'Client\TrustedHosts'; Kind = 'list'; Policy = 'Client\TrustedHosts' }
+    # Disabled (0), the "Trusted Hosts" policy leaves the local list in effect (Policy CSP
+    # RemoteManagement/TrustedHosts).
+    trusted_hosts = @{ Path = 'Client\TrustedHosts'; Kind = 'list'; Policy = 'Client\TrustedHosts'; PolicyEnabledValue = 1 }
 }
 
 function Get-IPFilterProblem {

@@ -324,3 +324,27 @@ def test_service_filters_are_checked_against_where_connections_arrive(
     ), refused.value
     with pytest.raises(ModuleFailure):
         check("")
+
+
+@pytest.mark.slow
+def test_service_trusted_hosts_policy_counts_only_when_enabled(targets: t.Any) -> None:
+    """The "Trusted Hosts" policy is TrustedHosts 1 with the list in TrustedHostsList; disabled
+    (0) it leaves the local list in effect (Policy CSP RemoteManagement/TrustedHosts). Any value
+    was read as the policy setting the list, so a disabled policy blocked the module."""
+    host = targets.name("policy")
+    key = "HKLM:\\\\SOFTWARE\\\\Policies\\\\Microsoft\\\\Windows\\\\WinRM\\\\Client"
+
+    def tasks(policy: int, trusted: str) -> str:
+        return (
+            f"- name: policy\n  ansible.windows.win_regedit:\n    path: {key}\n"
+            f"    name: TrustedHosts\n    data: {policy}\n    type: dword\n"
+            "- name: service settings\n  winops.remoting.win_winrm_service:\n"
+            f"    client:\n      trusted_hosts: [{trusted}]\n"
+        )
+
+    disabled = the_task(targets.play("policy", tasks(0, "c.winops.test"), label="th-off"), host)
+    assert disabled["changed"] is True and disabled["managed_by_policy"] == [], disabled
+    assert targets.state("policy")["winrm"]["Client"]["TrustedHosts"] == "c.winops.test"
+    enabled = the_task(targets.play("policy", tasks(1, "d.winops.test"), label="th-on"), host)
+    assert enabled["changed"] is False, enabled
+    assert [entry["setting"] for entry in enabled["managed_by_policy"]] == ["client.trusted_hosts"]

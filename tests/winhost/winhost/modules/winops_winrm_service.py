@@ -76,7 +76,11 @@ CLIENT_SETTINGS: dict[str, Setting] = {
     "allow_unencrypted": Setting(
         "Client\\AllowUnencrypted", "bool", "Client\\AllowUnencryptedTraffic"
     ),
-    "trusted_hosts": Setting("Client\\TrustedHosts", "list", "Client\\TrustedHosts"),
+    # The "Trusted Hosts" policy: TrustedHosts 1 (enabled) with the list in TrustedHostsList;
+    # disabled, the local list applies (Policy CSP RemoteManagement/TrustedHosts).
+    "trusted_hosts": Setting(
+        "Client\\TrustedHosts", "list", "Client\\TrustedHosts", enabled_value=1
+    ),
 }
 
 CLIENT_OPTIONS = {

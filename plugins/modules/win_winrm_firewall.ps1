@@ -4,6 +4,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -PowerShell ansible_collections.winops.remoting.plugins.module_utils._WinRMConnection
 
 # One inbound TCP allow rule for a WinRM port, scoped to remote (and optionally local) addresses.
 # Values that are not given are not compared, so the module can also just switch an existing
@@ -363,18 +364,6 @@ function ConvertTo-MaskByte {
     return , $bytes
 }
 
-function Compare-AddressByte {
-    <# -1, 0 or 1: the order of two addresses of one family, byte by byte. #>
-    param([byte[]]$Left, [byte[]]$Right)
-
-    for ($i = 0; $i -lt $Left.Length; $i++) {
-        if ($Left[$i] -ne $Right[$i]) {
-            return $(if ($Left[$i] -lt $Right[$i]) { -1 } else { 1 })
-        }
-    }
-    return 0
-}
-
 function Test-InPrefix {
     param([byte[]]$Address, [byte[]]$Network, [byte[]]$Mask)
 
@@ -393,11 +382,7 @@ function Get-AddressByte {
     <# An address's bytes, an IPv4-mapped IPv6 address as IPv4, without an IPv6 zone. #>
     param([string]$Text)
 
-    $parsed = [System.Net.IPAddress]::Parse(($Text -split '%')[0])
-    if ($parsed.IsIPv4MappedToIPv6) {
-        $parsed = $parsed.MapToIPv4()
-    }
-    return , $parsed.GetAddressBytes()
+    return , [System.Net.IPAddress]::Parse((ConvertTo-PlainAddress -Text $Text)).GetAddressBytes()
 }
 
 function Test-AddressInScope {
@@ -445,35 +430,6 @@ function Test-AddressInScope {
     return $false
 }
 
-function Get-WinRMConnection {
-    <#
-    The established TCP connections to a WinRM port (the default ports, the rule's port and
-    every listener's), each with the host's address and port it arrived on (LocalAddress,
-    LocalPort) and the client's address (RemoteAddress). The play's own connection is one.
-    The host's own connections to itself (remote and local address equal) are left out: rules
-    made with the firewall's tools have no effect on loopback traffic (KB2771908), so such a
-    client neither loses access nor shows that a remote one keeps it.
-    #>
-    $ports = [System.Collections.Generic.List[int]]::new()
-    foreach ($known in @(5985, 5986, $port)) {
-        if ($null -ne $known) { $ports.Add([int]$known) }
-    }
-    try {
-        foreach ($listener in @(Get-WSManInstance -ResourceURI winrm/config/listener -Enumerate -ErrorAction Stop)) {
-            $ports.Add([int]([string]$listener.Port))
-        }
-    }
-    catch {
-        # The default ports and the rule's port are still checked.
-        $null = $_
-    }
-    return @(Get-NetTCPConnection -State Established -LocalPort @($ports | Sort-Object -Unique) -ErrorAction SilentlyContinue | Where-Object {
-            [string]$_.RemoteAddress -ne [string]$_.LocalAddress
-        } | ForEach-Object {
-            @{ local = [string]$_.LocalAddress; port = [int]$_.LocalPort; remote = [string]$_.RemoteAddress }
-        })
-}
-
 function Assert-LocalScopeKeepsController {
     <#
     Refuses, before anything changes, a local_addresses scope that none of the host addresses
@@ -482,7 +438,7 @@ function Assert-LocalScopeKeepsController {
     it reaches this host by, which a controller behind NAT does not know) would no longer be
     admitted by this rule once it is the one that admits the port.
     #>
-    $connections = @(Get-WinRMConnection)
+    $connections = @(Get-WinRMConnection -Port $port)
     if ($connections.Count -eq 0) {
         return
     }
@@ -504,7 +460,7 @@ function Assert-ControllerKeepsAccess {
     is one of those clients, so this would certainly cut it off. (When some client is admitted
     the play's may still not be; the role then checks that the host still answers.)
     #>
-    $peers = @(Get-WinRMConnection | ForEach-Object { $_.remote } | Sort-Object -Unique)
+    $peers = @(Get-WinRMConnection -Port $port | ForEach-Object { $_.remote } | Sort-Object -Unique)
     if ($peers.Count -eq 0) {
         return
     }
@@ -540,7 +496,7 @@ function Assert-RuleChangeKeepsController {
     #>
     param([Hashtable]$Current, [Hashtable]$Changed)
 
-    $connections = @(Get-WinRMConnection)
+    $connections = @(Get-WinRMConnection -Port $port)
     if ($connections.Count -eq 0) {
         return
     }

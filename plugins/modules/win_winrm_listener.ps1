@@ -4,6 +4,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -PowerShell ansible_collections.winops.remoting.plugins.module_utils._WinRMConnection
 
 # One WinRM listener, keyed like WinRM keys it: by Transport and Address. Several listeners per
 # transport (one per address) are allowed; each call manages exactly one of them.
@@ -84,11 +85,11 @@ function Assert-NoClientConnectedThrough {
     # connection on the port.
     $wantedLocal = $null
     if ($Listener.address -like 'IP:*') {
-        $wantedLocal = [System.Net.IPAddress]::Parse($Listener.address.Substring(3))
+        $wantedLocal = ConvertTo-PlainAddress -Text $Listener.address.Substring(3)
     }
-    $through = @(Get-NetTCPConnection -State Established -LocalPort $Listener.port -ErrorAction SilentlyContinue | Where-Object {
-            $_.RemoteAddress -ne $_.LocalAddress -and ($null -eq $wantedLocal -or [System.Net.IPAddress]::Parse([string]$_.LocalAddress).Equals($wantedLocal))
-        } | ForEach-Object { [string]$_.RemoteAddress } | Sort-Object -Unique)
+    $through = @(Get-WinRMConnection -Port $Listener.port | Where-Object {
+            $_.port -eq $Listener.port -and ($null -eq $wantedLocal -or $_.local -eq $wantedLocal)
+        } | ForEach-Object { $_.remote } | Sort-Object -Unique)
     if ($through.Count -gt 0) {
         $module.FailJson("port '$Port' would cut off the clients connected through the $($Listener.transport.ToUpperInvariant()) listener on address '$($Listener.address)' now ($($through -join ', ')), this play's own connection if it is one of them: after the move nothing listens on port $($Listener.port) there, so their next connection fails. Connect through another listener (HTTP, or another address) for the run that moves it. Nothing was changed.")
     }

@@ -4,6 +4,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -PowerShell ansible_collections.winops.remoting.plugins.module_utils._WinRMConnection
 
 # WinRM service and client settings through the WSMan: drive. A setting that Group Policy sets is
 # reported in managed_by_policy and left alone: writing it would fail or be undone at the next
@@ -211,18 +212,6 @@ function Test-FilterAdmit {
     return $false
 }
 
-function Compare-AddressByte {
-    <# -1, 0 or 1: two addresses of one family compared as unsigned big-endian numbers. #>
-    param([byte[]]$Left, [byte[]]$Right)
-
-    for ($i = 0; $i -lt $Left.Length; $i++) {
-        if ($Left[$i] -ne $Right[$i]) {
-            return [Math]::Sign([int]$Left[$i] - [int]$Right[$i])
-        }
-    }
-    return 0
-}
-
 function Assert-FiltersKeepConnection {
     <#
     IPv4Filter/IPv6Filter name the host's addresses listeners may use. Refuses, in check mode
@@ -231,15 +220,7 @@ function Assert-FiltersKeepConnection {
     there and the play be cut off. The host's own addresses, not the one the controller
     connects to: behind NAT they differ. Connections from the host to itself do not count.
     #>
-    $ports = [System.Collections.Generic.List[int]]::new()
-    $ports.Add(5985)
-    $ports.Add(5986)
-    foreach ($listener in @(Get-WSManInstance -ResourceURI winrm/config/listener -Enumerate -ErrorAction SilentlyContinue)) {
-        $ports.Add([int]([string]$listener.Port))
-    }
-    $connections = @(Get-NetTCPConnection -State Established -LocalPort @($ports | Sort-Object -Unique) -ErrorAction SilentlyContinue | Where-Object {
-            [string]$_.RemoteAddress -ne [string]$_.LocalAddress
-        })
+    $connections = @(Get-WinRMConnection)
     if ($connections.Count -eq 0) {
         return
     }
@@ -256,17 +237,14 @@ function Assert-FiltersKeepConnection {
         }
     }
     foreach ($connection in $connections) {
-        $local = [System.Net.IPAddress]::Parse([string]$connection.LocalAddress)
-        if ($local.IsIPv4MappedToIPv6) {
-            $local = $local.MapToIPv4()
-        }
+        $local = [System.Net.IPAddress]::Parse($connection.local)
         $family = if ($local.AddressFamily -eq [System.Net.Sockets.AddressFamily]::InterNetwork) { 'ipv4_filter' } else { 'ipv6_filter' }
         if (Test-FilterAdmit -Address $local -Filter $filters[$family]) {
             return
         }
     }
-    $arrivals = @($connections | ForEach-Object { [string]$_.LocalAddress } | Sort-Object -Unique) -join ', '
-    $clients = @($connections | ForEach-Object { [string]$_.RemoteAddress } | Sort-Object -Unique) -join ', '
+    $arrivals = @($connections | ForEach-Object { $_.local } | Sort-Object -Unique) -join ', '
+    $clients = @($connections | ForEach-Object { $_.remote } | Sort-Object -Unique) -join ', '
     $module.FailJson("ipv4_filter '$($filters.ipv4_filter)' and ipv6_filter '$($filters.ipv6_filter)' would cut this play off: the clients connected to WinRM now ($clients) arrive on $arrivals, which the filters leave out, so WinRM would stop listening there. Include one of those addresses (this host's own: behind NAT not the one the controller connects to) or '*'. Nothing was changed.")
 }
 

@@ -84,8 +84,9 @@ options:
       - V(read_execute) is generic read and execute (C(GXGR)), the Read and Execute
         permissions that C(winrm configSDDL default) offers and Ansible's WinRM guide names as
         the least a non-administrator needs to run commands over WinRM. The account connects
-        and runs commands with its own rights; tasks that need an administrator then need
-        C(become). See the collection's docs/hardening.md.
+        and runs commands with its own rights; tasks that need an administrator need an
+        administrator connection, as C(become) does not work from a non-administrator one.
+        See the collection's docs/hardening.md.
     type: str
     choices: [full, read_execute]
     default: full

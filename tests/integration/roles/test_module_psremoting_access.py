@@ -281,8 +281,8 @@ def access_form(sddl: str) -> str:
 def test_read_execute_add_and_become(targets: t.Any) -> None:
     """The non-administrator set-up of docs/hardening.md end to end: `operator` (a standard
     user) is added with Read and Execute while every other entry stays; it can then connect
-    (cmd shell at once, PowerShell after the restart) and run what a standard user may, and the
-    docs' become example escalates it to the administrator account."""
+    (cmd shell at once, PowerShell after the restart) and run what a standard user may, but
+    cannot escalate with become; the docs' become example works from the administrator."""
     host = targets.name("access")
     admin, admin_password, _ = credentials(targets, "ansible")
     # A known start whatever ran before: the ansible account and Administrators, full access.
@@ -339,36 +339,57 @@ def test_read_execute_add_and_become(targets: t.Any) -> None:
     result = again.task(host, "access").result
     assert (result["changed"], result["changed_configurations"]) == (False, [])
 
-    # What its rights allow: the connection is a standard user's; becoming the administrator
-    # with its password works (the docs' example, unchanged); becoming SYSTEM does not.
+    # What its rights allow: the connection is a standard user's, and it cannot escalate
+    # (Ansible's become docs): not to the administrator with its password, not to SYSTEM.
     example = limitations_become_example()
     as_operator = (
         "- name: as operator\n"
         "  vars:\n"
         "    ansible_user: '{{ winhost_local_user }}'\n"
         "    ansible_password: '{{ winhost_local_password }}'\n"
-        f"    windows_admin_user: {admin}\n"
+        f"    windows_become_user: {admin}\n"
         # hostvars: the inventory's own password, not the block's override.
-        "    windows_admin_password: '{{ hostvars[inventory_hostname].ansible_password }}'\n"
+        "    windows_become_password: '{{ hostvars[inventory_hostname].ansible_password }}'\n"
+        "  ignore_errors: true\n"
         "  block:\n"
         + "".join(f"    {line}\n" if line else "\n" for line in example.splitlines())
         + "    - name: become SYSTEM\n"
         "      ansible.windows.win_whoami:\n"
         "      become: true\n"
         "      vars: {ansible_become_method: runas, ansible_become_user: SYSTEM}\n"
-        "      ignore_errors: true\n"
     )
-    became = targets.play("access", as_operator, label="least-become")
-    connected = became.task(host, "Show who the connection runs as").result
-    assert connected["account"]["account_name"] == "operator", became.describe()
+    refused = targets.play("access", as_operator, label="least-become")
+    connected = refused.task(host, "Show who the connection runs as").result
+    assert connected["account"]["account_name"] == "operator", refused.describe()
     assert connected["label"]["account_name"] == "Medium Mandatory Level"
-    escalated = became.task(host, "Run a task as the administrator account through runas").result
-    assert escalated["account"]["account_name"] == admin, became.describe()
-    assert escalated["label"]["account_name"] == "High Mandatory Level"
-    system = became.task(host, "become SYSTEM").result
+    escalated = refused.task(host, "Run a task as the become account through runas").result
+    assert escalated.get("failed") is True, refused.describe()
+    assert (
+        "CreateProcessWithTokenW() failed (A required privilege is not held by the client, "
+        "Win32ErrorCode 1314 - 0x00000522)" in escalated["msg"]
+    ), escalated
+    system = refused.task(host, "become SYSTEM").result
     assert system.get("failed") is True
     assert "Failed to get token for NT AUTHORITY\\SYSTEM" in system["msg"], system
-    assert admin_password not in became.describe()
+    assert admin_password not in refused.describe()
+
+    # The docs' example as it is meant: an administrator connection becomes another account
+    # (here the operator, with its password) and the task runs as that account.
+    as_admin = (
+        "- name: as the administrator\n"
+        "  vars:\n"
+        "    windows_become_user: '{{ winhost_local_user }}'\n"
+        "    windows_become_password: '{{ winhost_local_password }}'\n"
+        "  block:\n" + "".join(f"    {line}\n" if line else "\n" for line in example.splitlines())
+    )
+    became = targets.play("access", as_admin, label="admin-become")
+    assert became.returncode == 0, became.describe()
+    connected = became.task(host, "Show who the connection runs as").result
+    assert connected["account"]["account_name"] == admin
+    assert connected["label"]["account_name"] == "High Mandatory Level"
+    switched = became.task(host, "Run a task as the become account through runas").result
+    assert switched["account"]["account_name"] == "operator", became.describe()
+    assert switched["label"]["account_name"] == "Medium Mandatory Level"
 
     # remove: the operator goes, the rest stays; the account running the task cannot remove
     # its own access.

@@ -143,6 +143,21 @@ def test_become_another_account_with_its_password(
             None,
             "Failed to get token for NT AUTHORITY\\SYSTEM required for become as a service account or an account without a password",
         ),
+        # A standard user's WinRM logon lacks SeImpersonatePrivilege: LogonUser accepts the
+        # password, starting the process does not, for an administrator or for itself.
+        (
+            OPERATOR,
+            "ansible",
+            "Pässw0rd-ü1!",
+            "CreateProcessWithTokenW() failed (A required privilege is not held by the client, Win32ErrorCode 1314 - 0x00000522)",
+        ),
+        (OPERATOR, "operator", "0perator-pw", "Win32ErrorCode 1314 - 0x00000522"),
+        (
+            OPERATOR,
+            "operator",
+            "wrong",
+            "Failed to logon .\\operator (The user name or password is incorrect, Win32ErrorCode 1326",
+        ),
     ],
 )
 def test_become_failures_as_windows_reports_them(  # noqa: PLR0917 - pytest passes these positionally

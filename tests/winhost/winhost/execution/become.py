@@ -8,6 +8,10 @@ Rules modelled (from Ansible.Become.cs's GetUserTokens):
   NT AUTHORITY\\SYSTEM ..." error.
 - A password is checked with LogonUser: a wrong one fails with Win32 error 1326, a disabled
   account with 1331.
+- The new process is started with CreateProcessWithTokenW, which needs SeImpersonatePrivilege
+  in the caller: Administrators have it, a standard user's WinRM logon does not, so a
+  non-administrator connection cannot become any account (Ansible's become docs: "On Windows
+  you cannot connect with an underprivileged account and use become to elevate your rights").
 Every failure surfaces as the exec wrapper reports an exception from CreateProcessAsUser.
 """
 
@@ -53,7 +57,7 @@ def become(ctx: ExecContext, params: dict[str, t.Any], secure: dict[str, t.Any])
             f"winhost does not model becoming the service account {_SERVICE_NAMES[lowered]!r}"
         )
     if lowered in _SYSTEM_NAMES or not user:
-        if not connecting.is_admin:
+        if not _has_admin_rights(connecting):
             raise _no_system_token()
         return ExecContext.for_principal(ctx.host, system_principal(connecting.auth_method))
 
@@ -63,7 +67,7 @@ def become(ctx: ExecContext, params: dict[str, t.Any], secure: dict[str, t.Any])
         raise WrapperFailure(f'{_CALL}"Some or all identity references could not be translated."')
     if password is None:
         # S4U logon without a password needs SYSTEM's token first.
-        if not connecting.is_admin:
+        if not _has_admin_rights(connecting):
             raise _no_system_token()
     else:
         domain, username = _logon_names(user)
@@ -76,6 +80,13 @@ def become(ctx: ExecContext, params: dict[str, t.Any], secure: dict[str, t.Any])
                 1331,
                 "This user can't sign in because this account is currently disabled",
             )
+    if not _has_admin_rights(connecting):
+        # Reached with a password LogonUser accepted: only starting the process is left.
+        raise _win32(
+            "CreateProcessWithTokenW() failed",
+            1314,
+            "A required privilege is not held by the client",
+        )
     principal = api.Principal(
         username=account.name,
         domain=account.domain,
@@ -85,6 +96,13 @@ def become(ctx: ExecContext, params: dict[str, t.Any], secure: dict[str, t.Any])
     if is_system(principal):
         return ExecContext.for_principal(ctx.host, system_principal(connecting.auth_method))
     return ExecContext.for_principal(ctx.host, principal)
+
+
+def _has_admin_rights(principal: api.Principal) -> bool:
+    """Whether the connection's token holds what runas needs (SeDebugPrivilege for SYSTEM's
+    token, SeImpersonatePrivilege to start the process): an administrator's, unless UAC's
+    remote restrictions filtered it."""
+    return principal.is_admin and principal.elevated is not False
 
 
 def _no_system_token() -> WrapperFailure:

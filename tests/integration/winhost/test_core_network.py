@@ -72,6 +72,40 @@ def test_firewall_rules_decide_which_peers_connect(host: WinHost) -> None:
     assert _identify_from("127.0.0.6", address) == 200
 
 
+def test_a_rule_applies_only_on_a_network_of_its_profiles(host: WinHost) -> None:
+    """New-NetFirewallRule -Profile: "The rule is active on the local computer only when the
+    specified profile is currently active"; the interface's NetworkCategory decides which."""
+    address = host.state.address
+    rules = host.state.firewall_rules
+    original = [dict(rule) for rule in rules]
+    category = host.state.network_category
+    try:
+        rules[0]["Profile"] = "Domain, Private"
+        host.state.network_category = "Private"
+        assert _identify_from("127.0.0.5", address) == 200
+        host.state.network_category = "Public"
+        assert _identify_from("127.0.0.5", address) is None
+        rules[0]["Profile"] = ["Public"]
+        assert _identify_from("127.0.0.5", address) == 200
+        host.state.network_category = "DomainAuthenticated"
+        assert _identify_from("127.0.0.5", address) is None
+        rules[0]["Profile"] = "Any"
+        assert _identify_from("127.0.0.5", address) == 200
+    finally:
+        rules[:] = original
+        host.state.network_category = category
+    assert _identify_from("127.0.0.5", address) == 200
+
+
+def test_profiles_are_compared_only_when_a_network_category_is_given() -> None:
+    """The modules' guards read rules without profiles; the host's own filter with them."""
+    rule = {"Name": "{A}", "LocalPort": 5986, "Profile": "Domain"}
+    assert netfilter.firewall_admits([rule], "127.0.0.9", 5986, "127.0.10.5")
+    assert not netfilter.firewall_admits([rule], "127.0.0.9", 5986, "127.0.10.5", "Private")
+    with pytest.raises(ValueError, match="'Work'"):
+        netfilter.profile_applies("Any", "Work")
+
+
 def test_a_rule_change_cuts_off_a_kept_connection_too(host: WinHost) -> None:
     """Windows re-authorizes an established flow at its next packet after a filter change
     (WFP "ALE Reauthorization"): a keep-alive connection admitted before is not answered once

@@ -248,7 +248,11 @@ class WinHost:
         """Whether the firewall lets `peer` connect to `port` (checked per connection)."""
         with self.state.lock:
             return netfilter.firewall_admits(
-                self.state.firewall_rules, peer, port, self.state.address
+                self.state.firewall_rules,
+                peer,
+                port,
+                self.state.address,
+                self.state.network_category,
             )
 
     # --- routing and configuration ----------------------------------------------------------------

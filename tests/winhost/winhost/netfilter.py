@@ -78,6 +78,7 @@ RULE_DEFAULTS: dict[str, t.Any] = {
     "RemoteAddress": "Any",
     "LocalAddress": "Any",
     "PolicyStoreSourceType": "Local",
+    "Profile": "Any",
 }
 # Where a rule comes from (PolicyStoreSourceType): Local is the PersistentStore, which local
 # tools change; GroupPolicy rules come from a GPO through the RSOP, are enforced in the
@@ -127,19 +128,49 @@ def port_matches(port: int, spec: t.Any) -> bool:
     return False
 
 
+# Get-NetConnectionProfile's NetworkCategory -> the firewall profile it makes active on that
+# interface.
+NETWORK_CATEGORIES = {"DomainAuthenticated": "domain", "Private": "private", "Public": "public"}
+
+
+def profile_applies(spec: t.Any, network_category: str) -> bool:
+    """Whether a rule's Profile ('Any', or some of Domain, Private, Public as a list or a
+    comma-separated string) is active on an interface of `network_category`."""
+    active = NETWORK_CATEGORIES.get(network_category)
+    if active is None:
+        raise ValueError(
+            f"network category {network_category!r} is unknown; allowed: "
+            f"{', '.join(NETWORK_CATEGORIES)}"
+        )
+    entries = {entry.lower() for entry in _entries(spec)}
+    return "any" in entries or active in entries
+
+
 def _protocol_is_tcp(spec: t.Any) -> bool:
     return str(spec).strip().lower() in ("tcp", "6", "any")
 
 
-def firewall_admits(rules: list[dict[str, t.Any]], peer: str, port: int, host_address: str) -> bool:
+def firewall_admits(
+    rules: list[dict[str, t.Any]],
+    peer: str,
+    port: int,
+    host_address: str,
+    network_category: str | None = None,
+) -> bool:
     """Windows Firewall for an inbound TCP connection from `peer` to `host_address`:`port`,
     over the ActiveStore (local and Group Policy rules alike): an enabled Block rule that
     matches wins, else an enabled Allow rule must match; with none, the default inbound action
-    blocks. A rule matches on its protocol, LocalPort, RemoteAddress and LocalAddress."""
+    blocks. A rule matches on its protocol, LocalPort, RemoteAddress and LocalAddress, and,
+    when `network_category` is given (the interface's, as the host's traffic is filtered), on
+    its Profile. Without it profiles are not compared, as the modules' guards do not."""
     subnets = [local_subnet(host_address)]
     allowed = False
     for rule in active_rules(rules):
         if not rule_enabled(rule):
+            continue
+        if network_category is not None and not profile_applies(
+            rule_value(rule, "Profile"), network_category
+        ):
             continue
         if str(rule_value(rule, "Direction")).lower() not in ("in", "inbound"):
             continue

@@ -219,6 +219,9 @@ class HostState:
     # `registry`. Group Policy writes it onto the registry at every refresh and at boot
     # (winhost.grouppolicy), so a policy value removed only from the registry comes back.
     local_group_policy: dict[str, dict[str, t.Any]] = dataclasses.field(default_factory=dict)
+    # The NetworkCategory of the host's one interface (Get-NetConnectionProfile): Public,
+    # Private or DomainAuthenticated; it decides which firewall rules apply (their Profile).
+    network_category: str = "Private"
     directory: Path = dataclasses.field(default=Path("."), compare=False)
     lock: threading.RLock = dataclasses.field(
         default_factory=threading.RLock, compare=False, repr=False
@@ -253,6 +256,7 @@ class HostState:
             "session_configurations": dict(self.session_configurations),
             "event_log_channels": copy.deepcopy(self.event_log_channels),
             "local_group_policy": copy.deepcopy(self.local_group_policy),
+            "network_category": self.network_category,
         }
 
     @classmethod
@@ -284,6 +288,7 @@ class HostState:
             if "event_log_channels" in data
             else _default_event_log_channels(),
             local_group_policy=data.get("local_group_policy", {}),
+            network_category=data.get("network_category", "Private"),
             directory=directory,
         )
 

@@ -62,14 +62,23 @@ WINHTTP_KEYS = (
 )
 
 
+# .NET Framework 4.x and 3.5 (v2.0.50727), 64- and 32-bit views (Microsoft's "Enable TLS 1.2 on
+# clients").
+DOTNET_KEYS = tuple(
+    f"HKLM\\SOFTWARE\\{view}Microsoft\\.NETFramework\\{version}"
+    for version in ("v4.0.30319", "v2.0.50727")
+    for view in ("", "Wow6432Node\\")
+)
+
+
+def registry_values(state: dict[str, t.Any], wanted: str) -> dict[str, t.Any]:
+    key = next((k for k in state["registry"] if k.lower() == wanted.lower()), None)
+    return state["registry"].get(key, {}) if key else {}
+
+
 def winhttp_protocols(state: dict[str, t.Any]) -> list[t.Any]:
     """DefaultSecureProtocols under each WinHTTP key (None where it is not set)."""
-    found = []
-    for wanted in WINHTTP_KEYS:
-        key = next((k for k in state["registry"] if k.lower() == wanted.lower()), None)
-        values = state["registry"].get(key, {}) if key else {}
-        found.append(values.get("DefaultSecureProtocols"))
-    return found
+    return [registry_values(state, wanted).get("DefaultSecureProtocols") for wanted in WINHTTP_KEYS]
 
 
 def _boot_time(state: dict[str, t.Any]) -> datetime.datetime:
@@ -140,6 +149,13 @@ def test_tls12_role_over_http_reboots_and_https_then_works(tls_targets: TlsTarge
     # 2008 R2: WinHTTP programs (the host's WinRM client) get TLS 1.1 and 1.2 as defaults.
     assert winhttp_protocols(before) == [None, None]
     assert winhttp_protocols(after) == [0xA80, 0xA80]
+    # .NET programs, those built for 3.5 too, use the system's TLS versions.
+    for key in DOTNET_KEYS:
+        values = registry_values(after, key)
+        assert (values.get("SchUseStrongCrypto"), values.get("SystemDefaultTlsVersions")) == (
+            1,
+            1,
+        ), key
     assert after["runtime"]["tls_versions"] == ["TLS 1.0", "TLS 1.2"]
     assert handshake(address, tls_targets.ca_bundle) == "TLSv1.2"
     for plugin in ("winrm", "psrp"):

@@ -9,6 +9,7 @@ and then probes the host itself, layer by layer.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import typing as t
 
@@ -72,9 +73,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
 
+        current = _connection_name(self._connection)
         wanted = str(self._task.args.get("plugin") or "auto").lower()
         if wanted == "auto":
-            current = _connection_name(self._connection)
             wanted = _PLUGINS.get(current, "")
             if not wanted:
                 raise AnsibleError(
@@ -90,10 +91,13 @@ class ActionModule(ActionBase):
         connection = self._connection_plugin(wanted, task_vars)
         settings = connection._read_settings()
         target = winrm_target(settings) if wanted == "winrm" else psrp_target(settings)
+        fixes_for = _fixes_for(current, wanted)
+        target = dataclasses.replace(target, plugin=fixes_for)
         secrets = list(settings.secrets)
 
         report = run_checks(target).to_result()
         report["plugin"] = f"winops.remoting.{wanted}"
+        report["fixes_for"] = fixes_for
         report["endpoint"] = target.endpoint.url
         report["transport"] = target.transport
         report["session"] = connection._new_slot().describe()
@@ -108,6 +112,16 @@ def _connection_name(connection: t.Any) -> str:
     if load_name.startswith("ansible_collections.winops.remoting."):
         return f"winops.remoting.{load_name.rsplit('.', 1)[-1]}"
     return name or load_name
+
+
+def _fixes_for(current: str, wanted: str) -> str:
+    """The plugin whose variables the fixes name: the host's builtin plugin when it is of the
+    kind checked (ours only read its variables, and the builtin ignores some of ours), else
+    the collection's plugin checked."""
+    ours = f"winops.remoting.{wanted}"
+    if current != ours and _PLUGINS.get(current) == wanted:
+        return f"ansible.builtin.{wanted}"
+    return ours
 
 
 def _redacted(value: t.Any, secrets: list[str]) -> t.Any:

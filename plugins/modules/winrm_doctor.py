@@ -30,6 +30,10 @@ options:
       - Which plugin's variables to read. V(auto) uses the host's connection; with
         C(ansible.builtin.winrm) or C(ansible.builtin.psrp) the collection's plugin of the same
         kind reads the same variables.
+      - For a host on C(ansible.builtin.winrm) or C(ansible.builtin.psrp) checked as its own
+        kind, the fixes name only variables that builtin plugin honours; for an option only the
+        collection's plugin has, they say so and how to switch (C(ansible_connection)).
+        RV(fixes_for) names the plugin the fixes are for.
     type: str
     choices: [auto, winrm, psrp]
     default: auto
@@ -108,6 +112,14 @@ plugin:
   returned: always
   type: str
   sample: winops.remoting.winrm
+fixes_for:
+  description:
+    - The connection plugin whose variables the fixes name. The host's C(ansible.builtin.winrm)
+      or C(ansible.builtin.psrp) when it uses that plugin and is checked as that kind (C(msg)
+      then says C(fix for ansible.builtin.winrm)), else the collection's plugin in RV(plugin).
+  returned: always
+  type: str
+  sample: ansible.builtin.winrm
 endpoint:
   description: The WS-Management URL checked.
   returned: always

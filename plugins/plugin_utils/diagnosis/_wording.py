@@ -7,7 +7,10 @@ summary and a fix, both templates. The classifier in ``_errors`` (a failed task)
 ticket helper and the doctor's checks all build their ``Diagnosis`` through ``describe``, so a
 failed win_ping and winrm_doctor say the same thing about the same set-up, and nothing has to
 read wording back out of a message. Fixes name the variables of the plugin in use
-(``{v.<name>}``, from ``PluginVars``) or the collection role to apply.
+(``{v.<name>}``, from ``PluginVars``) or the collection role to apply. The doctor also words
+fixes for hosts on ``ansible.builtin.winrm`` and ``ansible.builtin.psrp``: they name only what
+the builtin plugin honours, and where it has no such option they say how to switch to ours
+(``{collection_plugin}``).
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ class Diagnosis:
 
 @dataclasses.dataclass(frozen=True)
 class PluginVars:
-    """The variables of one plugin that fixes name; None where the plugin has no such option."""
+    """The variables of one plugin that fixes name; None where the plugin has no such option
+    (a row whose fix needs it words that plugin's fix in ``fix_by_plugin``)."""
 
     auth: str
     cert_validation: str
@@ -58,9 +62,9 @@ class PluginVars:
     read_timeout: str
     operation_timeout: str
     connection_timeout: str
-    max_envelope: str
-    retries: str
-    kinit_cmd: str
+    max_envelope: str | None
+    retries: str | None
+    kinit_cmd: str | None
     hostname_override: str
     spn_service: str  # the default service part of the SPN the plugin's library asks for
     configuration: str | None
@@ -105,6 +109,20 @@ _PLUGIN_VARS = {
         credssp_tls_1_0="ansible_psrp_credssp_disable_tlsv1_2",
     ),
 }
+# The builtin plugins keep our variables' names where they have the option at all (our plugins
+# took theirs). ansible.builtin.winrm declares few options itself and hands every other
+# ansible_winrm_<name> to pywinrm's Protocol when Protocol takes an argument <name> (its
+# DOCUMENTATION's description; server_cert_validation, ca_trust_path, message_encryption,
+# read_timeout_sec, operation_timeout_sec, kerberos_hostname_override and
+# credssp_disable_tlsv1_2 in pywinrm 0.5). pywinrm has no argument to retry a request or to
+# size envelopes (Protocol.DEFAULT_MAX_ENV_SIZE, 153600 bytes, is fixed), and
+# ansible.builtin.psrp never runs kinit (pypsrp asks pyspnego for the ticket). Setting any of
+# those variables changes nothing there, so the rows that name them say how to switch instead.
+# test_both_plugins.py checks these against the builtin plugins' DOCUMENTATION and pywinrm.
+_PLUGIN_VARS["ansible.builtin.winrm"] = dataclasses.replace(
+    _PLUGIN_VARS["winrm"], max_envelope=None, retries=None
+)
+_PLUGIN_VARS["ansible.builtin.psrp"] = dataclasses.replace(_PLUGIN_VARS["psrp"], kinit_cmd=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +131,9 @@ class Wording:
 
     ``fix_by_plugin`` and ``summary_by_plugin`` replace ``fix`` and ``summary`` for a plugin
     whose remedy or failing resource differs (an option the other plugin does not have, the
-    cmd shell against a PowerShell session configuration).
+    cmd shell against a PowerShell session configuration). Their keys are a kind (winrm,
+    psrp: our plugin and the builtin one) or a builtin plugin (ansible.builtin.winrm), which
+    comes first.
     """
 
     layer: Layer
@@ -149,6 +169,17 @@ _OTHER_401_CAUSES = (
 )
 _IF_RIGHT = "; if they are right, the account may not use WinRM: "
 _TIMEOUTS = "raise {v.operation_timeout} and {v.read_timeout} (read above operation)"
+# ansible.builtin.winrm gives pywinrm the operation timeout ansible_winrm_connection_timeout
+# and a read timeout 10 seconds above it whenever that variable is set, over
+# ansible_winrm_operation_timeout_sec and ansible_winrm_read_timeout_sec (_winrm_connect in
+# its winrm.py, and the option's description).
+_BUILTIN_WINRM_TIMEOUTS = (
+    "raise {v.connection_timeout}: ansible.builtin.winrm makes it the operation timeout and "
+    "sets the read timeout 10 seconds above it (without it, raise {v.operation_timeout} and "
+    "{v.read_timeout}, read above operation)"
+)
+# How a fix for a builtin plugin names an option only the collection's plugin has.
+_SWITCH = "ansible_connection: {collection_plugin}"
 
 WORDING: dict[str, Wording] = {
     # -- network ---------------------------------------------------------------------------
@@ -184,6 +215,7 @@ WORDING: dict[str, Wording] = {
         Layer.WSMAN,
         "the host accepted the request but did not answer within the read timeout",
         "raise {v.read_timeout} (it must stay above the operation timeout)",
+        fix_by_plugin={"ansible.builtin.winrm": _BUILTIN_WINRM_TIMEOUTS},
     ),
     "answer_cut": Wording(
         Layer.WSMAN,
@@ -191,6 +223,12 @@ WORDING: dict[str, Wording] = {
         "rerun the task: a request that may have started a command is never repeated "
         "automatically ({v.retries} covers only the steps that are safe to repeat); if it "
         "recurs, look for a proxy, load balancer or firewall cutting long responses",
+        fix_by_plugin={
+            "ansible.builtin.winrm": "rerun the task; if it recurs, look for a proxy, load "
+            "balancer or firewall cutting long responses. ansible.builtin.winrm repeats no "
+            "request after a broken connection; the collection's plugin repeats the steps "
+            "that are safe to repeat (" + _SWITCH + ", option reconnection_retries)",
+        },
     ),
     # -- TLS -------------------------------------------------------------------------------
     "tls_plain_http_port": Wording(
@@ -341,6 +379,12 @@ WORDING: dict[str, Wording] = {
         "if it recurs, look for what closes connections between the controller and the host "
         "(a proxy, load balancer or firewall idle timeout), or use https ({v.scheme}: https, "
         "ansible_port: 5986), where each new connection brings its own keys",
+        fix_by_plugin={
+            "ansible.builtin.winrm": "rerun the task; if it recurs, look for what closes "
+            "connections between the controller and the host (a proxy, load balancer or "
+            "firewall idle timeout), or use https ({v.scheme}: https, ansible_port: 5986), "
+            "where each new connection brings its own keys",
+        },
     ),
     # -- WS-Management -----------------------------------------------------------------------
     "wsman_not_found": Wording(
@@ -352,6 +396,16 @@ WORDING: dict[str, Wording] = {
         Layer.WSMAN,
         "the listener answered HTTP {status}",
         "check the WinRM service on the host; 502/503/504 usually pass, so raise {v.retries}",
+        fix_by_plugin={
+            "ansible.builtin.winrm": "check the WinRM service on the host; 502/503/504 usually "
+            "pass, so rerun the task: ansible.builtin.winrm does not repeat them, the "
+            "collection's plugin does (" + _SWITCH + ", option reconnection_retries)",
+            # pypsrp's urllib3 Retry repeats a request only on 425, 429 and 503
+            # (status_forcelist in pypsrp 0.9 wsman.py).
+            "ansible.builtin.psrp": "check the WinRM service on the host; a 503 usually "
+            "passes, so raise {v.retries} (pypsrp repeats on 503, not on 502 or 504, which the "
+            "collection's plugin also repeats: " + _SWITCH + ")",
+        },
     ),
     "identify_not_wsman": Wording(
         Layer.WSMAN,
@@ -362,11 +416,21 @@ WORDING: dict[str, Wording] = {
         Layer.WSMAN,
         "the host did not finish the operation within the operation timeout",
         _TIMEOUTS,
+        fix_by_plugin={"ansible.builtin.winrm": _BUILTIN_WINRM_TIMEOUTS},
     ),
+    # ansible.builtin.winrm sends files in fixed 250000-byte chunks, base64 in the envelope:
+    # more than an older host's default of 150 KB (docs/porting-winrm.md, item 14).
     "envelope_too_large": Wording(
         Layer.WSMAN,
         "a request was larger than the host's MaxEnvelopeSize",
         "lower {v.max_envelope} to the host's MaxEnvelopeSizekb * 1024",
+        fix_by_plugin={
+            "ansible.builtin.winrm": "raise the host's MaxEnvelopeSizekb to 500 or more "
+            "with max_envelope_size_kb of winops.remoting.win_winrm_service (500 is Windows' "
+            "default since WinRM 3.0): ansible.builtin.winrm cannot make its requests smaller; "
+            "the collection's plugin sizes them to the host (" + _SWITCH + ", option "
+            "max_envelope_size)",
+        },
     ),
     # WSManFault 5: the account passed the service's check but the resource refused it. The
     # cmd shell (winrm) is granted by RootSDDL, which by default lets in Administrators only:
@@ -430,6 +494,7 @@ WORDING: dict[str, Wording] = {
         Layer.TRANSFER,
         "a file transfer failed",
         "check the remote path and free space; {v.max_envelope} sizes the chunks",
+        fix_by_plugin={"ansible.builtin.winrm": "check the remote path and free space"},
     ),
     "unexpected": Wording(
         Layer.WSMAN,
@@ -442,6 +507,10 @@ WORDING: dict[str, Wording] = {
         "no Kerberos ticket could be obtained",
         "check ansible_user (user@REALM, realm in uppercase) and ansible_password, the realm in "
         "/etc/krb5.conf, or set {v.kinit_cmd}",
+        fix_by_plugin={
+            "ansible.builtin.psrp": "check ansible_user (user@REALM, realm in uppercase) and "
+            "ansible_password, and the realm in /etc/krb5.conf",
+        },
     ),
     "kerberos_no_context": Wording(
         Layer.KERBEROS,
@@ -583,12 +652,26 @@ WORDING: dict[str, Wording] = {
 }
 
 
-def _plugin_key(plugin: str) -> str:
+BUILTIN_PLUGINS = ("ansible.builtin.winrm", "ansible.builtin.psrp")
+
+
+def _kind(plugin: str) -> str:
     return "psrp" if "psrp" in plugin.lower() else "winrm"
 
 
+def _plugin_key(plugin: str) -> str:
+    """The row of _PLUGIN_VARS: a builtin plugin's own when it is named, else our plugin's."""
+    builtin = f"ansible.builtin.{_kind(plugin)}"
+    return builtin if plugin.lower() == builtin else _kind(plugin)
+
+
+def _for_plugin(by_plugin: t.Mapping[str, str], plugin_key: str, default: str) -> str:
+    return by_plugin.get(plugin_key, by_plugin.get(_kind(plugin_key), default))
+
+
 def variable_names(plugin: str) -> PluginVars:
-    """The inventory variables of ``plugin`` (winrm or psrp) that fixes name."""
+    """The inventory variables of ``plugin`` that fixes name: winrm or psrp (ours, under any
+    name), or ansible.builtin.winrm or ansible.builtin.psrp."""
     return _PLUGIN_VARS[_plugin_key(plugin)]
 
 
@@ -597,13 +680,14 @@ def describe(key: str, plugin: str, evidence: str, **values: t.Any) -> Diagnosis
     plugin_key = _plugin_key(plugin)
     wording = WORDING[key]
     names = _PLUGIN_VARS[plugin_key]
-    summary = wording.summary_by_plugin.get(plugin_key, wording.summary)
-    fix = wording.fix_by_plugin.get(plugin_key, wording.fix)
+    summary = _for_plugin(wording.summary_by_plugin, plugin_key, wording.summary)
+    fix = _for_plugin(wording.fix_by_plugin, plugin_key, wording.fix)
+    collection_plugin = f"winops.remoting.{_kind(plugin_key)}"
     return Diagnosis(
         wording.layer,
-        summary.format(v=names, **values),
+        summary.format(v=names, collection_plugin=collection_plugin, **values),
         evidence,
-        fix.format(v=names, **values),
+        fix.format(v=names, collection_plugin=collection_plugin, **values),
     )
 
 
@@ -671,6 +755,9 @@ _SCHEME_TRANSPORTS = {
     "kerberos": "kerberos",
     "credssp": "credssp",
 }
+# pywinrm has no negotiate transport (winrm.FEATURE_SUPPORTED_AUTHTYPES), so
+# ansible.builtin.winrm refuses ansible_winrm_transport: negotiate; NTLM rides on Negotiate.
+_BUILTIN_WINRM_SCHEME_TRANSPORTS = {**_SCHEME_TRANSPORTS, "negotiate": "ntlm"}
 
 
 def closed_connection(endpoint: Endpoint, plugin: str, evidence: str) -> Diagnosis:
@@ -707,7 +794,12 @@ def auth_not_offered(
     offered_lower = [scheme.lower() for scheme in offered]
     if not offered or not needed or any(scheme in offered_lower for scheme in needed):
         return None
-    usable = [_SCHEME_TRANSPORTS[s] for s in offered_lower if s in _SCHEME_TRANSPORTS]
+    transports = (
+        _BUILTIN_WINRM_SCHEME_TRANSPORTS
+        if _plugin_key(plugin) == "ansible.builtin.winrm"
+        else _SCHEME_TRANSPORTS
+    )
+    usable = [transports[s] for s in offered_lower if s in transports]
     choice = f"set {names.auth} to {' or '.join(usable)}, or " if usable else ""
     return describe(
         "auth_not_offered",

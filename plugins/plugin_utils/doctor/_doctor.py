@@ -59,7 +59,9 @@ class Status(enum.Enum):
 class Target:
     """What the doctor checks: one host as one connection plugin would reach it."""
 
-    plugin: str  # "winrm" or "psrp": decides the variable names in fixes
+    # Whose variables fixes name: "winrm" or "psrp" (ours), or the builtin plugin of a host
+    # that uses it ("ansible.builtin.winrm", "ansible.builtin.psrp").
+    plugin: str
     endpoint: Endpoint
     # The authentication the host sees for the first of ansible_winrm_transport (basic or
     # certificate for pywinrm's legacy ssl and plaintext) or for ansible_psrp_auth.
@@ -102,6 +104,7 @@ class CheckResult:
 class Report:
     checks: list[CheckResult]
     endpoint_url: str = ""
+    plugin: str = ""  # Target.plugin: whose variables the fixes name
 
     @property
     def failed(self) -> CheckResult | None:
@@ -117,8 +120,11 @@ class Report:
         }
         if failed is not None:
             result["failed"] = True
+            # A host on a builtin plugin is told so: its fixes differ from ours.
+            builtin = f" for {self.plugin}" if self.plugin.startswith("ansible.builtin.") else ""
             result["msg"] = (
-                f"{failed.layer.value} failed ({failed.name}): {failed.summary}; fix: {failed.fix}"
+                f"{failed.layer.value} failed ({failed.name}): {failed.summary}; "
+                f"fix{builtin}: {failed.fix}"
             )
         else:
             result["msg"] = f"all checks passed for {self.endpoint_url}"
@@ -498,4 +504,4 @@ def run_checks(
             results.append(failed)
         else:
             results.append(CheckResult(name, layer, Status.OK, evidence))
-    return Report(results, endpoint_url=target.endpoint.url)
+    return Report(results, endpoint_url=target.endpoint.url, plugin=target.plugin)

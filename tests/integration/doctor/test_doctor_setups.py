@@ -340,14 +340,18 @@ def test_winhost_really_is_broken_as_described(doctor_hosts: t.Any) -> None:
 
 def test_verify_playbook(doctor_hosts: t.Any, tmp_path: Path) -> None:
     """The collection's playbook (winops.remoting.verify) passes a healthy host and fails a
-    broken one with the layer and the fix."""
+    broken one with the layer and the fix; a host on a builtin plugin gets that plugin's fix."""
     healthy, expired = SETUPS[0], next(s for s in SETUPS if s.name == "expired_certificate")
+    basic = next(s for s in SETUPS if s.name == "basic_requested_but_disabled")
+    builtin_winrm = _host_vars(basic, "winrm", doctor_hosts)
+    del builtin_winrm["ansible_winrm_reconnection_retries"]  # ansible.builtin.winrm has none
     hosts = {
         "good": _host_vars(healthy, "winrm", doctor_hosts),
         "bad": _host_vars(expired, "psrp", doctor_hosts),
         # A host on the builtin plugin: the doctor reads the same variables through ours.
         "builtin": _host_vars(healthy, "psrp", doctor_hosts)
         | {"ansible_connection": "ansible.builtin.psrp"},
+        "builtin_basic": builtin_winrm | {"ansible_connection": "ansible.builtin.winrm"},
     }
     inventory = write_private_yaml(
         tmp_path / "inventory.yml", {"all": {"children": {"windows": {"hosts": hosts}}}}
@@ -359,6 +363,19 @@ def test_verify_playbook(doctor_hosts: t.Any, tmp_path: Path) -> None:
     builtin = run.task("builtin", "Run the WinRM doctor on the controller").result
     assert builtin["failed_layer"] is None and builtin["plugin"] == "winops.remoting.psrp"
     assert builtin["endpoint"] == f"https://{doctor_hosts.address('healthy')}:5986/wsman"
+    assert builtin["fixes_for"] == "ansible.builtin.psrp"
+    # Basic is off: the fix offers what the listener has, in ansible.builtin.winrm's words
+    # (pywinrm has no negotiate transport; ours would offer "negotiate or ntlm").
+    refused = run.task("builtin_basic", "Run the WinRM doctor on the controller").result
+    assert refused["failed_layer"] == "HTTP authentication", run.describe()
+    assert (refused["plugin"], refused["fixes_for"]) == (
+        "winops.remoting.winrm",
+        "ansible.builtin.winrm",
+    )
+    choice = refused["fix"].partition(", or enable basic")[0]
+    assert choice.startswith("set ansible_winrm_transport to ") and "ntlm" in choice, choice
+    assert "negotiate" not in choice, choice
+    assert f"; fix for ansible.builtin.winrm: {refused['fix']}" in refused["msg"]
     bad = run.task("bad", "Fail with the broken layer and its fix").result
     assert bad.get("failed"), run.describe()
     assert bad["msg"].startswith(

@@ -528,18 +528,114 @@ def documented_variables(plugin: str) -> set[str]:
     return {entry["name"] for option in options.values() for entry in option.get("vars", [])}
 
 
-@pytest.mark.parametrize("plugin", PLUGINS)
-def test_every_diagnosis_names_only_the_plugins_own_variables(plugin: str) -> None:
+# The winrm_doctor words its fixes for a host on a builtin plugin as that plugin's (the
+# variables it reads through ours are the builtin's, and the builtin ignores some of ours).
+BUILTIN_PLUGINS = ("ansible.builtin.winrm", "ansible.builtin.psrp")
+
+
+def honoured_variables(plugin: str) -> set[str]:
+    """Every variable the plugin acts on: its DOCUMENTATION's, and for ansible.builtin.winrm
+    also ansible_winrm_<name> for every argument <name> of pywinrm's Protocol, which it hands
+    on as its DOCUMENTATION's description says."""
+    import inspect
+    import sys
+
+    import yaml
+
+    honoured = documented_variables(plugin)
+    if plugin == "ansible.builtin.winrm":
+        module = sys.modules[connection_loader.get(plugin, class_only=True).__module__]
+        description = " ".join(yaml.safe_load(module.DOCUMENTATION)["description"])
+        assert "C(ansible_winrm_<option>)" in description, "the builtin no longer hands extras on"
+        from winrm.protocol import Protocol
+
+        arguments = set(inspect.signature(Protocol.__init__).parameters) - {"self"}
+        honoured |= {f"ansible_winrm_{name}" for name in arguments}
+    return honoured
+
+
+def every_diagnosis(plugin: str) -> t.Iterator[tuple[str, t.Any]]:
+    """Each row of the table as ``plugin``'s users read it, and the fixes built in code."""
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis import _wording
+
+    for key in _wording.WORDING:
+        yield key, _wording.describe(key, plugin, "seen", **TEMPLATE_VALUES)
+    schemes = ["Basic", "Negotiate", "Kerberos", "CredSSP", MUTUAL]
+    for method in ("basic", "certificate", "ntlm", "negotiate", "kerberos", "credssp"):
+        for scheme in schemes:
+            diagnosis = _wording.auth_not_offered(method, [scheme], plugin, "seen")
+            if diagnosis is not None:
+                yield f"auth_not_offered {method} {scheme}", diagnosis
+        unencrypted = _wording.unencrypted_refused(method, plugin, "seen")
+        yield f"unencrypted_refused {method}", unencrypted
+
+
+@pytest.mark.parametrize("plugin", PLUGINS + BUILTIN_PLUGINS)
+def test_every_diagnosis_names_only_variables_the_plugin_honours(plugin: str) -> None:
+    honoured = honoured_variables(plugin)
+    for key, diagnosis in every_diagnosis(plugin):
+        text = f"{diagnosis.summary} {diagnosis.fix}"
+        named = set(re.findall(r"\bansible_\w+", text)) - {"ansible_connection"}
+        assert named <= honoured, (key, named - honoured)
+        assert "None" not in text, (key, text)  # a variable the plugin does not have
+
+
+@pytest.mark.parametrize(
+    ("key", "plugin", "option"),
+    [
+        ("answer_cut", "ansible.builtin.winrm", "reconnection_retries"),
+        ("http_status", "ansible.builtin.winrm", "reconnection_retries"),
+        ("envelope_too_large", "ansible.builtin.winrm", "max_envelope_size"),
+    ],
+)
+def test_an_option_only_ours_has_is_reached_by_switching(
+    key: str, plugin: str, option: str
+) -> None:
     from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
-        WORDING,
         describe,
     )
 
-    declared = documented_variables(plugin)
-    for key in WORDING:
-        diagnosis = describe(key, plugin, "seen", **TEMPLATE_VALUES)
-        named = set(re.findall(r"\bansible_\w+", f"{diagnosis.summary} {diagnosis.fix}"))
-        assert named <= declared, (key, named - declared)
+    ours = describe(key, plugin.rsplit(".", 1)[1], "seen", **TEMPLATE_VALUES).fix
+    builtin = describe(key, plugin, "seen", **TEMPLATE_VALUES).fix
+    assert f"ansible_{plugin.rsplit('.', 1)[1]}_{option}" in ours
+    assert f"ansible_connection: winops.remoting.{plugin.rsplit('.', 1)[1]}" in builtin
+    assert f"option {option}" in builtin
+
+
+def test_builtin_psrp_is_not_told_to_set_a_kinit_command() -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+        describe,
+    )
+
+    assert "ansible_psrp_kinit_cmd" in describe("kerberos_no_ticket", "psrp", "seen").fix
+    fix = describe("kerberos_no_ticket", "ansible.builtin.psrp", "seen").fix
+    assert "kinit" not in fix and "ansible_password" in fix
+
+
+def test_builtin_winrm_is_offered_ntlm_not_negotiate() -> None:
+    """pywinrm has no negotiate transport, so the builtin plugin refuses it."""
+    import winrm
+
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+        auth_not_offered,
+    )
+
+    assert "negotiate" not in winrm.FEATURE_SUPPORTED_AUTHTYPES
+    ours = auth_not_offered("basic", ["Negotiate"], "winrm", "seen")
+    builtin = auth_not_offered("basic", ["Negotiate"], "ansible.builtin.winrm", "seen")
+    assert ours is not None and builtin is not None
+    assert ours.fix.startswith("set ansible_winrm_transport to negotiate or ntlm, or enable")
+    assert builtin.fix.startswith("set ansible_winrm_transport to ntlm, or enable")
+
+
+def test_builtin_winrm_timeouts_name_the_variable_that_decides_them() -> None:
+    from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
+        describe,
+    )
+
+    for key in ("read_timeout", "operation_timeout"):
+        fix = describe(key, "ansible.builtin.winrm", "seen").fix
+        assert fix.startswith("raise ansible_winrm_connection_timeout: ansible.builtin.winrm"), fix
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

@@ -134,6 +134,54 @@ def test_session_failure_keeps_the_plugins_diagnosis() -> None:
     assert (failed.layer, failed.fix) == (Layer.WSMAN, "give admin rights")
 
 
+@pytest.mark.parametrize(
+    ("plugin", "fix_starts", "fixes_for"),
+    [
+        ("winrm", "check the WinRM service on the host; 502/503/504 usually pass, so raise "
+         "ansible_winrm_reconnection_retries", "fix:"),
+        ("ansible.builtin.winrm", "check the WinRM service on the host; 502/503/504 usually "
+         "pass, so rerun the task", "fix for ansible.builtin.winrm:"),
+    ],
+)  # fmt: skip
+def test_a_host_on_the_builtin_plugin_gets_the_builtins_fix(
+    plugin: str, fix_starts: str, fixes_for: str
+) -> None:
+    """A 502 with retries spent: ansible.builtin.winrm has no retry variable to raise."""
+    from winrm.exceptions import WinRMTransportError
+
+    def open_session() -> None:
+        raise WinRMTransportError("http", 502, "Bad Gateway")
+
+    report = run_checks(
+        _target(plugin=plugin, open_session=open_session),
+        [("authenticated_session", Layer.HTTP_AUTH, _doctor.check_session)],
+    )
+    result = report.to_result()
+    assert result["fix"].startswith(fix_starts), result["fix"]
+    assert f"; {fixes_for} {result['fix']}" in result["msg"]
+    if plugin.startswith("ansible.builtin."):
+        assert "ansible_winrm_reconnection_retries" not in result["fix"]
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted", "fixes_for"),
+    [
+        ("winrm", "winrm", "ansible.builtin.winrm"),  # ansible_connection: winrm
+        ("ansible.builtin.psrp", "psrp", "ansible.builtin.psrp"),
+        ("ansible.legacy.psrp", "psrp", "ansible.builtin.psrp"),
+        ("winops.remoting.winrm", "winrm", "winops.remoting.winrm"),
+        ("winrm", "psrp", "winops.remoting.psrp"),  # plugin: psrp for a host on winrm
+        ("ssh", "winrm", "winops.remoting.winrm"),
+    ],
+)
+def test_the_doctor_words_fixes_for_the_hosts_builtin_plugin(
+    current: str, wanted: str, fixes_for: str
+) -> None:
+    from ansible_collections.winops.remoting.plugins.action import winrm_doctor
+
+    assert winrm_doctor._fixes_for(current, wanted) == fixes_for
+
+
 def test_the_session_is_opened_once_for_encryption_and_session_checks() -> None:
     opened: list[int] = []
     target = _target(port=5985, message_encryption="never", open_session=lambda: opened.append(1))

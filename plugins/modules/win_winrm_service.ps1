@@ -277,6 +277,11 @@ if ($params.certificate_thumbprint) {
             $module.FailJson("certificate_thumbprint '$thumbprint' is not in Cert:\LocalMachine\My")
         }
     }
+    elseif (-not (Get-Item -LiteralPath "Cert:\LocalMachine\My\$thumbprint").HasPrivateKey) {
+        # The service certificate is what the host presents in CredSSP's own TLS handshake: a
+        # TLS server cannot use a certificate whose private key it does not hold.
+        $module.FailJson("certificate_thumbprint '$thumbprint' has no private key in Cert:\LocalMachine\My, and CredSSP's TLS handshake needs one: import the certificate with its key (a PFX). Nothing was changed.")
+    }
 }
 
 if ($null -ne $params.ipv4_filter -or $null -ne $params.ipv6_filter) {

@@ -57,6 +57,8 @@ options:
       - Thumbprint of a certificate in C(Cert:\LocalMachine\My) that the service uses for
         CredSSP's inner TLS channel (C(Service\CertificateThumbprint)); independent of the
         listener certificate. An empty string returns to the self-signed default.
+      - The certificate must have its private key on the host (imported from a PFX, not a
+        C(.cer)); one without is refused before anything changes.
     type: str
   ipv4_filter:
     description:

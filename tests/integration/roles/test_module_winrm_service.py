@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import typing as t
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 import xmltodict
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
 from winrm.protocol import Protocol
 
@@ -291,6 +294,35 @@ def test_service_thumbprint_is_written_as_it_is_compared(targets: t.Any) -> None
     assert targets.state("service")["winrm"]["Service"]["CertificateThumbprint"] == stored
     again = targets.play("service", tasks, label="thumbprint-again")
     assert again.task(host, "thumbprint").result["changed"] is False, again.describe()
+
+
+def test_service_certificate_without_its_key_is_refused(targets: t.Any) -> None:
+    """The service certificate is what CredSSP's TLS handshake presents: one imported without
+    its private key (a .cer, the usual mistake) is refused before anything is written."""
+    host = targets.name("service")
+    ca_pem = Path(targets.session.host_vars(host)["winhost_ca_bundle"]).read_text()
+    ca = x509.load_pem_x509_certificate(ca_pem.encode())
+    thumbprint = ca.fingerprint(hashes.SHA1()).hex().upper()  # Windows thumbprints are SHA-1
+    tasks = (
+        "- name: copy\n  ansible.windows.win_copy:\n"
+        f"    content: {json.dumps(ca_pem)}\n    dest: C:\\Windows\\Temp\\keyless.pem\n"
+        "- name: import\n  ansible.windows.win_certificate_store:\n"
+        "    path: C:\\Windows\\Temp\\keyless.pem\n    store_name: My\n"
+        "    store_location: LocalMachine\n"
+        "- name: keyless\n  winops.remoting.win_winrm_service:\n"
+        f"    certificate_thumbprint: {thumbprint}\n    auth_basic: true\n"
+        "  ignore_errors: true\n"
+    )
+    before = targets.state("service")["winrm"]
+    run = targets.play("service", tasks, label="keyless")
+    result = run.task(host, "keyless").result
+    assert result.get("failed") is True, run.describe()
+    assert result["msg"] == (
+        f"certificate_thumbprint '{thumbprint}' has no private key in Cert:\\LocalMachine\\My, "
+        "and CredSSP's TLS handshake needs one: import the certificate with its key (a PFX). "
+        "Nothing was changed."
+    )
+    assert targets.state("service")["winrm"] == before
 
 
 def test_service_filters_are_checked_against_where_connections_arrive(

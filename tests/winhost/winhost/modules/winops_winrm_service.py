@@ -191,7 +191,8 @@ def _validate(run: ModuleRun, params: dict[str, t.Any], state: HostState) -> Non
                 f"certificate_thumbprint '{params['certificate_thumbprint']}' is not a SHA-1 "
                 "thumbprint of 40 hex digits"
             )
-        if store_cert(state, MY_STORE, thumbprint) is None:
+        stored = store_cert(state, MY_STORE, thumbprint)
+        if stored is None:
             if not run.check_mode:
                 raise ModuleFailure(
                     f"certificate_thumbprint '{thumbprint}' is not in Cert:\\LocalMachine\\My"
@@ -199,6 +200,12 @@ def _validate(run: ModuleRun, params: dict[str, t.Any], state: HostState) -> Non
             run.warnings.append(
                 f"certificate_thumbprint '{thumbprint}' is not in Cert:\\LocalMachine\\My yet; "
                 "continuing because this is check mode"
+            )
+        elif stored.key_path is None:
+            raise ModuleFailure(
+                f"certificate_thumbprint '{thumbprint}' has no private key in "
+                "Cert:\\LocalMachine\\My, and CredSSP's TLS handshake needs one: import the "
+                "certificate with its key (a PFX). Nothing was changed."
             )
 
 

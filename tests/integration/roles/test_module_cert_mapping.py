@@ -21,11 +21,19 @@ from winrm.exceptions import InvalidCredentialsError
 from winrm.protocol import Protocol
 
 from winhost import api, pki, profiles
-from winhost.auth import ConnectionAuth, TlsInfo
+from winhost.auth import CERTIFICATE_AUTH_HEADER, ConnectionAuth, TlsInfo
 from winhost.execution.context import ExecContext
 from winhost.host import WinHost
 from winhost.modules import _REGISTRY, _invoke, _load
 from winhost.modules.winops_winrm_cert_mapping import MARKER_KEY
+
+# The resource URI of the winrm connection's shell: a mapping's URI must cover it.
+CMD_SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+
+
+def certificate_logon(host: WinHost, tls: TlsInfo) -> str:
+    """How the host answers a certificate logon for a cmd shell request: ok or reject."""
+    return ConnectionAuth(host, tls).authenticate(CERTIFICATE_AUTH_HEADER, CMD_SHELL_URI).status
 
 
 def cert_auth_user(targets: t.Any) -> str:
@@ -255,16 +263,16 @@ def test_changed_account_password_is_noticed_and_rewritten(tmp_path: Path) -> No
         "password": password,
     }
     assert run_module(host, args)["update_reason"] == "stored_password_unverified"
-    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+    assert certificate_logon(host, tls) == "ok"
 
     # The account's password changes; the mapping still holds the old one, so the logon fails.
     new_password = "Chänged-Pässw0rd-1!"
     state.accounts[0] = dataclasses.replace(state.accounts[0], password=new_password)
-    assert ConnectionAuth(host, tls)._certificate().status == "reject"
+    assert certificate_logon(host, tls) == "reject"
     # The module is told the new password: it notices, rewrites, and certificate logon works.
     rewritten = run_module(host, {**args, "password": new_password})
     assert (rewritten["changed"], rewritten["update_reason"]) == (True, "account_password_changed")
-    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+    assert certificate_logon(host, tls) == "ok"
     assert run_module(host, {**args, "password": new_password})["changed"] is False
 
 
@@ -291,9 +299,9 @@ def test_account_restrictions_count_as_a_correct_password(tmp_path: Path) -> Non
     assert stored["password_updated"] is True
     assert any("ERROR_LOGON_TYPE_NOT_GRANTED" in w for w in stored["warnings"]), stored
     # The restriction refuses the certificate logon too, until it is lifted.
-    assert ConnectionAuth(host, tls)._certificate().status == "reject"
+    assert certificate_logon(host, tls) == "reject"
     state.accounts[0] = account
-    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+    assert certificate_logon(host, tls) == "ok"
 
     wrong = run_module(host, {**args, "password": "not-the-password"})
     assert wrong["msg"].startswith("password is not accepted for username 'ansible'")
@@ -324,4 +332,4 @@ def test_a_prefixed_local_account_is_stored_as_new_item_stores_it(tmp_path: Path
     assert created["changed"] is True
     stored = {mapping.subject: mapping.username for mapping in state.cert_mappings}
     assert stored["other@localhost"] == "ansible", stored
-    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+    assert certificate_logon(host, tls) == "ok"

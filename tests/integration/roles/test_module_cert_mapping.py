@@ -333,3 +333,76 @@ def test_a_prefixed_local_account_is_stored_as_new_item_stores_it(tmp_path: Path
     stored = {mapping.subject: mapping.username for mapping in state.cert_mappings}
     assert stored["other@localhost"] == "ansible", stored
     assert certificate_logon(host, tls) == "ok"
+
+
+POWERSHELL_URI = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
+
+
+def _only_mapping(
+    host: WinHost, ca: t.Any, replacing_uri: str = "*", **wanted: str
+) -> dict[str, t.Any]:
+    """Replace the mapping of ansible@localhost for `replacing_uri` (the profile's is for '*')
+    with `wanted`: two mappings that both apply to a logon are a case winhost refuses to
+    decide."""
+    base = {"issuer_thumbprint": pki.thumbprint(ca), "subject": "ansible@localhost"}
+    removed = run_module(host, {**base, "uri": replacing_uri, "state": "absent"})
+    assert removed["changed"] is True
+    password = host.state.accounts[0].password
+    return run_module(host, {**base, "username": "ansible", "password": password, **wanted})
+
+
+def test_a_mapping_for_one_resource_uri_refuses_the_others(tmp_path: Path) -> None:
+    """MS-WSMV 2.2.4.3: a mapping applies to the resource URIs its URI covers. Mapped for the
+    winrm plugins' cmd shell only, the certificate cannot open a psrp runspace."""
+    _, host, ca, tls = offline_host(tmp_path)
+    made = _only_mapping(host, ca, uri=CMD_SHELL_URI)
+    assert made["changed"] is True and made["mapping"]["uri"] == CMD_SHELL_URI
+    assert certificate_logon(host, tls) == "ok"
+    psrp = ConnectionAuth(host, tls).authenticate(CERTIFICATE_AUTH_HEADER, POWERSHELL_URI)
+    assert psrp.status == "reject", "the PowerShell URI is not covered by a cmd-only mapping"
+
+    prefix = _only_mapping(
+        host, ca, replacing_uri=CMD_SHELL_URI, uri="http://schemas.microsoft.com/powershell/*"
+    )
+    assert prefix["changed"] is True
+    assert certificate_logon(host, tls) == "reject"
+    psrp = ConnectionAuth(host, tls).authenticate(CERTIFICATE_AUTH_HEADER, POWERSHELL_URI)
+    assert psrp.status == "ok"
+
+
+def test_a_wildcard_subject_maps_every_upn_it_matches(tmp_path: Path) -> None:
+    _, host, ca, tls = offline_host(tmp_path)
+    assert _only_mapping(host, ca, subject="*@localhost")["changed"] is True
+    assert certificate_logon(host, tls) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("subject", "ans*ble@localhost"),
+        ("subject", "*ansible*"),
+        ("subject", ""),
+        ("uri", "http://schemas.microsoft.com/*/cmd"),
+        ("uri", "*/*"),
+        ("uri", "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd?x=1"),
+        ("uri", "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/ cmd"),
+    ],
+)
+def test_patterns_winrm_refuses_fail_before_anything_changes(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    state, host, ca, _ = offline_host(tmp_path)
+    before = (list(state.cert_mappings), dict(state.registry))
+    args = {
+        "issuer_thumbprint": pki.thumbprint(ca),
+        "subject": "ansible@localhost",
+        "username": "ansible",
+        "password": state.accounts[0].password,
+        option: value,
+    }
+    for check_mode in (True, False):
+        result = run_module(host, {**args, "_ansible_check_mode": check_mode})
+        assert result.get("failed") is True, result
+        assert result["msg"].startswith(f"{option} '{value}' is not a pattern WinRM takes")
+        assert result["msg"].endswith("Nothing was changed.")
+    assert (list(state.cert_mappings), dict(state.registry)) == before

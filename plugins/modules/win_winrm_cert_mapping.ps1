@@ -40,6 +40,17 @@ if ($issuer -notmatch '^[0-9A-F]{40}$') {
 }
 $subject = $module.Params.subject
 $uri = $module.Params.uri
+# MS-WSMV 2.2.4.3 CertMappingType: Subject holds at most one '*', as its first or last
+# character; URI at most one, as its last, and no white space or '?'. WinRM refuses others;
+# refusing them here says which option is wrong before anything is looked up or written.
+$subjectStars = ([regex]::Matches($subject, '\*')).Count
+if ($subject -eq '' -or $subjectStars -gt 1 -or ($subjectStars -eq 1 -and -not ($subject.StartsWith('*') -or $subject.EndsWith('*')))) {
+    $module.FailJson("subject '$subject' is not a pattern WinRM takes: it needs at least one character and at most one '*', as its first or last character (for example '*@example.com'). Nothing was changed.")
+}
+$uriStars = ([regex]::Matches($uri, '\*')).Count
+if ($uri -eq '' -or $uriStars -gt 1 -or ($uriStars -eq 1 -and -not $uri.EndsWith('*')) -or $uri -match '[\s?]') {
+    $module.FailJson("uri '$uri' is not a pattern WinRM takes: it needs at least one character, at most one '*', as its last character, and no white space or '?' (for example '*', or 'http://schemas.microsoft.com/powershell/*'). Nothing was changed.")
+}
 $selector = @{ Issuer = $issuer; Subject = $subject; URI = $uri }
 # The mapping's key may hold '*', which -Name of the registry cmdlets reads as a wildcard; a
 # SHA-256 of the key gives a plain value name instead.

@@ -37,10 +37,23 @@ options:
     description:
       - The user principal name in the client certificate's subject alternative name, for
         example V(ansible@localhost).
+      - May hold one V(*), as its first or last character, standing for any characters; for
+        example V(*@example.com) maps every certificate of the issuer with a UPN in that
+        domain. Any other pattern is refused before anything changes.
     type: str
     required: true
   uri:
-    description: The resource URI the mapping applies to; V(*) for all.
+    description:
+      - The resource URIs the mapping applies to. WinRM uses the mapping only for requests on
+        a resource URI it covers, and refuses the certificate for others.
+      - V(*), the default, covers all. A URI ending in V(*) covers the URIs that begin with
+        the rest; any other URI covers itself only. At most one V(*), as the last character,
+        and no white space or V(?); any other pattern is refused before anything changes.
+      - The C(winrm) connection plugins open a shell on
+        V(http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd); the C(psrp) ones a
+        runspace on V(http://schemas.microsoft.com/powershell/Microsoft.PowerShell) (or the
+        session configuration named by their C(configuration_name)). A mapping for one of them
+        refuses the other's logons.
     type: str
     default: "*"
   username:

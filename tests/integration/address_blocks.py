@@ -225,6 +225,13 @@ BLOCKS: dict[str, AddressBlock] = {
             "a host with Windows' latency profile (winhost/test_core_latency.py)",
         ),
         AddressBlock(
+            "core_builtin_administrator",
+            233,
+            1,
+            "a host model that never listens, with a renamed built-in Administrator "
+            "(winhost/test_core_builtin_administrator.py)",
+        ),
+        AddressBlock(
             "guards",
             240,
             10,

@@ -347,7 +347,9 @@ WORDING: dict[str, Wording] = {
         "role: its issuer in LocalMachine\\Root (an intermediate CA in LocalMachine\\CA, its "
         "root in Root) and the certificate in TrustedPeople "
         "(winrm_auth_trusted_certificates), a mapping of its UPN and issuer thumbprint to a "
-        "local account with that account's current password (winrm_auth_certificate_mappings)",
+        "local account with that account's current password, whose uri covers this "
+        "connection's resource URI (the default '*' covers all) "
+        "(winrm_auth_certificate_mappings)",
     ),
     "security_context_failed": Wording(
         Layer.HTTP_AUTH,

@@ -21,11 +21,19 @@ from winrm.exceptions import InvalidCredentialsError
 from winrm.protocol import Protocol
 
 from winhost import api, pki, profiles
-from winhost.auth import ConnectionAuth, TlsInfo
+from winhost.auth import CERTIFICATE_AUTH_HEADER, ConnectionAuth, TlsInfo
 from winhost.execution.context import ExecContext
 from winhost.host import WinHost
 from winhost.modules import _REGISTRY, _invoke, _load
 from winhost.modules.winops_winrm_cert_mapping import MARKER_KEY
+
+# The resource URI of the winrm connection's shell: a mapping's URI must cover it.
+CMD_SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+
+
+def certificate_logon(host: WinHost, tls: TlsInfo) -> str:
+    """How the host answers a certificate logon for a cmd shell request: ok or reject."""
+    return ConnectionAuth(host, tls).authenticate(CERTIFICATE_AUTH_HEADER, CMD_SHELL_URI).status
 
 
 def cert_auth_user(targets: t.Any) -> str:
@@ -255,16 +263,16 @@ def test_changed_account_password_is_noticed_and_rewritten(tmp_path: Path) -> No
         "password": password,
     }
     assert run_module(host, args)["update_reason"] == "stored_password_unverified"
-    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+    assert certificate_logon(host, tls) == "ok"
 
     # The account's password changes; the mapping still holds the old one, so the logon fails.
     new_password = "Chänged-Pässw0rd-1!"
     state.accounts[0] = dataclasses.replace(state.accounts[0], password=new_password)
-    assert ConnectionAuth(host, tls)._certificate().status == "reject"
+    assert certificate_logon(host, tls) == "reject"
     # The module is told the new password: it notices, rewrites, and certificate logon works.
     rewritten = run_module(host, {**args, "password": new_password})
     assert (rewritten["changed"], rewritten["update_reason"]) == (True, "account_password_changed")
-    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+    assert certificate_logon(host, tls) == "ok"
     assert run_module(host, {**args, "password": new_password})["changed"] is False
 
 
@@ -291,9 +299,9 @@ def test_account_restrictions_count_as_a_correct_password(tmp_path: Path) -> Non
     assert stored["password_updated"] is True
     assert any("ERROR_LOGON_TYPE_NOT_GRANTED" in w for w in stored["warnings"]), stored
     # The restriction refuses the certificate logon too, until it is lifted.
-    assert ConnectionAuth(host, tls)._certificate().status == "reject"
+    assert certificate_logon(host, tls) == "reject"
     state.accounts[0] = account
-    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+    assert certificate_logon(host, tls) == "ok"
 
     wrong = run_module(host, {**args, "password": "not-the-password"})
     assert wrong["msg"].startswith("password is not accepted for username 'ansible'")
@@ -324,4 +332,77 @@ def test_a_prefixed_local_account_is_stored_as_new_item_stores_it(tmp_path: Path
     assert created["changed"] is True
     stored = {mapping.subject: mapping.username for mapping in state.cert_mappings}
     assert stored["other@localhost"] == "ansible", stored
-    assert ConnectionAuth(host, tls)._certificate().status == "ok"
+    assert certificate_logon(host, tls) == "ok"
+
+
+POWERSHELL_URI = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
+
+
+def _only_mapping(
+    host: WinHost, ca: t.Any, replacing_uri: str = "*", **wanted: str
+) -> dict[str, t.Any]:
+    """Replace the mapping of ansible@localhost for `replacing_uri` (the profile's is for '*')
+    with `wanted`: two mappings that both apply to a logon are a case winhost refuses to
+    decide."""
+    base = {"issuer_thumbprint": pki.thumbprint(ca), "subject": "ansible@localhost"}
+    removed = run_module(host, {**base, "uri": replacing_uri, "state": "absent"})
+    assert removed["changed"] is True
+    password = host.state.accounts[0].password
+    return run_module(host, {**base, "username": "ansible", "password": password, **wanted})
+
+
+def test_a_mapping_for_one_resource_uri_refuses_the_others(tmp_path: Path) -> None:
+    """MS-WSMV 2.2.4.3: a mapping applies to the resource URIs its URI covers. Mapped for the
+    winrm plugins' cmd shell only, the certificate cannot open a psrp runspace."""
+    _, host, ca, tls = offline_host(tmp_path)
+    made = _only_mapping(host, ca, uri=CMD_SHELL_URI)
+    assert made["changed"] is True and made["mapping"]["uri"] == CMD_SHELL_URI
+    assert certificate_logon(host, tls) == "ok"
+    psrp = ConnectionAuth(host, tls).authenticate(CERTIFICATE_AUTH_HEADER, POWERSHELL_URI)
+    assert psrp.status == "reject", "the PowerShell URI is not covered by a cmd-only mapping"
+
+    prefix = _only_mapping(
+        host, ca, replacing_uri=CMD_SHELL_URI, uri="http://schemas.microsoft.com/powershell/*"
+    )
+    assert prefix["changed"] is True
+    assert certificate_logon(host, tls) == "reject"
+    psrp = ConnectionAuth(host, tls).authenticate(CERTIFICATE_AUTH_HEADER, POWERSHELL_URI)
+    assert psrp.status == "ok"
+
+
+def test_a_wildcard_subject_maps_every_upn_it_matches(tmp_path: Path) -> None:
+    _, host, ca, tls = offline_host(tmp_path)
+    assert _only_mapping(host, ca, subject="*@localhost")["changed"] is True
+    assert certificate_logon(host, tls) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("subject", "ans*ble@localhost"),
+        ("subject", "*ansible*"),
+        ("subject", ""),
+        ("uri", "http://schemas.microsoft.com/*/cmd"),
+        ("uri", "*/*"),
+        ("uri", "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd?x=1"),
+        ("uri", "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/ cmd"),
+    ],
+)
+def test_patterns_winrm_refuses_fail_before_anything_changes(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    state, host, ca, _ = offline_host(tmp_path)
+    before = (list(state.cert_mappings), dict(state.registry))
+    args = {
+        "issuer_thumbprint": pki.thumbprint(ca),
+        "subject": "ansible@localhost",
+        "username": "ansible",
+        "password": state.accounts[0].password,
+        option: value,
+    }
+    for check_mode in (True, False):
+        result = run_module(host, {**args, "_ansible_check_mode": check_mode})
+        assert result.get("failed") is True, result
+        assert result["msg"].startswith(f"{option} '{value}' is not a pattern WinRM takes")
+        assert result["msg"].endswith("Nothing was changed.")
+    assert (list(state.cert_mappings), dict(state.registry)) == before

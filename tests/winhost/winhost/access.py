@@ -91,12 +91,17 @@ def _sub_authorities(name: str) -> str:
 
 
 def account_sid(state: AccountState, account: api.Account) -> str:
-    """S-1-5-21-<machine or domain>-<RID>: Administrator is 500, others 1000 on in order."""
+    """S-1-5-21-<machine or domain>-<RID>: an account's fixed RID (500 for the built-in
+    Administrator, whatever its name), others 1000 on in order."""
     local = account.domain.upper() == state.computer_name.upper()
-    if account.name.lower() == "administrator":
-        rid = 500
+    if account.rid is not None:
+        rid = account.rid
     else:
-        peers = [a for a in state.accounts if a.domain.upper() == account.domain.upper()]
+        peers = [
+            a
+            for a in state.accounts
+            if a.domain.upper() == account.domain.upper() and a.rid is None
+        ]
         rid = (1000 if local else 1100) + peers.index(account)
     return f"S-1-5-21-{_sub_authorities(account.domain)}-{rid}"
 

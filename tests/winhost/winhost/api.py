@@ -140,6 +140,15 @@ class Account:
     # or ERROR_LOGON_TYPE_NOT_GRANTED ("Deny access to this computer from the network"). The
     # account's network logons (every WinRM authentication) are refused.
     logon_restriction: str = ""
+    # The relative ID when it is fixed: BUILTIN_ADMINISTRATOR_RID for the built-in
+    # Administrator, whatever it is named (it can be renamed); None for an account that gets
+    # the next free one (1000 on).
+    rid: int | None = None
+
+
+# The built-in Administrator's RID (S-1-5-21-<machine>-500): Windows knows the account by it,
+# not by its name ("Accounts: Rename administrator account").
+BUILTIN_ADMINISTRATOR_RID = 500
 
 
 class HostView(t.Protocol):

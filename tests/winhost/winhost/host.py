@@ -242,7 +242,11 @@ class WinHost:
             return True
         with self.state.lock:
             policy = registry.dword(self.state, POLICY_KEY, "LocalAccountTokenFilterPolicy")
-        return principal.username.lower() == "administrator" or policy == 1
+            account = self.state.find_account(f"{principal.domain}\\{principal.username}")
+        # UAC's remote restrictions spare the built-in Administrator by its RID, so a renamed
+        # one keeps its full token and another account named Administrator does not get one.
+        builtin = account is not None and account.rid == api.BUILTIN_ADMINISTRATOR_RID
+        return builtin or policy == 1
 
     def admits(self, peer: str, port: int) -> bool:
         """Whether the firewall lets `peer` connect to `port` (checked per connection)."""

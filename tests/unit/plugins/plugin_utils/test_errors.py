@@ -253,6 +253,8 @@ def test_refused_client_certificate_names_trust_and_mapping() -> None:
     assert diagnosis.summary.startswith("the client certificate was refused")
     for needed in ("LocalMachine\\Root", "TrustedPeople", "winrm_auth_certificate_mappings"):
         assert needed in diagnosis.fix
+    # A mapping applies only to the resource URIs its uri covers (MS-WSMV 2.2.4.3).
+    assert "uri covers this connection's resource URI" in diagnosis.fix
     assert "ansible_password" not in diagnosis.fix
 
 

@@ -19,7 +19,7 @@ from cryptography import x509
 from spnego.exceptions import SpnegoError
 
 from winhost import api, pki
-from winhost.auth import cbt, client_trust
+from winhost.auth import cbt, cert_mapping, client_trust
 from winhost.auth.acceptors import ACCEPTORS, Acceptor, AcceptorHost
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class AuthHost(AcceptorHost, t.Protocol):
 
     def store_certificates(self, store: str) -> list[x509.Certificate]: ...
 
-    def cert_mappings(self) -> list[t.Any]: ...  # state.CertMapping
+    def cert_mappings(self) -> t.Sequence[cert_mapping.Mapping]: ...  # state.CertMapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +54,10 @@ class TlsInfo:
 @dataclasses.dataclass
 class AuthResult:
     """What the HTTP layer does next: serve the request ("ok"), answer 401 with a token
-    ("continue"), or answer 401 with the offered schemes ("reject")."""
+    ("continue"), answer 401 with the offered schemes ("reject"), or answer with a fault that
+    says winhost does not model the case ("not_modelled", `reason` names it)."""
 
-    status: t.Literal["ok", "continue", "reject"]
+    status: t.Literal["ok", "continue", "reject", "not_modelled"]
     principal: api.Principal | None = None
     token_header: str | None = None  # "Negotiate <b64>" for continue, or a final token on ok
     reason: str = ""
@@ -131,14 +132,18 @@ class ConnectionAuth:
         return self.acceptor is not None and self.acceptor.complete and self.principal is not None
 
     # --- authentication ------------------------------------------------------------------
-    def authenticate(self, authorization: str | None) -> AuthResult:
+    def authenticate(
+        self, authorization: str | None, resource_uri: str | None = None
+    ) -> AuthResult:
+        """Authenticate one request. `resource_uri` is the request's (None when it names none,
+        as Identify); only certificate authentication uses it, to pick the mapping."""
         if not authorization:
             if self.session_bound:
                 return AuthResult("ok", self.principal)
             return AuthResult("reject", reason="no Authorization header")
         value = authorization.strip()
         if value.lower() == CERTIFICATE_AUTH_HEADER:
-            return self._certificate()
+            return self._certificate(resource_uri)
         scheme, _, token = value.partition(" ")
         scheme_key = scheme.lower()
         if scheme_key == "basic":
@@ -178,7 +183,7 @@ class ConnectionAuth:
         self.principal = principal
         return AuthResult("ok", principal)
 
-    def _certificate(self) -> AuthResult:
+    def _certificate(self, resource_uri: str | None) -> AuthResult:
         if self.tls is None:
             return AuthResult("reject", reason="certificate authentication needs HTTPS")
         if not self.host.winrm_flag("Service/Auth/Certificate"):
@@ -189,28 +194,36 @@ class ConnectionAuth:
         trust = client_trust.evaluate(client, self.host, datetime.datetime.now(datetime.UTC))
         if trust.issuer is None:
             return AuthResult("reject", reason=trust.reason)
-        issuer_thumbprint = pki.thumbprint(trust.issuer)
-        identities = {n.lower() for n in (pki.upn_of(client),) if n}
-        for attribute in client.subject:
-            identities.add(str(attribute.value).lower())
-        for mapping in self.host.cert_mappings():
-            if not mapping.enabled or mapping.issuer.upper() != issuer_thumbprint:
-                continue
-            if mapping.subject != "*" and mapping.subject.lower() not in identities:
-                continue
-            account = self.host.find_account(mapping.username)
-            # WinRM logs on with the mapping's stored password, so a stale one fails.
-            if account is None or account.password != mapping.password:
-                return AuthResult(
-                    "reject", reason=f"certificate mapping logon failure for {mapping.username}"
-                )
-            principal = principal_for(self.host, account.name, "ClientCertificate")
-            if principal is None:
-                return AuthResult("reject", reason=f"account {account.name} is disabled")
-            self.principal = principal
-            self.acceptor = None
-            return AuthResult("ok", principal)
-        return AuthResult("reject", reason="no ClientCertificate mapping matches")
+        # A mapping applies to the resource URIs its URI covers (MS-WSMV 2.2.4.3), so the
+        # mapping, and with it the account, is chosen per request.
+        try:
+            mapping = cert_mapping.select(
+                self.host.cert_mappings(),
+                pki.thumbprint(trust.issuer),
+                pki.upn_of(client),
+                [str(attribute.value) for attribute in client.subject],
+                resource_uri,
+            )
+        except cert_mapping.MappingNotModelled as err:
+            return AuthResult("not_modelled", reason=str(err))
+        if mapping is None:
+            return AuthResult(
+                "reject",
+                reason=f"no enabled ClientCertificate mapping applies to resource URI "
+                f"{resource_uri!r}",
+            )
+        account = self.host.find_account(mapping.username)
+        # WinRM logs on with the mapping's stored password, so a stale one fails.
+        if account is None or account.password != mapping.password:
+            return AuthResult(
+                "reject", reason=f"certificate mapping logon failure for {mapping.username}"
+            )
+        principal = principal_for(self.host, account.name, "ClientCertificate")
+        if principal is None:
+            return AuthResult("reject", reason=f"account {account.name} is disabled")
+        self.principal = principal
+        self.acceptor = None
+        return AuthResult("ok", principal)
 
     def _cbt_level(self) -> str:
         return self.host.winrm_setting("Service/Auth/CbtHardeningLevel").strip().lower()

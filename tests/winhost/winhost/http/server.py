@@ -24,9 +24,10 @@ from urllib.parse import urlsplit
 from spnego.exceptions import SpnegoError
 
 from winhost import api, faults, latency
-from winhost.auth import AuthHost, ConnectionAuth, TlsInfo
+from winhost.auth import CERTIFICATE_AUTH_HEADER, AuthHost, ConnectionAuth, TlsInfo
 from winhost.http.encryption import EncryptionError, is_encrypted, seal, unseal
 from winhost.schannel import CipherSuitePolicy
+from winhost.shells.common import not_modelled_fault
 from winhost.wsman import envelope
 
 log = logging.getLogger(__name__)
@@ -306,7 +307,10 @@ class _Handler(BaseHTTPRequestHandler):
         principal: api.Principal | None = None
         token_header: str | None = None
         if not anonymous:
-            result = self.auth.authenticate(authorization)
+            result = self.auth.authenticate(authorization, self._certificate_resource_uri(body))
+            if result.status == "not_modelled":
+                self._reply(500, self._not_modelled(result.reason), SOAP_CONTENT_TYPE)
+                return
             if result.status != "ok":
                 self._unauthorized(result.reason, result.token_header)
                 return
@@ -364,6 +368,25 @@ class _Handler(BaseHTTPRequestHandler):
             response_type,
             auth_headers=[token_header] if token_header else (),
             drop=drop,
+        )
+
+    def _certificate_resource_uri(self, body: bytes) -> str | None:
+        """The resource URI a certificate logon's mapping is chosen by (None for a request
+        that names none, as Identify, or cannot be read: it fails later in any case). Only a
+        certificate logon needs it, and its body is never encrypted (HTTPS, no security
+        context)."""
+        authorization = (self.headers.get("Authorization") or "").strip().lower()
+        if authorization != CERTIFICATE_AUTH_HEADER or not body:
+            return None
+        try:
+            return envelope.parse_request(body).resource_uri or None
+        except api.WSManFault:
+            return None
+
+    def _not_modelled(self, what: str) -> bytes:
+        log.warning("winhost %s: not modelled: %s", self.listener.host.name, what)
+        return envelope.render_fault(
+            None, not_modelled_fault(what), self.listener.host.computer_name
         )
 
     def _process(

@@ -130,6 +130,25 @@ def _test_password(account: api.Account, username: str, password: str) -> str:
     return account.logon_restriction
 
 
+def _check_patterns(subject: str, uri: str) -> None:
+    """The .ps1's check of MS-WSMV 2.2.4.3's patterns (Subject: one '*', first or last; URI:
+    one '*', last, no white space or '?'), before anything is looked up."""
+    stars = subject.count("*")
+    if not subject or stars > 1 or (stars == 1 and not (subject[0] == "*" or subject[-1] == "*")):
+        raise ModuleFailure(
+            f"subject '{subject}' is not a pattern WinRM takes: it needs at least one character "
+            "and at most one '*', as its first or last character (for example "
+            "'*@example.com'). Nothing was changed."
+        )
+    stars = uri.count("*")
+    if not uri or stars > 1 or (stars == 1 and not uri.endswith("*")) or re.search(r"[\s?]", uri):
+        raise ModuleFailure(
+            f"uri '{uri}' is not a pattern WinRM takes: it needs at least one character, at most "
+            "one '*', as its last character, and no white space or '?' (for example '*', or "
+            "'http://schemas.microsoft.com/powershell/*'). Nothing was changed."
+        )
+
+
 def _required_if(params: dict[str, t.Any]) -> None:
     missing = [name for name in ("username", "password") if params[name] is None]
     if str(params["state"]) == "present" and missing:
@@ -151,6 +170,7 @@ def win_winrm_cert_mapping(run: ModuleRun) -> dict[str, t.Any]:
             "40 hex digits"
         )
     subject, uri = params["subject"], params["uri"]
+    _check_patterns(subject, uri)
     marker = _marker_name(issuer, subject, uri)
     result: dict[str, t.Any] = {"changed": False, "password_updated": False, "update_reason": None}
     with host_model(run) as state:

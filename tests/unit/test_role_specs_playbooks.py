@@ -52,12 +52,12 @@ def test_validate_entry_point_matches_main_and_runs_first(role: str) -> None:
     assert first.get("ansible.builtin.import_tasks") == "validate.yml", first
     # Only checks: asserts, and the read-only questions that the cut-off guards assert on: to
     # the play's own connection, or to the host through a module forced into check mode (ours,
-    # or win_whoami for the account the play connects as).
+    # win_whoami for the account the play connects as, win_reg_stat for a registry value).
     checks = {"ansible.builtin.assert", "winops.remoting.winrm_connection_auth"}
+    readers = {"ansible.windows.win_whoami", "ansible.windows.win_reg_stat"}
     for task in load_yaml(ROLES_DIR / role / "tasks" / "validate.yml"):
         asks_in_check_mode = task.get("check_mode") is True and any(
-            key.startswith("winops.remoting.win_") or key == "ansible.windows.win_whoami"
-            for key in task
+            key.startswith("winops.remoting.win_") or key in readers for key in task
         )
         assert checks & set(task) or asks_in_check_mode, (
             f"{role}/tasks/validate.yml: {task.get('name')}"

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from address_blocks import block
 from ansible_run import PlaybookRun, run_playbook, write_overlay
 
-from winhost import profiles
+from winhost import api, profiles
 from winhost.pytest_plugin import WinhostSession, start_session, stop_session
 
 BLOCK = block("guards")
@@ -42,6 +42,9 @@ OFFSETS = {
     "cbt_psrp": 9,
 }
 assert sorted(OFFSETS.values()) == list(range(len(OFFSETS))) and len(OFFSETS) <= BLOCK.size
+# The case whose connecting account is the built-in Administrator (RID 500); its other tests
+# (Basic with the builtin plugin) do not depend on the account's RID.
+BUILTIN_ADMINISTRATOR_CASE = "basic_builtin"
 
 
 @dataclasses.dataclass
@@ -75,7 +78,15 @@ class GuardTargets:
 @pytest.fixture(scope="session")
 def guards(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[GuardTargets]:
     state_dir = tmp_path_factory.mktemp("winhost-guards")
-    profiles.create_state_dir(state_dir, len(OFFSETS), "open", first=FIRST)
+    states = profiles.create_state_dir(state_dir, len(OFFSETS), "open", first=FIRST)
+    # On one host the account the plays connect as is the built-in Administrator, renamed (a
+    # common hardening step): RID 500, which UAC's remote restrictions treat apart.
+    builtin = next(s for s in states if s.index == FIRST + OFFSETS[BUILTIN_ADMINISTRATOR_CASE])
+    builtin.accounts = [
+        dataclasses.replace(a, rid=api.BUILTIN_ADMINISTRATOR_RID) if a.name == profiles.ADMIN else a
+        for a in builtin.accounts
+    ]
+    builtin.save()
     session = start_session(state_dir, len(OFFSETS), "open", first=FIRST)
     try:
         yield GuardTargets(session, tmp_path_factory.mktemp("guard-plays"))

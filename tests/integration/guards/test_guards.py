@@ -11,6 +11,7 @@ from __future__ import annotations
 import typing as t
 
 import pytest
+from conftest import BUILTIN_ADMINISTRATOR_CASE
 
 PING = """\
 - hosts: all
@@ -391,6 +392,41 @@ def test_filtered_tokens_are_refused_for_a_play_connecting_as_a_local_administra
     assert "winrm_auth_local_account_token_filter_policy disabled" in message, message
     assert f"{host.upper()}\\ansible, such an account" in message, message
     assert guards.state(case)["registry"][policy_key]["LocalAccountTokenFilterPolicy"] == 1
+    assert_still_connects(guards, case, variables)
+
+
+# (g2) The built-in Administrator (RID 500, here renamed `ansible`) is spared the filtering only
+# while Admin Approval Mode does not cover it: security baselines set FilterAdministratorToken.
+def test_filtered_tokens_are_refused_for_the_builtin_administrator_in_admin_approval_mode(
+    guards: t.Any,
+) -> None:
+    case = BUILTIN_ADMINISTRATOR_CASE
+    host = guards.name(case)
+    variables = winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+    policy_key = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"
+    approval = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: approval\n      ansible.windows.win_regedit:\n"
+        "        path: HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System\n"
+        "        name: FilterAdministratorToken\n        data: 1\n        type: dword\n"
+        "        state: {state}\n"
+    )
+    run = guards.play(case, approval.format(state="present"), variables, label="approval")
+    assert run.returncode == 0, run.describe()
+    try:
+        run = guards.play(
+            case,
+            role_play("winrm_auth", {"winrm_auth_local_account_token_filter_policy": "disabled"}),
+            variables,
+            label="latfp-builtin",
+        )
+        message = refusal(run, host)
+        assert "FilterAdministratorToken 1" in message, message
+        assert f"{host.upper()}\\ansible, such an account" in message, message
+        assert guards.state(case)["registry"][policy_key]["LocalAccountTokenFilterPolicy"] == 1
+    finally:
+        cleared = guards.play(case, approval.format(state="absent"), variables, label="clear")
+        assert cleared.returncode == 0, cleared.describe()
     assert_still_connects(guards, case, variables)
 
 

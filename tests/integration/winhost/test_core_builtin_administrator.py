@@ -59,3 +59,15 @@ def test_other_accounts_keep_their_rids(host: WinHost) -> None:
     assert len(sids) == len(host.state.accounts)
     ansible = host.account_sid(_principal(host, profiles.ADMIN))
     assert ansible.endswith("-1000"), "the first account without a fixed RID, as before"
+
+
+def test_admin_approval_mode_filters_the_builtin_administrator_too(host: WinHost) -> None:
+    """FilterAdministratorToken=1 ("Admin Approval Mode for the Built-in Administrator
+    account") puts RID 500 under UAC, and so under the remote restrictions: with
+    LocalAccountTokenFilterPolicy 0 its network token is filtered like any local admin's; with
+    1 it is not."""
+    renamed = _principal(host, "WinopsRoot")
+    host.state.registry[POLICY_KEY]["FilterAdministratorToken"] = 1
+    assert host.logon(renamed).elevated is False
+    host.state.registry[POLICY_KEY]["LocalAccountTokenFilterPolicy"] = 1
+    assert host.logon(renamed).elevated is True

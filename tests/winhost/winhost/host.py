@@ -233,7 +233,8 @@ class WinHost:
 
     def _administrators(self, principal: api.Principal) -> bool:
         """Whether the network token carries Administrators: local administrators other than
-        the built-in one get a filtered token unless LocalAccountTokenFilterPolicy=1."""
+        the built-in one get a filtered token unless LocalAccountTokenFilterPolicy=1; the
+        built-in one too under Admin Approval Mode for it (FilterAdministratorToken=1)."""
         if principal.elevated is not None:
             return principal.elevated
         if not principal.is_admin:
@@ -242,11 +243,13 @@ class WinHost:
             return True
         with self.state.lock:
             policy = registry.dword(self.state, POLICY_KEY, "LocalAccountTokenFilterPolicy")
+            approval = registry.dword(self.state, POLICY_KEY, "FilterAdministratorToken")
             account = self.state.find_account(f"{principal.domain}\\{principal.username}")
         # UAC's remote restrictions spare the built-in Administrator by its RID, so a renamed
-        # one keeps its full token and another account named Administrator does not get one.
+        # one keeps its full token and another account named Administrator does not get one;
+        # Admin Approval Mode for the built-in Administrator puts it under UAC like the others.
         builtin = account is not None and account.rid == api.BUILTIN_ADMINISTRATOR_RID
-        return builtin or policy == 1
+        return (builtin and approval != 1) or policy == 1
 
     def admits(self, peer: str, port: int) -> bool:
         """Whether the firewall lets `peer` connect to `port` (checked per connection)."""

@@ -41,6 +41,7 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[PlaybookTarg
         opened.save()
     open_firewall_as_found(states[OFFSETS["harden_brownfield_firewall"]])
     open_http_as_found(states[OFFSETS["harden_guide_http"]])
+    open_http_as_found(states[OFFSETS["harden_guide_http_local"]])
     add_listener_in_lower_case(states[OFFSETS["listener_address_case"]])
     session = start_session(state_dir, len(OFFSETS), "default", first=FIRST)
     try:

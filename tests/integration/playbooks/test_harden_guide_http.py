@@ -94,3 +94,31 @@ def test_harden_closes_the_http_port_the_guide_opened(targets: PlaybookTargets) 
     )
     assert again.returncode == 0, again.describe()
     assert changed_tasks(again, host) == [], again.describe()
+
+
+def test_harden_keeping_local_http_closes_the_port_to_the_network(
+    targets: PlaybookTargets,
+) -> None:
+    """winops_keep_local_http (winrm_listener_http_mode 'localhost'): the loopback HTTP
+    listener stays for local tools, and 5985 is closed to the network all the same (rules have
+    no effect on loopback traffic, KB2771908)."""
+    purpose = "harden_guide_http_local"
+    host, address = targets.name(purpose), targets.address(purpose)
+    guide = guide_rule(targets.state(purpose))
+
+    run = targets.run(
+        HARDEN,
+        purpose,
+        {**http_negotiate("winrm"), **SCOPE, "winops_keep_local_http": True},
+        label="harden",
+    )
+    assert run.returncode == 0, run.describe()
+    after = targets.state(purpose)
+    assert [(li["transport"], li["address"]) for li in after["listeners"]] == [
+        ("HTTPS", "*"),
+        ("HTTP", "IP:127.0.0.1"),
+    ], after["listeners"]
+    assert firewall_rule(after, guide["Name"]) == {**guide, "Enabled": False}
+    assert not netfilter.firewall_admits(after["firewall_rules"], OUTSIDE_ADDRESS, 5985, address)
+    closed = role_task(run, host, "winrm_listener", CLOSE_TASK).result["results"]
+    assert [item["item"] for item in closed] == [5985], closed

@@ -7,6 +7,8 @@ connection (winhost.netfilter), so a rule's change takes effect at once.
 
 As on Windows, -Name finds rules of the PersistentStore only (PolicyStoreSourceType Local);
 Group Policy rules are seen in the ActiveStore (other_rules) and are never changed here.
+other_rules 'disable' with a rule that will admit nothing (state absent, enabled false) closes
+the port, refused first when a WinRM client connected through it would be cut off.
 
 LocalSubnet is the host's own subnet, modelled as its address's /24 (winhost.netfilter), and
 LocalAddress is matched against the host's one address. A local_addresses scope that none of

@@ -21,8 +21,10 @@ later run of the winops.remoting.setup or harden playbook finds nothing to chang
   the WinRM operational event log on, PowerShell script block logging on (invocation logging
   off), and, with -RemotingAccount, PowerShell remoting and the WinRM service (RootSDDL)
   restricted to exactly those accounts on every session configuration.
-- Plain HTTP listeners removed and Windows' own HTTP firewall rules switched off (see
-  -HttpListener), since Ansible connects over HTTPS from the start.
+- Plain HTTP listeners removed and TCP 5985 closed to the network (see -HttpListener): every
+  enabled local rule that admits it switched off, Windows' own and GUID-named ones such as the
+  'Windows Remote Management (HTTP-In)' rule of Ansible's WinRM guide alike, since Ansible
+  connects over HTTPS from the start.
 
 Settings that Group Policy controls are reported and left alone. The issuer of the listener
 certificate (the certificate itself when self-signed) is written in PEM to -IssuerExportPath;
@@ -170,6 +172,7 @@ $systemPolicy = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System
 $renewDaysBeforeExpiry = 30
 $firewallRuleName = 'winops-WinRM-HTTPS-In'
 $builtinHttpRules = @('WINRM-HTTP-In-TCP', 'WINRM-HTTP-In-TCP-PUBLIC')
+$httpPort = 5985
 $listenerUri = 'winrm/config/listener'
 $policyRoot = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\WinRM'
 $powerShellPolicy = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\PowerShell'
@@ -694,13 +697,16 @@ function Set-Logging {
     }
 }
 
-function Disable-OtherHttpsRule {
+function Disable-OtherPortRule {
     <# As the winrm_listener role does (win_winrm_firewall other_rules 'disable'): every other
-       enabled inbound allow rule that admits TCP -HttpsPort, whatever its name (set-up scripts
-       make them with a GUID Name and display names such as 'Allow WinRM HTTPS'), from
-       addresses other than -ControllerAddress is switched off once this script's rule is in
-       place. Group Policy and other non-local rules cannot be changed here, and rules for every
-       port serve other traffic too: those are named in a warning. #>
+       enabled inbound allow rule that admits TCP $Port, whatever its name (set-up scripts and
+       guides make them with a GUID Name and display names such as 'Allow WinRM HTTPS' or
+       'Windows Remote Management (HTTP-In)'), from addresses other than $Scope (from any
+       address when $Scope is empty: the port is being closed) is switched off. Group Policy and
+       other non-local rules cannot be changed here, and rules for every port serve other
+       traffic too: those are named in a warning. #>
+    param([int]$Port, [string[]]$Scope = @())
+
     $portFilters = @{}
     foreach ($filter in @(Get-NetFirewallPortFilter -All -PolicyStore ActiveStore)) {
         $portFilters[[string]$filter.InstanceID] = $filter
@@ -709,7 +715,7 @@ function Disable-OtherHttpsRule {
     foreach ($filter in @(Get-NetFirewallAddressFilter -All -PolicyStore ActiveStore)) {
         $addressFilters[[string]$filter.InstanceID] = $filter
     }
-    $wanted = @($ControllerAddress | Sort-Object -Unique) -join ','
+    $wanted = @($Scope | Sort-Object -Unique) -join ','
     foreach ($rule in @(Get-NetFirewallRule -PolicyStore ActiveStore -TracePolicyStore -Direction Inbound -Action Allow -Enabled True)) {
         $name = [string]$rule.Name
         $portFilter = $portFilters[$name]
@@ -729,7 +735,7 @@ function Disable-OtherHttpsRule {
             }
             elseif ($text -match '^(?<low>\d+)(-(?<high>\d+))?$') {
                 $high = if ($Matches.high) { [int]$Matches.high } else { [int]$Matches.low }
-                if ([int]$Matches.low -le $HttpsPort -and $HttpsPort -le $high) {
+                if ([int]$Matches.low -le $Port -and $Port -le $high) {
                     $namesPort = $true
                 }
             }
@@ -738,21 +744,22 @@ function Disable-OtherHttpsRule {
             continue
         }
         $remote = @(@($addressFilter.RemoteAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
-        if (($remote -join ',') -eq $wanted) {
+        if ($wanted -and ($remote -join ',') -eq $wanted) {
             continue
         }
         $label = "firewall rule '$($rule.DisplayName)' (Name '$name')"
         if ([string]$rule.PolicyStoreSourceType -ne 'Local') {
-            Write-Warning "$label ($($rule.PolicyStoreSourceType) policy store) admits TCP $HttpsPort from $($remote -join ', ') and cannot be changed here; have its owner scope it to the controllers."
+            $fix = if ($wanted) { 'scope it to the controllers' } else { 'remove it' }
+            Write-Warning "$label ($($rule.PolicyStoreSourceType) policy store) admits TCP $Port from $($remote -join ', ') and cannot be changed here; have its owner $fix."
         }
         elseif (-not $namesPort) {
-            Write-Warning "$label admits every TCP port from $($remote -join ', '), port $HttpsPort included; it is left on because it serves other ports too."
+            Write-Warning "$label admits every TCP port from $($remote -join ', '), port $Port included; it is left on because it serves other ports too."
         }
         else {
             if ($PSCmdlet.ShouldProcess($label, 'Disable')) {
                 Set-NetFirewallRule -Name $name -Enabled False
             }
-            Write-Step "Switched off the $label, which admitted TCP $HttpsPort from $($remote -join ', ')."
+            Write-Step "Switched off the $label, which admitted TCP $Port from $($remote -join ', ')."
         }
     }
 }
@@ -764,8 +771,8 @@ function Remove-PlainHttp {
     if ($HttpListener -eq 'localhost') {
         $loopback = Get-Listener | Where-Object { $_.Transport -eq 'HTTP' -and $_.Address -eq 'IP:127.0.0.1' }
         if ($null -eq $loopback) {
-            if ($PSCmdlet.ShouldProcess('HTTP listener IP:127.0.0.1', 'Create on port 5985')) {
-                New-WSManInstance -ResourceURI $listenerUri -SelectorSet @{ Transport = 'HTTP'; Address = 'IP:127.0.0.1' } -ValueSet @{ Port = '5985'; Enabled = 'true' } | Out-Null
+            if ($PSCmdlet.ShouldProcess('HTTP listener IP:127.0.0.1', "Create on port $httpPort")) {
+                New-WSManInstance -ResourceURI $listenerUri -SelectorSet @{ Transport = 'HTTP'; Address = 'IP:127.0.0.1' } -ValueSet @{ Port = [string]$httpPort; Enabled = 'true' } | Out-Null
             }
             Write-Step 'Kept plain HTTP on 127.0.0.1 only.'
         }
@@ -778,6 +785,12 @@ function Remove-PlainHttp {
             Remove-WSManInstance -ResourceURI $listenerUri -SelectorSet @{ Transport = 'HTTP'; Address = [string]$listener.Address }
         }
         Write-Step "Removed the plain HTTP listener on $($listener.Address)."
+    }
+    # WinRM's HTTP port is closed to the network by port, whatever its rules are named (Ansible's
+    # WinRM guide opens it with a GUID-named rule); loopback traffic is not filtered (KB2771908),
+    # so a listener kept on 127.0.0.1 still answers local tools. Never the HTTPS port.
+    if ($HttpsPort -ne $httpPort) {
+        Disable-OtherPortRule -Port $httpPort
     }
     foreach ($name in $builtinHttpRules) {
         $rule = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
@@ -832,7 +845,7 @@ if ($null -ne $certificate) {
     Set-HttpsListener -Certificate $certificate
 }
 Set-HttpsFirewallRule -LocalAddress $ruleLocalAddress
-Disable-OtherHttpsRule
+Disable-OtherPortRule -Port $HttpsPort -Scope $ControllerAddress
 Set-Authentication
 Set-Logging
 # Write-Step writes to the host, so the function's only output is whether WinRM must restart.

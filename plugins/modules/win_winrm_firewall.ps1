@@ -11,7 +11,8 @@
 # rule, such as Windows' own WINRM-HTTP-In-TCP, on or off.
 # Other rules admitting the same port defeat the scope whatever they are named (the set-up
 # scripts make them with GUID names), so they are found by port in the ActiveStore, Group
-# Policy rules included, and switched off, scoped or reported (other_rules).
+# Policy rules included, and switched off, scoped or reported (other_rules). When the named rule
+# will admit nothing (state absent, enabled false), other_rules 'disable' closes the port.
 
 $spec = @{
     options = @{
@@ -176,11 +177,17 @@ foreach ($key in @('remote_addresses', 'local_addresses')) {
     }
 }
 $otherRules = $module.Params.other_rules
-if ($otherRules -ne 'keep') {
-    # Switching other rules off is only safe while this rule admits the port in their place.
+# The named rule admits nothing afterwards: other_rules 'disable' then closes the port.
+$closesPort = $otherRules -eq 'disable' -and ($module.Params.state -eq 'absent' -or -not $wanted.enabled)
+if ($otherRules -ne 'keep' -and -not $closesPort) {
+    # Scoping or switching other rules off for a scope is only safe while this rule admits the
+    # port in their place.
     if ($module.Params.state -ne 'present' -or -not $wanted.enabled -or $null -eq $port -or -not $wanted.ContainsKey('remote_addresses')) {
-        $module.FailJson("other_rules '$otherRules' needs state 'present', enabled true, port and remote_addresses, so that this rule admits the port in place of the rules it changes")
+        $module.FailJson("other_rules '$otherRules' needs port and either state 'present', enabled true and remote_addresses, so that this rule admits the port in place of the rules it changes, or (for 'disable' only) state 'absent' or enabled false, to close the port. Nothing was changed.")
     }
+}
+if ($closesPort -and $null -eq $port) {
+    $module.FailJson("other_rules 'disable' with $(if ($module.Params.state -eq 'absent') { "state 'absent'" } else { 'enabled false' }) closes a port and needs port, the TCP port to close. Nothing was changed.")
 }
 
 function Get-PortCoverage {
@@ -262,6 +269,7 @@ function Get-OtherAdmittingRule {
             display_name = [string]$found.rule.DisplayName
             local_ports = $found.local_ports
             remote_addresses = $found.remote_addresses
+            local_addresses = $found.local_addresses
             policy_store_source_type = [string]$found.rule.PolicyStoreSourceType
             policy_store_source = [string]$found.rule.PolicyStoreSource
             coverage = $coverage
@@ -273,7 +281,8 @@ function Invoke-OtherRule {
     <#
     Switches off or scopes the other local rules that admit the port (other_rules), and reports
     what cannot be changed here: Group Policy rules, and rules for every port, which serve other
-    traffic too. Runs after this rule is in place, so the port is never left without one.
+    traffic too. Runs after this rule is in place, so the port is never left without one, or,
+    when the port is being closed, after this rule is removed or switched off.
     #>
     if ($null -eq $port) {
         return
@@ -298,7 +307,8 @@ function Invoke-OtherRule {
         }
         elseif ($other.coverage -eq 'any') {
             $other.action = 'kept'
-            $module.Warn("$label admits every TCP port (LocalPort Any) from $from, port $port included; it is left as it is because it serves other ports too: scope or disable it yourself to limit port $port to remote_addresses")
+            $goal = if ($closesPort) { "to close port $port" } else { "to limit port $port to remote_addresses" }
+            $module.Warn("$label admits every TCP port (LocalPort Any) from $from, port $port included; it is left as it is because it serves other ports too: scope or disable it yourself $goal")
         }
         elseif ($otherRules -eq 'keep') {
             $other.action = 'kept'
@@ -328,7 +338,9 @@ function Invoke-OtherRule {
             }
             $module.Result.changed = $true
         }
+        # What the guards match connections against, not part of the report.
         $other.Remove('coverage')
+        $other.Remove('local_addresses')
         $report.Add($other)
     }
     $module.Result.other_rules = @($report)
@@ -486,6 +498,65 @@ function Test-FilterAdmit {
     return (Test-AddressInScope -Address $Connection.local -Entries $LocalAddress -LocalSubnets $LocalSubnets)
 }
 
+function Get-ClientAdmission {
+    <#
+    For each WinRM client connected now (Get-WinRMConnection), whether the rules that change
+    admit it now ($Changing: this rule as it is, and the other rules about to be switched off)
+    and whether an enabled allow rule admits it afterwards ($Changed: this rule as the task
+    leaves it, $null when it will admit nothing; and every other enabled allow rule of the
+    ActiveStore but those named in $Leaving). Each rule as @{ local_ports; remote_addresses;
+    local_addresses }, in the form Windows reports them.
+    #>
+    param([Hashtable[]]$Changing, [Hashtable]$Changed, [string[]]$Leaving = @())
+
+    $connections = @(Get-WinRMConnection -Port $port)
+    if ($connections.Count -eq 0) {
+        return
+    }
+    $subnets = @(Get-NetIPAddress -ErrorAction SilentlyContinue)
+    $letIn = @($connections | Where-Object {
+            $connection = $_
+            @($Changing | Where-Object { Test-FilterAdmit -LocalPort $_.local_ports -RemoteAddress $_.remote_addresses -LocalAddress $_.local_addresses -Connection $connection -LocalSubnets $subnets }).Count -gt 0
+        })
+    if ($letIn.Count -eq 0) {
+        return
+    }
+    try {
+        $staying = @(Get-InboundTcpAllowRule -OwnName $name | Where-Object { $Leaving -notcontains [string]$_.rule.Name })
+    }
+    catch {
+        $module.FailJson("cannot read the firewall rules of the ActiveStore to check that the rules this task changes are not what admits this play: $($_.Exception.Message)", $_)
+    }
+    if ($null -ne $Changed) {
+        $staying += $Changed
+    }
+    foreach ($connection in $connections) {
+        @{
+            connection = $connection
+            let_in = $letIn -contains $connection
+            kept = @($staying | Where-Object { Test-FilterAdmit -LocalPort $_.local_ports -RemoteAddress $_.remote_addresses -LocalAddress $_.local_addresses -Connection $connection -LocalSubnets $subnets }).Count -gt 0
+        }
+    }
+}
+
+function Test-FirewallOff {
+    <# A host whose firewall is off in every profile admits every connection: nothing to refuse. #>
+    return @(Get-NetFirewallProfile -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Where-Object { [string]$_.Enabled -eq 'True' }).Count -eq 0
+}
+
+function ConvertTo-RuleFilter {
+    <# This rule's compared values as the filters Get-ClientAdmission matches. #>
+    param([Hashtable]$Rule)
+
+    return @{ local_ports = @($Rule.port -split ','); remote_addresses = $Rule.remote_addresses; local_addresses = $Rule.local_addresses }
+}
+
+function Format-Client {
+    param([object[]]$Admission)
+
+    return @($Admission | ForEach-Object { "$($_.connection.remote) on port $($_.connection.port)" } | Sort-Object -Unique) -join ', '
+}
+
 function Assert-RuleChangeKeepsController {
     <#
     Refuses, before anything changes, to remove this rule, switch it off or narrow what it
@@ -496,43 +567,42 @@ function Assert-RuleChangeKeepsController {
     #>
     param([Hashtable]$Current, [Hashtable]$Changed)
 
-    $connections = @(Get-WinRMConnection -Port $port)
-    if ($connections.Count -eq 0) {
+    $changedFilter = if ($null -ne $Changed) { ConvertTo-RuleFilter -Rule $Changed } else { $null }
+    $admission = @(Get-ClientAdmission -Changing @(ConvertTo-RuleFilter -Rule $Current) -Changed $changedFilter)
+    $letIn = @($admission | Where-Object { $_.let_in })
+    if ($letIn.Count -eq 0 -or @($admission | Where-Object { $_.kept }).Count -gt 0 -or (Test-FirewallOff)) {
         return
     }
-    $subnets = @(Get-NetIPAddress -ErrorAction SilentlyContinue)
-    $currentPorts = @($Current.port -split ',')
-    $letIn = @($connections | Where-Object { Test-FilterAdmit -LocalPort $currentPorts -RemoteAddress $Current.remote_addresses -LocalAddress $Current.local_addresses -Connection $_ -LocalSubnets $subnets })
-    if ($letIn.Count -eq 0) {
-        return
-    }
-    if ($null -ne $Changed) {
-        $changedPorts = @($Changed.port -split ',')
-        foreach ($connection in $connections) {
-            if (Test-FilterAdmit -LocalPort $changedPorts -RemoteAddress $Changed.remote_addresses -LocalAddress $Changed.local_addresses -Connection $connection -LocalSubnets $subnets) {
-                return
-            }
-        }
-    }
-    try {
-        $others = @(Get-InboundTcpAllowRule -OwnName $name)
-    }
-    catch {
-        $module.FailJson("cannot read the firewall rules of the ActiveStore to check that firewall rule name '$name' is not what admits this play: $($_.Exception.Message)", $_)
-    }
-    foreach ($connection in $connections) {
-        foreach ($other in $others) {
-            if (Test-FilterAdmit -LocalPort $other.local_ports -RemoteAddress $other.remote_addresses -LocalAddress $other.local_addresses -Connection $connection -LocalSubnets $subnets) {
-                return
-            }
-        }
-    }
-    if (@(Get-NetFirewallProfile -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Where-Object { [string]$_.Enabled -eq 'True' }).Count -eq 0) {
-        return
-    }
-    $clients = @($letIn | ForEach-Object { "$($_.remote) on port $($_.port)" } | Sort-Object -Unique) -join ', '
     $change = if ($module.Params.state -eq 'absent') { 'removing' } elseif (-not $wanted.enabled) { 'switching off' } else { 'narrowing' }
-    $module.FailJson("$change firewall rule name '$name' would cut this play off: it admits the clients connected to WinRM now ($clients), and afterwards no enabled rule would admit any of them; connect through a port another rule admits, or add such a rule first. Nothing was changed.")
+    $module.FailJson("$change firewall rule name '$name' would cut this play off: it admits the clients connected to WinRM now ($(Format-Client -Admission $letIn)), and afterwards no enabled rule would admit any of them; connect through a port another rule admits, or add such a rule first. Nothing was changed.")
+}
+
+function Assert-PortCloseKeepsClient {
+    <#
+    Refuses, before anything changes, to close the port (other_rules 'disable' while this rule
+    will admit nothing) when a WinRM client connected now, from elsewhere than this host, is let
+    in by this rule or by one of the other rules about to be switched off and afterwards no
+    enabled rule would admit it. Which of those clients is the play cannot be told from here,
+    and a port being closed is one nobody should need: any one of them stops the task.
+    #>
+    param([Hashtable]$Current)
+
+    $changing = @($otherAdmitting | Where-Object { $_.policy_store_source_type -eq 'Local' -and $_.coverage -eq 'named' } | ForEach-Object {
+            @{ local_ports = $_.local_ports; remote_addresses = $_.remote_addresses; local_addresses = $_.local_addresses }
+        })
+    if ($null -ne $Current -and $Current.enabled) {
+        $changing += ConvertTo-RuleFilter -Rule $Current
+    }
+    if ($changing.Count -eq 0) {
+        return
+    }
+    $leaving = @($otherAdmitting | Where-Object { $_.policy_store_source_type -eq 'Local' -and $_.coverage -eq 'named' } | ForEach-Object { $_.name })
+    $cutOff = @(Get-ClientAdmission -Changing $changing -Changed $null -Leaving $leaving | Where-Object { $_.let_in -and -not $_.kept })
+    if ($cutOff.Count -eq 0 -or (Test-FirewallOff)) {
+        return
+    }
+    $how = if ($module.Params.state -eq 'absent') { "state 'absent'" } else { 'enabled false' }
+    $module.FailJson("other_rules 'disable' with $how would close TCP port $port to WinRM clients connected now ($(Format-Client -Admission $cutOff)): afterwards no enabled rule would admit them; move them (the play included) to a port another rule admits first, or use other_rules 'keep'. Nothing was changed.")
 }
 
 # Both guards run before anything changes. 'Any' among local_addresses admits every local
@@ -542,17 +612,19 @@ if ($module.Params.state -eq 'present' -and $wanted.enabled -and $wanted.Contain
 }
 
 # Other rules are looked up before this rule changes, so that the guard can stop the task while
-# nothing has changed yet.
+# nothing has changed yet. When the port is closed, every other rule admitting it counts,
+# whatever its addresses.
 $otherAdmitting = @()
-if ($module.Params.state -eq 'present' -and $null -ne $port) {
+if ($null -ne $port -and ($module.Params.state -eq 'present' -or $closesPort)) {
+    $scope = if ($closesPort) { $null } else { $wanted.remote_addresses }
     try {
-        $otherAdmitting = @(Get-OtherAdmittingRule -Port $port -OwnName $name -Wanted $wanted.remote_addresses)
+        $otherAdmitting = @(Get-OtherAdmittingRule -Port $port -OwnName $name -Wanted $scope)
     }
     catch {
         $module.FailJson("cannot read the firewall rules of the ActiveStore to find other rules admitting port '$port': $($_.Exception.Message)", $_)
     }
     $changing = @($otherAdmitting | Where-Object { $_.policy_store_source_type -eq 'Local' -and $_.coverage -eq 'named' })
-    if ($otherRules -ne 'keep' -and $changing.Count -gt 0) {
+    if ($otherRules -ne 'keep' -and -not $closesPort -and $changing.Count -gt 0) {
         Assert-ControllerKeepsAccess
     }
 }
@@ -585,11 +657,16 @@ if ($null -ne $current) {
 
 # This rule itself may be what lets the play in: removing it, switching it off or narrowing it
 # is refused, before anything changes, when it would leave no client now connected admitted.
+# Closing the port is refused when it would leave any client connected through it (or through
+# this rule) without a rule that admits it.
 # Not in check mode: there the play's earlier tasks have not moved its connection (the
-# winrm_listener role switches it to HTTPS before it switches the HTTP rules off). A task that
+# winrm_listener role switches it to HTTPS before it closes the HTTP port). A task that
 # leaves its ports and addresses as they are cannot shut anyone out: the connections are not
 # read then, as on most runs.
-if ($null -ne $current -and $current.enabled -and -not $module.CheckMode) {
+if ($closesPort -and -not $module.CheckMode) {
+    Assert-PortCloseKeepsClient -Current $current
+}
+elseif ($null -ne $current -and $current.enabled -and -not $module.CheckMode) {
     $changed = if ($module.Params.state -eq 'present' -and $wanted.enabled) { $after } else { $null }
     $keepsScope = $null -ne $changed -and $changed.port -eq $current.port -and (Test-SameAddressSet -Left $changed.remote_addresses -Right $current.remote_addresses) -and (Test-SameAddressSet -Left $changed.local_addresses -Right $current.local_addresses)
     if (-not $keepsScope) {
@@ -611,13 +688,16 @@ if ($module.Params.state -eq 'absent') {
     }
     $module.Diff.after = @{}
     $module.Result.rule = $null
+    Invoke-OtherRule
     $module.ExitJson()
 }
 
-if ($null -eq $rule -and -not $wanted.enabled -and -not $wanted.ContainsKey('port')) {
-    # Asked to switch off a rule that does not exist (say, a built-in one this edition lacks).
+if ($null -eq $rule -and -not $wanted.enabled) {
+    # Asked to switch off a rule that does not exist (say, a built-in one this edition lacks):
+    # it is not created, port or not, since a switched-off rule would admit nothing anyway.
     $module.Diff.after = @{}
     $module.Result.rule = $null
+    Invoke-OtherRule
     $module.ExitJson()
 }
 

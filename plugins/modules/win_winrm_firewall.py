@@ -12,7 +12,8 @@ description:
     execution nodes) and optionally to O(local_addresses) and O(profiles).
   - Only the values that are given are compared. With just O(name) and O(enabled) it switches an
     existing rule, such as Windows' own C(WINRM-HTTP-In-TCP), on or off without touching its
-    ports or scope; a rule to be switched off that does not exist is left absent.
+    ports or scope. A rule to be switched off (O(enabled=false)) that does not exist is left
+    absent, whether or not O(port) is given, since a switched-off rule would admit nothing.
   - Windows reports an IPv4 prefix such as V(10.0.0.0/8) back as C(10.0.0.0/255.0.0.0) and a
     V(/32) as the bare address; the module compares in that form, so give network addresses
     (V(10.0.0.0/8), not V(10.1.2.3/8)) to stay idempotent. The form Windows reports
@@ -23,12 +24,22 @@ description:
     they cannot be found by name. With O(port) given, the module looks in the ActiveStore, Group
     Policy rules included, for every other enabled inbound allow rule that admits that TCP port
     from addresses other than O(remote_addresses), and handles it as O(other_rules) says.
+  - To close a port, switch the named rule off (O(enabled=false)) or remove it
+    (O(state=absent)) with O(port) and O(other_rules=disable). Every other enabled local rule
+    that names that TCP port is then switched off too, whatever its name or addresses; Windows'
+    own rules are switched off, not removed.
   - Removing the rule, switching it off, or narrowing its port or addresses is refused, before
     anything changes, when the rule lets in WinRM clients connected now (the play's own
     connection is one of them) and afterwards no enabled allow rule of the ActiveStore would
     admit any of them. Rule profiles are not compared, and a host whose firewall is off in
     every profile is not refused. Check mode reports the change without this check, as
     the play's earlier tasks have not moved its connection yet.
+  - Closing a port is refused, before anything changes, when any WinRM client connected now
+    from another address (C(Get-NetTCPConnection); the host's connections to itself are left
+    out, as firewall rules do not apply to loopback traffic) is admitted by the named rule or
+    by one of the rules to be switched off and by no enabled rule afterwards. The module cannot
+    tell the play's connection from the others, and nobody should need a port being closed.
+    Check mode skips this check too.
 version_added: 0.1.0
 options:
   name:
@@ -42,7 +53,11 @@ options:
     description: Description of the rule.
     type: str
   port:
-    description: Local TCP port. Required to create a rule.
+    description:
+      - Local TCP port. Required to create a rule, and compared with an existing rule's port
+        like the other values (so give the rule's own port, or a name of no existing rule, when
+        closing a port).
+      - With O(other_rules=disable) and O(state=absent) or O(enabled=false), the port to close.
     type: int
   remote_addresses:
     description:
@@ -81,20 +96,26 @@ options:
   other_rules:
     description:
       - What to do with the other enabled inbound allow rules that admit O(port) over TCP from
-        addresses other than O(remote_addresses); see RV(other_rules).
+        addresses other than O(remote_addresses) (from any address when the port is closed);
+        see RV(other_rules).
       - V(keep) leaves them and warns that the scope does not hold.
       - V(disable) switches off the local ones that name the port (alone or in a range).
       - V(scope) sets their remote addresses to O(remote_addresses).
       - Whatever the choice, Group Policy rules cannot be changed on the host and rules for every
         port (LocalPort Any) serve other traffic too; both are left as they are, listed in
         RV(other_rules) and named in a warning that says what must be done instead.
-      - V(disable) and V(scope) need O(state=present), O(enabled=true), O(port) and
-        O(remote_addresses); the other rules are changed only after this rule is in place.
-      - Before anything changes, V(disable) and V(scope) fail, naming the clients, when none of
-        the clients now connected to a WinRM port (C(Get-NetTCPConnection), the play's own
-        connection among them) is in O(remote_addresses), since the play would be cut off. When
-        some client is in it the play's own may still not be; the
-        P(winops.remoting.winrm_listener#role) role then checks that the host still answers.
+      - V(scope) needs O(state=present), O(enabled=true), O(port) and O(remote_addresses), and
+        so does V(disable) to keep the port open to O(remote_addresses); the other rules are
+        changed only after this rule is in place.
+      - V(disable) with O(state=absent) or O(enabled=false) and O(port) closes the port. The
+        other rules are then switched off after this rule is removed or switched off (see above
+        for when that is refused).
+      - Before anything changes, V(disable) (to keep the port open) and V(scope) fail, naming
+        the clients, when none of the clients now connected to a WinRM port
+        (C(Get-NetTCPConnection), the play's own connection among them) is in
+        O(remote_addresses), since the play would be cut off. When some client is in it the
+        play's own may still not be; the P(winops.remoting.winrm_listener#role) role then checks
+        that the host still answers.
     type: str
     choices: [keep, disable, scope]
     default: keep
@@ -144,6 +165,13 @@ EXAMPLES = r"""
     name: WINRM-HTTP-In-TCP
     enabled: false
 
+- name: Close WinRM over HTTP to the network, whatever set-up scripts named their rules
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTP-In-TCP
+    enabled: false
+    port: 5985
+    other_rules: disable
+
 - name: Remove our rule
   winops.remoting.win_winrm_firewall:
     name: winops-WinRM-HTTPS-In
@@ -163,8 +191,9 @@ rule:
 other_rules:
   description:
     - The other enabled inbound allow rules, as found before the task, that admit O(port) over
-      TCP from addresses other than O(remote_addresses), from the ActiveStore (local and Group
-      Policy rules). Empty when O(port) is not given.
+      TCP from addresses other than O(remote_addresses) (from any address when the task closes
+      the port), from the ActiveStore (local and Group Policy rules). Empty when O(port) is not
+      given, and with O(state=absent) unless the task closes the port.
     - C(action) is V(disabled) or V(scoped) (changed by this task, or would be in check mode),
       V(kept) (left open, by O(other_rules=keep) or because the rule admits every port) or V(reported)
       (Group Policy or another store the host cannot change; the warning says what to do).

@@ -56,6 +56,7 @@ CASES = (
     Case("cra_credssp-psrp", "cra_credssp", "psrp", full=True),
     Case("quickconfig_https-winrm", "quickconfig_https", "winrm", full=True),
     Case("quickconfig_https-psrp", "quickconfig_https", "psrp", full=False),
+    Case("guide_http-winrm", "guide_http", "winrm", full=True),
     Case("gpo-psrp", "gpo", "psrp", full=True),
     Case("credssp_local_gpo-winrm", "credssp_local_gpo", "winrm", full=True),
     Case("bootstrap-psrp", "bootstrap", "psrp", full=True),
@@ -65,6 +66,7 @@ CASES = (
     Case("cra_credssp-winrm", "cra_credssp", "winrm", full=False),
     Case("gpo-winrm", "gpo", "winrm", full=False),
     Case("credssp_local_gpo-psrp", "credssp_local_gpo", "psrp", full=False),
+    Case("guide_http-psrp", "guide_http", "psrp", full=False),
 )
 assert len(CASES) < BLOCK.size - 1
 CONTROLLER_ADDRESS = "127.0.0.1"

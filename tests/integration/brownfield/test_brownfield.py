@@ -11,7 +11,7 @@ For each case of brownfield_hosts.CASES, on a host of its own built from the cas
    the fetched issuer for the address the controller uses; Basic and unencrypted traffic off
    for service and client; channel binding Strict; every enabled inbound rule admitting the
    HTTPS port admits the controller and nothing wider, and a client outside the scope is
-   cut off; the doctor's checks pass;
+   cut off; no rule admits plain HTTP (5985) from there any more; the doctor's checks pass;
 4. (full cases) a second setup and harden report changed=0.
 On `bootstrap` the first setup and harden already change nothing (docs/hardening.md,
 "Bootstrapping a new host"). Settings that Group Policy owns stay as the policy has them.
@@ -121,6 +121,14 @@ def assert_documented_end_state(host: str, seen: EndState) -> None:
     assert seen.from_outside is not None, (
         f"{OUTSIDE_ADDRESS}, outside the firewall scope, got in ({host})"
     )
+    # docs/hardening.md, "Closing the HTTP port": no rule admits plain HTTP from outside any
+    # more, whatever the tool named it (the guide's rule has a GUID Name).
+    http_open = [
+        rule
+        for rule in state["firewall_rules"]
+        if netfilter.firewall_admits([rule], OUTSIDE_ADDRESS, 5985, state["address"])
+    ]
+    assert not http_open, f"rules admitting 5985 from outside: {http_open}"
 
 
 @pytest.mark.timeout(MATRIX_TIMEOUT)  # the first case's set-up runs the whole matrix

@@ -9,10 +9,18 @@
 
 The `default` profile's own WINRM-HTTPS-In-TCP rule is taken away: that name is the one the
 role knew (winrm_listener_firewall_replaced_rules), and these hosts never had it.
+
+For plain HTTP (open_http_as_found): the GUID-named rule of Ansible's WinRM guide for 5985
+(winhost.profiles.guide_http_rule), next to a Group Policy rule that admits 5985 from the
+management station and a local rule for every port from a documentation prefix: what the role
+must report rather than change when it closes the HTTP port.
 """
 
 from __future__ import annotations
 
+import typing as t
+
+from winhost import profiles
 from winhost.state import HostState
 
 SCRIPT_RULE = {
@@ -52,3 +60,31 @@ def open_firewall_as_found(state: HostState) -> None:
     ]
     state.firewall_rules.extend(dict(rule) for rule in (SCRIPT_RULE, SNIPPET_RULE, POLICY_RULE))
     state.save()
+
+
+HTTP_POLICY_RULE = {
+    "Name": "{5A7C1E93-0B2D-4F86-A1C4-9E3D7B6F2A05}",
+    "DisplayName": "WinRM HTTP from the management station",
+    "Enabled": True,
+    "LocalPort": "5985",
+    "RemoteAddress": MANAGEMENT_ADDRESS,
+    "PolicyStoreSourceType": "GroupPolicy",
+    "PolicyStoreSource": "Servers Baseline",
+}
+EVERY_PORT_RULE = {
+    "Name": "{C2E8F4A1-7D39-4B05-8E6A-1F0B3C9D5E72}",
+    "DisplayName": "Backup agent (all ports)",
+    "Enabled": True,
+    "LocalPort": "Any",
+    "RemoteAddress": ["192.0.2.0/255.255.255.0"],
+    "PolicyStoreSourceType": "Local",
+}
+
+
+def open_http_as_found(state: HostState) -> dict[str, t.Any]:
+    """Add the guide's GUID-named HTTP rule, the Group Policy rule for 5985 and the rule for
+    every port; returns the guide's rule (its Name is a new GUID)."""
+    guide = profiles.guide_http_rule()
+    state.firewall_rules.extend([guide, dict(HTTP_POLICY_RULE), dict(EVERY_PORT_RULE)])
+    state.save()
+    return guide

@@ -46,6 +46,8 @@ OFFSETS = {
     "harden_brownfield_firewall": 13,
     "renewal_remove_replaced": 14,
     "listener_address_case": 15,
+    "harden_guide_http": 16,
+    "harden_guide_http_local": 17,
 }
 # Hosts that start with Basic and unencrypted traffic allowed (see conftest.py).
 PERMISSIVE = ("harden", "harden_check_mode")

@@ -178,3 +178,111 @@ def test_a_client_on_the_host_itself_does_not_vouch_for_the_play(targets: t.Any)
     assert address not in refused["msg"].split("(", 1)[1], refused["msg"]
     assert run.task(host, "still connected").result["ping"] == "pong"
     assert rules(targets)["winops-guard-In"]["RemoteAddress"] == ["127.0.0.1"]
+
+
+CLOSE_WHILE_CONNECTED_TASKS = """\
+- name: close 5985 while a client is connected through it
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-HTTP-In
+    state: absent
+    port: 5985
+    other_rules: disable
+  ignore_errors: true
+- name: close 5985 by switching the rule off, same client
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTP-In-TCP
+    enabled: false
+    port: 5985
+    other_rules: disable
+  ignore_errors: true
+- name: close 5985 in check mode
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-HTTP-In
+    state: absent
+    port: 5985
+    other_rules: disable
+  check_mode: true
+- name: still connected
+  ansible.windows.win_ping:
+"""
+
+CLOSE_TASKS = """\
+- name: scope with nothing to scope to
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-HTTP-In
+    state: absent
+    port: 5985
+    other_rules: scope
+  ignore_errors: true
+- name: close without a port
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-HTTP-In
+    enabled: false
+    other_rules: disable
+  ignore_errors: true
+- name: close 5985
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-HTTP-In
+    enabled: false
+    port: 5985
+    other_rules: disable
+- name: still connected
+  ansible.windows.win_ping:
+- name: open 5985 again for the other tests
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTP-In-TCP
+    enabled: true
+"""
+
+
+@pytest.mark.slow
+def test_closing_a_port_refuses_to_cut_off_a_client_connected_through_it(
+    targets: t.Any,
+) -> None:
+    """other_rules 'disable' with a rule that will admit nothing closes the port: every other
+    rule for it is switched off. A client connected now through that port from elsewhere,
+    which no rule would admit afterwards, stops it before anything changes (the play, on 5986,
+    is not what is cut off here: the module cannot tell the clients apart). Check mode skips
+    the check, as the role's check runs are still on the port being closed."""
+    host = targets.name("fw_guard")
+    address = targets.address("fw_guard")
+    before = rules(targets)
+    assert before["WINRM-HTTP-In-TCP"]["Enabled"] and "winops-guard-HTTP-In" not in before
+    with socket.create_connection((address, 5985), source_address=("127.0.0.1", 0)):
+        run = targets.play("fw_guard", CLOSE_WHILE_CONNECTED_TASKS, label="close-connected")
+    assert run.returncode == 0, run.describe()
+    for task, how in (
+        ("close 5985 while a client is connected through it", "state 'absent'"),
+        ("close 5985 by switching the rule off, same client", "enabled false"),
+    ):
+        refused = run.task(host, task).result
+        assert refused.get("failed"), (task, refused)
+        assert refused["msg"].startswith(
+            f"other_rules 'disable' with {how} would close TCP port 5985 to WinRM clients "
+            "connected now (127.0.0.1 on port 5985)"
+        ), refused["msg"]
+        assert refused["msg"].endswith("Nothing was changed."), refused["msg"]
+    checked = run.task(host, "close 5985 in check mode").result
+    assert checked["changed"] is True
+    assert [(o["name"], o["action"]) for o in checked["other_rules"]] == [
+        ("WINRM-HTTP-In-TCP", "disabled")
+    ]
+    assert run.task(host, "still connected").result["ping"] == "pong"
+    assert rules(targets) == before
+
+    run = targets.play("fw_guard", CLOSE_TASKS, label="close")
+    assert run.returncode == 0, run.describe()
+    scope = run.task(host, "scope with nothing to scope to").result
+    assert scope.get("failed") and "(for 'disable' only)" in scope["msg"], scope
+    no_port = run.task(host, "close without a port").result
+    assert no_port.get("failed") and "needs port, the TCP port to close" in no_port["msg"]
+    closed = run.task(host, "close 5985").result
+    # The named rule does not exist: switching it off does not create it.
+    assert closed["changed"] is True and closed["rule"] is None, closed
+    assert [(o["name"], o["action"]) for o in closed["other_rules"]] == [
+        ("WINRM-HTTP-In-TCP", "disabled")
+    ]
+    assert run.task(host, "still connected").result["ping"] == "pong"
+    after = rules(targets)
+    assert "winops-guard-HTTP-In" not in after
+    assert after["WINRM-HTTP-In-TCP"]["Enabled"] is True  # opened again by the last task

@@ -27,6 +27,9 @@ docs/winhost-behaviours.md):
   quickconfig_https  `winrm quickconfig -transport:https`: HTTPS listener with Hostname = FQDN
                      and a CN=<fqdn> certificate from the enterprise (test) CA; the guide's
                      GUID-named "Windows Remote Management (HTTPS-In)" rule open to any address.
+  guide_http         Ansible's WinRM guide's HTTP set-up (Enable-PSRemoting -Force, then its
+                     New-NetFirewallRule without -Name): a GUID-named "Windows Remote
+                     Management (HTTP-In)" rule for 5985, profile Any, open to any address.
   gpo                WinRM Group Policy of a security baseline: Basic and unencrypted traffic
                      off (service and client), Digest off (client), channel binding Strict.
   credssp_local_gpo  Enable-WSManCredSSP -Role Client -DelegateComputer *.winops.test: client
@@ -71,6 +74,7 @@ BROWNFIELD_PROFILES = (
     "cra",
     "cra_credssp",
     "quickconfig_https",
+    "guide_http",
     "gpo",
     "credssp_local_gpo",
     "bootstrap",
@@ -361,12 +365,12 @@ def _store_server_certificate(
     return thumbprint
 
 
-def _https_rule(
-    name: str, display_name: str, remote_address: t.Any, description: str = ""
+def _inbound_tcp_rule(
+    name: str, display_name: str, remote_address: t.Any, description: str = "", port: int = 5986
 ) -> dict[str, t.Any]:
-    """An inbound allow rule for TCP 5986 in the local store, all profiles, as
-    New-NetFirewallRule -Profile Any and `netsh advfirewall firewall add rule profile=any`
-    make it."""
+    """An inbound allow rule for TCP `port` (5986 unless given) in the local store, all
+    profiles, as New-NetFirewallRule -Profile Any and `netsh advfirewall firewall add rule
+    profile=any` make it."""
     return {
         "Name": name,
         "DisplayName": display_name,
@@ -376,7 +380,7 @@ def _https_rule(
         "Direction": "Inbound",
         "Action": "Allow",
         "Protocol": "TCP",
-        "LocalPort": 5986,
+        "LocalPort": port,
         "RemoteAddress": remote_address,
         "LocalAddress": "Any",
         "PolicyStoreSourceType": "Local",
@@ -430,7 +434,9 @@ def _cra(state: HostState, ca: pki.CertificateAuthority, enable_credssp: bool = 
     state.set_winrm_setting("Service/Auth/Basic", "true")
     if enable_credssp:
         state.set_winrm_setting("Service/Auth/CredSSP", "true")
-    state.firewall_rules.append(_https_rule(_generated_rule_name(), "Allow WinRM HTTPS", "Any"))
+    state.firewall_rules.append(
+        _inbound_tcp_rule(_generated_rule_name(), "Allow WinRM HTTPS", "Any")
+    )
 
 
 def _cra_credssp(state: HostState, ca: pki.CertificateAuthority) -> None:
@@ -474,13 +480,40 @@ def _quickconfig_https(state: HostState, ca: pki.CertificateAuthority) -> None:
         )
     )
     state.firewall_rules.append(
-        _https_rule(
+        _inbound_tcp_rule(
             _generated_rule_name(),
             "Windows Remote Management (HTTPS-In)",
             "Any",
             "Inbound rule for Windows Remote Management via WS-Management. [TCP 5986]",
         )
     )
+
+
+def guide_http_rule() -> dict[str, t.Any]:
+    """The rule the HTTP set-up of Ansible's WinRM guide adds (docs/docsite/rst/os_guide/
+    windows_winrm.rst, "WinRM Setup"; ../shared/seeds/000_71e9121a8dfd4bda.txt in this
+    project's workspace): New-NetFirewallRule with DisplayName 'Windows Remote Management
+    (HTTP-In)', Description 'Inbound rule for Windows Remote Management via WS-Management.
+    [TCP 5985]', LocalPort 5985, Profile Any, Protocol TCP, Action Allow, Direction Inbound and
+    no -Name, so its Name is a new GUID in braces; no -RemoteAddress or -LocalAddress, so both
+    are Any. Its display name is that of Windows' own WINRM-HTTP-In-TCP rule: only the Name
+    tells them apart."""
+    return _inbound_tcp_rule(
+        _generated_rule_name(),
+        "Windows Remote Management (HTTP-In)",
+        "Any",
+        "Inbound rule for Windows Remote Management via WS-Management. [TCP 5985]",
+        port=5985,
+    )
+
+
+def _guide_http(state: HostState, ca: pki.CertificateAuthority) -> None:
+    """The HTTP set-up of Ansible's WinRM guide, on a host it has not touched before:
+    - `Enable-PSRemoting -Force`: the HTTP listener on 5985 and Windows' own
+      WINRM-HTTP-In-TCP rule, as `stock` already has them;
+    - its New-NetFirewallRule: the GUID-named rule for 5985 from any address (guide_http_rule);
+    - LocalAccountTokenFilterPolicy = 1 (already so on `stock`)."""
+    state.firewall_rules.append(guide_http_rule())
 
 
 def _gpo(state: HostState, ca: pki.CertificateAuthority) -> None:
@@ -591,7 +624,7 @@ def _bootstrap(state: HostState, ca: pki.CertificateAuthority) -> None:
             certificate_thumbprint=thumbprint,
         )
     ]
-    rule = _https_rule(
+    rule = _inbound_tcp_rule(
         "winops-WinRM-HTTPS-In",
         "Windows Remote Management (HTTPS-In, winops.remoting)",
         [BOOTSTRAP_CONTROLLER_ADDRESS],
@@ -634,6 +667,7 @@ BROWNFIELD_BUILDERS: dict[str, t.Callable[[HostState, pki.CertificateAuthority],
     "cra": _cra,
     "cra_credssp": _cra_credssp,
     "quickconfig_https": _quickconfig_https,
+    "guide_http": _guide_http,
     "gpo": _gpo,
     "credssp_local_gpo": _credssp_local_gpo,
     "bootstrap": _bootstrap,

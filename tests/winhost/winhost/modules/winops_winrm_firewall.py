@@ -7,6 +7,8 @@ connection (winhost.netfilter), so a rule's change takes effect at once.
 
 As on Windows, -Name finds rules of the PersistentStore only (PolicyStoreSourceType Local);
 Group Policy rules are seen in the ActiveStore (other_rules) and are never changed here.
+other_rules 'disable' with a rule that will admit nothing (state absent, enabled false) closes
+the port, refused first when a WinRM client connected through it would be cut off.
 
 LocalSubnet is the host's own subnet, modelled as its address's /24 (winhost.netfilter), and
 LocalAddress is matched against the host's one address. A local_addresses scope that none of
@@ -203,16 +205,34 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
     for option in ("remote_addresses", "local_addresses"):
         if option in wanted and not wanted[option]:
             raise ModuleFailure(f"{option} is empty; give 'any' to allow every address")
-    if other_rules != "keep" and (
-        str(state_wanted).lower() != "present"
-        or not wanted["enabled"]
-        or port is None
-        or "remote_addresses" not in wanted
+    # The named rule admits nothing afterwards: other_rules 'disable' then closes the port.
+    closes_port = other_rules == "disable" and (
+        str(state_wanted).lower() == "absent" or not wanted["enabled"]
+    )
+    if (
+        other_rules != "keep"
+        and not closes_port
+        and (
+            str(state_wanted).lower() != "present"
+            or not wanted["enabled"]
+            or port is None
+            or "remote_addresses" not in wanted
+        )
     ):
         raise ModuleFailure(
-            f"other_rules '{params['other_rules']}' needs state 'present', enabled true, port and "
-            "remote_addresses, so that this rule admits the port in place of the rules it changes"
+            f"other_rules '{params['other_rules']}' needs port and either state 'present', "
+            "enabled true and remote_addresses, so that this rule admits the port in place of "
+            "the rules it changes, or (for 'disable' only) state 'absent' or enabled false, to "
+            "close the port. Nothing was changed."
         )
+    if closes_port and port is None:
+        how = "state 'absent'" if str(state_wanted).lower() == "absent" else "enabled false"
+        raise ModuleFailure(
+            f"other_rules 'disable' with {how} closes a port and needs port, the TCP port to "
+            "close. Nothing was changed."
+        )
+    # When the port is closed, every other rule admitting it counts, whatever its addresses.
+    scope = None if closes_port else wanted.get("remote_addresses")
 
     result: dict[str, t.Any] = {"changed": False, "other_rules": []}
     # 'Any' admits every local address; a switched-off rule admits nothing.
@@ -241,7 +261,16 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
         current = _current(rules[index]) if index is not None else None
         diff_before = dict(current) if current is not None else {}
         # Not in check mode, as the module: earlier tasks have not moved the connection there.
-        if index is not None and netfilter.rule_enabled(rules[index]) and not run.check_mode:
+        if closes_port and not run.check_mode:
+            _assert_port_close_keeps_clients(
+                connections,
+                rules,
+                index,
+                port=int(wanted["port"]),
+                name=name,
+                how="state 'absent'" if str(state_wanted).lower() == "absent" else "enabled false",
+            )
+        elif index is not None and netfilter.rule_enabled(rules[index]) and not run.check_mode:
             _assert_rule_change_keeps_controller(
                 connections,
                 rules,
@@ -250,29 +279,56 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
                 state_wanted=str(state_wanted).lower(),
                 wanted=wanted,
             )
-        if str(state_wanted).lower() == "present" and "port" in wanted and other_rules != "keep":
+        if (
+            str(state_wanted).lower() == "present"
+            and "port" in wanted
+            and other_rules != "keep"
+            and not closes_port
+        ):
             changing = [
                 other
-                for _, other in _other_admitting(
-                    rules, int(wanted["port"]), name, wanted.get("remote_addresses")
-                )
+                for _, other in _other_admitting(rules, int(wanted["port"]), name, scope)
                 if other["policy_store_source_type"].lower() == "local"
                 and other["coverage"] == "named"
             ]
             if changing:
                 _refuse_unmodelled(wanted)
                 _assert_controller_keeps_access(peers, state, wanted, other_rules)
+        other_options = {"mode": other_rules, "scope": scope, "closes_port": closes_port}
         if str(state_wanted).lower() == "absent":
             if index is not None:
                 if not run.check_mode:
                     del rules[index]
                 result["changed"] = True
             result["rule"] = None
-            return _with_diff(run, result, diff_before, {})
-        if index is None and not wanted["enabled"] and "port" not in wanted:
-            # Switching off a rule this host does not have.
+            diff_after: dict[str, t.Any] = {}
+            _other_rules(
+                run,
+                rules,
+                name,
+                wanted,
+                result=result,
+                diff_before=diff_before,
+                diff_after=diff_after,
+                **other_options,
+            )
+            return _with_diff(run, result, diff_before, diff_after)
+        if index is None and not wanted["enabled"]:
+            # Switching off a rule this host does not have: not created, port or not, since a
+            # switched-off rule would admit nothing anyway.
             result["rule"] = None
-            return _with_diff(run, result, diff_before, {})
+            diff_after = {}
+            _other_rules(
+                run,
+                rules,
+                name,
+                wanted,
+                result=result,
+                diff_before=diff_before,
+                diff_after=diff_after,
+                **other_options,
+            )
+            return _with_diff(run, result, diff_before, diff_after)
         _refuse_unmodelled(wanted)
         if index is None:
             if "port" not in wanted:
@@ -301,10 +357,10 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
                 rules,
                 name,
                 wanted,
-                mode=other_rules,
                 result=result,
                 diff_before=diff_before,
                 diff_after=diff_after,
+                **other_options,
             )
             return _with_diff(run, result, diff_before, diff_after)
         assert current is not None
@@ -326,10 +382,10 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
             rules,
             name,
             wanted,
-            mode=other_rules,
             result=result,
             diff_before=diff_before,
             diff_after=diff_after,
+            **other_options,
         )
         return _with_diff(run, result, diff_before, diff_after)
 
@@ -426,19 +482,22 @@ def _other_rules(
     wanted: dict[str, t.Any],
     *,
     mode: str,
+    scope: list[str] | None,
+    closes_port: bool,
     result: dict[str, t.Any],
     diff_before: dict[str, t.Any],
     diff_after: dict[str, t.Any],
 ) -> None:
-    """Invoke-OtherRule: switch off or scope the other local rules admitting the port; report
-    Group Policy rules and rules for every port, which are left as they are."""
+    """Invoke-OtherRule: switch off or scope the other local rules admitting the port (from
+    addresses other than `scope`; None when the port is closed); report Group Policy rules and
+    rules for every port, which are left as they are."""
     if "port" not in wanted:
         return
     port = int(wanted["port"])
     report = []
     before: dict[str, t.Any] = {}
     after: dict[str, t.Any] = {}
-    for rule, other in _other_admitting(rules, port, name, wanted.get("remote_addresses")):
+    for rule, other in _other_admitting(rules, port, name, scope):
         label = f"firewall rule '{other['display_name']}' (Name '{other['name']}')"
         source_from = ", ".join(other["remote_addresses"])
         coverage = other.pop("coverage")
@@ -459,10 +518,15 @@ def _other_rules(
             )
         elif coverage == "any":
             other["action"] = "kept"
+            goal = (
+                f"to close port {port}"
+                if closes_port
+                else f"to limit port {port} to remote_addresses"
+            )
             run.warnings.append(
                 f"{label} admits every TCP port (LocalPort Any) from {source_from}, port {port} "
                 "included; it is left as it is because it serves other ports too: scope or "
-                f"disable it yourself to limit port {port} to remote_addresses"
+                f"disable it yourself {goal}"
             )
         elif mode == "keep":
             other["action"] = "kept"
@@ -541,6 +605,47 @@ def _assert_rule_change_keeps_controller(
         f"connected to WinRM now ({clients}), and afterwards no enabled rule would admit any of "
         "them; connect through a port another rule admits, or add such a rule first. Nothing "
         "was changed."
+    )
+
+
+def _assert_port_close_keeps_clients(
+    connections: list[tuple[str, int, str]],
+    rules: list[dict[str, t.Any]],
+    index: int | None,
+    *,
+    port: int,
+    name: str,
+    how: str,
+) -> None:
+    """Assert-PortCloseKeepsClient: refuse, before anything changes, to close `port` when a
+    WinRM client connected now (from elsewhere than the host) is let in by this rule or by an
+    other rule about to be switched off and afterwards the firewall would admit it no more."""
+    if not connections:
+        return
+    leaving = [
+        rule
+        for rule, other in _other_admitting(rules, port, name, None)
+        if other["policy_store_source_type"].lower() == "local" and other["coverage"] == "named"
+    ]
+    if index is not None and netfilter.rule_enabled(rules[index]):
+        leaving.append(rules[index])
+    if not leaving:
+        return
+    staying = [rule for rule in rules if not any(rule is gone for gone in leaving)]
+    cut_off = [
+        (local, client_port, remote)
+        for local, client_port, remote in connections
+        if netfilter.firewall_admits(leaving, remote, client_port, local)
+        and not netfilter.firewall_admits(staying, remote, client_port, local)
+    ]
+    if not cut_off:
+        return
+    clients = ", ".join(sorted({f"{remote} on port {p}" for _, p, remote in cut_off}))
+    raise ModuleFailure(
+        f"other_rules 'disable' with {how} would close TCP port {port} to WinRM clients "
+        f"connected now ({clients}): afterwards no enabled rule would admit them; move them "
+        "(the play included) to a port another rule admits first, or use other_rules 'keep'. "
+        "Nothing was changed."
     )
 
 

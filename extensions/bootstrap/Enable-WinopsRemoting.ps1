@@ -30,21 +30,30 @@ Settings that Group Policy controls are reported and left alone. The issuer of t
 certificate (the certificate itself when self-signed) is written in PEM to -IssuerExportPath;
 copy it to the controller and point ansible_winrm_ca_trust_path / ansible_psrp_ca_cert at it.
 
-Run from an elevated Windows PowerShell 5.1 (powershell.exe; Windows Server 2016 / Windows 10
-or later), not PowerShell 7: PowerShell 7 lists and changes only its own session configurations
-(PowerShell's CustomShellCommands.cs filters them by edition), so Microsoft.PowerShell, the one
-the psrp connection uses, would be left as it is. Run it at the console or through a tool other
-than WinRM: it may restart the WinRM service and it removes the plain HTTP listener, and either
-ends WinRM sessions, the one that runs it included.
+Run from an elevated 64-bit Windows PowerShell 5.1 (powershell.exe; Windows Server 2016 /
+Windows 10 or later), not PowerShell 7: PowerShell 7 lists and changes only its own session
+configurations (PowerShell's CustomShellCommands.cs filters them by edition), so
+Microsoft.PowerShell, the one the psrp connection uses, would be left as it is; and not the
+32-bit Windows PowerShell of a 64-bit Windows, which has no local accounts module. Run it at the
+console (or over RDP), not over WinRM: it may restart the WinRM service and it removes the plain
+HTTP listener, and either ends WinRM sessions, the one that runs it included, so it refuses to
+run in one.
 
     powershell.exe -NoProfile -ExecutionPolicy Bypass -File .\Enable-WinopsRemoting.ps1 -ControllerAddress 192.0.2.10
 
-Use -WhatIf to see what it would change.
+Use -WhatIf to see what it would change. Where WinRM is stopped (Windows client editions ship
+it so), -WhatIf cannot read WinRM's settings and lists what a run would do to them instead.
+
+Plain HTTP is removed only when the HTTPS rule is in force: where Group Policy keeps local
+firewall rules out ("Apply local firewall rules: No") or the firewall blocks all incoming
+connections, the rule is written but not applied, so HTTP stays and the script says why.
 
 .PARAMETER ControllerAddress
-Remote addresses allowed through the firewall to the HTTPS port: addresses, prefixes
-(192.0.2.0/24), ranges (192.0.2.10-192.0.2.20) or keywords such as LocalSubnet. Default
-LocalSubnet; name your controllers and execution nodes instead.
+Required. Remote addresses allowed through the firewall to the HTTPS port: your controllers
+and execution nodes, as addresses, prefixes (192.0.2.0/24), ranges (192.0.2.10-192.0.2.20) or
+keywords such as LocalSubnet. There is no default: plain HTTP, which Windows' own rules admit
+from any address on domain and private networks, is removed, so a controller outside the list
+is locked out.
 
 .PARAMETER ListenerAddress
 Address selectors for HTTPS listeners: '*', 'IP:<IPv4 or IPv6>' or 'MAC:<aa-bb-cc-dd-ee-ff>'.
@@ -65,8 +74,10 @@ Port of the HTTPS listener (default 5986).
 The name or address Ansible connects to (the host's ansible_host, else its inventory name). The
 self-signed certificate then gets the names the winops.remoting.setup and harden playbooks give
 it, so that their first run finds nothing to change: a DNS name is its only DNS name; an IP
-address goes into the subject alternative name next to the computer name and FQDN. Give it, or
--DnsName and -IPAddress, whenever a playbook runs after this script.
+address goes into the subject alternative name next to the computer name and, on a domain
+member, its FQDN. Give it, or -DnsName and -IPAddress, whenever a playbook runs after this
+script, and wherever the DNS host name is longer than 15 characters: the computer name is the
+NetBIOS name, which Windows truncates to 15.
 
 .PARAMETER DnsName
 DNS names for a self-signed certificate (default: -AnsibleHost when it is a name, else the
@@ -93,7 +104,8 @@ tools such as DSC; keep: leave them alone.
 
 .PARAMETER RemotingAccount
 The accounts Ansible connects as (the harden playbook's winrm_hardening_remoting_accounts,
-default its ansible_user, such as '.\ansible' or 'EXAMPLE\ansible'): every PowerShell session
+default its ansible_user, such as '.\ansible' or 'EXAMPLE\ansible'; on a domain controller,
+which has no local accounts, 'EXAMPLE\ansible' or a SID): every PowerShell session
 configuration and the WinRM service's RootSDDL then grant exactly these accounts, as the
 winrm_hardening role leaves them. Other administrators lose remote access. Without it they stay
 as they are, and the first harden run restricts them.
@@ -105,19 +117,26 @@ Without it the value is left as it was; Enable-PSRemoting, which the script runs
 is not registered yet, sets it to 1, and the script puts the previous value back.
 
 .PARAMETER IssuerExportPath
-Where to write the issuer PEM (default C:\ProgramData\winops\winrm-https-issuer.pem).
+Where to write the issuer PEM (default C:\ProgramData\winops\winrm-https-issuer.pem). A
+folder the script makes for it grants only SYSTEM and Administrators; an existing folder must
+be owned by SYSTEM, Administrators or you (another user could have made it to swap the file),
+or the script stops before changing anything. The certificate's SHA-256 fingerprint is printed
+too: compare it with the copy on the controller.
 
 .EXAMPLE
 .\Enable-WinopsRemoting.ps1 -ControllerAddress 192.0.2.10, 198.51.100.0/24 -AnsibleHost server01.example.com -RemotingAccount .\ansible
 
 .EXAMPLE
-.\Enable-WinopsRemoting.ps1 -CertificateThumbprint E6CDAA82EEAF2ECE8546E05DB7F3E01AA47D76CE -HttpListener localhost
+.\Enable-WinopsRemoting.ps1 -ControllerAddress 192.0.2.0/24 -CertificateThumbprint E6CDAA82EEAF2ECE8546E05DB7F3E01AA47D76CE -HttpListener localhost
 #>
 #Requires -PSEdition Desktop
 [CmdletBinding(SupportsShouldProcess = $true)]
 param (
+    # No default: see .PARAMETER ControllerAddress.
+    [Parameter(Mandatory = $true)]
+    [ValidateNotNullOrEmpty()]
     [string[]]
-    $ControllerAddress = @('LocalSubnet'),
+    $ControllerAddress,
 
     [string[]]
     $ListenerAddress = @('*'),
@@ -192,6 +211,55 @@ function Assert-Administrator {
     $principal = [System.Security.Principal.WindowsPrincipal]::new([System.Security.Principal.WindowsIdentity]::GetCurrent())
     if (-not $principal.IsInRole([System.Security.Principal.WindowsBuiltInRole]::Administrator)) {
         throw 'Run this script from an elevated PowerShell (Run as administrator).'
+    }
+}
+
+function Assert-ConsoleSession {
+    <#
+    Over WinRM the script would end its own session half-way: removing plain HTTP and restarting
+    WinRM drop the connection that runs it, before the issuer PEM the controller needs is
+    safely out. $PSSenderInfo exists only in a PSSession (about_Automatic_Variables: remoting,
+    the psrp connection); a WinRS shell (winrs.exe, the winrm connection) runs its commands
+    under winrshost.exe instead, so the process's ancestors are checked too.
+    #>
+    # Get-Variable, not $PSSenderInfo: under strict mode an unset variable throws.
+    $remote = $null -ne (Get-Variable -Name PSSenderInfo -ErrorAction SilentlyContinue)
+    $processId = $PID
+    for ($depth = 0; -not $remote -and $depth -lt 16; $depth++) {
+        $process = Get-CimInstance -ClassName Win32_Process -Filter "ProcessId = $processId"
+        if ($null -eq $process -or $process.ParentProcessId -eq $processId) {
+            break
+        }
+        $remote = @('wsmprovhost.exe', 'winrshost.exe') -contains ([string]$process.Name).ToLowerInvariant()
+        $processId = $process.ParentProcessId
+    }
+    if ($remote) {
+        throw 'This script runs over WinRM here, which it removes and restarts under itself: run it at the console or over RDP. Nothing was changed.'
+    }
+}
+
+function Assert-64BitProcess {
+    <# Get-LocalUser and Get-LocalGroup (Microsoft.PowerShell.LocalAccounts) are missing from
+       32-bit PowerShell on a 64-bit Windows: -RemotingAccount would fail with a misleading
+       "is not an account" once the script is under way. #>
+    if ([Environment]::Is64BitOperatingSystem -and -not [Environment]::Is64BitProcess) {
+        throw 'Run this script from the 64-bit Windows PowerShell (C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe), not the 32-bit one (SysWOW64), which lacks the local accounts module. Nothing was changed.'
+    }
+}
+
+function Assert-IssuerExportFolder {
+    <# The controller trusts the PEM written here: a folder another user made (ProgramData lets
+       users create folders, and the creator owns what they create) could let that user
+       replace it. An existing folder must be owned by SYSTEM, Administrators or the account
+       running the script; Export-IssuerPem creates a missing one for those only. #>
+    $folder = Split-Path -Path $IssuerExportPath -Parent
+    if (-not (Test-Path -LiteralPath $folder)) {
+        return
+    }
+    $owner = (Get-Acl -LiteralPath $folder).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+    $trusted = @('S-1-5-18', 'S-1-5-32-544', [System.Security.Principal.WindowsIdentity]::GetCurrent().User.Value)
+    if ($trusted -notcontains $owner) {
+        throw "IssuerExportPath folder '$folder' is owned by $owner, not by SYSTEM, Administrators or you, so another user could replace the issuer PEM in it: remove the folder or choose another -IssuerExportPath. Nothing was changed."
     }
 }
 
@@ -432,7 +500,9 @@ function Get-ListenerCertificate {
         Type = 'SSLServerAuthentication'
         # As the module makes it: a subject of its own for each certificate, so a controller can
         # trust the replaced and the new one while a listener moves (see the module).
-        Subject = "CN=$($names[0]), OU=winops.remoting $([DateTime]::UtcNow.ToString('yyyyMMddHHmmss'))"
+        # In the invariant culture: the current one may count years in another calendar
+        # (th-TH: the Thai Buddhist year), and the module writes Gregorian UTC.
+        Subject = "CN=$($names[0]), OU=winops.remoting $([DateTime]::UtcNow.ToString('yyyyMMddHHmmss', [System.Globalization.CultureInfo]::InvariantCulture))"
         CertStoreLocation = 'Cert:\LocalMachine\My'
         NotAfter = (Get-Date).AddDays($CertificateValidityDays)
         KeyAlgorithm = 'RSA'
@@ -522,8 +592,10 @@ function Set-HttpsFirewallRule {
         Write-Step "Opened TCP $HttpsPort to $($ControllerAddress -join ', ') on $($LocalAddress -join ', ')."
         return
     }
-    if ($PSCmdlet.ShouldProcess($firewallRuleName, "Set port $HttpsPort, remote addresses $($ControllerAddress -join ', ') and local addresses $($LocalAddress -join ', ')")) {
-        Set-NetFirewallRule -Name $firewallRuleName -LocalPort ([string]$HttpsPort) -RemoteAddress $ControllerAddress -LocalAddress $LocalAddress -Enabled True
+    # Set-NetFirewallRule changes only what it is given: a rule of this name that blocks, or
+    # admits only some profiles or another protocol, would stay so while reported as allowing.
+    if ($PSCmdlet.ShouldProcess($firewallRuleName, "Set inbound allow on TCP $HttpsPort for every profile, remote addresses $($ControllerAddress -join ', ') and local addresses $($LocalAddress -join ', ')")) {
+        Set-NetFirewallRule -Name $firewallRuleName -Direction Inbound -Action Allow -Profile Any -Protocol TCP -LocalPort ([string]$HttpsPort) -RemoteAddress $ControllerAddress -LocalAddress $LocalAddress -Enabled True
     }
     Write-Step "Firewall rule $firewallRuleName allows TCP $HttpsPort from $($ControllerAddress -join ', ') on $($LocalAddress -join ', ')."
 }
@@ -764,6 +836,49 @@ function Disable-OtherPortRule {
     }
 }
 
+function Test-HttpsRuleInForce {
+    <#
+    Whether the firewall applies this script's local rule, so that removing plain HTTP cannot
+    lock the controllers out. INetFwPolicy2.LocalPolicyModifyState is not
+    NET_FW_MODIFY_STATE_OK (0) when a local rule does not take effect in the current profiles:
+    Group Policy keeps local rules out (GP_OVERRIDE, "Apply local firewall rules: No") or all
+    unsolicited inbound traffic is blocked (INBOUND_BLOCKED). The rule must also be in the
+    active store, where the firewall's effective rules are. Under -WhatIf the rule may not
+    exist yet, so only the modify state counts.
+    #>
+    $modifyState = [int](New-Object -ComObject HNetCfg.FwPolicy2).LocalPolicyModifyState
+    if ($modifyState -ne 0) {
+        $reason = if ($modifyState -eq 1) { 'Group Policy does not apply local firewall rules' } else { 'the firewall blocks all incoming connections' }
+        Write-Warning "Kept plain HTTP: $reason (LocalPolicyModifyState $modifyState), so the rule $firewallRuleName is not in force and HTTPS would not be reachable. Have the policy admit TCP $HttpsPort from the controllers, then run the script again."
+        return $false
+    }
+    if ($WhatIfPreference) {
+        return $true
+    }
+    if ($null -eq (Get-NetFirewallRule -Name $firewallRuleName -PolicyStore ActiveStore -ErrorAction SilentlyContinue)) {
+        Write-Warning "Kept plain HTTP: the rule $firewallRuleName is not among the firewall's active rules, so HTTPS may not be reachable. Run the script again once it is."
+        return $false
+    }
+    return $true
+}
+
+function Write-PlannedWSManChange {
+    <# -WhatIf with WinRM stopped: every WSMan read would fail ("local operations require the
+       service to be started"), so say what a run would do to WinRM's settings. #>
+    Write-Step 'WinRM is stopped, so -WhatIf cannot read its settings. A run starts it and then:'
+    Write-Step "- creates or updates the HTTPS listener on $($ListenerAddress -join ', '), port $HttpsPort;"
+    Write-Step "- opens TCP $HttpsPort to $($ControllerAddress -join ', ') in the rule $firewallRuleName and switches off other local rules that admit it from elsewhere;"
+    Write-Step "- leaves $($AuthMethod -join ' and ') as the only authentication, refuses unencrypted traffic, sets channel binding to Strict, and switches Basic and unencrypted traffic off for the WinRM client;"
+    Write-Step '- turns on the WinRM operational log and PowerShell script block logging;'
+    if (@($RemotingAccount).Count -gt 0) {
+        Write-Step "- restricts every session configuration and RootSDDL to $($RemotingAccount -join ', ') and restarts WinRM;"
+    }
+    if ($HttpListener -ne 'keep') {
+        Write-Step "- removes plain HTTP listeners (HttpListener $HttpListener) and Windows' HTTP firewall rules, if the HTTPS rule is in force;"
+    }
+    Write-Step "- writes the issuer PEM to $IssuerExportPath."
+}
+
 function Remove-PlainHttp {
     if ($HttpListener -eq 'keep') {
         return
@@ -825,22 +940,44 @@ function Export-IssuerPem {
     if ($PSCmdlet.ShouldProcess($IssuerExportPath, 'Write the issuer PEM')) {
         $directory = Split-Path -Path $IssuerExportPath -Parent
         if (-not (Test-Path -LiteralPath $directory)) {
-            New-Item -Path $directory -ItemType Directory -Force | Out-Null
+            # SYSTEM and Administrators only, not inherited: nobody else may swap the trust anchor.
+            $security = [System.Security.AccessControl.DirectorySecurity]::new()
+            $security.SetSecurityDescriptorSddlForm('D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)')
+            [void][System.IO.Directory]::CreateDirectory($directory, $security)
+        }
+        # A new file, so that it takes the folder's permissions and not a file planted before.
+        if (Test-Path -LiteralPath $IssuerExportPath) {
+            Remove-Item -LiteralPath $IssuerExportPath -Force
         }
         [System.IO.File]::WriteAllText($IssuerExportPath, ($blocks -join ''), [System.Text.UTF8Encoding]::new($false))
     }
     Write-Step "Wrote the issuer to $IssuerExportPath; copy it to the controller for certificate validation."
+    foreach ($issuer in $issuers) {
+        # As `openssl x509 -noout -fingerprint -sha256` prints it on the controller.
+        $sha256 = [System.Security.Cryptography.SHA256]::Create()
+        $digest = ($sha256.ComputeHash($issuer.RawData) | ForEach-Object { $_.ToString('X2') }) -join ':'
+        $sha256.Dispose()
+        Write-Step "SHA-256 fingerprint of $($issuer.Subject): $digest; compare it with the copy on the controller."
+    }
 }
 
 Assert-Administrator
+Assert-ConsoleSession
+Assert-64BitProcess
 Assert-ListenerAddress -Address $ListenerAddress
 Assert-FirewallLocalAddress -Address $FirewallLocalAddress
+Assert-IssuerExportFolder
 # Not $firewallLocalAddress: PowerShell variable names ignore case, so that is the parameter.
 $ruleLocalAddress = @(Get-FirewallLocalAddress)
 Enable-WinRMService
 # Before anything else changes: an account the host does not know stops the script here.
 $remotingSids = @(Resolve-RemotingAccount)
 $certificate = Get-ListenerCertificate
+if ([string](Get-Service -Name WinRM).Status -ne 'Running') {
+    # Only under -WhatIf: a run has started WinRM in Enable-WinRMService.
+    Write-PlannedWSManChange
+    return
+}
 if ($null -ne $certificate) {
     Set-HttpsListener -Certificate $certificate
 }
@@ -850,8 +987,15 @@ Set-Authentication
 Set-Logging
 # Write-Step writes to the host, so the function's only output is whether WinRM must restart.
 $restartWinRM = Set-RemotingAccess -Sids $remotingSids
-# Last, so that a failure above never leaves a host with neither HTTP nor HTTPS.
-Remove-PlainHttp
+# Before plain HTTP goes and WinRM restarts: the controller needs the issuer to connect at all.
+if ($null -ne $certificate) {
+    Export-IssuerPem -Certificate $certificate
+}
+# Last, so that a failure above never leaves a host with neither HTTP nor HTTPS; and only where
+# the HTTPS rule is in force, or the host would be left reachable by neither.
+if ($HttpListener -eq 'keep' -or (Test-HttpsRuleInForce)) {
+    Remove-PlainHttp
+}
 Write-SourcedListener
 if ($restartWinRM) {
     # Session configuration descriptors apply to sessions after WinRM restarts
@@ -862,6 +1006,5 @@ if ($restartWinRM) {
     Write-Step 'Restarted WinRM so that the restricted session configurations apply.'
 }
 if ($null -ne $certificate) {
-    Export-IssuerPem -Certificate $certificate
     Write-Step "Done. Connect with ansible_port=$HttpsPort, ansible_winrm_scheme=https (or ansible_psrp_protocol=https) and the issuer above as ansible_winrm_ca_trust_path / ansible_psrp_ca_cert."
 }

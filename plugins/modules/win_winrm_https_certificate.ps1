@@ -500,9 +500,10 @@ foreach ($ip in $ipAddresses) {
 # moves to a renewed certificate the controller trusts both, and OpenSSL looks trust anchors up
 # by subject; of two self-signed certificates with one subject and no authority key identifier
 # it tries only the first, so the other would fail validation. Windows checks only the CN
-# against the listener's Hostname.
+# against the listener's Hostname. The time in the invariant culture: the current one may count
+# years in another calendar (th-TH: the Thai Buddhist year).
 $defaultSubject = -not $module.Params.subject
-$subject = if ($defaultSubject) { "CN=$($dnsNames[0]), OU=winops.remoting $([DateTime]::UtcNow.ToString('yyyyMMddHHmmss'))" } else { $module.Params.subject }
+$subject = if ($defaultSubject) { "CN=$($dnsNames[0]), OU=winops.remoting $([DateTime]::UtcNow.ToString('yyyyMMddHHmmss', [System.Globalization.CultureInfo]::InvariantCulture))" } else { $module.Params.subject }
 # Compared in the form .NET prints names ("CN=a, O=b"), so that "CN=a,O=b" matches the
 # certificate made from it instead of renewing it on every run.
 try {

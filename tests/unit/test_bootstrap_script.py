@@ -148,3 +148,144 @@ def test_an_endpoint_without_a_descriptor_does_not_stop_the_script() -> None:
     access_function = SCRIPT.split("function Set-RemotingAccess {", 1)[1].split("\n}\n", 1)[0]
     assert "$configuration.SecurityDescriptorSddl" not in access_function
     assert "$configuration.PSObject.Properties['SecurityDescriptorSddl']" in access_function
+
+
+def function_body(name: str) -> str:
+    """The text of the script's `function <name> { ... }`."""
+    return SCRIPT.split(f"function {name} {{", 1)[1].split("\n}\n", 1)[0]
+
+
+# What runs, in order: the script's statements after its last function.
+MAIN = SCRIPT[SCRIPT.index("\nAssert-Administrator\n") :]
+
+
+def test_plain_http_goes_only_where_the_https_rule_is_in_force() -> None:
+    """A local rule that the firewall does not apply (Group Policy "Apply local firewall rules:
+    No", or all incoming connections blocked: INetFwPolicy2.LocalPolicyModifyState is not
+    NET_FW_MODIFY_STATE_OK) admits nothing; removing HTTP then leaves the host unreachable."""
+    check = function_body("Test-HttpsRuleInForce")
+    assert "(New-Object -ComObject HNetCfg.FwPolicy2).LocalPolicyModifyState" in check
+    assert "if ($modifyState -ne 0) {" in check
+    assert "Get-NetFirewallRule -Name $firewallRuleName -PolicyStore ActiveStore" in check
+    assert re.search(
+        r"^if \(\$HttpListener -eq 'keep' -or \(Test-HttpsRuleInForce\)\) \{\n    Remove-PlainHttp\n\}$",
+        MAIN,
+        re.MULTILINE,
+    )
+    assert MAIN.count("Remove-PlainHttp") == 1
+
+
+def test_script_refuses_to_run_over_winrm() -> None:
+    """Over WinRM the HTTP removal and the WinRM restart end the session that runs the script.
+    $PSSenderInfo exists only in a PSSession; under Set-StrictMode 2.0 reading it where it is
+    unset throws, so it is looked up with Get-Variable. WinRS shells run under winrshost.exe."""
+    check = function_body("Assert-ConsoleSession")
+    assert "Get-Variable -Name PSSenderInfo -ErrorAction SilentlyContinue" in check
+    assert "if ($PSSenderInfo)" not in SCRIPT
+    assert "'wsmprovhost.exe', 'winrshost.exe'" in check
+    assert "Nothing was changed." in check
+    assert MAIN.index("\nAssert-ConsoleSession\n") < MAIN.index("\nEnable-WinRMService\n")
+
+
+def test_issuer_is_written_before_http_goes_and_winrm_restarts() -> None:
+    """The controller needs the issuer PEM to connect over HTTPS at all: it is written before
+    anything that can end the session (the HTTP removal, the WinRM restart)."""
+    export = MAIN.index("    Export-IssuerPem -Certificate $certificate")
+    assert export < MAIN.index("Remove-PlainHttp")
+    assert export < MAIN.index("Restart-Service -Name WinRM")
+
+
+def test_controller_address_is_required() -> None:
+    """Windows' own HTTP rules admit domain and private networks from any address, so a default
+    scope (it was LocalSubnet) cut routed controllers off once HTTP was removed."""
+    param_block = SCRIPT.split("\nparam (\n", 1)[1].split("\n)\n", 1)[0]
+    declaration = param_block.split("$ControllerAddress", 1)[0].rsplit("\n\n", 1)[-1]
+    assert "[Parameter(Mandatory = $true)]" in declaration
+    assert "[ValidateNotNullOrEmpty()]" in declaration
+    assert re.search(r"^    \$ControllerAddress,$", param_block, re.MULTILINE)
+
+
+# A command that runs the script: `.\Enable-WinopsRemoting.ps1 -...` at the start of a line
+# (its help's examples) or after powershell.exe's -File.
+INVOCATION = re.compile(r"(?:-File\s+|^\s*)\.\\Enable-WinopsRemoting\.ps1\s+-")
+
+
+def documented_command_lines() -> list[tuple[str, str]]:
+    """Every command line that runs the script in the docs, the README and its own help."""
+    found = []
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        found.extend(
+            (path.name, line) for line in path.read_text().splitlines() if INVOCATION.search(line)
+        )
+    found.extend(
+        ("Enable-WinopsRemoting.ps1", line)
+        for line in SCRIPT.splitlines()
+        if INVOCATION.search(line)
+    )
+    return found
+
+
+def test_every_documented_command_line_names_the_controllers() -> None:
+    lines = documented_command_lines()
+    assert len(lines) >= 4, lines  # the script's examples and docs/hardening.md's
+    missing = [f"{name}: {line}" for name, line in lines if "-ControllerAddress " not in line]
+    assert missing == []
+
+
+def test_whatif_with_winrm_stopped_stops_before_reading_wsman() -> None:
+    """Windows client editions ship WinRM stopped; -WhatIf does not start it, and every WSMan
+    read (Get-WSManInstance, WSMan:, Get-PSSessionConfiguration) would then throw."""
+    stop = MAIN.index("if ([string](Get-Service -Name WinRM).Status -ne 'Running') {")
+    branch = MAIN[stop:].split("\n}\n", 1)[0]
+    assert "Write-PlannedWSManChange" in branch and "return" in branch
+    assert stop < MAIN.index("Set-HttpsListener")
+    planned = function_body("Write-PlannedWSManChange")
+    for reader in ("Get-WSManInstance", "WSMan:", "Get-PSSessionConfiguration", "Get-Listener"):
+        assert reader not in planned, reader
+
+
+def test_issuer_folder_is_the_administrators_own() -> None:
+    """The controller trusts what is written to -IssuerExportPath: a folder another user made
+    is refused before anything changes, a new one grants SYSTEM and Administrators only
+    (protected, nothing inherited), a file already there is replaced, and the fingerprint is
+    printed for comparison on the controller."""
+    check = function_body("Assert-IssuerExportFolder")
+    assert ".GetOwner([System.Security.Principal.SecurityIdentifier])" in check
+    assert "@('S-1-5-18', 'S-1-5-32-544'," in check
+    assert MAIN.index("\nAssert-IssuerExportFolder\n") < MAIN.index("\nEnable-WinRMService\n")
+    export = function_body("Export-IssuerPem")
+    assert "New-Item -Path $directory -ItemType Directory" not in export
+    assert "SetSecurityDescriptorSddlForm('D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)')" in export
+    assert "[System.IO.Directory]::CreateDirectory($directory, $security)" in export
+    assert export.index("Remove-Item -LiteralPath $IssuerExportPath") < export.index("WriteAllText")
+    assert "[System.Security.Cryptography.SHA256]::Create()" in export
+
+
+def test_32_bit_powershell_on_64_bit_windows_is_refused() -> None:
+    """Microsoft.PowerShell.LocalAccounts (Get-LocalUser, Get-LocalGroup) is not available in
+    32-bit PowerShell on a 64-bit system; -RemotingAccount needs it."""
+    check = function_body("Assert-64BitProcess")
+    assert "[Environment]::Is64BitOperatingSystem -and -not [Environment]::Is64BitProcess" in check
+    assert MAIN.index("\nAssert-64BitProcess\n") < MAIN.index("Resolve-RemotingAccount")
+
+
+def test_an_existing_rule_is_reset_to_what_a_new_one_gets() -> None:
+    """Set-NetFirewallRule changes only what it is given: a same-named rule that blocks, admits
+    one profile only or another protocol would survive, reported as allowing."""
+    rule_function = function_body("Set-HttpsFirewallRule")
+    created = dict(re.findall(r"^ {16}(\w+) = '([^']*)'$", rule_function, re.MULTILINE))
+    update = next(
+        line for line in rule_function.splitlines() if "Set-NetFirewallRule -Name" in line
+    )
+    for name in ("Direction", "Action", "Profile", "Protocol"):
+        assert f"-{name} {created[name]} " in update, name
+
+
+def test_subject_time_is_written_in_the_invariant_culture() -> None:
+    """A custom format string formats with the current culture's calendar (DateTime.ToString
+    (String)); th-TH counts Thai Buddhist years. The module writes the same subject."""
+    module = (REPO / "plugins" / "modules" / "win_winrm_https_certificate.ps1").read_text()
+    for text in (SCRIPT, module):
+        calls = re.findall(r"\.ToString\('yyyyMMddHHmmss'[^)]*\)", text)
+        assert calls, "the subject's time is no longer formatted here"
+        assert all("InvariantCulture" in call for call in calls), calls

@@ -575,7 +575,8 @@ def _bootstrap(state: HostState, ca: pki.CertificateAuthority) -> None:
     -AnsibleHost <host address> -RemotingAccount <admin> (docs/hardening.md: -AnsibleHost is
     what the inventory connects to, -RemotingAccount its ansible_user), read from the script:
     - Get-ListenerCertificate: an address for -AnsibleHost goes to the SAN next to the default
-      names (the computer name and, on a domain member, its FQDN); New-SelfSignedCertificate
+      names (the computer name and, on a domain member, its FQDN: on winhost's workgroup hosts
+      the computer name alone, HostState.default_certificate_names); New-SelfSignedCertificate
       -Type SSLServerAuthentication -Subject "CN=<computer name>, OU=winops.remoting
       <UTC yyyyMMddHHmmss>" -TextExtension SAN (DNS=..., IPAddress=...), NotAfter now + 365
       days, RSA 3072, SHA-256, NonExportable, FriendlyName 'winops.remoting WinRM HTTPS', in
@@ -601,7 +602,7 @@ def _bootstrap(state: HostState, ca: pki.CertificateAuthority) -> None:
       C:\\ProgramData\\winops\\winrm-https-issuer.pem.
     LocalAccountTokenFilterPolicy stays as Enable-PSRemoting left it (1 on `stock`)."""
     now = datetime.datetime.now(datetime.UTC)
-    names = [state.computer_name, state.fqdn]
+    names = state.default_certificate_names()
     cert, key = _server_certificate(
         names[0],
         names,

@@ -382,6 +382,16 @@ class HostState:
                 raise StateError(f"WinRM setting {path!r}: no value {parts[-1]!r}")
             node[key] = str(value)
 
+    # --- names ---------------------------------------------------------------------------------
+    def default_certificate_names(self) -> list[str]:
+        """The DNS names a self-signed listener certificate gets by default, from the bootstrap
+        script (Get-DefaultDnsName) and win_winrm_https_certificate alike: the computer name,
+        then HostName.DomainName where IPGlobalProperties.DomainName is not empty. .NET
+        documents DomainName as empty on a computer that belongs to no domain, and the modelled
+        host belongs to none (WinHost.facts: WORKGROUP), so the computer name alone: its fqdn is
+        a name the tests' resolver knows, not a domain the host has joined."""
+        return [self.computer_name]
+
     # --- accounts ------------------------------------------------------------------------------
     def find_account(self, name: str) -> api.Account | None:
         """Resolve "user", "DOMAIN\\user", ".\\user" or "user@domain" to an account."""

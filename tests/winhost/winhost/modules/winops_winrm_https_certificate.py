@@ -7,8 +7,8 @@ alternative name) and stored in the model's My store with its key and FriendlyNa
 listener can name it and serve it at once. The issuer chain of `issuer_pem` is built from the
 certificates in the host's stores (the test CA is in LocalMachine\\Root).
 
-Default dns_names: the computer name and the fqdn winhost gives the host (its primary DNS
-suffix is the fqdn's domain).
+Default dns_names: HostState.default_certificate_names (the computer name; the module adds the
+FQDN only on a domain member, and winhost's hosts are workgroup members).
 
 source=pfx reads the file from the host's sandbox as Get-PfxData does (PKCS#12 with its key)
 and imports the leaf and its key into LocalMachine\\My with the PFX's friendly name; a PFX that
@@ -422,9 +422,7 @@ def _self_signed_run(run: ModuleRun, state: HostState, base: dict[str, t.Any]) -
         )
     dns_names = [str(n) for n in params["dns_names"] or []]
     if not dns_names:
-        dns_names = [state.computer_name]
-        if "." in state.fqdn:
-            dns_names.append(f"{state.computer_name}.{state.fqdn.split('.', 1)[1]}")
+        dns_names = state.default_certificate_names()
     ip_addresses = [str(a) for a in params["ip_addresses"] or []]
     for ip in ip_addresses:
         try:

@@ -245,6 +245,7 @@ function Get-InboundTcpAllowRule {
             local_ports = @(@($portFilter.LocalPort) | ForEach-Object { [string]$_ })
             remote_addresses = @(@($addressFilter.RemoteAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
             local_addresses = @(@($addressFilter.LocalAddress) | ForEach-Object { [string]$_ } | Sort-Object -Unique)
+            profiles = ConvertTo-ProfileSet -Profiles ([string]$rule.Profile)
         }
     }
 }
@@ -270,6 +271,7 @@ function Get-OtherAdmittingRule {
             local_ports = $found.local_ports
             remote_addresses = $found.remote_addresses
             local_addresses = $found.local_addresses
+            profiles = $found.profiles
             policy_store_source_type = [string]$found.rule.PolicyStoreSourceType
             policy_store_source = [string]$found.rule.PolicyStoreSource
             coverage = $coverage
@@ -339,7 +341,9 @@ function Invoke-OtherRule {
             $module.Result.changed = $true
         }
         # What the guards match connections against, not part of the report.
+        # Compared by the guards only; the report keeps its documented keys.
         $other.Remove('coverage')
+        $other.Remove('profiles')
         $other.Remove('local_addresses')
         $report.Add($other)
     }
@@ -468,28 +472,93 @@ function Assert-LocalScopeKeepsController {
 function Assert-ControllerKeepsAccess {
     <#
     Refuses, before anything changes, to switch off or scope other rules when no client now
-    connected to a WinRM port would be admitted by remote_addresses. The play's own connection
-    is one of those clients, so this would certainly cut it off. (When some client is admitted
-    the play's may still not be; the role then checks that the host still answers.)
+    connected to a WinRM port would be admitted by this rule: by remote_addresses, on a network
+    of its profiles. The play's own connection is one of those clients, so this would certainly
+    cut it off. (When some client is admitted the play's may still not be; the role then
+    checks that the host still answers.)
     #>
-    $peers = @(Get-WinRMConnection -Port $port | ForEach-Object { $_.remote } | Sort-Object -Unique)
-    if ($peers.Count -eq 0) {
+    $connections = @(Get-FirewallConnection)
+    if ($connections.Count -eq 0) {
         return
     }
-    $subnets = @(Get-NetIPAddress -ErrorAction SilentlyContinue)
-    foreach ($peer in $peers) {
-        if (Test-AddressInScope -Address $peer -Entries $wanted.remote_addresses -LocalSubnets $subnets) {
-            return
+    $peers = @($connections | ForEach-Object { $_.remote } | Sort-Object -Unique)
+    # The rule's profiles as the task leaves them: given, else as they are, else New-NetFirewallRule's Any.
+    $ruleProfiles = 'any'
+    if ($wanted.ContainsKey('profiles')) {
+        $ruleProfiles = $wanted.profiles
+    }
+    else {
+        $existing = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
+        if ($null -ne $existing) {
+            $ruleProfiles = ConvertTo-ProfileSet -Profiles ([string]$existing.Profile)
         }
+    }
+    $subnets = @(Get-NetIPAddress -ErrorAction SilentlyContinue)
+    $inScope = @($connections | Where-Object { Test-AddressInScope -Address $_.remote -Entries $wanted.remote_addresses -LocalSubnets $subnets })
+    if (@($inScope | Where-Object { Test-ProfileApplies -Profiles $ruleProfiles -ArrivalProfile $_.profile }).Count -gt 0) {
+        return
+    }
+    if ($inScope.Count -gt 0) {
+        $networks = @($inScope | ForEach-Object { $_.profile } | Sort-Object -Unique) -join ', '
+        $module.FailJson("other_rules '$otherRules' would cut this play off: the clients connected to WinRM now ($(@($inScope | ForEach-Object { $_.remote } | Sort-Object -Unique) -join ', ')) arrive on a network of the $networks profile, which profiles ($ruleProfiles) leave out, so this rule would not apply to them, and the other rules that admit port $port are what lets them in; add that profile to profiles (or use other_rules 'keep'). Nothing was changed.")
     }
     $module.FailJson("other_rules '$otherRules' would cut this play off: none of the clients connected to WinRM now ($($peers -join ', ')) is in remote_addresses ($($wanted.remote_addresses -join ', ')), and the other rules that admit port $port are what lets them in; add the controllers' addresses to remote_addresses (or use other_rules 'keep'). Nothing was changed.")
 }
 
+function Get-ArrivalProfile {
+    <#
+    The firewall profile active on the interface that holds host address $Address: a rule
+    applies only while one of its profiles is (New-NetFirewallRule -Profile), and the
+    interface's NetworkCategory decides which (DomainAuthenticated is the Domain profile).
+    $null when Windows names none for it; rules are then not told apart by profile.
+    #>
+    param([string]$Address)
+
+    $ip = @(Get-NetIPAddress -IPAddress $Address -ErrorAction SilentlyContinue) | Select-Object -First 1
+    if ($null -eq $ip) {
+        return $null
+    }
+    $network = @(Get-NetConnectionProfile -InterfaceIndex $ip.InterfaceIndex -ErrorAction SilentlyContinue) | Select-Object -First 1
+    if ($null -eq $network) {
+        return $null
+    }
+    switch ([string]$network.NetworkCategory) {
+        'DomainAuthenticated' { return 'domain' }
+        'Private' { return 'private' }
+        'Public' { return 'public' }
+    }
+    return $null
+}
+
+function Get-FirewallConnection {
+    <# The WinRM clients connected now (Get-WinRMConnection), each with the firewall profile of
+       the interface it arrived on (profile, $null when unknown). #>
+    foreach ($connection in @(Get-WinRMConnection -Port $port)) {
+        $connection.profile = Get-ArrivalProfile -Address $connection.local
+        $connection
+    }
+}
+
+function Test-ProfileApplies {
+    <# Whether a rule of profile set $Profiles ('any' or e.g. 'domain,private') applies to a
+       connection that arrived on an interface of profile $ArrivalProfile. #>
+    param([string]$Profiles, [string]$ArrivalProfile)
+
+    if (-not $ArrivalProfile -or -not $Profiles -or $Profiles -eq 'any') {
+        return $true
+    }
+    return @($Profiles -split ',') -contains $ArrivalProfile
+}
+
 function Test-FilterAdmit {
-    <# Whether rule ports and addresses (in the form Windows reports them) admit a connection. #>
-    param([string[]]$LocalPort, [string[]]$RemoteAddress, [string[]]$LocalAddress, [Hashtable]$Connection, [object[]]$LocalSubnets)
+    <# Whether a rule's ports, addresses (in the form Windows reports them) and profiles admit a
+       connection. #>
+    param([string[]]$LocalPort, [string[]]$RemoteAddress, [string[]]$LocalAddress, [string]$Profiles, [Hashtable]$Connection, [object[]]$LocalSubnets)
 
     if ($null -eq (Get-PortCoverage -LocalPort $LocalPort -Port $Connection.port)) {
+        return $false
+    }
+    if (-not (Test-ProfileApplies -Profiles $Profiles -ArrivalProfile $Connection.profile)) {
         return $false
     }
     if (-not (Test-AddressInScope -Address $Connection.remote -Entries $RemoteAddress -LocalSubnets $LocalSubnets)) {
@@ -505,18 +574,18 @@ function Get-ClientAdmission {
     and whether an enabled allow rule admits it afterwards ($Changed: this rule as the task
     leaves it, $null when it will admit nothing; and every other enabled allow rule of the
     ActiveStore but those named in $Leaving). Each rule as @{ local_ports; remote_addresses;
-    local_addresses }, in the form Windows reports them.
+    local_addresses; profiles }, in the form Windows reports them.
     #>
     param([Hashtable[]]$Changing, [Hashtable]$Changed, [string[]]$Leaving = @())
 
-    $connections = @(Get-WinRMConnection -Port $port)
+    $connections = @(Get-FirewallConnection)
     if ($connections.Count -eq 0) {
         return
     }
     $subnets = @(Get-NetIPAddress -ErrorAction SilentlyContinue)
     $letIn = @($connections | Where-Object {
             $connection = $_
-            @($Changing | Where-Object { Test-FilterAdmit -LocalPort $_.local_ports -RemoteAddress $_.remote_addresses -LocalAddress $_.local_addresses -Connection $connection -LocalSubnets $subnets }).Count -gt 0
+            @($Changing | Where-Object { Test-FilterAdmit -LocalPort $_.local_ports -RemoteAddress $_.remote_addresses -LocalAddress $_.local_addresses -Profiles $_.profiles -Connection $connection -LocalSubnets $subnets }).Count -gt 0
         })
     if ($letIn.Count -eq 0) {
         return
@@ -534,7 +603,7 @@ function Get-ClientAdmission {
         @{
             connection = $connection
             let_in = $letIn -contains $connection
-            kept = @($staying | Where-Object { Test-FilterAdmit -LocalPort $_.local_ports -RemoteAddress $_.remote_addresses -LocalAddress $_.local_addresses -Connection $connection -LocalSubnets $subnets }).Count -gt 0
+            kept = @($staying | Where-Object { Test-FilterAdmit -LocalPort $_.local_ports -RemoteAddress $_.remote_addresses -LocalAddress $_.local_addresses -Profiles $_.profiles -Connection $connection -LocalSubnets $subnets }).Count -gt 0
         }
     }
 }
@@ -548,7 +617,7 @@ function ConvertTo-RuleFilter {
     <# This rule's compared values as the filters Get-ClientAdmission matches. #>
     param([Hashtable]$Rule)
 
-    return @{ local_ports = @($Rule.port -split ','); remote_addresses = $Rule.remote_addresses; local_addresses = $Rule.local_addresses }
+    return @{ local_ports = @($Rule.port -split ','); remote_addresses = $Rule.remote_addresses; local_addresses = $Rule.local_addresses; profiles = $Rule.profiles }
 }
 
 function Format-Client {
@@ -563,7 +632,8 @@ function Assert-RuleChangeKeepsController {
     admits ($Changed: its ports and addresses afterwards, $null when it will admit nothing)
     when it lets in WinRM clients connected now and afterwards none of those clients would be
     admitted, by this rule or by another enabled allow rule. The play's own connection is one
-    of them. Profiles are not compared, and a host whose firewall is off is not refused.
+    of them. A rule admits a client only on a network of its profiles; a host whose firewall
+    is off is not refused.
     #>
     param([Hashtable]$Current, [Hashtable]$Changed)
 
@@ -588,7 +658,7 @@ function Assert-PortCloseKeepsClient {
     param([Hashtable]$Current)
 
     $changing = @($otherAdmitting | Where-Object { $_.policy_store_source_type -eq 'Local' -and $_.coverage -eq 'named' } | ForEach-Object {
-            @{ local_ports = $_.local_ports; remote_addresses = $_.remote_addresses; local_addresses = $_.local_addresses }
+            @{ local_ports = $_.local_ports; remote_addresses = $_.remote_addresses; local_addresses = $_.local_addresses; profiles = $_.profiles }
         })
     if ($null -ne $Current -and $Current.enabled) {
         $changing += ConvertTo-RuleFilter -Rule $Current
@@ -668,7 +738,7 @@ if ($closesPort -and -not $module.CheckMode) {
 }
 elseif ($null -ne $current -and $current.enabled -and -not $module.CheckMode) {
     $changed = if ($module.Params.state -eq 'present' -and $wanted.enabled) { $after } else { $null }
-    $keepsScope = $null -ne $changed -and $changed.port -eq $current.port -and (Test-SameAddressSet -Left $changed.remote_addresses -Right $current.remote_addresses) -and (Test-SameAddressSet -Left $changed.local_addresses -Right $current.local_addresses)
+    $keepsScope = $null -ne $changed -and $changed.port -eq $current.port -and (Test-SameAddressSet -Left $changed.remote_addresses -Right $current.remote_addresses) -and (Test-SameAddressSet -Left $changed.local_addresses -Right $current.local_addresses) -and $changed.profiles -eq $current.profiles
     if (-not $keepsScope) {
         Assert-RuleChangeKeepsController -Current $current -Changed $changed
     }

@@ -28,12 +28,14 @@ description:
     (O(state=absent)) with O(port) and O(other_rules=disable). Every other enabled local rule
     that names that TCP port is then switched off too, whatever its name or addresses; Windows'
     own rules are switched off, not removed.
-  - Removing the rule, switching it off, or narrowing its port or addresses is refused, before
-    anything changes, when the rule lets in WinRM clients connected now (the play's own
-    connection is one of them) and afterwards no enabled allow rule of the ActiveStore would
-    admit any of them. Rule profiles are not compared, and a host whose firewall is off in
-    every profile is not refused. Check mode reports the change without this check, as
-    the play's earlier tasks have not moved its connection yet.
+  - Removing the rule, switching it off, or narrowing its port, addresses or profiles is
+    refused, before anything changes, when the rule lets in WinRM clients connected now (the
+    play's own connection is one of them) and afterwards no enabled allow rule of the
+    ActiveStore would admit any of them. A rule admits a client only on a network of its
+    profiles, and the category of the interface the connection arrives on
+    (C(Get-NetConnectionProfile)) decides which network that is. A host whose firewall is off in every profile is
+    not refused. Check mode reports the change without this check, as the play's earlier
+    tasks have not moved its connection yet.
   - Closing a port is refused, before anything changes, when any WinRM client connected now
     from another address (C(Get-NetTCPConnection); the host's connections to itself are left
     out, as firewall rules do not apply to loopback traffic) is admitted by the named rule or
@@ -80,7 +82,11 @@ options:
     type: list
     elements: str
   profiles:
-    description: Network profiles the rule applies to; a new rule defaults to V(any).
+    description:
+      - Network profiles the rule applies to; a new rule defaults to V(any).
+      - With O(other_rules) V(disable) or V(scope), profiles that leave out the network the
+        connected WinRM clients arrive on are refused before anything changes, as the rule
+        would not admit them in place of the rules it changes.
     type: list
     elements: str
     choices: [any, domain, private, public]

@@ -286,3 +286,62 @@ def test_closing_a_port_refuses_to_cut_off_a_client_connected_through_it(
     after = rules(targets)
     assert "winops-guard-HTTP-In" not in after
     assert after["WINRM-HTTP-In-TCP"]["Enabled"] is True  # opened again by the last task
+
+
+PROFILE_TASKS = """\
+- name: open rule on
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTPS-In-TCP
+    enabled: true
+- name: scoped rule off, so that the open rule is what admits the play
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-In
+    enabled: false
+- name: a Domain-only rule in place of the others
+  winops.remoting.win_winrm_firewall:
+    name: winops-guard-Domain-In
+    port: 5986
+    remote_addresses: [127.0.0.1, 192.0.2.10]
+    profiles: [domain]
+    other_rules: disable
+  ignore_errors: true
+- name: narrow the open rule to the Domain profile
+  winops.remoting.win_winrm_firewall:
+    name: WINRM-HTTPS-In-TCP
+    profiles: [domain]
+  ignore_errors: true
+- name: still connected
+  ansible.windows.win_ping:
+"""
+
+
+@pytest.mark.slow
+def test_a_rule_for_another_network_profile_does_not_vouch_for_the_play(targets: t.Any) -> None:
+    """A rule applies only on a network of its profiles. The guards compared ports and
+    addresses only, so a Domain-only rule in place of the rules that admit the play, on a
+    host whose network is Private, went through and cut the play off; so did narrowing the
+    play's own rule to the Domain profile. Both are refused before anything changes."""
+    host = targets.name("fw_guard")
+    assert targets.state("fw_guard")["network_category"] == "Private"
+    run = targets.play("fw_guard", PROFILE_TASKS, label="profiles")
+    assert run.returncode == 0, run.describe()
+    replaced = run.task(host, "a Domain-only rule in place of the others").result
+    assert replaced.get("failed"), replaced
+    assert replaced["msg"] == (
+        "other_rules 'disable' would cut this play off: the clients connected to WinRM now "
+        "(127.0.0.1) arrive on a network of the private profile, which profiles (domain) leave "
+        "out, so this rule would not apply to them, and the other rules that admit port 5986 "
+        "are what lets them in; add that profile to profiles (or use other_rules 'keep'). "
+        "Nothing was changed."
+    ), replaced["msg"]
+    narrowed = run.task(host, "narrow the open rule to the Domain profile").result
+    assert narrowed.get("failed"), narrowed
+    assert narrowed["msg"].startswith(
+        "narrowing firewall rule name 'WINRM-HTTPS-In-TCP' would cut this play off: it admits "
+        "the clients connected to WinRM now (127.0.0.1 on port 5986)"
+    ), narrowed["msg"]
+    assert run.task(host, "still connected").result["ping"] == "pong"
+    after = rules(targets)
+    assert "winops-guard-Domain-In" not in after
+    assert after["WINRM-HTTPS-In-TCP"]["Enabled"] is True
+    assert after["WINRM-HTTPS-In-TCP"].get("Profile", "Any") == "Any"

@@ -161,11 +161,6 @@ def _refuse_unmodelled(wanted: dict[str, t.Any]) -> None:
                     f"winhost does not model the firewall address keyword '{entry}' "
                     f"({option}): give addresses, prefixes, ranges, Any or LocalSubnet"
                 )
-    if wanted.get("profiles", "any") != "any":
-        raise ModuleFailure(
-            f"winhost does not model network profiles (profiles '{wanted['profiles']}'); "
-            "its firewall rules apply to every connection, as with profiles 'any'"
-        )
 
 
 def _profile_parameter(profile_set: str) -> str:
@@ -244,7 +239,6 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
     )
     # Read before the state lock is taken (the host takes its own lock first).
     connections = established_connections(run)
-    peers = sorted({remote for _, _, remote in connections}) if other_rules != "keep" else []
     with host_model(run) as state:
         if local_guard:
             _assert_local_scope_keeps_controller(connections, state, wanted["local_addresses"])
@@ -266,6 +260,7 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
                 connections,
                 rules,
                 index,
+                category=state.network_category,
                 port=int(wanted["port"]),
                 name=name,
                 how="state 'absent'" if str(state_wanted).lower() == "absent" else "enabled false",
@@ -275,6 +270,7 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
                 connections,
                 rules,
                 index,
+                category=state.network_category,
                 name=name,
                 state_wanted=str(state_wanted).lower(),
                 wanted=wanted,
@@ -293,7 +289,7 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
             ]
             if changing:
                 _refuse_unmodelled(wanted)
-                _assert_controller_keeps_access(peers, state, wanted, other_rules)
+                _assert_controller_keeps_access(connections, state, wanted, current, other_rules)
         other_options = {"mode": other_rules, "scope": scope, "closes_port": closes_port}
         if str(state_wanted).lower() == "absent":
             if index is not None:
@@ -570,19 +566,21 @@ def _assert_rule_change_keeps_controller(
     rules: list[dict[str, t.Any]],
     index: int,
     *,
+    category: str,
     name: str,
     state_wanted: str,
     wanted: dict[str, t.Any],
 ) -> None:
     """Assert-RuleChangeKeepsController: refuse, before anything changes, to remove, switch off
     or narrow this rule when it lets in WinRM clients connected now and afterwards the
-    firewall would admit none of them."""
+    firewall would admit none of them. The firewall compares profiles with the network the
+    connections arrive on (Get-NetConnectionProfile: `category`), as the module does."""
     if not connections:
         return
     let_in = [
         (local, port, remote)
         for local, port, remote in connections
-        if netfilter.firewall_admits([rules[index]], remote, port, local)
+        if netfilter.firewall_admits([rules[index]], remote, port, local, category)
     ]
     if not let_in:
         return
@@ -591,7 +589,8 @@ def _assert_rule_change_keeps_controller(
     if changed is not None:
         after.append(changed)
     if any(
-        netfilter.firewall_admits(after, remote, port, local) for local, port, remote in connections
+        netfilter.firewall_admits(after, remote, port, local, category)
+        for local, port, remote in connections
     ):
         return
     clients = ", ".join(sorted({f"{remote} on port {port}" for _, port, remote in let_in}))
@@ -613,6 +612,7 @@ def _assert_port_close_keeps_clients(
     rules: list[dict[str, t.Any]],
     index: int | None,
     *,
+    category: str,
     port: int,
     name: str,
     how: str,
@@ -635,8 +635,8 @@ def _assert_port_close_keeps_clients(
     cut_off = [
         (local, client_port, remote)
         for local, client_port, remote in connections
-        if netfilter.firewall_admits(leaving, remote, client_port, local)
-        and not netfilter.firewall_admits(staying, remote, client_port, local)
+        if netfilter.firewall_admits(leaving, remote, client_port, local, category)
+        and not netfilter.firewall_admits(staying, remote, client_port, local, category)
     ]
     if not cut_off:
         return
@@ -677,15 +677,36 @@ def _assert_local_scope_keeps_controller(
 
 
 def _assert_controller_keeps_access(
-    peers: list[str], state: t.Any, wanted: dict[str, t.Any], mode: str
+    connections: list[tuple[str, int, str]],
+    state: t.Any,
+    wanted: dict[str, t.Any],
+    current: dict[str, t.Any] | None,
+    mode: str,
 ) -> None:
-    """Assert-ControllerKeepsAccess: refuse when no client now connected to a WinRM port is
-    admitted by remote_addresses; nothing has changed yet."""
+    """Assert-ControllerKeepsAccess: refuse when no client now connected to a WinRM port would
+    be admitted by this rule (remote_addresses, on a network of its profiles); nothing has
+    changed yet."""
+    peers = sorted({remote for _, _, remote in connections})
     if not peers:
         return
     subnets = [netfilter.local_subnet(state.address)]
-    if any(netfilter.address_matches(peer, wanted["remote_addresses"], subnets) for peer in peers):
+    in_scope = [
+        p for p in peers if netfilter.address_matches(p, wanted["remote_addresses"], subnets)
+    ]
+    # The rule's profiles as the task leaves them: given, else as they are, else Any.
+    profiles = wanted.get("profiles") or (current["profiles"] if current is not None else "any")
+    # Every connection arrives on the host's one interface, of the host's network category.
+    if in_scope and netfilter.profile_applies(profiles.split(","), state.network_category):
         return
+    if in_scope:
+        network = netfilter.NETWORK_CATEGORIES[state.network_category]
+        raise ModuleFailure(
+            f"other_rules '{mode}' would cut this play off: the clients connected to WinRM now "
+            f"({', '.join(in_scope)}) arrive on a network of the {network} profile, which "
+            f"profiles ({profiles}) leave out, so this rule would not apply to them, and the "
+            f"other rules that admit port {wanted['port']} are what lets them in; add that "
+            "profile to profiles (or use other_rules 'keep'). Nothing was changed."
+        )
     raise ModuleFailure(
         f"other_rules '{mode}' would cut this play off: none of the clients connected to WinRM "
         f"now ({', '.join(peers)}) is in remote_addresses "

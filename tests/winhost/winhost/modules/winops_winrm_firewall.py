@@ -291,40 +291,33 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
                 _refuse_unmodelled(wanted)
                 _assert_controller_keeps_access(connections, state, wanted, current, other_rules)
         other_options = {"mode": other_rules, "scope": scope, "closes_port": closes_port}
+
+        def finish(rule_after: dict[str, t.Any] | None) -> dict[str, t.Any]:
+            """Every way ends alike: the rule as the task leaves it, then the other rules."""
+            result["rule"] = rule_after
+            diff_after = dict(rule_after) if rule_after is not None else {}
+            _other_rules(
+                run,
+                rules,
+                name,
+                wanted,
+                result=result,
+                diff_before=diff_before,
+                diff_after=diff_after,
+                **other_options,
+            )
+            return _with_diff(run, result, diff_before, diff_after)
+
         if str(state_wanted).lower() == "absent":
             if index is not None:
                 if not run.check_mode:
                     del rules[index]
                 result["changed"] = True
-            result["rule"] = None
-            diff_after: dict[str, t.Any] = {}
-            _other_rules(
-                run,
-                rules,
-                name,
-                wanted,
-                result=result,
-                diff_before=diff_before,
-                diff_after=diff_after,
-                **other_options,
-            )
-            return _with_diff(run, result, diff_before, diff_after)
+            return finish(None)
         if index is None and not wanted["enabled"]:
             # Switching off a rule this host does not have: not created, port or not, since a
             # switched-off rule would admit nothing anyway.
-            result["rule"] = None
-            diff_after = {}
-            _other_rules(
-                run,
-                rules,
-                name,
-                wanted,
-                result=result,
-                diff_before=diff_before,
-                diff_after=diff_after,
-                **other_options,
-            )
-            return _with_diff(run, result, diff_before, diff_after)
+            return finish(None)
         _refuse_unmodelled(wanted)
         if index is None:
             if "port" not in wanted:
@@ -346,19 +339,7 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
                     }
                 )
             result["changed"] = True
-            result["rule"] = wanted
-            diff_after = dict(wanted)
-            _other_rules(
-                run,
-                rules,
-                name,
-                wanted,
-                result=result,
-                diff_before=diff_before,
-                diff_after=diff_after,
-                **other_options,
-            )
-            return _with_diff(run, result, diff_before, diff_after)
+            return finish(wanted)
         assert current is not None
         if current["protocol"] and not ps_equal(current["protocol"], "TCP"):
             raise ModuleFailure(
@@ -371,19 +352,7 @@ def win_winrm_firewall(run: ModuleRun) -> dict[str, t.Any]:
             if not run.check_mode:
                 rules[index].update(updates)
             result["changed"] = True
-        result["rule"] = after
-        diff_after = dict(after)
-        _other_rules(
-            run,
-            rules,
-            name,
-            wanted,
-            result=result,
-            diff_before=diff_before,
-            diff_after=diff_after,
-            **other_options,
-        )
-        return _with_diff(run, result, diff_before, diff_after)
+        return finish(after)
 
 
 def _updates(current: dict[str, t.Any], wanted: dict[str, t.Any]) -> dict[str, t.Any]:

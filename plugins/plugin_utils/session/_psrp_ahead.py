@@ -13,6 +13,9 @@ from __future__ import annotations
 import collections.abc as c
 import typing as t
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._wsman_faults import fault_code
+
 if t.TYPE_CHECKING:
     from pypsrp.powershell import PowerShell
 
@@ -51,10 +54,16 @@ def create_waiting_for_input(pipeline: PowerShell) -> None:
         raise RuntimeError("internal error: pypsrp asked for input before creating the pipeline")
 
 
-def send_input(pipeline: PowerShell, lines: c.Sequence[str]) -> None:
+def send_input(pipeline: PowerShell, lines: c.Sequence[str]) -> int:
     """Send ``lines`` as the pipeline's input objects and end its input, as begin_invoke sends
-    a list. InputRefused when the host faulted the first Send (it took nothing); a failure of
-    a later Send is raised as it is (the host has part of the input)."""
+    a list; return how many Sends the host answered with OperationTimeout.
+
+    A loaded host can answer a Send with OperationTimeout after taking its data (Windows goes
+    on processing the input: ansible.builtin.winrm relies on this, and pywinrm raises that
+    fault as a timeout of its own for the same reason), so such a Send counts as taken and the
+    next one follows: sending it again, or creating the pipeline afresh, would run the module
+    twice. InputRefused when the host faulted the first Send otherwise (it took nothing); a
+    failure of a later Send is raised as it is (the host has part of the input)."""
     from pypsrp.exceptions import WSManFaultError
     from pypsrp.messages import EndOfPipelineInput, PipelineInput
 
@@ -63,10 +72,15 @@ def send_input(pipeline: PowerShell, lines: c.Sequence[str]) -> None:
     messages.append(EndOfPipelineInput())
     fragments = pool._fragmenter.fragment_multiple(messages, pool.id, pipeline.id)
     command_id = pipeline._command_id
+    timed_out = 0
     for number, fragment in enumerate(fragments):
         try:
             pool.shell.send("stdin", fragment, command_id=command_id)
         except WSManFaultError as fault:
+            if fault_code(fault) == _wsman_faults.OPERATION_TIMEOUT:
+                timed_out += 1
+                continue
             if number == 0:
                 raise InputRefused(fault) from None
             raise
+    return timed_out

@@ -691,10 +691,11 @@ class PsrpSession:
 
     def _send_input_to_ahead(self, pipeline: PowerShell, pipeline_input: t.Any) -> bool:
         """Send the input to a pipeline created ahead; False when the host took none of it
-        (any fault to the first Send), and the run's own pipeline is created afresh, for the
-        first time, by ``_begin`` (which opens a new pool when the host has lost this one)."""
+        (a fault to the first Send other than OperationTimeout, which Windows answers after
+        taking the data), and the run's own pipeline is created afresh, for the first time, by
+        ``_begin`` (which opens a new pool when the host has lost this one)."""
         try:
-            send_input(pipeline, pipeline_input or [])
+            timed_out = send_input(pipeline, pipeline_input or [])
         except InputRefused as refused:
             self._log(f"the pipeline created ahead took no input ({refused}); creating it now")
             if fault_code(refused.fault) == _wsman_faults.SHELL_NOT_FOUND:
@@ -704,6 +705,12 @@ class PsrpSession:
             else:
                 self._stop(pipeline, refused.fault)
             return False
+        if timed_out:
+            self._warn(
+                f"{PLUGIN_NAME}: the host answered {timed_out} input Send(s) with "
+                "OperationTimeout; continuing on the assumption that it took the input. If this "
+                "recurs, raise operation_timeout"
+            )
         self._log(f"using pipeline {pipeline.id}, created ahead after an earlier task")
         return True
 

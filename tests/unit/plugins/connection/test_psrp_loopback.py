@@ -63,6 +63,9 @@ class ServerSide:
         # is gone gets), in order.
         self.command_faults: list[BaseException] = []
         self.send_faults: list[BaseException] = []
+        # Faults the host answers the next Sends with after taking their data (a loaded host's
+        # OperationTimeout), in order.
+        self.faults_after_send: list[BaseException] = []
         # The commands whose Receives came over HTTP, one entry per Receive, and those ended.
         self.http_receives: list[str] = []
         self.commands_done: set[str] = set()
@@ -177,6 +180,8 @@ class LoopbackShell:
             raise self.server.send_faults.pop(0)
         self.server.sent_sizes.append(len(base64.b64encode(data)))
         self.server.feed(data, uuid.UUID(command_id) if command_id else None)
+        if self.server.faults_after_send:
+            raise self.server.faults_after_send.pop(0)
 
     def receive(
         self, stream: str = "stdout", command_id: str | None = None, timeout: int | None = None
@@ -356,6 +361,25 @@ def test_a_pipeline_ahead_that_took_no_input_is_replaced_and_the_task_runs_once(
     assert server.inputs[uuid.UUID(ahead)] == []
     assert [inputs for inputs in server.inputs.values() if inputs] == [["one"], ["two"]]
     assert server.pools_opened == 1
+    session.close()
+
+
+def test_an_input_send_answered_with_operation_timeout_counts_as_taken(
+    server: ServerSide,
+) -> None:
+    """A loaded host answers a Send with OperationTimeout after taking the data: the module in
+    the pipeline created ahead has its input and runs. Taking the fault as "nothing taken"
+    stopped that pipeline and ran the module again in a new one."""
+    session = open_real_session(pipeline_ahead=True)
+    _one_task(session, "one")
+    first, ahead = server.commands_started
+    timeout = WSManFaultError(2150858793, "loopback", "OperationTimeout", "", "", "")
+    server.faults_after_send.append(timeout)
+    assert session.run("echo", ["two"]).stdout == "got two"
+    assert (SignalCode.PS_CTRL_C, ahead.upper()) not in server.signals
+    assert server.inputs[uuid.UUID(ahead)] == ["two"]
+    assert [inputs for inputs in server.inputs.values() if inputs] == [["one"], ["two"]]
+    assert server.commands_started == [first, ahead]  # no pipeline created afresh for "two"
     session.close()
 
 

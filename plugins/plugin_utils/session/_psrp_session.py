@@ -43,6 +43,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session import _ps
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled import (
     connection_lost,
     environment_read_once,
+    probe_idle_connections,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._psrp_ahead import (
     InputRefused,
@@ -483,6 +484,7 @@ class PsrpSession:
             nonlocal unwrapping
             http: t.Any = transport.session
             ticket_ends = self._logon.due()
+            probe_idle_connections(http)
             if ticket_ends or connection_lost(http):
                 if ticket_ends:
                     self._log("the Kerberos ticket of this logon ends soon; logging on again")

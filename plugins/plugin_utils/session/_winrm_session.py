@@ -44,6 +44,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.session import _re
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._ahead import worked_ahead
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled import (
     connection_lost,
+    probe_idle_connections,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._retry import (
     call_with_retry,
@@ -267,11 +268,9 @@ class WinRMSession:
         makes it authenticate (and set up encryption) afresh on the next request.
         """
         ticket_ends = self._logon.due()
-        if (
-            self._reconnect
-            or ticket_ends
-            or connection_lost(getattr(protocol.transport, "session", None))
-        ):
+        http = getattr(protocol.transport, "session", None)
+        probe_idle_connections(http)
+        if self._reconnect or ticket_ends or connection_lost(http):
             if ticket_ends:
                 self._log(5, "WINRM: the Kerberos ticket of this logon ends soon; logging on again")
             elif not self._reconnect:

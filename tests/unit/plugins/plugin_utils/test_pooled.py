@@ -4,6 +4,9 @@ the library's own session would have used, while reading the environment only wh
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
 import typing as t
 
 import pytest
@@ -13,7 +16,11 @@ from requests.utils import resolve_proxies
 from winrm.transport import Transport
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.session._pooled import (
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
+    KEEPALIVE_PROBES,
     environment_read_once,
+    probe_idle_connections,
 )
 
 HOST = "win-01.example.com"
@@ -84,3 +91,55 @@ def test_the_environment_is_not_read_for_a_request(monkeypatch: pytest.MonkeyPat
     ours = environment_read_once(_pywinrm_builder("legacy_requests"))()
     monkeypatch.setenv("HTTP_PROXY", "http://changed.example.com:8080")
     assert _proxy_of_a_request(ours) == {"http": PROXY}
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep the connection open, as WinRM does
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: t.Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("builder", BUILDERS.values(), ids=list(BUILDERS))
+def test_a_pooled_connection_sends_keepalive_probes(
+    builder: t.Callable[[], t.Callable[[], requests.Session]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a real request, the kept connection's socket gets TCP keepalive with our timing
+    (where the platform sets it per socket), so one that died silently is found dead; the
+    request after it still goes out on the same connection (its keys stay valid)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = builder()()
+        session.proxies = {}
+        url = f"http://127.0.0.1:{server.server_address[1]}/wsman"
+        assert session.post(url, data=b"x", auth=None).status_code == 200
+        probe_idle_connections(session)
+        manager = session.get_adapter(url).poolmanager
+        pools = [manager.pools[key] for key in manager.pools.keys()]
+        socks = [c.sock for p in pools for c in p.pool.queue if c is not None and c.sock]
+        assert len(socks) == 1
+        sock = socks[0]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == KEEPALIVE_INTERVAL
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == KEEPALIVE_PROBES
+        local = sock.getsockname()
+        assert session.post(url, data=b"y", auth=None).status_code == 200
+        again = [c.sock for p in pools for c in p.pool.queue if c is not None and c.sock]
+        assert [s.getsockname() for s in again] == [local], "a new connection was opened"
+        session.close()
+    finally:
+        server.shutdown()
+        server.server_close()

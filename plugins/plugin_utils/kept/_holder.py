@@ -411,6 +411,10 @@ class _Server:
         self, connection: socket.socket, listener: socket.socket, operation: t.Any, args: t.Any
     ) -> bool:
         """Perform a task's request and send it the answer; False when the holder ends."""
+        if _has_hung_up(connection):
+            # The task gave up while its request waited behind the last one's settle (its
+            # time limit, a Ctrl+C): Ansible has reported it failed, so it must not start now.
+            return True
         with _interrupted_if_gone(connection, self.owner_watch, listener, self._turn_away_busy):
             answer, failed = _perform(self.session, self.operations, operation, args)
         answer.update(holder=os.getpid(), served=self.served, display=self.recorder.take())
@@ -481,6 +485,17 @@ def _turn_away(
                 _channel.send(connection, answer(request))
 
 
+def _has_hung_up(connection: socket.socket) -> bool:
+    """Whether the task has closed its end of ``connection`` (without waiting)."""
+    readable, _w, _x = select.select([connection], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 @contextlib.contextmanager
 def _interrupted_if_gone(
     connection: socket.socket,
@@ -506,11 +521,7 @@ def _interrupted_if_gone(
                 os.kill(os.getpid(), signal.SIGUSR1)
                 return
             if connection in readable:
-                try:
-                    closed = connection.recv(1, socket.MSG_PEEK) == b""
-                except OSError:
-                    closed = True
-                if closed:
+                if _has_hung_up(connection):
                     os.kill(os.getpid(), signal.SIGUSR1)
                     return
                 watched.remove(connection)  # more from the task than its request: ignored

@@ -419,6 +419,37 @@ def test_a_failed_operation_is_unlisted_before_it_is_answered(
     os.close(quiet_write)
 
 
+def test_a_request_whose_task_hung_up_while_it_waited_is_not_performed(tmp_path: Path) -> None:
+    """A task's request waits in the listen queue while the holder settles the last one; a
+    task that gives up meanwhile (its time limit) has been reported failed, so its request
+    must not start afterwards. The holder goes on serving."""
+    record = tmp_path / "record.txt"
+    server = _holder._Server(
+        StandIn(record),
+        ("echo",),
+        _holder.DisplayRecorder(),
+        "digest",
+        owner_watch=None,
+        unlist=lambda: None,
+    )
+    task, holder_end = socket.socketpair()
+    quiet_read, quiet_write = os.pipe()  # what the holder watches for other tasks: none come
+
+    class Listener:
+        def accept(self) -> tuple[socket.socket, None]:
+            return holder_end, None
+
+        def fileno(self) -> int:
+            return quiet_read
+
+    _channel.send(task, {"op": "echo", "args": (1,), "secrets": "digest"})
+    task.close()
+    assert server(Listener()) is True  # type: ignore[arg-type]
+    assert "echo 1" not in record.read_text(encoding="utf-8").splitlines()
+    os.close(quiet_read)
+    os.close(quiet_write)
+
+
 def test_an_operation_outside_the_list_is_refused(tmp_path: Path) -> None:
     holder, record = _start(tmp_path)
     kept = KeptSession(holder.path, "digest")

@@ -775,8 +775,9 @@ function Disable-OtherPortRule {
        guides make them with a GUID Name and display names such as 'Allow WinRM HTTPS' or
        'Windows Remote Management (HTTP-In)'), from addresses other than $Scope (from any
        address when $Scope is empty: the port is being closed) is switched off. Group Policy and
-       other non-local rules cannot be changed here, and rules for every port serve other
-       traffic too: those are named in a warning. #>
+       other non-local rules cannot be changed here, and rules that also admit other ports
+       (LocalPort Any, a wider range, more entries) serve other traffic too: those are named in
+       a warning. #>
     param([int]$Port, [string[]]$Scope = @())
 
     $portFilters = @{}
@@ -800,16 +801,25 @@ function Disable-OtherPortRule {
         }
         $everyPort = $false
         $namesPort = $false
+        $otherPorts = $false
         foreach ($entry in @($portFilter.LocalPort)) {
             $text = ([string]$entry).Trim()
             if ($text -eq 'Any') {
                 $everyPort = $true
             }
             elseif ($text -match '^(?<low>\d+)(-(?<high>\d+))?$') {
-                $high = if ($Matches.high) { [int]$Matches.high } else { [int]$Matches.low }
-                if ([int]$Matches.low -le $Port -and $Port -le $high) {
+                $low = [int]$Matches.low
+                $high = if ($Matches.high) { [int]$Matches.high } else { $low }
+                if ($low -le $Port -and $Port -le $high) {
                     $namesPort = $true
+                    $otherPorts = $otherPorts -or $low -ne $high
                 }
+                else {
+                    $otherPorts = $true
+                }
+            }
+            else {
+                $otherPorts = $true
             }
         }
         if (-not ($everyPort -or $namesPort)) {
@@ -824,8 +834,8 @@ function Disable-OtherPortRule {
             $fix = if ($wanted) { 'scope it to the controllers' } else { 'remove it' }
             Write-Warning "$label ($($rule.PolicyStoreSourceType) policy store) admits TCP $Port from $($remote -join ', ') and cannot be changed here; have its owner $fix."
         }
-        elseif (-not $namesPort) {
-            Write-Warning "$label admits every TCP port from $($remote -join ', '), port $Port included; it is left on because it serves other ports too."
+        elseif ($everyPort -or $otherPorts) {
+            Write-Warning "$label admits TCP ports $(@($portFilter.LocalPort) -join ', ') from $($remote -join ', '), port $Port included; it is left on because it serves other ports too."
         }
         else {
             if ($PSCmdlet.ShouldProcess($label, 'Disable')) {

@@ -191,24 +191,35 @@ if ($closesPort -and $null -eq $port) {
 }
 
 function Get-PortCoverage {
-    <# How LocalPort entries cover $Port: 'any' (LocalPort Any), 'named' (the number, or a range
-       holding it) or $null. Keywords such as RPC or Teredo are other traffic. #>
+    <# How LocalPort entries cover $Port: 'any' (LocalPort Any), 'named' (the number alone),
+       'shared' (the port and others: a wider range, or more entries) or $null. Keywords such
+       as RPC or Teredo are other traffic. #>
     param([string[]]$LocalPort, [int]$Port)
 
-    $coverage = $null
+    $covers = $false
+    $others = $false
     foreach ($entry in $LocalPort) {
         $text = ([string]$entry).Trim()
         if ($text -eq 'Any') {
-            $coverage = 'any'
+            return 'any'
         }
-        elseif ($text -match '^(?<low>\d+)(-(?<high>\d+))?$') {
-            $high = if ($Matches.high) { [int]$Matches.high } else { [int]$Matches.low }
-            if ([int]$Matches.low -le $Port -and $Port -le $high) {
-                return 'named'
+        if ($text -match '^(?<low>\d+)(-(?<high>\d+))?$') {
+            $low = [int]$Matches.low
+            $high = if ($Matches.high) { [int]$Matches.high } else { $low }
+            if ($low -le $Port -and $Port -le $high) {
+                $covers = $true
+                if ($low -ne $high) {
+                    $others = $true
+                }
+                continue
             }
         }
+        $others = $true
     }
-    return $coverage
+    if (-not $covers) {
+        return $null
+    }
+    return $(if ($others) { 'shared' } else { 'named' })
 }
 
 function Get-InboundTcpAllowRule {
@@ -229,7 +240,9 @@ function Get-InboundTcpAllowRule {
         $addressFilters[[string]$filter.InstanceID] = $filter
     }
     foreach ($rule in $rules) {
-        if ([string]$rule.Name -eq $OwnName) {
+        # The named rule is the local one this task manages; a Group Policy rule of the same
+        # Name is another rule, enforced beside it (and reported, not changed).
+        if ([string]$rule.Name -eq $OwnName -and [string]$rule.PolicyStoreSourceType -eq 'Local') {
             continue
         }
         $portFilter = $portFilters[[string]$rule.Name]
@@ -307,10 +320,11 @@ function Invoke-OtherRule {
             $other.action = 'reported'
             $module.Warn("$label ($($other.policy_store_source_type) policy store) admits TCP port $port from $from; it cannot be changed with Set-NetFirewallRule, so the port stays open to those addresses")
         }
-        elseif ($other.coverage -eq 'any') {
+        elseif ($other.coverage -ne 'named') {
             $other.action = 'kept'
             $goal = if ($closesPort) { "to close port $port" } else { "to limit port $port to remote_addresses" }
-            $module.Warn("$label admits every TCP port (LocalPort Any) from $from, port $port included; it is left as it is because it serves other ports too: scope or disable it yourself $goal")
+            $ports = if ($other.coverage -eq 'any') { 'every TCP port (LocalPort Any)' } else { "TCP ports $($other.local_ports -join ', ')" }
+            $module.Warn("$label admits $ports from $from, port $port included; it is left as it is because it serves other ports too: scope or disable it yourself $goal")
         }
         elseif ($otherRules -eq 'keep') {
             $other.action = 'kept'

@@ -105,11 +105,12 @@ options:
         addresses other than O(remote_addresses) (from any address when the port is closed);
         see RV(other_rules).
       - V(keep) leaves them and warns that the scope does not hold.
-      - V(disable) switches off the local ones that name the port (alone or in a range).
+      - V(disable) switches off the local ones that name the port alone.
       - V(scope) sets their remote addresses to O(remote_addresses).
-      - Whatever the choice, Group Policy rules cannot be changed on the host and rules for every
-        port (LocalPort Any) serve other traffic too; both are left as they are, listed in
-        RV(other_rules) and named in a warning that says what must be done instead.
+      - Whatever the choice, Group Policy rules cannot be changed on the host, and rules that
+        also admit other ports (LocalPort Any, a wider range, more ports) serve other traffic
+        too; both are left as they are, listed in RV(other_rules) and named in a warning that
+        says what must be done instead.
       - V(scope) needs O(state=present), O(enabled=true), O(port) and O(remote_addresses), and
         so does V(disable) to keep the port open to O(remote_addresses); the other rules are
         changed only after this rule is in place.
@@ -201,7 +202,7 @@ other_rules:
       the port), from the ActiveStore (local and Group Policy rules). Empty when O(port) is not
       given, and with O(state=absent) unless the task closes the port.
     - C(action) is V(disabled) or V(scoped) (changed by this task, or would be in check mode),
-      V(kept) (left open, by O(other_rules=keep) or because the rule admits every port) or V(reported)
+      V(kept) (left open, by O(other_rules=keep) or because the rule admits other ports too) or V(reported)
       (Group Policy or another store the host cannot change; the warning says what to do).
   returned: always
   type: list

@@ -81,10 +81,23 @@ EVERY_PORT_RULE = {
 }
 
 
+SHARED_PORTS_RULE = {
+    "Name": "{8B1D6E24-3F9A-4C57-9D02-6A4E1B7C3F58}",
+    "DisplayName": "Web server and WinRM",
+    "Enabled": True,
+    "LocalPort": ["80", "443", "5985"],
+    "RemoteAddress": ["198.51.100.0/255.255.255.0"],
+    "PolicyStoreSourceType": "Local",
+}
+
+
 def open_http_as_found(state: HostState) -> dict[str, t.Any]:
-    """Add the guide's GUID-named HTTP rule, the Group Policy rule for 5985 and the rule for
-    every port; returns the guide's rule (its Name is a new GUID)."""
+    """Add the guide's GUID-named HTTP rule, the Group Policy rule for 5985, the rule for
+    every port and one that names 5985 beside the web ports; returns the guide's rule (its
+    Name is a new GUID)."""
     guide = profiles.guide_http_rule()
-    state.firewall_rules.extend([guide, dict(HTTP_POLICY_RULE), dict(EVERY_PORT_RULE)])
+    state.firewall_rules.extend(
+        [guide, dict(HTTP_POLICY_RULE), dict(EVERY_PORT_RULE), dict(SHARED_PORTS_RULE)]
+    )
     state.save()
     return guide

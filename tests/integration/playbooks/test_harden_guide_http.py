@@ -17,7 +17,7 @@ from __future__ import annotations
 import typing as t
 
 from playbook_checks import changed_tasks, firewall_rule, role_task
-from playbook_firewall import EVERY_PORT_RULE, HTTP_POLICY_RULE
+from playbook_firewall import EVERY_PORT_RULE, HTTP_POLICY_RULE, SHARED_PORTS_RULE
 from playbook_hosts import (
     CONTROLLER_ADDRESS,
     OUTSIDE_ADDRESS,
@@ -68,6 +68,8 @@ def test_harden_closes_the_http_port_the_guide_opened(targets: PlaybookTargets) 
     assert builtin is not None and builtin["Enabled"] is False, builtin
     assert firewall_rule(after, HTTP_POLICY_RULE["Name"]) == HTTP_POLICY_RULE
     assert firewall_rule(after, EVERY_PORT_RULE["Name"]) == EVERY_PORT_RULE
+    # A rule that also serves other ports (the web server's) is not switched off with 5985.
+    assert firewall_rule(after, SHARED_PORTS_RULE["Name"]) == SHARED_PORTS_RULE
 
     close_task = role_task(run, host, "winrm_listener", CLOSE_TASK).result
     closed = close_task["results"]
@@ -78,6 +80,7 @@ def test_harden_closes_the_http_port_the_guide_opened(targets: PlaybookTargets) 
         "WINRM-HTTP-In-TCP": "disabled",
         HTTP_POLICY_RULE["Name"]: "reported",
         EVERY_PORT_RULE["Name"]: "kept",
+        SHARED_PORTS_RULE["Name"]: "kept",
     }, closed[0]["other_rules"]
     # A loop task's result gathers its items' warnings.
     warnings = close_task.get("warnings", [])
@@ -85,6 +88,9 @@ def test_harden_closes_the_http_port_the_guide_opened(targets: PlaybookTargets) 
     assert any(EVERY_PORT_RULE["Name"] in w and "to close port 5985" in w for w in warnings), (
         warnings
     )
+    assert any(
+        SHARED_PORTS_RULE["Name"] in w and "TCP ports 80, 443, 5985" in w for w in warnings
+    ), warnings
 
     again = targets.run(
         HARDEN,

@@ -385,17 +385,23 @@ def _with_diff(
 
 
 def _port_coverage(local_port: t.Any, port: int) -> str | None:
-    """Get-PortCoverage: 'any' (LocalPort Any), 'named' (the number or a range holding it)."""
-    coverage = None
+    """Get-PortCoverage: 'any' (LocalPort Any), 'named' (the number alone), 'shared' (the
+    port and others: a wider range, or more entries) or None."""
+    covers = others = False
     for entry in _as_list(local_port):
         text = entry.strip()
         if text.lower() == "any":
-            coverage = "any"
-        elif re.fullmatch(r"\d+(-\d+)?", text):
+            return "any"
+        if re.fullmatch(r"\d+(-\d+)?", text):
             low, _, high = text.partition("-")
             if int(low) <= port <= int(high or low):
-                return "named"
-    return coverage
+                covers = True
+                others = others or int(high or low) != int(low)
+                continue
+        others = True
+    if not covers:
+        return None
+    return "shared" if others else "named"
 
 
 def _other_admitting(
@@ -481,17 +487,22 @@ def _other_rules(
                 f"winhost does not model firewall rules of the policy store type '{source_type}'"
                 f" ({label})"
             )
-        elif coverage == "any":
+        elif coverage != "named":
             other["action"] = "kept"
             goal = (
                 f"to close port {port}"
                 if closes_port
                 else f"to limit port {port} to remote_addresses"
             )
+            ports = (
+                "every TCP port (LocalPort Any)"
+                if coverage == "any"
+                else f"TCP ports {', '.join(other['local_ports'])}"
+            )
             run.warnings.append(
-                f"{label} admits every TCP port (LocalPort Any) from {source_from}, port {port} "
-                "included; it is left as it is because it serves other ports too: scope or "
-                f"disable it yourself {goal}"
+                f"{label} admits {ports} from {source_from}, port {port} included; it is left "
+                "as it is because it serves other ports too: scope or disable it yourself "
+                f"{goal}"
             )
         elif mode == "keep":
             other["action"] = "kept"

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import itertools
 import math
+import ssl
 import time
 import typing as t
 import uuid
@@ -144,8 +145,12 @@ def breaks_connection(exc: BaseException) -> bool:
 
 
 def _never_sent(exc: BaseException) -> bool:
-    """True when the request cannot have reached the host (the connection was refused)."""
-    return any(isinstance(item, ConnectionRefusedError) for item in exception_chain(exc))
+    """True when the request cannot have reached the host: the connection was refused, or the
+    host's certificate failed validation (in the TLS handshake, before any request byte)."""
+    return any(
+        isinstance(item, (ConnectionRefusedError, ssl.SSLCertVerificationError))
+        for item in exception_chain(exc)
+    )
 
 
 def _undecryptable(exc: BaseException, protocol: Protocol) -> bool:

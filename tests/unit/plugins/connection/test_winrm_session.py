@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import json
 import os
+import ssl
 import tracemalloc
 import typing as t
 
@@ -592,6 +593,22 @@ def test_a_refused_create_needs_no_cleanup(host: Harness) -> None:
     host.fail("open_shell", connection_refused())
     host.session.open()
     assert host.protocol.names("list_shells") == []
+
+
+def test_a_create_that_failed_certificate_validation_needs_no_cleanup(host: Harness) -> None:
+    """The TLS handshake failed before any request byte went out: no shell can be left, so
+    there is nothing to list and no warning that one may be (the host's certificate is not
+    trusted, the failure the task reports)."""
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+    try:
+        raise urllib3.exceptions.SSLError(verify) from verify
+    except urllib3.exceptions.SSLError as err:
+        wrapped = urllib3.exceptions.MaxRetryError(None, "/wsman", err)  # type: ignore[arg-type]
+    host.fail("open_shell", *[requests.exceptions.SSLError(wrapped) for _ in range(5)])
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.open()
+    assert host.protocol.names("list_shells") == []
+    assert not any("may have left a WinRS shell" in w for w in host.warnings), host.warnings
 
 
 def test_operation_timeout_on_receive_just_waits_again(host: Harness) -> None:

@@ -24,22 +24,33 @@ KEEPALIVE_INTERVAL = 10
 KEEPALIVE_PROBES = 3
 
 
-def connection_lost(http: t.Any) -> bool:
-    """True when ``http`` (a requests.Session, or None) has talked to a host and none of its
-    pooled connections is still open: the next request would go out on a new one."""
+def _connection_pools(http: t.Any) -> c.Iterator[t.Any]:
+    """The urllib3 connection pools of ``http`` (a requests.Session, or None): one per host it
+    has talked to."""
     if http is None:
-        return False
-    used = False
+        return
     for adapter in list(getattr(http, "adapters", {}).values()):
         pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
         if pools is None:
             continue
         for key in list(pools.keys()):
-            used = True
-            pool = pools.get(key)
-            for connection in list(getattr(getattr(pool, "pool", None), "queue", ()) or ()):
-                if connection is not None and connection.is_connected:
-                    return False
+            yield pools.get(key)
+
+
+def _pooled_connections(pool: t.Any) -> list[t.Any]:
+    """The connections waiting in ``pool`` for the next request."""
+    queued = list(getattr(getattr(pool, "pool", None), "queue", ()) or ())
+    return [connection for connection in queued if connection is not None]
+
+
+def connection_lost(http: t.Any) -> bool:
+    """True when ``http`` (a requests.Session, or None) has talked to a host and none of its
+    pooled connections is still open: the next request would go out on a new one."""
+    used = False
+    for pool in _connection_pools(http):
+        used = True
+        if any(connection.is_connected for connection in _pooled_connections(pool)):
+            return False
     return used
 
 
@@ -95,18 +106,11 @@ def probe_idle_connections(http: t.Any) -> None:
     key, so giving them to the pool manager after pywinrm authenticated while building its
     session would send the next request on a new connection with the old one's keys.
     """
-    if http is None:
-        return
-    for adapter in list(getattr(http, "adapters", {}).values()):
-        pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
-        if pools is None:
-            continue
-        for key in list(pools.keys()):
-            pool = pools.get(key)
-            for connection in list(getattr(getattr(pool, "pool", None), "queue", ()) or ()):
-                sock = getattr(connection, "sock", None)
-                if sock is None or getattr(connection, "_winops_probed", None) is sock:
-                    continue
-                for level, option, value in keepalive_socket_options():
-                    sock.setsockopt(level, option, value)
-                connection._winops_probed = sock
+    for pool in _connection_pools(http):
+        for connection in _pooled_connections(pool):
+            sock = getattr(connection, "sock", None)
+            if sock is None or getattr(connection, "_winops_probed", None) is sock:
+                continue
+            for level, option, value in keepalive_socket_options():
+                sock.setsockopt(level, option, value)
+            connection._winops_probed = sock

@@ -377,6 +377,28 @@ def test_a_failed_operation_ends_the_holder(tmp_path: Path) -> None:
         kept.call("echo", 1)
 
 
+class _OneTaskListener:
+    """What a holder serving one task in this process accepts from: that task's end of a
+    socket pair, and a pipe whose read end it watches for other tasks, none of which come."""
+
+    def __init__(self, holder_end: socket.socket) -> None:
+        self._holder_end = holder_end
+        self._quiet_read, self._quiet_write = os.pipe()
+
+    def accept(self) -> tuple[socket.socket, None]:
+        return self._holder_end, None
+
+    def fileno(self) -> int:
+        return self._quiet_read
+
+    def __enter__(self) -> _OneTaskListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._quiet_read)
+        os.close(self._quiet_write)
+
+
 def test_a_failed_operation_is_unlisted_before_it_is_answered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -400,23 +422,11 @@ def test_a_failed_operation_is_unlisted_before_it_is_answered(
         unlist=lambda: order.append("unlist"),
     )
     task, holder_end = socket.socketpair()
-
-    quiet_read, quiet_write = os.pipe()  # what the holder watches for other tasks: none come
-
-    class Listener:
-        def accept(self) -> tuple[socket.socket, None]:
-            return holder_end, None
-
-        def fileno(self) -> int:
-            return quiet_read
-
-    with task:
+    with task, _OneTaskListener(holder_end) as listener:
         sent(task, {"op": "fail", "args": (), "secrets": "digest"})
-        assert server(Listener()) is False  # type: ignore[arg-type]
+        assert server(listener) is False  # type: ignore[arg-type]
         assert _channel.receive(task)["status"] == "error"
     assert order == ["unlist", "answer error"]
-    os.close(quiet_read)
-    os.close(quiet_write)
 
 
 def test_a_request_whose_task_hung_up_while_it_waited_is_not_performed(tmp_path: Path) -> None:
@@ -433,21 +443,11 @@ def test_a_request_whose_task_hung_up_while_it_waited_is_not_performed(tmp_path:
         unlist=lambda: None,
     )
     task, holder_end = socket.socketpair()
-    quiet_read, quiet_write = os.pipe()  # what the holder watches for other tasks: none come
-
-    class Listener:
-        def accept(self) -> tuple[socket.socket, None]:
-            return holder_end, None
-
-        def fileno(self) -> int:
-            return quiet_read
-
-    _channel.send(task, {"op": "echo", "args": (1,), "secrets": "digest"})
-    task.close()
-    assert server(Listener()) is True  # type: ignore[arg-type]
+    with _OneTaskListener(holder_end) as listener:
+        _channel.send(task, {"op": "echo", "args": (1,), "secrets": "digest"})
+        task.close()
+        assert server(listener) is True  # type: ignore[arg-type]
     assert "echo 1" not in record.read_text(encoding="utf-8").splitlines()
-    os.close(quiet_read)
-    os.close(quiet_write)
 
 
 def test_an_operation_outside_the_list_is_refused(tmp_path: Path) -> None:

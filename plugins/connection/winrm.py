@@ -652,7 +652,12 @@ class Connection(TypedOptions, KeptSessionConnection):
             f" on PORT {endpoint.port} TO {endpoint.host}",
         )
         self._log(5, f"WINRM PROTOCOL ARGUMENTS: {redacted_options(settings.protocol_kwargs)}")
-        session = _winrm_session.WinRMSession(settings, log=self._log, warn=self._warn)
+        session = _winrm_session.WinRMSession(
+            settings,
+            log=self._log,
+            warn=self._warn,
+            host_idle_timeout=None if self._slot is None else self._slot.host_idle_timeout,
+        )
         session.open()
         return session
 

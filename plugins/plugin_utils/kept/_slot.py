@@ -29,6 +29,20 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_so
     OptionSource,
 )
 
+# A kept shell or pool asks the host to delete it after this many seconds without a request
+# beyond session_idle_timeout, so one its holder could not close (the holder was killed, say by
+# a container's end) does not hold a place in the user's shell quota for the host's default two
+# hours. The margin covers a holder that is slow to notice its idle time is over: its own idle
+# time always covers the host's, since the holder's last request comes after its idle time
+# starts. Windows takes a client's IdleTimeOut below its own (pypsrp's recordings
+# test_winrs_extra_opts.yml and test_psrp_is_alive_*.yml: PT60S asked, PT60.000S answered).
+HOST_IDLE_MARGIN = 60
+# PowerShell refuses an idle timeout under a minute (New-PSSessionOption -IdleTimeout).
+HOST_IDLE_MINIMUM = 60
+# Above the hosts' own default (Shell IdleTimeout and the PowerShell session configuration's
+# IdleTimeoutMs, 7200000 ms) asking could only lengthen it, so nothing is asked.
+HOST_IDLE_DEFAULT = 7200
+
 
 class SessionSlot:
     """Holds the task's session. ``open_session()`` opens a session object whose methods named
@@ -64,6 +78,16 @@ class SessionSlot:
         """Whether a session this slot opens may be kept for later tasks (persistence is on,
         in an Ansible worker), so that its opener can prepare it for what a kept one does."""
         return self._persist
+
+    @property
+    def host_idle_timeout(self) -> int | None:
+        """Seconds the host is asked to keep a session this slot opens while no request comes
+        (the shell's or pool's rsp:IdleTimeOut), or None to leave the host's own: only asked
+        for a session that may be kept, and only when shorter than the host's default."""
+        if not self._persist:
+            return None
+        seconds = max(HOST_IDLE_MINIMUM, int(self._idle_timeout) + HOST_IDLE_MARGIN)
+        return seconds if seconds < HOST_IDLE_DEFAULT else None
 
     @property
     def session(self) -> t.Any:

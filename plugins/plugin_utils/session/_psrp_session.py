@@ -233,11 +233,15 @@ class PsrpSession:
         clock: c.Callable[[], float] = time.monotonic,
         warn: c.Callable[[str], None] | None = None,
         pipeline_ahead: bool = False,
+        host_idle_timeout: int | None = None,
     ) -> None:
         """``pipeline_ahead``: this session may be kept and create module pipelines ahead
         (start_ahead), so its pools open with RUNSPACES_WITH_A_PIPELINE_AHEAD runspaces; the
-        connection decides it from session_start_ahead and whether its session may be kept."""
+        connection decides it from session_start_ahead and whether its session may be kept.
+        ``host_idle_timeout``: seconds the host is asked to keep an idle pool (its
+        rsp:IdleTimeOut; kept._slot), None for the host's own."""
         self.settings = settings
+        self._host_idle_timeout = host_idle_timeout
         self._log = log or (lambda message: None)
         # What the user must hear of (a pool left on the host), at any verbosity.
         self._warn = warn or self._log
@@ -366,12 +370,15 @@ class PsrpSession:
         # pypsrp's hints say str for the version, but None is its documented "no version".
         host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)  # type: ignore[arg-type]
         # One runspace (pypsrp's default, what the builtin plugin asks for) unless a pipeline may
-        # wait in one for the next module task.
-        runspaces: dict[str, t.Any] = {}
+        # wait in one for the next module task; the host's idle timeout unless one is asked.
+        kept: dict[str, t.Any] = {}
         if self._pipeline_ahead_allowed:
-            runspaces["max_runspaces"] = RUNSPACES_WITH_A_PIPELINE_AHEAD
+            kept["max_runspaces"] = RUNSPACES_WITH_A_PIPELINE_AHEAD
+        idle_timeout = self._host_idle_timeout
+        if idle_timeout is not None:
+            kept["idle_timeout"] = idle_timeout
         pool = RunspacePool(
-            wsman, host=host, configuration_name=self.settings.configuration_name, **runspaces
+            wsman, host=host, configuration_name=self.settings.configuration_name, **kept
         )
         # The pool's one Serializer writes pipeline input and reads output (session._psrp_strings).
         skip_needless_escaping(getattr(pool, "_serializer", None))
@@ -387,12 +394,17 @@ class PsrpSession:
         setattr(wsman, "receive", functools.partial(_receive_without_repeat, wsman))  # noqa: B010
         # From the moment the Create goes out the host may hold the pool, answered or not.
         create_sent = False
+        create_refused = False
         send_create = pool.shell.open
 
         def send_create_and_note(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            nonlocal create_sent
+            nonlocal create_sent, create_refused
             create_sent = True
-            return send_create(*args, **kwargs)
+            try:
+                return send_create(*args, **kwargs)
+            except WSManFaultError:
+                create_refused = True
+                raise
 
         setattr(pool.shell, "open", send_create_and_note)  # noqa: B010
         try:
@@ -401,14 +413,23 @@ class PsrpSession:
             self._open_left_nothing = not create_sent or self._delete_unopened_pool(pool, err)
             # A fresh WSMan (and HTTP session) per attempt: the failed one may hold a dead socket.
             wsman.close()
-            raise
+            if not (create_refused and idle_timeout is not None and self._open_left_nothing):
+                raise
+            # A host whose session configuration allows a shorter idle timeout than asked
+            # refuses the Create (New-PSSessionOption -IdleTimeout: above MaxIdleTimeoutMs "the
+            # command to create a session fails"): the pool is what matters, so it is opened
+            # with the host's own, now and for the session's later pools.
+            self._log(f"the host refused the pool's idle timeout ({err}); opening it without")
+            self._host_idle_timeout = None
+        else:
+            # The one Send both plugins repeat: a Send refused as busy (session._retry).
+            setattr(pool.shell, "send", self._send_repeating_busy(pool.shell.send))  # noqa: B010
+            self._host = host
+            return pool
         finally:
             del pool.shell.receive
             del pool.shell.open
-        # The one Send both plugins repeat: a Send refused as busy (session._retry).
-        setattr(pool.shell, "send", self._send_repeating_busy(pool.shell.send))  # noqa: B010
-        self._host = host
-        return pool
+        return self._open_pool()
 
     def _delete_unopened_pool(self, pool: RunspacePool, reason: BaseException) -> bool:
         """Delete a pool whose open failed after its Create went out, so that no attempt leaves

@@ -69,11 +69,19 @@ class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
         http_transport.build_session = environment_read_once(http_transport.build_session)
 
     def open_shell(  # type: ignore[override]
-        self, codepage: int = UTF8_CODEPAGE, name: str | None = None, **kwargs: t.Any
+        self,
+        codepage: int = UTF8_CODEPAGE,
+        name: str | None = None,
+        idle_timeout: int | None = None,
+        **kwargs: t.Any,
     ) -> str:
-        """Create a cmd shell (with rsp:Name when ``name`` is given); returns its ShellId."""
+        """Create a cmd shell (with rsp:Name when ``name`` is given, rsp:IdleTimeOut of
+        ``idle_timeout`` seconds when that is given); returns its ShellId."""
+        # An xs:duration: Windows refuses a bare number with a SchemaValidationError
+        # (pywinrm issue 377), the form pywinrm passes through unchanged.
+        idle = None if idle_timeout is None else f"PT{int(idle_timeout)}S"
         if name is None:
-            return str(super().open_shell(codepage=codepage, **kwargs))
+            return str(super().open_shell(codepage=codepage, idle_timeout=idle, **kwargs))
         envelope = self.build_wsman_header(action=_TRANSFER_CREATE, resource_uri=CMD_SHELL_URI)
         envelope["env:Header"]["w:OptionSet"] = {
             "w:Option": [
@@ -89,6 +97,9 @@ class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
                 "rsp:OutputStreams": "stdout stderr",
             }
         }
+        if idle is not None:
+            # After the streams, where pywinrm and pypsrp put it and Windows takes it.
+            envelope["env:Body"]["rsp:Shell"]["rsp:IdleTimeOut"] = idle
         answer = ET.fromstring(self.send_message(xmltodict.unparse({"env:Envelope": envelope})))
         for node in answer.iter():
             # The EPR's selector, as pywinrm reads it (rsp:ShellId carries the same value).

@@ -195,10 +195,14 @@ class WinRMSession:
         acquire: t.Callable[[KinitRequest], CredentialCache] | None = None,
         sleep: t.Callable[[float], None] = time.sleep,
         clock: t.Callable[[], float] = time.monotonic,
+        host_idle_timeout: int | None = None,
     ) -> None:
+        """``host_idle_timeout``: seconds the host is asked to keep an idle shell (its
+        rsp:IdleTimeOut; kept._slot), None for the host's own."""
         self.settings = settings
         self._log = log
         self._warn = warn
+        self._host_idle_timeout = host_idle_timeout
         self._acquire = acquire or acquire_ticket
         self._sleep = sleep
         self._clock = clock
@@ -360,16 +364,33 @@ class WinRMSession:
         def create() -> str:
             nonlocal name
             try:
-                try:
-                    return str(protocol.open_shell(codepage=UTF8_CODEPAGE, name=name))
-                except WSManFaultError as fault:
-                    if name is None or fault_code(fault) != _wsman_faults.SCHEMA_VALIDATION:
-                        raise
-                # A host that refuses the name refused the whole Create (nothing was made):
-                # the shell is what matters, so it goes without a name from here on.
-                self._log(3, "WINRM: the host refused a named shell; creating it without a name")
-                name = None
-                return str(protocol.open_shell(codepage=UTF8_CODEPAGE))
+                while True:
+                    try:
+                        return str(
+                            protocol.open_shell(
+                                codepage=UTF8_CODEPAGE,
+                                name=name,
+                                idle_timeout=self._host_idle_timeout,
+                            )
+                        )
+                    except WSManFaultError as fault:
+                        # A fault refuses the whole Create (nothing was made), so it is sent
+                        # again without what this host may not take; the shell is what matters.
+                        if self._host_idle_timeout is not None:
+                            self._log(
+                                3,
+                                f"WINRM: shell Create refused ({fault}); again without IdleTimeOut",
+                            )
+                            self._host_idle_timeout = None  # for the session's later shells too
+                        elif name is not None and (
+                            fault_code(fault) == _wsman_faults.SCHEMA_VALIDATION
+                        ):
+                            self._log(
+                                3, "WINRM: the host refused a named shell; creating it unnamed"
+                            )
+                            name = None
+                        else:
+                            raise
             except BaseException as exc:
                 # Cut off or interrupted after it was sent: the host may have created it.
                 if not isinstance(exc, Exception) or (

@@ -553,6 +553,7 @@ class WinHost:
                 "paid": latency.counters(self._paid),
             }
         data["counters"]["open_shells"] = self.router.open_shells()
+        data["shells"] = self.router.shell_summaries()
         # Imported here, as the router imports the shells and the engine: on first use.
         from winhost.execution import process
 

@@ -85,8 +85,15 @@ class FakeShell:
 
     resource_uri = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
 
+    idle_timeout: int | None = None  # the pool's, in its Create
+
     def open(self, *args: t.Any) -> None:
         self.remote.creates += 1
+        if self.remote.create_errors:
+            raise self.remote.create_errors.pop(0)
+        most = self.remote.max_idle_timeout
+        if self.idle_timeout is not None and most is not None and self.idle_timeout > most:
+            raise WSManFaultError(500, "win-01", "idle timeout above MaxIdleTimeoutMs", "", "", "")
 
     def signal(self, code: str, command_id: str) -> None:
         self.remote.signals.append((code, command_id))
@@ -116,6 +123,9 @@ class FakeRemote:
         self.signals: list[tuple[str, str]] = []
         self.open_errors: list[BaseException] = []
         self.creates = 0
+        # the session configuration's MaxIdleTimeoutMs, in seconds, when a test lowers it
+        self.max_idle_timeout: int | None = None
+        self.create_errors: list[BaseException] = []  # answers to the pool's Create
         self.close_error: BaseException | None = None
         # answers to the Receive requests the pool's open sends, before the one that succeeds
         self.receive_errors: list[BaseException] = []
@@ -159,14 +169,21 @@ class FakeRunspacePool:
     remote: FakeRemote
 
     def __init__(
-        self, connection: FakeWSMan, host: t.Any, configuration_name: str, max_runspaces: int = 1
+        self,
+        connection: FakeWSMan,
+        host: t.Any,
+        configuration_name: str,
+        max_runspaces: int = 1,
+        idle_timeout: int | None = None,
     ) -> None:
         self.connection = connection
         self.max_runspaces = max_runspaces
+        self.idle_timeout = idle_timeout
         self.host = host
         self.configuration_name = configuration_name
         self.id = str(uuid.uuid4()).upper()
         self.shell = FakeShell(self.remote)
+        self.shell.idle_timeout = idle_timeout
         self.pipelines: dict[uuid.UUID, FakePowerShell] = {}
         self.closed = False
         self.remote.pools.append(self)
@@ -395,6 +412,29 @@ def test_open_retries_a_transient_failure_with_a_fresh_pool(remote: FakeRemote) 
     assert [pool.connection.closed for pool in remote.pools] == [True, True, False]
     assert recorder.sleeps == [1.0, 2.0]
     assert remote.pools[-1].configuration_name == "Microsoft.PowerShell"
+
+
+def test_a_kept_session_asks_for_its_idle_timeout_and_does_without_if_refused(
+    remote: FakeRemote,
+) -> None:
+    """A host whose session configuration allows less than the kept session asks refuses the
+    Create (New-PSSessionOption -IdleTimeout); the pool is opened with the host's own."""
+    session, recorder = open_session(host_idle_timeout=120)
+    assert [pool.idle_timeout for pool in remote.pools] == [120]
+    session.close()
+    remote.max_idle_timeout = 90
+    session, recorder = open_session(host_idle_timeout=120)
+    assert session.is_open
+    assert [pool.idle_timeout for pool in remote.pools[1:]] == [120, None]
+    assert remote.pools[1].connection.deleted  # nothing is left of the refused attempt
+    assert any("refused the pool's idle timeout" in line for line in recorder.logs)
+
+
+def test_a_refused_create_without_an_idle_timeout_is_not_sent_again(remote: FakeRemote) -> None:
+    remote.create_errors = [WSManFaultError(500, "win-01", "access denied", "", "", "")]
+    with pytest.raises(AnsibleConnectionFailure):
+        open_session()
+    assert len(remote.pools) == 1
 
 
 def operation_timeout() -> WSManFaultError:

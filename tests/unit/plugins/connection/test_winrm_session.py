@@ -273,6 +273,7 @@ class FakeProtocol:
         self.receive_waits: list[int] = []
         self.on_receive: t.Callable[[int], None] | None = None
         self.shell_names: list[str | None] = []
+        self.shell_idle_timeouts: list[int | None] = []
         self.listed: list[tuple[str, str | None]] = []  # what list_shells answers
 
     def _maybe_fail(self, operation: str) -> None:
@@ -285,9 +286,16 @@ class FakeProtocol:
     def names(self, operation: str) -> list[t.Any]:
         return [detail for name, detail in self.calls if name == operation]
 
-    def open_shell(self, codepage: int = 437, name: str | None = None, **kwargs: t.Any) -> str:
+    def open_shell(
+        self,
+        codepage: int = 437,
+        name: str | None = None,
+        idle_timeout: int | None = None,
+        **kwargs: t.Any,
+    ) -> str:
         self.calls.append(("open_shell", codepage))
         self.shell_names.append(name)
+        self.shell_idle_timeouts.append(idle_timeout)
         self._maybe_fail("open_shell")
         self.shells += 1
         return f"SHELL-{self.shells}"
@@ -383,7 +391,12 @@ def make_settings(**options: t.Any) -> WinRMSettings:
 class Harness:
     """A WinRMSession wired to a FakeProtocol, a recorded sleep and a controllable clock."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, **options: t.Any) -> None:
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        host_idle_timeout: int | None = None,
+        **options: t.Any,
+    ) -> None:
         self.protocol = FakeProtocol()
         self.sleeps: list[float] = []
         self.now = 1000.0
@@ -402,6 +415,7 @@ class Harness:
             warn=self.warnings.append,
             sleep=self.sleeps.append,
             clock=lambda: self.now,
+            host_idle_timeout=host_idle_timeout,
         )
 
     def program(self, *programs: Program) -> None:
@@ -587,6 +601,42 @@ def test_a_host_that_refuses_shell_names_still_gets_its_shell(host: Harness) -> 
     assert host.session.shell_id == "SHELL-1"
     assert host.protocol.shell_names[0] is not None and host.protocol.shell_names[1] is None
     assert host.warnings == []
+
+
+def test_a_kept_session_asks_for_its_idle_timeout_in_every_shell_it_creates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = Harness(monkeypatch, host_idle_timeout=120)
+    host.session.open()
+    host.session.reopen_shell()
+    assert host.protocol.shell_idle_timeouts == [120, 120]
+
+
+def test_a_host_that_refuses_the_idle_timeout_gets_shells_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A host whose limits are below what the kept session asks must not cut the play off: a
+    # fault means no shell was made, so the Create goes again with the host's own idle timeout,
+    # and so do the session's later Creates.
+    host = Harness(monkeypatch, host_idle_timeout=120)
+    refused = WSManFaultError(
+        500, "", "", "limit", wsman_fault_code=2150858882, fault_code="s:Sender"
+    )
+    host.fail("open_shell", refused)
+    host.session.open()
+    assert host.session.shell_id == "SHELL-1"
+    host.session.reopen_shell()
+    assert host.protocol.shell_idle_timeouts == [120, None, None]
+    assert host.protocol.shell_names[1] is not None  # the name was not the problem
+    assert host.warnings == []
+
+
+def test_a_fault_to_a_create_without_an_idle_timeout_is_not_sent_again(host: Harness) -> None:
+    refused = WSManFaultError(500, "", "", "denied", wsman_fault_code=5, fault_code="s:Sender")
+    host.fail("open_shell", refused)
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.open()
+    assert len(host.protocol.names("open_shell")) == 1
 
 
 def test_a_refused_create_needs_no_cleanup(host: Harness) -> None:
@@ -1263,3 +1313,35 @@ def test_the_settings_repr_shows_no_secret() -> None:
     assert "sëcret-pässword" not in shown
     assert "Prøxy-pw" not in shown
     assert "win01.example.com" in shown  # still a useful repr
+
+
+@pytest.mark.parametrize("name", ["winops-remoting-x", None], ids=["named", "unnamed"])
+def test_the_shell_create_carries_the_idle_timeout_as_windows_takes_it(
+    monkeypatch: pytest.MonkeyPatch, name: str | None
+) -> None:
+    """An xs:duration after the streams, as in pypsrp's recording test_winrs_extra_opts.yml
+    (Windows answered PT60.000S); a bare number is refused (pywinrm issue 377)."""
+    import xml.etree.ElementTree as ET
+
+    sent: list[str] = []
+    answer = (
+        '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><s:Body><w:SelectorSet>'
+        '<w:Selector Name="ShellId">SHELL-9</w:Selector></w:SelectorSet></s:Body></s:Envelope>'
+    )
+    protocol = _winrm_protocol.Protocol(
+        endpoint="http://host.example:5985/wsman", transport="ntlm", username="u", password="p"
+    )
+    monkeypatch.setattr(protocol, "send_message", lambda message: sent.append(message) or answer)
+    assert protocol.open_shell(name=name, idle_timeout=120) == "SHELL-9"
+    rsp = "{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}"
+    shell = ET.fromstring(sent[0]).find(f".//{rsp}Shell")
+    assert shell is not None
+    children = [(child.tag.replace(rsp, ""), child.text) for child in shell]
+    streams = [("InputStreams", "stdin"), ("OutputStreams", "stdout stderr")]
+    assert children[: len(streams) + 1 + bool(name)] == (
+        [("Name", name)] if name else []
+    ) + streams + [("IdleTimeOut", "PT120S")]
+    sent.clear()
+    protocol.open_shell(name=name)
+    assert "IdleTimeOut" not in sent[0]

@@ -741,3 +741,33 @@ def test_the_doctor_is_told_when_no_more_sessions_are_kept_or_one_has_old_creden
         "that session and keeps its own"
     )
     assert first.session.end()
+
+
+@pytest.mark.parametrize(
+    ("persist", "session_idle_timeout", "asked"),
+    [
+        (True, 60, 120),  # the default: a minute of margin
+        (True, 1, 61),
+        (True, 7139, 7199),
+        (True, 7140, None),  # not below the hosts' own two hours: nothing to shorten
+        (False, 60, None),  # the task's own session ends with the task
+    ],
+)
+def test_a_session_that_may_be_kept_asks_the_host_to_end_it_when_idle(
+    in_a_worker: Path, persist: bool, session_idle_timeout: int, asked: int | None
+) -> None:
+    slot = SessionSlot(
+        "winops.remoting.winrm",
+        OPTIONS,
+        lambda: None,
+        (),
+        lambda message: None,
+        persist=persist,
+        idle_timeout=float(session_idle_timeout),
+        max_kept=10,
+    )
+    assert slot.host_idle_timeout == asked
+
+
+def test_a_session_outside_a_worker_leaves_the_hosts_idle_timeout(tmp_path: Path) -> None:
+    assert _task_slot(tmp_path / "record.txt", []).host_idle_timeout is None

@@ -9,6 +9,8 @@ handler instead of a generic one.
 
 from __future__ import annotations
 
+import typing as t
+
 from winhost import api
 from winhost.shells.common import CMD_RESOURCE_URI, PS_RESOURCE_PREFIX, ShellTable
 from winhost.shells.psrp import PowerShellHandler
@@ -42,6 +44,9 @@ class ShellHandlerMap(dict[str, api.ShellHandler]):
 
     def open_shells(self) -> int:
         return len(self._table)
+
+    def shell_summaries(self) -> list[dict[str, t.Any]]:
+        return self._table.summaries()
 
     def __missing__(self, key: str) -> api.ShellHandler:
         if isinstance(key, str) and self._powershell.serves(key):

@@ -314,6 +314,20 @@ class ShellTable:
         with self._lock:
             return len(self._shells)
 
+    def summaries(self) -> list[dict[str, t.Any]]:
+        """What `winrm enumerate` would list of each shell that exists now, for tests."""
+        with self._lock:
+            shells = list(self._shells.values())
+        return [
+            {
+                "shell_id": shell.shell_id,
+                "resource_uri": shell.resource_uri,
+                "owner": shell.owner.username,
+                "idle_timeout": shell.idle_timeout,
+            }
+            for shell in shells
+        ]
+
     def idle_timeout_seconds(self, requested: float | None) -> float:
         configured = host_setting_int(
             self.host, ("Winrs/IdleTimeout", "Shell/IdleTimeout"), DEFAULT_IDLE_TIMEOUT_MS

@@ -109,6 +109,13 @@ class Router:
         count = getattr(handlers, "open_shells", None)
         return int(count()) if count is not None else 0
 
+    def shell_summaries(self) -> list[dict[str, t.Any]]:
+        """Each shell and runspace pool that exists now, with its idle timeout."""
+        with self._lock:
+            handlers = self._handlers
+        summaries = getattr(handlers, "shell_summaries", None)
+        return list(summaries()) if summaries is not None else []
+
     def reset_shells(self) -> None:
         """Forget every shell, as a reboot or a WinRM restart does."""
         with self._lock:

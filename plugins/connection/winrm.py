@@ -334,7 +334,7 @@ options:
       - Sets both timeouts at once, overriding them, O(operation_timeout_sec) to this value and
         O(read_timeout_sec) to this value plus 10.
       - Used by C(win_reboot) while it waits for a host to come back.
-      - An integer of seconds, at least 1.
+      - An integer of seconds; V(0) sets neither, as with P(ansible.builtin.winrm#connection).
     type: int
     vars:
       - name: ansible_winrm_connection_timeout

@@ -14,7 +14,6 @@ import math
 import os
 import ssl
 import typing as t
-import urllib.parse
 
 from ansible.errors import AnsibleError
 
@@ -202,26 +201,37 @@ def _shown_proxy(value: str) -> str:
 
 
 def proxy_url(var: str, value: object) -> str:
-    """Return ``value`` if it is a proxy URL requests can use: scheme://host[:port]."""
+    """Return ``value`` if requests can use it as a proxy: scheme://host[:port], host[:port]
+    (requests puts http:// in front, as it does for the builtin plugins), or empty (no proxy,
+    the environment's neither: the libraries set an empty proxy for the scheme)."""
     what = f"a proxy URL such as http://proxy:3128 (scheme {', '.join(PROXY_SCHEMES)})"
     if not isinstance(value, str):
         raise OptionError(var, value, what)
-    shown = _shown_proxy(value)
+    proxy = value.strip()
+    if not proxy:
+        return proxy
+    # requests' own reading of a proxy setting, imported only when one is set.
+    from requests.utils import prepend_scheme_if_needed
+    from urllib3.util import parse_url
+
+    shown = _shown_proxy(proxy)
+    with_scheme = "://" in proxy
     try:
-        parts = urllib.parse.urlsplit(value.strip())
-        port_number = parts.port  # raises ValueError for a port that is not 0..65535
-    except ValueError:
+        parts = parse_url(proxy if with_scheme else prepend_scheme_if_needed(proxy, "http"))
+    except ValueError:  # urllib3's LocationParseError is one: a bad port or address
         raise OptionError(var, shown, what) from None
     well_formed = (
-        "://" in value
-        and parts.scheme.lower() in PROXY_SCHEMES
-        and bool(parts.hostname)
-        and not any(c.isspace() for c in parts.netloc)
-        and port_number != 0
+        (parts.scheme or "").lower() in PROXY_SCHEMES
+        and bool(parts.host)
+        # without a scheme, what requests could not read as host[:port] ("proxy:3128" is
+        # scheme "proxy" to it) ends up elsewhere than in the host
+        and (with_scheme or parts.path in (None, "", "/"))
+        and not any(c.isspace() for c in proxy)
+        and parts.port != 0
     )
     if not well_formed:
         raise OptionError(var, shown, what)
-    return value.strip()
+    return proxy
 
 
 def _is_encrypted_pem_key(path: str) -> bool:

@@ -164,6 +164,25 @@ class OptionSource:
             extras_prefix=self.extras_prefix,
         )
 
+    def given_as_null(self, option: str) -> bool:
+        """Whether a variable of ``option`` is set to null and nothing else sets the option.
+
+        Ansible takes a null variable for unset, but the builtin winrm plugin hands its
+        undeclared ``ansible_winrm_*`` variables to pywinrm as they are, None included, and
+        for some arguments None means something (proxy: none at all)."""
+        definition = self._definitions.get(option, {})
+        named = [entry["name"] for entry in definition.get("vars", [])]
+        if not any(name in self._var_options and self._var_options[name] is None for name in named):
+            return False
+        given = given_setting(
+            option,
+            definition,
+            var_options=self._var_options,
+            task_keys=self._task_keys,
+            environ=self._environ,
+        )
+        return given is None
+
     def read(self, option: str) -> tuple[t.Any, str]:
         """``value(option)`` and ``label(option)`` together."""
         return self.value(option), self.label(option)

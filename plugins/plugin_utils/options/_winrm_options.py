@@ -49,6 +49,9 @@ TRANSPORTS = (
 )
 MESSAGE_ENCRYPTION = ("auto", "always", "never")
 CERT_VALIDATION = ("validate", "ignore")
+# pywinrm arguments for which None is not their default: proxy None uses no proxy, not the
+# environment's; ca_trust_path None trusts certifi, not REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE.
+NULL_MEANS_NONE = ("proxy", "ca_trust_path")
 KINIT_MODES = ("managed", "manual")
 
 # pywinrm can only encrypt messages itself with these authentication protocols.
@@ -148,9 +151,11 @@ def _pywinrm_transports(requested: list[str], kerberos_ok: bool) -> list[str]:
 def _timeouts(source: OptionSource) -> tuple[int, int]:
     connection_timeout = source.value("connection_timeout")
     if connection_timeout is not None:
-        # As in ansible.builtin.winrm: it sets both, the read timeout 10 seconds above.
-        seconds = _validation.integer(source.label("connection_timeout"), connection_timeout, 1)
-        return seconds, seconds + 10
+        # As in ansible.builtin.winrm: it sets both, the read timeout 10 seconds above; 0 sets
+        # neither (the builtin plugin tests the value for truth).
+        seconds = _validation.integer(source.label("connection_timeout"), connection_timeout, 0)
+        if seconds:
+            return seconds, seconds + 10
     operation = _validation.integer(
         source.label("operation_timeout_sec"), source.value("operation_timeout_sec"), 1
     )
@@ -369,6 +374,9 @@ def build_settings(
         "proxy": _proxy(source),
     }
     kwargs.update({name: value for name, value in optional.items() if value is not None})
+    for name in NULL_MEANS_NONE:
+        if source.given_as_null(name):
+            kwargs[name] = None  # as ansible.builtin.winrm hands over ansible_winrm_<name>: null
     if _validation.boolean(source.label("no_proxy"), source.value("no_proxy")):
         # pywinrm's spelling of "ignore proxies, including the environment's".
         kwargs["proxy"] = None

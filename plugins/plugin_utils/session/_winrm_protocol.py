@@ -162,8 +162,14 @@ class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
 
 
 def protocol_parameters() -> frozenset[str]:
-    """Argument names of winrm.protocol.Protocol, for the ansible_winrm_* passthrough."""
-    return frozenset(inspect.signature(Protocol.__init__).parameters)
+    """Argument names of pywinrm's winrm.protocol.Protocol, for the ansible_winrm_*
+    passthrough: pywinrm's own, as the builtin plugin reads them, not those of the subclass
+    above, which takes ``*args, **kwargs``."""
+    if not HAS_WINRM:
+        return frozenset()
+    parameters = inspect.signature(_PywinrmProtocol.__init__).parameters.values()
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in parameters if p.kind in named and p.name != "self")
 
 
 def kerberos_available() -> bool:

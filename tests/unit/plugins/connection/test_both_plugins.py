@@ -111,7 +111,19 @@ def test_a_malformed_proxy_url_names_the_proxy_variable(
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)
-@pytest.mark.parametrize("proxy", ["http://proxy:3128", "socks5h://[::1]:1080", "http://proxy"])
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "http://proxy:3128",
+        "socks5h://[::1]:1080",
+        "http://proxy",
+        # requests puts http:// in front of these, for the builtin plugins too
+        "10.0.0.1:3128",
+        "proxy.corp.local:3128",
+        # no proxy, the environment's neither, as `"{{ proxy | default('') }}"` gives
+        "",
+    ],
+)
 def test_a_well_formed_proxy_url_is_passed_on(plugin: str, proxy: str) -> None:
     family = plugin.rsplit(".", 1)[1]
     settings = load_connection(plugin, {**BASE, f"ansible_{family}_proxy": proxy})._read_settings()

@@ -199,7 +199,7 @@ def test_set_option_holds_back_a_bad_value_until_a_good_one() -> None:
     connection.set_option("connection_timeout", "later")
     assert connection.get_option("connection_timeout") == "later"
     assert refusal(connection) == (
-        "Invalid value 'later' for ansible_winrm_connection_timeout: expected an integer >= 1"
+        "Invalid value 'later' for ansible_winrm_connection_timeout: expected an integer >= 0"
     )
     connection.set_option("connection_timeout", "60")
     assert connection.get_option("connection_timeout") == 60

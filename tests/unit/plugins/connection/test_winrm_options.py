@@ -423,6 +423,15 @@ CASES = [
         {"operation_timeout_sec": 60, "read_timeout_sec": 70},
     ),
     Case(
+        "connection-timeout-zero-sets-neither",
+        {
+            "ansible_winrm_connection_timeout": 0,
+            "ansible_winrm_operation_timeout_sec": 40,
+            "ansible_winrm_read_timeout_sec": 50,
+        },
+        {"operation_timeout_sec": 40, "read_timeout_sec": 50},
+    ),
+    Case(
         "message-encryption-always",
         {"ansible_winrm_transport": "ntlm", "ansible_winrm_message_encryption": "always"},
         {"transport": "ntlm", "message_encryption": "always"},
@@ -500,6 +509,10 @@ CASES = [
     ),
     Case("unknown-extra-ignored", {"ansible_winrm_bogus_setting": "x"}, {}),
     Case(
+        "proxy-without-scheme", {"ansible_winrm_proxy": "10.0.0.1:3128"}, {"proxy": "10.0.0.1:3128"}
+    ),
+    Case("proxy-empty", {"ansible_winrm_proxy": ""}, {"proxy": ""}),
+    Case(
         "winrm-user-and-password-variables",
         {
             "ansible_user": None,
@@ -546,6 +559,20 @@ def _bound(kwargs: dict[str, t.Any]) -> dict[str, t.Any]:
     arguments = PROTOCOL_SIGNATURE.bind(None, **kwargs)
     arguments.apply_defaults()
     return {k: v for k, v in arguments.arguments.items() if k != "self"}
+
+
+@pytest.mark.parametrize("name", ["proxy", "ca_trust_path"])
+def test_a_null_variable_is_handed_over_as_the_builtin_plugin_does(
+    name: str, recorders: dict[str, type[RecordingProtocol]]
+) -> None:
+    """None is pywinrm's "no proxy, not even the environment's" and "certifi, not the
+    environment's bundle": ansible.builtin.winrm hands ``ansible_winrm_<name>: null`` over as
+    it is, where Ansible takes a null variable of a declared option for unset."""
+    variables = {**BASE_VARS, f"ansible_winrm_{name}": None}
+    connect(OURS, variables, recorders)
+    assert recorders[OURS].calls[0][name] is None
+    builtin_arguments = connect(BUILTIN, variables, recorders)
+    assert builtin_arguments == _bound(recorders[OURS].calls[0])
 
 
 def test_matrix_is_large_enough() -> None:
@@ -645,11 +672,11 @@ BAD_VALUES = [
     ),
     (
         {"ansible_winrm_connection_timeout": "soon"},
-        "Invalid value 'soon' for ansible_winrm_connection_timeout: expected an integer >= 1",
+        "Invalid value 'soon' for ansible_winrm_connection_timeout: expected an integer >= 0",
     ),
     (
-        {"ansible_winrm_connection_timeout": 0},
-        "Invalid value 0 for ansible_winrm_connection_timeout: expected an integer >= 1",
+        {"ansible_winrm_connection_timeout": -1},
+        "Invalid value -1 for ansible_winrm_connection_timeout: expected an integer >= 0",
     ),
     (
         {"ansible_winrm_transport": "certificate", "ansible_port": 5985},
@@ -964,3 +991,12 @@ def test_negotiate_falls_back_from_kerberos_to_ntlm(
     assert attempts == ["kerberos", "ntlm"]
     assert [request.principal for request in kinit_requests] == [UPN]
     assert connection._slot.session.transport == "ntlm"
+
+
+def test_the_passthrough_knows_the_installed_pywinrm_arguments() -> None:
+    """The ansible_winrm_<argument> passthrough reads pywinrm's own Protocol, as the builtin
+    plugin does: our subclass takes ``*args, **kwargs``, so reading it dropped every extra
+    (keytab, say) with a warning that pywinrm does not take it."""
+    expected = set(inspect.signature(winrm.protocol.Protocol.__init__).parameters) - {"self"}
+    assert _winrm_protocol.protocol_parameters() == expected
+    assert "keytab" in _winrm_protocol.protocol_parameters()

@@ -41,6 +41,10 @@ def library_of(exc: BaseException) -> str:
     return type(exc).__module__.split(".", 1)[0]
 
 
+# HTTP statuses a proxy, load balancer or a busy WinRM service returns for a passing condition.
+TRANSIENT_HTTP_STATUSES = frozenset((502, 503, 504))
+
+
 def http_status(exc: BaseException) -> int | None:
     """The HTTP status this one error reports: its requests response's, or the code of
     pywinrm's and pypsrp's WinRMTransportError (other errors' ``code`` means something else)."""

@@ -18,8 +18,10 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
     CONCEALS_CONTEXT,
+    TRANSIENT_HTTP_STATUSES,
     AnswerLost,
     exception_chain,
+    http_status,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import redact
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import diagnose
@@ -31,8 +33,8 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
 )
 
 
-class DiagnosedConnectionFailure(AnsibleConnectionFailure):
-    """An AnsibleConnectionFailure that carries the Diagnosis its message was built from."""
+class _Diagnosed(AnsibleError):
+    """An error that carries the Diagnosis its message was built from."""
 
     # The message already quotes what was seen; ansible-core 2.19 would otherwise append the
     # cause's own text after the fix line (older cores ignore the attribute).
@@ -43,14 +45,58 @@ class DiagnosedConnectionFailure(AnsibleConnectionFailure):
         self.diagnosis = diagnosis
 
 
+class DiagnosedConnectionFailure(_Diagnosed, AnsibleConnectionFailure):
+    """The host could not be reached or logged on to: Ansible shows it UNREACHABLE."""
+
+
 class LostAnswerFailure(DiagnosedConnectionFailure, AnswerLost):
     """A DiagnosedConnectionFailure of a command whose output was cut off mid-answer."""
 
 
-def render(plugin: str, url: str, diagnosis: Diagnosis) -> str:
-    """``<plugin>: <layer> failed connecting to <url>: <summary>`` plus seen and fix lines."""
+class DiagnosedTaskFailure(_Diagnosed):
+    """A command's failure on a host that answered it: the task FAILED (where ignore_errors
+    applies), the host is not unreachable."""
+
+
+# Diagnoses of an answer from the host (a WS-Management fault, an HTTP error status, a transfer
+# the host reported failed) or of an error of no known kind. During a command the builtin
+# plugins let these out of exec_command as they are, and Ansible shows the task FAILED; only
+# what stops the host being reached (name, TCP, TLS, authentication, encryption, a timeout, a
+# connection cut off) is a connection failure there, and the host UNREACHABLE.
+HOST_ANSWERED = frozenset(
+    {
+        "wsman_not_found",
+        "http_status",
+        "identify_not_wsman",
+        "envelope_too_large",
+        "access_denied",
+        "no_configuration",
+        "shells_quota_exhausted",
+        "operations_quota_exhausted",
+        "quota_exhausted",
+        "wsman_fault",
+        "transfer_failed",
+        "unexpected",
+    }
+)
+
+
+def _host_answered(exc: BaseException, diagnosis: Diagnosis) -> bool:
+    """Whether ``diagnosis`` of ``exc`` is an answer of the host (HOST_ANSWERED). A 502, 503
+    or 504 is not: the service behind the listener is not there (stopping, starting, or a
+    gateway's), as for a host that cannot be reached."""
+    if diagnosis.key not in HOST_ANSWERED:
+        return False
+    statuses = {http_status(error) for error in exception_chain(exc)}
+    return not statuses & TRANSIENT_HTTP_STATUSES
+
+
+def render(plugin: str, url: str, diagnosis: Diagnosis, *, connecting: bool = True) -> str:
+    """``<plugin>: <layer> failed connecting to <url>: <summary>`` (``failed on`` for a
+    command of a connected session) plus seen and fix lines."""
+    where = "connecting to" if connecting else "on"
     return (
-        f"{plugin}: {diagnosis.layer.value} failed connecting to {url}: "
+        f"{plugin}: {diagnosis.layer.value} failed {where} {url}: "
         f"{diagnosis.summary}\n  seen: {diagnosis.evidence}\n  fix: {diagnosis.fix}"
     )
 
@@ -79,6 +125,7 @@ def connection_failure(
     auth: str | None = None,
     *,
     answer_lost: bool = False,
+    in_command: bool = False,
 ) -> AnsibleError:
     """The error to raise for ``exc`` (with ``raise_failure``): diagnosed, without secrets.
 
@@ -86,6 +133,8 @@ def connection_failure(
     the fix; an AnsibleError of ours keeps its class and wording. ``auth`` is the
     authentication in use when it differs from the first configured one. ``answer_lost``: the
     session knows that ``exc`` cut off a running command's output (a LostAnswerFailure).
+    ``in_command``: ``exc`` ended a command (or transfer) of an open session; when the host
+    answered it (HOST_ANSWERED) the failure is a DiagnosedTaskFailure, not a connection one.
     """
     secrets = settings.secrets
     failure: AnsibleError
@@ -104,7 +153,19 @@ def connection_failure(
         diagnosis.evidence = redact(diagnosis.evidence, secrets)
         diagnosis.fix = redact(diagnosis.fix, secrets)
         name = f"winops.remoting.{settings.plugin}"
-        failure_class = LostAnswerFailure if answer_lost else DiagnosedConnectionFailure
-        failure = failure_class(render(name, settings.endpoint.url, diagnosis), diagnosis)
+        failure_class: type[DiagnosedConnectionFailure | DiagnosedTaskFailure]
+        if answer_lost:
+            failure_class = LostAnswerFailure
+        elif in_command and _host_answered(exc, diagnosis):
+            failure_class = DiagnosedTaskFailure
+        else:
+            failure_class = DiagnosedConnectionFailure
+        message = render(
+            name,
+            settings.endpoint.url,
+            diagnosis,
+            connecting=failure_class is not DiagnosedTaskFailure,
+        )
+        failure = failure_class(message, diagnosis)
     _chain_safely(failure, exc, secrets)
     return failure

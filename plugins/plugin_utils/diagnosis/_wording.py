@@ -46,6 +46,8 @@ class Diagnosis:
     summary: str
     evidence: str
     fix: str
+    # The WORDING entry it was made from ("" for one built elsewhere).
+    key: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -690,6 +692,7 @@ def describe(key: str, plugin: str, evidence: str, **values: t.Any) -> Diagnosis
         summary.format(v=names, collection_plugin=collection_plugin, **values),
         evidence,
         fix.format(v=names, collection_plugin=collection_plugin, **values),
+        key,
     )
 
 

@@ -673,7 +673,7 @@ class PsrpSession:
                 # A Receive cut off mid-answer is not repeated (pypsrp cannot ask for its
                 # fragments again): the pipeline ran, and its output is incomplete.
                 lost = began and no_whole_answer(err)
-                raise_failure(self._failure(err, answer_lost=lost))
+                raise_failure(self._failure(err, answer_lost=lost, in_command=True))
             raise
         self._finished_pipeline = pipeline
         return self._result(pipeline)
@@ -944,12 +944,17 @@ class PsrpSession:
         # can open a new connection); without managed Kerberos the environment is untouched.
         return ticket_environment(self._ccache)
 
-    def _failure(self, err: BaseException, *, answer_lost: bool = False) -> AnsibleError:
-        """The diagnosed failure for ``err``, without any secret (see diagnosis._failure)."""
+    def _failure(
+        self, err: BaseException, *, answer_lost: bool = False, in_command: bool = False
+    ) -> AnsibleError:
+        """The diagnosed failure for ``err``, without any secret (see diagnosis._failure);
+        ``in_command``: it ended a pipeline of the open pool."""
         # Imported here, not at the top: the classifier is only needed when something failed, and
         # Ansible compiles a collection's modules afresh in every task's worker process.
         from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
             connection_failure,
         )
 
-        return connection_failure(err, self.settings, answer_lost=answer_lost)
+        return connection_failure(
+            err, self.settings, answer_lost=answer_lost, in_command=in_command
+        )

@@ -24,6 +24,7 @@ import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    TRANSIENT_HTTP_STATUSES,
     class_names,
     exception_chain,
     http_status,
@@ -35,8 +36,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
 
 T = t.TypeVar("T")
 
-# HTTP statuses a proxy, load balancer or a busy WinRM service returns for a passing condition.
-TRANSIENT_HTTP_STATUSES = frozenset((502, 503, 504))
 _TRANSIENT_ERRNOS = frozenset(
     (errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT)
 )

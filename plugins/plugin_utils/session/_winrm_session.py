@@ -232,15 +232,16 @@ class WinRMSession:
 
     # -- errors and retries ---------------------------------------------------------------
 
-    def _failure(self, exc: BaseException) -> AnsibleError:
-        """The diagnosed failure for ``exc``, without any secret (see diagnosis._failure)."""
+    def _failure(self, exc: BaseException, *, in_command: bool = False) -> AnsibleError:
+        """The diagnosed failure for ``exc``, without any secret (see diagnosis._failure);
+        ``in_command``: it ended a command of the open session."""
         # Imported here, not at the top: the classifier is only needed when something failed, and
         # Ansible compiles a collection's modules afresh in every task's worker process.
         from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
             connection_failure,
         )
 
-        return connection_failure(exc, self.settings, self.transport)
+        return connection_failure(exc, self.settings, self.transport, in_command=in_command)
 
     def _request(self, protocol: Protocol, func: t.Callable[[], T]) -> T:
         """Send one request, on a freshly authenticated connection if the last one is gone.
@@ -610,7 +611,7 @@ class WinRMSession:
         except AnsibleError:
             raise
         except Exception as err:
-            raise_failure(self._failure(err))
+            raise_failure(self._failure(err, in_command=True))
 
     def settle(self) -> None:
         """Release the last finished command on the host, replace a shell that has started

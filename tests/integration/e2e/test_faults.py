@@ -182,3 +182,33 @@ def test_fault(plugin, case: FaultCase, e2e, tmp_path):
         assert failure is not None, f"expected a clear failure\n{run.describe()}"
         assert re.search(case.message, failure.message), run.describe()
         assert started <= case.commands, f"{started} commands started\n{run.describe()}"
+
+
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_a_fault_answered_to_a_command_fails_the_task_and_the_host_stays(plugin, e2e, tmp_path):
+    """The host answered the command with a fault: the task FAILED, as with the builtin
+    plugins, so ignore_errors applies and the play goes on with the host. A connection failure
+    would make it UNREACHABLE, which ignore_errors does not cover, and end its play."""
+    import yaml
+
+    target = e2e.fault_target
+    hostvars = e2e.host_vars(plugin, COMBINATIONS_BY_NAME["http-negotiate"], target)
+    tasks = [
+        {"name": "one", "ansible.builtin.raw": "echo one"},
+        {"name": "two", "ansible.builtin.raw": "echo two", "ignore_errors": True},
+        {"name": "three", "ansible.builtin.raw": "echo three"},
+    ]
+    play = {"name": "a fault", "hosts": "{{ e2e_target }}", "gather_facts": False, "tasks": tasks}
+    playbook = tmp_path / "ignored.yml"
+    playbook.write_text(yaml.safe_dump([play], sort_keys=False))
+    e2e.winhost.fault(target.name, "clear")
+    e2e.winhost.fault(target.name, "http500", action="Command", after=1)
+    try:
+        run = e2e.run(str(playbook), {target.name: hostvars}, tmp_path, e2e.fault_extra_vars)
+    finally:
+        e2e.winhost.fault(target.name, "clear")
+    two = run.task(target.name, "two")
+    assert two.failed and not two.result.get("unreachable"), run.describe()
+    assert "failed on" in str(two.result.get("msg")), run.describe()
+    assert not run.task(target.name, "three").failed, run.describe()
+    assert run.returncode == 0, run.describe()

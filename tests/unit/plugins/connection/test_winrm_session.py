@@ -19,7 +19,7 @@ import typing as t
 import pytest
 import requests.exceptions
 import urllib3.exceptions
-from ansible.errors import AnsibleConnectionFailure
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from winrm.exceptions import (
     InvalidCredentialsError,
     WinRMOperationTimeoutError,
@@ -535,7 +535,7 @@ def test_an_undecryptable_request_is_sent_again_once_only(host: Harness) -> None
     host.protocol.transport.encryption = object()
     host.program(Scripted([OK]))
     host.fail("run_command", *[WinRMTransportError("http", 400, "") for _ in range(2)])
-    with pytest.raises(AnsibleConnectionFailure):
+    with pytest.raises(AnsibleError):
         host.session.run("whoami.exe")
     assert len(host.protocol.names("run_command")) == 2
 
@@ -543,7 +543,7 @@ def test_an_undecryptable_request_is_sent_again_once_only(host: Harness) -> None
 def test_a_400_without_message_encryption_is_not_sent_again(host: Harness) -> None:
     host.program(Scripted([OK]))
     host.fail("run_command", WinRMTransportError("http", 400, ""))
-    with pytest.raises(AnsibleConnectionFailure):
+    with pytest.raises(AnsibleError):
         host.session.run("whoami.exe")
     assert len(host.protocol.names("run_command")) == 1
 
@@ -1071,7 +1071,7 @@ def test_a_set_envelope_size_is_not_second_guessed(monkeypatch: pytest.MonkeyPat
     harness = Harness(monkeypatch, max_envelope_size=512000)
     harness.protocol.refuse_larger = 153600
     harness.program(Scripted([OK]))
-    with pytest.raises(AnsibleConnectionFailure, match="larger than the host's MaxEnvelopeSize"):
+    with pytest.raises(AnsibleError, match="larger than the host's MaxEnvelopeSize"):
         harness.session.execute("powershell.exe -", b"x" * 300_000)
     assert len(harness.protocol.names("refused")) == 1
     assert harness.protocol.names("send") == []

@@ -17,6 +17,7 @@ import requests_credssp.exceptions
 import spnego.exceptions
 import urllib3.exceptions
 import winrm.exceptions
+from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import resolve_endpoint
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import (
@@ -25,6 +26,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors 
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
     DiagnosedConnectionFailure,
+    DiagnosedTaskFailure,
     connection_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
@@ -573,15 +575,10 @@ def test_offered_auth_schemes_parsing() -> None:
     assert offered_auth_schemes([ValueError()]) == []
 
 
-def test_connection_failure_message() -> None:
-    refused = ConnectionRefusedError(111, "Connection refused")
-    error = requests_connection_error(
-        raised_chain(refused, urllib3.exceptions.NewConnectionError(None, "x"))
-    )
-    endpoint = resolve_endpoint("::1", None, None, None)
-    settings = ConnectionSettings(
+def _settings() -> ConnectionSettings:
+    return ConnectionSettings(
         plugin="winrm",
-        endpoint=endpoint,
+        endpoint=resolve_endpoint("::1", None, None, None),
         auth="ntlm",
         user="admin",
         cert_validation=True,
@@ -598,7 +595,39 @@ def test_connection_failure_message() -> None:
         max_envelope_size=153600,
         secrets=("pässwörd",),
     )
-    failure = connection_failure(error, settings)
+
+
+@pytest.mark.parametrize(
+    ("error", "task_failed"),
+    [
+        (winrm.exceptions.WSManFaultError(500, "", "", "x", wsman_fault_code=5), True),
+        (winrm.exceptions.WinRMTransportError("http", 500, ""), True),
+        # the service behind the listener is not there: as a host that cannot be reached
+        (winrm.exceptions.WinRMTransportError("http", 503, ""), False),
+        (requests_connection_error(ConnectionResetError(104, "reset")), False),
+        (requests_connection_error(ConnectionRefusedError(111, "refused")), False),
+    ],
+    ids=["wsman-fault", "http-500", "http-503", "reset", "refused"],
+)
+def test_a_command_the_host_answered_with_an_error_fails_the_task(
+    error: BaseException, task_failed: bool
+) -> None:
+    """As ansible.builtin.winrm and psrp let such errors out of exec_command: the task FAILED
+    (ignore_errors applies), not the host UNREACHABLE; the rest stays a connection failure."""
+    failure = connection_failure(error, _settings(), in_command=True)
+    assert isinstance(failure, DiagnosedTaskFailure) is task_failed
+    assert isinstance(failure, AnsibleConnectionFailure) is not task_failed
+    assert ("failed on https://[::1]:5986/wsman" in failure.message) is task_failed
+    # Before a session is open, every failure is one of connecting.
+    assert isinstance(connection_failure(error, _settings()), DiagnosedConnectionFailure)
+
+
+def test_connection_failure_message() -> None:
+    refused = ConnectionRefusedError(111, "Connection refused")
+    error = requests_connection_error(
+        raised_chain(refused, urllib3.exceptions.NewConnectionError(None, "x"))
+    )
+    failure = connection_failure(error, _settings())
     assert isinstance(failure, DiagnosedConnectionFailure)
     assert failure.diagnosis.layer is Layer.TCP
     assert failure.__cause__ is error  # nothing secret behind it: the cause stays for -vvv

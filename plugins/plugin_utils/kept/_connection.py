@@ -10,6 +10,7 @@ import typing as t
 
 from ansible.plugins.connection import ConnectionBase
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept._slot import (
     SessionSlot,
     session_slot,
@@ -67,7 +68,17 @@ class KeptSessionConnection(ConnectionBase):
     def reset(self) -> None:
         # Also where ansible-playbook itself runs `meta: reset_connection`, on a connection
         # that never connected: the session a task kept for these options ends either way.
-        (self._slot or self._new_slot()).end()
+        slot = self._slot
+        if slot is None:
+            try:
+                slot = self._new_slot()
+            except OptionError:
+                # No task keeps a session for options that do not validate, so there is none
+                # to end; the tasks themselves fail on them. Raised here, in ansible-playbook,
+                # it would end the whole run (the builtin plugins' reset does nothing here).
+                slot = None
+        if slot is not None:
+            slot.end()
         self._slot = None
         if self._connected:
             self._connected = False

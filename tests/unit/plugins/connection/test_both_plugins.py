@@ -120,7 +120,7 @@ def test_a_malformed_proxy_url_names_the_proxy_variable(
         # requests puts http:// in front of these, for the builtin plugins too
         "10.0.0.1:3128",
         "proxy.corp.local:3128",
-        # no proxy, the environment's neither, as `"{{ proxy | default('') }}"` gives
+        # what `"{{ proxy | default('') }}"` gives, handed over as it is
         "",
     ],
 )
@@ -852,3 +852,16 @@ def test_bad_kinit_arguments_are_refused_by_both_without_managed_kerberos(plugin
     with pytest.raises(OptionError) as raised:
         connection._read_settings()
     assert str(raised.value).startswith(f'Invalid value "-f \'unterminated" for {variable}')
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_reset_connection_with_a_bad_session_option_leaves_the_run_alone(plugin: str) -> None:
+    """`meta: reset_connection` calls reset() in ansible-playbook itself, where an exception
+    ends the whole run (every host, no recap). No session can be kept for options that do not
+    validate, so there is nothing to end; the task that uses them fails on them instead."""
+    family = plugin.rsplit(".", 1)[1]
+    connection = load_connection(plugin, {**BASE, f"ansible_{family}_session_idle_timeout": "abc"})
+    connection.reset()
+    assert not connection._connected
+    with pytest.raises(OptionError, match="session_idle_timeout"):
+        connection._connect()

@@ -265,17 +265,29 @@ class FetchDecoder:
     """Turn FETCH script output, fed in pieces of any size, into a local file.
 
     Chunk lines are decoded and written as soon as they are complete, and hashed on the way,
-    so ``local_sha1`` is known without reading the file again.
+    so ``local_sha1`` is known without reading the file again. The file is opened (and so
+    emptied) when the first bytes come, or at the end for an empty one: a fetch that fails
+    before (a missing remote file) leaves a local file of that name as it was.
     """
 
     def __init__(self, out_path: str) -> None:
+        if os.path.isdir(out_path):
+            raise TransferError(f"Fetch into {out_path}: it is a directory, not a file")
         self.out_path = out_path
         self.bytes_written = 0
         self._digest = hashlib.sha1()
         self._pending = ""
         self._result: tuple[str, int] | None = None
-        # Kept open across feed() calls; finish() or close() closes it.
-        self._out: t.BinaryIO | None = open(out_path, "wb")
+        # Kept open across feed() calls from the first bytes on; finish() or close() closes it.
+        self._out: t.BinaryIO | None = None
+        self.opened = False  # whether out_path was opened, and so emptied
+        self._finished = False
+
+    def _output(self) -> t.BinaryIO:
+        if self._out is None:
+            self._out = open(self.out_path, "wb")
+            self.opened = True
+        return self._out
 
     @property
     def local_sha1(self) -> str:
@@ -284,14 +296,14 @@ class FetchDecoder:
 
     def feed(self, text: str) -> None:
         """Consume more stdout text; complete lines are processed, a partial line is kept."""
-        if self._out is None:
+        if self._finished:
             raise TransferError(f"Fetch into {self.out_path} was already finished")
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
         for line in lines:
-            self._process_line(self._out, line)
+            self._process_line(line)
 
-    def _process_line(self, out: t.BinaryIO, raw_line: str) -> None:
+    def _process_line(self, raw_line: str) -> None:
         line = raw_line.strip()
         if not line:
             return
@@ -305,12 +317,13 @@ class FetchDecoder:
             chunk = base64.b64decode(line, validate=True)
         except (binascii.Error, ValueError) as err:
             raise TransferError(f"Fetch output line is not base64: {line[:200]!r}") from err
-        out.write(chunk)
+        self._output().write(chunk)
         self._digest.update(chunk)
         self.bytes_written += len(chunk)
 
     def close(self) -> None:
         """Close the output file; safe to call more than once (for error paths)."""
+        self._finished = True
         if self._out is not None:
             self._out.close()
             self._out = None
@@ -321,11 +334,13 @@ class FetchDecoder:
         Raises TransferError when the result line is missing or malformed, or when the host's
         size differs from the number of bytes received.
         """
-        if self._out is None:
+        if self._finished:
             raise TransferError(f"Fetch into {self.out_path} was already finished")
         try:
             pending, self._pending = self._pending, ""
-            self._process_line(self._out, pending)
+            self._process_line(pending)
+            if self._result is not None:
+                self._output()  # an empty file is a file too
         finally:
             self.close()
         if self._result is None:
@@ -412,7 +427,8 @@ def put_file(channel: TransferChannel, in_path: str, out_path: str) -> int:
 def fetch_file(channel: TransferChannel, in_path: str, out_path: str) -> int:
     """Copy ``in_path`` from the host to the local ``out_path``, verified by SHA-1 and size.
 
-    A failed fetch leaves no partial local file behind.
+    A failed fetch leaves no partial local file behind, and a local file it had not begun
+    to write as it was.
     """
     _put_chunk, fetch_chunk = channel.transfer_chunk_sizes()
     header = encode_header({"path": in_path, "chunk_size": fetch_chunk})
@@ -427,7 +443,7 @@ def fetch_file(channel: TransferChannel, in_path: str, out_path: str) -> int:
         completed = True
     finally:
         decoder.close()
-        if not completed:
+        if not completed and decoder.opened:
             # Nothing half-copied may look like a fetched file.
             with contextlib.suppress(OSError):
                 os.remove(out_path)

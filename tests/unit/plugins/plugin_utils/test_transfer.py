@@ -214,6 +214,46 @@ def test_fetch_decoder_refuses_feed_after_finish(tmp_path) -> None:
         decoder.feed("YWJj\n")
 
 
+class _ScriptedChannel:
+    """A session whose transfer script writes ``output`` and ends with ``rc``."""
+
+    def __init__(self, output: str, rc: int, stderr: str = "") -> None:
+        self.output, self.rc, self.stderr = output, rc, stderr
+
+    def transfer_chunk_sizes(self) -> tuple[int, int]:
+        return 1024, 1024
+
+    def run_transfer_script(self, script, input_lines, on_output) -> tr.ScriptResult:
+        if self.output and on_output is not None:
+            on_output(self.output)
+        return tr.ScriptResult(self.rc, "", self.stderr)
+
+
+def test_a_fetch_of_a_missing_remote_file_leaves_the_local_file_as_it_was(tmp_path) -> None:
+    """As with ansible.builtin.winrm: the local file is not emptied or removed before the
+    host sends anything (before, a missing remote file removed a previously fetched copy)."""
+    out_path = tmp_path / "previous"
+    out_path.write_bytes(b"previous")
+    channel = _ScriptedChannel("", 1, "Cannot find path 'C:\\missing' because it does not exist.")
+    with pytest.raises(tr.TransferError, match="exit code 1"):
+        tr.fetch_file(channel, "C:\\missing", str(out_path))
+    assert out_path.read_bytes() == b"previous"
+
+
+def test_a_fetch_that_fails_partway_leaves_no_partial_file(tmp_path) -> None:
+    out_path = tmp_path / "previous"
+    out_path.write_bytes(b"previous")
+    channel = _ScriptedChannel("YWJj\r\n", 1, "the host stopped")
+    with pytest.raises(tr.TransferError):
+        tr.fetch_file(channel, "C:\\data.bin", str(out_path))
+    assert not out_path.exists()
+
+
+def test_a_fetch_into_a_directory_says_so(tmp_path) -> None:
+    with pytest.raises(tr.TransferError, match="it is a directory"):
+        tr.fetch_file(_ScriptedChannel("", 0), "C:\\data.bin", str(tmp_path))
+
+
 def test_fetch_then_verify_detects_mismatch(tmp_path) -> None:
     data = b"payload"
     output = emulate_fetch_host(data, 4).replace(hashlib.sha1(data).hexdigest(), "0" * 40)

@@ -202,8 +202,8 @@ def _shown_proxy(value: str) -> str:
 
 def proxy_url(var: str, value: object) -> str:
     """Return ``value`` if requests can use it as a proxy: scheme://host[:port], host[:port]
-    (requests puts http:// in front, as it does for the builtin plugins), or empty (no proxy,
-    the environment's neither: the libraries set an empty proxy for the scheme)."""
+    (requests puts http:// in front, as it does for the builtin plugins), or empty (handed to
+    the library as it is, as the builtin plugins do: pywinrm then connects directly)."""
     what = f"a proxy URL such as http://proxy:3128 (scheme {', '.join(PROXY_SCHEMES)})"
     if not isinstance(value, str):
         raise OptionError(var, value, what)

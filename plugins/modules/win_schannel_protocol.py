@@ -75,10 +75,13 @@ EXAMPLES = r"""
     sides: [server]
     state: disabled
   loop: ["TLS 1.0", "TLS 1.1"]
+  register: legacy
 
 - name: Restart when SCHANNEL changed
   ansible.windows.win_reboot:
-  when: tls12.reboot_required
+  when: >-
+    tls12.reboot_required
+    or (legacy.results | selectattr('reboot_required') | list | length > 0)
 """
 
 RETURN = r"""

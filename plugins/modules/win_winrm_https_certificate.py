@@ -152,6 +152,14 @@ EXAMPLES = r"""
       - "{{ inventory_hostname }}"
   register: https_cert
 
+- name: Make a directory for the issuers on the controller
+  ansible.builtin.file:
+    path: "{{ playbook_dir }}/ca"
+    state: directory
+    mode: "0755"
+  delegate_to: localhost
+  run_once: true
+
 - name: Save the issuer on the controller for certificate validation
   ansible.builtin.copy:
     content: "{{ https_cert.issuer_pem }}"

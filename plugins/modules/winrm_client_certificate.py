@@ -113,6 +113,14 @@ author:
 """
 
 EXAMPLES = r"""
+- name: Make a private directory for it on the controller (the module does not create one)
+  ansible.builtin.file:
+    path: "{{ playbook_dir }}/certs"
+    state: directory
+    mode: "0700"
+  delegate_to: localhost
+  run_once: true
+
 - name: Make the client certificate for the ansible account on the controller
   winops.remoting.winrm_client_certificate:
     username: ansible

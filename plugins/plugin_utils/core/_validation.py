@@ -193,10 +193,13 @@ PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
 def _shown_proxy(value: str) -> str:
-    """The proxy URL as an error may show it: credentials in it are never repeated."""
+    """The proxy URL as an error may show it: credentials in it are never repeated, with a
+    scheme or without one (user:pw@proxy:3128, which requests reads as http://...)."""
     if "@" not in value:
         return value
-    scheme, _sep, rest = value.partition("://")
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return f"********@{value.rpartition('@')[2]}"
     return f"{scheme}://********@{rest.rpartition('@')[2]}"
 
 

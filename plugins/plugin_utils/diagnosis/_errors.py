@@ -288,7 +288,10 @@ def _diagnose_network(
     broken_answer = _first(chain, is_partial_answer)
     if broken_answer is not None:
         return describe("answer_cut", plugin, str(broken_answer))
-    reset = _first(chain, lambda e: isinstance(e, (ConnectionResetError, ConnectionAbortedError)))
+    reset = _first(
+        chain,
+        lambda e: isinstance(e, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)),
+    )
     if reset is not None:
         return closed_connection(endpoint, plugin, str(reset))
     return None

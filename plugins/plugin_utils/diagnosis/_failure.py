@@ -58,11 +58,12 @@ class DiagnosedTaskFailure(_Diagnosed):
     applies), the host is not unreachable."""
 
 
-# Diagnoses of an answer from the host (a WS-Management fault, an HTTP error status, a transfer
-# the host reported failed) or of an error of no known kind. During a command the builtin
-# plugins let these out of exec_command as they are, and Ansible shows the task FAILED; only
-# what stops the host being reached (name, TCP, TLS, authentication, encryption, a timeout, a
-# connection cut off) is a connection failure there, and the host UNREACHABLE.
+# Diagnoses of an answer from the host: a WS-Management fault, an HTTP error status, a transfer
+# the host reported failed. During a command the builtin plugins let these out of exec_command
+# as they are, and Ansible shows the task FAILED. The rest stays a connection failure (the host
+# UNREACHABLE): what stops the host being reached (name, TCP, TLS, a logon refused, message
+# encryption, a timeout, a connection cut off) and errors of no known kind, which may be any
+# of those (a broken connection requests words differently, say).
 HOST_ANSWERED = frozenset(
     {
         "wsman_not_found",
@@ -76,7 +77,6 @@ HOST_ANSWERED = frozenset(
         "quota_exhausted",
         "wsman_fault",
         "transfer_failed",
-        "unexpected",
     }
 )
 

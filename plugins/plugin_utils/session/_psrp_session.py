@@ -371,14 +371,14 @@ class PsrpSession:
         host = PSHost(None, None, False, HOST_NAME, None, PSHostUserInterface(), None)  # type: ignore[arg-type]
         # One runspace (pypsrp's default, what the builtin plugin asks for) unless a pipeline may
         # wait in one for the next module task; the host's idle timeout unless one is asked.
-        kept: dict[str, t.Any] = {}
+        pool_options: dict[str, t.Any] = {}
         if self._pipeline_ahead_allowed:
-            kept["max_runspaces"] = RUNSPACES_WITH_A_PIPELINE_AHEAD
+            pool_options["max_runspaces"] = RUNSPACES_WITH_A_PIPELINE_AHEAD
         idle_timeout = self._host_idle_timeout
         if idle_timeout is not None:
-            kept["idle_timeout"] = idle_timeout
+            pool_options["idle_timeout"] = idle_timeout
         pool = RunspacePool(
-            wsman, host=host, configuration_name=self.settings.configuration_name, **kept
+            wsman, host=host, configuration_name=self.settings.configuration_name, **pool_options
         )
         # The pool's one Serializer writes pipeline input and reads output (session._psrp_strings).
         skip_needless_escaping(getattr(pool, "_serializer", None))
@@ -417,9 +417,10 @@ class PsrpSession:
                 raise
             # A host whose session configuration allows a shorter idle timeout than asked
             # refuses the Create (New-PSSessionOption -IdleTimeout: above MaxIdleTimeoutMs "the
-            # command to create a session fails"): the pool is what matters, so it is opened
-            # with the host's own, now and for the session's later pools.
-            self._log(f"the host refused the pool's idle timeout ({err}); opening it without")
+            # command to create a session fails"), with a fault no source names: the pool is
+            # what matters, so after any fault it is opened once more with the host's own idle
+            # timeout, now and for the session's later pools.
+            self._log(f"the host refused the pool's Create ({err}); again without IdleTimeOut")
             self._host_idle_timeout = None
         else:
             # The one Send both plugins repeat: a Send refused as busy (session._retry).

@@ -89,17 +89,14 @@ class Protocol(_PywinrmProtocol):  # type: ignore[misc,valid-type]
                 {"@Name": "WINRS_CODEPAGE", "#text": str(codepage)},
             ]
         }
-        # The Shell type's sequence: Name before the streams.
-        envelope["env:Body"] = {
-            "rsp:Shell": {
-                "rsp:Name": name,
-                "rsp:InputStreams": "stdin",
-                "rsp:OutputStreams": "stdout stderr",
-            }
-        }
+        # In the order of a Create Windows took (pypsrp's recording test_winrs_extra_opts.yml:
+        # the streams, IdleTimeOut, Name), which is not the order of the schema (MS-WSMV
+        # 2.2.4.37 lists Name and IdleTimeOut before the streams).
+        shell: dict[str, str] = {"rsp:InputStreams": "stdin", "rsp:OutputStreams": "stdout stderr"}
         if idle is not None:
-            # After the streams, where pywinrm and pypsrp put it and Windows takes it.
-            envelope["env:Body"]["rsp:Shell"]["rsp:IdleTimeOut"] = idle
+            shell["rsp:IdleTimeOut"] = idle
+        shell["rsp:Name"] = name
+        envelope["env:Body"] = {"rsp:Shell": shell}
         answer = ET.fromstring(self.send_message(xmltodict.unparse({"env:Envelope": envelope})))
         for node in answer.iter():
             # The EPR's selector, as pywinrm reads it (rsp:ShellId carries the same value).

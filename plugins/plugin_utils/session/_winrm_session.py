@@ -375,21 +375,21 @@ class WinRMSession:
                             )
                         )
                     except WSManFaultError as fault:
-                        # A fault refuses the whole Create (nothing was made), so it is sent
-                        # again without what this host may not take; the shell is what matters.
-                        if self._host_idle_timeout is not None:
-                            self._log(
-                                3,
-                                f"WINRM: shell Create refused ({fault}); again without IdleTimeOut",
-                            )
-                            self._host_idle_timeout = None  # for the session's later shells too
-                        elif name is not None and (
-                            fault_code(fault) == _wsman_faults.SCHEMA_VALIDATION
-                        ):
+                        # A schema fault refuses the whole Create (nothing was made), so it is
+                        # sent again without what this host may not take, the name first, then
+                        # the idle timeout; the shell is what matters. (WinRS caps an idle
+                        # timeout above the host's own rather than refusing it: idleTimeoutMs
+                        # of WSMAN_SHELL_STARTUP_INFO.)
+                        if fault_code(fault) != _wsman_faults.SCHEMA_VALIDATION:
+                            raise
+                        if name is not None:
                             self._log(
                                 3, "WINRM: the host refused a named shell; creating it unnamed"
                             )
                             name = None
+                        elif self._host_idle_timeout is not None:
+                            self._log(3, "WINRM: the host refused the shell's IdleTimeOut; without")
+                            self._host_idle_timeout = None  # for the session's later shells too
                         else:
                             raise
             except BaseException as exc:

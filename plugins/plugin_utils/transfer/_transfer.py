@@ -285,7 +285,12 @@ class FetchDecoder:
 
     def _output(self) -> t.BinaryIO:
         if self._out is None:
-            self._out = open(self.out_path, "wb")
+            try:
+                self._out = open(self.out_path, "wb")
+            except OSError as err:
+                # A local failure, raised while the host's answer is being read: named as one,
+                # not taken for the connection's.
+                raise TransferError(f"Fetch into {self.out_path}: cannot write it: {err}") from err
             self.opened = True
         return self._out
 
@@ -317,7 +322,10 @@ class FetchDecoder:
             chunk = base64.b64decode(line, validate=True)
         except (binascii.Error, ValueError) as err:
             raise TransferError(f"Fetch output line is not base64: {line[:200]!r}") from err
-        self._output().write(chunk)
+        try:
+            self._output().write(chunk)
+        except OSError as err:  # a full disk, say
+            raise TransferError(f"Fetch into {self.out_path}: cannot write it: {err}") from err
         self._digest.update(chunk)
         self.bytes_written += len(chunk)
 
@@ -339,7 +347,7 @@ class FetchDecoder:
         try:
             pending, self._pending = self._pending, ""
             self._process_line(pending)
-            if self._result is not None:
+            if self._result is not None and self._result[1] == 0 and not self.bytes_written:
                 self._output()  # an empty file is a file too
         finally:
             self.close()

@@ -92,8 +92,9 @@ def test_an_ipv6_literal_is_still_a_host(plugin: str, host: str) -> None:
         ("http://[::1:3128", "http://[::1:3128"),
         ("http://proxy:99999", "http://proxy:99999"),
         ("ftp://proxy:21", "ftp://proxy:21"),
-        # the credentials of a proxy URL are never repeated
+        # the credentials of a proxy URL are never repeated, with a scheme or without
         ("http://user:Pässwörd@proxy:port", "http://********@proxy:port"),
+        ("user:Pässwörd@proxy:port", "********@proxy:port"),
     ],
 )
 def test_a_malformed_proxy_url_names_the_proxy_variable(
@@ -467,16 +468,19 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)
+@pytest.mark.parametrize("scheme", ["http://", ""], ids=["with-scheme", "without-scheme"])
 def test_a_password_in_the_proxy_url_is_a_secret_and_never_shown(
-    plugin: str, monkeypatch: pytest.MonkeyPatch
+    plugin: str, scheme: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Before: the proxy URL's password was not in settings.secrets, so nothing masked it.
+    # Before: the proxy URL's password was not in settings.secrets, so nothing masked it; and
+    # without a scheme (requests reads http:// in front) it was not found there either.
     from urllib.parse import quote
 
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)  # pywinrm warns about it
 
     family = plugin.rsplit(".", 1)[1]
-    proxy = f"http://proxyuser:{quote(PROXY_PASSWORD)}@127.0.0.1:{_closed_port()}"
+    # "_proxyuser:" cannot be a scheme to requests (a scheme starts with a letter)
+    proxy = f"{scheme}_proxyuser:{quote(PROXY_PASSWORD)}@127.0.0.1:{_closed_port()}"
     variables = {
         **BASE,
         "ansible_host": "192.0.2.10",

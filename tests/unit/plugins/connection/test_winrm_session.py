@@ -19,7 +19,7 @@ import typing as t
 import pytest
 import requests.exceptions
 import urllib3.exceptions
-from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.errors import AnsibleConnectionFailure
 from winrm.exceptions import (
     InvalidCredentialsError,
     WinRMOperationTimeoutError,
@@ -27,6 +27,9 @@ from winrm.exceptions import (
     WSManFaultError,
 )
 
+from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._failure import (
+    DiagnosedTaskFailure,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     OptionSource,
 )
@@ -535,7 +538,7 @@ def test_an_undecryptable_request_is_sent_again_once_only(host: Harness) -> None
     host.protocol.transport.encryption = object()
     host.program(Scripted([OK]))
     host.fail("run_command", *[WinRMTransportError("http", 400, "") for _ in range(2)])
-    with pytest.raises(AnsibleError):
+    with pytest.raises(DiagnosedTaskFailure):  # over https a 400 is the host's answer
         host.session.run("whoami.exe")
     assert len(host.protocol.names("run_command")) == 2
 
@@ -543,7 +546,7 @@ def test_an_undecryptable_request_is_sent_again_once_only(host: Harness) -> None
 def test_a_400_without_message_encryption_is_not_sent_again(host: Harness) -> None:
     host.program(Scripted([OK]))
     host.fail("run_command", WinRMTransportError("http", 400, ""))
-    with pytest.raises(AnsibleError):
+    with pytest.raises(DiagnosedTaskFailure):
         host.session.run("whoami.exe")
     assert len(host.protocol.names("run_command")) == 1
 
@@ -612,23 +615,37 @@ def test_a_kept_session_asks_for_its_idle_timeout_in_every_shell_it_creates(
     assert host.protocol.shell_idle_timeouts == [120, 120]
 
 
-def test_a_host_that_refuses_the_idle_timeout_gets_shells_without_it(
+def test_a_host_whose_schema_refuses_the_idle_timeout_gets_shells_without_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A host whose limits are below what the kept session asks must not cut the play off: a
-    # fault means no shell was made, so the Create goes again with the host's own idle timeout,
-    # and so do the session's later Creates.
+    # A schema fault means no shell was made: the Create goes again without the name, then
+    # without the idle timeout too, and so do the session's later Creates.
     host = Harness(monkeypatch, host_idle_timeout=120)
     refused = WSManFaultError(
-        500, "", "", "limit", wsman_fault_code=2150858882, fault_code="s:Sender"
+        500, "", "", "schema", wsman_fault_code=2150858817, fault_code="s:Sender"
     )
-    host.fail("open_shell", refused)
+    host.fail("open_shell", refused, refused)
     host.session.open()
     assert host.session.shell_id == "SHELL-1"
     host.session.reopen_shell()
-    assert host.protocol.shell_idle_timeouts == [120, None, None]
-    assert host.protocol.shell_names[1] is not None  # the name was not the problem
+    assert host.protocol.shell_idle_timeouts == [120, 120, None, None]
+    names = host.protocol.shell_names
+    assert names[0] is not None and names[1:3] == [None, None]
+    assert names[3] is not None  # each shell tries a name again; the idle timeout is not asked
     assert host.warnings == []
+
+
+def test_another_fault_to_a_create_with_an_idle_timeout_is_not_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # WinRS caps an idle timeout above the host's own rather than refusing it, so any other
+    # fault (a quota, access denied) is the host's answer to the Create itself.
+    host = Harness(monkeypatch, host_idle_timeout=120)
+    refused = WSManFaultError(500, "", "", "denied", wsman_fault_code=5, fault_code="s:Sender")
+    host.fail("open_shell", refused)
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.open()
+    assert host.protocol.shell_idle_timeouts == [120]
 
 
 def test_a_fault_to_a_create_without_an_idle_timeout_is_not_sent_again(host: Harness) -> None:
@@ -1071,7 +1088,7 @@ def test_a_set_envelope_size_is_not_second_guessed(monkeypatch: pytest.MonkeyPat
     harness = Harness(monkeypatch, max_envelope_size=512000)
     harness.protocol.refuse_larger = 153600
     harness.program(Scripted([OK]))
-    with pytest.raises(AnsibleError, match="larger than the host's MaxEnvelopeSize"):
+    with pytest.raises(DiagnosedTaskFailure, match="larger than the host's MaxEnvelopeSize"):
         harness.session.execute("powershell.exe -", b"x" * 300_000)
     assert len(harness.protocol.names("refused")) == 1
     assert harness.protocol.names("send") == []
@@ -1339,9 +1356,10 @@ def test_the_shell_create_carries_the_idle_timeout_as_windows_takes_it(
     assert shell is not None
     children = [(child.tag.replace(rsp, ""), child.text) for child in shell]
     streams = [("InputStreams", "stdin"), ("OutputStreams", "stdout stderr")]
+    # the order of a Create Windows took (pypsrp's recording test_winrs_extra_opts.yml)
     assert children[: len(streams) + 1 + bool(name)] == (
-        [("Name", name)] if name else []
-    ) + streams + [("IdleTimeOut", "PT120S")]
+        streams + [("IdleTimeOut", "PT120S")] + ([("Name", name)] if name else [])
+    )
     sent.clear()
     protocol.open_shell(name=name)
     assert "IdleTimeOut" not in sent[0]

@@ -606,8 +606,12 @@ def _settings() -> ConnectionSettings:
         (winrm.exceptions.WinRMTransportError("http", 503, ""), False),
         (requests_connection_error(ConnectionResetError(104, "reset")), False),
         (requests_connection_error(ConnectionRefusedError(111, "refused")), False),
+        # win_reboot swallows only a connection failure when the host goes down mid-command
+        (requests_connection_error(BrokenPipeError(32, "Broken pipe")), False),
+        # an error of no known kind may be any of the above: not taken for the host's answer
+        (ValueError("odd"), False),
     ],
-    ids=["wsman-fault", "http-500", "http-503", "reset", "refused"],
+    ids=["wsman-fault", "http-500", "http-503", "reset", "refused", "broken-pipe", "unknown"],
 )
 def test_a_command_the_host_answered_with_an_error_fails_the_task(
     error: BaseException, task_failed: bool

@@ -249,6 +249,23 @@ def test_a_fetch_that_fails_partway_leaves_no_partial_file(tmp_path) -> None:
     assert not out_path.exists()
 
 
+def test_a_result_that_claims_bytes_never_sent_leaves_the_local_file(tmp_path) -> None:
+    out_path = tmp_path / "previous"
+    out_path.write_bytes(b"previous")
+    channel = _ScriptedChannel(f'{{"sha1": "{EMPTY_SHA1}", "size": 4}}\r\n', 0)
+    with pytest.raises(tr.TransferError, match="sent 0 bytes but reported a size of 4"):
+        tr.fetch_file(channel, "C:\\data.bin", str(out_path))
+    assert out_path.read_bytes() == b"previous"
+
+
+def test_a_local_file_that_cannot_be_written_is_named_as_such(tmp_path) -> None:
+    """A local failure comes while the host's answer is read: it must not be taken for the
+    connection's (a TransferError, which both sessions raise as it is)."""
+    out_path = tmp_path / "missing-directory" / "file"
+    with pytest.raises(tr.TransferError, match="cannot write it"):
+        tr.fetch_file(_ScriptedChannel("YWJj\r\n", 0), "C:\\data.bin", str(out_path))
+
+
 def test_a_fetch_into_a_directory_says_so(tmp_path) -> None:
     with pytest.raises(tr.TransferError, match="it is a directory"):
         tr.fetch_file(_ScriptedChannel("", 0), "C:\\data.bin", str(tmp_path))

@@ -662,7 +662,7 @@ class Connection(TypedOptions, KeptSessionConnection):
             include_stacktrace=display.verbosity >= 3,
             warn=self._warn,
             pipeline_ahead=settings.start_ahead and self._slot is not None and self._slot.may_keep,
-            host_idle_timeout=None if self._slot is None else self._slot.host_idle_timeout,
+            host_idle_timeout=self._host_idle_timeout,
         )
         session.open()
         return session

@@ -656,7 +656,7 @@ class Connection(TypedOptions, KeptSessionConnection):
             settings,
             log=self._log,
             warn=self._warn,
-            host_idle_timeout=None if self._slot is None else self._slot.host_idle_timeout,
+            host_idle_timeout=self._host_idle_timeout,
         )
         session.open()
         return session

@@ -192,15 +192,21 @@ def existing_file(var: str, value: object) -> str:
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
-def _shown_proxy(value: str) -> str:
-    """The proxy URL as an error may show it: credentials in it are never repeated, with a
-    scheme or without one (user:pw@proxy:3128, which requests reads as http://...)."""
-    if "@" not in value:
-        return value
+def proxy_credentials(value: str) -> tuple[str, str, str]:
+    """A proxy URL split as (scheme and "://" or "", the credentials, what follows them).
+    The credentials are taken to end at the last "@", even one after a "/": a password with
+    an unquoted "/" is still a password. Without a scheme requests reads user:pw@proxy:3128
+    as http://user:pw@proxy:3128, so the credentials are the same."""
     scheme, sep, rest = value.partition("://")
-    if not sep:
-        return f"********@{value.rpartition('@')[2]}"
-    return f"{scheme}://********@{rest.rpartition('@')[2]}"
+    prefix, rest = (scheme + sep, rest) if sep else ("", value)
+    credentials, at, host = rest.rpartition("@")
+    return (prefix, credentials, host) if at else (prefix, "", rest)
+
+
+def _shown_proxy(value: str) -> str:
+    """The proxy URL as an error may show it: credentials in it are never repeated."""
+    prefix, credentials, rest = proxy_credentials(value)
+    return f"{prefix}********@{rest}" if credentials else value
 
 
 def proxy_url(var: str, value: object) -> str:

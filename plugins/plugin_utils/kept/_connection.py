@@ -95,6 +95,12 @@ class KeptSessionConnection(ConnectionBase):
             slot.close()
         self._connected = False
 
+    @property
+    def _host_idle_timeout(self) -> int | None:
+        """What a session opened now asks the host for as its idle timeout (SessionSlot's
+        ``host_idle_timeout``), None outside a slot."""
+        return None if self._slot is None else self._slot.host_idle_timeout
+
     def _call(self, operation: str, *args: t.Any) -> t.Any:
         if self._slot is None:
             self._connect()

@@ -149,15 +149,11 @@ def read_password(source: OptionSource, option: str = "remote_password") -> str 
 
 
 def proxy_secrets(proxy: object) -> tuple[str, ...]:
-    """The password inside a proxy URL (http://user:pw@proxy:3128, or user:pw@proxy:3128 that
-    requests reads with http:// in front), as written and decoded: requests and urllib3 may
+    """The password inside a proxy URL, as written and decoded: requests and urllib3 may
     quote either in an error, so both are secrets."""
-    if not isinstance(proxy, str) or "@" not in proxy:
+    if not isinstance(proxy, str):
         return ()
-    # The credentials are what comes before the last "@" of the authority, the part after any
-    # scheme and before any path.
-    authority = (proxy.partition("://")[2] if "://" in proxy else proxy).split("/", 1)[0]
-    written = authority.rpartition("@")[0].partition(":")[2]
+    written = _validation.proxy_credentials(proxy)[1].partition(":")[2]
     if not written:
         return ()
     return tuple(dict.fromkeys((written, urllib.parse.unquote(written))))

@@ -288,11 +288,14 @@ class FetchDecoder:
             try:
                 self._out = open(self.out_path, "wb")
             except OSError as err:
-                # A local failure, raised while the host's answer is being read: named as one,
-                # not taken for the connection's.
-                raise TransferError(f"Fetch into {self.out_path}: cannot write it: {err}") from err
+                raise self._cannot_write(err) from err
             self.opened = True
         return self._out
+
+    def _cannot_write(self, err: OSError) -> TransferError:
+        # A local failure, raised while the host's answer is being read: named as one, not
+        # taken for the connection's.
+        return TransferError(f"Fetch into {self.out_path}: cannot write it: {err}")
 
     @property
     def local_sha1(self) -> str:
@@ -325,7 +328,7 @@ class FetchDecoder:
         try:
             self._output().write(chunk)
         except OSError as err:  # a full disk, say
-            raise TransferError(f"Fetch into {self.out_path}: cannot write it: {err}") from err
+            raise self._cannot_write(err) from err
         self._digest.update(chunk)
         self.bytes_written += len(chunk)
 

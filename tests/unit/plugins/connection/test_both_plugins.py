@@ -95,6 +95,8 @@ def test_an_ipv6_literal_is_still_a_host(plugin: str, host: str) -> None:
         # the credentials of a proxy URL are never repeated, with a scheme or without
         ("http://user:Pässwörd@proxy:port", "http://********@proxy:port"),
         ("user:Pässwörd@proxy:port", "********@proxy:port"),
+        # a "/" in an unquoted password ends the authority to a URL parser, not the password
+        ("http://user:Päss/wörd@proxy:port", "http://********@proxy:port"),
     ],
 )
 def test_a_malformed_proxy_url_names_the_proxy_variable(

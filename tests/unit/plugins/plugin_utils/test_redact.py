@@ -10,6 +10,9 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact impor
     redact,
     redacted_options,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
+    proxy_secrets,
+)
 
 PASSWORD = 'Pässw0rd"\\<&>'
 
@@ -106,3 +109,16 @@ def test_a_short_password_of_punctuation_is_masked_once() -> None:
 def test_a_long_password_is_masked_even_inside_a_word() -> None:
     secret = "Sommer2024!"
     assert redact(f"user:{secret}x and y{secret}", [secret]) == f"user:{MASK}x and y{MASK}"
+
+
+def test_the_password_of_a_proxy_url_is_found_as_written_and_decoded() -> None:
+    for proxy, secrets in (
+        ("http://user:p%40ss@proxy:3128", ("p%40ss", "p@ss")),
+        ("user:pw@proxy:3128", ("pw",)),
+        # a "/" in an unquoted password ends the authority to a URL parser, not the password
+        ("http://user:pa/ss@proxy:3128", ("pa/ss",)),
+        ("http://user@proxy:3128", ()),
+        ("http://proxy:3128", ()),
+        (None, ()),
+    ):
+        assert proxy_secrets(proxy) == secrets, proxy

@@ -201,6 +201,14 @@ $rootSddlPath = 'WSMan:\localhost\Service\RootSDDL'
 # writes and executes, as Windows' default descriptors audit.
 $remotingAuditPart = 'S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)'
 
+function ConvertTo-RuleNameLiteral {
+    <# A rule name as -Name of the NetFirewallRule cmdlets takes it literally: -Name accepts
+       wildcards (Get-NetFirewallRule reference), so [, ] and * are escaped with a backtick. #>
+    param([string]$Name)
+
+    return $Name.Replace('[', '`[').Replace(']', '`]').Replace('*', '`*')
+}
+
 function Write-Step {
     param([string]$Message)
 
@@ -555,7 +563,13 @@ function Set-HttpsListener {
         $values = @{ Port = [string]$HttpsPort; CertificateThumbprint = $thumbprint; Hostname = $hostname; Enabled = 'true' }
         if ($null -eq $current) {
             if ($PSCmdlet.ShouldProcess("HTTPS listener $address", "Create on port $HttpsPort")) {
-                New-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $values | Out-Null
+                # New-WSManInstance pastes values into its XML unescaped (PowerShell's
+                # WsManHelper.cs, ProcessInput), where Set-WSManInstance escapes them.
+                $createValues = @{}
+                foreach ($name in $values.Keys) {
+                    $createValues[$name] = [System.Security.SecurityElement]::Escape([string]$values[$name])
+                }
+                New-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $createValues | Out-Null
             }
             Write-Step "Created the HTTPS listener on $address, port $HttpsPort."
         }
@@ -571,7 +585,7 @@ function Set-HttpsListener {
 function Set-HttpsFirewallRule {
     param([string[]]$LocalAddress)
 
-    $rule = Get-NetFirewallRule -Name $firewallRuleName -ErrorAction SilentlyContinue
+    $rule = Get-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $firewallRuleName) -ErrorAction SilentlyContinue
     if ($null -eq $rule) {
         if ($PSCmdlet.ShouldProcess($firewallRuleName, "Create firewall rule for TCP $HttpsPort from $($ControllerAddress -join ', ') on $($LocalAddress -join ', ')")) {
             $ruleParams = @{
@@ -595,7 +609,7 @@ function Set-HttpsFirewallRule {
     # Set-NetFirewallRule changes only what it is given: a rule of this name that blocks, or
     # admits only some profiles or another protocol, would stay so while reported as allowing.
     if ($PSCmdlet.ShouldProcess($firewallRuleName, "Set inbound allow on TCP $HttpsPort for every profile, remote addresses $($ControllerAddress -join ', ') and local addresses $($LocalAddress -join ', ')")) {
-        Set-NetFirewallRule -Name $firewallRuleName -Direction Inbound -Action Allow -Profile Any -Protocol TCP -LocalPort ([string]$HttpsPort) -RemoteAddress $ControllerAddress -LocalAddress $LocalAddress -Enabled True
+        Set-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $firewallRuleName) -Direction Inbound -Action Allow -Profile Any -Protocol TCP -LocalPort ([string]$HttpsPort) -RemoteAddress $ControllerAddress -LocalAddress $LocalAddress -Enabled True
     }
     Write-Step "Firewall rule $firewallRuleName allows TCP $HttpsPort from $($ControllerAddress -join ', ') on $($LocalAddress -join ', ')."
 }
@@ -839,7 +853,7 @@ function Disable-OtherPortRule {
         }
         else {
             if ($PSCmdlet.ShouldProcess($label, 'Disable')) {
-                Set-NetFirewallRule -Name $name -Enabled False
+                Set-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $name) -Enabled False
             }
             Write-Step "Switched off the $label, which admitted TCP $Port from $($remote -join ', ')."
         }
@@ -865,7 +879,7 @@ function Test-HttpsRuleInForce {
     if ($WhatIfPreference) {
         return $true
     }
-    if ($null -eq (Get-NetFirewallRule -Name $firewallRuleName -PolicyStore ActiveStore -ErrorAction SilentlyContinue)) {
+    if ($null -eq (Get-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $firewallRuleName) -PolicyStore ActiveStore -ErrorAction SilentlyContinue)) {
         Write-Warning "Kept plain HTTP: the rule $firewallRuleName is not among the firewall's active rules, so HTTPS may not be reachable. Run the script again once it is."
         return $false
     }
@@ -918,10 +932,10 @@ function Remove-PlainHttp {
         Disable-OtherPortRule -Port $httpPort
     }
     foreach ($name in $builtinHttpRules) {
-        $rule = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
+        $rule = Get-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $name) -ErrorAction SilentlyContinue
         if ($null -ne $rule -and [string]$rule.Enabled -eq 'True') {
             if ($PSCmdlet.ShouldProcess($name, 'Disable firewall rule')) {
-                Disable-NetFirewallRule -Name $name
+                Disable-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $name)
             }
             Write-Step "Switched off the firewall rule $name."
         }
@@ -936,7 +950,7 @@ function Export-IssuerPem {
     $chain.ChainPolicy.VerificationFlags = [System.Security.Cryptography.X509Certificates.X509VerificationFlags]::AllowUnknownCertificateAuthority
     [void]$chain.Build($Certificate)
     $issuers = @($chain.ChainElements | ForEach-Object { $_.Certificate } | Select-Object -Skip 1)
-    $chain.Dispose()
+    $chain.Reset()  # X509Chain has Dispose only from .NET Framework 4.6
     if ($issuers.Count -eq 0) {
         $issuers = @($Certificate)
     }

@@ -47,13 +47,38 @@ if ($null -ne $maxSizeKb) {
 
 if ($after.enabled -ne $before.enabled -or $after.max_size_kb -ne $before.max_size_kb) {
     if (-not $module.CheckMode) {
+        $resizing = $after.max_size_kb -ne $before.max_size_kb
+        # An enabled Analytic or Debug (direct) channel refuses every change but being switched
+        # off ("The requested operation cannot be performed over an enabled direct channel. The
+        # channel must first be disabled ..."), so it is switched off first and on again after.
+        $direct = @('Analytical', 'Debug') -contains [string]$channel.LogType
+        $switchedOff = $false
         try {
+            if ($direct -and $before.enabled -and $resizing) {
+                $channel.IsEnabled = $false
+                $channel.SaveChanges()
+                $switchedOff = $true
+            }
+            if ($resizing) {
+                $channel.MaximumSizeInBytes = $after.max_size_kb * 1024
+            }
             $channel.IsEnabled = $after.enabled
-            $channel.MaximumSizeInBytes = $after.max_size_kb * 1024
             $channel.SaveChanges()
         }
         catch {
-            $module.FailJson("cannot configure the event log channel name '$name': $($_.Exception.Message)", $_)
+            $failure = $_
+            if ($switchedOff) {
+                # Not left off because the resize failed: it was on before the task.
+                try {
+                    $channel = Get-WinEvent -ListLog $name -ErrorAction Stop
+                    $channel.IsEnabled = $true
+                    $channel.SaveChanges()
+                }
+                catch {
+                    $module.Warn("the event log channel name '$name' was switched off to be resized and could not be switched on again: $($_.Exception.Message)")
+                }
+            }
+            $module.FailJson("cannot configure the event log channel name '$name': $($failure.Exception.Message)", $failure)
         }
     }
     $module.Result.changed = $true

@@ -25,6 +25,8 @@ options:
     description:
       - Maximum size of the log in kilobytes, at least 1024 (Windows keeps no smaller log);
         unchanged when omitted.
+      - An enabled Analytic or Debug channel takes no change while it is on, so it is switched
+        off, resized and switched on again.
     type: int
 extends_documentation_fragment:
   - winops.remoting.attributes

@@ -261,7 +261,15 @@ if ($valueSet.Count -gt 0) {
     if (-not $module.CheckMode) {
         try {
             if ($null -eq $current) {
-                New-WSManInstance -ResourceURI $mappingUri -SelectorSet $selector -ValueSet $valueSet -ErrorAction Stop | Out-Null
+                # New-WSManInstance pastes each value into the request's XML as it is, where
+                # Set-WSManInstance sets it as element text (PowerShell's WsManHelper.cs,
+                # ProcessInput): a password with & or < would make the XML malformed, or an
+                # entity in it (&amp;) would be stored decoded, another password.
+                $createValues = @{}
+                foreach ($name in $valueSet.Keys) {
+                    $createValues[$name] = [System.Security.SecurityElement]::Escape([string]$valueSet[$name])
+                }
+                New-WSManInstance -ResourceURI $mappingUri -SelectorSet $selector -ValueSet $createValues -ErrorAction Stop | Out-Null
             }
             else {
                 Set-WSManInstance -ResourceURI $mappingUri -SelectorSet $selector -ValueSet $valueSet -ErrorAction Stop | Out-Null
@@ -275,7 +283,14 @@ if ($valueSet.Count -gt 0) {
         }
         catch {
             # The exception text comes from WinRM and does not echo the password.
-            $module.FailJson("cannot write the mapping for subject '$subject' issued by '$issuer' to username '$username': $($_.Exception.Message)", $_)
+            $hint = ''
+            if ($null -ne $current -and $_.Exception -is [System.ArgumentException]) {
+                # Set-WSManInstance changes only the elements WinRM's Get of the mapping returns
+                # (WsManHelper.cs, ProcessInput "set"); whether that Get returns the password
+                # is not known.
+                $hint = "; if WinRM does not return the mapping's stored password, write it anew by removing the mapping (state: absent) and creating it again"
+            }
+            $module.FailJson("cannot write the mapping for subject '$subject' issued by '$issuer' to username '$username': $($_.Exception.Message)$hint", $_)
         }
     }
     $module.Result.changed = $true

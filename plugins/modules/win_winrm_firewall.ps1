@@ -36,6 +36,14 @@ $module.Result.other_rules = @()
 $name = $module.Params.name
 $addressKeywords = @('Any', 'LocalSubnet', 'DNS', 'DHCP', 'WINS', 'DefaultGateway', 'Internet', 'Intranet', 'IntranetRemoteAccess', 'PlayToDevice')
 
+function ConvertTo-RuleNameLiteral {
+    <# A rule name as -Name of the NetFirewallRule cmdlets takes it literally: -Name accepts
+       wildcards (Get-NetFirewallRule reference), so [, ] and * are escaped with a backtick. #>
+    param([string]$Name)
+
+    return $Name.Replace('[', '`[').Replace(']', '`]').Replace('*', '`*')
+}
+
 function ConvertTo-StrictIPAddress {
     <# The address $Text names, or $null; IPv4 only as a dotted quad (TryParse would also take
        shorthand such as '10.1' for 10.0.0.1, which a reader of the rule would not expect). #>
@@ -346,7 +354,7 @@ function Invoke-OtherRule {
             }
             if (-not $module.CheckMode) {
                 try {
-                    Set-NetFirewallRule -Name $other.name @setParams -ErrorAction Stop
+                    Set-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $other.name) @setParams -ErrorAction Stop
                 }
                 catch {
                     $module.FailJson("cannot $(if ($otherRules -eq 'disable') { 'switch off' } else { 'scope' }) $label, which admits port ${port}: $($_.Exception.Message)", $_)
@@ -502,7 +510,7 @@ function Assert-ControllerKeepsAccess {
         $ruleProfiles = $wanted.profiles
     }
     else {
-        $existing = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
+        $existing = Get-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $name) -ErrorAction SilentlyContinue
         if ($null -ne $existing) {
             $ruleProfiles = ConvertTo-ProfileSet -Profiles ([string]$existing.Profile)
         }
@@ -713,7 +721,7 @@ if ($null -ne $port -and ($module.Params.state -eq 'present' -or $closesPort)) {
     }
 }
 
-$rule = Get-NetFirewallRule -Name $name -ErrorAction SilentlyContinue
+$rule = Get-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $name) -ErrorAction SilentlyContinue
 $current = $null
 if ($null -ne $rule) {
     $portFilter = Get-NetFirewallPortFilter -AssociatedNetFirewallRule $rule
@@ -762,7 +770,7 @@ if ($module.Params.state -eq 'absent') {
     if ($null -ne $rule) {
         if (-not $module.CheckMode) {
             try {
-                Remove-NetFirewallRule -Name $name -ErrorAction Stop
+                Remove-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $name) -ErrorAction Stop
             }
             catch {
                 $module.FailJson("cannot remove firewall rule name '$name': $($_.Exception.Message)", $_)
@@ -836,7 +844,7 @@ if ($current.enabled -ne $wanted.enabled) { $setParams.Enabled = if ($wanted.ena
 if ($setParams.Count -gt 0) {
     if (-not $module.CheckMode) {
         try {
-            Set-NetFirewallRule -Name $name @setParams -ErrorAction Stop
+            Set-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $name) @setParams -ErrorAction Stop
         }
         catch {
             $module.FailJson("cannot update firewall rule name '$name' ($($setParams.Keys -join ', ')): $($_.Exception.Message)", $_)

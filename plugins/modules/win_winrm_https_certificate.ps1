@@ -68,7 +68,9 @@ function Get-IssuerPem {
         $elements = @($chain.ChainElements | ForEach-Object { $_.Certificate })
     }
     finally {
-        $chain.Dispose()
+        # Reset, not Dispose: X509Chain is IDisposable only from .NET Framework 4.6, and
+        # Windows PowerShell 5.1 runs on 4.5.2.
+        $chain.Reset()
     }
     if ($elements.Count -le 1) {
         if ($Certificate.SubjectName.RawData.Length -eq $Certificate.IssuerName.RawData.Length -and

@@ -261,7 +261,13 @@ else {
         if (-not $module.CheckMode) {
             try {
                 if ($null -eq $current) {
-                    New-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $valueSet -ErrorAction Stop | Out-Null
+                    # New-WSManInstance pastes values into its XML unescaped (PowerShell's
+                    # WsManHelper.cs, ProcessInput); a certificate's CN may hold & or <.
+                    $createValues = @{}
+                    foreach ($name in $valueSet.Keys) {
+                        $createValues[$name] = [System.Security.SecurityElement]::Escape([string]$valueSet[$name])
+                    }
+                    New-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $createValues -ErrorAction Stop | Out-Null
                 }
                 else {
                     Set-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $valueSet -ErrorAction Stop | Out-Null

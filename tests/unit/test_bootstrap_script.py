@@ -166,7 +166,10 @@ def test_plain_http_goes_only_where_the_https_rule_is_in_force() -> None:
     check = function_body("Test-HttpsRuleInForce")
     assert "(New-Object -ComObject HNetCfg.FwPolicy2).LocalPolicyModifyState" in check
     assert "if ($modifyState -ne 0) {" in check
-    assert "Get-NetFirewallRule -Name $firewallRuleName -PolicyStore ActiveStore" in check
+    assert (
+        "Get-NetFirewallRule -Name (ConvertTo-RuleNameLiteral -Name $firewallRuleName) "
+        "-PolicyStore ActiveStore" in check
+    )
     assert re.search(
         r"^if \(\$HttpListener -eq 'keep' -or \(Test-HttpsRuleInForce\)\) \{\n    Remove-PlainHttp\n\}$",
         MAIN,

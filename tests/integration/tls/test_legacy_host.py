@@ -45,6 +45,22 @@ TLS12_ROLE = """
     - role: winops.remoting.tls12
 """
 
+# The play goes on over validated HTTPS after the role: the role's own end runs its reboot, so a
+# later task meets TLS 1.2 (before, the handler ran at the end of the play, after this task).
+TLS12_ROLE_THEN_HTTPS = """
+- hosts: HOST
+  gather_facts: false
+  roles:
+    - role: winops.remoting.tls12
+  tasks:
+    - name: ping over TLS 1.2 in the same play
+      ansible.windows.win_ping:
+      vars:
+        ansible_port: 5986
+        ansible_winrm_scheme: https
+        ansible_winrm_server_cert_validation: validate
+        ansible_winrm_ca_trust_path: CA_BUNDLE
+"""
 
 TLS13_ROLE = """
 - hosts: HOST
@@ -137,8 +153,16 @@ def test_tls12_role_over_http_reboots_and_https_then_works(tls_targets: TlsTarge
         assert "after step TLS Handshake" in message and "KB3080079" in message, message
 
     with RefusalWatch(address) as watch:
-        run = tls_targets.play("fix", "winrm", "http", TLS12_ROLE, label="role")
+        run = tls_targets.play(
+            "fix",
+            "winrm",
+            "http",
+            TLS12_ROLE_THEN_HTTPS.replace("CA_BUNDLE", tls_targets.ca_bundle),
+            label="role",
+        )
     assert run.returncode == 0, run.describe()
+    https_ping = run.task(host, "ping over TLS 1.2 in the same play").result
+    assert https_ping.get("ping") == "pong", run.describe()
     assert run.task(host, f"{ROLE} : Enable TLS 1.2 in SCHANNEL").result["changed"] is True
     reboot = run.task(host, f"{ROLE} : Reboot to apply the SCHANNEL settings").result
     assert reboot["rebooted"] is True and reboot["changed"] is True, run.describe()

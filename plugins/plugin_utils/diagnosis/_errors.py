@@ -337,7 +337,9 @@ def _host_clock_skew(chain: list[BaseException], plugin: str) -> Diagnosis | Non
     return None
 
 
-def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> Diagnosis | None:
+def _diagnose_auth(
+    chain: list[BaseException], transport: str, plugin: str, *, over_http: bool
+) -> Diagnosis | None:
     credssp_error = _first(chain, lambda e: library_of(e) == "requests_credssp")
     if credssp_error is not None:
         # requests-credssp reads the 401 itself and names the header it got in its message.
@@ -345,7 +347,7 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
         header = re.search(r"actual:? '([^']*)'", text)
         offered = auth_schemes(header.group(1)) if header else []
         evidence = f"{text}; server offered: {', '.join(offered) or 'no readable schemes'}"
-        not_offered = auth_not_offered(transport, offered, plugin, evidence)
+        not_offered = auth_not_offered(transport, offered, plugin, evidence, over_http=over_http)
         if not_offered is not None:
             return not_offered
         if "after step TLS Handshake" in text:
@@ -368,7 +370,7 @@ def _diagnose_auth(chain: list[BaseException], transport: str, plugin: str) -> D
             return skewed
     offered = offered_auth_schemes(chain)
     evidence = f"{auth_error}; server offered: {', '.join(offered) or 'no readable schemes'}"
-    not_offered = auth_not_offered(transport, offered, plugin, evidence)
+    not_offered = auth_not_offered(transport, offered, plugin, evidence, over_http=over_http)
     if not_offered is not None:
         return not_offered
     if any(http_status(e) == 401 and _plain_http_request(e) for e in chain):
@@ -470,7 +472,7 @@ def diagnose(
         lambda: _diagnose_kerberos(chain, transport, endpoint, plugin),
         lambda: _diagnose_tls(chain, endpoint, plugin),
         lambda: _diagnose_network(chain, endpoint, plugin),
-        lambda: _diagnose_auth(chain, transport, plugin),
+        lambda: _diagnose_auth(chain, transport, plugin, over_http=endpoint.scheme == "http"),
         lambda: _diagnose_wsman(chain, plugin),
         lambda: _diagnose_http_status(chain, plugin, encrypted_http),
         lambda: _diagnose_other(chain, transport, plugin),

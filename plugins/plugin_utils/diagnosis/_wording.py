@@ -752,6 +752,13 @@ _ENABLING = {
     "kerberos": "add kerberos to winrm_auth_methods of the winops.remoting.winrm_auth role",
     "credssp": "credssp_delegation_server: true of the winops.remoting.credssp_delegation role",
 }
+# Over plain http Basic sends the password readable, so the service takes it only with
+# AllowUnencrypted, which the winrm_auth role refuses together with Basic: https comes first.
+_BASIC_OVER_HTTP = (
+    "over https only: Basic over http would need AllowUnencrypted, which the winrm_auth role "
+    "refuses with it; move to https with the winops.remoting.setup playbook, then add basic "
+    "to winrm_auth_methods of the winops.remoting.winrm_auth role"
+)
 # And the transports a scheme the listener offers makes possible, for the fix hint.
 _SCHEME_TRANSPORTS = {
     "basic": "basic",
@@ -786,13 +793,20 @@ def certificate_problem(verify_message: str, endpoint: Endpoint, plugin: str) ->
 
 
 def auth_not_offered(
-    transport: str, offered: t.Sequence[str], plugin: str, evidence: str
+    transport: str,
+    offered: t.Sequence[str],
+    plugin: str,
+    evidence: str,
+    *,
+    over_http: bool = False,
 ) -> Diagnosis | None:
     """The diagnosis when the listener offers none of the schemes ``transport`` needs.
 
     ``transport`` is the method the host sees (``ConnectionSettings.auth_method``: basic or
     certificate, never pywinrm's legacy ssl or plaintext). None when the listener offers one
     of its schemes, or when nothing is known (no schemes, or a method not listed above).
+    ``over_http``: the connection uses plain http, where Basic would also need the host's
+    AllowUnencrypted, which the winrm_auth role refuses together with Basic.
     """
     names = variable_names(plugin)
     needed = _TRANSPORT_SCHEMES.get(transport, ())
@@ -812,7 +826,7 @@ def auth_not_offered(
         evidence,
         method=transport,
         choice=choice,
-        enabling=_ENABLING[transport],
+        enabling=_BASIC_OVER_HTTP if over_http and transport == "basic" else _ENABLING[transport],
     )
 
 

@@ -391,7 +391,11 @@ def check_auth_methods(target: Target, context: Context) -> str:
     if target.transport == "certificate":
         _check_post_handshake_auth(target, context)
     diagnosis = _wording.auth_not_offered(
-        target.transport, context.offered_schemes, target.plugin, evidence
+        target.transport,
+        context.offered_schemes,
+        target.plugin,
+        evidence,
+        over_http=target.endpoint.scheme == "http",
     )
     if diagnosis is not None:
         raise CheckFailed(diagnosis)

@@ -574,6 +574,23 @@ def test_auth_not_offered_needs_evidence_of_schemes() -> None:
     diagnosis = _errors.auth_not_offered("basic", ["Negotiate"], "psrp", "seen")
     assert diagnosis is not None
     assert diagnosis.fix.startswith("set ansible_psrp_auth to negotiate or ntlm")
+    assert diagnosis.fix.endswith(
+        "enable basic on the host (add basic to winrm_auth_methods of the "
+        "winops.remoting.winrm_auth role)"
+    )
+
+
+def test_basic_over_http_is_not_offered_as_a_fix_without_https() -> None:
+    # Before, over http the fix said to add basic to winrm_auth_methods, which the role refuses
+    # there (Basic over http needs AllowUnencrypted): a fix that leads nowhere.
+    diagnosis = _errors.auth_not_offered("basic", ["Negotiate"], "winrm", "seen", over_http=True)
+    assert diagnosis is not None
+    assert diagnosis.fix == (
+        "set ansible_winrm_transport to negotiate or ntlm, or enable basic on the host (over "
+        "https only: Basic over http would need AllowUnencrypted, which the winrm_auth role "
+        "refuses with it; move to https with the winops.remoting.setup playbook, then add basic "
+        "to winrm_auth_methods of the winops.remoting.winrm_auth role)"
+    )
 
 
 def test_tcp_tries_every_resolved_address_in_order() -> None:

@@ -174,6 +174,12 @@ BLOCKS: dict[str, AddressBlock] = {
             env="LOCAL_SCOPE_FIRST",
         ),
         AddressBlock(
+            "nat",
+            173,
+            1,
+            "setup through a port forward, as behind NAT (playbooks/test_setup_through_nat.py)",
+        ),
+        AddressBlock(
             "kerberos",
             201,
             3,

@@ -459,3 +459,67 @@ def test_remoting_restriction_keeps_the_connecting_account_under_become(guards: 
     assert f"neither the account this play connects as ({host.upper()}\\ansible)" in message
     assert service(guards, case) == before  # nothing half-applied
     assert_still_connects(guards, case, connection)
+
+
+# (i) Without the switch to HTTPS the play stays on its connection: over plain HTTP, removing
+# HTTP would take away the listener it talks through (before, nothing stopped it).
+def test_removing_http_without_the_switch_is_refused_over_http(guards: t.Any) -> None:
+    case = "credssp_included"
+    host = guards.name(case)
+    over_http = {
+        "ansible_connection": "winops.remoting.winrm",
+        "ansible_port": 5985,
+        "ansible_winrm_scheme": "http",
+        "ansible_winrm_transport": "ntlm",
+        "ansible_shell_type": "powershell",
+    }
+    before = guards.state(case)["listeners"]
+    run = guards.play(
+        case,
+        role_play(
+            "winrm_listener",
+            {
+                "winrm_listener_switch_connection": False,
+                "winrm_listener_http_mode": "absent",
+                "winrm_listener_firewall_remote_addresses": ["127.0.0.1"],
+            },
+        ),
+        over_http,
+        label="no-switch",
+    )
+    message = refusal(run, host)
+    assert message.startswith(
+        "winrm_listener_http_mode absent removes plain HTTP, and with "
+        "winrm_listener_switch_connection false the play stays on its connection, which is "
+        f"plain HTTP to {guards.address(case)} port 5985"
+    ), message
+    assert guards.state(case)["listeners"] == before
+    assert_still_connects(guards, case, over_http)
+
+
+# (j) winrm_auth writes the settings winrm_hardening writes: set the other way for the host,
+# the two roles would undo each other on every run.
+def test_hardening_refuses_winrm_auth_settings_it_would_undo(guards: t.Any) -> None:
+    case = "credssp_included"
+    host = guards.name(case)
+    connection = winrm_https(guards, case, "winops.remoting.winrm", ansible_winrm_transport="ntlm")
+    before = service(guards, case)
+    run = guards.play(
+        case,
+        role_play(
+            "winrm_hardening",
+            {
+                "winrm_auth_methods": ["negotiate", "basic"],
+                "winrm_hardening_restrict_remoting": False,
+            },
+        ),
+        connection,
+        label="undo",
+    )
+    message = refusal(run, host)
+    assert message.startswith(
+        "winrm_hardening switches Basic and unencrypted traffic off and sets the channel binding "
+        "level to strict, but for this host winrm_auth_methods is ['negotiate', 'basic']"
+    ), message
+    assert "the winrm_auth role would set them back on every run" in message, message
+    assert service(guards, case) == before

@@ -54,16 +54,28 @@ if ($after.enabled -ne $before.enabled -or $after.max_size_kb -ne $before.max_si
         $direct = @('Analytical', 'Debug') -contains [string]$channel.LogType
         $switchedOff = $false
         try {
-            if ($direct -and $before.enabled -and $resizing) {
-                $channel.IsEnabled = $false
-                $channel.SaveChanges()
-                $switchedOff = $true
-            }
-            if ($resizing) {
+            if ($direct -and $resizing) {
+                # Off (saved), resized while off (saved), then on again if wanted: no save of a
+                # direct channel carries a change with IsEnabled true.
+                if ($before.enabled) {
+                    $channel.IsEnabled = $false
+                    $channel.SaveChanges()
+                    $switchedOff = $true
+                }
                 $channel.MaximumSizeInBytes = $after.max_size_kb * 1024
+                $channel.SaveChanges()
+                if ($after.enabled) {
+                    $channel.IsEnabled = $true
+                    $channel.SaveChanges()
+                }
             }
-            $channel.IsEnabled = $after.enabled
-            $channel.SaveChanges()
+            else {
+                if ($resizing) {
+                    $channel.MaximumSizeInBytes = $after.max_size_kb * 1024
+                }
+                $channel.IsEnabled = $after.enabled
+                $channel.SaveChanges()
+            }
         }
         catch {
             $failure = $_

@@ -12,6 +12,7 @@ from __future__ import annotations
 import decimal
 import math
 import os
+import re
 import ssl
 import typing as t
 
@@ -192,13 +193,18 @@ def existing_file(var: str, value: object) -> str:
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def proxy_credentials(value: str) -> tuple[str, str, str]:
     """A proxy URL split as (scheme and "://" or "", the credentials, what follows them).
     The credentials are taken to end at the last "@", even one after a "/": a password with
     an unquoted "/" is still a password. Without a scheme requests reads user:pw@proxy:3128
     as http://user:pw@proxy:3128, so the credentials are the same."""
-    scheme, sep, rest = value.partition("://")
-    prefix, rest = (scheme + sep, rest) if sep else ("", value)
+    # A scheme is letters, digits, "+", "-" and "." (RFC 3986 3.1): "://" after anything else
+    # belongs to a password written without one (user:p://w@proxy).
+    scheme = _URL_SCHEME.match(value)
+    prefix, rest = (scheme.group(0), value[scheme.end() :]) if scheme else ("", value)
     credentials, at, host = rest.rpartition("@")
     return (prefix, credentials, host) if at else (prefix, "", rest)
 

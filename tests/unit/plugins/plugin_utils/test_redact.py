@@ -117,6 +117,8 @@ def test_the_password_of_a_proxy_url_is_found_as_written_and_decoded() -> None:
         ("user:pw@proxy:3128", ("pw",)),
         # a "/" in an unquoted password ends the authority to a URL parser, not the password
         ("http://user:pa/ss@proxy:3128", ("pa/ss",)),
+        # "://" in a password without a scheme is not a scheme
+        ("user:p://w@proxy:3128", ("p://w",)),
         ("http://user@proxy:3128", ()),
         ("http://proxy:3128", ()),
         (None, ()),

@@ -203,10 +203,10 @@ $remotingAuditPart = 'S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)'
 
 function ConvertTo-RuleNameLiteral {
     <# A rule name as -Name of the NetFirewallRule cmdlets takes it literally: -Name accepts
-       wildcards (Get-NetFirewallRule reference), so [, ] and * are escaped with a backtick. #>
+       wildcards (Get-NetFirewallRule reference), so *, ?, [, ] and the backtick are escaped. #>
     param([string]$Name)
 
-    return $Name.Replace('[', '`[').Replace(']', '`]').Replace('*', '`*')
+    return [System.Management.Automation.WildcardPattern]::Escape($Name)
 }
 
 function Write-Step {

@@ -5,6 +5,7 @@
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
 #AnsibleRequires -CSharpUtil Ansible.AccessToken
+#AnsibleRequires -PowerShell ansible_collections.winops.remoting.plugins.module_utils._WSManConfig
 
 # Maps a client certificate (issuer thumbprint + subject UPN + URI) to a local account for WinRM
 # certificate authentication. WinRM stores the account's password with the mapping and logs on
@@ -260,20 +261,7 @@ if ($null -eq $current -or $current.enabled -ne $desired.enabled) {
 if ($valueSet.Count -gt 0) {
     if (-not $module.CheckMode) {
         try {
-            if ($null -eq $current) {
-                # New-WSManInstance pastes each value into the request's XML as it is, where
-                # Set-WSManInstance sets it as element text (PowerShell's WsManHelper.cs,
-                # ProcessInput): a password with & or < would make the XML malformed, or an
-                # entity in it (&amp;) would be stored decoded, another password.
-                $createValues = @{}
-                foreach ($name in $valueSet.Keys) {
-                    $createValues[$name] = [System.Security.SecurityElement]::Escape([string]$valueSet[$name])
-                }
-                New-WSManInstance -ResourceURI $mappingUri -SelectorSet $selector -ValueSet $createValues -ErrorAction Stop | Out-Null
-            }
-            else {
-                Set-WSManInstance -ResourceURI $mappingUri -SelectorSet $selector -ValueSet $valueSet -ErrorAction Stop | Out-Null
-            }
+            Set-WSManConfigInstance -ResourceURI $mappingUri -SelectorSet $selector -ValueSet $valueSet -New:($null -eq $current)
             if ($valueSet.ContainsKey('Password')) {
                 if (-not (Test-Path -LiteralPath $markerKey)) {
                     New-Item -Path $markerKey -Force -ErrorAction Stop | Out-Null

@@ -5,6 +5,7 @@
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
 #AnsibleRequires -PowerShell ansible_collections.winops.remoting.plugins.module_utils._WinRMConnection
+#AnsibleRequires -PowerShell ansible_collections.winops.remoting.plugins.module_utils._WSManConfig
 
 # One WinRM listener, keyed like WinRM keys it: by Transport and Address. Several listeners per
 # transport (one per address) are allowed; each call manages exactly one of them.
@@ -260,18 +261,7 @@ else {
     if ($null -eq $current -or $valueSet.Count -gt 0) {
         if (-not $module.CheckMode) {
             try {
-                if ($null -eq $current) {
-                    # New-WSManInstance pastes values into its XML unescaped (PowerShell's
-                    # WsManHelper.cs, ProcessInput); a certificate's CN may hold & or <.
-                    $createValues = @{}
-                    foreach ($name in $valueSet.Keys) {
-                        $createValues[$name] = [System.Security.SecurityElement]::Escape([string]$valueSet[$name])
-                    }
-                    New-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $createValues -ErrorAction Stop | Out-Null
-                }
-                else {
-                    Set-WSManInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $valueSet -ErrorAction Stop | Out-Null
-                }
+                Set-WSManConfigInstance -ResourceURI $listenerUri -SelectorSet $selector -ValueSet $valueSet -New:($null -eq $current)
             }
             catch {
                 $module.FailJson("cannot configure the $transport listener on address '$address' (changing $($valueSet.Keys -join ', ')): $($_.Exception.Message)", $_)

@@ -62,9 +62,18 @@ NEW_WSMAN = [
 
 def test_there_are_wsman_creates_to_check() -> None:
     assert {_ids(path) for path, _, _ in NEW_WSMAN} >= {
-        "plugins/modules/win_winrm_cert_mapping.ps1",
-        "plugins/modules/win_winrm_listener.ps1",
+        "plugins/module_utils/_WSManConfig.psm1",
+        "extensions/bootstrap/Enable-WinopsRemoting.ps1",
     }
+
+
+def test_modules_create_wsman_instances_through_the_one_wrapper() -> None:
+    # The escaping lives once, in _WSManConfig's Set-WSManConfigInstance; the bootstrap script
+    # runs on its own, without module_utils, and keeps its own escaped create (checked below).
+    direct = sorted(
+        f"{_ids(path)}:{line}" for path, line, _ in NEW_WSMAN if path.parent.name == "modules"
+    )
+    assert not direct, f"call Set-WSManConfigInstance -New instead of New-WSManInstance: {direct}"
 
 
 @pytest.mark.parametrize(
@@ -119,3 +128,41 @@ def test_a_firewall_rule_name_is_taken_literally(
 ) -> None:
     name = arguments[[a.lower() for a in arguments].index("-name") + 1]
     assert name.startswith("(ConvertTo-RuleNameLiteral "), f"{_ids(path)}:{line}: -Name {name}"
+
+
+# A module gets a module_util's functions only through its #AnsibleRequires line (Ansible's
+# PowerShell module wrapper imports the .psm1 files a module names and no others); without it the
+# call fails on Windows with "not recognized as the name of a cmdlet", which winhost, emulating
+# the modules in Python, cannot see.
+MODULE_UTILS = sorted((REPO / "plugins" / "module_utils").glob("*.psm1"))
+EXPORTED = re.compile(r"^Export-ModuleMember -Function (.+)$", re.M)
+
+
+def _exported_functions(util: Path) -> list[str]:
+    declared = EXPORTED.search(util.read_text(encoding="utf-8"))
+    assert declared, f"{_ids(util)} exports no function"
+    return re.findall(r"'([\w-]+)'", declared.group(1))
+
+
+def test_module_utils_export_their_functions() -> None:
+    assert {util.stem for util in MODULE_UTILS} >= {"_WinRMConnection", "_WSManConfig"}
+    assert "Set-WSManConfigInstance" in _exported_functions(
+        REPO / "plugins" / "module_utils" / "_WSManConfig.psm1"
+    )
+
+
+@pytest.mark.parametrize("util", MODULE_UTILS, ids=_ids)
+def test_a_module_calling_a_module_util_requires_it(util: Path) -> None:
+    requires = (
+        "#AnsibleRequires -PowerShell "
+        f"ansible_collections.winops.remoting.plugins.module_utils.{util.stem}"
+    )
+    functions = {name.lower() for name in _exported_functions(util)}
+    missing = []
+    for path in FILES:
+        if path.parent.name != "modules":
+            continue
+        called = {name.lower() for _, name, _ in _commands(path.read_bytes())} & functions
+        if called and requires not in path.read_text(encoding="utf-8").splitlines():
+            missing.append(f"{_ids(path)} calls {sorted(called)}")
+    assert not missing, f"without '{requires}': {missing}"

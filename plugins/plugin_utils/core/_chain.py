@@ -8,6 +8,8 @@ recognised by their class names, so that the retry rules and the diagnosis read 
 
 from __future__ import annotations
 
+import socket
+import ssl
 import typing as t
 
 # Set on an error whose chain was cut because an error behind it quotes a secret.
@@ -78,6 +80,42 @@ def no_whole_answer(exc: BaseException) -> bool:
     """True when a request went out and no whole answer came back (``is_unanswered`` anywhere in
     the chain). Whether the host acted on the request is unknown either way."""
     return any(is_unanswered(error) for error in exception_chain(exc))
+
+
+# How urllib3 and requests say that the TCP connection was never made (refused, not made in
+# time, or its name did not resolve), and how pypsrp and pywinrm say that the host refused the
+# logon (HTTP 401 after the authentication legs).
+_NO_CONNECTION = frozenset(
+    ("NewConnectionError", "ConnectTimeoutError", "ConnectTimeout", "NameResolutionError")
+)
+_LOGON_REFUSED = frozenset(("AuthenticationError", "InvalidCredentialsError", "SpnegoError"))
+# TLS errors that a connection ending raises, in the handshake or later: a request may have
+# gone out on that connection before it ended.
+_TLS_CONNECTION_ENDED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+
+
+def never_reached_host(exc: BaseException) -> bool:
+    """True when the host cannot have taken the request that failed with ``exc``, so it created
+    nothing and ran nothing: the name did not resolve, the TCP connection was refused or not
+    made, TLS failed in its handshake (the certificate failed validation, or a version or cipher
+    was refused: any TLS error but the connection ending), or the logon failed (a 401 after
+    the authentication legs, or the authentication library could not make or take a token:
+    the message that carries the request is sent only once the logon succeeded). pyspnego
+    raises the same SpnegoError when an answer cannot be unwrapped, after the host took the
+    request; that is rare (a security context out of step with the host's) and counts as a
+    failed logon here.
+
+    Both sessions ask it before they treat a broken request as one the host may have acted on
+    (a shell or pool to delete, output a Receive may have lost).
+    """
+    for error in exception_chain(exc):
+        if isinstance(error, (ConnectionRefusedError, socket.gaierror)):
+            return True
+        if isinstance(error, ssl.SSLError) and not isinstance(error, _TLS_CONNECTION_ENDED):
+            return True
+        if (_NO_CONNECTION | _LOGON_REFUSED) & class_names(error):
+            return True
+    return False
 
 
 class AnswerLost(Exception):

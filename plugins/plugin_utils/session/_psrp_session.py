@@ -31,6 +31,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
     answer_lost,
     exception_chain,
+    never_reached_host,
     no_whole_answer,
     raise_failure,
 )
@@ -195,20 +196,6 @@ def _receive_without_repeat(wsman: WSMan, *request: t.Any, **options: t.Any) -> 
     pypsrp's own repeats after a read timeout."""
     answer = wsman.invoke(WSManAction.RECEIVE, *request, **options, retries_on_read_timeout=0)
     return answer.find("s:Body", namespaces=NAMESPACES)
-
-
-def _never_reached_the_host(err: BaseException) -> bool:
-    """True when ``err`` shows that no request was taken by the host: the TCP connection, TLS
-    or authentication failed, so there is no pool to delete."""
-    for error in exception_chain(err):
-        if isinstance(error, (ConnectionRefusedError, socket.gaierror, ssl.SSLError)):
-            return True
-        names = {cls.__name__ for cls in type(error).__mro__}
-        if names & {"NewConnectionError", "ConnectTimeoutError", "ConnectTimeout", "SSLError"}:
-            return True
-        if names & {"AuthenticationError", "SpnegoError"}:
-            return True
-    return False
 
 
 def _read_timed_out(err: BaseException) -> bool:
@@ -441,7 +428,7 @@ class PsrpSession:
         3.1.5.3.1) and Windows keeps that id (pypsrp's recording test_psrp_open_runspace.yml),
         so the pool can be deleted even when the Create's answer was lost.
         """
-        if _never_reached_the_host(reason):
+        if never_reached_host(reason):
             return True
         selectors = getattr(pool.shell, "_selector_set", None)
         if selectors is None:

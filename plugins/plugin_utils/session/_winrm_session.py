@@ -16,7 +16,6 @@ import contextlib
 import functools
 import itertools
 import math
-import ssl
 import time
 import typing as t
 import uuid
@@ -29,6 +28,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import
     answer_lost,
     exception_chain,
     http_status,
+    never_reached_host,
     raise_failure,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._clixml import clean_stderr
@@ -141,15 +141,6 @@ def breaks_connection(exc: BaseException) -> bool:
     """
     return any(
         isinstance(item, OSError) and http_status(item) is None for item in exception_chain(exc)
-    )
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """True when the request cannot have reached the host: the connection was refused, or the
-    host's certificate failed validation (in the TLS handshake, before any request byte)."""
-    return any(
-        isinstance(item, (ConnectionRefusedError, ssl.SSLCertVerificationError))
-        for item in exception_chain(exc)
     )
 
 
@@ -395,7 +386,7 @@ class WinRMSession:
             except BaseException as exc:
                 # Cut off or interrupted after it was sent: the host may have created it.
                 if not isinstance(exc, Exception) or (
-                    breaks_connection(exc) and not _never_sent(exc)
+                    breaks_connection(exc) and not never_reached_host(exc)
                 ):
                     maybe_created.append(exc)
                 raise
@@ -891,7 +882,7 @@ class WinRMSession:
             # No output within the operation timeout: the normal state of a quiet command.
             return b"", b"", -1, False
         except Exception as exc:
-            if breaks_connection(exc) and not _never_sent(exc) and self._lost_receive is None:
+            if breaks_connection(exc) and not never_reached_host(exc) and self._lost_receive is None:
                 # The host may have answered this Receive before the connection broke; WinRS
                 # hands out output once (pywinrm has no way to ask for it again).
                 self._lost_receive = exc

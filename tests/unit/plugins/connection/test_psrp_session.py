@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import threading
 import time
 import types
@@ -34,6 +35,7 @@ from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 from test_psrp_support import FakeCredentialCache
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import answer_lost
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import Endpoint
@@ -487,6 +489,34 @@ def test_open_does_not_retry_a_refused_connection(remote: FakeRemote) -> None:
     assert len(remote.pools) == 1
     assert "winops.remoting.psrp: " in str(raised.value)
     assert "https://win-01.example.com:5986/wsman" in str(raised.value)
+
+
+def tls_failure(reason: ssl.SSLError) -> requests.exceptions.SSLError:
+    return requests.exceptions.SSLError(MaxRetryError(None, "/wsman", Urllib3SSLError(reason)))
+
+
+@pytest.mark.parametrize(
+    ("error", "deleted"),
+    [
+        # The connection ended, maybe after the Create went out: the pool may exist.
+        pytest.param(tls_failure(ssl.SSLEOFError(8, "EOF occurred")), 1, id="tls-ended"),
+        # Refused in the handshake, before any request: nothing to delete.
+        pytest.param(
+            tls_failure(ssl.SSLCertVerificationError(1, "certificate verify failed")),
+            0,
+            id="tls-refused",
+        ),
+        pytest.param(connection_refused(), 0, id="tcp-refused"),
+    ],
+)
+def test_a_failed_open_deletes_the_pool_unless_nothing_reached_the_host(
+    remote: FakeRemote, error: BaseException, deleted: int
+) -> None:
+    remote.create_errors = [error]  # the answer to the pool's Create
+    with pytest.raises(AnsibleConnectionFailure):
+        open_session(make_settings(retry_policy=RetryPolicy(retries=0)))
+    assert len(remote.pools) == 1
+    assert len(remote.pools[0].connection.deleted) == deleted
 
 
 def test_open_gives_up_after_the_configured_retries(remote: FakeRemote) -> None:

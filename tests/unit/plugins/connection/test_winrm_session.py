@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import ssl
 import tracemalloc
 import typing as t
@@ -660,6 +661,36 @@ def test_a_refused_create_needs_no_cleanup(host: Harness) -> None:
     host.fail("open_shell", connection_refused())
     host.session.open()
     assert host.protocol.names("list_shells") == []
+
+
+def _tls_failure(reason: ssl.SSLError) -> requests.exceptions.SSLError:
+    try:
+        raise urllib3.exceptions.SSLError(reason) from reason
+    except urllib3.exceptions.SSLError as err:
+        wrapped = urllib3.exceptions.MaxRetryError(None, "/wsman", err)  # type: ignore[arg-type]
+    return requests.exceptions.SSLError(wrapped)
+
+
+@pytest.mark.parametrize(
+    ("error", "looked_for"),
+    [
+        pytest.param(requests.exceptions.ConnectTimeout("connect timed out"), False, id="connect"),
+        pytest.param(
+            requests.exceptions.ConnectionError(socket.gaierror(-2, "unknown name")),
+            False,
+            id="dns",
+        ),
+        # The TLS connection ended, maybe after the Create went out.
+        pytest.param(_tls_failure(ssl.SSLEOFError(8, "EOF occurred")), True, id="tls-ended"),
+    ],
+)
+def test_a_create_is_looked_for_only_when_it_may_have_reached_the_host(
+    host: Harness, error: BaseException, looked_for: bool
+) -> None:
+    host.fail("open_shell", error)  # none of these is retried
+    with pytest.raises(AnsibleConnectionFailure):
+        host.session.open()
+    assert bool(host.protocol.names("list_shells")) is looked_for
 
 
 def test_a_create_that_failed_certificate_validation_needs_no_cleanup(host: Harness) -> None:

@@ -9,6 +9,7 @@ import ssl
 import pypsrp.exceptions
 import pytest
 import requests
+import spnego.exceptions
 import urllib3.exceptions
 import urllib3.response
 import winrm.exceptions
@@ -16,6 +17,7 @@ import winrm.exceptions
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
     exception_chain,
     is_partial_answer,
+    never_reached_host,
     no_whole_answer,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
@@ -297,3 +299,51 @@ def test_a_missing_answer_is_told_apart_from_one_that_broke_off(
     # (the host may still act) is neither.
     assert no_whole_answer(error) is unanswered
     assert any(is_partial_answer(e) for e in exception_chain(error)) is partial
+
+
+def _tls_error(reason: ssl.SSLError) -> requests.exceptions.SSLError:
+    """A TLS failure as requests raises it: requests' SSLError, urllib3's MaxRetryError and
+    SSLError, and the ssl module's error."""
+    tls = urllib3.exceptions.SSLError(reason)
+    pool_error = urllib3.exceptions.MaxRetryError(None, "/wsman", tls)
+    try:
+        raise requests.exceptions.SSLError(pool_error) from pool_error
+    except requests.exceptions.SSLError as err:
+        return err
+
+
+@pytest.mark.parametrize(
+    ("error", "never_reached"),
+    [
+        pytest.param(
+            _wrapped_connection_error(ConnectionRefusedError(111, "x")), True, id="refused"
+        ),
+        pytest.param(
+            _wrapped_connection_error(urllib3.exceptions.NewConnectionError(None, "x")),
+            True,
+            id="no-connection",
+        ),
+        pytest.param(requests.exceptions.ConnectTimeout("connect timed out"), True, id="connect"),
+        pytest.param(_wrapped_connection_error(socket.gaierror(-2, "unknown")), True, id="dns"),
+        pytest.param(
+            _tls_error(ssl.SSLCertVerificationError(1, "certificate verify failed")),
+            True,
+            id="certificate",
+        ),
+        pytest.param(_tls_error(ssl.SSLError(1, "wrong version number")), True, id="tls-version"),
+        pytest.param(pypsrp.exceptions.AuthenticationError("401"), True, id="psrp-401"),
+        pytest.param(winrm.exceptions.InvalidCredentialsError("401"), True, id="winrm-401"),
+        pytest.param(spnego.exceptions.NoCredentialError(context_msg="no ticket"), True, id="spnego"),
+        # A connection that ended: a request may have gone out on it before.
+        pytest.param(_tls_error(ssl.SSLEOFError(8, "EOF")), False, id="tls-eof"),
+        pytest.param(_tls_error(ssl.SSLZeroReturnError(6, "closed")), False, id="tls-closed"),
+        pytest.param(ConnectionResetError(104, "reset"), False, id="reset"),
+        pytest.param(_cut_answer(), False, id="cut-answer"),
+        pytest.param(requests.exceptions.ReadTimeout("read timed out"), False, id="read-timeout"),
+        pytest.param(winrm_http_error(500), False, id="500"),
+    ],
+)
+def test_what_never_reached_the_host(error: BaseException, never_reached: bool) -> None:
+    # Both sessions ask this before they delete a shell or pool whose Create broke off, and the
+    # winrm session before it counts a broken Receive's output as possibly lost.
+    assert never_reached_host(error) is never_reached

@@ -503,12 +503,11 @@ EXAMPLES = r"""
 
 import base64
 import logging
-import os
 import re
 import shlex
 import typing as t
 
-from ansible.errors import AnsibleError, AnsibleFileNotFound
+from ansible.errors import AnsibleError
 from ansible.utils.display import Display
 
 # kept._run_cache comes before the rest of plugin_utils: their code then comes compiled (from
@@ -723,8 +722,7 @@ class Connection(TypedOptions, KeptSessionConnection):
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
         out_path = _unquote(out_path)
-        if not os.path.isfile(in_path):
-            raise AnsibleFileNotFound(f"file or module does not exist: '{in_path}'")
+        self._check_put_source(in_path)
         display.vvv(f"PUT {in_path} TO {out_path}", host=self._remote_host)
         size = self._call("put_file", in_path, out_path)
         self._log_vvvvv(f"PSRP PUT {in_path} done: {size} bytes, SHA-1 verified")

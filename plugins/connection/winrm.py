@@ -490,10 +490,9 @@ windows:
 #   ansible_winrm_kerberos_delegation: true
 """
 
-import os
 import typing as t
 
-from ansible.errors import AnsibleError, AnsibleFileNotFound
+from ansible.errors import AnsibleError
 from ansible.utils.display import Display
 
 # kept._run_cache comes before the rest of plugin_utils: their code then comes compiled (from
@@ -716,8 +715,7 @@ class Connection(TypedOptions, KeptSessionConnection):
         super().put_file(in_path, out_path)
         out_path = self._shell._unquote(out_path)
         self._log(3, f'PUT "{in_path}" TO "{out_path}"')
-        if not os.path.isfile(in_path):
-            raise AnsibleFileNotFound(f'file or module does not exist: "{in_path}"')
+        self._check_put_source(in_path)
         self._call("put_file", in_path, out_path)
 
     def fetch_file(self, in_path: str, out_path: str) -> None:

@@ -6,8 +6,10 @@ Internal use only: this module is not part of the collection's public API.
 from __future__ import annotations
 
 import abc
+import os
 import typing as t
 
+from ansible.errors import AnsibleFileNotFound
 from ansible.plugins.connection import ConnectionBase
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
@@ -94,6 +96,13 @@ class KeptSessionConnection(ConnectionBase):
                 slot.tell_kept("start_ahead", *ahead)
             slot.close()
         self._connected = False
+
+    @staticmethod
+    def _check_put_source(in_path: str) -> None:
+        """Refuse a put whose local file is missing before any traffic, in the builtin
+        plugins' words (they check that the path exists, as this does)."""
+        if not os.path.exists(in_path):
+            raise AnsibleFileNotFound(f'file or module does not exist: "{in_path}"')
 
     @property
     def _host_idle_timeout(self) -> int | None:

@@ -11,7 +11,7 @@ import types
 import typing as t
 
 import pytest
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleError, AnsibleFileNotFound
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
 from ansible.plugins.loader import connection_loader
@@ -871,3 +871,23 @@ def test_reset_connection_with_a_bad_session_option_leaves_the_run_alone(plugin:
     assert not connection._connected
     with pytest.raises(OptionError, match="session_idle_timeout"):
         connection._connect()
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_a_missing_put_source_is_refused_alike_before_any_traffic(
+    plugin: str, tmp_path: t.Any
+) -> None:
+    connection = load_connection(plugin, BASE)
+    calls: list[tuple[t.Any, ...]] = []
+    connection._call = lambda *args: calls.append(args)
+    connection._connected = True  # put_file's ensure_connect does not connect
+    missing = str(tmp_path / "gone.txt")
+    with pytest.raises(AnsibleFileNotFound) as raised:
+        connection.put_file(missing, "C:\\Windows\\Temp\\gone.txt")
+    # The builtin plugins' words (both quote the path with double quotes).
+    assert str(raised.value).splitlines()[0] == f'file or module does not exist: "{missing}"'
+    assert calls == []
+    # What exists is handed on, as the builtin plugins do: a named pipe, a device, a directory
+    # fail where they are read, not as a missing file.
+    connection.put_file(str(tmp_path), "C:\\Windows\\Temp\\dir")
+    assert [call[0] for call in calls] == ["put_file"]

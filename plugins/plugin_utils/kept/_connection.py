@@ -36,7 +36,21 @@ class KeptSessionConnection(ConnectionBase):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._slot: SessionSlot | None = None
+        # The options as Ansible set them for the task, before an action plugin changed any.
+        self._task_options: dict[str, t.Any] | None = None
         super().__init__(*args, **kwargs)
+
+    def set_options(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().set_options(*args, **kwargs)
+        self._task_options = dict(self._options)
+
+    def _changed_by_action(self) -> list[str]:
+        """The options an action plugin changed for its own task (set_option after Ansible set
+        the task's options), such as win_reboot's connection_timeout while it waits."""
+        if self._task_options is None:
+            return []
+        names = set(self._options) | set(self._task_options)
+        return sorted(n for n in names if self._options.get(n) != self._task_options.get(n))
 
     @abc.abstractmethod
     def _option_source(self) -> OptionSource:
@@ -51,12 +65,17 @@ class KeptSessionConnection(ConnectionBase):
         """Show a line about the session's lifecycle at -vvv."""
 
     def _new_slot(self) -> SessionSlot:
+        # No later task is given options an action plugin changed (win_reboot does not even
+        # change connection_timeout back when the inventory left it unset): a session kept for
+        # them would only hold a holder and a shell or pool on the host until the run ends.
+        changed = self._changed_by_action()
         return session_slot(
             self.transport,
             self._option_source(),
             self._open_own_session,
             self.session_operations,
             log=self._session_log,
+            task_only=f"the task's action changed {', '.join(changed)}" if changed else None,
         )
 
     def _connect(self) -> t.Self:

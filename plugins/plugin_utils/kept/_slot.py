@@ -60,14 +60,18 @@ class SessionSlot:
         persist: bool,
         idle_timeout: float,
         max_kept: int,
+        task_only: str | None = None,
     ) -> None:
+        """``task_only``: why a session these options open serves this task alone, though
+        persistence is on (no later task asks for these options)."""
         self._open_session = open_session
         self._operations = frozenset(operations)
         self._log = log
         self._idle_timeout = idle_timeout
         self._max_kept = max_kept
         self._wanted = persist
-        self._persist = persist and _place.in_ansible_worker()
+        self._task_only = task_only
+        self._persist = persist and task_only is None and _place.in_ansible_worker()
         self._key = _key.session_key(plugin, options)
         self._secrets_digest = _key.secrets_digest(options)
         self._owner = _place.run_owner()
@@ -115,6 +119,8 @@ class SessionSlot:
 
     def _open_new(self, path: str | None) -> None:
         session = self._open_session()
+        if self._task_only is not None:
+            self._log(f"NEW SESSION, used by this task only ({self._task_only})")
         if path is None:
             self._session = session
             return
@@ -207,7 +213,7 @@ class SessionSlot:
         """Whether tasks with these settings use a kept session, for the doctor's report."""
         if not self._persist:
             reason = "session_persist is off" if not self._wanted else "outside an Ansible task"
-            return f"not kept ({reason}): each task opens and closes its own session"
+            return f"not kept ({self._task_only or reason}): each task opens and closes its own session"
         path = self._kept_path(create=False)
         if path is not None and os.path.exists(path):
             kept = KeptSession(path, self._secrets_digest)
@@ -258,9 +264,12 @@ def session_slot(
     open_session: c.Callable[[], t.Any],
     operations: c.Collection[str],
     log: c.Callable[[str], None],
+    *,
+    task_only: str | None = None,
 ) -> SessionSlot:
     """The slot for a plugin's current options, with session_persist, session_idle_timeout and
-    session_max_kept read and checked (an error names the variable that set the bad value)."""
+    session_max_kept read and checked (an error names the variable that set the bad value);
+    ``task_only`` as for SessionSlot."""
     value, label = source.read("session_persist")
     persist = _validation.boolean(label, value)
     value, label = source.read("session_idle_timeout")
@@ -276,4 +285,5 @@ def session_slot(
         persist=persist,
         idle_timeout=float(idle),
         max_kept=max_kept,
+        task_only=task_only,
     )

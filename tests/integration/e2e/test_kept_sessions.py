@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import signal
 import socket
@@ -461,6 +462,62 @@ def test_a_winrm_restart_between_tasks_is_survived_without_running_twice(
     # psrp: the same with one pipeline created ahead, and ping 1's in the new pool.
     started = e2e.winhost.state(host)["counters"]["commands_started"] - started_before
     assert started == (6 if plugin == "winops.remoting.winrm" else 4), run.describe()
+
+
+def _host_state_step(e2e: t.Any, name: str) -> dict[str, t.Any]:
+    """A task that reads winhost's state of the matrix host from the controller mid-run."""
+    return {
+        "name": name,
+        "ansible.builtin.command": {
+            "argv": [
+                sys.executable,
+                "-m",
+                "winhost",
+                "state",
+                "--state-dir",
+                str(e2e.winhost.state_dir),
+                e2e.matrix_target.name,
+            ]
+        },
+        "delegate_to": "localhost",
+        "environment": {"PYTHONPATH": str(Path(__file__).parents[2] / "winhost")},
+        "changed_when": False,
+    }
+
+
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_win_reboot_leaves_no_session_kept_for_its_own_connection_timeout(
+    e2e: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    """win_reboot sets connection_timeout while it waits for the host to come back and sets it
+    back only when it had a value: winrm's has none unless the inventory gives one. No later
+    task asks for the value win_reboot set, so the sessions opened under it serve the reboot
+    task alone and none of them is kept."""
+    host = e2e.matrix_target.name
+    between = [
+        {"name": "reboot", "ansible.windows.win_reboot": {"reboot_timeout": 120}},
+        _host_state_step(e2e, "after the reboot"),
+        {"name": "ping after the reboot", "ansible.windows.win_ping": {}},
+        _host_state_step(e2e, "after the ping"),
+    ]
+    run = _run(e2e, plugin, _pings(tmp_path / "reboot.yml", 1, between=between), tmp_path)
+    assert run.returncode == 0, run.describe()
+    assert run.task(host, "reboot").result["rebooted"] is True
+    # The reboot forgot ping 0's shell or pool: what is open was opened after it.
+    after_reboot = json.loads(run.task(host, "after the reboot").result["stdout"])
+    after_ping = json.loads(run.task(host, "after the ping").result["stdout"])
+    if plugin == "winops.remoting.winrm":
+        # Never set back: the reboot's sessions were its own; the ping keeps a new one.
+        assert after_reboot["counters"]["open_shells"] == 0, run.describe()
+    else:
+        # Set back to its default of 30 (and the connection reset): the reboot's test command
+        # ran in a session kept for the task options, which the ping then uses.
+        assert after_reboot["counters"]["open_shells"] == 1, run.describe()
+        opened = [
+            state["latency"]["paid"]["pool_open"]["count"] for state in (after_reboot, after_ping)
+        ]
+        assert opened[0] == opened[1], run.describe()
+    assert after_ping["counters"]["open_shells"] == 1, run.describe()
 
 
 @pytest.mark.parametrize("plugin", OUR_PLUGINS)

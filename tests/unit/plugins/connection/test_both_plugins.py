@@ -891,3 +891,17 @@ def test_a_missing_put_source_is_refused_alike_before_any_traffic(
     # fail where they are read, not as a missing file.
     connection.put_file(str(tmp_path), "C:\\Windows\\Temp\\dir")
     assert [call[0] for call in calls] == ["put_file"]
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_options_an_action_changed_get_a_session_for_their_task_alone(plugin: str) -> None:
+    # win_reboot sets connection_timeout while it waits for the host and, when the inventory
+    # left it unset, never sets it back: a session kept for that value serves no later task.
+    connection = load_connection(plugin, {**BASE, "ansible_host": "192.0.2.10"})
+    assert "the task's action changed" not in connection._new_slot().describe()
+    original = connection.get_option("connection_timeout")
+    connection.set_option("connection_timeout", 17)
+    described = connection._new_slot().describe()
+    assert described.startswith("not kept (the task's action changed connection_timeout)")
+    connection.set_option("connection_timeout", original)
+    assert "the task's action changed" not in connection._new_slot().describe()

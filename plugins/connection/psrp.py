@@ -677,6 +677,8 @@ class Connection(TypedOptions, KeptSessionConnection):
             display.vvv("PSRP EXEC (pipelined module bootstrap)", host=self._remote_host)
             if invocation.input_lines:
                 self._next_module_ahead = (invocation.script, tuple(invocation.arguments))
+        elif self._play_context.no_log:
+            display.vvv("PSRP EXEC <hidden by no_log>", host=self._remote_host)
         else:
             display.vvv(f"PSRP EXEC {self._redact(invocation.description)}", host=self._remote_host)
         rc, stdout, stderr = self._call(

@@ -610,11 +610,7 @@ class Connection(TypedOptions, KeptSessionConnection):
         return self._play_context.remote_addr
 
     def _secrets(self) -> list[str]:
-        try:
-            password = self.get_option("remote_password")
-        except KeyError:
-            return []
-        return [password] if isinstance(password, str) and password else []
+        return self._option_source().secrets()
 
     def _log(self, level: int, message: str) -> None:
         """Show ``message`` from -v<level> on, with every secret blanked out."""

@@ -15,6 +15,7 @@ import os
 import re
 import ssl
 import typing as t
+import urllib.parse
 
 from ansible.errors import AnsibleError
 
@@ -209,6 +210,17 @@ def proxy_credentials(value: str) -> tuple[str, str, str]:
     return (prefix, credentials, host) if at else (prefix, "", rest)
 
 
+def proxy_secrets(proxy: object) -> tuple[str, ...]:
+    """The password inside a proxy URL, as written and decoded: requests and urllib3 may
+    quote either in an error, so both are secrets."""
+    if not isinstance(proxy, str):
+        return ()
+    written = proxy_credentials(proxy)[1].partition(":")[2]
+    if not written:
+        return ()
+    return tuple(dict.fromkeys((written, urllib.parse.unquote(written))))
+
+
 def _shown_proxy(value: str) -> str:
     """The proxy URL as an error may show it: credentials in it are never repeated."""
     prefix, credentials, rest = proxy_credentials(value)
@@ -221,7 +233,8 @@ def proxy_url(var: str, value: object) -> str:
     the library as it is, as the builtin plugins do: pywinrm then connects directly)."""
     what = f"a proxy URL such as http://proxy:3128 (scheme {', '.join(PROXY_SCHEMES)})"
     if not isinstance(value, str):
-        raise OptionError(var, value, what)
+        # Not repeated: a mapping or list may hold the proxy's credentials.
+        raise OptionError(var, "********", what)
     proxy = value.strip()
     if not proxy:
         return proxy

@@ -18,20 +18,43 @@ import typing as t
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
     is_secret_option,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import (
+    proxy_credentials,
+)
 
 SOCKET_SUFFIX = ".sock"
 
 
+def _public_and_secret(
+    options: t.Mapping[str, t.Any],
+) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """The options split into what may name a session and the secrets: the secret options,
+    and the credentials of a proxy URL (its user and password), whose rest is public."""
+    public: dict[str, t.Any] = {}
+    secret: dict[str, t.Any] = {}
+    for name, value in options.items():
+        if is_secret_option(name):
+            secret[name] = value
+        elif name == "proxy" and isinstance(value, str):
+            prefix, credentials, rest = proxy_credentials(value)
+            public[name] = prefix + rest
+            secret[name] = credentials
+        else:
+            public[name] = value
+    return public, secret
+
+
 def session_key(plugin: str, options: t.Mapping[str, t.Any]) -> str:
     """A digest of the connection options that are not secrets: equal options, one session."""
-    public = {name: value for name, value in options.items() if not is_secret_option(name)}
+    public = _public_and_secret(options)[0]
     text = json.dumps([plugin, public], sort_keys=True, default=repr)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def secrets_digest(options: t.Mapping[str, t.Any]) -> str:
-    """A digest of the secret options, compared in memory by the holder, never stored."""
-    secret = {name: value for name, value in options.items() if is_secret_option(name)}
+    """A digest of the secrets among the options, compared in memory by the holder, never
+    stored."""
+    secret = _public_and_secret(options)[1]
     text = json.dumps(secret, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -199,12 +199,18 @@ class OptionSource:
         return values
 
     def secrets(self) -> list[str]:
-        """The values of the secret options (passwords, key passwords) that are set."""
+        """The values of the secret options (passwords, key passwords) that are set, and the
+        password inside a proxy URL: what no output may show."""
+        from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import (
+            proxy_secrets,
+        )
+
+        values = self.values()
         return [
             value
-            for name, value in self.values().items()
+            for name, value in values.items()
             if is_secret_option(name) and isinstance(value, str) and value
-        ]
+        ] + list(proxy_secrets(values.get("proxy")))
 
     def extras(self) -> dict[str, t.Any]:
         """``ansible_<plugin>_*`` variables that match no declared option."""

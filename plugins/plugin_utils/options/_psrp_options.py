@@ -17,7 +17,10 @@ import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import field
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import OptionError
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import (
+    OptionError,
+    proxy_secrets,
+)
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     PSRP_EXTRAS_PREFIX,
     OptionSource,
@@ -27,7 +30,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
     ConnectionSettings,
     KinitRequest,
     kerberos_principal,
-    proxy_secrets,
     read_ca_path,
     read_command_timeout,
     read_endpoint,

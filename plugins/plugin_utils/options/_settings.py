@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import urllib.parse
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import (
@@ -146,17 +145,6 @@ def read_password(source: OptionSource, option: str = "remote_password") -> str 
     if value is not None and not isinstance(value, str):
         raise OptionError(var, "********", "a string")
     return value
-
-
-def proxy_secrets(proxy: object) -> tuple[str, ...]:
-    """The password inside a proxy URL, as written and decoded: requests and urllib3 may
-    quote either in an error, so both are secrets."""
-    if not isinstance(proxy, str):
-        return ()
-    written = _validation.proxy_credentials(proxy)[1].partition(":")[2]
-    if not written:
-        return ()
-    return tuple(dict.fromkeys((written, urllib.parse.unquote(written))))
 
 
 def read_retry_policy(source: OptionSource) -> RetryPolicy:

@@ -19,6 +19,11 @@ setting, a variable, a play keyword, an environment variable) before Ansible con
   ``Invalid value <value> for <variable>: expected <what>``, as they refuse a value out of
   range.
 
+Secret strings (the passwords, a proxy URL that may carry credentials) are checked the same
+way, though Ansible only converts them to text: a value it cannot convert (a mapping, a list) it
+refuses with the value in its message, so such a value is held back and refused by our readers,
+which never repeat a secret.
+
 A value from an ini file is not seen here: Ansible converts it and refuses a bad one itself.
 """
 
@@ -31,6 +36,7 @@ import typing as t
 from ansible.parsing.quoting import unquote
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import is_secret_option
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     given_setting,
 )
@@ -46,6 +52,8 @@ READ_BY_ANSIBLE = frozenset(("pipelining",))
 
 _INTEGER = frozenset(("int", "integer"))
 _BOOLEAN = frozenset(("bool", "boolean"))
+# What Ansible's config manager turns into text for a ``str`` option (anything else it refuses).
+_TEXT_LIKE = (str, bytes, bool, int, float)
 
 
 def _kind(definition: c.Mapping[str, t.Any]) -> str:
@@ -58,8 +66,17 @@ def is_typed(option: str, definition: c.Mapping[str, t.Any]) -> bool:
         return False
     kind = _kind(definition)
     return (
-        kind in _INTEGER or kind in _BOOLEAN or kind == "float" or bool(definition.get("choices"))
+        kind in _INTEGER
+        or kind in _BOOLEAN
+        or kind == "float"
+        or bool(definition.get("choices"))
+        or (kind == "str" and _is_secret_text(option))
     )
+
+
+def _is_secret_text(option: str) -> bool:
+    """A string option whose value no message may repeat: a password, or a proxy URL."""
+    return is_secret_option(option) or option == "proxy"
 
 
 def canonical_value(definition: c.Mapping[str, t.Any], value: object) -> tuple[bool, t.Any]:
@@ -72,6 +89,10 @@ def canonical_value(definition: c.Mapping[str, t.Any], value: object) -> tuple[b
     """
     kind = _kind(definition)
     choices = [str(item) for item in definition.get("choices") or ()]
+    if kind == "str" and not choices:
+        # A secret string: Ansible's own conversion to text is kept; only what it would refuse
+        # (with the value in its message) is held back.
+        return (value is None or isinstance(value, _TEXT_LIKE)), value
     converted: t.Any
     if kind == "list":
         if isinstance(value, str):
@@ -111,6 +132,8 @@ def _placeholder(definition: c.Mapping[str, t.Any]) -> t.Any:
         return 0
     if kind == "float":
         return 0.0
+    if kind == "str":
+        return ""
     return False
 
 

@@ -15,6 +15,7 @@ import typing as t
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._endpoint import is_upn
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._record import field
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import proxy_secrets
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     OptionSource,
 )
@@ -23,7 +24,6 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
     ConnectionSettings,
     KinitRequest,
     kerberos_principal,
-    proxy_secrets,
     read_ca_path,
     read_command_timeout,
     read_endpoint,
@@ -32,6 +32,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings 
     read_kinit_cmd,
     read_kinit_env,
     read_max_envelope_size,
+    read_password,
     read_retry_policy,
     require_read_above_operation,
 )
@@ -296,9 +297,7 @@ def build_settings(
     Kerberos here, which decides the transport for a UPN user when none is set.
     """
     user = _optional_str(source, "remote_user")
-    password = source.value("remote_password")
-    if password is not None and not isinstance(password, str):
-        password = str(password)
+    password = read_password(source)
 
     endpoint = read_endpoint(source, "scheme")
     transports = _transports(source, user, endpoint.scheme, kerberos_available)

@@ -882,7 +882,11 @@ class WinRMSession:
             # No output within the operation timeout: the normal state of a quiet command.
             return b"", b"", -1, False
         except Exception as exc:
-            if breaks_connection(exc) and not never_reached_host(exc) and self._lost_receive is None:
+            if (
+                breaks_connection(exc)
+                and not never_reached_host(exc)
+                and self._lost_receive is None
+            ):
                 # The host may have answered this Receive before the connection broke; WinRS
                 # hands out output once (pywinrm has no way to ask for it again).
                 self._lost_receive = exc

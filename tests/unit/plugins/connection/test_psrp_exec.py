@@ -211,13 +211,18 @@ def test_secrets_never_reach_the_display(connection: t.Any, shown: Shown) -> Non
     assert "********" in shown.text
 
 
-def test_no_log_hides_output_at_any_verbosity(connection: t.Any, shown: Shown) -> None:
+def test_no_log_hides_the_command_and_its_output_at_any_verbosity(
+    connection: t.Any, shown: Shown
+) -> None:
     connection._play_context.no_log = True
-    connection.exec_command("Get-Secret")
+    connection.exec_command("Write-Output 'classified-command'")
     session().result = PipelineResult(0, "classified-output", "")
     connection.exec_command("Get-Secret")
     assert "classified-output" not in shown.text
     assert "PSRP STDOUT/STDERR: <hidden by no_log>" in shown.lines
+    # A raw task's command is what its no_log hides (winops.remoting.winrm hides it too).
+    assert "classified-command" not in shown.text and "Get-Secret" not in shown.text
+    assert "PSRP EXEC <hidden by no_log>" in shown.lines
 
 
 def test_put_and_fetch_unquote_the_remote_path(connection: t.Any, tmp_path: Path) -> None:

@@ -47,6 +47,20 @@ def test_the_key_ignores_secrets_and_the_digest_follows_them() -> None:
     assert "one" not in _key.session_key("p", with_password)
 
 
+@pytest.mark.parametrize("scheme", ["http://", ""])
+def test_a_proxy_password_names_no_session_and_the_digest_follows_it(scheme: str) -> None:
+    # The socket's name is derived from the key: a proxy password in it would be written down.
+    proxied = {**OPTIONS, "proxy": f"{scheme}puser:one@proxy.example.com:3128"}
+    other_password = {**OPTIONS, "proxy": f"{scheme}puser:two@proxy.example.com:3128"}
+    no_credentials = {**OPTIONS, "proxy": f"{scheme}proxy.example.com:3128"}
+    assert _key.session_key("p", proxied) == _key.session_key("p", other_password)
+    assert _key.session_key("p", proxied) == _key.session_key("p", no_credentials)
+    assert _key.secrets_digest(proxied) != _key.secrets_digest(other_password)
+    assert _key.secrets_digest(proxied) != _key.secrets_digest(no_credentials)
+    other_proxy = {**OPTIONS, "proxy": f"{scheme}puser:one@other.example.com:3128"}
+    assert _key.session_key("p", proxied) != _key.session_key("p", other_proxy)
+
+
 @pytest.fixture
 def short_dir() -> t.Iterator[Path]:
     """A directory with a path short enough to hold sockets (pytest's tmp_path may not be)."""

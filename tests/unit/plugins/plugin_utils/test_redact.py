@@ -10,9 +10,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact impor
     redact,
     redacted_options,
 )
-from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
-    proxy_secrets,
-)
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import proxy_secrets
 
 PASSWORD = 'Pässw0rd"\\<&>'
 

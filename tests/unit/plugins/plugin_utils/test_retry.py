@@ -333,7 +333,9 @@ def _tls_error(reason: ssl.SSLError) -> requests.exceptions.SSLError:
         pytest.param(_tls_error(ssl.SSLError(1, "wrong version number")), True, id="tls-version"),
         pytest.param(pypsrp.exceptions.AuthenticationError("401"), True, id="psrp-401"),
         pytest.param(winrm.exceptions.InvalidCredentialsError("401"), True, id="winrm-401"),
-        pytest.param(spnego.exceptions.NoCredentialError(context_msg="no ticket"), True, id="spnego"),
+        pytest.param(
+            spnego.exceptions.NoCredentialError(context_msg="no ticket"), True, id="spnego"
+        ),
         # A connection that ended: a request may have gone out on it before.
         pytest.param(_tls_error(ssl.SSLEOFError(8, "EOF")), False, id="tls-eof"),
         pytest.param(_tls_error(ssl.SSLZeroReturnError(6, "closed")), False, id="tls-closed"),

@@ -67,6 +67,16 @@ def is_secret_option(name: str) -> bool:
     return any(part in lowered for part in _SECRET_OPTION_PARTS)
 
 
+# The option (both plugins') whose value, a proxy URL, may carry a user and a password
+# (core._validation.proxy_credentials): not a secret as a whole, but never shown or stored whole.
+PROXY_OPTION = "proxy"
+
+
+def holds_secret(name: str) -> bool:
+    """True when an option of this name is a secret or may carry one (a proxy URL)."""
+    return name == PROXY_OPTION or is_secret_option(name)
+
+
 def redacted_options(options: dict[str, t.Any]) -> dict[str, t.Any]:
     """A copy of ``options`` safe to log: secret values replaced by MASK, nested dicts too.
 

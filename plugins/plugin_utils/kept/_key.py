@@ -16,6 +16,7 @@ import os
 import typing as t
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
+    PROXY_OPTION,
     is_secret_option,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._validation import (
@@ -35,7 +36,7 @@ def _public_and_secret(
     for name, value in options.items():
         if is_secret_option(name):
             secret[name] = value
-        elif name == "proxy" and isinstance(value, str):
+        elif name == PROXY_OPTION and isinstance(value, str):
             prefix, credentials, rest = proxy_credentials(value)
             public[name] = prefix + rest
             secret[name] = credentials

@@ -15,7 +15,10 @@ import collections.abc as c
 import os
 import typing as t
 
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import is_secret_option
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import (
+    PROXY_OPTION,
+    is_secret_option,
+)
 
 # The prefix of each plugin's variables; ``ansible_<plugin>_<name>`` matching no option is an
 # extra (handed to the library by winrm, reported by both).
@@ -210,7 +213,7 @@ class OptionSource:
             value
             for name, value in values.items()
             if is_secret_option(name) and isinstance(value, str) and value
-        ] + list(proxy_secrets(values.get("proxy")))
+        ] + list(proxy_secrets(values.get(PROXY_OPTION)))
 
     def extras(self) -> dict[str, t.Any]:
         """``ansible_<plugin>_*`` variables that match no declared option."""

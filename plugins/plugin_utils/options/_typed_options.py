@@ -36,7 +36,7 @@ import typing as t
 from ansible.parsing.quoting import unquote
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _validation
-from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import is_secret_option
+from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact import holds_secret
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._option_source import (
     given_setting,
 )
@@ -70,13 +70,8 @@ def is_typed(option: str, definition: c.Mapping[str, t.Any]) -> bool:
         or kind in _BOOLEAN
         or kind == "float"
         or bool(definition.get("choices"))
-        or (kind == "str" and _is_secret_text(option))
+        or (kind == "str" and holds_secret(option))
     )
-
-
-def _is_secret_text(option: str) -> bool:
-    """A string option whose value no message may repeat: a password, or a proxy URL."""
-    return is_secret_option(option) or option == "proxy"
 
 
 def canonical_value(definition: c.Mapping[str, t.Any], value: object) -> tuple[bool, t.Any]:

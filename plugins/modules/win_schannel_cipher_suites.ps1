@@ -91,6 +91,11 @@ $windowsServer2022Suites = @(
     'TLS_PSK_WITH_NULL_SHA384', 'TLS_PSK_WITH_NULL_SHA256'
 )
 
+# The TLS 1.3 suites Windows Server 2022 enables by default; TLS_CHACHA20_POLY1305_SHA256 is
+# supported but not enabled there, so it is not counted on to carry TLS 1.3.
+$tls13Suites = @('TLS_AES_256_GCM_SHA384', 'TLS_AES_128_GCM_SHA256')
+$tls13ServerKey = 'HKLM:\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.3\Server'
+
 $build = [int](Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion' -Name CurrentBuildNumber).CurrentBuildNumber
 $knownSuites = if ($build -eq 7601) {
     $windows7Suites
@@ -132,6 +137,23 @@ if ($state -eq 'present') {
     $joined = $wanted -join ','
     if ($joined.Length -gt $maximumLength) {
         $module.FailJson("cipher_suites joined with commas is $($joined.Length) characters; Windows takes at most $maximumLength")
+    }
+    # With TLS 1.3 on for the server and no TLS 1.3 suite listed, SCHANNEL still chooses TLS 1.3
+    # for a client that offers it, finds no suite and fails the handshake (a Server 2022 host
+    # with the TLS 1.3 suites turned off: pywinrm issue #363); it does not fall back to TLS 1.2.
+    # Server 2022 serves TLS 1.3 unless its Server key turns it off.
+    if ($build -ge 20348 -and -not ($wanted | Where-Object { $tls13Suites -ccontains $_ })) {
+        # A value not set takes the release's default (on); Enabled may read back as -1 (on).
+        $tls13Server = @{ Enabled = 1; DisabledByDefault = 0 }
+        $item = Get-ItemProperty -LiteralPath $tls13ServerKey -ErrorAction SilentlyContinue
+        foreach ($name in @('Enabled', 'DisabledByDefault')) {
+            if ($null -ne $item -and $null -ne $item.PSObject.Properties[$name]) {
+                $tls13Server[$name] = [int64]$item.$name
+            }
+        }
+        if ($tls13Server.Enabled -ne 0 -and $tls13Server.DisabledByDefault -eq 0) {
+            $module.FailJson("cipher_suites names no TLS 1.3 suite ($($tls13Suites -join ' or ')) while this host serves TLS 1.3 (build $build): SCHANNEL would still choose TLS 1.3 with every client that offers it, the controller among them, find no suite and fail the handshake, so HTTPS would be cut off after the reboot. Add one of them, or disable TLS 1.3 for the server first (winops.remoting.win_schannel_protocol). Nothing was changed")
+        }
     }
 }
 

@@ -13,9 +13,14 @@ description:
     Templates, Network, SSL Configuration Settings) sets, and the one SChannelDsc's
     C(CipherSuites) resource writes.
   - When a list is configured SCHANNEL uses only the suites in it, in its order; TLS 1.3 suites
-    (C(TLS_AES_256_GCM_SHA384), C(TLS_AES_128_GCM_SHA256)) are entries of the same list, so a list
-    without them leaves TLS 1.3 nothing to negotiate. V(absent) removes the value and the
-    release's default order applies again.
+    (C(TLS_AES_256_GCM_SHA384), C(TLS_AES_128_GCM_SHA256)) are entries of the same list.
+    V(absent) removes the value and the release's default order applies again.
+  - A list without either of those two is refused, before anything is written, on a host that
+    serves TLS 1.3 (Windows Server 2022 and later, unless its C(TLS 1.3\\Server) key turns it
+    off). SCHANNEL still chooses TLS 1.3 with a client that offers it and then finds no suite,
+    so the handshake fails rather than falling back to TLS 1.2, and the controller (which offers
+    TLS 1.3) would be cut off. Disable TLS 1.3 for the server first with
+    M(winops.remoting.win_schannel_protocol) to use such a list.
   - Every name is checked against the suites Microsoft lists for the host's release before
     anything is written, for Windows Server 2008 R2 (build 7601; ECDHE suites carry the curve,
     C(_P256), C(_P384), C(_P521)) and Windows Server 2022 and later (build 20348 and up). Other

@@ -175,21 +175,48 @@ def test_list_the_controller_cannot_negotiate_is_refused_before_it_is_applied(
     assert targets.handshake("refuse")[0] == "TLSv1.3"
 
 
+POLICY_PLAY = """
+- hosts: HOST
+  gather_facts: false
+  tasks:
+    - name: order through the module
+      winops.remoting.win_schannel_cipher_suites:
+        cipher_suites: "{{ suites }}"
+      ignore_errors: true
+    - name: order as a Group Policy writes it
+      ansible.windows.win_regedit:
+        path: HKLM:\\SOFTWARE\\Policies\\Microsoft\\Cryptography\\Configuration\\SSL\\00010002
+        name: Functions
+        data: "{{ suites | join(',') }}"
+        type: string
+    - name: reboot
+      ansible.windows.win_reboot:
+"""
+
+
 def test_the_refused_list_really_cuts_the_controller_off(targets: CipherTargets) -> None:
-    # The same list through the module alone (no guard), over HTTP with message encryption,
-    # then the reboot: the listener now offers only RSA key exchange and no TLS 1.3.
+    # The same list without the role's guard, over HTTP with message encryption. The module
+    # alone refuses it too (no TLS 1.3 suite while the host serves TLS 1.3), so it is written
+    # as a Group Policy would write it, then the host reboots.
     host = targets.name("refuse")
     run = targets.play(
-        "refuse", "winrm", "http", MODULE_PLAY, "unguarded", suites=CONTROLLER_CANNOT
+        "refuse", "winrm", "http", POLICY_PLAY, "unguarded", suites=CONTROLLER_CANNOT
     )
     assert run.returncode == 0, run.describe()
+    module = run.task(host, "order through the module").result
+    assert module.get("failed") is True, run.describe()
+    assert module["msg"].startswith("cipher_suites names no TLS 1.3 suite"), module["msg"]
     assert run.task(host, "reboot").result["rebooted"] is True, run.describe()
     state = targets.state("refuse")
     assert state["runtime"]["cipher_suites"] == CONTROLLER_CANNOT
-    with pytest.raises(ssl.SSLError, match=r"HANDSHAKE_FAILURE|NO_SHARED_CIPHER|no ciphers"):
+    # TLS 1.3 stays on without a suite for it: a client that offers TLS 1.3 (any current one)
+    # fails its handshake, whatever TLS 1.2 suites it would take.
+    with pytest.raises(ssl.SSLError, match=r"HANDSHAKE_FAILURE"):
         targets.handshake("refuse")
-    # A client that allows RSA key exchange still gets the listed suite.
-    assert targets.handshake("refuse", "AES256-GCM-SHA384:AES128-GCM-SHA256") == (
+    with pytest.raises(ssl.SSLError, match=r"HANDSHAKE_FAILURE"):
+        targets.handshake("refuse", "AES256-GCM-SHA384:AES128-GCM-SHA256")
+    # A TLS 1.2-only client that allows RSA key exchange gets the listed suite.
+    assert targets.handshake("refuse", "AES256-GCM-SHA384:AES128-GCM-SHA256", tls13=False) == (
         "TLSv1.2",
         "AES256-GCM-SHA384",
     )
@@ -199,6 +226,47 @@ def test_the_refused_list_really_cuts_the_controller_off(targets: CipherTargets)
     assert ping.get("unreachable") is True, https.describe()
     assert "TLS handshake failed" in ping["msg"], ping["msg"]
     assert "HANDSHAKE_FAILURE" in ping["msg"], ping["msg"]
+
+
+# TLS 1.2 suites the controller offers, without a TLS 1.3 suite.
+TLS12_ONLY = ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
+
+
+def test_a_list_without_tls13_is_refused_while_the_host_serves_tls13(
+    targets: CipherTargets,
+) -> None:
+    host = targets.name("apply")
+    before = targets.state("apply")
+    run = targets.play(
+        "apply", "psrp", "https", ROLE_PLAY, "tls12-only", tls12_cipher_suites=TLS12_ONLY
+    )
+    assert run.returncode != 0, run.describe()
+    check = run.task(host, f"{ROLE} : Check the cipher suites against the ones Windows knows")
+    assert check.result.get("failed") is True, run.describe()
+    assert check.result["msg"].startswith(
+        "cipher_suites names no TLS 1.3 suite (TLS_AES_256_GCM_SHA384 or TLS_AES_128_GCM_SHA256)"
+        " while this host serves TLS 1.3 (build 20348)"
+    ), check.result["msg"]
+    # The role enabling TLS 1.3 itself is refused before it asks the host.
+    enabling = targets.play(
+        "apply",
+        "psrp",
+        "https",
+        ROLE_PLAY,
+        "tls12-only-enable",
+        tls12_cipher_suites=TLS12_ONLY,
+        tls12_enable_tls13=True,
+    )
+    assert enabling.returncode != 0, enabling.describe()
+    guard = enabling.task(
+        host, f"{ROLE} : Check that the list carries TLS 1.3 if the role enables it"
+    )
+    assert guard.result["msg"].startswith("tls12_cipher_suites names no TLS 1.3 suite"), (
+        guard.result
+    )
+    after = targets.state("apply")
+    assert after["registry"] == before["registry"]
+    assert _boot_time(after) == _boot_time(before)
 
 
 def test_unknown_suite_is_refused_by_name_before_anything_changes(targets: CipherTargets) -> None:

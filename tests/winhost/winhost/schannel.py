@@ -218,7 +218,8 @@ class CipherSuitePolicy:
     windows_names: tuple[str, ...]
     # OpenSSL cipher string for TLS 1.2 and older; "" when no listed suite is one OpenSSL serves.
     openssl_ciphers: str
-    # Whether the list names a TLS 1.3 suite (without one, TLS 1.3 has nothing to negotiate).
+    # Whether the list names a TLS 1.3 suite (without one, while TLS 1.3 is on, SCHANNEL fails
+    # the handshake of a client that offers TLS 1.3: http.server.refuse_tls13_clients).
     tls13: bool
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 import typing as t
 import warnings
+import weakref
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -455,6 +456,61 @@ def trust_client_certificates(context: ssl.SSLContext, trust_pem: bytes) -> None
     context.verify_mode = ssl.CERT_OPTIONAL
 
 
+def _offers_tls13(client_hello: bytes) -> bool:
+    """Whether a ClientHello (handshake header included) lists TLS 1.3 in its
+    supported_versions extension (RFC 8446 4.2.1); False for one that cannot be read."""
+    try:
+        at = 4 + 2 + 32  # handshake header, legacy_version, random
+        at += 1 + client_hello[at]  # legacy_session_id
+        at += 2 + int.from_bytes(client_hello[at : at + 2], "big")  # cipher_suites
+        at += 1 + client_hello[at]  # legacy_compression_methods
+        end = at + 2 + int.from_bytes(client_hello[at : at + 2], "big")
+        at += 2
+        while at + 4 <= end:
+            kind = int.from_bytes(client_hello[at : at + 2], "big")
+            length = int.from_bytes(client_hello[at + 2 : at + 4], "big")
+            body = client_hello[at + 4 : at + 4 + length]
+            if kind == 43:  # supported_versions: a length byte, then two bytes per version
+                versions = body[1 : 1 + body[0]]
+                return any(versions[i : i + 2] == b"\x03\x04" for i in range(0, len(versions), 2))
+            at += 4 + length
+    except IndexError:
+        return False
+    return False
+
+
+def refuse_tls13_clients(context: ssl.SSLContext) -> None:
+    """Fail the handshake of every client that offers TLS 1.3, with handshake_failure.
+
+    SCHANNEL with TLS 1.3 enabled and no TLS 1.3 suite in its priority list still chooses
+    TLS 1.3 for such a client and then has no suite to use, so the connection fails; it does
+    not fall back to TLS 1.2 as OpenSSL would (docs/winhost-behaviours.md, SCHANNEL). The
+    ClientHello is read in the message callback, and the server name callback, which OpenSSL
+    runs for every ClientHello (with or without SNI), refuses it.
+    """
+    offering: weakref.WeakSet[t.Any] = weakref.WeakSet()
+
+    def note(
+        connection: t.Any, direction: str, _v: t.Any, kind: t.Any, message: t.Any, data: bytes
+    ) -> None:
+        if (
+            direction == "read"
+            and kind == ssl._TLSContentType.HANDSHAKE  # private: the ClientHello has no public hook
+            and message == ssl._TLSMessageType.CLIENT_HELLO
+            and _offers_tls13(data)
+        ):
+            offering.add(connection)
+
+    def refuse(connection: t.Any, _name: str | None, _context: ssl.SSLContext) -> int | None:
+        if connection in offering:
+            offering.discard(connection)
+            return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
+        return None
+
+    context._msg_callback = note  # private: Python's only view of the ClientHello
+    context.sni_callback = refuse
+
+
 def tls_context(
     cert_path: str,
     key_path: str,
@@ -489,10 +545,10 @@ def tls_context(
         # only, which no client accepts: the handshake fails, as SCHANNEL's would.
         ciphers = cipher_policy.openssl_ciphers or "aNULL"
         if not cipher_policy.tls13 and context.maximum_version > ssl.TLSVersion.TLSv1_2:
-            # No TLS 1.3 suite listed: TLS 1.3 has nothing to negotiate. Python cannot pick
-            # single TLS 1.3 suites (no SSL_CTX_set_ciphersuites), so a list naming any of
-            # them leaves all of OpenSSL's on.
-            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            # No TLS 1.3 suite listed while TLS 1.3 is on. Python cannot pick single TLS 1.3
+            # suites (no SSL_CTX_set_ciphersuites), so a list naming any of them leaves all of
+            # OpenSSL's on.
+            refuse_tls13_clients(context)
     if enabled[0] < ssl.TLSVersion.TLSv1_2:
         # OpenSSL 3 refuses TLS 1.0/1.1 at security level 1 and above (their handshake
         # signatures use SHA-1), and their cipher suites are CBC with SHA-1 MACs.

@@ -20,9 +20,13 @@ from winhost.schannel import (
     CIPHER_SUITE_POLICY_VALUE,
     WINDOWS_7_CIPHER_SUITES,
     WINDOWS_SERVER_2022_CIPHER_SUITES,
+    offered_versions,
 )
 
 STATES = ("present", "absent")
+# The TLS 1.3 suites Windows Server 2022 enables by default (the module does not count on
+# TLS_CHACHA20_POLY1305_SHA256, supported there but not enabled).
+TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256")
 # The Group Policy editor's limit for the list ("Manage Transport Layer Security (TLS)").
 MAXIMUM_LENGTH = 1023
 
@@ -38,6 +42,22 @@ def _known(build: int) -> tuple[str, ...] | None:
     if build >= 20348:
         return WINDOWS_SERVER_2022_CIPHER_SUITES
     return None
+
+
+def _refuse_tls13_without_a_suite(state: t.Any, wanted: list[str], build: int) -> None:
+    """SCHANNEL with TLS 1.3 on and no TLS 1.3 suite listed fails the handshake of every
+    client that offers TLS 1.3 (winhost.http.server.refuse_tls13_clients): refused first."""
+    if build < 20348 or any(name in TLS13_SUITES for name in wanted):
+        return
+    if "TLS 1.3" in offered_versions(state, releases.release_of(state)):
+        raise ModuleFailure(
+            f"cipher_suites names no TLS 1.3 suite ({' or '.join(TLS13_SUITES)}) while this "
+            f"host serves TLS 1.3 (build {build}): SCHANNEL would still choose TLS 1.3 with "
+            "every client that offers it, the controller among them, find no suite and fail "
+            "the handshake, so HTTPS would be cut off after the reboot. Add one of them, or "
+            "disable TLS 1.3 for the server first (winops.remoting.win_schannel_protocol). "
+            "Nothing was changed"
+        )
 
 
 def _wanted(params: dict[str, t.Any], build: int) -> list[str]:
@@ -88,6 +108,8 @@ def win_schannel_cipher_suites(run: ModuleRun) -> dict[str, t.Any]:
     with host_model(run) as state:
         build = releases.build_of(state)
         wanted = _wanted(run.params, build) if present else None
+        if wanted is not None:
+            _refuse_tls13_without_a_suite(state, wanted, build)
         value = registry.read_value(state, CIPHER_SUITE_POLICY_KEY, CIPHER_SUITE_POLICY_VALUE)
         current = (
             None

@@ -62,9 +62,11 @@ def test_an_async_task_answers_at_once_and_its_job_writes_the_result(
         host,
         "ansible.windows.win_shell",
         async_timeout=30,
-        _raw_params="Start-Sleep -Milliseconds 700; echo done",
+        _raw_params="Start-Sleep -Milliseconds 3000; echo done",
     )
-    assert time.monotonic() - began < 0.7, "the async wrapper waited for the module"
+    # Answered before the module could have finished (and its job still runs below): the
+    # margin is the module's whole run, so a loaded machine does not fail the test.
+    assert time.monotonic() - began < 3.0, "the async wrapper waited for the module"
     assert rc == 0, first
     assert first["started"] is True and first["finished"] is False, first
     assert first["_ansible_suppress_tmpdir_delete"] is True

@@ -60,6 +60,19 @@ def test_a_shell_keeps_the_name_given_on_create_and_is_listed(server: InProcessS
     unnamed.close()
 
 
+def test_the_create_answer_leaves_the_name_out(server: InProcessServer) -> None:
+    # As a real host answers (pypsrp's recording test_winrs_extra_opts.yml): the name is kept
+    # and listed, but the Create answer does not repeat it.
+    named = WinRS(server.pypsrp(), name="deploy-2")
+    named.open()
+    answer = ET.fromstring(server.last_body)
+    shell = answer.find(".//rsp:Shell", NS)
+    assert shell is not None and shell.findtext("rsp:ShellId", namespaces=NS)
+    assert shell.find("rsp:Name", NS) is None
+    assert dict(_enumerate(server)) == {named.id.upper(): "deploy-2"}
+    named.close()
+
+
 def test_a_user_lists_only_the_users_own_shells_an_administrator_all(
     server: InProcessServer,
 ) -> None:

@@ -529,17 +529,21 @@ def create_response(
     selectors = sub(params, "w", "SelectorSet")
     sub(selectors, "w", "Selector", shell.shell_id, Name="ShellId")
 
-    resource = shell_resource(shell, input_streams, output_streams)
+    resource = shell_resource(shell, input_streams, output_streams, created=True)
     return api.WSManResponse(action=f"{_TRANSFER}CreateResponse", body=[created, resource])
 
 
-def shell_resource(shell: Shell, input_streams: str, output_streams: str) -> ET.Element:
-    """The rsp:Shell element describing `shell` (MS-WSMV 2.2.4.37), as Create answers it and
-    as an enumeration lists it; the elements in the schema's order."""
+def shell_resource(
+    shell: Shell, input_streams: str, output_streams: str, *, created: bool = False
+) -> ET.Element:
+    """The rsp:Shell element describing `shell` (MS-WSMV 2.2.4.37), as Create answers it
+    (``created``) and as an enumeration lists it; the elements in the schema's order. The
+    Create answer leaves the shell's name out (pypsrp's recording test_winrs_extra_opts.yml: a
+    cmd shell created with rsp:Name, answered without it)."""
     now = time.monotonic()
     resource = element("rsp", "Shell")
     sub(resource, "rsp", "ShellId", shell.shell_id)
-    if shell.name:
+    if shell.name and not created:
         sub(resource, "rsp", "Name", shell.name)
     sub(resource, "rsp", "ResourceUri", shell.resource_uri)
     sub(resource, "rsp", "Owner", f"{shell.owner.domain}\\{shell.owner.username}")

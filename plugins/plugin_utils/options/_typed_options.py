@@ -52,8 +52,9 @@ READ_BY_ANSIBLE = frozenset(("pipelining",))
 
 _INTEGER = frozenset(("int", "integer"))
 _BOOLEAN = frozenset(("bool", "boolean"))
-# What Ansible's config manager turns into text for a ``str`` option (anything else it refuses).
-_TEXT_LIKE = (str, bytes, bool, int, float)
+# What Ansible's config manager cannot turn into text for a ``str`` option: it refuses these
+# with the value in its message. Anything else (a vaulted value, a number) it converts.
+_NOT_TEXT = (c.Mapping, list, tuple, set, frozenset)
 
 
 def _kind(definition: c.Mapping[str, t.Any]) -> str:
@@ -74,6 +75,12 @@ def is_typed(option: str, definition: c.Mapping[str, t.Any]) -> bool:
     )
 
 
+def _text_checked_only(definition: c.Mapping[str, t.Any]) -> bool:
+    """A typed ``str`` option without choices (a secret string): its value is only checked,
+    never settled in a canonical form, so Ansible reads and converts it as it always does."""
+    return _kind(definition) == "str" and not definition.get("choices")
+
+
 def canonical_value(definition: c.Mapping[str, t.Any], value: object) -> tuple[bool, t.Any]:
     """``(True, canonical form)`` when ``value`` is of the option's type, else ``(False, None)``.
 
@@ -84,10 +91,10 @@ def canonical_value(definition: c.Mapping[str, t.Any], value: object) -> tuple[b
     """
     kind = _kind(definition)
     choices = [str(item) for item in definition.get("choices") or ()]
-    if kind == "str" and not choices:
+    if _text_checked_only(definition):
         # A secret string: Ansible's own conversion to text is kept; only what it would refuse
         # (with the value in its message) is held back.
-        return (value is None or isinstance(value, _TEXT_LIKE)), value
+        return not isinstance(value, _NOT_TEXT), value
     converted: t.Any
     if kind == "list":
         if isinstance(value, str):
@@ -173,7 +180,8 @@ class TypedOptions(_PluginBase):
                 continue
             valid, canonical = canonical_value(definition, given.value)
             if valid:
-                settled[option] = canonical
+                if not _text_checked_only(definition):
+                    settled[option] = canonical
             else:
                 held_back[option] = given.value
                 settled[option] = _placeholder(definition)

@@ -17,6 +17,15 @@ from ansible.utils.display import Display
 from ansible_collections.winops.remoting.plugins.plugin_utils.kept import _channel
 
 
+def holder_ended(operation: str, reason: object) -> AnsibleConnectionFailure:
+    """The task's failure when the holder ended during ``operation``: a failure of this host's
+    connection, never anything that ends the task's worker."""
+    return AnsibleConnectionFailure(
+        f"the process that kept this host's session ended during {operation} ({reason}); "
+        "whether the host did it is unknown, so it is not repeated"
+    )
+
+
 class KeptSessionGone(Exception):
     """No holder answered (none yet, it ended, or it keeps a session for other secrets).
     Nothing was sent to the host, so the caller may open a session of its own."""
@@ -65,10 +74,7 @@ class KeptSession:
             try:
                 answer = _channel.receive(connection)
             except (OSError, _channel.ChannelError) as err:
-                raise AnsibleConnectionFailure(
-                    f"the process that kept this host's session ended during {operation} "
-                    f"({err}); whether the host did it is unknown, so it is not repeated"
-                ) from None
+                raise holder_ended(operation, err) from None
         _replay(answer.get("display", ()))
         self.holder = answer.get("holder", self.holder)
         status = answer.get("status")

@@ -39,6 +39,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.kept import (
     _place,
     _run_cache,
 )
+from ansible_collections.winops.remoting.plugins.plugin_utils.kept._client import holder_ended
 
 # How long ending a session (delete shell, close pool) may take before the holder just exits
 # and leaves it to the host's idle timeout: the run is over, nothing should wait longer.
@@ -548,8 +549,12 @@ def _perform(
         return {"status": "error", "value": RuntimeError(f"not an operation: {operation!r}")}, False
     try:
         value = getattr(session, operation)(*args)
-    except BaseException as err:
+    except Exception as err:
         return {"status": "error", "value": _portable(err)}, True
+    except BaseException as err:
+        # The holder itself is ending (SIGTERM's SystemExit) or its task hung up: raised in
+        # the task, a SystemExit would end the worker and with it the whole run.
+        return {"status": "error", "value": holder_ended(operation, type(err).__name__)}, True
     return {"status": "ok", "value": value}, False
 
 

@@ -565,6 +565,71 @@ def test_a_shell_or_pool_whose_holder_is_killed_ends_soon_after_session_idle_tim
         _delete_shells(e2e, left)
 
 
+@pytest.mark.parametrize("plugin", OUR_PLUGINS)
+def test_a_holder_stopped_during_a_command_fails_that_task_only(
+    e2e: t.Any, plugin: str, tmp_path: Path
+) -> None:
+    """SIGTERM to a holder (a service manager or a container stopping processes) while it runs
+    a task's command: that task fails as an unreachable host, and the run goes on. The holder
+    once answered with its own SystemExit, which ended the task's worker and the whole run
+    ("A worker was found in a dead state")."""
+    import json
+
+    import yaml
+
+    target = e2e.matrix_target
+    steps = [
+        {"name": "ping first", "ansible.windows.win_ping": {}},
+        {
+            "name": "long command",
+            "ansible.windows.win_shell": "Start-Sleep -Seconds 8",
+            "ignore_unreachable": True,
+        },
+        {"name": "ping after", "ansible.windows.win_ping": {}},
+    ]
+    play = {"name": "holder stopped", "hosts": "{{ e2e_target }}", "gather_facts": False}
+    playbook = tmp_path / "stopped.yml"
+    playbook.write_text(yaml.safe_dump([{**play, "tasks": steps}], sort_keys=False))
+    overlay = write_overlay(
+        tmp_path / "overlay.yml", {target.name: e2e.host_vars(plugin, COMBINATION, target)}
+    )
+    command = [str(ansible_playbook_executable()), str(playbook), "-i", str(e2e.inventory)]
+    command += ["-i", str(overlay), "-e", f"e2e_target={target.name}"]
+    # The long command runs once the run has run two programs (its first ping's and its own);
+    # programs started ahead for a next task do not count until they get their input.
+    started = e2e.commands_run(target.name) + 2
+    with subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=ansible_environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        try:
+            holder = _holder_pid(_wait_for_kept_session(process))
+            deadline = time.monotonic() + 30
+            while e2e.commands_run(target.name) < started:
+                assert time.monotonic() < deadline, "the long command never started"
+                time.sleep(0.1)
+            time.sleep(1)  # well inside its 8 seconds
+            os.kill(holder, signal.SIGTERM)
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    output = (stdout + stderr).decode(errors="replace")
+    assert b"found in a dead state" not in stdout + stderr, output
+    tasks = {
+        task["task"]["name"]: task["hosts"][target.name]
+        for task in json.loads(stdout)["plays"][0]["tasks"]
+    }
+    assert set(tasks) == {"ping first", "long command", "ping after"}, output
+    long_command = tasks["long command"]
+    assert long_command.get("unreachable") is True, long_command
+    assert "ended during execute (SystemExit)" in long_command["msg"], long_command["msg"]
+    assert tasks["ping after"].get("ping") == "pong", tasks["ping after"]
+
+
 @contextlib.contextmanager
 def _paused_run(
     e2e: t.Any, plugin: str, tmp_path: Path, **hostvars: t.Any

@@ -785,3 +785,19 @@ def test_a_session_that_may_be_kept_asks_the_host_to_end_it_when_idle(
 
 def test_a_session_outside_a_worker_leaves_the_hosts_idle_timeout(tmp_path: Path) -> None:
     assert _task_slot(tmp_path / "record.txt", []).host_idle_timeout is None
+
+
+@pytest.mark.parametrize("interruption", [SystemExit(0), KeyboardInterrupt()])
+def test_an_operation_cut_by_the_holders_own_end_fails_the_task_as_a_connection(
+    interruption: BaseException,
+) -> None:
+    # SIGTERM ends the holder with SystemExit; sent on to the task, it ended the task's worker
+    # and with it the whole ansible-playbook run.
+    class Session:
+        def execute(self) -> None:
+            raise interruption
+
+    answer, failed = _holder._perform(Session(), {"execute"}, "execute", ())
+    assert failed is True and answer["status"] == "error"
+    assert isinstance(answer["value"], AnsibleConnectionFailure)
+    assert f"ended during execute ({type(interruption).__name__})" in str(answer["value"])

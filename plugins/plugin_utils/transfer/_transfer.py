@@ -230,11 +230,15 @@ def iter_put_lines(path: str, chunk_size: int, digest: t.Any | None = None) -> t
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    with open(path, "rb") as source:
-        while chunk := source.read(chunk_size):
-            if digest is not None:
-                digest.update(chunk)
-            yield base64.b64encode(chunk).decode("ascii")
+    try:
+        with open(path, "rb") as source:
+            while chunk := source.read(chunk_size):
+                if digest is not None:
+                    digest.update(chunk)
+                yield base64.b64encode(chunk).decode("ascii")
+    except OSError as err:
+        # The controller's file, not the connection: the task fails, the host stays reachable.
+        raise TransferError(f"cannot read the local file {path}: {err.strerror or err}") from None
 
 
 def sha1_of_file(path: str) -> str:

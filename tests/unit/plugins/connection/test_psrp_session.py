@@ -569,6 +569,14 @@ def test_a_local_read_error_is_not_a_connection_failure(remote: FakeRemote, tmp_
     assert remote.pipelines[0].stop_calls == 1
 
 
+def test_a_local_directory_fails_the_put_as_a_transfer(remote: FakeRemote, tmp_path: Path) -> None:
+    session, _recorder = open_session()
+    with pytest.raises(
+        _transfer.TransferError, match=r"cannot read the local file .*: Is a directory"
+    ):
+        session.put_file(str(tmp_path), "C:\\dir")
+
+
 def test_kerberos_cache_is_in_the_environment_only_while_pypsrp_works(remote: FakeRemote) -> None:
     cache = FakeCredentialCache()
     seen: list[str | None] = []

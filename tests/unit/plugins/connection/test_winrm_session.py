@@ -1135,6 +1135,22 @@ def test_put_empty_file(host: Harness, tmp_path: t.Any) -> None:
     assert host.protocol.names("send") == [(len(_header_line("C:\\empty.txt")), True)]
 
 
+def test_a_local_file_that_cannot_be_read_fails_the_task_not_the_host(
+    host: Harness, tmp_path: t.Any
+) -> None:
+    # A directory (it exists, so the plugin hands it on as the builtin plugins do) was read
+    # mid-command: the IsADirectoryError became a connection failure, the host UNREACHABLE.
+    from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
+        TransferError,
+    )
+
+    host.program(PutHost({}))
+    with pytest.raises(TransferError) as raised:
+        host.session.put_file(str(tmp_path), "C:\\dir")
+    assert not isinstance(raised.value, AnsibleConnectionFailure)
+    assert str(raised.value).startswith(f"cannot read the local file {tmp_path}: Is a directory")
+
+
 def _header_line(path: str) -> bytes:
     from ansible_collections.winops.remoting.plugins.plugin_utils.transfer._transfer import (
         encode_header,

@@ -52,9 +52,22 @@ READ_BY_ANSIBLE = frozenset(("pipelining",))
 
 _INTEGER = frozenset(("int", "integer"))
 _BOOLEAN = frozenset(("bool", "boolean"))
-# What Ansible's config manager cannot turn into text for a ``str`` option: it refuses these
-# with the value in its message. Anything else (a vaulted value, a number) it converts.
-_NOT_TEXT = (c.Mapping, list, tuple, set, frozenset)
+# What Ansible's config manager turns into text for a ``str`` option (ansible-core 2.17 to
+# 2.19, config.manager.ensure_type), besides a vaulted value; anything else (a mapping, a list,
+# a YAML date, bytes) it refuses with the value in its message.
+_TEXT_LIKE = (str, bool, int, float, complex)
+
+
+def _ansible_makes_text_of(value: object) -> bool:
+    """Whether Ansible's conversion of a ``str`` option takes ``value``: text, a number, or a
+    vaulted value (AnsibleVaultEncryptedUnicode marks itself ``__ENCRYPTED__`` up to 2.18,
+    2.19's EncryptedString decrypts through ``_decrypt``)."""
+    return (
+        value is None
+        or isinstance(value, _TEXT_LIKE)
+        or getattr(value, "__ENCRYPTED__", False) is True
+        or callable(getattr(type(value), "_decrypt", None))
+    )
 
 
 def _kind(definition: c.Mapping[str, t.Any]) -> str:
@@ -94,7 +107,7 @@ def canonical_value(definition: c.Mapping[str, t.Any], value: object) -> tuple[b
     if _text_checked_only(definition):
         # A secret string: Ansible's own conversion to text is kept; only what it would refuse
         # (with the value in its message) is held back.
-        return not isinstance(value, _NOT_TEXT), value
+        return _ansible_makes_text_of(value), value
     converted: t.Any
     if kind == "list":
         if isinstance(value, str):

@@ -6,6 +6,7 @@ these tests feed each the same input and compare what users see.
 
 from __future__ import annotations
 
+import datetime
 import re
 import sys
 import types
@@ -923,6 +924,9 @@ def test_options_an_action_changed_get_a_session_for_their_task_alone(plugin: st
     [
         ("ansible_password", {"a": "MappedS3cret-value"}),
         ("ansible_password", ["MappedS3cret-value"]),
+        # an unquoted YAML date and !!binary: Ansible refuses them with the value too
+        ("ansible_password", datetime.date(2024, 1, 31)),
+        ("ansible_password", b"MappedS3cret-value"),
         ("ansible_{family}_proxy", {"url": "http://u:MappedS3cret-value@proxy:3128"}),
     ],
 )
@@ -938,7 +942,7 @@ def test_a_secret_of_the_wrong_type_is_refused_by_name_without_its_value(
         connection._read_settings()
     message = str(raised.value)
     assert message.startswith(f"Invalid value '********' for {name}: expected"), message
-    assert "MappedS3cret" not in message
+    assert "MappedS3cret" not in message and "2024" not in message
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

@@ -419,6 +419,8 @@ def _diagnose_wsman(chain: list[BaseException], plugin: str) -> Diagnosis | None
     # The codes decide first; the reason's words only where no code we know says more.
     if code == _wsman_faults.OPERATION_TIMEOUT:
         key = "operation_timeout"
+    elif code == _wsman_faults.SHELL_NOT_FOUND:
+        key = "shell_gone"
     elif _wsman_faults.over_operations_quota(fault):
         key = "operations_quota_exhausted"
     elif code == _wsman_faults.QUOTA_MAX_SHELLS:

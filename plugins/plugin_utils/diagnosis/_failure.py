@@ -27,6 +27,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core._redact impor
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._errors import diagnose
 from ansible_collections.winops.remoting.plugins.plugin_utils.diagnosis._wording import (
     Diagnosis,
+    describe,
 )
 from ansible_collections.winops.remoting.plugins.plugin_utils.options._settings import (
     ConnectionSettings,
@@ -77,8 +78,12 @@ HOST_ANSWERED = frozenset(
         "quota_exhausted",
         "wsman_fault",
         "transfer_failed",
+        "shell_gone",
     }
 )
+# Diagnoses whose fix is for a connection being made (a listener, a port, a firewall): during a
+# task whose session was working they become broke_during_task.
+CONNECT_TIME_ONLY = frozenset({"tcp_refused", "tcp_timeout", "closed_connection", "unexpected"})
 
 
 def _host_answered(exc: BaseException, diagnosis: Diagnosis) -> bool:
@@ -93,7 +98,7 @@ def _host_answered(exc: BaseException, diagnosis: Diagnosis) -> bool:
 
 def render(plugin: str, url: str, diagnosis: Diagnosis, *, connecting: bool = True) -> str:
     """``<plugin>: <layer> failed connecting to <url>: <summary>`` (``failed on`` for a
-    command of a connected session) plus seen and fix lines."""
+    command or transfer of a connected session) plus seen and fix lines."""
     where = "connecting to" if connecting else "on"
     return (
         f"{plugin}: {diagnosis.layer.value} failed {where} {url}: "
@@ -134,7 +139,9 @@ def connection_failure(
     authentication in use when it differs from the first configured one. ``answer_lost``: the
     session knows that ``exc`` cut off a running command's output (a LostAnswerFailure).
     ``in_command``: ``exc`` ended a command (or transfer) of an open session; when the host
-    answered it (HOST_ANSWERED) the failure is a DiagnosedTaskFailure, not a connection one.
+    answered it (HOST_ANSWERED) the failure is a DiagnosedTaskFailure, not a connection one,
+    and a diagnosis with connect-time advice (CONNECT_TIME_ONLY) is reworded for a connection
+    that broke during the task. Either way the message says ``failed on`` the URL.
     """
     secrets = settings.secrets
     failure: AnsibleError
@@ -149,6 +156,10 @@ def connection_failure(
             settings.plugin,
             message_encryption=settings.message_encryption,
         )
+        if in_command and diagnosis.key in CONNECT_TIME_ONLY:
+            diagnosis = describe(
+                "broke_during_task", settings.plugin, diagnosis.evidence, cause=diagnosis.summary
+            )
         diagnosis.summary = redact(diagnosis.summary, secrets)
         diagnosis.evidence = redact(diagnosis.evidence, secrets)
         diagnosis.fix = redact(diagnosis.fix, secrets)
@@ -160,12 +171,7 @@ def connection_failure(
             failure_class = DiagnosedTaskFailure
         else:
             failure_class = DiagnosedConnectionFailure
-        message = render(
-            name,
-            settings.endpoint.url,
-            diagnosis,
-            connecting=failure_class is not DiagnosedTaskFailure,
-        )
+        message = render(name, settings.endpoint.url, diagnosis, connecting=not in_command)
         failure = failure_class(message, diagnosis)
     _chain_safely(failure, exc, secrets)
     return failure

@@ -482,6 +482,31 @@ WORDING: dict[str, Wording] = {
         "raise MaxConcurrentOperationsPerUser (winrm/config/service) on the host, or close "
         "other sessions of ansible_user",
     ),
+    # WSManFault 2150858843 (ERROR_WSMAN_SHELL_NOT_FOUND) to a request of a task's shell or
+    # pool: a WinRM restart or a reboot ends every shell and pool (docs/winhost-behaviours.md),
+    # as do the host's idle timeout and shell limits. Windows' own text ("create a new shell")
+    # speaks to the program that made the shell, not to the user.
+    "shell_gone": Wording(
+        Layer.WSMAN,
+        "the host no longer has the shell the task ran in",
+        "the WinRM service restarted or the host rebooted while the task ran (or an idle timeout "
+        "or shell limit ended the shell); whether its command finished is unknown, so it was not "
+        "run again: check the host, then rerun the task (reboot with ansible.windows.win_reboot, "
+        "which reconnects)",
+        summary_by_plugin={
+            "psrp": "the host no longer has the runspace pool the task ran in",
+        },
+    ),
+    # A connection failure of a task whose session was working: the connect-time advice
+    # (listener, port, firewall) would be wrong; {cause} is that diagnosis' summary.
+    "broke_during_task": Wording(
+        Layer.TCP,
+        "the connection broke while the task ran: {cause}",
+        "the WinRM service may have restarted or the host rebooted (reboot with "
+        "ansible.windows.win_reboot, which reconnects), or a network device dropped the "
+        "connection; whether the host ran what the task sent is unknown, so it was not sent "
+        "again: check the host, then rerun the task",
+    ),
     "quota_exhausted": Wording(
         Layer.WSMAN,
         "the host refused the request: a WinRM quota is exhausted",

@@ -543,6 +543,7 @@ TEMPLATE_VALUES: dict[str, t.Any] = {
     "urllib3": "2.1.0",
     "cached": "other@EXAMPLE.COM",
     "wanted": "admin@EXAMPLE.COM",
+    "cause": "nothing accepted the connection on port 5986",
 }
 
 

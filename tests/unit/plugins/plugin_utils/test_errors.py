@@ -621,9 +621,55 @@ def test_a_command_the_host_answered_with_an_error_fails_the_task(
     failure = connection_failure(error, _settings(), in_command=True)
     assert isinstance(failure, DiagnosedTaskFailure) is task_failed
     assert isinstance(failure, AnsibleConnectionFailure) is not task_failed
-    assert ("failed on https://[::1]:5986/wsman" in failure.message) is task_failed
+    # The session was working: the message says where it failed, not "connecting".
+    assert "failed on https://[::1]:5986/wsman" in failure.message
     # Before a session is open, every failure is one of connecting.
-    assert isinstance(connection_failure(error, _settings()), DiagnosedConnectionFailure)
+    connecting = connection_failure(error, _settings())
+    assert isinstance(connecting, DiagnosedConnectionFailure)
+    assert "failed connecting to https://[::1]:5986/wsman" in connecting.message
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        requests_connection_error(ConnectionResetError(104, "reset")),
+        requests_connection_error(ConnectionRefusedError(111, "refused")),
+        ValueError("odd"),
+    ],
+    ids=["reset", "refused", "unknown"],
+)
+def test_a_connection_that_broke_during_a_task_gets_no_connect_time_advice(
+    error: BaseException,
+) -> None:
+    # A reboot or WinRM restart during a command read as "nothing accepted the connection ...
+    # create the listener" or as a firewall closing it.
+    failure = connection_failure(error, _settings(), in_command=True)
+    assert isinstance(failure, DiagnosedConnectionFailure)
+    assert failure.diagnosis.key == "broke_during_task"
+    connecting = connection_failure(error, _settings()).diagnosis
+    assert (
+        failure.diagnosis.summary
+        == f"the connection broke while the task ran: {connecting.summary}"
+    )
+    assert failure.diagnosis.evidence == connecting.evidence
+    assert "listener" not in failure.diagnosis.fix and "firewall" not in failure.diagnosis.fix
+    assert "whether the host ran what the task sent is unknown" in failure.diagnosis.fix
+
+
+def test_a_shell_the_host_no_longer_has_is_named_as_such() -> None:
+    gone = winrm.exceptions.WSManFaultError(
+        500,
+        "",
+        "",
+        "The request for the Windows Remote Shell with ShellId x failed because "
+        "the shell was not found.",
+        wsman_fault_code=2150858843,
+    )
+    failure = connection_failure(gone, _settings(), in_command=True)
+    assert isinstance(failure, DiagnosedTaskFailure)
+    assert failure.diagnosis.key == "shell_gone"
+    assert failure.diagnosis.summary == "the host no longer has the shell the task ran in"
+    assert "WinRM service restarted or the host rebooted" in failure.diagnosis.fix
 
 
 def test_connection_failure_message() -> None:

@@ -89,16 +89,29 @@ _NO_CONNECTION = frozenset(
     ("NewConnectionError", "ConnectTimeoutError", "ConnectTimeout", "NameResolutionError")
 )
 _LOGON_REFUSED = frozenset(("AuthenticationError", "InvalidCredentialsError", "SpnegoError"))
-# TLS errors that a connection ending raises, in the handshake or later: a request may have
-# gone out on that connection before it ended.
-_TLS_CONNECTION_ENDED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+# OpenSSL's reasons for a handshake the two sides could not agree on (version, cipher, key
+# exchange): no request goes out before the handshake ends. A TLS error with another reason
+# (a record that failed its check, the connection ending) may come after a request went out.
+_TLS_HANDSHAKE_REFUSED = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "UNSUPPORTED_PROTOCOL",
+        "NO_PROTOCOLS_AVAILABLE",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+        "NO_SHARED_CIPHER",
+        "NO_CIPHERS_AVAILABLE",
+        "DH_KEY_TOO_SMALL",
+        "TLSV1_ALERT_INSUFFICIENT_SECURITY",
+    }
+)
 
 
 def never_reached_host(exc: BaseException) -> bool:
     """True when the host cannot have taken the request that failed with ``exc``, so it created
     nothing and ran nothing: the name did not resolve, the TCP connection was refused or not
-    made, TLS failed in its handshake (the certificate failed validation, or a version or cipher
-    was refused: any TLS error but the connection ending), or the logon failed (a 401 after
+    made, TLS failed in its handshake (the certificate failed validation, or the sides agreed on
+    no version or cipher: _TLS_HANDSHAKE_REFUSED), or the logon failed (a 401 after
     the authentication legs, or the authentication library could not make or take a token:
     the message that carries the request is sent only once the logon succeeded). pyspnego
     raises the same SpnegoError when an answer cannot be unwrapped, after the host took the
@@ -111,7 +124,10 @@ def never_reached_host(exc: BaseException) -> bool:
     for error in exception_chain(exc):
         if isinstance(error, (ConnectionRefusedError, socket.gaierror)):
             return True
-        if isinstance(error, ssl.SSLError) and not isinstance(error, _TLS_CONNECTION_ENDED):
+        if isinstance(error, ssl.SSLCertVerificationError) or (
+            isinstance(error, ssl.SSLError)
+            and getattr(error, "reason", None) in _TLS_HANDSHAKE_REFUSED
+        ):
             return True
         if (_NO_CONNECTION | _LOGON_REFUSED) & class_names(error):
             return True

@@ -301,6 +301,12 @@ def test_a_missing_answer_is_told_apart_from_one_that_broke_off(
     assert any(is_partial_answer(e) for e in exception_chain(error)) is partial
 
 
+def _with_reason(error: ssl.SSLError, reason: str) -> ssl.SSLError:
+    """An ssl error as OpenSSL raises it, with its reason code (as _ssl sets it)."""
+    error.reason = reason  # type: ignore[misc]
+    return error
+
+
 def _tls_error(reason: ssl.SSLError) -> requests.exceptions.SSLError:
     """A TLS failure as requests raises it: requests' SSLError, urllib3's MaxRetryError and
     SSLError, and the ssl module's error."""
@@ -330,7 +336,24 @@ def _tls_error(reason: ssl.SSLError) -> requests.exceptions.SSLError:
             True,
             id="certificate",
         ),
-        pytest.param(_tls_error(ssl.SSLError(1, "wrong version number")), True, id="tls-version"),
+        pytest.param(
+            _tls_error(
+                _with_reason(ssl.SSLError(1, "wrong version number"), "WRONG_VERSION_NUMBER")
+            ),
+            True,
+            id="tls-version",
+        ),
+        pytest.param(
+            _tls_error(_with_reason(ssl.SSLError(1, "no shared cipher"), "NO_SHARED_CIPHER")),
+            True,
+            id="tls-cipher",
+        ),
+        # A record that failed its check may come after a request went out.
+        pytest.param(
+            _tls_error(_with_reason(ssl.SSLError(1, "bad record mac"), "BAD_RECORD_MAC")),
+            False,
+            id="tls-record",
+        ),
         pytest.param(pypsrp.exceptions.AuthenticationError("401"), True, id="psrp-401"),
         pytest.param(winrm.exceptions.InvalidCredentialsError("401"), True, id="winrm-401"),
         pytest.param(

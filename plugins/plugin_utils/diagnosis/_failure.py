@@ -81,9 +81,14 @@ HOST_ANSWERED = frozenset(
         "shell_gone",
     }
 )
-# Diagnoses whose fix is for a connection being made (a listener, a port, a firewall): during a
-# task whose session was working they become broke_during_task.
-CONNECT_TIME_ONLY = frozenset({"tcp_refused", "tcp_timeout", "closed_connection", "unexpected"})
+# Diagnoses whose fix is for a connection being made (a listener, a port, a firewall, the
+# host's name), and the wording they take instead during a task whose session was working.
+DURING_TASK = {
+    "tcp_refused": "broke_during_task",
+    "tcp_timeout": "broke_during_task",
+    "closed_connection": "broke_during_task",
+    "unexpected": "unexpected_during_task",
+}
 
 
 def _host_answered(exc: BaseException, diagnosis: Diagnosis) -> bool:
@@ -140,8 +145,8 @@ def connection_failure(
     session knows that ``exc`` cut off a running command's output (a LostAnswerFailure).
     ``in_command``: ``exc`` ended a command (or transfer) of an open session; when the host
     answered it (HOST_ANSWERED) the failure is a DiagnosedTaskFailure, not a connection one,
-    and a diagnosis with connect-time advice (CONNECT_TIME_ONLY) is reworded for a connection
-    that broke during the task. Either way the message says ``failed on`` the URL.
+    and a diagnosis with connect-time advice (DURING_TASK) is reworded for a session that
+    was working. Either way the message says ``failed on`` the URL.
     """
     secrets = settings.secrets
     failure: AnsibleError
@@ -156,9 +161,12 @@ def connection_failure(
             settings.plugin,
             message_encryption=settings.message_encryption,
         )
-        if in_command and diagnosis.key in CONNECT_TIME_ONLY:
+        if in_command and diagnosis.key in DURING_TASK:
             diagnosis = describe(
-                "broke_during_task", settings.plugin, diagnosis.evidence, cause=diagnosis.summary
+                DURING_TASK[diagnosis.key],
+                settings.plugin,
+                diagnosis.evidence,
+                cause=diagnosis.summary,
             )
         diagnosis.summary = redact(diagnosis.summary, secrets)
         diagnosis.evidence = redact(diagnosis.evidence, secrets)

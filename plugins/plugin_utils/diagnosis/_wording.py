@@ -507,6 +507,14 @@ WORDING: dict[str, Wording] = {
         "connection; whether the host ran what the task sent is unknown, so it was not sent "
         "again: check the host, then rerun the task",
     ),
+    # An error of no known kind during a task: not necessarily the connection's; {cause} is
+    # the unexpected diagnosis' summary.
+    "unexpected_during_task": Wording(
+        Layer.WSMAN,
+        "{cause} while the task ran",
+        "rerun with -vvvvv for the details; whether the host ran what the task sent is "
+        "unknown, so it was not sent again: check the host before you rerun the task",
+    ),
     "quota_exhausted": Wording(
         Layer.WSMAN,
         "the host refused the request: a WinRM quota is exhausted",

@@ -634,9 +634,8 @@ def test_a_command_the_host_answered_with_an_error_fails_the_task(
     [
         requests_connection_error(ConnectionResetError(104, "reset")),
         requests_connection_error(ConnectionRefusedError(111, "refused")),
-        ValueError("odd"),
     ],
-    ids=["reset", "refused", "unknown"],
+    ids=["reset", "refused"],
 )
 def test_a_connection_that_broke_during_a_task_gets_no_connect_time_advice(
     error: BaseException,
@@ -653,6 +652,14 @@ def test_a_connection_that_broke_during_a_task_gets_no_connect_time_advice(
     )
     assert failure.diagnosis.evidence == connecting.evidence
     assert "listener" not in failure.diagnosis.fix and "firewall" not in failure.diagnosis.fix
+    assert "whether the host ran what the task sent is unknown" in failure.diagnosis.fix
+
+
+def test_an_unknown_error_during_a_task_gets_no_connect_time_advice() -> None:
+    failure = connection_failure(ValueError("odd"), _settings(), in_command=True)
+    assert failure.diagnosis.key == "unexpected_during_task"
+    assert failure.diagnosis.summary == "unexpected ValueError while the task ran"
+    assert "ansible_port" not in failure.diagnosis.fix
     assert "whether the host ran what the task sent is unknown" in failure.diagnosis.fix
 
 

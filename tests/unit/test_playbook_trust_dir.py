@@ -9,12 +9,11 @@ first. Only controller-side tasks run (assert, debug), so no host is contacted.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from json_playbook import run_json_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ("setup", "harden")
@@ -23,29 +22,9 @@ PLAYBOOKS = ("setup", "harden")
 def _play(
     tmp_path: Path, playbook: str, inventory: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    environment = {
-        **os.environ,
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    command = [
-        str(Path(sys.executable).with_name("ansible-playbook")),
-        str(REPO / "playbooks" / f"{playbook}.yml"),
-        "-i",
-        inventory,
-        "-e",
-        "winops_hosts=win1",
-        *extra,
-    ]
-    return subprocess.run(
-        command,
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    playbook_path = str(REPO / "playbooks" / f"{playbook}.yml")
+    arguments = [playbook_path, "-i", inventory, "-e", "winops_hosts=win1", *extra]
+    return run_json_playbook(arguments, tmp_path)
 
 
 def _result(done: subprocess.CompletedProcess[str], task: str) -> dict[str, object]:

@@ -10,13 +10,11 @@ controller), so the plugin named by ansible_connection is loaded but never conne
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
 import pytest
+from json_playbook import run_json_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "winrm_https_cert"
@@ -38,21 +36,7 @@ PLAY = f"""
 def _names(tmp_path: Path, variables: dict[str, t.Any]) -> dict[str, t.Any]:
     (tmp_path / "play.yml").write_text(PLAY, encoding="utf-8")
     (tmp_path / "vars.json").write_text(json.dumps(variables), encoding="utf-8")
-    environment = {
-        **os.environ,
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "play.yml", "-e", "@vars.json"],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_json_playbook(["play.yml", "-e", "@vars.json"], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     tasks = json.loads(done.stdout)["plays"][0]["tasks"]
     result = next(task for task in tasks if task["task"]["name"] == "names")

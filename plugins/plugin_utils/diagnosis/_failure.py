@@ -81,13 +81,15 @@ HOST_ANSWERED = frozenset(
         "shell_gone",
     }
 )
-# Diagnoses whose fix is for a connection being made (a listener, a port, a firewall, the
-# host's name), and the wording they take instead during a task whose session was working.
+# Diagnoses whose wording is for a connection being made (a listener, a port, a firewall), or
+# does not say that what the task sent may have run, and the wording they take instead during a
+# task whose session was working.
 DURING_TASK = {
     "tcp_refused": "broke_during_task",
     "tcp_timeout": "broke_during_task",
     "closed_connection": "broke_during_task",
     "unexpected": "unexpected_during_task",
+    "read_timeout": "read_timeout_during_task",
 }
 
 

@@ -219,6 +219,14 @@ WORDING: dict[str, Wording] = {
         "raise {v.read_timeout} (it must stay above the operation timeout)",
         fix_by_plugin={"ansible.builtin.winrm": _BUILTIN_WINRM_TIMEOUTS},
     ),
+    # The same during a task whose session was working: the request may still be running.
+    "read_timeout_during_task": Wording(
+        Layer.WSMAN,
+        "the host accepted the task's request but did not answer within the read timeout",
+        "raise {v.read_timeout} (it must stay above the operation timeout); whether the host ran "
+        "what the task sent is unknown, so it was not sent again: check the host before you "
+        "rerun the task",
+    ),
     "answer_cut": Wording(
         Layer.WSMAN,
         "the connection broke while the host was sending its answer",

@@ -663,6 +663,15 @@ def test_an_unknown_error_during_a_task_gets_no_connect_time_advice() -> None:
     assert "whether the host ran what the task sent is unknown" in failure.diagnosis.fix
 
 
+def test_a_read_timeout_during_a_task_says_the_request_may_still_run() -> None:
+    timed_out = requests.exceptions.ReadTimeout("Read timed out. (read timeout=30)")
+    failure = connection_failure(timed_out, _settings(), in_command=True)
+    assert failure.diagnosis.key == "read_timeout_during_task"
+    assert "ansible_winrm_read_timeout_sec" in failure.diagnosis.fix
+    assert "whether the host ran what the task sent is unknown" in failure.diagnosis.fix
+    assert connection_failure(timed_out, _settings()).diagnosis.key == "read_timeout"
+
+
 def test_a_shell_the_host_no_longer_has_is_named_as_such() -> None:
     gone = winrm.exceptions.WSManFaultError(
         500,

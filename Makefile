@@ -117,18 +117,23 @@ PERSIST_OFF_SUITES := $(addprefix tests/integration/,e2e/test_matrix.py e2e/test
 PYTEST_INTEGRATION = WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python -u -m pytest -q -p no:cacheprovider \
 	--durations=10
 BLOCK_FIRST = $(BIN)/python tests/integration/address_blocks.py
+# CI keeps only the end of the log, and the shards' summaries scroll past it: repeat what failed
+# (pytest's FAILED/ERROR lines and result counts, Molecule's errors) as the stage's last lines.
+INTEGRATION_FAILURES = grep -hE '\] (FAILED|ERROR) |\] [0-9]+ (passed|failed|errors?)[ ,].* in [0-9.]+s|\] CRITICAL ' \
+	build/integration-1.log build/integration-2.log | sed 's/^/integration: /' | tail -n 40 || true
 
 integration: install
-	@echo "integration: shard 1 runs $(INTEGRATION_SHARD), then $(PERSIST_OFF_SUITES) with session_persist off; shard 2 the other suites"; \
+	@mkdir -p build; echo "integration: shard 1 runs $(INTEGRATION_SHARD), then $(PERSIST_OFF_SUITES) with session_persist off; shard 2 the other suites"; \
 	( { status=0; $(PYTEST_INTEGRATION) $(INTEGRATION_SHARD) || status=$$?; \
 	    echo "integration: $(PERSIST_OFF_SUITES) with session_persist off"; \
 	    E2E_FIRST=$$($(BLOCK_FIRST) e2e_persist_off) KERBEROS_FIRST=$$($(BLOCK_FIRST) kerberos_persist_off) \
 	    WINOPS_REMOTING_SESSION_PERSIST=false $(PYTEST_INTEGRATION) -k "not ansible.builtin" $(PERSIST_OFF_SUITES) || status=$$?; \
 	    $(if $(WITH_MOLECULE),echo "integration: molecule"; { $(MOLECULE_RUN); } || status=$$?;) \
-	    exit $$status; } 2>&1 | sed -u 's/^/[integration 1] /' ) & one=$$!; \
+	    exit $$status; } 2>&1 | sed -u 's/^/[integration 1] /' | tee build/integration-1.log ) & one=$$!; \
 	( $(PYTEST_INTEGRATION) tests/integration $(addprefix --ignore=,$(INTEGRATION_SHARD)) 2>&1 \
-	  | sed -u 's/^/[integration 2] /' ) & two=$$!; \
+	  | sed -u 's/^/[integration 2] /' | tee build/integration-2.log ) & two=$$!; \
 	status_one=0; wait $$one || status_one=$$?; status_two=0; wait $$two || status_two=$$?; \
+	$(INTEGRATION_FAILURES); \
 	echo "integration: shard 1 exited $$status_one, shard 2 exited $$status_two"; \
 	test $$status_one -eq 0 && test $$status_two -eq 0
 

@@ -119,8 +119,9 @@ is not registered yet, sets it to 1, and the script puts the previous value back
 .PARAMETER IssuerExportPath
 Where to write the issuer PEM (default C:\ProgramData\winops\winrm-https-issuer.pem). A
 folder the script makes for it grants only SYSTEM and Administrators; an existing folder must
-be owned by SYSTEM, Administrators or you (another user could have made it to swap the file),
-or the script stops before changing anything. The certificate's SHA-256 fingerprint is printed
+be owned by SYSTEM, Administrators or you and let no one else create or change files in it (a
+folder made under ProgramData by hand inherits that right for every user, who could swap the
+file), or the script stops before changing anything. The certificate's SHA-256 fingerprint is printed
 too: compare it with the copy on the controller.
 
 .EXAMPLE
@@ -264,10 +265,35 @@ function Assert-IssuerExportFolder {
     if (-not (Test-Path -LiteralPath $folder)) {
         return
     }
-    $owner = (Get-Acl -LiteralPath $folder).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+    $acl = Get-Acl -LiteralPath $folder
+    $owner = $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value
     $trusted = @('S-1-5-18', 'S-1-5-32-544', [System.Security.Principal.WindowsIdentity]::GetCurrent().User.Value)
     if ($trusted -notcontains $owner) {
         throw "IssuerExportPath folder '$folder' is owned by $owner, not by SYSTEM, Administrators or you, so another user could replace the issuer PEM in it: remove the folder or choose another -IssuerExportPath. Nothing was changed."
+    }
+    <# Owned by an administrator is not enough: a folder made under ProgramData without
+       permissions of its own inherits BUILTIN\Users:(CI)(WD,AD), so any user can create files
+       in it, the PEM among them between its removal and its writing. Refused: any other
+       account's right to create, delete or re-permission what is in the folder, or to write
+       the files it will hold. CREATOR OWNER (S-1-3-0) stands for whoever creates the file:
+       here the account running the script. An ACE that only subfolders inherit is harmless. #>
+    $changing = [int64][System.Security.AccessControl.FileSystemRights]'CreateFiles, AppendData, DeleteSubdirectoriesAndFiles, Delete, ChangePermissions, TakeOwnership'
+    $changing = $changing -bor 0x10000000 -bor 0x40000000  # GENERIC_ALL, GENERIC_WRITE as an ACE may hold them
+    $inheritOnly = [int][System.Security.AccessControl.PropagationFlags]::InheritOnly
+    $objectInherit = [int][System.Security.AccessControl.InheritanceFlags]::ObjectInherit
+    # @(): a loop that yields nothing must count 0 (a $null would count 1).
+    $writers = @(foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
+        $sid = $rule.IdentityReference.Value
+        $subfoldersOnly = (([int]$rule.PropagationFlags -band $inheritOnly) -ne 0) -and (([int]$rule.InheritanceFlags -band $objectInherit) -eq 0)
+        if ($rule.AccessControlType -ne 'Allow' -or $trusted -contains $sid -or $sid -eq 'S-1-3-0' -or $subfoldersOnly) {
+            continue
+        }
+        if (([int64]$rule.FileSystemRights -band $changing) -ne 0) {
+            $sid
+        }
+    })
+    if ($writers.Count -gt 0) {
+        throw "IssuerExportPath folder '$folder' lets $(($writers | Select-Object -Unique) -join ', ') create or change files in it (a folder under ProgramData inherits that for BUILTIN\Users, S-1-5-32-545), so another user could replace the issuer PEM: remove the folder (the script then creates it for SYSTEM and Administrators only) or choose another -IssuerExportPath. Nothing was changed."
     }
 }
 
@@ -969,11 +995,18 @@ function Export-IssuerPem {
             $security.SetSecurityDescriptorSddlForm('D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)')
             [void][System.IO.Directory]::CreateDirectory($directory, $security)
         }
-        # A new file, so that it takes the folder's permissions and not a file planted before.
+        # A new file, so that it takes the folder's permissions and not a file planted before;
+        # CreateNew fails rather than write into a file that appeared after the removal.
         if (Test-Path -LiteralPath $IssuerExportPath) {
             Remove-Item -LiteralPath $IssuerExportPath -Force
         }
-        [System.IO.File]::WriteAllText($IssuerExportPath, ($blocks -join ''), [System.Text.UTF8Encoding]::new($false))
+        $pem = [System.Text.UTF8Encoding]::new($false).GetBytes(($blocks -join ''))
+        $file = [System.IO.File]::Open($IssuerExportPath, [System.IO.FileMode]::CreateNew, [System.IO.FileAccess]::Write, [System.IO.FileShare]::None)
+        try {
+            $file.Write($pem, 0, $pem.Length)
+        } finally {
+            $file.Dispose()
+        }
     }
     Write-Step "Wrote the issuer to $IssuerExportPath; copy it to the controller for certificate validation."
     foreach ($issuer in $issuers) {

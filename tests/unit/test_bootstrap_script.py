@@ -248,19 +248,28 @@ def test_whatif_with_winrm_stopped_stops_before_reading_wsman() -> None:
 
 
 def test_issuer_folder_is_the_administrators_own() -> None:
-    """The controller trusts what is written to -IssuerExportPath: a folder another user made
-    is refused before anything changes, a new one grants SYSTEM and Administrators only
+    """The controller trusts what is written to -IssuerExportPath: a folder another user made,
+    or one where others may create or change files, is refused before anything changes, a new one grants SYSTEM and Administrators only
     (protected, nothing inherited), a file already there is replaced, and the fingerprint is
     printed for comparison on the controller."""
     check = function_body("Assert-IssuerExportFolder")
     assert ".GetOwner([System.Security.Principal.SecurityIdentifier])" in check
     assert "@('S-1-5-18', 'S-1-5-32-544'," in check
+    # An administrator's folder that inherited ProgramData's BUILTIN\Users:(CI)(WD,AD) is refused
+    # too: the check reads every allow ACE's rights, not only the owner.
+    assert ".GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])" in check
+    assert "'CreateFiles, AppendData, DeleteSubdirectoriesAndFiles, Delete," in check
+    assert "$writers = @(foreach" in check and "if ($writers.Count -gt 0)" in check
     assert MAIN.index("\nAssert-IssuerExportFolder\n") < MAIN.index("\nEnable-WinRMService\n")
     export = function_body("Export-IssuerPem")
     assert "New-Item -Path $directory -ItemType Directory" not in export
     assert "SetSecurityDescriptorSddlForm('D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)')" in export
     assert "[System.IO.Directory]::CreateDirectory($directory, $security)" in export
-    assert export.index("Remove-Item -LiteralPath $IssuerExportPath") < export.index("WriteAllText")
+    # Removed, then created anew: a file that appears in between is not written into.
+    assert "WriteAllText" not in export
+    assert export.index("Remove-Item -LiteralPath $IssuerExportPath") < export.index(
+        "[System.IO.File]::Open($IssuerExportPath, [System.IO.FileMode]::CreateNew,"
+    )
     assert "[System.Security.Cryptography.SHA256]::Create()" in export
 
 

@@ -388,12 +388,28 @@ def _answer_text(error: BaseException) -> str:
 
 
 def _diagnose_http_status(
-    chain: list[BaseException], plugin: str, encrypted_http: bool
+    chain: list[BaseException],
+    transport: str,
+    plugin: str,
+    *,
+    over_http: bool,
+    encrypted_http: bool,
 ) -> Diagnosis | None:
     status_error = _first(chain, lambda e: http_status(e) is not None)
     if status_error is None:
         return None
     status = http_status(status_error)
+    if (
+        status == 500
+        and over_http
+        and not encrypted_http
+        and transport in ("kerberos", "negotiate")
+    ):
+        # Windows answers a plain message on a Kerberos logon with 500 and an event-log entry
+        # (pywinrm#129, winrm4j#151, ansible#33385) where an NTLM one gets 401; a 500 carrying
+        # a WSManFault was read as the fault before this step. Known from the settings: pypsrp
+        # re-raises its error after a failed fault parse, which drops the request from the chain.
+        return unencrypted_refused(transport, plugin, str(status_error))
     if status == 404:
         return describe("wsman_not_found", plugin, str(status_error))
     if status == 413:
@@ -476,7 +492,13 @@ def diagnose(
         lambda: _diagnose_network(chain, endpoint, plugin),
         lambda: _diagnose_auth(chain, transport, plugin, over_http=endpoint.scheme == "http"),
         lambda: _diagnose_wsman(chain, plugin),
-        lambda: _diagnose_http_status(chain, plugin, encrypted_http),
+        lambda: _diagnose_http_status(
+            chain,
+            transport,
+            plugin,
+            over_http=endpoint.scheme == "http",
+            encrypted_http=encrypted_http,
+        ),
         lambda: _diagnose_other(chain, transport, plugin),
     ):
         diagnosis = step()

@@ -31,6 +31,7 @@ from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
     answer_lost,
     exception_chain,
+    http_status,
     never_reached_host,
     no_whole_answer,
     raise_failure,
@@ -431,6 +432,11 @@ class PsrpSession:
         if never_reached_host(reason):
             return True
         selectors = getattr(pool.shell, "_selector_set", None)
+        if selectors is None and any(http_status(error) for error in exception_chain(reason)):
+            # The host answered the Create itself with an error status (a fault, a refused plain
+            # message): it created no pool, and a Delete would only meet the same refusal. The
+            # winrm session deletes a shell only when its Create was cut off, too.
+            return True
         if selectors is None:
             selectors = SelectorSet()
             selectors.add_option("ShellId", str(pool.id).upper())

@@ -228,6 +228,31 @@ def test_psrp_spn_error_for_an_ip_address(kerberos_host, kerberos_env, tmp_path)
     assert ADMIN.password not in output
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("plugin", ["winrm", "psrp"])
+def test_kerberos_without_message_encryption_is_named(
+    kerberos_host, kerberos_env, tmp_path, plugin
+) -> None:
+    """message_encryption never over http with Kerberos: Windows logs the user on, then answers
+    the plain message with HTTP 500 (an NTLM logon gets 401; docs/winhost-behaviours.md). The
+    task must name message encryption and its fix, not a bare "HTTP 500"."""
+    host, recorder = kerberos_host
+    assert host.winrm_setting("Service/AllowUnencrypted") == "false"
+    host_vars = _host_vars(host, (plugin, "http", "managed", False))
+    host_vars[f"ansible_{plugin}_message_encryption"] = "never"
+    result = _run(tmp_path, kerberos_env, {"windows": {"hosts": {host.name: host_vars}}})
+    output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+    assert result.returncode != 0, output
+    assert "500" in output, output
+    assert "the host refused an unencrypted message over http" in output, output
+    assert f"set ansible_{plugin}_message_encryption: auto" in output, output
+    # The host answered the pool's or shell's Create: it created nothing to warn about.
+    assert "could not be closed" not in output, output
+    assert ADMIN.password not in output
+    # The refusal came after a Kerberos logon, not instead of one.
+    assert any(a.auth_method == "Kerberos" for a in recorder.completed())
+
+
 COUNT_PLAYBOOK = """
 - hosts: windows
   gather_facts: false

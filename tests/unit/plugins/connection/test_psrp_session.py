@@ -507,6 +507,9 @@ def tls_failure(reason: ssl.SSLError) -> requests.exceptions.SSLError:
             id="tls-refused",
         ),
         pytest.param(connection_refused(), 0, id="tcp-refused"),
+        # The host answered the Create with an error status (here a Kerberos logon's plain
+        # message, refused with 500): it created nothing, and the Delete would be refused too.
+        pytest.param(WinRMTransportError("http", 500, ""), 0, id="create-answered-500"),
     ],
 )
 def test_a_failed_open_deletes_the_pool_unless_nothing_reached_the_host(

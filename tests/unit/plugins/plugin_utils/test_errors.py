@@ -439,6 +439,32 @@ def test_http_404_names_the_path_variable() -> None:
     assert "ansible_psrp_path" in diagnosis.fix
 
 
+@pytest.mark.parametrize(
+    ("transport", "encryption", "endpoint", "key"),
+    [
+        ("kerberos", "never", HTTP, "unencrypted_refused"),
+        ("negotiate", "never", HTTP, "unencrypted_refused"),
+        # Sealed messages, or TLS: a 500 there says nothing about encryption.
+        ("kerberos", "auto", HTTP, "http_status"),
+        ("kerberos", "never", HTTPS, "http_status"),
+        # NTLM's plain message gets 401, read by the authentication step.
+        ("ntlm", "never", HTTP, "http_status"),
+    ],
+)
+def test_a_500_to_a_plain_kerberos_message_names_message_encryption(
+    transport: str, encryption: str, endpoint: t.Any, key: str
+) -> None:
+    """Windows answers a plain message on a Kerberos logon over http with HTTP 500 (pywinrm#129,
+    winrm4j#151). pypsrp's error after its failed fault parse carries no request, so the
+    settings tell that the message was plain."""
+    error = pypsrp.exceptions.WinRMTransportError("http", 500, "")
+    diagnosis = diagnose(error, endpoint, transport, "psrp", message_encryption=encryption)
+    assert diagnosis.key == key
+    if key == "unencrypted_refused":
+        assert diagnosis.layer is Layer.MESSAGE_ENCRYPTION
+        assert "ansible_psrp_message_encryption: auto" in diagnosis.fix
+
+
 def test_kerberos_error() -> None:
     error = ticket_failure("kinit_failed", "u@EXAMPLE.COM", "kinit exit code 1: x")
     diagnosis = diagnose(error, HTTPS, "kerberos", "winrm")

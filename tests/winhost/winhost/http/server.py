@@ -351,6 +351,12 @@ class _Handler(BaseHTTPRequestHandler):
         ):
             self.auth.acceptor = None
             self.auth.principal = None
+            if principal is not None and principal.auth_method == "Kerberos":
+                # A Kerberos logon's plain message gets 500 where NTLM and Basic get 401
+                # (docs/winhost-behaviours.md; the empty body is assumed).
+                log.info("winhost %s: unencrypted message on a Kerberos logon", host.name)
+                self._reply(500)
+                return
             self._unauthorized("unencrypted message over HTTP while AllowUnencrypted=false")
             return
         else:

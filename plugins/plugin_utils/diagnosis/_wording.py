@@ -206,7 +206,9 @@ WORDING: dict[str, Wording] = {
         Layer.TCP,
         "port {port} did not answer in time",
         "open the port in the host's firewall for the controller (winops.remoting."
-        "winrm_listener role) or raise {v.connection_timeout}",
+        "winrm_listener role); check that a WinRM listener serves port {port} (Windows "
+        "Firewall drops connections to a port nothing listens on rather than refuse them); "
+        "or raise {v.connection_timeout}",
     ),
     "closed_connection": Wording(
         Layer.TCP,

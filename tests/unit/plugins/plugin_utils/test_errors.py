@@ -113,7 +113,12 @@ def test_connection_refused_in_requests_connection_error() -> None:
 def test_connect_timeout() -> None:
     timeout = urllib3.exceptions.ConnectTimeoutError(None, "timed out")
     error = raised_chain(timeout, requests.exceptions.ConnectTimeout(timeout))
-    assert diagnose(error, HTTP, "ntlm", "winrm").layer is Layer.TCP
+    diagnosis = diagnose(error, HTTP, "ntlm", "winrm")
+    assert diagnosis.layer is Layer.TCP
+    # Windows Firewall's stealth mode drops a SYN to a closed port: a missing listener times
+    # out on a real host instead of being refused (docs/winhost-behaviours.md).
+    assert "check that a WinRM listener serves port 5985" in diagnosis.fix
+    assert "ansible_winrm_connection_timeout" in diagnosis.fix
 
 
 def test_read_timeout_names_the_read_timeout_variable() -> None:

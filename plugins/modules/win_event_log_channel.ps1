@@ -37,6 +37,12 @@ $maxSizeKb = $module.Params.max_size_kb
 if ($null -ne $maxSizeKb -and $maxSizeKb -lt 1024) {
     $module.FailJson("max_size_kb '$maxSizeKb' is too small: Windows keeps no event log smaller than 1024 KB (1048576 bytes)")
 }
+# Limit-EventLog: "The value must be divisible by 64 KB"; wevtutil rounds other sizes. A size
+# Windows may store rounded would read back different and be changed again on every run.
+if ($null -ne $maxSizeKb -and $maxSizeKb % 64 -ne 0) {
+    $lower = $maxSizeKb - $maxSizeKb % 64
+    $module.FailJson("max_size_kb '$maxSizeKb' is not a multiple of 64: Windows sizes event logs in 64 KB steps; use $lower or $($lower + 64)")
+}
 
 $before = @{ enabled = $channel.IsEnabled; max_size_kb = [int64]($channel.MaximumSizeInBytes / 1024) }
 $after = $before.Clone()

@@ -23,8 +23,8 @@ options:
     default: true
   max_size_kb:
     description:
-      - Maximum size of the log in kilobytes, at least 1024 (Windows keeps no smaller log);
-        unchanged when omitted.
+      - Maximum size of the log in kilobytes, at least 1024 (Windows keeps no smaller log) and
+        a multiple of 64 (Windows sizes event logs in 64 KB steps); unchanged when omitted.
       - An enabled Analytic or Debug channel takes no change while it is on, so it is switched
         off, resized and switched on again.
     type: int

@@ -64,6 +64,9 @@ def test_event_log_channel_bad_input_fails_clearly(targets: t.Any) -> None:
 - name: too small
   winops.remoting.win_event_log_channel: {{name: {CHANNEL}, max_size_kb: 512}}
   ignore_errors: true
+- name: not a multiple of 64
+  winops.remoting.win_event_log_channel: {{name: {CHANNEL}, max_size_kb: 1100}}
+  ignore_errors: true
 - name: wildcard
   winops.remoting.win_event_log_channel: {{name: "Microsoft-Windows-WinRM/*"}}
   ignore_errors: true
@@ -73,12 +76,15 @@ def test_event_log_channel_bad_input_fails_clearly(targets: t.Any) -> None:
 """
     before = targets.state("eventlog")["event_log_channels"]
     run = targets.play("eventlog", tasks, label="bad")
-    msg = {n: run.task(host, n).result["msg"] for n in ("unknown", "too small", "wildcard")}
+    names = ("unknown", "too small", "not a multiple of 64", "wildcard")
+    msg = {n: run.task(host, n).result["msg"] for n in names}
     assert msg == {
         "unknown": "name 'No-Such/Channel' is not an event log channel on this host: There is "
         'not an event log on the localhost computer that matches "No-Such/Channel".',
         "too small": "max_size_kb '512' is too small: Windows keeps no event log smaller than "
         "1024 KB (1048576 bytes)",
+        "not a multiple of 64": "max_size_kb '1100' is not a multiple of 64: Windows sizes "
+        "event logs in 64 KB steps; use 1088 or 1152",
         "wildcard": "name 'Microsoft-Windows-WinRM/*' contains a wildcard; give the exact name "
         "of one event log channel",
     }

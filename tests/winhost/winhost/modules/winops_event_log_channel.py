@@ -1,7 +1,7 @@
 """winops.remoting.win_event_log_channel against the host's event log channels.
 
 Follows plugins/modules/win_event_log_channel.ps1: the channel is found by name as
-Get-WinEvent -ListLog finds it (case-insensitive), max_size_kb must be at least 1024, and
+Get-WinEvent -ListLog finds it (case-insensitive), max_size_kb must be at least 1024 and a multiple of 64,
 enabled / max_size_kb are compared and written together (EventLogConfiguration.SaveChanges).
 Channels live in HostState.event_log_channels (Windows' defaults for the channels listed in
 winhost.state.DEFAULT_EVENT_LOG_CHANNELS); winhost records no events in them.
@@ -19,6 +19,8 @@ from winhost.modules.winops_common import host_model
 
 # wevtutil: "The minimum log size is 1048576 bytes (1024KB)" (docs/winhost-behaviours.md).
 MIN_SIZE_KB = 1024
+# Limit-EventLog: "The value must be divisible by 64 KB" (docs/winhost-behaviours.md).
+SIZE_STEP_KB = 64
 
 OPTIONS = {
     "name": Option(required=True),
@@ -52,6 +54,12 @@ def win_event_log_channel(run: ModuleRun) -> dict[str, t.Any]:
             raise ModuleFailure(
                 f"max_size_kb '{max_size_kb}' is too small: Windows keeps no event log smaller "
                 "than 1024 KB (1048576 bytes)"
+            )
+        if max_size_kb is not None and max_size_kb % SIZE_STEP_KB:
+            lower = max_size_kb - max_size_kb % SIZE_STEP_KB
+            raise ModuleFailure(
+                f"max_size_kb '{max_size_kb}' is not a multiple of 64: Windows sizes event logs "
+                f"in 64 KB steps; use {lower} or {lower + SIZE_STEP_KB}"
             )
         channel = state.event_log_channels[stored]
         before = {

@@ -281,11 +281,35 @@ if ($source -eq 'pfx') {
         }
         $securePassword.MakeReadOnly()
     }
-    try {
-        $pfxData = if ($null -ne $securePassword) { Get-PfxData -FilePath $pfxPath -Password $securePassword -ErrorAction Stop } else { Get-PfxData -FilePath $pfxPath -ErrorAction Stop }
+    # PFXImportCertStore takes the password "exactly the same as the value used to encrypt the
+    # packet", an empty string and NULL being two different values: a PFX exported without a
+    # password opens with one of the two forms only. An empty password (the role's default) or
+    # none is tried in the other form too, and the form that opened it is the one imported with.
+    $passwordForms = @(, $securePassword)
+    if ($null -eq $securePassword) {
+        $emptyPassword = [System.Security.SecureString]::new()
+        $emptyPassword.MakeReadOnly()
+        $passwordForms += $emptyPassword
     }
-    catch {
-        $module.FailJson("cannot open pfx_path '$pfxPath' (wrong pfx_password, not a PFX file, or a PFX encrypted with AES-256, OpenSSL 3's default, which Windows Server 2016 and older cannot read and report as a wrong password: export it with 3DES, for example openssl pkcs12 -export -legacy): $($_.Exception.Message)", $_)
+    elseif ($securePassword.Length -eq 0) {
+        $passwordForms += $null
+    }
+    $pfxData = $null
+    $openFailure = $null
+    foreach ($form in $passwordForms) {
+        try {
+            $pfxData = if ($null -ne $form) { Get-PfxData -FilePath $pfxPath -Password $form -ErrorAction Stop } else { Get-PfxData -FilePath $pfxPath -ErrorAction Stop }
+            $securePassword = $form
+            break
+        }
+        catch {
+            if ($null -eq $openFailure) {
+                $openFailure = $_
+            }
+        }
+    }
+    if ($null -eq $pfxData) {
+        $module.FailJson("cannot open pfx_path '$pfxPath' (wrong pfx_password, not a PFX file, or a PFX encrypted with AES-256, OpenSSL 3's default, which Windows Server 2016 and older cannot read and report as a wrong password: export it with 3DES, for example openssl pkcs12 -export -legacy): $($openFailure.Exception.Message)", $openFailure)
     }
     $leaf = @($pfxData.EndEntityCertificates) | Select-Object -First 1
     if ($null -eq $leaf) {

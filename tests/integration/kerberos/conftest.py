@@ -109,9 +109,14 @@ def serve_kerberos_hosts(
 def _wait_for_kept_sessions_to_close(host: t.Any, seconds: float = 20.0) -> None:
     """A run's kept sessions close just after ansible-playbook ends (docs/sessions.md). Left
     to close after the host is gone, a holder would log on to the next test's host on the
-    same address to delete its shell there, and that host would count the logon."""
+    same address to delete its shell there, and that host would count the logon. The shell
+    is gone once the Delete is processed, before its answer is sent: shut down then, the host
+    may cut that answer off and the holder sends the Delete again, to the next host (a CI run
+    saw case2's non-delegated logon in case3). So the holders' connections must end too."""
     deadline = time.monotonic() + seconds
-    while host.router.open_shells() and time.monotonic() < deadline:
+    while (
+        host.router.open_shells() or host.established_connections()
+    ) and time.monotonic() < deadline:
         time.sleep(0.1)
 
 

@@ -117,11 +117,11 @@ Without it the value is left as it was; Enable-PSRemoting, which the script runs
 is not registered yet, sets it to 1, and the script puts the previous value back.
 
 .PARAMETER IssuerExportPath
-Where to write the issuer PEM (default C:\ProgramData\winops\winrm-https-issuer.pem). A
-folder the script makes for it grants only SYSTEM and Administrators; an existing folder must
-be owned by SYSTEM, Administrators or you and let no one else create or change files in it (a
-folder made under ProgramData by hand inherits that right for every user, who could swap the
-file), or the script stops before changing anything. The certificate's SHA-256 fingerprint is printed
+Where to write the issuer PEM (default C:\ProgramData\winops\winrm-https-issuer.pem). A folder
+the script makes for it grants only SYSTEM and Administrators; an existing folder must be owned
+by SYSTEM, Administrators or you and let no one else create or change files in it (a folder
+made under ProgramData by hand inherits that right for every user, who could swap the file), or
+the script stops before changing anything. The certificate's SHA-256 fingerprint is printed
 too: compare it with the copy on the controller.
 
 .EXAMPLE

@@ -1,8 +1,9 @@
 """winops.remoting.win_event_log_channel against the host's event log channels.
 
 Follows plugins/modules/win_event_log_channel.ps1: the channel is found by name as
-Get-WinEvent -ListLog finds it (case-insensitive), max_size_kb must be at least 1024 and a multiple of 64,
-enabled / max_size_kb are compared and written together (EventLogConfiguration.SaveChanges).
+Get-WinEvent -ListLog finds it (case-insensitive), max_size_kb must be at least 1024 and a
+multiple of 64, and enabled / max_size_kb are compared and written together
+(EventLogConfiguration.SaveChanges).
 Channels live in HostState.event_log_channels (Windows' defaults for the channels listed in
 winhost.state.DEFAULT_EVENT_LOG_CHANNELS); winhost records no events in them.
 

@@ -118,9 +118,11 @@ PYTEST_INTEGRATION = WINOPS_COLLECTIONS_PATH=$(COLLECTIONS) $(BIN)/python -u -m 
 	--durations=10
 BLOCK_FIRST = $(BIN)/python tests/integration/address_blocks.py
 # CI keeps only the end of the log, and the shards' summaries scroll past it: repeat what failed
-# (pytest's FAILED/ERROR lines and result counts, Molecule's errors) as the stage's last lines.
-INTEGRATION_FAILURES = grep -hE '\] (FAILED|ERROR) |\] [0-9]+ (passed|failed|errors?)[ ,].* in [0-9.]+s|\] CRITICAL ' \
-	build/integration-1.log build/integration-2.log | sed 's/^/integration: /' | tail -n 40 || true
+# (pytest's FAILED/ERROR lines and result counts, Molecule's errors and its count) as the
+# stage's last lines.
+INTEGRATION_FAILURES = grep -hE '\] (FAILED|ERROR) |\] [0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s|\] CRITICAL |Molecule executed ' \
+	build/integration-1.log build/integration-2.log | sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^/integration: /' \
+	| tail -n 40 || true
 
 integration: install
 	@mkdir -p build; echo "integration: shard 1 runs $(INTEGRATION_SHARD), then $(PERSIST_OFF_SUITES) with session_persist off; shard 2 the other suites"; \

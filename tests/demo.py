@@ -214,6 +214,12 @@ def main() -> int:
         demo.check(f"the play fails (rc={doctor.returncode})", doctor.returncode != 0)
         demo.check(f"failing layer: {result.get('failed_layer')}", bool(result.get("failed_layer")))
         print(f"   fix: {result.get('fix')}")
+        # winhost refuses a connection to a port nothing listens on; Windows does so only with
+        # its firewall off (docs/winhost-behaviours.md, stealth mode).
+        print(
+            "   (a real Windows host with its firewall on drops such a connection: the doctor "
+            "then reports a timeout at the same layer and names the missing listener too)"
+        )
         seconds = time.monotonic() - started
     print(f"\ndemo {'passed' if demo.ok else 'FAILED'} in {seconds:.0f}s after winhost started")
     return 0 if demo.ok else 1

@@ -995,6 +995,9 @@ function Export-IssuerPem {
             $security.SetSecurityDescriptorSddlForm('D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)')
             [void][System.IO.Directory]::CreateDirectory($directory, $security)
         }
+        # Again: a folder another user made since the first check (CreateDirectory leaves an
+        # existing folder's permissions as they are) is refused before anything is written.
+        Assert-IssuerExportFolder
         # A new file, so that it takes the folder's permissions and not a file planted before;
         # CreateNew fails rather than write into a file that appeared after the removal.
         if (Test-Path -LiteralPath $IssuerExportPath) {

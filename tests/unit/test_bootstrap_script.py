@@ -265,6 +265,14 @@ def test_issuer_folder_is_the_administrators_own() -> None:
     assert "New-Item -Path $directory -ItemType Directory" not in export
     assert "SetSecurityDescriptorSddlForm('D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)')" in export
     assert "[System.IO.Directory]::CreateDirectory($directory, $security)" in export
+    # Checked again once the folder exists, before the PEM is removed and written: a folder
+    # made by another user after the first check is refused too.
+    assert export.index("[System.IO.Directory]::CreateDirectory") < export.index(
+        "Assert-IssuerExportFolder"
+    )
+    assert export.index("Assert-IssuerExportFolder") < export.index(
+        "Remove-Item -LiteralPath $IssuerExportPath"
+    )
     # Removed, then created anew: a file that appears in between is not written into.
     assert "WriteAllText" not in export
     assert export.index("Remove-Item -LiteralPath $IssuerExportPath") < export.index(

@@ -404,11 +404,13 @@ def _diagnose_http_status(
         and over_http
         and not encrypted_http
         and transport in ("kerberos", "negotiate")
+        and not _answer_text(status_error).strip()
     ):
         # Windows answers a plain message on a Kerberos logon with 500 and an event-log entry
-        # (pywinrm#129, winrm4j#151, ansible#33385) where an NTLM one gets 401; a 500 carrying
-        # a WSManFault was read as the fault before this step. Known from the settings: pypsrp
-        # re-raises its error after a failed fault parse, which drops the request from the chain.
+        # (pywinrm#129, winrm4j#151, ansible#33385) where an NTLM one gets 401: an empty 500 (a
+        # 500 carrying a WSManFault was read as the fault before this step). Known from the
+        # settings: pypsrp re-raises its error after a failed fault parse, which drops the
+        # request from the chain.
         return unencrypted_refused(transport, plugin, str(status_error))
     if status == 404:
         return describe("wsman_not_found", plugin, str(status_error))

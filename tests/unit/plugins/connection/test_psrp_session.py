@@ -32,7 +32,7 @@ from pypsrp.exceptions import WinRMTransportError, WSManFaultError
 from pypsrp.messages import PipelineInput
 from pypsrp.powershell import Fragmenter
 from pypsrp.serializer import Serializer
-from pypsrp.wsman import WSMan
+from pypsrp.wsman import SelectorSet, WSMan
 from test_psrp_support import FakeCredentialCache
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 from urllib3.exceptions import SSLError as Urllib3SSLError
@@ -81,9 +81,20 @@ class FakeWSMan:
         self.deleted.append({name: value for name, value, _ in selector_set.values})
 
 
+def raise_answer(error: BaseException) -> t.NoReturn:
+    """Raise ``error`` as pypsrp does: a WSManFault while handling the HTTP 500 it came in."""
+    if isinstance(error, WSManFaultError):
+        try:
+            raise WinRMTransportError("http", 500, "<s:Envelope/>")
+        except WinRMTransportError:
+            raise error  # noqa: B904 - pypsrp's implicit context
+    raise error
+
+
 class FakeShell:
-    def __init__(self, remote: FakeRemote) -> None:
+    def __init__(self, remote: FakeRemote, pool_id: str) -> None:
         self.remote = remote
+        self.pool_id = pool_id
 
     resource_uri = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
 
@@ -92,10 +103,15 @@ class FakeShell:
     def open(self, *args: t.Any) -> None:
         self.remote.creates += 1
         if self.remote.create_errors:
-            raise self.remote.create_errors.pop(0)
+            raise_answer(self.remote.create_errors.pop(0))
         most = self.remote.max_idle_timeout
         if self.idle_timeout is not None and most is not None and self.idle_timeout > most:
-            raise WSManFaultError(500, "win-01", "idle timeout above MaxIdleTimeoutMs", "", "", "")
+            raise_answer(
+                WSManFaultError(500, "win-01", "idle timeout above MaxIdleTimeoutMs", "", "", "")
+            )
+        # pypsrp keeps the Create answer's selectors (the pool's ShellId) once it is answered.
+        self._selector_set = SelectorSet()
+        self._selector_set.add_option("ShellId", self.pool_id)
 
     def signal(self, code: str, command_id: str) -> None:
         self.remote.signals.append((code, command_id))
@@ -184,7 +200,7 @@ class FakeRunspacePool:
         self.host = host
         self.configuration_name = configuration_name
         self.id = str(uuid.uuid4()).upper()
-        self.shell = FakeShell(self.remote)
+        self.shell = FakeShell(self.remote, self.id)
         self.shell.idle_timeout = idle_timeout
         self.pipelines: dict[uuid.UUID, FakePowerShell] = {}
         self.closed = False
@@ -428,7 +444,8 @@ def test_a_kept_session_asks_for_its_idle_timeout_and_does_without_if_refused(
     session, recorder = open_session(host_idle_timeout=120)
     assert session.is_open
     assert [pool.idle_timeout for pool in remote.pools[1:]] == [120, None]
-    assert remote.pools[1].connection.deleted  # nothing is left of the refused attempt
+    # The host answered the Create with a fault: it created no pool, so none is deleted.
+    assert not remote.pools[1].connection.deleted
     assert any("again without IdleTimeOut" in line for line in recorder.logs)
 
 
@@ -520,6 +537,16 @@ def test_a_failed_open_deletes_the_pool_unless_nothing_reached_the_host(
         open_session(make_settings(retry_policy=RetryPolicy(retries=0)))
     assert len(remote.pools) == 1
     assert len(remote.pools[0].connection.deleted) == deleted
+
+
+def test_a_pool_created_then_refused_a_receive_is_deleted(remote: FakeRemote) -> None:
+    """An error status on a Receive after the Create was answered: the pool exists, and is
+    deleted by the ShellId the Create's answer gave."""
+    remote.receive_errors = [WinRMTransportError("http", 500, "")]
+    with pytest.raises(AnsibleConnectionFailure):
+        open_session(make_settings(retry_policy=RetryPolicy(retries=0)))
+    assert len(remote.pools) == 1
+    assert remote.pools[0].connection.deleted == [{"ShellId": remote.pools[0].id}]
 
 
 def test_open_gives_up_after_the_configured_retries(remote: FakeRemote) -> None:

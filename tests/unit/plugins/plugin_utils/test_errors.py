@@ -468,6 +468,11 @@ def test_a_500_to_a_plain_kerberos_message_names_message_encryption(
     if key == "unencrypted_refused":
         assert diagnosis.layer is Layer.MESSAGE_ENCRYPTION
         assert "ansible_psrp_message_encryption: auto" in diagnosis.fix
+        # A 500 with something in it (the host allows plain messages, and failed otherwise) is
+        # not read as the refusal.
+        answered = pypsrp.exceptions.WinRMTransportError("http", 500, "Internal Server Error")
+        other = diagnose(answered, endpoint, transport, "psrp", message_encryption=encryption)
+        assert other.key == "http_status"
 
 
 def test_kerberos_error() -> None:

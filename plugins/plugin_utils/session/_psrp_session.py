@@ -29,6 +29,7 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
 from ansible_collections.winops.remoting.plugins.plugin_utils.core import _wsman_faults
 from ansible_collections.winops.remoting.plugins.plugin_utils.core._chain import (
+    TRANSIENT_HTTP_STATUSES,
     answer_lost,
     exception_chain,
     http_status,
@@ -432,10 +433,14 @@ class PsrpSession:
         if never_reached_host(reason):
             return True
         selectors = getattr(pool.shell, "_selector_set", None)
-        if selectors is None and any(http_status(error) for error in exception_chain(reason)):
+        if selectors is None and any(
+            http_status(error) not in (None, *TRANSIENT_HTTP_STATUSES)
+            for error in exception_chain(reason)
+        ):
             # The host answered the Create itself with an error status (a fault, a refused plain
             # message): it created no pool, and a Delete would only meet the same refusal. The
-            # winrm session deletes a shell only when its Create was cut off, too.
+            # winrm session deletes a shell only when its Create was cut off, too. A 502, 503 or
+            # 504 is no answer of the host's (diagnosis._failure), which may have the Create.
             return True
         if selectors is None:
             selectors = SelectorSet()
